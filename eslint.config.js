@@ -1,0 +1,64 @@
+// Lint: TypeScript rules plus the import boundaries of DESIGN.md. Imports point down:
+// renderer and electron use src; src never imports renderer or electron; only src/node and
+// src/coordinator touch Node's modules (and Dawn, which is a Node addon).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+const NODE_BUILTINS = [
+  'node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'http', 'https', 'net', 'url', 'crypto',
+  'stream', 'events', 'worker_threads', 'module', 'util', 'zlib', 'process', 'buffer',
+];
+const upward = (what) => [{ group: [`**/${what}/**`, `${what}/**`], message: `src/ must not import ${what}/: imports point down (DESIGN.md).` }];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.gpu/**', 'test/bench/results/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/node/**', 'src/coordinator/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [
+          { name: 'electron', message: 'Only electron/ imports electron.' },
+          { name: 'react', message: 'React lives in renderer/.' },
+          { name: 'webgpu', message: 'Dawn is Node-only: open it in src/node/dawn.ts.' },
+        ],
+        patterns: [
+          ...upward('renderer'), ...upward('electron'), ...upward('node'), ...upward('coordinator'),
+          { group: NODE_BUILTINS, message: 'The engine is environment-free: Node modules only in src/node and src/coordinator.' },
+        ],
+      }],
+    },
+  },
+  {
+    files: ['src/node/**/*.ts', 'src/coordinator/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'electron', message: 'Only electron/ imports electron.' }],
+        patterns: [...upward('renderer'), ...upward('electron')],
+      }],
+    },
+  },
+  {
+    files: ['renderer/**/*.{ts,tsx}'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'electron', message: 'The renderer reaches the main process only through the preload API.' }],
+        patterns: [
+          ...upward('electron'), ...upward('node'), ...upward('coordinator'),
+          { group: NODE_BUILTINS, message: 'The renderer runs in a browser: no Node modules.' },
+        ],
+      }],
+    },
+  },
+);

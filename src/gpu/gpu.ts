@@ -1,0 +1,282 @@
+import { BufferPool } from './buffers.ts';
+import { GpuLostError, GpuValidationError, KernelInputError } from './errors.ts';
+import type { Params } from './params.ts';
+import { PipelineCache, type PipelineConstants, type ShaderSource } from './pipelines.ts';
+import { BYTES_PER_ELEMENT, Tensor, shapeSize, type DType } from './tensor.ts';
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** True for CPU implementations (SwiftShader, llvmpipe, WARP): numbers are CPU numbers. */
+  isSoftware: boolean;
+}
+
+export interface GpuFeatures {
+  /** shader-f16 was requested and granted: kernels may use their f16 variants. */
+  f16: boolean;
+  subgroups: boolean;
+  timestampQuery: boolean;
+}
+
+const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
+const UNIFORM_USAGE = 0x40 /* UNIFORM */ | 0x08; /* COPY_DST */
+const READBACK_USAGE = 0x01 /* MAP_READ */ | 0x08; /* COPY_DST */
+
+export type TypedData = Float32Array | Uint32Array | Int32Array | Uint16Array;
+
+/**
+ * One device and everything recorded on it. Kernels append dispatches to one open command
+ * encoder; `flush()` submits them all at once, so a training step is one submit.
+ */
+export class Gpu {
+  readonly pipelines: PipelineCache;
+  readonly pool: BufferPool;
+  readonly limits: GPUSupportedLimits;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private errors: string[] = [];
+  private lost: GpuLostError | null = null;
+  private destroyed = false;
+  /** Dispatches recorded since the last flush (for tests and profiling). */
+  pendingDispatches = 0;
+  /** Submits made so far. */
+  submits = 0;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapter: GPUAdapter,
+    readonly info: AdapterSummary,
+    readonly features: GpuFeatures,
+    private readonly onDestroy: () => void = () => {},
+  ) {
+    this.limits = device.limits;
+    this.pool = new BufferPool(device);
+    this.pipelines = new PipelineCache(device, (m) => this.errors.push(m));
+    device.addEventListener?.('uncapturederror', (ev) => {
+      this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
+    });
+    void device.lost.then((info) => {
+      if (this.destroyed || info.reason === 'destroyed') return;
+      this.lost = new GpuLostError(info.reason ?? 'unknown', info.message);
+    });
+  }
+
+  /** A cached compute pipeline for a shader's entry point, specialised by override constants. */
+  pipeline(shader: ShaderSource, entryPoint: string, constants?: PipelineConstants): GPUComputePipeline {
+    this.assertUsable();
+    return this.pipelines.get(shader, entryPoint, constants);
+  }
+
+  /** A tensor from the pool. Contents are undefined unless `data` is given. */
+  tensor(shape: readonly number[], dtype: DType = 'f32', label = '', data?: TypedData | readonly number[]): Tensor {
+    this.assertUsable();
+    const size = shapeSize(shape);
+    const bytes = size * BYTES_PER_ELEMENT[dtype];
+    this.checkBindingSize(bytes, label || 'tensor');
+    const buffer = this.pool.acquire(Math.max(4, bytes), STORAGE_USAGE, label);
+    const t = new Tensor(this, buffer, shape, dtype, label);
+    if (data) this.write(t, data);
+    return t;
+  }
+
+  /** Uploads `data` into `t` (ordered before the next flush's commands). */
+  write(t: Tensor, data: TypedData | readonly number[]): void {
+    this.assertUsable();
+    const typed = Array.isArray(data) ? toTyped(data as readonly number[], t.dtype) : (data as TypedData);
+    if (typed.length !== t.size) {
+      throw new KernelInputError('write', `${t} holds ${t.size} elements but ${typed.length} were given`);
+    }
+    // writeBuffer takes sizes in multiples of 4: f16 with an odd count gets a padded copy.
+    let bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+    if (bytes.byteLength % 4 !== 0) {
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      bytes = padded;
+    }
+    this.device.queue.writeBuffer(t.buffer, 0, bytes);
+  }
+
+  /** Appends one compute dispatch. Binding 0 is the params uniform, then `buffers` in order. */
+  dispatch(
+    pipeline: GPUComputePipeline,
+    params: Params | null,
+    buffers: readonly (Tensor | GPUBuffer)[],
+    workgroups: readonly [number, number?, number?],
+  ): void {
+    this.assertUsable();
+    const [x, y = 1, z = 1] = workgroups;
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new KernelInputError(pipeline.label, `dispatch of ${x}×${y}×${z} workgroups exceeds this GPU's limit of ${max} per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const entries: GPUBindGroupEntry[] = [];
+    let binding = 0;
+    let uniform: GPUBuffer | null = null;
+    if (params) {
+      uniform = this.pool.acquire(params.byteLength, UNIFORM_USAGE, 'params');
+      this.device.queue.writeBuffer(uniform, 0, params.bytes, 0, params.byteLength);
+      entries.push({ binding: binding++, resource: { buffer: uniform, size: params.byteLength } });
+    }
+    for (const b of buffers) {
+      const buffer = b instanceof Tensor ? b.buffer : b;
+      entries.push({ binding: binding++, resource: { buffer } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (uniform) this.pool.release(uniform);
+    this.pendingDispatches++;
+  }
+
+  /** Copies `bytes` between buffers, in order with the dispatches around it. */
+  copy(src: Tensor | GPUBuffer, dst: Tensor | GPUBuffer, bytes?: number, srcOffset = 0, dstOffset = 0): void {
+    this.assertUsable();
+    const s = src instanceof Tensor ? src.buffer : src;
+    const d = dst instanceof Tensor ? dst.buffer : dst;
+    const n = bytes ?? (src instanceof Tensor ? src.byteLength : s.size);
+    this.endPass();
+    this.commandEncoder().copyBufferToBuffer(s, srcOffset, d, dstOffset, Math.ceil(n / 4) * 4);
+  }
+
+  /** Submits everything recorded since the last flush as one command buffer. */
+  flush(): void {
+    this.assertUsable();
+    if (!this.encoder) return;
+    this.endPass();
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.pendingDispatches = 0;
+    this.submits++;
+    this.pool.afterSubmit();
+  }
+
+  /** Flushes, waits for the GPU to finish, and throws any error the device reported. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwReported();
+  }
+
+  /** Reads a tensor back to the CPU (flushes first). */
+  async read(t: Tensor): Promise<TypedData> {
+    this.assertUsable();
+    const bytes = Math.ceil(t.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: READBACK_USAGE, label: 'readback' });
+    this.copy(t, staging, bytes);
+    this.flush();
+    try {
+      await staging.mapAsync(0x0001 /* GPUMapMode.READ */);
+    } catch (e) {
+      this.throwReported();
+      throw e;
+    }
+    const copyOut = staging.getMappedRange().slice(0, t.byteLength);
+    staging.unmap();
+    staging.destroy();
+    this.throwReported();
+    switch (t.dtype) {
+      case 'f32':
+        return new Float32Array(copyOut);
+      case 'u32':
+        return new Uint32Array(copyOut);
+      case 'i32':
+        return new Int32Array(copyOut);
+      case 'f16':
+        return new Uint16Array(copyOut);
+    }
+  }
+
+  /** Reads an f32 tensor. */
+  async readF32(t: Tensor): Promise<Float32Array> {
+    if (t.dtype !== 'f32') throw new KernelInputError('readF32', `${t} is not f32`);
+    return (await this.read(t)) as Float32Array;
+  }
+
+  releaseBuffer(buffer: GPUBuffer): void {
+    this.pool.release(buffer);
+  }
+
+  /** Bytes a single storage binding may hold on this device. */
+  get maxBindingBytes(): number {
+    return Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+  }
+
+  checkBindingSize(bytes: number, what: string): void {
+    if (bytes > this.maxBindingBytes) {
+      throw new KernelInputError(
+        what,
+        `needs ${fmtBytes(bytes)} in one buffer but this GPU allows at most ${fmtBytes(this.maxBindingBytes)}; use a smaller model or batch`,
+      );
+    }
+  }
+
+  /** Releases the device. In Node this also lets the process exit. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.encoder = null;
+    this.pass = null;
+    this.pool.trim();
+    this.device.destroy();
+    this.onDestroy();
+  }
+
+  get isLost(): boolean {
+    return this.lost !== null;
+  }
+
+  private throwReported(): void {
+    if (this.lost) throw this.lost;
+    if (this.errors.length) {
+      const all = this.errors.splice(0);
+      throw new GpuValidationError(all.join('\n'));
+    }
+  }
+
+  private assertUsable(): void {
+    if (this.lost) throw this.lost;
+    if (this.destroyed) throw new Error('This GPU context was destroyed; open a new one.');
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+}
+
+function toTyped(data: readonly number[], dtype: DType): TypedData {
+  switch (dtype) {
+    case 'f32':
+      return Float32Array.from(data);
+    case 'u32':
+      return Uint32Array.from(data);
+    case 'i32':
+      return Int32Array.from(data);
+    case 'f16':
+      throw new KernelInputError('write', 'f16 data must be given as a Uint16Array of half-float bits');
+  }
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}

@@ -1,0 +1,7 @@
+export { Gpu, fmtBytes, type AdapterSummary, type GpuFeatures, type TypedData } from './gpu.ts';
+export { openGpu, openGpuOnAdapter, requestAdapterWithRetry, summarizeAdapter, adapterName, type OpenGpuOptions } from './device.ts';
+export { Tensor, shapeSize, type DType } from './tensor.ts';
+export { Params } from './params.ts';
+export { PipelineCache, type ShaderSource } from './pipelines.ts';
+export { BufferPool } from './buffers.ts';
+export { NoGpuError, GpuLostError, KernelInputError, GpuValidationError } from './errors.ts';
