@@ -1,0 +1,160 @@
+// RMSNorm over rows of [N, C]: y = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps).
+//
+// rmsnorm_forward       one workgroup per row; threads stride over C, shared-memory tree sum.
+// rmsnorm_backward_dx   one workgroup per row; the row's Σ dy·w·x by the same tree sum.
+// rmsnorm_dw_partial    dweight, stage 1: workgroup (row block, column block) sums
+//                       dy·x·rstd over its ROWS rows in row order, one thread per column
+//                       (coalesced), into partial[rowBlock, C].
+// rmsnorm_dw_reduce     dweight, stage 2: one thread per column sums the row blocks in order.
+// No atomics anywhere: every sum has a fixed order for given (N, C), so results are
+// bit-for-bit repeatable.
+
+struct Params {
+  N: u32,
+  C: u32,
+  eps: f32,
+  // bit 0: accumulate into dx; bit 1: accumulate into dweight.
+  flags: u32,
+  rowBlocks: u32,
+  colBlocks: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// rmsnorm_forward
+@group(0) @binding(1) var<storage, read> f_x: array<f32>;
+@group(0) @binding(2) var<storage, read> f_w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> f_y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> f_rstd: array<f32>;
+
+// rmsnorm_backward_dx
+@group(0) @binding(1) var<storage, read> b_x: array<f32>;
+@group(0) @binding(2) var<storage, read> b_w: array<f32>;
+@group(0) @binding(3) var<storage, read> b_rstd: array<f32>;
+@group(0) @binding(4) var<storage, read> b_dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> b_dx: array<f32>;
+
+// rmsnorm_dw_partial
+@group(0) @binding(1) var<storage, read> w_x: array<f32>;
+@group(0) @binding(2) var<storage, read> w_rstd: array<f32>;
+@group(0) @binding(3) var<storage, read> w_dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> w_partial: array<f32>;
+
+// rmsnorm_dw_reduce
+@group(0) @binding(1) var<storage, read> r_partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> r_dw: array<f32>;
+
+const WG: u32 = 256u;
+// Rows summed by one workgroup of rmsnorm_dw_partial (keep in step with rmsnorm.ts).
+const ROWS: u32 = 32u;
+
+var<workgroup> red: array<f32, WG>;
+
+// Sum of `v` over the workgroup, the same fixed tree every time. Call from uniform control flow.
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      red[lid] = red[lid] + red[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+fn linear_wg(wid: vec3u, nwg: vec3u) -> u32 {
+  return wid.x + wid.y * nwg.x;
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                   @builtin(local_invocation_index) lid: u32) {
+  let row = linear_wg(wid, nwg);
+  if (row >= p.N) {
+    return;
+  }
+  let base = row * p.C;
+  var ss = 0.0;
+  for (var c = lid; c < p.C; c += WG) {
+    let v = f_x[base + c];
+    ss += v * v;
+  }
+  let total = workgroup_sum(lid, ss);
+  let r = inverseSqrt(total / f32(p.C) + p.eps);
+  for (var c = lid; c < p.C; c += WG) {
+    f_y[base + c] = f_x[base + c] * r * f_w[c];
+  }
+  if (lid == 0u) {
+    f_rstd[row] = r;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                       @builtin(local_invocation_index) lid: u32) {
+  let row = linear_wg(wid, nwg);
+  if (row >= p.N) {
+    return;
+  }
+  let base = row * p.C;
+  var dot = 0.0;
+  for (var c = lid; c < p.C; c += WG) {
+    dot += b_dy[base + c] * b_w[c] * b_x[base + c];
+  }
+  let total = workgroup_sum(lid, dot);
+  let r = b_rstd[row];
+  // dx = r·w·dy − x · r³/C · Σ dy·w·x
+  let k = r * r * r * total / f32(p.C);
+  let acc = (p.flags & 1u) != 0u;
+  for (var c = lid; c < p.C; c += WG) {
+    let g = r * b_w[c] * b_dy[base + c] - k * b_x[base + c];
+    if (acc) {
+      b_dx[base + c] = b_dx[base + c] + g;
+    } else {
+      b_dx[base + c] = g;
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_dw_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                      @builtin(local_invocation_index) lid: u32) {
+  let g = linear_wg(wid, nwg);
+  if (g >= p.rowBlocks * p.colBlocks) {
+    return;
+  }
+  let cb = g % p.colBlocks;
+  let rb = g / p.colBlocks;
+  let c = cb * WG + lid;
+  if (c >= p.C) {
+    return;
+  }
+  let r0 = rb * ROWS;
+  let r1 = min(p.N, r0 + ROWS);
+  var s = 0.0;
+  for (var n = r0; n < r1; n++) {
+    s += w_dy[n * p.C + c] * w_x[n * p.C + c] * w_rstd[n];
+  }
+  w_partial[rb * p.C + c] = s;
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm_dw_reduce(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                     @builtin(local_invocation_index) lid: u32) {
+  let c = linear_wg(wid, nwg) * WG + lid;
+  if (c >= p.C) {
+    return;
+  }
+  var s = 0.0;
+  for (var b = 0u; b < p.rowBlocks; b++) {
+    s += r_partial[b * p.C + c];
+  }
+  if ((p.flags & 2u) != 0u) {
+    r_dw[c] = r_dw[c] + s;
+  } else {
+    r_dw[c] = s;
+  }
+}

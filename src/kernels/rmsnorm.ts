@@ -1,0 +1,140 @@
+// RMSNorm over activations [N, C] with a weight [C]:
+//   y = x · rstd · w,  rstd = 1 / sqrt(mean(x²) + eps), saved per row [N] for the backward.
+// Backward: dx = rstd·w·dy − x · rstd³/C · Σ_c dy·w·x (one workgroup per row), and
+// dweight = Σ_n dy·x·rstd, reduced deterministically in two stages without atomics:
+// per (32-row block, 256-column block) partial sums into a scratch [rowBlocks, C], then one
+// thread per column sums the row blocks in order. Same inputs → same bits, every run.
+import code from '../../shaders/rmsnorm.wgsl';
+import type { Gpu } from '../gpu/gpu.ts';
+import { Params } from '../gpu/params.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { KernelInputError } from '../gpu/errors.ts';
+import { ceilDiv, expectPositiveInt, expectTensor, grid } from './common.ts';
+
+const SHADER = { name: 'rmsnorm', code };
+const WG = 256;
+/** Rows per workgroup in the dweight partial sums (ROWS in rmsnorm.wgsl). */
+const ROWS = 32;
+
+export interface RmsnormDims {
+  N: number;
+  C: number;
+  /** Added to mean(x²) before the square root; default 1e-5. */
+  eps?: number;
+}
+
+export interface RmsnormBackwardOptions {
+  /** dweight += this batch's gradient instead of dweight = (micro-batch accumulation). */
+  accumulate?: boolean;
+  /** dx += the gradient instead of dx = (e.g. adding into a residual stream's gradient). */
+  accumulateDx?: boolean;
+}
+
+function checkDims(kernel: string, dims: RmsnormDims): number {
+  expectPositiveInt(kernel, 'N', dims.N);
+  expectPositiveInt(kernel, 'C', dims.C);
+  const eps = dims.eps ?? 1e-5;
+  if (!(eps >= 0) || !Number.isFinite(eps)) throw new KernelInputError(kernel, `eps must be a finite number ≥ 0, got ${eps}`);
+  return eps;
+}
+
+function distinct(kernel: string, named: Record<string, Tensor>): void {
+  const seen = new Map<GPUBuffer, string>();
+  for (const [name, t] of Object.entries(named)) {
+    const other = seen.get(t.buffer);
+    if (other) throw new KernelInputError(kernel, `${name} and ${other} must be different buffers`);
+    seen.set(t.buffer, name);
+  }
+}
+
+export function rmsnormForward(gpu: Gpu, x: Tensor, weight: Tensor, y: Tensor, rstd: Tensor, dims: RmsnormDims): void {
+  const K = 'rmsnormForward';
+  const eps = checkDims(K, dims);
+  const { N, C } = dims;
+  expectTensor(K, 'x', x, N * C);
+  expectTensor(K, 'weight', weight, C);
+  expectTensor(K, 'y', y, N * C);
+  expectTensor(K, 'rstd', rstd, N);
+  distinct(K, { x, weight, y, rstd });
+  const params = new Params().u32(N).u32(C).f32(eps).u32(0).u32(0).u32(0);
+  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_forward'), params, [x, weight, y, rstd], grid(gpu, N));
+}
+
+export function rmsnormBackward(
+  gpu: Gpu,
+  x: Tensor,
+  weight: Tensor,
+  rstd: Tensor,
+  dy: Tensor,
+  dx: Tensor,
+  dweight: Tensor,
+  dims: RmsnormDims,
+  options: RmsnormBackwardOptions = {},
+): void {
+  const K = 'rmsnormBackward';
+  checkDims(K, dims);
+  const { N, C } = dims;
+  expectTensor(K, 'x', x, N * C);
+  expectTensor(K, 'weight', weight, C);
+  expectTensor(K, 'rstd', rstd, N);
+  expectTensor(K, 'dy', dy, N * C);
+  expectTensor(K, 'dx', dx, N * C);
+  expectTensor(K, 'dweight', dweight, C);
+  distinct(K, { x, weight, rstd, dy, dx, dweight });
+  const rowBlocks = ceilDiv(N, ROWS);
+  const colBlocks = ceilDiv(C, WG);
+  gpu.checkBindingSize(rowBlocks * C * 4, `${K} scratch`);
+  const flags = (options.accumulateDx ? 1 : 0) | (options.accumulate ? 2 : 0);
+  const params = new Params().u32(N).u32(C).f32(0).u32(flags).u32(rowBlocks).u32(colBlocks);
+
+  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_backward_dx'), params, [x, weight, rstd, dy, dx], grid(gpu, N));
+  const partial = gpu.tensor([rowBlocks, C], 'f32', 'rmsnorm dweight partials');
+  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_partial'), params, [x, rstd, dy, partial], grid(gpu, rowBlocks * colBlocks));
+  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_reduce'), params, [partial, dweight], grid(gpu, colBlocks));
+  partial.release(); // reusable only after this submit (BufferPool)
+}
+
+// ---- float64 references ----
+
+export function rmsnormForwardRef(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  dims: RmsnormDims,
+): { y: Float64Array; rstd: Float64Array } {
+  const { N, C } = dims;
+  const eps = dims.eps ?? 1e-5;
+  const y = new Float64Array(N * C);
+  const rstd = new Float64Array(N);
+  for (let n = 0; n < N; n++) {
+    let ss = 0;
+    for (let c = 0; c < C; c++) ss += x[n * C + c] * x[n * C + c];
+    const r = 1 / Math.sqrt(ss / C + eps);
+    rstd[n] = r;
+    for (let c = 0; c < C; c++) y[n * C + c] = x[n * C + c] * r * weight[c];
+  }
+  return { y, rstd };
+}
+
+/** Gradients of sum(y ∘ dy) with respect to x and weight (rstd recomputed in float64). */
+export function rmsnormBackwardRef(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  dims: RmsnormDims,
+): { dx: Float64Array; dweight: Float64Array } {
+  const { N, C } = dims;
+  const { rstd } = rmsnormForwardRef(x, weight, dims);
+  const dx = new Float64Array(N * C);
+  const dweight = new Float64Array(C);
+  for (let n = 0; n < N; n++) {
+    const r = rstd[n];
+    let dot = 0;
+    for (let c = 0; c < C; c++) dot += dy[n * C + c] * weight[c] * x[n * C + c];
+    for (let c = 0; c < C; c++) {
+      const i = n * C + c;
+      dx[i] = r * weight[c] * dy[i] - x[i] * ((r * r * r) / C) * dot;
+      dweight[c] += dy[i] * x[i] * r;
+    }
+  }
+  return { dx, dweight };
+}

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { rmsnormBackward, rmsnormBackwardRef, rmsnormForward, rmsnormForwardRef } from '../../src/kernels/rmsnorm.ts';
+import { KernelInputError } from '../../src/gpu/errors.ts';
+import { Tensor } from '../../src/gpu/tensor.ts';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { expectClose, finiteDiff, poisoned, randn, testGpu } from '../helpers/gpu.ts';
+
+function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
+  const before = gpu.pendingDispatches;
+  expect(f).toThrow(KernelInputError);
+  expect(f).toThrow(message);
+  expect(gpu.pendingDispatches).toBe(before);
+}
+
+describe('rmsnorm', () => {
+  it.each([
+    [1, 1],
+    [7, 33],
+    [33, 7],
+    [65, 127],
+    [127, 65],
+    [33, 1000],
+    [3, 5000],
+  ])('forward and backward, N=%i C=%i', async (N, C) => {
+    const gpu = await testGpu();
+    const seed = N * 1000 + C;
+    const xData = randn(N * C, seed);
+    const wData = randn(C, seed + 1, 0.5).map((v) => v + 1);
+    const dyData = randn(N * C, seed + 2);
+    const x = gpu.tensor([N, C], 'f32', 'x', xData);
+    const w = gpu.tensor([C], 'f32', 'w', wData);
+    const dy = gpu.tensor([N, C], 'f32', 'dy', dyData);
+    const y = poisoned(gpu, [N, C], 'y');
+    const rstd = poisoned(gpu, [N], 'rstd');
+    const dx = poisoned(gpu, [N, C], 'dx');
+    const dw = poisoned(gpu, [C], 'dw');
+    const dims = { N, C, eps: 1e-5 };
+    rmsnormForward(gpu, x, w, y, rstd, dims);
+    rmsnormBackward(gpu, x, w, rstd, dy, dx, dw, dims);
+    const ref = rmsnormForwardRef(xData, wData, dims);
+    const bref = rmsnormBackwardRef(xData, wData, dyData, dims);
+    expectClose(`rmsnorm y N=${N} C=${C}`, await gpu.readF32(y), ref.y, 1e-5);
+    expectClose(`rmsnorm rstd N=${N} C=${C}`, await gpu.readF32(rstd), ref.rstd, 1e-5);
+    // C=1 is ill-conditioned for dx: dx = r·w·dy·(1 − x²r²) = r·w·dy·eps/(x² + eps), the
+    // difference of two nearly equal O(1) terms, so f32 rounding of those terms (~1e-8
+    // absolute) is large relative to the tiny result. Elsewhere the bound is 1e-5.
+    expectClose(`rmsnorm dx N=${N} C=${C}`, await gpu.readF32(dx), bref.dx, C === 1 ? 1e-3 : 1e-5);
+    expectClose(`rmsnorm dweight N=${N} C=${C}`, await gpu.readF32(dw), bref.dweight, 1e-5);
+    for (const t of [x, w, dy, y, rstd, dx, dw]) t.release();
+  });
+
+  it('accumulates dweight and dx, deterministically', async () => {
+    const gpu = await testGpu();
+    const N = 70;
+    const C = 300;
+    const xData = randn(N * C, 11);
+    const wData = randn(C, 12);
+    const dyData = randn(N * C, 13);
+    const dx0 = randn(N * C, 14);
+    const dw0 = randn(C, 15);
+    const x = gpu.tensor([N, C], 'f32', 'x', xData);
+    const w = gpu.tensor([C], 'f32', 'w', wData);
+    const dy = gpu.tensor([N, C], 'f32', 'dy', dyData);
+    const y = gpu.tensor([N, C]);
+    const rstd = gpu.tensor([N]);
+    const dx = gpu.tensor([N, C], 'f32', 'dx', dx0);
+    const dw = gpu.tensor([C], 'f32', 'dw', dw0);
+    const dims = { N, C };
+    rmsnormForward(gpu, x, w, y, rstd, dims);
+    rmsnormBackward(gpu, x, w, rstd, dy, dx, dw, dims, { accumulate: true, accumulateDx: true });
+    const bref = rmsnormBackwardRef(xData, wData, dyData, dims);
+    const outDx = await gpu.readF32(dx);
+    const outDw = await gpu.readF32(dw);
+    expectClose('rmsnorm dx accumulated', outDx, bref.dx.map((v, i) => v + dx0[i]), 1e-5);
+    expectClose('rmsnorm dweight accumulated', outDw, bref.dweight.map((v, i) => v + dw0[i]), 1e-5);
+    // Same inputs, same bits.
+    const dw2 = poisoned(gpu, [C]);
+    const dx2 = poisoned(gpu, [N, C]);
+    rmsnormBackward(gpu, x, w, rstd, dy, dx2, dw2, dims);
+    rmsnormBackward(gpu, x, w, rstd, dy, dx2, dw, dims);
+    const a = await gpu.readF32(dw2);
+    const b = await gpu.readF32(dw);
+    expect(Array.from(a)).toEqual(Array.from(b));
+    for (const t of [x, w, dy, y, rstd, dx, dw, dw2, dx2]) t.release();
+  });
+
+  it('reference backward matches finite differences', () => {
+    const dims = { N: 3, C: 5, eps: 1e-5 };
+    const x = Float64Array.from(randn(15, 21));
+    const w = Float64Array.from(randn(5, 22));
+    const R = Float64Array.from(randn(15, 23));
+    const loss = (xv: Float64Array, wv: Float64Array) => rmsnormForwardRef(xv, wv, dims).y.reduce((s, v, i) => s + v * R[i], 0);
+    const { dx, dweight } = rmsnormBackwardRef(x, w, R, dims);
+    const fdx = Array.from(x, (_, i) => finiteDiff((xv) => loss(xv, w), x, i));
+    const fdw = Array.from(w, (_, i) => finiteDiff((wv) => loss(x, wv), w, i));
+    expectClose('rmsnorm ref dx vs finite diff', dx, fdx, 1e-6);
+    expectClose('rmsnorm ref dweight vs finite diff', dweight, fdw, 1e-6);
+  });
+
+  it('rejects bad input before dispatch', async () => {
+    const gpu = await testGpu();
+    const x = gpu.tensor([4, 8]);
+    const w = gpu.tensor([8]);
+    const y = gpu.tensor([4, 8]);
+    const rstd = gpu.tensor([4]);
+    const wrong = gpu.tensor([7]);
+    const dims = { N: 4, C: 8 };
+    rejects(gpu, () => rmsnormForward(gpu, x, wrong, y, rstd, dims), /weight must hold 8/);
+    rejects(gpu, () => rmsnormForward(gpu, x, w, y, rstd, { N: 4, C: 9 }), /x must hold 36/);
+    rejects(gpu, () => rmsnormForward(gpu, x, w, x, rstd, dims), /different buffers/);
+    rejects(gpu, () => rmsnormForward(gpu, x, w, y, rstd, { N: 0, C: 8 }), /N must be a positive integer/);
+    rejects(gpu, () => rmsnormForward(gpu, x, w, y, gpu.tensor([4], 'i32'), dims), /rstd must be f32/);
+    const small = gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 });
+    const tooSmall = new Tensor(gpu, small, [4, 8], 'f32', 'tooSmall');
+    rejects(gpu, () => rmsnormForward(gpu, tooSmall, w, y, rstd, dims), /too small/);
+    rejects(gpu, () => rmsnormBackward(gpu, x, w, rstd, y, tooSmall, w, dims), /too small|different buffers/);
+    rejects(gpu, () => rmsnormBackward(gpu, x, w, rstd, y, gpu.tensor([4, 8]), wrong, dims), /dweight must hold 8/);
+    small.destroy();
+  });
+});
