@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { ropeBackward, ropeForward, ropeRef } from '../../src/kernels/rope.ts';
+import { KernelInputError } from '../../src/gpu/errors.ts';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { expectClose, finiteDiff, poisoned, randn, testGpu } from '../helpers/gpu.ts';
+
+function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
+  const before = gpu.pendingDispatches;
+  expect(f).toThrow(KernelInputError);
+  expect(f).toThrow(message);
+  expect(gpu.pendingDispatches).toBe(before);
+}
+
+describe('rope', () => {
+  it.each([
+    [1, 1, 1, 2, 0],
+    [2, 7, 3, 16, 0],
+    [1, 33, 2, 64, 0],
+    [3, 65, 1, 8, 100],
+    [1, 127, 5, 128, 0],
+    [1, 9, 2, 34, 4000],
+  ])('forward and backward, B=%i T=%i H=%i D=%i posOffset=%i', async (B, T, H, D, posOffset) => {
+    const gpu = await testGpu();
+    const n = B * T * H * D;
+    const dims = { B, T, H, D, posOffset, base: 10000 };
+    const xData = randn(n, n + posOffset);
+    const dyData = randn(n, n + posOffset + 1);
+    const x = gpu.tensor([B, T, H, D], 'f32', 'x', xData);
+    const dy = gpu.tensor([B, T, H, D], 'f32', 'dy', dyData);
+    const y = poisoned(gpu, [B, T, H, D], 'y');
+    const dx = poisoned(gpu, [B, T, H, D], 'dx');
+    ropeForward(gpu, x, y, dims);
+    ropeBackward(gpu, dy, dx, dims);
+    const tag = `B=${B} T=${T} H=${H} D=${D} pos=${posOffset}`;
+    expectClose(`rope y ${tag}`, await gpu.readF32(y), ropeRef(xData, dims, 1), 1e-5);
+    expectClose(`rope dx ${tag}`, await gpu.readF32(dx), ropeRef(dyData, dims, -1), 1e-5);
+    // The backward undoes the forward.
+    const back = poisoned(gpu, [B, T, H, D], 'back');
+    ropeBackward(gpu, y, back, dims);
+    expectClose(`rope backward∘forward ${tag}`, await gpu.readF32(back), xData, 1e-5);
+    for (const t of [x, dy, y, dx, back]) t.release();
+  });
+
+  it('reference backward matches finite differences', () => {
+    const dims = { B: 2, T: 3, H: 2, D: 6, base: 100, posOffset: 2 };
+    const n = 2 * 3 * 2 * 6;
+    const x = Float64Array.from(randn(n, 31));
+    const R = Float64Array.from(randn(n, 32));
+    const loss = (xv: Float64Array) => ropeRef(xv, dims, 1).reduce((s, v, i) => s + v * R[i], 0);
+    const fd = Array.from(x, (_, i) => finiteDiff(loss, x, i));
+    expectClose('rope ref dx vs finite diff', ropeRef(R, dims, -1), fd, 1e-6);
+  });
+
+  it('rejects bad input before dispatch', async () => {
+    const gpu = await testGpu();
+    const x = gpu.tensor([1, 2, 3, 5]);
+    const y = gpu.tensor([1, 2, 3, 5]);
+    rejects(gpu, () => ropeForward(gpu, x, y, { B: 1, T: 2, H: 3, D: 5 }), /D must be even/);
+    const x4 = gpu.tensor([1, 2, 3, 4]);
+    const y4 = gpu.tensor([1, 2, 3, 4]);
+    rejects(gpu, () => ropeForward(gpu, x4, y, { B: 1, T: 2, H: 3, D: 4 }), /y must hold 24/);
+    rejects(gpu, () => ropeForward(gpu, x4, x4, { B: 1, T: 2, H: 3, D: 4 }), /different buffers/);
+    rejects(gpu, () => ropeBackward(gpu, x4, y4, { B: 1, T: 2, H: 3, D: 4, posOffset: -1 }), /posOffset/);
+    rejects(gpu, () => ropeBackward(gpu, x4, gpu.tensor([24], 'i32'), { B: 1, T: 2, H: 3, D: 4 }), /y must be f32/);
+  });
+});
