@@ -5,7 +5,8 @@ import { NoGpuError } from '../gpu/errors.ts';
 import { openGpuOnAdapter, requestAdapterWithRetry, summarizeAdapter, type OpenGpuOptions } from '../gpu/device.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 
-export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+/** Debian's chromium ships SwiftShader's Vulkan driver here; TESSERA_SWIFTSHADER_ICD overrides. */
+export const SWIFTSHADER_ICD = process.env.TESSERA_SWIFTSHADER_ICD ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 export interface NodeGpuOptions extends OpenGpuOptions {
   /** 'auto': a hardware adapter when there is one, else SwiftShader; 'software': SwiftShader only. */

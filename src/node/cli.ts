@@ -1,0 +1,71 @@
+// The `tessera` command line. Each subcommand lives in its own module; this file only parses
+// arguments and turns failures into a message and an exit code.
+import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { NoGpuError, GpuLostError, KernelInputError } from '../gpu/errors.ts';
+import { formatGpuReport, gpuReport } from './gpu-command.ts';
+
+const USAGE = `tessera — train a shared language model on your GPU
+
+usage:
+  tessera gpu [--json] [--software]    show the WebGPU adapter, its features and limits
+  tessera bench <name> [options]       run a benchmark from test/bench (kernels, …)
+  tessera help                         this text
+
+--software uses SwiftShader (CPU) even when a GPU is present.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'gpu':
+        return await gpuCommand(rest);
+      case 'bench':
+        return await benchCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return 0;
+      default:
+        console.error(`tessera: unknown command '${command}'.\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    return reportFailure(e);
+  }
+}
+
+async function gpuCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, software: { type: 'boolean' } } });
+  const report = await gpuReport({ adapter: values.software ? 'software' : 'auto', f16: true });
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatGpuReport(report));
+  return 0;
+}
+
+async function benchCommand(args: string[]): Promise<number> {
+  // Benchmarks live with the tests (test/bench) and ship with a source checkout.
+  const runner = new URL('../../test/bench/run.ts', import.meta.url);
+  if (!existsSync(fileURLToPath(runner))) {
+    console.error('tessera bench: the benchmarks ship with a source checkout (test/bench); run it from there.');
+    return 2;
+  }
+  const { main: benchMain } = (await import(runner.href)) as { main: (a: string[]) => Promise<number> };
+  return benchMain(args);
+}
+
+/** Known failures get their message; anything else is a bug and keeps its stack. */
+export function reportFailure(e: unknown): number {
+  if (e instanceof NoGpuError || e instanceof GpuLostError || e instanceof KernelInputError) {
+    console.error(`tessera: ${e.message}`);
+    return 1;
+  }
+  if (e instanceof Error && e.name === 'TypeError' && /parseArgs|Unknown option|ERR_PARSE_ARGS/.test(`${(e as { code?: string }).code} ${e.message}`)) {
+    console.error(`tessera: ${e.message}\n\n${USAGE}`);
+    return 2;
+  }
+  console.error(e);
+  return 1;
+}
