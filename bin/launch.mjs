@@ -1,7 +1,6 @@
 // Runs a TypeScript entry module directly (tsx), with .wgsl files importable as text.
 // On Linux without a system Vulkan loader it re-runs the process once with Chromium's
 // loader on the library path (see vulkan-env.mjs). The entry exports main(argv) → exit code.
-import { register } from 'node:module';
 import { spawn } from 'node:child_process';
 import { vulkanEnvFix } from './vulkan-env.mjs';
 
@@ -19,12 +18,10 @@ export async function launch(entryUrl, argv) {
     child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
     return;
   }
-  register('./wgsl-hook.mjs', import.meta.url);
-  const { register: registerTsx } = await import('tsx/esm/api');
-  registerTsx();
+  await import('./register.mjs');
   const { main } = await import(entryUrl);
-  const code = await main(argv);
-  // Dawn's instance is dropped on destroy, but a stray handle must not keep a finished
-  // command alive.
-  process.exit(code ?? 0);
+  process.exitCode = (await main(argv)) ?? 0;
+  // Commands release the GPU and end on their own (test/node/exit.test.ts); should a stray
+  // handle remain, a finished command still must not hang.
+  setTimeout(() => process.exit(), 3000).unref();
 }
