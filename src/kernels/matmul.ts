@@ -1,0 +1,209 @@
+// Batched matrix multiply: C_z = alpha · op(A_z)·op(B_z) + beta · C_z for z < batch.
+// op(A) is M×K (A stored K×M when transA), op(B) is K×N (B stored N×K when transB), C is M×N,
+// all row-major; batch z starts at element z·stride of each operand (stride 0 broadcasts).
+// A linear layer y = x·Wᵀ with W [out, in] is matmul(x, W, y, { M: N_rows, N: out, K: in, transB: true }).
+import code from '../../shaders/matmul.wgsl';
+import codeF16 from '../../shaders/matmul_f16.wgsl';
+import { KernelInputError } from '../gpu/errors.ts';
+import type { Gpu } from '../gpu/gpu.ts';
+import { Params } from '../gpu/params.ts';
+import { BYTES_PER_ELEMENT, type Tensor } from '../gpu/tensor.ts';
+import { ceilDiv, expectPositiveInt } from './common.ts';
+
+const SHADER = { name: 'matmul', code };
+const SHADER_F16 = { name: 'matmul_f16', code: codeF16 };
+const KERNEL = 'matmul';
+
+export interface MatmulOptions {
+  M: number;
+  N: number;
+  K: number;
+  /** A is stored K×M (op(A) = Aᵀ). */
+  transA?: boolean;
+  /** B is stored N×K (op(B) = Bᵀ). */
+  transB?: boolean;
+  /** Number of independent products (default 1). */
+  batch?: number;
+  /** Elements between consecutive batches of A (default M·K; 0 = the same A for every batch). */
+  strideA?: number;
+  /** Elements between consecutive batches of B (default K·N; 0 broadcasts). */
+  strideB?: number;
+  /** Elements between consecutive batches of C (default M·N; must not make batches overlap). */
+  strideC?: number;
+  alpha?: number;
+  /** 0 (default) overwrites C without reading it, so C may hold anything, NaN included. */
+  beta?: number;
+  /** 'f16': f16 storage for A, B and C, f32 accumulation; needs gpu.features.f16. */
+  dtype?: 'f32' | 'f16';
+  /** Tile override (tests, benchmarks); 'auto' picks from the adapter's limits and the sizes. */
+  tile?: 'auto' | 'large' | 'small';
+}
+
+/** A tile shape: WG×WG threads, each computing 4×4 outputs, over K slabs TK deep. */
+export interface MatmulTile {
+  /** Threads per side; the C tile is 4·WG × 4·WG. */
+  wg: number;
+  /** K slab depth. */
+  tk: number;
+}
+
+/** 64×64 tiles, 256 threads, 8 KiB of workgroup memory. */
+export const LARGE_TILE: MatmulTile = { wg: 16, tk: 16 };
+/** 32×32 tiles, 64 threads, 4 KiB: for adapters with small workgroup limits and small grids. */
+export const SMALL_TILE: MatmulTile = { wg: 8, tk: 16 };
+
+/** Below this many large-tile workgroups, smaller tiles keep more of the GPU busy. */
+const MIN_LARGE_WORKGROUPS = 64;
+
+export function tileFits(gpu: Gpu, t: MatmulTile): boolean {
+  const l = gpu.limits;
+  return (
+    t.wg * t.wg <= l.maxComputeInvocationsPerWorkgroup &&
+    t.wg <= l.maxComputeWorkgroupSizeX &&
+    t.wg <= l.maxComputeWorkgroupSizeY &&
+    2 * 4 * t.wg * t.tk * 4 <= l.maxComputeWorkgroupStorageSize
+  );
+}
+
+/** The tile matmul uses for these sizes on this adapter. */
+export function matmulTile(gpu: Gpu, M: number, N: number, batch = 1, choice: MatmulOptions['tile'] = 'auto'): MatmulTile {
+  if (choice === 'small' || !tileFits(gpu, LARGE_TILE)) {
+    if (!tileFits(gpu, SMALL_TILE)) {
+      throw new KernelInputError(KERNEL, 'this GPU cannot run even a 32×32 tile (needs 64 invocations and 4 KiB of workgroup memory)');
+    }
+    return SMALL_TILE;
+  }
+  if (choice === 'large') return LARGE_TILE;
+  const workgroups = ceilDiv(M, 4 * LARGE_TILE.wg) * ceilDiv(N, 4 * LARGE_TILE.wg) * batch;
+  return workgroups < MIN_LARGE_WORKGROUPS && tileFits(gpu, SMALL_TILE) ? SMALL_TILE : LARGE_TILE;
+}
+
+/**
+ * Records C ← alpha·op(A)·op(B) + beta·C for every batch index. Everything is checked first:
+ * a bad call throws KernelInputError and records nothing.
+ */
+export function matmul(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOptions): void {
+  const { M, N, K } = opts;
+  expectPositiveInt(KERNEL, 'M', M);
+  expectPositiveInt(KERNEL, 'N', N);
+  expectPositiveInt(KERNEL, 'K', K);
+  const batch = opts.batch ?? 1;
+  expectPositiveInt(KERNEL, 'batch', batch);
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
+  const alpha = opts.alpha ?? 1;
+  const beta = opts.beta ?? 0;
+  if (!Number.isFinite(alpha)) throw new KernelInputError(KERNEL, `alpha must be a finite number, got ${alpha}`);
+  if (!Number.isFinite(beta)) throw new KernelInputError(KERNEL, `beta must be a finite number, got ${beta}`);
+  const dtype = opts.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'f16') throw new KernelInputError(KERNEL, `dtype must be 'f32' or 'f16', got ${String(dtype)}`);
+  if (dtype === 'f16' && !gpu.features.f16) {
+    throw new KernelInputError(KERNEL, "dtype 'f16' needs the shader-f16 feature, which this GPU (or device) does not have; use f32");
+  }
+
+  const shapeA = transA ? `${K}×${M}` : `${M}×${K}`;
+  const shapeB = transB ? `${N}×${K}` : `${K}×${N}`;
+  const strideA = checkOperand(gpu, 'A', shapeA, a, dtype, M * K, batch, opts.strideA);
+  const strideB = checkOperand(gpu, 'B', shapeB, b, dtype, K * N, batch, opts.strideB);
+  const strideC = checkOperand(gpu, 'C', `${M}×${N}`, c, dtype, M * N, batch, opts.strideC);
+  if (batch > 1 && strideC < M * N) {
+    throw new KernelInputError(KERNEL, `strideC ${strideC} is less than M·N = ${M * N}: batches of C would overlap`);
+  }
+  if (c.buffer === a.buffer || c.buffer === b.buffer) {
+    throw new KernelInputError(KERNEL, `C ${c} must not share a buffer with ${c.buffer === a.buffer ? 'A' : 'B'}`);
+  }
+
+  const tile = matmulTile(gpu, M, N, batch, opts.tile);
+  const side = 4 * tile.wg;
+  const workgroups: [number, number, number] = [ceilDiv(N, side), ceilDiv(M, side), batch];
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (workgroups.some((w) => w > max)) {
+    throw new KernelInputError(
+      KERNEL,
+      `M=${M}, N=${N}, batch=${batch} need ${workgroups.join('×')} workgroups of ${side}×${side} outputs, ` +
+        `over this GPU's limit of ${max} per dimension; split the batch or the rows into several calls`,
+    );
+  }
+
+  const aligned = (inner: number, stride: number) => inner % 4 === 0 && stride % 4 === 0;
+  const constants = {
+    TRANS_A: transA ? 1 : 0,
+    TRANS_B: transB ? 1 : 0,
+    A_VEC4: aligned(transA ? M : K, strideA) ? 1 : 0,
+    B_VEC4: aligned(transB ? K : N, strideB) ? 1 : 0,
+    C_VEC4: aligned(N, strideC) ? 1 : 0,
+    WG: tile.wg,
+    TK: tile.tk,
+  };
+  // With one batch the strides are never used (and may be anything the caller chose).
+  const [sA, sB, sC] = batch > 1 ? [strideA, strideB, strideC] : [0, 0, 0];
+  const params = new Params().u32(M).u32(N).u32(K).u32(sA).u32(sB).u32(sC).f32(alpha).f32(beta);
+  const pipeline = gpu.pipeline(dtype === 'f16' ? SHADER_F16 : SHADER, 'matmul', constants);
+  gpu.dispatch(pipeline, params, [a, b, c], workgroups);
+}
+
+/**
+ * Checks one operand for `batch` matrices of `size` elements `stride` apart and returns the
+ * stride. With the default (dense) stride the tensor must hold exactly what the batch needs;
+ * with an explicit stride it may hold more.
+ */
+function checkOperand(
+  gpu: Gpu,
+  name: string,
+  shape: string,
+  t: Tensor,
+  dtype: 'f32' | 'f16',
+  size: number,
+  batch: number,
+  given: number | undefined,
+): number {
+  if (t.dtype !== dtype) throw new KernelInputError(KERNEL, `${name} must be ${dtype}, got ${t}`);
+  const stride = given ?? size;
+  if (!Number.isInteger(stride) || stride < 0) {
+    throw new KernelInputError(KERNEL, `stride${name} must be a non-negative integer, got ${stride}`);
+  }
+  const needed = (batch - 1) * stride + size;
+  const what = batch > 1 ? `${batch} batches of ${shape} (stride ${stride})` : shape;
+  const bytes = needed * BYTES_PER_ELEMENT[dtype];
+  gpu.checkBindingSize(bytes, `${KERNEL}: ${name} (${what})`);
+  if (given === undefined ? t.size !== needed : t.size < needed) {
+    throw new KernelInputError(
+      KERNEL,
+      `${name} must hold ${given === undefined ? '' : 'at least '}${needed} elements for ${what}, got ${t} (${t.size})`,
+    );
+  }
+  // The shader views storage as vec4s: the buffer must cover the last element's whole quad.
+  const quadBytes = 4 * BYTES_PER_ELEMENT[dtype];
+  if (t.buffer.size < ceilDiv(bytes, quadBytes) * quadBytes) {
+    throw new KernelInputError(KERNEL, `${name}'s buffer is ${t.buffer.size} bytes, too small for ${what} of ${dtype}`);
+  }
+  return stride;
+}
+
+/** Float64 reference with matmul's semantics; returns the whole of C (c0's size, or dense). */
+export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, c0: ArrayLike<number> | null, opts: MatmulOptions): Float64Array {
+  const { M, N, K } = opts;
+  const batch = opts.batch ?? 1;
+  const sA = opts.strideA ?? M * K;
+  const sB = opts.strideB ?? K * N;
+  const sC = opts.strideC ?? M * N;
+  const alpha = opts.alpha ?? 1;
+  const beta = opts.beta ?? 0;
+  const out = new Float64Array(c0 ? c0.length : (batch - 1) * sC + M * N);
+  if (c0) for (let i = 0; i < c0.length; i++) out[i] = c0[i];
+  for (let z = 0; z < batch; z++) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let sum = 0;
+        for (let k = 0; k < K; k++) {
+          const av = a[z * sA + (opts.transA ? k * M + i : i * K + k)];
+          const bv = b[z * sB + (opts.transB ? j * K + k : k * N + j)];
+          sum += av * bv;
+        }
+        const at = z * sC + i * N + j;
+        out[at] = alpha * sum + (beta === 0 ? 0 : beta * (c0 ? c0[at] : 0));
+      }
+    }
+  }
+  return out;
+}

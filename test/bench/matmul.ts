@@ -1,0 +1,134 @@
+// Square f32 matmul: ours beside tfjs-backend-webgpu's tf.matMul, in the same process on the
+// very same GPUDevice (tfjs gets a WebGPUBackend built on gpu.device), so the ratio compares
+// kernels, not adapters. Both are timed the same way: record `inner` products, submit, wait
+// for the queue; median over reps. On a software adapter these are CPU numbers.
+import * as tf from '@tensorflow/tfjs-core';
+import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { matmul, matmulTile } from '../../src/kernels/matmul.ts';
+import type { BenchRow } from './table.ts';
+import { timeAsync, timeGpu } from './timing.ts';
+
+const BACKEND = 'tessera-webgpu';
+
+/** Products per timed submit: enough work that submit overhead does not dominate on a real GPU. */
+function innerReps(gpu: Gpu, n: number): number {
+  if (gpu.info.isSoftware) return 1;
+  return Math.max(1, Math.min(64, Math.round(2e9 / (2 * n ** 3))));
+}
+
+export async function benchMatmul(gpu: Gpu, opts: { sizes: number[]; reps: number }): Promise<BenchRow[]> {
+  const backend = await useTfjsOn(gpu);
+  const rows: BenchRow[] = [];
+  try {
+    for (const n of opts.sizes) {
+      const inner = innerReps(gpu, n);
+      const flops = 2 * n ** 3 * inner;
+      const aData = randomData(n * n, 1);
+      const bData = randomData(n * n, 2);
+
+      const a = gpu.tensor([n, n], 'f32', 'A', aData);
+      const b = gpu.tensor([n, n], 'f32', 'B', bData);
+      const c = gpu.tensor([n, n], 'f32', 'C');
+      const ours = await timeGpu(
+        gpu,
+        () => {
+          for (let i = 0; i < inner; i++) matmul(gpu, a, b, c, { M: n, N: n, K: n });
+        },
+        { reps: opts.reps },
+      );
+      const oursOut = await gpu.readF32(c);
+      a.release();
+      b.release();
+      c.release();
+
+      const ta = tf.tensor2d(aData, [n, n]);
+      const tb = tf.tensor2d(bData, [n, n]);
+      // Same inputs, same product: the two must agree before their times mean anything.
+      const check = tf.matMul(ta, tb);
+      const diff = relDiff(oursOut, (await check.data()) as Float32Array);
+      check.dispose();
+      const theirs = await timeAsync(
+        async () => {
+          for (let i = 0; i < inner; i++) tf.matMul(ta, tb).dispose();
+          await finishTfjs(backend, gpu);
+        },
+        { reps: opts.reps },
+      );
+      ta.dispose();
+      tb.dispose();
+
+      const tile = matmulTile(gpu, n, n);
+      const oursGflops = flops / (ours.medianMs * 1e6);
+      const tfjsGflops = flops / (theirs.medianMs * 1e6);
+      rows.push({
+        kernel: 'matmul',
+        size: `${n}³`,
+        tile: `${4 * tile.wg}×${4 * tile.wg}×${tile.tk}`,
+        inner,
+        ours_ms: ours.medianMs / inner,
+        ours_gflops: oursGflops,
+        tfjs_ms: theirs.medianMs / inner,
+        tfjs_gflops: tfjsGflops,
+        ratio: oursGflops / tfjsGflops,
+        rel_diff: diff,
+      });
+    }
+  } finally {
+    // Frees tfjs's buffers; the device itself stays ours.
+    tf.removeBackend(BACKEND);
+  }
+  return rows;
+}
+
+/** Registers and selects a tfjs WebGPU backend running on gpu.device. */
+async function useTfjsOn(gpu: Gpu): Promise<WebGPUBackend> {
+  if (tf.findBackend(BACKEND)) tf.removeBackend(BACKEND);
+  // The constructor checks for navigator.gpu, which Node 20 lacks; it uses nothing else of it.
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  const shimmed = !g.navigator?.gpu;
+  const saved = g.navigator;
+  if (shimmed) Object.defineProperty(globalThis, 'navigator', { value: { ...saved, gpu: {} }, configurable: true, writable: true });
+  let backend: WebGPUBackend;
+  try {
+    backend = new WebGPUBackend(gpu.device, gpu.adapter.info);
+  } finally {
+    if (shimmed) Object.defineProperty(globalThis, 'navigator', { value: saved, configurable: true, writable: true });
+  }
+  // tfjs keys kernels by backend name: give ours the WebGPU backend's kernels.
+  for (const k of tf.getKernelsForBackend('webgpu')) {
+    if (!tf.getKernel(k.kernelName, BACKEND)) tf.registerKernel({ ...k, backendName: BACKEND });
+  }
+  tf.registerBackend(BACKEND, () => backend);
+  if (!(await tf.setBackend(BACKEND))) throw new Error('tfjs could not start its WebGPU backend on this device');
+  return backend;
+}
+
+/** Submits what tfjs has recorded and waits for the device's queue, as gpu.sync() does for ours. */
+async function finishTfjs(backend: WebGPUBackend, gpu: Gpu): Promise<void> {
+  if ((backend as unknown as { commandEncoder: unknown }).commandEncoder) {
+    backend.endComputePassEncoder();
+    backend.submitQueue();
+  }
+  await gpu.device.queue.onSubmittedWorkDone();
+}
+
+function relDiff(x: Float32Array, y: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num += (x[i] - y[i]) ** 2;
+    den += y[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+function randomData(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
