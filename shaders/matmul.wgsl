@@ -13,7 +13,8 @@
 // All storage is viewed as vec4 arrays; scalar access is a[i >> 2][i & 3]. Buffers come from
 // the pool in multiples of 256 bytes, so every element lies inside the vec4 view.
 //
-// matmul_f16.wgsl is this file with `enable f16;` and S = f16 (a test checks they agree).
+// The f16 variant (src/kernels/matmul.ts) is this file with `enable f16;` and S = f16:
+// storage in f16, slabs and accumulators in f32.
 
 alias S = f32;
 

@@ -3,7 +3,6 @@
 // all row-major; batch z starts at element z·stride of each operand (stride 0 broadcasts).
 // A linear layer y = x·Wᵀ with W [out, in] is matmul(x, W, y, { M: N_rows, N: out, K: in, transB: true }).
 import code from '../../shaders/matmul.wgsl';
-import codeF16 from '../../shaders/matmul_f16.wgsl';
 import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
@@ -11,7 +10,10 @@ import { BYTES_PER_ELEMENT, type Tensor } from '../gpu/tensor.ts';
 import { ceilDiv, expectPositiveInt } from './common.ts';
 
 const SHADER = { name: 'matmul', code };
-const SHADER_F16 = { name: 'matmul_f16', code: codeF16 };
+// The f16 variant is the same source with f16 storage: one file, specialised by its alias.
+const F32_ALIAS = 'alias S = f32;';
+if (!code.includes(F32_ALIAS)) throw new Error(`shaders/matmul.wgsl must declare '${F32_ALIAS}'`);
+const SHADER_F16 = { name: 'matmul_f16', code: `enable f16;\n${code.replace(F32_ALIAS, 'alias S = f16;')}` };
 const KERNEL = 'matmul';
 
 export interface MatmulOptions {
