@@ -3,7 +3,7 @@ import { adamwRef, adamwStep, type AdamwOptions } from '../../src/kernels/adamw.
 import { globalGradNorm, globalGradNormRef } from '../../src/kernels/gradnorm.ts';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
-import type { Tensor } from '../../src/gpu/tensor.ts';
+import { Tensor, type DType } from '../../src/gpu/tensor.ts';
 import { expectClose, randn, testGpu } from '../helpers/gpu.ts';
 
 function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
@@ -11,6 +11,11 @@ function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
   expect(f).toThrow(KernelInputError);
   expect(f).toThrow(message);
   expect(gpu.pendingDispatches).toBe(before);
+}
+
+/** A tensor whose buffer (16 bytes) is too small for its shape. */
+function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
+  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
 }
 
 const STEPS = 5;
@@ -85,5 +90,6 @@ describe('adamw', () => {
     rejects(gpu, () => adamwStep(gpu, p, g, m, v, { ...o, step: 0 }), /step must be an integer/);
     rejects(gpu, () => adamwStep(gpu, p, g, m, v, { ...o, beta2: 1 }), /beta2 must be in/);
     rejects(gpu, () => adamwStep(gpu, p, g, m, v, o, gpu.tensor([3])), /clip must hold 2/);
+    rejects(gpu, () => adamwStep(gpu, p, g, tooSmall(gpu, [8]), v, o), /too small/);
   });
 });

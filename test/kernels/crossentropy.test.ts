@@ -9,6 +9,7 @@ import {
 } from '../../src/kernels/crossentropy.ts';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
+import { Tensor, type DType } from '../../src/gpu/tensor.ts';
 import { expectClose, finiteDiff, poisoned, randInts, randn, testGpu } from '../helpers/gpu.ts';
 
 function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
@@ -16,6 +17,11 @@ function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
   expect(f).toThrow(KernelInputError);
   expect(f).toThrow(message);
   expect(gpu.pendingDispatches).toBe(before);
+}
+
+/** A tensor whose buffer (16 bytes) is too small for its shape. */
+function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
+  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
 }
 
 /** Targets with every fifth one ignored (−1). */
@@ -106,5 +112,7 @@ describe('crossentropy', () => {
     rejects(gpu, () => crossEntropyBackward(gpu, logits, targets, gpu.tensor([3, 5]), { N: 3, V: 5 }), /give either scale or targetsCpu/);
     rejects(gpu, () => crossEntropyBackward(gpu, logits, targets, gpu.tensor([3, 5]), { N: 3, V: 5, targetsCpu: [0, 9, 1] }), /target 9/);
     rejects(gpu, () => crossEntropyBackward(gpu, logits, targets, gpu.tensor([3, 4]), { N: 3, V: 5, scale: 1 }), /dlogits must hold 15/);
+    rejects(gpu, () => crossEntropyForward(gpu, tooSmall(gpu, [3, 5]), targets, losses, mean, { N: 3, V: 5 }), /too small/);
+    rejects(gpu, () => crossEntropyBackward(gpu, logits, targets, tooSmall(gpu, [3, 5]), { N: 3, V: 5, scale: 1 }), /too small/);
   });
 });

@@ -10,6 +10,7 @@ import {
 } from '../../src/kernels/embedding.ts';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
+import { Tensor, type DType } from '../../src/gpu/tensor.ts';
 import { expectClose, finiteDiff, poisoned, randInts, randn, testGpu } from '../helpers/gpu.ts';
 
 function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
@@ -17,6 +18,11 @@ function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
   expect(f).toThrow(KernelInputError);
   expect(f).toThrow(message);
   expect(gpu.pendingDispatches).toBe(before);
+}
+
+/** A tensor whose buffer (16 bytes) is too small for its shape. */
+function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
+  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
 }
 
 /** dtable as the GPU computes it: f32 sums over each token's positions in ascending order. */
@@ -129,5 +135,7 @@ describe('embedding', () => {
     rejects(gpu, () => embeddingBackward(gpu, index, out, dtable, { N: 3, V: 6, C: 4 }), /index was built for/);
     rejects(gpu, () => embeddingBackward(gpu, index, out, gpu.tensor([5, 5]), { N: 3, V: 5, C: 4 }), /dtable must hold 20/);
     rejects(gpu, () => embeddingBackward(gpu, index, out, out, { N: 3, V: 5, C: 4 }), /dtable must hold 20/);
+    rejects(gpu, () => embeddingForward(gpu, tokens, tooSmall(gpu, [5, 4]), out, { N: 3, V: 5, C: 4 }), /too small/);
+    rejects(gpu, () => embeddingBackward(gpu, index, out, tooSmall(gpu, [5, 4]), { N: 3, V: 5, C: 4 }), /too small/);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { globalGradNorm, globalGradNormRef } from '../../src/kernels/gradnorm.ts';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
+import { Tensor, type DType } from '../../src/gpu/tensor.ts';
 import { expectClose, poisoned, randn, testGpu } from '../helpers/gpu.ts';
 
 function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
@@ -9,6 +10,11 @@ function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
   expect(f).toThrow(KernelInputError);
   expect(f).toThrow(message);
   expect(gpu.pendingDispatches).toBe(before);
+}
+
+/** A tensor whose buffer (16 bytes) is too small for its shape. */
+function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
+  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
 }
 
 describe('gradnorm', () => {
@@ -45,5 +51,6 @@ describe('gradnorm', () => {
     rejects(gpu, () => globalGradNorm(gpu, [], out, { maxNorm: 1 }), /no gradient tensors/);
     rejects(gpu, () => globalGradNorm(gpu, [g], out, { maxNorm: 0 }), /maxNorm must be a positive number/);
     rejects(gpu, () => globalGradNorm(gpu, [g, out], out, { maxNorm: 1 }), /out must not be/);
+    rejects(gpu, () => globalGradNorm(gpu, [g, tooSmall(gpu, [100])], out, { maxNorm: 1 }), /too small/);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ropeBackward, ropeForward, ropeRef } from '../../src/kernels/rope.ts';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
+import { Tensor, type DType } from '../../src/gpu/tensor.ts';
 import { expectClose, finiteDiff, poisoned, randn, testGpu } from '../helpers/gpu.ts';
 
 function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
@@ -9,6 +10,11 @@ function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
   expect(f).toThrow(KernelInputError);
   expect(f).toThrow(message);
   expect(gpu.pendingDispatches).toBe(before);
+}
+
+/** A tensor whose buffer (16 bytes) is too small for its shape. */
+function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
+  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
 }
 
 describe('rope', () => {
@@ -62,5 +68,6 @@ describe('rope', () => {
     rejects(gpu, () => ropeForward(gpu, x4, x4, { B: 1, T: 2, H: 3, D: 4 }), /different buffers/);
     rejects(gpu, () => ropeBackward(gpu, x4, y4, { B: 1, T: 2, H: 3, D: 4, posOffset: -1 }), /posOffset/);
     rejects(gpu, () => ropeBackward(gpu, x4, gpu.tensor([24], 'i32'), { B: 1, T: 2, H: 3, D: 4 }), /y must be f32/);
+    rejects(gpu, () => ropeForward(gpu, tooSmall(gpu, [1, 2, 3, 4]), y4, { B: 1, T: 2, H: 3, D: 4 }), /too small/);
   });
 });

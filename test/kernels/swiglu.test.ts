@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { swigluBackward, swigluBackwardRef, swigluForward, swigluForwardRef } from '../../src/kernels/swiglu.ts';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
+import { Tensor, type DType } from '../../src/gpu/tensor.ts';
 import { expectClose, finiteDiff, poisoned, randn, testGpu } from '../helpers/gpu.ts';
 
 function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
@@ -9,6 +10,11 @@ function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
   expect(f).toThrow(KernelInputError);
   expect(f).toThrow(message);
   expect(gpu.pendingDispatches).toBe(before);
+}
+
+/** A tensor whose buffer (16 bytes) is too small for its shape. */
+function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
+  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
 }
 
 describe('swiglu', () => {
@@ -65,5 +71,6 @@ describe('swiglu', () => {
     rejects(gpu, () => swigluForward(gpu, a, b, a, { N: 4, F: 6 }), /different buffers/);
     rejects(gpu, () => swigluBackward(gpu, a, b, c, d, d, { N: 4, F: 6 }), /different buffers/);
     rejects(gpu, () => swigluBackward(gpu, a, b, c, d, gpu.tensor([4, 6], 'i32'), { N: 4, F: 6 }), /dup must be f32/);
+    rejects(gpu, () => swigluBackward(gpu, a, b, c, d, tooSmall(gpu, [4, 6]), { N: 4, F: 6 }), /too small/);
   });
 });
