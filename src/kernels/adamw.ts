@@ -34,7 +34,7 @@ interface Resolved {
 }
 
 function resolve(kernel: string, o: AdamwOptions): Resolved {
-  const r = { beta1: 0.9, beta2: 0.95, eps: 1e-8, ...o };
+  const r = { ...o, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.95, eps: o.eps ?? 1e-8 };
   if (!Number.isInteger(r.step) || r.step < 1) throw new KernelInputError(kernel, `step must be an integer ≥ 1, got ${r.step}`);
   for (const k of ['beta1', 'beta2'] as const) {
     if (!(r[k] >= 0 && r[k] < 1)) throw new KernelInputError(kernel, `${k} must be in [0, 1), got ${r[k]}`);
