@@ -1,0 +1,16 @@
+// `npm run bench -- NAME [options]` and `tessera bench NAME`: one entry for every benchmark.
+import { runKernelsBench } from './kernels.ts';
+
+const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
+  kernels: runKernelsBench,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const run = name ? BENCHMARKS[name] : undefined;
+  if (!run) {
+    console.error(`usage: npm run bench -- <${Object.keys(BENCHMARKS).join('|')}> [options]`);
+    return 2;
+  }
+  return run(rest);
+}
