@@ -23,6 +23,7 @@ export interface GpuFeatures {
 const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 const UNIFORM_USAGE = 0x40 /* UNIFORM */ | 0x08; /* COPY_DST */
 const READBACK_USAGE = 0x01 /* MAP_READ */ | 0x08; /* COPY_DST */
+const STAGING_USAGE = 0x04; /* COPY_SRC */
 
 export type TypedData = Float32Array | Uint32Array | Int32Array | Uint16Array;
 
@@ -37,6 +38,8 @@ export class Gpu {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private errors: string[] = [];
+  /** Staging buffers of in-order uploads, destroyed once their submit is queued. */
+  private uploads: GPUBuffer[] = [];
   private lost: GpuLostError | null = null;
   private destroyed = false;
   /** Dispatches recorded since the last flush (for tests and profiling). */
@@ -81,7 +84,7 @@ export class Gpu {
     return t;
   }
 
-  /** Uploads `data` into `t` (ordered before the next flush's commands). */
+  /** Uploads `data` into `t`, in program order with the commands recorded around it. */
   write(t: Tensor, data: TypedData | readonly number[]): void {
     this.assertUsable();
     const typed = Array.isArray(data) ? toTyped(data as readonly number[], t.dtype) : (data as TypedData);
@@ -95,7 +98,17 @@ export class Gpu {
       padded.set(bytes);
       bytes = padded;
     }
-    this.device.queue.writeBuffer(t.buffer, 0, bytes);
+    if (this.encoder) {
+      // Commands recorded before this write must see the old contents and those after it the
+      // new: queue.writeBuffer would land before all of them, so record an in-order copy.
+      const staging = this.device.createBuffer({ size: bytes.byteLength, usage: STAGING_USAGE, mappedAtCreation: true, label: 'upload' });
+      new Uint8Array(staging.getMappedRange()).set(bytes);
+      staging.unmap();
+      this.copy(staging, t.buffer, bytes.byteLength);
+      this.uploads.push(staging);
+    } else {
+      this.device.queue.writeBuffer(t.buffer, 0, bytes);
+    }
   }
 
   /** Appends one compute dispatch. Binding 0 is the params uniform, then `buffers` in order. */
@@ -153,6 +166,9 @@ export class Gpu {
     this.pendingDispatches = 0;
     this.submits++;
     this.pool.afterSubmit();
+    // Destroying after submit is allowed: the implementation keeps them until the copies ran.
+    for (const b of this.uploads) b.destroy();
+    this.uploads.length = 0;
   }
 
   /** Flushes, waits for the GPU to finish, and throws any error the device reported. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GpuLostError, GpuValidationError, KernelInputError } from '../../src/gpu/errors.ts';
 import { Gpu } from '../../src/gpu/gpu.ts';
 import { Params } from '../../src/gpu/params.ts';
-import { fill } from '../../src/kernels/elementwise.ts';
+import { axpby, fill } from '../../src/kernels/elementwise.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 describe('Gpu', () => {
@@ -25,6 +25,25 @@ describe('Gpu', () => {
     b.release();
     c.release();
     await gpu.sync();
+  });
+
+  it('keeps uploads in program order with recorded commands', async () => {
+    const gpu = await testGpu();
+    const t = gpu.tensor([300]);
+    fill(gpu, t, 1); // recorded, not yet submitted
+    gpu.write(t, new Float32Array(300).fill(2)); // must land after the fill
+    const mid = gpu.tensor([300]);
+    fill(gpu, mid, 0);
+    const before = gpu.submits;
+    const out = await gpu.readF32(t);
+    expect(gpu.submits).toBe(before + 1);
+    expect(out.every((v) => v === 2)).toBe(true);
+    fill(gpu, t, 3);
+    gpu.write(t, new Float32Array(300).fill(4));
+    axpby(gpu, 1, t, 0, mid); // a command after the write reads the written data
+    expect((await gpu.readF32(mid)).every((v) => v === 4)).toBe(true);
+    t.release();
+    mid.release();
   });
 
   it('caches pipelines by shader, entry point and constants', async () => {
