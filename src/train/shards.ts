@@ -1,0 +1,219 @@
+// Token shards: a flat binary file of token ids with a small self-checking header.
+// Environment-free: bytes in, bytes out (src/node reads and writes the files).
+//
+// Layout (all integers little-endian):
+//
+//   offset  size  field
+//   0       4     magic 'TSRD'
+//   4       2     format version (1)
+//   6       1     token width in bytes: 2 (u16) when vocabSize ≤ 65536, else 4 (u32)
+//   7       1     n: length of the tokenizer name (1..64 ASCII characters of [A-Za-z0-9._-])
+//   8       4     vocabSize (1..2^31−1)
+//   12      8     token count, as low u32 then high u32 (< 2^53)
+//   20      4     CRC32 of the payload
+//   24      n     tokenizer name (ASCII), then zero bytes up to a multiple of 4
+//   H−4     4     CRC32 of bytes [0, H−4): the header, name and padding included
+//   H       …     payload: count ids of `width` bytes; the file ends exactly there
+//
+// H = 24 + align4(n) + 4 is a multiple of 4, so the payload starts aligned. Every byte is
+// covered by one of the two CRCs or checked for its exact value, so any corruption of a
+// file is reported (ShardError) rather than trained on.
+
+export const SHARD_MAGIC = 'TSRD';
+export const SHARD_VERSION = 1;
+const FIXED = 24;
+const MAX_NAME = 64;
+const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+
+export interface ShardMeta {
+  /** The tokenizer that produced the ids ('bytes', 'gpt2'). */
+  tokenizer: string;
+  vocabSize: number;
+}
+
+export type TokenArray = Uint16Array | Uint32Array;
+
+export type ShardProblem =
+  | 'magic' | 'version' | 'truncated' | 'length' | 'header-crc' | 'payload-crc' | 'header' | 'token-range' | 'input';
+
+/** A shard is unreadable or a shard cannot be written; `problem` says which check failed. */
+export class ShardError extends Error {
+  readonly problem: ShardProblem;
+  constructor(problem: ShardProblem, message: string) {
+    super(message);
+    this.name = 'ShardError';
+    this.problem = problem;
+  }
+}
+
+// ---- CRC32 (IEEE 802.3, reflected, polynomial 0xEDB88320), slicing-by-4 ----
+
+const CRC_TABLES = (() => {
+  const t = new Uint32Array(4 * 256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  for (let i = 0; i < 256; i++) {
+    for (let s = 1; s < 4; s++) t[s * 256 + i] = (t[(s - 1) * 256 + i] >>> 8) ^ t[t[(s - 1) * 256 + i] & 0xff];
+  }
+  return t;
+})();
+
+/**
+ * CRC32 of bytes, continuing from a previous value (`crc32(b, crc32(a))` = CRC of a‖b).
+ * crc32(UTF-8 '123456789') = 0xCBF43926.
+ */
+export function crc32(bytes: Uint8Array, previous = 0): number {
+  const T = CRC_TABLES;
+  let c = ~previous >>> 0;
+  let i = 0;
+  const n = bytes.length;
+  for (; i + 4 <= n; i += 4) {
+    c ^= bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
+    c = T[768 + (c & 0xff)] ^ T[512 + ((c >>> 8) & 0xff)] ^ T[256 + ((c >>> 16) & 0xff)] ^ T[c >>> 24];
+  }
+  for (; i < n; i++) c = T[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const hex = (x: number) => `0x${(x >>> 0).toString(16).padStart(8, '0')}`;
+
+/** Token width in bytes for a vocabulary: 2 when every id fits a u16, else 4. */
+export function tokenWidth(vocabSize: number): 2 | 4 {
+  return vocabSize <= 65536 ? 2 : 4;
+}
+
+function headerLength(nameBytes: number): number {
+  return FIXED + ((nameBytes + 3) & ~3) + 4;
+}
+
+/** Serialises token ids and their metadata. Throws ShardError ('input') on an id ≥ vocabSize. */
+export function encodeShard(tokens: ArrayLike<number>, meta: ShardMeta): Uint8Array {
+  const V = meta.vocabSize;
+  if (!Number.isInteger(V) || V < 1 || V > 2 ** 31 - 1) {
+    throw new ShardError('input', `encodeShard: vocabSize must be an integer in [1, 2^31), got ${V}`);
+  }
+  if (typeof meta.tokenizer !== 'string' || !NAME_RE.test(meta.tokenizer)) {
+    throw new ShardError('input', `encodeShard: tokenizer name must be 1..${MAX_NAME} characters of [A-Za-z0-9._-], got '${String(meta.tokenizer)}'`);
+  }
+  const name = Uint8Array.from(meta.tokenizer, (ch) => ch.charCodeAt(0));
+  const width = tokenWidth(V);
+  const n = tokens.length;
+  const H = headerLength(name.length);
+  const out = new Uint8Array(H + n * width);
+  const dv = new DataView(out.buffer);
+  // Payload first: checks every id while writing it.
+  const payload = out.subarray(H);
+  const ids = width === 2 ? new Uint16Array(out.buffer, H, n) : new Uint32Array(out.buffer, H, n);
+  for (let i = 0; i < n; i++) {
+    const t = tokens[i];
+    if (!Number.isInteger(t) || t < 0 || t >= V) {
+      throw new ShardError('input', `encodeShard: token ${t} at position ${i} is outside the vocabulary [0, ${V}) of '${meta.tokenizer}'`);
+    }
+    ids[i] = t;
+  }
+  if (!LITTLE_ENDIAN) {
+    for (let i = 0; i < n; i++) {
+      if (width === 2) dv.setUint16(H + 2 * i, ids[i], true);
+      else dv.setUint32(H + 4 * i, ids[i], true);
+    }
+  }
+  for (let i = 0; i < 4; i++) out[i] = SHARD_MAGIC.charCodeAt(i);
+  dv.setUint16(4, SHARD_VERSION, true);
+  dv.setUint8(6, width);
+  dv.setUint8(7, name.length);
+  dv.setUint32(8, V, true);
+  dv.setUint32(12, n >>> 0, true);
+  dv.setUint32(16, Math.floor(n / 2 ** 32), true);
+  dv.setUint32(20, crc32(payload), true);
+  out.set(name, FIXED);
+  dv.setUint32(H - 4, crc32(out.subarray(0, H - 4)), true);
+  return out;
+}
+
+/** Reads only the header (validated, header CRC included); the payload is not checked. */
+export function readShardHeader(bytes: Uint8Array, source = 'shard'): ShardMeta & { count: number; width: 2 | 4; headerBytes: number; payloadCrc: number } {
+  const fix = `rebuild it (tessera data build) or fetch it again`;
+  if (bytes.length < 4) throw new ShardError('truncated', `${source}: ${bytes.length} bytes is too short to be a token shard; ${fix}`);
+  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
+  if (magic !== SHARD_MAGIC) {
+    throw new ShardError('magic', `${source}: not a token shard (magic '${magic.replace(/[^\x20-\x7e]/g, '?')}', expected '${SHARD_MAGIC}'); check the path`);
+  }
+  if (bytes.length < FIXED + 8) throw new ShardError('truncated', `${source}: truncated header (${bytes.length} bytes); ${fix}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = dv.getUint16(4, true);
+  if (version !== SHARD_VERSION) {
+    throw new ShardError('version', `${source}: shard format version ${version}, this Tessera reads version ${SHARD_VERSION}; rebuild the shard with this version (tessera data build) or upgrade Tessera`);
+  }
+  const nameLen = dv.getUint8(7);
+  const H = headerLength(nameLen);
+  if (bytes.length < H) throw new ShardError('truncated', `${source}: truncated header (${bytes.length} of ${H} bytes); ${fix}`);
+  const storedHeaderCrc = dv.getUint32(H - 4, true);
+  const headerCrc = crc32(bytes.subarray(0, H - 4));
+  if (storedHeaderCrc !== headerCrc) {
+    throw new ShardError('header-crc', `${source}: header checksum mismatch (stored ${hex(storedHeaderCrc)}, computed ${hex(headerCrc)}): the file is corrupt; ${fix}`);
+  }
+  const width = dv.getUint8(6);
+  const vocabSize = dv.getUint32(8, true);
+  const lo = dv.getUint32(12, true);
+  const hi = dv.getUint32(16, true);
+  const count = hi * 2 ** 32 + lo;
+  const bad = (what: string) => new ShardError('header', `${source}: invalid header: ${what}; ${fix}`);
+  if (nameLen < 1 || nameLen > MAX_NAME) throw bad(`tokenizer name length ${nameLen} not in 1..${MAX_NAME}`);
+  if (vocabSize < 1 || vocabSize > 2 ** 31 - 1) throw bad(`vocabulary size ${vocabSize}`);
+  if (width !== tokenWidth(vocabSize)) throw bad(`token width ${width} bytes does not match vocabulary ${vocabSize} (expected ${tokenWidth(vocabSize)})`);
+  if (hi >= 2 ** 21) throw bad(`token count ${count} exceeds 2^53`);
+  for (let i = FIXED + nameLen; i < H - 4; i++) if (bytes[i] !== 0) throw bad('non-zero padding after the tokenizer name');
+  const tokenizer = String.fromCharCode(...bytes.subarray(FIXED, FIXED + nameLen));
+  if (!NAME_RE.test(tokenizer)) throw bad('tokenizer name is not [A-Za-z0-9._-]');
+  return { tokenizer, vocabSize, count, width: width as 2 | 4, headerBytes: H, payloadCrc: dv.getUint32(20, true) };
+}
+
+/**
+ * Parses and validates a shard: magic, version, header checksum, exact length, payload
+ * checksum, then every id < vocabSize, all before the returned array is allocated. The
+ * tokens are a fresh copy (never a view of `bytes`). `source` names the file in errors.
+ */
+export function decodeShard(bytes: Uint8Array, source = 'shard'): { meta: ShardMeta; tokens: TokenArray } {
+  const h = readShardHeader(bytes, source);
+  const fix = `rebuild it (tessera data build) or fetch it again`;
+  const expected = h.headerBytes + h.count * h.width;
+  if (bytes.length < expected) {
+    throw new ShardError('truncated', `${source}: truncated: ${bytes.length} bytes, the header promises ${h.count} tokens (${expected} bytes); ${fix}`);
+  }
+  if (bytes.length > expected) {
+    throw new ShardError('length', `${source}: ${bytes.length - expected} unexpected bytes after ${h.count} tokens: the token count does not match the file; ${fix}`);
+  }
+  const payload = bytes.subarray(h.headerBytes);
+  const crc = crc32(payload);
+  if (crc !== h.payloadCrc) {
+    throw new ShardError('payload-crc', `${source}: payload checksum mismatch (stored ${hex(h.payloadCrc)}, computed ${hex(crc)}): the file is corrupt; ${fix}`);
+  }
+  // A view when aligned on a little-endian host, else an aligned copy; checked, then copied out.
+  let view: TokenArray;
+  if (LITTLE_ENDIAN && (bytes.byteOffset + h.headerBytes) % h.width === 0) {
+    view = h.width === 2
+      ? new Uint16Array(bytes.buffer, bytes.byteOffset + h.headerBytes, h.count)
+      : new Uint32Array(bytes.buffer, bytes.byteOffset + h.headerBytes, h.count);
+  } else {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset + h.headerBytes, payload.length);
+    view = h.width === 2 ? new Uint16Array(h.count) : new Uint32Array(h.count);
+    for (let i = 0; i < h.count; i++) view[i] = h.width === 2 ? dv.getUint16(2 * i, true) : dv.getUint32(4 * i, true);
+  }
+  const V = h.vocabSize;
+  let first = -1;
+  for (let i = 0; i < view.length; i++) {
+    if (view[i] >= V) {
+      first = i;
+      break;
+    }
+  }
+  if (first >= 0) {
+    throw new ShardError('token-range', `${source}: token ${view[first]} at position ${first} is outside the vocabulary [0, ${h.vocabSize}) of '${h.tokenizer}'; the shard was written wrongly: ${fix}`);
+  }
+  const tokens = view.buffer === bytes.buffer ? view.slice() : view;
+  return { meta: { tokenizer: h.tokenizer, vocabSize: h.vocabSize }, tokens };
+}
