@@ -1,0 +1,207 @@
+// One transformer block on the GPU: forward (saving what the backward needs) and backward
+// (weight gradients and the residual-stream gradient), recorded with the kernels of
+// src/kernels. The math is src/model/reference.ts's blockForward/blockBackward:
+//
+//   n1 = rmsnorm(x)·attnNorm; q, k, v = n1·wqᵀ, n1·wkᵀ, n1·wvᵀ; q, k = rope(q), rope(k)
+//   ao = attention(q, k, v);  xMid = x + ao·woᵀ
+//   n2 = rmsnorm(xMid)·mlpNorm; g, u = n2·wGateᵀ, n2·wUpᵀ; m = silu(g)·u;  y = xMid + m·wDownᵀ
+//
+// Legend (src/kernels/README.md): B batch, T time, N = B·T rows, C channels, H heads, Hkv kv
+// heads, D = C/H head size (so H·D = C), F MLP width. Activations are [N, C] row-major.
+//
+// Saved per block (BlockActivations): rstd1, n1, q, k (after RoPE), v, ao, lse, xMid, rstd2,
+// n2, g, u. The block input x and output y live in the slice's residual-stream buffers.
+// m = silu(g)·u is not saved: the backward recomputes it (one cheap elementwise pass) to
+// keep N·F floats per layer off the GPU. Shared by all blocks (BlockScratch): the pre-RoPE
+// q and k of the forward, and every gradient temporary of the backward.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import { attentionBackward, attentionForward } from '../kernels/attention.ts';
+import { matmul } from '../kernels/matmul.ts';
+import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
+import { ropeBackward, ropeForward } from '../kernels/rope.ts';
+import { swigluBackward, swigluForward } from '../kernels/swiglu.ts';
+import type { BlockTensor } from './config.ts';
+
+export interface BlockDims {
+  B: number;
+  T: number;
+  /** B·T rows. */
+  N: number;
+  C: number;
+  H: number;
+  Hkv: number;
+  D: number;
+  F: number;
+  ropeBase: number;
+  eps: number;
+}
+
+/** The block's parameters (or their gradients), by BlockTensor name. */
+export type BlockTensors = Record<BlockTensor, Tensor>;
+
+/** A set of tensors allocated together and released together. */
+export class TensorSet {
+  readonly all: Tensor[] = [];
+  constructor(private readonly gpu: Gpu) {}
+
+  make(shape: number[], label: string): Tensor {
+    const t = this.gpu.tensor(shape, 'f32', label);
+    this.all.push(t);
+    return t;
+  }
+
+  /** Logical bytes of every tensor in the set. */
+  get bytes(): number {
+    return this.all.reduce((s, t) => s + t.byteLength, 0);
+  }
+
+  release(): void {
+    for (const t of this.all) t.release();
+    this.all.length = 0;
+  }
+}
+
+/** What one block's backward needs from its forward. */
+export interface BlockActivations {
+  rstd1: Tensor; // [N]
+  n1: Tensor; //    [N, C]
+  q: Tensor; //     [B, T, H, D]   after RoPE
+  k: Tensor; //     [B, T, Hkv, D] after RoPE
+  v: Tensor; //     [B, T, Hkv, D]
+  ao: Tensor; //    [B, T, H, D]   attention output
+  lse: Tensor; //   [B, H, T]      attention row logsumexp
+  xMid: Tensor; //  [N, C]         x + ao·woᵀ
+  rstd2: Tensor; // [N]
+  n2: Tensor; //    [N, C]
+  g: Tensor; //     [N, F]         gate pre-activation
+  u: Tensor; //     [N, F]         up projection
+}
+
+export function allocBlockActivations(set: TensorSet, d: BlockDims, layer: number): BlockActivations {
+  const { B, T, N, C, H, Hkv, D, F } = d;
+  const name = (s: string) => `blocks.${layer}.${s}`;
+  return {
+    rstd1: set.make([N], name('rstd1')),
+    n1: set.make([N, C], name('n1')),
+    q: set.make([B, T, H, D], name('q')),
+    k: set.make([B, T, Hkv, D], name('k')),
+    v: set.make([B, T, Hkv, D], name('v')),
+    ao: set.make([B, T, H, D], name('ao')),
+    lse: set.make([B, H, T], name('lse')),
+    xMid: set.make([N, C], name('xMid')),
+    rstd2: set.make([N], name('rstd2')),
+    n2: set.make([N, C], name('n2')),
+    g: set.make([N, F], name('gate')),
+    u: set.make([N, F], name('up')),
+  };
+}
+
+/** Temporaries shared by every block (forward and backward of one block at a time). */
+export interface BlockScratch {
+  /** Forward: q before RoPE. Backward: dq after attention (before RoPE⁻¹). */
+  qa: Tensor; // [N, H·D]
+  /** Backward: d(ao), then dq (after RoPE⁻¹). */
+  qb: Tensor; // [N, H·D]
+  /** Forward: k before RoPE. Backward: dk after attention. */
+  ka: Tensor; // [N, Hkv·D]
+  /** Backward: dk after RoPE⁻¹. */
+  kb: Tensor; // [N, Hkv·D]
+  /** Backward: dv. */
+  dv: Tensor; // [N, Hkv·D]
+  /** Forward: m = silu(g)·u. Backward: m (recomputed), then dg. */
+  f1: Tensor; // [N, F]
+  /** Backward: dm. */
+  f2: Tensor; // [N, F]
+  /** Backward: du. */
+  f3: Tensor; // [N, F]
+  /** Backward: d(n2), then d(n1) (and the final norm's dy in the slice). */
+  dn: Tensor; // [N, C]
+}
+
+export function allocBlockScratch(set: TensorSet, d: BlockDims): BlockScratch {
+  const { N, C, Hkv, D, F } = d;
+  return {
+    qa: set.make([N, C], 'scratch.qa'),
+    qb: set.make([N, C], 'scratch.qb'),
+    ka: set.make([N, Hkv * D], 'scratch.ka'),
+    kb: set.make([N, Hkv * D], 'scratch.kb'),
+    dv: set.make([N, Hkv * D], 'scratch.dv'),
+    f1: set.make([N, F], 'scratch.f1'),
+    f2: set.make([N, F], 'scratch.f2'),
+    f3: set.make([N, F], 'scratch.f3'),
+    dn: set.make([N, C], 'scratch.dn'),
+  };
+}
+
+/** y = block(x); x and y are [N, C] and distinct. Fills `a` for the backward. */
+export function blockForward(gpu: Gpu, d: BlockDims, w: BlockTensors, x: Tensor, y: Tensor, a: BlockActivations, s: BlockScratch): void {
+  const { B, T, N, C, H, Hkv, D, F, eps } = d;
+  const KV = Hkv * D;
+  const lin = (inp: Tensor, wt: Tensor, out: Tensor, o: number, i: number, beta = 0) =>
+    matmul(gpu, inp, wt, out, { M: N, N: o, K: i, transB: true, beta });
+
+  // attention branch
+  rmsnormForward(gpu, x, w.attnNorm, a.n1, a.rstd1, { N, C, eps });
+  lin(a.n1, w.wq, s.qa, C, C);
+  lin(a.n1, w.wk, s.ka, KV, C);
+  lin(a.n1, w.wv, a.v, KV, C);
+  ropeForward(gpu, s.qa, a.q, { B, T, H, D, base: d.ropeBase });
+  ropeForward(gpu, s.ka, a.k, { B, T, H: Hkv, D, base: d.ropeBase });
+  attentionForward(gpu, a.q, a.k, a.v, a.ao, a.lse, { B, T, H, Hkv, D });
+  gpu.copy(x, a.xMid, x.byteLength); // xMid = x, then += ao·woᵀ (x stays for the backward)
+  lin(a.ao, w.wo, a.xMid, C, C, 1);
+
+  // MLP branch
+  rmsnormForward(gpu, a.xMid, w.mlpNorm, a.n2, a.rstd2, { N, C, eps });
+  lin(a.n2, w.wGate, a.g, F, C);
+  lin(a.n2, w.wUp, a.u, F, C);
+  swigluForward(gpu, a.g, a.u, s.f1, { N, F });
+  gpu.copy(a.xMid, y, a.xMid.byteLength);
+  lin(s.f1, w.wDown, y, C, F, 1);
+}
+
+/**
+ * Backward of one block. `dx` holds dy = ∂loss/∂y on entry and ∂loss/∂x on return (updated
+ * in place along the residual stream). Weight gradients go into `g`: overwritten, or added
+ * to when `accumulate`.
+ */
+export function blockBackward(
+  gpu: Gpu, d: BlockDims, w: BlockTensors, g: BlockTensors, x: Tensor, a: BlockActivations, s: BlockScratch,
+  dx: Tensor, accumulate: boolean,
+): void {
+  const { B, T, N, C, H, Hkv, D, F, eps } = d;
+  const KV = Hkv * D;
+  const beta = accumulate ? 1 : 0;
+  // dW [out, in] (+)= dYᵀ·X with dY [N, out], X [N, in]
+  const dW = (dy: Tensor, inp: Tensor, dw: Tensor, o: number, i: number) =>
+    matmul(gpu, dy, inp, dw, { M: o, N: i, K: N, transA: true, beta });
+  // dX [N, in] (+)= dY·W with W [out, in]
+  const dX = (dy: Tensor, wt: Tensor, out: Tensor, o: number, i: number, b = 0) =>
+    matmul(gpu, dy, wt, out, { M: N, N: i, K: o, beta: b });
+
+  // MLP branch: y = xMid + m·wDownᵀ
+  swigluForward(gpu, a.g, a.u, s.f1, { N, F }); // m, recomputed
+  dW(dx, s.f1, g.wDown, C, F);
+  dX(dx, w.wDown, s.f2, C, F); //                  dm
+  swigluBackward(gpu, a.g, a.u, s.f2, s.f1, s.f3, { N, F }); // dg → f1, du → f3
+  dW(s.f1, a.n2, g.wGate, F, C);
+  dW(s.f3, a.n2, g.wUp, F, C);
+  dX(s.f1, w.wGate, s.dn, F, C);
+  dX(s.f3, w.wUp, s.dn, F, C, 1);
+  rmsnormBackward(gpu, a.xMid, w.mlpNorm, a.rstd2, s.dn, dx, g.mlpNorm, { N, C, eps }, { accumulate, accumulateDx: true });
+
+  // attention branch: xMid = x + ao·woᵀ   (dx now holds ∂loss/∂xMid)
+  dW(dx, a.ao, g.wo, C, C);
+  dX(dx, w.wo, s.qb, C, C); //                     d(ao)
+  attentionBackward(gpu, a.q, a.k, a.v, a.ao, a.lse, s.qb, s.qa, s.ka, s.dv, { B, T, H, Hkv, D });
+  ropeBackward(gpu, s.qa, s.qb, { B, T, H, D, base: d.ropeBase }); //      dq → qb
+  ropeBackward(gpu, s.ka, s.kb, { B, T, H: Hkv, D, base: d.ropeBase }); // dk → kb
+  dW(s.qb, a.n1, g.wq, C, C);
+  dW(s.kb, a.n1, g.wk, KV, C);
+  dW(s.dv, a.n1, g.wv, KV, C);
+  dX(s.qb, w.wq, s.dn, C, C);
+  dX(s.kb, w.wk, s.dn, KV, C, 1);
+  dX(s.dv, w.wv, s.dn, KV, C, 1);
+  rmsnormBackward(gpu, x, w.attnNorm, a.rstd1, s.dn, dx, g.attnNorm, { N, C, eps }, { accumulate, accumulateDx: true });
+}
