@@ -5,12 +5,16 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NoGpuError, GpuLostError, KernelInputError } from '../gpu/errors.ts';
 import { formatGpuReport, gpuReport } from './gpu-command.ts';
+import { DATA_USAGE, DataUsageError, dataCommand } from './data-command.ts';
+import { ShardError } from '../train/shards.ts';
+import { TokenizerError } from '../train/tokenizer.ts';
 
 const USAGE = `tessera — train a shared language model on your GPU
 
 usage:
   tessera gpu [--json] [--software]    show the WebGPU adapter, its features and limits
   tessera bench <name> [options]       run a benchmark from test/bench (kernels, …)
+  tessera data build|info [options]    build a token shard from a corpus; check one
   tessera help                         this text
 
 --software uses SwiftShader (CPU) even when a GPU is present.`;
@@ -23,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
         return await gpuCommand(rest);
       case 'bench':
         return await benchCommand(rest);
+      case 'data':
+        return await dataCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -58,7 +64,11 @@ async function benchCommand(args: string[]): Promise<number> {
 
 /** Known failures get their message; anything else is a bug and keeps its stack. */
 export function reportFailure(e: unknown): number {
-  if (e instanceof NoGpuError || e instanceof GpuLostError || e instanceof KernelInputError) {
+  if (e instanceof DataUsageError) {
+    console.error(`tessera data: ${e.message}\n\n${DATA_USAGE}`);
+    return 2;
+  }
+  if (e instanceof NoGpuError || e instanceof GpuLostError || e instanceof KernelInputError || e instanceof ShardError || e instanceof TokenizerError) {
     console.error(`tessera: ${e.message}`);
     return 1;
   }
