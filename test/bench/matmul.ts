@@ -3,13 +3,11 @@
 // kernels, not adapters. Both are timed the same way: record `inner` products, submit, wait
 // for the queue; median over reps. On a software adapter these are CPU numbers.
 import * as tf from '@tensorflow/tfjs-core';
-import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { matmul, matmulTile } from '../../src/kernels/matmul.ts';
 import type { BenchRow } from './table.ts';
+import { finishTfjs, releaseTfjs, tfjsBackendOn } from './tfjs-webgpu.ts';
 import { timeAsync, timeGpu } from './timing.ts';
-
-const BACKEND = 'tessera-webgpu';
 
 /** Products per timed submit: enough work that submit overhead does not dominate on a real GPU. */
 function innerReps(gpu: Gpu, n: number): number {
@@ -18,7 +16,7 @@ function innerReps(gpu: Gpu, n: number): number {
 }
 
 export async function benchMatmul(gpu: Gpu, opts: { sizes: number[]; reps: number }): Promise<BenchRow[]> {
-  const backend = await useTfjsOn(gpu);
+  const backend = await tfjsBackendOn(gpu);
   const rows: BenchRow[] = [];
   try {
     for (const n of opts.sizes) {
@@ -76,41 +74,9 @@ export async function benchMatmul(gpu: Gpu, opts: { sizes: number[]; reps: numbe
     }
   } finally {
     // Frees tfjs's buffers; the device itself stays ours.
-    tf.removeBackend(BACKEND);
+    releaseTfjs();
   }
   return rows;
-}
-
-/** Registers and selects a tfjs WebGPU backend running on gpu.device. */
-async function useTfjsOn(gpu: Gpu): Promise<WebGPUBackend> {
-  if (tf.findBackend(BACKEND)) tf.removeBackend(BACKEND);
-  // The constructor checks for navigator.gpu, which Node 20 lacks; it uses nothing else of it.
-  const g = globalThis as { navigator?: { gpu?: unknown } };
-  const shimmed = !g.navigator?.gpu;
-  const saved = g.navigator;
-  if (shimmed) Object.defineProperty(globalThis, 'navigator', { value: { ...saved, gpu: {} }, configurable: true, writable: true });
-  let backend: WebGPUBackend;
-  try {
-    backend = new WebGPUBackend(gpu.device, gpu.adapter.info);
-  } finally {
-    if (shimmed) Object.defineProperty(globalThis, 'navigator', { value: saved, configurable: true, writable: true });
-  }
-  // tfjs keys kernels by backend name: give ours the WebGPU backend's kernels.
-  for (const k of tf.getKernelsForBackend('webgpu')) {
-    if (!tf.getKernel(k.kernelName, BACKEND)) tf.registerKernel({ ...k, backendName: BACKEND });
-  }
-  tf.registerBackend(BACKEND, () => backend);
-  if (!(await tf.setBackend(BACKEND))) throw new Error('tfjs could not start its WebGPU backend on this device');
-  return backend;
-}
-
-/** Submits what tfjs has recorded and waits for the device's queue, as gpu.sync() does for ours. */
-async function finishTfjs(backend: WebGPUBackend, gpu: Gpu): Promise<void> {
-  if ((backend as unknown as { commandEncoder: unknown }).commandEncoder) {
-    backend.endComputePassEncoder();
-    backend.submitQueue();
-  }
-  await gpu.device.queue.onSubmittedWorkDone();
 }
 
 function relDiff(x: Float32Array, y: Float32Array): number {
