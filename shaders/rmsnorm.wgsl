@@ -1,7 +1,8 @@
 // RMSNorm over rows of [N, C]: y = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps).
 //
-// rmsnorm_forward       one workgroup per row; threads stride over C, shared-memory tree sum.
-// rmsnorm_backward_dx   one workgroup per row; the row's Σ dy·w·x by the same tree sum.
+// rmsnorm_forward       TPR threads per row, WG/TPR rows per workgroup; threads stride over
+//                       C, then a shared-memory tree sum within the row's segment.
+// rmsnorm_backward_dx   the same layout; the row's Σ dy·w·x by the same tree sum.
 // rmsnorm_dw_partial    dweight, stage 1: workgroup (row block, column block) sums
 //                       dy·x·rstd over its ROWS rows in row order, one thread per column
 //                       (coalesced), into partial[rowBlock, C].
@@ -50,17 +51,24 @@ const ROWS: u32 = 32u;
 
 var<workgroup> red: array<f32, WG>;
 
-// Sum of `v` over the workgroup, the same fixed tree every time. Call from uniform control flow.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
+// Threads per row in rmsnorm_forward / rmsnorm_backward_dx: a power of two ≤ WG chosen on
+// the host from C (about 8 columns per thread), so a workgroup holds WG / TPR rows and
+// narrow rows do not leave most of the workgroup idle.
+override TPR: u32 = 256u;
+
+// Sum of `v` over the TPR threads of this thread's row segment: the same fixed tree every
+// time. Every thread of the workgroup must call it (it has barriers).
+fn row_sum(lid: u32, v: f32) -> f32 {
+  let lane = lid % TPR;
   red[lid] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
+  for (var s = TPR / 2u; s > 0u; s = s >> 1u) {
+    if (lane < s) {
       red[lid] = red[lid] + red[lid + s];
     }
     workgroupBarrier();
   }
-  let total = red[0];
+  let total = red[lid - lane];
   workgroupBarrier();
   return total;
 }
@@ -72,22 +80,26 @@ fn linear_wg(wid: vec3u, nwg: vec3u) -> u32 {
 @compute @workgroup_size(WG)
 fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                    @builtin(local_invocation_index) lid: u32) {
-  let row = linear_wg(wid, nwg);
-  if (row >= p.N) {
-    return;
-  }
+  let row = linear_wg(wid, nwg) * (WG / TPR) + lid / TPR;
+  let lane = lid % TPR;
+  let live = row < p.N; // rows past N still take part in the barriers
   let base = row * p.C;
   var ss = 0.0;
-  for (var c = lid; c < p.C; c += WG) {
-    let v = f_x[base + c];
-    ss += v * v;
+  if (live) {
+    for (var c = lane; c < p.C; c += TPR) {
+      let v = f_x[base + c];
+      ss += v * v;
+    }
   }
-  let total = workgroup_sum(lid, ss);
+  let total = row_sum(lid, ss);
+  if (!live) {
+    return;
+  }
   let r = inverseSqrt(total / f32(p.C) + p.eps);
-  for (var c = lid; c < p.C; c += WG) {
+  for (var c = lane; c < p.C; c += TPR) {
     f_y[base + c] = f_x[base + c] * r * f_w[c];
   }
-  if (lid == 0u) {
+  if (lane == 0u) {
     f_rstd[row] = r;
   }
 }
@@ -95,21 +107,25 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
 @compute @workgroup_size(WG)
 fn rmsnorm_backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                        @builtin(local_invocation_index) lid: u32) {
-  let row = linear_wg(wid, nwg);
-  if (row >= p.N) {
-    return;
-  }
+  let row = linear_wg(wid, nwg) * (WG / TPR) + lid / TPR;
+  let lane = lid % TPR;
+  let live = row < p.N;
   let base = row * p.C;
   var dot = 0.0;
-  for (var c = lid; c < p.C; c += WG) {
-    dot += b_dy[base + c] * b_w[c] * b_x[base + c];
+  if (live) {
+    for (var c = lane; c < p.C; c += TPR) {
+      dot += b_dy[base + c] * b_w[c] * b_x[base + c];
+    }
   }
-  let total = workgroup_sum(lid, dot);
+  let total = row_sum(lid, dot);
+  if (!live) {
+    return;
+  }
   let r = b_rstd[row];
   // dx = r·w·dy − x · r³/C · Σ dy·w·x
   let k = r * r * r * total / f32(p.C);
   let acc = (p.flags & 1u) != 0u;
-  for (var c = lid; c < p.C; c += WG) {
+  for (var c = lane; c < p.C; c += TPR) {
     let g = r * b_w[c] * b_dy[base + c] - k * b_x[base + c];
     if (acc) {
       b_dx[base + c] = b_dx[base + c] + g;

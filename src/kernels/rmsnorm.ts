@@ -38,6 +38,13 @@ function checkDims(kernel: string, dims: RmsnormDims): number {
   return eps;
 }
 
+/** Threads per row: a power of two giving each about 8 columns, at most the workgroup. */
+export function threadsPerRow(C: number): number {
+  let tpr = 1;
+  while (tpr < WG && tpr * 8 < C) tpr *= 2;
+  return tpr;
+}
+
 function distinct(kernel: string, named: Record<string, Tensor>): void {
   const seen = new Map<GPUBuffer, string>();
   for (const [name, t] of Object.entries(named)) {
@@ -57,7 +64,8 @@ export function rmsnormForward(gpu: Gpu, x: Tensor, weight: Tensor, y: Tensor, r
   expectTensor(K, 'rstd', rstd, N);
   distinct(K, { x, weight, y, rstd });
   const params = new Params().u32(N).u32(C).f32(eps).u32(0).u32(0).u32(0);
-  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_forward'), params, [x, weight, y, rstd], grid(gpu, N));
+  const tpr = threadsPerRow(C);
+  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_forward', { TPR: tpr }), params, [x, weight, y, rstd], grid(gpu, ceilDiv(N, WG / tpr)));
 }
 
 export function rmsnormBackward(
@@ -87,7 +95,8 @@ export function rmsnormBackward(
   const flags = (options.accumulateDx ? 1 : 0) | (options.accumulate ? 2 : 0);
   const params = new Params().u32(N).u32(C).f32(0).u32(flags).u32(rowBlocks).u32(colBlocks);
 
-  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_backward_dx'), params, [x, weight, rstd, dy, dx], grid(gpu, N));
+  const tpr = threadsPerRow(C);
+  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_backward_dx', { TPR: tpr }), params, [x, weight, rstd, dy, dx], grid(gpu, ceilDiv(N, WG / tpr)));
   const partial = gpu.tensor([rowBlocks, C], 'f32', 'rmsnorm dweight partials');
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_partial'), params, [x, rstd, dy, partial], grid(gpu, rowBlocks * colBlocks));
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_reduce'), params, [partial, dweight], grid(gpu, colBlocks));
