@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { NoGpuError, GpuLostError, KernelInputError } from '../gpu/errors.ts';
 import { formatGpuReport, gpuReport } from './gpu-command.ts';
 import { DATA_USAGE, DataUsageError, dataCommand } from './data-command.ts';
+import { TRAIN_USAGE, TrainUsageError, trainCommand } from './train-command.ts';
+import { ConfigError } from '../model/config.ts';
+import { CheckpointError } from '../train/checkpoint.ts';
 import { ShardError } from '../train/shards.ts';
 import { TokenizerError } from '../train/tokenizer.ts';
 
@@ -15,6 +18,7 @@ usage:
   tessera gpu [--json] [--software]    show the WebGPU adapter, its features and limits
   tessera bench <name> [options]       run a benchmark from test/bench (kernels, …)
   tessera data build|info [options]    build a token shard from a corpus; check one
+  tessera train --model tiny [options] train the whole model locally (tessera train --help)
   tessera help                         this text
 
 --software uses SwiftShader (CPU) even when a GPU is present.`;
@@ -29,6 +33,12 @@ export async function main(argv: string[]): Promise<number> {
         return await benchCommand(rest);
       case 'data':
         return await dataCommand(rest);
+      case 'train':
+        if (rest.includes('--help') || rest.includes('-h')) {
+          console.log(TRAIN_USAGE);
+          return 0;
+        }
+        return await trainCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -68,7 +78,19 @@ export function reportFailure(e: unknown): number {
     console.error(`tessera data: ${e.message}\n\n${DATA_USAGE}`);
     return 2;
   }
-  if (e instanceof NoGpuError || e instanceof GpuLostError || e instanceof KernelInputError || e instanceof ShardError || e instanceof TokenizerError) {
+  if (e instanceof TrainUsageError) {
+    console.error(`tessera train: ${e.message}\n\n${TRAIN_USAGE}`);
+    return 2;
+  }
+  if (
+    e instanceof NoGpuError ||
+    e instanceof GpuLostError ||
+    e instanceof KernelInputError ||
+    e instanceof ShardError ||
+    e instanceof TokenizerError ||
+    e instanceof ConfigError ||
+    e instanceof CheckpointError
+  ) {
     console.error(`tessera: ${e.message}`);
     return 1;
   }

@@ -1,0 +1,110 @@
+// The inner loop of one contributor: for each step, k micro-batches of forward + backward
+// (gradients accumulated on the GPU), then clipping + AdamW, recorded into one submit.
+import type { Gpu } from '../gpu/gpu.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import type { LayerSlice } from '../model/slice.ts';
+import type { AdamW } from './optimizer.ts';
+import type { Batch } from './sampler.ts';
+import { learningRate, type LrSchedule } from './schedule.ts';
+
+/** Where micro-batches come from; deterministic in (step, micro) so a resumed run sees the same data. */
+export interface BatchSource {
+  batch(step: number, micro: number): Pick<Batch, 'tokens' | 'targets'>;
+}
+
+export interface StepResult {
+  /** 1-based optimiser step just taken. */
+  step: number;
+  /** Mean loss over the step's micro-batches (before the update). */
+  loss: number;
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  tokens: number;
+  /** Wall time of the step, recording to read-back. */
+  ms: number;
+}
+
+export class LocalTrainer {
+  /** Per step: the k micro-batch losses, then [grad norm, clip scale]. */
+  private readonly stats: Tensor;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly slice: LayerSlice,
+    readonly optimizer: AdamW,
+    private readonly source: BatchSource,
+    readonly schedule: LrSchedule,
+    readonly accumulation = 1,
+  ) {
+    if (slice.from !== 0 || slice.to !== slice.cfg.layers) {
+      throw new Error('LocalTrainer trains a slice holding the whole model; pipeline stages train through src/pipeline');
+    }
+    if (!Number.isInteger(accumulation) || accumulation < 1) throw new Error(`accumulation must be an integer ≥ 1, got ${accumulation}`);
+    this.stats = gpu.tensor([accumulation + 2], 'f32', 'step stats');
+  }
+
+  /** Steps taken so far (the optimiser's count, restored by checkpoints). */
+  get step(): number {
+    return this.optimizer.step;
+  }
+
+  get tokensPerStep(): number {
+    return this.slice.B * this.slice.T * this.accumulation;
+  }
+
+  /** Records and runs one optimiser step; resolves once its loss has been read back. */
+  async trainStep(): Promise<StepResult> {
+    const t0 = performance.now();
+    const step = this.optimizer.step + 1;
+    const k = this.accumulation;
+    for (let micro = 0; micro < k; micro++) {
+      const { tokens, targets } = this.source.batch(step, micro);
+      this.slice.forward({ tokens, targets });
+      this.gpu.copy(this.slice.loss!, this.stats, 4, 0, micro * 4);
+      this.slice.backward({ accumulate: micro > 0, lossScale: 1 / k });
+    }
+    const lr = learningRate(step, this.schedule);
+    this.optimizer.update(lr);
+    this.gpu.copy(this.optimizer.gradNorm, this.stats, 8, 0, k * 4);
+    const stats = await this.gpu.readF32(this.stats); // the step's one submit, then the read-back
+    let loss = 0;
+    for (let i = 0; i < k; i++) loss += stats[i] / k;
+    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step}: lower the learning rate (--lr) or check the data`);
+    return { step, loss, lr, gradNorm: stats[k], tokens: this.tokensPerStep, ms: performance.now() - t0 };
+  }
+
+  /** Mean loss over the given batches without updating (held-out evaluation). */
+  async evaluate(batches: readonly Pick<Batch, 'tokens' | 'targets'>[]): Promise<number> {
+    let sum = 0;
+    for (const b of batches) {
+      this.slice.forward(b);
+      sum += (await this.gpu.readF32(this.slice.loss!))[0];
+    }
+    return sum / batches.length;
+  }
+
+  /** Parameters and optimiser state, named 'param/<name>', 'adam.m/<name>', 'adam.v/<name>'. */
+  async readState(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const [name, data] of await this.slice.readParameters()) out.set(`param/${name}`, data);
+    for (const [name, data] of await this.optimizer.readState()) out.set(name, data);
+    return out;
+  }
+
+  /** Restores what readState wrote, as of optimiser step `step`. */
+  loadState(tensors: ReadonlyMap<string, Float32Array>, step: number): void {
+    const params = new Map<string, Float32Array>();
+    for (const spec of this.slice.layout) {
+      const data = tensors.get(`param/${spec.name}`);
+      if (!data) throw new Error(`checkpoint lacks parameter ${spec.name}`);
+      params.set(spec.name, data);
+    }
+    this.slice.setParameters(params);
+    this.optimizer.loadState(tensors, step);
+  }
+
+  destroy(): void {
+    this.stats.release();
+  }
+}
