@@ -1,8 +1,10 @@
 // `npm run bench -- NAME [options]` and `tessera bench NAME`: one entry for every benchmark.
 import { runKernelsBench } from './kernels.ts';
+import { runTrainBench } from './train.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
+  train: runTrainBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
