@@ -1,12 +1,12 @@
 // Softmax cross-entropy over logits [N, V] with i32 targets [N] (−1, or any id outside
 // [0, V), is ignored: loss 0, gradient 0, not counted in the mean).
 //
-// ce_forward    one workgroup per row. Each thread keeps an online (max, sum of exp) over its
+// ce_forward    TPR threads per row (WG / TPR rows per workgroup). Each thread keeps an online (max, sum of exp) over its
 //               strided share of V, in one read of the row; the pairs are merged by a
 //               shared-memory tree. loss = max + log(sum) − logit[target].
 // ce_mean       one workgroup: Σ loss and the count of valid rows (strided, then tree),
 //               lossMean[0] = Σ / count (0 when no row is valid). Fixed order: deterministic.
-// ce_backward   one workgroup per row: the same (max, sum) pass, then
+// ce_backward   the same row layout and (max, sum) pass, then
 //               dlogits = (softmax − onehot(target)) · scale.
 // ce_backward_inplace  the same, overwriting the logits with their gradient (saves an N×V
 //               buffer): each element is read and then written by the same thread, after the
@@ -58,13 +58,20 @@ fn add_value(a: MaxSum, x: f32) -> MaxSum {
   return MaxSum(a.m, a.s + exp(x - a.m));
 }
 
-// Merges every thread's (max, sum) with a fixed tree; all threads get the row's result.
-fn workgroup_max_sum(lid: u32, a: MaxSum) -> MaxSum {
+// Threads per row in the row kernels: a power of two ≤ WG chosen on the host from V (about
+// 8 logits per thread), so a workgroup holds WG / TPR rows and small vocabularies do not
+// leave most threads idle through every barrier.
+override TPR: u32 = 256u;
+
+// Merges the (max, sum) of the TPR threads of this thread's row with a fixed tree; every
+// thread of the row gets the result. Every thread of the workgroup must call it (barriers).
+fn row_max_sum(lid: u32, a: MaxSum) -> MaxSum {
+  let lane = lid % TPR;
   red_m[lid] = a.m;
   red_s[lid] = a.s;
   workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k = k >> 1u) {
-    if (lid < k) {
+  for (var k = TPR / 2u; k > 0u; k = k >> 1u) {
+    if (lane < k) {
       let m1 = red_m[lid];
       let m2 = red_m[lid + k];
       let m = max(m1, m2);
@@ -73,7 +80,7 @@ fn workgroup_max_sum(lid: u32, a: MaxSum) -> MaxSum {
     }
     workgroupBarrier();
   }
-  let r = MaxSum(red_m[0], red_s[0]);
+  let r = MaxSum(red_m[lid - lane], red_s[lid - lane]);
   workgroupBarrier();
   return r;
 }
@@ -89,17 +96,21 @@ fn valid(t: i32) -> bool {
 @compute @workgroup_size(WG)
 fn ce_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
               @builtin(local_invocation_index) lid: u32) {
-  let row = linear_wg(wid, nwg);
-  if (row >= p.N) {
-    return;
-  }
+  let row = linear_wg(wid, nwg) * (WG / TPR) + lid / TPR;
+  let lane = lid % TPR;
+  let live = row < p.N; // rows past N still take part in the barriers
   let base = row * p.V;
   var a = MaxSum(NEG_MAX, 0.0);
-  for (var v = lid; v < p.V; v += WG) {
-    a = add_value(a, f_logits[base + v]);
+  if (live) {
+    for (var v = lane; v < p.V; v += TPR) {
+      a = add_value(a, f_logits[base + v]);
+    }
   }
-  let r = workgroup_max_sum(lid, a);
-  if (lid == 0u) {
+  let r = row_max_sum(lid, a);
+  if (!live) {
+    return;
+  }
+  if (lane == 0u) {
     let t = f_targets[row];
     if (valid(t)) {
       f_losses[row] = r.m + log(r.s) - f_logits[base + u32(t)];
@@ -137,20 +148,24 @@ fn ce_mean(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(WG)
 fn ce_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                @builtin(local_invocation_index) lid: u32) {
-  let row = linear_wg(wid, nwg);
-  if (row >= p.N) {
-    return;
-  }
+  let row = linear_wg(wid, nwg) * (WG / TPR) + lid / TPR;
+  let lane = lid % TPR;
+  let live = row < p.N; // rows past N still take part in the barriers
   let base = row * p.V;
   var a = MaxSum(NEG_MAX, 0.0);
-  for (var v = lid; v < p.V; v += WG) {
-    a = add_value(a, b_logits[base + v]);
+  if (live) {
+    for (var v = lane; v < p.V; v += TPR) {
+      a = add_value(a, b_logits[base + v]);
+    }
   }
-  let r = workgroup_max_sum(lid, a);
+  let r = row_max_sum(lid, a);
+  if (!live) {
+    return;
+  }
   let t = b_targets[row];
   let ok = valid(t);
   let k = p.scale / r.s;
-  for (var v = lid; v < p.V; v += WG) {
+  for (var v = lane; v < p.V; v += TPR) {
     var g = 0.0;
     if (ok) {
       g = exp(b_logits[base + v] - r.m) * k - select(0.0, p.scale, u32(t) == v);
@@ -162,20 +177,24 @@ fn ce_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn ce_backward_inplace(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                        @builtin(local_invocation_index) lid: u32) {
-  let row = linear_wg(wid, nwg);
-  if (row >= p.N) {
-    return;
-  }
+  let row = linear_wg(wid, nwg) * (WG / TPR) + lid / TPR;
+  let lane = lid % TPR;
+  let live = row < p.N; // rows past N still take part in the barriers
   let base = row * p.V;
   var a = MaxSum(NEG_MAX, 0.0);
-  for (var v = lid; v < p.V; v += WG) {
-    a = add_value(a, i_logits[base + v]);
+  if (live) {
+    for (var v = lane; v < p.V; v += TPR) {
+      a = add_value(a, i_logits[base + v]);
+    }
   }
-  let r = workgroup_max_sum(lid, a);
+  let r = row_max_sum(lid, a);
+  if (!live) {
+    return;
+  }
   let t = i_targets[row];
   let ok = valid(t);
   let k = p.scale / r.s;
-  for (var v = lid; v < p.V; v += WG) {
+  for (var v = lane; v < p.V; v += TPR) {
     var g = 0.0;
     if (ok) {
       g = exp(i_logits[base + v] - r.m) * k - select(0.0, p.scale, u32(t) == v);

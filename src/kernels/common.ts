@@ -33,3 +33,14 @@ export function grid(gpu: Gpu, count: number): [number, number] {
 export function ceilDiv(a: number, b: number): number {
   return Math.ceil(a / b);
 }
+
+/**
+ * Threads per row for row-wise kernels (norms, softmax): a power of two giving each thread
+ * about 8 elements, at most `workgroup`. A workgroup then holds workgroup / threads rows, so
+ * narrow rows do not leave most of it idle through every barrier.
+ */
+export function threadsPerRow(width: number, workgroup = 256): number {
+  let t = 1;
+  while (t < workgroup && t * 8 < width) t *= 2;
+  return t;
+}

@@ -15,9 +15,11 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { KernelInputError } from '../gpu/errors.ts';
-import { expectPositiveInt, expectTensor, grid } from './common.ts';
+import { ceilDiv, expectPositiveInt, expectTensor, grid, threadsPerRow } from './common.ts';
 
 const SHADER = { name: 'crossentropy', code };
+/** Workgroup size of crossentropy.wgsl's row kernels (WG there). */
+const WG = 256;
 
 export interface CrossEntropyDims {
   N: number;
@@ -82,7 +84,7 @@ export function crossEntropyForward(
   const bufs = [logits, targets, losses, lossMean].map((t) => t.buffer);
   if (new Set(bufs).size !== bufs.length) throw new KernelInputError(K, 'logits, targets, losses and lossMean must be different buffers');
   const params = new Params().u32(N).u32(V).f32(0);
-  gpu.dispatch(gpu.pipeline(SHADER, 'ce_forward'), params, [logits, targets, losses], grid(gpu, N));
+  gpu.dispatch(gpu.pipeline(SHADER, 'ce_forward', { TPR: threadsPerRow(V, WG) }), params, [logits, targets, losses], grid(gpu, ceilDiv(N, WG / threadsPerRow(V, WG))));
   gpu.dispatch(gpu.pipeline(SHADER, 'ce_mean'), params, [losses, targets, lossMean], [1]);
 }
 
@@ -114,9 +116,9 @@ export function crossEntropyBackward(
   if (!Number.isFinite(scale)) throw new KernelInputError(K, `scale must be finite, got ${scale}`);
   const params = new Params().u32(N).u32(V).f32(scale);
   if (dlogits.buffer === logits.buffer) {
-    gpu.dispatch(gpu.pipeline(SHADER, 'ce_backward_inplace'), params, [logits, targets], grid(gpu, N));
+    gpu.dispatch(gpu.pipeline(SHADER, 'ce_backward_inplace', { TPR: threadsPerRow(V, WG) }), params, [logits, targets], grid(gpu, ceilDiv(N, WG / threadsPerRow(V, WG))));
   } else {
-    gpu.dispatch(gpu.pipeline(SHADER, 'ce_backward'), params, [logits, targets, dlogits], grid(gpu, N));
+    gpu.dispatch(gpu.pipeline(SHADER, 'ce_backward', { TPR: threadsPerRow(V, WG) }), params, [logits, targets, dlogits], grid(gpu, ceilDiv(N, WG / threadsPerRow(V, WG))));
   }
 }
 

@@ -9,7 +9,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { KernelInputError } from '../gpu/errors.ts';
-import { ceilDiv, expectPositiveInt, expectTensor, grid } from './common.ts';
+import { ceilDiv, expectPositiveInt, expectTensor, grid, threadsPerRow } from './common.ts';
 
 const SHADER = { name: 'rmsnorm', code };
 const WG = 256;
@@ -38,13 +38,6 @@ function checkDims(kernel: string, dims: RmsnormDims): number {
   return eps;
 }
 
-/** Threads per row: a power of two giving each about 8 columns, at most the workgroup. */
-export function threadsPerRow(C: number): number {
-  let tpr = 1;
-  while (tpr < WG && tpr * 8 < C) tpr *= 2;
-  return tpr;
-}
-
 function distinct(kernel: string, named: Record<string, Tensor>): void {
   const seen = new Map<GPUBuffer, string>();
   for (const [name, t] of Object.entries(named)) {
@@ -64,7 +57,7 @@ export function rmsnormForward(gpu: Gpu, x: Tensor, weight: Tensor, y: Tensor, r
   expectTensor(K, 'rstd', rstd, N);
   distinct(K, { x, weight, y, rstd });
   const params = new Params().u32(N).u32(C).f32(eps).u32(0).u32(0).u32(0);
-  const tpr = threadsPerRow(C);
+  const tpr = threadsPerRow(C, WG);
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_forward', { TPR: tpr }), params, [x, weight, y, rstd], grid(gpu, ceilDiv(N, WG / tpr)));
 }
 
@@ -95,7 +88,7 @@ export function rmsnormBackward(
   const flags = (options.accumulateDx ? 1 : 0) | (options.accumulate ? 2 : 0);
   const params = new Params().u32(N).u32(C).f32(0).u32(flags).u32(rowBlocks).u32(colBlocks);
 
-  const tpr = threadsPerRow(C);
+  const tpr = threadsPerRow(C, WG);
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_backward_dx', { TPR: tpr }), params, [x, weight, rstd, dy, dx], grid(gpu, ceilDiv(N, WG / tpr)));
   const partial = gpu.tensor([rowBlocks, C], 'f32', 'rmsnorm dweight partials');
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_partial'), params, [x, rstd, dy, partial], grid(gpu, rowBlocks * colBlocks));
