@@ -249,8 +249,8 @@ function fnv1a(s: string, h: number): number {
   return h >>> 0;
 }
 
-/** murmur3's 32-bit finaliser: a bijective avalanche. */
-function mix32(h: number): number {
+/** murmur3's 32-bit finaliser: a bijective avalanche (also used by the data sampler). */
+export function mix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -2,6 +2,7 @@
 // function of (run seed, round, contributor, step) — so a validator can rebuild exactly the
 // batch a contributor was given, on any machine and any JavaScript engine (integer
 // arithmetic only). Plus a deterministic train/held-out split. Environment-free.
+import { mix32 } from '../model/config.ts';
 
 export interface SampleKey {
   /** The run's data seed (a safe integer ≥ 0). */
@@ -32,16 +33,6 @@ export interface Batch {
 
 export const SAMPLER_VERSION = 1;
 
-/** murmur3's 32-bit finaliser. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s);
 }
@@ -61,7 +52,7 @@ function checkKey(key: SampleKey): void {
 
 /**
  * 128 bits of state from the key: four independent 32-bit hashes (FNV-1a over the UTF-8 of
- * a canonical string, each lane with its own basis, then fmix32). The canonical string
+ * a canonical string, each lane with its own basis, then mix32). The canonical string
  * carries the sampler version, so a change of algorithm never silently reuses old keys.
  */
 export function sampleSeed(key: SampleKey): [number, number, number, number] {
@@ -74,7 +65,7 @@ export function sampleSeed(key: SampleKey): [number, number, number, number] {
       h ^= bytes[i];
       h = Math.imul(h, 0x01000193) >>> 0;
     }
-    lanes.push(fmix32(h ^ bytes.length));
+    lanes.push(mix32(h ^ bytes.length));
   }
   if ((lanes[0] | lanes[1] | lanes[2] | lanes[3]) === 0) lanes[0] = 1;
   return lanes as [number, number, number, number];

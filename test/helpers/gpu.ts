@@ -1,9 +1,10 @@
 // Test support for GPU kernels: one device per test file, seeded random inputs, NaN-poisoned
 // outputs, and the relative-error measure every kernel test reports.
-import { afterAll } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { openNodeGpu } from '../../src/node/dawn.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
-import type { Tensor } from '../../src/gpu/tensor.ts';
+import { Tensor, type DType } from '../../src/gpu/tensor.ts';
+import { KernelInputError } from '../../src/gpu/errors.ts';
 
 let shared: Promise<Gpu> | null = null;
 
@@ -90,4 +91,17 @@ export function finiteDiff(f: (x: Float64Array) => number, x: Float64Array, i: n
   const down = f(x);
   x[i] = saved;
   return (up - down) / (2 * h);
+}
+
+/** Asserts `f` throws a KernelInputError matching `message` and records nothing. */
+export function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
+  const before = gpu.pendingDispatches;
+  expect(f).toThrow(KernelInputError);
+  expect(f).toThrow(message);
+  expect(gpu.pendingDispatches).toBe(before);
+}
+
+/** A tensor whose buffer (16 bytes) is too small for its shape. */
+export function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
+  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
 }

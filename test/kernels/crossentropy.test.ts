@@ -7,22 +7,7 @@ import {
   crossEntropyScale,
   uploadTargets,
 } from '../../src/kernels/crossentropy.ts';
-import { KernelInputError } from '../../src/gpu/errors.ts';
-import type { Gpu } from '../../src/gpu/gpu.ts';
-import { Tensor, type DType } from '../../src/gpu/tensor.ts';
-import { expectClose, finiteDiff, poisoned, randInts, randn, testGpu } from '../helpers/gpu.ts';
-
-function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
-  const before = gpu.pendingDispatches;
-  expect(f).toThrow(KernelInputError);
-  expect(f).toThrow(message);
-  expect(gpu.pendingDispatches).toBe(before);
-}
-
-/** A tensor whose buffer (16 bytes) is too small for its shape. */
-function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
-  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
-}
+import { expectClose, finiteDiff, poisoned, randInts, randn, rejects, testGpu, tooSmall } from '../helpers/gpu.ts';
 
 /** Targets with every fifth one ignored (−1). */
 function targetsFor(N: number, V: number, seed: number): Int32Array {

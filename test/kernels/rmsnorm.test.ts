@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rmsnormBackward, rmsnormBackwardRef, rmsnormForward, rmsnormForwardRef } from '../../src/kernels/rmsnorm.ts';
-import { KernelInputError } from '../../src/gpu/errors.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
-import type { Gpu } from '../../src/gpu/gpu.ts';
-import { expectClose, finiteDiff, poisoned, randn, testGpu } from '../helpers/gpu.ts';
-
-function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
-  const before = gpu.pendingDispatches;
-  expect(f).toThrow(KernelInputError);
-  expect(f).toThrow(message);
-  expect(gpu.pendingDispatches).toBe(before);
-}
+import { expectClose, finiteDiff, poisoned, randn, rejects, testGpu } from '../helpers/gpu.ts';
 
 describe('rmsnorm', () => {
   it.each([

@@ -1,21 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { ropeBackward, ropeForward, ropeRef } from '../../src/kernels/rope.ts';
-import { KernelInputError } from '../../src/gpu/errors.ts';
-import type { Gpu } from '../../src/gpu/gpu.ts';
-import { Tensor, type DType } from '../../src/gpu/tensor.ts';
-import { expectClose, finiteDiff, poisoned, randn, testGpu } from '../helpers/gpu.ts';
-
-function rejects(gpu: Gpu, f: () => void, message: RegExp): void {
-  const before = gpu.pendingDispatches;
-  expect(f).toThrow(KernelInputError);
-  expect(f).toThrow(message);
-  expect(gpu.pendingDispatches).toBe(before);
-}
-
-/** A tensor whose buffer (16 bytes) is too small for its shape. */
-function tooSmall(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
-  return new Tensor(gpu, gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x04 | 0x08 }), shape, dtype, 'tooSmall');
-}
+import { expectClose, finiteDiff, poisoned, randn, rejects, testGpu, tooSmall } from '../helpers/gpu.ts';
 
 describe('rope', () => {
   it.each([
