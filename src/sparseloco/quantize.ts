@@ -47,10 +47,9 @@ export function quantize(values: ArrayLike<number>): Quantized {
   const codes = new Uint8Array(n);
   const sums = [0, 0, 0, 0];
   const counts = [0, 0, 0, 0];
-  const inv = 1 / scale;
   for (let i = 0; i < n; i++) {
     const x = values[i];
-    let c = Math.round((x - mean) * inv + 2);
+    let c = Math.round((x - mean) / scale + 2);
     c = c < 0 ? 0 : c > 3 ? 3 : c;
     codes[i] = c;
     sums[c] += x;
