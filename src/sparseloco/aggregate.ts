@@ -1,0 +1,114 @@
+// Receivers' aggregation of the peers' decoded updates (DESIGN.md, step 3): per tensor,
+//   1. each peer's L2 norm of its values; the median of those norms across peers (an even
+//      count takes the mean of the two middle values);
+//   2. each peer's values scaled by min(1, median / norm) (a zero norm is left alone);
+//   3. for each index, the average over the peers that sent it (sum / number of senders).
+// The result has sorted unique indices.
+//
+// Method: concatenate every peer's (index, scaled value) pairs in peer order, sort them by
+// index with a stable LSD radix sort (11-bit digits, only as many passes as the largest
+// index needs), then sum each run of equal indices. O(total nnz) time and memory per tensor,
+// no array of the tensor's size. Stable order means each index's sum runs in peer order, in
+// float64, so the result is bit-identical to summing peer by peer. Environment-free.
+import type { SparseTensor } from './selection.ts';
+
+export interface AggregateLayout {
+  name: string;
+  shape: readonly number[];
+}
+
+const DIGIT = 11;
+const BUCKETS = 1 << DIGIT;
+const count = new Uint32Array(BUCKETS);
+
+/** Median of the numbers (mean of the middle two for an even count); 0 for none. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length & 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** L2 norm of the values (float64, in order). */
+export function l2norm(values: ArrayLike<number>): number {
+  let ss = 0;
+  for (let i = 0; i < values.length; i++) ss += values[i] * values[i];
+  return Math.sqrt(ss);
+}
+
+/**
+ * Averages the peers' sparse updates tensor by tensor. `updates[p]` holds peer p's tensors
+ * in `layout` order; within a peer, a tensor's indices must be unique (decodeUpdate
+ * guarantees it). Throws RangeError on a missing or misnamed tensor or an index outside the
+ * tensor.
+ */
+export function aggregate(updates: readonly (readonly SparseTensor[])[], layout: readonly AggregateLayout[]): SparseTensor[] {
+  updates.forEach((u, p) => {
+    if (u.length !== layout.length) throw new RangeError(`aggregate: peer ${p} sent ${u.length} tensors, the layout has ${layout.length}`);
+  });
+  return layout.map((spec, t) => {
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    const peers = updates.map((u, p) => {
+      const x = u[t];
+      if (x.name !== spec.name) throw new RangeError(`aggregate: peer ${p}'s tensor ${t} is '${x.name}', expected '${spec.name}'`);
+      if (x.indices.length !== x.values.length) throw new RangeError(`aggregate: peer ${p}'s '${x.name}' has ${x.indices.length} indices and ${x.values.length} values`);
+      return x;
+    });
+    const norms = peers.map((x) => l2norm(x.values));
+    const med = median(norms);
+    let total = 0;
+    for (const x of peers) total += x.indices.length;
+    let keys = new Uint32Array(total);
+    let vals = new Float64Array(total);
+    let at = 0;
+    let maxKey = 0;
+    peers.forEach((x, p) => {
+      const scale = norms[p] > 0 ? Math.min(1, med / norms[p]) : 1;
+      const { indices, values } = x;
+      for (let i = 0; i < indices.length; i++, at++) {
+        const key = indices[i];
+        if (key >= size) throw new RangeError(`aggregate: peer ${p}'s '${x.name}' has index ${key}, outside its ${size} elements`);
+        if (key > maxKey) maxKey = key;
+        keys[at] = key;
+        vals[at] = values[i] * scale;
+      }
+    });
+    // Stable LSD radix sort of (key, value) by key.
+    if (total > 1) {
+      let keys2 = new Uint32Array(total);
+      let vals2 = new Float64Array(total);
+      for (let shift = 0; shift < 32 && maxKey >>> shift > 0; shift += DIGIT) {
+        count.fill(0);
+        for (let i = 0; i < total; i++) count[(keys[i] >>> shift) & (BUCKETS - 1)]++;
+        let sum = 0;
+        for (let b = 0; b < BUCKETS; b++) {
+          const c = count[b];
+          count[b] = sum;
+          sum += c;
+        }
+        for (let i = 0; i < total; i++) {
+          const d = count[(keys[i] >>> shift) & (BUCKETS - 1)]++;
+          keys2[d] = keys[i];
+          vals2[d] = vals[i];
+        }
+        [keys, keys2] = [keys2, keys];
+        [vals, vals2] = [vals2, vals];
+      }
+    }
+    // Average each run of equal indices.
+    let unique = 0;
+    for (let i = 0; i < total; i++) if (i === 0 || keys[i] !== keys[i - 1]) unique++;
+    const indices = new Uint32Array(unique);
+    const values = new Float32Array(unique);
+    let u = 0;
+    for (let i = 0; i < total;) {
+      const key = keys[i];
+      let sum = 0;
+      let senders = 0;
+      for (; i < total && keys[i] === key; i++, senders++) sum += vals[i];
+      indices[u] = key;
+      values[u++] = sum / senders;
+    }
+    return { name: spec.name, shape: [...spec.shape], indices, values };
+  });
+}

@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { aggregate, median } from '../../src/sparseloco/aggregate.ts';
+import type { SparseTensor } from '../../src/sparseloco/selection.ts';
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Spec { name: string; shape: number[] }
+
+/** nnz unique random indices drawn from [0, range) (range ≤ size, so peers overlap), in random order. */
+function randomSparse(spec: Spec, nnz: number, range: number, seed: number, gain = 1): SparseTensor {
+  const u = rng(seed);
+  const picked = new Set<number>();
+  while (picked.size < nnz) picked.add(Math.floor(u() * range));
+  const indices = Uint32Array.from(picked);
+  const values = Float32Array.from(indices, () => gain * (u() - 0.5));
+  return { name: spec.name, shape: spec.shape, indices, values };
+}
+
+/** DESIGN.md's rule written out plainly: median-norm clip, then average over senders. */
+function reference(updates: SparseTensor[][], layout: Spec[]) {
+  return layout.map((spec, t) => {
+    const norms = updates.map((u) => Math.sqrt(Array.from(u[t].values).reduce((a, v) => a + v * v, 0)));
+    const sorted = [...norms].sort((a, b) => a - b);
+    const m = sorted.length;
+    const med = m === 0 ? 0 : m % 2 ? sorted[(m - 1) / 2] : (sorted[m / 2 - 1] + sorted[m / 2]) / 2;
+    const sum = new Map<number, number>();
+    const count = new Map<number, number>();
+    updates.forEach((u, p) => {
+      const s = norms[p] === 0 ? 1 : Math.min(1, med / norms[p]);
+      u[t].indices.forEach((i, j) => {
+        sum.set(i, (sum.get(i) ?? 0) + u[t].values[j] * s);
+        count.set(i, (count.get(i) ?? 0) + 1);
+      });
+    });
+    const indices = [...sum.keys()].sort((a, b) => a - b);
+    return { indices, values: indices.map((i) => Math.fround(sum.get(i)! / count.get(i)!)) };
+  });
+}
+
+const layout: Spec[] = [
+  { name: 'norm', shape: [256] },
+  { name: 'w', shape: [300, 200] },
+  { name: 'big', shape: [5000, 1000] }, // 5M elements: indices need three 11-bit radix passes
+  { name: 'tiny', shape: [3] },
+];
+
+describe('aggregate', () => {
+  it.each([1, 2, 3, 4])('matches the reference for %i peers with overlapping indices', (P) => {
+    for (let trial = 0; trial < 3; trial++) {
+      const updates = Array.from({ length: P }, (_, p) => [
+        randomSparse(layout[0], 64, 100, 10 * p + trial),
+        randomSparse(layout[1], 900, 3000, 100 + 10 * p + trial, p === 0 ? 5 : 1),
+        randomSparse(layout[2], 2000, 5_000_000, 200 + 10 * p + trial),
+        randomSparse(layout[3], 1 + ((p + trial) % 3), 3, 300 + p),
+      ]);
+      // make the big tensor overlap too: every peer also sends the first peer's first 500 indices
+      for (let p = 1; p < P; p++) {
+        const own = new Set(updates[p][2].indices);
+        const extra = Array.from(updates[0][2].indices.subarray(0, 500)).filter((i) => !own.has(i));
+        const t = updates[p][2];
+        updates[p][2] = { ...t, indices: Uint32Array.from([...extra, ...t.indices]), values: Float32Array.from([...extra.map(() => 0.25), ...t.values]) };
+      }
+      const got = aggregate(updates, layout);
+      const ref = reference(updates, layout);
+      got.forEach((g, t) => {
+        expect(g.name).toBe(layout[t].name);
+        expect(g.shape).toEqual(layout[t].shape);
+        expect(Array.from(g.indices)).toEqual(ref[t].indices);
+        expect(Array.from(g.values)).toEqual(ref[t].values);
+      });
+    }
+  });
+
+  it('clips an outlier peer down to the median norm', () => {
+    const spec = layout[1];
+    const a = randomSparse(spec, 100, 1000, 1);
+    const b = randomSparse(spec, 100, 1000, 2);
+    // c: disjoint indices, 100× larger values
+    const c: SparseTensor = { ...spec, indices: Uint32Array.from({ length: 100 }, (_, i) => 2000 + i), values: Float32Array.from({ length: 100 }, (_, i) => 100 * Math.sin(i + 1)) };
+    const norm = (v: Float32Array) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+    const med = median([norm(a.values), norm(b.values), norm(c.values)]);
+    expect(med).toBeLessThan(norm(c.values) / 50);
+    const [out] = aggregate([[a], [b], [c]], [spec]);
+    const fromC = Array.from(out.indices).map((i, j) => [i, out.values[j]] as const).filter(([i]) => i >= 2000);
+    expect(fromC.length).toBe(100);
+    const clipped = Math.sqrt(fromC.reduce((s, [, v]) => s + v * v, 0));
+    expect(clipped).toBeCloseTo(med, 4);
+    fromC.forEach(([i, v]) => expect(v).toBeCloseTo(c.values[i - 2000] * (med / norm(c.values)), 6));
+  });
+
+  it('averages an index over its senders only; a lone sender keeps its value', () => {
+    const spec = { name: 'v', shape: [10] };
+    const t = (idx: number[], vals: number[]): SparseTensor[] => [{ ...spec, indices: Uint32Array.from(idx), values: Float32Array.from(vals) }];
+    // equal norms (5): no clipping
+    const out = aggregate([t([0, 1], [3, 4]), t([1, 2], [4, 3]), t([9, 0], [4, -3])], [spec])[0];
+    expect(Array.from(out.indices)).toEqual([0, 1, 2, 9]);
+    expect(Array.from(out.values)).toEqual([0, 4, 3, 4]);
+  });
+
+  it('even peer count: the median is the mean of the middle two; zero norms are left alone', () => {
+    const spec = { name: 'v', shape: [4] };
+    const t = (idx: number[], vals: number[]): SparseTensor[] => [{ ...spec, indices: Uint32Array.from(idx), values: Float32Array.from(vals) }];
+    // norms 1 and 3 → median 2: the second peer is scaled by 2/3
+    const out = aggregate([t([0], [1]), t([1], [3])], [spec])[0];
+    expect(Array.from(out.values)).toEqual([1, 2]);
+    // norms 0, 0, 1: median 0; the zero peers are left, the other is scaled to 0 but still counts as a sender
+    const z = aggregate([t([0], [0]), t([0], [0]), t([0, 1], [0.6, 0.8])], [spec])[0];
+    expect(Array.from(z.indices)).toEqual([0, 1]);
+    expect(Array.from(z.values)).toEqual([0, 0]);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBe(0);
+  });
+
+  it('no peers: empty tensors', () => {
+    const out = aggregate([], layout);
+    expect(out.map((t) => t.indices.length)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('rejects a misnamed tensor, a missing tensor, an index outside the tensor', () => {
+    const spec = { name: 'v', shape: [4] };
+    const t = (name: string, idx: number[]): SparseTensor[] => [{ name, shape: [4], indices: Uint32Array.from(idx), values: new Float32Array(idx.length) }];
+    expect(() => aggregate([t('x', [0])], [spec])).toThrow(/'x', expected 'v'/);
+    expect(() => aggregate([[]], [spec])).toThrow(/sent 0 tensors/);
+    expect(() => aggregate([t('v', [4])], [spec])).toThrow(/index 4, outside/);
+  });
+});
