@@ -142,6 +142,52 @@ function compact(grid: ChunkGrid, k: number, local: Uint32Array, values: Float32
   return { local: outLocal, values: outValues };
 }
 
+/**
+ * The same selection computed on the CPU from e's values (bit-identical to the GPU's: same
+ * keys, same tie rule), in the TensorSelection layout. Per chunk: the threshold key by a
+ * native sort of the chunk's keys, then one pass in local-index order.
+ */
+export function topkCpu(x: Float32Array, grid: ChunkGrid, k: number): TopKResult {
+  checkK('topkCpu', k);
+  if (x.length !== grid.rows * grid.cols) throw new KernelInputError('topkCpu', `x holds ${x.length} values, the grid ${grid.rows * grid.cols}`);
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  let total = 0;
+  for (let c = 0; c < grid.count; c++) total += keptInChunk(grid, c, k);
+  const local = new Uint16Array(total);
+  const values = new Float32Array(total);
+  const keys = new Uint32Array(MAX_CHUNK_ELEMENTS);
+  const sorted = new Uint32Array(MAX_CHUNK_ELEMENTS);
+  let o = 0;
+  for (let c = 0; c < grid.count; c++) {
+    const e = chunkExtent(grid, c);
+    const n = e.rows * e.cols;
+    let j = 0;
+    for (let r = 0; r < e.rows; r++) {
+      const row = (e.r0 + r) * grid.cols + e.c0;
+      for (let col = 0; col < e.cols; col++) keys[j++] = bits[row + col] & 0x7fffffff;
+    }
+    const kept = Math.min(k, n);
+    const chunkSorted = sorted.subarray(0, n);
+    chunkSorted.set(keys.subarray(0, n));
+    chunkSorted.sort();
+    const threshold = chunkSorted[n - kept];
+    let equalNeeded = kept;
+    for (let i = 0; i < n; i++) if (keys[i] > threshold) equalNeeded--;
+    j = 0;
+    for (let r = 0; r < e.rows; r++) {
+      const row = (e.r0 + r) * grid.cols + e.c0;
+      for (let col = 0; col < e.cols; col++, j++) {
+        const key = keys[j];
+        if (key > threshold || (key === threshold && equalNeeded-- > 0)) {
+          local[o] = r * grid.blockCols + col;
+          values[o++] = x[row + col];
+        }
+      }
+    }
+  }
+  return { local, values };
+}
+
 // ---- CPU reference ----
 
 const f32 = new Float32Array(1);

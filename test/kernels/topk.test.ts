@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EMPTY_SLOT, selectTopK, topkPerChunk, topkRef } from '../../src/kernels/topk.ts';
+import { EMPTY_SLOT, selectTopK, topkCpu, topkPerChunk, topkRef } from '../../src/kernels/topk.ts';
 import { chunkGrid, keptInChunk, type ChunkGrid } from '../../src/sparseloco/chunks.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { poisoned, randn, rejects, testGpu, tooSmall } from '../helpers/gpu.ts';
@@ -30,6 +30,23 @@ function expectExact(label: string, out: { local: Uint32Array; values: Float32Ar
   console.log(`topk ${label}: ${g.count} chunks, k=${k}, ${ref.local.length} slots, mismatches local ${localMismatch} values ${valueMismatch}`);
   expect(localMismatch).toBe(0);
   expect(valueMismatch).toBe(0);
+  // The CPU path of select() gives the same entries, compacted.
+  const compact = compactRef(ref, g, k);
+  const cpu = topkCpu(data, g, k);
+  expect(Array.from(cpu.local)).toEqual(compact.local);
+  expect(new Uint32Array(cpu.values.buffer)).toEqual(new Uint32Array(Float32Array.from(compact.values).buffer));
+}
+
+function compactRef(ref: { local: Uint32Array; values: Float64Array }, g: ChunkGrid, k: number): { local: number[]; values: number[] } {
+  const local: number[] = [];
+  const values: number[] = [];
+  for (let c = 0; c < g.count; c++) {
+    for (let s = 0; s < keptInChunk(g, c, k); s++) {
+      local.push(ref.local[c * k + s]);
+      values.push(ref.values[c * k + s]);
+    }
+  }
+  return { local, values };
 }
 
 describe('topk per chunk', () => {
@@ -81,15 +98,7 @@ describe('topk per chunk', () => {
     const data = randn(65 * 130, 99);
     const k = 64;
     const sel = await selectTopK(gpu, gpu.tensor(g.shape, 'f32', 'x', data), g, k);
-    const ref = topkRef(data, g, k);
-    const local: number[] = [];
-    const values: number[] = [];
-    for (let c = 0; c < g.count; c++) {
-      for (let s = 0; s < keptInChunk(g, c, k); s++) {
-        local.push(ref.local[c * k + s]);
-        values.push(ref.values[c * k + s]);
-      }
-    }
+    const { local, values } = compactRef(topkRef(data, g, k), g, k);
     expect(sel.local).toBeInstanceOf(Uint16Array);
     expect(Array.from(sel.local)).toEqual(local);
     expect(Array.from(sel.values)).toEqual(values);

@@ -33,11 +33,12 @@ function cpuSelect(e: Float64Array, g: ChunkGrid, k: number): { indices: number[
 }
 
 describe('ErrorFeedback', () => {
-  it('two rounds match a float64 simulation of e (β·e + Δ, top-k, subtract)', async () => {
+  it.each(['gpu', 'cpu'] as const)('two rounds match a float64 simulation of e (β·e + Δ, top-k on the %s, subtract)', async (topk) => {
     const gpu = await testGpu();
     const beta = 0.95;
     const k = 64;
-    const ef = new ErrorFeedback(gpu, LAYOUT, { beta, k });
+    const ef = new ErrorFeedback(gpu, LAYOUT, { beta, k, topk });
+    expect(ef.topkOn).toBe(topk);
     const eRef = new Map<string, Float64Array>(LAYOUT.map((s) => [s.name, new Float64Array(s.size)]));
     let seed = 1;
     for (let round = 0; round < 2; round++) {
@@ -116,6 +117,7 @@ describe('ErrorFeedback', () => {
     rejects(gpu, () => applySparse(gpu, ef.e, [ok], Number.POSITIVE_INFINITY), /scale must be finite/);
     expect(() => new ErrorFeedback(gpu, LAYOUT, { k: 0 })).toThrow(/k must be an integer/);
     expect(() => new ErrorFeedback(gpu, LAYOUT, { beta: 1.5 })).toThrow(/beta must be in/);
+    expect(ef.topkOn).toBe(gpu.info.isSoftware ? 'cpu' : 'gpu');
     ef.destroy();
   });
 });
