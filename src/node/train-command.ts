@@ -14,13 +14,21 @@ import { LocalTrainer, type StepResult } from '../train/trainer.ts';
 import { FileCheckpointStore } from './checkpoint-files.ts';
 import { loadOrBuildShard } from './corpus.ts';
 import { openNodeGpu } from './dawn.ts';
+import { runReplicas } from './replicas-command.ts';
+import type { OuterMethod } from '../sparseloco/outer.ts';
+
+const OUTER_METHODS: readonly OuterMethod[] = ['sparseloco', 'diloco', 'none'];
 
 export const TRAIN_USAGE = `usage:
   tessera train --model tiny|small|base|1b [--steps N] [--resume] [--json]
                 [--batch B] [--seq T] [--accum K] [--lr PEAK] [--warmup W] [--seed S]
                 [--data shard.bin] [--checkpoint-dir DIR] [--checkpoint-every N]
                 [--eval-batches N] [--software]
+  tessera train --model tiny --replicas R --inner-steps H --outer sparseloco|diloco|none [--rounds N]
   Trains the whole model on this machine's GPU on the default corpus (built on first use).
+  With --replicas, R replicas train H steps per round on their own data and then sync with
+  the outer method (none: one replica that sees all R replicas' data); prints each round's
+  loss and the bytes each replica would send.
   Checkpoints go to .tessera/checkpoints/<model>/ every --checkpoint-every steps and at the
   end; Ctrl-C saves one and stops. --resume continues from the last valid checkpoint.`;
 
@@ -66,6 +74,10 @@ export async function trainCommand(args: string[]): Promise<number> {
       'checkpoint-every': { type: 'string', default: '50' },
       'eval-batches': { type: 'string', default: '4' },
       resume: { type: 'boolean' },
+      replicas: { type: 'string' },
+      'inner-steps': { type: 'string', default: '30' },
+      outer: { type: 'string' },
+      rounds: { type: 'string' },
       json: { type: 'boolean' },
       software: { type: 'boolean' },
     },
@@ -93,6 +105,32 @@ export async function trainCommand(args: string[]): Promise<number> {
   const shard = loadOrBuildShard({ tokenizer: cfg, path: values.data, log: (l) => say(l) });
   const { train, valid } = splitShard(shard.tokens, { validFraction: 0.01 });
   const entropy = unigramEntropy(train, cfg.vocabSize);
+
+  if (values.replicas !== undefined || values.outer !== undefined) {
+    const method = (values.outer ?? 'sparseloco') as OuterMethod;
+    if (!OUTER_METHODS.includes(method)) throw new TrainUsageError(`--outer must be one of ${OUTER_METHODS.join(', ')}, got '${values.outer}'`);
+    if (values.resume) throw new TrainUsageError('--resume applies to single-replica training; replica simulations start afresh');
+    const innerSteps = int('inner-steps', values['inner-steps'], 1);
+    return runReplicas({
+      cfg,
+      model: modelName,
+      method,
+      replicas: int('replicas', values.replicas ?? 4, 1),
+      innerSteps,
+      rounds: int('rounds', values.rounds ?? Math.ceil(settings.steps / innerSteps), 1),
+      batch: settings.batch,
+      seq: settings.seq,
+      lr: settings.lr,
+      warmup: settings.warmup,
+      seed: settings.seed,
+      evalCount,
+      train,
+      valid,
+      entropy,
+      software: values.software === true,
+      say,
+    });
+  }
 
   const gpu = await openNodeGpu({ adapter: values.software ? 'software' : 'auto' });
   const store = new FileCheckpointStore(values['checkpoint-dir'] ?? join('.tessera', 'checkpoints', modelName));
