@@ -37,7 +37,7 @@ describe('outer step', () => {
       const drifted = replicaParams(gpu, start, r + 1);
       for (const s of layout) gpu.copy(drifted.get(s.name)!, p.get(s.name)!);
     });
-    const messages = [];
+    const messages: Uint8Array[] = [];
     for (const rep of replicas) messages.push(await rep.compress(0));
 
     // A fourth message, corrupted in transit: dropped and counted, never applied.
