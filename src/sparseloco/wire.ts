@@ -1,10 +1,13 @@
 // The wire format of one peer's SparseLoCo update (DESIGN.md, step 3 and "Wire"): every
-// tensor's top-k per chunk as 12-bit local indices and 2-bit codes, plus a 4-entry table of
-// bin means per tensor. About 14 bits per kept value.
+// tensor's top-k per chunk as local indices and 2-bit codes, plus a 4-entry table of bin
+// means per tensor. Indices travel per tensor either as fixed 12-bit values (14 bits per
+// kept value with the codes) or Rice-coded gaps (rice.ts; about 9.5 bits per kept value at
+// k = 64 of 4096); the encoder picks whichever is smaller.
 //
 // Byte layout, little-endian, no alignment:
 //   0   'TSLC'                     magic
-//   4   u16 version                UPDATE_VERSION
+//   4   u16 version                UPDATE_VERSION (2; version 1, which had no index-coding
+//                                  bytes, is rejected as 'version')
 //   6   u16 flags                  0 (any other value is rejected)
 //   8   u32 config hash            configHash(cfg)
 //   12  u32 round
@@ -12,32 +15,69 @@
 //   18  u16 tensor count
 //   20  tensor table, per tensor:  u8 name length (1..255), UTF-8 name,
 //                                  u8 rank (1 or 2), rank × u32 dims,
-//                                  4 × f32 lookup table (bin means, by code)
-//   ... payload, per tensor in table order: packed indices, then packed codes (bitpack.ts);
+//                                  4 × f32 lookup table (bin means, by code),
+//                                  u8 index coding: 0 = fixed 12-bit, 1 = Rice,
+//                                  u8 Rice parameter p: 0 for fixed, 0..11 for Rice,
+//                                  Rice only: u32 byte length of the index stream
+//   ... payload, per tensor in table order: its indices, then its packed codes (bitpack.ts);
 //       the count n = Σ_c keptInChunk(grid, c, k) over the chunk grid (chunks.ts) of the
-//       shape, chunk by chunk in chunk order, so indexBytes(n) + codeBytes(n) bytes
+//       shape, chunk by chunk in chunk order. Indices:
+//         fixed: packed 12-bit local indices (bitpack.ts), indexBytes(n) bytes; any order
+//                within a chunk, each once;
+//         Rice:  one bit stream for the whole tensor (rice.ts: unary quotient as ones ended
+//                by a zero, then p remainder bits, MSB first, bytes filled from bit 7 down):
+//                for each chunk in order, for each kept index, the gap
+//                g = local − previous − 1 (previous = −1 at the chunk's start), so locals
+//                are strictly ascending within a chunk by construction; zero bits pad the
+//                stream to a byte boundary and it takes exactly its declared byte length.
+//       then codeBytes(n) bytes of codes
 //   end u32 CRC32 of every byte before it
+//
+// The encoder ('auto', the default) computes both index sizes per tensor exactly — Rice at
+// the p in 0..11 of fewest bits — and uses Rice only when its stream plus its 4-byte length
+// is strictly smaller than the fixed indices (ties → fixed); so an 'auto' update is never
+// larger than encodedSize, which is the exact size with fixed indices everywhere. Rice needs
+// ascending locals per chunk (TensorSelection's contract); 'auto' keeps fixed indices for a
+// tensor without them.
 //
 // decodeUpdate checks everything — size limit first, then magic, version, structure,
 // exact length, CRC, config hash, round, layout, table values, every index — using only
 // constant-size scratch, and allocates the decoded tensors only once all checks passed.
+// The Rice reader is bounded by its stream's declared bytes and every unary run by the
+// room left in the chunk, so corrupt input costs work proportional to its bytes.
 // Each failure is an UpdateError whose `reason` names the check. Environment-free.
 import { DEFAULT_INIT_STD, type ModelConfig } from '../model/config.ts';
 import { crc32 } from '../train/shards.ts';
 import { codeBytes, indexBytes, packCodes, packIndices } from './bitpack.ts';
-import { ChunkError, MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, type ChunkGrid } from './chunks.ts';
+import { ChunkError, MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, chunkSize, type ChunkGrid } from './chunks.ts';
 import { dequantize, quantize } from './quantize.ts';
+import { MAX_RICE_PARAM, RiceReader, addRiceBits, bestRiceParam, riceBytes, writeRice } from './rice.ts';
 import type { SparseTensor, TensorSelection } from './selection.ts';
 
 export type { SparseTensor, TensorSelection } from './selection.ts';
 
 export const UPDATE_MAGIC = 'TSLC';
-export const UPDATE_VERSION = 1;
+export const UPDATE_VERSION = 2;
 /** Bytes before the tensor table. */
 export const UPDATE_HEADER_BYTES = 20;
 export const MAX_K = MAX_CHUNK_ELEMENTS;
 export const MAX_NAME_BYTES = 255;
 export const MAX_TENSORS = 0xffff;
+/** Index-coding byte of a tensor table entry. */
+export const INDEX_FIXED = 0;
+export const INDEX_RICE = 1;
+
+/** How encodeUpdate sends indices: 'auto' (default) picks the smaller per tensor. */
+export type IndexCoding = 'fixed' | 'rice' | 'auto';
+
+export interface EncodeOptions {
+  /**
+   * 'fixed': 12-bit indices everywhere; 'rice': Rice-coded gaps everywhere (throws 'index'
+   * on a chunk whose locals are not ascending; may be larger than fixed, for tests);
+   * 'auto': per tensor the smaller, ties → fixed.
+   */
+  indexCoding?: IndexCoding;
+}
 
 export type UpdateReason =
   | 'size' | 'magic' | 'version' | 'crc' | 'truncated' | 'trailing' | 'layout' | 'index'
@@ -126,15 +166,24 @@ function keptInGrid(g: ChunkGrid, k: number): number {
   return n;
 }
 
+/** Bytes of a tensor table entry with fixed indices (a Rice entry adds RICE_LENGTH_BYTES). */
 function entryBytes(nameBytes: number, rank: number): number {
-  return 1 + nameBytes + 1 + 4 * rank + 16;
+  return 1 + nameBytes + 1 + 4 * rank + 16 + 2;
 }
+
+/** The u32 stream length a Rice entry carries. */
+const RICE_LENGTH_BYTES = 4;
 
 function payloadBytes(n: number): number {
   return indexBytes(n) + codeBytes(n);
 }
 
-/** The exact byte count of an update of this layout at k per chunk. */
+/**
+ * The byte count of an update of this layout at k per chunk with fixed 12-bit indices: the
+ * exact size of encodeUpdate(…, { indexCoding: 'fixed' }) and an upper bound on the default
+ * 'auto' (Rice is used only where strictly smaller), so a safe maxBytes for honest peers.
+ * A forced 'rice' update may exceed it.
+ */
 export function encodedSize(layout: readonly TensorLayout[], k: number): number {
   let n = UPDATE_HEADER_BYTES + 4;
   for (const t of layout) n += entryBytes(utf8.encode(t.name).length, t.shape.length) + payloadBytes(keptCount(t.shape, k));
@@ -232,8 +281,10 @@ function checkU32(v: number, what: string, who: string): void {
  * an invalid selection (grid not the default one, wrong count, an index outside its chunk
  * or repeated, a non-finite value, a name longer than 255 bytes).
  */
-export function encodeUpdate(u: UpdateInput): Uint8Array {
+export function encodeUpdate(u: UpdateInput, opts: EncodeOptions = {}): Uint8Array {
   const who = 'encodeUpdate';
+  const coding = opts.indexCoding ?? 'auto';
+  if (coding !== 'auto' && coding !== 'fixed' && coding !== 'rice') throw new UpdateError('header', `${who}: unknown index coding '${String(coding)}'`);
   checkU32(u.configHash, 'configHash', who);
   checkU32(u.round, 'round', who);
   checkK(u.k, who);
@@ -252,10 +303,14 @@ export function encodeUpdate(u: UpdateInput): Uint8Array {
       if (e instanceof RangeError) throw new UpdateError('nonfinite', `${who}: tensor '${sel.name}': ${e.message}`);
       throw e;
     }
-    return { sel, name, n, q };
+    const idx = chooseIndexCoding(sel, n, coding, who);
+    return { sel, name, n, q, ...idx };
   });
   let size = UPDATE_HEADER_BYTES + 4;
-  for (const p of parts) size += entryBytes(p.name.length, p.sel.grid.shape.length) + payloadBytes(p.n);
+  for (const p of parts) {
+    size += entryBytes(p.name.length, p.sel.grid.shape.length) + p.indexLen + codeBytes(p.n);
+    if (p.gaps) size += RICE_LENGTH_BYTES;
+  }
   const out = new Uint8Array(size);
   const dv = new DataView(out.buffer);
   for (let i = 0; i < 4; i++) out[i] = UPDATE_MAGIC.charCodeAt(i);
@@ -280,15 +335,57 @@ export function encodeUpdate(u: UpdateInput): Uint8Array {
       dv.setFloat32(o, p.q.table[c], true);
       o += 4;
     }
+    out[o++] = p.gaps ? INDEX_RICE : INDEX_FIXED;
+    out[o++] = p.riceParam;
+    if (p.gaps) {
+      dv.setUint32(o, p.indexLen, true);
+      o += 4;
+    }
   }
   for (const p of parts) {
-    packIndices(p.sel.local, out, o);
-    o += indexBytes(p.n);
+    if (p.gaps) {
+      const wrote = writeRice(p.gaps, p.n, p.riceParam, out.subarray(0, o + p.indexLen), o);
+      if (wrote !== p.indexLen) throw new Error(`${who}: tensor '${p.sel.name}': Rice stream of ${wrote} bytes, ${p.indexLen} computed`);
+    } else {
+      packIndices(p.sel.local, out, o);
+    }
+    o += p.indexLen;
     packCodes(p.q.codes, out, o);
     o += codeBytes(p.n);
   }
   dv.setUint32(o, crc32(out.subarray(0, o)), true);
   return out;
+}
+
+/**
+ * The index coding of one checked selection: Rice (gaps, p and stream bytes) or fixed
+ * (gaps null).
+ */
+function chooseIndexCoding(sel: TensorSelection, n: number, coding: IndexCoding, who: string): { gaps: Uint16Array | null; riceParam: number; indexLen: number } {
+  const fixed = { gaps: null, riceParam: 0, indexLen: indexBytes(n) };
+  if (coding === 'fixed') return fixed;
+  const g = sel.grid;
+  const gaps = new Uint16Array(n);
+  let at = 0;
+  for (let c = 0; c < g.count; c++) {
+    const m = Math.min(sel.k, chunkSize(g, c));
+    let prev = -1;
+    for (const end = at + m; at < end; at++) {
+      const l = sel.local[at];
+      if (l <= prev) {
+        if (coding === 'auto') return fixed;
+        throw new UpdateError('index', `${who}: tensor '${sel.name}' chunk ${c}: local indices are not ascending (${prev} then ${l}); Rice coding needs them ascending`);
+      }
+      gaps[at] = l - prev - 1;
+      prev = l;
+    }
+  }
+  const bits = new Float64Array(MAX_RICE_PARAM + 1);
+  addRiceBits(gaps, 0, n, bits);
+  const best = bestRiceParam(bits);
+  const len = riceBytes(best.bits);
+  if (coding === 'auto' && RICE_LENGTH_BYTES + len >= fixed.indexLen) return fixed;
+  return { gaps, riceParam: best.p, indexLen: len };
 }
 
 // ---- decode ----
@@ -299,6 +396,10 @@ interface Entry {
   grid: ChunkGrid;
   n: number;
   tableAt: number;
+  /** INDEX_FIXED or INDEX_RICE, and the Rice parameter (0 for fixed). */
+  coding: number;
+  p: number;
+  indexLen: number;
   indexAt: number;
   codeAt: number;
 }
@@ -370,14 +471,31 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
       shape.push(dim);
     }
     const grid = chunkGrid(shape);
-    entries.push({ name, shape, grid, n: keptInGrid(grid, k), tableAt: o, indexAt: 0, codeAt: 0 });
+    const tableAt = o;
     o += 16;
+    need(2, `the index coding of tensor '${name}'`);
+    const coding = bytes[o], p = bytes[o + 1];
+    o += 2;
+    const n = keptInGrid(grid, k);
+    let indexLen: number;
+    if (coding === INDEX_FIXED) {
+      if (p !== 0) throw new UpdateError('header', `tensor '${name}': fixed indices with parameter ${p}, must be 0`);
+      indexLen = indexBytes(n);
+    } else if (coding === INDEX_RICE) {
+      if (p > MAX_RICE_PARAM) throw new UpdateError('header', `tensor '${name}': Rice parameter ${p}, must be in 0..${MAX_RICE_PARAM}`);
+      need(RICE_LENGTH_BYTES, `the index stream length of tensor '${name}'`);
+      indexLen = dv.getUint32(o, true);
+      o += RICE_LENGTH_BYTES;
+    } else {
+      throw new UpdateError('header', `tensor '${name}': unknown index coding ${coding}`);
+    }
+    entries.push({ name, shape, grid, n, tableAt, coding, p, indexLen, indexAt: 0, codeAt: 0 });
   }
   let expected = o;
   for (const e of entries) {
     e.indexAt = expected;
-    e.codeAt = expected + indexBytes(e.n);
-    expected += payloadBytes(e.n);
+    e.codeAt = expected + e.indexLen;
+    expected += e.indexLen + codeBytes(e.n);
   }
   expected += 4;
   if (len < expected) throw new UpdateError('truncated', `update of ${len} bytes is truncated: its header promises ${expected} bytes`);
@@ -410,6 +528,13 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
     }
   }
   for (const e of entries) {
+    if (e.coding === INDEX_RICE) {
+      checkRice(bytes, e, k);
+      if (e.n & 3 && bytes[e.codeAt + codeBytes(e.n) - 1] >>> (2 * (e.n & 3)) !== 0) {
+        throw new UpdateError('trailing', `tensor '${e.name}': non-zero padding bits after the last code`);
+      }
+      continue;
+    }
     const g = e.grid;
     let at = 0;
     for (let c = 0; c < g.count; c++) {
@@ -440,13 +565,16 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
     const t0 = dv.getFloat32(e.tableAt, true), t1 = dv.getFloat32(e.tableAt + 4, true);
     const t2 = dv.getFloat32(e.tableAt + 8, true), t3 = dv.getFloat32(e.tableAt + 12, true);
     const bc = g.blockCols, cols = g.cols;
+    const rice = e.coding === INDEX_RICE ? new RiceReader(bytes, e.indexAt, e.indexAt + e.indexLen, e.p) : null;
     let j = 0;
     for (let c = 0; c < g.count; c++) {
       const ext = chunkExtent(g, c);
       const m = Math.min(k, ext.rows * ext.cols);
       const base = ext.r0 * cols + ext.c0;
+      let prev = -1;
       for (const end = j + m; j < end; j++) {
-        const l = read12(bytes, e.indexAt, j);
+        // Both streams were checked above: every read is in range.
+        const l = rice ? (prev = prev + 1 + rice.read(MAX_CHUNK_ELEMENTS)) : read12(bytes, e.indexAt, j);
         const r = Math.floor(l / bc);
         indices[j] = base + r * cols + (l - r * bc);
         const code = (bytes[e.codeAt + (j >>> 2)] >>> ((j & 3) << 1)) & 3;
@@ -456,6 +584,39 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
     return { name: e.name, shape: e.shape, indices, values };
   });
   return { round, configHash: hash, k, tensors };
+}
+
+/**
+ * Walks a Rice index stream with constant scratch and bounded work: each gap's quotient may
+ * not carry the index past the chunk's last element ('index', checked during the unary run),
+ * each index must address an element of the chunk ('index'), the stream must hold every
+ * index ('index') and end with zero padding exactly at its declared length ('trailing').
+ * Gaps ≥ 0 make the locals strictly ascending: no duplicate or out-of-order index can occur.
+ */
+function checkRice(bytes: Uint8Array, e: Entry, k: number): void {
+  const g = e.grid;
+  const bc = g.blockCols;
+  const rd = new RiceReader(bytes, e.indexAt, e.indexAt + e.indexLen, e.p);
+  for (let c = 0; c < g.count; c++) {
+    const ext = chunkExtent(g, c);
+    const m = Math.min(k, ext.rows * ext.cols);
+    const last = (ext.rows - 1) * bc + ext.cols - 1;
+    let prev = -1;
+    for (let j = 0; j < m; j++) {
+      const room = last - prev - 1; // the largest gap that stays inside the chunk
+      const gap = room < 0 ? -1 : rd.read(room >>> e.p);
+      if (gap === -2) throw new UpdateError('index', `tensor '${e.name}' chunk ${c}: the Rice index stream (${e.indexLen} bytes) ends inside index ${j}`);
+      if (gap < 0 || gap > room) {
+        throw new UpdateError('index', `tensor '${e.name}' chunk ${c}: Rice index ${j} (after local ${prev}) lies past the end of the ${ext.rows}×${ext.cols} chunk`);
+      }
+      const l = prev + 1 + gap;
+      if (l % bc >= ext.cols) throw new UpdateError('index', `tensor '${e.name}' chunk ${c}: local index ${l} is outside the ${ext.rows}×${ext.cols} chunk`);
+      prev = l;
+    }
+  }
+  if (!rd.paddingIsZero()) throw new UpdateError('trailing', `tensor '${e.name}': non-zero padding bits after the last index`);
+  const used = rd.bytesUsed(e.indexAt);
+  if (used !== e.indexLen) throw new UpdateError('trailing', `tensor '${e.name}': ${e.indexLen - used} unexpected bytes after the Rice index stream`);
 }
 
 // ---- the sender's own view ----
