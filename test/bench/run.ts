@@ -1,10 +1,12 @@
 // `npm run bench -- NAME [options]` and `tessera bench NAME`: one entry for every benchmark.
 import { runKernelsBench } from './kernels.ts';
 import { runTrainBench } from './train.ts';
+import { runSparselocoBench } from './sparseloco.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
   train: runTrainBench,
+  sparseloco: runSparselocoBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
