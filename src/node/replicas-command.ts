@@ -52,7 +52,7 @@ export async function runReplicas(r: ReplicaRun): Promise<number> {
     for await (const round of rounds) {
       const ratio = round.bytesPerReplica > 0 ? `  (${(round.denseBytes / round.bytesPerReplica).toFixed(0)}× smaller than dense f32)` : '';
       r.say(
-        `round ${String(round.round + 1).padStart(3)}/${r.rounds}  train loss ${round.trainLoss.toFixed(4)}  held-out ${round.evalLoss.toFixed(4)}  sent ${fmtBytes(round.bytesPerReplica)} per replica${ratio}  ${(round.ms / 1000).toFixed(1)} s`,
+        `round ${String(round.round + 1).padStart(3)}/${r.rounds}  train loss ${round.trainLoss.toFixed(4)}  held-out ${round.evalLoss?.toFixed(4) ?? '–'}  sent ${fmtBytes(round.bytesPerReplica)} per replica${ratio}  ${(round.ms / 1000).toFixed(1)} s`,
         { event: 'round', ...round, round: round.round + 1 },
       );
     }

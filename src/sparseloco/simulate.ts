@@ -27,14 +27,16 @@ export interface SimulationSettings {
   diloco?: DilocoSettings;
   /** Held-out batches the consensus model is scored on after each round. */
   evalBatches: readonly Pick<Batch, 'tokens' | 'targets'>[];
+  /** Score every this many rounds (and always after the last); 1 by default. */
+  evalEvery?: number;
 }
 
 export interface RoundReport {
   round: number;
   /** Mean inner training loss over the round's steps and replicas. */
   trainLoss: number;
-  /** Held-out loss of the model every replica holds after the outer step. */
-  evalLoss: number;
+  /** Held-out loss of the model every replica holds after the outer step; null on rounds not scored. */
+  evalLoss: number | null;
   /** Bytes each replica sent this round (0 for 'none'). */
   bytesPerReplica: number;
   /** Dense f32 size of one replica's update, for the ratio. */
@@ -90,7 +92,8 @@ export async function* simulate(gpu: Gpu, trainTokens: ArrayLike<number>, s: Sim
         dense.step(replicas.map((r) => r.slice.params));
         bytesPerReplica = dense.bytesPerReplica;
       }
-      const evalLoss = await replicas[0].trainer.evaluate(s.evalBatches);
+      const scored = round === s.rounds - 1 || (round + 1) % (s.evalEvery ?? 1) === 0;
+      const evalLoss = scored ? await replicas[0].trainer.evaluate(s.evalBatches) : null;
       yield { round, trainLoss: lossSum / (H * replicas.length), evalLoss, bytesPerReplica, denseBytes, ms: performance.now() - t0 };
     }
   } finally {
