@@ -85,10 +85,25 @@ describe('tessera train', () => {
     }
   });
 
+  it('--replicas prints each round of the SparseLoCo simulation with the bytes each replica sends', () => {
+    const events = train(['--replicas', '2', '--inner-steps', '2', '--outer', 'sparseloco', '--rounds', '2', '--batch', '2', '--seq', '16', '--eval-batches', '2']);
+    const rounds = events.filter((e) => e.event === 'round') as (Event & { round: number; trainLoss: number; evalLoss: number; bytesPerReplica: number; denseBytes: number })[];
+    expect(rounds.map((r) => r.round)).toEqual([1, 2]);
+    for (const r of rounds) {
+      expect(r.trainLoss).toBeGreaterThan(0);
+      expect(r.evalLoss).toBeLessThan(Math.log(256) + 0.5);
+      // tiny's tensors are smaller than a 64×64 block, so it compresses less than small/base.
+      expect(r.denseBytes / r.bytesPerReplica).toBeGreaterThan(100);
+    }
+  });
+
   it('a bad argument names the field and exits 2', () => {
     const r = spawnSync(process.execPath, [BIN, 'train', '--model', 'huge'], { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--model must be one of tiny, small, base, 1b/);
+    const outer = spawnSync(process.execPath, [BIN, 'train', '--model', 'tiny', '--data', shard, '--replicas', '2', '--outer', 'gossip'], { encoding: 'utf8' });
+    expect(outer.status).toBe(2);
+    expect(outer.stderr).toMatch(/--outer must be one of sparseloco, diloco, none/);
   });
 });
 
