@@ -1,12 +1,15 @@
 // `npm run bench -- sparseloco`: what one SparseLoCo round costs a contributor, for the
 // tensors of the `small` and `base` models: bytes sent vs dense f32, and the time of the codec
 // work (error feedback + top-k, encode, e -= sent; then decode + aggregate + apply for R
-// peers) beside the inner loop's compute time on the same adapter.
+// peers) beside the inner loop's compute time on the same adapter, with top-k timed on both
+// the GPU and the CPU (results/sparseloco.json); then the convergence comparison of
+// test/sparseloco/convergence.test.ts run for longer (results/sparseloco-convergence.json).
+// `--part codec|convergence` runs one half; `--rounds N` sets the convergence length (30).
 import { parseArgs } from 'node:util';
 import { adapterName } from '../../src/gpu/device.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import type { Tensor } from '../../src/gpu/tensor.ts';
-import { parameterCount, parameterLayout, preset, type PresetName } from '../../src/model/config.ts';
+import { parameterCount, parameterLayout, preset, type ParamSpec, type PresetName } from '../../src/model/config.ts';
 import { LayerSlice } from '../../src/model/slice.ts';
 import { openNodeGpu } from '../../src/node/dawn.ts';
 import { aggregate } from '../../src/sparseloco/aggregate.ts';
@@ -16,6 +19,7 @@ import type { TensorSelection } from '../../src/sparseloco/selection.ts';
 import { configHash, decodeOwn, decodeUpdate, denseBytes, encodeUpdate } from '../../src/sparseloco/wire.ts';
 import { AdamW, DEFAULT_ADAMW } from '../../src/train/optimizer.ts';
 import { LocalTrainer } from '../../src/train/trainer.ts';
+import { DILOCO, ONE_REPLICA, SPARSELOCO, runConvergence, type ConvergenceSetup, type MethodSpec } from '../sparseloco/convergence-run.ts';
 import { printTable, writeResults, type BenchRow } from './table.ts';
 import { syntheticBatch } from './tfjs-model.ts';
 
@@ -62,6 +66,27 @@ async function innerStepMs(gpu: Gpu, name: PresetName, B: number, T: number): Pr
   }
 }
 
+/** select() through the other top-k path; checks it picks the same entries. */
+async function timeOtherSelect(gpu: Gpu, layout: ParamSpec[], start: Map<string, Tensor>, now: Map<string, Tensor>, topk: 'gpu' | 'cpu', expected: TensorSelection[]): Promise<number> {
+  const ef = new ErrorFeedback(gpu, layout, { k: 64, topk });
+  try {
+    await gpu.sync();
+    const t = performance.now();
+    ef.accumulate(start, now);
+    const picked = await ef.select();
+    const ms = performance.now() - t;
+    picked.forEach((sel, i) => {
+      const want = expected[i];
+      if (sel.local.length !== want.local.length || sel.local.some((v, j) => v !== want.local[j]) || sel.values.some((v, j) => v !== want.values[j])) {
+        throw new Error(`top-k on ${topk} picked other entries than ${ef.topkOn === 'gpu' ? 'cpu' : 'gpu'} for ${sel.name}`);
+      }
+    });
+    return ms;
+  } finally {
+    ef.destroy();
+  }
+}
+
 async function benchModel(gpu: Gpu, name: PresetName, peers: number, stepShape: { B: number; T: number } | null): Promise<BenchRow> {
   const cfg = preset(name);
   const layout = parameterLayout(cfg);
@@ -89,6 +114,9 @@ async function benchModel(gpu: Gpu, name: PresetName, peers: number, stepShape: 
     ef.accumulate(start, now);
     const selection = await ef.select();
     const selectMs = performance.now() - t;
+    // The other top-k path on the same e, for the numbers behind topk: 'auto' (the same bits).
+    const other = ef.topkOn === 'gpu' ? 'cpu' : 'gpu';
+    const otherMs = other === 'cpu' || !gpu.info.isSoftware || name === 'small' ? await timeOtherSelect(gpu, layout, start, now, other, selection) : null;
     t = performance.now();
     const message = encodeUpdate({ configHash: hash, round: 1, k: 64, tensors: selection });
     const encodeMs = performance.now() - t;
@@ -116,7 +144,9 @@ async function benchModel(gpu: Gpu, name: PresetName, peers: number, stepShape: 
       'dense f32 bytes': dense,
       'ratio': dense / message.length,
       'bits/kept': (8 * message.length) / selection.reduce((n, s) => n + s.values.length, 0),
+      'top-k on': ef.topkOn,
       'select ms': selectMs,
+      [`select ms, top-k on ${other}`]: otherMs,
       'encode ms': encodeMs,
       'e-=sent ms': feedbackMs,
       [`decode+agg+apply ms (R=${peers})`]: applyMs,
@@ -133,25 +163,68 @@ async function benchModel(gpu: Gpu, name: PresetName, peers: number, stepShape: 
   }
 }
 
+/** The long form of the convergence test (test/sparseloco/convergence.test.ts): more rounds. */
+const CONVERGENCE: Omit<ConvergenceSetup, 'rounds'> = { replicas: 4, innerSteps: 4, batch: 2, seqLen: 32, lr: 1e-2, warmup: 2, seed: 1, evalCount: 8, evalEvery: 5 };
+const CONVERGENCE_METHODS: MethodSpec[] = [
+  SPARSELOCO,
+  DILOCO,
+  // Nesterov at DiLoCo's published settings overshoots at small H; plain averaging is the
+  // strongest dense baseline here, so the gap to it is reported too.
+  { label: 'DiLoCo (plain average: lr 1, no momentum)', method: 'diloco', diloco: { lr: 1, momentum: 0 } },
+  ONE_REPLICA,
+];
+
+async function convergenceRows(gpu: Gpu, rounds: number): Promise<BenchRow[]> {
+  const setup = { ...CONVERGENCE, rounds };
+  console.log(`\nconvergence: tiny, ${setup.replicas} replicas × ${setup.innerSteps} inner steps × ${rounds} rounds, B×T ${setup.batch}×${setup.seqLen}, inner lr ${setup.lr}`);
+  const results = await runConvergence(gpu, setup, CONVERGENCE_METHODS, process.cwd(), (l) => console.log(l));
+  const sparse = results.find((r) => r.method === 'sparseloco')!.final;
+  const published = results.find((r) => r.label === DILOCO.label)!.final;
+  const bestDense = Math.min(...results.filter((r) => r.method === 'diloco').map((r) => r.final));
+  return results.map((r) => ({
+    method: r.label,
+    'final held-out loss': r.final,
+    'vs DiLoCo 0.7/0.9': `${(100 * (r.final / published - 1)).toFixed(1)}%`,
+    'vs best dense': `${(100 * (r.final / bestDense - 1)).toFixed(1)}%`,
+    'SparseLoCo gap': r.method === 'sparseloco' ? null : `${(100 * (sparse / r.final - 1)).toFixed(1)}%`,
+    'bytes/replica/round': r.bytesPerReplica,
+    curve: r.curve.filter((x): x is number => x !== null).map((x) => x.toFixed(3)).join(' '),
+    seconds: r.seconds,
+  }));
+}
+
 export async function runSparselocoBench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { models: { type: 'string' }, peers: { type: 'string' }, software: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { models: { type: 'string' }, peers: { type: 'string' }, software: { type: 'boolean' }, rounds: { type: 'string' }, part: { type: 'string' } },
+  });
   const gpu = await openNodeGpu({ adapter: values.software ? 'software' : 'auto' });
   try {
     const software = gpu.info.isSoftware;
-    const models = (values.models?.split(',') ?? ['small', 'base']) as PresetName[];
-    const peers = Number(values.peers ?? 4);
-    console.log(`adapter: ${adapterName(gpu.info)}`);
+    const part = values.part ?? 'all';
+    if (!['all', 'codec', 'convergence'].includes(part)) throw new Error(`--part must be all, codec or convergence, got '${part}'`);
+    const stamp = { date: new Date().toISOString(), adapter: adapterName(gpu.info), software };
+    console.log(`adapter: ${stamp.adapter}`);
     if (software) console.log('software adapter: these are CPU numbers, not GPU numbers.');
-    const rows: BenchRow[] = [];
-    for (const name of models) {
-      // The inner step at the training benchmark's shape (a CPU cannot run base's in reasonable time).
-      const shape = software ? (name === 'small' ? { B: 1, T: 64 } : null) : name === 'base' ? { B: 8, T: 512 } : { B: 8, T: 256 };
-      rows.push(await benchModel(gpu, name, peers, shape));
-      printTable(`SparseLoCo round (${name})`, [rows[rows.length - 1]]);
+    if (part !== 'convergence') {
+      const models = (values.models?.split(',') ?? ['small', 'base']) as PresetName[];
+      const peers = Number(values.peers ?? 4);
+      const rows: BenchRow[] = [];
+      for (const name of models) {
+        // The inner step at the training benchmark's shape (a CPU cannot run base's in reasonable time).
+        const shape = software ? (name === 'small' ? { B: 1, T: 64 } : null) : name === 'base' ? { B: 8, T: 512 } : { B: 8, T: 256 };
+        rows.push(await benchModel(gpu, name, peers, shape));
+        printTable(`SparseLoCo round (${name})`, [rows[rows.length - 1]]);
+      }
+      printTable('SparseLoCo codec per round (one contributor)', rows);
+      console.log(`wrote ${writeResults('sparseloco', { ...stamp, peers, innerSteps: H, rows })}`);
     }
-    printTable('SparseLoCo codec per round (one contributor)', rows);
-    const where = writeResults('sparseloco', { date: new Date().toISOString(), adapter: adapterName(gpu.info), software, peers, innerSteps: H, rows });
-    console.log(`\nwrote ${where}`);
+    if (part !== 'codec') {
+      const rounds = Number(values.rounds ?? 30);
+      const rows = await convergenceRows(gpu, rounds);
+      printTable('convergence: final held-out loss (nats/token), tiny on the shipped corpus', rows);
+      console.log(`wrote ${writeResults('sparseloco-convergence', { ...stamp, setup: { ...CONVERGENCE, rounds }, rows })}`);
+    }
     return 0;
   } finally {
     gpu.destroy();
