@@ -7,6 +7,13 @@ import { NoGpuError, GpuLostError, KernelInputError } from '../gpu/errors.ts';
 import { formatGpuReport, gpuReport } from './gpu-command.ts';
 import { DATA_USAGE, DataUsageError, dataCommand } from './data-command.ts';
 import { TRAIN_USAGE, TrainUsageError, trainCommand } from './train-command.ts';
+import { COORDINATOR_USAGE, coordinatorCommand } from './coordinator-command.ts';
+import { CONTRIBUTE_USAGE, ContributeUsageError, contributeCommand } from './contribute-command.ts';
+import { SWARM_USAGE, SwarmUsageError, swarmCommand } from './swarm-command.ts';
+import { RunConfigError } from '../net/run-config.ts';
+import { CoordinatorError } from '../net/signaling.ts';
+import { SyncError } from '../net/sync.ts';
+import { WalletError } from '../wallet/keys.ts';
 import { ConfigError } from '../model/config.ts';
 import { CheckpointError } from '../train/checkpoint.ts';
 import { ShardError } from '../train/shards.ts';
@@ -19,6 +26,9 @@ usage:
   tessera bench <name> [options]       run a benchmark from test/bench (kernels, …)
   tessera data build|info [options]    build a token shard from a corpus; check one
   tessera train --model tiny [options] train the whole model locally (tessera train --help)
+  tessera coordinator [--port 8787]    serve a training run (tessera coordinator --help)
+  tessera contribute --coordinator URL join a run and train on this GPU (tessera contribute --help)
+  tessera swarm --peers N --rounds R   a coordinator and N contributors on this machine
   tessera help                         this text
 
 --software uses SwiftShader (CPU) even when a GPU is present.`;
@@ -39,6 +49,12 @@ export async function main(argv: string[]): Promise<number> {
           return 0;
         }
         return await trainCommand(rest);
+      case 'coordinator':
+        return await coordinatorCommand(rest);
+      case 'contribute':
+        return await contributeCommand(rest);
+      case 'swarm':
+        return await swarmCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -82,7 +98,22 @@ export function reportFailure(e: unknown): number {
     console.error(`tessera train: ${e.message}\n\n${TRAIN_USAGE}`);
     return 2;
   }
+  if (e instanceof ContributeUsageError) {
+    console.error(`tessera contribute: ${e.message}\n\n${CONTRIBUTE_USAGE}`);
+    return 2;
+  }
+  if (e instanceof SwarmUsageError) {
+    console.error(`tessera swarm: ${e.message}\n\n${SWARM_USAGE}`);
+    return 2;
+  }
+  if (e instanceof RunConfigError) {
+    console.error(`tessera: ${e.message}\n\n${COORDINATOR_USAGE}`);
+    return 2;
+  }
   if (
+    e instanceof CoordinatorError ||
+    e instanceof SyncError ||
+    e instanceof WalletError ||
     e instanceof NoGpuError ||
     e instanceof GpuLostError ||
     e instanceof KernelInputError ||

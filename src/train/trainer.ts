@@ -53,10 +53,14 @@ export class LocalTrainer {
     return this.slice.B * this.slice.T * this.accumulation;
   }
 
-  /** Records and runs one optimiser step; resolves once its loss has been read back. */
-  async trainStep(): Promise<StepResult> {
+  /**
+   * Records and runs one optimiser step; resolves once its loss has been read back.
+   * `scheduleStep` (1-based) picks the data and learning rate when they follow a clock other
+   * than this optimiser's own count — a swarm's rounds, which a late joiner enters midway.
+   */
+  async trainStep(scheduleStep?: number): Promise<StepResult> {
     const t0 = performance.now();
-    const step = this.optimizer.step + 1;
+    const step = scheduleStep ?? this.optimizer.step + 1;
     const k = this.accumulation;
     for (let micro = 0; micro < k; micro++) {
       const { tokens, targets } = this.source.batch(step, micro);

@@ -1,0 +1,363 @@
+// The coordinator of one run: membership (a hotkey signs a challenge to join; heartbeats),
+// signaling relay between peers, and the round clock. Transport-free: server.ts feeds it
+// WebSocket messages and HTTP requests, tests can feed it directly.
+//
+// Round r: it starts once `minMembers` peers hold θ_start(r) (they say so with `synced`);
+// peers that sync later join it while it runs. Each member sends its signed update here
+// (the validator's copy) and to the other members. The round closes when every member has
+// delivered or at the deadline; the commit lists the updates everyone must apply — the same
+// set, in the same order, so every replica ends with the same weights. Updates that fail any
+// check (signature, run, round, sender, SparseLoCo decode) are refused and counted.
+import { randomBytes } from 'node:crypto';
+import { parameterLayout } from '../model/config.ts';
+import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type CommitEntry, type RunState, type ServerMessage } from '../net/protocol.ts';
+import { runModel, type RunConfig } from '../net/run-config.ts';
+import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
+import { isValidAddress, verifySignature } from '../wallet/keys.ts';
+import type { CommitRecord, CoordinatorStore, MemberReport, PersistedState } from './state-store.ts';
+
+/** One client connection, as the server gives it. */
+export interface Connection {
+  send(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+interface Session {
+  id: number;
+  conn: Connection;
+  nonce: string;
+  address: string | null;
+  lastSeen: number;
+  /** The round whose θ_start this peer holds, or -1. */
+  synced: number;
+}
+
+export interface CoordinatorOptions {
+  now?: () => number;
+  log?: (line: string) => void;
+  /** After a commit, wait this long at most for last round's members to sync before starting. */
+  syncGraceMs?: number;
+}
+
+export class Coordinator {
+  readonly config: RunConfig;
+  private readonly sessions = new Map<number, Session>();
+  private readonly byAddress = new Map<string, Session>();
+  private readonly layout;
+  private readonly hash: number;
+  private readonly now: () => number;
+  private readonly log: (line: string) => void;
+  private readonly syncGraceMs: number;
+  private nextId = 1;
+  private state: PersistedState;
+  private phase: RunState['phase'] = 'waiting';
+  private members = new Set<string>();
+  private delivered = new Map<string, { hash: string; envelope: Uint8Array }>();
+  private deadline = 0;
+  private waitingSince = 0;
+  private readySince: number | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  /** Refusals by reason, for the status page and the swarm summary. */
+  readonly rejected: Record<string, number> = {};
+
+  constructor(
+    config: RunConfig,
+    private readonly store: CoordinatorStore,
+    options: CoordinatorOptions = {},
+  ) {
+    this.config = config;
+    this.now = options.now ?? Date.now;
+    this.log = options.log ?? (() => {});
+    this.syncGraceMs = options.syncGraceMs ?? Math.min(15_000, config.roundSeconds * 250);
+    const cfg = runModel(config);
+    this.layout = parameterLayout(cfg).map((s) => ({ name: s.name, shape: s.shape }));
+    this.hash = configHash(cfg);
+    const saved = store.load();
+    if (saved && saved.run !== config.run) throw new Error(`the state in ${store.dir} belongs to run '${saved.run}', not '${config.run}': use another --state folder`);
+    this.state = saved ?? { format: 1, run: config.run, round: 0, checkpointRound: -1, commits: [], reports: {} };
+    if (saved) this.log(`resuming run '${config.run}' at round ${saved.round}`);
+    this.waitingSince = this.now();
+  }
+
+  /** Starts the clock (heartbeat checks, deadlines); tests may instead call tick(). */
+  start(intervalMs = 250): void {
+    this.timer ??= setInterval(() => this.tick(), intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const s of this.sessions.values()) s.conn.close(1001, 'coordinator stopping');
+  }
+
+  get round(): number {
+    return this.state.round;
+  }
+
+  runState(): RunState {
+    const oldest = this.state.commits.length ? this.state.commits[0].round : this.state.round;
+    return { round: this.state.round, phase: this.phase, members: [...this.members].sort(), checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
+  }
+
+  status() {
+    return {
+      run: this.config.run,
+      ...this.runState(),
+      peers: this.peerList(),
+      delivered: [...this.delivered.keys()].sort(),
+      deadline: this.phase === 'training' ? this.deadline : null,
+      rejected: { ...this.rejected },
+      commits: this.state.commits.map((c) => ({ round: c.round, members: c.members.length, included: c.included.map((e) => e.sender), missing: c.missing })),
+      reports: this.state.reports,
+    };
+  }
+
+  // ---- connections ----
+
+  connect(conn: Connection): { onText(text: string): void; onBinary(bytes: Uint8Array): void; onClose(): void } {
+    const s: Session = { id: this.nextId++, conn, nonce: toHex(randomBytes(16)), address: null, lastSeen: this.now(), synced: -1 };
+    this.sessions.set(s.id, s);
+    return {
+      onText: (text) => this.onText(s, text),
+      onBinary: (bytes) => this.onBinary(s, bytes),
+      onClose: () => this.drop(s, 'disconnected'),
+    };
+  }
+
+  private send(s: Session, m: ServerMessage): void {
+    try {
+      s.conn.send(JSON.stringify(m));
+    } catch {
+      this.drop(s, 'send failed');
+    }
+  }
+
+  private broadcast(m: ServerMessage): void {
+    for (const s of this.byAddress.values()) this.send(s, m);
+  }
+
+  private refuse(s: Session | null, what: string, reason: string): void {
+    this.rejected[what] = (this.rejected[what] ?? 0) + 1;
+    this.log(`refused ${what} from ${s?.address ?? `connection ${s?.id}`}: ${reason}`);
+    if (s) this.send(s, { type: 'rejected', what, reason });
+  }
+
+  private onText(s: Session, text: string): void {
+    const m = parseClientMessage(text);
+    if (!m) return this.refuse(s, 'malformed-control', 'not a valid control message');
+    s.lastSeen = this.now();
+    if (m.type === 'hello') {
+      if (m.version !== PROTOCOL_VERSION) {
+        this.send(s, { type: 'error', message: `protocol version ${m.version} is not supported (this coordinator speaks ${PROTOCOL_VERSION}): update Tessera` });
+        return s.conn.close(4000, 'protocol version');
+      }
+      return this.send(s, { type: 'challenge', run: this.config.run, nonce: s.nonce, version: PROTOCOL_VERSION });
+    }
+    if (m.type === 'join') return this.join(s, m);
+    if (!s.address) return this.refuse(s, 'unknown-member', `'${m.type}' before joining`);
+    this.handleMember(s, m);
+  }
+
+  private join(s: Session, m: Extract<ClientMessage, { type: 'join' }>): void {
+    const sig = fromHex(m.signature);
+    if (!isValidAddress(m.address) || !sig || !verifySignature(joinChallenge(this.config.run, s.nonce), sig, m.address)) {
+      this.refuse(s, 'bad-join', 'the join signature does not verify for that address');
+      return s.conn.close(4001, 'bad join signature');
+    }
+    const old = this.byAddress.get(m.address);
+    if (old && old !== s) {
+      // The same hotkey reconnected: the newer connection wins.
+      this.byAddress.delete(m.address);
+      old.address = null;
+      this.sessions.delete(old.id);
+      old.conn.close(4002, 'replaced by a newer connection of the same hotkey');
+    }
+    s.address = m.address;
+    this.byAddress.set(m.address, s);
+    this.log(`joined: ${m.address}`);
+    this.send(s, { type: 'welcome', address: m.address, config: this.config, state: this.runState() });
+    this.broadcast({ type: 'peers', peers: this.peerList() });
+  }
+
+  private handleMember(s: Session, m: ClientMessage): void {
+    const address = s.address!;
+    switch (m.type) {
+      case 'heartbeat':
+        return;
+      case 'signal': {
+        const to = this.byAddress.get(m.to);
+        if (!to) return this.refuse(s, 'signal-unknown-peer', `no peer ${m.to} in this run`);
+        return this.send(to, { type: 'signal', from: address, data: m.data });
+      }
+      case 'synced':
+        s.synced = m.round;
+        this.noteReport(m.round, address, { weightsHash: m.weightsHash });
+        if (this.phase === 'training' && m.round === this.state.round && !this.members.has(address)) {
+          this.members.add(address); // joins the round in progress
+          this.announceRound();
+        }
+        return this.maybeStart();
+      case 'report':
+        return this.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
+      default:
+        return this.refuse(s, 'malformed-control', `unexpected '${m.type}'`);
+    }
+  }
+
+  private noteReport(round: number, address: string, r: Partial<MemberReport>): void {
+    if (round > this.state.round + 1 || round < this.state.round - 5) return;
+    const byRound = (this.state.reports[round] ??= {});
+    byRound[address] = { ...(byRound[address] ?? { loss: NaN, bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 }), ...r };
+  }
+
+  private peerList(): string[] {
+    return [...this.byAddress.keys()].sort();
+  }
+
+  private drop(s: Session, why: string): void {
+    if (!this.sessions.delete(s.id)) return;
+    const address = s.address;
+    if (!address || this.byAddress.get(address) !== s) return;
+    this.byAddress.delete(address);
+    this.log(`left: ${address} (${why})`);
+    if (this.members.delete(address)) this.maybeClose();
+    this.broadcast({ type: 'peers', peers: this.peerList() });
+  }
+
+  // ---- updates (the validator's copy) ----
+
+  private onBinary(s: Session, bytes: Uint8Array): void {
+    s.lastSeen = this.now();
+    if (!s.address) return this.refuse(s, 'unknown-member', 'an update before joining');
+    let header: EnvelopeHeader;
+    let payload: Uint8Array;
+    try {
+      ({ header, payload } = openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }));
+    } catch (e) {
+      if (e instanceof EnvelopeError) return this.refuse(s, `envelope-${e.reason}`, e.message);
+      throw e;
+    }
+    if (header.kind !== 'update') return this.refuse(s, 'unexpected-kind', `'${header.kind}' is not sent to the coordinator`);
+    if (header.sender !== s.address) return this.refuse(s, 'wrong-sender', `signed by ${header.sender}, not by this connection's hotkey`);
+    if (this.phase !== 'training' || header.round !== this.state.round) return this.refuse(s, 'stale-round', `update for round ${header.round}; round ${this.state.round} is ${this.phase}`);
+    if (!this.members.has(s.address)) return this.refuse(s, 'unknown-member', `${s.address} is not a member of round ${header.round}`);
+    if (this.delivered.has(s.address)) return this.refuse(s, 'duplicate', `a second update for round ${header.round}`);
+    try {
+      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layout, maxBytes: this.config.maxMessageBytes });
+    } catch (e) {
+      if (e instanceof UpdateError) return this.refuse(s, `update-${e.reason}`, e.message);
+      throw e;
+    }
+    this.delivered.set(s.address, { hash: toHex(header.payloadHash), envelope: bytes });
+    this.maybeClose();
+  }
+
+  /** A committed update (as its sender signed it), for peers that missed it. */
+  committedUpdate(round: number, sender: string): Uint8Array | null {
+    if (round === this.state.round && this.phase === 'training') return null; // not committed yet
+    return this.store.loadUpdate(round, sender);
+  }
+
+  commit(round: number): CommitRecord | null {
+    return this.state.commits.find((c) => c.round === round) ?? null;
+  }
+
+  // ---- checkpoints ----
+
+  /** A member's signed θ_start; accepted from a peer of this run for a committed round. */
+  acceptCheckpoint(envelope: Uint8Array): { ok: true; round: number } | { ok: false; status: number; reason: string } {
+    let header: EnvelopeHeader;
+    try {
+      ({ header } = openEnvelope(envelope, { run: this.config.run, maxPayloadBytes: 2 ** 31 }));
+    } catch (e) {
+      if (e instanceof EnvelopeError) {
+        this.rejected[`checkpoint-${e.reason}`] = (this.rejected[`checkpoint-${e.reason}`] ?? 0) + 1;
+        return { ok: false, status: 400, reason: e.message };
+      }
+      throw e;
+    }
+    if (header.kind !== 'weights') return { ok: false, status: 400, reason: `a checkpoint is a 'weights' envelope, not '${header.kind}'` };
+    if (!this.byAddress.has(header.sender)) return { ok: false, status: 403, reason: `${header.sender} is not a peer of this run` };
+    if (header.round > this.state.round || header.round <= this.state.checkpointRound) {
+      return { ok: false, status: 409, reason: `checkpoint of round ${header.round}; the run is at round ${this.state.round} with a checkpoint of round ${this.state.checkpointRound}` };
+    }
+    this.store.saveCheckpoint(envelope);
+    this.state.checkpointRound = header.round;
+    this.store.save(this.state);
+    this.log(`checkpoint of round ${header.round} from ${header.sender}`);
+    return { ok: true, round: header.round };
+  }
+
+  checkpoint(): Uint8Array | null {
+    return this.state.checkpointRound >= 0 ? this.store.loadCheckpoint() : null;
+  }
+
+  // ---- the round clock ----
+
+  tick(): void {
+    const now = this.now();
+    const silent = this.config.heartbeatSeconds * this.config.heartbeatMisses * 1000;
+    for (const s of [...this.sessions.values()]) {
+      if (now - s.lastSeen > silent) {
+        this.drop(s, `no heartbeat for ${Math.round((now - s.lastSeen) / 1000)} s`);
+        s.conn.close(4003, 'heartbeat timeout');
+      }
+    }
+    if (this.phase === 'training' && now >= this.deadline) this.closeRound('deadline');
+    else this.maybeStart();
+  }
+
+  private maybeStart(): void {
+    if (this.phase !== 'waiting') return;
+    const r = this.state.round;
+    const ready = [...this.byAddress.values()].filter((s) => s.synced === r).map((s) => s.address!);
+    if (ready.length < this.config.minMembers) return;
+    // Give the other peers (last round's members applying the commit, newcomers syncing) a
+    // moment, so one fast peer does not start — and finish — a round alone.
+    const awaited = [...this.byAddress.keys()].filter((a) => !ready.includes(a));
+    if (awaited.length > 0 && this.now() - this.firstReadyAt(ready) < this.syncGraceMs) return;
+    this.members = new Set(ready);
+    this.delivered = new Map();
+    this.readySince = null;
+    this.phase = 'training';
+    this.deadline = this.now() + this.config.roundSeconds * 1000;
+    this.log(`round ${r} started with ${ready.length} member(s)`);
+    this.announceRound();
+  }
+
+  /** When the wait for round r began: the later of the last commit and the first peer ready. */
+  private firstReadyAt(ready: string[]): number {
+    if (ready.length > 0 && this.readySince === null) this.readySince = this.now();
+    return Math.max(this.waitingSince, this.readySince ?? this.now());
+  }
+
+  private announceRound(): void {
+    this.broadcast({ type: 'round', round: this.state.round, members: [...this.members].sort(), seed: this.config.seed, deadline: this.deadline });
+  }
+
+  private maybeClose(): void {
+    if (this.phase !== 'training') return;
+    if (this.members.size > 0 && [...this.members].every((a) => this.delivered.has(a))) this.closeRound('all delivered');
+    else if (this.members.size === 0) this.closeRound('no members left');
+  }
+
+  private closeRound(why: string): void {
+    const round = this.state.round;
+    const included: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash }));
+    for (const [sender, d] of this.delivered) this.store.saveUpdate(round, sender, d.envelope);
+    const members = [...this.members].sort();
+    const record: CommitRecord = { round, members, included, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.now() };
+    this.state.commits.push(record);
+    this.state.round = round + 1;
+    this.store.save(this.state);
+    const checkpointBy = included.length > 0 && (round + 1) % this.config.checkpointEvery === 0 ? included[0].sender : null;
+    this.log(`round ${round} closed (${why}): ${included.length}/${members.length} updates`);
+    this.members = new Set();
+    this.delivered = new Map();
+    this.phase = 'waiting';
+    this.waitingSince = this.now();
+    this.broadcast({ type: 'commit', round, included, checkpointBy });
+    this.maybeStart();
+  }
+}

@@ -1,0 +1,122 @@
+// The coordinator's network face: one HTTP server on one port, with the WebSocket endpoint
+// at /ws (signaling and control) and plain HTTP for the run config, the data shard, the
+// latest checkpoint and committed updates. Everything it serves or accepts has a size limit.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { MAX_CONTROL_BYTES } from '../net/protocol.ts';
+import type { Coordinator } from './coordinator.ts';
+
+export interface CoordinatorServer {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  port?: number;
+  host?: string;
+  /** The token shard contributors train on (TSRD bytes). */
+  shard: Uint8Array;
+  log?: (line: string) => void;
+}
+
+function bytesOf(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data));
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) return null;
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of req) {
+    n += (chunk as Buffer).length;
+    if (n > limit) return null;
+    parts.push(chunk as Buffer);
+  }
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+export async function serveCoordinator(coordinator: Coordinator, options: ServeOptions): Promise<CoordinatorServer> {
+  const log = options.log ?? (() => {});
+  const cors = { 'access-control-allow-origin': '*', 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, PUT, OPTIONS' };
+  const reply = (res: ServerResponse, status: number, body: string | Uint8Array, type = 'application/json', extra: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...cors, ...extra });
+    res.end(body);
+  };
+  const json = (res: ServerResponse, status: number, v: unknown) => reply(res, status, JSON.stringify(v));
+
+  const http: Server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const path = url.pathname;
+      if (req.method === 'OPTIONS') return reply(res, 204, '');
+      if (req.method === 'GET' && path === '/run') return json(res, 200, coordinator.config);
+      if (req.method === 'GET' && path === '/status') return json(res, 200, coordinator.status());
+      if (req.method === 'GET' && path === '/shard') return reply(res, 200, options.shard, 'application/octet-stream');
+      if (path === '/checkpoint') {
+        if (req.method === 'GET') {
+          const c = coordinator.checkpoint();
+          return c ? reply(res, 200, c, 'application/octet-stream') : json(res, 404, { error: 'no checkpoint yet' });
+        }
+        if (req.method === 'PUT') {
+          const body = await readBody(req, coordinator.config.maxMessageBytes * 4 + 4096);
+          if (!body) return json(res, 413, { error: 'checkpoint too large' });
+          const r = coordinator.acceptCheckpoint(body);
+          return r.ok ? json(res, 200, r) : json(res, r.status, { error: r.reason });
+        }
+      }
+      const commit = /^\/commit\/(\d+)$/.exec(path);
+      if (req.method === 'GET' && commit) {
+        const c = coordinator.commit(Number(commit[1]));
+        return c ? json(res, 200, c) : json(res, 404, { error: `no commit for round ${commit[1]} here (committed rounds: ${coordinator.runState().oldestCommit}..${coordinator.round - 1})` });
+      }
+      const update = /^\/update\/(\d+)\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
+      if (req.method === 'GET' && update) {
+        const u = coordinator.committedUpdate(Number(update[1]), update[2]);
+        return u ? reply(res, 200, u, 'application/octet-stream') : json(res, 404, { error: 'no such committed update' });
+      }
+      json(res, 404, { error: `no ${req.method} ${path} here` });
+    } catch (e) {
+      log(`http error: ${(e as Error).message}`);
+      if (!res.headersSent) json(res, 500, { error: (e as Error).message });
+    }
+  });
+
+  const wss = new WebSocketServer({ server: http, path: '/ws', maxPayload: coordinator.config.maxMessageBytes + 64 * 1024 });
+  wss.on('connection', (ws: WebSocket) => {
+    const session = coordinator.connect({
+      send: (text) => ws.send(text),
+      close: (code, reason) => ws.close(code, reason),
+    });
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return session.onBinary(bytesOf(data));
+      const text = bytesOf(data);
+      if (text.length > MAX_CONTROL_BYTES) return ws.close(1009, 'control message too large');
+      session.onText(new TextDecoder().decode(text));
+    });
+    ws.on('close', () => session.onClose());
+    ws.on('error', (e) => log(`websocket error: ${e.message}`));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(options.port ?? 8787, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  const host = options.host ?? '127.0.0.1';
+  return {
+    port,
+    url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}/ws`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  };
+}

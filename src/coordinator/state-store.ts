@@ -1,0 +1,99 @@
+// What a coordinator keeps on disk so a restart resumes the run: state.json (the round,
+// recent commits, per-round reports), the committed updates of recent rounds (late joiners
+// and peers that missed one fetch them), and the latest checkpoint. Every file is written
+// atomically (temporary file, fsync, rename), so a crash leaves the old or the new version.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CommitEntry } from '../net/protocol.ts';
+import { writeFileAtomic } from '../node/corpus.ts';
+
+export interface CommitRecord {
+  round: number;
+  members: string[];
+  included: CommitEntry[];
+  /** Members that were in the round but delivered nothing in time. */
+  missing: string[];
+  closedAt: number;
+}
+
+export interface MemberReport {
+  loss: number;
+  bytesUp: number;
+  bytesDown: number;
+  rejected: number;
+  peers: number;
+  weightsHash?: string;
+}
+
+export interface PersistedState {
+  format: 1;
+  run: string;
+  /** The next round to run. */
+  round: number;
+  checkpointRound: number;
+  commits: CommitRecord[];
+  reports: Record<string, Record<string, MemberReport>>;
+}
+
+const ADDRESS = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/;
+
+export class CoordinatorStore {
+  constructor(
+    readonly dir: string,
+    /** Rounds of commits and updates kept (older ones are pruned). */
+    readonly keepRounds = 20,
+  ) {
+    mkdirSync(join(dir, 'updates'), { recursive: true });
+  }
+
+  /** The saved state, or null for a new run; throws with the file named when it is unreadable. */
+  load(): PersistedState | null {
+    const file = join(this.dir, 'state.json');
+    if (!existsSync(file)) return null;
+    let s: PersistedState;
+    try {
+      s = JSON.parse(readFileSync(file, 'utf8')) as PersistedState;
+    } catch (e) {
+      throw new Error(`coordinator state ${file} is unreadable (${(e as Error).message}): move it away to start the run afresh`, { cause: e });
+    }
+    if (s.format !== 1 || typeof s.round !== 'number' || !Array.isArray(s.commits)) throw new Error(`coordinator state ${file} is not a Tessera coordinator state: move it away to start afresh`);
+    return s;
+  }
+
+  save(s: PersistedState): void {
+    const oldest = s.round - this.keepRounds;
+    s.commits = s.commits.filter((c) => c.round >= oldest);
+    for (const r of Object.keys(s.reports)) if (Number(r) < oldest) delete s.reports[r];
+    writeFileAtomic(join(this.dir, 'state.json'), new TextEncoder().encode(JSON.stringify(s)));
+    this.prune(oldest);
+  }
+
+  saveUpdate(round: number, sender: string, envelope: Uint8Array): void {
+    if (!ADDRESS.test(sender)) throw new Error(`refusing to store an update for '${sender}': not an ss58 address`);
+    const dir = join(this.dir, 'updates', String(round));
+    mkdirSync(dir, { recursive: true });
+    writeFileAtomic(join(dir, `${sender}.bin`), envelope);
+  }
+
+  loadUpdate(round: number, sender: string): Uint8Array | null {
+    if (!ADDRESS.test(sender) || !Number.isInteger(round) || round < 0) return null;
+    const file = join(this.dir, 'updates', String(round), `${sender}.bin`);
+    return existsSync(file) ? new Uint8Array(readFileSync(file)) : null;
+  }
+
+  saveCheckpoint(envelope: Uint8Array): void {
+    writeFileAtomic(join(this.dir, 'checkpoint.bin'), envelope);
+  }
+
+  loadCheckpoint(): Uint8Array | null {
+    const file = join(this.dir, 'checkpoint.bin');
+    return existsSync(file) ? new Uint8Array(readFileSync(file)) : null;
+  }
+
+  private prune(oldest: number): void {
+    const dir = join(this.dir, 'updates');
+    for (const name of readdirSync(dir)) {
+      if (/^\d+$/.test(name) && Number(name) < oldest) rmSync(join(dir, name), { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,411 @@
+// A contributor: joins a run, gets the current weights, and then round after round trains H
+// inner steps, sends its SparseLoCo update to the coordinator and to the other members,
+// and applies the commit — the set of updates the coordinator closed the round with, the
+// same for everyone, so all replicas hold identical weights. Updates missing or altered on
+// the way (hash ≠ commit) are fetched from the coordinator. Environment-free: a page, a
+// worker and `tessera contribute` run this same class with their own sockets and WebRTC.
+import type { Gpu } from '../gpu/gpu.ts';
+import { splitShard } from '../train/sampler.ts';
+import { decodeShard } from '../train/shards.ts';
+import type { CheckpointStore } from '../train/checkpoint.ts';
+import type { Hotkey } from '../wallet/keys.ts';
+import { EnvelopeError, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from './envelope.ts';
+import { PeerMesh } from './mesh.ts';
+import { toHex, type RunState, type ServerMessage } from './protocol.ts';
+import { SwarmReplica } from './replica.ts';
+import { parseRunConfig, type RunConfig } from './run-config.ts';
+import { CoordinatorClient, type OpenSocket } from './signaling.ts';
+import { SyncError, syncWeights, type CommitInfo } from './sync.ts';
+
+export interface HttpClient {
+  /** The body, or null on 404; throws on other failures. */
+  get(url: string): Promise<Uint8Array | null>;
+  put(url: string, body: Uint8Array): Promise<{ status: number; text: string }>;
+}
+
+export interface ContributorOptions {
+  gpu: Gpu;
+  key: Hotkey;
+  /** ws://host:port/ws */
+  coordinator: string;
+  openSocket: OpenSocket;
+  http: HttpClient;
+  wrtc?: unknown;
+  /** Where this contributor's own state is kept between runs (optional). */
+  store?: CheckpointStore;
+  onEvent: (e: ContributorEvent) => void;
+  /** How long to wait for a peer to send weights before falling back to the coordinator. */
+  peerSyncTimeoutMs?: number;
+}
+
+export type ContributorEvent =
+  | { event: 'joined'; address: string; run: string; round: number; model: string }
+  | { event: 'synced'; round: number; source: string; weightsHash: string }
+  | { event: 'round'; round: number; members: number }
+  | { event: 'step'; round: number; step: number; loss: number; tokensPerSecond: number }
+  | { event: 'exchange'; round: number; bytes: number; peers: number }
+  | { event: 'sent'; round: number; bytes: number; delivered: number; failed: number }
+  | { event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; fromPeers: number; fetched: number; bytesUp: number; bytesDown: number; peers: number; rejected: Record<string, number>; weightsHash: string }
+  | { event: 'rejected'; from: string; reason: string; message: string }
+  | { event: 'warning'; text: string }
+  | { event: 'stopped'; round: number; saved: boolean };
+
+export type StopMode = 'now' | 'after-round';
+
+interface Received {
+  hash: string;
+  payload: Uint8Array;
+}
+
+export class Contributor {
+  private client!: CoordinatorClient;
+  private mesh!: PeerMesh;
+  private config!: RunConfig;
+  private replica: SwarmReplica | null = null;
+  /** The round whose θ_start the replica holds; −1 before sync. */
+  private held = -1;
+  /** The round the coordinator is in, as last heard. */
+  private coordRound = 0;
+  private announced: { round: number; members: string[]; deadline: number } | null = null;
+  private readonly commits = new Map<number, CommitInfo>();
+  private readonly received = new Map<number, Map<string, Received>>();
+  private peers: string[] = [];
+  private wakers: (() => void)[] = [];
+  private stopMode: StopMode | null = null;
+  private disconnected: string | null = null;
+  private weightsWaiter: ((m: { from: string; round: number; bytes: Uint8Array }) => void) | null = null;
+  private lock: Promise<unknown> = Promise.resolve();
+  private wsBytesUp = 0;
+  private wsBytesDown = 0;
+  /** Refused messages by reason. */
+  readonly rejected: Record<string, number> = {};
+
+  constructor(private readonly o: ContributorOptions) {}
+
+  get address(): string {
+    return this.o.key.address;
+  }
+
+  private get httpBase(): string {
+    return this.o.coordinator.replace(/^ws/, 'http').replace(/\/ws\/?$/, '');
+  }
+
+  /** Asks to stop: 'now' at the next step (the round's work is dropped), or after the round's commit. */
+  stop(mode: StopMode = 'now'): void {
+    if (this.stopMode !== 'now') this.stopMode = mode;
+    this.wake();
+  }
+
+  /** Joins, syncs, and contributes until stopped or the coordinator goes away. */
+  async run(): Promise<void> {
+    this.client = new CoordinatorClient(this.o.coordinator, this.o.key, this.o.openSocket);
+    this.client.onMessage((m) => this.onServer(m));
+    this.client.onClose((reason) => {
+      this.disconnected = reason;
+      this.wake();
+    });
+    const welcome = await this.client.connect();
+    this.config = parseRunConfig(welcome.config);
+    const state = welcome.state;
+    this.coordRound = state.round;
+    this.o.onEvent({ event: 'joined', address: this.address, run: this.config.run, round: state.round, model: this.config.model });
+    this.mesh = new PeerMesh(this.address, {
+      wrtc: this.o.wrtc,
+      iceServers: this.config.iceServers,
+      maxMessageBytes: this.config.maxMessageBytes + 64 * 1024,
+      sendSignal: (to, data) => this.client.send({ type: 'signal', to, data }),
+      onMessage: (from, m) => this.onPeerMessage(from, m),
+    });
+    const heartbeat = setInterval(() => this.client.send({ type: 'heartbeat' }), this.config.heartbeatSeconds * 1000);
+    try {
+      const shard = await this.o.http.get(`${this.httpBase}/shard`);
+      if (!shard) throw new SyncError('the coordinator serves no data shard');
+      const { tokens } = decodeShard(shard, 'the run’s data shard');
+      // The held-out 1% stays out of training, as in `tessera train`, for validation.
+      const { train } = splitShard(tokens, { validFraction: 0.01 });
+      this.replica = new SwarmReplica(this.o.gpu, this.config, train, this.address);
+      await this.sync(state);
+      await this.loop();
+    } finally {
+      clearInterval(heartbeat as never);
+      const saved = await this.saveLocal().catch(() => false);
+      this.o.onEvent({ event: 'stopped', round: this.held, saved });
+      this.mesh.close();
+      this.client.close();
+      this.replica?.destroy();
+      this.replica = null;
+    }
+  }
+
+  // ---- waiting ----
+
+  private wake(): void {
+    const w = this.wakers;
+    this.wakers = [];
+    for (const f of w) f();
+  }
+
+  private async until(ready: () => boolean, timeoutMs = Infinity): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (!ready()) {
+      if (this.stopMode === 'now' || this.disconnected) return false;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 1000));
+        this.wakers.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return true;
+  }
+
+  /** Runs replica work one piece at a time (a peer's weights request reads θ_start meanwhile). */
+  private exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    const next = this.lock.then(fn, fn);
+    this.lock = next.catch(() => {});
+    return next;
+  }
+
+  // ---- the round loop ----
+
+  private async loop(): Promise<void> {
+    while (this.stopMode !== 'now' && !this.disconnected) {
+      const r = this.held;
+      const member = () => this.announced?.round === r && this.announced.members.includes(this.address);
+      if (!(await this.until(() => member() || this.commits.has(r) || this.stopMode === 'after-round'))) break;
+      if (this.stopMode === 'after-round' && !member() && !this.commits.has(r)) break;
+      let trained = false;
+      let loss: number | null = null;
+      if (!this.commits.has(r) && member()) {
+        this.o.onEvent({ event: 'round', round: r, members: this.announced!.members.length });
+        const result = await this.trainRound(r);
+        trained = result !== null;
+        loss = result;
+      }
+      if (!(await this.until(() => this.commits.has(r)))) break;
+      await this.applyCommit(r, trained, loss);
+      if (this.stopMode === 'after-round') break;
+    }
+    if (this.disconnected && this.stopMode === null) throw new SyncError(`lost the coordinator (${this.disconnected})`);
+  }
+
+  /** H inner steps, then the update out to the coordinator and the members; the mean loss, or null if cut short. */
+  private async trainRound(r: number): Promise<number | null> {
+    const rep = this.replica!;
+    let sum = 0;
+    for (let i = 0; i < this.config.innerSteps; i++) {
+      if (this.stopMode === 'now' || this.commits.has(r) || this.disconnected) {
+        await this.exclusive(() => rep.discardRound());
+        return null; // late: the round closed without us
+      }
+      const s = await rep.trainStep(r, i);
+      sum += s.loss;
+      this.o.onEvent({ event: 'step', round: r, step: i + 1, loss: s.loss, tokensPerSecond: (s.tokens * 1000) / s.ms });
+    }
+    const payload = await this.exclusive(() => rep.compress(r));
+    const envelope = sealEnvelope(this.o.key, { kind: 'update', run: this.config.run, round: r, stage: 0 }, payload);
+    const own = this.received.get(r) ?? new Map<string, Received>();
+    own.set(this.address, { hash: toHex(peekEnvelope(envelope).payloadHash), payload });
+    this.received.set(r, own);
+    const others = (this.announced?.members ?? []).filter((a) => a !== this.address);
+    this.o.onEvent({ event: 'exchange', round: r, bytes: envelope.length, peers: others.length });
+    if (this.client.sendBinary(envelope)) this.wsBytesUp += envelope.length;
+    const { sent, failed } = await this.mesh.sendAll(others, envelope);
+    this.o.onEvent({ event: 'sent', round: r, bytes: envelope.length, delivered: sent.length, failed: failed.length });
+    return sum / this.config.innerSteps;
+  }
+
+  /** Applies commit r: the listed updates, from peers where they arrived intact, else from the coordinator. */
+  private async applyCommit(r: number, trained: boolean, loss: number | null): Promise<void> {
+    const commit = this.commits.get(r)!;
+    const got = this.received.get(r) ?? new Map<string, Received>();
+    const payloads: Uint8Array[] = [];
+    let fromPeers = 0;
+    let fetched = 0;
+    for (const e of commit.included) {
+      let u = got.get(e.sender);
+      if (u && u.hash === e.hash) fromPeers++;
+      else {
+        u = await this.fetchUpdate(r, e.sender, e.hash);
+        fetched++;
+      }
+      payloads.push(u.payload);
+    }
+    const report = await this.exclusive(() => this.replica!.apply(payloads, r));
+    for (const x of report.rejected) this.count('update-' + x.reason, commit.included[x.index]?.sender ?? '?', x.message);
+    this.held = r + 1;
+    for (const k of [...this.received.keys()]) if (k <= r) this.received.delete(k);
+    for (const k of [...this.commits.keys()]) if (k <= r) this.commits.delete(k);
+    const weightsHash = await this.exclusive(() => this.replica!.weightsHash());
+    this.client.send({ type: 'synced', round: this.held, weightsHash });
+    const mesh = this.mesh.stats();
+    const bytesUp = mesh.bytesSent + this.wsBytesUp;
+    const bytesDown = mesh.bytesReceived + this.wsBytesDown;
+    const rejectedTotal = Object.values(this.rejected).reduce((a, b) => a + b, 0) + mesh.dropped;
+    if (loss !== null) this.client.send({ type: 'report', round: r, loss, bytesUp, bytesDown, rejected: rejectedTotal, peers: mesh.links });
+    this.o.onEvent({ event: 'commit', round: r, trained, loss, included: commit.included.length, fromPeers, fetched, bytesUp, bytesDown, peers: mesh.links, rejected: { ...this.rejected, frames: mesh.dropped }, weightsHash });
+    if (commit.checkpointBy === this.address) await this.uploadCheckpoint();
+    await this.saveLocal();
+  }
+
+  private async fetchUpdate(r: number, sender: string, hash: string): Promise<Received> {
+    const bytes = await this.o.http.get(`${this.httpBase}/update/${r}/${sender}`);
+    if (!bytes) throw new SyncError(`the coordinator no longer has ${sender}'s update of round ${r}`);
+    this.wsBytesDown += bytes.length;
+    const { header, payload } = openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes });
+    if (header.sender !== sender || header.round !== r || toHex(header.payloadHash) !== hash) throw new SyncError(`the coordinator's copy of ${sender}'s round-${r} update does not match its commit`);
+    return { hash, payload };
+  }
+
+  // ---- joining midway ----
+
+  private async sync(state: RunState): Promise<void> {
+    const result = await syncWeights({
+      state,
+      replica: this.replica!,
+      store: this.o.store,
+      http: this.o.http,
+      httpBase: this.httpBase,
+      run: this.config.run,
+      address: this.address,
+      askPeers: (timeoutMs) => this.askPeersForWeights(timeoutMs),
+      peerTimeoutMs: this.o.peerSyncTimeoutMs ?? 20_000,
+      commitFor: (r) => this.commits.get(r) ?? null,
+      currentRound: () => this.coordRound,
+      onWarning: (text) => this.o.onEvent({ event: 'warning', text }),
+      exclusive: (fn) => this.exclusive(fn),
+    });
+    this.held = result.round;
+    for (const k of [...this.commits.keys()]) if (k < this.held) this.commits.delete(k);
+    const weightsHash = await this.replica!.weightsHash();
+    this.client.send({ type: 'synced', round: this.held, weightsHash });
+    this.o.onEvent({ event: 'synced', round: this.held, source: result.source, weightsHash });
+  }
+
+  /** Asks each connected peer in turn for θ_start; the first valid answer wins. */
+  private async askPeersForWeights(timeoutMs: number): Promise<{ from: string; round: number; bytes: Uint8Array } | null> {
+    const end = performance.now() + timeoutMs;
+    await this.until(() => this.mesh.connectedPeers.length > 0, timeoutMs);
+    for (const peer of this.mesh.connectedPeers) {
+      const left = end - performance.now();
+      if (left <= 0) break;
+      const answer = new Promise<{ from: string; round: number; bytes: Uint8Array } | null>((resolve) => {
+        const t = setTimeout(() => resolve(null), Math.min(left, 60_000));
+        this.weightsWaiter = (m) => {
+          if (m.from !== peer) return;
+          clearTimeout(t);
+          resolve(m);
+        };
+      });
+      const request = sealEnvelope(this.o.key, { kind: 'weights-request', run: this.config.run, round: this.coordRound, stage: 0 }, new Uint8Array(0));
+      if (!(await this.mesh.send(peer, request))) continue;
+      const got = await answer;
+      this.weightsWaiter = null;
+      if (got) return got;
+    }
+    return null;
+  }
+
+  private async serveWeights(to: string): Promise<void> {
+    if (this.held < 0 || !this.replica) return;
+    const { round, bytes } = await this.exclusive(async () => ({ round: this.held, bytes: await this.replica!.encodeWeights(this.held) }));
+    await this.mesh.send(to, sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round, stage: 0 }, bytes));
+  }
+
+  private async uploadCheckpoint(): Promise<void> {
+    const round = this.held;
+    const bytes = await this.exclusive(() => this.replica!.encodeWeights(round));
+    const envelope = sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round, stage: 0 }, bytes);
+    try {
+      const r = await this.o.http.put(`${this.httpBase}/checkpoint`, envelope);
+      if (r.status !== 200) this.o.onEvent({ event: 'warning', text: `the coordinator refused our checkpoint of round ${round}: ${r.text}` });
+      else this.wsBytesUp += envelope.length;
+    } catch (e) {
+      this.o.onEvent({ event: 'warning', text: `checkpoint upload failed: ${(e as Error).message}` });
+    }
+  }
+
+  private async saveLocal(): Promise<boolean> {
+    if (!this.o.store || !this.replica || this.held < 0) return false;
+    const c = await this.exclusive(() => this.replica!.saveState(this.held));
+    await this.o.store.save(localCheckpointName(this.config.run), c);
+    return true;
+  }
+
+  // ---- incoming ----
+
+  private onServer(m: ServerMessage): void {
+    this.wsBytesDown += 64; // control traffic, roughly
+    switch (m.type) {
+      case 'peers':
+        this.peers = m.peers;
+        this.mesh?.setPeers(m.peers);
+        break;
+      case 'signal':
+        this.mesh?.signal(m.from, m.data);
+        break;
+      case 'round':
+        this.coordRound = m.round;
+        this.announced = { round: m.round, members: m.members, deadline: m.deadline };
+        break;
+      case 'commit':
+        this.coordRound = m.round + 1;
+        if (m.round >= this.held) this.commits.set(m.round, { round: m.round, included: m.included, checkpointBy: m.checkpointBy });
+        break;
+      case 'rejected':
+        this.o.onEvent({ event: 'warning', text: `the coordinator refused our ${m.what}: ${m.reason}` });
+        break;
+      case 'error':
+        this.o.onEvent({ event: 'warning', text: `coordinator: ${m.message}` });
+        break;
+      default:
+        break;
+    }
+    this.wake();
+  }
+
+  private count(reason: string, from: string, message: string): void {
+    this.rejected[reason] = (this.rejected[reason] ?? 0) + 1;
+    this.o.onEvent({ event: 'rejected', from, reason, message });
+  }
+
+  private onPeerMessage(from: string, bytes: Uint8Array): void {
+    if (!this.config) return;
+    let header: EnvelopeHeader;
+    let payload: Uint8Array;
+    try {
+      ({ header, payload } = openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }));
+    } catch (e) {
+      if (e instanceof EnvelopeError) return this.count(`envelope-${e.reason}`, from, e.message);
+      throw e;
+    }
+    if (header.sender !== from) return this.count('wrong-sender', from, `signed by ${header.sender} but sent by ${from}`);
+    if (!this.peers.includes(from)) return this.count('unknown-member', from, `${from} is not a peer of this run`);
+    switch (header.kind) {
+      case 'update': {
+        if (header.round !== this.held && header.round !== this.coordRound) return this.count('stale-round', from, `update for round ${header.round}; we are at round ${this.held}`);
+        const byRound = this.received.get(header.round) ?? new Map<string, Received>();
+        if (byRound.has(from)) return this.count('duplicate', from, `a second update for round ${header.round}`);
+        byRound.set(from, { hash: toHex(header.payloadHash), payload });
+        this.received.set(header.round, byRound);
+        return;
+      }
+      case 'weights-request':
+        void this.serveWeights(from).catch((e) => this.o.onEvent({ event: 'warning', text: `could not send weights to ${from}: ${(e as Error).message}` }));
+        return;
+      case 'weights':
+        if (!this.weightsWaiter) return this.count('unexpected-kind', from, 'weights we did not ask for');
+        this.weightsWaiter({ from, round: header.round, bytes: payload });
+        return;
+      default:
+        return this.count('unexpected-kind', from, `'${header.kind}' is not part of a data-parallel round`);
+    }
+  }
+}
+
+export function localCheckpointName(run: string): string {
+  return `contributor-${run}`;
+}

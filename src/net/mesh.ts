@@ -1,0 +1,148 @@
+// The contributor's WebRTC links to the other peers of its run, one PeerLink each. For a
+// pair, the peer with the smaller address makes the offer, so two peers never both dial;
+// signaling data goes through the coordinator. A link that drops is redialled while the peer
+// is still listed. Received messages reach the caller with the link's remote address: an
+// envelope signed by anyone else than the peer it arrived from is the caller's to refuse.
+import { PeerLink, type PeerLinkOptions } from './peer-link.ts';
+import type { IceServer } from './run-config.ts';
+
+export interface MeshOptions {
+  wrtc?: unknown;
+  iceServers: IceServer[];
+  maxMessageBytes: number;
+  /** A message not fully received this long after its first frame is dropped. */
+  messageTimeoutMs?: number;
+  /** Pause before redialling a dropped link. */
+  redialMs?: number;
+  sendSignal(to: string, data: unknown): void;
+  onMessage(from: string, message: Uint8Array): void;
+  log?(line: string): void;
+}
+
+export class PeerMesh {
+  private readonly links = new Map<string, PeerLink>();
+  private wanted = new Set<string>();
+  private readonly waiters = new Map<string, (() => void)[]>();
+  private closed = false;
+  /** Totals of links that have closed (live links add their own). */
+  private retired = { bytesSent: 0, bytesReceived: 0, dropped: 0 };
+
+  constructor(
+    readonly self: string,
+    private readonly options: MeshOptions,
+  ) {}
+
+  /** The peers of the run (self may be among them): dial the new ones, drop the gone ones. */
+  setPeers(peers: readonly string[]): void {
+    this.wanted = new Set(peers.filter((p) => p !== this.self));
+    for (const [addr, link] of this.links) if (!this.wanted.has(addr)) this.retire(addr, link);
+    for (const addr of this.wanted) if (!this.links.has(addr) && this.self < addr) this.open(addr, true);
+  }
+
+  /** Signaling data from `from`, relayed by the coordinator. */
+  signal(from: string, data: unknown): void {
+    if (this.closed || from === this.self) return;
+    let link = this.links.get(from);
+    if (!link) {
+      if (this.self < from) return; // we dial this one; a stray answer for a closed link
+      link = this.open(from, false);
+    }
+    link.signal(data);
+  }
+
+  private open(remote: string, initiator: boolean): PeerLink {
+    const messageTimeoutMs = this.options.messageTimeoutMs ?? 120_000;
+    const opts: PeerLinkOptions = {
+      initiator,
+      wrtc: this.options.wrtc,
+      iceServers: this.options.iceServers,
+      limits: { maxMessageBytes: this.options.maxMessageBytes, timeoutMs: messageTimeoutMs, maxInFlight: 4 },
+    };
+    const link = new PeerLink(remote, opts, (data) => this.options.sendSignal(remote, data));
+    this.links.set(remote, link);
+    link.onConnect(() => {
+      this.options.log?.(`linked with ${remote}`);
+      for (const w of this.waiters.get(remote) ?? []) w();
+      this.waiters.delete(remote);
+    });
+    link.onMessage((m) => this.options.onMessage(remote, m));
+    link.onClose((reason) => {
+      if (this.links.get(remote) !== link) return;
+      this.retire(remote, link);
+      this.options.log?.(`link with ${remote} closed: ${reason}`);
+      if (!this.closed && this.wanted.has(remote) && this.self < remote) {
+        setTimeout(() => {
+          if (!this.closed && this.wanted.has(remote) && !this.links.has(remote)) this.open(remote, true);
+        }, this.options.redialMs ?? 1000);
+      }
+    });
+    return link;
+  }
+
+  private retire(addr: string, link: PeerLink): void {
+    this.links.delete(addr);
+    const s = link.stats;
+    this.retired.bytesSent += s.bytesSent;
+    this.retired.bytesReceived += s.bytesReceived;
+    this.retired.dropped += s.messagesDropped + s.framesDropped;
+    link.close();
+  }
+
+  isConnected(addr: string): boolean {
+    return this.links.get(addr)?.connected ?? false;
+  }
+
+  /** Peers with an open link. */
+  get connectedPeers(): string[] {
+    return [...this.links].filter(([, l]) => l.connected).map(([a]) => a);
+  }
+
+  /** Resolves once the link to `addr` is up, or false after `timeoutMs`. */
+  waitFor(addr: string, timeoutMs: number): Promise<boolean> {
+    if (this.isConnected(addr)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      const list = this.waiters.get(addr) ?? [];
+      list.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.waiters.set(addr, list);
+    });
+  }
+
+  /** Sends to one peer; false when there is no open link or it failed mid-way. */
+  async send(to: string, message: Uint8Array): Promise<boolean> {
+    const link = this.links.get(to);
+    if (!link || !link.connected) return false;
+    try {
+      await link.send(message);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Sends to each of `to` in parallel; says who got it. */
+  async sendAll(to: readonly string[], message: Uint8Array): Promise<{ sent: string[]; failed: string[] }> {
+    const targets = to.filter((a) => a !== this.self);
+    const ok = await Promise.all(targets.map((a) => this.send(a, message)));
+    return { sent: targets.filter((_, i) => ok[i]), failed: targets.filter((_, i) => !ok[i]) };
+  }
+
+  stats(): { bytesSent: number; bytesReceived: number; dropped: number; links: number } {
+    const t = { ...this.retired, links: 0 };
+    for (const l of this.links.values()) {
+      t.bytesSent += l.stats.bytesSent;
+      t.bytesReceived += l.stats.bytesReceived;
+      t.dropped += l.stats.messagesDropped + l.stats.framesDropped;
+      if (l.connected) t.links++;
+    }
+    return t;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const [a, l] of this.links) this.retire(a, l);
+  }
+}

@@ -1,0 +1,159 @@
+// The control protocol between contributors and the coordinator, over one WebSocket each:
+// JSON text messages for control, binary frames for signed envelopes (envelope.ts).
+//
+//   client                                   coordinator
+//   hello {version}                     →
+//                                       ←    challenge {run, nonce}
+//   join {address, signature}           →    (signature over joinChallenge(run, nonce))
+//                                       ←    welcome {run config, state}
+//   synced {round, weightsHash}         →    "I hold θ_start of `round`": a member from it on
+//   heartbeat                           →
+//   signal {to, data}                   →    relayed as signal {from, data}, peers only
+//   <binary: signed 'update' envelope>  →    kept for the validator and for relaying
+//   report {round, loss, …}             →
+//                                       ←    peers {peers}: everyone to connect to
+//                                       ←    round {round, members, seed, deadline}
+//                                       ←    commit {round, included, next}
+//                                       ←    rejected {what, reason}: one of yours was refused
+//
+// HTTP beside it: GET /run, /shard, /status, /checkpoint (latest θ_start as a signed
+// 'weights' envelope), /update/<round>/<address> (a committed update), /commit/<round>;
+// PUT /checkpoint (a member's signed 'weights' envelope).
+// Every incoming message is checked with parseClientMessage / parseServerMessage, which
+// return null for anything malformed (the caller counts it and drops it).
+import type { RunConfig } from './run-config.ts';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest JSON control message either side accepts. */
+export const MAX_CONTROL_BYTES = 256 * 1024;
+
+/** What a contributor signs to join: binds the key to this run and this connection. */
+export function joinChallenge(run: string, nonce: string): Uint8Array {
+  return new TextEncoder().encode(`tessera-join:${PROTOCOL_VERSION}:${run}:${nonce}`);
+}
+
+export interface CommitEntry {
+  sender: string;
+  /** Hex blake2b-256 of the update's payload (the envelope's payload hash). */
+  hash: string;
+}
+
+export interface RunState {
+  /** The round in progress (or about to start). */
+  round: number;
+  phase: 'waiting' | 'training';
+  members: string[];
+  /** Round of the coordinator's latest checkpoint, or -1. */
+  checkpointRound: number;
+  /** Lowest round whose commit the coordinator still serves. */
+  oldestCommit: number;
+}
+
+export type ClientMessage =
+  | { type: 'hello'; version: number }
+  | { type: 'join'; address: string; signature: string }
+  | { type: 'synced'; round: number; weightsHash: string }
+  | { type: 'heartbeat' }
+  | { type: 'signal'; to: string; data: unknown }
+  | { type: 'report'; round: number; loss: number; bytesUp: number; bytesDown: number; rejected: number; peers: number };
+
+export type ServerMessage =
+  | { type: 'challenge'; run: string; nonce: string; version: number }
+  | { type: 'welcome'; address: string; config: RunConfig; state: RunState }
+  | { type: 'peers'; peers: string[] }
+  | { type: 'signal'; from: string; data: unknown }
+  | { type: 'round'; round: number; members: string[]; seed: number; deadline: number }
+  | { type: 'commit'; round: number; included: CommitEntry[]; checkpointBy: string | null }
+  | { type: 'rejected'; what: string; reason: string }
+  | { type: 'error'; message: string };
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+const isRound = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+function parseJson(text: string): Record<string, unknown> | null {
+  if (text.length > MAX_CONTROL_BYTES) return null;
+  try {
+    const v: unknown = JSON.parse(text);
+    return isObj(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A contributor's control message, or null when malformed. */
+export function parseClientMessage(text: string): ClientMessage | null {
+  const m = parseJson(text);
+  if (!m) return null;
+  switch (m.type) {
+    case 'hello':
+      return isNum(m.version) ? { type: 'hello', version: m.version } : null;
+    case 'join':
+      return isStr(m.address, 64) && isStr(m.signature, 200) ? { type: 'join', address: m.address, signature: m.signature } : null;
+    case 'synced':
+      return isRound(m.round) && isStr(m.weightsHash, 128) ? { type: 'synced', round: m.round, weightsHash: m.weightsHash } : null;
+    case 'heartbeat':
+      return { type: 'heartbeat' };
+    case 'signal':
+      return isStr(m.to, 64) && m.data !== undefined ? { type: 'signal', to: m.to, data: m.data } : null;
+    case 'report':
+      return isRound(m.round) && isNum(m.loss) && isNum(m.bytesUp) && isNum(m.bytesDown) && isNum(m.rejected) && isNum(m.peers)
+        ? { type: 'report', round: m.round, loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers }
+        : null;
+    default:
+      return null;
+  }
+}
+
+const isAddrList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= 100_000 && v.every((a) => isStr(a, 64));
+
+/** A coordinator's control message, or null when malformed. The run config is validated by the caller. */
+export function parseServerMessage(text: string): ServerMessage | null {
+  const m = parseJson(text);
+  if (!m) return null;
+  switch (m.type) {
+    case 'challenge':
+      return isStr(m.run, 64) && isStr(m.nonce, 128) && isNum(m.version) ? { type: 'challenge', run: m.run, nonce: m.nonce, version: m.version } : null;
+    case 'welcome': {
+      const s = m.state;
+      if (!isStr(m.address, 64) || !isObj(m.config) || !isObj(s)) return null;
+      if (!isRound(s.round) || (s.phase !== 'waiting' && s.phase !== 'training') || !isAddrList(s.members) || !isNum(s.checkpointRound) || !isNum(s.oldestCommit)) return null;
+      return { type: 'welcome', address: m.address, config: m.config as unknown as RunConfig, state: s as unknown as RunState };
+    }
+    case 'peers':
+      return isAddrList(m.peers) ? { type: 'peers', peers: m.peers } : null;
+    case 'signal':
+      return isStr(m.from, 64) && m.data !== undefined ? { type: 'signal', from: m.from, data: m.data } : null;
+    case 'round':
+      return isRound(m.round) && isAddrList(m.members) && isNum(m.seed) && isNum(m.deadline)
+        ? { type: 'round', round: m.round, members: m.members, seed: m.seed, deadline: m.deadline }
+        : null;
+    case 'commit': {
+      const inc = m.included;
+      if (!isRound(m.round) || !Array.isArray(inc) || !inc.every((e) => isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128))) return null;
+      if (!(m.checkpointBy === null || isStr(m.checkpointBy, 64))) return null;
+      return { type: 'commit', round: m.round, included: inc as CommitEntry[], checkpointBy: m.checkpointBy as string | null };
+    }
+    case 'rejected':
+      return isStr(m.what, 256) && isStr(m.reason, 1024) ? { type: 'rejected', what: m.what, reason: m.reason } : null;
+    case 'error':
+      return isStr(m.message, 4096) ? { type: 'error', message: m.message } : null;
+    default:
+      return null;
+  }
+}
+
+export function toHex(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += b.toString(16).padStart(2, '0');
+  return s;
+}
+
+export function fromHex(hex: string): Uint8Array | null {
+  if (!/^(0x)?([0-9a-fA-F]{2})*$/.test(hex)) return null;
+  const h = hex.startsWith('0x') ? hex.slice(2) : hex;
+  const out = new Uint8Array(h.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}

@@ -1,0 +1,146 @@
+// One contributor's copy of the run's model with everything a round needs: the slice, the
+// inner AdamW, and SparseLoCo state (θ_start and error feedback). The network code drives it;
+// this file knows nothing of peers. Whole-model only (pipeline stages come with src/pipeline).
+import type { Gpu } from '../gpu/gpu.ts';
+import type { ParamSpec } from '../model/config.ts';
+import { LayerSlice } from '../model/slice.ts';
+import { SparseLoCoReplica, type ApplyReport } from '../sparseloco/outer.ts';
+import { configHash } from '../sparseloco/wire.ts';
+import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
+import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
+import { sampleBatch } from '../train/sampler.ts';
+import type { LrSchedule } from '../train/schedule.ts';
+import { crc32 } from '../train/shards.ts';
+import { LocalTrainer, type StepResult } from '../train/trainer.ts';
+import { runModel, type RunConfig } from './run-config.ts';
+
+export class SwarmReplica {
+  readonly slice: LayerSlice;
+  readonly layout: readonly ParamSpec[];
+  private readonly optimizer: AdamW;
+  private readonly trainer: LocalTrainer;
+  private readonly sparse: SparseLoCoReplica;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly config: RunConfig,
+    tokens: ArrayLike<number>,
+    readonly address: string,
+  ) {
+    const cfg = runModel(config);
+    const H = config.innerSteps;
+    this.slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: config.batch, seqLen: config.seq });
+    this.layout = this.slice.layout;
+    this.optimizer = new AdamW(gpu, this.layout, this.slice.params, this.slice.grads, DEFAULT_ADAMW);
+    // Data and learning rate follow the run's clock: global step s (1-based) is inner step
+    // (s−1) mod H of round ⌊(s−1)/H⌋, drawn for this hotkey (a validator can rebuild it).
+    const source = {
+      batch: (step: number) => {
+        const round = Math.floor((step - 1) / H);
+        return sampleBatch(tokens, { B: config.batch, T: config.seq }, { runSeed: config.seed, round, contributor: address, step: (step - 1) % H });
+      },
+    };
+    const schedule: LrSchedule = { peak: config.lr, warmup: config.warmup, total: config.plannedRounds * H, minRatio: 0.1 };
+    this.trainer = new LocalTrainer(gpu, this.slice, this.optimizer, source, schedule, 1);
+    this.slice.initialize(config.seed);
+    this.sparse = new SparseLoCoReplica(gpu, this.layout, this.slice.params, config.sparseloco, configHash(cfg));
+  }
+
+  /** θ_start ← θ_now ← the run's seeded initialisation (round 0). */
+  initializeFromSeed(): void {
+    this.slice.initialize(this.config.seed);
+    this.sparse.start.capture(this.slice.params);
+  }
+
+  /** Inner step `step` (0-based) of `round`. */
+  trainStep(round: number, step: number): Promise<StepResult> {
+    return this.trainer.trainStep(round * this.config.innerSteps + step + 1);
+  }
+
+  /** The round's compressed update (error feedback keeps what is not sent). */
+  compress(round: number): Promise<Uint8Array> {
+    return this.sparse.compress(round);
+  }
+
+  /** Aggregates the committed updates (TSLC payloads, in commit order) into θ_start; θ_now ← θ_start. */
+  apply(payloads: readonly Uint8Array[], round: number): ApplyReport {
+    return this.sparse.applyUpdates(payloads, round, this.config.maxMessageBytes);
+  }
+
+  /** θ_now ← θ_start, dropping the inner steps of a round that will not be sent. */
+  discardRound(): void {
+    this.sparse.start.restoreInto(this.slice.params);
+  }
+
+  /** θ_start, by parameter name. */
+  async readStart(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const s of this.layout) out.set(s.name, await this.gpu.readF32(this.sparse.start.theta.get(s.name)!));
+    return out;
+  }
+
+  /** θ_start ← θ_now ← the given weights (checked against the layout first). */
+  loadStart(weights: ReadonlyMap<string, Float32Array>): void {
+    this.slice.setParameters(weights);
+    this.sparse.start.capture(this.slice.params);
+  }
+
+  /** A short fingerprint of θ_start: equal on every replica after the same commits. */
+  async weightsHash(): Promise<string> {
+    let h = 0;
+    for (const [, data] of await this.readStart()) h = crc32(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h);
+    return h.toString(16).padStart(8, '0');
+  }
+
+  /** θ_start of `round` as a checkpoint file (what a late joiner loads). */
+  async encodeWeights(round: number): Promise<Uint8Array> {
+    const tensors = new Map<string, Float32Array>();
+    for (const [name, data] of await this.readStart()) tensors.set(`param/${name}`, data);
+    return encodeCheckpoint(this.checkpointOf(round, tensors));
+  }
+
+  /** Reads weights sent by a peer or the coordinator: a checkpoint of this run's model. */
+  decodeWeights(bytes: Uint8Array, source: string): { round: number; weights: Map<string, Float32Array> } {
+    const c = decodeCheckpoint(bytes, source);
+    const round = (c.dataPosition as { round?: unknown } | null)?.round;
+    if (typeof round !== 'number' || !Number.isInteger(round) || round < 0) throw new CheckpointError('header', `${source}: no round in the weights`);
+    if (configHash(c.model) !== configHash(this.slice.cfg) || c.from !== 0 || c.to !== this.slice.cfg.layers) throw new CheckpointError('header', `${source}: weights of another model`);
+    const weights = new Map<string, Float32Array>();
+    for (const s of this.layout) {
+      const t = c.tensors.get(`param/${s.name}`);
+      if (!t || t.length !== s.size) throw new CheckpointError('missing', `${source}: parameter ${s.name} missing or of the wrong size`);
+      for (let i = 0; i < t.length; i++) if (!Number.isFinite(t[i])) throw new CheckpointError('header', `${source}: ${s.name} holds a non-finite value`);
+      weights.set(s.name, t);
+    }
+    return { round, weights };
+  }
+
+  /** Everything to resume as this contributor: θ_start of `round`, error feedback, AdamW. */
+  async saveState(round: number): Promise<Checkpoint> {
+    const tensors = new Map<string, Float32Array>();
+    for (const [name, data] of await this.readStart()) tensors.set(`param/${name}`, data);
+    for (const [name, data] of await this.sparse.feedback.readState()) tensors.set(name, data);
+    for (const [name, data] of await this.optimizer.readState()) tensors.set(name, data);
+    return this.checkpointOf(round, tensors);
+  }
+
+  /** Restores saveState's checkpoint; returns its round. */
+  restoreState(c: Checkpoint): number {
+    const { round, weights } = this.decodeWeights(encodeCheckpoint(c), 'local checkpoint');
+    this.loadStart(weights);
+    this.sparse.feedback.loadState(c.tensors);
+    this.optimizer.loadState(c.tensors, c.step);
+    return round;
+  }
+
+  private checkpointOf(round: number, tensors: Map<string, Float32Array>): Checkpoint {
+    return { format: 1, model: this.slice.cfg, from: 0, to: this.slice.cfg.layers, step: this.optimizer.step, dataPosition: { round }, tensors, meta: { run: this.config.run, address: this.address } };
+  }
+
+  destroy(): void {
+    this.sparse.destroy();
+    this.trainer.destroy();
+    this.optimizer.destroy();
+    this.slice.destroy();
+  }
+}

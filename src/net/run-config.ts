@@ -1,0 +1,128 @@
+// A run: what every member trains and how rounds are paced. The coordinator reads it from
+// run.json (or defaults), serves it at GET /run, and every contributor validates it before
+// training. Environment-free: the browser contributor checks the same way.
+import { PRESETS, preset, type ModelConfig, type PresetName } from '../model/config.ts';
+import { DEFAULT_SPARSELOCO, type SparseLoCoSettings } from '../sparseloco/outer.ts';
+
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface RunConfig {
+  /** Run id: names the run in every signed message, so messages of another run are refused. */
+  run: string;
+  /** Model preset. */
+  model: PresetName;
+  /** Pipeline stages (1: every contributor holds the whole model). */
+  stages: number;
+  /** Inner steps per round (Templar: 30). */
+  innerSteps: number;
+  /** Sequences per inner step and tokens per sequence. */
+  batch: number;
+  seq: number;
+  /** Inner AdamW schedule: peak lr, warmup steps, and the run's planned rounds (cosine length). */
+  lr: number;
+  warmup: number;
+  plannedRounds: number;
+  /** Initialisation seed and data seed. */
+  seed: number;
+  sparseloco: SparseLoCoSettings;
+  /** Seconds after a round starts by which updates must have reached the coordinator. */
+  roundSeconds: number;
+  /** Members send a heartbeat this often; one silent for `heartbeatMisses` beats is dropped. */
+  heartbeatSeconds: number;
+  heartbeatMisses: number;
+  /** A round starts once this many members are ready. */
+  minMembers: number;
+  /** A member uploads θ_start to the coordinator every this many rounds (late joiners' fallback). */
+  checkpointEvery: number;
+  /** Tokenizer of the data shard the coordinator serves. */
+  tokenizer: 'bytes' | 'gpt2';
+  /** STUN/TURN servers for WebRTC; none needed on loopback. */
+  iceServers: IceServer[];
+  /** Largest message a peer accepts, bytes. */
+  maxMessageBytes: number;
+}
+
+export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
+  run: 'local',
+  model: 'tiny',
+  stages: 1,
+  innerSteps: 30,
+  batch: 8,
+  seq: 64,
+  lr: 3e-3,
+  warmup: 10,
+  plannedRounds: 100,
+  seed: 1,
+  sparseloco: { ...DEFAULT_SPARSELOCO },
+  roundSeconds: 600,
+  heartbeatSeconds: 5,
+  // Generous: a GPU driver can hold a contributor's event loop for seconds (Dawn compiles
+  // pipelines synchronously); a closed connection is noticed at once regardless.
+  heartbeatMisses: 6,
+  minMembers: 1,
+  checkpointEvery: 1,
+  tokenizer: 'bytes',
+  iceServers: [],
+  maxMessageBytes: 64 * 1024 * 1024,
+});
+
+/** A bad run config: `field` names what to fix. */
+export class RunConfigError extends Error {
+  override name = 'RunConfigError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`run config: '${field}' ${message}`);
+  }
+}
+
+const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Fills defaults and validates every field; throws RunConfigError naming the first bad one. */
+export function parseRunConfig(input: unknown): RunConfig {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new RunConfigError('(root)', 'must be a JSON object');
+  const raw = input as Record<string, unknown>;
+  const known = new Set(Object.keys(DEFAULT_RUN));
+  for (const k of Object.keys(raw)) if (!known.has(k)) throw new RunConfigError(k, `is not a run setting (known: ${[...known].join(', ')})`);
+  const c = { ...DEFAULT_RUN, ...raw, sparseloco: { ...DEFAULT_SPARSELOCO, ...((raw.sparseloco as object) ?? {}) } } as RunConfig;
+  if (typeof c.run !== 'string' || !RUN_ID.test(c.run)) throw new RunConfigError('run', 'must be 1–64 characters of A–Z a–z 0–9 . _ -, starting with a letter or digit');
+  if (typeof c.model !== 'string' || !(c.model in PRESETS)) throw new RunConfigError('model', `must be one of ${Object.keys(PRESETS).join(', ')}`);
+  const int = (field: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new RunConfigError(field, `must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  };
+  const pos = (field: string, v: unknown, max = Infinity) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) throw new RunConfigError(field, `must be a number in (0, ${max}], got ${JSON.stringify(v)}`);
+  };
+  int('stages', c.stages, 1, 1);
+  int('innerSteps', c.innerSteps, 1, 100_000);
+  int('batch', c.batch, 1, 4096);
+  int('seq', c.seq, 1, preset(c.model).seqLen);
+  pos('lr', c.lr, 1);
+  int('warmup', c.warmup, 0);
+  int('plannedRounds', c.plannedRounds, 1);
+  int('seed', c.seed, 0, 2 ** 32 - 1);
+  pos('sparseloco.alpha', c.sparseloco.alpha, 10);
+  if (typeof c.sparseloco.beta !== 'number' || !(c.sparseloco.beta >= 0 && c.sparseloco.beta < 1)) throw new RunConfigError('sparseloco.beta', `must be in [0, 1), got ${JSON.stringify(c.sparseloco.beta)}`);
+  int('sparseloco.k', c.sparseloco.k, 1, 4096);
+  pos('roundSeconds', c.roundSeconds, 86_400);
+  pos('heartbeatSeconds', c.heartbeatSeconds, 3600);
+  int('heartbeatMisses', c.heartbeatMisses, 1, 1000);
+  int('minMembers', c.minMembers, 1, 10_000);
+  int('checkpointEvery', c.checkpointEvery, 1);
+  if (c.tokenizer !== 'bytes' && c.tokenizer !== 'gpt2') throw new RunConfigError('tokenizer', `must be 'bytes' or 'gpt2', got ${JSON.stringify(c.tokenizer)}`);
+  if (preset(c.model).vocabSize < 50257 && c.tokenizer === 'gpt2') throw new RunConfigError('tokenizer', `'gpt2' needs a model with a 50257-token vocabulary; '${c.model}' has ${preset(c.model).vocabSize}`);
+  if (!Array.isArray(c.iceServers) || !c.iceServers.every((s) => s && (typeof s.urls === 'string' || (Array.isArray(s.urls) && s.urls.every((u) => typeof u === 'string'))))) {
+    throw new RunConfigError('iceServers', 'must be a list of { urls, username?, credential? }');
+  }
+  int('maxMessageBytes', c.maxMessageBytes, 1024, 2 ** 31);
+  return c;
+}
+
+export function runModel(c: RunConfig): ModelConfig {
+  return preset(c.model);
+}

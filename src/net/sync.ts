@@ -1,0 +1,116 @@
+// Getting the run's current weights when a contributor (re)joins. In order of preference:
+//   1. its own saved state, if the coordinator still has every commit since (replayed);
+//   2. round 0 with nothing committed yet: the seeded initialisation, like everyone;
+//   3. θ_start from a peer over WebRTC;
+//   4. the coordinator's latest checkpoint over HTTP;
+//   5. the seeded initialisation, if the coordinator still has every commit since round 0.
+// then it replays the commits between what it got and the round in progress.
+import type { CheckpointStore } from '../train/checkpoint.ts';
+import { openEnvelope } from './envelope.ts';
+import { toHex, type CommitEntry, type RunState } from './protocol.ts';
+import type { SwarmReplica } from './replica.ts';
+import type { HttpClient } from './contributor.ts';
+
+export interface CommitInfo {
+  round: number;
+  included: CommitEntry[];
+  checkpointBy: string | null;
+}
+
+/** The contributor cannot get the run's weights; the message says why and what to do. */
+export class SyncError extends Error {
+  override name = 'SyncError';
+}
+
+export interface SyncContext {
+  state: RunState;
+  replica: SwarmReplica;
+  store?: CheckpointStore;
+  http: HttpClient;
+  httpBase: string;
+  run: string;
+  address: string;
+  askPeers(timeoutMs: number): Promise<{ from: string; round: number; bytes: Uint8Array } | null>;
+  peerTimeoutMs: number;
+  /** A commit already heard live, if any. */
+  commitFor(round: number): CommitInfo | null;
+  currentRound(): number;
+  onWarning(text: string): void;
+  exclusive<T>(fn: () => Promise<T> | T): Promise<T>;
+}
+
+export async function syncWeights(c: SyncContext): Promise<{ round: number; source: string }> {
+  const { state, replica } = c;
+  const name = `contributor-${c.run}`;
+  const local = await c.store?.load(name).catch((e: Error) => {
+    c.onWarning(`ignoring the saved state: ${e.message}`);
+    return null;
+  });
+  if (local) {
+    const round = await c.exclusive(() => replica.restoreState(local));
+    if (round <= state.round && round >= state.oldestCommit) {
+      const replayed = await replay(c, round);
+      if (replayed !== null) return { round: replayed, source: round === replayed ? 'local' : `local+${replayed - round} commits` };
+    }
+    c.onWarning(`the saved state (round ${round}) is too old to catch up from: syncing afresh`);
+  }
+  if (state.round === 0 && state.oldestCommit === 0 && !c.commitFor(0)) {
+    await c.exclusive(() => replica.initializeFromSeed());
+    return { round: 0, source: 'seed' };
+  }
+  const fromPeer = await c.askPeers(c.peerTimeoutMs);
+  if (fromPeer) {
+    try {
+      const { round, weights } = replica.decodeWeights(fromPeer.bytes, `weights from ${fromPeer.from}`);
+      if (round !== fromPeer.round) throw new SyncError(`weights labelled round ${fromPeer.round} hold round ${round}`);
+      await c.exclusive(() => replica.loadStart(weights));
+      const replayed = await replay(c, round);
+      if (replayed !== null) return { round: replayed, source: `peer ${fromPeer.from}` };
+    } catch (e) {
+      c.onWarning(`weights from ${fromPeer.from} refused: ${(e as Error).message}`);
+    }
+  }
+  const checkpoint = await c.http.get(`${c.httpBase}/checkpoint`);
+  if (checkpoint) {
+    const { header, payload } = openEnvelope(checkpoint, { run: c.run, maxPayloadBytes: 2 ** 31 });
+    const { round, weights } = replica.decodeWeights(payload, 'the coordinator’s checkpoint');
+    if (round !== header.round) throw new SyncError(`the coordinator's checkpoint is labelled round ${header.round} but holds round ${round}`);
+    await c.exclusive(() => replica.loadStart(weights));
+    const replayed = await replay(c, round);
+    if (replayed !== null) return { round: replayed, source: 'coordinator checkpoint' };
+  }
+  if (state.oldestCommit === 0) {
+    await c.exclusive(() => replica.initializeFromSeed());
+    const replayed = await replay(c, 0);
+    if (replayed !== null) return { round: replayed, source: `seed+${replayed} commits` };
+  }
+  throw new SyncError(`cannot get the weights of run '${c.run}' at round ${state.round}: no peer answered and the coordinator has no usable checkpoint; try again when another contributor is online`);
+}
+
+/** Applies commits from `from` up to the round in progress; the round reached, or null if one is unavailable. */
+async function replay(c: SyncContext, from: number): Promise<number | null> {
+  let r = from;
+  while (r < c.currentRound()) {
+    const commit = c.commitFor(r) ?? (await fetchCommit(c, r));
+    if (!commit) return null;
+    const payloads: Uint8Array[] = [];
+    for (const e of commit.included) {
+      const bytes = await c.http.get(`${c.httpBase}/update/${r}/${e.sender}`);
+      if (!bytes) return null;
+      const { header, payload } = openEnvelope(bytes, { run: c.run, maxPayloadBytes: 2 ** 31 });
+      if (header.sender !== e.sender || header.round !== r || toHex(header.payloadHash) !== e.hash) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not match its commit`);
+      payloads.push(payload);
+    }
+    await c.exclusive(() => c.replica.apply(payloads, r));
+    r++;
+  }
+  return r;
+}
+
+async function fetchCommit(c: SyncContext, round: number): Promise<CommitInfo | null> {
+  const bytes = await c.http.get(`${c.httpBase}/commit/${round}`);
+  if (!bytes) return null;
+  const j = JSON.parse(new TextDecoder().decode(bytes)) as { round: number; included: CommitEntry[] };
+  if (j.round !== round || !Array.isArray(j.included)) throw new SyncError(`the coordinator's commit of round ${round} is malformed`);
+  return { round, included: j.included, checkpointBy: null };
+}

@@ -1,0 +1,113 @@
+// `tessera contribute --coordinator ws://host:port/ws [--key file]`: the headless contributor.
+// Joins, syncs the weights, and trains round after round on this machine's GPU; prints each
+// round's loss, bytes up/down and peers (or JSON lines with --json). Ctrl-C finishes the
+// current step, saves, and exits; a second Ctrl-C exits at once.
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import wrtc from '@roamhq/wrtc';
+import WebSocket from 'ws';
+import { adapterName } from '../gpu/index.ts';
+import { Contributor, type ContributorEvent } from '../net/contributor.ts';
+import type { SocketLike } from '../net/signaling.ts';
+import { cryptoReady } from '../wallet/keys.ts';
+import { FileCheckpointStore } from './checkpoint-files.ts';
+import { openNodeGpu } from './dawn.ts';
+import { DEFAULT_HOTKEY_FILE, loadHotkeyFile } from './hotkey-file.ts';
+import { nodeHttpClient } from './http-client.ts';
+
+export const CONTRIBUTE_USAGE = `usage:
+  tessera contribute --coordinator ws://HOST:PORT/ws [--key FILE] [--state DIR] [--json] [--software]
+  Joins the run served by that coordinator and trains on this machine's GPU until Ctrl-C.
+  --key: a file holding your hotkey's mnemonic (or a btcli hotkey file); default ${DEFAULT_HOTKEY_FILE},
+  created with a new key on first use. --state: where this contributor saves its progress
+  (default .tessera/contributor/<address>).`;
+
+export class ContributeUsageError extends Error {
+  override name = 'ContributeUsageError';
+}
+
+function formatEvent(e: ContributorEvent): string | null {
+  switch (e.event) {
+    case 'joined':
+      return `joined run '${e.run}' (${e.model}) as ${e.address}; the run is at round ${e.round}`;
+    case 'synced':
+      return `weights of round ${e.round} from ${e.source} (hash ${e.weightsHash})`;
+    case 'round':
+      return `round ${e.round}: training with ${e.members - 1} other member(s)`;
+    case 'step':
+      return null;
+    case 'exchange':
+      return null;
+    case 'sent':
+      return `round ${e.round}: sent ${(e.bytes / 1024).toFixed(1)} KiB to the coordinator and ${e.delivered} peer(s)${e.failed ? ` (${e.failed} unreachable)` : ''}`;
+    case 'commit': {
+      const rej = Object.values(e.rejected).reduce((a, b) => a + b, 0);
+      return `round ${e.round}: ${e.trained ? `loss ${e.loss!.toFixed(4)}` : 'not trained (joined late)'} · applied ${e.included} update(s) (${e.fromPeers} from peers, ${e.fetched} fetched) · up ${(e.bytesUp / 1024).toFixed(0)} KiB, down ${(e.bytesDown / 1024).toFixed(0)} KiB · ${e.peers} peer(s)${rej ? ` · ${rej} rejected` : ''}`;
+    }
+    case 'rejected':
+      return `dropped a message from ${e.from}: ${e.reason} (${e.message})`;
+    case 'warning':
+      return `warning: ${e.text}`;
+    case 'stopped':
+      return `stopped at round ${e.round}${e.saved ? ', progress saved' : ''}`;
+  }
+}
+
+export async function contributeCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      coordinator: { type: 'string' },
+      key: { type: 'string' },
+      state: { type: 'string' },
+      json: { type: 'boolean' },
+      software: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(CONTRIBUTE_USAGE);
+    return 0;
+  }
+  const url = values.coordinator;
+  if (!url || !/^wss?:\/\/[^/]+/.test(url)) throw new ContributeUsageError(`--coordinator must be a ws:// or wss:// address, e.g. ws://127.0.0.1:8787/ws; got '${url ?? ''}'`);
+  const coordinator = /\/ws\/?$/.test(url) ? url : `${url.replace(/\/$/, '')}/ws`;
+  await cryptoReady();
+  const { key, created } = loadHotkeyFile(values.key ?? DEFAULT_HOTKEY_FILE, { create: values.key === undefined });
+  const json = values.json === true;
+  const print = (e: ContributorEvent) => {
+    if (json) return console.log(JSON.stringify(e));
+    const line = formatEvent(e);
+    if (line) console.log(line);
+  };
+  if (created) console.log(json ? JSON.stringify({ event: 'key-created', file: DEFAULT_HOTKEY_FILE, address: key.address }) : `created a new hotkey in ${DEFAULT_HOTKEY_FILE} (${key.address}); keep that file safe`);
+  const gpu = await openNodeGpu({ adapter: values.software ? 'software' : 'auto' });
+  if (!json) console.log(`GPU: ${adapterName(gpu.info)}`);
+  const contributor = new Contributor({
+    gpu,
+    key,
+    coordinator,
+    openSocket: (u) => new WebSocket(u, { maxPayload: 256 * 1024 * 1024 }) as unknown as SocketLike,
+    http: nodeHttpClient(),
+    wrtc,
+    store: new FileCheckpointStore(values.state ?? join('.tessera', 'contributor', key.address)),
+    onEvent: print,
+  });
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    if (!json) console.log('stopping: saving progress (Ctrl-C again to quit at once)…');
+    contributor.stop('now');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await contributor.run();
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    gpu.destroy();
+  }
+}

@@ -1,0 +1,223 @@
+// `tessera swarm --peers N --rounds R [--kill K@r] [--json]`: a whole run on this machine — a
+// coordinator in this process and N `tessera contribute` processes on loopback, each with
+// its own key and GPU device. --kill K@r kills contributor K (SIGKILL) while it sends its
+// round-r update and starts a fresh contributor in its place. Ends with a summary: loss per
+// round, rounds completed by each peer, bytes moved, messages rejected, weight fingerprints.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { ContributorEvent } from '../net/contributor.ts';
+import type { RunConfig } from '../net/run-config.ts';
+import { Hotkey, cryptoReady } from '../wallet/keys.ts';
+import { readRunFile, startCoordinator } from './coordinator-command.ts';
+
+export const SWARM_USAGE = `usage:
+  tessera swarm --peers N --rounds R [--kill K@r] [--json] [--run run.json]
+                [--model tiny] [--inner-steps H] [--batch B] [--seq T] [--lr LR] [--round-seconds S]
+  Runs a coordinator and N contributor processes on loopback for R rounds and prints a summary.
+  --kill K@r: kill contributor K (0-based) while it sends its round-r update, then start a
+  new contributor that joins and catches up.`;
+
+export class SwarmUsageError extends Error {
+  override name = 'SwarmUsageError';
+}
+
+const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
+
+interface Peer {
+  name: string;
+  address: string;
+  child: ChildProcess;
+  rounds: number[];
+  bytesUp: number;
+  bytesDown: number;
+  rejected: Record<string, number>;
+  exit: Promise<number | null>;
+  killed: boolean;
+  source?: string;
+}
+
+export interface SwarmSummary {
+  run: string;
+  model: string;
+  peers: number;
+  rounds: number;
+  lossPerRound: { round: number; loss: number | null; members: number; included: number; missing: number }[];
+  weightsIdentical: boolean;
+  weightsHashes: Record<number, Record<string, string>>;
+  peersDetail: { name: string; address: string; roundsCompleted: number; bytesUp: number; bytesDown: number; rejected: Record<string, number>; killed: boolean; syncedFrom?: string }[];
+  bytesMoved: number;
+  rejected: { coordinator: Record<string, number>; peers: Record<string, number> };
+  seconds: number;
+}
+
+function intArg(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new SwarmUsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+}
+
+export async function swarmCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      peers: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '3' },
+      kill: { type: 'string' },
+      json: { type: 'boolean' },
+      run: { type: 'string' },
+      model: { type: 'string' },
+      'inner-steps': { type: 'string' },
+      batch: { type: 'string' },
+      seq: { type: 'string' },
+      lr: { type: 'string' },
+      'round-seconds': { type: 'string' },
+      software: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(SWARM_USAGE);
+    return 0;
+  }
+  const n = intArg('peers', values.peers, 1)!;
+  const rounds = intArg('rounds', values.rounds, 1)!;
+  let kill: { peer: number; round: number } | null = null;
+  if (values.kill !== undefined) {
+    const m = /^(\d+)@(\d+)$/.exec(values.kill);
+    if (!m || Number(m[1]) >= n || Number(m[2]) >= rounds) throw new SwarmUsageError(`--kill takes K@r with K < --peers and r < --rounds, e.g. 1@1; got '${values.kill}'`);
+    kill = { peer: Number(m[1]), round: Number(m[2]) };
+  }
+  const overrides: Partial<RunConfig> = { run: `swarm-${process.pid}`, innerSteps: 10, batch: 4, seq: 64, warmup: 5, lr: 1e-2, plannedRounds: rounds, roundSeconds: 300 };
+  const set = (k: keyof RunConfig, v: unknown) => v !== undefined && ((overrides as Record<string, unknown>)[k] = v);
+  set('model', values.model);
+  set('innerSteps', intArg('inner-steps', values['inner-steps'], 1));
+  set('batch', intArg('batch', values.batch, 1));
+  set('seq', intArg('seq', values.seq, 1));
+  set('lr', values.lr === undefined ? undefined : Number(values.lr));
+  set('roundSeconds', values['round-seconds'] === undefined ? undefined : Number(values['round-seconds']));
+  const config = readRunFile(values.run, values.run ? {} : overrides);
+  const json = values.json === true;
+  const say = (line: string) => {
+    if (!json) console.log(line);
+  };
+
+  await cryptoReady();
+  const work = mkdtempSync(join(tmpdir(), 'tessera-swarm-'));
+  const t0 = performance.now();
+  const started = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: (l) => say(`coordinator: ${l}`) });
+  const url = started.server.url;
+  say(`coordinator at ${url}; ${n} contributors, ${rounds} rounds of ${config.innerSteps} steps (${config.model})`);
+  const peers: Peer[] = [];
+  const hashes: Record<number, Record<string, string>> = {};
+  const losses: Record<number, number[]> = {};
+  let wake: () => void = () => {};
+
+  const spawnPeer = (index: number): Peer => {
+    const name = `peer-${index}`;
+    const { key, mnemonic } = Hotkey.generate();
+    const keyFile = join(work, `${name}.key`);
+    writeFileSync(keyFile, mnemonic, { mode: 0o600 });
+    const argv = [BIN, 'contribute', '--coordinator', url, '--key', keyFile, '--state', join(work, name), '--json', ...(values.software ? ['--software'] : [])];
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const peer: Peer = { name, address: key.address, child, rounds: [], bytesUp: 0, bytesDown: 0, rejected: {}, killed: false, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
+    let buffer = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buffer += d.toString();
+      let nl;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        const e = JSON.parse(line) as ContributorEvent;
+        onEvent(peer, e);
+      }
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code, signal) => {
+      if (code && !peer.killed) say(`${name} exited with ${code}: ${err.trim().split('\n').slice(-3).join(' / ')}`);
+      if (signal && !peer.killed) say(`${name} ended by ${signal}`);
+      wake();
+    });
+    return peer;
+  };
+
+  const onEvent = (peer: Peer, e: ContributorEvent) => {
+    if (e.event === 'synced') {
+      peer.source = e.source;
+      say(`${peer.name}: weights of round ${e.round} from ${e.source}`);
+    }
+    if (e.event === 'exchange' && kill && peers[kill.peer] === peer && e.round === kill.round && !peer.killed) {
+      say(`${peer.name}: killed while sending its round-${e.round} update`);
+      peer.killed = true;
+      peer.child.kill('SIGKILL');
+      peers.push(spawnPeer(peers.length));
+      return;
+    }
+    if (e.event === 'commit') {
+      peer.bytesUp = e.bytesUp;
+      peer.bytesDown = e.bytesDown;
+      peer.rejected = e.rejected;
+      if (e.trained) peer.rounds.push(e.round);
+      (hashes[e.round] ??= {})[peer.name] = e.weightsHash;
+      if (e.loss !== null) (losses[e.round] ??= []).push(e.loss);
+      say(`${peer.name}: round ${e.round} ${e.trained ? `loss ${e.loss!.toFixed(4)}` : '(caught up)'}, applied ${e.included} (${e.fetched} fetched), weights ${e.weightsHash}`);
+    }
+    if (e.event === 'sent') say(`${peer.name}: round ${e.round} update (${e.bytes} B) sent to the coordinator and ${e.delivered} peer(s)${e.failed ? `, ${e.failed} unreachable` : ''}`);
+    if (e.event === 'warning') say(`${peer.name}: warning: ${e.text}`);
+    if (e.event === 'rejected') say(`${peer.name}: dropped a message from ${e.from}: ${e.reason}`);
+    wake();
+  };
+
+  for (let i = 0; i < n; i++) peers.push(spawnPeer(i));
+  let failed = false;
+  try {
+    // Done when the coordinator has closed the last round and every live peer has applied it.
+    await new Promise<void>((resolve) => {
+      wake = () => {
+        const live = peers.filter((p) => !p.killed && p.child.exitCode === null);
+        if (live.length === 0) {
+          failed = true;
+          return resolve();
+        }
+        if (started.coordinator.round >= rounds && live.every((p) => hashes[rounds - 1]?.[p.name])) resolve();
+      };
+    });
+  } finally {
+    for (const p of peers) if (p.child.exitCode === null) p.child.kill('SIGINT');
+    await Promise.all(peers.map((p) => Promise.race([p.exit, new Promise((r) => setTimeout(r, 20_000))])));
+    for (const p of peers) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    const status = started.coordinator.status();
+    await started.stop();
+    const summary: SwarmSummary = {
+      run: config.run,
+      model: config.model,
+      peers: n,
+      rounds,
+      lossPerRound: status.commits.filter((c) => c.round < rounds).map((c) => {
+        const l = losses[c.round] ?? [];
+        return { round: c.round, loss: l.length ? l.reduce((a, b) => a + b, 0) / l.length : null, members: c.members, included: c.included.length, missing: c.missing.length };
+      }),
+      weightsIdentical: Object.values(hashes).every((h) => new Set(Object.values(h)).size === 1),
+      weightsHashes: hashes,
+      peersDetail: peers.map((p) => ({ name: p.name, address: p.address, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, rejected: p.rejected, killed: p.killed, syncedFrom: p.source })),
+      bytesMoved: peers.reduce((s, p) => s + p.bytesUp, 0),
+      rejected: {
+        coordinator: status.rejected,
+        peers: peers.reduce<Record<string, number>>((acc, p) => {
+          for (const [k, v] of Object.entries(p.rejected)) acc[k] = (acc[k] ?? 0) + v;
+          return acc;
+        }, {}),
+      },
+      seconds: (performance.now() - t0) / 1000,
+    };
+    console.log(json ? JSON.stringify({ event: 'summary', ...summary }) : `summary:\n${JSON.stringify(summary, null, 2)}`);
+    rmSync(work, { recursive: true, force: true });
+  }
+  return failed ? 1 : 0;
+}
