@@ -107,7 +107,9 @@ export class Gpu {
       this.copy(staging, t.buffer, bytes.byteLength);
       this.uploads.push(staging);
     } else {
-      this.device.queue.writeBuffer(t.buffer, 0, bytes);
+      // The WebGPU spec takes any (Shared)ArrayBuffer view; @webgpu/types under DOM's lib
+      // (TypeScript ≥ 5.7) narrows it to ArrayBuffer-backed views, hence the cast.
+      this.device.queue.writeBuffer(t.buffer, 0, bytes as Uint8Array<ArrayBuffer>);
     }
   }
 
