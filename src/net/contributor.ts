@@ -14,7 +14,7 @@ import { PeerMesh } from './mesh.ts';
 import { toHex, type RunState, type ServerMessage } from './protocol.ts';
 import { SwarmReplica } from './replica.ts';
 import { parseRunConfig, type RunConfig } from './run-config.ts';
-import { CoordinatorClient, type OpenSocket } from './signaling.ts';
+import { CoordinatorClient, CoordinatorError, type OpenSocket, type Welcome } from './signaling.ts';
 import { SyncError, syncWeights, type CommitInfo } from './sync.ts';
 
 export interface HttpClient {
@@ -98,17 +98,9 @@ export class Contributor {
 
   /** Joins, syncs, and contributes until stopped or the coordinator goes away. */
   async run(): Promise<void> {
-    this.client = new CoordinatorClient(this.o.coordinator, this.o.key, this.o.openSocket);
-    this.client.onMessage((m) => this.onServer(m));
-    this.client.onClose((reason) => {
-      this.disconnected = reason;
-      this.wake();
-    });
-    const welcome = await this.client.connect();
+    const welcome = await this.connect();
     this.config = parseRunConfig(welcome.config);
-    const state = welcome.state;
-    this.coordRound = state.round;
-    this.o.onEvent({ event: 'joined', address: this.address, run: this.config.run, round: state.round, model: this.config.model });
+    this.o.onEvent({ event: 'joined', address: this.address, run: this.config.run, round: welcome.state.round, model: this.config.model });
     this.mesh = new PeerMesh(this.address, {
       wrtc: this.o.wrtc,
       iceServers: this.config.iceServers,
@@ -124,8 +116,18 @@ export class Contributor {
       // The held-out 1% stays out of training, as in `tessera train`, for validation.
       const { train } = splitShard(tokens, { validFraction: 0.01 });
       this.replica = new SwarmReplica(this.o.gpu, this.config, train, this.address);
-      await this.sync(state);
-      await this.loop();
+      // Compile the kernels now: drivers compile synchronously, which would otherwise stall
+      // this peer (heartbeats included) in the middle of its first round.
+      await this.replica.warmUp();
+      let state = welcome.state;
+      for (;;) {
+        await this.sync(state);
+        await this.loop();
+        if (this.stopMode !== null || !this.disconnected) break;
+        const again = await this.rejoin();
+        if (!again) break;
+        state = again.state;
+      }
     } finally {
       clearInterval(heartbeat as never);
       const saved = await this.saveLocal().catch(() => false);
@@ -135,6 +137,46 @@ export class Contributor {
       this.replica?.destroy();
       this.replica = null;
     }
+  }
+
+  /** Opens a connection to the coordinator and joins. */
+  private async connect(): Promise<Welcome> {
+    const client = new CoordinatorClient(this.o.coordinator, this.o.key, this.o.openSocket);
+    client.onMessage((m) => this.onServer(m));
+    client.onClose((reason) => {
+      if (this.client !== client) return;
+      this.disconnected = reason;
+      this.wake();
+    });
+    const welcome = await client.connect();
+    this.client = client;
+    this.disconnected = null;
+    this.announced = null;
+    this.coordRound = welcome.state.round;
+    return welcome;
+  }
+
+  /** After losing the coordinator: retries with backoff (1 s doubling to 30 s) until it answers or we are stopped. */
+  private async rejoin(): Promise<Welcome | null> {
+    const lost = this.disconnected;
+    for (let attempt = 0; this.stopMode === null; attempt++) {
+      const wait = Math.min(30_000, 1000 * 2 ** attempt);
+      this.o.onEvent({ event: 'warning', text: `lost the coordinator (${lost}); reconnecting in ${wait / 1000} s` });
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, wait);
+        this.wakers.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      if (this.stopMode !== null) return null;
+      try {
+        return await this.connect();
+      } catch (e) {
+        if (e instanceof CoordinatorError && !e.retry) throw e;
+      }
+    }
+    return null;
   }
 
   // ---- waiting ----
@@ -189,7 +231,6 @@ export class Contributor {
       await this.applyCommit(r, trained, loss);
       if (this.stopMode === 'after-round') break;
     }
-    if (this.disconnected && this.stopMode === null) throw new SyncError(`lost the coordinator (${this.disconnected})`);
   }
 
   /** H inner steps, then the update out to the coordinator and the members; the mean loss, or null if cut short. */
@@ -265,6 +306,7 @@ export class Contributor {
   private async sync(state: RunState): Promise<void> {
     const result = await syncWeights({
       state,
+      held: this.held,
       replica: this.replica!,
       store: this.o.store,
       http: this.o.http,

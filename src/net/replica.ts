@@ -8,7 +8,7 @@ import { SparseLoCoReplica, type ApplyReport } from '../sparseloco/outer.ts';
 import { configHash } from '../sparseloco/wire.ts';
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
-import { sampleBatch } from '../train/sampler.ts';
+import { sampleBatch, type Batch } from '../train/sampler.ts';
 import type { LrSchedule } from '../train/schedule.ts';
 import { crc32 } from '../train/shards.ts';
 import { LocalTrainer, type StepResult } from '../train/trainer.ts';
@@ -20,6 +20,7 @@ export class SwarmReplica {
   private readonly optimizer: AdamW;
   private readonly trainer: LocalTrainer;
   private readonly sparse: SparseLoCoReplica;
+  private readonly source: { batch(step: number): Pick<Batch, 'tokens' | 'targets'> };
 
   constructor(
     private readonly gpu: Gpu,
@@ -34,16 +35,24 @@ export class SwarmReplica {
     this.optimizer = new AdamW(gpu, this.layout, this.slice.params, this.slice.grads, DEFAULT_ADAMW);
     // Data and learning rate follow the run's clock: global step s (1-based) is inner step
     // (s−1) mod H of round ⌊(s−1)/H⌋, drawn for this hotkey (a validator can rebuild it).
-    const source = {
+    const source = (this.source = {
       batch: (step: number) => {
         const round = Math.floor((step - 1) / H);
         return sampleBatch(tokens, { B: config.batch, T: config.seq }, { runSeed: config.seed, round, contributor: address, step: (step - 1) % H });
       },
-    };
+    });
     const schedule: LrSchedule = { peak: config.lr, warmup: config.warmup, total: config.plannedRounds * H, minRatio: 0.1 };
     this.trainer = new LocalTrainer(gpu, this.slice, this.optimizer, source, schedule, 1);
     this.slice.initialize(config.seed);
     this.sparse = new SparseLoCoReplica(gpu, this.layout, this.slice.params, config.sparseloco, configHash(cfg));
+  }
+
+  /** One forward and backward on a batch, nothing updated: compiles every training kernel. */
+  async warmUp(): Promise<void> {
+    const batch = this.source.batch(1);
+    this.slice.forward(batch);
+    this.slice.backward({ accumulate: false, lossScale: 1 });
+    await this.gpu.readF32(this.slice.loss!);
   }
 
   /** θ_start ← θ_now ← the run's seeded initialisation (round 0). */

@@ -62,7 +62,7 @@ export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   heartbeatSeconds: 5,
   // Generous: a GPU driver can hold a contributor's event loop for seconds (Dawn compiles
   // pipelines synchronously); a closed connection is noticed at once regardless.
-  heartbeatMisses: 6,
+  heartbeatMisses: 12,
   minMembers: 1,
   checkpointEvery: 1,
   tokenizer: 'bytes',

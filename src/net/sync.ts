@@ -1,4 +1,5 @@
 // Getting the run's current weights when a contributor (re)joins. In order of preference:
+//   0. what it holds in memory (a reconnect), if the coordinator has every commit since;
 //   1. its own saved state, if the coordinator still has every commit since (replayed);
 //   2. round 0 with nothing committed yet: the seeded initialisation, like everyone;
 //   3. θ_start from a peer over WebRTC;
@@ -24,6 +25,8 @@ export class SyncError extends Error {
 
 export interface SyncContext {
   state: RunState;
+  /** The round whose θ_start this contributor already holds in memory (a reconnect), or −1. */
+  held: number;
   replica: SwarmReplica;
   store?: CheckpointStore;
   http: HttpClient;
@@ -41,6 +44,10 @@ export interface SyncContext {
 
 export async function syncWeights(c: SyncContext): Promise<{ round: number; source: string }> {
   const { state, replica } = c;
+  if (c.held >= 0 && c.held <= state.round && c.held >= state.oldestCommit) {
+    const replayed = await replay(c, c.held);
+    if (replayed !== null) return { round: replayed, source: c.held === replayed ? 'memory' : `memory+${replayed - c.held} commits` };
+  }
   const name = `contributor-${c.run}`;
   const local = await c.store?.load(name).catch((e: Error) => {
     c.onWarning(`ignoring the saved state: ${e.message}`);
