@@ -144,6 +144,9 @@ export class Coordinator {
   }
 
   private onText(s: Session, text: string): void {
+    // A session already dropped or replaced (its close still under way) must not act, nor
+    // join again: it would come back into byAddress and never leave.
+    if (!this.sessions.has(s.id)) return;
     const m = parseClientMessage(text);
     if (!m) return this.refuse(s, 'malformed-control', 'not a valid control message');
     s.lastSeen = this.now();
@@ -160,6 +163,10 @@ export class Coordinator {
   }
 
   private join(s: Session, m: Extract<ClientMessage, { type: 'join' }>): void {
+    if (s.address !== null && s.address !== m.address) {
+      // One connection, one hotkey: re-keying would leave the first address mapped to it.
+      return this.refuse(s, 'bad-join', `this connection already joined as ${s.address}`);
+    }
     const sig = fromHex(m.signature);
     if (!isValidAddress(m.address) || !sig || !verifySignature(joinChallenge(this.config.run, s.nonce), sig, m.address)) {
       this.refuse(s, 'bad-join', 'the join signature does not verify for that address');
@@ -228,6 +235,7 @@ export class Coordinator {
   // ---- updates (the validator's copy) ----
 
   private onBinary(s: Session, bytes: Uint8Array): void {
+    if (!this.sessions.has(s.id)) return;
     s.lastSeen = this.now();
     if (!s.address) return this.refuse(s, 'unknown-member', 'an update before joining');
     let header: EnvelopeHeader;

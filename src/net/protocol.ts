@@ -13,7 +13,7 @@
 //   report {round, loss, …}             →
 //                                       ←    peers {peers}: everyone to connect to
 //                                       ←    round {round, members, seed, deadline}
-//                                       ←    commit {round, included, next}
+//                                       ←    commit {round, included, checkpointBy}
 //                                       ←    rejected {what, reason}: one of yours was refused
 //
 // HTTP beside it: GET /run, /shard, /status, /checkpoint (latest θ_start as a signed

@@ -89,9 +89,16 @@ export function parseRunConfig(input: unknown): RunConfig {
   const raw = input as Record<string, unknown>;
   const known = new Set(Object.keys(DEFAULT_RUN));
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new RunConfigError(k, `is not a run setting (known: ${[...known].join(', ')})`);
-  const c = { ...DEFAULT_RUN, ...raw, sparseloco: { ...DEFAULT_SPARSELOCO, ...((raw.sparseloco as object) ?? {}) } } as RunConfig;
+  const sl = raw.sparseloco;
+  if (sl !== undefined && (sl === null || typeof sl !== 'object' || Array.isArray(sl))) throw new RunConfigError('sparseloco', 'must be an object of { alpha, beta, k }');
+  for (const k of Object.keys(sl ?? {})) {
+    if (!Object.hasOwn(DEFAULT_SPARSELOCO, k)) throw new RunConfigError(`sparseloco.${k}`, `is not a SparseLoCo setting (known: ${Object.keys(DEFAULT_SPARSELOCO).join(', ')})`);
+  }
+  // Nested values are copied: the config never shares an object with DEFAULT_RUN or the input.
+  const c = { ...DEFAULT_RUN, ...raw, sparseloco: { ...DEFAULT_SPARSELOCO, ...(sl ?? {}) } } as RunConfig;
   if (typeof c.run !== 'string' || !RUN_ID.test(c.run)) throw new RunConfigError('run', 'must be 1–64 characters of A–Z a–z 0–9 . _ -, starting with a letter or digit');
-  if (typeof c.model !== 'string' || !(c.model in PRESETS)) throw new RunConfigError('model', `must be one of ${Object.keys(PRESETS).join(', ')}`);
+  // Own keys only: 'toString' or '__proto__' are not presets.
+  if (typeof c.model !== 'string' || !Object.hasOwn(PRESETS, c.model)) throw new RunConfigError('model', `must be one of ${Object.keys(PRESETS).join(', ')}`);
   const int = (field: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new RunConfigError(field, `must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
   };
@@ -116,9 +123,13 @@ export function parseRunConfig(input: unknown): RunConfig {
   int('checkpointEvery', c.checkpointEvery, 1);
   if (c.tokenizer !== 'bytes' && c.tokenizer !== 'gpt2') throw new RunConfigError('tokenizer', `must be 'bytes' or 'gpt2', got ${JSON.stringify(c.tokenizer)}`);
   if (preset(c.model).vocabSize < 50257 && c.tokenizer === 'gpt2') throw new RunConfigError('tokenizer', `'gpt2' needs a model with a 50257-token vocabulary; '${c.model}' has ${preset(c.model).vocabSize}`);
-  if (!Array.isArray(c.iceServers) || !c.iceServers.every((s) => s && (typeof s.urls === 'string' || (Array.isArray(s.urls) && s.urls.every((u) => typeof u === 'string'))))) {
-    throw new RunConfigError('iceServers', 'must be a list of { urls, username?, credential? }');
+  const optStr = (v: unknown) => v === undefined || typeof v === 'string';
+  const iceOk = (s: IceServer) =>
+    s !== null && typeof s === 'object' && (typeof s.urls === 'string' || (Array.isArray(s.urls) && s.urls.every((u) => typeof u === 'string'))) && optStr(s.username) && optStr(s.credential);
+  if (!Array.isArray(c.iceServers) || !c.iceServers.every(iceOk)) {
+    throw new RunConfigError('iceServers', 'must be a list of { urls, username?, credential? } (strings; urls may be a list)');
   }
+  c.iceServers = c.iceServers.map((s) => ({ ...s, urls: Array.isArray(s.urls) ? [...s.urls] : s.urls }));
   int('maxMessageBytes', c.maxMessageBytes, 1024, 2 ** 31);
   return c;
 }

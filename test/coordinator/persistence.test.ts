@@ -1,0 +1,164 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Coordinator } from '../../src/coordinator/coordinator.ts';
+import { CoordinatorStore } from '../../src/coordinator/state-store.ts';
+import { Clock, Peer, devKeys, joinAll, makeCoordinator, removeTempDirs, seal, signedUpdate, tempDir, testConfig, type Harness, type Keys } from './helpers.ts';
+
+let k: Keys;
+beforeAll(async () => {
+  k = await devKeys();
+});
+afterEach(removeTempDirs);
+
+/** Runs `rounds` full rounds with alice and bob; leaves the next round waiting for its sync. */
+function runRounds(h: Harness, rounds: number): Peer[] {
+  const peers = joinAll(h.coordinator, [k.alice, k.bob]);
+  for (let r = 0; r < rounds; r++) {
+    if (r > 0) for (const p of peers) p.synced(r);
+    expect(h.coordinator.status()).toMatchObject({ phase: 'training', round: r });
+    for (const p of peers) p.binary(signedUpdate(p.key!, h.config, r, r + 1));
+  }
+  return peers;
+}
+
+const weights = (round: number, bytes = 64) => new Uint8Array(bytes).map((_, i) => (i * 7 + round) & 0xff);
+
+describe('coordinator: persisted state', () => {
+  it('resumes on the same state folder at the next round, with its commits, updates and checkpoint', () => {
+    const dir = tempDir();
+    const h = makeCoordinator(testConfig({ minMembers: 2 }), { dir });
+    runRounds(h, 2);
+    const checkpoint = seal(k.alice, 2, weights(2), { kind: 'weights' });
+    expect(h.coordinator.acceptCheckpoint(checkpoint)).toEqual({ ok: true, round: 2 });
+    h.coordinator.stop();
+    const before = h.coordinator.status();
+
+    const again = makeCoordinator(testConfig({ minMembers: 2 }), { dir });
+    expect(again.log).toContain("resuming run 'test-run' at round 2");
+    expect(again.coordinator.round).toBe(2);
+    const status = again.coordinator.status();
+    expect(status).toMatchObject({ round: 2, phase: 'waiting', checkpointRound: 2, oldestCommit: 0, peers: [], rejected: {} });
+    expect(status.commits).toEqual(before.commits);
+    expect(again.coordinator.commit(1)).toEqual(h.coordinator.commit(1));
+    expect(again.coordinator.checkpoint()).toEqual(checkpoint);
+    expect(again.coordinator.committedUpdate(1, k.bob.address)).toEqual(h.coordinator.committedUpdate(1, k.bob.address));
+    // Peers come back, sync round 2, and it runs.
+    const peers = joinAll(again.coordinator, [k.alice, k.bob], 2);
+    expect(peers[0].last('welcome')?.state).toMatchObject({ round: 2, checkpointRound: 2, oldestCommit: 0 });
+    expect(peers[0].last('round')?.round).toBe(2);
+    for (const p of peers) p.binary(signedUpdate(p.key!, again.config, 2));
+    expect(again.coordinator.status().commits.map((c) => c.round)).toEqual([0, 1, 2]);
+  });
+
+  it('restarts a round that was running when the coordinator stopped', () => {
+    const dir = tempDir();
+    const h = makeCoordinator(testConfig({ minMembers: 2 }), { dir });
+    const [a, b] = runRounds(h, 1);
+    a.synced(1);
+    b.synced(1);
+    expect(h.coordinator.status()).toMatchObject({ round: 1, phase: 'training' });
+    a.binary(signedUpdate(k.alice, h.config, 1));
+    expect(h.coordinator.status().delivered).toEqual([k.alice.address]);
+    const again = makeCoordinator(testConfig({ minMembers: 2 }), { dir });
+    expect(again.coordinator.status()).toMatchObject({ round: 1, phase: 'waiting', delivered: [] });
+    expect(again.coordinator.status().commits.map((c) => c.round)).toEqual([0]);
+    expect(again.coordinator.committedUpdate(1, k.alice.address)).toBeNull();
+  });
+
+  it('refuses a state folder of another run, naming it', () => {
+    const dir = tempDir();
+    const h = makeCoordinator(testConfig({ minMembers: 1 }), { dir });
+    runRounds(h, 1);
+    expect(() => makeCoordinator(testConfig({ run: 'another-run' }), { dir })).toThrow(/belongs to run 'test-run', not 'another-run'.*--state/);
+  });
+
+  it('refuses an unreadable or foreign state file, naming it', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'state.json'), '{ not json');
+    expect(() => makeCoordinator(testConfig(), { dir })).toThrow(/state\.json is unreadable/);
+    writeFileSync(join(dir, 'state.json'), JSON.stringify({ hello: 'world' }));
+    expect(() => makeCoordinator(testConfig(), { dir })).toThrow(/not a Tessera coordinator state/);
+  });
+
+  it('keeps only the last keepRounds rounds of commits and updates', () => {
+    const dir = tempDir();
+    const config = testConfig({ minMembers: 2 });
+    const store = new CoordinatorStore(dir, 2);
+    const clock = new Clock();
+    const coordinator = new Coordinator(config, store, { now: clock.now, syncGraceMs: 0 });
+    runRounds({ coordinator, store, clock, config, log: [] }, 4);
+    expect(coordinator.status().commits.map((c) => c.round)).toEqual([2, 3]);
+    expect(coordinator.runState().oldestCommit).toBe(2);
+    expect(existsSync(join(dir, 'updates', '1'))).toBe(false);
+    expect(coordinator.committedUpdate(1, k.alice.address)).toBeNull();
+    expect(coordinator.committedUpdate(3, k.alice.address)).not.toBeNull();
+  });
+});
+
+describe('coordinator: checkpoints', () => {
+  function atRound1(): { h: Harness; peers: Peer[] } {
+    const h = makeCoordinator(testConfig({ minMembers: 2 }));
+    const peers = runRounds(h, 1);
+    expect(h.coordinator.round).toBe(1);
+    return { h, peers };
+  }
+
+  it('has none at first', () => {
+    expect(makeCoordinator().coordinator.checkpoint()).toBeNull();
+  });
+
+  it("takes a joined peer's 'weights' envelope for a committed round", () => {
+    const { h } = atRound1();
+    const env = seal(k.bob, 1, weights(1, 5000), { kind: 'weights' });
+    expect(h.coordinator.acceptCheckpoint(env)).toEqual({ ok: true, round: 1 });
+    expect(h.coordinator.checkpoint()).toEqual(env);
+    expect(h.coordinator.runState().checkpointRound).toBe(1);
+    expect(h.store.load()?.checkpointRound).toBe(1);
+  });
+
+  it('accepts an older round than the run is at while it is newer than the checkpoint held', () => {
+    const { h } = atRound1();
+    expect(h.coordinator.acceptCheckpoint(seal(k.alice, 0, weights(0), { kind: 'weights' }))).toEqual({ ok: true, round: 0 });
+    expect(h.coordinator.acceptCheckpoint(seal(k.alice, 1, weights(1), { kind: 'weights' }))).toEqual({ ok: true, round: 1 });
+  });
+
+  const refused: [string, number, RegExp, () => Uint8Array][] = [
+    ['from a key that is not a peer of the run', 403, /not a peer/, () => seal(k.dave, 1, weights(1), { kind: 'weights' })],
+    ["of another kind than 'weights'", 400, /'weights' envelope, not 'update'/, () => seal(k.alice, 1, weights(1), { kind: 'update' })],
+    ['of a round not reached yet', 409, /round 2/, () => seal(k.alice, 2, weights(2), { kind: 'weights' })],
+    ['of another run', 400, /run/, () => seal(k.alice, 1, weights(1), { kind: 'weights', run: 'other' })],
+    ['with a bad signature', 400, /signature/, () => {
+      const env = seal(k.alice, 1, weights(1), { kind: 'weights' });
+      env[env.length - 1] ^= 1;
+      return env;
+    }],
+    ['that is not an envelope', 400, /not a Tessera message/, () => new Uint8Array(100)],
+  ];
+  for (const [name, status, reason, make] of refused) {
+    it(`refuses a checkpoint ${name} (${status})`, () => {
+      const { h } = atRound1();
+      const r = h.coordinator.acceptCheckpoint(make());
+      expect(r).toMatchObject({ ok: false, status });
+      expect(r.ok ? '' : r.reason).toMatch(reason);
+      expect(h.coordinator.checkpoint()).toBeNull();
+      expect(h.coordinator.runState().checkpointRound).toBe(-1);
+    });
+  }
+
+  it('refuses a checkpoint of a round not newer than the one it holds', () => {
+    const { h } = atRound1();
+    const held = seal(k.alice, 1, weights(1), { kind: 'weights' });
+    expect(h.coordinator.acceptCheckpoint(held).ok).toBe(true);
+    for (const round of [0, 1]) {
+      expect(h.coordinator.acceptCheckpoint(seal(k.bob, round, weights(round), { kind: 'weights' }))).toMatchObject({ ok: false, status: 409 });
+    }
+    expect(h.coordinator.checkpoint()).toEqual(held);
+  });
+
+  it('counts envelope failures of checkpoints among the refusals', () => {
+    const { h } = atRound1();
+    h.coordinator.acceptCheckpoint(seal(k.alice, 1, weights(1), { kind: 'weights', run: 'other' }));
+    expect(h.coordinator.status().rejected).toEqual({ 'checkpoint-run': 1 });
+  });
+});

@@ -1,0 +1,247 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { serveCoordinator, type CoordinatorServer } from '../../src/coordinator/server.ts';
+import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, joinChallenge, parseServerMessage, toHex, type ServerMessage } from '../../src/net/protocol.ts';
+import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
+import type { Hotkey } from '../../src/wallet/keys.ts';
+import { devKeys, makeCoordinator, removeTempDirs, seal, signedUpdate, testConfig, type Harness, type Keys } from './helpers.ts';
+
+let k: Keys;
+beforeAll(async () => {
+  k = await devKeys();
+});
+
+const servers: CoordinatorServer[] = [];
+const sockets: WebSocket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.terminate();
+  for (const s of servers.splice(0)) await s.close();
+  removeTempDirs();
+});
+
+const SHARD = new Uint8Array(3000).map((_, i) => (i * 31) & 0xff);
+
+async function serve(config = testConfig({ minMembers: 2, maxMessageBytes: 8192 })): Promise<{ h: Harness; server: CoordinatorServer; http: string }> {
+  const h = makeCoordinator(config);
+  const server = await serveCoordinator(h.coordinator, { port: 0, shard: SHARD });
+  servers.push(server);
+  expect(server.port).toBeGreaterThan(0);
+  expect(server.url).toBe(`ws://127.0.0.1:${server.port}/ws`);
+  return { h, server, http: `http://127.0.0.1:${server.port}` };
+}
+
+type Of<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
+
+/** A raw WebSocket client: every parsed message queued, awaited by type. */
+class Client {
+  readonly ws: WebSocket;
+  readonly got: ServerMessage[] = [];
+  private waiters: (() => void)[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly opened: Promise<void>;
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url);
+    sockets.push(this.ws);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.ws.on('message', (data, isBinary) => {
+      expect(isBinary).toBe(false);
+      const m = parseServerMessage(data.toString());
+      expect(m).not.toBeNull();
+      this.got.push(m!);
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  send(m: unknown): void {
+    this.ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+  }
+
+  async next<T extends ServerMessage['type']>(type: T, after = 0): Promise<Of<T>> {
+    for (;;) {
+      const m = this.got.slice(after).find((x): x is Of<T> => x.type === type);
+      if (m) return m;
+      await new Promise<void>((resolve, reject) => {
+        this.waiters.push(resolve);
+        void this.closed.then(() => reject(new Error(`closed while waiting for '${type}': got ${JSON.stringify(this.got)}`)));
+      });
+    }
+  }
+
+  /** hello → challenge → join → welcome. */
+  async join(key: Hotkey): Promise<Of<'welcome'>> {
+    await this.opened;
+    this.send({ type: 'hello', version: PROTOCOL_VERSION });
+    const c = await this.next('challenge');
+    this.send({ type: 'join', address: key.address, signature: toHex(key.sign(joinChallenge(c.run, c.nonce))) });
+    return this.next('welcome');
+  }
+}
+
+async function getBytes(url: string): Promise<{ status: number; type: string | null; bytes: Uint8Array }> {
+  const r = await fetch(url);
+  return { status: r.status, type: r.headers.get('content-type'), bytes: new Uint8Array(await r.arrayBuffer()) };
+}
+
+describe('coordinator server: HTTP', () => {
+  it('serves the run config, the status and the shard', async () => {
+    const { h, http } = await serve();
+    const run = await fetch(`${http}/run`);
+    expect(run.status).toBe(200);
+    expect(run.headers.get('access-control-allow-origin')).toBe('*');
+    expect(await run.json()).toEqual(h.config);
+    const status = await fetch(`${http}/status`);
+    expect(await status.json()).toMatchObject({ run: 'test-run', round: 0, phase: 'waiting', peers: [], rejected: {} });
+    const shard = await getBytes(`${http}/shard`);
+    expect(shard).toMatchObject({ status: 200, type: 'application/octet-stream' });
+    expect(shard.bytes).toEqual(SHARD);
+  });
+
+  it('answers 404 for unknown paths and methods, 204 to a CORS preflight', async () => {
+    const { http } = await serve();
+    for (const [method, path] of [['GET', '/'], ['GET', '/nope'], ['POST', '/run'], ['DELETE', '/checkpoint'], ['GET', '/commit/x'], ['GET', '/update/0/short'], ['GET', '/commit/0']]) {
+      const r = await fetch(`${http}${path}`, { method });
+      expect(r.status, `${method} ${path}`).toBe(404);
+      expect(((await r.json()) as { error: string }).error).toBeTruthy();
+    }
+    const pre = await fetch(`${http}/checkpoint`, { method: 'OPTIONS' });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-methods')).toContain('PUT');
+  });
+
+  it('serves commits and committed updates after a round closes, and checkpoints once put', async () => {
+    const { h, server, http } = await serve();
+    const [a, b] = [new Client(server.url), new Client(server.url)];
+    await a.join(k.alice);
+    await b.join(k.bob);
+    expect((await fetch(`${http}/checkpoint`)).status).toBe(404);
+    expect((await fetch(`${http}/update/0/${k.alice.address}`)).status).toBe(404);
+
+    a.send({ type: 'synced', round: 0, weightsHash: 'aa' });
+    b.send({ type: 'synced', round: 0, weightsHash: 'aa' });
+    expect((await a.next('round')).members).toEqual([k.alice.address, k.bob.address].sort());
+    const envelopes = [signedUpdate(k.alice, h.config, 0, 1), signedUpdate(k.bob, h.config, 0, 2)];
+    a.ws.send(envelopes[0]);
+    b.ws.send(envelopes[1]);
+    const commit = await b.next('commit');
+    expect(commit.included.map((e) => e.sender)).toEqual([k.alice.address, k.bob.address].sort());
+
+    const record = await fetch(`${http}/commit/0`);
+    expect(record.status).toBe(200);
+    expect(await record.json()).toEqual(h.coordinator.commit(0));
+    for (const [i, key] of [k.alice, k.bob].entries()) {
+      const u = await getBytes(`${http}/update/0/${key.address}`);
+      expect(u).toMatchObject({ status: 200, type: 'application/octet-stream' });
+      expect(u.bytes).toEqual(envelopes[i]);
+    }
+    expect((await fetch(`${http}/update/0/${k.carol.address}`)).status).toBe(404);
+    expect((await fetch(`${http}/update/1/${k.alice.address}`)).status).toBe(404);
+    expect((await fetch(`${http}/commit/1`)).status).toBe(404);
+
+    // Checkpoint of θ_start(1), put by a joined peer.
+    const ckpt = seal(k.alice, 1, new Uint8Array(10_000).fill(3), { kind: 'weights' });
+    const put = await fetch(`${http}/checkpoint`, { method: 'PUT', body: ckpt });
+    expect(put.status).toBe(200);
+    expect(await put.json()).toEqual({ ok: true, round: 1 });
+    const got = await getBytes(`${http}/checkpoint`);
+    expect(got.status).toBe(200);
+    expect(got.bytes).toEqual(ckpt);
+    expect(((await (await fetch(`${http}/status`)).json()) as { checkpointRound: number }).checkpointRound).toBe(1);
+  });
+
+  it('refuses checkpoints it should not take, with their status codes', async () => {
+    const { server, http } = await serve();
+    const a = new Client(server.url);
+    await a.join(k.alice);
+    const put = (body: Uint8Array) => fetch(`${http}/checkpoint`, { method: 'PUT', body });
+    const stranger = await put(seal(k.dave, 0, new Uint8Array(8), { kind: 'weights' }));
+    expect(stranger.status).toBe(403);
+    expect(((await stranger.json()) as { error: string }).error).toMatch(/not a peer/);
+    expect((await put(seal(k.alice, 0, new Uint8Array(8), { kind: 'update' }))).status).toBe(400);
+    expect((await put(seal(k.alice, 5, new Uint8Array(8), { kind: 'weights' }))).status).toBe(409);
+    expect((await put(new Uint8Array(50))).status).toBe(400);
+    // Over the body limit (4 × maxMessageBytes + 4 KiB): 413, whatever it holds.
+    expect((await put(new Uint8Array(4 * 8192 + 4097))).status).toBe(413);
+    expect((await fetch(`${http}/checkpoint`)).status).toBe(404);
+  });
+});
+
+describe('coordinator server: WebSocket', () => {
+  it('runs the join handshake end to end', async () => {
+    const { h, server } = await serve();
+    const a = new Client(server.url);
+    const welcome = await a.join(k.alice);
+    expect(welcome).toEqual({ type: 'welcome', address: k.alice.address, config: h.config, state: { round: 0, phase: 'waiting', members: [], checkpointRound: -1, oldestCommit: 0 } });
+    expect((await a.next('peers')).peers).toEqual([k.alice.address]);
+    expect(h.coordinator.status().peers).toEqual([k.alice.address]);
+    // Signaling between two sockets, `from` set by the coordinator.
+    const b = new Client(server.url);
+    await b.join(k.bob);
+    b.send({ type: 'signal', to: k.alice.address, from: k.carol.address, data: { candidate: 'c' } });
+    expect(await a.next('signal')).toEqual({ type: 'signal', from: k.bob.address, data: { candidate: 'c' } });
+    // A closed socket leaves the run.
+    b.ws.close();
+    await b.closed;
+    await expect.poll(() => h.coordinator.status().peers).toEqual([k.alice.address]);
+  });
+
+  it("works with the contributor's own client", async () => {
+    const { h, server } = await serve();
+    const client = new CoordinatorClient(server.url, k.carol, (url) => {
+      const ws = new WebSocket(url);
+      sockets.push(ws);
+      return ws as unknown as SocketLike;
+    });
+    const welcome = await client.connect(5000);
+    expect(welcome).toEqual({ config: h.config, state: h.coordinator.runState() });
+    client.close();
+    await expect.poll(() => h.coordinator.status().peers).toEqual([]);
+  });
+
+  it('closes a socket whose join signature is wrong (4001)', async () => {
+    const { h, server } = await serve();
+    const a = new Client(server.url);
+    await a.opened;
+    a.send({ type: 'hello', version: PROTOCOL_VERSION });
+    const c = await a.next('challenge');
+    a.send({ type: 'join', address: k.alice.address, signature: toHex(k.bob.sign(joinChallenge(c.run, c.nonce))) });
+    expect(await a.closed).toEqual({ code: 4001, reason: 'bad join signature' });
+    expect(h.coordinator.status().rejected).toEqual({ 'bad-join': 1 });
+  });
+
+  it('closes a socket that speaks another protocol version (4000), with an error first', async () => {
+    const { server } = await serve();
+    const a = new Client(server.url);
+    await a.opened;
+    a.send({ type: 'hello', version: 99 });
+    expect((await a.closed).code).toBe(4000);
+    expect(a.got.map((m) => m.type)).toEqual(['error']);
+  });
+
+  it('closes a socket that sends a control message over MAX_CONTROL_BYTES (1009)', async () => {
+    const { server } = await serve();
+    const a = new Client(server.url);
+    await a.join(k.alice);
+    a.send({ type: 'signal', to: k.alice.address, data: 'x'.repeat(MAX_CONTROL_BYTES) });
+    expect((await a.closed).code).toBe(1009);
+  });
+
+  it('refuses binary messages before join, and over the size limit', async () => {
+    const { h, server } = await serve();
+    const a = new Client(server.url);
+    await a.opened;
+    a.ws.send(signedUpdate(k.alice, h.config, 0));
+    const r = await a.next('rejected');
+    expect(r.what).toBe('unknown-member');
+    await a.join(k.alice);
+    a.ws.send(seal(k.alice, 0, new Uint8Array(9000), { run: h.config.run }));
+    expect((await a.next('rejected', a.got.indexOf(r) + 1)).what).toBe('envelope-size');
+    // Past the socket's own limit (maxMessageBytes + 64 KiB) the socket is closed.
+    a.ws.send(new Uint8Array(8192 + 64 * 1024 + 1));
+    expect((await a.closed).code).toBe(1009);
+  });
+});

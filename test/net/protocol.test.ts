@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_CONTROL_BYTES, PROTOCOL_VERSION, fromHex, joinChallenge, parseClientMessage, parseServerMessage, toHex, type ClientMessage, type ServerMessage,
+} from '../../src/net/protocol.ts';
+import { DEFAULT_RUN } from '../../src/net/run-config.ts';
+
+const ADDR = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
+const ADDR2 = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
+const j = (v: unknown) => JSON.stringify(v);
+
+describe('joinChallenge', () => {
+  it('binds the protocol version, the run and the nonce', () => {
+    expect(new TextDecoder().decode(joinChallenge('run-1', 'abcd'))).toBe(`tessera-join:${PROTOCOL_VERSION}:run-1:abcd`);
+    expect(joinChallenge('run-1', 'abcd')).not.toEqual(joinChallenge('run-2', 'abcd'));
+    expect(joinChallenge('run-1', 'abcd')).not.toEqual(joinChallenge('run-1', 'abce'));
+  });
+});
+
+describe('hex', () => {
+  it('round trips bytes, accepts 0x, refuses odd lengths and non-hex', () => {
+    const b = new Uint8Array([0, 1, 0x7f, 0x80, 0xff]);
+    expect(toHex(b)).toBe('00017f80ff');
+    expect(fromHex('00017f80ff')).toEqual(b);
+    expect(fromHex('0x00017F80FF')).toEqual(b);
+    expect(fromHex('')).toEqual(new Uint8Array(0));
+    for (const bad of ['0', 'abc', 'zz', '0x0', ' 00', '00 ', '0x0x00', '-1']) expect(fromHex(bad), bad).toBeNull();
+  });
+});
+
+describe('parseClientMessage', () => {
+  const valid: ClientMessage[] = [
+    { type: 'hello', version: PROTOCOL_VERSION },
+    { type: 'join', address: ADDR, signature: 'ab'.repeat(64) },
+    { type: 'synced', round: 0, weightsHash: 'cd'.repeat(32) },
+    { type: 'synced', round: 2 ** 32 - 1, weightsHash: 'x' },
+    { type: 'heartbeat' },
+    { type: 'signal', to: ADDR, data: { type: 'offer', sdp: 'v=0\r\n…' } },
+    { type: 'signal', to: ADDR, data: null },
+    { type: 'report', round: 3, loss: 2.25, bytesUp: 1e6, bytesDown: 0, rejected: 1, peers: 4 },
+  ];
+  for (const m of valid) {
+    it(`round-trips ${j(m).slice(0, 60)}`, () => {
+      expect(parseClientMessage(j(m))).toEqual(m);
+    });
+  }
+
+  it('keeps only the fields it knows (a client cannot smuggle `from` into a signal)', () => {
+    expect(parseClientMessage(j({ type: 'signal', to: ADDR, from: ADDR2, data: 1 }))).toEqual({ type: 'signal', to: ADDR, data: 1 });
+    expect(parseClientMessage(j({ type: 'heartbeat', extra: 'x'.repeat(100) }))).toEqual({ type: 'heartbeat' });
+  });
+
+  const malformed: [string, string][] = [
+    ['not JSON', 'hello'], ['truncated JSON', '{"type":"heartbeat"'], ['empty', ''], ['null', 'null'], ['an array', j([{ type: 'heartbeat' }])],
+    ['a string', j('heartbeat')], ['a number', '5'], ['no type', j({ version: 1 })], ['an unknown type', j({ type: 'welcome' })], ['a type of another case', j({ type: 'Heartbeat' })],
+    ['hello without version', j({ type: 'hello' })], ['hello with a string version', j({ type: 'hello', version: '1' })],
+    ['join without signature', j({ type: 'join', address: ADDR })], ['join with a numeric address', j({ type: 'join', address: 5, signature: 'ab' })],
+    ['join with an empty address', j({ type: 'join', address: '', signature: 'ab' })], ['join with a 65-character address', j({ type: 'join', address: 'a'.repeat(65), signature: 'ab' })],
+    ['join with a 201-character signature', j({ type: 'join', address: ADDR, signature: 'a'.repeat(201) })],
+    ['synced with a negative round', j({ type: 'synced', round: -1, weightsHash: 'ab' })], ['synced with a fractional round', j({ type: 'synced', round: 1.5, weightsHash: 'ab' })],
+    ['synced with round 2^32', j({ type: 'synced', round: 2 ** 32, weightsHash: 'ab' })], ['synced with a string round', j({ type: 'synced', round: '1', weightsHash: 'ab' })],
+    ['synced without hash', j({ type: 'synced', round: 1 })], ['synced with a 129-character hash', j({ type: 'synced', round: 1, weightsHash: 'a'.repeat(129) })],
+    ['signal without data', j({ type: 'signal', to: ADDR })], ['signal without to', j({ type: 'signal', data: 1 })], ['signal to a list', j({ type: 'signal', to: [ADDR], data: 1 })],
+    ['report with a string loss', j({ type: 'report', round: 1, loss: '2', bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 })],
+    ['report missing peers', j({ type: 'report', round: 1, loss: 2, bytesUp: 0, bytesDown: 0, rejected: 0 })],
+    ['report with a null field', j({ type: 'report', round: 1, loss: null, bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 })],
+  ];
+  for (const [name, text] of malformed) {
+    it(`returns null for ${name}`, () => {
+      expect(parseClientMessage(text)).toBeNull();
+    });
+  }
+
+  it('returns null for text over MAX_CONTROL_BYTES, even when it is valid JSON', () => {
+    const at = j({ type: 'heartbeat' }).padEnd(MAX_CONTROL_BYTES, ' ');
+    expect(at.length).toBe(MAX_CONTROL_BYTES);
+    expect(parseClientMessage(at)).toEqual({ type: 'heartbeat' });
+    expect(parseClientMessage(at + ' ')).toBeNull();
+    expect(parseClientMessage(j({ type: 'signal', to: ADDR, data: 'x'.repeat(MAX_CONTROL_BYTES) }))).toBeNull();
+  });
+});
+
+describe('parseServerMessage', () => {
+  const state = { round: 4, phase: 'training' as const, members: [ADDR, ADDR2], checkpointRound: -1, oldestCommit: 0 };
+  const valid: ServerMessage[] = [
+    { type: 'challenge', run: 'run-1', nonce: 'ab'.repeat(16), version: PROTOCOL_VERSION },
+    { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state },
+    { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state: { ...state, phase: 'waiting', members: [] } },
+    { type: 'peers', peers: [] },
+    { type: 'peers', peers: [ADDR, ADDR2] },
+    { type: 'signal', from: ADDR, data: { candidate: 'x' } },
+    { type: 'round', round: 4, members: [ADDR], seed: 1, deadline: 1_700_000_000_000 },
+    { type: 'commit', round: 4, included: [{ sender: ADDR, hash: 'ab'.repeat(32) }], checkpointBy: ADDR },
+    { type: 'commit', round: 4, included: [], checkpointBy: null },
+    { type: 'rejected', what: 'envelope-signature', reason: 'bad signature' },
+    { type: 'error', message: 'protocol version 2 is not supported' },
+  ];
+  for (const m of valid) {
+    it(`round-trips ${j(m).slice(0, 60)}`, () => {
+      expect(parseServerMessage(j(m))).toEqual(m);
+    });
+  }
+
+  const malformed: [string, unknown][] = [
+    ['a client message', { type: 'hello', version: 1 }], ['no type', { run: 'x' }],
+    ['challenge without nonce', { type: 'challenge', run: 'r', version: 1 }], ['challenge with a 65-character run', { type: 'challenge', run: 'r'.repeat(65), nonce: 'n', version: 1 }],
+    ['welcome without config', { type: 'welcome', address: ADDR, state }], ['welcome with a list as config', { type: 'welcome', address: ADDR, config: [], state }],
+    ['welcome with an unknown phase', { type: 'welcome', address: ADDR, config: {}, state: { ...state, phase: 'done' } }],
+    ['welcome with a negative round', { type: 'welcome', address: ADDR, config: {}, state: { ...state, round: -1 } }],
+    ['welcome with members not a list', { type: 'welcome', address: ADDR, config: {}, state: { ...state, members: ADDR } }],
+    ['welcome without checkpointRound', { type: 'welcome', address: ADDR, config: {}, state: { ...state, checkpointRound: undefined } }],
+    ['peers with a number', { type: 'peers', peers: [ADDR, 5] }], ['peers with an empty address', { type: 'peers', peers: [''] }], ['peers as a string', { type: 'peers', peers: ADDR }],
+    ['signal without from', { type: 'signal', data: 1 }], ['signal without data', { type: 'signal', from: ADDR }],
+    ['round without deadline', { type: 'round', round: 1, members: [], seed: 1 }], ['round with a fractional round', { type: 'round', round: 0.5, members: [], seed: 1, deadline: 0 }],
+    ['commit with an entry missing its hash', { type: 'commit', round: 1, included: [{ sender: ADDR }], checkpointBy: null }],
+    ['commit with a non-object entry', { type: 'commit', round: 1, included: [ADDR], checkpointBy: null }],
+    ['commit without checkpointBy', { type: 'commit', round: 1, included: [] }], ['commit with a numeric checkpointBy', { type: 'commit', round: 1, included: [], checkpointBy: 3 }],
+    ['rejected without reason', { type: 'rejected', what: 'x' }], ['error with a 4097-character message', { type: 'error', message: 'e'.repeat(4097) }],
+  ];
+  for (const [name, m] of malformed) {
+    it(`returns null for ${name}`, () => {
+      expect(parseServerMessage(j(m))).toBeNull();
+    });
+  }
+
+  it('returns null for non-JSON and for text over MAX_CONTROL_BYTES', () => {
+    for (const t of ['', 'nope', '{', 'null', '[]', '"peers"', 'true']) expect(parseServerMessage(t), t).toBeNull();
+    expect(parseServerMessage(j({ type: 'error', message: 'x' }).padEnd(MAX_CONTROL_BYTES + 1, ' '))).toBeNull();
+    expect(parseServerMessage(j({ type: 'peers', peers: Array(20_000).fill(ADDR) }))).toBeNull();
+  });
+});
