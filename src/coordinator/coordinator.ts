@@ -320,7 +320,10 @@ export class Coordinator {
     if (this.phase !== 'waiting') return;
     const r = this.state.round;
     const ready = [...this.byAddress.values()].filter((s) => s.synced === r).map((s) => s.address!);
-    if (ready.length < this.config.minMembers) return;
+    if (ready.length < this.config.minMembers) {
+      this.readySince = null; // the grace period counts from when enough peers are ready
+      return;
+    }
     // Give the other peers (last round's members applying the commit, newcomers syncing) a
     // moment, so one fast peer does not start — and finish — a round alone.
     const awaited = [...this.byAddress.keys()].filter((a) => !ready.includes(a));

@@ -47,6 +47,7 @@ export type ContributorEvent =
   | { event: 'sent'; round: number; bytes: number; delivered: number; failed: number }
   | { event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; fromPeers: number; fetched: number; bytesUp: number; bytesDown: number; peers: number; rejected: Record<string, number>; weightsHash: string }
   | { event: 'rejected'; from: string; reason: string; message: string }
+  | { event: 'link'; peer: string; up: boolean; reason: string }
   | { event: 'warning'; text: string }
   | { event: 'stopped'; round: number; saved: boolean };
 
@@ -107,6 +108,7 @@ export class Contributor {
       maxMessageBytes: this.config.maxMessageBytes + 64 * 1024,
       sendSignal: (to, data) => this.client.send({ type: 'signal', to, data }),
       onMessage: (from, m) => this.onPeerMessage(from, m),
+      onLink: (peer, up, reason) => this.o.onEvent({ event: 'link', peer, up, reason }),
     });
     const heartbeat = setInterval(() => this.client.send({ type: 'heartbeat' }), this.config.heartbeatSeconds * 1000);
     try {
@@ -431,6 +433,8 @@ export class Contributor {
         if (header.round !== this.held && header.round !== this.coordRound) return this.count('stale-round', from, `update for round ${header.round}; we are at round ${this.held}`);
         const byRound = this.received.get(header.round) ?? new Map<string, Received>();
         if (byRound.has(from)) return this.count('duplicate', from, `a second update for round ${header.round}`);
+        const problem = this.replica?.checkUpdate(payload, header.round);
+        if (problem) return this.count(`update-${problem.reason}`, from, problem.message);
         byRound.set(from, { hash: toHex(header.payloadHash), payload });
         this.received.set(header.round, byRound);
         return;

@@ -16,7 +16,8 @@ export interface MeshOptions {
   redialMs?: number;
   sendSignal(to: string, data: unknown): void;
   onMessage(from: string, message: Uint8Array): void;
-  log?(line: string): void;
+  /** A link came up or went down. */
+  onLink?(peer: string, up: boolean, reason: string): void;
 }
 
 export class PeerMesh {
@@ -43,8 +44,14 @@ export class PeerMesh {
   signal(from: string, data: unknown): void {
     if (this.closed || from === this.self) return;
     let link = this.links.get(from);
+    const offer = (data as { type?: unknown } | null)?.type === 'offer';
+    if (link && offer && this.self > from) {
+      // The dialler gave up on the old link (timeout, restart) and offers a new one.
+      this.retire(from, link);
+      link = undefined;
+    }
     if (!link) {
-      if (this.self < from) return; // we dial this one; a stray answer for a closed link
+      if (this.self < from || !offer) return; // we dial this one, or a stray message of a closed link
       link = this.open(from, false);
     }
     link.signal(data);
@@ -61,7 +68,7 @@ export class PeerMesh {
     const link = new PeerLink(remote, opts, (data) => this.options.sendSignal(remote, data));
     this.links.set(remote, link);
     link.onConnect(() => {
-      this.options.log?.(`linked with ${remote}`);
+      this.options.onLink?.(remote, true, 'connected');
       for (const w of this.waiters.get(remote) ?? []) w();
       this.waiters.delete(remote);
     });
@@ -69,7 +76,7 @@ export class PeerMesh {
     link.onClose((reason) => {
       if (this.links.get(remote) !== link) return;
       this.retire(remote, link);
-      this.options.log?.(`link with ${remote} closed: ${reason}`);
+      this.options.onLink?.(remote, false, reason);
       if (!this.closed && this.wanted.has(remote) && this.self < remote) {
         setTimeout(() => {
           if (!this.closed && this.wanted.has(remote) && !this.links.has(remote)) this.open(remote, true);

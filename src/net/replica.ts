@@ -5,7 +5,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { ParamSpec } from '../model/config.ts';
 import { LayerSlice } from '../model/slice.ts';
 import { SparseLoCoReplica, type ApplyReport } from '../sparseloco/outer.ts';
-import { configHash } from '../sparseloco/wire.ts';
+import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
 import { sampleBatch, type Batch } from '../train/sampler.ts';
@@ -74,6 +74,17 @@ export class SwarmReplica {
   /** Aggregates the committed updates (TSLC payloads, in commit order) into θ_start; θ_now ← θ_start. */
   apply(payloads: readonly Uint8Array[], round: number): ApplyReport {
     return this.sparse.applyUpdates(payloads, round, this.config.maxMessageBytes);
+  }
+
+  /** Why a peer's update payload cannot be applied (decoded and checked in full), or null. */
+  checkUpdate(payload: Uint8Array, round: number): { reason: string; message: string } | null {
+    try {
+      decodeUpdate(payload, { configHash: configHash(this.slice.cfg), round, layout: this.layout, maxBytes: this.config.maxMessageBytes });
+      return null;
+    } catch (e) {
+      if (e instanceof UpdateError) return { reason: e.reason, message: e.message };
+      throw e;
+    }
   }
 
   /** θ_now ← θ_start, dropping the inner steps of a round that will not be sent. */

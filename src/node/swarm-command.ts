@@ -38,6 +38,8 @@ interface Peer {
   exit: Promise<number | null>;
   killed: boolean;
   source?: string;
+  /** The round whose θ_start it holds, as last reported; −1 before it synced. */
+  reached: number;
 }
 
 export interface SwarmSummary {
@@ -124,7 +126,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
     writeFileSync(keyFile, mnemonic, { mode: 0o600 });
     const argv = [BIN, 'contribute', '--coordinator', url, '--key', keyFile, '--state', join(work, name), '--json', ...(values.software ? ['--software'] : [])];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const peer: Peer = { name, address: key.address, child, rounds: [], bytesUp: 0, bytesDown: 0, rejected: {}, killed: false, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
+    const peer: Peer = { name, address: key.address, child, rounds: [], bytesUp: 0, bytesDown: 0, rejected: {}, killed: false, reached: -1, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
     let buffer = '';
     child.stdout!.on('data', (d: Buffer) => {
       buffer += d.toString();
@@ -147,9 +149,11 @@ export async function swarmCommand(args: string[]): Promise<number> {
     return peer;
   };
 
+  const nameOf = (address: string) => peers.find((p) => p.address === address)?.name ?? address;
   const onEvent = (peer: Peer, e: ContributorEvent) => {
     if (e.event === 'synced') {
       peer.source = e.source;
+      peer.reached = Math.max(peer.reached, e.round);
       say(`${peer.name}: weights of round ${e.round} from ${e.source}`);
     }
     if (e.event === 'exchange' && kill && peers[kill.peer] === peer && e.round === kill.round && !peer.killed) {
@@ -163,12 +167,14 @@ export async function swarmCommand(args: string[]): Promise<number> {
       peer.bytesUp = e.bytesUp;
       peer.bytesDown = e.bytesDown;
       peer.rejected = e.rejected;
+      peer.reached = Math.max(peer.reached, e.round + 1);
       if (e.trained) peer.rounds.push(e.round);
       (hashes[e.round] ??= {})[peer.name] = e.weightsHash;
       if (e.loss !== null) (losses[e.round] ??= []).push(e.loss);
       say(`${peer.name}: round ${e.round} ${e.trained ? `loss ${e.loss!.toFixed(4)}` : '(caught up)'}, applied ${e.included} (${e.fetched} fetched), weights ${e.weightsHash}`);
     }
     if (e.event === 'sent') say(`${peer.name}: round ${e.round} update (${e.bytes} B) sent to the coordinator and ${e.delivered} peer(s)${e.failed ? `, ${e.failed} unreachable` : ''}`);
+    if (e.event === 'link') say(`${peer.name}: ${e.up ? 'linked with' : 'link closed with'} ${nameOf(e.peer)}${e.up ? '' : `: ${e.reason}`}`);
     if (e.event === 'warning') say(`${peer.name}: warning: ${e.text}`);
     if (e.event === 'rejected') say(`${peer.name}: dropped a message from ${e.from}: ${e.reason}`);
     wake();
@@ -185,7 +191,8 @@ export async function swarmCommand(args: string[]): Promise<number> {
           failed = true;
           return resolve();
         }
-        if (started.coordinator.round >= rounds && live.every((p) => hashes[rounds - 1]?.[p.name])) resolve();
+        // A peer that joined after the last round has nothing to finish.
+        if (started.coordinator.round >= rounds && live.every((p) => p.reached >= rounds)) resolve();
       };
     });
   } finally {
