@@ -19,7 +19,8 @@ export const SWARM_USAGE = `usage:
                 [--model tiny] [--inner-steps H] [--batch B] [--seq T] [--lr LR] [--round-seconds S]
   Runs a coordinator and N contributor processes on loopback for R rounds and prints a summary.
   --kill K@r: kill contributor K (0-based) while it sends its round-r update, then start a
-  new contributor that joins and catches up.`;
+  new contributor that joins and catches up; the run goes on until that one has trained a
+  round too (at most 20 rounds more).`;
 
 export class SwarmUsageError extends Error {
   override name = 'SwarmUsageError';
@@ -38,6 +39,8 @@ interface Peer {
   exit: Promise<number | null>;
   killed: boolean;
   source?: string;
+  /** Started in place of a killed one. */
+  replacement: boolean;
   /** The round whose θ_start it holds, as last reported; −1 before it synced. */
   reached: number;
 }
@@ -126,7 +129,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
     writeFileSync(keyFile, mnemonic, { mode: 0o600 });
     const argv = [BIN, 'contribute', '--coordinator', url, '--key', keyFile, '--state', join(work, name), '--json', ...(values.software ? ['--software'] : [])];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const peer: Peer = { name, address: key.address, child, rounds: [], bytesUp: 0, bytesDown: 0, rejected: {}, killed: false, reached: -1, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
+    const peer: Peer = { name, address: key.address, child, rounds: [], bytesUp: 0, bytesDown: 0, rejected: {}, killed: false, reached: -1, replacement: index >= n, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
     let buffer = '';
     child.stdout!.on('data', (d: Buffer) => {
       buffer += d.toString();
@@ -182,17 +185,25 @@ export async function swarmCommand(args: string[]): Promise<number> {
 
   for (let i = 0; i < n; i++) peers.push(spawnPeer(i));
   let failed = false;
+  let finished = false;
   try {
     // Done when the coordinator has closed the last round and every live peer has applied it.
     await new Promise<void>((resolve) => {
       wake = () => {
+        if (finished) return;
         const live = peers.filter((p) => !p.killed && p.child.exitCode === null);
         if (live.length === 0) {
           failed = true;
+          finished = true;
           return resolve();
         }
         // A peer that joined after the last round has nothing to finish.
-        if (started.coordinator.round >= rounds && live.every((p) => p.reached >= rounds)) resolve();
+        // A replacement must have trained a round too (so it proves it caught up), within 20 more.
+        const replacementsDone = live.every((p) => !p.replacement || p.rounds.length > 0) || started.coordinator.round >= rounds + 20;
+        if (started.coordinator.round >= rounds && live.every((p) => p.reached >= rounds) && replacementsDone) {
+          finished = true;
+          resolve();
+        }
       };
     });
   } finally {
@@ -200,13 +211,14 @@ export async function swarmCommand(args: string[]): Promise<number> {
     await Promise.all(peers.map((p) => Promise.race([p.exit, new Promise((r) => setTimeout(r, 20_000))])));
     for (const p of peers) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     const status = started.coordinator.status();
+    const lastTrained = Math.max(-1, ...Object.keys(losses).map(Number));
     await started.stop();
     const summary: SwarmSummary = {
       run: config.run,
       model: config.model,
       peers: n,
       rounds,
-      lossPerRound: status.commits.filter((c) => c.round < rounds).map((c) => {
+      lossPerRound: status.commits.filter((c) => c.round < Math.max(rounds, lastTrained + 1)).map((c) => {
         const l = losses[c.round] ?? [];
         return { round: c.round, loss: l.length ? l.reduce((a, b) => a + b, 0) / l.length : null, members: c.members, included: c.included.length, missing: c.missing.length };
       }),
