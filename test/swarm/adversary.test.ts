@@ -1,0 +1,152 @@
+// A hostile peer in a live swarm: a coordinator in this process, two honest `tessera
+// contribute` processes, and an attacker here that joins the run properly (so it has WebRTC
+// links to the honest peers) and then sends them, and the coordinator, forged, replayed,
+// oversized, malformed and unknown-member messages. Each must be dropped and counted, and
+// the honest pair must keep training to identical weights.
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import wrtc from '@roamhq/wrtc';
+import WebSocket from 'ws';
+import type { ContributorEvent } from '../../src/net/contributor.ts';
+import { sealEnvelope } from '../../src/net/envelope.ts';
+import { PeerMesh } from '../../src/net/mesh.ts';
+import { PROTOCOL_VERSION, type ServerMessage } from '../../src/net/protocol.ts';
+import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
+import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
+import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
+import { modelUpdate } from '../coordinator/helpers.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'tessera-adversary-'));
+const children: ChildProcess[] = [];
+let coordinator: StartedCoordinator | null = null;
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await coordinator?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+interface Honest {
+  key: Hotkey;
+  events: ContributorEvent[];
+  child: ChildProcess;
+}
+
+function startHonest(name: string, url: string): Honest {
+  const { key, mnemonic } = Hotkey.generate();
+  const keyFile = join(work, `${name}.key`);
+  writeFileSync(keyFile, mnemonic, { mode: 0o600 });
+  const child = spawn(process.execPath, [BIN, 'contribute', '--coordinator', url, '--key', keyFile, '--state', join(work, name), '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const h: Honest = { key, events: [], child };
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) {
+      const line = buf.slice(0, nl);
+      if (line.startsWith('{')) h.events.push(JSON.parse(line) as ContributorEvent);
+    }
+  });
+  return h;
+}
+
+async function until(what: string, ready: () => boolean, timeoutMs = 240_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const commits = (h: Honest) => h.events.filter((e): e is Extract<ContributorEvent, { event: 'commit' }> => e.event === 'commit');
+const rejections = (h: Honest) => h.events.filter((e): e is Extract<ContributorEvent, { event: 'rejected' }> => e.event === 'rejected');
+
+describe('a hostile peer in a swarm', () => {
+  it('forged, replayed, oversized, malformed and unknown-member messages are dropped and counted; training goes on', async () => {
+    await cryptoReady();
+    const config = readRunFile(undefined, { run: 'adversary', innerSteps: 3, batch: 2, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 6, minMembers: 2, maxMessageBytes: 1 << 20, roundSeconds: 240 });
+    coordinator = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: () => {} });
+    const url = coordinator.server.url;
+    const honest = [startHonest('a', url), startHonest('b', url)];
+
+    // The attacker joins like anyone, but never syncs, so it is a peer and never a member.
+    const attacker = Hotkey.generate().key;
+    const client = new CoordinatorClient(url, attacker, (u) => new WebSocket(u) as unknown as SocketLike);
+    let round = -1;
+    const mesh = new PeerMesh(attacker.address, {
+      wrtc,
+      iceServers: [],
+      maxMessageBytes: 4 << 20,
+      sendSignal: (to, data) => client.send({ type: 'signal', to, data }),
+      onMessage: () => {},
+    });
+    client.onMessage((m: ServerMessage) => {
+      if (m.type === 'peers') mesh.setPeers(m.peers);
+      if (m.type === 'signal') mesh.signal(m.from, m.data);
+      if (m.type === 'round') round = m.round;
+    });
+    await client.connect();
+    const heartbeat = setInterval(() => client.send({ type: 'heartbeat' }), 2000);
+    try {
+      for (const h of honest) await until(`a link to ${h.key.address}`, () => mesh.isConnected(h.key.address));
+      await until('round 1', () => round >= 1);
+      const [a, b] = honest;
+      const seal = (key: Hotkey, r: number, payload: Uint8Array) => sealEnvelope(key, { kind: 'update', run: config.run, round: r, stage: 0 }, payload);
+      // Forged: claims to be from a, signed with the attacker's key.
+      const impostor = { address: a.key.address, publicKey: a.key.publicKey, sign: (m: Uint8Array) => attacker.sign(m) } as unknown as Hotkey;
+      const forged = seal(impostor, round, modelUpdate(config, round, 7));
+      // Replayed: a's real, committed round-0 update, re-sent by the attacker in a later round.
+      const replayedA = new Uint8Array(await (await fetch(`${url.replace(/^ws/, 'http').replace(/\/ws$/, '')}/update/0/${a.key.address}`)).arrayBuffer());
+      const staleOwn = seal(attacker, 0, modelUpdate(config, 0, 8));
+      const malformed = seal(attacker, round, new TextEncoder().encode('not a SparseLoCo update at all'));
+      const oversized = new Uint8Array(2 << 20);
+      for (const h of honest) {
+        for (const m of [forged, replayedA, staleOwn, malformed, oversized]) expect(await mesh.send(h.key.address, m)).toBe(true);
+      }
+      // And to the coordinator: forged, and an update from a peer that is not a member.
+      client.sendBinary(forged);
+      client.sendBinary(seal(attacker, round, modelUpdate(config, round, 9)));
+      // An outsider that never joined.
+      const outsider = new WebSocket(url);
+      await new Promise<void>((resolve) => outsider.on('open', () => resolve()));
+      outsider.send(JSON.stringify({ type: 'hello', version: PROTOCOL_VERSION }));
+      outsider.send(seal(Hotkey.generate().key, round, modelUpdate(config, round, 10)));
+
+      // A round after the attack closes with the honest pair alone.
+      const target = round + 1;
+      await until(`round ${target} committed by both honest peers`, () => honest.every((h) => commits(h).some((c) => c.round >= target)));
+      outsider.close();
+
+      for (const h of honest) {
+        const reasons = new Set(rejections(h).map((e) => e.reason));
+        console.log(`${h.key.address.slice(0, 8)} dropped: ${[...reasons].join(', ')}; frames dropped ${commits(h).at(-1)!.rejected.frames}`);
+        expect(reasons).toContain('envelope-signature'); // forged
+        expect(reasons).toContain('wrong-sender'); // a's update re-sent by another peer
+        expect(reasons).toContain('stale-round'); // an old round's update
+        expect([...reasons].some((r) => r.startsWith('update-'))).toBe(true); // malformed payload
+        expect(commits(h).at(-1)!.rejected.frames).toBeGreaterThanOrEqual(1); // oversized
+        // Nothing from the attacker was ever applied: every commit holds the two honest updates.
+        for (const c of commits(h)) expect(c.included).toBe(2);
+      }
+      const status = coordinator.coordinator.status();
+      console.log(`coordinator refused: ${JSON.stringify(status.rejected)}`);
+      expect(status.rejected['envelope-signature']).toBeGreaterThanOrEqual(1);
+      expect(status.rejected['unknown-member']).toBeGreaterThanOrEqual(2);
+      // Training went on: identical weights and falling loss.
+      const ha = new Map(commits(a).map((c) => [c.round, c.weightsHash]));
+      for (const c of commits(b)) if (ha.has(c.round)) expect(c.weightsHash).toBe(ha.get(c.round));
+      const losses = commits(a).map((c) => c.loss!);
+      expect(losses.at(-1)!).toBeLessThan(losses[0]);
+    } finally {
+      clearInterval(heartbeat);
+      mesh.close();
+      client.close();
+      for (const h of honest) h.child.kill('SIGINT');
+    }
+  });
+});
