@@ -57,6 +57,7 @@ export class Coordinator {
   private deadline = 0;
   private waitingSince = 0;
   private readySince: number | null = null;
+  private stopping = false;
   private timer: ReturnType<typeof setInterval> | null = null;
   /** Refusals by reason, for the status page and the swarm summary. */
   readonly rejected: Record<string, number> = {};
@@ -88,6 +89,8 @@ export class Coordinator {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    // Peers leaving because we stop must not close the round: it restarts on resume.
+    this.stopping = true;
     for (const s of this.sessions.values()) s.conn.close(1001, 'coordinator stopping');
   }
 
@@ -228,7 +231,7 @@ export class Coordinator {
     if (!address || this.byAddress.get(address) !== s) return;
     this.byAddress.delete(address);
     this.log(`left: ${address} (${why})`);
-    if (this.members.delete(address)) this.maybeClose();
+    if (this.members.delete(address) && !this.stopping) this.maybeClose();
     this.broadcast({ type: 'peers', peers: this.peerList() });
   }
 

@@ -248,6 +248,10 @@ export class Contributor {
       sum += s.loss;
       this.o.onEvent({ event: 'step', round: r, step: i + 1, loss: s.loss, tokensPerSecond: (s.tokens * 1000) / s.ms });
     }
+    if (this.stopMode === 'now' || this.commits.has(r) || this.disconnected) {
+      await this.exclusive(() => rep.discardRound());
+      return null;
+    }
     const payload = await this.exclusive(() => rep.compress(r));
     const envelope = sealEnvelope(this.o.key, { kind: 'update', run: this.config.run, round: r, stage: 0 }, payload);
     const own = this.received.get(r) ?? new Map<string, Received>();
