@@ -42,7 +42,7 @@ function formatEvent(e: ContributorEvent): string | null {
       return `round ${e.round}: sent ${(e.bytes / 1024).toFixed(1)} KiB to the coordinator and ${e.delivered} peer(s)${e.failed ? ` (${e.failed} unreachable)` : ''}`;
     case 'commit': {
       const rej = Object.values(e.rejected).reduce((a, b) => a + b, 0);
-      return `round ${e.round}: ${e.trained ? `loss ${e.loss!.toFixed(4)}` : 'not trained (joined late)'} · applied ${e.included} update(s) (${e.fromPeers} from peers, ${e.fetched} fetched) · up ${(e.bytesUp / 1024).toFixed(0)} KiB, down ${(e.bytesDown / 1024).toFixed(0)} KiB · ${e.peers} peer(s)${rej ? ` · ${rej} rejected` : ''}`;
+      return `round ${e.round}: ${e.trained ? `loss ${e.loss!.toFixed(4)}` : 'not trained (joined late)'} · applied ${e.included} update(s)${e.fetched ? ` (${e.fetched} fetched from the coordinator)` : ''} · up ${(e.bytesUp / 1024).toFixed(0)} KiB, down ${(e.bytesDown / 1024).toFixed(0)} KiB · ${e.peers} peer(s)${rej ? ` · ${rej} rejected` : ''}`;
     }
     case 'link':
       return e.up ? `linked with ${e.peer}` : `link with ${e.peer} closed: ${e.reason}`;
