@@ -11,9 +11,12 @@ export async function launch(entryUrl, argv) {
       stdio: 'inherit',
       env: { ...process.env, ...fix, TESSERA_VULKAN_ENV_DONE: '1' },
     });
-    // Ctrl-C from a terminal reaches the child directly (same process group): the parent
-    // only waits. Signals sent to the parent alone are passed on.
-    process.on('SIGINT', () => {});
+    // Ctrl-C from a terminal reaches the child directly (same process group), so with a
+    // terminal the parent only waits (passing it on would make it a second Ctrl-C). Without
+    // one, a SIGINT was sent to this process alone, by a program: pass it on.
+    process.on('SIGINT', () => {
+      if (!process.stdin.isTTY) child.kill('SIGINT');
+    });
     for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
     child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
     return;

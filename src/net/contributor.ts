@@ -71,6 +71,7 @@ export class Contributor {
   private readonly commits = new Map<number, CommitInfo>();
   private readonly received = new Map<number, Map<string, Received>>();
   private peers: string[] = [];
+  private readonly earlySignals: { from: string; data: unknown }[] = [];
   private wakers: (() => void)[] = [];
   private stopMode: StopMode | null = null;
   private disconnected: string | null = null;
@@ -110,6 +111,10 @@ export class Contributor {
       onMessage: (from, m) => this.onPeerMessage(from, m),
       onLink: (peer, up, reason) => this.o.onEvent({ event: 'link', peer, up, reason }),
     });
+    // The peer list (and a quick peer's first offer) can arrive with the welcome, before the
+    // mesh existed: hand them over now.
+    this.mesh.setPeers(this.peers);
+    for (const s of this.earlySignals.splice(0)) this.mesh.signal(s.from, s.data);
     const heartbeat = setInterval(() => this.client.send({ type: 'heartbeat' }), this.config.heartbeatSeconds * 1000);
     try {
       const shard = await this.o.http.get(`${this.httpBase}/shard`);
@@ -393,7 +398,8 @@ export class Contributor {
         this.mesh?.setPeers(m.peers);
         break;
       case 'signal':
-        this.mesh?.signal(m.from, m.data);
+        if (this.mesh) this.mesh.signal(m.from, m.data);
+        else if (this.earlySignals.length < 64) this.earlySignals.push({ from: m.from, data: m.data });
         break;
       case 'round':
         this.coordRound = m.round;
