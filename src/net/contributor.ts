@@ -11,7 +11,7 @@ import type { CheckpointStore } from '../train/checkpoint.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import { EnvelopeError, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from './envelope.ts';
 import { PeerMesh } from './mesh.ts';
-import { toHex, type RunState, type ServerMessage } from './protocol.ts';
+import { toHex, type CommitEntry, type RunState, type ServerMessage } from './protocol.ts';
 import { SwarmReplica } from './replica.ts';
 import { parseRunConfig, type RunConfig } from './run-config.ts';
 import { CoordinatorClient, CoordinatorError, type OpenSocket, type Welcome } from './signaling.ts';
@@ -273,6 +273,11 @@ export class Contributor {
   /** Applies commit r: the listed updates, from peers where they arrived intact, else from the coordinator. */
   private async applyCommit(r: number, trained: boolean, loss: number | null): Promise<void> {
     const commit = this.commits.get(r)!;
+    // The last update often reaches the coordinator (and closes the round) a moment before
+    // its copy reaches us peer to peer: give linked senders a moment before fetching.
+    const arrived = (e: CommitEntry) => this.received.get(r)?.get(e.sender)?.hash === e.hash;
+    const expected = commit.included.filter((e) => e.sender === this.address || this.mesh.isConnected(e.sender));
+    await this.until(() => expected.every(arrived), 3000);
     const got = this.received.get(r) ?? new Map<string, Received>();
     const payloads: Uint8Array[] = [];
     let fromPeers = 0;
