@@ -29,7 +29,7 @@ export type PeerLinkStats = { bytesSent: number; bytesReceived: number; messages
 // What this module uses of a simple-peer instance (its own types need the DOM and Node).
 interface RawPeer {
   signal(data: unknown): void;
-  send(chunk: Uint8Array): void;
+  write(chunk: Uint8Array): boolean;
   destroy(err?: Error): void;
   on(event: string, cb: (...args: never[]) => void): unknown;
   once(event: string, cb: () => void): unknown;
@@ -47,9 +47,6 @@ export class LinkClosedError extends Error {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-const HIGH_WATER = Number(globalThis.process?.env?.HW ?? 4 << 20);
-const LOW_WATER = HIGH_WATER / 4;
-const POLL_MS = 2;
 
 export class PeerLink {
   readonly #peer: RawPeer | null;
@@ -105,6 +102,7 @@ export class PeerLink {
     });
     peer.on('connect', () => this.#connectedNow());
     peer.on('data', (chunk: Uint8Array) => this.#receive(chunk));
+    peer.on('drain', () => this.#drained());
     peer.on('error', (err: Error & { code?: string }) => {
       this.#pendingError = `${err.code ? `${err.code}: ` : ''}${err.message}`;
     });
@@ -187,29 +185,14 @@ export class PeerLink {
     const peer = this.#peer!;
     for (const frame of iterateFrames(id, msg, this.#chunkBytes)) {
       if (this.#closeReason !== null) throw new LinkClosedError(this.remote, this.#closeReason);
-      try {
-        peer.send(frame);
-      } catch (e) {
-        this.close(`send failed: ${message(e)}`);
-        throw new LinkClosedError(this.remote, this.#closeReason!);
-      }
       this.#counts.bytesSent += frame.length;
-      if (peer.bufferSize > HIGH_WATER) await this.#drainTo(LOW_WATER);
+      if (!peer.write(frame)) await this.#waitDrain();
     }
     this.#counts.messagesSent++;
   }
 
-  /** Waits until the channel's buffered amount is at most `low` (or the link closes). */
-  #drainTo(low: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#drainWaiters.push({ resolve, reject });
-      const poll = () => {
-        if (this.#closeReason !== null) return;
-        if (this.#peer!.bufferSize > low) return void setTimeout(poll, POLL_MS);
-        this.#drained();
-      };
-      poll();
-    });
+  #waitDrain(): Promise<void> {
+    return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
   }
 
   #drained(): void {
