@@ -2,11 +2,13 @@
 import { runKernelsBench } from './kernels.ts';
 import { runTrainBench } from './train.ts';
 import { runSparselocoBench } from './sparseloco.ts';
+import { runNetBench } from './net.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
   train: runTrainBench,
   sparseloco: runSparselocoBench,
+  net: runNetBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
