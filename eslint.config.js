@@ -26,6 +26,11 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: ['src/node/**', 'src/coordinator/**'],
     rules: {
+      // @types/node reaches the engine's type-check through dependencies' types, so the
+      // compiler alone does not stop Node globals here.
+      'no-restricted-globals': ['error',
+        ...['Buffer', 'process', 'require', '__dirname', '__filename', 'global'].map((name) => ({ name, message: 'The engine is environment-free: Node globals only in src/node and src/coordinator.' })),
+      ],
       'no-restricted-imports': ['error', {
         paths: [
           { name: 'electron', message: 'Only electron/ imports electron.' },
