@@ -10,6 +10,7 @@ import { TRAIN_USAGE, TrainUsageError, trainCommand } from './train-command.ts';
 import { COORDINATOR_USAGE, coordinatorCommand } from './coordinator-command.ts';
 import { CONTRIBUTE_USAGE, ContributeUsageError, contributeCommand } from './contribute-command.ts';
 import { SWARM_USAGE, SwarmUsageError, swarmCommand } from './swarm-command.ts';
+import { WALLET_USAGE, WalletUsageError, walletCommand } from './wallet-command.ts';
 import { RunConfigError } from '../net/run-config.ts';
 import { CoordinatorError } from '../net/signaling.ts';
 import { SyncError } from '../net/sync.ts';
@@ -29,6 +30,7 @@ usage:
   tessera coordinator [--port 8787]    serve a training run (tessera coordinator --help)
   tessera contribute --coordinator URL join a run and train on this GPU (tessera contribute --help)
   tessera swarm --peers N --rounds R   a coordinator and N contributors on this machine
+  tessera wallet create|import|show    your hotkey, encrypted in .tessera/wallet.json (tessera wallet --help)
   tessera help                         this text
 
 --software uses SwiftShader (CPU) even when a GPU is present.`;
@@ -55,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
         return await contributeCommand(rest);
       case 'swarm':
         return await swarmCommand(rest);
+      case 'wallet':
+        return await walletCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -104,6 +108,10 @@ export function reportFailure(e: unknown): number {
   }
   if (e instanceof SwarmUsageError) {
     console.error(`tessera swarm: ${e.message}\n\n${SWARM_USAGE}`);
+    return 2;
+  }
+  if (e instanceof WalletUsageError) {
+    console.error(`tessera wallet: ${e.message}\n\n${WALLET_USAGE}`);
     return 2;
   }
   if (e instanceof RunConfigError) {

@@ -18,8 +18,9 @@ import { nodeHttpClient } from './http-client.ts';
 export const CONTRIBUTE_USAGE = `usage:
   tessera contribute --coordinator ws://HOST:PORT/ws [--key FILE] [--state DIR] [--json] [--software]
   Joins the run served by that coordinator and trains on this machine's GPU until Ctrl-C.
-  --key: a file holding your hotkey's mnemonic (or a btcli hotkey file); default ${DEFAULT_HOTKEY_FILE},
-  created with a new key on first use. --state: where this contributor saves its progress
+  --key: a file holding your hotkey's mnemonic (or a btcli hotkey file, or a wallet from
+  \`tessera wallet create\`, unlocked with --password-file FILE or TESSERA_WALLET_PASSWORD);
+  default ${DEFAULT_HOTKEY_FILE}, created with a new key on first use. --state: where this contributor saves its progress
   (default .tessera/contributor/<address>).`;
 
 export class ContributeUsageError extends Error {
@@ -61,6 +62,7 @@ export async function contributeCommand(args: string[]): Promise<number> {
     options: {
       coordinator: { type: 'string' },
       key: { type: 'string' },
+      'password-file': { type: 'string' },
       state: { type: 'string' },
       json: { type: 'boolean' },
       software: { type: 'boolean' },
@@ -75,7 +77,7 @@ export async function contributeCommand(args: string[]): Promise<number> {
   if (!url || !/^wss?:\/\/[^/]+/.test(url)) throw new ContributeUsageError(`--coordinator must be a ws:// or wss:// address, e.g. ws://127.0.0.1:8787/ws; got '${url ?? ''}'`);
   const coordinator = /\/ws\/?$/.test(url) ? url : `${url.replace(/\/$/, '')}/ws`;
   await cryptoReady();
-  const { key, created } = loadHotkeyFile(values.key ?? DEFAULT_HOTKEY_FILE, { create: values.key === undefined });
+  const { key, created } = loadHotkeyFile(values.key ?? DEFAULT_HOTKEY_FILE, { create: values.key === undefined, passwordFile: values['password-file'] });
   const json = values.json === true;
   const print = (e: ContributorEvent) => {
     if (json) return console.log(JSON.stringify(e));

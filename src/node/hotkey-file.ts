@@ -1,12 +1,17 @@
-// The hotkey of `tessera contribute` as a file: a mnemonic (plain words), or a btcli hotkey
-// JSON file (secretPhrase). A missing default file is created with a new mnemonic, 0600.
+// The hotkey of `tessera contribute` as a file: a mnemonic (plain words), a btcli hotkey
+// JSON file (secretPhrase / secretSeed, checked against its ss58Address), or a Tessera wallet
+// (`tessera wallet create`), decrypted with the password from --password-file or
+// $TESSERA_WALLET_PASSWORD. A missing default file is created with a new mnemonic, 0600.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isEncryptedBtcliKeyfile, parseBtcliKeyfile } from '../wallet/btcli.ts';
 import { Hotkey, WalletError } from '../wallet/keys.ts';
+import { decryptWallet, isWalletJson } from '../wallet/keystore.ts';
+import { PASSWORD_ENV, passwordFromFileOrEnv } from './wallet-file.ts';
 
 export const DEFAULT_HOTKEY_FILE = '.tessera/hotkey';
 
-export function loadHotkeyFile(path: string, options: { create: boolean }): { key: Hotkey; created: boolean } {
+export function loadHotkeyFile(path: string, options: { create: boolean; passwordFile?: string }): { key: Hotkey; created: boolean } {
   if (!existsSync(path)) {
     if (!options.create) throw new WalletError(`no key file at ${path}: pass --key with a file holding a mnemonic (or a btcli hotkey file), or leave --key out to create one`);
     const { key, mnemonic } = Hotkey.generate();
@@ -17,15 +22,21 @@ export function loadHotkeyFile(path: string, options: { create: boolean }): { ke
   }
   const text = readFileSync(path, 'utf8').trim();
   if (text.startsWith('{')) {
-    let json: { secretPhrase?: unknown };
+    let json: unknown;
     try {
-      json = JSON.parse(text) as typeof json;
+      json = JSON.parse(text);
     } catch {
-      throw new WalletError(`${path} looks like JSON but does not parse: expected a btcli hotkey file with "secretPhrase"`);
+      // Never the parser's message: it quotes the file, which holds a secret.
+      throw new WalletError(`${path} looks like JSON but does not parse: expected a Tessera wallet or a btcli hotkey file`);
     }
-    if (typeof json.secretPhrase !== 'string') throw new WalletError(`${path} has no "secretPhrase": use a btcli hotkey file, or a file holding just the mnemonic`);
-    return { key: Hotkey.fromMnemonic(json.secretPhrase), created: false };
+    if (isWalletJson(json)) {
+      const password = passwordFromFileOrEnv(options.passwordFile);
+      if (password === null) throw new WalletError(`${path} is an encrypted Tessera wallet: give its password with --password-file FILE or the ${PASSWORD_ENV} environment variable`);
+      return { key: decryptWallet(text, password, path).key, created: false };
+    }
+    return { key: parseBtcliKeyfile(text, path).key, created: false };
   }
+  if (isEncryptedBtcliKeyfile(text)) parseBtcliKeyfile(text, path); // throws, saying what to do
   // 'words… //Alice': mnemonic words have no '/', so a derivation path starts at the first.
   const slash = text.indexOf('/');
   const words = slash < 0 ? text : text.slice(0, slash);

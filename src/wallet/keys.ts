@@ -7,6 +7,7 @@ import type { KeyringPair } from '@polkadot/keyring/types';
 import {
   cryptoWaitReady, decodeAddress, encodeAddress, mnemonicGenerate, mnemonicValidate, sr25519Verify,
 } from '@polkadot/util-crypto';
+import { hexToBytes, isHexString } from './bytes.ts';
 
 /** The ss58 prefix of generic substrate addresses, the one Bittensor uses. */
 export const SS58_PREFIX = 42;
@@ -32,8 +33,11 @@ export function cryptoReady(): Promise<void> {
   return ready;
 }
 
+/** The length of an sr25519 mini-secret (substrate's "secret seed"). */
+export const SEED_BYTES = 32;
+
 /** Words separated by single spaces: the entropy (hence the key) does not depend on spacing. */
-function normalizeMnemonic(mnemonic: string): string {
+export function normalizeMnemonic(mnemonic: string): string {
   return mnemonic.trim().split(/\s+/).join(' ');
 }
 
@@ -62,14 +66,40 @@ export class Hotkey {
     if (!mnemonicValidate(words)) {
       throw new WalletError('not a valid BIP-39 mnemonic: a word is not in the English word list, or the checksum does not match (a word mistyped or out of order?)');
     }
+    if (typeof derivationPath !== 'string') throw new WalletError('the derivation path must be a string such as //Alice');
     if (derivationPath && !/^(\/\/?[^/]+)+(\/\/\/.*)?$/.test(derivationPath)) {
-      throw new WalletError(`invalid derivation path '${derivationPath}': expected segments like '//hard' or '/soft'`);
+      // A '///…' tail is a password: never echo it.
+      const shown = derivationPath.includes('///') ? `${derivationPath.slice(0, derivationPath.indexOf('///'))}///…` : derivationPath;
+      throw new WalletError(`invalid derivation path '${shown}': expected segments like '//hard' or '/soft'`);
     }
     try {
       const keyring = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX });
       return new Hotkey(keyring.addFromUri(`${words}${derivationPath}`));
     } catch (e) {
       throw new WalletError(`cannot derive a key: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  /**
+   * The sr25519 key of a 32-byte mini-secret (substrate's and btcli's "secretSeed", given as
+   * bytes or 0x-hex), expanded as substrate does (schnorrkel's Ed25519 mode).
+   */
+  static fromSeed(seed: Uint8Array | string): Hotkey {
+    let bytes: Uint8Array;
+    if (typeof seed === 'string') {
+      if (!isHexString(seed) || seed.length !== 2 + 2 * SEED_BYTES) throw new WalletError(`a secret seed is 0x followed by ${2 * SEED_BYTES} hex digits`);
+      bytes = hexToBytes(seed);
+    } else if (seed instanceof Uint8Array) {
+      bytes = seed;
+    } else {
+      throw new WalletError('the secret seed must be 32 bytes or a 0x-hex string');
+    }
+    if (bytes.length !== SEED_BYTES) throw new WalletError(`a secret seed has ${SEED_BYTES} bytes; this one has ${bytes.length}`);
+    try {
+      const keyring = new Keyring({ type: 'sr25519', ss58Format: SS58_PREFIX });
+      return new Hotkey(keyring.addFromSeed(bytes));
+    } catch (e) {
+      throw new WalletError(`cannot derive a key from the seed: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
