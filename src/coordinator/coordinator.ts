@@ -11,7 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { parameterLayout } from '../model/config.ts';
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
-import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type CommitEntry, type RunState, type ServerMessage } from '../net/protocol.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type CommitEntry, type RunState, type ServerMessage, type Standing } from '../net/protocol.ts';
+import type { ClosedRound } from './validator.ts';
 import { runModel, type RunConfig } from '../net/run-config.ts';
 import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
@@ -38,6 +39,8 @@ export interface CoordinatorOptions {
   log?: (line: string) => void;
   /** After a commit, wait this long at most for last round's members to sync before starting. */
   syncGraceMs?: number;
+  /** Called after each commit with what the validator needs to score the round. */
+  onRoundClosed?: (round: ClosedRound) => void;
 }
 
 export class Coordinator {
@@ -53,7 +56,9 @@ export class Coordinator {
   private state: PersistedState;
   private phase: RunState['phase'] = 'waiting';
   private members = new Set<string>();
-  private delivered = new Map<string, { hash: string; envelope: Uint8Array }>();
+  private delivered = new Map<string, { hash: string; envelope: Uint8Array; payload: Uint8Array; at: number }>();
+  /** Invalid updates refused in the round in progress, by sender (a validator penalty). */
+  private invalid: Record<string, number> = {};
   private deadline = 0;
   private waitingSince = 0;
   private readySince: number | null = null;
@@ -65,7 +70,7 @@ export class Coordinator {
   constructor(
     config: RunConfig,
     private readonly store: CoordinatorStore,
-    options: CoordinatorOptions = {},
+    private readonly options: CoordinatorOptions = {},
   ) {
     this.config = config;
     this.now = options.now ?? Date.now;
@@ -142,6 +147,7 @@ export class Coordinator {
 
   private refuse(s: Session | null, what: string, reason: string): void {
     this.rejected[what] = (this.rejected[what] ?? 0) + 1;
+    if (s?.address && (what.startsWith('update-') || what.startsWith('envelope-') || what === 'wrong-sender')) this.invalid[s.address] = (this.invalid[s.address] ?? 0) + 1;
     this.log(`refused ${what} from ${s?.address ?? `connection ${s?.id}`}: ${reason}`);
     if (s) this.send(s, { type: 'rejected', what, reason });
   }
@@ -260,7 +266,7 @@ export class Coordinator {
       if (e instanceof UpdateError) return this.refuse(s, `update-${e.reason}`, e.message);
       throw e;
     }
-    this.delivered.set(s.address, { hash: toHex(header.payloadHash), envelope: bytes });
+    this.delivered.set(s.address, { hash: toHex(header.payloadHash), envelope: bytes, payload, at: this.now() });
     this.maybeClose();
   }
 
@@ -268,6 +274,27 @@ export class Coordinator {
   committedUpdate(round: number, sender: string): Uint8Array | null {
     if (round === this.state.round && this.phase === 'training') return null; // not committed yet
     return this.store.loadUpdate(round, sender);
+  }
+
+  /** The validator's verdict on a round, to each member still connected. */
+  sendScores(round: number, standings: ReadonlyMap<string, Standing>): void {
+    for (const [address, standing] of standings) {
+      const s = this.byAddress.get(address);
+      if (s) this.send(s, { type: 'scores', round, standing });
+    }
+  }
+
+  /** Committed payloads of a round in commit order, or null when not all are stored. */
+  commitPayloads(round: number): Uint8Array[] | null {
+    const c = this.commit(round);
+    if (!c) return null;
+    const out: Uint8Array[] = [];
+    for (const e of c.included) {
+      const bytes = this.store.loadUpdate(round, e.sender);
+      if (!bytes) return null;
+      out.push(openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }).payload);
+    }
+    return out;
   }
 
   commit(round: number): CommitRecord | null {
@@ -333,6 +360,7 @@ export class Coordinator {
     if (awaited.length > 0 && this.now() - this.firstReadyAt(ready) < this.syncGraceMs) return;
     this.members = new Set(ready);
     this.delivered = new Map();
+    this.invalid = {};
     this.readySince = null;
     this.phase = 'training';
     this.deadline = this.now() + this.config.roundSeconds * 1000;
@@ -367,11 +395,22 @@ export class Coordinator {
     this.store.save(this.state);
     const checkpointBy = included.length > 0 && (round + 1) % this.config.checkpointEvery === 0 ? included[0].sender : null;
     this.log(`round ${round} closed (${why}): ${included.length}/${members.length} updates`);
+    const delivered = this.delivered;
     this.members = new Set();
     this.delivered = new Map();
     this.phase = 'waiting';
     this.waitingSince = this.now();
     this.broadcast({ type: 'commit', round, included, checkpointBy });
+    const reports = this.state.reports[round] ?? {};
+    const closed: ClosedRound = {
+      round,
+      members,
+      included: included.map((e) => ({ sender: e.sender, payload: delivered.get(e.sender)!.payload, deliveredAt: delivered.get(e.sender)!.at })),
+      missing: record.missing,
+      invalid: { ...this.invalid },
+      reportedHashes: Object.fromEntries(members.map((a) => [a, reports[a]?.weightsHash ?? ''])),
+    };
+    this.options.onRoundClosed?.(closed);
     this.maybeStart();
   }
 }

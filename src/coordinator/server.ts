@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES } from '../net/protocol.ts';
 import type { Coordinator } from './coordinator.ts';
+import type { RewardsApi } from './rewards-api.ts';
 
 export interface CoordinatorServer {
   port: number;
@@ -19,6 +20,8 @@ export interface ServeOptions {
   /** The token shard contributors train on (TSRD bytes). */
   shard: Uint8Array;
   log?: (line: string) => void;
+  /** GET /rewards/<address>?t=&sig= (absent when the coordinator does not validate). */
+  rewards?: RewardsApi;
 }
 
 function bytesOf(data: RawData): Uint8Array {
@@ -73,6 +76,12 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       if (req.method === 'GET' && commit) {
         const c = coordinator.commit(Number(commit[1]));
         return c ? json(res, 200, c) : json(res, 404, { error: `no commit for round ${commit[1]} here (committed rounds: ${coordinator.runState().oldestCommit}..${coordinator.round - 1})` });
+      }
+      const rewards = /^\/rewards\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
+      if (req.method === 'GET' && rewards) {
+        if (!options.rewards) return json(res, 404, { error: 'this coordinator does not validate (no GPU), so it keeps no rewards' });
+        const r = options.rewards.handle(rewards[1], url.searchParams.get('t'), url.searchParams.get('sig'));
+        return json(res, r.status, r.body);
       }
       const update = /^\/update\/(\d+)\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
       if (req.method === 'GET' && update) {

@@ -11,7 +11,7 @@ import type { CheckpointStore } from '../train/checkpoint.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import { EnvelopeError, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from './envelope.ts';
 import { PeerMesh } from './mesh.ts';
-import { toHex, type CommitEntry, type RunState, type ServerMessage } from './protocol.ts';
+import { toHex, type CommitEntry, type RunState, type ServerMessage, type Standing } from './protocol.ts';
 import { SwarmReplica } from './replica.ts';
 import { parseRunConfig, type RunConfig } from './run-config.ts';
 import { CoordinatorClient, CoordinatorError, type OpenSocket, type Welcome } from './signaling.ts';
@@ -36,6 +36,11 @@ export interface ContributorOptions {
   onEvent: (e: ContributorEvent) => void;
   /** How long to wait for a peer to send weights before falling back to the coordinator. */
   peerSyncTimeoutMs?: number;
+  /**
+   * Train on the data assigned to this id instead of our own hotkey's — not something an
+   * honest contributor does: simulations and tests use it to show the validator notices.
+   */
+  sampleAs?: string;
 }
 
 export type ContributorEvent =
@@ -48,6 +53,7 @@ export type ContributorEvent =
   | { event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; fromPeers: number; fetched: number; bytesUp: number; bytesDown: number; peers: number; rejected: Record<string, number>; weightsHash: string }
   | { event: 'rejected'; from: string; reason: string; message: string }
   | { event: 'link'; peer: string; up: boolean; reason: string }
+  | { event: 'reward'; round: number; standing: Standing }
   | { event: 'warning'; text: string }
   | { event: 'stopped'; round: number; saved: boolean };
 
@@ -122,7 +128,7 @@ export class Contributor {
       const { tokens } = decodeShard(shard, 'the run’s data shard');
       // The held-out 1% stays out of training, as in `tessera train`, for validation.
       const { train } = splitShard(tokens, { validFraction: 0.01 });
-      this.replica = new SwarmReplica(this.o.gpu, this.config, train, this.address);
+      this.replica = new SwarmReplica(this.o.gpu, this.config, train, this.o.sampleAs ?? this.address);
       // Compile the kernels now: drivers compile synchronously, which would otherwise stall
       // this peer (heartbeats included) in the middle of its first round.
       await this.replica.warmUp();
@@ -413,6 +419,9 @@ export class Contributor {
       case 'commit':
         this.coordRound = m.round + 1;
         if (m.round >= this.held) this.commits.set(m.round, { round: m.round, included: m.included, checkpointBy: m.checkpointBy });
+        break;
+      case 'scores':
+        if (m.standing.address === this.address) this.o.onEvent({ event: 'reward', round: m.round, standing: m.standing });
         break;
       case 'rejected':
         this.o.onEvent({ event: 'warning', text: `the coordinator refused our ${m.what}: ${m.reason}` });

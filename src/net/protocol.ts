@@ -15,6 +15,7 @@
 //                                       ←    round {round, members, seed, deadline}
 //                                       ←    commit {round, included, checkpointBy}
 //                                       ←    rejected {what, reason}: one of yours was refused
+//                                       ←    scores {round, standing}: the validator's verdict
 //
 // HTTP beside it: GET /run, /shard, /status, /checkpoint (latest θ_start as a signed
 // 'weights' envelope), /update/<round>/<address> (a committed update), /commit/<round>;
@@ -65,7 +66,27 @@ export type ServerMessage =
   | { type: 'round'; round: number; members: string[]; seed: number; deadline: number }
   | { type: 'commit'; round: number; included: CommitEntry[]; checkpointBy: string | null }
   | { type: 'rejected'; what: string; reason: string }
+  | { type: 'scores'; round: number; standing: Standing }
   | { type: 'error'; message: string };
+
+/** A contributor's place in the validator's books after a round (ledger.ts fills it). */
+export interface Standing {
+  address: string;
+  ema: number;
+  assignedEma: number;
+  rank: number;
+  of: number;
+  share: number;
+  epoch: number;
+  epochReward: number;
+  totalReward: number;
+  lastRound: number;
+}
+
+/** What a contributor signs to read its rewards over HTTP: bound to run, address and time. */
+export function rewardsRequest(run: string, address: string, timeMs: number): Uint8Array {
+  return new TextEncoder().encode(`tessera-rewards:${PROTOCOL_VERSION}:${run}:${address}:${timeMs}`);
+}
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
@@ -137,6 +158,13 @@ export function parseServerMessage(text: string): ServerMessage | null {
     }
     case 'rejected':
       return isStr(m.what, 256) && isStr(m.reason, 1024) ? { type: 'rejected', what: m.what, reason: m.reason } : null;
+    case 'scores': {
+      const st = m.standing;
+      if (!isRound(m.round) || !isObj(st) || !isStr(st.address, 64)) return null;
+      const nums = ['ema', 'assignedEma', 'rank', 'of', 'share', 'epoch', 'epochReward', 'totalReward', 'lastRound'] as const;
+      if (!nums.every((k) => isNum(st[k]))) return null;
+      return { type: 'scores', round: m.round, standing: st as unknown as Standing };
+    }
     case 'error':
       return isStr(m.message, 4096) ? { type: 'error', message: m.message } : null;
     default:

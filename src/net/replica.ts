@@ -4,7 +4,9 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { ParamSpec } from '../model/config.ts';
 import { LayerSlice } from '../model/slice.ts';
+import { applySparse } from '../sparseloco/feedback.ts';
 import { SparseLoCoReplica, type ApplyReport } from '../sparseloco/outer.ts';
+import type { SparseTensor } from '../sparseloco/selection.ts';
 import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
@@ -85,6 +87,19 @@ export class SwarmReplica {
       if (e instanceof UpdateError) return { reason: e.reason, message: e.message };
       throw e;
     }
+  }
+
+  /** Mean loss of θ_now over the batches, nothing updated. */
+  evaluate(batches: readonly Pick<Batch, 'tokens' | 'targets'>[]): Promise<number> {
+    return this.trainer.evaluate(batches);
+  }
+
+  /** θ_now ← θ_start − scale·α·Δ of one peer's update (a validator's trial step; discardRound undoes it). */
+  tryUpdate(payload: Uint8Array, round: number, scale: number): SparseTensor[] {
+    const { tensors } = decodeUpdate(payload, { configHash: configHash(this.slice.cfg), round, layout: this.layout, maxBytes: this.config.maxMessageBytes });
+    this.sparse.start.restoreInto(this.slice.params);
+    applySparse(this.gpu, this.slice.params, tensors, -scale * this.config.sparseloco.alpha);
+    return tensors;
   }
 
   /** θ_now ← θ_start, dropping the inner steps of a round that will not be sent. */

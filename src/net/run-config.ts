@@ -44,6 +44,9 @@ export interface RunConfig {
   iceServers: IceServer[];
   /** Largest message a peer accepts, bytes. */
   maxMessageBytes: number;
+  /** Rewards: rounds per epoch, and what an epoch pays out in all (shared by score). */
+  epochRounds: number;
+  emissionPerEpoch: number;
 }
 
 export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
@@ -68,6 +71,8 @@ export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   tokenizer: 'bytes',
   iceServers: [],
   maxMessageBytes: 64 * 1024 * 1024,
+  epochRounds: 10,
+  emissionPerEpoch: 1000,
 });
 
 /** A bad run config: `field` names what to fix. */
@@ -131,6 +136,8 @@ export function parseRunConfig(input: unknown): RunConfig {
   }
   c.iceServers = c.iceServers.map((s) => ({ ...s, urls: Array.isArray(s.urls) ? [...s.urls] : s.urls }));
   int('maxMessageBytes', c.maxMessageBytes, 1024, 2 ** 31);
+  int('epochRounds', c.epochRounds, 1, 1_000_000);
+  if (typeof c.emissionPerEpoch !== 'number' || !Number.isFinite(c.emissionPerEpoch) || c.emissionPerEpoch < 0) throw new RunConfigError('emissionPerEpoch', `must be a number ≥ 0, got ${JSON.stringify(c.emissionPerEpoch)}`);
   return c;
 }
 

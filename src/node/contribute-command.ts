@@ -45,6 +45,10 @@ function formatEvent(e: ContributorEvent): string | null {
       const rej = Object.values(e.rejected).reduce((a, b) => a + b, 0);
       return `round ${e.round}: ${e.trained ? `loss ${e.loss!.toFixed(4)}` : 'not trained (joined late)'} · applied ${e.included} update(s)${e.fetched ? ` (${e.fetched} fetched from the coordinator)` : ''} · up ${(e.bytesUp / 1024).toFixed(0)} KiB, down ${(e.bytesDown / 1024).toFixed(0)} KiB · ${e.peers} peer(s)${rej ? ` · ${rej} rejected` : ''}`;
     }
+    case 'reward': {
+      const s = e.standing;
+      return `round ${e.round} scored: rank ${s.rank} of ${s.of}, share ${(100 * s.share).toFixed(1)}%, reward ${s.epochReward.toFixed(2)} this epoch (${s.epoch}), ${s.totalReward.toFixed(2)} in all`;
+    }
     case 'link':
       return e.up ? `linked with ${e.peer}` : `link with ${e.peer} closed: ${e.reason}`;
     case 'rejected':

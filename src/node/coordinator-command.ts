@@ -1,20 +1,30 @@
 // `tessera coordinator [--port 8787] [--run run.json] [--state DIR]`: serves one run —
 // signaling, rounds, the data shard, checkpoints — until Ctrl-C. State under --state
 // survives a restart, which resumes the run at its next round.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Coordinator } from '../coordinator/coordinator.ts';
 import { serveCoordinator, type CoordinatorServer } from '../coordinator/server.ts';
 import { CoordinatorStore } from '../coordinator/state-store.ts';
 import { RunConfigError, parseRunConfig, type RunConfig } from '../net/run-config.ts';
+import { NoGpuError } from '../gpu/errors.ts';
+import { openEnvelope } from '../net/envelope.ts';
+import { splitShard } from '../train/sampler.ts';
 import { encodeShard } from '../train/shards.ts';
+import { Ledger } from '../coordinator/ledger.ts';
+import { RewardsApi } from '../coordinator/rewards-api.ts';
+import { Validator, type ClosedRound } from '../coordinator/validator.ts';
+import { openNodeGpu } from './dawn.ts';
 import { cryptoReady } from '../wallet/keys.ts';
 import { loadOrBuildShard } from './corpus.ts';
 
 export const COORDINATOR_USAGE = `usage:
   tessera coordinator [--port 8787] [--host 127.0.0.1] [--run run.json] [--state DIR] [--data shard.bin]
-  Serves a training run: contributors connect to ws://HOST:PORT/ws. --run names a JSON file
+                      [--no-validate] [--software]
+  Serves a training run: contributors connect to ws://HOST:PORT/ws. It also validates: scores
+  every update on this machine's GPU (--no-validate: relay only, no rewards) and keeps the
+  reward ledger in DIR/ledger.sqlite. --run names a JSON file
   of run settings (see README: model, innerSteps, batch, seq, roundSeconds, …); without it,
   the defaults (model tiny). State is kept in --state (default .tessera/coordinator/<run>).`;
 
@@ -39,23 +49,77 @@ export function readRunFile(path: string | undefined, overrides: Partial<RunConf
 export interface StartedCoordinator {
   coordinator: Coordinator;
   server: CoordinatorServer;
+  /** The reward ledger, when this coordinator validates. */
+  ledger: Ledger | null;
   stop(): Promise<void>;
 }
 
 /** Starts a coordinator with its HTTP/WebSocket server (the swarm command uses it in-process). */
-export async function startCoordinator(config: RunConfig, o: { port: number; host?: string; stateDir?: string; data?: string; log: (line: string) => void }): Promise<StartedCoordinator> {
+export async function startCoordinator(
+  config: RunConfig,
+  o: { port: number; host?: string; stateDir?: string; data?: string; log: (line: string) => void; validate?: boolean; software?: boolean },
+): Promise<StartedCoordinator> {
   await cryptoReady();
   const shard = loadOrBuildShard({ tokenizer: config.tokenizer, path: o.data, log: o.log });
-  const store = new CoordinatorStore(o.stateDir ?? join('.tessera', 'coordinator', config.run));
-  const coordinator = new Coordinator(config, store, { log: o.log });
-  const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log });
+  const stateDir = o.stateDir ?? join('.tessera', 'coordinator', config.run);
+  const store = new CoordinatorStore(stateDir);
+  const validation = o.validate === false ? null : await startValidation(config, shard.tokens, stateDir, o);
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c) });
+  validation?.attach(coordinator);
+  const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();
   return {
     coordinator,
     server,
+    ledger: validation?.ledger ?? null,
     async stop() {
       coordinator.stop();
       await server.close();
+      await validation?.close();
+    },
+  };
+}
+
+/** The validator on this machine's GPU, scoring each closed round in order; null without a GPU. */
+async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean }) {
+  let gpu;
+  try {
+    gpu = await openNodeGpu({ adapter: o.software ? 'software' : 'auto' });
+  } catch (e) {
+    if (!(e instanceof NoGpuError)) throw e;
+    o.log(`validator off, no rewards: ${e.message}`);
+    return null;
+  }
+  mkdirSync(stateDir, { recursive: true });
+  const ledger = new Ledger(join(stateDir, 'ledger.sqlite'));
+  const { train, valid } = splitShard(tokens, { validFraction: 0.01 });
+  const validator = new Validator(config, gpu, train, valid, ledger, o.log);
+  let coordinator: Coordinator;
+  let queue: Promise<void> = Promise.resolve();
+  const checkpoint = () => {
+    const bytes = coordinator.checkpoint();
+    if (!bytes) return null;
+    const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: 2 ** 31 });
+    return { round: header.round, weights: payload };
+  };
+  return {
+    ledger,
+    rewards: new RewardsApi(config.run, ledger, config.epochRounds),
+    attach(c: Coordinator) {
+      coordinator = c;
+      validator.sync(c.round, checkpoint(), (r) => c.commitPayloads(r));
+    },
+    enqueue(closed: ClosedRound) {
+      queue = queue.then(async () => {
+        if (validator.round !== closed.round && !validator.sync(closed.round, checkpoint(), (r) => coordinator.commitPayloads(r))) return;
+        coordinator.sendScores(closed.round, await validator.score(closed));
+      }).catch((e: Error) => o.log(`validator: round ${closed.round} not scored: ${e.message}`));
+    },
+    async close() {
+      await queue;
+      validator.destroy();
+      gpu.destroy();
+      ledger.close();
     },
   };
 }
@@ -69,6 +133,8 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
       run: { type: 'string' },
       state: { type: 'string' },
       data: { type: 'string' },
+      'no-validate': { type: 'boolean' },
+      software: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -80,7 +146,7 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RunConfigError('--port', `must be a port number, got '${values.port}'`);
   const config = readRunFile(values.run);
   const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
-  const c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log });
+  const c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true });
   log(`run '${config.run}' (${config.model}, H=${config.innerSteps}) at round ${c.coordinator.round}; contributors: tessera contribute --coordinator ${c.server.url}`);
   await new Promise<void>((resolve) => {
     const done = () => resolve();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ContributorEvent } from '../net/contributor.ts';
+import type { Standing } from '../net/protocol.ts';
 import type { RunConfig } from '../net/run-config.ts';
 import { Hotkey, cryptoReady } from '../wallet/keys.ts';
 import { readRunFile, startCoordinator } from './coordinator-command.ts';
@@ -39,6 +40,8 @@ interface Peer {
   exit: Promise<number | null>;
   killed: boolean;
   source?: string;
+  /** The validator's latest verdict on it. */
+  standing?: Standing;
   /** Started in place of a killed one. */
   replacement: boolean;
   /** The round whose θ_start it holds, as last reported; −1 before it synced. */
@@ -53,7 +56,7 @@ export interface SwarmSummary {
   lossPerRound: { round: number; loss: number | null; members: number; included: number; missing: number }[];
   weightsIdentical: boolean;
   weightsHashes: Record<number, Record<string, string>>;
-  peersDetail: { name: string; address: string; roundsCompleted: number; bytesUp: number; bytesDown: number; rejected: Record<string, number>; killed: boolean; syncedFrom?: string }[];
+  peersDetail: { name: string; address: string; roundsCompleted: number; bytesUp: number; bytesDown: number; rejected: Record<string, number>; killed: boolean; syncedFrom?: string; share?: number; reward?: number }[];
   bytesMoved: number;
   rejected: { coordinator: Record<string, number>; peers: Record<string, number> };
   seconds: number;
@@ -178,6 +181,10 @@ export async function swarmCommand(args: string[]): Promise<number> {
     }
     if (e.event === 'sent') say(`${peer.name}: round ${e.round} update (${e.bytes} B) sent to the coordinator and ${e.delivered} peer(s)${e.failed ? `, ${e.failed} unreachable` : ''}`);
     if (e.event === 'link') say(`${peer.name}: ${e.up ? 'linked with' : 'link closed with'} ${nameOf(e.peer)}${e.up ? '' : `: ${e.reason}`}`);
+    if (e.event === 'reward') {
+      peer.standing = e.standing;
+      say(`${peer.name}: round ${e.round} scored: rank ${e.standing.rank}/${e.standing.of}, share ${(100 * e.standing.share).toFixed(1)}%, reward ${e.standing.totalReward.toFixed(2)} in all`);
+    }
     if (e.event === 'warning') say(`${peer.name}: warning: ${e.text}`);
     if (e.event === 'rejected') say(`${peer.name}: dropped a message from ${e.from}: ${e.reason}`);
     wake();
@@ -224,7 +231,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
       }),
       weightsIdentical: Object.values(hashes).every((h) => new Set(Object.values(h)).size === 1),
       weightsHashes: hashes,
-      peersDetail: peers.map((p) => ({ name: p.name, address: p.address, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, rejected: p.rejected, killed: p.killed, syncedFrom: p.source })),
+      peersDetail: peers.map((p) => ({ name: p.name, address: p.address, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, rejected: p.rejected, killed: p.killed, syncedFrom: p.source, share: p.standing?.share, reward: p.standing?.totalReward })),
       bytesMoved: peers.reduce((s, p) => s + p.bytesUp, 0),
       rejected: {
         coordinator: status.rejected,
