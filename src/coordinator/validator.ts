@@ -2,13 +2,14 @@
 // replica of the model (it applies each commit exactly as the contributors do, so it holds the
 // same θ_start). Per update, a trial step θ_start − 0.2·α·Δ_peer:
 //   gradient score  relative loss improvement on a random held-out batch;
-//   assigned data   whether the update helps the peer's own assigned batch (rebuilt from the
-//                   deterministic sampler) more than the random one — a moving average of ±1,
-//                   proof that it trained on what it was given;
+//   assigned data   whether the update helps the peer's own assigned batches (rebuilt from
+//                   the deterministic sampler) more than training-split batches nobody was
+//                   given — a moving average of ±1, proof that it trained on what it was given;
 //   sync            its reported θ_start fingerprint equals the validator's;
 //   penalties       top-k index overlap above 40% with an earlier delivery (copying), missing
 //                   the deadline, an invalid update, being out of sync: the round's score is 0.
-// round score = max(0, gradient score) × (1 + assigned-data average) / 2, unless penalised.
+// round score = max(0, gradient score) × max(0, assigned-data average), unless penalised or
+// under a tenth of the round's median gradient score (noise).
 // Round scores → moving average → shares among the round's members → each round pays
 // emissionPerEpoch / epochRounds by share; the ledger keeps it all.
 import type { Gpu } from '../gpu/gpu.ts';
@@ -21,7 +22,11 @@ import type { Ledger, RoundScore, Standing } from './ledger.ts';
 export const VALIDATOR_ADDRESS = 'validator';
 export const TRIAL_STEP = 0.2;
 export const COPY_OVERLAP = 0.4;
+/** Fraction of the round's median positive gradient score below which an update scores 0. */
+export const NOISE_FLOOR = 0.1;
 const EMA_KEEP = 0.9;
+/** The assigned-data average moves faster: its ±1 signal is weak and it must settle in a few rounds. */
+const ASSIGNED_KEEP = 0.8;
 
 export interface ClosedRound {
   round: number;
@@ -114,10 +119,14 @@ export class Validator {
     // As many random held-out batches as the peer trained on: the two losses compare alike.
     const H = config.innerSteps;
     const random = Array.from({ length: H }, (_, step) => sampleBatch(this.valid, shape, { runSeed: config.seed ^ 0x5a17, round: c.round, contributor: VALIDATOR_ADDRESS, step }));
+    // The control for the assigned-data check: training-split batches nobody was given, so
+    // the two compare like with like (held-out text is not distributed like the training split).
+    const control = Array.from({ length: H }, (_, step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: `${VALIDATOR_ADDRESS}-control`, step }));
     this.replica.discardRound();
     const base = await this.replica.evaluate(random);
+    const baseControl = await this.replica.evaluate(control);
     const ourHash = await this.replica.weightsHash();
-    const trial = new Map<string, { gradient: number; assigned: number; indices: Uint32Array[]; at: number }>();
+    const trial = new Map<string, { gradient: number; assigned: number; control: number; indices: Uint32Array[]; at: number }>();
     for (const u of c.included) {
       // Exactly the batches this peer was given this round (the sampler is deterministic).
       const assigned = Array.from({ length: H }, (_, step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: u.sender, step }));
@@ -126,7 +135,14 @@ export class Validator {
       const tensors = this.replica.tryUpdate(u.payload, c.round, TRIAL_STEP);
       const after = await this.replica.evaluate(random);
       const afterAssigned = await this.replica.evaluate(assigned);
-      trial.set(u.sender, { gradient: (base - after) / base, assigned: (baseAssigned - afterAssigned) / baseAssigned, indices: indexSets(tensors), at: u.deliveredAt });
+      const afterControl = await this.replica.evaluate(control);
+      trial.set(u.sender, {
+        gradient: (base - after) / base,
+        assigned: (baseAssigned - afterAssigned) / baseAssigned,
+        control: (baseControl - afterControl) / baseControl,
+        indices: indexSets(tensors),
+        at: u.deliveredAt,
+      });
     }
     this.replica.discardRound();
     // Copying: of two updates sharing most of their indices, the later delivery is the copy.
@@ -141,6 +157,10 @@ export class Validator {
         if (b.at >= a.at) copied.add(senders[j]);
       }
     }
+    // A noise floor: an update a tenth as useful as the round's typical one earns nothing (a
+    // random update of the right size can move the loss by a hair either way).
+    const positive = [...trial.values()].map((t) => t.gradient).filter((g) => g > 0).sort((a, b) => a - b);
+    const floor = positive.length ? NOISE_FLOOR * positive[Math.floor(positive.length / 2)] : 0;
     const rows: (RoundScore & { ema: number; assignedEma: number; share: number; reward: number })[] = [];
     for (const address of c.members) {
       const t = trial.get(address);
@@ -149,9 +169,10 @@ export class Validator {
       const invalid = (c.invalid[address] ?? 0) > 0;
       const synced = c.reportedHashes[address] === ourHash;
       const isCopy = copied.has(address);
-      const assignedEma = t ? EMA_KEEP * prev.assignedEma + (1 - EMA_KEEP) * (t.assigned > t.gradient ? 1 : -1) : prev.assignedEma;
-      // The assigned-data average scales the gradient score from 0 (always −1) to 1 (always +1).
-      const score = missing || invalid || isCopy || !synced ? 0 : Math.max(0, t!.gradient) * Math.max(0, (1 + assignedEma) / 2);
+      const assignedEma = t ? ASSIGNED_KEEP * prev.assignedEma + (1 - ASSIGNED_KEEP) * (t.assigned > t.control ? 1 : -1) : prev.assignedEma;
+      // The assigned-data average gates the gradient score: work on other data than one was
+      // given earns nothing (a coin-flip average hovers around 0), honest work a weight ≤ 1.
+      const score = missing || invalid || isCopy || !synced || t!.gradient < floor ? 0 : Math.max(0, t!.gradient) * Math.max(0, assignedEma);
       rows.push({ address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied: isCopy, missing, invalid, synced, score, ema: EMA_KEEP * prev.ema + (1 - EMA_KEEP) * score, assignedEma, share: 0, reward: 0 });
     }
     const total = rows.reduce((s, r) => s + r.ema, 0);
@@ -163,7 +184,7 @@ export class Validator {
     const epoch = Math.floor(c.round / config.epochRounds);
     this.ledger.recordRound(c.round, epoch, rows);
     for (const r of rows) {
-      this.log(`validator: round ${c.round} ${r.address.slice(0, 8)} gradient ${r.gradient.toFixed(4)} assigned ${r.assigned.toFixed(4)}${r.copied ? ' COPY' : ''}${r.missing ? ' MISSING' : ''}${r.invalid ? ' INVALID' : ''}${r.synced ? '' : ' UNSYNCED'} score ${r.score.toFixed(4)} share ${(100 * r.share).toFixed(1)}%`);
+      this.log(`validator: round ${c.round} ${r.address.slice(0, 8)} gradient ${r.gradient.toFixed(4)} assigned ${r.assigned.toFixed(4)} vs ${(trial.get(r.address)?.control ?? 0).toFixed(4)} (avg ${r.assignedEma.toFixed(2)})${r.copied ? ' COPY' : ''}${r.missing ? ' MISSING' : ''}${r.invalid ? ' INVALID' : ''}${r.synced ? '' : ' UNSYNCED'} score ${r.score.toFixed(4)} share ${(100 * r.share).toFixed(1)}%`);
     }
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;

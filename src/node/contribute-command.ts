@@ -21,7 +21,9 @@ export const CONTRIBUTE_USAGE = `usage:
   --key: a file holding your hotkey's mnemonic (or a btcli hotkey file, or a wallet from
   \`tessera wallet create\`, unlocked with --password-file FILE or TESSERA_WALLET_PASSWORD);
   default ${DEFAULT_HOTKEY_FILE}, created with a new key on first use. --state: where this contributor saves its progress
-  (default .tessera/contributor/<address>).`;
+  (default .tessera/contributor/<address>).
+  Simulation only: --sample-as ID trains on the batches assigned to ID instead of your own, as a
+  dishonest contributor would; the validator's assigned-data check scores such work down.`;
 
 export class ContributeUsageError extends Error {
   override name = 'ContributeUsageError';
@@ -70,6 +72,7 @@ export async function contributeCommand(args: string[]): Promise<number> {
       state: { type: 'string' },
       json: { type: 'boolean' },
       software: { type: 'boolean' },
+      'sample-as': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -100,6 +103,7 @@ export async function contributeCommand(args: string[]): Promise<number> {
     wrtc,
     store: new FileCheckpointStore(values.state ?? join('.tessera', 'contributor', key.address)),
     onEvent: print,
+    sampleAs: values['sample-as'],
   });
   let interrupts = 0;
   const onSignal = () => {

@@ -1,0 +1,190 @@
+// The validator and the reward ledger in a live run: an honest contributor (`tessera
+// contribute`), one that trains on data assigned to someone else (the same Contributor class,
+// given someone else's hotkey to sample as), a lazy member that sends random noise of the right shape and size, and a
+// copier that re-signs the honest peer's update as its own. After a few rounds the honest
+// one holds the highest share, the copier and the lazy one hold none; the ledger survives a
+// restart, and a forged or replayed rewards request is refused.
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import wrtc from '@roamhq/wrtc';
+import WebSocket from 'ws';
+import { Ledger } from '../../src/coordinator/ledger.ts';
+import type { ContributorEvent } from '../../src/net/contributor.ts';
+import { openEnvelope, sealEnvelope } from '../../src/net/envelope.ts';
+import { PeerMesh } from '../../src/net/mesh.ts';
+import { rewardsRequest, toHex, type ServerMessage } from '../../src/net/protocol.ts';
+import type { RunConfig } from '../../src/net/run-config.ts';
+import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
+import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
+import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
+import { modelUpdate } from '../coordinator/helpers.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'tessera-rewards-'));
+const cleanups: (() => unknown)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  // Let WebRTC's threads wind down before the process exits (libwebrtc aborts otherwise).
+  await new Promise((r) => setTimeout(r, 2000));
+  rmSync(work, { recursive: true, force: true });
+});
+
+const socket = (u: string) => new WebSocket(u) as unknown as SocketLike;
+
+async function until(what: string, ready: () => boolean, timeoutMs = 300_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * A member with no GPU: it claims the consensus weights (it copies the fingerprint honest peers
+ * report, as a cheat holding the weights would) and each round sends what `forge` makes.
+ */
+class FakeMember {
+  readonly key = Hotkey.generate().key;
+  readonly client: CoordinatorClient;
+  readonly mesh: PeerMesh;
+  private synced = -1;
+
+  constructor(
+    url: string,
+    private readonly config: RunConfig,
+    private readonly c: StartedCoordinator,
+    private readonly honest: () => string,
+    private readonly forge: (round: number, fromPeer: Uint8Array | null) => Uint8Array | null,
+  ) {
+    this.client = new CoordinatorClient(url, this.key, socket);
+    this.mesh = new PeerMesh(this.key.address, {
+      wrtc,
+      iceServers: [],
+      maxMessageBytes: config.maxMessageBytes,
+      sendSignal: (to, data) => this.client.send({ type: 'signal', to, data }),
+      onMessage: (_from, m) => this.onPeer(m),
+    });
+    this.client.onMessage((m: ServerMessage) => this.onServer(m));
+  }
+
+  async start(): Promise<void> {
+    await this.client.connect();
+    const beat = setInterval(() => this.client.send({ type: 'heartbeat' }), 2000);
+    const sync = setInterval(() => this.trySync(), 200);
+    cleanups.push(() => {
+      clearInterval(beat);
+      clearInterval(sync);
+      this.mesh.close();
+      this.client.close();
+    });
+  }
+
+  /** Claims θ_start(r) once the honest peer has reported its fingerprint for round r. */
+  private trySync(): void {
+    const r = this.c.coordinator.round;
+    const hash = this.c.coordinator.status().reports[r]?.[this.honest()]?.weightsHash;
+    if (hash && this.synced < r) {
+      this.synced = r;
+      this.client.send({ type: 'synced', round: r, weightsHash: hash });
+    }
+  }
+
+  private deliver(round: number, fromPeer: Uint8Array | null): void {
+    const payload = this.forge(round, fromPeer);
+    if (payload) this.client.sendBinary(sealEnvelope(this.key, { kind: 'update', run: this.config.run, round, stage: 0 }, payload));
+  }
+
+  private onServer(m: ServerMessage): void {
+    if (m.type === 'peers') this.mesh.setPeers(m.peers);
+    if (m.type === 'signal') this.mesh.signal(m.from, m.data);
+    if (m.type === 'round' && m.members.includes(this.key.address)) setTimeout(() => this.deliver(m.round, null), 500);
+  }
+
+  private onPeer(bytes: Uint8Array): void {
+    const { header, payload } = openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes });
+    if (header.kind === 'update' && header.sender === this.honest()) this.deliver(header.round, payload);
+  }
+}
+
+describe('validator and rewards', () => {
+  it('honest leads; copier and lazy get nothing; wrong-data ranks below honest; ledger persists; forged/replayed requests refused', async () => {
+    await cryptoReady();
+    const config = readRunFile(undefined, { run: 'rewards', innerSteps: 3, batch: 2, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 10, minMembers: 4, roundSeconds: 60, epochRounds: 3, emissionPerEpoch: 300 });
+    const stateDir = join(work, 'coordinator');
+    let c = await startCoordinator(config, { port: 0, stateDir, log: (l) => process.env.TESSERA_TEST_LOG && console.log(l), software: true });
+    cleanups.push(() => c.stop());
+    const url = c.server.url;
+
+    // Honest: the real command.
+    const { key: honestKey, mnemonic } = Hotkey.generate();
+    writeFileSync(join(work, 'honest.key'), mnemonic, { mode: 0o600 });
+    const child: ChildProcess = spawn(process.execPath, [BIN, 'contribute', '--coordinator', url, '--key', join(work, 'honest.key'), '--state', join(work, 'honest'), '--json', '--software'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanups.push(() => child.exitCode === null && child.kill('SIGKILL'));
+    const honestEvents: ContributorEvent[] = [];
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) if (buf.startsWith('{')) honestEvents.push(JSON.parse(buf.slice(0, nl)) as ContributorEvent);
+    });
+
+    // Wrong data: the real command, training on the batches assigned to another hotkey.
+    const { key: wrongKey, mnemonic: wrongWords } = Hotkey.generate();
+    writeFileSync(join(work, 'wrong.key'), wrongWords, { mode: 0o600 });
+    const wrong: ChildProcess = spawn(process.execPath, [BIN, 'contribute', '--coordinator', url, '--key', join(work, 'wrong.key'), '--state', join(work, 'wrong'), '--json', '--software', '--sample-as', Hotkey.generate().key.address], { stdio: ['ignore', 'ignore', 'inherit'] });
+    cleanups.push(() => wrong.exitCode === null && wrong.kill('SIGKILL'));
+
+    const lazy = new FakeMember(url, config, c, () => honestKey.address, (round) => modelUpdate(config, round, 1000 + round));
+    const copier = new FakeMember(url, config, c, () => honestKey.address, (_round, fromPeer) => fromPeer);
+    await lazy.start();
+    await copier.start();
+
+    const ROUNDS = 6;
+    await until(`${ROUNDS} rounds scored`, () => (c.ledger?.lastRound ?? -1) >= ROUNDS - 1);
+    const ledger = c.ledger!;
+    const epoch = Math.floor((ROUNDS - 1) / config.epochRounds);
+    const standing = (k: Hotkey) => ledger.standing(k.address, epoch)!;
+    const [h, w, l, cp] = [honestKey, wrongKey, lazy.key, copier.key].map(standing);
+    console.log(`shares after ${ROUNDS} rounds: honest ${h.share.toFixed(3)}, wrong data ${w.share.toFixed(3)}, lazy ${l.share.toFixed(3)}, copier ${cp.share.toFixed(3)}; rewards ${h.totalReward.toFixed(1)} / ${w.totalReward.toFixed(1)} / ${l.totalReward.toFixed(1)} / ${cp.totalReward.toFixed(1)}`);
+    expect(h.rank).toBe(1);
+    expect(h.share).toBeGreaterThan(w.share);
+    expect(l.share).toBe(0);
+    expect(cp.share).toBe(0);
+    expect(l.totalReward).toBe(0);
+    expect(cp.totalReward).toBe(0);
+    expect(h.totalReward).toBeGreaterThan(0);
+    // The honest contributor was told its standing live, after every scored round.
+    expect(honestEvents.filter((e) => e.event === 'reward').length).toBeGreaterThanOrEqual(ROUNDS - 1);
+
+    // Rewards over HTTP: a signed request works once; forged and replayed ones are refused.
+    const http = url.replace(/^ws/, 'http').replace(/\/ws$/, '');
+    const ask = (address: string, t: number, sig: Uint8Array) => fetch(`${http}/rewards/${address}?t=${t}&sig=${toHex(sig)}`);
+    const t = Date.now();
+    const good = honestKey.sign(rewardsRequest(config.run, honestKey.address, t));
+    const ok = await ask(honestKey.address, t, good);
+    expect(ok.status).toBe(200);
+    const body = (await ok.json()) as { standing: { totalReward: number }; history: unknown[] };
+    expect(body.standing.totalReward).toBeCloseTo(h.totalReward, 6);
+    expect(body.history.length).toBeGreaterThanOrEqual(ROUNDS);
+    expect((await ask(honestKey.address, t, good)).status).toBe(409); // replayed
+    expect((await ask(honestKey.address, t + 1, lazy.key.sign(rewardsRequest(config.run, honestKey.address, t + 1)))).status).toBe(401); // forged
+    expect((await ask(honestKey.address, t - 120_000, honestKey.sign(rewardsRequest(config.run, honestKey.address, t - 120_000)))).status).toBe(401); // stale
+
+    // The ledger survives a restart of the coordinator.
+    child.kill('SIGINT');
+    wrong.kill('SIGINT');
+    await c.stop();
+    const reopened = new Ledger(join(stateDir, 'ledger.sqlite'));
+    const lastRound = reopened.lastRound;
+    const total = reopened.standing(honestKey.address, epoch)!.totalReward;
+    reopened.close();
+    expect(lastRound).toBeGreaterThanOrEqual(ROUNDS - 1); // rounds may have gone on meanwhile
+    expect(total).toBeGreaterThanOrEqual(h.totalReward);
+    c = await startCoordinator(config, { port: 0, stateDir, log: () => {}, software: true });
+    expect(c.ledger!.lastRound).toBe(lastRound);
+    expect(c.ledger!.standing(honestKey.address, epoch)!.totalReward).toBe(total);
+  });
+});
