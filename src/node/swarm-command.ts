@@ -16,7 +16,7 @@ import { Hotkey, cryptoReady } from '../wallet/keys.ts';
 import { readRunFile, startCoordinator } from './coordinator-command.ts';
 
 export const SWARM_USAGE = `usage:
-  tessera swarm --peers N --rounds R [--kill K@r] [--json] [--run run.json]
+  tessera swarm --peers N --rounds R [--kill K@r] [--json] [--run run.json] [--no-validate]
                 [--model tiny] [--inner-steps H] [--batch B] [--seq T] [--lr LR] [--round-seconds S]
   Runs a coordinator and N contributor processes on loopback for R rounds and prints a summary.
   --kill K@r: kill contributor K (0-based) while it sends its round-r update, then start a
@@ -85,6 +85,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
       lr: { type: 'string' },
       'round-seconds': { type: 'string' },
       software: { type: 'boolean' },
+      'no-validate': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -117,7 +118,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
   await cryptoReady();
   const work = mkdtempSync(join(tmpdir(), 'tessera-swarm-'));
   const t0 = performance.now();
-  const started = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: (l) => say(`coordinator: ${l}`) });
+  const started = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: (l) => say(`coordinator: ${l}`), validate: values['no-validate'] !== true, software: values.software === true });
   const url = started.server.url;
   say(`coordinator at ${url}; ${n} contributors, ${rounds} rounds of ${config.innerSteps} steps (${config.model})`);
   const peers: Peer[] = [];

@@ -13,6 +13,7 @@ import { parseRunConfig, type RunConfig } from '../../src/net/run-config.ts';
 import { chunkExtent, chunkGrid, keptInChunk, keptInTensor } from '../../src/sparseloco/chunks.ts';
 import { configHash, encodeUpdate, type TensorSelection } from '../../src/sparseloco/wire.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
+import { rng } from '../helpers/rng.ts';
 
 export const DEV = 'bottom drive obey lake curtain smoke basket hold race lonely fit walk';
 export const RUN = 'test-run';
@@ -157,16 +158,6 @@ export function joinAll(coordinator: Coordinator, ks: Hotkey[], round = 0): Peer
 
 // ---- real SparseLoCo updates, on the CPU ----
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A valid update of the run's model for `round`: per chunk the first keptInChunk locals, random values. */
 export function modelUpdate(config: RunConfig, round: number, seed = 1): Uint8Array {

@@ -100,9 +100,9 @@ describe.skipIf(skip !== null)('the engine in headless Chromium', () => {
       expect(page.firstDifference).toBe(-1);
     } finally {
       stopRelay();
-      node.destroy();
       await tab.bridge.send({ type: 'peer:close' });
       await tab.bridge.next('peer:close:done');
+      node.destroy();
     }
   });
 });

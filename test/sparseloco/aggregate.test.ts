@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { aggregate, median } from '../../src/sparseloco/aggregate.ts';
 import type { SparseTensor } from '../../src/sparseloco/selection.ts';
+import { rng } from '../helpers/rng.ts';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Spec { name: string; shape: number[] }
 

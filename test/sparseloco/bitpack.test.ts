@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { indexBytes, packIndices, unpackIndices } from '../../src/sparseloco/bitpack.ts';
 import { MAX_RICE_PARAM, RiceReader, addRiceBits, bestRiceParam, riceBytes, writeRice } from '../../src/sparseloco/rice.ts';
+import { rng } from '../helpers/rng.ts';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The documented Rice format, one bit at a time: q ones, a zero, p bits MSB first; bytes filled from bit 7. */
 function riceRef(gaps: number[], p: number): Uint8Array {

@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { codeBytes, indexBytes, packCodes, packIndices, unpackCodes, unpackIndices } from '../../src/sparseloco/bitpack.ts';
 import { dequantize, quantize } from '../../src/sparseloco/quantize.ts';
+import { rng } from '../helpers/rng.ts';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomValues(n: number, seed: number, spread = 1, offset = 0): Float32Array {
   const u = rng(seed);

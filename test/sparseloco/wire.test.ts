@@ -5,21 +5,12 @@ import { chunkExtent, chunkGrid, isValidLocal, keptInChunk, keptInTensor, type C
 import { packIndices } from '../../src/sparseloco/bitpack.ts';
 import { dequantize, quantize } from '../../src/sparseloco/quantize.ts';
 import type { TensorSelection } from '../../src/sparseloco/selection.ts';
+import { rng } from '../helpers/rng.ts';
 import {
   UPDATE_HEADER_BYTES, UPDATE_VERSION, UpdateError, configHash, decodeOwn, decodeUpdate, denseBytes, encodeUpdate, encodedSize,
   keptCount, selectionToSparse, type DecodeExpectations, type IndexCoding, type TensorLayout, type UpdateReason,
 } from '../../src/sparseloco/wire.ts';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random valid selection: distinct valid locals per chunk (ascending or shuffled), normal values. */
 function randomSelection(name: string, shape: number[], k: number, seed: number, sorted = true): TensorSelection {

@@ -4,11 +4,10 @@
 // oversized, malformed and unknown-member messages. Each must be dropped and counted, and
 // the honest pair must keep training to identical weights.
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import type { ContributorEvent } from '../../src/net/contributor.ts';
@@ -19,8 +18,8 @@ import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
 import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { modelUpdate } from '../coordinator/helpers.ts';
+import { commitsOf, spawnContributor, until, type ChildContributor } from './helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tessera-adversary-'));
 const children: ChildProcess[] = [];
 let coordinator: StartedCoordinator | null = null;
@@ -31,46 +30,22 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface Honest {
-  key: Hotkey;
-  events: ContributorEvent[];
-  child: ChildProcess;
-}
+type Honest = ChildContributor;
 
 function startHonest(name: string, url: string): Honest {
-  const { key, mnemonic } = Hotkey.generate();
-  const keyFile = join(work, `${name}.key`);
-  writeFileSync(keyFile, mnemonic, { mode: 0o600 });
-  const child = spawn(process.execPath, [BIN, 'contribute', '--coordinator', url, '--key', keyFile, '--state', join(work, name), '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  const h: Honest = { key, events: [], child };
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) {
-      const line = buf.slice(0, nl);
-      if (line.startsWith('{')) h.events.push(JSON.parse(line) as ContributorEvent);
-    }
-  });
+  const h = spawnContributor(work, name, url);
+  children.push(h.child);
   return h;
 }
 
-async function until(what: string, ready: () => boolean, timeoutMs = 240_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ready()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const commits = (h: Honest) => h.events.filter((e): e is Extract<ContributorEvent, { event: 'commit' }> => e.event === 'commit');
+const commits = commitsOf;
 const rejections = (h: Honest) => h.events.filter((e): e is Extract<ContributorEvent, { event: 'rejected' }> => e.event === 'rejected');
 
 describe('a hostile peer in a swarm', () => {
   it('forged, replayed, oversized, malformed and unknown-member messages are dropped and counted; training goes on', async () => {
     await cryptoReady();
     const config = readRunFile(undefined, { run: 'adversary', innerSteps: 3, batch: 2, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 6, minMembers: 2, maxMessageBytes: 1 << 20, roundSeconds: 240 });
-    coordinator = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: () => {} });
+    coordinator = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: () => {}, validate: false });
     const url = coordinator.server.url;
     const honest = [startHonest('a', url), startHonest('b', url)];
 

@@ -5,15 +5,12 @@
 // one holds the highest share, the copier and the lazy one hold none; the ledger survives a
 // restart, and a forged or replayed rewards request is refused.
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import { Ledger } from '../../src/coordinator/ledger.ts';
-import type { ContributorEvent } from '../../src/net/contributor.ts';
 import { openEnvelope, sealEnvelope } from '../../src/net/envelope.ts';
 import { PeerMesh } from '../../src/net/mesh.ts';
 import { rewardsRequest, toHex, type ServerMessage } from '../../src/net/protocol.ts';
@@ -22,8 +19,8 @@ import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
 import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { modelUpdate } from '../coordinator/helpers.ts';
+import { spawnContributor, until } from './helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tessera-rewards-'));
 const cleanups: (() => unknown)[] = [];
 afterAll(async () => {
@@ -35,13 +32,6 @@ afterAll(async () => {
 
 const socket = (u: string) => new WebSocket(u) as unknown as SocketLike;
 
-async function until(what: string, ready: () => boolean, timeoutMs = 300_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ready()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /**
  * A member with no GPU: it claims the consensus weights (it copies the fingerprint honest peers
@@ -119,23 +109,13 @@ describe('validator and rewards', () => {
     cleanups.push(() => c.stop());
     const url = c.server.url;
 
-    // Honest: the real command.
-    const { key: honestKey, mnemonic } = Hotkey.generate();
-    writeFileSync(join(work, 'honest.key'), mnemonic, { mode: 0o600 });
-    const child: ChildProcess = spawn(process.execPath, [BIN, 'contribute', '--coordinator', url, '--key', join(work, 'honest.key'), '--state', join(work, 'honest'), '--json', '--software'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    cleanups.push(() => child.exitCode === null && child.kill('SIGKILL'));
-    const honestEvents: ContributorEvent[] = [];
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) if (buf.startsWith('{')) honestEvents.push(JSON.parse(buf.slice(0, nl)) as ContributorEvent);
-    });
-
-    // Wrong data: the real command, training on the batches assigned to another hotkey.
-    const { key: wrongKey, mnemonic: wrongWords } = Hotkey.generate();
-    writeFileSync(join(work, 'wrong.key'), wrongWords, { mode: 0o600 });
-    const wrong: ChildProcess = spawn(process.execPath, [BIN, 'contribute', '--coordinator', url, '--key', join(work, 'wrong.key'), '--state', join(work, 'wrong'), '--json', '--software', '--sample-as', Hotkey.generate().key.address], { stdio: ['ignore', 'ignore', 'inherit'] });
-    cleanups.push(() => wrong.exitCode === null && wrong.kill('SIGKILL'));
+    // Honest: the real command. Wrong data: the real command, training on another hotkey's batches.
+    const honest = spawnContributor(work, 'honest', url, ['--software']);
+    const wrong = spawnContributor(work, 'wrong', url, ['--software', '--sample-as', Hotkey.generate().key.address]);
+    for (const p of [honest, wrong]) cleanups.push(() => p.child.exitCode === null && p.child.kill('SIGKILL'));
+    const honestKey = honest.key;
+    const wrongKey = wrong.key;
+    const honestEvents = honest.events;
 
     const lazy = new FakeMember(url, config, c, () => honestKey.address, (round) => modelUpdate(config, round, 1000 + round));
     const copier = new FakeMember(url, config, c, () => honestKey.address, (_round, fromPeer) => fromPeer);
@@ -174,8 +154,8 @@ describe('validator and rewards', () => {
     expect((await ask(honestKey.address, t - 120_000, honestKey.sign(rewardsRequest(config.run, honestKey.address, t - 120_000)))).status).toBe(401); // stale
 
     // The ledger survives a restart of the coordinator.
-    child.kill('SIGINT');
-    wrong.kill('SIGINT');
+    honest.child.kill('SIGINT');
+    wrong.child.kill('SIGINT');
     await c.stop();
     const reopened = new Ledger(join(stateDir, 'ledger.sqlite'));
     const lastRound = reopened.lastRound;

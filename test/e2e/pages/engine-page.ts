@@ -52,6 +52,9 @@ bridge.handle('peer', async (msg) => {
   }
   const got = await incoming.complete;
   const ms = performance.now() - t0;
+  // Done: from here an error is the other side hanging up (SCTP's "User-Initiated Abort").
+  p.off('error', fatal);
+  p.on('error', () => {});
   return { firstDifference: firstDifference(got, patternBytes(size, recvSeed)), bytes: got.length, messages: incoming.messages, dataTypes: [...dataTypes], ms };
 });
 
