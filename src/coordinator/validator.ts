@@ -24,6 +24,8 @@ export const TRIAL_STEP = 0.2;
 export const COPY_OVERLAP = 0.4;
 /** Fraction of the round's median positive gradient score below which an update scores 0. */
 export const NOISE_FLOOR = 0.1;
+/** Batches per evaluation set (random, control, each peer's assigned). */
+export const EVAL_BATCHES = 4;
 const EMA_KEEP = 0.9;
 /** The assigned-data average moves faster: its ±1 signal is weak and it must settle in a few rounds. */
 const ASSIGNED_KEEP = 0.8;
@@ -116,12 +118,14 @@ export class Validator {
     if (this.held !== c.round) throw new Error(`validator holds round ${this.held}, asked to score round ${c.round}`);
     const { config } = this;
     const shape = { B: config.batch, T: config.seq };
-    // As many random held-out batches as the peer trained on: the two losses compare alike.
+    // The peer's last few inner steps (the batches its update most reflects), and as many
+    // random held-out ones; at most EVAL_BATCHES each, so validating stays cheaper than training.
     const H = config.innerSteps;
-    const random = Array.from({ length: H }, (_, step) => sampleBatch(this.valid, shape, { runSeed: config.seed ^ 0x5a17, round: c.round, contributor: VALIDATOR_ADDRESS, step }));
+    const steps = Array.from({ length: Math.min(H, EVAL_BATCHES) }, (_, i) => H - 1 - i);
+    const random = steps.map((step) => sampleBatch(this.valid, shape, { runSeed: config.seed ^ 0x5a17, round: c.round, contributor: VALIDATOR_ADDRESS, step }));
     // The control for the assigned-data check: training-split batches nobody was given, so
     // the two compare like with like (held-out text is not distributed like the training split).
-    const control = Array.from({ length: H }, (_, step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: `${VALIDATOR_ADDRESS}-control`, step }));
+    const control = steps.map((step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: `${VALIDATOR_ADDRESS}-control`, step }));
     this.replica.discardRound();
     const base = await this.replica.evaluate(random);
     const baseControl = await this.replica.evaluate(control);
@@ -129,7 +133,7 @@ export class Validator {
     const trial = new Map<string, { gradient: number; assigned: number; control: number; indices: Uint32Array[]; at: number }>();
     for (const u of c.included) {
       // Exactly the batches this peer was given this round (the sampler is deterministic).
-      const assigned = Array.from({ length: H }, (_, step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: u.sender, step }));
+      const assigned = steps.map((step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: u.sender, step }));
       this.replica.discardRound();
       const baseAssigned = await this.replica.evaluate(assigned);
       const tensors = this.replica.tryUpdate(u.payload, c.round, TRIAL_STEP);

@@ -214,6 +214,10 @@ export async function swarmCommand(args: string[]): Promise<number> {
         }
       };
     });
+    // Let the validator score the last round (it may trail the training by a round or two).
+    const scoredBy = Date.now() + 120_000;
+    while (!failed && started.ledger && started.ledger.lastRound < rounds - 1 && Date.now() < scoredBy) await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 500)); // the last scores' messages reach the peers
   } finally {
     for (const p of peers) if (p.child.exitCode === null) p.child.kill('SIGINT');
     await Promise.all(peers.map((p) => Promise.race([p.exit, new Promise((r) => setTimeout(r, 20_000))])));

@@ -19,12 +19,8 @@
 // Anything that fails is dropped and counted in `dropped` by reason, never delivered; only
 // the payload of what passes goes on to the handler, where the stage decodes and validates
 // it in full (shape, step, micro-batch, CRC, values). Environment-free.
-// src/net's envelope and link are environment-free too; the lint's Node-builtin pattern 'net'
-// (Node's `net` module) also matches this folder's name, hence the exemption.
-/* eslint-disable no-restricted-imports */
 import { EnvelopeError, type MessageKind, openEnvelope, sealEnvelope } from '../net/envelope.ts';
 import type { PeerLink } from '../net/peer-link.ts';
-/* eslint-enable no-restricted-imports */
 import type { Hotkey } from '../wallet/keys.ts';
 import { ActivationError, type ActivationKind, peekActivationHeader } from './activation-codec.ts';
 import type { StageLink } from './link.ts';
