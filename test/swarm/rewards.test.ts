@@ -1,6 +1,6 @@
 // The validator and the reward ledger in a live run: an honest contributor (`tessera
-// contribute`), one that trains on data assigned to someone else (the same Contributor class,
-// given someone else's hotkey to sample as), a lazy member that sends random noise of the right shape and size, and a
+// contribute`), one that trains on data assigned to someone else (the same command with
+// --sample-as), a lazy member that sends random noise of the right shape and size, and a
 // copier that re-signs the honest peer's update as its own. After a few rounds the honest
 // one earns, the copier and the lazy one hold none (where the wrong-data one lands is logged:
 // the assigned-data check ranks it below honest only over more rounds than a test affords);
