@@ -134,8 +134,16 @@ export class Contributor {
       await this.replica.warmUp();
       let state = welcome.state;
       for (;;) {
-        await this.sync(state);
-        await this.loop();
+        try {
+          await this.sync(state);
+          await this.loop();
+        } catch (e) {
+          // An HTTP request to the coordinator failing (it restarts, the network drops) is a
+          // lost coordinator like a closed socket: rejoin and carry on from what we hold.
+          if (!isRequestFailure(e) || this.stopMode !== null) throw e;
+          this.disconnected ??= `request failed: ${(e as Error).message}`;
+          this.client.close();
+        }
         if (this.stopMode !== null || !this.disconnected) break;
         const again = await this.rejoin();
         if (!again) break;
@@ -474,6 +482,12 @@ export class Contributor {
         return this.count('unexpected-kind', from, `'${header.kind}' is not part of a data-parallel round`);
     }
   }
+}
+
+/** fetch's own failures (no answer, connection reset, timeout), not an HTTP status or a bug. */
+function isRequestFailure(e: unknown): boolean {
+  const name = (e as { name?: unknown } | null)?.name;
+  return (e instanceof TypeError && /fetch/i.test(e.message)) || name === 'TimeoutError' || name === 'AbortError';
 }
 
 export function localCheckpointName(run: string): string {
