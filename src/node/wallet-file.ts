@@ -6,23 +6,12 @@
 import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { WalletError } from '../wallet/keys.ts';
+import { fsyncDir } from './corpus.ts';
 import { parseWalletFile, serializeWalletFile, type WalletFile } from '../wallet/keystore.ts';
 
 export const DEFAULT_WALLET_FILE = join('.tessera', 'wallet.json');
 /** The environment variable holding the wallet password (for scripts and services). */
 export const PASSWORD_ENV = 'TESSERA_WALLET_PASSWORD';
-
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Windows cannot open folders; renames there are made durable by the OS.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 function code(e: unknown): string {
   return (e as NodeJS.ErrnoException)?.code ?? String(e);
