@@ -400,3 +400,18 @@ export function decodeActivations(bytes: Uint8Array, expect: ActivationExpectati
   if (targets) out.targets = targets;
   return out;
 }
+
+/**
+ * A copy of an encoded hand-off with another micro-batch id (CRC recomputed): a stage that
+ * re-sends a micro-batch to a second peer after the first vanished marks it as a new attempt,
+ * so a stage further on that saw the first copy does not refuse it as a duplicate.
+ */
+export function withMicroId(bytes: Uint8Array, micro: number): Uint8Array {
+  if (!Number.isInteger(micro) || micro < 0 || micro > 0xffffffff) throw new RangeError(`micro-batch id must be a u32, got ${micro}`);
+  peekActivationHeader(bytes);
+  const out = bytes.slice();
+  const dv = new DataView(out.buffer);
+  dv.setUint32(16, micro, true);
+  dv.setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
+  return out;
+}

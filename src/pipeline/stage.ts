@@ -99,6 +99,9 @@ export class PipelineStage {
   private readonly normOut: Tensor;
   private stepNo = -1;
   private micros = 0;
+  /** An open step (beginOpenStep): any micro-batch ids, count unknown until closeStep. */
+  private open = false;
+  private lossScale = 1;
   private phase: 'idle' | 'micro' | 'done' = 'idle';
   private readonly saved = new Map<number, SavedInput>();
   private readonly forwarded = new Set<number>();
@@ -169,8 +172,52 @@ export class PipelineStage {
     if (!Number.isInteger(micros) || micros < 1) throw new RangeError(`micro-batches must be an integer ≥ 1, got ${micros}`);
     this.stepNo = step;
     this.micros = micros;
+    this.open = false;
+    this.lossScale = 1 / micros;
     this.phase = 'micro';
     this.resetStep();
+  }
+
+  /**
+   * Starts a step whose micro-batches are not known in advance — a stage replica in a swarm
+   * gets whichever micro-batches its neighbours route to it. Ids are any u32; the last stage
+   * scales each loss by `lossScale` (1 / micro-batches per data source, so a replica's
+   * gradient is the same mean as in a fixed pipeline). closeStep() ends the micro-batch phase.
+   */
+  beginOpenStep(step: number, lossScale: number): void {
+    this.beginStep(step, 1);
+    if (!(lossScale > 0) || !Number.isFinite(lossScale)) throw new RangeError(`loss scale must be finite and > 0, got ${lossScale}`);
+    this.open = true;
+    this.micros = Infinity;
+    this.lossScale = lossScale;
+  }
+
+  /**
+   * Forgets a forwarded micro-batch whose backward will never come (the peer it went to
+   * vanished and nobody else took it): its input is dropped, nothing was accumulated for it.
+   */
+  dropMicro(micro: number): boolean {
+    return this.saved.delete(micro);
+  }
+
+  /**
+   * Ends an open step's micro-batch phase: true when there are gradients to step with
+   * (then tied/norm/applyStep follow as for a fixed step), false when this stage processed
+   * nothing (the step is over for it, nothing to apply). Throws while micro-batches are in flight.
+   */
+  closeStep(): boolean {
+    this.assertLive();
+    if (!this.open || this.phase !== 'micro') throw new Error('PipelineStage: closeStep outside an open step (beginOpenStep)');
+    if (this.saved.size > 0) throw new Error(`PipelineStage: closeStep with ${this.saved.size} micro-batch(es) forwarded but not backwarded (backward or dropMicro them)`);
+    this.micros = this.backwards;
+    this.open = false;
+    if (this.backwards === 0) {
+      this.phase = 'idle';
+      this.resetStep();
+      return false;
+    }
+    this.phase = 'done';
+    return true;
   }
 
   /** Drops the step's micro-batches (a peer vanished): gradients stay unapplied, nothing is stepped. */
@@ -266,7 +313,7 @@ export class PipelineStage {
         this.gpu.write(this.dOut!, dOut);
         this.slice.backward({ dOut: this.dOut!, accumulate });
       } else {
-        this.slice.backward({ accumulate, lossScale: 1 / this.micros });
+        this.slice.backward({ accumulate, lossScale: this.lossScale });
       }
       this.holds = null;
       this.saved.delete(micro);
@@ -375,7 +422,7 @@ export class PipelineStage {
 
   private checkNewMicro(micro: number): void {
     if (this.phase !== 'micro') throw new Error('PipelineStage: forwardMicro outside a step (call beginStep)');
-    if (!Number.isInteger(micro) || micro < 0 || micro >= this.micros) {
+    if (!Number.isInteger(micro) || micro < 0 || micro >= this.micros || micro > 0xffffffff) {
       throw new ActivationError('micro', `micro-batch ${micro} is outside this step's 0..${this.micros - 1}`);
     }
     if (this.forwarded.has(micro)) throw new ActivationError('micro', `micro-batch ${micro} was already forwarded this step`);
