@@ -1,6 +1,7 @@
 // `tessera coordinator [--port 8787] [--run run.json] [--state DIR]`: serves one run —
 // signaling, rounds, the data shard, checkpoints — until Ctrl-C. State under --state
-// survives a restart, which resumes the run at its next round.
+// survives a restart, which resumes the run at its next round. With --subtensor and
+// --netuid the validator also sets its weights on that subnet at each epoch's close.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,15 +19,25 @@ import { Validator, type ClosedRound } from '../coordinator/validator.ts';
 import { openNodeGpu } from './dawn.ts';
 import { cryptoReady } from '../wallet/keys.ts';
 import { loadOrBuildShard } from './corpus.ts';
+import { ChainConfigError, parseChainOptions, type ChainOptions } from '../coordinator/chain-weights.ts';
+import { ChainError, connectSubtensor } from '../coordinator/chain.ts';
+import { EpochWeights } from '../coordinator/chain-epochs.ts';
+import type { Hotkey } from '../wallet/keys.ts';
+import { loadHotkeyFile } from './hotkey-file.ts';
 
 export const COORDINATOR_USAGE = `usage:
   tessera coordinator [--port 8787] [--host 127.0.0.1] [--run run.json] [--state DIR] [--data shard.bin]
                       [--no-validate] [--software]
+                      [--subtensor ws://NODE:9944 --netuid N --hotkey FILE [--password-file F] [--version-key K]]
   Serves a training run: contributors connect to ws://HOST:PORT/ws. It also validates: scores
   every update on this machine's GPU (--no-validate: relay only, no rewards) and keeps the
   reward ledger in DIR/ledger.sqlite. --run names a JSON file
   of run settings (see README: model, innerSteps, batch, seq, roundSeconds, …); without it,
-  the defaults (model tiny). State is kept in --state (default .tessera/coordinator/<run>).`;
+  the defaults (model tiny). State is kept in --state (default .tessera/coordinator/<run>).
+  Chain (optional): with --subtensor and --netuid the validator sets weights on that subnet
+  from each epoch's rewards, signed by the hotkey in --hotkey (a mnemonic, btcli hotkey file
+  or Tessera wallet; registered on the subnet). --version-key: set_weights' version key
+  (default: the subnet's). Without them the ledger alone is the record of rewards.`;
 
 export function readRunFile(path: string | undefined, overrides: Partial<RunConfig> = {}): RunConfig {
   let raw: Record<string, unknown> = {};
@@ -57,8 +68,9 @@ export interface StartedCoordinator {
 /** Starts a coordinator with its HTTP/WebSocket server (the swarm command uses it in-process). */
 export async function startCoordinator(
   config: RunConfig,
-  o: { port: number; host?: string; stateDir?: string; data?: string; log: (line: string) => void; validate?: boolean; software?: boolean },
+  o: { port: number; host?: string; stateDir?: string; data?: string; log: (line: string) => void; validate?: boolean; software?: boolean; chain?: ChainSettings | null },
 ): Promise<StartedCoordinator> {
+  if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
   await cryptoReady();
   const shard = loadOrBuildShard({ tokenizer: config.tokenizer, path: o.data, log: o.log });
   const stateDir = o.stateDir ?? join('.tessera', 'coordinator', config.run);
@@ -80,18 +92,37 @@ export async function startCoordinator(
   };
 }
 
+/** The chain side of a validating coordinator: where, and the validator's hotkey. */
+export type ChainSettings = ChainOptions & { hotkey: Hotkey; timeoutMs?: number };
+
 /** The validator on this machine's GPU, scoring each closed round in order; null without a GPU. */
-async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean }) {
+async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null }) {
   let gpu;
   try {
     gpu = await openNodeGpu({ adapter: o.software ? 'software' : 'auto' });
   } catch (e) {
     if (!(e instanceof NoGpuError)) throw e;
-    o.log(`validator off, no rewards: ${e.message}`);
+    o.log(`validator off, no rewards${o.chain ? ' and no chain weights' : ''}: ${e.message}`);
     return null;
+  }
+  let chain: Awaited<ReturnType<typeof connectSubtensor>> | null = null;
+  try {
+    chain = o.chain ? await connectSubtensor(o.chain, o.chain.hotkey) : null;
+  } catch (e) {
+    gpu.destroy();
+    throw e;
   }
   mkdirSync(stateDir, { recursive: true });
   const ledger = new Ledger(join(stateDir, 'ledger.sqlite'));
+  const epochWeights = chain ? new EpochWeights(chain.chain, ledger, config.epochRounds, o.log) : null;
+  if (chain && o.chain) {
+    const address = o.chain.hotkey.address;
+    const registration = await chain.chain.neuron(address).then(
+      (n) => (n.registered ? `uid ${n.uid}` : 'NOT registered there: no weights are set until it is'),
+      (e: Error) => `registration not read (${e.message})`,
+    );
+    o.log(`chain: netuid ${o.chain.netuid} at ${o.chain.endpoint}; validator hotkey ${address}: ${registration}; weights are set at each epoch's close (every ${config.epochRounds} rounds)`);
+  }
   const { train, valid } = splitShard(tokens, { validFraction: 0.01 });
   const validator = new Validator(config, gpu, train, valid, ledger, o.log);
   let coordinator: Coordinator;
@@ -113,10 +144,13 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
       queue = queue.then(async () => {
         if (validator.round !== closed.round && !validator.sync(closed.round, checkpoint(), (r) => coordinator.commitPayloads(r))) return;
         coordinator.sendScores(closed.round, await validator.score(closed));
+        epochWeights?.roundScored(closed.round);
       }).catch((e: Error) => o.log(`validator: round ${closed.round} not scored: ${e.message}`));
     },
     async close() {
       await queue;
+      await epochWeights?.close();
+      await chain?.disconnect();
       validator.destroy();
       gpu.destroy();
       ledger.close();
@@ -135,6 +169,11 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
       data: { type: 'string' },
       'no-validate': { type: 'boolean' },
       software: { type: 'boolean' },
+      subtensor: { type: 'string' },
+      netuid: { type: 'string' },
+      'version-key': { type: 'string' },
+      hotkey: { type: 'string' },
+      'password-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -145,8 +184,16 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RunConfigError('--port', `must be a port number, got '${values.port}'`);
   const config = readRunFile(values.run);
+  const chain = chainSettings(values);
   const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
-  const c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true });
+  let c: StartedCoordinator;
+  try {
+    c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true, chain });
+  } catch (e) {
+    if (!(e instanceof ChainError)) throw e;
+    console.error(`tessera coordinator: ${e.message}`);
+    return 1;
+  }
   log(`run '${config.run}' (${config.model}, H=${config.innerSteps}) at round ${c.coordinator.round}; contributors: tessera contribute --coordinator ${c.server.url}`);
   await new Promise<void>((resolve) => {
     const done = () => resolve();
@@ -156,4 +203,16 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
   log('stopping');
   await c.stop();
   return 0;
+}
+
+/** The chain flags, validated, with the validator's hotkey loaded; null when not configured. */
+export function chainSettings(values: { subtensor?: string; netuid?: string; 'version-key'?: string; hotkey?: string; 'password-file'?: string }): ChainSettings | null {
+  const options = parseChainOptions({ subtensor: values.subtensor, netuid: values.netuid, versionKey: values['version-key'] });
+  if (!options) {
+    if (values.hotkey !== undefined) throw new ChainConfigError('--hotkey', 'signs chain weights, so it needs --subtensor and --netuid');
+    return null;
+  }
+  if (values.hotkey === undefined) throw new ChainConfigError('--hotkey', "is needed with --subtensor: the validator's hotkey file (a mnemonic, a btcli hotkey file or a Tessera wallet), registered on the subnet");
+  const { key } = loadHotkeyFile(values.hotkey, { create: false, passwordFile: values['password-file'] });
+  return { ...options, hotkey: key };
 }
