@@ -225,7 +225,7 @@ export async function connectSubtensor(
     ]);
   } catch (e) {
     await api.disconnect().catch(() => undefined);
-    throw new ChainError(`cannot reach a subtensor node at ${options.endpoint}: ${(e as Error).message ?? e}. Check --subtensor, or leave out --subtensor and --netuid to run on the ledger alone`);
+    throw new ChainError(`cannot reach a subtensor node at ${options.endpoint}: ${(e as Error).message ?? e}; check the URL (--subtensor) and that the node is up`);
   } finally {
     clearTimeout(timer);
   }

@@ -11,6 +11,7 @@ import { COORDINATOR_USAGE, coordinatorCommand } from './coordinator-command.ts'
 import { CONTRIBUTE_USAGE, ContributeUsageError, contributeCommand } from './contribute-command.ts';
 import { SWARM_USAGE, SwarmUsageError, swarmCommand } from './swarm-command.ts';
 import { WALLET_USAGE, WalletUsageError, walletCommand } from './wallet-command.ts';
+import { chainCommand } from './chain-command.ts';
 import { RunConfigError } from '../net/run-config.ts';
 import { CoordinatorError } from '../net/signaling.ts';
 import { SyncError } from '../net/sync.ts';
@@ -31,6 +32,7 @@ usage:
   tessera contribute --coordinator URL join a run and train on this GPU (tessera contribute --help)
   tessera swarm --peers N --rounds R   a coordinator and N contributors on this machine
   tessera wallet create|import|show    your hotkey, encrypted in .tessera/wallet.json (tessera wallet --help)
+  tessera chain --subtensor URL --netuid N  your hotkey's registration, incentive, emission on a subnet
   tessera help                         this text
 
 --software uses SwiftShader (CPU) even when a GPU is present.`;
@@ -59,6 +61,8 @@ export async function main(argv: string[]): Promise<number> {
         return await swarmCommand(rest);
       case 'wallet':
         return await walletCommand(rest);
+      case 'chain':
+        return await chainCommand(rest);
       case undefined:
       case 'help':
       case '--help':

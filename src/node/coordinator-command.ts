@@ -191,7 +191,7 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
     c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true, chain });
   } catch (e) {
     if (!(e instanceof ChainError)) throw e;
-    console.error(`tessera coordinator: ${e.message}`);
+    console.error(`tessera coordinator: ${e.message} (or leave out --subtensor and --netuid to run on the ledger alone)`);
     return 1;
   }
   log(`run '${config.run}' (${config.model}, H=${config.innerSteps}) at round ${c.coordinator.round}; contributors: tessera contribute --coordinator ${c.server.url}`);

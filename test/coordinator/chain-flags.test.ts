@@ -48,3 +48,13 @@ describe('coordinator chain flags', () => {
       .rejects.toThrow(/'--subtensor' sets weights from the validator's scores, so it cannot go with --no-validate/);
   });
 });
+
+describe('tessera chain output', () => {
+  it('shows registration, incentive and emission (rao → token with 9 decimals)', async () => {
+    const { formatNeuron } = await import('../../src/node/chain-command.ts');
+    const hotkey = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
+    expect(formatNeuron({ registered: true, netuid: 3, hotkey, uid: 12, incentive: 0.123456, emission: 1_500_000_001n }))
+      .toBe(`${hotkey} on netuid 3: uid 12, incentive 12.35%, emission 1.500000001 (last epoch, subnet token)`);
+    expect(formatNeuron({ registered: false, netuid: 3, hotkey })).toMatch(/is not registered on netuid 3: register it \(btcli subnet register --netuid 3\)/);
+  });
+});

@@ -194,6 +194,6 @@ describe('connectSubtensor', () => {
   it('fails with a ChainError saying what to check when nothing answers', async () => {
     const error = await connectSubtensor({ endpoint: 'ws://127.0.0.1:9', netuid: 3, timeoutMs: 1500 }, null).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ChainError);
-    expect((error as Error).message).toMatch(/cannot reach a subtensor node at ws:\/\/127\.0\.0\.1:9.*Check --subtensor/);
+    expect((error as Error).message).toMatch(/cannot reach a subtensor node at ws:\/\/127\.0\.0\.1:9.*check the URL \(--subtensor\)/);
   }, 10_000);
 });
