@@ -65,4 +65,10 @@ export default tseslint.config(
       }],
     },
   },
+  {
+    // The renderer's build config runs in Node (Vite), not in the browser.
+    files: ['renderer/vite.config.ts'],
+    languageOptions: { globals: { ...globals.node } },
+    rules: { 'no-restricted-imports': 'off' },
+  },
 );

@@ -1,0 +1,81 @@
+// The typed interface between the UI (page) and the engine's Web Worker. The page sends
+// requests, each answered once by id; the worker also pushes events (the contributor's own,
+// plus the worker's: connecting, retrying, paused, ended). Everything here is structured-
+// clonable plain data: no classes cross postMessage.
+import type { ContributorEvent, StopMode } from '../../src/net/contributor.ts';
+import type { PresetName } from '../../src/model/config.ts';
+
+export type { StopMode };
+
+/** What the GPU check found, and whether the chosen model fits. */
+export interface GpuReport {
+  /** False when there is no WebGPU or no adapter; `problem` says what to do. */
+  available: boolean;
+  adapter: string;
+  isSoftware: boolean;
+  /** The largest buffer the device allows, bytes (0 when unavailable). */
+  maxBufferBytes: number;
+  /** Estimated GPU memory the model slice needs to train, bytes. */
+  needBytes: number;
+  /** The largest single tensor of that model, bytes (must fit maxBufferBytes). */
+  largestTensorBytes: number;
+  model: PresetName;
+  problem: string | null;
+}
+
+export interface WalletInfo {
+  name: string;
+  address: string;
+}
+
+/** Request → its result type. */
+export interface EngineCalls {
+  /** Wallets saved in this browser (no password needed). */
+  listWallets: { arg: Record<string, never>; result: WalletInfo[] };
+  /** A fresh 12-word mnemonic and its address; nothing is stored yet. */
+  generateMnemonic: { arg: Record<string, never>; result: { mnemonic: string; address: string } };
+  /** Encrypts the mnemonic with the password and stores it; the key stays unlocked in the worker. */
+  saveWallet: { arg: { mnemonic: string; password: string; overwrite?: boolean }; result: WalletInfo };
+  /** Decrypts the stored wallet; the key stays in the worker. */
+  unlockWallet: { arg: { password: string }; result: WalletInfo };
+  checkGpu: { arg: { model: PresetName; batch: number; seq: number }; result: GpuReport };
+  /** Joins the run at `coordinator` (ws://…/ws) and contributes until stopped. */
+  start: { arg: { coordinator: string; dutyCycle: number; paused: boolean }; result: { address: string } };
+  stop: { arg: { mode: StopMode }; result: Record<string, never> };
+  /** Holds training at the next GPU read-back (the socket and heartbeats carry on). */
+  setPaused: { arg: { paused: boolean }; result: Record<string, never> };
+  /** Percent of wall time the GPU may be busy (10..100). */
+  setDutyCycle: { arg: { percent: number }; result: Record<string, never> };
+}
+
+export type CallName = keyof EngineCalls;
+
+export type Request = { [K in CallName]: { id: number; call: K; arg: EngineCalls[K]['arg'] } }[CallName];
+
+/** Why a call failed, sorted so the UI can say the right human thing. */
+export type ErrorKind = 'no-webgpu' | 'wrong-password' | 'wallet' | 'unreachable' | 'refused' | 'run-config' | 'gpu-lost' | 'other';
+
+export interface WireError {
+  kind: ErrorKind;
+  message: string;
+}
+
+/** Events the worker adds to the contributor's own. */
+export type WorkerEvent =
+  | { event: 'connecting'; url: string; attempt: number }
+  | { event: 'retrying'; url: string; attempt: number; inMs: number; reason: string }
+  | { event: 'paused'; paused: boolean }
+  | { event: 'gpu-share'; share: number }
+  | { event: 'ended'; error: WireError | null };
+
+export type EngineEvent = ContributorEvent | WorkerEvent;
+
+export type Reply =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: WireError }
+  | { event: EngineEvent };
+
+/** Coordinator connection retries: 1 s doubling to 30 s, as the contributor's own rejoin. */
+export function retryDelayMs(attempt: number): number {
+  return Math.min(30_000, 1000 * 2 ** Math.max(0, attempt));
+}

@@ -1,0 +1,101 @@
+// The GPU budget and pause, applied where the engine waits for the GPU anyway: every read-back
+// (Gpu.read, which a training step ends with) first waits while paused, then, after it, rests
+// long enough that busy time stays at `percent` of wall time. Busy time is the wait inside
+// read(): it submits the recorded work and waits for the GPU to finish it. The socket, heartbeats and peer
+// links keep running meanwhile: only GPU work is held. A rest is never one long block: it is
+// cut short when the budget or pause changes.
+import type { Gpu } from '../../src/gpu/gpu.ts';
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number, wake: (cancel: () => void) => void): Promise<void>;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  sleep: (ms, wake) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    }),
+};
+
+export class GpuThrottle {
+  private percent = 100;
+  private paused = false;
+  private wakers: (() => void)[] = [];
+  private busyMs = 0;
+  private readonly wallStart: number;
+
+  constructor(
+    private readonly clock: Clock = realClock,
+    private readonly onPaused: (paused: boolean) => void = () => {},
+  ) {
+    this.wallStart = clock.now();
+  }
+
+  setPercent(percent: number): void {
+    if (!Number.isFinite(percent)) throw new RangeError(`the GPU budget must be a number of percent, got ${percent}`);
+    this.percent = Math.min(100, Math.max(10, Math.round(percent)));
+    this.wake();
+  }
+
+  setPaused(paused: boolean): void {
+    if (this.paused === paused) return;
+    this.paused = paused;
+    this.onPaused(paused);
+    this.wake();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Share of wall time the GPU has been busy since the throttle was made (0..1). */
+  get share(): number {
+    const wall = this.clock.now() - this.wallStart;
+    return wall > 0 ? Math.min(1, this.busyMs / wall) : 0;
+  }
+
+  private wake(): void {
+    for (const w of this.wakers.splice(0)) w();
+  }
+
+  private async nap(ms: number): Promise<void> {
+    await this.clock.sleep(ms, (cancel) => this.wakers.push(cancel));
+  }
+
+  /** Before GPU work: hold while paused. */
+  async gate(): Promise<void> {
+    while (this.paused) await this.nap(60_000);
+  }
+
+  /** After `busy` ms of GPU work: rest so busy/(busy+rest) = percent. */
+  async rest(busy: number): Promise<void> {
+    const end = this.clock.now();
+    this.busyMs += busy;
+    const restMs = (busy * (100 - this.percent)) / this.percent;
+    const until = end + restMs;
+    for (let left = restMs; left > 1 && !this.paused; left = until - this.clock.now()) {
+      const before = this.percent;
+      await this.nap(left);
+      if (this.percent !== before) break; // a new budget applies from the next step
+    }
+    await this.gate();
+  }
+
+  /** Makes `gpu`'s read-backs go through this throttle (the instance's method, not the class's). */
+  attach(gpu: Gpu): void {
+    const read = gpu.read.bind(gpu);
+    gpu.read = async (t) => {
+      await this.gate();
+      const start = this.clock.now();
+      const out = await read(t);
+      await this.rest(this.clock.now() - start);
+      return out;
+    };
+  }
+}

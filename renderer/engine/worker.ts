@@ -1,0 +1,190 @@
+// The engine's Web Worker: the wallet's secret, the GPU and the training loop live here, off
+// the UI thread (scrypt and WGSL compilation are long synchronous work). The page talks to it
+// through messages.ts. WebRTC is the one thing a worker lacks (Chromium has no
+// RTCPeerConnection in workers), so the peer links are held by the page and reached through
+// rtc-bridge (see rtc-worker.ts); everything else — coordinator socket, fetch, IndexedDB,
+// WebGPU — is the worker's own.
+import { Contributor, type ContributorEvent } from '../../src/net/contributor.ts';
+import { openGpu } from '../../src/gpu/device.ts';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { adapterName } from '../../src/gpu/device.ts';
+import type { SocketLike } from '../../src/net/signaling.ts';
+import { IdbCheckpointStore } from '../../src/train/checkpoint-idb.ts';
+import { IdbWalletStore } from '../../src/wallet/keystore-idb.ts';
+import { WalletSecret, decryptWallet, encryptWallet } from '../../src/wallet/keystore.ts';
+import { WalletError, cryptoReady, type Hotkey } from '../../src/wallet/keys.ts';
+import { isRetryable, toWireError } from './errors.ts';
+import { fetchHttpClient } from './http.ts';
+import { trainingMemory } from './memory.ts';
+import { retryDelayMs, type EngineCalls, type EngineEvent, type GpuReport, type Reply, type Request } from './messages.ts';
+import { rtcFromPage } from './rtc-worker.ts';
+import { GpuThrottle } from './throttle.ts';
+
+interface WorkerScope {
+  postMessage(msg: unknown): void;
+  addEventListener(type: 'message', fn: (ev: MessageEvent) => void): void;
+}
+const scope = globalThis as unknown as WorkerScope;
+const post = (r: Reply) => scope.postMessage(r);
+const emit = (event: EngineEvent) => post({ event });
+
+const wallets = new IdbWalletStore(indexedDB);
+let key: Hotkey | null = null;
+let gpu: Promise<Gpu> | null = null;
+const throttle = new GpuThrottle(undefined, (paused) => emit({ event: 'paused', paused }));
+let contributor: Contributor | null = null;
+let running: Promise<void> | null = null;
+let stopRequested = false;
+let wakeBackoff: () => void = () => {};
+
+function openGpuOnce(): Promise<Gpu> {
+  gpu ??= openGpu(navigator.gpu).then((g) => {
+    throttle.attach(g);
+    return g;
+  });
+  gpu.catch(() => (gpu = null));
+  return gpu;
+}
+
+const rtc = rtcFromPage(scope);
+
+type Handlers = { [K in keyof EngineCalls]: (arg: EngineCalls[K]['arg']) => Promise<EngineCalls[K]['result']> };
+
+const handlers: Handlers = {
+  async listWallets() {
+    return wallets.list();
+  },
+
+  async generateMnemonic() {
+    await cryptoReady();
+    const secret = WalletSecret.generate();
+    return { mnemonic: secret.revealMnemonic()!, address: secret.address };
+  },
+
+  async saveWallet({ mnemonic, password, overwrite }) {
+    await cryptoReady();
+    if (password.length < 8) throw new WalletError('choose a password of at least 8 characters: it encrypts the wallet in this browser');
+    const secret = WalletSecret.fromMnemonic(mnemonic);
+    await wallets.save(encryptWallet(secret, password), undefined, { overwrite });
+    key = secret.key;
+    return { name: 'default', address: secret.address };
+  },
+
+  async unlockWallet({ password }) {
+    await cryptoReady();
+    const file = await wallets.load();
+    if (!file) throw new WalletError('there is no wallet in this browser yet: create one or import your mnemonic');
+    const unlocked = decryptWallet(file, password, 'the wallet in this browser');
+    key = unlocked.key;
+    return { name: 'default', address: unlocked.address };
+  },
+
+  async checkGpu({ model, batch, seq }) {
+    const need = trainingMemory(model, batch, seq);
+    const report: GpuReport = { available: false, adapter: '', isSoftware: false, maxBufferBytes: 0, needBytes: need.totalBytes, largestTensorBytes: need.largestTensorBytes, model, problem: null };
+    try {
+      const g = await openGpuOnce();
+      report.available = true;
+      report.adapter = adapterName(g.info);
+      report.isSoftware = g.info.isSoftware;
+      report.maxBufferBytes = g.maxBindingBytes;
+      if (need.largestTensorBytes > g.maxBindingBytes) report.problem = `the ${model} model needs buffers larger than this GPU allows`;
+    } catch (e) {
+      report.problem = toWireError(e).message;
+    }
+    return report;
+  },
+
+  async start({ coordinator, dutyCycle, paused }) {
+    if (!key) throw new WalletError('unlock the wallet first');
+    if (running) throw new Error('already contributing');
+    const g = await openGpuOnce();
+    throttle.setPercent(dutyCycle);
+    throttle.setPaused(paused);
+    stopRequested = false;
+    const k = key;
+    running = contributeWithRetry(g, k, coordinator).then(
+      () => emit({ event: 'ended', error: null }),
+      (e: unknown) => emit({ event: 'ended', error: toWireError(e) }),
+    ).finally(() => {
+      running = null;
+      contributor = null;
+    });
+    return { address: k.address };
+  },
+
+  async stop({ mode }) {
+    if (mode === 'now') stopRequested = true;
+    // A pause would hold the last step forever: release it so the contributor can stop.
+    if (mode === 'now') throttle.setPaused(false);
+    contributor?.stop(mode);
+    if (mode === 'now') wakeBackoff();
+    if (mode === 'now') await running;
+    return {};
+  },
+
+  async setPaused({ paused }) {
+    throttle.setPaused(paused);
+    return {};
+  },
+
+  async setDutyCycle({ percent }) {
+    throttle.setPercent(percent);
+    return {};
+  },
+};
+
+/** Runs the contributor; while the coordinator cannot be reached, retries with backoff. */
+async function contributeWithRetry(g: Gpu, k: Hotkey, url: string): Promise<void> {
+  for (let attempt = 0; !stopRequested; attempt++) {
+    emit({ event: 'connecting', url, attempt });
+    const c = new Contributor({
+      gpu: g,
+      key: k,
+      coordinator: url,
+      openSocket: (u) => new WebSocket(u) as unknown as SocketLike,
+      http: fetchHttpClient(),
+      wrtc: rtc,
+      store: new IdbCheckpointStore(indexedDB),
+      onEvent: (e: ContributorEvent) => {
+        if (e.event === 'joined') attempt = -1; // reached it: the next failure starts the backoff afresh
+        emit(e);
+        if (e.event === 'step') emit({ event: 'gpu-share', share: throttle.share });
+      },
+    });
+    contributor = c;
+    let stopAfterRound = false;
+    const stop = c.stop.bind(c);
+    c.stop = (mode) => {
+      if (mode === 'after-round') stopAfterRound = true;
+      stop(mode);
+    };
+    try {
+      await c.run();
+      if (stopAfterRound || stopRequested) return;
+      return;
+    } catch (e) {
+      if (!isRetryable(e) || stopRequested) throw e;
+      const inMs = retryDelayMs(attempt);
+      emit({ event: 'retrying', url, attempt: attempt + 1, inMs, reason: (e as Error).message });
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, inMs);
+        wakeBackoff = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+}
+
+scope.addEventListener('message', (ev: MessageEvent) => {
+  const req = ev.data as Request | { rtc: unknown };
+  if ('rtc' in req) return; // the RTC bridge's own traffic (rtc-worker.ts listens for it)
+  const handler = handlers[req.call] as (arg: unknown) => Promise<unknown>;
+  if (!handler) return post({ id: req.id, ok: false, error: { kind: 'other', message: `no engine call '${String(req.call)}'` } });
+  handler(req.arg).then(
+    (result) => post({ id: req.id, ok: true, result }),
+    (e: unknown) => post({ id: req.id, ok: false, error: toWireError(e) }),
+  );
+});

@@ -1,0 +1,48 @@
+// The page's entry: the engine worker, the store over it and IndexedDB, the browser signals
+// that may hold training (tab hidden, battery), and the React tree.
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { startEngineWorker } from './engine/client.ts';
+import { UiDb } from './state/db.ts';
+import { createAppStore } from './state/store.ts';
+import { App } from './ui/App.tsx';
+import { StoreProvider } from './ui/context.tsx';
+import './ui/styles.css';
+
+/** The embedded coordinator of `npm run web`, announced at /local.json; null elsewhere. */
+async function localCoordinator(): Promise<string | null> {
+  const r = await fetch('/local.json', { cache: 'no-store' }).catch(() => null);
+  if (!r?.ok) return null;
+  const body = (await r.json().catch(() => null)) as { coordinator?: unknown } | null;
+  return typeof body?.coordinator === 'string' ? body.coordinator : null;
+}
+
+const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator });
+
+const visibility = () => store.getState().setEnvironment({ hidden: document.visibilityState === 'hidden' });
+document.addEventListener('visibilitychange', visibility);
+visibility();
+
+// Battery status exists in Chromium only; elsewhere "on battery" stays unknown (false).
+interface Battery extends EventTarget {
+  charging: boolean;
+}
+const nav = navigator as Navigator & { getBattery?: () => Promise<Battery> };
+void nav.getBattery?.().then((b) => {
+  const update = () => store.getState().setEnvironment({ onBattery: !b.charging });
+  b.addEventListener('chargingchange', update);
+  update();
+}).catch(() => {});
+
+// The schedule is a matter of the clock: look again every minute.
+setInterval(() => store.getState().setEnvironment({}), 60_000);
+
+void store.getState().init();
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <StoreProvider store={store}>
+      <App />
+    </StoreProvider>
+  </StrictMode>,
+);

@@ -1,0 +1,189 @@
+// What the UI keeps in IndexedDB (through idb): settings, the loss and reward history of the
+// run, and whether the user was contributing (so a reload resumes). Versioned twice over: the
+// database version creates object stores step by step (upgrade), and the settings record has
+// its own `schema` number, migrated on read by SETTINGS_MIGRATIONS and validated field by
+// field (a bad or missing field gets its default, never a crash). A record written by a newer
+// Tessera is left untouched and the defaults are used for this session.
+import { wrap, type IDBPDatabase } from 'idb';
+
+export const UI_DATABASE = 'tessera-ui';
+export const DB_VERSION = 1;
+export const SETTINGS_SCHEMA = 1;
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+export interface Settings {
+  schema: number;
+  /** 'local': the coordinator `npm run web` started; 'custom': coordinatorUrl. */
+  network: 'local' | 'custom';
+  coordinatorUrl: string;
+  /** Percent of the time the GPU may train (10..100). */
+  dutyCycle: number;
+  pauseWhenHidden: boolean;
+  pauseOnBattery: boolean;
+  /** Train only between these local times (HH:MM; from > to wraps past midnight). */
+  schedule: { enabled: boolean; from: string; to: string };
+  logLevel: LogLevel;
+}
+
+export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
+  schema: SETTINGS_SCHEMA,
+  network: 'local',
+  coordinatorUrl: '',
+  dutyCycle: 100,
+  pauseWhenHidden: false,
+  pauseOnBattery: true,
+  schedule: Object.freeze({ enabled: false, from: '22:00', to: '07:00' }),
+  logLevel: 'info',
+}) as Settings;
+
+export class SettingsVersionError extends Error {
+  override name = 'SettingsVersionError';
+}
+
+/** schema n → n+1, by the version they start from. None yet: schema 1 is the first. */
+export const SETTINGS_MIGRATIONS: Record<number, (old: Record<string, unknown>) => Record<string, unknown>> = {};
+
+const TIME = /^([01]\d|2[0-3]):[0-5]\d$/;
+
+/** Any stored value → valid Settings of the current schema (defaults where a field is missing or bad). */
+export function migrateSettings(stored: unknown): Settings {
+  if (stored === undefined || stored === null || typeof stored !== 'object') return structuredClone(DEFAULT_SETTINGS) as Settings;
+  let raw = { ...(stored as Record<string, unknown>) };
+  let schema = typeof raw.schema === 'number' && Number.isInteger(raw.schema) ? raw.schema : 1;
+  if (schema > SETTINGS_SCHEMA) throw new SettingsVersionError(`these settings were saved by a newer Tessera (schema ${schema}; this one reads up to ${SETTINGS_SCHEMA}): defaults are used and the saved settings are kept`);
+  while (schema < SETTINGS_SCHEMA) {
+    const step = SETTINGS_MIGRATIONS[schema];
+    if (!step) throw new SettingsVersionError(`no migration from settings schema ${schema}`);
+    raw = step(raw);
+    schema++;
+  }
+  const d = DEFAULT_SETTINGS;
+  const sched = (raw.schedule ?? {}) as Record<string, unknown>;
+  return {
+    schema: SETTINGS_SCHEMA,
+    network: raw.network === 'custom' ? 'custom' : 'local',
+    coordinatorUrl: typeof raw.coordinatorUrl === 'string' ? raw.coordinatorUrl : d.coordinatorUrl,
+    dutyCycle: typeof raw.dutyCycle === 'number' && raw.dutyCycle >= 10 && raw.dutyCycle <= 100 ? Math.round(raw.dutyCycle) : d.dutyCycle,
+    pauseWhenHidden: typeof raw.pauseWhenHidden === 'boolean' ? raw.pauseWhenHidden : d.pauseWhenHidden,
+    pauseOnBattery: typeof raw.pauseOnBattery === 'boolean' ? raw.pauseOnBattery : d.pauseOnBattery,
+    schedule: {
+      enabled: typeof sched.enabled === 'boolean' ? sched.enabled : d.schedule.enabled,
+      from: typeof sched.from === 'string' && TIME.test(sched.from) ? sched.from : d.schedule.from,
+      to: typeof sched.to === 'string' && TIME.test(sched.to) ? sched.to : d.schedule.to,
+    },
+    logLevel: LOG_LEVELS.includes(raw.logLevel as LogLevel) ? (raw.logLevel as LogLevel) : d.logLevel,
+  };
+}
+
+export interface LossPoint {
+  round: number;
+  step: number;
+  loss: number;
+  /** ms since epoch. */
+  at: number;
+}
+
+export interface RewardPoint {
+  round: number;
+  score: number;
+  rank: number;
+  of: number;
+  share: number;
+  epoch: number;
+  epochReward: number;
+  totalReward: number;
+}
+
+export interface History {
+  /** The run this history belongs to ('' before the first join). */
+  run: string;
+  losses: LossPoint[];
+  rewards: RewardPoint[];
+}
+
+export interface Session {
+  /** The user pressed Contribute and did not stop: a reload carries on. */
+  contributing: boolean;
+}
+
+/** Most points kept per series (older ones are dropped first). */
+export const HISTORY_LIMIT = 5000;
+
+export class UiDb {
+  private db: Promise<IDBPDatabase> | null = null;
+  /** Set when the stored settings were not readable by this version (kept, not overwritten). */
+  settingsLocked = false;
+
+  constructor(
+    private readonly factory: IDBFactory,
+    private readonly name = UI_DATABASE,
+  ) {}
+
+  private open(): Promise<IDBPDatabase> {
+    this.db ??= openWith(this.factory, this.name);
+    return this.db;
+  }
+
+  /** The settings; throws SettingsVersionError (after which save refuses) for a newer schema. */
+  async loadSettings(): Promise<Settings> {
+    const db = await this.open();
+    try {
+      return migrateSettings(await db.get('settings', 'current'));
+    } catch (e) {
+      if (e instanceof SettingsVersionError) this.settingsLocked = true;
+      throw e;
+    }
+  }
+
+  async saveSettings(s: Settings): Promise<void> {
+    if (this.settingsLocked) return;
+    const db = await this.open();
+    await db.put('settings', migrateSettings(s), 'current');
+  }
+
+  async loadHistory(): Promise<History> {
+    const db = await this.open();
+    const h = (await db.get('history', 'current')) as History | undefined;
+    if (!h || !Array.isArray(h.losses) || !Array.isArray(h.rewards)) return { run: '', losses: [], rewards: [] };
+    return { run: typeof h.run === 'string' ? h.run : '', losses: h.losses, rewards: h.rewards };
+  }
+
+  async saveHistory(h: History): Promise<void> {
+    const db = await this.open();
+    await db.put('history', { run: h.run, losses: h.losses.slice(-HISTORY_LIMIT), rewards: h.rewards.slice(-HISTORY_LIMIT) }, 'current');
+  }
+
+  async loadSession(): Promise<Session> {
+    const db = await this.open();
+    const s = (await db.get('session', 'current')) as Session | undefined;
+    return { contributing: s?.contributing === true };
+  }
+
+  async saveSession(s: Session): Promise<void> {
+    const db = await this.open();
+    await db.put('session', { contributing: s.contributing }, 'current');
+  }
+
+  async close(): Promise<void> {
+    const db = await this.db?.catch(() => null);
+    this.db = null;
+    db?.close();
+  }
+}
+
+/** idb's openDB on a given factory (openDB itself uses the global indexedDB). */
+function openWith(factory: IDBFactory, name: string): Promise<IDBPDatabase> {
+  const request = factory.open(name, DB_VERSION);
+  request.onupgradeneeded = (ev) => {
+    const db = request.result;
+    // One step per database version, in order, so any older database reaches this one.
+    if (ev.oldVersion < 1) {
+      db.createObjectStore('settings');
+      db.createObjectStore('history');
+      db.createObjectStore('session');
+    }
+  };
+  return wrap(request) as unknown as Promise<IDBPDatabase>;
+}

@@ -1,0 +1,53 @@
+// Every failure in words a hobbyist can act on: what happened, and what to do next.
+import type { WireError } from '../engine/messages.ts';
+
+export interface Notice {
+  kind: WireError['kind'] | 'peer-blocked' | 'mnemonic-mismatch' | 'input' | 'settings';
+  title: string;
+  text: string;
+  /** 'error' blocks the action; 'warning' is information while things carry on. */
+  severity: 'error' | 'warning';
+}
+
+export function noticeFor(e: WireError): Notice {
+  switch (e.kind) {
+    case 'no-webgpu':
+      return { kind: e.kind, severity: 'error', title: 'This browser cannot use your GPU (no WebGPU)', text: `${e.message} Then reload this page.` };
+    case 'wrong-password':
+      return { kind: e.kind, severity: 'error', title: 'Wrong password', text: 'That is not the password of the wallet saved in this browser. Try again; if it is lost, choose "Import" and enter your 12 words with a new password.' };
+    case 'unreachable':
+      return { kind: e.kind, severity: 'warning', title: 'Cannot reach the coordinator', text: `${e.message} Retrying with a growing pause; check the coordinator URL in Settings.` };
+    case 'refused':
+      return { kind: e.kind, severity: 'error', title: 'The coordinator refused this contributor', text: e.message };
+    case 'gpu-lost':
+      return { kind: e.kind, severity: 'error', title: 'The GPU stopped responding', text: e.message };
+    case 'run-config':
+      return { kind: e.kind, severity: 'error', title: 'This run cannot be joined', text: `${e.message}. The coordinator's run settings are not ones this version can train.` };
+    case 'wallet':
+      return { kind: e.kind, severity: 'error', title: 'Wallet problem', text: e.message };
+    default:
+      return { kind: e.kind, severity: 'error', title: 'Something went wrong', text: e.message };
+  }
+}
+
+export function retryNotice(url: string, attempt: number, inMs: number, reason: string): Notice {
+  return {
+    kind: 'unreachable',
+    severity: 'warning',
+    title: 'Cannot reach the coordinator',
+    text: `${reason} — attempt ${attempt}, trying again in ${Math.round(inMs / 1000)} s. Is the coordinator at ${url} running? You can change the URL in Settings.`,
+  };
+}
+
+export function blockedPeerNotice(peer: string, reason: string): Notice {
+  return {
+    kind: 'peer-blocked',
+    severity: 'warning',
+    title: 'A peer connection is blocked',
+    text: `No direct link to ${short(peer)} (${reason}). A firewall or NAT is in the way: the run needs a TURN server in its iceServers for such networks. Training goes on; updates come through the coordinator meanwhile.`,
+  };
+}
+
+export function short(address: string): string {
+  return address.length > 12 ? `${address.slice(0, 6)}…${address.slice(-4)}` : address;
+}

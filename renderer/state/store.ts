@@ -1,0 +1,327 @@
+// All of the UI's state, behind one zustand store: screens of the first run, the wallet, the
+// GPU check, settings, the live run status and the histories. Components read it with
+// useApp(selector) and change it only through its actions. The platform comes in through
+// createAppStore's arguments (the engine worker, IndexedDB, the local coordinator's address),
+// so tests drive the same store with scripted ones.
+import { createStore, type StoreApi } from 'zustand/vanilla';
+import type { Engine } from '../engine/client.ts';
+import type { EngineEvent, GpuReport, WireError } from '../engine/messages.ts';
+import { DEFAULT_SETTINGS, type LogLevel, type LossPoint, type RewardPoint, type Settings, type UiDb, LOG_LEVELS, HISTORY_LIMIT } from './db.ts';
+import { blockedPeerNotice, noticeFor, retryNotice, type Notice } from './human.ts';
+import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
+import { checkConfirmation, coordinatorSocketUrl, pickConfirmation, shouldPause, type Environment } from './rules.ts';
+
+export type Screen = 'loading' | 'welcome' | 'create-show' | 'create-confirm' | 'password' | 'import' | 'unlock' | 'network' | 'gpu' | 'main';
+
+export interface LogLine {
+  at: number;
+  level: LogLevel;
+  text: string;
+}
+
+export interface AppState {
+  screen: Screen;
+  busy: boolean;
+  notice: Notice | null;
+  address: string | null;
+  /** During wallet creation or import: the words (never stored unencrypted) and, to create, which to confirm. */
+  draft: { mnemonic: string; address: string | null; confirm: number[]; imported: boolean } | null;
+  gpu: GpuReport | null;
+  settings: Settings;
+  /** ws:// address of the coordinator `npm run web` embeds, or null when there is none. */
+  localCoordinator: string | null;
+  env: Environment;
+  userPaused: boolean;
+  run: RunStatus;
+  losses: LossPoint[];
+  rewards: RewardPoint[];
+  log: LogLine[];
+}
+
+export interface AppActions {
+  init(): Promise<void>;
+  beginCreate(): Promise<void>;
+  wroteDownWords(): void;
+  confirmWords(answers: string[]): void;
+  beginImport(): void;
+  submitImport(mnemonic: string): void;
+  choosePassword(password: string, repeat: string): Promise<void>;
+  unlock(password: string): Promise<void>;
+  backToWelcome(): void;
+  chooseNetwork(network: 'local' | 'custom', url?: string): Promise<void>;
+  checkGpu(): Promise<void>;
+  enterMain(): void;
+  contribute(): Promise<void>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  finishRoundThenStop(): Promise<void>;
+  stopNow(): Promise<void>;
+  updateSettings(patch: Partial<Settings>): Promise<void>;
+  setEnvironment(patch: Partial<Environment>): void;
+  dismissNotice(): void;
+}
+
+export type AppStore = StoreApi<AppState & AppActions>;
+
+export interface StoreDeps {
+  engine: Engine;
+  db: UiDb;
+  /** The embedded coordinator's ws:// URL (GET /local.json from `npm run web`), or null. */
+  localCoordinator(): Promise<string | null>;
+  /** The clock (tests pass their own). */
+  now?: () => number;
+}
+
+const MODEL_FOR_CHECK = { model: 'tiny' as const, batch: 2, seq: 32 };
+const LOG_LIMIT = 300;
+
+export function createAppStore(deps: StoreDeps): AppStore {
+  const now = deps.now ?? (() => Date.now());
+  let historyRun = '';
+  let saveQueue: Promise<void> = Promise.resolve();
+
+  const store = createStore<AppState & AppActions>()((set, get) => {
+    /** Runs one engine call with the busy flag set; a failure becomes the notice. */
+    const busy = async <T>(work: () => Promise<T>): Promise<T | undefined> => {
+      set({ busy: true, notice: null });
+      try {
+        return await work();
+      } catch (e) {
+        set({ notice: noticeFor(wireOf(e)) });
+        return undefined;
+      } finally {
+        set({ busy: false });
+      }
+    };
+    const log = (level: LogLevel, text: string) => {
+      if (LOG_LEVELS.indexOf(level) > LOG_LEVELS.indexOf(get().settings.logLevel)) return;
+      set({ log: [...get().log, { at: now(), level, text }].slice(-LOG_LIMIT) });
+    };
+    const persistHistory = () => {
+      const { losses, rewards } = get();
+      saveQueue = saveQueue.then(() => deps.db.saveHistory({ run: historyRun, losses, rewards })).catch((e: Error) => log('warn', `could not save the history: ${e.message}`));
+    };
+    const applyPause = async () => {
+      const s = get();
+      const paused = shouldPause(s.settings, s.env, s.userPaused, new Date(now()));
+      if (s.run.activity !== 'idle' && paused !== s.run.paused) await deps.engine.call('setPaused', { paused }).catch(() => {});
+      return paused;
+    };
+    const coordinatorUrl = (): string | null => {
+      const s = get().settings;
+      return s.network === 'local' ? get().localCoordinator : coordinatorSocketUrl(s.coordinatorUrl);
+    };
+
+    const onEvent = (e: EngineEvent) => {
+      const s = get();
+      set({ run: foldEvent(s.run, e) });
+      switch (e.event) {
+        case 'joined':
+          if (historyRun !== e.run) {
+            // Another run: its losses and rewards are not this history's.
+            if (historyRun !== '') set({ losses: [], rewards: [] });
+            historyRun = e.run;
+            persistHistory();
+          }
+          if (get().notice?.kind === 'unreachable') set({ notice: null });
+          log('info', `joined run ${e.run} (${e.model}) at round ${e.round} as ${e.address}`);
+          break;
+        case 'step':
+          set({ losses: [...get().losses, { round: e.round, step: e.step, loss: e.loss, at: now() }].slice(-HISTORY_LIMIT) });
+          persistHistory();
+          log('debug', `round ${e.round} step ${e.step}: loss ${e.loss.toFixed(4)}, ${e.tokensPerSecond.toFixed(0)} tokens/s`);
+          break;
+        case 'commit':
+          log('info', `round ${e.round} committed: ${e.included} update(s), ${e.fromPeers} from peers, ${e.fetched} from the coordinator`);
+          break;
+        case 'reward': {
+          const st = e.standing;
+          const point: RewardPoint = { round: e.round, score: st.ema, rank: st.rank, of: st.of, share: st.share, epoch: st.epoch, epochReward: st.epochReward, totalReward: st.totalReward };
+          set({ rewards: [...get().rewards.filter((r) => r.round !== e.round), point].slice(-HISTORY_LIMIT) });
+          persistHistory();
+          log('info', `round ${e.round} scored: rank ${st.rank} of ${st.of}, reward ${st.totalReward.toFixed(3)} in total`);
+          break;
+        }
+        case 'retrying':
+          set({ notice: retryNotice(e.url, e.attempt, e.inMs, e.reason) });
+          log('warn', `coordinator unreachable: ${e.reason}; retry ${e.attempt} in ${e.inMs} ms`);
+          break;
+        case 'link':
+          if (!e.up && get().run.blocked[e.peer]) set({ notice: blockedPeerNotice(e.peer, e.reason) });
+          log(e.up ? 'info' : 'warn', `peer ${e.peer} ${e.up ? 'linked' : `unlinked: ${e.reason}`}`);
+          break;
+        case 'warning':
+          log('warn', e.text);
+          break;
+        case 'rejected':
+          log('warn', `refused a message from ${e.from}: ${e.reason}`);
+          break;
+        case 'ended':
+          if (e.error) set({ notice: noticeFor(e.error) });
+          log(e.error ? 'error' : 'info', e.error ? `stopped: ${e.error.message}` : 'stopped');
+          break;
+        default:
+          break;
+      }
+    };
+    deps.engine.onEvent(onEvent);
+
+    const afterWallet = async (address: string) => {
+      set({ address, draft: null });
+      const session = await deps.db.loadSession().catch(() => ({ contributing: false }));
+      // A reload while contributing: carry on where the last page left off (the engine
+      // resumes from its checkpoint in IndexedDB).
+      if (session.contributing) await get().contribute();
+    };
+
+    return {
+      screen: 'loading',
+      busy: false,
+      notice: null,
+      address: null,
+      draft: null,
+      gpu: null,
+      settings: structuredClone(DEFAULT_SETTINGS) as Settings,
+      localCoordinator: null,
+      env: { hidden: false, onBattery: false },
+      userPaused: false,
+      run: IDLE,
+      losses: [],
+      rewards: [],
+      log: [],
+
+      async init() {
+        let settings = get().settings;
+        try {
+          settings = await deps.db.loadSettings();
+        } catch (e) {
+          set({ notice: { kind: 'settings', severity: 'warning', title: 'Settings not loaded', text: (e as Error).message } });
+        }
+        const [history, wallets, local] = await Promise.all([
+          deps.db.loadHistory().catch(() => ({ run: '', losses: [], rewards: [] })),
+          deps.engine.call('listWallets', {}).catch(() => []),
+          deps.localCoordinator().catch(() => null),
+        ]);
+        historyRun = history.run;
+        set({ settings, losses: history.losses, rewards: history.rewards, localCoordinator: local, screen: wallets.length > 0 ? 'unlock' : 'welcome' });
+      },
+
+      async beginCreate() {
+        const r = await busy(() => deps.engine.call('generateMnemonic', {}));
+        if (r) set({ draft: { mnemonic: r.mnemonic, address: r.address, confirm: pickConfirmation(12, 3), imported: false }, screen: 'create-show' });
+      },
+      wroteDownWords() {
+        set({ screen: 'create-confirm', notice: null });
+      },
+      confirmWords(answers) {
+        const d = get().draft;
+        if (!d) return;
+        if (!checkConfirmation(d.mnemonic, d.confirm, answers)) {
+          set({ notice: { kind: 'mnemonic-mismatch', severity: 'error', title: 'Those words do not match', text: 'Check your written copy: the words must be the ones shown, at those positions. Go back to see them again.' } });
+          return;
+        }
+        set({ screen: 'password', notice: null });
+      },
+      beginImport() {
+        set({ screen: 'import', notice: null, draft: null });
+      },
+      submitImport(mnemonic) {
+        const words = mnemonic.trim().split(/\s+/).filter(Boolean);
+        if (![12, 15, 18, 21, 24].includes(words.length)) {
+          set({ notice: { kind: 'input', severity: 'error', title: 'Not a mnemonic', text: `A mnemonic has 12 or 24 words (15, 18, 21 also work); this has ${words.length}.` } });
+          return;
+        }
+        set({ draft: { mnemonic: words.join(' '), address: null, confirm: [], imported: true }, screen: 'password', notice: null });
+      },
+      async choosePassword(password, repeat) {
+        const d = get().draft;
+        if (!d) return;
+        if (password !== repeat) return set({ notice: { kind: 'input', severity: 'error', title: 'The passwords differ', text: 'Type the same password twice.' } });
+        if (password.length < 8) return set({ notice: { kind: 'input', severity: 'error', title: 'Password too short', text: 'Use at least 8 characters: it encrypts your wallet in this browser.' } });
+        const w = await busy(() => deps.engine.call('saveWallet', { mnemonic: d.mnemonic, password, overwrite: d.imported }));
+        if (!w) return;
+        set({ address: w.address, draft: null, screen: 'network' });
+      },
+      async unlock(password) {
+        const w = await busy(() => deps.engine.call('unlockWallet', { password }));
+        if (!w) return;
+        set({ screen: 'main' });
+        void get().checkGpu();
+        await afterWallet(w.address);
+      },
+      backToWelcome() {
+        set({ screen: 'welcome', draft: null, notice: null });
+      },
+      async chooseNetwork(network, url = '') {
+        if (network === 'custom' && !coordinatorSocketUrl(url)) {
+          return set({ notice: { kind: 'input', severity: 'error', title: 'Not a coordinator address', text: 'Enter an address like ws://host:8787/ws or http://host:8787 (https and wss work too).' } });
+        }
+        if (network === 'local' && !get().localCoordinator) {
+          return set({ notice: { kind: 'input', severity: 'error', title: 'No local coordinator here', text: 'This page was not served by `npm run web`, so there is no local run: enter a coordinator address instead.' } });
+        }
+        await get().updateSettings({ network, coordinatorUrl: network === 'custom' ? url.trim() : get().settings.coordinatorUrl });
+        set({ screen: 'gpu', notice: null });
+        await get().checkGpu();
+      },
+      async checkGpu() {
+        const gpu = await deps.engine.call('checkGpu', MODEL_FOR_CHECK).catch((e: unknown) => {
+          set({ notice: noticeFor(wireOf(e)) });
+          return null;
+        });
+        set({ gpu });
+        if (gpu && !gpu.available) set({ notice: noticeFor({ kind: 'no-webgpu', message: gpu.problem ?? 'no WebGPU adapter' }) });
+      },
+      enterMain() {
+        set({ screen: 'main', notice: null });
+      },
+
+      async contribute() {
+        const url = coordinatorUrl();
+        if (!url) return set({ notice: { kind: 'input', severity: 'error', title: 'No coordinator chosen', text: 'Choose a network in Settings: the local run of `npm run web`, or a coordinator address.' } });
+        const paused = shouldPause(get().settings, get().env, get().userPaused, new Date(now()));
+        const r = await busy(() => deps.engine.call('start', { coordinator: url, dutyCycle: get().settings.dutyCycle, paused }));
+        if (!r) return;
+        set({ run: { ...foldEvent(get().run, { event: 'connecting', url, attempt: 0 }), paused } });
+        await deps.db.saveSession({ contributing: true }).catch(() => {});
+      },
+      async pause() {
+        set({ userPaused: true });
+        await applyPause();
+      },
+      async resume() {
+        set({ userPaused: false });
+        await applyPause();
+      },
+      async finishRoundThenStop() {
+        set({ run: { ...get().run, stopAfterRound: true } });
+        await deps.db.saveSession({ contributing: false }).catch(() => {});
+        await busy(() => deps.engine.call('stop', { mode: 'after-round' }));
+      },
+      async stopNow() {
+        await deps.db.saveSession({ contributing: false }).catch(() => {});
+        set({ run: { ...get().run, activity: 'stopping' } });
+        await busy(() => deps.engine.call('stop', { mode: 'now' }));
+      },
+      async updateSettings(patch) {
+        const settings: Settings = { ...get().settings, ...patch, schedule: { ...get().settings.schedule, ...(patch.schedule ?? {}) } };
+        set({ settings });
+        await deps.db.saveSettings(settings).catch((e: Error) => log('warn', `could not save the settings: ${e.message}`));
+        if (patch.dutyCycle !== undefined && get().run.activity !== 'idle') await deps.engine.call('setDutyCycle', { percent: settings.dutyCycle }).catch(() => {});
+        await applyPause();
+      },
+      setEnvironment(patch) {
+        set({ env: { ...get().env, ...patch } });
+        void applyPause();
+      },
+      dismissNotice() {
+        set({ notice: null });
+      },
+    };
+  });
+  return store;
+}
+
+function wireOf(e: unknown): WireError {
+  const w = (e as { wire?: WireError } | null)?.wire;
+  return w ?? { kind: 'other', message: e instanceof Error ? e.message : String(e) };
+}

@@ -1,0 +1,100 @@
+// The main view: the Contribute button and its controls, what the engine is doing now, and
+// the loss curve.
+import { useMemo } from 'react';
+import { preset, type PresetName } from '../../src/model/config.ts';
+import { formatBytes } from '../engine/memory.ts';
+import { ACTIVITY_LABEL } from '../state/run-status.ts';
+import { pauseReason } from '../state/rules.ts';
+import { LineChart } from './Chart.tsx';
+import { useApp } from './context.tsx';
+
+export function Controls() {
+  const run = useApp((s) => s.run);
+  const busy = useApp((s) => s.busy);
+  const userPaused = useApp((s) => s.userPaused);
+  const a = useApp((s) => s);
+  const reason = pauseReason(a.settings, a.env, a.userPaused, new Date());
+  if (run.activity === 'idle') {
+    return (
+      <div className="controls">
+        <button type="button" className="primary big" onClick={() => void a.contribute()} disabled={busy || !a.gpu?.available}>
+          Contribute
+        </button>
+        {!a.gpu?.available && <p className="hint">Contributing needs a working GPU (see the check below).</p>}
+      </div>
+    );
+  }
+  return (
+    <div className="controls">
+      {userPaused ? (
+        <button type="button" className="primary" onClick={() => void a.resume()}>
+          Resume
+        </button>
+      ) : (
+        <button type="button" onClick={() => void a.pause()}>
+          Pause
+        </button>
+      )}
+      <button type="button" onClick={() => void a.finishRoundThenStop()} disabled={run.stopAfterRound}>
+        {run.stopAfterRound ? 'Stopping after this round…' : 'Finish this round, then stop'}
+      </button>
+      <button type="button" className="danger" onClick={() => void a.stopNow()}>
+        Stop now
+      </button>
+      {run.paused && reason && <p className="hint" role="status">Training is held: {reason}.</p>}
+    </div>
+  );
+}
+
+function stageOf(model: string | null): string {
+  if (!model) return '—';
+  try {
+    const layers = preset(model as PresetName).layers;
+    return `whole model (layers 1–${layers}, stage 1 of 1)`;
+  } catch {
+    return model;
+  }
+}
+
+export function LiveStatus() {
+  const run = useApp((s) => s.run);
+  const activity = run.paused && run.activity === 'training' ? 'Paused' : ACTIVITY_LABEL[run.activity];
+  const blocked = Object.keys(run.blocked).length;
+  return (
+    <dl className="facts status" aria-label="Live status" aria-live="polite">
+      <dt>State</dt>
+      <dd data-testid="activity">{activity}</dd>
+      <dt>Round</dt>
+      <dd data-testid="round">{run.round ?? '—'}</dd>
+      <dt>Step</dt>
+      <dd data-testid="step">{run.step || '—'}</dd>
+      <dt>Loss</dt>
+      <dd>{run.lastLoss === null ? '—' : run.lastLoss.toFixed(4)}</dd>
+      <dt>Tokens/s</dt>
+      <dd>{run.tokensPerSecond ? run.tokensPerSecond.toFixed(0) : '—'}</dd>
+      <dt>GPU time</dt>
+      <dd>{run.activity === 'idle' ? '—' : `${Math.round(run.gpuShare * 100)}%`}</dd>
+      <dt>Sent / received</dt>
+      <dd>
+        {formatBytes(run.bytesUp)} / {formatBytes(run.bytesDown)}
+      </dd>
+      <dt>Peers</dt>
+      <dd data-testid="peers">
+        {run.linked.length} linked{run.members ? `, ${run.members} in the round` : ''}
+        {blocked > 0 ? `, ${blocked} blocked` : ''}
+      </dd>
+      <dt>This device holds</dt>
+      <dd>{stageOf(run.model)}</dd>
+      <dt>Rounds done</dt>
+      <dd data-testid="rounds-done">{run.roundsDone}</dd>
+    </dl>
+  );
+}
+
+export function LossChart() {
+  const losses = useApp((s) => s.losses);
+  const { x, y } = useMemo(() => ({ x: losses.map((_, i) => i + 1), y: losses.map((p) => p.loss) }), [losses]);
+  const last = losses.at(-1);
+  const summary = last ? `${losses.length} steps; latest loss ${last.loss.toFixed(4)} (round ${last.round}, step ${last.step})` : 'no training steps yet';
+  return <LineChart label="Training loss" xLabel="step" yLabel="loss" x={x} y={y} color="#c2410c" summary={summary} testId="loss-chart" />;
+}

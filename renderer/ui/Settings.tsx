@@ -1,0 +1,91 @@
+// Settings, saved in IndexedDB as they change: the GPU budget, when to hold training, the
+// network and how much the log says.
+import { useState } from 'react';
+import { LOG_LEVELS, type LogLevel } from '../state/db.ts';
+import { coordinatorSocketUrl } from '../state/rules.ts';
+import { useApp } from './context.tsx';
+
+export function SettingsPanel() {
+  const settings = useApp((s) => s.settings);
+  const update = useApp((s) => s.updateSettings);
+  const local = useApp((s) => s.localCoordinator);
+  const running = useApp((s) => s.run.activity !== 'idle');
+  const [url, setUrl] = useState(settings.coordinatorUrl);
+  const urlOk = coordinatorSocketUrl(url) !== null;
+  return (
+    <section className="card" aria-labelledby="settings-title">
+      <h2 id="settings-title">Settings</h2>
+      <label>
+        GPU budget: train {settings.dutyCycle}% of the time
+        <input type="range" min={10} max={100} step={5} value={settings.dutyCycle} onChange={(e) => void update({ dutyCycle: Number(e.target.value) })} />
+      </label>
+      <label className="choice">
+        <input type="checkbox" checked={settings.pauseWhenHidden} onChange={(e) => void update({ pauseWhenHidden: e.target.checked })} />
+        Pause while this tab is hidden
+      </label>
+      <label className="choice">
+        <input type="checkbox" checked={settings.pauseOnBattery} onChange={(e) => void update({ pauseOnBattery: e.target.checked })} />
+        Pause on battery (where the browser can tell)
+      </label>
+      <fieldset>
+        <legend>Schedule</legend>
+        <label className="choice">
+          <input type="checkbox" checked={settings.schedule.enabled} onChange={(e) => void update({ schedule: { ...settings.schedule, enabled: e.target.checked } })} />
+          Train only between
+        </label>
+        <div className="row">
+          <label>
+            From
+            <input type="time" value={settings.schedule.from} onChange={(e) => e.target.value && void update({ schedule: { ...settings.schedule, from: e.target.value } })} />
+          </label>
+          <label>
+            To
+            <input type="time" value={settings.schedule.to} onChange={(e) => e.target.value && void update({ schedule: { ...settings.schedule, to: e.target.value } })} />
+          </label>
+        </div>
+      </fieldset>
+      <fieldset disabled={running}>
+        <legend>Network {running && '(stop contributing to change it)'}</legend>
+        <label className="choice">
+          <input type="radio" name="settings-network" checked={settings.network === 'local'} onChange={() => void update({ network: 'local' })} disabled={!local} />
+          Local run {local ? '' : '(not available: open the page through npm run web)'}
+        </label>
+        <label className="choice">
+          <input type="radio" name="settings-network" checked={settings.network === 'custom'} onChange={() => void update({ network: 'custom' })} />
+          Coordinator address
+        </label>
+        <label>
+          Coordinator URL
+          <input type="url" value={url} onChange={(e) => setUrl(e.target.value)} onBlur={() => urlOk && void update({ coordinatorUrl: url.trim() })} aria-invalid={url !== '' && !urlOk} />
+        </label>
+        {url !== '' && !urlOk && <p className="hint bad">Not an address: use ws://host:port/ws or http://host:port.</p>}
+      </fieldset>
+      <label>
+        Log level
+        <select value={settings.logLevel} onChange={(e) => void update({ logLevel: e.target.value as LogLevel })}>
+          {LOG_LEVELS.map((l) => (
+            <option key={l} value={l}>
+              {l}
+            </option>
+          ))}
+        </select>
+      </label>
+    </section>
+  );
+}
+
+export function LogView() {
+  const log = useApp((s) => s.log);
+  return (
+    <details className="card">
+      <summary>Log ({log.length})</summary>
+      <ol className="log" aria-label="Log">
+        {log.slice(-100).map((l, i) => (
+          <li key={i} className={l.level}>
+            <time>{new Date(l.at).toLocaleTimeString()}</time> {l.text}
+          </li>
+        ))}
+      </ol>
+    </details>
+  );
+}

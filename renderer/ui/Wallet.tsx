@@ -1,0 +1,57 @@
+// Who you are on the network and what you have earned: the address (with copy), the
+// validator's latest standing, and the reward history.
+import { useMemo, useState } from 'react';
+import { LineChart } from './Chart.tsx';
+import { useApp } from './context.tsx';
+
+export function WalletPanel() {
+  const address = useApp((s) => s.address);
+  const rewards = useApp((s) => s.rewards);
+  const [copied, setCopied] = useState<'no' | 'yes' | 'failed'>('no');
+  const latest = rewards.at(-1) ?? null;
+  const { x, y } = useMemo(() => ({ x: rewards.map((r) => r.round), y: rewards.map((r) => r.totalReward) }), [rewards]);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(address ?? '');
+      setCopied('yes');
+    } catch {
+      setCopied('failed');
+    }
+  };
+  return (
+    <section className="card" aria-labelledby="wallet-title">
+      <h2 id="wallet-title">Wallet and rewards</h2>
+      <div className="address-row">
+        <code className="address" data-testid="address">
+          {address}
+        </code>
+        <button type="button" onClick={() => void copy()} aria-label="Copy the address">
+          {copied === 'yes' ? 'Copied' : 'Copy'}
+        </button>
+      </div>
+      {copied === 'failed' && <p className="hint">The browser refused the clipboard: select the address and copy it by hand.</p>}
+      <dl className="facts" aria-label="Rewards">
+        <dt>Score</dt>
+        <dd data-testid="score">{latest ? latest.score.toPrecision(3) : '—'}</dd>
+        <dt>Rank</dt>
+        <dd>{latest ? `${latest.rank} of ${latest.of}` : '—'}</dd>
+        <dt>Share</dt>
+        <dd>{latest ? `${(latest.share * 100).toFixed(1)}%` : '—'}</dd>
+        <dt>This epoch</dt>
+        <dd>{latest ? `${latest.epochReward.toFixed(3)} (epoch ${latest.epoch})` : '—'}</dd>
+        <dt>Total</dt>
+        <dd data-testid="total-reward">{latest ? latest.totalReward.toFixed(3) : '—'}</dd>
+      </dl>
+      <LineChart
+        label="Rewards over rounds"
+        xLabel="round"
+        yLabel="total"
+        x={x}
+        y={y}
+        color="#15803d"
+        summary={latest ? `${rewards.length} scored rounds; ${latest.totalReward.toFixed(3)} in total` : 'no rewards yet: they come once the validator scores a round you trained'}
+        testId="reward-chart"
+      />
+    </section>
+  );
+}

@@ -1,0 +1,150 @@
+// The contributor UI end to end, as a new user meets it: the page `npm run web` serves (built
+// by Vite), with its embedded local coordinator (validating on SwiftShader, so rewards come),
+// in headless Chromium with WebGPU on SwiftShader. A user creates a wallet (words, check,
+// password), picks the local run, sees the GPU check, presses Contribute, watches the loss
+// chart grow and a reward arrive; reloads and carries on; a second user in another browser
+// profile joins, and both complete a round together. Screenshots of each main view go to
+// test/e2e/screenshots/ (as <name>.tmp.png; TESSERA_SCREENSHOTS=update writes <name>.png).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build } from 'vite';
+import { readRunFile } from '../../src/node/coordinator-command.ts';
+import { LOCAL_RUN, startWeb, type StartedWeb } from '../../src/node/web-command.ts';
+import { REPO_ROOT, browserSkipReason, launchChromium, openPage, type Browser, type Page, type TestPage } from './harness.ts';
+
+const skip = browserSkipReason();
+if (skip) console.warn(skip);
+
+const PASSWORD = 'correct horse battery';
+const SHOTS = join(REPO_ROOT, 'test/e2e/screenshots');
+const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}${process.env.TESSERA_SCREENSHOTS === 'update' ? '' : '.tmp'}.png`), fullPage: true });
+/** SwiftShader on 2 busy cores: compiling the kernels and a round take a while, never this long. */
+const WAIT_MS = 90_000;
+
+describe.skipIf(skip !== null)('the contributor web page', () => {
+  let work: string;
+  let web: StartedWeb;
+  let browser: Browser;
+  const tabs: TestPage[] = [];
+  const t0 = performance.now();
+  const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'tessera-e2e-ui-'));
+    const dist = join(work, 'dist');
+    const built = build({ configFile: join(REPO_ROOT, 'renderer/vite.config.ts'), build: { outDir: dist, emptyOutDir: true, sourcemap: false }, logLevel: 'warn' });
+    const config = readRunFile(undefined, { ...LOCAL_RUN, run: 'e2e-ui', innerSteps: 2, roundSeconds: 90 });
+    [, browser] = await Promise.all([built, launchChromium()]);
+    web = await startWeb({ port: 0, config, staticDir: dist, stateDir: join(work, 'state'), validate: true, software: true, log: (l) => console.log(`[coordinator] ${elapsed()} ${l}`) });
+    console.log(`page at ${web.web.url}, coordinator ${web.coordinator.server.url}, ready at ${elapsed()}`);
+  });
+
+  afterAll(async () => {
+    for (const t of tabs) await t.close();
+    await browser?.close();
+    await web?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+    console.log(`stopped at ${elapsed()}`);
+  });
+
+  /** Waits for `fn` to hold in the page, failing early on a page error. */
+  const until = (tab: TestPage, what: string, fn: () => boolean, timeout = WAIT_MS) =>
+    tab.guard(tab.page.waitForFunction(fn, null, { timeout, polling: 250 }), what, timeout + 1000);
+  const text = (page: Page, testId: string) => page.getByTestId(testId).innerText();
+  const logLines = (page: Page) => page.locator('.log li').allTextContents();
+
+  /** A new user's first run, up to the main view. */
+  const onboard = async (tab: TestPage, name: string, screenshots: boolean) => {
+    const { page } = tab;
+    await page.getByRole('button', { name: 'Create a wallet' }).click();
+    await page.locator('.words .word').first().waitFor({ timeout: 30_000 });
+    const words = await page.locator('.words .word').allTextContents();
+    expect(words).toHaveLength(12);
+    if (screenshots) await shot(page, 'wallet-words');
+    await page.getByRole('button', { name: 'I wrote them down' }).click();
+    await page.getByRole('heading', { name: 'Check your copy' }).waitFor();
+    for (const label of await page.locator('form label').allTextContents()) {
+      const position = Number(/Word (\d+)/.exec(label)![1]);
+      await page.getByLabel(`Word ${position}`, { exact: true }).fill(words[position - 1]);
+    }
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByLabel('Password again').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Save wallet' }).click();
+    await page.getByRole('heading', { name: 'Choose a network' }).waitFor({ timeout: 30_000 });
+    expect(await page.getByLabel(/Local run/).isChecked()).toBe(true);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByTestId('gpu-adapter').waitFor({ timeout: 30_000 });
+    expect(await text(page, 'gpu-adapter')).toMatch(/swiftshader/i);
+    if (screenshots) await shot(page, 'gpu-check');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    console.log(`[${name}] onboarded at ${elapsed()}`);
+  };
+
+  it('takes a new user from a wallet to rewards, resumes after a reload, and trains a round with a second tab', { timeout: 240_000 }, async () => {
+    const a = await openPage(browser, web.web.url, { prefix: '[tab-a]' });
+    tabs.push(a);
+    await a.page.setViewportSize({ width: 1000, height: 900 });
+    await shot(a.page, 'welcome');
+    await onboard(a, 'tab-a', true);
+
+    await a.page.getByRole('button', { name: 'Contribute' }).click();
+    await until(a, 'two points on the loss chart', () => Number(document.querySelector('[data-testid=loss-chart]')?.getAttribute('data-points')) >= 2);
+    console.log(`[tab-a] loss chart has points at ${elapsed()}`);
+    await shot(a.page, 'contribute');
+
+    await a.page.getByRole('button', { name: 'Wallet' }).click();
+    await until(a, 'a reward', () => Number(document.querySelector('[data-testid=reward-chart]')?.getAttribute('data-points')) >= 1);
+    const reward = Number(await text(a.page, 'total-reward'));
+    expect(reward).toBeGreaterThan(0);
+    expect(await text(a.page, 'address')).toMatch(/^5[1-9A-HJ-NP-Za-km-z]{47}$/);
+    console.log(`[tab-a] reward ${reward} at ${elapsed()}`);
+    await shot(a.page, 'wallet');
+    await a.page.getByRole('button', { name: 'Settings' }).click();
+    await shot(a.page, 'settings');
+    await a.page.getByRole('button', { name: 'Training' }).click();
+
+    // A reload: unlock, and it carries on by itself with the history it had.
+    const before = Number(await a.page.getByTestId('loss-chart').getAttribute('data-points'));
+    await a.page.reload();
+    await a.page.getByLabel('Wallet password').fill('not the password');
+    await a.page.getByRole('button', { name: 'Unlock' }).click();
+    await a.page.getByRole('alert').filter({ hasText: 'Wrong password' }).waitFor({ timeout: 30_000 });
+    await shot(a.page, 'wrong-password');
+    await a.page.getByLabel('Wallet password').fill(PASSWORD);
+    await a.page.getByRole('button', { name: 'Unlock' }).click();
+    await a.page.getByTestId('loss-chart').waitFor({ timeout: 30_000 });
+    expect(Number(await a.page.getByTestId('loss-chart').getAttribute('data-points')), 'the loss history survives the reload').toBeGreaterThanOrEqual(before);
+    await a.page.getByRole('button', { name: 'Pause' }).waitFor({ timeout: 10_000 }); // contributing again, without a click
+    console.log(`[tab-a] resumed after reload at ${elapsed()}`);
+
+    // A second user joins the same local run; both complete a round with both updates.
+    const b = await openPage(browser, web.web.url, { prefix: '[tab-b]' });
+    tabs.push(b);
+    await b.page.setViewportSize({ width: 380, height: 900 });
+    await onboard(b, 'tab-b', false);
+    await b.page.getByRole('button', { name: 'Contribute' }).click();
+    const together = (lines: string[]) => lines.map((l) => /round (\d+) committed: 2 update/.exec(l)?.[1]).filter(Boolean);
+    await b.guard(
+      (async () => {
+        for (;;) {
+          const [la, lb] = await Promise.all([logLines(a.page), logLines(b.page)]);
+          const shared = together(la).filter((r) => together(lb).includes(r));
+          if (shared.length > 0) return shared;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      })(),
+      'a round committed with both tabs’ updates',
+      WAIT_MS * 1.5,
+    );
+    console.log(`both tabs completed a round together at ${elapsed()}`);
+    await shot(b.page, 'contribute-narrow');
+    expect(Number(await text(b.page, 'rounds-done'))).toBeGreaterThanOrEqual(1);
+    const peers = await text(b.page, 'peers');
+    console.log(`[tab-b] peers: ${peers}`);
+    expect(a.errors).toEqual([]);
+    expect(b.errors).toEqual([]);
+  });
+});
