@@ -53,13 +53,41 @@ export default tseslint.config(
     },
   },
   {
+    // The desktop shell may use src/ and Node, and reaches the renderer only through the contract.
+    files: ['electron/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/renderer/**', 'renderer/**'], message: 'electron/ reaches the renderer only through the preload contract (electron/contract.ts).' }],
+      }],
+    },
+  },
+  {
+    // A sandboxed preload can load only 'electron' (the bundle inlines its own two files).
+    files: ['electron/preload/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['**/renderer/**', '**/src/**', '**/services/**'], message: 'A preload is one method per action: import only electron, ../channels.ts and ../contract.ts.' },
+          { regex: NODE_BUILTINS_RE, message: 'A sandboxed preload cannot load Node modules.' },
+        ],
+      }],
+    },
+  },
+  {
+    // The renderer imports the contract: it stays types only, importing nothing.
+    files: ['electron/contract.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ regex: '.*', message: 'electron/contract.ts is types only and imports nothing (the renderer imports it).' }] }] },
+  },
+  {
     files: ['renderer/**/*.{ts,tsx}'],
     languageOptions: { globals: { ...globals.browser } },
     rules: {
       'no-restricted-imports': ['error', {
         paths: [{ name: 'electron', message: 'The renderer reaches the main process only through the preload API.' }],
         patterns: [
-          ...upward('electron'), ...upward('node'), ...upward('coordinator'),
+          // The one exception: the preload contract's types (electron/contract.ts imports nothing).
+          { group: ['**/electron/**', 'electron/**', '!**/electron/contract.ts'], message: 'The renderer reaches electron/ only through the preload contract: import type from electron/contract.ts.' },
+          ...upward('node'), ...upward('coordinator'),
           { regex: NODE_BUILTINS_RE, message: 'The renderer runs in a browser: no Node modules.' },
         ],
       }],
