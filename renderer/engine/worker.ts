@@ -153,15 +153,10 @@ async function contributeWithRetry(g: Gpu, k: Hotkey, url: string): Promise<void
       },
     });
     contributor = c;
-    let stopAfterRound = false;
-    const stop = c.stop.bind(c);
-    c.stop = (mode) => {
-      if (mode === 'after-round') stopAfterRound = true;
-      stop(mode);
-    };
     try {
+      // Returns when stopped (now or after the round); the contributor rejoins a lost
+      // coordinator by itself once it has joined.
       await c.run();
-      if (stopAfterRound || stopRequested) return;
       return;
     } catch (e) {
       if (!isRetryable(e) || stopRequested) throw e;

@@ -14,6 +14,9 @@ export interface RunStatus {
   stopAfterRound: boolean;
   run: string | null;
   model: string | null;
+  /** The pipeline stage this device holds (0-based) of how many; null before joining. */
+  stage: number | null;
+  stages: number | null;
   round: number | null;
   step: number;
   tokensPerSecond: number;
@@ -37,6 +40,8 @@ export const IDLE: Readonly<RunStatus> = Object.freeze({
   stopAfterRound: false,
   run: null,
   model: null,
+  stage: null,
+  stages: null,
   round: null,
   step: 0,
   tokensPerSecond: 0,
@@ -64,13 +69,25 @@ export const ACTIVITY_LABEL: Record<Activity, string> = {
 
 /** The status after one event. */
 export function foldEvent(s: RunStatus, e: EngineEvent): RunStatus {
+  // Pipelined runs say which stage a contributor holds (on joining, and when reassigned);
+  // read structurally, so a contributor without stages still fits.
+  const staged = e as { event: string; stage?: unknown; stages?: unknown };
+  if (staged.event === 'stage' && typeof staged.stage === 'number') return { ...s, stage: staged.stage };
   switch (e.event) {
     case 'connecting':
       return { ...s, activity: 'connecting' };
     case 'retrying':
       return { ...s, activity: 'retrying' };
     case 'joined':
-      return { ...s, activity: 'syncing', run: e.run, model: e.model, round: e.round };
+      return {
+        ...s,
+        activity: 'syncing',
+        run: e.run,
+        model: e.model,
+        round: e.round,
+        stage: typeof staged.stage === 'number' ? staged.stage : 0,
+        stages: typeof staged.stages === 'number' ? staged.stages : 1,
+      };
     case 'synced':
       return { ...s, activity: s.stopAfterRound ? 'stopping' : 'waiting', round: e.round };
     case 'round':

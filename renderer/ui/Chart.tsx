@@ -15,13 +15,22 @@ export interface ChartProps {
   testId?: string;
 }
 
+/** Whether this document can draw on a canvas (uPlot needs 2D; test DOMs have none). */
+function canvasAvailable(): boolean {
+  try {
+    return document.createElement('canvas').getContext('2d') !== null;
+  } catch {
+    return false;
+  }
+}
+
 export function LineChart({ label, xLabel, yLabel, x, y, color, summary, testId }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
 
   useEffect(() => {
     const el = box.current;
-    if (!el) return;
+    if (!el || !canvasAvailable()) return; // the summary below still says it in words
     const width = Math.max(200, el.clientWidth || 320);
     plot.current = new uPlot(
       {

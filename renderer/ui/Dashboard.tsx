@@ -46,11 +46,11 @@ export function Controls() {
   );
 }
 
-function stageOf(model: string | null): string {
-  if (!model) return '—';
+function stageOf(model: string | null, stage: number | null, stages: number | null): string {
+  if (!model || stage === null) return '—';
+  if (stages !== null && stages > 1) return `stage ${stage + 1} of ${stages} of ${model}`;
   try {
-    const layers = preset(model as PresetName).layers;
-    return `whole model (layers 1–${layers}, stage 1 of 1)`;
+    return `whole model (layers 1–${preset(model as PresetName).layers}, stage 1 of 1)`;
   } catch {
     return model;
   }
@@ -84,7 +84,7 @@ export function LiveStatus() {
         {blocked > 0 ? `, ${blocked} blocked` : ''}
       </dd>
       <dt>This device holds</dt>
-      <dd>{stageOf(run.model)}</dd>
+      <dd>{stageOf(run.model, run.stage, run.stages)}</dd>
       <dt>Rounds done</dt>
       <dd data-testid="rounds-done">{run.roundsDone}</dd>
     </dl>

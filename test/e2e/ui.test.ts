@@ -49,9 +49,13 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     console.log(`stopped at ${elapsed()}`);
   });
 
-  /** Waits for `fn` to hold in the page, failing early on a page error. */
-  const until = (tab: TestPage, what: string, fn: () => boolean, timeout = WAIT_MS) =>
-    tab.guard(tab.page.waitForFunction(fn, null, { timeout, polling: 250 }), what, timeout + 1000);
+  /** Waits until the chart `testId` has `n` points, failing early on a page error. */
+  const chartPoints = (tab: TestPage, testId: string, n: number, what: string, timeout = WAIT_MS) =>
+    tab.guard(
+      tab.page.waitForFunction(([id, min]) => Number((globalThis as unknown as { document: { querySelector(s: string): { getAttribute(a: string): string } | null } }).document.querySelector(`[data-testid=${id}]`)?.getAttribute('data-points')) >= min, [testId, n] as const, { timeout, polling: 250 }),
+      what,
+      timeout + 1000,
+    );
   const text = (page: Page, testId: string) => page.getByTestId(testId).innerText();
   const logLines = (page: Page) => page.locator('.log li').allTextContents();
 
@@ -91,12 +95,12 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     await onboard(a, 'tab-a', true);
 
     await a.page.getByRole('button', { name: 'Contribute' }).click();
-    await until(a, 'two points on the loss chart', () => Number(document.querySelector('[data-testid=loss-chart]')?.getAttribute('data-points')) >= 2);
+    await chartPoints(a, 'loss-chart', 2, 'two points on the loss chart');
     console.log(`[tab-a] loss chart has points at ${elapsed()}`);
     await shot(a.page, 'contribute');
 
     await a.page.getByRole('button', { name: 'Wallet' }).click();
-    await until(a, 'a reward', () => Number(document.querySelector('[data-testid=reward-chart]')?.getAttribute('data-points')) >= 1);
+    await chartPoints(a, 'reward-chart', 1, 'a reward');
     const reward = Number(await text(a.page, 'total-reward'));
     expect(reward).toBeGreaterThan(0);
     expect(await text(a.page, 'address')).toMatch(/^5[1-9A-HJ-NP-Za-km-z]{47}$/);
