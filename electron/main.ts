@@ -66,6 +66,7 @@ if (!app.requestSingleInstanceLock()) {
 }
 
 async function start(gpuPlan: string, gpuMode: GpuMode): Promise<void> {
+  await mkdir(userData, { recursive: true });
   const settingsStore = new SettingsStore({ readFile, writeFile, rename }, settingsPath);
   const loaded = await settingsStore.load();
   if (loaded.problem) log(loaded.problem);
@@ -141,6 +142,7 @@ async function start(gpuPlan: string, gpuMode: GpuMode): Promise<void> {
       if (Notification.isSupported()) new Notification({ title, body }).show();
     },
     quitting: () => quitFlow.quitting,
+    log,
   });
   const tray = new TrayController(
     new Tray(nativeImage.createFromPath(trayIconPath('idle'))),
@@ -234,10 +236,11 @@ async function start(gpuPlan: string, gpuMode: GpuMode): Promise<void> {
       const after = await settingsStore.update(patch);
       if (after.startAtLogin !== before.startAtLogin) await loginItem.apply(after.startAtLogin);
       void monitor.evaluate();
-      if (after.gpuDutyCyclePercent !== before.gpuDutyCyclePercent) supervisor.resume();
+      supervisor.refresh(); // the orders carry the duty cycle and the coordinator URL
       if (after.coordinatorUrl !== before.coordinatorUrl) {
         // The CSP names the coordinator: pages reload to get the new one (after saving work).
         await supervisor.requestCheckpoint(10_000);
+        supervisor.pageLost();
         trainingWindow?.webContents.reload();
         uiWindow?.webContents.reload();
       }

@@ -12,6 +12,7 @@ export interface CloseToTrayOptions {
   notify: (title: string, body: string) => void;
   /** True once a real quit is under way: then the window may close. */
   quitting: () => boolean;
+  log?: (message: string) => void;
 }
 
 export const TRAY_NOTICE = {
@@ -29,7 +30,8 @@ export class CloseToTray {
     window.hide();
     if (!this.options.noticeShown()) {
       this.options.notify(TRAY_NOTICE.title, TRAY_NOTICE.body);
-      void this.options.markNoticeShown();
+      // If remembering fails, the notice shows again next launch: worth a log line, no more.
+      this.options.markNoticeShown().catch((error: unknown) => this.options.log?.(`could not remember the tray notice: ${String(error)}`));
     }
     return true;
   }

@@ -116,6 +116,11 @@ export class TrainingSupervisor {
     return this.changed();
   }
 
+  /** Settings changed: the page gets orders with the new duty cycle and coordinator. */
+  refresh(): DesktopStatus {
+    return this.changed();
+  }
+
   // ---- the machine ------------------------------------------------------------------------
 
   setPolicyReasons(reasons: PauseReason[]): void {
