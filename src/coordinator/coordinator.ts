@@ -8,12 +8,19 @@
 // delivered or at the deadline; the commit lists the updates everyone must apply — the same
 // set, in the same order, so every replica ends with the same weights. Updates that fail any
 // check (signature, run, round, sender, SparseLoCo decode) are refused and counted.
+//
+// Pipelined runs (stages > 1): each joining peer is placed in a stage (stages.ts); a round
+// starts only when every stage has a ready peer (moving one from a crowded stage to a
+// starved one if need be), nobody joins a round in progress (its steps are shared by the
+// whole pipeline), updates are checked against the sender's stage, the commit tags each
+// entry with its stage and checkpoints are kept per stage.
 import { randomBytes } from 'node:crypto';
 import { parameterLayout } from '../model/config.ts';
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type CommitEntry, type RunState, type ServerMessage, type Standing } from '../net/protocol.ts';
 import type { ClosedRound } from './validator.ts';
-import { runModel, type RunConfig } from '../net/run-config.ts';
+import { runModel, stageBounds, stageMemoryBytes, type RunConfig } from '../net/run-config.ts';
+import { StageBalancer } from './stages.ts';
 import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import type { CommitRecord, CoordinatorStore, MemberReport, PersistedState } from './state-store.ts';
@@ -32,6 +39,8 @@ interface Session {
   lastSeen: number;
   /** The round whose θ_start this peer holds, or -1. */
   synced: number;
+  /** The stage of those weights. */
+  syncedStage: number;
 }
 
 export interface CoordinatorOptions {
@@ -47,7 +56,9 @@ export class Coordinator {
   readonly config: RunConfig;
   private readonly sessions = new Map<number, Session>();
   private readonly byAddress = new Map<string, Session>();
-  private readonly layout;
+  /** Parameter layout of each stage (one stage: the whole model). */
+  private readonly layouts: { name: string; shape: readonly number[] }[][];
+  readonly stages: StageBalancer;
   private readonly hash: number;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -56,7 +67,7 @@ export class Coordinator {
   private state: PersistedState;
   private phase: RunState['phase'] = 'waiting';
   private members = new Set<string>();
-  private delivered = new Map<string, { hash: string; envelope: Uint8Array; payload: Uint8Array; at: number }>();
+  private delivered = new Map<string, { hash: string; envelope: Uint8Array; payload: Uint8Array; at: number; stage: number }>();
   /** Invalid updates refused in the round in progress, by sender (a validator penalty). */
   private invalid: Record<string, number> = {};
   private deadline = 0;
@@ -77,7 +88,9 @@ export class Coordinator {
     this.log = options.log ?? (() => {});
     this.syncGraceMs = options.syncGraceMs ?? Math.min(15_000, config.roundSeconds * 250);
     const cfg = runModel(config);
-    this.layout = parameterLayout(cfg).map((s) => ({ name: s.name, shape: s.shape }));
+    const ranges = stageBounds(config);
+    this.layouts = ranges.map((r) => parameterLayout(cfg, r.from, r.to).map((s) => ({ name: s.name, shape: s.shape })));
+    this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.hash = configHash(cfg);
     const saved = store.load();
     if (saved && saved.run !== config.run) throw new Error(`the state in ${store.dir} belongs to run '${saved.run}', not '${config.run}': use another --state folder`);
@@ -124,7 +137,7 @@ export class Coordinator {
   // ---- connections ----
 
   connect(conn: Connection): { onText(text: string): void; onBinary(bytes: Uint8Array): void; onClose(): void } {
-    const s: Session = { id: this.nextId++, conn, nonce: toHex(randomBytes(16)), address: null, lastSeen: this.now(), synced: -1 };
+    const s: Session = { id: this.nextId++, conn, nonce: toHex(randomBytes(16)), address: null, lastSeen: this.now(), synced: -1, syncedStage: -1 };
     this.sessions.set(s.id, s);
     return {
       onText: (text) => this.onText(s, text),
@@ -191,8 +204,10 @@ export class Coordinator {
     }
     s.address = m.address;
     this.byAddress.set(m.address, s);
-    this.log(`joined: ${m.address}`);
-    this.send(s, { type: 'welcome', address: m.address, config: this.config, state: this.runState() });
+    const placed = this.stages.assign(m.address, m.capacity ?? { memoryBytes: 0, tokensPerSecond: 0 });
+    if (placed.warning) this.log(placed.warning);
+    this.log(`joined: ${m.address}${this.config.stages > 1 ? ` (stage ${placed.stage})` : ''}`);
+    this.send(s, { type: 'welcome', address: m.address, config: this.config, state: this.runState(), stage: placed.stage });
     this.broadcast({ type: 'peers', peers: this.peerList() });
   }
 
@@ -208,8 +223,10 @@ export class Coordinator {
       }
       case 'synced':
         s.synced = m.round;
+        s.syncedStage = m.stage;
         this.noteReport(m.round, address, { weightsHash: m.weightsHash });
-        if (this.phase === 'training' && m.round === this.state.round && !this.members.has(address)) {
+        // A pipelined round's steps involve every stage at once: a late peer waits for the next.
+        if (this.phase === 'training' && m.round === this.state.round && !this.members.has(address) && this.config.stages === 1) {
           this.members.add(address); // joins the round in progress
           this.announceRound();
         }
@@ -236,6 +253,7 @@ export class Coordinator {
     const address = s.address;
     if (!address || this.byAddress.get(address) !== s) return;
     this.byAddress.delete(address);
+    this.stages.remove(address);
     this.log(`left: ${address} (${why})`);
     if (this.members.delete(address) && !this.stopping) this.maybeClose();
     this.broadcast({ type: 'peers', peers: this.peerList() });
@@ -260,13 +278,15 @@ export class Coordinator {
     if (this.phase !== 'training' || header.round !== this.state.round) return this.refuse(s, 'stale-round', `update for round ${header.round}; round ${this.state.round} is ${this.phase}`);
     if (!this.members.has(s.address)) return this.refuse(s, 'unknown-member', `${s.address} is not a member of round ${header.round}`);
     if (this.delivered.has(s.address)) return this.refuse(s, 'duplicate', `a second update for round ${header.round}`);
+    const stage = this.stages.stageOf(s.address) ?? 0;
+    if (header.stage !== stage) return this.refuse(s, 'wrong-stage', `an update of stage ${header.stage} from a peer of stage ${stage}`);
     try {
-      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layout, maxBytes: this.config.maxMessageBytes });
+      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layouts[stage], maxBytes: this.config.maxMessageBytes });
     } catch (e) {
       if (e instanceof UpdateError) return this.refuse(s, `update-${e.reason}`, e.message);
       throw e;
     }
-    this.delivered.set(s.address, { hash: toHex(header.payloadHash), envelope: bytes, payload, at: this.now() });
+    this.delivered.set(s.address, { hash: toHex(header.payloadHash), envelope: bytes, payload, at: this.now(), stage });
     this.maybeClose();
   }
 
@@ -317,18 +337,27 @@ export class Coordinator {
     }
     if (header.kind !== 'weights') return { ok: false, status: 400, reason: `a checkpoint is a 'weights' envelope, not '${header.kind}'` };
     if (!this.byAddress.has(header.sender)) return { ok: false, status: 403, reason: `${header.sender} is not a peer of this run` };
-    if (header.round > this.state.round || header.round <= this.state.checkpointRound) {
-      return { ok: false, status: 409, reason: `checkpoint of round ${header.round}; the run is at round ${this.state.round} with a checkpoint of round ${this.state.checkpointRound}` };
+    const stage = header.stage;
+    if (stage !== (this.stages.stageOf(header.sender) ?? 0)) return { ok: false, status: 403, reason: `${header.sender} does not hold stage ${stage}` };
+    const held = this.checkpointRoundOf(stage);
+    if (header.round > this.state.round || header.round <= held) {
+      return { ok: false, status: 409, reason: `checkpoint of round ${header.round}; the run is at round ${this.state.round} with a checkpoint of round ${held}` };
     }
-    this.store.saveCheckpoint(envelope);
-    this.state.checkpointRound = header.round;
+    this.store.saveCheckpoint(envelope, stage);
+    if (stage === 0) this.state.checkpointRound = header.round;
+    else this.state.stageCheckpoints = { ...this.state.stageCheckpoints, [stage]: header.round };
     this.store.save(this.state);
-    this.log(`checkpoint of round ${header.round} from ${header.sender}`);
+    this.log(`checkpoint of round ${header.round}${this.config.stages > 1 ? ` (stage ${stage})` : ''} from ${header.sender}`);
     return { ok: true, round: header.round };
   }
 
-  checkpoint(): Uint8Array | null {
-    return this.state.checkpointRound >= 0 ? this.store.loadCheckpoint() : null;
+  checkpoint(stage = 0): Uint8Array | null {
+    if (!Number.isInteger(stage) || stage < 0 || stage >= this.config.stages) return null;
+    return this.checkpointRoundOf(stage) >= 0 ? this.store.loadCheckpoint(stage) : null;
+  }
+
+  private checkpointRoundOf(stage: number): number {
+    return stage === 0 ? this.state.checkpointRound : (this.state.stageCheckpoints?.[stage] ?? -1);
   }
 
   // ---- the round clock ----
@@ -349,8 +378,10 @@ export class Coordinator {
   private maybeStart(): void {
     if (this.phase !== 'waiting') return;
     const r = this.state.round;
-    const ready = [...this.byAddress.values()].filter((s) => s.synced === r).map((s) => s.address!);
-    if (ready.length < this.config.minMembers) {
+    if (this.config.stages > 1) this.moveToStarvedStages();
+    const ready = [...this.byAddress.values()].filter((s) => s.synced === r && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!);
+    const covered = this.stages.counts(ready).every((n) => n > 0);
+    if (ready.length < this.config.minMembers || !covered) {
       this.readySince = null; // the grace period counts from when enough peers are ready
       return;
     }
@@ -375,7 +406,19 @@ export class Coordinator {
   }
 
   private announceRound(): void {
-    this.broadcast({ type: 'round', round: this.state.round, members: [...this.members].sort(), seed: this.config.seed, deadline: this.deadline });
+    const members = [...this.members].sort();
+    const stages = members.map((a) => this.stages.stageOf(a) ?? 0);
+    this.broadcast({ type: 'round', round: this.state.round, members, stages, seed: this.config.seed, deadline: this.deadline });
+  }
+
+  /** Before a pipelined round: no stage may be without a peer while another has two. */
+  private moveToStarvedStages(): void {
+    for (const move of this.stages.rebalance([...this.byAddress.keys()])) {
+      const s = this.byAddress.get(move.address)!;
+      s.synced = -1; // it must fetch the new stage's weights first
+      this.log(`moved ${move.address} from stage ${move.from} to starved stage ${move.to}`);
+      this.send(s, { type: 'stage', stage: move.to, reason: `stage ${move.to} has no peer` });
+    }
   }
 
   private maybeClose(): void {
@@ -386,7 +429,7 @@ export class Coordinator {
 
   private closeRound(why: string): void {
     const round = this.state.round;
-    const included: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash }));
+    const included: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
     for (const [sender, d] of this.delivered) this.store.saveUpdate(round, sender, d.envelope);
     const members = [...this.members].sort();
     const record: CommitRecord = { round, members, included, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.now() };

@@ -62,8 +62,9 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       if (req.method === 'GET' && path === '/shard') return reply(res, 200, options.shard, 'application/octet-stream');
       if (path === '/checkpoint') {
         if (req.method === 'GET') {
-          const c = coordinator.checkpoint();
-          return c ? reply(res, 200, c, 'application/octet-stream') : json(res, 404, { error: 'no checkpoint yet' });
+          const stage = Number(url.searchParams.get('stage') ?? 0);
+          const c = coordinator.checkpoint(stage);
+          return c ? reply(res, 200, c, 'application/octet-stream') : json(res, 404, { error: `no checkpoint of stage ${url.searchParams.get('stage') ?? 0} yet` });
         }
         if (req.method === 'PUT') {
           const body = await readBody(req, coordinator.config.maxMessageBytes * 4 + 4096);

@@ -31,6 +31,8 @@ export interface PersistedState {
   /** The next round to run. */
   round: number;
   checkpointRound: number;
+  /** Pipelined runs: the round of each stage's latest checkpoint (stage 0's is checkpointRound). */
+  stageCheckpoints?: Record<string, number>;
   commits: CommitRecord[];
   reports: Record<string, Record<string, MemberReport>>;
 }
@@ -81,12 +83,12 @@ export class CoordinatorStore {
     return existsSync(file) ? new Uint8Array(readFileSync(file)) : null;
   }
 
-  saveCheckpoint(envelope: Uint8Array): void {
-    writeFileAtomic(join(this.dir, 'checkpoint.bin'), envelope);
+  saveCheckpoint(envelope: Uint8Array, stage = 0): void {
+    writeFileAtomic(join(this.dir, checkpointFile(stage)), envelope);
   }
 
-  loadCheckpoint(): Uint8Array | null {
-    const file = join(this.dir, 'checkpoint.bin');
+  loadCheckpoint(stage = 0): Uint8Array | null {
+    const file = join(this.dir, checkpointFile(stage));
     return existsSync(file) ? new Uint8Array(readFileSync(file)) : null;
   }
 
@@ -96,4 +98,9 @@ export class CoordinatorStore {
       if (/^\d+$/.test(name) && Number(name) < oldest) rmSync(join(dir, name), { recursive: true, force: true });
     }
   }
+}
+
+function checkpointFile(stage: number): string {
+  if (!Number.isInteger(stage) || stage < 0 || stage > 0xffff) throw new RangeError(`stage must be a u16, got ${stage}`);
+  return stage === 0 ? 'checkpoint.bin' : `checkpoint-stage${stage}.bin`;
 }

@@ -11,9 +11,12 @@ import type { CheckpointStore } from '../train/checkpoint.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import { EnvelopeError, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from './envelope.ts';
 import { PeerMesh } from './mesh.ts';
-import { toHex, type CommitEntry, type RunState, type ServerMessage, type Standing } from './protocol.ts';
+import { toHex, type Capacity, type CommitEntry, type RunState, type ServerMessage, type Standing } from './protocol.ts';
+import { SwarmStepError } from '../pipeline/swarm-peer.ts';
+import { PipelinedRound, handoffKind } from './pipelined-round.ts';
 import { SwarmReplica } from './replica.ts';
-import { parseRunConfig, type RunConfig } from './run-config.ts';
+import { LayerSlice } from '../model/slice.ts';
+import { parseRunConfig, runModel, type RunConfig } from './run-config.ts';
 import { CoordinatorClient, CoordinatorError, type OpenSocket, type Welcome } from './signaling.ts';
 import { SyncError, syncWeights, type CommitInfo } from './sync.ts';
 
@@ -41,13 +44,19 @@ export interface ContributorOptions {
    * honest contributor does: simulations and tests use it to show the validator notices.
    */
   sampleAs?: string;
+  /**
+   * Memory this contributor gives the model, bytes (0: not limited). With the speed measured
+   * by a short calibration it is reported on joining, so a pipelined run can place us in a stage.
+   */
+  memoryBytes?: number;
 }
 
 export type ContributorEvent =
-  | { event: 'joined'; address: string; run: string; round: number; model: string }
+  | { event: 'joined'; address: string; run: string; round: number; model: string; stage: number; stages: number }
+  | { event: 'stage'; stage: number; reason: string }
   | { event: 'synced'; round: number; source: string; weightsHash: string }
   | { event: 'round'; round: number; members: number }
-  | { event: 'step'; round: number; step: number; loss: number; tokensPerSecond: number }
+  | { event: 'step'; round: number; step: number; loss: number; tokensPerSecond: number; busy?: number; rerouted?: number; dropped?: number }
   | { event: 'exchange'; round: number; bytes: number; peers: number }
   | { event: 'sent'; round: number; bytes: number; delivered: number; failed: number }
   | { event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; fromPeers: number; fetched: number; bytesUp: number; bytesDown: number; peers: number; rejected: Record<string, number>; weightsHash: string }
@@ -73,7 +82,14 @@ export class Contributor {
   private held = -1;
   /** The round the coordinator is in, as last heard. */
   private coordRound = 0;
-  private announced: { round: number; members: string[]; deadline: number } | null = null;
+  private announced: { round: number; members: string[]; stages: number[]; deadline: number } | null = null;
+  /** Our pipeline stage (0 in a run of one stage), and a move the coordinator asked for. */
+  private stage = 0;
+  private movedTo: { stage: number; reason: string } | null = null;
+  private capacity: Capacity | undefined;
+  private pipeline: PipelinedRound | null = null;
+  /** Hand-offs for a round whose pipeline is not built yet (a quicker peer started it). */
+  private early: { round: number; from: string; kind: 'activations' | 'grads' | 'control'; payload: Uint8Array }[] = [];
   private readonly commits = new Map<number, CommitInfo>();
   private readonly received = new Map<number, Map<string, Received>>();
   private peers: string[] = [];
@@ -101,21 +117,27 @@ export class Contributor {
   /** Asks to stop: 'now' at the next step (the round's work is dropped), or after the round's commit. */
   stop(mode: StopMode = 'now'): void {
     if (this.stopMode !== 'now') this.stopMode = mode;
+    if (this.stopMode === 'now') this.pipeline?.abort('stopping');
     this.wake();
   }
 
   /** Joins, syncs, and contributes until stopped or the coordinator goes away. */
   async run(): Promise<void> {
+    this.capacity = await this.measureCapacity();
     const welcome = await this.connect();
     this.config = parseRunConfig(welcome.config);
-    this.o.onEvent({ event: 'joined', address: this.address, run: this.config.run, round: welcome.state.round, model: this.config.model });
+    this.stage = welcome.stage;
+    this.o.onEvent({ event: 'joined', address: this.address, run: this.config.run, round: welcome.state.round, model: this.config.model, stage: this.stage, stages: this.config.stages });
     this.mesh = new PeerMesh(this.address, {
       wrtc: this.o.wrtc,
       iceServers: this.config.iceServers,
       maxMessageBytes: this.config.maxMessageBytes + 64 * 1024,
       sendSignal: (to, data) => this.client.send({ type: 'signal', to, data }),
       onMessage: (from, m) => this.onPeerMessage(from, m),
-      onLink: (peer, up, reason) => this.o.onEvent({ event: 'link', peer, up, reason }),
+      onLink: (peer, up, reason) => {
+        if (!up) this.pipeline?.peerDown(peer);
+        this.o.onEvent({ event: 'link', peer, up, reason });
+      },
     });
     // The peer list (and a quick peer's first offer) can arrive with the welcome, before the
     // mesh existed: hand them over now.
@@ -128,15 +150,24 @@ export class Contributor {
       const { tokens } = decodeShard(shard, 'the run’s data shard');
       // The held-out 1% stays out of training, as in `tessera train`, for validation.
       const { train } = splitShard(tokens, { validFraction: 0.01 });
-      this.replica = new SwarmReplica(this.o.gpu, this.config, train, this.o.sampleAs ?? this.address);
-      // Compile the kernels now: drivers compile synchronously, which would otherwise stall
-      // this peer (heartbeats included) in the middle of its first round.
-      await this.replica.warmUp();
+      this.trainTokens = train;
+      await this.buildReplica();
       let state = welcome.state;
       for (;;) {
         try {
           await this.sync(state);
           await this.loop();
+          if (this.movedTo && this.stopMode === null && !this.disconnected) {
+            // The coordinator moved us to a starved stage: that stage's layers and weights.
+            this.stage = this.movedTo.stage;
+            this.o.onEvent({ event: 'stage', stage: this.stage, reason: this.movedTo.reason });
+            this.movedTo = null;
+            await this.saveLocal().catch(() => false);
+            await this.buildReplica();
+            this.held = -1;
+            state = { ...state, round: this.coordRound };
+            continue;
+          }
         } catch (e) {
           // An HTTP request to the coordinator failing (it restarts, the network drops) is a
           // lost coordinator like a closed socket: rejoin and carry on from what we hold.
@@ -162,7 +193,7 @@ export class Contributor {
 
   /** Opens a connection to the coordinator and joins. */
   private async connect(): Promise<Welcome> {
-    const client = new CoordinatorClient(this.o.coordinator, this.o.key, this.o.openSocket);
+    const client = new CoordinatorClient(this.o.coordinator, this.o.key, this.o.openSocket, this.capacity);
     client.onMessage((m) => this.onServer(m));
     client.onClose((reason) => {
       if (this.client !== client) return;
@@ -174,7 +205,38 @@ export class Contributor {
     this.disconnected = null;
     this.announced = null;
     this.coordRound = welcome.state.round;
+    if (this.config && welcome.stage !== this.stage) this.movedTo = { stage: welcome.stage, reason: 'placed anew after reconnecting' };
     return welcome;
+  }
+
+  private trainTokens: ArrayLike<number> = [];
+
+  /** The replica of our stage (the whole model in a run of one stage), kernels compiled. */
+  private async buildReplica(): Promise<void> {
+    this.replica?.destroy();
+    this.replica = null;
+    this.replica = new SwarmReplica(this.o.gpu, this.config, this.trainTokens, this.o.sampleAs ?? this.address, this.stage);
+    // Compile the kernels now: drivers compile synchronously, which would otherwise stall
+    // this peer (heartbeats included) in the middle of its first round.
+    await this.replica.warmUp();
+  }
+
+  /**
+   * What we report on joining a pipelined run: our memory budget and the whole model's
+   * training speed here, from one timed forward and backward after a warm-up one.
+   */
+  private async measureCapacity(): Promise<Capacity | undefined> {
+    const bytes = await this.o.http.get(`${this.httpBase}/run`).catch(() => null);
+    if (!bytes) return undefined;
+    let config: RunConfig;
+    try {
+      config = parseRunConfig(JSON.parse(new TextDecoder().decode(bytes)));
+    } catch {
+      return undefined; // the welcome's config is checked (and its error reported) later
+    }
+    if (config.stages === 1) return undefined;
+    const tokensPerSecond = await calibrate(this.o.gpu, config);
+    return { memoryBytes: this.o.memoryBytes ?? 0, tokensPerSecond };
   }
 
   /** After losing the coordinator: retries with backoff (1 s doubling to 30 s) until it answers or we are stopped. */
@@ -235,7 +297,7 @@ export class Contributor {
   // ---- the round loop ----
 
   private async loop(): Promise<void> {
-    while (this.stopMode !== 'now' && !this.disconnected) {
+    while (this.stopMode !== 'now' && !this.disconnected && !this.movedTo) {
       const r = this.held;
       const member = () => this.announced?.round === r && this.announced.members.includes(this.address);
       if (!(await this.until(() => member() || this.commits.has(r) || this.stopMode === 'after-round'))) break;
@@ -250,13 +312,14 @@ export class Contributor {
       }
       if (!(await this.until(() => this.commits.has(r)))) break;
       await this.applyCommit(r, trained, loss);
-      if (this.stopMode === 'after-round') break;
+      if (this.stopMode === 'after-round' || this.movedTo) break;
     }
   }
 
   /** H inner steps, then the update out to the coordinator and the members; the mean loss, or null if cut short. */
   private async trainRound(r: number): Promise<number | null> {
     const rep = this.replica!;
+    if (rep.stage) return this.trainPipelinedRound(r);
     let sum = 0;
     for (let i = 0; i < this.config.innerSteps; i++) {
       if (this.stopMode === 'now' || this.commits.has(r) || this.disconnected) {
@@ -271,22 +334,72 @@ export class Contributor {
       await this.exclusive(() => rep.discardRound());
       return null;
     }
+    return this.sendUpdate(r, sum / this.config.innerSteps);
+  }
+
+  /** A pipelined round: H steps of the whole swarm's pipeline, this peer holding its stage. */
+  private async trainPipelinedRound(r: number): Promise<number | null> {
+    const rep = this.replica!;
+    const a = this.announced!;
+    if (!PipelinedRound.covers(this.config, a.stages)) return null;
+    const round = new PipelinedRound({
+      replica: rep, config: this.config, key: this.o.key, mesh: this.mesh, round: r, members: a.members, stages: a.stages,
+      inRun: (p) => this.peers.includes(p),
+      onStep: (i, s) => {
+        const tokens = s.processed * this.config.batch * this.config.seq;
+        if (s.loss !== null) this.o.onEvent({ event: 'step', round: r, step: i + 1, loss: s.loss, tokensPerSecond: (tokens * 1000) / s.wallMs, busy: s.busyMs / s.wallMs, rerouted: s.rerouted, dropped: s.dropped });
+        if (this.commits.has(r)) this.pipeline?.abort('the round closed without us');
+      },
+    });
+    this.pipeline = round;
+    for (const m of this.early.splice(0)) if (m.round === r) round.receive(m.from, m.kind, m.payload);
+    let loss: number;
+    try {
+      loss = await round.run();
+    } catch (e) {
+      if (!(e instanceof SwarmStepError)) throw e;
+      this.o.onEvent({ event: 'warning', text: `round ${r} cut short: ${e.message}` });
+      await this.exclusive(() => rep.discardRound());
+      return null;
+    } finally {
+      this.pipeline = null;
+      // hand-offs the pipeline dropped (bad shape, wrong round, unknown peer …) count as refused
+      for (const [reason, n] of Object.entries(round.peer.dropped)) this.rejected[`handoff-${reason}`] = (this.rejected[`handoff-${reason}`] ?? 0) + n;
+    }
+    if (this.stopMode === 'now' || this.commits.has(r) || this.disconnected) {
+      await this.exclusive(() => rep.discardRound());
+      return null;
+    }
+    return this.sendUpdate(r, loss);
+  }
+
+  /** Compresses the round's update and sends it to the coordinator and to our stage's members. */
+  private async sendUpdate(r: number, loss: number): Promise<number> {
+    const rep = this.replica!;
     const payload = await this.exclusive(() => rep.compress(r));
-    const envelope = sealEnvelope(this.o.key, { kind: 'update', run: this.config.run, round: r, stage: 0 }, payload);
+    const envelope = sealEnvelope(this.o.key, { kind: 'update', run: this.config.run, round: r, stage: this.stage }, payload);
     const own = this.received.get(r) ?? new Map<string, Received>();
     own.set(this.address, { hash: toHex(peekEnvelope(envelope).payloadHash), payload });
     this.received.set(r, own);
-    const others = (this.announced?.members ?? []).filter((a) => a !== this.address);
+    const others = this.stageMembers().filter((a) => a !== this.address);
     this.o.onEvent({ event: 'exchange', round: r, bytes: envelope.length, peers: others.length });
     if (this.client.sendBinary(envelope)) this.wsBytesUp += envelope.length;
     const { sent, failed } = await this.mesh.sendAll(others, envelope);
     this.o.onEvent({ event: 'sent', round: r, bytes: envelope.length, delivered: sent.length, failed: failed.length });
-    return sum / this.config.innerSteps;
+    return loss;
+  }
+
+  /** The announced round's members of our stage (everyone in a run of one stage). */
+  private stageMembers(): string[] {
+    const a = this.announced;
+    if (!a) return [];
+    return a.members.filter((_, i) => (a.stages[i] ?? 0) === this.stage);
   }
 
   /** Applies commit r: the listed updates, from peers where they arrived intact, else from the coordinator. */
   private async applyCommit(r: number, trained: boolean, loss: number | null): Promise<void> {
-    const commit = this.commits.get(r)!;
+    const all = this.commits.get(r)!;
+    const commit = { ...all, included: all.included.filter((e) => (e.stage ?? 0) === this.stage) };
     // The last update often reaches the coordinator (and closes the round) a moment before
     // its copy reaches us peer to peer: give linked senders a moment before fetching.
     const arrived = (e: CommitEntry) => this.received.get(r)?.get(e.sender)?.hash === e.hash;
@@ -311,14 +424,16 @@ export class Contributor {
     for (const k of [...this.received.keys()]) if (k <= r) this.received.delete(k);
     for (const k of [...this.commits.keys()]) if (k <= r) this.commits.delete(k);
     const weightsHash = await this.exclusive(() => this.replica!.weightsHash());
-    this.client.send({ type: 'synced', round: this.held, weightsHash });
+    this.client.send({ type: 'synced', round: this.held, weightsHash, stage: this.stage });
     const mesh = this.mesh.stats();
     const bytesUp = mesh.bytesSent + this.wsBytesUp;
     const bytesDown = mesh.bytesReceived + this.wsBytesDown;
     const rejectedTotal = Object.values(this.rejected).reduce((a, b) => a + b, 0) + mesh.dropped;
-    if (loss !== null) this.client.send({ type: 'report', round: r, loss, bytesUp, bytesDown, rejected: rejectedTotal, peers: mesh.links });
+    if (loss !== null && Number.isFinite(loss)) this.client.send({ type: 'report', round: r, loss, bytesUp, bytesDown, rejected: rejectedTotal, peers: mesh.links });
     this.o.onEvent({ event: 'commit', round: r, trained, loss, included: commit.included.length, fromPeers, fetched, bytesUp, bytesDown, peers: mesh.links, rejected: { ...this.rejected, frames: mesh.dropped }, weightsHash });
-    if (commit.checkpointBy === this.address) await this.uploadCheckpoint();
+    // One uploader per stage: the commit names stage 0's; other stages' first committed peer.
+    const uploader = this.config.stages === 1 || this.stage === 0 ? all.checkpointBy : all.checkpointBy !== null ? (commit.included[0]?.sender ?? null) : null;
+    if (uploader === this.address) await this.uploadCheckpoint();
     await this.saveLocal();
   }
 
@@ -343,6 +458,8 @@ export class Contributor {
       httpBase: this.httpBase,
       run: this.config.run,
       address: this.address,
+      stage: this.stage,
+      stages: this.config.stages,
       askPeers: (timeoutMs) => this.askPeersForWeights(timeoutMs),
       peerTimeoutMs: this.o.peerSyncTimeoutMs ?? 20_000,
       commitFor: (r) => this.commits.get(r) ?? null,
@@ -353,7 +470,7 @@ export class Contributor {
     this.held = result.round;
     for (const k of [...this.commits.keys()]) if (k < this.held) this.commits.delete(k);
     const weightsHash = await this.replica!.weightsHash();
-    this.client.send({ type: 'synced', round: this.held, weightsHash });
+    this.client.send({ type: 'synced', round: this.held, weightsHash, stage: this.stage });
     this.o.onEvent({ event: 'synced', round: this.held, source: result.source, weightsHash });
   }
 
@@ -372,25 +489,30 @@ export class Contributor {
           resolve(m);
         };
       });
-      const request = sealEnvelope(this.o.key, { kind: 'weights-request', run: this.config.run, round: this.coordRound, stage: 0 }, new Uint8Array(0));
+      const request = sealEnvelope(this.o.key, { kind: 'weights-request', run: this.config.run, round: this.coordRound, stage: this.stage }, new Uint8Array(0));
       if (!(await this.mesh.send(peer, request))) continue;
       const got = await answer;
       this.weightsWaiter = null;
-      if (got) return got;
+      if (got && got.bytes.length > 0) return got; // empty: that peer holds another stage
     }
     return null;
   }
 
-  private async serveWeights(to: string): Promise<void> {
+  private async serveWeights(to: string, stage: number): Promise<void> {
     if (this.held < 0 || !this.replica) return;
+    if (stage !== this.stage) {
+      // Not ours to give: say so at once, so the asker tries the next peer.
+      await this.mesh.send(to, sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round: this.held, stage: this.stage }, new Uint8Array(0)));
+      return;
+    }
     const { round, bytes } = await this.exclusive(async () => ({ round: this.held, bytes: await this.replica!.encodeWeights(this.held) }));
-    await this.mesh.send(to, sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round, stage: 0 }, bytes));
+    await this.mesh.send(to, sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round, stage: this.stage }, bytes));
   }
 
   private async uploadCheckpoint(): Promise<void> {
     const round = this.held;
     const bytes = await this.exclusive(() => this.replica!.encodeWeights(round));
-    const envelope = sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round, stage: 0 }, bytes);
+    const envelope = sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round, stage: this.stage }, bytes);
     try {
       const r = await this.o.http.put(`${this.httpBase}/checkpoint`, envelope);
       if (r.status !== 200) this.o.onEvent({ event: 'warning', text: `the coordinator refused our checkpoint of round ${round}: ${r.text}` });
@@ -403,7 +525,7 @@ export class Contributor {
   private async saveLocal(): Promise<boolean> {
     if (!this.o.store || !this.replica || this.held < 0) return false;
     const c = await this.exclusive(() => this.replica!.saveState(this.held));
-    await this.o.store.save(localCheckpointName(this.config.run), c);
+    await this.o.store.save(localCheckpointName(this.config.run, this.stage), c);
     return true;
   }
 
@@ -413,6 +535,7 @@ export class Contributor {
     this.wsBytesDown += 64; // control traffic, roughly
     switch (m.type) {
       case 'peers':
+        for (const p of this.peers) if (!m.peers.includes(p)) this.pipeline?.peerDown(p);
         this.peers = m.peers;
         this.mesh?.setPeers(m.peers);
         break;
@@ -422,10 +545,15 @@ export class Contributor {
         break;
       case 'round':
         this.coordRound = m.round;
-        this.announced = { round: m.round, members: m.members, deadline: m.deadline };
+        this.announced = { round: m.round, members: m.members, stages: m.stages, deadline: m.deadline };
+        break;
+      case 'stage':
+        if (m.stage !== this.stage) this.movedTo = { stage: m.stage, reason: m.reason };
+        this.pipeline?.abort('moved to another stage');
         break;
       case 'commit':
         this.coordRound = m.round + 1;
+        if (this.pipeline && m.round >= this.held) this.pipeline.abort('the round closed without us');
         if (m.round >= this.held) this.commits.set(m.round, { round: m.round, included: m.included, checkpointBy: m.checkpointBy });
         break;
       case 'scores':
@@ -460,9 +588,20 @@ export class Contributor {
     }
     if (header.sender !== from) return this.count('wrong-sender', from, `signed by ${header.sender} but sent by ${from}`);
     if (!this.peers.includes(from)) return this.count('unknown-member', from, `${from} is not a peer of this run`);
+    const handoff = handoffKind(header.kind);
+    if (handoff) {
+      if (this.config.stages === 1) return this.count('unexpected-kind', from, `'${header.kind}' in a run of one stage`);
+      if (this.pipeline && header.round === this.held) return this.pipeline.receive(from, handoff, payload);
+      if (header.round < this.held || header.round > this.coordRound + 1) return this.count('stale-round', from, `'${header.kind}' for round ${header.round}; we are at round ${this.held}`);
+      if (this.early.length >= 4096) return this.count('flood', from, 'too many hand-offs ahead of our round');
+      this.early = this.early.filter((e) => e.round >= this.held);
+      this.early.push({ round: header.round, from, kind: handoff, payload });
+      return;
+    }
     switch (header.kind) {
       case 'update': {
         if (header.round !== this.held && header.round !== this.coordRound) return this.count('stale-round', from, `update for round ${header.round}; we are at round ${this.held}`);
+        if (header.stage !== this.stage) return this.count('wrong-stage', from, `an update of stage ${header.stage}; we hold stage ${this.stage}`);
         const byRound = this.received.get(header.round) ?? new Map<string, Received>();
         if (byRound.has(from)) return this.count('duplicate', from, `a second update for round ${header.round}`);
         const problem = this.replica?.checkUpdate(payload, header.round);
@@ -472,7 +611,7 @@ export class Contributor {
         return;
       }
       case 'weights-request':
-        void this.serveWeights(from).catch((e) => this.o.onEvent({ event: 'warning', text: `could not send weights to ${from}: ${(e as Error).message}` }));
+        void this.serveWeights(from, header.stage).catch((e) => this.o.onEvent({ event: 'warning', text: `could not send weights to ${from}: ${(e as Error).message}` }));
         return;
       case 'weights':
         if (!this.weightsWaiter) return this.count('unexpected-kind', from, 'weights we did not ask for');
@@ -490,6 +629,28 @@ function isRequestFailure(e: unknown): boolean {
   return (e instanceof TypeError && /fetch/i.test(e.message)) || name === 'TimeoutError' || name === 'AbortError';
 }
 
-export function localCheckpointName(run: string): string {
-  return `contributor-${run}`;
+export function localCheckpointName(run: string, stage = 0): string {
+  return stage === 0 ? `contributor-${run}` : `contributor-${run}-stage${stage}`;
+}
+
+/** Tokens per second of one whole-model training step here (timed after a warm-up step). */
+async function calibrate(gpu: Gpu, config: RunConfig): Promise<number> {
+  const cfg = runModel(config);
+  const slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: config.batch, seqLen: config.seq });
+  try {
+    slice.initialize(config.seed);
+    const n = config.batch * config.seq;
+    const batch = { tokens: new Int32Array(n), targets: new Int32Array(n) };
+    let ms = Infinity;
+    for (let i = 0; i < 2; i++) {
+      const t0 = performance.now();
+      slice.forward(batch);
+      slice.backward({ accumulate: false, lossScale: 1 });
+      await gpu.readF32(slice.loss!);
+      ms = performance.now() - t0;
+    }
+    return Math.round((n * 1000) / Math.max(ms, 1e-3));
+  } finally {
+    slice.destroy();
+  }
 }

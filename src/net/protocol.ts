@@ -4,15 +4,18 @@
 //   client                                   coordinator
 //   hello {version}                     →
 //                                       ←    challenge {run, nonce}
-//   join {address, signature}           →    (signature over joinChallenge(run, nonce))
-//                                       ←    welcome {run config, state}
-//   synced {round, weightsHash}         →    "I hold θ_start of `round`": a member from it on
+//   join {address, signature, capacity?} →   (signature over joinChallenge(run, nonce));
+//                                            capacity: free memory and measured speed, for
+//                                            the stage assignment of a pipelined run
+//                                       ←    welcome {run config, state, stage}
+//                                       ←    stage {stage, reason}: moved to another stage
+//   synced {round, weightsHash, stage}  →    "I hold θ_start of `round` (of `stage`)": a member from it on
 //   heartbeat                           →
 //   signal {to, data}                   →    relayed as signal {from, data}, peers only
 //   <binary: signed 'update' envelope>  →    kept for the validator and for relaying
 //   report {round, loss, …}             →
 //                                       ←    peers {peers}: everyone to connect to
-//                                       ←    round {round, members, seed, deadline}
+//                                       ←    round {round, members, stages, seed, deadline}
 //                                       ←    commit {round, included, checkpointBy}
 //                                       ←    rejected {what, reason}: one of yours was refused
 //                                       ←    scores {round, standing}: the validator's verdict
@@ -35,6 +38,8 @@ export function joinChallenge(run: string, nonce: string): Uint8Array {
 
 export interface CommitEntry {
   sender: string;
+  /** The sender's pipeline stage (0 in a run of one stage): replicas apply their own stage's entries. */
+  stage: number;
   /** Hex blake2b-256 of the update's payload (the envelope's payload hash). */
   hash: string;
 }
@@ -52,22 +57,31 @@ export interface RunState {
 
 export type ClientMessage =
   | { type: 'hello'; version: number }
-  | { type: 'join'; address: string; signature: string }
-  | { type: 'synced'; round: number; weightsHash: string }
+  | { type: 'join'; address: string; signature: string; capacity?: Capacity }
+  | { type: 'synced'; round: number; weightsHash: string; stage: number }
   | { type: 'heartbeat' }
   | { type: 'signal'; to: string; data: unknown }
   | { type: 'report'; round: number; loss: number; bytesUp: number; bytesDown: number; rejected: number; peers: number };
 
 export type ServerMessage =
   | { type: 'challenge'; run: string; nonce: string; version: number }
-  | { type: 'welcome'; address: string; config: RunConfig; state: RunState }
+  | { type: 'welcome'; address: string; config: RunConfig; state: RunState; stage: number }
+  | { type: 'stage'; stage: number; reason: string }
   | { type: 'peers'; peers: string[] }
   | { type: 'signal'; from: string; data: unknown }
-  | { type: 'round'; round: number; members: string[]; seed: number; deadline: number }
+  | { type: 'round'; round: number; members: string[]; stages: number[]; seed: number; deadline: number }
   | { type: 'commit'; round: number; included: CommitEntry[]; checkpointBy: string | null }
   | { type: 'rejected'; what: string; reason: string }
   | { type: 'scores'; round: number; standing: Standing }
   | { type: 'error'; message: string };
+
+/** What a contributor reports of its device when joining (the coordinator places it in a stage). */
+export interface Capacity {
+  /** Memory it can give the model, bytes (the adapter's largest buffer, or the user's budget). */
+  memoryBytes: number;
+  /** Its measured training speed on a short calibration, tokens per second of the whole model. */
+  tokensPerSecond: number;
+}
 
 /** A contributor's place in the validator's books after a round (ledger.ts fills it). */
 export interface Standing {
@@ -92,6 +106,7 @@ const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof
 const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
 const isRound = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isStage = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff;
 
 function parseJson(text: string): Record<string, unknown> | null {
   if (text.length > MAX_CONTROL_BYTES) return null;
@@ -110,10 +125,17 @@ export function parseClientMessage(text: string): ClientMessage | null {
   switch (m.type) {
     case 'hello':
       return isNum(m.version) ? { type: 'hello', version: m.version } : null;
-    case 'join':
-      return isStr(m.address, 64) && isStr(m.signature, 200) ? { type: 'join', address: m.address, signature: m.signature } : null;
-    case 'synced':
-      return isRound(m.round) && isStr(m.weightsHash, 128) ? { type: 'synced', round: m.round, weightsHash: m.weightsHash } : null;
+    case 'join': {
+      if (!isStr(m.address, 64) || !isStr(m.signature, 200)) return null;
+      if (m.capacity === undefined) return { type: 'join', address: m.address, signature: m.signature };
+      const c = m.capacity;
+      if (!isObj(c) || !isNum(c.memoryBytes) || c.memoryBytes < 0 || !isNum(c.tokensPerSecond) || c.tokensPerSecond < 0) return null;
+      return { type: 'join', address: m.address, signature: m.signature, capacity: { memoryBytes: c.memoryBytes, tokensPerSecond: c.tokensPerSecond } };
+    }
+    case 'synced': {
+      const stage = m.stage ?? 0;
+      return isRound(m.round) && isStr(m.weightsHash, 128) && isStage(stage) ? { type: 'synced', round: m.round, weightsHash: m.weightsHash, stage } : null;
+    }
     case 'heartbeat':
       return { type: 'heartbeat' };
     case 'signal':
@@ -140,19 +162,22 @@ export function parseServerMessage(text: string): ServerMessage | null {
       const s = m.state;
       if (!isStr(m.address, 64) || !isObj(m.config) || !isObj(s)) return null;
       if (!isRound(s.round) || (s.phase !== 'waiting' && s.phase !== 'training') || !isAddrList(s.members) || !isNum(s.checkpointRound) || !isNum(s.oldestCommit)) return null;
-      return { type: 'welcome', address: m.address, config: m.config as unknown as RunConfig, state: s as unknown as RunState };
+      if (!isStage(m.stage)) return null;
+      return { type: 'welcome', address: m.address, config: m.config as unknown as RunConfig, state: s as unknown as RunState, stage: m.stage };
     }
+    case 'stage':
+      return isStage(m.stage) && isStr(m.reason, 1024) ? { type: 'stage', stage: m.stage, reason: m.reason } : null;
     case 'peers':
       return isAddrList(m.peers) ? { type: 'peers', peers: m.peers } : null;
     case 'signal':
       return isStr(m.from, 64) && m.data !== undefined ? { type: 'signal', from: m.from, data: m.data } : null;
     case 'round':
-      return isRound(m.round) && isAddrList(m.members) && isNum(m.seed) && isNum(m.deadline)
-        ? { type: 'round', round: m.round, members: m.members, seed: m.seed, deadline: m.deadline }
+      return isRound(m.round) && isAddrList(m.members) && Array.isArray(m.stages) && m.stages.length === m.members.length && m.stages.every(isStage) && isNum(m.seed) && isNum(m.deadline)
+        ? { type: 'round', round: m.round, members: m.members, stages: m.stages as number[], seed: m.seed, deadline: m.deadline }
         : null;
     case 'commit': {
       const inc = m.included;
-      if (!isRound(m.round) || !Array.isArray(inc) || !inc.every((e) => isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128))) return null;
+      if (!isRound(m.round) || !Array.isArray(inc) || !inc.every((e) => isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage))) return null;
       if (!(m.checkpointBy === null || isStr(m.checkpointBy, 64))) return null;
       return { type: 'commit', round: m.round, included: inc as CommitEntry[], checkpointBy: m.checkpointBy as string | null };
     }

@@ -1,9 +1,12 @@
 // One contributor's copy of the run's model with everything a round needs: the slice, the
 // inner AdamW, and SparseLoCo state (θ_start and error feedback). The network code drives it;
-// this file knows nothing of peers. Whole-model only (pipeline stages come with src/pipeline).
+// this file knows nothing of peers. In a pipelined run it holds one stage's layers (a
+// PipelineStage, driven by a SwarmPeer) instead of the whole model; evaluation and local
+// inner steps are then unavailable (they need every layer).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { ParamSpec } from '../model/config.ts';
 import { LayerSlice } from '../model/slice.ts';
+import { PipelineStage } from '../pipeline/stage.ts';
 import { applySparse } from '../sparseloco/feedback.ts';
 import { SparseLoCoReplica, type ApplyReport } from '../sparseloco/outer.ts';
 import type { SparseTensor } from '../sparseloco/selection.ts';
@@ -14,13 +17,16 @@ import { sampleBatch, type Batch } from '../train/sampler.ts';
 import type { LrSchedule } from '../train/schedule.ts';
 import { crc32 } from '../train/shards.ts';
 import { LocalTrainer, type StepResult } from '../train/trainer.ts';
-import { runModel, type RunConfig } from './run-config.ts';
+import { runModel, stageBounds, type RunConfig } from './run-config.ts';
 
 export class SwarmReplica {
   readonly slice: LayerSlice;
   readonly layout: readonly ParamSpec[];
   private readonly optimizer: AdamW;
-  private readonly trainer: LocalTrainer;
+  private readonly trainer: LocalTrainer | null;
+  /** The pipeline stage this replica holds (pipelined runs), else null. */
+  readonly stage: PipelineStage | null;
+  readonly stageIndex: number;
   private readonly sparse: SparseLoCoReplica;
   private readonly source: { batch(step: number): Pick<Batch, 'tokens' | 'targets'> };
 
@@ -29,12 +35,23 @@ export class SwarmReplica {
     readonly config: RunConfig,
     tokens: ArrayLike<number>,
     readonly address: string,
+    stageIndex = 0,
   ) {
     const cfg = runModel(config);
     const H = config.innerSteps;
-    this.slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: config.batch, seqLen: config.seq });
+    this.stageIndex = stageIndex;
+    if (config.stages > 1) {
+      const range = stageBounds(config)[stageIndex];
+      if (!range) throw new RangeError(`stage ${stageIndex} of a run of ${config.stages} stages`);
+      this.stage = PipelineStage.create(gpu, cfg, { from: range.from, to: range.to, batch: config.batch, seqLen: config.seq, mode: config.activations, adamw: DEFAULT_ADAMW });
+      this.slice = this.stage.slice;
+      this.optimizer = this.stage.optimizer;
+    } else {
+      this.stage = null;
+      this.slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: config.batch, seqLen: config.seq });
+      this.optimizer = new AdamW(gpu, this.slice.layout, this.slice.params, this.slice.grads, DEFAULT_ADAMW);
+    }
     this.layout = this.slice.layout;
-    this.optimizer = new AdamW(gpu, this.layout, this.slice.params, this.slice.grads, DEFAULT_ADAMW);
     // Data and learning rate follow the run's clock: global step s (1-based) is inner step
     // (s−1) mod H of round ⌊(s−1)/H⌋, drawn for this hotkey (a validator can rebuild it).
     const source = (this.source = {
@@ -43,18 +60,38 @@ export class SwarmReplica {
         return sampleBatch(tokens, { B: config.batch, T: config.seq }, { runSeed: config.seed, round, contributor: address, step: (step - 1) % H });
       },
     });
-    const schedule: LrSchedule = { peak: config.lr, warmup: config.warmup, total: config.plannedRounds * H, minRatio: 0.1 };
-    this.trainer = new LocalTrainer(gpu, this.slice, this.optimizer, source, schedule, 1);
+    const schedule: LrSchedule = (this.schedule = { peak: config.lr, warmup: config.warmup, total: config.plannedRounds * H, minRatio: 0.1 });
+    this.trainer = this.stage ? null : new LocalTrainer(gpu, this.slice, this.optimizer, source, schedule, 1);
+    this.tokens = tokens;
     this.slice.initialize(config.seed);
     this.sparse = new SparseLoCoReplica(gpu, this.layout, this.slice.params, config.sparseloco, configHash(cfg));
   }
 
+  readonly schedule: LrSchedule;
+  private readonly tokens: ArrayLike<number>;
+
   /** One forward and backward on a batch, nothing updated: compiles every training kernel. */
   async warmUp(): Promise<void> {
     const batch = this.source.batch(1);
+    if (this.stage) {
+      // A stage's slice takes the residual stream (not tokens) unless it is the first.
+      const x = this.slice.from === 0 ? null : this.gpu.tensor([this.config.batch, this.config.seq, this.slice.cfg.dim], 'f32', 'warm-up input');
+      if (x) this.gpu.write(x, new Float32Array(this.config.batch * this.config.seq * this.slice.cfg.dim));
+      this.slice.forward(x ? { x, targets: this.stage.isLast ? batch.targets : undefined } : { tokens: batch.tokens, targets: this.stage.isLast ? batch.targets : undefined });
+      this.slice.backward(this.stage.isLast ? { accumulate: false, lossScale: 1 } : { dOut: this.slice.output!, accumulate: false });
+      await this.gpu.readF32(this.stage.isFirst ? this.slice.grads.get(this.layout[0].name)! : this.slice.inputGrad!);
+      x?.release();
+      return;
+    }
     this.slice.forward(batch);
     this.slice.backward({ accumulate: false, lossScale: 1 });
     await this.gpu.readF32(this.slice.loss!);
+  }
+
+  /** Micro-batch `micro` of inner step `step` of `round` (a pipelined run's stage 0), drawn for this hotkey. */
+  microBatch(round: number, step: number, micro: number): Pick<Batch, 'tokens' | 'targets'> {
+    const { batch, seq, seed, microBatches } = this.config;
+    return sampleBatch(this.tokens, { B: batch, T: seq }, { runSeed: seed, round, contributor: this.address, step: step * microBatches + micro });
   }
 
   /** θ_start ← θ_now ← the run's seeded initialisation (round 0). */
@@ -65,7 +102,12 @@ export class SwarmReplica {
 
   /** Inner step `step` (0-based) of `round`. */
   trainStep(round: number, step: number): Promise<StepResult> {
-    return this.trainer.trainStep(round * this.config.innerSteps + step + 1);
+    return this.wholeModel('an inner step').trainStep(round * this.config.innerSteps + step + 1);
+  }
+
+  private wholeModel(what: string): LocalTrainer {
+    if (!this.trainer) throw new Error(`SwarmReplica: ${what} needs the whole model; this replica holds stage ${this.stageIndex}`);
+    return this.trainer;
   }
 
   /** The round's compressed update (error feedback keeps what is not sent). */
@@ -91,7 +133,7 @@ export class SwarmReplica {
 
   /** Mean loss of θ_now over the batches, nothing updated. */
   evaluate(batches: readonly Pick<Batch, 'tokens' | 'targets'>[]): Promise<number> {
-    return this.trainer.evaluate(batches);
+    return this.wholeModel('evaluation').evaluate(batches);
   }
 
   /** θ_now ← θ_start − scale·α·Δ of one peer's update (a validator's trial step; discardRound undoes it). */
@@ -139,7 +181,8 @@ export class SwarmReplica {
     const c = decodeCheckpoint(bytes, source);
     const round = (c.dataPosition as { round?: unknown } | null)?.round;
     if (typeof round !== 'number' || !Number.isInteger(round) || round < 0) throw new CheckpointError('header', `${source}: no round in the weights`);
-    if (configHash(c.model) !== configHash(this.slice.cfg) || c.from !== 0 || c.to !== this.slice.cfg.layers) throw new CheckpointError('header', `${source}: weights of another model`);
+    if (configHash(c.model) !== configHash(this.slice.cfg)) throw new CheckpointError('header', `${source}: weights of another model`);
+    if (c.from !== this.slice.from || c.to !== this.slice.to) throw new CheckpointError('header', `${source}: weights of layers [${c.from}, ${c.to}), not of this replica's [${this.slice.from}, ${this.slice.to})`);
     const weights = new Map<string, Float32Array>();
     for (const s of this.layout) {
       const t = c.tensors.get(`param/${s.name}`);
@@ -169,12 +212,16 @@ export class SwarmReplica {
   }
 
   private checkpointOf(round: number, tensors: Map<string, Float32Array>): Checkpoint {
-    return { format: 1, model: this.slice.cfg, from: 0, to: this.slice.cfg.layers, step: this.optimizer.step, dataPosition: { round }, tensors, meta: { run: this.config.run, address: this.address } };
+    return { format: 1, model: this.slice.cfg, from: this.slice.from, to: this.slice.to, step: this.optimizer.step, dataPosition: { round }, tensors, meta: { run: this.config.run, address: this.address } };
   }
 
   destroy(): void {
     this.sparse.destroy();
-    this.trainer.destroy();
+    if (this.stage) {
+      this.stage.destroy(); // its optimiser and slice with it
+      return;
+    }
+    this.trainer!.destroy();
     this.optimizer.destroy();
     this.slice.destroy();
   }

@@ -1,13 +1,19 @@
 // A run: what every member trains and how rounds are paced. The coordinator reads it from
 // run.json (or defaults), serves it at GET /run, and every contributor validates it before
 // training. Environment-free: the browser contributor checks the same way.
-import { PRESETS, preset, type ModelConfig, type PresetName } from '../model/config.ts';
+import { PRESETS, parameterLayout, preset, type ModelConfig, type PresetName } from '../model/config.ts';
+import { ACTIVATION_MODES, type ActivationMode } from '../pipeline/activation-codec.ts';
 import { DEFAULT_SPARSELOCO, type SparseLoCoSettings } from '../sparseloco/outer.ts';
 
 export interface IceServer {
   urls: string | string[];
   username?: string;
   credential?: string;
+}
+
+export interface StageRange {
+  from: number;
+  to: number;
 }
 
 export interface RunConfig {
@@ -17,6 +23,12 @@ export interface RunConfig {
   model: PresetName;
   /** Pipeline stages (1: every contributor holds the whole model). */
   stages: number;
+  /** The stages' layer ranges [from, to), contiguous from 0 to the model's layers; [] splits evenly. */
+  stageRanges: StageRange[];
+  /** Pipelined runs: micro-batches of `batch` sequences each stage-0 peer sends per inner step. */
+  microBatches: number;
+  /** Pipelined runs: encoding of activations and their gradients between stages. */
+  activations: ActivationMode;
   /** Inner steps per round (Templar: 30). */
   innerSteps: number;
   /** Sequences per inner step and tokens per sequence. */
@@ -53,6 +65,9 @@ export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   run: 'local',
   model: 'tiny',
   stages: 1,
+  stageRanges: [],
+  microBatches: 4,
+  activations: 'f16',
   innerSteps: 30,
   batch: 8,
   seq: 64,
@@ -110,7 +125,14 @@ export function parseRunConfig(input: unknown): RunConfig {
   const pos = (field: string, v: unknown, max = Infinity) => {
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) throw new RunConfigError(field, `must be a number in (0, ${max}], got ${JSON.stringify(v)}`);
   };
-  int('stages', c.stages, 1, 1);
+  const model = preset(c.model);
+  int('stages', c.stages, 1, model.layers);
+  if (c.stages > 1 && model.tiedEmbeddings) {
+    throw new RunConfigError('stages', `> 1 needs a model with untied embeddings across peers; '${c.model}' ties them (use 'tiny', or stages: 1)`);
+  }
+  c.stageRanges = parseStageRanges(c.stageRanges, c.stages, model.layers);
+  int('microBatches', c.microBatches, 1, 1024);
+  if (!ACTIVATION_MODES.includes(c.activations)) throw new RunConfigError('activations', `must be one of ${ACTIVATION_MODES.join(', ')}, got ${JSON.stringify(c.activations)}`);
   int('innerSteps', c.innerSteps, 1, 100_000);
   int('batch', c.batch, 1, 4096);
   int('seq', c.seq, 1, preset(c.model).seqLen);
@@ -139,6 +161,47 @@ export function parseRunConfig(input: unknown): RunConfig {
   int('epochRounds', c.epochRounds, 1, 1_000_000);
   if (typeof c.emissionPerEpoch !== 'number' || !Number.isFinite(c.emissionPerEpoch) || c.emissionPerEpoch < 0) throw new RunConfigError('emissionPerEpoch', `must be a number ≥ 0, got ${JSON.stringify(c.emissionPerEpoch)}`);
   return c;
+}
+
+function parseStageRanges(v: unknown, stages: number, layers: number): StageRange[] {
+  if (!Array.isArray(v)) throw new RunConfigError('stageRanges', 'must be a list of { from, to } layer ranges ([] splits the layers evenly)');
+  if (v.length === 0) return [];
+  if (v.length !== stages) throw new RunConfigError('stageRanges', `names ${v.length} ranges for ${stages} stages`);
+  let next = 0;
+  const out: StageRange[] = [];
+  for (const [i, r] of v.entries()) {
+    const from = (r as StageRange | null)?.from;
+    const to = (r as StageRange | null)?.to;
+    if (from !== next || !Number.isInteger(to) || to! <= from || to! > layers) {
+      throw new RunConfigError(`stageRanges[${i}]`, `must be { from: ${next}, to: ${next + 1}…${layers} } (contiguous, non-empty, ending at layer ${layers}), got ${JSON.stringify(r)}`);
+    }
+    out.push({ from, to: to! });
+    next = to!;
+  }
+  if (next !== layers) throw new RunConfigError('stageRanges', `end at layer ${next}, not at the model's ${layers}`);
+  return out;
+}
+
+/** The layer range of every stage: the configured ranges, or an even split. */
+export function stageBounds(c: RunConfig): StageRange[] {
+  if (c.stageRanges.length > 0) return c.stageRanges.map((r) => ({ ...r }));
+  const L = preset(c.model).layers;
+  return Array.from({ length: c.stages }, (_, s) => ({ from: Math.round((s * L) / c.stages), to: Math.round(((s + 1) * L) / c.stages) }));
+}
+
+/**
+ * Bytes a peer of `stage` needs on its GPU, roughly: six f32 copies of the stage's parameters
+ * (weights, gradients, AdamW m and v, θ_start, error feedback) plus one micro-batch's
+ * activations (~16 floats per token and channel per layer, and the logits on the last stage).
+ */
+export function stageMemoryBytes(c: RunConfig, stage: number): number {
+  const cfg = preset(c.model);
+  const r = stageBounds(c)[stage];
+  if (!r) throw new RangeError(`stage ${stage} of ${c.stages}`);
+  const params = parameterLayout(cfg, r.from, r.to).reduce((n, s) => n + s.size, 0);
+  const tokens = c.batch * c.seq;
+  const activations = tokens * cfg.dim * 16 * (r.to - r.from) + (r.to === cfg.layers ? tokens * cfg.vocabSize * 2 : 0);
+  return 4 * (6 * params + activations);
 }
 
 export function runModel(c: RunConfig): ModelConfig {

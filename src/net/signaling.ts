@@ -1,7 +1,7 @@
 // A contributor's connection to the coordinator: the join handshake (sign the challenge with
 // the hotkey), then control messages in, control and binary envelopes out. Environment-free:
 // the caller passes how to open a WebSocket (the page's WebSocket, or the `ws` package).
-import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, toHex, type ClientMessage, type RunState, type ServerMessage } from './protocol.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, toHex, type Capacity, type ClientMessage, type RunState, type ServerMessage } from './protocol.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 
 /** The part of the browser WebSocket API used here (the `ws` package has the same). */
@@ -32,6 +32,8 @@ export class CoordinatorError extends Error {
 export interface Welcome {
   config: unknown;
   state: RunState;
+  /** The pipeline stage the coordinator placed us in (0 in a run of one stage). */
+  stage: number;
 }
 
 export class CoordinatorClient {
@@ -45,6 +47,8 @@ export class CoordinatorClient {
     readonly url: string,
     private readonly key: Hotkey,
     private readonly openSocket: OpenSocket,
+    /** Reported when joining, for the stage assignment of a pipelined run. */
+    private readonly capacity?: Capacity,
   ) {}
 
   onMessage(cb: (m: ServerMessage) => void): void {
@@ -96,13 +100,13 @@ export class CoordinatorClient {
         if (!settled) {
           if (m.type === 'challenge') {
             const signature = toHex(this.key.sign(joinChallenge(m.run, m.nonce)));
-            return this.send({ type: 'join', address: this.key.address, signature });
+            return this.send({ type: 'join', address: this.key.address, signature, ...(this.capacity ? { capacity: this.capacity } : {}) });
           }
           if (m.type === 'error') return fail(new CoordinatorError(`the coordinator refused us: ${m.message}`, false));
           if (m.type === 'welcome') {
             settled = true;
             clearTimeout(timer);
-            return resolve({ config: m.config, state: m.state });
+            return resolve({ config: m.config, state: m.state, stage: m.stage });
           }
           return; // peers/round messages before welcome: the welcome carries the state
         }

@@ -33,6 +33,9 @@ export interface SyncContext {
   httpBase: string;
   run: string;
   address: string;
+  /** Our pipeline stage and the run's stage count: weights, checkpoints and commits are per stage. */
+  stage: number;
+  stages: number;
   askPeers(timeoutMs: number): Promise<{ from: string; round: number; bytes: Uint8Array } | null>;
   peerTimeoutMs: number;
   /** A commit already heard live, if any. */
@@ -48,7 +51,7 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
     const replayed = await replay(c, c.held);
     if (replayed !== null) return { round: replayed, source: c.held === replayed ? 'memory' : `memory+${replayed - c.held} commits` };
   }
-  const name = `contributor-${c.run}`;
+  const name = c.stage === 0 ? `contributor-${c.run}` : `contributor-${c.run}-stage${c.stage}`;
   const local = await c.store?.load(name).catch((e: Error) => {
     c.onWarning(`ignoring the saved state: ${e.message}`);
     return null;
@@ -77,7 +80,7 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
       c.onWarning(`weights from ${fromPeer.from} refused: ${(e as Error).message}`);
     }
   }
-  const checkpoint = await c.http.get(`${c.httpBase}/checkpoint`);
+  const checkpoint = await c.http.get(`${c.httpBase}/checkpoint${c.stages > 1 ? `?stage=${c.stage}` : ''}`);
   if (checkpoint) {
     const { header, payload } = openEnvelope(checkpoint, { run: c.run, maxPayloadBytes: 2 ** 31 });
     const { round, weights } = replica.decodeWeights(payload, 'the coordinator’s checkpoint');
@@ -102,6 +105,7 @@ async function replay(c: SyncContext, from: number): Promise<number | null> {
     if (!commit) return null;
     const payloads: Uint8Array[] = [];
     for (const e of commit.included) {
+      if ((e.stage ?? 0) !== c.stage) continue; // another stage's layers
       const bytes = await c.http.get(`${c.httpBase}/update/${r}/${e.sender}`);
       if (!bytes) return null;
       const { header, payload } = openEnvelope(bytes, { run: c.run, maxPayloadBytes: 2 ** 31 });

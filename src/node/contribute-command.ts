@@ -16,12 +16,13 @@ import { DEFAULT_HOTKEY_FILE, loadHotkeyFile } from './hotkey-file.ts';
 import { nodeHttpClient } from './http-client.ts';
 
 export const CONTRIBUTE_USAGE = `usage:
-  tessera contribute --coordinator ws://HOST:PORT/ws [--key FILE] [--state DIR] [--json] [--software]
+  tessera contribute --coordinator ws://HOST:PORT/ws [--key FILE] [--state DIR] [--memory-mib N] [--json] [--software]
   Joins the run served by that coordinator and trains on this machine's GPU until Ctrl-C.
   --key: a file holding your hotkey's mnemonic (or a btcli hotkey file, or a wallet from
   \`tessera wallet create\`, unlocked with --password-file FILE or TESSERA_WALLET_PASSWORD);
   default ${DEFAULT_HOTKEY_FILE}, created with a new key on first use. --state: where this contributor saves its progress
-  (default .tessera/contributor/<address>).
+  (default .tessera/contributor/<address>). --memory-mib N: GPU memory to give a pipelined run
+  (the coordinator places you in a stage that fits; default: not limited).
   Simulation only: --sample-as ID trains on the batches assigned to ID instead of your own, as a
   dishonest contributor would; the validator's assigned-data check scores such work down.`;
 
@@ -32,7 +33,9 @@ export class ContributeUsageError extends Error {
 function formatEvent(e: ContributorEvent): string | null {
   switch (e.event) {
     case 'joined':
-      return `joined run '${e.run}' (${e.model}) as ${e.address}; the run is at round ${e.round}`;
+      return `joined run '${e.run}' (${e.model}) as ${e.address}; the run is at round ${e.round}${e.stages > 1 ? `; holding pipeline stage ${e.stage} of ${e.stages}` : ''}`;
+    case 'stage':
+      return `moved to pipeline stage ${e.stage}: ${e.reason}`;
     case 'synced':
       return `weights of round ${e.round} from ${e.source} (hash ${e.weightsHash})`;
     case 'round':
@@ -45,7 +48,7 @@ function formatEvent(e: ContributorEvent): string | null {
       return `round ${e.round}: sent ${(e.bytes / 1024).toFixed(1)} KiB to the coordinator and ${e.delivered} peer(s)${e.failed ? ` (${e.failed} unreachable)` : ''}`;
     case 'commit': {
       const rej = Object.values(e.rejected).reduce((a, b) => a + b, 0);
-      return `round ${e.round}: ${e.trained ? `loss ${e.loss!.toFixed(4)}` : 'not trained (joined late)'} · applied ${e.included} update(s)${e.fetched ? ` (${e.fetched} fetched from the coordinator)` : ''} · up ${(e.bytesUp / 1024).toFixed(0)} KiB, down ${(e.bytesDown / 1024).toFixed(0)} KiB · ${e.peers} peer(s)${rej ? ` · ${rej} rejected` : ''}`;
+      return `round ${e.round}: ${e.trained ? `loss ${e.loss !== null && Number.isFinite(e.loss) ? e.loss.toFixed(4) : 'n/a'}` : 'not trained (joined late)'} · applied ${e.included} update(s)${e.fetched ? ` (${e.fetched} fetched from the coordinator)` : ''} · up ${(e.bytesUp / 1024).toFixed(0)} KiB, down ${(e.bytesDown / 1024).toFixed(0)} KiB · ${e.peers} peer(s)${rej ? ` · ${rej} rejected` : ''}`;
     }
     case 'reward': {
       const s = e.standing;
@@ -62,6 +65,13 @@ function formatEvent(e: ContributorEvent): string | null {
   }
 }
 
+function memoryBytes(flag: string | undefined): number {
+  if (flag === undefined) return 0;
+  const mib = Number(flag);
+  if (!Number.isInteger(mib) || mib < 1) throw new ContributeUsageError(`--memory-mib must be a whole number of MiB ≥ 1, got '${flag}'`);
+  return mib * 2 ** 20;
+}
+
 export async function contributeCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -73,6 +83,7 @@ export async function contributeCommand(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       software: { type: 'boolean' },
       'sample-as': { type: 'string' },
+      'memory-mib': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -104,6 +115,7 @@ export async function contributeCommand(args: string[]): Promise<number> {
     store: new FileCheckpointStore(values.state ?? join('.tessera', 'contributor', key.address)),
     onEvent: print,
     sampleAs: values['sample-as'],
+    memoryBytes: memoryBytes(values['memory-mib']),
   });
   let interrupts = 0;
   const onSignal = () => {

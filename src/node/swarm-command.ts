@@ -3,6 +3,9 @@
 // its own key and GPU device. --kill K@r kills contributor K (SIGKILL) while it sends its
 // round-r update and starts a fresh contributor in its place. Ends with a summary: loss per
 // round, rounds completed by each peer, bytes moved, messages rejected, weight fingerprints.
+// --stages S makes it a pipelined run: the coordinator places each contributor in a stage,
+// activations flow between stages peer to peer, and each stage's replicas sync with
+// SparseLoCo; --kill-stage S@r kills a peer of stage S in the middle of round r's steps.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,10 +21,15 @@ import { readRunFile, startCoordinator } from './coordinator-command.ts';
 export const SWARM_USAGE = `usage:
   tessera swarm --peers N --rounds R [--kill K@r] [--json] [--run run.json] [--no-validate]
                 [--model tiny] [--inner-steps H] [--batch B] [--seq T] [--lr LR] [--round-seconds S]
+                [--stages S [--micro-batches M] [--activations f16|f32|int8] [--kill-stage S@r]]
   Runs a coordinator and N contributor processes on loopback for R rounds and prints a summary.
   --kill K@r: kill contributor K (0-based) while it sends its round-r update, then start a
   new contributor that joins and catches up; the run goes on until that one has trained a
-  round too (at most 20 rounds more).`;
+  round too (at most 20 rounds more).
+  --stages S: split the model into S pipeline stages held by different contributors (the
+  coordinator places them); --kill-stage S@r kills a peer of stage S during round r's
+  inner steps (its micro-batches are re-routed) and starts a new one, which the coordinator
+  places in the stage that needs it. Pipelined runs are not scored by the validator yet.`;
 
 export class SwarmUsageError extends Error {
   override name = 'SwarmUsageError';
@@ -34,6 +42,11 @@ interface Peer {
   address: string;
   child: ChildProcess;
   rounds: number[];
+  /** The pipeline stage it holds (0 in a run of one stage). */
+  stage: number;
+  busy: number[];
+  rerouted: number;
+  dropped: number;
   bytesUp: number;
   bytesDown: number;
   rejected: Record<string, number>;
@@ -56,7 +69,8 @@ export interface SwarmSummary {
   lossPerRound: { round: number; loss: number | null; members: number; included: number; missing: number }[];
   weightsIdentical: boolean;
   weightsHashes: Record<number, Record<string, string>>;
-  peersDetail: { name: string; address: string; roundsCompleted: number; bytesUp: number; bytesDown: number; rejected: Record<string, number>; killed: boolean; syncedFrom?: string; share?: number; reward?: number }[];
+  stages: number;
+  peersDetail: { name: string; address: string; stage: number; busyFraction: number | null; rerouted: number; droppedMicroBatches: number; roundsCompleted: number; bytesUp: number; bytesDown: number; rejected: Record<string, number>; killed: boolean; syncedFrom?: string; share?: number; reward?: number }[];
   bytesMoved: number;
   rejected: { coordinator: Record<string, number>; peers: Record<string, number> };
   seconds: number;
@@ -86,6 +100,10 @@ export async function swarmCommand(args: string[]): Promise<number> {
       'round-seconds': { type: 'string' },
       software: { type: 'boolean' },
       'no-validate': { type: 'boolean' },
+      stages: { type: 'string' },
+      'micro-batches': { type: 'string' },
+      activations: { type: 'string' },
+      'kill-stage': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -101,6 +119,14 @@ export async function swarmCommand(args: string[]): Promise<number> {
     if (!m || Number(m[1]) >= n || Number(m[2]) >= rounds) throw new SwarmUsageError(`--kill takes K@r with K < --peers and r < --rounds, e.g. 1@1; got '${values.kill}'`);
     kill = { peer: Number(m[1]), round: Number(m[2]) };
   }
+  const stageCount = intArg('stages', values.stages, 1) ?? 1;
+  let killStage: { stage: number; round: number } | null = null;
+  if (values['kill-stage'] !== undefined) {
+    const m = /^(\d+)@(\d+)$/.exec(values['kill-stage']);
+    if (!m || Number(m[1]) >= stageCount || Number(m[2]) >= rounds || stageCount === 1) throw new SwarmUsageError(`--kill-stage takes S@r with S < --stages (> 1) and r < --rounds, e.g. 1@1; got '${values['kill-stage']}'`);
+    killStage = { stage: Number(m[1]), round: Number(m[2]) };
+  }
+  if (stageCount > n) throw new SwarmUsageError(`--stages ${stageCount} needs at least as many --peers (got ${n}): every stage needs a contributor`);
   const overrides: Partial<RunConfig> = { run: `swarm-${process.pid}`, innerSteps: 10, batch: 4, seq: 64, warmup: 5, lr: 1e-2, plannedRounds: rounds, roundSeconds: 300 };
   const set = (k: keyof RunConfig, v: unknown) => v !== undefined && ((overrides as Record<string, unknown>)[k] = v);
   set('model', values.model);
@@ -109,6 +135,12 @@ export async function swarmCommand(args: string[]): Promise<number> {
   set('seq', intArg('seq', values.seq, 1));
   set('lr', values.lr === undefined ? undefined : Number(values.lr));
   set('roundSeconds', values['round-seconds'] === undefined ? undefined : Number(values['round-seconds']));
+  if (stageCount > 1) {
+    set('stages', stageCount);
+    set('minMembers', stageCount);
+    set('microBatches', intArg('micro-batches', values['micro-batches'], 1) ?? 2);
+    set('activations', values.activations);
+  }
   const config = readRunFile(values.run, values.run ? {} : overrides);
   const json = values.json === true;
   const say = (line: string) => {
@@ -118,11 +150,14 @@ export async function swarmCommand(args: string[]): Promise<number> {
   await cryptoReady();
   const work = mkdtempSync(join(tmpdir(), 'tessera-swarm-'));
   const t0 = performance.now();
-  const started = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: (l) => say(`coordinator: ${l}`), validate: values['no-validate'] !== true, software: values.software === true });
+  if (config.stages > 1 && values['no-validate'] !== true) say('the validator scores whole-model runs only: this pipelined run is relayed without rewards');
+  const validate = values['no-validate'] !== true && config.stages === 1;
+  const started = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: (l) => say(`coordinator: ${l}`), validate, software: values.software === true });
   const url = started.server.url;
   say(`coordinator at ${url}; ${n} contributors, ${rounds} rounds of ${config.innerSteps} steps (${config.model})`);
   const peers: Peer[] = [];
   const hashes: Record<number, Record<string, string>> = {};
+  const stageAt: Record<number, Record<string, number>> = {};
   const losses: Record<number, number[]> = {};
   let wake: () => void = () => {};
 
@@ -133,7 +168,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
     writeFileSync(keyFile, mnemonic, { mode: 0o600 });
     const argv = [BIN, 'contribute', '--coordinator', url, '--key', keyFile, '--state', join(work, name), '--json', ...(values.software ? ['--software'] : [])];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const peer: Peer = { name, address: key.address, child, rounds: [], bytesUp: 0, bytesDown: 0, rejected: {}, killed: false, reached: -1, replacement: index >= n, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
+    const peer: Peer = { name, address: key.address, child, rounds: [], stage: 0, busy: [], rerouted: 0, dropped: 0, bytesUp: 0, bytesDown: 0, rejected: {}, killed: false, reached: -1, replacement: index >= n, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
     let buffer = '';
     child.stdout!.on('data', (d: Buffer) => {
       buffer += d.toString();
@@ -157,7 +192,29 @@ export async function swarmCommand(args: string[]): Promise<number> {
   };
 
   const nameOf = (address: string) => peers.find((p) => p.address === address)?.name ?? address;
+  let stageKilled = false;
   const onEvent = (peer: Peer, e: ContributorEvent) => {
+    if (e.event === 'joined') {
+      peer.stage = e.stage;
+      if (e.stages > 1) say(`${peer.name}: placed in stage ${e.stage}`);
+    }
+    if (e.event === 'stage') {
+      peer.stage = e.stage;
+      say(`${peer.name}: moved to stage ${e.stage} (${e.reason})`);
+    }
+    if (e.event === 'step') {
+      if (e.busy !== undefined) peer.busy.push(e.busy);
+      peer.rerouted += e.rerouted ?? 0;
+      peer.dropped += e.dropped ?? 0;
+      if (killStage && !stageKilled && e.round === killStage.round && peer.stage === killStage.stage && e.step === 1 && !peer.killed) {
+        stageKilled = true;
+        say(`${peer.name}: stage-${peer.stage} peer killed in the middle of round ${e.round}`);
+        peer.killed = true;
+        peer.child.kill('SIGKILL');
+        peers.push(spawnPeer(peers.length));
+        return;
+      }
+    }
     if (e.event === 'synced') {
       peer.source = e.source;
       peer.reached = Math.max(peer.reached, e.round);
@@ -177,8 +234,9 @@ export async function swarmCommand(args: string[]): Promise<number> {
       peer.reached = Math.max(peer.reached, e.round + 1);
       if (e.trained) peer.rounds.push(e.round);
       (hashes[e.round] ??= {})[peer.name] = e.weightsHash;
+      (stageAt[e.round] ??= {})[peer.name] = peer.stage;
       if (e.loss !== null) (losses[e.round] ??= []).push(e.loss);
-      say(`${peer.name}: round ${e.round} ${e.trained ? `loss ${e.loss!.toFixed(4)}` : '(caught up)'}, applied ${e.included} (${e.fetched} fetched), weights ${e.weightsHash}`);
+      say(`${peer.name}: round ${e.round} ${e.trained ? `loss ${e.loss === null ? 'n/a' : e.loss.toFixed(4)}` : '(caught up)'}, applied ${e.included} (${e.fetched} fetched), weights ${e.weightsHash}`);
     }
     if (e.event === 'sent') say(`${peer.name}: round ${e.round} update (${e.bytes} B) sent to the coordinator and ${e.delivered} peer(s)${e.failed ? `, ${e.failed} unreachable` : ''}`);
     if (e.event === 'link') say(`${peer.name}: ${e.up ? 'linked with' : 'link closed with'} ${nameOf(e.peer)}${e.up ? '' : `: ${e.reason}`}`);
@@ -234,9 +292,18 @@ export async function swarmCommand(args: string[]): Promise<number> {
         const l = losses[c.round] ?? [];
         return { round: c.round, loss: l.length ? l.reduce((a, b) => a + b, 0) / l.length : null, members: c.members, included: c.included.length, missing: c.missing.length };
       }),
-      weightsIdentical: Object.values(hashes).every((h) => new Set(Object.values(h)).size === 1),
+      stages: config.stages,
+      // replicas of one stage hold the same layers: their fingerprints must agree
+      weightsIdentical: Object.entries(hashes).every(([round, h]) => {
+        const byStage = new Map<number, Set<string>>();
+        for (const [name, hash] of Object.entries(h)) {
+          const stage = stageAt[Number(round)]?.[name] ?? 0;
+          byStage.set(stage, (byStage.get(stage) ?? new Set()).add(hash));
+        }
+        return [...byStage.values()].every((s) => s.size === 1);
+      }),
       weightsHashes: hashes,
-      peersDetail: peers.map((p) => ({ name: p.name, address: p.address, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, rejected: p.rejected, killed: p.killed, syncedFrom: p.source, share: p.standing?.share, reward: p.standing?.totalReward })),
+      peersDetail: peers.map((p) => ({ name: p.name, address: p.address, stage: p.stage, busyFraction: p.busy.length ? p.busy.reduce((a, b) => a + b, 0) / p.busy.length : null, rerouted: p.rerouted, droppedMicroBatches: p.dropped, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, rejected: p.rejected, killed: p.killed, syncedFrom: p.source, share: p.standing?.share, reward: p.standing?.totalReward })),
       bytesMoved: peers.reduce((s, p) => s + p.bytesUp, 0),
       rejected: {
         coordinator: status.rejected,

@@ -106,6 +106,11 @@ export class Peer {
     return this.key!.address;
   }
 
+  /** The stage the coordinator last placed this peer in. */
+  get stage(): number {
+    return this.last('stage')?.stage ?? this.last('welcome')?.stage ?? 0;
+  }
+
   text(m: unknown): void {
     this.handlers.onText(typeof m === 'string' ? m : JSON.stringify(m));
   }
@@ -144,7 +149,7 @@ export class Peer {
   }
 
   synced(round: number, weightsHash = 'ab'.repeat(16)): void {
-    this.text({ type: 'synced', round, weightsHash });
+    this.text({ type: 'synced', round, weightsHash, stage: this.stage });
   }
 }
 
@@ -160,11 +165,11 @@ export function joinAll(coordinator: Coordinator, ks: Hotkey[], round = 0): Peer
 
 
 /** A valid update of the run's model for `round`: per chunk the first keptInChunk locals, random values. */
-export function modelUpdate(config: RunConfig, round: number, seed = 1): Uint8Array {
+export function modelUpdate(config: RunConfig, round: number, seed = 1, layers?: { from: number; to: number }): Uint8Array {
   const cfg = preset(config.model);
   const k = config.sparseloco.k;
   const u = rng(seed);
-  const tensors: TensorSelection[] = parameterLayout(cfg).map((p) => {
+  const tensors: TensorSelection[] = parameterLayout(cfg, layers?.from, layers?.to).map((p) => {
     const grid = chunkGrid(p.shape);
     const n = keptInTensor(grid, k);
     const local = new Uint16Array(n);

@@ -19,7 +19,7 @@ describe('coordinator: joining', () => {
     const welcome = p.last('welcome');
     expect(welcome).toEqual({
       type: 'welcome', address: k.alice.address, config,
-      state: { round: 0, phase: 'waiting', members: [], checkpointRound: -1, oldestCommit: 0 },
+      state: { round: 0, phase: 'waiting', members: [], checkpointRound: -1, oldestCommit: 0 }, stage: 0,
     });
     expect(p.last('peers')?.peers).toEqual([k.alice.address]);
     expect(p.conn.closed).toBeNull();

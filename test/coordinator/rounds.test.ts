@@ -16,7 +16,7 @@ describe('coordinator: starting a round', () => {
     const h = makeCoordinator(testConfig({ minMembers: 2, seed: 77 }));
     const [a, b] = joinAll(h.coordinator, [k.alice, k.bob]).slice(0, 2);
     // joinAll synced both: with nobody else awaited, the round starts at once.
-    const round = { type: 'round', round: 0, members: sorted(k.alice.address, k.bob.address), seed: 77, deadline: h.clock.t + 60_000 };
+    const round = { type: 'round', round: 0, members: sorted(k.alice.address, k.bob.address), stages: [0, 0], seed: 77, deadline: h.clock.t + 60_000 };
     expect(a.last('round')).toEqual(round);
     expect(b.last('round')).toEqual(round);
     expect(h.coordinator.status()).toMatchObject({ phase: 'training', round: 0, members: round.members, deadline: round.deadline, delivered: [] });
@@ -84,7 +84,7 @@ describe('coordinator: starting a round', () => {
     b.join();
     expect(b.last('welcome')?.state).toMatchObject({ phase: 'training', round: 0, members: [k.alice.address] });
     b.synced(0);
-    const again = { ...first, members: sorted(k.alice.address, k.bob.address) };
+    const again = { ...first, members: sorted(k.alice.address, k.bob.address), stages: [0, 0] };
     expect(a.last('round')).toEqual(again);
     expect(b.last('round')).toEqual(again);
     expect(a.all('round')).toHaveLength(2);
@@ -125,7 +125,7 @@ describe('coordinator: closing a round', () => {
     peers[order[2]].binary(envelopes[order[2]]);
 
     const included = peers
-      .map((p, i) => ({ sender: p.address, hash: toHex(blake2AsU8a(payloads[i], 256)) }))
+      .map((p, i) => ({ sender: p.address, hash: toHex(blake2AsU8a(payloads[i], 256)), stage: 0 }))
       .sort((x, y) => (x.sender < y.sender ? -1 : 1));
     const commit = { type: 'commit', round: 0, included, checkpointBy: included[0].sender };
     for (const p of [...peers, watcher]) expect(p.last('commit')).toEqual(commit);

@@ -175,7 +175,7 @@ describe('coordinator server: WebSocket', () => {
     const { h, server } = await serve();
     const a = new Client(server.url);
     const welcome = await a.join(k.alice);
-    expect(welcome).toEqual({ type: 'welcome', address: k.alice.address, config: h.config, state: { round: 0, phase: 'waiting', members: [], checkpointRound: -1, oldestCommit: 0 } });
+    expect(welcome).toEqual({ type: 'welcome', address: k.alice.address, config: h.config, state: { round: 0, phase: 'waiting', members: [], checkpointRound: -1, oldestCommit: 0 }, stage: 0 });
     expect((await a.next('peers')).peers).toEqual([k.alice.address]);
     expect(h.coordinator.status().peers).toEqual([k.alice.address]);
     // Signaling between two sockets, `from` set by the coordinator.
@@ -197,7 +197,7 @@ describe('coordinator server: WebSocket', () => {
       return ws as unknown as SocketLike;
     });
     const welcome = await client.connect(5000);
-    expect(welcome).toEqual({ config: h.config, state: h.coordinator.runState() });
+    expect(welcome).toEqual({ config: h.config, state: h.coordinator.runState(), stage: 0 });
     client.close();
     await expect.poll(() => h.coordinator.status().peers).toEqual([]);
   });

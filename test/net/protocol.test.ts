@@ -31,8 +31,9 @@ describe('parseClientMessage', () => {
   const valid: ClientMessage[] = [
     { type: 'hello', version: PROTOCOL_VERSION },
     { type: 'join', address: ADDR, signature: 'ab'.repeat(64) },
-    { type: 'synced', round: 0, weightsHash: 'cd'.repeat(32) },
-    { type: 'synced', round: 2 ** 32 - 1, weightsHash: 'x' },
+    { type: 'join', address: ADDR, signature: 'ab'.repeat(64), capacity: { memoryBytes: 2 ** 33, tokensPerSecond: 1500 } },
+    { type: 'synced', round: 0, weightsHash: 'cd'.repeat(32), stage: 0 },
+    { type: 'synced', round: 2 ** 32 - 1, weightsHash: 'x', stage: 3 },
     { type: 'heartbeat' },
     { type: 'signal', to: ADDR, data: { type: 'offer', sdp: 'v=0\r\n…' } },
     { type: 'signal', to: ADDR, data: null },
@@ -61,6 +62,9 @@ describe('parseClientMessage', () => {
     ['synced without hash', j({ type: 'synced', round: 1 })], ['synced with a 129-character hash', j({ type: 'synced', round: 1, weightsHash: 'a'.repeat(129) })],
     ['signal without data', j({ type: 'signal', to: ADDR })], ['signal without to', j({ type: 'signal', data: 1 })], ['signal to a list', j({ type: 'signal', to: [ADDR], data: 1 })],
     ['report with a string loss', j({ type: 'report', round: 1, loss: '2', bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 })],
+    ['synced with a stage of -1', j({ type: 'synced', round: 1, weightsHash: 'ab', stage: -1 })],
+    ['join with a negative memory', j({ type: 'join', address: ADDR, signature: 'ab', capacity: { memoryBytes: -1, tokensPerSecond: 1 } })],
+    ['join with capacity missing its speed', j({ type: 'join', address: ADDR, signature: 'ab', capacity: { memoryBytes: 1 } })],
     ['report missing peers', j({ type: 'report', round: 1, loss: 2, bytesUp: 0, bytesDown: 0, rejected: 0 })],
     ['report with a null field', j({ type: 'report', round: 1, loss: null, bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 })],
   ];
@@ -83,13 +87,15 @@ describe('parseServerMessage', () => {
   const state = { round: 4, phase: 'training' as const, members: [ADDR, ADDR2], checkpointRound: -1, oldestCommit: 0 };
   const valid: ServerMessage[] = [
     { type: 'challenge', run: 'run-1', nonce: 'ab'.repeat(16), version: PROTOCOL_VERSION },
-    { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state },
-    { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state: { ...state, phase: 'waiting', members: [] } },
+    { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state, stage: 0 },
+    { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state: { ...state, phase: 'waiting', members: [] }, stage: 1 },
+    { type: 'stage', stage: 1, reason: 'stage 1 has no peer' },
     { type: 'peers', peers: [] },
     { type: 'peers', peers: [ADDR, ADDR2] },
     { type: 'signal', from: ADDR, data: { candidate: 'x' } },
-    { type: 'round', round: 4, members: [ADDR], seed: 1, deadline: 1_700_000_000_000 },
-    { type: 'commit', round: 4, included: [{ sender: ADDR, hash: 'ab'.repeat(32) }], checkpointBy: ADDR },
+    { type: 'round', round: 4, members: [ADDR], stages: [0], seed: 1, deadline: 1_700_000_000_000 },
+    { type: 'round', round: 4, members: [ADDR, ADDR2], stages: [1, 0], seed: 1, deadline: 1_700_000_000_000 },
+    { type: 'commit', round: 4, included: [{ sender: ADDR, hash: 'ab'.repeat(32), stage: 0 }], checkpointBy: ADDR },
     { type: 'commit', round: 4, included: [], checkpointBy: null },
     { type: 'rejected', what: 'envelope-signature', reason: 'bad signature' },
     { type: 'error', message: 'protocol version 2 is not supported' },
@@ -114,6 +120,11 @@ describe('parseServerMessage', () => {
     ['commit with an entry missing its hash', { type: 'commit', round: 1, included: [{ sender: ADDR }], checkpointBy: null }],
     ['commit with a non-object entry', { type: 'commit', round: 1, included: [ADDR], checkpointBy: null }],
     ['commit without checkpointBy', { type: 'commit', round: 1, included: [] }], ['commit with a numeric checkpointBy', { type: 'commit', round: 1, included: [], checkpointBy: 3 }],
+    ['round whose stages do not match its members', { type: 'round', round: 1, members: [ADDR], stages: [], seed: 1, deadline: 0 }],
+    ['round with a negative stage', { type: 'round', round: 1, members: [ADDR], stages: [-1], seed: 1, deadline: 0 }],
+    ['welcome without a stage', { type: 'welcome', address: ADDR, config: {}, state }],
+    ['stage without a reason', { type: 'stage', stage: 1 }], ['stage 1.5', { type: 'stage', stage: 1.5, reason: 'x' }],
+    ['commit with an entry missing its stage', { type: 'commit', round: 1, included: [{ sender: ADDR, hash: 'ab' }], checkpointBy: null }],
     ['rejected without reason', { type: 'rejected', what: 'x' }], ['error with a 4097-character message', { type: 'error', message: 'e'.repeat(4097) }],
   ];
   for (const [name, m] of malformed) {

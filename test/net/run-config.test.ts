@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { preset } from '../../src/model/config.ts';
-import { DEFAULT_RUN, RunConfigError, parseRunConfig, runModel } from '../../src/net/run-config.ts';
+import { DEFAULT_RUN, RunConfigError, parseRunConfig, runModel, stageBounds, stageMemoryBytes } from '../../src/net/run-config.ts';
 import { readRunFile } from '../../src/node/coordinator-command.ts';
 import { DEFAULT_SPARSELOCO } from '../../src/sparseloco/outer.ts';
 
@@ -51,12 +51,28 @@ describe('parseRunConfig', () => {
     expect(runModel(c)).toEqual(preset('small'));
   });
 
+  it('splits a pipelined run into stages: evenly by default, or by the named layer ranges', () => {
+    const even = parseRunConfig({ stages: 2 });
+    expect(stageBounds(even)).toEqual([{ from: 0, to: 1 }, { from: 1, to: 2 }]);
+    expect(stageBounds(parseRunConfig({}))).toEqual([{ from: 0, to: 2 }]);
+    const named = parseRunConfig({ stages: 2, stageRanges: [{ from: 0, to: 1 }, { from: 1, to: 2 }], microBatches: 2, activations: 'int8' });
+    expect(parseRunConfig(JSON.parse(JSON.stringify(named)))).toEqual(named);
+    expect(named).toMatchObject({ microBatches: 2, activations: 'int8' });
+    // the last stage holds the logits: it needs more memory than the first for the tiny model
+    expect(stageMemoryBytes(even, 1)).toBeGreaterThan(stageMemoryBytes(even, 0));
+    expect(() => stageMemoryBytes(even, 2)).toThrow(/stage 2/);
+  });
+
   const bad: [string, unknown][] = [
     ['(root)', null], ['(root)', []], ['(root)', 'run'], ['(root)', 5],
     ['foo', { foo: 1 }], ['Run', { Run: 'x' }], ['__proto__', JSON.parse('{"__proto__": {"run": "x"}}')],
     ['run', { run: '' }], ['run', { run: '-lead' }], ['run', { run: 'a'.repeat(65) }], ['run', { run: 'a b' }], ['run', { run: 'ü' }], ['run', { run: 5 }],
     ['model', { model: 'huge' }], ['model', { model: 5 }], ['model', { model: 'toString' }], ['model', { model: 'constructor' }], ['model', { model: '__proto__' }],
-    ['stages', { stages: 2 }], ['stages', { stages: 0 }],
+    ['stages', { stages: 3 }], ['stages', { stages: 0 }], ['stages', { model: 'small', tokenizer: 'gpt2', stages: 2 }],
+    ['stageRanges', { stages: 2, stageRanges: {} }], ['stageRanges', { stages: 2, stageRanges: [{ from: 0, to: 2 }] }],
+    ['stageRanges[0]', { stages: 2, stageRanges: [{ from: 1, to: 2 }, { from: 0, to: 1 }] }], ['stageRanges[1]', { stages: 2, stageRanges: [{ from: 0, to: 1 }, { from: 1, to: 3 }] }],
+    ['stageRanges[0]', { stages: 2, stageRanges: [{ from: 0, to: 0 }, { from: 0, to: 2 }] }], ['stageRanges[0]', { stages: 2, stageRanges: [null, { from: 0, to: 2 }] }],
+    ['microBatches', { microBatches: 0 }], ['microBatches', { microBatches: 1.5 }], ['activations', { activations: 'bf16' }],
     ['innerSteps', { innerSteps: 0 }], ['innerSteps', { innerSteps: 100_001 }], ['innerSteps', { innerSteps: '30' }], ['innerSteps', { innerSteps: 1.5 }],
     ['batch', { batch: 0 }], ['batch', { batch: 4097 }],
     ['seq', { seq: 0 }], ['seq', { seq: 65 }], ['seq', { model: 'small', tokenizer: 'gpt2', seq: 513 }],

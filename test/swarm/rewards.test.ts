@@ -80,7 +80,7 @@ class FakeMember {
     const hash = this.c.coordinator.status().reports[r]?.[this.honest()]?.weightsHash;
     if (hash && this.synced < r) {
       this.synced = r;
-      this.client.send({ type: 'synced', round: r, weightsHash: hash });
+      this.client.send({ type: 'synced', round: r, weightsHash: hash, stage: 0 });
     }
   }
 
