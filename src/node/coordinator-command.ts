@@ -2,7 +2,8 @@
 // signaling, rounds, the data shard, checkpoints — until Ctrl-C. State under --state
 // survives a restart, which resumes the run at its next round. With --subtensor and
 // --netuid the validator also sets its weights on that subnet at each epoch's close.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Coordinator } from '../coordinator/coordinator.ts';
@@ -23,15 +24,18 @@ import { ChainConfigError, parseChainOptions, type ChainOptions } from '../coord
 import { ChainError, connectSubtensor } from '../coordinator/chain.ts';
 import { EpochWeights } from '../coordinator/chain-epochs.ts';
 import type { Hotkey } from '../wallet/keys.ts';
+import type { SamplingOptions } from '../coordinator/scoring.ts';
 import { loadHotkeyFile } from './hotkey-file.ts';
 
 export const COORDINATOR_USAGE = `usage:
   tessera coordinator [--port 8787] [--host 127.0.0.1] [--run run.json] [--state DIR] [--data shard.bin]
-                      [--no-validate] [--software]
+                      [--no-validate] [--software] [--score-all-up-to N] [--score-sample K]
                       [--subtensor ws://NODE:9944 --netuid N --hotkey FILE [--password-file F] [--version-key K]]
   Serves a training run: contributors connect to ws://HOST:PORT/ws. It also validates: scores
   every update on this machine's GPU (--no-validate: relay only, no rewards) and keeps the
-  reward ledger in DIR/ledger.sqlite. --run names a JSON file
+  reward ledger in DIR/ledger.sqlite. A round with more than --score-all-up-to updates
+  (default 16) has a secret random --score-sample of them evaluated (default 16); the others
+  keep their averages, and all are checked for copying. --run names a JSON file
   of run settings (see README: model, innerSteps, batch, seq, roundSeconds, …); without it,
   the defaults (model tiny). State is kept in --state (default .tessera/coordinator/<run>).
   Chain (optional): with --subtensor and --netuid the validator sets weights on that subnet
@@ -68,7 +72,10 @@ export interface StartedCoordinator {
 /** Starts a coordinator with its HTTP/WebSocket server (the swarm command uses it in-process). */
 export async function startCoordinator(
   config: RunConfig,
-  o: { port: number; host?: string; stateDir?: string; data?: string; log: (line: string) => void; validate?: boolean; software?: boolean; chain?: ChainSettings | null },
+  o: {
+    port: number; host?: string; stateDir?: string; data?: string; log: (line: string) => void; validate?: boolean; software?: boolean;
+    chain?: ChainSettings | null; sampling?: ValidatorSampling;
+  },
 ): Promise<StartedCoordinator> {
   if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
   await cryptoReady();
@@ -95,8 +102,28 @@ export async function startCoordinator(
 /** The chain side of a validating coordinator: where, and the validator's hotkey. */
 export type ChainSettings = ChainOptions & { hotkey: Hotkey; timeoutMs?: number };
 
+/** How many updates a round evaluates: all up to scoreAllUpTo, else sampleSize of them. */
+export type ValidatorSampling = Partial<Pick<SamplingOptions, 'scoreAllUpTo' | 'sampleSize'>>;
+
 /** The validator on this machine's GPU, scoring each closed round in order; null without a GPU. */
-async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null }) {
+/**
+ * The validator's secret for choosing which updates a large round evaluates: random, kept in
+ * the state folder (0600) so the sample is reproducible across restarts, never published.
+ */
+function samplingKey(stateDir: string): Uint8Array {
+  const file = join(stateDir, 'validator-sampling.key');
+  if (existsSync(file)) {
+    const hex = readFileSync(file, 'utf8').trim();
+    if (/^[0-9a-f]{64}$/.test(hex)) return Uint8Array.from(Buffer.from(hex, 'hex'));
+    throw new RunConfigError('--state', `${file} is not a sampling key (64 hex digits): delete it and a new one is made`);
+  }
+  const key = randomBytes(32);
+  writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return new Uint8Array(key);
+}
+
+async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling }) {
   let gpu;
   try {
     gpu = await openNodeGpu({ adapter: o.software ? 'software' : 'auto' });
@@ -124,7 +151,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     o.log(`chain: netuid ${o.chain.netuid} at ${o.chain.endpoint}; validator hotkey ${address}: ${registration}; weights are set at each epoch's close (every ${config.epochRounds} rounds)`);
   }
   const { train, valid } = splitShard(tokens, { validFraction: 0.01 });
-  const validator = new Validator(config, gpu, train, valid, ledger, o.log);
+  const validator = new Validator(config, gpu, train, valid, ledger, o.log, { ...o.sampling, key: samplingKey(stateDir) });
   let coordinator: Coordinator;
   let queue: Promise<void> = Promise.resolve();
   const checkpoint = () => {
@@ -174,6 +201,8 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
       'version-key': { type: 'string' },
       hotkey: { type: 'string' },
       'password-file': { type: 'string' },
+      'score-all-up-to': { type: 'string' },
+      'score-sample': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -185,10 +214,11 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RunConfigError('--port', `must be a port number, got '${values.port}'`);
   const config = readRunFile(values.run);
   const chain = chainSettings(values);
+  const sampling: ValidatorSampling = { scoreAllUpTo: positiveFlag('--score-all-up-to', values['score-all-up-to']), sampleSize: positiveFlag('--score-sample', values['score-sample']) };
   const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
   let c: StartedCoordinator;
   try {
-    c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true, chain });
+    c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true, chain, sampling });
   } catch (e) {
     if (!(e instanceof ChainError)) throw e;
     console.error(`tessera coordinator: ${e.message} (or leave out --subtensor and --netuid to run on the ledger alone)`);
@@ -215,4 +245,10 @@ export function chainSettings(values: { subtensor?: string; netuid?: string; 've
   if (values.hotkey === undefined) throw new ChainConfigError('--hotkey', "is needed with --subtensor: the validator's hotkey file (a mnemonic, a btcli hotkey file or a Tessera wallet), registered on the subnet");
   const { key } = loadHotkeyFile(values.hotkey, { create: false, passwordFile: values['password-file'] });
   return { ...options, hotkey: key };
+}
+
+function positiveFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[1-9]\d*$/.test(value)) throw new RunConfigError(flag, `must be a positive integer, got '${value}'`);
+  return Number(value);
 }

@@ -1,0 +1,146 @@
+// The validator's bookkeeping, apart from the GPU work: which updates a round evaluates (all
+// of them in a small swarm, a sample in a large one), which are copies, and how the trial
+// results, penalties and previous averages make each member's round score, averages, share
+// and reward. Pure, so it is tested without a GPU (validator.ts does the evaluations).
+import { createHmac, randomBytes } from 'node:crypto';
+import type { RoundScore } from './ledger.ts';
+
+export const COPY_OVERLAP = 0.4;
+/** Fraction of the round's median positive gradient score below which an update scores 0. */
+export const NOISE_FLOOR = 0.1;
+const EMA_KEEP = 0.9;
+/** The assigned-data average moves faster: its ±1 signal is weak and it must settle in a few rounds. */
+const ASSIGNED_KEEP = 0.8;
+
+export interface SamplingOptions {
+  /** Evaluate every update while a round has at most this many. */
+  scoreAllUpTo: number;
+  /** Otherwise evaluate this many, a fresh sample each round. */
+  sampleSize: number;
+  /**
+   * The sample's secret: the sample is reproducible from (key, round) but nobody without the
+   * key can tell in advance whether their update will be checked (the run's seed is public,
+   * so it must not choose the sample).
+   */
+  key: Uint8Array;
+}
+
+export const DEFAULT_SAMPLING: Omit<SamplingOptions, 'key'> = { scoreAllUpTo: 16, sampleSize: 16 };
+
+export function samplingOptions(o: Partial<SamplingOptions> = {}): SamplingOptions {
+  const given = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const s: SamplingOptions = { ...DEFAULT_SAMPLING, key: randomBytes(32), ...given };
+  if (!Number.isInteger(s.scoreAllUpTo) || s.scoreAllUpTo < 1) throw new RangeError(`scoreAllUpTo must be a positive integer, got ${s.scoreAllUpTo}`);
+  if (!Number.isInteger(s.sampleSize) || s.sampleSize < 1) throw new RangeError(`sampleSize must be a positive integer, got ${s.sampleSize}`);
+  if (!(s.key instanceof Uint8Array) || s.key.length < 16) throw new RangeError('the sampling key must be at least 16 bytes');
+  return s;
+}
+
+/**
+ * The senders whose updates round `round` evaluates: all while there are few; else the
+ * `sampleSize` whose keyed hash of (round, sender) is lowest — a uniform sample, the same for
+ * the same key, round and senders whatever their order.
+ */
+export function sampleForRound(senders: readonly string[], round: number, o: SamplingOptions): Set<string> {
+  if (senders.length <= o.scoreAllUpTo) return new Set(senders);
+  const rank = (sender: string) => createHmac('sha256', o.key).update(`${round}\0${sender}`).digest('hex');
+  return new Set([...new Set(senders)].map((s) => ({ s, r: rank(s) })).sort((a, b) => (a.r < b.r ? -1 : a.r > b.r ? 1 : 0)).slice(0, o.sampleSize).map((x) => x.s));
+}
+
+/** |A ∩ B| / min(|A|, |B|) over all tensors (each tensor's indices sorted). */
+export function indexOverlap(a: Uint32Array[], b: Uint32Array[]): number {
+  let common = 0;
+  let na = 0;
+  let nb = 0;
+  for (let t = 0; t < a.length; t++) {
+    const x = a[t];
+    const y = b[t];
+    na += x.length;
+    nb += y.length;
+    for (let i = 0, j = 0; i < x.length && j < y.length; ) {
+      if (x[i] === y[j]) {
+        common++;
+        i++;
+        j++;
+      } else if (x[i] < y[j]) i++;
+      else j++;
+    }
+  }
+  return common / Math.max(1, Math.min(na, nb));
+}
+
+/** Of two updates sharing most of their indices, the later delivery is the copy (both when simultaneous). */
+export function findCopies(updates: readonly { sender: string; indices: Uint32Array[]; at: number }[]): Set<string> {
+  const copied = new Set<string>();
+  for (let i = 0; i < updates.length; i++) {
+    for (let j = i + 1; j < updates.length; j++) {
+      const a = updates[i];
+      const b = updates[j];
+      if (indexOverlap(a.indices, b.indices) <= COPY_OVERLAP) continue;
+      if (a.at >= b.at) copied.add(a.sender);
+      if (b.at >= a.at) copied.add(b.sender);
+    }
+  }
+  return copied;
+}
+
+/** One evaluated update: relative loss improvements after the trial step. */
+export interface Trial {
+  /** On random held-out batches. */
+  gradient: number;
+  /** On the peer's own assigned batches. */
+  assigned: number;
+  /** On training-split batches nobody was given. */
+  control: number;
+}
+
+export type ScoredRow = RoundScore & { ema: number; assignedEma: number; share: number; reward: number; sampled: boolean };
+
+export interface RoundInput {
+  members: readonly string[];
+  /** Senders whose update was included in the round. */
+  delivered: ReadonlySet<string>;
+  /** The evaluated (sampled) updates. */
+  trials: ReadonlyMap<string, Trial>;
+  copied: ReadonlySet<string>;
+  invalid: Readonly<Record<string, number>>;
+  synced: (address: string) => boolean;
+  previous: (address: string) => { ema: number; assignedEma: number };
+  /** What the round pays out in all. */
+  emission: number;
+}
+
+/**
+ * Each member's row. Evaluated: score = max(0, gradient) × max(0, assigned-data average),
+ * unless penalised or under the noise floor. Missing, invalid, copied or out of sync: 0,
+ * sampled or not (none of these needs an evaluation). Delivered, clean but not sampled: its
+ * averages hold (the round's score is taken as its average), so it is neither paid for work
+ * nobody checked nor penalised for not being checked.
+ */
+export function scoreRound(input: RoundInput): ScoredRow[] {
+  const positive = [...input.trials.values()].map((t) => t.gradient).filter((g) => g > 0).sort((a, b) => a - b);
+  // A random update of the right size can move the loss by a hair either way.
+  const floor = positive.length ? NOISE_FLOOR * positive[Math.floor(positive.length / 2)] : 0;
+  const rows: ScoredRow[] = input.members.map((address) => {
+    const t = input.trials.get(address);
+    const prev = input.previous(address);
+    const missing = !input.delivered.has(address);
+    const invalid = (input.invalid[address] ?? 0) > 0;
+    const synced = input.synced(address);
+    const copied = input.copied.has(address);
+    const penalised = missing || invalid || copied || !synced;
+    const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, share: 0, reward: 0 };
+    if (!t && !penalised) return { ...base, score: prev.ema, ema: prev.ema, assignedEma: prev.assignedEma, sampled: false };
+    const assignedEma = t ? ASSIGNED_KEEP * prev.assignedEma + (1 - ASSIGNED_KEEP) * (t.assigned > t.control ? 1 : -1) : prev.assignedEma;
+    // The assigned-data average gates the gradient score: work on other data than one was
+    // given earns nothing (a coin-flip average hovers around 0), honest work a weight ≤ 1.
+    const score = penalised || t!.gradient < floor ? 0 : Math.max(0, t!.gradient) * Math.max(0, assignedEma);
+    return { ...base, score, ema: EMA_KEEP * prev.ema + (1 - EMA_KEEP) * score, assignedEma, sampled: !!t };
+  });
+  const total = rows.reduce((s, r) => s + r.ema, 0);
+  for (const r of rows) {
+    r.share = total > 0 ? r.ema / total : 0;
+    r.reward = r.share * input.emission;
+  }
+  return rows;
+}
