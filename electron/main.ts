@@ -112,7 +112,10 @@ async function start(gpuPlan: string, gpuMode: GpuMode): Promise<void> {
       blocker.update(supervisor.activelyTraining());
     },
     ensureTrainingWindow: () => {
-      if (!trainingWindow) openTrainingWindow();
+      // Absent at the first Contribute, or after the restarter gave up: counting starts afresh.
+      if (trainingWindow || restarter.restarting) return;
+      restarter.reset();
+      openTrainingWindow();
     },
     noAdapterMessage: () => noAdapterMessage(gpuMode, environment),
     gpuPlan,
@@ -124,7 +127,7 @@ async function start(gpuPlan: string, gpuMode: GpuMode): Promise<void> {
     now: Date.now,
     setTimeout: clock.setTimeout,
     restart: () => {
-      openTrainingWindow();
+      if (!trainingWindow) openTrainingWindow();
       supervisor.setRestarting(false);
     },
     giveUp: (message) => supervisor.fail(message),
@@ -224,7 +227,7 @@ async function start(gpuPlan: string, gpuMode: GpuMode): Promise<void> {
 
   // A GPU process crash loses every WebGPU device: the training page restarts from its checkpoint.
   app.on('child-process-gone', (_event, details) => {
-    if (details.type === 'GPU' && details.reason !== 'clean-exit') trainingGone(trainingWindow, 'gpu-lost', `GPU process ${details.reason}`);
+    if (details.type === 'GPU' && details.reason !== 'clean-exit' && trainingWindow) trainingGone(trainingWindow, 'gpu-lost', `GPU process ${details.reason}`);
   });
 
   registerIpc(new IpcGuard(ipcMain, isTrustedPage, log), {

@@ -96,6 +96,8 @@ export class TrainingSupervisor {
   contribute(): DesktopStatus {
     this.intent = 'contributing';
     this.userPaused = false;
+    // Without an adapter nothing changes until the GPU mode does (which restarts the app).
+    if (this.gpu.adapterFound === false) return this.changed();
     this.error = null;
     this.options.ensureTrainingWindow();
     return this.changed();

@@ -62,6 +62,9 @@ describe('electron/main.ts wiring (with an Electron test double)', () => {
     expect((tray().image as { path: string }).path).toMatch(/public\/tray-idle\.png$/);
     expect(tray().menu.map((i) => i.label)).toEqual(['Show Tessera', 'Start contributing', 'Finish round then stop', 'Quit (saves a checkpoint first)']);
     expect(fake.errors).toEqual([]);
+    // A GPU process crash while not contributing restarts nothing.
+    app.emit('child-process-gone', {}, { type: 'GPU', reason: 'crashed', exitCode: 1 });
+    expect(live()).toHaveLength(1);
   });
 
   it('serves the renderer over app:// with the CSP naming the coordinator', async () => {

@@ -126,6 +126,19 @@ describe('TrainingSupervisor', () => {
     supervisor.contribute();
     expect(supervisor.pageLoaded({ adapterFound: false, adapterName: null }).run).toBe('stop');
     expect(supervisor.status()).toMatchObject({ tray: 'error', error: 'no adapter: try X', gpu: { adapterFound: false, message: 'no adapter: try X' } });
+    // Pressing Contribute again does not pretend: the message stays until the GPU mode changes.
+    expect(supervisor.contribute()).toMatchObject({ tray: 'error', error: 'no adapter: try X' });
+  });
+
+  it('after giving up on crashes, Contribute clears the error and starts again', () => {
+    const { supervisor, windows } = setup();
+    supervisor.contribute();
+    supervisor.pageLoaded({ adapterFound: true, adapterName: null });
+    supervisor.pageLost();
+    supervisor.fail('training failed 6 times');
+    expect(supervisor.status().tray).toBe('error');
+    expect(supervisor.contribute()).toMatchObject({ tray: 'training', error: null });
+    expect(windows()).toBe(2);
   });
 
   it('quit asks for a checkpoint and waits for it', async () => {
