@@ -18,7 +18,7 @@ import { CrashRestarter, type GoneReason } from './services/crash-restart.ts';
 import { X11FullscreenProbe } from './services/fullscreen-probe.ts';
 import { gpuLaunchPlan, noAdapterMessage } from './services/gpu-switches.ts';
 import { IpcGuard, trustedOrigin, trustedPage } from './services/ipc-guard.ts';
-import { LoginItemService } from './services/login-item.ts';
+import { HIDDEN_FLAG, LoginItemService } from './services/login-item.ts';
 import { SecretStore } from './services/secret-store.ts';
 import { DEFAULT_SETTINGS, parseSettingsFile, SettingsStore } from './services/settings.ts';
 import { SuspensionBlocker } from './services/suspension-blocker.ts';
@@ -67,6 +67,8 @@ if (!app.requestSingleInstanceLock()) {
 
 async function start(gpuPlan: string, gpuMode: GpuMode): Promise<void> {
   await mkdir(userData, { recursive: true });
+  // Windows shows notifications only for an app with a user model id (electron-builder's appId).
+  if (process.platform === 'win32') app.setAppUserModelId('org.tessera.desktop');
   const settingsStore = new SettingsStore({ readFile, writeFile, rename }, settingsPath);
   const loaded = await settingsStore.load();
   if (loaded.problem) log(loaded.problem);
@@ -260,7 +262,10 @@ async function start(gpuPlan: string, gpuMode: GpuMode): Promise<void> {
     trainingWindowId: () => trainingWindow?.webContents.id ?? null,
   });
 
-  app.on('second-instance', () => showUi());
+  // Starting Tessera again shows the window — unless it is the login item's hidden start.
+  app.on('second-instance', (_event, argv) => {
+    if (!argv.includes(HIDDEN_FLAG)) showUi();
+  });
   app.on('activate', () => showUi());
   app.on('before-quit', (event) => quitFlow.onBeforeQuit(event));
   app.on('window-all-closed', () => {

@@ -60,7 +60,7 @@ export function contentSecurityPolicy(coordinatorUrl: string, devServerOrigin: s
   return [
     "default-src 'none'",
     `script-src ${script.join(' ')}`,
-    "worker-src 'self' blob:",
+    "worker-src 'self'",
     `connect-src ${connect.join(' ')}`,
     "img-src 'self' data: blob:",
     "style-src 'self' 'unsafe-inline'",

@@ -35,6 +35,7 @@ class FakeApp extends EventEmitter {
     this.emit('before-quit', { preventDefault: () => (prevented = true) });
     if (!prevented) this.emit('will-quit');
   };
+  setAppUserModelId = () => {};
   setLoginItemSettings = () => {};
   getLoginItemSettings = () => ({ openAtLogin: false, wasOpenedAtLogin: false });
 }

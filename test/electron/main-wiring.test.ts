@@ -151,6 +151,11 @@ describe('electron/main.ts wiring (with an Electron test double)', () => {
     uiWindow().close();
     expect(uiWindow().visible).toBe(false);
     expect(live()).toHaveLength(2);
+    app.emit('second-instance', {}, ['/opt/tessera', '--hidden']); // the login item again: stays hidden
+    expect(uiWindow().visible).toBe(false);
+    app.emit('second-instance', {}, ['/opt/tessera']); // the user starts it again: shows
+    expect(uiWindow().visible).toBe(true);
+    uiWindow().close();
     tray().menu[0].click(); // Show
     expect(uiWindow().visible).toBe(true);
     uiWindow().close();
