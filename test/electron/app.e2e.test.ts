@@ -40,6 +40,8 @@ describe.skipIf(skipReason !== null)('desktop app (Electron end to end)', () => 
   let app: ElectronApplication;
   let ui: Page;
   let profile: string;
+  let closed = false;
+  const mainOutput: string[] = [];
 
   beforeAll(async () => {
     const built = await buildElectron();
@@ -49,12 +51,13 @@ describe.skipIf(skipReason !== null)('desktop app (Electron end to end)', () => 
       env: { ...process.env, TESSERA_RENDERER_ROOT: resolve(HERE, 'fixture-renderer'), TESSERA_USER_DATA: profile } as Record<string, string>,
       timeout: 30_000,
     });
+    app.process().stdout?.on('data', (chunk: Buffer) => mainOutput.push(chunk.toString()));
     ui = await app.firstWindow();
     await ui.waitForFunction(() => (globalThis as unknown as PageGlobals).document.getElementById('role')?.textContent === 'ui');
   }, 60_000);
 
   afterAll(async () => {
-    await app?.close();
+    if (!closed) await app?.close();
     if (profile) await rm(profile, { recursive: true, force: true });
   });
 
@@ -110,6 +113,14 @@ describe.skipIf(skipReason !== null)('desktop app (Electron end to end)', () => 
     await app.evaluate(({ BrowserWindow }) => BrowserWindow.getAllWindows().find((w) => !w.webContents.getURL().includes('role=training'))!.close());
     const windows = await app.evaluate(({ BrowserWindow }) => BrowserWindow.getAllWindows().map((w) => w.isVisible()));
     expect(windows).toEqual([false, false]);
+  });
+
+  it('quitting asks the training page for a checkpoint first', async () => {
+    const training = app.windows().find((page) => page.url().includes('role=training'))!;
+    await training.evaluate(() => (globalThis as unknown as PageGlobals).tesseraTraining.stepDone({ round: 0, step: 1, loss: 5, durationMs: 10, tokensPerSecond: 100 }));
+    closed = true;
+    await app.close();
+    expect(mainOutput.join('')).toContain('checkpoint saved before quitting');
   });
 });
 
