@@ -30,12 +30,12 @@ export function noticeFor(e: WireError): Notice {
   }
 }
 
-export function retryNotice(url: string, attempt: number, inMs: number, reason: string): Notice {
+export function retryNotice(attempt: number, inMs: number, reason: string): Notice {
   return {
     kind: 'unreachable',
     severity: 'warning',
     title: 'Cannot reach the coordinator',
-    text: `${reason} — attempt ${attempt}, trying again in ${Math.round(inMs / 1000)} s. Is the coordinator at ${url} running? You can change the URL in Settings.`,
+    text: `${reason}. Attempt ${attempt}; trying again in ${Math.round(inMs / 1000)} s, then less often. To use another coordinator, stop and change the URL in Settings.`,
   };
 }
 

@@ -126,6 +126,9 @@ export function createAppStore(deps: StoreDeps): AppStore {
           if (get().notice?.kind === 'unreachable') set({ notice: null });
           log('info', `joined run ${e.run} (${e.model}) at round ${e.round} as ${e.address}`);
           break;
+        case 'synced':
+          log('info', `holding the weights of round ${e.round} (from ${e.source})`);
+          break;
         case 'step':
           set({ losses: [...get().losses, { round: e.round, step: e.step, loss: e.loss, at: now() }].slice(-HISTORY_LIMIT) });
           persistHistory();
@@ -143,7 +146,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
           break;
         }
         case 'retrying':
-          set({ notice: retryNotice(e.url, e.attempt, e.inMs, e.reason) });
+          set({ notice: retryNotice(e.attempt, e.inMs, e.reason) });
           log('warn', `coordinator unreachable: ${e.reason}; retry ${e.attempt} in ${e.inMs} ms`);
           break;
         case 'link':

@@ -35,7 +35,7 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     work = mkdtempSync(join(tmpdir(), 'tessera-e2e-ui-'));
     const dist = join(work, 'dist');
     const built = build({ configFile: join(REPO_ROOT, 'renderer/vite.config.ts'), build: { outDir: dist, emptyOutDir: true, sourcemap: false }, logLevel: 'warn' });
-    const config = readRunFile(undefined, { ...LOCAL_RUN, run: 'e2e-ui', innerSteps: 2, roundSeconds: 90 });
+    const config = readRunFile(undefined, { ...LOCAL_RUN, run: 'e2e-ui', innerSteps: 2, roundSeconds: 45 });
     [, browser] = await Promise.all([built, launchChromium()]);
     web = await startWeb({ port: 0, config, staticDir: dist, stateDir: join(work, 'state'), validate: true, software: true, log: (l) => console.log(`[coordinator] ${elapsed()} ${l}`) });
     console.log(`page at ${web.web.url}, coordinator ${web.coordinator.server.url}, ready at ${elapsed()}`);
@@ -94,10 +94,34 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     await shot(a.page, 'welcome');
     await onboard(a, 'tab-a', true);
 
+    // A coordinator that is not there: a warning with the retry, and Stop ends the waiting.
+    await a.page.getByRole('button', { name: 'Settings' }).click();
+    await a.page.getByLabel('Coordinator address').check();
+    await a.page.getByLabel('Coordinator URL').fill('ws://127.0.0.1:9/ws');
+    await a.page.getByLabel('Log level').focus(); // blur: the URL is saved
+    await a.page.getByRole('button', { name: 'Training' }).click();
+    await a.page.getByRole('button', { name: 'Contribute' }).click();
+    await a.page.getByRole('status').filter({ hasText: 'Cannot reach the coordinator' }).waitFor({ timeout: 30_000 });
+    expect(await a.page.getByRole('status').filter({ hasText: 'Cannot reach' }).innerText()).toMatch(/Attempt 1; trying again in \d+ s/);
+    await shot(a.page, 'coordinator-unreachable');
+    await a.page.getByRole('button', { name: 'Stop now' }).click();
+    await a.page.getByRole('button', { name: 'Contribute' }).waitFor({ timeout: 10_000 });
+    await a.page.getByRole('button', { name: 'Settings' }).click();
+    await a.page.getByLabel(/^Local run/).check();
+    await a.page.getByRole('button', { name: 'Training' }).click();
+
     await a.page.getByRole('button', { name: 'Contribute' }).click();
     await chartPoints(a, 'loss-chart', 2, 'two points on the loss chart');
     console.log(`[tab-a] loss chart has points at ${elapsed()}`);
     await shot(a.page, 'contribute');
+
+    // A second user (another browser profile, narrow screen) joins the same local run; its
+    // kernels compile while the first waits for its reward and reloads.
+    const b = await openPage(browser, web.web.url, { prefix: '[tab-b]' });
+    tabs.push(b);
+    await b.page.setViewportSize({ width: 380, height: 900 });
+    await onboard(b, 'tab-b', false);
+    await b.page.getByRole('button', { name: 'Contribute' }).click();
 
     await a.page.getByRole('button', { name: 'Wallet' }).click();
     await chartPoints(a, 'reward-chart', 1, 'a reward');
@@ -122,14 +146,11 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     await a.page.getByTestId('loss-chart').waitFor({ timeout: 30_000 });
     expect(Number(await a.page.getByTestId('loss-chart').getAttribute('data-points')), 'the loss history survives the reload').toBeGreaterThanOrEqual(before);
     await a.page.getByRole('button', { name: 'Pause' }).waitFor({ timeout: 10_000 }); // contributing again, without a click
-    console.log(`[tab-a] resumed after reload at ${elapsed()}`);
+    // …from its own checkpoint in IndexedDB, not from scratch or another's copy.
+    await a.guard(a.page.locator('.log li').filter({ hasText: /holding the weights of round \d+ \(from local/ }).first().waitFor({ state: 'attached', timeout: WAIT_MS }), 'a sync from the local checkpoint', WAIT_MS + 1000);
+    console.log(`[tab-a] resumed from its checkpoint after the reload at ${elapsed()}`);
 
-    // A second user joins the same local run; both complete a round with both updates.
-    const b = await openPage(browser, web.web.url, { prefix: '[tab-b]' });
-    tabs.push(b);
-    await b.page.setViewportSize({ width: 380, height: 900 });
-    await onboard(b, 'tab-b', false);
-    await b.page.getByRole('button', { name: 'Contribute' }).click();
+    // Both complete a round with both updates, after the reload.
     const together = (lines: string[]) => lines.map((l) => /round (\d+) committed: 2 update/.exec(l)?.[1]).filter(Boolean);
     await b.guard(
       (async () => {
@@ -144,6 +165,10 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
       WAIT_MS * 1.5,
     );
     console.log(`both tabs completed a round together at ${elapsed()}`);
+    // The updates went peer to peer too (the worker's simple-peer over the page's WebRTC):
+    // "N from peers" counts the tab's own update plus those that came over a link.
+    const fromPeers = [...(await logLines(a.page)), ...(await logLines(b.page))].map((l) => Number(/committed: 2 update\(s\), (\d+) from peers/.exec(l)?.[1] ?? 0));
+    expect(Math.max(...fromPeers), 'updates received over WebRTC (+ the own one)').toBe(2);
     await shot(b.page, 'contribute-narrow');
     expect(Number(await text(b.page, 'rounds-done'))).toBeGreaterThanOrEqual(1);
     const peers = await text(b.page, 'peers');

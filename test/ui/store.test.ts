@@ -196,7 +196,7 @@ describe('contributing', () => {
     await store.getState().contribute();
     engine.emit({ event: 'retrying', url: 'ws://127.0.0.1:9999/ws', attempt: 2, inMs: 4000, reason: 'cannot reach the coordinator at ws://127.0.0.1:9999/ws' });
     expect(store.getState().notice).toMatchObject({ kind: 'unreachable', severity: 'warning' });
-    expect(store.getState().notice?.text).toMatch(/attempt 2, trying again in 4 s/);
+    expect(store.getState().notice?.text).toMatch(/Attempt 2; trying again in 4 s/);
     expect(store.getState().run.activity).toBe('retrying');
     engine.emit(joined('r1', 0));
     expect(store.getState().notice).toBeNull(); // reached it: the warning goes
