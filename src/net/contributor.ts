@@ -633,10 +633,13 @@ export function localCheckpointName(run: string, stage = 0): string {
   return stage === 0 ? `contributor-${run}` : `contributor-${run}-stage${stage}`;
 }
 
-/** Tokens per second of one whole-model training step here (timed after a warm-up step). */
+/**
+ * Tokens per second of a whole-model training step here, estimated from one layer (timed
+ * after a warm-up step): a contributor of a pipelined run may not hold the whole model.
+ */
 async function calibrate(gpu: Gpu, config: RunConfig): Promise<number> {
   const cfg = runModel(config);
-  const slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: config.batch, seqLen: config.seq });
+  const slice = LayerSlice.create(gpu, cfg, 0, 1, { batch: config.batch, seqLen: config.seq });
   try {
     slice.initialize(config.seed);
     const n = config.batch * config.seq;
@@ -644,12 +647,12 @@ async function calibrate(gpu: Gpu, config: RunConfig): Promise<number> {
     let ms = Infinity;
     for (let i = 0; i < 2; i++) {
       const t0 = performance.now();
-      slice.forward(batch);
-      slice.backward({ accumulate: false, lossScale: 1 });
-      await gpu.readF32(slice.loss!);
+      slice.forward({ tokens: batch.tokens });
+      slice.backward({ dOut: slice.output!, accumulate: false });
+      await gpu.readF32(slice.inputGrad ?? slice.grads.get(slice.layout[0].name)!);
       ms = performance.now() - t0;
     }
-    return Math.round((n * 1000) / Math.max(ms, 1e-3));
+    return Math.round((n * 1000) / Math.max(ms * cfg.layers, 1e-3));
   } finally {
     slice.destroy();
   }
