@@ -4,6 +4,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { startEngineWorker } from './engine/client.ts';
 import { UiDb } from './state/db.ts';
+import { coordinatorHttpUrl, runShapeOf } from './state/rules.ts';
 import { createAppStore } from './state/store.ts';
 import { App } from './ui/App.tsx';
 import { StoreProvider } from './ui/context.tsx';
@@ -17,7 +18,13 @@ async function localCoordinator(): Promise<string | null> {
   return typeof body?.coordinator === 'string' ? body.coordinator : null;
 }
 
-const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator });
+/** The run's model and batch from its coordinator, so the GPU check sizes what will be trained. */
+async function runShape(coordinator: string) {
+  const r = await fetch(`${coordinatorHttpUrl(coordinator)}/run`, { cache: 'no-store', signal: AbortSignal.timeout(10_000) });
+  return r.ok ? runShapeOf(await r.json()) : null;
+}
+
+const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator, runShape });
 
 const visibility = () => store.getState().setEnvironment({ hidden: document.visibilityState === 'hidden' });
 document.addEventListener('visibilitychange', visibility);

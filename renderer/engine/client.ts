@@ -27,6 +27,8 @@ export function startEngineWorker(): Engine {
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   const listeners = new Set<(e: EngineEvent) => void>();
   let nextId = 1;
+  // Tells the worker whether its simple-peer can have WebRTC through this page.
+  worker.postMessage({ rtcHost: rtc !== null });
   worker.addEventListener('message', (ev: MessageEvent) => {
     const data = ev.data as Reply | { rtc: RtcCommand };
     if ('rtc' in data) return rtc?.handle(data.rtc);

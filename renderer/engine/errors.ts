@@ -25,5 +25,5 @@ export function isRetryable(e: unknown): boolean {
 
 /** What a link that went down says about the network: it never connected, so NAT or a firewall blocks it. */
 export function isBlockedLink(reason: string): boolean {
-  return /not connected within|ice|cannot create a WebRTC/i.test(reason);
+  return /not connected within|ice connection|ICE_CONNECTION/i.test(reason);
 }

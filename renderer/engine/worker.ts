@@ -47,6 +47,8 @@ function openGpuOnce(): Promise<Gpu> {
 }
 
 const rtc = rtcFromPage(scope);
+/** The page holds WebRTC connections for us (it says so first thing; false if it cannot). */
+let rtcHosted = false;
 
 type Handlers = { [K in keyof EngineCalls]: (arg: EngineCalls[K]['arg']) => Promise<EngineCalls[K]['result']> };
 
@@ -99,6 +101,7 @@ const handlers: Handlers = {
     if (!key) throw new WalletError('unlock the wallet first');
     if (running) throw new Error('already contributing');
     const g = await openGpuOnce();
+    if (!rtcHosted) emit({ event: 'warning', text: 'this browser offers no WebRTC: no direct links to peers, every update goes through the coordinator' });
     throttle.setPercent(dutyCycle);
     throttle.setPaused(paused);
     stopRequested = false;
@@ -144,7 +147,8 @@ async function contributeWithRetry(g: Gpu, k: Hotkey, url: string): Promise<void
       coordinator: url,
       openSocket: (u) => new WebSocket(u) as unknown as SocketLike,
       http: fetchHttpClient(),
-      wrtc: rtc,
+      // Without WebRTC, links fail at once and every update comes through the coordinator.
+      wrtc: rtcHosted ? rtc : undefined,
       store: new IdbCheckpointStore(indexedDB),
       onEvent: (e: ContributorEvent) => {
         if (e.event === 'joined') attempt = -1; // reached it: the next failure starts the backoff afresh
@@ -174,8 +178,12 @@ async function contributeWithRetry(g: Gpu, k: Hotkey, url: string): Promise<void
 }
 
 scope.addEventListener('message', (ev: MessageEvent) => {
-  const req = ev.data as Request | { rtc: unknown };
+  const req = ev.data as Request | { rtc: unknown } | { rtcHost: boolean };
   if ('rtc' in req) return; // the RTC bridge's own traffic (rtc-worker.ts listens for it)
+  if ('rtcHost' in req) {
+    rtcHosted = req.rtcHost === true;
+    return;
+  }
   const handler = handlers[req.call] as (arg: unknown) => Promise<unknown>;
   if (!handler) return post({ id: req.id, ok: false, error: { kind: 'other', message: `no engine call '${String(req.call)}'` } });
   handler(req.arg).then(

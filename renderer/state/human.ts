@@ -14,7 +14,7 @@ export function noticeFor(e: WireError): Notice {
     case 'no-webgpu':
       return { kind: e.kind, severity: 'error', title: 'This browser cannot use your GPU (no WebGPU)', text: `${e.message} Then reload this page.` };
     case 'wrong-password':
-      return { kind: e.kind, severity: 'error', title: 'Wrong password', text: 'That is not the password of the wallet saved in this browser. Try again; if it is lost, choose "Import" and enter your 12 words with a new password.' };
+      return { kind: e.kind, severity: 'error', title: 'Wrong password', text: 'That is not the password of the wallet saved in this browser. Try again; if it is lost, choose "Import from my words" and enter your recovery words with a new password.' };
     case 'unreachable':
       return { kind: e.kind, severity: 'warning', title: 'Cannot reach the coordinator', text: `${e.message} Retrying with a growing pause; check the coordinator URL in Settings.` };
     case 'refused':

@@ -1,5 +1,6 @@
 // Small decisions of the UI, kept pure for tests: which mnemonic words to ask back, whether to
 // hold training now, and what a typed coordinator address means.
+import { PRESETS, type PresetName } from '../../src/model/config.ts';
 import type { Settings } from './db.ts';
 
 export interface Environment {
@@ -64,4 +65,19 @@ export function coordinatorSocketUrl(input: string): string | null {
   if (!scheme || !url.hostname) return null;
   const path = url.pathname.replace(/\/+$/, '');
   return `${scheme}//${url.host}${path.endsWith('/ws') ? path : `${path}/ws`}`;
+}
+
+/** http(s)://host:port of a coordinator's ws(s)://host:port/ws. */
+export function coordinatorHttpUrl(socketUrl: string): string {
+  return socketUrl.replace(/^ws/, 'http').replace(/\/ws\/?$/, '');
+}
+
+/** Model, batch and sequence length from a coordinator's GET /run body, or null if it has none we know. */
+export function runShapeOf(body: unknown): { model: PresetName; batch: number; seq: number } | null {
+  const r = body as { model?: unknown; batch?: unknown; seq?: unknown } | null;
+  if (!r || typeof r.model !== 'string' || !Object.hasOwn(PRESETS, r.model)) return null;
+  const n = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null);
+  const batch = n(r.batch);
+  const seq = n(r.seq);
+  return batch && seq ? { model: r.model as PresetName, batch, seq } : null;
 }

@@ -6,6 +6,7 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { Engine } from '../engine/client.ts';
 import type { EngineEvent, GpuReport, WireError } from '../engine/messages.ts';
+import type { PresetName } from '../../src/model/config.ts';
 import { DEFAULT_SETTINGS, type LogLevel, type LossPoint, type RewardPoint, type Settings, type UiDb, LOG_LEVELS, HISTORY_LIMIT } from './db.ts';
 import { blockedPeerNotice, noticeFor, retryNotice, type Notice } from './human.ts';
 import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
@@ -42,6 +43,7 @@ export interface AppActions {
   init(): Promise<void>;
   beginCreate(): Promise<void>;
   wroteDownWords(): void;
+  showWordsAgain(): void;
   confirmWords(answers: string[]): void;
   beginImport(): void;
   submitImport(mnemonic: string): void;
@@ -68,11 +70,20 @@ export interface StoreDeps {
   db: UiDb;
   /** The embedded coordinator's ws:// URL (GET /local.json from `npm run web`), or null. */
   localCoordinator(): Promise<string | null>;
+  /** Model, batch and sequence length of the run at a coordinator (its GET /run), or null when it cannot be read. */
+  runShape?(coordinator: string): Promise<RunShape | null>;
   /** The clock (tests pass their own). */
   now?: () => number;
 }
 
-const MODEL_FOR_CHECK = { model: 'tiny' as const, batch: 2, seq: 32 };
+export interface RunShape {
+  model: PresetName;
+  batch: number;
+  seq: number;
+}
+
+/** What the GPU check sizes when the run's own shape is unknown: the local run's. */
+const DEFAULT_SHAPE: RunShape = { model: 'tiny', batch: 2, seq: 32 };
 const LOG_LIMIT = 300;
 
 export function createAppStore(deps: StoreDeps): AppStore {
@@ -216,11 +227,15 @@ export function createAppStore(deps: StoreDeps): AppStore {
       wroteDownWords() {
         set({ screen: 'create-confirm', notice: null });
       },
+      showWordsAgain() {
+        // Until the wallet is saved the words are still only on screen: showing them again is safe.
+        if (get().draft) set({ screen: 'create-show', notice: null });
+      },
       confirmWords(answers) {
         const d = get().draft;
         if (!d) return;
         if (!checkConfirmation(d.mnemonic, d.confirm, answers)) {
-          set({ notice: { kind: 'mnemonic-mismatch', severity: 'error', title: 'Those words do not match', text: 'Check your written copy: the words must be the ones shown, at those positions. Go back to see them again.' } });
+          set({ notice: { kind: 'mnemonic-mismatch', severity: 'error', title: 'Those words do not match', text: 'Check your written copy: the words must be the ones shown, at those positions. "Show the words again" brings them back.' } });
           return;
         }
         set({ screen: 'password', notice: null });
@@ -267,7 +282,9 @@ export function createAppStore(deps: StoreDeps): AppStore {
         await get().checkGpu();
       },
       async checkGpu() {
-        const gpu = await deps.engine.call('checkGpu', MODEL_FOR_CHECK).catch((e: unknown) => {
+        const url = coordinatorUrl();
+        const shape = (url && (await deps.runShape?.(url).catch(() => null))) || DEFAULT_SHAPE;
+        const gpu = await deps.engine.call('checkGpu', shape).catch((e: unknown) => {
           set({ notice: noticeFor(wireOf(e)) });
           return null;
         });

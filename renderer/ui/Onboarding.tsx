@@ -51,6 +51,7 @@ export function ShowWords() {
 export function ConfirmWords() {
   const draft = useApp((s) => s.draft);
   const confirm = useApp((s) => s.confirmWords);
+  const showAgain = useApp((s) => s.showWordsAgain);
   const [answers, setAnswers] = useState<string[]>(() => (draft?.confirm ?? []).map(() => ''));
   if (!draft) return null;
   const submit = (ev: FormEvent) => {
@@ -74,9 +75,14 @@ export function ConfirmWords() {
           />
         </label>
       ))}
-      <button type="submit" className="primary">
-        Confirm
-      </button>
+      <div className="row">
+        <button type="submit" className="primary">
+          Confirm
+        </button>
+        <button type="button" onClick={showAgain}>
+          Show the words again
+        </button>
+      </div>
     </form>
   );
 }
@@ -166,7 +172,7 @@ export function Unlock() {
           {busy ? 'Unlocking…' : 'Unlock'}
         </button>
         <button type="button" onClick={beginImport}>
-          Import another wallet
+          Import from my words
         </button>
       </div>
     </form>

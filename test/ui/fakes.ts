@@ -5,7 +5,7 @@ import type { Engine } from '../../renderer/engine/client.ts';
 import { EngineError } from '../../renderer/engine/client.ts';
 import type { CallName, EngineCalls, EngineEvent, GpuReport, WireError } from '../../renderer/engine/messages.ts';
 import { UiDb } from '../../renderer/state/db.ts';
-import { createAppStore, type AppStore } from '../../renderer/state/store.ts';
+import { createAppStore, type AppStore, type StoreDeps } from '../../renderer/state/store.ts';
 
 type Answer<K extends CallName> = EngineCalls[K]['result'] | WireError | ((arg: EngineCalls[K]['arg']) => EngineCalls[K]['result'] | Promise<EngineCalls[K]['result']>);
 
@@ -64,11 +64,11 @@ export function freshDbName(): string {
   return `tessera-ui-test-${++dbCount}`;
 }
 
-export function makeStore(o: { engine?: ScriptedEngine; dbName?: string; local?: string | null; now?: () => number } = {}): { store: AppStore; engine: ScriptedEngine; db: UiDb } {
+export function makeStore(o: { engine?: ScriptedEngine; dbName?: string; local?: string | null; now?: () => number; runShape?: StoreDeps['runShape'] } = {}): { store: AppStore; engine: ScriptedEngine; db: UiDb } {
   const engine = o.engine ?? new ScriptedEngine();
   const db = new UiDb(indexedDB, o.dbName ?? freshDbName());
   const local = o.local === undefined ? 'ws://127.0.0.1:9999/ws' : o.local;
-  const store = createAppStore({ engine, db, localCoordinator: async () => local, now: o.now });
+  const store = createAppStore({ engine, db, localCoordinator: async () => local, now: o.now, runShape: o.runShape });
   return { store, engine, db };
 }
 

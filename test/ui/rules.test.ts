@@ -4,7 +4,7 @@
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS, SETTINGS_SCHEMA, SettingsVersionError, UiDb, migrateSettings } from '../../renderer/state/db.ts';
-import { checkConfirmation, coordinatorSocketUrl, inSchedule, pauseReason, pickConfirmation, shouldPause } from '../../renderer/state/rules.ts';
+import { checkConfirmation, coordinatorHttpUrl, coordinatorSocketUrl, runShapeOf, inSchedule, pauseReason, pickConfirmation, shouldPause } from '../../renderer/state/rules.ts';
 import { GpuThrottle, type Clock } from '../../renderer/engine/throttle.ts';
 import { isBlockedLink, isRetryable, toWireError } from '../../renderer/engine/errors.ts';
 import { formatBytes, trainingMemory } from '../../renderer/engine/memory.ts';
@@ -87,6 +87,15 @@ describe('rules', () => {
     expect(coordinatorSocketUrl('ftp://host')).toBeNull();
     expect(coordinatorSocketUrl('')).toBeNull();
     expect(coordinatorSocketUrl('http://')).toBeNull();
+    expect(coordinatorHttpUrl('wss://run.example.org/ws')).toBe('https://run.example.org');
+    expect(coordinatorHttpUrl('ws://127.0.0.1:8781/ws')).toBe('http://127.0.0.1:8781');
+  });
+
+  it('reads the run shape from GET /run, refusing unknown models', () => {
+    expect(runShapeOf({ model: 'small', batch: 8, seq: 512, run: 'x' })).toEqual({ model: 'small', batch: 8, seq: 512 });
+    expect(runShapeOf({ model: 'toString', batch: 8, seq: 512 })).toBeNull();
+    expect(runShapeOf({ model: 'tiny', batch: 0, seq: 32 })).toBeNull();
+    expect(runShapeOf(null)).toBeNull();
   });
 
   it('asks back distinct words and checks them ignoring case and spaces', () => {
@@ -108,7 +117,9 @@ describe('rules', () => {
     expect(isRetryable(new TypeError('Failed to fetch'))).toBe(true);
     expect(isRetryable(new Error('bug'))).toBe(false);
     expect(isBlockedLink('not connected within 30000 ms')).toBe(true);
+    expect(isBlockedLink('ERR_ICE_CONNECTION_FAILURE: Ice connection failed.')).toBe(true);
     expect(isBlockedLink('closed by the remote peer')).toBe(false);
+    expect(isBlockedLink('cannot create a WebRTC connection: No WebRTC support')).toBe(false);
     expect([0, 1, 2, 5, 9].map(retryDelayMs)).toEqual([1000, 2000, 4000, 30_000, 30_000]);
   });
 

@@ -22,6 +22,10 @@ describe('first run', () => {
     store.getState().confirmWords(draft!.confirm.map(() => 'wrong'));
     expect(store.getState().notice?.kind).toBe('mnemonic-mismatch');
     expect(store.getState().screen).toBe('create-confirm');
+    store.getState().showWordsAgain();
+    expect(store.getState().screen).toBe('create-show');
+    expect(store.getState().draft).toBe(draft); // the same words, the same positions to confirm
+    store.getState().wroteDownWords();
     store.getState().confirmWords(draft!.confirm.map((p) => ` ${words[p].toUpperCase()} `));
     expect(store.getState().screen).toBe('password');
 
@@ -42,6 +46,15 @@ describe('first run', () => {
     expect(store.getState().gpu?.isSoftware).toBe(true);
     store.getState().enterMain();
     expect(store.getState().screen).toBe('main');
+  });
+
+  it("sizes the GPU check by the chosen run's model", async () => {
+    const asked: string[] = [];
+    const { store, engine } = makeStore({ runShape: async (url) => (asked.push(url), { model: 'small', batch: 4, seq: 256 }) });
+    await store.getState().init();
+    await store.getState().chooseNetwork('custom', 'https://run.example.org');
+    expect(asked).toEqual(['wss://run.example.org/ws']);
+    expect(engine.callsOf('checkGpu')).toEqual([{ model: 'small', batch: 4, seq: 256 }]);
   });
 
   it('imports words, refusing a wrong word count', async () => {

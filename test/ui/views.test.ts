@@ -36,7 +36,10 @@ describe('first run', () => {
     for (const f of fields) type(f, 'nope');
     await submit(screen.getByRole('button', { name: 'Confirm' }));
     expect(screen.getByRole('alert').textContent).toMatch(/do not match/);
-    for (const f of fields) {
+    await click(screen.getByRole('button', { name: 'Show the words again' }));
+    expect(screen.getByRole('list', { name: 'Your recovery words' })).toBeTruthy();
+    await click(screen.getByRole('button', { name: 'I wrote them down' }));
+    for (const f of screen.getAllByLabelText(/^Word \d+$/) as HTMLInputElement[]) {
       const n = Number(/Word (\d+)/.exec(f.closest('label')!.textContent!)![1]);
       type(f, MNEMONIC.split(' ')[n - 1]);
     }
