@@ -54,7 +54,11 @@ export interface SubtensorApiLike {
       maxWeightsLimit(netuid: number): Promise<CodecLike>;
       weightsVersionKey(netuid: number): Promise<CodecLike>;
       commitRevealWeightsEnabled(netuid: number): Promise<CodecLike>;
+      validatorPermit(netuid: number): Promise<CodecLike[]>;
+      weightsSetRateLimit(netuid: number): Promise<CodecLike>;
+      lastUpdate(netuid: number): Promise<CodecLike[]>;
     };
+    system: { number(): Promise<CodecLike> };
   };
   tx: { subtensorModule: { setWeights(netuid: number, dests: number[], weights: number[], versionKey: bigint): SubmittableLike } };
 }
@@ -134,6 +138,22 @@ export class SubtensorChain {
     }
     if (dests.length === 0) return { status: 'skipped', reason: 'no registered contributor holds a share this epoch', unregistered };
     const versionKey = this.options.versionKey ?? subnet.versionKey;
+    // What the chain would refuse anyway, said plainly (its own error is a bare code).
+    if (versionKey < subnet.versionKey) {
+      return { status: 'skipped', reason: `version key ${versionKey} is below netuid ${netuid}'s WeightsVersionKey ${subnet.versionKey}, which the chain refuses: raise --version-key or leave it out`, unregistered };
+    }
+    const selfUid = subnet.hotkeys.indexOf(this.signer.address);
+    const q = this.api.query.subtensorModule;
+    const [permits, rateLimit, lastUpdate, now] = await Promise.all([q.validatorPermit(netuid), q.weightsSetRateLimit(netuid), q.lastUpdate(netuid), this.api.query.system.number()]);
+    if (!(permits[selfUid] && flag(permits[selfUid]))) {
+      return { status: 'skipped', reason: `the validator hotkey (uid ${selfUid}) has no validator permit on netuid ${netuid}: the chain gives permits to the most-staked neurons, so stake to it`, unregistered };
+    }
+    const last = lastUpdate[selfUid] ? BigInt(lastUpdate[selfUid].toString()) : 0n;
+    const limit = BigInt(rateLimit.toString());
+    const block = BigInt(now.toString());
+    if (last > 0n && block - last < limit) {
+      return { status: 'skipped', reason: `weights were set at block ${last} and netuid ${netuid} allows one set per ${limit} blocks (now ${block}, next at ${last + limit}): make epochs longer (epochRounds × roundSeconds) than that`, unregistered };
+    }
     const tx = this.api.tx.subtensorModule.setWeights(netuid, dests, weights, versionKey);
     const outcome = await this.submit(tx);
     return outcome.ok

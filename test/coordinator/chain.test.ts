@@ -73,7 +73,10 @@ class RecordingApi {
   refuse: Error | null = null;
 
   constructor(
-    private readonly state: { hotkeys: Hotkey[]; added?: boolean; commitReveal?: boolean; minAllowed?: number; maxLimit?: number; versionKey?: bigint; incentive?: number[]; emission?: bigint[] },
+    private readonly state: {
+      hotkeys: Hotkey[]; added?: boolean; commitReveal?: boolean; minAllowed?: number; maxLimit?: number; versionKey?: bigint; incentive?: number[]; emission?: bigint[];
+      permits?: boolean[]; rateLimit?: number; lastUpdate?: number[]; block?: number;
+    },
   ) {}
 
   private record<T>(name: string, args: unknown[], value: T): Promise<T> {
@@ -97,7 +100,11 @@ class RecordingApi {
       maxWeightsLimit: (n: number) => this.record('maxWeightsLimit', [n], codec(this.state.maxLimit ?? 65535)),
       weightsVersionKey: (n: number) => this.record('weightsVersionKey', [n], codec(this.state.versionKey ?? 7n)),
       commitRevealWeightsEnabled: (n: number) => this.record('commitRevealWeightsEnabled', [n], codec(this.state.commitReveal ?? false)),
+      validatorPermit: (n: number) => this.record('validatorPermit', [n], (this.state.permits ?? this.state.hotkeys.map(() => true)).map(codec)),
+      weightsSetRateLimit: (n: number) => this.record('weightsSetRateLimit', [n], codec(this.state.rateLimit ?? 100)),
+      lastUpdate: (n: number) => this.record('lastUpdate', [n], (this.state.lastUpdate ?? this.state.hotkeys.map(() => 0)).map(codec)),
     },
+    system: { number: () => this.record('system.number', [], codec(this.state.block ?? 5000)) },
   };
 
   readonly tx = {
@@ -137,13 +144,15 @@ describe('SubtensorChain (against a recording double: our call sequence, not the
     expect(result).toEqual({ status: 'set', blockHash: '0xabc', dests: [1, 2], weights: [65535, 32768], versionKey: 9n, unregistered: [unregistered.address] });
     expect(api.calls).toEqual([
       'networksAdded(3)', 'keys.entries(3)', 'minAllowedWeights(3)', 'maxWeightsLimit(3)', 'weightsVersionKey(3)', 'commitRevealWeightsEnabled(3)',
+      'validatorPermit(3)', 'weightsSetRateLimit(3)', 'lastUpdate(3)', 'system.number()',
       'tx.setWeights(3, [1,2], [65535,32768], 9)', `signAndSend(${alice.address})`, 'unsubscribe',
     ]);
     expect(api.sent!.nonce).toBe(-1); // the node's next nonce
   });
 
   it('uses a configured version key, and the subnet max_weight_limit', async () => {
-    const api = new RecordingApi({ hotkeys: [alice, bob], maxLimit: 39321 /* 0.6 */ });
+    // Last set 100 blocks ago with a limit of 100: allowed again.
+    const api = new RecordingApi({ hotkeys: [alice, bob], maxLimit: 39321 /* 0.6 */, lastUpdate: [4900, 0], rateLimit: 100, block: 5000 });
     api.results = [{ status: status('InBlock') }];
     const chain = new SubtensorChain(api as unknown as SubtensorApiLike, { endpoint: 'ws://x', netuid: 3, versionKey: 42n }, signerOf(alice));
     const result = await chain.setWeights({ [alice.address]: 0.9, [bob.address]: 0.1 });
@@ -162,6 +171,16 @@ describe('SubtensorChain (against a recording double: our call sequence, not the
     const nobody = new SubtensorChain(api as unknown as SubtensorApiLike, { endpoint: 'ws://x', netuid: 3 }, signerOf(alice));
     expect(await nobody.setWeights({ [stranger.address]: 1 })).toEqual({ status: 'skipped', reason: 'no registered contributor holds a share this epoch', unregistered: [stranger.address] });
     expect(api.calls.some((c) => c.startsWith('tx.'))).toBe(false);
+    const skip = async (state: ConstructorParameters<typeof RecordingApi>[0], versionKey?: bigint) => {
+      const a = new RecordingApi(state);
+      const result = await new SubtensorChain(a as unknown as SubtensorApiLike, { endpoint: 'ws://x', netuid: 3, versionKey }, signerOf(alice)).setWeights({ [bob.address]: 1 });
+      expect(a.calls.some((c) => c.startsWith('tx.'))).toBe(false);
+      return result;
+    };
+    expect(await skip({ hotkeys: [alice, bob], versionKey: 5n }, 4n)).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/version key 4 is below netuid 3's WeightsVersionKey 5/) });
+    expect(await skip({ hotkeys: [alice, bob], permits: [false, true] })).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/uid 0\) has no validator permit/) });
+    // Set at block 4950, one set per 100 blocks, now 5000: the next is at 5050.
+    expect(await skip({ hotkeys: [alice, bob], lastUpdate: [4950, 0], rateLimit: 100, block: 5000 })).toMatchObject({ status: 'skipped', reason: expect.stringMatching(/set at block 4950 .* one set per 100 blocks \(now 5000, next at 5050\)/) });
     const missing = new SubtensorChain(new RecordingApi({ hotkeys: [], added: false }) as unknown as SubtensorApiLike, { endpoint: 'ws://x', netuid: 99 }, signerOf(alice));
     await expect(missing.setWeights({})).rejects.toThrow(/netuid 99 is not a subnet/);
   });
