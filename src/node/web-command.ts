@@ -60,7 +60,12 @@ export async function serveStatic(dir: string, local: { coordinator: string | nu
   const root = resolve(dir);
   if (!existsSync(join(root, 'index.html'))) throw new Error(`${root} has no index.html: build the page first (npm run build:web)`);
   const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    } catch {
+      return void res.writeHead(400, { 'content-type': 'text/plain' }).end('bad path');
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, { 'content-type': 'text/plain' }).end('method not allowed');
     if (path === '/local.json') {
       const body = JSON.stringify(local);
