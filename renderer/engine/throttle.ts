@@ -23,18 +23,21 @@ export const realClock: Clock = {
     }),
 };
 
+const SHARE_WINDOW_MS = 60_000;
+
 export class GpuThrottle {
   private percent = 100;
   private paused = false;
   private wakers: (() => void)[] = [];
-  private busyMs = 0;
-  private readonly wallStart: number;
+  /** GPU work of the last SHARE_WINDOW_MS: when each piece ended and how long it took. */
+  private recent: { end: number; ms: number }[] = [];
+  private measuredSince: number;
 
   constructor(
     private readonly clock: Clock = realClock,
     private readonly onPaused: (paused: boolean) => void = () => {},
   ) {
-    this.wallStart = clock.now();
+    this.measuredSince = clock.now();
   }
 
   setPercent(percent: number): void {
@@ -54,10 +57,19 @@ export class GpuThrottle {
     return this.paused;
   }
 
-  /** Share of wall time the GPU has been busy since the throttle was made (0..1). */
+  /** Starts measuring the share afresh (a new contribution). */
+  resetShare(): void {
+    this.recent = [];
+    this.measuredSince = this.clock.now();
+  }
+
+  /** Share of wall time the GPU was busy over the last minute (or since resetShare), 0..1. */
   get share(): number {
-    const wall = this.clock.now() - this.wallStart;
-    return wall > 0 ? Math.min(1, this.busyMs / wall) : 0;
+    const now = this.clock.now();
+    const from = Math.max(this.measuredSince, now - SHARE_WINDOW_MS);
+    this.recent = this.recent.filter((r) => r.end > from);
+    const busy = this.recent.reduce((sum, r) => sum + Math.min(r.ms, r.end - from), 0);
+    return now > from ? Math.min(1, busy / (now - from)) : 0;
   }
 
   private wake(): void {
@@ -76,7 +88,7 @@ export class GpuThrottle {
   /** After `busy` ms of GPU work: rest so busy/(busy+rest) = percent. */
   async rest(busy: number): Promise<void> {
     const end = this.clock.now();
-    this.busyMs += busy;
+    this.recent.push({ end, ms: busy });
     const restMs = (busy * (100 - this.percent)) / this.percent;
     const until = end + restMs;
     for (let left = restMs; left > 1 && !this.paused; left = until - this.clock.now()) {

@@ -103,6 +103,7 @@ const handlers: Handlers = {
     const g = await openGpuOnce();
     if (!rtcHosted) emit({ event: 'warning', text: 'this browser offers no WebRTC: no direct links to peers, every update goes through the coordinator' });
     throttle.setPercent(dutyCycle);
+    throttle.resetShare();
     throttle.setPaused(paused);
     stopRequested = false;
     const k = key;

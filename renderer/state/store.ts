@@ -171,7 +171,11 @@ export function createAppStore(deps: StoreDeps): AppStore {
           log('warn', `refused a message from ${e.from}: ${e.reason}`);
           break;
         case 'ended':
-          if (e.error) set({ notice: noticeFor(e.error) });
+          if (e.error) {
+            set({ notice: noticeFor(e.error) });
+            // Ended by a failure: a reload should not walk into it again by itself.
+            void deps.db.saveSession({ contributing: false }).catch(() => {});
+          }
           log(e.error ? 'error' : 'info', e.error ? `stopped: ${e.error.message}` : 'stopped');
           break;
         default:

@@ -1,6 +1,7 @@
 // The main view: the Contribute button and its controls, what the engine is doing now, and
 // the loss curve.
 import { useMemo } from 'react';
+import { useShallow } from 'zustand/react/shallow';
 import { preset, type PresetName } from '../../src/model/config.ts';
 import { formatBytes } from '../engine/memory.ts';
 import { ACTIVITY_LABEL } from '../state/run-status.ts';
@@ -12,15 +13,16 @@ export function Controls() {
   const run = useApp((s) => s.run);
   const busy = useApp((s) => s.busy);
   const userPaused = useApp((s) => s.userPaused);
-  const a = useApp((s) => s);
-  const reason = pauseReason(a.settings, a.env, a.userPaused, new Date());
+  const gpuOk = useApp((s) => s.gpu?.available === true);
+  const reason = useApp((s) => pauseReason(s.settings, s.env, s.userPaused, new Date()));
+  const a = useApp(useShallow((s) => ({ contribute: s.contribute, pause: s.pause, resume: s.resume, finishRoundThenStop: s.finishRoundThenStop, stopNow: s.stopNow })));
   if (run.activity === 'idle') {
     return (
       <div className="controls">
-        <button type="button" className="primary big" onClick={() => void a.contribute()} disabled={busy || !a.gpu?.available}>
+        <button type="button" className="primary big" onClick={() => void a.contribute()} disabled={busy || !gpuOk}>
           Contribute
         </button>
-        {!a.gpu?.available && <p className="hint">Contributing needs a working GPU (see the check below).</p>}
+        {!gpuOk && <p className="hint">Contributing needs a working GPU (see the check below).</p>}
       </div>
     );
   }

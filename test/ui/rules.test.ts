@@ -187,6 +187,21 @@ describe('GPU throttle', () => {
     expect(() => throttle.setPercent(Number.NaN)).toThrow(/percent/);
   });
 
+  it('reports the busy share of the last minute', async () => {
+    const clock = fakeClock();
+    const throttle = new GpuThrottle(clock);
+    throttle.setPercent(50);
+    await clock.advance(100); // 100 ms of GPU work just ended
+    const rest = throttle.rest(100); // …so 100 ms of rest
+    await clock.advance(100);
+    await rest;
+    expect(throttle.share).toBeCloseTo(0.5, 5);
+    await clock.advance(120_000); // idle for two minutes: the window holds no work
+    expect(throttle.share).toBe(0);
+    throttle.resetShare();
+    expect(throttle.share).toBe(0);
+  });
+
   it('cuts a rest short when the budget changes', async () => {
     const clock = fakeClock();
     const throttle = new GpuThrottle(clock);
