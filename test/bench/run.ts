@@ -3,12 +3,14 @@ import { runKernelsBench } from './kernels.ts';
 import { runTrainBench } from './train.ts';
 import { runSparselocoBench } from './sparseloco.ts';
 import { runNetBench } from './net.ts';
+import { runPipelineBench } from './pipeline.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
   train: runTrainBench,
   sparseloco: runSparselocoBench,
   net: runNetBench,
+  pipeline: runPipelineBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
