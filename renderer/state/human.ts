@@ -35,7 +35,7 @@ export function retryNotice(attempt: number, inMs: number, reason: string): Noti
     kind: 'unreachable',
     severity: 'warning',
     title: 'Cannot reach the coordinator',
-    text: `${reason}. Attempt ${attempt}; trying again in ${Math.round(inMs / 1000)} s, then less often. To use another coordinator, stop and change the URL in Settings.`,
+    text: `${sentence(reason)} Attempt ${attempt}; trying again in ${Math.round(inMs / 1000)} s, then less often. To use another coordinator, stop and change the URL in Settings.`,
   };
 }
 
@@ -50,4 +50,10 @@ export function blockedPeerNotice(peer: string, reason: string): Notice {
 
 export function short(address: string): string {
   return address.length > 12 ? `${address.slice(0, 6)}…${address.slice(-4)}` : address;
+}
+
+/** A message as a sentence: capital first letter, one closing mark. */
+function sentence(text: string): string {
+  const t = text.trim();
+  return `${t.charAt(0).toUpperCase()}${t.slice(1)}${/[.!?]$/.test(t) ? '' : '.'}`;
 }
