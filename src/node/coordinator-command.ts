@@ -82,7 +82,13 @@ export async function startCoordinator(
   const shard = loadOrBuildShard({ tokenizer: config.tokenizer, path: o.data, log: o.log });
   const stateDir = o.stateDir ?? join('.tessera', 'coordinator', config.run);
   const store = new CoordinatorStore(stateDir);
-  const validation = o.validate === false ? null : await startValidation(config, shard.tokens, stateDir, o);
+  // The validator evaluates updates on the whole model; a pipelined run's updates are per
+  // stage, so such a run is relayed and checked (signatures, layouts) but not scored yet.
+  if (config.stages > 1 && o.validate !== false) {
+    if (o.chain) throw new ChainConfigError('--subtensor', 'sets weights from validator scores, which a pipelined run (stages > 1) does not have yet');
+    o.log(`the validator scores whole-model runs only: run '${config.run}' has ${config.stages} pipeline stages, so its updates are relayed and checked but not scored (no rewards)`);
+  }
+  const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
   const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c) });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
