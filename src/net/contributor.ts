@@ -14,9 +14,10 @@ import { PeerMesh } from './mesh.ts';
 import { toHex, type Capacity, type CommitEntry, type RunState, type ServerMessage, type Standing } from './protocol.ts';
 import { SwarmStepError } from '../pipeline/swarm-peer.ts';
 import { PipelinedRound, handoffKind } from './pipelined-round.ts';
+import { measureCapacity } from './calibrate.ts';
+import { PeerWeights } from './peer-weights.ts';
 import { SwarmReplica } from './replica.ts';
-import { LayerSlice } from '../model/slice.ts';
-import { parseRunConfig, runModel, type RunConfig } from './run-config.ts';
+import { parseRunConfig, type RunConfig } from './run-config.ts';
 import { CoordinatorClient, CoordinatorError, type OpenSocket, type Welcome } from './signaling.ts';
 import { SyncError, syncWeights, type CommitInfo } from './sync.ts';
 
@@ -97,7 +98,16 @@ export class Contributor {
   private wakers: (() => void)[] = [];
   private stopMode: StopMode | null = null;
   private disconnected: string | null = null;
-  private weightsWaiter: ((m: { from: string; round: number; bytes: Uint8Array }) => void) | null = null;
+  private readonly weights = new PeerWeights({
+    key: () => this.o.key,
+    mesh: () => this.mesh,
+    run: () => this.config.run,
+    stage: () => this.stage,
+    coordRound: () => this.coordRound,
+    held: () => (this.replica ? this.held : -1),
+    encodeHeld: () => this.exclusive(async () => ({ round: this.held, bytes: await this.replica!.encodeWeights(this.held) })),
+    until: (ready, timeoutMs) => this.until(ready, timeoutMs),
+  });
   private lock: Promise<unknown> = Promise.resolve();
   private wsBytesUp = 0;
   private wsBytesDown = 0;
@@ -123,7 +133,7 @@ export class Contributor {
 
   /** Joins, syncs, and contributes until stopped or the coordinator goes away. */
   async run(): Promise<void> {
-    this.capacity = await this.measureCapacity();
+    this.capacity = await measureCapacity(this.o.gpu, this.o.http, this.httpBase, this.o.memoryBytes ?? 0);
     const welcome = await this.connect();
     this.config = parseRunConfig(welcome.config);
     this.stage = welcome.stage;
@@ -219,24 +229,6 @@ export class Contributor {
     // Compile the kernels now: drivers compile synchronously, which would otherwise stall
     // this peer (heartbeats included) in the middle of its first round.
     await this.replica.warmUp();
-  }
-
-  /**
-   * What we report on joining a pipelined run: our memory budget and the whole model's
-   * training speed here, from one timed forward and backward after a warm-up one.
-   */
-  private async measureCapacity(): Promise<Capacity | undefined> {
-    const bytes = await this.o.http.get(`${this.httpBase}/run`).catch(() => null);
-    if (!bytes) return undefined;
-    let config: RunConfig;
-    try {
-      config = parseRunConfig(JSON.parse(new TextDecoder().decode(bytes)));
-    } catch {
-      return undefined; // the welcome's config is checked (and its error reported) later
-    }
-    if (config.stages === 1) return undefined;
-    const tokensPerSecond = await calibrate(this.o.gpu, config);
-    return { memoryBytes: this.o.memoryBytes ?? 0, tokensPerSecond };
   }
 
   /** After losing the coordinator: retries with backoff (1 s doubling to 30 s) until it answers or we are stopped. */
@@ -460,7 +452,7 @@ export class Contributor {
       address: this.address,
       stage: this.stage,
       stages: this.config.stages,
-      askPeers: (timeoutMs) => this.askPeersForWeights(timeoutMs),
+      askPeers: (timeoutMs) => this.weights.ask(timeoutMs),
       peerTimeoutMs: this.o.peerSyncTimeoutMs ?? 20_000,
       commitFor: (r) => this.commits.get(r) ?? null,
       currentRound: () => this.coordRound,
@@ -472,41 +464,6 @@ export class Contributor {
     const weightsHash = await this.replica!.weightsHash();
     this.client.send({ type: 'synced', round: this.held, weightsHash, stage: this.stage });
     this.o.onEvent({ event: 'synced', round: this.held, source: result.source, weightsHash });
-  }
-
-  /** Asks each connected peer in turn for θ_start; the first valid answer wins. */
-  private async askPeersForWeights(timeoutMs: number): Promise<{ from: string; round: number; bytes: Uint8Array } | null> {
-    const end = performance.now() + timeoutMs;
-    await this.until(() => this.mesh.connectedPeers.length > 0, timeoutMs);
-    for (const peer of this.mesh.connectedPeers) {
-      const left = end - performance.now();
-      if (left <= 0) break;
-      const answer = new Promise<{ from: string; round: number; bytes: Uint8Array } | null>((resolve) => {
-        const t = setTimeout(() => resolve(null), Math.min(left, 60_000));
-        this.weightsWaiter = (m) => {
-          if (m.from !== peer) return;
-          clearTimeout(t);
-          resolve(m);
-        };
-      });
-      const request = sealEnvelope(this.o.key, { kind: 'weights-request', run: this.config.run, round: this.coordRound, stage: this.stage }, new Uint8Array(0));
-      if (!(await this.mesh.send(peer, request))) continue;
-      const got = await answer;
-      this.weightsWaiter = null;
-      if (got && got.bytes.length > 0) return got; // empty: that peer holds another stage
-    }
-    return null;
-  }
-
-  private async serveWeights(to: string, stage: number): Promise<void> {
-    if (this.held < 0 || !this.replica) return;
-    if (stage !== this.stage) {
-      // Not ours to give: say so at once, so the asker tries the next peer.
-      await this.mesh.send(to, sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round: this.held, stage: this.stage }, new Uint8Array(0)));
-      return;
-    }
-    const { round, bytes } = await this.exclusive(async () => ({ round: this.held, bytes: await this.replica!.encodeWeights(this.held) }));
-    await this.mesh.send(to, sealEnvelope(this.o.key, { kind: 'weights', run: this.config.run, round, stage: this.stage }, bytes));
   }
 
   private async uploadCheckpoint(): Promise<void> {
@@ -611,11 +568,10 @@ export class Contributor {
         return;
       }
       case 'weights-request':
-        void this.serveWeights(from, header.stage).catch((e) => this.o.onEvent({ event: 'warning', text: `could not send weights to ${from}: ${(e as Error).message}` }));
+        void this.weights.serve(from, header.stage).catch((e) => this.o.onEvent({ event: 'warning', text: `could not send weights to ${from}: ${(e as Error).message}` }));
         return;
       case 'weights':
-        if (!this.weightsWaiter) return this.count('unexpected-kind', from, 'weights we did not ask for');
-        this.weightsWaiter({ from, round: header.round, bytes: payload });
+        if (!this.weights.answer(from, header.round, payload)) return this.count('unexpected-kind', from, 'weights we did not ask for');
         return;
       default:
         return this.count('unexpected-kind', from, `'${header.kind}' is not part of a data-parallel round`);
@@ -631,29 +587,4 @@ function isRequestFailure(e: unknown): boolean {
 
 export function localCheckpointName(run: string, stage = 0): string {
   return stage === 0 ? `contributor-${run}` : `contributor-${run}-stage${stage}`;
-}
-
-/**
- * Tokens per second of a whole-model training step here, estimated from one layer (timed
- * after a warm-up step): a contributor of a pipelined run may not hold the whole model.
- */
-async function calibrate(gpu: Gpu, config: RunConfig): Promise<number> {
-  const cfg = runModel(config);
-  const slice = LayerSlice.create(gpu, cfg, 0, 1, { batch: config.batch, seqLen: config.seq });
-  try {
-    slice.initialize(config.seed);
-    const n = config.batch * config.seq;
-    const batch = { tokens: new Int32Array(n), targets: new Int32Array(n) };
-    let ms = Infinity;
-    for (let i = 0; i < 2; i++) {
-      const t0 = performance.now();
-      slice.forward({ tokens: batch.tokens });
-      slice.backward({ dOut: slice.output!, accumulate: false });
-      await gpu.readF32(slice.inputGrad ?? slice.grads.get(slice.layout[0].name)!);
-      ms = performance.now() - t0;
-    }
-    return Math.round((n * 1000) / Math.max(ms * cfg.layers, 1e-3));
-  } finally {
-    slice.destroy();
-  }
 }
