@@ -20,7 +20,7 @@ async function localCoordinator(): Promise<string | null> {
 
 /** The run's model and batch from its coordinator, so the GPU check sizes what will be trained. */
 async function runShape(coordinator: string) {
-  const r = await fetch(`${coordinatorHttpUrl(coordinator)}/run`, { cache: 'no-store', signal: AbortSignal.timeout(10_000) });
+  const r = await fetch(`${coordinatorHttpUrl(coordinator)}/run`, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
   return r.ok ? runShapeOf(await r.json()) : null;
 }
 

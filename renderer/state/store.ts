@@ -89,6 +89,8 @@ const LOG_LIMIT = 300;
 export function createAppStore(deps: StoreDeps): AppStore {
   const now = deps.now ?? (() => Date.now());
   let historyRun = '';
+  /** Each peer's last link state, so a link redialled every second is logged once, not each time. */
+  const linkState = new Map<string, string>();
   let saveQueue: Promise<void> = Promise.resolve();
 
   const store = createStore<AppState & AppActions>()((set, get) => {
@@ -162,7 +164,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
           break;
         case 'link':
           if (!e.up && get().run.blocked[e.peer]) set({ notice: blockedPeerNotice(e.peer, e.reason) });
-          log(e.up ? 'info' : 'warn', `peer ${e.peer} ${e.up ? 'linked' : `unlinked: ${e.reason}`}`);
+          if (linkState.get(e.peer) !== (e.up ? 'up' : e.reason)) log(e.up ? 'info' : 'warn', `peer ${e.peer} ${e.up ? 'linked' : `unlinked: ${e.reason}`}`);
+          linkState.set(e.peer, e.up ? 'up' : e.reason);
           break;
         case 'warning':
           log('warn', e.text);

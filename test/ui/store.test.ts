@@ -234,6 +234,18 @@ describe('contributing', () => {
     expect(store.getState().notice?.title).toMatch(/GPU stopped/);
   });
 
+  it('logs a link that keeps failing the same way once', async () => {
+    const { store, engine } = await unlocked();
+    await store.getState().contribute();
+    for (let i = 0; i < 5; i++) engine.emit({ event: 'link', peer: 'p', up: false, reason: 'cannot create a WebRTC connection: No WebRTC support' });
+    engine.emit({ event: 'link', peer: 'p', up: true, reason: 'connected' }, { event: 'link', peer: 'p', up: false, reason: 'closed by the remote peer' });
+    expect(store.getState().log.filter((l) => /peer p /.test(l.text)).map((l) => l.text)).toEqual([
+      'peer p unlinked: cannot create a WebRTC connection: No WebRTC support',
+      'peer p linked',
+      'peer p unlinked: closed by the remote peer',
+    ]);
+  });
+
   it('keeps the log to its level', async () => {
     const { store, engine } = await unlocked();
     await store.getState().contribute();
