@@ -36,6 +36,8 @@ let contributor: Contributor | null = null;
 let running: Promise<void> | null = null;
 let stopRequested = false;
 let wakeBackoff: () => void = () => {};
+/** Waiting to retry an unreachable coordinator: there is no round to finish then. */
+let inBackoff = false;
 
 function openGpuOnce(): Promise<Gpu> {
   gpu ??= openGpu(navigator.gpu).then((g) => {
@@ -118,6 +120,7 @@ const handlers: Handlers = {
   },
 
   async stop({ mode }) {
+    if (inBackoff) mode = 'now'; // "after the round", with no round under way, is now
     if (mode === 'now') stopRequested = true;
     // A pause would hold the last step forever: release it so the contributor can stop.
     if (mode === 'now') throttle.setPaused(false);
@@ -167,13 +170,14 @@ async function contributeWithRetry(g: Gpu, k: Hotkey, url: string): Promise<void
       if (!isRetryable(e) || stopRequested) throw e;
       const inMs = retryDelayMs(attempt);
       emit({ event: 'retrying', url, attempt: attempt + 1, inMs, reason: (e as Error).message });
+      inBackoff = true;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, inMs);
+        const t = setTimeout(() => resolve(), inMs);
         wakeBackoff = () => {
           clearTimeout(t);
           resolve();
         };
-      });
+      }).finally(() => (inBackoff = false));
     }
   }
 }
