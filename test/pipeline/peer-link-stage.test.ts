@@ -29,6 +29,7 @@ import { AdamW } from '../../src/train/optimizer.ts';
 import { LocalTrainer } from '../../src/train/trainer.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { expectClose, randInts, randn, testGpu } from '../helpers/gpu.ts';
+import { affineBatch } from './fixtures.ts';
 
 const RUN = 'peer-stage-test';
 const open: PeerLink[] = [];
@@ -206,21 +207,9 @@ const SPLIT = 1;
 /** Steps before which bad messages are injected. */
 const ATTACKED = [2, 4];
 
-/** Micro-batch `micro` of step `step`: a learnable affine sequence mod V, some targets ignored. */
+/** Micro-batch `micro` of step `step` (fixtures.ts). */
 function batch(step: number, micro: number): { tokens: Int32Array; targets: Int32Array } {
-  const n = B * T;
-  const tokens = new Int32Array(n);
-  const targets = new Int32Array(n);
-  const starts = randInts(B, cfg.vocabSize, 1000 * step + micro);
-  for (let b = 0; b < B; b++) {
-    let x = starts[b];
-    for (let t = 0; t < T; t++) {
-      tokens[b * T + t] = x;
-      x = (x * 5 + 3) % cfg.vocabSize;
-      targets[b * T + t] = t % 7 === 6 ? -1 : x;
-    }
-  }
-  return { tokens, targets };
+  return affineBatch(cfg, B, T, 1000 * step + micro);
 }
 
 const data = (step: number) => (micro: number): MicroBatchData => ({ micro, ...batch(step, micro) });

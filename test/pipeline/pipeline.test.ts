@@ -15,27 +15,16 @@ import { StageRunner, runPipelineStep } from '../../src/pipeline/runner.ts';
 import { type MicroBatchData, PipelineStage } from '../../src/pipeline/stage.ts';
 import { AdamW } from '../../src/train/optimizer.ts';
 import { LocalTrainer } from '../../src/train/trainer.ts';
-import { expectClose, randInts, testGpu } from '../helpers/gpu.ts';
+import { expectClose, testGpu } from '../helpers/gpu.ts';
+import { affineBatch } from './fixtures.ts';
 
 const cfg: ModelConfig = preset('tiny');
 const [B, T, M, STEPS, LR, SEED] = [2, 16, 4, 5, 3e-3, 1234];
 const SPLIT = 1;
 
-/** Micro-batch `micro` of step `step`: a learnable affine sequence mod V, some targets ignored. */
+/** Micro-batch `micro` of step `step` (fixtures.ts). */
 function batch(step: number, micro: number): { tokens: Int32Array; targets: Int32Array } {
-  const n = B * T;
-  const tokens = new Int32Array(n);
-  const targets = new Int32Array(n);
-  const starts = randInts(B, cfg.vocabSize, 1000 * step + micro);
-  for (let b = 0; b < B; b++) {
-    let x = starts[b];
-    for (let t = 0; t < T; t++) {
-      tokens[b * T + t] = x;
-      x = (x * 5 + 3) % cfg.vocabSize;
-      targets[b * T + t] = t % 7 === 6 ? -1 : x;
-    }
-  }
-  return { tokens, targets };
+  return affineBatch(cfg, B, T, 1000 * step + micro);
 }
 
 const data = (step: number) => (micro: number): MicroBatchData => ({ micro, ...batch(step, micro) });

@@ -15,25 +15,15 @@ import { type MicroBatchData, PipelineStage } from '../../src/pipeline/stage.ts'
 import { type HandoffKind, SwarmPeer, type SwarmStepResult } from '../../src/pipeline/swarm-peer.ts';
 import { AdamW } from '../../src/train/optimizer.ts';
 import { LocalTrainer } from '../../src/train/trainer.ts';
-import { randInts, testGpu } from '../helpers/gpu.ts';
+import { testGpu } from '../helpers/gpu.ts';
+import { affineBatch } from './fixtures.ts';
 
 const cfg: ModelConfig = preset('tiny');
 const [B, T, M, LR, SEED] = [2, 16, 2, 3e-3, 99];
 
+/** Micro-batch `micro` of step `step` for data source `source` (fixtures.ts). */
 function batch(step: number, micro: number, source = 0): { tokens: Int32Array; targets: Int32Array } {
-  const n = B * T;
-  const tokens = new Int32Array(n);
-  const targets = new Int32Array(n);
-  const starts = randInts(B, cfg.vocabSize, 1000 * step + 10 * source + micro);
-  for (let b = 0; b < B; b++) {
-    let x = starts[b];
-    for (let t = 0; t < T; t++) {
-      tokens[b * T + t] = x;
-      x = (x * 5 + 3) % cfg.vocabSize;
-      targets[b * T + t] = t % 7 === 6 ? -1 : x;
-    }
-  }
-  return { tokens, targets };
+  return affineBatch(cfg, B, T, 1000 * step + 10 * source + micro);
 }
 
 /** An in-memory network: asynchronous delivery, per-pair order kept, peers can be killed. */
