@@ -159,6 +159,8 @@ export class SwarmPeer {
     }
     if (step < this.current || (step === this.current && this.phase === 'idle')) return this.count('stale');
     if (step > this.current) {
+      // A quicker peer may be a step ahead; nobody honest is further (steps are in lockstep).
+      if (step > this.current + 2) return this.count('step');
       const q = this.buffered.get(step) ?? [];
       if (q.length >= 4096) return this.count('flood');
       q.push({ from, kind, bytes });

@@ -5,7 +5,7 @@
 //      (LocalTrainer) within f32 rounding.
 //   2. S = 2 × 2 replicas, f16: every peer steps, the loss falls; a stage-1 peer killed in
 //      the middle of a step is routed around (its micro-batches re-sent), the step completes.
-//   3. Wrong-shape, wrong-round and wrong-kind hand-offs from a member are dropped and counted.
+//   3. Wrong-shape, wrong-round, wrong-kind and far-future hand-offs from a member are dropped and counted.
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { type ModelConfig, initParameters, parameterLayout, preset } from '../../src/model/config.ts';
@@ -188,10 +188,11 @@ describe('SwarmPeer: a pipelined swarm step in one process', () => {
     target.receive('s0p0', 'grads', bad({}));
     target.receive('stranger', 'activations', bad({}));
     target.receive('s0p0', 'control', new TextEncoder().encode('{"t":"norm"}'));
+    target.receive('s0p0', 'activations', bad({ step: 1000 })); // far ahead: never buffered
     const results = await step;
     for (const r of results.values()) expect(r).not.toBeInstanceOf(Error);
     console.log('dropped at s1p0:', target.dropped);
-    expect(target.dropped).toEqual({ shape: 1, round: 1, kind: 1, 'unknown-peer': 1, control: 1 });
+    expect(target.dropped).toEqual({ shape: 1, round: 1, kind: 1, 'unknown-peer': 1, control: 1, step: 1 });
     expect((results.get('s1p0') as SwarmStepResult).processed).toBe(M);
     for (const s of stages.values()) s.destroy();
   });
