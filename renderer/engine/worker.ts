@@ -13,11 +13,12 @@ import { IdbCheckpointStore } from '../../src/train/checkpoint-idb.ts';
 import { IdbWalletStore } from '../../src/wallet/keystore-idb.ts';
 import { WalletSecret, decryptWallet, encryptWallet } from '../../src/wallet/keystore.ts';
 import { WalletError, cryptoReady, type Hotkey } from '../../src/wallet/keys.ts';
-import { isRetryable, toWireError } from './errors.ts';
+import { toWireError } from './errors.ts';
 import { fetchHttpClient } from './http.ts';
 import { trainingMemory } from './memory.ts';
-import { retryDelayMs, type EngineCalls, type EngineEvent, type GpuReport, type Reply, type Request } from './messages.ts';
+import { type EngineCalls, type EngineEvent, type GpuReport, type Reply, type Request } from './messages.ts';
 import { rtcFromPage } from './rtc-worker.ts';
+import { ContributionSession } from './session.ts';
 import { GpuThrottle } from './throttle.ts';
 
 interface WorkerScope {
@@ -32,12 +33,7 @@ const wallets = new IdbWalletStore(indexedDB);
 let key: Hotkey | null = null;
 let gpu: Promise<Gpu> | null = null;
 const throttle = new GpuThrottle(undefined, (paused) => emit({ event: 'paused', paused }));
-let contributor: Contributor | null = null;
-let running: Promise<void> | null = null;
-let stopRequested = false;
-let wakeBackoff: () => void = () => {};
-/** Waiting to retry an unreachable coordinator: there is no round to finish then. */
-let inBackoff = false;
+let session: ContributionSession | null = null;
 
 function openGpuOnce(): Promise<Gpu> {
   gpu ??= openGpu(navigator.gpu).then((g) => {
@@ -101,32 +97,46 @@ const handlers: Handlers = {
 
   async start({ coordinator, dutyCycle, paused }) {
     if (!key) throw new WalletError('unlock the wallet first');
-    if (running) throw new Error('already contributing');
+    if (session) throw new Error('already contributing');
     const g = await openGpuOnce();
     if (!rtcHosted) emit({ event: 'warning', text: 'this browser offers no WebRTC: no direct links to peers, every update goes through the coordinator' });
     throttle.setPercent(dutyCycle);
     throttle.resetShare();
     throttle.setPaused(paused);
-    stopRequested = false;
     const k = key;
-    running = contributeWithRetry(g, k, coordinator).then(
-      () => emit({ event: 'ended', error: null }),
-      (e: unknown) => emit({ event: 'ended', error: toWireError(e) }),
-    ).finally(() => {
-      running = null;
-      contributor = null;
+    const s = new ContributionSession({
+      url: coordinator,
+      emit,
+      makeContributor: (onEvent) =>
+        new Contributor({
+          gpu: g,
+          key: k,
+          coordinator,
+          openSocket: (u) => new WebSocket(u) as unknown as SocketLike,
+          http: fetchHttpClient(),
+          // Without WebRTC, links fail at once and every update comes through the coordinator.
+          wrtc: rtcHosted ? rtc : undefined,
+          store: new IdbCheckpointStore(indexedDB),
+          onEvent: (e: ContributorEvent) => {
+            onEvent(e);
+            if (e.event === 'step') emit({ event: 'gpu-share', share: throttle.share });
+          },
+        }),
+    });
+    session = s;
+    void s.done.finally(() => {
+      if (session === s) session = null;
     });
     return { address: k.address };
   },
 
   async stop({ mode }) {
-    if (inBackoff) mode = 'now'; // "after the round", with no round under way, is now
-    if (mode === 'now') stopRequested = true;
+    const s = session;
+    if (!s) return {};
     // A pause would hold the last step forever: release it so the contributor can stop.
     if (mode === 'now') throttle.setPaused(false);
-    contributor?.stop(mode);
-    if (mode === 'now') wakeBackoff();
-    if (mode === 'now') await running;
+    s.stop(mode);
+    if (mode === 'now') await s.done;
     return {};
   },
 
@@ -140,47 +150,6 @@ const handlers: Handlers = {
     return {};
   },
 };
-
-/** Runs the contributor; while the coordinator cannot be reached, retries with backoff. */
-async function contributeWithRetry(g: Gpu, k: Hotkey, url: string): Promise<void> {
-  for (let attempt = 0; !stopRequested; attempt++) {
-    emit({ event: 'connecting', url, attempt });
-    const c = new Contributor({
-      gpu: g,
-      key: k,
-      coordinator: url,
-      openSocket: (u) => new WebSocket(u) as unknown as SocketLike,
-      http: fetchHttpClient(),
-      // Without WebRTC, links fail at once and every update comes through the coordinator.
-      wrtc: rtcHosted ? rtc : undefined,
-      store: new IdbCheckpointStore(indexedDB),
-      onEvent: (e: ContributorEvent) => {
-        if (e.event === 'joined') attempt = -1; // reached it: the next failure starts the backoff afresh
-        emit(e);
-        if (e.event === 'step') emit({ event: 'gpu-share', share: throttle.share });
-      },
-    });
-    contributor = c;
-    try {
-      // Returns when stopped (now or after the round); the contributor rejoins a lost
-      // coordinator by itself once it has joined.
-      await c.run();
-      return;
-    } catch (e) {
-      if (!isRetryable(e) || stopRequested) throw e;
-      const inMs = retryDelayMs(attempt);
-      emit({ event: 'retrying', url, attempt: attempt + 1, inMs, reason: (e as Error).message });
-      inBackoff = true;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => resolve(), inMs);
-        wakeBackoff = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      }).finally(() => (inBackoff = false));
-    }
-  }
-}
 
 scope.addEventListener('message', (ev: MessageEvent) => {
   const req = ev.data as Request | { rtc: unknown } | { rtcHost: boolean };
