@@ -6,8 +6,14 @@ import { CoordinatorError } from '../../src/net/signaling.ts';
 import { WalletError } from '../../src/wallet/keys.ts';
 import type { WireError } from './messages.ts';
 
+/** This wallet already contributes from another tab of this browser (one hotkey, one connection). */
+export class WalletInUseError extends Error {
+  override name = 'WalletInUseError';
+}
+
 export function toWireError(e: unknown): WireError {
   const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof WalletInUseError) return { kind: 'in-use', message };
   if (e instanceof NoGpuError) return { kind: 'no-webgpu', message };
   if (e instanceof GpuLostError) return { kind: 'gpu-lost', message };
   if (e instanceof WalletError) return { kind: /wrong password/i.test(message) ? 'wrong-password' : 'wallet', message };

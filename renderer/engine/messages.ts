@@ -53,7 +53,7 @@ export type CallName = keyof EngineCalls;
 export type Request = { [K in CallName]: { id: number; call: K; arg: EngineCalls[K]['arg'] } }[CallName];
 
 /** Why a call failed, sorted so the UI can say the right human thing. */
-export type ErrorKind = 'no-webgpu' | 'wrong-password' | 'wallet' | 'unreachable' | 'refused' | 'run-config' | 'gpu-lost' | 'other';
+export type ErrorKind = 'no-webgpu' | 'wrong-password' | 'wallet' | 'in-use' | 'unreachable' | 'refused' | 'run-config' | 'gpu-lost' | 'other';
 
 export interface WireError {
   kind: ErrorKind;

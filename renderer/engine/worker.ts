@@ -13,7 +13,7 @@ import { IdbCheckpointStore } from '../../src/train/checkpoint-idb.ts';
 import { IdbWalletStore } from '../../src/wallet/keystore-idb.ts';
 import { WalletSecret, decryptWallet, encryptWallet } from '../../src/wallet/keystore.ts';
 import { WalletError, cryptoReady, type Hotkey } from '../../src/wallet/keys.ts';
-import { toWireError } from './errors.ts';
+import { WalletInUseError, toWireError } from './errors.ts';
 import { fetchHttpClient } from './http.ts';
 import { trainingMemory } from './memory.ts';
 import { type EngineCalls, type EngineEvent, type GpuReport, type Reply, type Request } from './messages.ts';
@@ -98,7 +98,14 @@ const handlers: Handlers = {
   async start({ coordinator, dutyCycle, paused }) {
     if (!key) throw new WalletError('unlock the wallet first');
     if (session) throw new Error('already contributing');
-    const g = await openGpuOnce();
+    const release = await holdWalletLock(key.address);
+    let g: Gpu;
+    try {
+      g = await openGpuOnce();
+    } catch (e) {
+      release();
+      throw e;
+    }
     if (!rtcHosted) emit({ event: 'warning', text: 'this browser offers no WebRTC: no direct links to peers, every update goes through the coordinator' });
     throttle.setPercent(dutyCycle);
     throttle.resetShare();
@@ -126,6 +133,7 @@ const handlers: Handlers = {
     session = s;
     void s.done.finally(() => {
       if (session === s) session = null;
+      release();
     });
     return { address: k.address };
   },
@@ -150,6 +158,26 @@ const handlers: Handlers = {
     return {};
   },
 };
+
+/**
+ * Holds this wallet's Web Lock while it contributes, so a second tab of the same browser
+ * profile cannot join with the same hotkey (the coordinator would replace one connection by
+ * the other, back and forth). Returns the release; throws WalletInUseError when it is held.
+ */
+async function holdWalletLock(address: string): Promise<() => void> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  if (!locks) return () => {}; // no Web Locks here: nothing to hold
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const got = await new Promise<boolean>((resolve) => {
+    void locks.request(`tessera-contributor-${address}`, { ifAvailable: true }, async (lock) => {
+      resolve(lock !== null);
+      if (lock) await released;
+    });
+  });
+  if (!got) throw new WalletInUseError(`the wallet ${address} is already contributing in another tab of this browser`);
+  return release;
+}
 
 scope.addEventListener('message', (ev: MessageEvent) => {
   const req = ev.data as Request | { rtc: unknown } | { rtcHost: boolean };

@@ -17,6 +17,8 @@ export function noticeFor(e: WireError): Notice {
       return { kind: e.kind, severity: 'error', title: 'Wrong password', text: 'That is not the password of the wallet saved in this browser. Try again; if it is lost, choose "Import from my words" and enter your recovery words with a new password.' };
     case 'unreachable':
       return { kind: e.kind, severity: 'warning', title: 'Cannot reach the coordinator', text: `${e.message} Retrying with a growing pause; check the coordinator URL in Settings.` };
+    case 'in-use':
+      return { kind: e.kind, severity: 'error', title: 'This wallet is already contributing in another tab', text: 'One wallet contributes from one place at a time (a second connection would push the first off the run). Carry on in that tab; for a second contributor on this computer open Tessera in another browser profile or a private window, with its own wallet.' };
     case 'refused':
       return { kind: e.kind, severity: 'error', title: 'The coordinator refused this contributor', text: e.message };
     case 'gpu-lost':

@@ -76,7 +76,7 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     await page.getByRole('button', { name: 'Confirm' }).click();
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await page.getByLabel('Password again').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Save wallet' }).click();
+    await page.getByLabel('Password again').press('Enter');
     await page.getByRole('heading', { name: 'Choose a network' }).waitFor({ timeout: 30_000 });
     expect(await page.getByLabel(/Local run/).isChecked()).toBe(true);
     await page.getByRole('button', { name: 'Continue' }).click();
@@ -149,6 +149,14 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     // …from its own checkpoint in IndexedDB, not from scratch or another's copy.
     await a.guard(a.page.locator('.log li').filter({ hasText: /holding the weights of round \d+ \(from local/ }).first().waitFor({ state: 'attached', timeout: WAIT_MS }), 'a sync from the local checkpoint', WAIT_MS + 1000);
     console.log(`[tab-a] resumed from its checkpoint after the reload at ${elapsed()}`);
+
+    // Another tab of the same browser profile has the same wallet: it may not join with it.
+    const same = await a.context.newPage();
+    await same.goto(web.web.url);
+    await same.getByLabel('Wallet password').fill(PASSWORD);
+    await same.getByLabel('Wallet password').press('Enter'); // the keyboard submits, as everywhere
+    await same.getByRole('alert').filter({ hasText: 'already contributing in another tab' }).waitFor({ timeout: 30_000 });
+    await same.close();
 
     // Both complete a round with both updates, after the reload.
     // …and the updates went peer to peer too (the worker's simple-peer over the page's

@@ -232,6 +232,9 @@ describe('contributing', () => {
     expect(store.getState().run.activity).toBe('idle');
     engine.emit({ event: 'ended', error: { kind: 'gpu-lost', message: 'The GPU device was lost' } });
     expect(store.getState().notice?.title).toMatch(/GPU stopped/);
+    engine.answer('start', { kind: 'in-use', message: 'the wallet is already contributing in another tab of this browser' });
+    await store.getState().contribute();
+    expect(store.getState().notice).toMatchObject({ kind: 'in-use', text: expect.stringMatching(/another browser profile/) });
   });
 
   it('logs a link that keeps failing the same way once', async () => {
