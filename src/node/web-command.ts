@@ -1,7 +1,7 @@
 // `npm run web`: the contributor page (renderer/, built by Vite into dist/web) on
 // http://127.0.0.1:8780 with a local coordinator embedded beside it, so one person can try the
-// whole loop alone and a second tab joins the same run. The page learns the coordinator's
-// address from GET /local.json. Two ports: the coordinator's server is its own (WebSocket at
+// whole loop alone and a second browser profile (its own wallet) joins the same run. The page
+// learns the coordinator's address from GET /local.json. Two ports: the coordinator's server is its own (WebSocket at
 // /ws, HTTP for shards and updates, CORS open), the page's is a plain static server.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -19,8 +19,8 @@ export const WEB_USAGE = `usage:
   npm run web [-- --port 8780] [--host 127.0.0.1] [--run run.json] [--state DIR] [--no-validate] [--software]
   Builds the contributor page and serves it at http://HOST:PORT with a local coordinator
   (the tiny model, short rounds, unless --run names a run file). Open it in Chrome or Edge
-  (WebGPU); a second tab joins the same run. State is kept in --state
-  (default .tessera/web).`;
+  (WebGPU); a second browser profile or private window joins the same run. State is kept
+  in --state (default .tessera/web).`;
 
 /** The local run: the tiny model and rounds short enough for a laptop (or a CPU) to finish. */
 export const LOCAL_RUN: Partial<RunConfig> = {

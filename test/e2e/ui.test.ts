@@ -87,7 +87,7 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     console.log(`[${name}] onboarded at ${elapsed()}`);
   };
 
-  it('takes a new user from a wallet to rewards, resumes after a reload, and trains a round with a second tab', { timeout: 240_000 }, async () => {
+  it('takes a new user from a wallet to rewards, resumes after a reload, and trains a round with a second browser profile', { timeout: 240_000 }, async () => {
     const a = await openPage(browser, web.web.url, { prefix: '[tab-a]' });
     tabs.push(a);
     await a.page.setViewportSize({ width: 1000, height: 900 });
