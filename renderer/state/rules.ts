@@ -73,11 +73,13 @@ export function coordinatorHttpUrl(socketUrl: string): string {
 }
 
 /** Model, batch and sequence length from a coordinator's GET /run body, or null if it has none we know. */
-export function runShapeOf(body: unknown): { model: PresetName; batch: number; seq: number } | null {
-  const r = body as { model?: unknown; batch?: unknown; seq?: unknown } | null;
+export function runShapeOf(body: unknown): { model: PresetName; batch: number; seq: number; innerSteps?: number } | null {
+  const r = body as { model?: unknown; batch?: unknown; seq?: unknown; innerSteps?: unknown } | null;
   if (!r || typeof r.model !== 'string' || !Object.hasOwn(PRESETS, r.model)) return null;
   const n = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null);
   const batch = n(r.batch);
   const seq = n(r.seq);
-  return batch && seq ? { model: r.model as PresetName, batch, seq } : null;
+  const innerSteps = n(r.innerSteps);
+  if (!batch || !seq) return null;
+  return innerSteps ? { model: r.model as PresetName, batch, seq, innerSteps } : { model: r.model as PresetName, batch, seq };
 }

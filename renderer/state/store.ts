@@ -28,6 +28,8 @@ export interface AppState {
   /** During wallet creation or import: the words (never stored unencrypted) and, to create, which to confirm. */
   draft: { mnemonic: string; address: string | null; confirm: number[]; imported: boolean } | null;
   gpu: GpuReport | null;
+  /** Inner steps per round of the chosen run, when its coordinator said. */
+  innerSteps: number | null;
   settings: Settings;
   /** ws:// address of the coordinator `npm run web` embeds, or null when there is none. */
   localCoordinator: string | null;
@@ -80,6 +82,8 @@ export interface RunShape {
   model: PresetName;
   batch: number;
   seq: number;
+  /** Inner steps per round, for "step 2 of 3" (absent when unknown). */
+  innerSteps?: number;
 }
 
 /** What the GPU check sizes when the run's own shape is unknown: the local run's. */
@@ -202,6 +206,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       address: null,
       draft: null,
       gpu: null,
+      innerSteps: null,
       settings: structuredClone(DEFAULT_SETTINGS) as Settings,
       localCoordinator: null,
       env: { hidden: false, onBattery: false },
@@ -290,8 +295,10 @@ export function createAppStore(deps: StoreDeps): AppStore {
       },
       async checkGpu() {
         const url = coordinatorUrl();
-        const shape = (url && (await deps.runShape?.(url).catch(() => null))) || DEFAULT_SHAPE;
-        const gpu = await deps.engine.call('checkGpu', shape).catch((e: unknown) => {
+        const known = url ? await deps.runShape?.(url).catch(() => null) : null;
+        set({ innerSteps: known?.innerSteps ?? null });
+        const { model, batch, seq } = known ?? DEFAULT_SHAPE;
+        const gpu = await deps.engine.call('checkGpu', { model, batch, seq }).catch((e: unknown) => {
           set({ notice: noticeFor(wireOf(e)) });
           return null;
         });

@@ -60,6 +60,7 @@ function stageOf(model: string | null, stage: number | null, stages: number | nu
 
 export function LiveStatus() {
   const run = useApp((s) => s.run);
+  const innerSteps = useApp((s) => s.innerSteps);
   const activity = run.paused && run.activity === 'training' ? 'Paused' : ACTIVITY_LABEL[run.activity];
   const blocked = Object.keys(run.blocked).length;
   return (
@@ -69,7 +70,7 @@ export function LiveStatus() {
       <dt>Round</dt>
       <dd data-testid="round">{run.round ?? '—'}</dd>
       <dt>Step</dt>
-      <dd data-testid="step">{run.step || '—'}</dd>
+      <dd data-testid="step">{run.step ? (innerSteps ? `${run.step} of ${innerSteps}` : run.step) : '—'}</dd>
       <dt>Loss</dt>
       <dd>{run.lastLoss === null ? '—' : run.lastLoss.toFixed(4)}</dd>
       <dt>Tokens/s</dt>

@@ -93,6 +93,7 @@ describe('rules', () => {
 
   it('reads the run shape from GET /run, refusing unknown models', () => {
     expect(runShapeOf({ model: 'small', batch: 8, seq: 512, run: 'x' })).toEqual({ model: 'small', batch: 8, seq: 512 });
+    expect(runShapeOf({ model: 'tiny', batch: 2, seq: 32, innerSteps: 3 })).toEqual({ model: 'tiny', batch: 2, seq: 32, innerSteps: 3 });
     expect(runShapeOf({ model: 'toString', batch: 8, seq: 512 })).toBeNull();
     expect(runShapeOf({ model: 'tiny', batch: 0, seq: 32 })).toBeNull();
     expect(runShapeOf(null)).toBeNull();

@@ -50,11 +50,12 @@ describe('first run', () => {
 
   it("sizes the GPU check by the chosen run's model", async () => {
     const asked: string[] = [];
-    const { store, engine } = makeStore({ runShape: async (url) => (asked.push(url), { model: 'small', batch: 4, seq: 256 }) });
+    const { store, engine } = makeStore({ runShape: async (url) => (asked.push(url), { model: 'small', batch: 4, seq: 256, innerSteps: 30 }) });
     await store.getState().init();
     await store.getState().chooseNetwork('custom', 'https://run.example.org');
     expect(asked).toEqual(['wss://run.example.org/ws']);
     expect(engine.callsOf('checkGpu')).toEqual([{ model: 'small', batch: 4, seq: 256 }]);
+    expect(store.getState().innerSteps).toBe(30);
   });
 
   it('imports words, refusing a wrong word count', async () => {

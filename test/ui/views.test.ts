@@ -81,7 +81,7 @@ describe('main view', () => {
   const mainView = async () => {
     const engine = new ScriptedEngine();
     engine.answer('listWallets', [{ name: 'default', address: ADDRESS }]);
-    const made = makeStore({ engine });
+    const made = makeStore({ engine, runShape: async () => ({ model: 'tiny', batch: 2, seq: 32, innerSteps: 3 }) });
     await made.store.getState().init();
     await made.store.getState().unlock('password1');
     await settle();
@@ -100,6 +100,7 @@ describe('main view', () => {
     });
     expect(screen.getByTestId('activity').textContent).toBe('Training');
     expect(screen.getByTestId('round').textContent).toBe('3');
+    expect(screen.getByTestId('step').textContent).toBe('1 of 3');
     expect(screen.getByTestId('peers').textContent).toBe('1 linked, 2 in the round');
     expect(screen.getByText('321')).toBeTruthy();
     expect(screen.getByText(/whole model \(layers 1–2, stage 1 of 1\)/)).toBeTruthy();
