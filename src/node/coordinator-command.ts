@@ -160,6 +160,11 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   const validator = new Validator(config, gpu, train, valid, ledger, o.log, { ...o.sampling, key: samplingKey(stateDir) });
   let coordinator: Coordinator;
   let queue: Promise<void> = Promise.resolve();
+  // On stop only the round being scored finishes: the rounds still queued would be lost on a
+  // restart anyway (the validator resumes from the run's current round), so stopping does
+  // not wait for a backlog that can be minutes long when rounds are quicker than scoring.
+  let closing = false;
+  let skipped = 0;
   const checkpoint = () => {
     const bytes = coordinator.checkpoint();
     if (!bytes) return null;
@@ -175,13 +180,19 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     },
     enqueue(closed: ClosedRound) {
       queue = queue.then(async () => {
+        if (closing) {
+          skipped++;
+          return;
+        }
         if (validator.round !== closed.round && !validator.sync(closed.round, checkpoint(), (r) => coordinator.commitPayloads(r))) return;
         coordinator.sendScores(closed.round, await validator.score(closed));
         epochWeights?.roundScored(closed.round);
       }).catch((e: Error) => o.log(`validator: round ${closed.round} not scored: ${e.message}`));
     },
     async close() {
+      closing = true;
       await queue;
+      if (skipped > 0) o.log(`validator: stopped with ${skipped} closed round(s) not scored`);
       await epochWeights?.close();
       await chain?.disconnect();
       validator.destroy();
