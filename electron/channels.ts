@@ -22,6 +22,7 @@ export const TRAINING_CHANNELS = {
   roundFinished: 'tessera:training:round-finished',
   checkpointSaved: 'tessera:training:checkpoint-saved',
   reportFailure: 'tessera:training:report-failure',
+  loadWalletSecret: 'tessera:training:load-wallet-secret',
   /** main → training window push. */
   orders: 'tessera:training:orders',
 } as const;

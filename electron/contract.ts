@@ -149,6 +149,11 @@ export interface TesseraTrainingApi {
   checkpointSaved(report: { requestId: number | null; round: number | null; step: number | null }): Promise<void>;
   /** A lost GPU device or a fatal engine error; the main process restarts from the last checkpoint. */
   reportFailure(report: { kind: 'gpu-lost' | 'fatal'; message: string }): Promise<void>;
+  /**
+   * The wallet secret the UI window saved (saveWalletSecret), or null: the training window
+   * signs with the same hotkey and has no one to type a password.
+   */
+  loadWalletSecret(): Promise<string | null>;
   /** Orders pushed when they change (pause, resume, save a checkpoint); returns unsubscribe. */
   onOrders(listener: (orders: TrainingOrders) => void): () => void;
 }

@@ -45,4 +45,5 @@ export function registerIpc(guard: IpcGuard, s: IpcServices): void {
   guard.handle(TRAINING_CHANNELS.roundFinished, training, validateRoundFinished, ({ round }) => s.supervisor.roundFinished(round));
   guard.handle(TRAINING_CHANNELS.checkpointSaved, training, validateCheckpointSaved, (report) => s.supervisor.checkpointSaved(report));
   guard.handle(TRAINING_CHANNELS.reportFailure, training, validateFailure, ({ kind, message }) => s.trainingFailed(kind, message));
+  guard.handle(TRAINING_CHANNELS.loadWalletSecret, training, noArgument, () => s.secrets.load());
 }

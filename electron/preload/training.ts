@@ -11,6 +11,7 @@ const api: TesseraTrainingApi = {
   roundFinished: (report) => ipcRenderer.invoke(TRAINING_CHANNELS.roundFinished, report),
   checkpointSaved: (report) => ipcRenderer.invoke(TRAINING_CHANNELS.checkpointSaved, report),
   reportFailure: (report) => ipcRenderer.invoke(TRAINING_CHANNELS.reportFailure, report),
+  loadWalletSecret: () => ipcRenderer.invoke(TRAINING_CHANNELS.loadWalletSecret),
   onOrders: (listener) => {
     const relay = (_event: unknown, orders: TrainingOrders) => listener(orders);
     ipcRenderer.on(TRAINING_CHANNELS.orders, relay);

@@ -106,6 +106,14 @@ describe('electron/main.ts wiring (with an Electron test double)', () => {
     expect(lastSent<DesktopStatus>(uiWindow().webContents, UI_CHANNELS.status)).toMatchObject({ tray: 'training', gpu: { adapterName: 'Test GPU' } });
   });
 
+  it('the training window reads the wallet secret the UI window saved (it signs with the same hotkey)', async () => {
+    const training = trainingWindow()!.webContents;
+    await call(UI_CHANNELS.saveWalletSecret, uiWindow().webContents, 'legal winner thank year wave sausage worth useful legal winner thank yellow');
+    expect(await call(TRAINING_CHANNELS.loadWalletSecret, training)).toBe('legal winner thank year wave sausage worth useful legal winner thank yellow');
+    const stranger = { id: 999, mainFrame: { url: 'https://evil.example/' } } as unknown as Contents;
+    await expect(call(TRAINING_CHANNELS.loadWalletSecret, stranger)).rejects.toThrow(/refused/);
+  });
+
   it('holds the power-save blocker while steps run; a pause from the tray releases it', async () => {
     const training = trainingWindow()!.webContents;
     await call(TRAINING_CHANNELS.stepDone, training, { round: 0, step: 1, loss: 5.5, durationMs: 30, tokensPerSecond: 800 });
