@@ -36,11 +36,19 @@ export interface EngineCalls {
   generateMnemonic: { arg: Record<string, never>; result: { mnemonic: string; address: string } };
   /** Encrypts the mnemonic with the password and stores it; the key stays unlocked in the worker. */
   saveWallet: { arg: { mnemonic: string; password: string; overwrite?: boolean }; result: WalletInfo };
-  /** Decrypts the stored wallet; the key stays in the worker. */
-  unlockWallet: { arg: { password: string }; result: WalletInfo };
+  /** Decrypts the stored wallet; the key stays in the worker. `reveal` also returns its secret (the desktop app keeps it in the OS keychain). */
+  unlockWallet: { arg: { password: string; reveal?: boolean }; result: WalletInfo & { secret?: string } };
+  /** Uses a wallet secret (mnemonic, or a seed-only wallet's 0x seed) without storing it: the desktop app's keychain holds it. */
+  useSecret: { arg: { secret: string }; result: WalletInfo };
   checkGpu: { arg: { model: PresetName; batch: number; seq: number }; result: GpuReport };
   /** Joins the run at `coordinator` (ws://…/ws) and contributes until stopped. */
-  start: { arg: { coordinator: string; dutyCycle: number; paused: boolean }; result: { address: string } };
+  /**
+   * `holdEachStep`: after every inner step GPU work is held (and a 'held' event says so) until
+   * releaseStep — the desktop training window asks the main process first (duty cycle, orders).
+   */
+  start: { arg: { coordinator: string; dutyCycle: number; paused: boolean; holdEachStep?: boolean }; result: { address: string } };
+  /** Lets GPU work go on after a held step. */
+  releaseStep: { arg: Record<string, never>; result: Record<string, never> };
   stop: { arg: { mode: StopMode }; result: Record<string, never> };
   /** Holds training at the next GPU read-back (the socket and heartbeats carry on). */
   setPaused: { arg: { paused: boolean }; result: Record<string, never> };
@@ -66,6 +74,8 @@ export type WorkerEvent =
   | { event: 'retrying'; url: string; attempt: number; inMs: number; reason: string }
   | { event: 'paused'; paused: boolean }
   | { event: 'gpu-share'; share: number }
+  /** A step ended and GPU work is held until releaseStep (holdEachStep only); its GPU time. */
+  | { event: 'held'; busyMs: number }
   | { event: 'ended'; error: WireError | null };
 
 export type EngineEvent = ContributorEvent | WorkerEvent;

@@ -28,6 +28,10 @@ const SHARE_WINDOW_MS = 60_000;
 export class GpuThrottle {
   private percent = 100;
   private paused = false;
+  /** Held after a step until release() (the desktop training window waits for its orders). */
+  private held = false;
+  /** GPU busy time since the last takeBusyMs(). */
+  private busySinceTake = 0;
   private wakers: (() => void)[] = [];
   /** GPU work of the last SHARE_WINDOW_MS: when each piece ended and how long it took. */
   private recent: { end: number; ms: number }[] = [];
@@ -51,6 +55,24 @@ export class GpuThrottle {
     this.paused = paused;
     this.onPaused(paused);
     this.wake();
+  }
+
+  /** Holds GPU work from the next read-back on, until release(). Independent of pause. */
+  hold(): void {
+    this.held = true;
+  }
+
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.wake();
+  }
+
+  /** GPU busy ms since the last call (a step's GPU time, read when the step ends). */
+  takeBusyMs(): number {
+    const ms = this.busySinceTake;
+    this.busySinceTake = 0;
+    return ms;
   }
 
   get isPaused(): boolean {
@@ -80,15 +102,16 @@ export class GpuThrottle {
     await this.clock.sleep(ms, (cancel) => this.wakers.push(cancel));
   }
 
-  /** Before GPU work: hold while paused. */
+  /** Before GPU work: hold while paused or held. */
   async gate(): Promise<void> {
-    while (this.paused) await this.nap(60_000);
+    while (this.paused || this.held) await this.nap(60_000);
   }
 
   /** After `busy` ms of GPU work: rest so busy/(busy+rest) = percent. */
   async rest(busy: number): Promise<void> {
     const end = this.clock.now();
     this.recent.push({ end, ms: busy });
+    this.busySinceTake += busy;
     const restMs = (busy * (100 - this.percent)) / this.percent;
     const until = end + restMs;
     for (let left = restMs; left > 1 && !this.paused; left = until - this.clock.now()) {

@@ -70,13 +70,21 @@ const handlers: Handlers = {
     return { name: 'default', address: secret.address };
   },
 
-  async unlockWallet({ password }) {
+  async unlockWallet({ password, reveal }) {
     await cryptoReady();
     const file = await wallets.load();
     if (!file) throw new WalletError('there is no wallet in this browser yet: create one or import your mnemonic');
     const unlocked = decryptWallet(file, password, 'the wallet in this browser');
     key = unlocked.key;
-    return { name: 'default', address: unlocked.address };
+    if (!reveal) return { name: 'default', address: unlocked.address };
+    return { name: 'default', address: unlocked.address, secret: unlocked.secret.revealMnemonic() ?? unlocked.secret.revealSeed()! };
+  },
+
+  async useSecret({ secret }) {
+    await cryptoReady();
+    const s = /^0x[0-9a-f]{64}$/i.test(secret.trim()) ? WalletSecret.fromSeed(secret.trim()) : WalletSecret.fromMnemonic(secret);
+    key = s.key;
+    return { name: 'default', address: s.address };
   },
 
   async checkGpu({ model, batch, seq }) {
@@ -95,7 +103,7 @@ const handlers: Handlers = {
     return report;
   },
 
-  async start({ coordinator, dutyCycle, paused }) {
+  async start({ coordinator, dutyCycle, paused, holdEachStep }) {
     if (!key) throw new WalletError('unlock the wallet first');
     if (session) throw new Error('already contributing');
     const release = await holdWalletLock(key.address);
@@ -110,6 +118,8 @@ const handlers: Handlers = {
     throttle.setPercent(dutyCycle);
     throttle.resetShare();
     throttle.setPaused(paused);
+    throttle.release();
+    throttle.takeBusyMs();
     const k = key;
     const s = new ContributionSession({
       url: coordinator,
@@ -126,7 +136,13 @@ const handlers: Handlers = {
           store: new IdbCheckpointStore(indexedDB),
           onEvent: (e: ContributorEvent) => {
             onEvent(e);
-            if (e.event === 'step') emit({ event: 'gpu-share', share: throttle.share });
+            if (e.event !== 'step') return;
+            emit({ event: 'gpu-share', share: throttle.share });
+            // Held before the next step's first read-back: this runs before the contributor goes on.
+            if (holdEachStep) {
+              throttle.hold();
+              emit({ event: 'held', busyMs: throttle.takeBusyMs() });
+            }
           },
         }),
     });
@@ -142,7 +158,10 @@ const handlers: Handlers = {
     const s = session;
     if (!s) return {};
     // A pause would hold the last step forever: release it so the contributor can stop.
-    if (mode === 'now') throttle.setPaused(false);
+    if (mode === 'now') {
+      throttle.setPaused(false);
+      throttle.release();
+    }
     s.stop(mode);
     if (mode === 'now') await s.done;
     return {};
@@ -150,6 +169,11 @@ const handlers: Handlers = {
 
   async setPaused({ paused }) {
     throttle.setPaused(paused);
+    return {};
+  },
+
+  async releaseStep() {
+    throttle.release();
     return {};
   },
 
