@@ -1,7 +1,12 @@
 // The page's entry: the engine worker, the store over it and IndexedDB, the browser signals
-// that may hold training (tab hidden, battery), and the React tree.
+// that may hold training (tab hidden, battery), and the React tree. In the desktop app's
+// hidden training window (window.tesseraTraining) the page hosts only the engine instead;
+// in its UI window (window.tessera) the store drives training through the main process.
 import { StrictMode } from 'react';
+import type { TesseraTrainingApi } from '../electron/contract.ts';
 import { createRoot } from 'react-dom/client';
+import { TrainingHost } from './desktop/training-host.ts';
+import { desktopApiOf, trainingApiOf } from './desktop/window-apis.ts';
 import { startEngineWorker } from './engine/client.ts';
 import { UiDb } from './state/db.ts';
 import { coordinatorHttpUrl, runShapeOf } from './state/rules.ts';
@@ -24,32 +29,46 @@ async function runShape(coordinator: string) {
   return r.ok ? runShapeOf(await r.json()) : null;
 }
 
-const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator, runShape });
+function startUi(): void {
+  const desktop = desktopApiOf(window);
+  const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator, runShape, desktop: desktop ?? undefined });
 
-const visibility = () => store.getState().setEnvironment({ hidden: document.visibilityState === 'hidden' });
-document.addEventListener('visibilitychange', visibility);
-visibility();
+  const visibility = () => store.getState().setEnvironment({ hidden: document.visibilityState === 'hidden' });
+  document.addEventListener('visibilitychange', visibility);
+  visibility();
 
-// Battery status exists in Chromium only; elsewhere "on battery" stays unknown (false).
-interface Battery extends EventTarget {
-  charging: boolean;
+  // Battery status exists in Chromium only; elsewhere "on battery" stays unknown (false).
+  interface Battery extends EventTarget {
+    charging: boolean;
+  }
+  const nav = navigator as Navigator & { getBattery?: () => Promise<Battery> };
+  void nav.getBattery?.().then((b) => {
+    const update = () => store.getState().setEnvironment({ onBattery: !b.charging });
+    b.addEventListener('chargingchange', update);
+    update();
+  }).catch(() => {});
+
+  // The schedule is a matter of the clock: look again every minute.
+  setInterval(() => store.getState().setEnvironment({}), 60_000);
+
+  void store.getState().init();
+
+  createRoot(document.getElementById('root')!).render(
+    <StrictMode>
+      <StoreProvider store={store}>
+        <App />
+      </StoreProvider>
+    </StrictMode>,
+  );
 }
-const nav = navigator as Navigator & { getBattery?: () => Promise<Battery> };
-void nav.getBattery?.().then((b) => {
-  const update = () => store.getState().setEnvironment({ onBattery: !b.charging });
-  b.addEventListener('chargingchange', update);
-  update();
-}).catch(() => {});
 
-// The schedule is a matter of the clock: look again every minute.
-setInterval(() => store.getState().setEnvironment({}), 60_000);
+/** The training window: the engine, its orders from the main process, no UI. */
+function startTrainingPage(api: TesseraTrainingApi): void {
+  document.getElementById('root')!.textContent = 'This hidden window trains for Tessera; the Tessera window shows what it does.';
+  const host = new TrainingHost({ api, engine: startEngineWorker(), log: (text) => console.info(`[training] ${text}`) });
+  void host.start().catch((e: unknown) => console.error('[training] could not start:', e));
+}
 
-void store.getState().init();
-
-createRoot(document.getElementById('root')!).render(
-  <StrictMode>
-    <StoreProvider store={store}>
-      <App />
-    </StoreProvider>
-  </StrictMode>,
-);
+const trainingApi = trainingApiOf(window);
+if (trainingApi) startTrainingPage(trainingApi);
+else startUi();

@@ -2,7 +2,7 @@
 import type { WireError } from '../engine/messages.ts';
 
 export interface Notice {
-  kind: WireError['kind'] | 'peer-blocked' | 'mnemonic-mismatch' | 'input' | 'settings';
+  kind: WireError['kind'] | 'peer-blocked' | 'mnemonic-mismatch' | 'input' | 'settings' | 'desktop';
   title: string;
   text: string;
   /** 'error' blocks the action; 'warning' is information while things carry on. */

@@ -1,13 +1,16 @@
 // All of the UI's state, behind one zustand store: screens of the first run, the wallet, the
 // GPU check, settings, the live run status and the histories. Components read it with
 // useApp(selector) and change it only through its actions. The platform comes in through
-// createAppStore's arguments (the engine worker, IndexedDB, the local coordinator's address),
-// so tests drive the same store with scripted ones.
+// createAppStore's arguments (the engine worker, IndexedDB, the local coordinator's address,
+// the desktop app's window.tessera), so tests drive the same store with scripted ones. In the
+// desktop app desktop.ts replaces the actions that go to the main process there.
 import { createStore, type StoreApi } from 'zustand/vanilla';
+import type { DesktopSettings, TesseraDesktopApi } from '../../electron/contract.ts';
 import type { Engine } from '../engine/client.ts';
 import type { EngineEvent, GpuReport, WireError } from '../engine/messages.ts';
 import type { PresetName } from '../../src/model/config.ts';
 import { DEFAULT_SETTINGS, type LogLevel, type LossPoint, type RewardPoint, type Settings, type UiDb, LOG_LEVELS, HISTORY_LIMIT } from './db.ts';
+import { desktopActions, type DesktopState } from './desktop.ts';
 import { blockedPeerNotice, noticeFor, retryNotice, type Notice } from './human.ts';
 import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
 import { checkConfirmation, coordinatorSocketUrl, pickConfirmation, shouldPause, type Environment } from './rules.ts';
@@ -39,6 +42,8 @@ export interface AppState {
   losses: LossPoint[];
   rewards: RewardPoint[];
   log: LogLine[];
+  /** In the desktop app's UI window: the main process's status, settings and secret storage; null in a browser tab. */
+  desktop: DesktopState | null;
 }
 
 export interface AppActions {
@@ -63,6 +68,10 @@ export interface AppActions {
   updateSettings(patch: Partial<Settings>): Promise<void>;
   setEnvironment(patch: Partial<Environment>): void;
   dismissNotice(): void;
+  /** Desktop app only: settings that exist only there (start at login, idle pause, GPU mode…). */
+  updateDesktopSettings(patch: Partial<Omit<DesktopSettings, 'schemaVersion'>>): Promise<void>;
+  /** Desktop app only: the user read the plain-text warning and stores the wallet secret anyway. */
+  allowPlainTextSecret(): Promise<void>;
 }
 
 export type AppStore = StoreApi<AppState & AppActions>;
@@ -76,6 +85,8 @@ export interface StoreDeps {
   runShape?(coordinator: string): Promise<RunShape | null>;
   /** The clock (tests pass their own). */
   now?: () => number;
+  /** window.tessera in the desktop app's UI window; absent in a browser tab. */
+  desktop?: TesseraDesktopApi;
 }
 
 export interface RunShape {
@@ -199,7 +210,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
       if (session.contributing) await get().contribute();
     };
 
-    return {
+    const notDesktop = async () => set({ notice: { kind: 'input', severity: 'error', title: 'Only in the desktop app', text: 'This setting belongs to the Tessera desktop app.' } });
+    const base: AppState & AppActions = {
       screen: 'loading',
       busy: false,
       notice: null,
@@ -215,6 +227,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       losses: [],
       rewards: [],
       log: [],
+      desktop: null,
 
       async init() {
         let settings = get().settings;
@@ -350,7 +363,12 @@ export function createAppStore(deps: StoreDeps): AppStore {
       dismissNotice() {
         set({ notice: null });
       },
+      updateDesktopSettings: notDesktop,
+      allowPlainTextSecret: notDesktop,
     };
+    if (!deps.desktop) return base;
+    const desktop = desktopActions({ api: deps.desktop, engine: deps.engine, db: deps.db, get, set, busy, persistHistory, now, base });
+    return { ...base, ...desktop, desktop: { status: null, settings: null, secretStorage: null, secretSaved: false, secretWaiting: false } };
   });
   return store;
 }

@@ -2,6 +2,7 @@
 import { useState } from 'react';
 import { useApp } from './context.tsx';
 import { Controls, LiveStatus, LossChart } from './Dashboard.tsx';
+import { DesktopSettingsPanel, DesktopStatusPanel } from './Desktop.tsx';
 import { NoticeBanner } from './Notice.tsx';
 import { ChoosePassword, ConfirmWords, ImportWords, ShowWords, Unlock, Welcome } from './Onboarding.tsx';
 import { GpuCheck, GpuSummary, NetworkPick } from './Setup.tsx';
@@ -31,6 +32,7 @@ function Main() {
           <h2 id="contribute-title">Contribute</h2>
           <Controls />
           <LiveStatus />
+          <DesktopStatusPanel />
           <LossChart />
           <details>
             <summary>GPU</summary>
@@ -39,7 +41,12 @@ function Main() {
         </section>
       )}
       {tab === 'wallet' && <WalletPanel />}
-      {tab === 'settings' && <SettingsPanel />}
+      {tab === 'settings' && (
+        <>
+          <SettingsPanel />
+          <DesktopSettingsPanel />
+        </>
+      )}
       <LogView />
     </>
   );

@@ -5,6 +5,7 @@ import { useShallow } from 'zustand/react/shallow';
 import { preset, type PresetName } from '../../src/model/config.ts';
 import { formatBytes } from '../engine/memory.ts';
 import { ACTIVITY_LABEL } from '../state/run-status.ts';
+import { pauseReasonsText } from '../desktop/ui-link.ts';
 import { pauseReason } from '../state/rules.ts';
 import { LineChart } from './Chart.tsx';
 import { useApp } from './context.tsx';
@@ -14,7 +15,9 @@ export function Controls() {
   const busy = useApp((s) => s.busy);
   const userPaused = useApp((s) => s.userPaused);
   const gpuOk = useApp((s) => s.gpu?.available === true);
-  const reason = useApp((s) => pauseReason(s.settings, s.env, s.userPaused, new Date()));
+  // In the desktop app the main process says why training is held; in a tab, the page's own rules.
+  const reason = useApp((s) => (s.desktop?.status ? pauseReasonsText(s.desktop.status.pauseReasons) : pauseReason(s.settings, s.env, s.userPaused, new Date())));
+  const desktop = useApp((s) => s.desktop !== null);
   const a = useApp(useShallow((s) => ({ contribute: s.contribute, pause: s.pause, resume: s.resume, finishRoundThenStop: s.finishRoundThenStop, stopNow: s.stopNow })));
   if (run.activity === 'idle') {
     return (
@@ -40,9 +43,11 @@ export function Controls() {
       <button type="button" onClick={() => void a.finishRoundThenStop()} disabled={run.stopAfterRound}>
         {run.stopAfterRound ? 'Stopping after this round…' : 'Finish this round, then stop'}
       </button>
-      <button type="button" className="danger" onClick={() => void a.stopNow()}>
-        Stop now
-      </button>
+      {!desktop && (
+        <button type="button" className="danger" onClick={() => void a.stopNow()}>
+          Stop now
+        </button>
+      )}
       {run.paused && reason && <p className="hint" role="status">Training is held: {reason}.</p>}
     </div>
   );

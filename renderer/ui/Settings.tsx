@@ -1,5 +1,5 @@
-// Settings, saved in IndexedDB as they change: the GPU budget, when to hold training, the
-// network and how much the log says.
+// Settings, saved as they change (IndexedDB in a tab; the main process in the desktop app):
+// the GPU budget, when to hold training, the network and how much the log says.
 import { useState } from 'react';
 import { LOG_LEVELS, type LogLevel } from '../state/db.ts';
 import { coordinatorSocketUrl } from '../state/rules.ts';
@@ -10,6 +10,7 @@ export function SettingsPanel() {
   const update = useApp((s) => s.updateSettings);
   const local = useApp((s) => s.localCoordinator);
   const running = useApp((s) => s.run.activity !== 'idle');
+  const desktop = useApp((s) => s.desktop !== null);
   const [url, setUrl] = useState(settings.coordinatorUrl);
   const urlOk = coordinatorSocketUrl(url) !== null;
   return (
@@ -19,13 +20,15 @@ export function SettingsPanel() {
         GPU budget: train {settings.dutyCycle}% of the time
         <input type="range" min={10} max={100} step={5} value={settings.dutyCycle} onChange={(e) => void update({ dutyCycle: Number(e.target.value) })} />
       </label>
-      <label className="choice">
-        <input type="checkbox" checked={settings.pauseWhenHidden} onChange={(e) => void update({ pauseWhenHidden: e.target.checked })} />
-        Pause while this tab is hidden
-      </label>
+      {!desktop && (
+        <label className="choice">
+          <input type="checkbox" checked={settings.pauseWhenHidden} onChange={(e) => void update({ pauseWhenHidden: e.target.checked })} />
+          Pause while this tab is hidden
+        </label>
+      )}
       <label className="choice">
         <input type="checkbox" checked={settings.pauseOnBattery} onChange={(e) => void update({ pauseOnBattery: e.target.checked })} />
-        Pause on battery (where the browser can tell)
+        {desktop ? 'Pause on battery' : 'Pause on battery (where the browser can tell)'}
       </label>
       <fieldset>
         <legend>Schedule</legend>
@@ -46,14 +49,18 @@ export function SettingsPanel() {
       </fieldset>
       <fieldset disabled={running}>
         <legend>Network {running && '(stop contributing to change it)'}</legend>
-        <label className="choice">
-          <input type="radio" name="settings-network" checked={settings.network === 'local'} onChange={() => void update({ network: 'local' })} disabled={!local} />
-          Local run {local ? '' : '(not available: open the page through npm run web)'}
-        </label>
-        <label className="choice">
-          <input type="radio" name="settings-network" checked={settings.network === 'custom'} onChange={() => void update({ network: 'custom' })} />
-          Coordinator address
-        </label>
+        {!desktop && (
+          <>
+            <label className="choice">
+              <input type="radio" name="settings-network" checked={settings.network === 'local'} onChange={() => void update({ network: 'local' })} disabled={!local} />
+              Local run {local ? '' : '(not available: open the page through npm run web)'}
+            </label>
+            <label className="choice">
+              <input type="radio" name="settings-network" checked={settings.network === 'custom'} onChange={() => void update({ network: 'custom' })} />
+              Coordinator address
+            </label>
+          </>
+        )}
         <label>
           Coordinator URL
           <input type="url" value={url} onChange={(e) => setUrl(e.target.value)} onBlur={() => urlOk && void update({ coordinatorUrl: url.trim() })} aria-invalid={url !== '' && !urlOk} />

@@ -1,0 +1,172 @@
+// The store's actions in the desktop app's UI window (window.tessera): training runs in the
+// shell's hidden training window, so Contribute, Pause, Resume and Finish go to the main
+// process, whose status becomes the live status; the training settings are the main
+// process's (ui-link.ts says why); the wallet secret goes to the OS keychain through it, so
+// the training window can sign and the app unlocks without a password next time. Part of the
+// one store (store.ts calls desktopActions), split out by concern.
+import type { DesktopSettings, DesktopStatus, SecretStorageInfo, TesseraDesktopApi } from '../../electron/contract.ts';
+import { desktopPatchOf, runFromDesktop, uiSettingsFrom, type DesktopPatch } from '../desktop/ui-link.ts';
+import type { Engine } from '../engine/client.ts';
+import { HISTORY_LIMIT, type UiDb } from './db.ts';
+import type { Notice } from './human.ts';
+import type { AppActions, AppState } from './store.ts';
+
+export interface DesktopState {
+  status: DesktopStatus | null;
+  settings: DesktopSettings | null;
+  secretStorage: SecretStorageInfo | null;
+  /** The wallet secret is in the main process's store: the training window can sign. */
+  secretSaved: boolean;
+  /** A secret waits for the user's go-ahead to be stored under the plain-text backend. */
+  secretWaiting: boolean;
+}
+
+export interface DesktopContext {
+  api: TesseraDesktopApi;
+  engine: Engine;
+  db: UiDb;
+  get(): AppState & AppActions;
+  set(patch: Partial<AppState>): void;
+  busy<T>(work: () => Promise<T>): Promise<T | undefined>;
+  persistHistory(): void;
+  now(): number;
+  /** The browser tab's actions, for what is the same here. */
+  base: AppActions;
+}
+
+const desktopNotice = (severity: Notice['severity'], title: string, text: string): Notice => ({ kind: 'desktop', severity, title, text });
+
+export function desktopActions(c: DesktopContext): Partial<AppActions> {
+  const { api } = c;
+  /** A secret not yet stored (waiting for the plain-text go-ahead); never put in the state. */
+  let heldSecret: string | null = null;
+  let lastStep = '';
+  let lastError: string | null = null;
+
+  const patch = (p: Partial<DesktopState>) => c.set({ desktop: { ...(c.get().desktop ?? EMPTY), ...p } });
+
+  const onStatus = (status: DesktopStatus) => {
+    c.set({ run: runFromDesktop(c.get().run, status), userPaused: status.pauseReasons.includes('user-paused') });
+    patch({ status });
+    const e = status.engine;
+    if (e && e.round !== null && e.step !== null && e.loss !== null && `${e.round}:${e.step}` !== lastStep) {
+      lastStep = `${e.round}:${e.step}`;
+      c.set({ losses: [...c.get().losses, { round: e.round, step: e.step, loss: e.loss, at: c.now() }].slice(-HISTORY_LIMIT) });
+      c.persistHistory();
+    }
+    if (status.error && status.error !== lastError) c.set({ notice: desktopNotice('error', 'Training stopped', status.gpu.message ?? status.error) });
+    lastError = status.error;
+  };
+
+  /** Runs one action of the main process and shows the status it answers with. */
+  const act = async (call: () => Promise<DesktopStatus>) => {
+    const status = await c.busy(call);
+    if (status) onStatus(status);
+  };
+
+  const storeSecret = async (secret: string) => {
+    const d = c.get().desktop;
+    if (d?.secretStorage?.backend === 'basic_text' && !d.settings?.allowPlainTextSecrets) {
+      heldSecret = secret;
+      patch({ secretWaiting: true });
+      c.set({ notice: desktopNotice('warning', 'Wallet secret not saved yet', `${d.secretStorage.warning ?? ''} To train in the background anyway, choose "Store it anyway" in Settings.`) });
+      return;
+    }
+    try {
+      const info = await api.saveWalletSecret(secret);
+      heldSecret = null;
+      patch({ secretSaved: true, secretWaiting: false, secretStorage: info });
+    } catch (e) {
+      heldSecret = secret;
+      patch({ secretWaiting: true });
+      c.set({ notice: desktopNotice('error', 'Wallet secret not saved', (e as Error).message) });
+    }
+  };
+
+  const updateDesktopSettings = async (p: DesktopPatch): Promise<DesktopSettings | undefined> => {
+    // The main process validates and rejects a bad field with a message naming it.
+    const settings = await c.busy(() => api.updateSettings(p));
+    if (!settings) return undefined;
+    patch({ settings });
+    c.set({ settings: uiSettingsFrom(settings, c.get().settings) });
+    return settings;
+  };
+
+  return {
+    async init() {
+      api.onStatus(onStatus);
+      const got = await Promise.all([api.getStatus(), api.getSettings(), api.getCapabilities()]).catch((e: Error) => {
+        c.set({ notice: desktopNotice('error', 'The desktop app did not answer', `${e.message}. Restart Tessera.`) });
+        return null;
+      });
+      await c.base.init();
+      if (!got) return;
+      const [status, settings, capabilities] = got;
+      patch({ settings, secretStorage: capabilities.secretStorage });
+      onStatus(status);
+      c.set({ settings: uiSettingsFrom(settings, c.get().settings) });
+      const secret = await api.loadWalletSecret().catch((e: Error) => {
+        c.set({ notice: desktopNotice('warning', 'Saved wallet not readable', e.message) });
+        return null;
+      });
+      if (!secret) return;
+      const wallet = await c.busy(() => c.engine.call('useSecret', { secret }));
+      if (!wallet) return;
+      patch({ secretSaved: true });
+      c.set({ address: wallet.address, screen: 'main' });
+      void c.get().checkGpu();
+    },
+
+    async choosePassword(password, repeat) {
+      const mnemonic = c.get().draft?.mnemonic;
+      await c.base.choosePassword(password, repeat);
+      if (mnemonic && c.get().draft === null && c.get().address) await storeSecret(mnemonic);
+    },
+
+    async unlock(password) {
+      const wallet = await c.busy(() => c.engine.call('unlockWallet', { password, reveal: true }));
+      if (!wallet) return;
+      c.set({ address: wallet.address, screen: 'main' });
+      void c.get().checkGpu();
+      if (wallet.secret) await storeSecret(wallet.secret);
+    },
+
+    async contribute() {
+      const d = c.get().desktop;
+      if (!d?.secretSaved) {
+        return c.set({ notice: desktopNotice('error', 'The wallet secret is not saved', `Training runs in a background window that signs with your wallet secret from the system keychain. ${d?.secretStorage?.warning ?? 'Unlock the wallet again to save it.'}`) });
+      }
+      if (!d.settings?.coordinatorUrl) return c.set({ notice: desktopNotice('error', 'No coordinator chosen', 'Enter a coordinator address in Settings.') });
+      await act(() => api.contribute());
+    },
+    pause: () => act(() => api.pause()),
+    resume: () => act(() => api.resume()),
+    finishRoundThenStop: () => act(() => api.finishRoundThenStop()),
+    // The desktop app has no "stop now" (quitting saves a checkpoint first): the round is finished.
+    stopNow: () => act(() => api.finishRoundThenStop()),
+
+    async updateSettings(p) {
+      const current = c.get().desktop?.settings;
+      const forMain = current ? desktopPatchOf(p, current) : {};
+      if (Object.keys(forMain).length > 0 && !(await updateDesktopSettings(forMain))) return;
+      if (p.logLevel !== undefined) {
+        // The one setting that is the UI's own; a copy of the rest is kept alongside.
+        c.set({ settings: { ...c.get().settings, logLevel: p.logLevel } });
+        await c.db.saveSettings(c.get().settings).catch(() => {});
+      }
+    },
+    async updateDesktopSettings(p) {
+      await updateDesktopSettings(p);
+    },
+    async allowPlainTextSecret() {
+      if (!(await updateDesktopSettings({ allowPlainTextSecrets: true }))) return;
+      if (heldSecret) await storeSecret(heldSecret);
+    },
+    // The main process watches battery, idle time and the schedule; the window's visibility never holds training.
+    setEnvironment(p) {
+      c.set({ env: { ...c.get().env, ...p } });
+    },
+  };
+}
+
+const EMPTY: DesktopState = { status: null, settings: null, secretStorage: null, secretSaved: false, secretWaiting: false };
