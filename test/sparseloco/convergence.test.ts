@@ -1,15 +1,15 @@
 // Issue 4's convergence claim, in one process: 4 replicas of `tiny`, each training on its own
 // data, synchronised by SparseLoCo (1.6% of each tensor, 2-bit values), end within 3% of dense
-// DiLoCo's loss; a single replica that sees all four replicas' data is the reference above
-// both. Minutes on SwiftShader, so the run is as short as lets the curves part; the benchmark
-// (`npm run bench -- sparseloco`) runs the same comparison for longer and records it.
+// DiLoCo's loss. Minutes on SwiftShader, so the run is as short as lets the curves part; the
+// benchmark (`npm run bench -- sparseloco`) runs the same comparison for longer, with a single
+// replica that sees all four replicas' data as the reference above both, and records it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { testGpu } from '../helpers/gpu.ts';
-import { DILOCO, ONE_REPLICA, SPARSELOCO, runConvergence, type ConvergenceSetup, type MethodResult } from './convergence-run.ts';
+import { DILOCO, SPARSELOCO, runConvergence, type ConvergenceSetup, type MethodResult } from './convergence-run.ts';
 
 const SETUP: ConvergenceSetup = { replicas: 4, innerSteps: 4, rounds: 8, batch: 2, seqLen: 32, lr: 1e-2, warmup: 2, seed: 1, evalCount: 8, evalEvery: 4 };
 const INITIAL_LOSS = Math.log(256); // uniform over bytes: where every method starts
@@ -26,9 +26,11 @@ describe('SparseLoCo convergence (R = 4 replicas of tiny)', () => {
     rmSync(dataRoot, { recursive: true, force: true });
   });
 
-  it('ends within 3% of dense DiLoCo, sending over 100× fewer bytes; one replica on all the data leads', async () => {
-    results = await runConvergence(gpu, SETUP, [SPARSELOCO, DILOCO, ONE_REPLICA], dataRoot);
-    const [sparse, dense, single] = results;
+  // The single replica that sees all the data (the reference above both) is left to the
+  // benchmark: it adds a third of this test's minutes and is not the claim.
+  it('ends within 3% of dense DiLoCo, sending over 100× fewer bytes', async () => {
+    results = await runConvergence(gpu, SETUP, [SPARSELOCO, DILOCO], dataRoot);
+    const [sparse, dense] = results;
     for (const r of results) {
       console.log(`${r.label.padEnd(26)} held-out ${r.curve.map((x) => x?.toFixed(4) ?? '·').join(' ')}  sent ${r.bytesPerReplica} B/replica/round  ${r.seconds.toFixed(0)} s`);
     }
@@ -36,8 +38,6 @@ describe('SparseLoCo convergence (R = 4 replicas of tiny)', () => {
     // Every method learned: far below where it started.
     for (const r of results) expect(r.final).toBeLessThan(INITIAL_LOSS - 1.5);
     expect(sparse.final).toBeLessThanOrEqual(dense.final * 1.03);
-    // The reference that sees all the data with no communication loss is ahead of both.
-    expect(single.final).toBeLessThan(Math.min(sparse.final, dense.final));
     expect(sparse.bytesPerReplica * 100).toBeLessThan(dense.bytesPerReplica);
     expect(dense.bytesPerReplica).toBe(dense.denseBytes);
   });
