@@ -3,14 +3,14 @@
 // window.tessera. Training goes through the main process (the page's own engine never starts),
 // its status is the live status and the pause reasons are shown in words, the training
 // settings are the main process's, and the wallet secret goes to its keychain store — with the
-// plain-text warning and an explicit "Store it anyway".
+// plain-text warning and an explicit "Store it anyway". A browser tab is left as it was.
 import { act, cleanup, fireEvent, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EngineCalls } from '../../renderer/engine/messages.ts';
 import { UiDb } from '../../renderer/state/db.ts';
 import { createAppStore } from '../../renderer/state/store.ts';
 import { FakeDesktopApi } from './desktop-doubles.ts';
-import { ADDRESS, MNEMONIC, ScriptedEngine, freshDbName, settle } from './fakes.ts';
+import { ADDRESS, MNEMONIC, ScriptedEngine, freshDbName, makeStore, settle } from './fakes.ts';
 import { renderWith } from './render.tsx';
 
 afterEach(() => cleanup());
@@ -130,5 +130,21 @@ describe('the desktop UI window', () => {
     expect(engine.callsOf('unlockWallet')).toEqual([{ password: 'long enough', reveal: true }]);
     expect(api.secret).toBe(MNEMONIC);
     expect(store.getState()).toMatchObject({ screen: 'main', desktop: { secretSaved: true } });
+  });
+
+  it('a browser tab (no window.tessera) keeps its own engine, Stop now, and no desktop panels', async () => {
+    const { store, engine } = makeStore();
+    await store.getState().init();
+    await store.getState().chooseNetwork('local');
+    store.getState().enterMain();
+    renderWith(store);
+    await click(screen.getByRole('button', { name: 'Contribute' }));
+    expect(engine.callsOf('start')).toEqual([{ coordinator: 'ws://127.0.0.1:9999/ws', dutyCycle: 100, paused: false }]);
+    expect(store.getState().desktop).toBeNull();
+    expect(screen.getByRole('button', { name: 'Stop now' })).toBeTruthy();
+    expect(screen.queryByTestId('tray-state')).toBeNull();
+    await click(screen.getByRole('button', { name: 'Settings' }));
+    expect(screen.getByLabelText('Pause while this tab is hidden')).toBeTruthy();
+    expect(screen.queryByRole('heading', { name: 'Desktop app' })).toBeNull();
   });
 });
