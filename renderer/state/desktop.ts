@@ -43,7 +43,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
   let lastStep = '';
   let lastError: string | null = null;
 
-  const patch = (p: Partial<DesktopState>) => c.set({ desktop: { ...(c.get().desktop ?? EMPTY), ...p } });
+  const patch = (p: Partial<DesktopState>) => c.set({ desktop: { ...(c.get().desktop ?? DESKTOP_STARTING), ...p } });
 
   const onStatus = (status: DesktopStatus) => {
     c.set({ run: runFromDesktop(c.get().run, status), userPaused: status.pauseReasons.includes('user-paused') });
@@ -169,4 +169,5 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
   };
 }
 
-const EMPTY: DesktopState = { status: null, settings: null, secretStorage: null, secretSaved: false, secretWaiting: false };
+/** Before the main process has answered. */
+export const DESKTOP_STARTING: Readonly<DesktopState> = Object.freeze({ status: null, settings: null, secretStorage: null, secretSaved: false, secretWaiting: false });

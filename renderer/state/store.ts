@@ -10,7 +10,7 @@ import type { Engine } from '../engine/client.ts';
 import type { EngineEvent, GpuReport, WireError } from '../engine/messages.ts';
 import type { PresetName } from '../../src/model/config.ts';
 import { DEFAULT_SETTINGS, type LogLevel, type LossPoint, type RewardPoint, type Settings, type UiDb, LOG_LEVELS, HISTORY_LIMIT } from './db.ts';
-import { desktopActions, type DesktopState } from './desktop.ts';
+import { DESKTOP_STARTING, desktopActions, type DesktopState } from './desktop.ts';
 import { blockedPeerNotice, noticeFor, retryNotice, type Notice } from './human.ts';
 import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
 import { checkConfirmation, coordinatorSocketUrl, pickConfirmation, shouldPause, type Environment } from './rules.ts';
@@ -368,7 +368,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
     };
     if (!deps.desktop) return base;
     const desktop = desktopActions({ api: deps.desktop, engine: deps.engine, db: deps.db, get, set, busy, persistHistory, now, base });
-    return { ...base, ...desktop, desktop: { status: null, settings: null, secretStorage: null, secretSaved: false, secretWaiting: false } };
+    return { ...base, ...desktop, desktop: { ...DESKTOP_STARTING } };
   });
   return store;
 }
