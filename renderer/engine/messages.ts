@@ -4,6 +4,7 @@
 // clonable plain data: no classes cross postMessage.
 import type { ContributorEvent, StopMode } from '../../src/net/contributor.ts';
 import type { PresetName } from '../../src/model/config.ts';
+import type { Standing } from '../../src/net/protocol.ts';
 
 export type { StopMode };
 
@@ -47,6 +48,12 @@ export interface EngineCalls {
    * releaseStep — the desktop training window asks the main process first (duty cycle, orders).
    */
   start: { arg: { coordinator: string; dutyCycle: number; paused: boolean; holdEachStep?: boolean }; result: { address: string } };
+  /**
+   * This wallet's standing at a coordinator (its GET /rewards, signed by the hotkey); null when
+   * it keeps no rewards or has none for us yet. The desktop UI window reads its rewards so,
+   * since training (and the coordinator's 'reward' messages) are in the training window.
+   */
+  readStanding: { arg: { coordinator: string }; result: Standing | null };
   /** Lets GPU work go on after a held step. */
   releaseStep: { arg: Record<string, never>; result: Record<string, never> };
   stop: { arg: { mode: StopMode }; result: Record<string, never> };

@@ -17,6 +17,7 @@ import { WalletInUseError, toWireError } from './errors.ts';
 import { fetchHttpClient } from './http.ts';
 import { trainingMemory } from './memory.ts';
 import { type EngineCalls, type EngineEvent, type GpuReport, type Reply, type Request } from './messages.ts';
+import { readStanding } from './rewards.ts';
 import { rtcFromPage } from './rtc-worker.ts';
 import { ContributionSession } from './session.ts';
 import { GpuThrottle } from './throttle.ts';
@@ -170,6 +171,11 @@ const handlers: Handlers = {
   async setPaused({ paused }) {
     throttle.setPaused(paused);
     return {};
+  },
+
+  async readStanding({ coordinator }) {
+    if (!key) throw new WalletError('unlock the wallet first');
+    return readStanding(key, coordinator);
   },
 
   async releaseStep() {

@@ -2,12 +2,13 @@
 // shell's hidden training window, so Contribute, Pause, Resume and Finish go to the main
 // process, whose status becomes the live status; the training settings are the main
 // process's (ui-link.ts says why); the wallet secret goes to the OS keychain through it, so
-// the training window can sign and the app unlocks without a password next time. Part of the
-// one store (store.ts calls desktopActions), split out by concern.
+// the training window can sign and the app unlocks without a password next time; the rewards
+// are read from the coordinator (signed by the same hotkey). Part of the one store (store.ts
+// calls desktopActions), split out by concern.
 import type { DesktopSettings, DesktopStatus, SecretStorageInfo, TesseraDesktopApi } from '../../electron/contract.ts';
 import { desktopPatchOf, runFromDesktop, uiSettingsFrom, type DesktopPatch } from '../desktop/ui-link.ts';
 import type { Engine } from '../engine/client.ts';
-import { HISTORY_LIMIT, type UiDb } from './db.ts';
+import { HISTORY_LIMIT, type RewardPoint, type UiDb } from './db.ts';
 import type { Notice } from './human.ts';
 import type { AppActions, AppState } from './store.ts';
 
@@ -42,8 +43,32 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
   let heldSecret: string | null = null;
   let lastStep = '';
   let lastError: string | null = null;
+  let standingRound: number | null | undefined;
+  let readingStanding = false;
 
   const patch = (p: Partial<DesktopState>) => c.set({ desktop: { ...(c.get().desktop ?? DESKTOP_STARTING), ...p } });
+
+  /**
+   * The rewards: training (and the coordinator's 'reward' messages) are in the training window,
+   * so this window asks the coordinator itself, signed by the same hotkey, when it starts and
+   * whenever the training window reports another round (a round is scored after it closes).
+   */
+  const readStanding = async () => {
+    const url = c.get().desktop?.settings?.coordinatorUrl;
+    if (readingStanding || !url || !c.get().address) return;
+    readingStanding = true;
+    try {
+      const st = await c.engine.call('readStanding', { coordinator: url });
+      if (!st) return;
+      const point: RewardPoint = { round: st.lastRound, score: st.ema, rank: st.rank, of: st.of, share: st.share, epoch: st.epoch, epochReward: st.epochReward, totalReward: st.totalReward };
+      c.set({ rewards: [...c.get().rewards.filter((r) => r.round !== point.round), point].slice(-HISTORY_LIMIT), run: { ...c.get().run, standing: st } });
+      c.persistHistory();
+    } catch {
+      // Unreachable or refusing for now: the next round asks again.
+    } finally {
+      readingStanding = false;
+    }
+  };
 
   const onStatus = (status: DesktopStatus) => {
     c.set({ run: runFromDesktop(c.get().run, status), userPaused: status.pauseReasons.includes('user-paused') });
@@ -53,6 +78,11 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
       lastStep = `${e.round}:${e.step}`;
       c.set({ losses: [...c.get().losses, { round: e.round, step: e.step, loss: e.loss, at: c.now() }].slice(-HISTORY_LIMIT) });
       c.persistHistory();
+    }
+    const round = e?.round ?? null;
+    if (round !== standingRound && c.get().address) {
+      standingRound = round;
+      void readStanding();
     }
     if (status.error && status.error !== lastError) c.set({ notice: desktopNotice('error', 'Training stopped', status.gpu.message ?? status.error) });
     lastError = status.error;
@@ -115,6 +145,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
       patch({ secretSaved: true });
       c.set({ address: wallet.address, screen: 'main' });
       void c.get().checkGpu();
+      void readStanding();
     },
 
     async choosePassword(password, repeat) {
@@ -128,6 +159,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
       if (!wallet) return;
       c.set({ address: wallet.address, screen: 'main' });
       void c.get().checkGpu();
+      void readStanding();
       if (wallet.secret) await storeSecret(wallet.secret);
     },
 

@@ -10,7 +10,7 @@ import type { EngineCalls } from '../../renderer/engine/messages.ts';
 import { UiDb } from '../../renderer/state/db.ts';
 import { createAppStore } from '../../renderer/state/store.ts';
 import { FakeDesktopApi } from './desktop-doubles.ts';
-import { ADDRESS, MNEMONIC, ScriptedEngine, freshDbName, makeStore, settle } from './fakes.ts';
+import { ADDRESS, MNEMONIC, ScriptedEngine, freshDbName, makeStore, settle, standing } from './fakes.ts';
 import { renderWith } from './render.tsx';
 
 afterEach(() => cleanup());
@@ -130,6 +130,21 @@ describe('the desktop UI window', () => {
     expect(engine.callsOf('unlockWallet')).toEqual([{ password: 'long enough', reveal: true }]);
     expect(api.secret).toBe(MNEMONIC);
     expect(store.getState()).toMatchObject({ screen: 'main', desktop: { secretSaved: true } });
+  });
+
+  it('reads its rewards from the coordinator at start and when the training window reports another round', async () => {
+    const { api, engine, store } = setUp();
+    engine.answer('readStanding', { ...standing(2, 0.25), lastRound: 2 });
+    await store.getState().init();
+    await settle();
+    expect(engine.callsOf('readStanding')).toEqual([{ coordinator: 'wss://run.example.org/ws' }]);
+    expect(store.getState().rewards).toEqual([expect.objectContaining({ round: 2, totalReward: 0.25, rank: 1, of: 2 })]);
+    engine.answer('readStanding', { ...standing(3, 0.5), lastRound: 3 });
+    await act(async () => api.publish({ intent: 'contributing', engine: { phase: 'training', round: 4, step: 1, loss: 5, tokensPerSecond: 900 } }));
+    await act(async () => api.publish({ engine: { phase: 'training', round: 4, step: 2, loss: 4.9, tokensPerSecond: 900 } }));
+    await settle();
+    expect(engine.callsOf('readStanding')).toHaveLength(2); // once per round, not per step
+    expect(store.getState().rewards.map((r) => [r.round, r.totalReward])).toEqual([[2, 0.25], [3, 0.5]]);
   });
 
   it('a browser tab (no window.tessera) keeps its own engine, Stop now, and no desktop panels', async () => {
