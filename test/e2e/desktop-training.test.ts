@@ -4,13 +4,15 @@
 // test (exposeFunction) where a small model of the main process answers and records. The page
 // must really train against a local coordinator: ready with the adapter, stepDone with real
 // losses from the engine, restMs waited between steps, a pushed pause stops the steps, a
-// pushed train order resumes them, a checkpoint request before a stop is answered.
+// pushed train order resumes them, a checkpoint request before a stop is answered. Then the
+// UI window the same way (window.tessera): unlocked from the saved secret without a password,
+// Contribute and Pause go to the main process, its pushed status shows the pause reasons.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'vite';
-import type { StepReport, TrainingOrders } from '../../electron/contract.ts';
+import type { DesktopSettings, DesktopStatus, StepReport, TrainingOrders } from '../../electron/contract.ts';
 import { readRunFile } from '../../src/node/coordinator-command.ts';
 import { LOCAL_RUN, startWeb, type StartedWeb } from '../../src/node/web-command.ts';
 import { REPO_ROOT, browserSkipReason, launchChromium, type Browser, type Page } from './harness.ts';
@@ -27,7 +29,7 @@ interface Call {
   at: number;
 }
 
-describe.skipIf(skip !== null)('the desktop training window (?role=training) in Chromium', () => {
+describe.skipIf(skip !== null)('the desktop app\'s two windows in Chromium, with the preload APIs played by the test', () => {
   let work: string;
   let web: StartedWeb;
   let browser: Browser;
@@ -151,6 +153,67 @@ describe.skipIf(skip !== null)('the desktop training window (?role=training) in 
     await until('stopped', () => callsOf<{ phase: string }>('reportPhase').some((p) => p.phase === 'stopped'), 30_000);
     expect(callsOf('reportFailure')).toEqual([]);
     expect(pageErrors).toEqual([]);
+    await context.close();
+  });
+
+  it('the UI window (window.tessera) opens unlocked from the saved secret and drives training through the main process', { timeout: 60_000 }, async () => {
+    const uiCalls: string[] = [];
+    let status: DesktopStatus = {
+      intent: 'stopped', tray: 'idle', pauseReasons: [], engine: null, gpu: { plan: 'Vulkan on (X11)', adapterFound: true, adapterName: 'SwiftShader', message: null }, lastCheckpoint: null, restarts: 1, error: null,
+    };
+    const settings: DesktopSettings = {
+      schemaVersion: 1, coordinatorUrl: web.coordinator.server.url, startAtLogin: false, pauseOnBattery: true, pauseWhenUserActive: true, userIdleMinutes: 5, pauseWhenFullscreen: false,
+      schedule: { enabled: false, windows: [] }, gpuDutyCyclePercent: 100, gpuMode: 'auto', allowPlainTextSecrets: false,
+    };
+    const context = await browser.newContext();
+    const ui = await context.newPage();
+    ui.on('pageerror', (e) => pageErrors.push(e.message));
+    await context.exposeFunction('__tesseraUiCall', (method: string) => {
+      uiCalls.push(method);
+      if (method === 'contribute') status = { ...status, intent: 'contributing', tray: 'training' };
+      if (method === 'pause') status = { ...status, tray: 'paused', pauseReasons: ['user-paused'] };
+      switch (method) {
+        case 'getSettings':
+          return settings;
+        case 'getCapabilities':
+          return { fullscreenDetection: false, loginItem: true, secretStorage: { available: true, backend: 'gnome_libsecret', warning: null } };
+        case 'loadWalletSecret':
+          return MNEMONIC;
+        default:
+          return status;
+      }
+    });
+    // What electron/preload/ui.ts exposes, over the test's function instead of IPC.
+    await context.addInitScript(() => {
+      const g = globalThis as unknown as Record<string, unknown> & { __tesseraUiCall(method: string, arg?: unknown): Promise<unknown> };
+      const call = (method: string) => (arg?: unknown) => g.__tesseraUiCall(method, arg);
+      let listener: ((s: unknown) => void) | null = null;
+      g.__tesseraStatus = (s: unknown) => listener?.(s);
+      const methods = ['getStatus', 'contribute', 'pause', 'resume', 'finishRoundThenStop', 'getSettings', 'updateSettings', 'getCapabilities', 'saveWalletSecret', 'loadWalletSecret', 'deleteWalletSecret'];
+      g.tessera = {
+        ...Object.fromEntries(methods.map((m) => [m, call(m)])),
+        onStatus: (fn: (s: unknown) => void) => {
+          listener = fn;
+          return () => (listener = null);
+        },
+      };
+    });
+    await ui.goto(`${web.web.url}/index.html`);
+    // No password asked: the secret came from the keychain. Contribute waits for the page's GPU check.
+    await ui.getByRole('button', { name: 'Contribute' }).and(ui.locator(':enabled')).waitFor({ timeout: 30_000 });
+    await ui.getByRole('button', { name: 'Contribute' }).click();
+    await ui.getByRole('button', { name: 'Pause' }).waitFor();
+    expect(uiCalls).toContain('contribute');
+    await ui.getByRole('button', { name: 'Pause' }).click();
+    status = { ...status, pauseReasons: ['user-paused', 'on-battery'], engine: { phase: 'training', round: 2, step: 1, loss: 5.5, tokensPerSecond: 700 } };
+    await ui.evaluate((s) => (globalThis as unknown as { __tesseraStatus(s: unknown): void }).__tesseraStatus(s), status);
+    await ui.getByText('Training is held: paused by you, on battery.').waitFor({ timeout: 10_000 });
+    expect(await ui.getByTestId('tray-state').innerText()).toBe('Paused');
+    expect(await ui.getByTestId('restarts').innerText()).toBe('1');
+    expect(await ui.getByRole('button', { name: 'Stop now' }).count()).toBe(0);
+    expect(uiCalls).toEqual(expect.arrayContaining(['getStatus', 'getSettings', 'getCapabilities', 'loadWalletSecret', 'pause']));
+    expect(pageErrors).toEqual([]);
+    console.log(`UI window checked at ${elapsed()}`);
     await context.close();
   });
 });
