@@ -11,6 +11,7 @@ import { startEngineWorker } from './engine/client.ts';
 import { UiDb } from './state/db.ts';
 import { coordinatorHttpUrl, runShapeOf } from './state/rules.ts';
 import { createAppStore } from './state/store.ts';
+import { sessionTabWallet } from './state/tab-wallet.ts';
 import { App } from './ui/App.tsx';
 import { StoreProvider } from './ui/context.tsx';
 import './ui/styles.css';
@@ -31,7 +32,9 @@ async function runShape(coordinator: string) {
 
 function startUi(): void {
   const desktop = desktopApiOf(window);
-  const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator, runShape, desktop: desktop ?? undefined });
+  // A browser tab remembers its wallet choice for its reloads; the desktop app has one wallet.
+  const tabWallet = desktop ? undefined : sessionTabWallet(sessionStorage);
+  const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator, runShape, tabWallet, desktop: desktop ?? undefined });
 
   const visibility = () => store.getState().setEnvironment({ hidden: document.visibilityState === 'hidden' });
   document.addEventListener('visibilitychange', visibility);

@@ -25,20 +25,26 @@ export interface GpuReport {
 }
 
 export interface WalletInfo {
+  /** Its key in this browser's keystore: 'default' for the first, another for a tab's own. */
   name: string;
   address: string;
+}
+
+/** A stored wallet, and whether some tab of this browser contributes with it now. */
+export interface StoredWallet extends WalletInfo {
+  inUse: boolean;
 }
 
 /** Request → its result type. */
 export interface EngineCalls {
   /** Wallets saved in this browser (no password needed). */
-  listWallets: { arg: Record<string, never>; result: WalletInfo[] };
+  listWallets: { arg: Record<string, never>; result: StoredWallet[] };
   /** A fresh 12-word mnemonic and its address; nothing is stored yet. */
   generateMnemonic: { arg: Record<string, never>; result: { mnemonic: string; address: string } };
-  /** Encrypts the mnemonic with the password and stores it; the key stays unlocked in the worker. */
-  saveWallet: { arg: { mnemonic: string; password: string; overwrite?: boolean }; result: WalletInfo };
-  /** Decrypts the stored wallet; the key stays in the worker. `reveal` also returns its secret (the desktop app keeps it in the OS keychain). */
-  unlockWallet: { arg: { password: string; reveal?: boolean }; result: WalletInfo & { secret?: string } };
+  /** Encrypts the mnemonic with the password and stores it under `name` ('default' when absent); the key stays unlocked in the worker. */
+  saveWallet: { arg: { mnemonic: string; password: string; overwrite?: boolean; name?: string }; result: WalletInfo };
+  /** Decrypts the stored wallet `name` ('default' when absent); the key stays in the worker. `reveal` also returns its secret (the desktop app keeps it in the OS keychain). */
+  unlockWallet: { arg: { password: string; reveal?: boolean; name?: string }; result: WalletInfo & { secret?: string } };
   /** Uses a wallet secret (mnemonic, or a seed-only wallet's 0x seed) without storing it: the desktop app's keychain holds it. */
   useSecret: { arg: { secret: string }; result: WalletInfo };
   checkGpu: { arg: { model: PresetName; batch: number; seq: number }; result: GpuReport };

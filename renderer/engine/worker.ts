@@ -9,8 +9,8 @@ import { openGpu } from '../../src/gpu/device.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { adapterName } from '../../src/gpu/device.ts';
 import type { SocketLike } from '../../src/net/signaling.ts';
-import { IdbCheckpointStore } from '../../src/train/checkpoint-idb.ts';
-import { IdbWalletStore } from '../../src/wallet/keystore-idb.ts';
+import { IDB_DATABASE as CHECKPOINT_DATABASE, IdbCheckpointStore } from '../../src/train/checkpoint-idb.ts';
+import { DEFAULT_WALLET_NAME, IdbWalletStore } from '../../src/wallet/keystore-idb.ts';
 import { WalletSecret, decryptWallet, encryptWallet } from '../../src/wallet/keystore.ts';
 import { WalletError, cryptoReady, type Hotkey } from '../../src/wallet/keys.ts';
 import { WalletInUseError, toWireError } from './errors.ts';
@@ -32,6 +32,8 @@ const emit = (event: EngineEvent) => post({ event });
 
 const wallets = new IdbWalletStore(indexedDB);
 let key: Hotkey | null = null;
+/** The stored wallet `key` came from: its checkpoints are its own (two tabs, two wallets, two checkpoints). */
+let walletName = DEFAULT_WALLET_NAME;
 let gpu: Promise<Gpu> | null = null;
 const throttle = new GpuThrottle(undefined, (paused) => emit({ event: 'paused', paused }));
 let session: ContributionSession | null = null;
@@ -53,7 +55,8 @@ type Handlers = { [K in keyof EngineCalls]: (arg: EngineCalls[K]['arg']) => Prom
 
 const handlers: Handlers = {
   async listWallets() {
-    return wallets.list();
+    const [list, busy] = await Promise.all([wallets.list(), contributingAddresses()]);
+    return list.map((w) => ({ ...w, inUse: busy.has(w.address) }));
   },
 
   async generateMnemonic() {
@@ -62,30 +65,35 @@ const handlers: Handlers = {
     return { mnemonic: secret.revealMnemonic()!, address: secret.address };
   },
 
-  async saveWallet({ mnemonic, password, overwrite }) {
+  async saveWallet({ mnemonic, password, overwrite, name = DEFAULT_WALLET_NAME }) {
     await cryptoReady();
+    if (session) throw new WalletError('stop contributing before changing the wallet of this tab');
     if (password.length < 8) throw new WalletError('choose a password of at least 8 characters: it encrypts the wallet in this browser');
     const secret = WalletSecret.fromMnemonic(mnemonic);
-    await wallets.save(encryptWallet(secret, password), undefined, { overwrite });
+    await wallets.save(encryptWallet(secret, password), name, { overwrite });
     key = secret.key;
-    return { name: 'default', address: secret.address };
+    walletName = name;
+    return { name, address: secret.address };
   },
 
-  async unlockWallet({ password, reveal }) {
+  async unlockWallet({ password, reveal, name = DEFAULT_WALLET_NAME }) {
     await cryptoReady();
-    const file = await wallets.load();
-    if (!file) throw new WalletError('there is no wallet in this browser yet: create one or import your mnemonic');
+    if (session) throw new WalletError('stop contributing before changing the wallet of this tab');
+    const file = await wallets.load(name);
+    if (!file) throw new WalletError(name === DEFAULT_WALLET_NAME ? 'there is no wallet in this browser yet: create one or import your mnemonic' : `there is no wallet '${name}' in this browser: choose another or create one`);
     const unlocked = decryptWallet(file, password, 'the wallet in this browser');
     key = unlocked.key;
-    if (!reveal) return { name: 'default', address: unlocked.address };
-    return { name: 'default', address: unlocked.address, secret: unlocked.secret.revealMnemonic() ?? unlocked.secret.revealSeed()! };
+    walletName = name;
+    if (!reveal) return { name, address: unlocked.address };
+    return { name, address: unlocked.address, secret: unlocked.secret.revealMnemonic() ?? unlocked.secret.revealSeed()! };
   },
 
   async useSecret({ secret }) {
     await cryptoReady();
     const s = /^0x[0-9a-f]{64}$/i.test(secret.trim()) ? WalletSecret.fromSeed(secret.trim()) : WalletSecret.fromMnemonic(secret);
     key = s.key;
-    return { name: 'default', address: s.address };
+    walletName = DEFAULT_WALLET_NAME;
+    return { name: DEFAULT_WALLET_NAME, address: s.address };
   },
 
   async checkGpu({ model, batch, seq }) {
@@ -122,6 +130,7 @@ const handlers: Handlers = {
     throttle.release();
     throttle.takeBusyMs();
     const k = key;
+    const checkpoints = new IdbCheckpointStore(indexedDB, checkpointDatabase(walletName));
     const s = new ContributionSession({
       url: coordinator,
       emit,
@@ -134,7 +143,7 @@ const handlers: Handlers = {
           http: fetchHttpClient(),
           // Without WebRTC, links fail at once and every update comes through the coordinator.
           wrtc: rtcHosted ? rtc : undefined,
-          store: new IdbCheckpointStore(indexedDB),
+          store: checkpoints,
           onEvent: (e: ContributorEvent) => {
             onEvent(e);
             if (e.event !== 'step') return;
@@ -189,6 +198,20 @@ const handlers: Handlers = {
   },
 };
 
+/** The default wallet keeps the database it always had; another wallet of this browser has its own. */
+function checkpointDatabase(wallet: string): string {
+  return wallet === DEFAULT_WALLET_NAME ? CHECKPOINT_DATABASE : `${CHECKPOINT_DATABASE}-${wallet}`;
+}
+
+const LOCK_PREFIX = 'tessera-contributor-';
+
+/** Addresses whose wallet contributes from some tab of this browser now (their Web Locks are held). */
+async function contributingAddresses(): Promise<Set<string>> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  const held = locks ? await locks.query().catch(() => ({ held: [] })) : { held: [] };
+  return new Set((held.held ?? []).map((l) => l.name ?? '').filter((n) => n.startsWith(LOCK_PREFIX)).map((n) => n.slice(LOCK_PREFIX.length)));
+}
+
 /**
  * Holds this wallet's Web Lock while it contributes, so a second tab of the same browser
  * profile cannot join with the same hotkey (the coordinator would replace one connection by
@@ -200,7 +223,7 @@ async function holdWalletLock(address: string): Promise<() => void> {
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
   const got = await new Promise<boolean>((resolve) => {
-    void locks.request(`tessera-contributor-${address}`, { ifAvailable: true }, async (lock) => {
+    void locks.request(`${LOCK_PREFIX}${address}`, { ifAvailable: true }, async (lock) => {
       resolve(lock !== null);
       if (lock) await released;
     });

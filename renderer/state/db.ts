@@ -1,5 +1,8 @@
 // What the UI keeps in IndexedDB (through idb): settings, the loss and reward history of the
-// run, and whether the user was contributing (so a reload resumes). Versioned twice over: the
+// run, and whether the user was contributing (so a reload resumes). Settings are the browser
+// profile's; history and session are each wallet's (two tabs contributing with two wallets
+// must not overwrite each other's): the default wallet keeps the 'current' record it always
+// had, another wallet has records keyed by its name, so no upgrade step is needed. Versioned twice over: the
 // database version creates object stores step by step (upgrade), and the settings record has
 // its own `schema` number, migrated on read by SETTINGS_MIGRATIONS and validated field by
 // field (a bad or missing field gets its default, never a crash). A record written by a newer
@@ -111,6 +114,14 @@ export interface Session {
 /** Most points kept per series (older ones are dropped first). */
 export const HISTORY_LIMIT = 5000;
 
+/** The keystore name of the first wallet of a browser (src/wallet/keystore-idb.ts). */
+export const DEFAULT_WALLET = 'default';
+
+/** The record key of a wallet's history and session ('current' for the default wallet, as before). */
+export function walletRecordKey(wallet: string): string {
+  return wallet === DEFAULT_WALLET ? 'current' : `wallet:${wallet}`;
+}
+
 export class UiDb {
   private db: Promise<IDBPDatabase> | null = null;
   /** Set when the stored settings were not readable by this version (kept, not overwritten). */
@@ -143,27 +154,27 @@ export class UiDb {
     await db.put('settings', migrateSettings(s), 'current');
   }
 
-  async loadHistory(): Promise<History> {
+  async loadHistory(wallet = DEFAULT_WALLET): Promise<History> {
     const db = await this.open();
-    const h = (await db.get('history', 'current')) as History | undefined;
+    const h = (await db.get('history', walletRecordKey(wallet))) as History | undefined;
     if (!h || !Array.isArray(h.losses) || !Array.isArray(h.rewards)) return { run: '', losses: [], rewards: [] };
     return { run: typeof h.run === 'string' ? h.run : '', losses: h.losses, rewards: h.rewards };
   }
 
-  async saveHistory(h: History): Promise<void> {
+  async saveHistory(h: History, wallet = DEFAULT_WALLET): Promise<void> {
     const db = await this.open();
-    await db.put('history', { run: h.run, losses: h.losses.slice(-HISTORY_LIMIT), rewards: h.rewards.slice(-HISTORY_LIMIT) }, 'current');
+    await db.put('history', { run: h.run, losses: h.losses.slice(-HISTORY_LIMIT), rewards: h.rewards.slice(-HISTORY_LIMIT) }, walletRecordKey(wallet));
   }
 
-  async loadSession(): Promise<Session> {
+  async loadSession(wallet = DEFAULT_WALLET): Promise<Session> {
     const db = await this.open();
-    const s = (await db.get('session', 'current')) as Session | undefined;
+    const s = (await db.get('session', walletRecordKey(wallet))) as Session | undefined;
     return { contributing: s?.contributing === true };
   }
 
-  async saveSession(s: Session): Promise<void> {
+  async saveSession(s: Session, wallet = DEFAULT_WALLET): Promise<void> {
     const db = await this.open();
-    await db.put('session', { contributing: s.contributing }, 'current');
+    await db.put('session', { contributing: s.contributing }, walletRecordKey(wallet));
   }
 
   async close(): Promise<void> {

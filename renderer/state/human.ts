@@ -7,6 +7,8 @@ export interface Notice {
   text: string;
   /** 'error' blocks the action; 'warning' is information while things carry on. */
   severity: 'error' | 'warning';
+  /** A way out the banner offers as a button: 'another-wallet' lets this tab take a wallet of its own. */
+  action?: 'another-wallet';
 }
 
 export function noticeFor(e: WireError): Notice {
@@ -18,7 +20,13 @@ export function noticeFor(e: WireError): Notice {
     case 'unreachable':
       return { kind: e.kind, severity: 'warning', title: 'Cannot reach the coordinator', text: `${e.message} Retrying with a growing pause; check the coordinator URL in Settings.` };
     case 'in-use':
-      return { kind: e.kind, severity: 'error', title: 'This wallet is already contributing in another tab', text: 'One wallet contributes from one place at a time (a second connection would push the first off the run). Carry on in that tab; for a second contributor on this computer open Tessera in another browser profile or a private window, with its own wallet.' };
+      return {
+        kind: e.kind,
+        severity: 'error',
+        title: 'This wallet is already contributing in another tab',
+        text: 'One wallet contributes from one place at a time (a second connection would push the first off the run). Carry on in that tab, or give this tab a wallet of its own: it then contributes too, as a second contributor with its own rewards.',
+        action: 'another-wallet',
+      };
     case 'refused':
       return { kind: e.kind, severity: 'error', title: 'The coordinator refused this contributor', text: e.message };
     case 'gpu-lost':

@@ -7,15 +7,16 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { DesktopSettings, TesseraDesktopApi } from '../../electron/contract.ts';
 import type { Engine } from '../engine/client.ts';
-import type { EngineEvent, GpuReport, WireError } from '../engine/messages.ts';
+import type { EngineEvent, GpuReport, StoredWallet, WireError } from '../engine/messages.ts';
 import type { PresetName } from '../../src/model/config.ts';
-import { DEFAULT_SETTINGS, type LogLevel, type LossPoint, type RewardPoint, type Settings, type UiDb, LOG_LEVELS, HISTORY_LIMIT } from './db.ts';
+import { DEFAULT_SETTINGS, DEFAULT_WALLET, type LogLevel, type LossPoint, type RewardPoint, type Settings, type UiDb, LOG_LEVELS, HISTORY_LIMIT } from './db.ts';
 import { DESKTOP_STARTING, desktopActions, type DesktopState } from './desktop.ts';
 import { blockedPeerNotice, noticeFor, retryNotice, type Notice } from './human.ts';
 import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
+import { tabWalletActions, type TabWalletMemory } from './tab-wallet.ts';
 import { checkConfirmation, coordinatorSocketUrl, pickConfirmation, shouldPause, type Environment } from './rules.ts';
 
-export type Screen = 'loading' | 'welcome' | 'create-show' | 'create-confirm' | 'password' | 'import' | 'unlock' | 'network' | 'gpu' | 'main';
+export type Screen = 'loading' | 'welcome' | 'create-show' | 'create-confirm' | 'password' | 'import' | 'unlock' | 'network' | 'gpu' | 'main' | 'tab-wallet' | 'tab-create';
 
 export interface LogLine {
   at: number;
@@ -28,6 +29,10 @@ export interface AppState {
   busy: boolean;
   notice: Notice | null;
   address: string | null;
+  /** The keystore name of this tab's wallet: 'default', or a wallet of its own while the default contributes in another tab. */
+  walletName: string;
+  /** The wallets of this browser, as last listed (at start, and when this tab chooses another). */
+  wallets: StoredWallet[];
   /** During wallet creation or import: the words (never stored unencrypted) and, to create, which to confirm. */
   draft: { mnemonic: string; address: string | null; confirm: number[]; imported: boolean } | null;
   gpu: GpuReport | null;
@@ -68,6 +73,14 @@ export interface AppActions {
   updateSettings(patch: Partial<Settings>): Promise<void>;
   setEnvironment(patch: Partial<Environment>): void;
   dismissNotice(): void;
+  /** A browser tab whose wallet contributes in another tab: choose or create a wallet for this tab. */
+  chooseTabWallet(): Promise<void>;
+  createTabWallet(): Promise<void>;
+  /** Saves the new wallet of this tab (its words shown once, on the same screen) and contributes with it. */
+  saveTabWallet(password: string, repeat: string): Promise<void>;
+  /** Unlocks another stored wallet for this tab and contributes with it. */
+  unlockTabWallet(name: string, password: string): Promise<void>;
+  cancelTabWallet(): void;
   /** Desktop app only: settings that exist only there (start at login, idle pause, GPU mode…). */
   updateDesktopSettings(patch: Partial<Omit<DesktopSettings, 'schemaVersion'>>): Promise<void>;
   /** Desktop app only: the user read the plain-text warning and stores the wallet secret anyway. */
@@ -85,6 +98,8 @@ export interface StoreDeps {
   runShape?(coordinator: string): Promise<RunShape | null>;
   /** The clock (tests pass their own). */
   now?: () => number;
+  /** Which wallet this browser tab chose (sessionStorage: a reload keeps it, another tab does not); absent in the desktop app. */
+  tabWallet?: TabWalletMemory;
   /** window.tessera in the desktop app's UI window; absent in a browser tab. */
   desktop?: TesseraDesktopApi;
 }
@@ -127,7 +142,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
     };
     const persistHistory = () => {
       const { losses, rewards } = get();
-      saveQueue = saveQueue.then(() => deps.db.saveHistory({ run: historyRun, losses, rewards })).catch((e: Error) => log('warn', `could not save the history: ${e.message}`));
+      const wallet = get().walletName;
+      saveQueue = saveQueue.then(() => deps.db.saveHistory({ run: historyRun, losses, rewards }, wallet)).catch((e: Error) => log('warn', `could not save the history: ${e.message}`));
     };
     const applyPause = async () => {
       const s = get();
@@ -192,7 +208,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
           if (e.error) {
             set({ notice: noticeFor(e.error) });
             // Ended by a failure: a reload should not walk into it again by itself.
-            void deps.db.saveSession({ contributing: false }).catch(() => {});
+            void deps.db.saveSession({ contributing: false }, get().walletName).catch(() => {});
           }
           log(e.error ? 'error' : 'info', e.error ? `stopped: ${e.error.message}` : 'stopped');
           break;
@@ -204,10 +220,19 @@ export function createAppStore(deps: StoreDeps): AppStore {
 
     const afterWallet = async (address: string) => {
       set({ address, draft: null });
-      const session = await deps.db.loadSession().catch(() => ({ contributing: false }));
+      const session = await deps.db.loadSession(get().walletName).catch(() => ({ contributing: false }));
       // A reload while contributing: carry on where the last page left off (the engine
       // resumes from its checkpoint in IndexedDB).
       if (session.contributing) await get().contribute();
+    };
+
+    /** This tab's wallet is now `name`: its own history (and, in the worker, its own checkpoints). */
+    const useWalletHistory = async (name: string) => {
+      await saveQueue;
+      const history = await deps.db.loadHistory(name).catch(() => ({ run: '', losses: [], rewards: [] }));
+      historyRun = history.run;
+      linkState.clear();
+      set({ walletName: name, losses: history.losses, rewards: history.rewards, run: IDLE });
     };
 
     const notDesktop = async () => set({ notice: { kind: 'input', severity: 'error', title: 'Only in the desktop app', text: 'This setting belongs to the Tessera desktop app.' } });
@@ -216,6 +241,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
       busy: false,
       notice: null,
       address: null,
+      walletName: DEFAULT_WALLET,
+      wallets: [],
       draft: null,
       gpu: null,
       innerSteps: null,
@@ -236,13 +263,13 @@ export function createAppStore(deps: StoreDeps): AppStore {
         } catch (e) {
           set({ notice: { kind: 'settings', severity: 'warning', title: 'Settings not loaded', text: (e as Error).message } });
         }
-        const [history, wallets, local] = await Promise.all([
-          deps.db.loadHistory().catch(() => ({ run: '', losses: [], rewards: [] })),
-          deps.engine.call('listWallets', {}).catch(() => []),
-          deps.localCoordinator().catch(() => null),
-        ]);
+        const [wallets, local] = await Promise.all([deps.engine.call('listWallets', {}).catch(() => []), deps.localCoordinator().catch(() => null)]);
+        // A reloaded tab keeps the wallet it chose; any other starts with the browser's first.
+        const remembered = deps.tabWallet?.load() ?? null;
+        const walletName = remembered && wallets.some((w) => w.name === remembered) ? remembered : DEFAULT_WALLET;
+        const history = await deps.db.loadHistory(walletName).catch(() => ({ run: '', losses: [], rewards: [] }));
         historyRun = history.run;
-        set({ settings, losses: history.losses, rewards: history.rewards, localCoordinator: local, screen: wallets.length > 0 ? 'unlock' : 'welcome' });
+        set({ settings, walletName, wallets, losses: history.losses, rewards: history.rewards, localCoordinator: local, screen: wallets.length > 0 ? 'unlock' : 'welcome' });
       },
 
       async beginCreate() {
@@ -286,7 +313,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
         set({ address: w.address, draft: null, screen: 'network' });
       },
       async unlock(password) {
-        const w = await busy(() => deps.engine.call('unlockWallet', { password }));
+        const name = get().walletName;
+        const w = await busy(() => deps.engine.call('unlockWallet', name === DEFAULT_WALLET ? { password } : { password, name }));
         if (!w) return;
         set({ screen: 'main' });
         void get().checkGpu();
@@ -329,7 +357,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
         const r = await busy(() => deps.engine.call('start', { coordinator: url, dutyCycle: get().settings.dutyCycle, paused }));
         if (!r) return;
         set({ run: { ...foldEvent(get().run, { event: 'connecting', url, attempt: 0 }), paused } });
-        await deps.db.saveSession({ contributing: true }).catch(() => {});
+        await deps.db.saveSession({ contributing: true }, get().walletName).catch(() => {});
       },
       async pause() {
         set({ userPaused: true });
@@ -341,11 +369,11 @@ export function createAppStore(deps: StoreDeps): AppStore {
       },
       async finishRoundThenStop() {
         set({ run: { ...get().run, stopAfterRound: true } });
-        await deps.db.saveSession({ contributing: false }).catch(() => {});
+        await deps.db.saveSession({ contributing: false }, get().walletName).catch(() => {});
         await busy(() => deps.engine.call('stop', { mode: 'after-round' }));
       },
       async stopNow() {
-        await deps.db.saveSession({ contributing: false }).catch(() => {});
+        await deps.db.saveSession({ contributing: false }, get().walletName).catch(() => {});
         set({ run: { ...get().run, activity: 'stopping' } });
         await busy(() => deps.engine.call('stop', { mode: 'now' }));
       },
@@ -363,6 +391,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       dismissNotice() {
         set({ notice: null });
       },
+      ...tabWalletActions({ engine: deps.engine, memory: deps.tabWallet, get, set, busy, useWalletHistory }),
       updateDesktopSettings: notDesktop,
       allowPlainTextSecret: notDesktop,
     };

@@ -7,6 +7,7 @@ import { NoticeBanner } from './Notice.tsx';
 import { ChoosePassword, ConfirmWords, ImportWords, ShowWords, Unlock, Welcome } from './Onboarding.tsx';
 import { GpuCheck, GpuSummary, NetworkPick } from './Setup.tsx';
 import { LogView, SettingsPanel } from './Settings.tsx';
+import { TabWalletChoice, TabWalletCreate } from './TabWallet.tsx';
 import { WalletPanel } from './Wallet.tsx';
 
 type Tab = 'contribute' | 'wallet' | 'settings';
@@ -74,6 +75,8 @@ export function App() {
         {screen === 'network' && <NetworkPick />}
         {screen === 'gpu' && <GpuCheck />}
         {screen === 'main' && <Main />}
+        {screen === 'tab-wallet' && <TabWalletChoice />}
+        {screen === 'tab-create' && <TabWalletCreate />}
       </main>
     </div>
   );

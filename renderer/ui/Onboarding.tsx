@@ -1,6 +1,8 @@
 // First run: create (words shown once, then three asked back) or import a wallet, choose its
 // password; or unlock the saved one. Every field has a label; Enter submits.
 import { useState, type FormEvent } from 'react';
+import { DEFAULT_WALLET } from '../state/db.ts';
+import { short } from '../state/human.ts';
 import { useApp } from './context.tsx';
 
 export function Welcome() {
@@ -151,7 +153,10 @@ export function ChoosePassword() {
 export function Unlock() {
   const unlock = useApp((s) => s.unlock);
   const beginImport = useApp((s) => s.beginImport);
+  const chooseTabWallet = useApp((s) => s.chooseTabWallet);
   const busy = useApp((s) => s.busy);
+  // A tab that took a wallet of its own (its reload): that one is unlocked, not the browser's first.
+  const tabWallet = useApp((s) => (s.walletName === DEFAULT_WALLET ? null : (s.wallets.find((w) => w.name === s.walletName) ?? null)));
   const [pw, setPw] = useState('');
   return (
     <form
@@ -163,6 +168,7 @@ export function Unlock() {
       aria-labelledby="unlock-title"
     >
       <h1 id="unlock-title">Welcome back</h1>
+      {tabWallet && <p>This tab contributes with its own wallet, {short(tabWallet.address)}.</p>}
       <label>
         Wallet password
         <input type="password" autoComplete="current-password" value={pw} onChange={(e) => setPw(e.target.value)} required autoFocus />
@@ -171,9 +177,15 @@ export function Unlock() {
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Unlocking…' : 'Unlock'}
         </button>
-        <button type="button" onClick={beginImport}>
-          Import from my words
-        </button>
+        {tabWallet ? (
+          <button type="button" onClick={() => void chooseTabWallet()}>
+            Use another wallet
+          </button>
+        ) : (
+          <button type="button" onClick={beginImport}>
+            Import from my words
+          </button>
+        )}
       </div>
     </form>
   );

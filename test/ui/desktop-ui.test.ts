@@ -21,7 +21,7 @@ function setUp(o: { secret?: string | null; wallets?: boolean } = {}) {
   const engine = new ScriptedEngine();
   engine.answer('useSecret', { name: 'default', address: ADDRESS });
   engine.answer('unlockWallet', ({ reveal }: EngineCalls['unlockWallet']['arg']) => ({ name: 'default', address: ADDRESS, ...(reveal ? { secret: MNEMONIC } : {}) }));
-  if (o.wallets) engine.answer('listWallets', [{ name: 'default', address: ADDRESS }]);
+  if (o.wallets) engine.answer('listWallets', [{ name: 'default', address: ADDRESS, inUse: false }]);
   const db = new UiDb(indexedDB, freshDbName());
   const store = createAppStore({ engine, db, localCoordinator: async () => null, desktop: api });
   return { api, engine, db, store };

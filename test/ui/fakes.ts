@@ -57,6 +57,12 @@ export class ScriptedEngine implements Engine {
   }
 }
 
+/** A tab's sessionStorage, as a plain map: what it holds survives a "reload" (a new store on it). */
+export function memoryStorage(): Storage {
+  const m = new Map<string, string>();
+  return { getItem: (k: string) => m.get(k) ?? null, setItem: (k: string, v: string) => void m.set(k, v) } as Storage;
+}
+
 let dbCount = 0;
 
 /** A fresh database name per test: fake-indexeddb is one global store for the whole file. */
@@ -64,11 +70,11 @@ export function freshDbName(): string {
   return `tessera-ui-test-${++dbCount}`;
 }
 
-export function makeStore(o: { engine?: ScriptedEngine; dbName?: string; local?: string | null; now?: () => number; runShape?: StoreDeps['runShape'] } = {}): { store: AppStore; engine: ScriptedEngine; db: UiDb } {
+export function makeStore(o: { engine?: ScriptedEngine; dbName?: string; local?: string | null; now?: () => number; runShape?: StoreDeps['runShape']; tabWallet?: StoreDeps['tabWallet'] } = {}): { store: AppStore; engine: ScriptedEngine; db: UiDb } {
   const engine = o.engine ?? new ScriptedEngine();
   const db = new UiDb(indexedDB, o.dbName ?? freshDbName());
   const local = o.local === undefined ? 'ws://127.0.0.1:9999/ws' : o.local;
-  const store = createAppStore({ engine, db, localCoordinator: async () => local, now: o.now, runShape: o.runShape });
+  const store = createAppStore({ engine, db, localCoordinator: async () => local, now: o.now, runShape: o.runShape, tabWallet: o.tabWallet });
   return { store, engine, db };
 }
 

@@ -79,7 +79,7 @@ describe('first run', () => {
 
   it('says "wrong password" and stays on the unlock screen', async () => {
     const engine = new ScriptedEngine();
-    engine.answer('listWallets', [{ name: 'default', address: ADDRESS }]);
+    engine.answer('listWallets', [{ name: 'default', address: ADDRESS, inUse: false }]);
     engine.answer('unlockWallet', { kind: 'wrong-password', message: 'wrong password for the wallet in this browser: try again.' });
     const { store } = makeStore({ engine });
     await store.getState().init();
@@ -104,7 +104,7 @@ describe('first run', () => {
 describe('contributing', () => {
   const unlocked = async (o: Parameters<typeof makeStore>[0] = {}) => {
     const engine = o.engine ?? new ScriptedEngine();
-    engine.answer('listWallets', [{ name: 'default', address: ADDRESS }]);
+    engine.answer('listWallets', [{ name: 'default', address: ADDRESS, inUse: false }]);
     const made = makeStore({ ...o, engine });
     await made.store.getState().init();
     await made.store.getState().unlock('password1');
@@ -235,7 +235,7 @@ describe('contributing', () => {
     expect(store.getState().notice?.title).toMatch(/GPU stopped/);
     engine.answer('start', { kind: 'in-use', message: 'the wallet is already contributing in another tab of this browser' });
     await store.getState().contribute();
-    expect(store.getState().notice).toMatchObject({ kind: 'in-use', text: expect.stringMatching(/another browser profile/) });
+    expect(store.getState().notice).toMatchObject({ kind: 'in-use', text: expect.stringMatching(/a wallet of its own/), action: 'another-wallet' });
   });
 
   it('logs a link that keeps failing the same way once', async () => {

@@ -63,7 +63,7 @@ describe('first run', () => {
 
   it('shows a wrong password as an alert and keeps the form', async () => {
     const engine = new ScriptedEngine();
-    engine.answer('listWallets', [{ name: 'default', address: ADDRESS }]);
+    engine.answer('listWallets', [{ name: 'default', address: ADDRESS, inUse: false }]);
     engine.answer('unlockWallet', { kind: 'wrong-password', message: 'wrong password' });
     const { store } = makeStore({ engine });
     await store.getState().init();
@@ -80,7 +80,7 @@ describe('first run', () => {
 describe('main view', () => {
   const mainView = async () => {
     const engine = new ScriptedEngine();
-    engine.answer('listWallets', [{ name: 'default', address: ADDRESS }]);
+    engine.answer('listWallets', [{ name: 'default', address: ADDRESS, inUse: false }]);
     const made = makeStore({ engine, runShape: async () => ({ model: 'tiny', batch: 2, seq: 32, innerSteps: 3 }) });
     await made.store.getState().init();
     await made.store.getState().unlock('password1');
