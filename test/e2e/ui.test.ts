@@ -2,8 +2,9 @@
 // by Vite), with its embedded local coordinator (validating on SwiftShader, so rewards come),
 // in headless Chromium with WebGPU on SwiftShader. A user creates a wallet (words, check,
 // password), picks the local run, sees the GPU check, presses Contribute, watches the loss
-// chart grow and a reward arrive; reloads and carries on; a second user in another browser
-// profile joins, and both complete a round together. Screenshots of each main view go to
+// chart grow and a reward arrive; reloads and carries on; a second tab of the same browser
+// profile finds the wallet in use, takes a wallet of its own, and both complete a round
+// together; that tab's reload keeps its wallet. Screenshots of each main view go to
 // test/e2e/screenshots/ (as <name>.tmp.png; TESSERA_SCREENSHOTS=update writes <name>.png).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,34 @@ import { build } from 'vite';
 import { readRunFile } from '../../src/node/coordinator-command.ts';
 import { LOCAL_RUN, startWeb, type StartedWeb } from '../../src/node/web-command.ts';
 import { REPO_ROOT, browserSkipReason, launchChromium, openPage, type Browser, type Page, type TestPage } from './harness.ts';
+
+/** A page's errors and a guard against them, as TestPage has: for a second tab of a TestPage's context. */
+type Tab = Pick<TestPage, 'page' | 'errors' | 'guard'>;
+
+async function anotherTab(of: TestPage, prefix: string): Promise<Tab> {
+  const page = await of.context.newPage();
+  const errors: Error[] = [];
+  let fail!: (e: Error) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => {});
+  page.on('console', (m) => {
+    if (m.type() === 'debug') return;
+    const line = `${prefix}${m.worker() ? ' (worker)' : ''} ${m.type() === 'log' ? '' : `${m.type()}: `}${m.text()}`;
+    if (m.type() === 'error' || m.type() === 'warning') console.warn(line);
+    else console.log(line);
+  });
+  page.on('pageerror', (e) => {
+    console.error(`${prefix} uncaught: ${e.stack ?? e.message}`);
+    errors.push(e);
+    fail(new Error(`${prefix} page error: ${e.message}`, { cause: e }));
+  });
+  const guard = <T,>(work: Promise<T>, what = 'the page', ms = 60_000): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${prefix} timed out after ${ms} ms waiting for ${what}`)), ms)));
+    return Promise.race([work, failed, timeout]).finally(() => clearTimeout(timer));
+  };
+  return { page, errors, guard };
+}
 
 const skip = browserSkipReason();
 if (skip) console.warn(skip);
@@ -50,7 +79,7 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
   });
 
   /** Waits until the chart `testId` has `n` points, failing early on a page error. */
-  const chartPoints = (tab: TestPage, testId: string, n: number, what: string, timeout = WAIT_MS) =>
+  const chartPoints = (tab: Tab, testId: string, n: number, what: string, timeout = WAIT_MS) =>
     tab.guard(
       tab.page.waitForFunction(([id, min]) => Number((globalThis as unknown as { document: { querySelector(s: string): { getAttribute(a: string): string } | null } }).document.querySelector(`[data-testid=${id}]`)?.getAttribute('data-points')) >= min, [testId, n] as const, { timeout, polling: 250 }),
       what,
@@ -87,7 +116,7 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     console.log(`[${name}] onboarded at ${elapsed()}`);
   };
 
-  it('takes a new user from a wallet to rewards, resumes after a reload, and trains a round with a second browser profile', { timeout: 240_000 }, async () => {
+  it('takes a new user from a wallet to rewards, resumes after a reload, and trains a round with a second tab of the same profile on a wallet of its own', { timeout: 240_000 }, async () => {
     const a = await openPage(browser, web.web.url, { prefix: '[tab-a]' });
     tabs.push(a);
     await a.page.setViewportSize({ width: 1000, height: 900 });
@@ -115,19 +144,33 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     console.log(`[tab-a] loss chart has points at ${elapsed()}`);
     await shot(a.page, 'contribute');
 
-    // A second user (another browser profile, narrow screen) joins the same local run; its
-    // kernels compile while the first waits for its reward and reloads.
-    const b = await openPage(browser, web.web.url, { prefix: '[tab-b]' });
-    tabs.push(b);
+    // A second tab of the same browser profile (narrow screen) has the same wallet: unlocked,
+    // it would carry on contributing with it, which the first tab holds. It takes a wallet of
+    // its own instead and joins the same local run; its kernels compile while the first tab
+    // waits for its reward and reloads.
+    const b = await anotherTab(a, '[tab-b]');
     await b.page.setViewportSize({ width: 380, height: 900 });
-    await onboard(b, 'tab-b', false);
-    await b.page.getByRole('button', { name: 'Contribute' }).click();
+    await b.page.goto(web.web.url);
+    await b.page.getByLabel('Wallet password').fill(PASSWORD);
+    await b.page.getByLabel('Wallet password').press('Enter'); // the keyboard submits, as everywhere
+    await b.page.getByRole('alert').filter({ hasText: 'already contributing in another tab' }).waitFor({ timeout: 30_000 });
+    await b.page.getByRole('button', { name: 'Use another wallet in this tab' }).click();
+    await shot(b.page, 'tab-wallet');
+    await b.page.getByRole('button', { name: 'Create a wallet for this tab' }).click();
+    expect(await b.page.locator('.words .word').allTextContents()).toHaveLength(12);
+    await shot(b.page, 'tab-wallet-new');
+    await b.page.getByLabel('Password for this wallet').fill(PASSWORD);
+    await b.page.getByLabel('Password again').fill(PASSWORD);
+    await b.page.getByLabel('Password again').press('Enter');
+    await b.page.getByRole('button', { name: 'Pause' }).waitFor({ timeout: 30_000 }); // contributing with it
+    console.log(`[tab-b] contributing with a wallet of its own at ${elapsed()}`);
 
     await a.page.getByRole('button', { name: 'Wallet' }).click();
     await chartPoints(a, 'reward-chart', 1, 'a reward');
     const reward = Number(await text(a.page, 'total-reward'));
     expect(reward).toBeGreaterThan(0);
-    expect(await text(a.page, 'address')).toMatch(/^5[1-9A-HJ-NP-Za-km-z]{47}$/);
+    const addressA = await text(a.page, 'address');
+    expect(addressA).toMatch(/^5[1-9A-HJ-NP-Za-km-z]{47}$/);
     console.log(`[tab-a] reward ${reward} at ${elapsed()}`);
     await shot(a.page, 'wallet');
     await a.page.getByRole('button', { name: 'Settings' }).click();
@@ -146,17 +189,10 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     await a.page.getByTestId('loss-chart').waitFor({ timeout: 30_000 });
     expect(Number(await a.page.getByTestId('loss-chart').getAttribute('data-points')), 'the loss history survives the reload').toBeGreaterThanOrEqual(before);
     await a.page.getByRole('button', { name: 'Pause' }).waitFor({ timeout: 10_000 }); // contributing again, without a click
+
     // …from its own checkpoint in IndexedDB, not from scratch or another's copy.
     await a.guard(a.page.locator('.log li').filter({ hasText: /holding the weights of round \d+ \(from local/ }).first().waitFor({ state: 'attached', timeout: WAIT_MS }), 'a sync from the local checkpoint', WAIT_MS + 1000);
     console.log(`[tab-a] resumed from its checkpoint after the reload at ${elapsed()}`);
-
-    // Another tab of the same browser profile has the same wallet: it may not join with it.
-    const same = await a.context.newPage();
-    await same.goto(web.web.url);
-    await same.getByLabel('Wallet password').fill(PASSWORD);
-    await same.getByLabel('Wallet password').press('Enter'); // the keyboard submits, as everywhere
-    await same.getByRole('alert').filter({ hasText: 'already contributing in another tab' }).waitFor({ timeout: 30_000 });
-    await same.close();
 
     // Both complete a round with both updates, after the reload.
     // …and the updates went peer to peer too (the worker's simple-peer over the page's
@@ -180,6 +216,18 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     expect(Number(await text(b.page, 'rounds-done'))).toBeGreaterThanOrEqual(1);
     const peers = await text(b.page, 'peers');
     console.log(`[tab-b] peers: ${peers}`);
+
+
+    // A reload of the second tab unlocks the wallet it took (sessionStorage), not the first,
+    // and carries on with it by itself.
+    await b.page.reload();
+    const own = b.page.getByText(/^This tab contributes with its own wallet, 5\S+…\S{4}\.$/);
+    await own.waitFor({ timeout: 30_000 });
+    expect(await own.innerText(), 'two contributors, two wallets').not.toContain(`${addressA.slice(0, 6)}…${addressA.slice(-4)}`);
+    await b.page.getByLabel('Wallet password').fill(PASSWORD);
+    await b.page.getByRole('button', { name: 'Unlock' }).click();
+    await b.page.getByRole('button', { name: 'Pause' }).waitFor({ timeout: 30_000 }); // contributing again, without a click
+    console.log(`[tab-b] resumed with its own wallet after a reload at ${elapsed()}`);
     expect(a.errors).toEqual([]);
     expect(b.errors).toEqual([]);
   });
