@@ -47,7 +47,7 @@ export function TabWalletChoice() {
           </fieldset>
         </form>
       )}
-      <div className="row">
+      <div className="row spaced">
         <button type="button" onClick={cancel}>
           Back
         </button>
