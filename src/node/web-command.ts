@@ -1,8 +1,9 @@
 // `npm run web`: the contributor page (renderer/, built by Vite into dist/web) on
 // http://127.0.0.1:8780 with a local coordinator embedded beside it, so one person can try the
-// whole loop alone and a second browser profile (its own wallet) joins the same run. The page
-// learns the coordinator's address from GET /local.json. Two ports: the coordinator's server is its own (WebSocket at
-// /ws, HTTP for shards and updates, CORS open), the page's is a plain static server.
+// whole loop alone; a second tab (with a wallet of its own) joins the same run. The page
+// learns the coordinator's address from GET /local.json. Two ports: the coordinator's server
+// is its own (WebSocket at /ws, HTTP for shards and updates, CORS open), the page's is a
+// plain static server.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -19,7 +20,7 @@ export const WEB_USAGE = `usage:
   npm run web [-- --port 8780] [--host 127.0.0.1] [--run run.json] [--state DIR] [--no-validate] [--software]
   Builds the contributor page and serves it at http://HOST:PORT with a local coordinator
   (the tiny model, short rounds, unless --run names a run file). Open it in Chrome or Edge
-  (WebGPU); a second browser profile or private window joins the same run. State is kept
+  (WebGPU); a second tab, given a wallet of its own, joins the same run. State is kept
   in --state (default .tessera/web).`;
 
 /** The local run: the tiny model and rounds short enough for a laptop (or a CPU) to finish. */
