@@ -4,6 +4,7 @@ import { useState, type FormEvent } from 'react';
 import { DEFAULT_WALLET } from '../state/db.ts';
 import { short } from '../state/human.ts';
 import { useApp } from './context.tsx';
+import { NewPasswordFields, RecoveryWords } from './WalletFields.tsx';
 
 export function Welcome() {
   const beginCreate = useApp((s) => s.beginCreate);
@@ -29,20 +30,13 @@ export function ShowWords() {
   const draft = useApp((s) => s.draft);
   const next = useApp((s) => s.wroteDownWords);
   if (!draft) return null;
-  const words = draft.mnemonic.split(' ');
   return (
     <section className="card narrow" aria-labelledby="words-title">
       <h1 id="words-title">Write down these 12 words</h1>
       <p>
         They are your wallet. This is the only time they are shown: anyone with them holds your rewards, and without them a lost password cannot be recovered.
       </p>
-      <ol className="words" aria-label="Your recovery words">
-        {words.map((w, i) => (
-          <li key={i}>
-            <span className="index">{i + 1}</span> <span className="word">{w}</span>
-          </li>
-        ))}
-      </ol>
+      <RecoveryWords mnemonic={draft.mnemonic} />
       <button type="button" className="primary" onClick={next}>
         I wrote them down
       </button>
@@ -135,14 +129,7 @@ export function ChoosePassword() {
     >
       <h1 id="password-title">Choose a password</h1>
       <p>It encrypts the wallet in this browser. You need it each time you open Tessera.</p>
-      <label>
-        Password
-        <input type="password" autoComplete="new-password" value={pw} onChange={(e) => setPw(e.target.value)} minLength={8} required />
-      </label>
-      <label>
-        Password again
-        <input type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} required />
-      </label>
+      <NewPasswordFields label="Password" pw={pw} setPw={setPw} again={again} setAgain={setAgain} />
       <button type="submit" className="primary" disabled={busy}>
         {busy ? 'Encrypting…' : 'Save wallet'}
       </button>

@@ -4,6 +4,7 @@
 import { useState } from 'react';
 import { short } from '../state/human.ts';
 import { useApp } from './context.tsx';
+import { NewPasswordFields, RecoveryWords } from './WalletFields.tsx';
 
 export function TabWalletChoice() {
   const wallets = useApp((s) => s.wallets);
@@ -75,21 +76,8 @@ export function TabWalletCreate() {
     >
       <h1 id="tab-create-title">This tab's new wallet</h1>
       <p>Write down these 12 words to keep what this wallet earns: they are shown only now, and without them a lost password cannot be recovered.</p>
-      <ol className="words" aria-label="Your recovery words">
-        {draft.mnemonic.split(' ').map((w, i) => (
-          <li key={i}>
-            <span className="index">{i + 1}</span> <span className="word">{w}</span>
-          </li>
-        ))}
-      </ol>
-      <label>
-        Password for this wallet
-        <input type="password" autoComplete="new-password" value={pw} onChange={(e) => setPw(e.target.value)} minLength={8} required />
-      </label>
-      <label>
-        Password again
-        <input type="password" autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} required />
-      </label>
+      <RecoveryWords mnemonic={draft.mnemonic} />
+      <NewPasswordFields label="Password for this wallet" pw={pw} setPw={setPw} again={again} setAgain={setAgain} />
       <div className="row">
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Encrypting…' : 'Save and contribute'}

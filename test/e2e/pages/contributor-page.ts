@@ -8,34 +8,14 @@
 // browser-engine.test.ts: RTCPeerConnection does not exist inside workers, and the mesh's
 // links must live beside the training loop that sends on them. WebGPU is asynchronous, so
 // training here does not hold the thread that WebRTC and the coordinator socket need.
-import { Contributor, type ContributorEvent, type HttpClient, type StopMode } from '../../../src/net/contributor.ts';
+import { fetchHttpClient } from '../../../renderer/engine/http.ts';
+import { Contributor, type ContributorEvent, type StopMode } from '../../../src/net/contributor.ts';
 import type { SocketLike } from '../../../src/net/signaling.ts';
 import { openGpu } from '../../../src/gpu/device.ts';
 import type { Gpu } from '../../../src/gpu/gpu.ts';
 import { IdbCheckpointStore } from '../../../src/train/checkpoint-idb.ts';
 import { Hotkey, cryptoReady } from '../../../src/wallet/keys.ts';
 import { bridge } from './bridge.ts';
-
-/** HTTP through the page's fetch: bodies as Uint8Array, null on 404, bounded waits. */
-function fetchHttpClient(timeoutMs = 120_000): HttpClient {
-  return {
-    async get(url) {
-      const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), cache: 'no-store' });
-      if (r.status === 404) return null;
-      if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status} ${await r.text()}`);
-      return new Uint8Array(await r.arrayBuffer());
-    },
-    async put(url, body) {
-      const r = await fetch(url, {
-        method: 'PUT',
-        body: body as Uint8Array<ArrayBuffer>,
-        headers: { 'content-type': 'application/octet-stream' },
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      return { status: r.status, text: await r.text() };
-    },
-  };
-}
 
 /** Rethrown from a task of its own, so the test sees an uncaught page error at once. */
 const fatal = (e: unknown) =>
