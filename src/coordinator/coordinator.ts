@@ -286,7 +286,9 @@ export class Coordinator {
       if (e instanceof UpdateError) return this.refuse(s, `update-${e.reason}`, e.message);
       throw e;
     }
-    this.delivered.set(s.address, { hash: toHex(header.payloadHash), envelope: bytes, payload, at: this.now(), stage });
+    const hash = toHex(header.payloadHash);
+    this.delivered.set(s.address, { hash, envelope: bytes, payload, at: this.now(), stage });
+    this.send(s, { type: 'accepted', round: header.round, hash });
     this.maybeClose();
   }
 

@@ -92,6 +92,8 @@ export class Contributor {
   /** Hand-offs for a round whose pipeline is not built yet (a quicker peer started it). */
   private early: { round: number; from: string; kind: 'activations' | 'grads' | 'control'; payload: Uint8Array }[] = [];
   private readonly commits = new Map<number, CommitInfo>();
+  /** Our updates the coordinator confirmed ("round/hash"). */
+  private readonly accepted = new Set<string>();
   private readonly received = new Map<number, Map<string, Received>>();
   private peers: string[] = [];
   private readonly earlySignals: { from: string; data: unknown }[] = [];
@@ -375,7 +377,13 @@ export class Contributor {
     this.received.set(r, own);
     const others = this.stageMembers().filter((a) => a !== this.address);
     this.o.onEvent({ event: 'exchange', round: r, bytes: envelope.length, peers: others.length });
+    const hash = toHex(peekEnvelope(envelope).payloadHash);
     if (this.client.sendBinary(envelope)) this.wsBytesUp += envelope.length;
+    // Peers get it once the coordinator holds it: a copier re-signing our update then always
+    // delivers after us (the validator's copy check goes by delivery order). A refusal or a
+    // slow coordinator does not hold the round up for long.
+    await this.until(() => this.accepted.has(`${r}/${hash}`) || this.commits.has(r), 10_000);
+    this.accepted.delete(`${r}/${hash}`);
     const { sent, failed } = await this.mesh.sendAll(others, envelope);
     this.o.onEvent({ event: 'sent', round: r, bytes: envelope.length, delivered: sent.length, failed: failed.length });
     return loss;
@@ -515,6 +523,9 @@ export class Contributor {
         break;
       case 'scores':
         if (m.standing.address === this.address) this.o.onEvent({ event: 'reward', round: m.round, standing: m.standing });
+        break;
+      case 'accepted':
+        if (this.accepted.size < 64) this.accepted.add(`${m.round}/${m.hash}`);
         break;
       case 'rejected':
         this.o.onEvent({ event: 'warning', text: `the coordinator refused our ${m.what}: ${m.reason}` });

@@ -13,6 +13,9 @@
 //   heartbeat                           →
 //   signal {to, data}                   →    relayed as signal {from, data}, peers only
 //   <binary: signed 'update' envelope>  →    kept for the validator and for relaying
+//                                       ←    accepted {round, hash}: only then does the sender
+//                                            share it with peers, so a copier who re-signs it
+//                                            always delivers after the original
 //   report {round, loss, …}             →
 //                                       ←    peers {peers}: everyone to connect to
 //                                       ←    round {round, members, stages, seed, deadline}
@@ -72,6 +75,7 @@ export type ServerMessage =
   | { type: 'round'; round: number; members: string[]; stages: number[]; seed: number; deadline: number }
   | { type: 'commit'; round: number; included: CommitEntry[]; checkpointBy: string | null }
   | { type: 'rejected'; what: string; reason: string }
+  | { type: 'accepted'; round: number; hash: string }
   | { type: 'scores'; round: number; standing: Standing }
   | { type: 'error'; message: string };
 
@@ -183,6 +187,8 @@ export function parseServerMessage(text: string): ServerMessage | null {
     }
     case 'rejected':
       return isStr(m.what, 256) && isStr(m.reason, 1024) ? { type: 'rejected', what: m.what, reason: m.reason } : null;
+    case 'accepted':
+      return isRound(m.round) && isStr(m.hash, 128) ? { type: 'accepted', round: m.round, hash: m.hash } : null;
     case 'scores': {
       const st = m.standing;
       if (!isRound(m.round) || !isObj(st) || !isStr(st.address, 64)) return null;

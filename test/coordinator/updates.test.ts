@@ -78,9 +78,13 @@ describe('coordinator: updates refused', () => {
       expect(sentTo[0].what).toBe(reason);
       expect(h.coordinator.status()).toMatchObject({ phase: 'training', delivered: [] });
       expect(storedUpdates(h, 0)).toEqual([]);
+      expect([a, b, x.c].flatMap((p) => p.all('accepted'))).toEqual([]); // nothing confirmed
       // The members' real updates are still taken, and the commit holds exactly those.
       const payloads = [modelUpdate(h.config, 0, 1), modelUpdate(h.config, 0, 2)];
       a.binary(seal(k.alice, 0, payloads[0]));
+      // each sender, and only it, hears its update is held (then it shares it with peers)
+      expect(a.all('accepted')).toEqual([{ type: 'accepted', round: 0, hash: hashOf(payloads[0]) }]);
+      expect(b.all('accepted')).toEqual([]);
       b.binary(seal(k.bob, 0, payloads[1]));
       expect(h.coordinator.status().rejected).toEqual({ [reason]: 1 });
       const commit = h.coordinator.commit(0)!;

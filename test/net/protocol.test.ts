@@ -98,6 +98,7 @@ describe('parseServerMessage', () => {
     { type: 'commit', round: 4, included: [{ sender: ADDR, hash: 'ab'.repeat(32), stage: 0 }], checkpointBy: ADDR },
     { type: 'commit', round: 4, included: [], checkpointBy: null },
     { type: 'rejected', what: 'envelope-signature', reason: 'bad signature' },
+    { type: 'accepted', round: 3, hash: 'ab'.repeat(32) },
     { type: 'error', message: 'protocol version 2 is not supported' },
   ];
   for (const m of valid) {

@@ -26,8 +26,9 @@ const work = mkdtempSync(join(tmpdir(), 'tessera-rewards-'));
 const cleanups: (() => unknown)[] = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
-  // Let WebRTC's threads wind down before the process exits (libwebrtc aborts otherwise).
-  await new Promise((r) => setTimeout(r, 2000));
+  // Let WebRTC's threads wind down before the process exits (libwebrtc aborts otherwise):
+  // 2 s was not always enough with two test files sharing CI's two cores.
+  await new Promise((r) => setTimeout(r, 5000));
   rmSync(work, { recursive: true, force: true });
 });
 
