@@ -137,7 +137,9 @@ export async function swarmCommand(args: string[]): Promise<number> {
   set('roundSeconds', values['round-seconds'] === undefined ? undefined : Number(values['round-seconds']));
   if (stageCount > 1) {
     set('stages', stageCount);
-    set('minMembers', stageCount);
+    // Every starting contributor in the first round (a pipelined round takes nobody midway):
+    // a quick first round of some would otherwise leave a stage with one replica.
+    set('minMembers', n);
     set('microBatches', intArg('micro-batches', values['micro-batches'], 1) ?? 2);
     set('activations', values.activations);
   }

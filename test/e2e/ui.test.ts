@@ -157,6 +157,7 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     await b.page.getByRole('button', { name: 'Use another wallet in this tab' }).click();
     await shot(b.page, 'tab-wallet');
     await b.page.getByRole('button', { name: 'Create a wallet for this tab' }).click();
+    await b.page.locator('.words .word').nth(11).waitFor({ timeout: 30_000 }); // the worker makes the words
     expect(await b.page.locator('.words .word').allTextContents()).toHaveLength(12);
     await shot(b.page, 'tab-wallet-new');
     await b.page.getByLabel('Password for this wallet').fill(PASSWORD);

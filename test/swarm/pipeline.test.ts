@@ -14,7 +14,7 @@ const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 
 describe('tessera swarm --stages 2 (2 × 2 replicas)', () => {
   it('loss falls; a stage-1 peer killed mid-round is routed around; the new peer is placed in the stage that lost it', () => {
-    const args = ['swarm', '--peers', '4', '--stages', '2', '--rounds', '2', '--inner-steps', '3', '--batch', '2', '--seq', '32', '--kill-stage', '1@0', '--json'];
+    const args = ['swarm', '--peers', '4', '--stages', '2', '--rounds', '3', '--inner-steps', '3', '--batch', '2', '--seq', '32', '--kill-stage', '1@0', '--json'];
     const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 600_000 });
     const line = r.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"summary"'));
     if (r.status !== 0 || !line) throw new Error(`tessera swarm exited ${r.status}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
@@ -22,9 +22,10 @@ describe('tessera swarm --stages 2 (2 × 2 replicas)', () => {
     console.log(`losses ${s.lossPerRound.map((x) => `${x.round}: ${x.loss?.toFixed(4)} (${x.included}/${x.members})`).join(' → ')}; ${s.seconds.toFixed(0)} s`);
     for (const p of s.peersDetail) console.log(`${p.name}: stage ${p.stage}, ${p.roundsCompleted} rounds, busy ${p.busyFraction?.toFixed(2)}, re-routed ${p.rerouted}, dropped ${p.droppedMicroBatches}${p.killed ? ', killed' : ''}`);
     expect(s.stages).toBe(2);
+    // round-to-round noise is ±0.1 at this size: the later rounds' mean against the first
     const first = s.lossPerRound[0].loss!;
-    const last = s.lossPerRound[s.lossPerRound.length - 1].loss!;
-    expect(last).toBeLessThan(first - 0.2);
+    const later = s.lossPerRound.slice(1).map((x) => x.loss!);
+    expect(later.reduce((a, b) => a + b, 0) / later.length).toBeLessThan(first - 0.2);
     // both stages held by two replicas at the start
     const original = s.peersDetail.slice(0, 4);
     expect(original.map((p) => p.stage).sort()).toEqual([0, 0, 1, 1]);
@@ -33,7 +34,8 @@ describe('tessera swarm --stages 2 (2 × 2 replicas)', () => {
     expect(killed.stage).toBe(1);
     expect(killed.roundsCompleted).toBe(0);
     const round0 = s.lossPerRound.find((x) => x.round === 0)!;
-    expect(round0.included).toBe(3); // the three others (a late starter waits for round 1: no mid-round joins in a pipeline)
+    expect(round0.members).toBe(3); // all four started it (minMembers = --peers); the killed one left
+    expect(round0.included).toBe(3);
     expect(round0.loss).not.toBeNull();
     // the run goes on until the replacement has trained a round: the survivors train every one
     for (const p of original.filter((q) => !q.killed)) expect(p.roundsCompleted).toBe(s.lossPerRound.length);
