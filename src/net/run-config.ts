@@ -19,6 +19,14 @@ export interface StageRange {
 export interface RunConfig {
   /** Run id: names the run in every signed message, so messages of another run are refused. */
   run: string;
+  /** What a volunteer is told before joining: a display name, one paragraph, who runs it and where to read more. */
+  name: string;
+  description: string;
+  owner: string;
+  /** An http(s) URL, or '' for none. */
+  homepage: string;
+  /** Tokens the whole swarm plans to train (0: the plan is `plannedRounds` only). */
+  plannedTokens: number;
   /** Model preset. */
   model: PresetName;
   /** Pipeline stages (1: every contributor holds the whole model). */
@@ -59,10 +67,19 @@ export interface RunConfig {
   /** Rewards: rounds per epoch, and what an epoch pays out in all (shared by score). */
   epochRounds: number;
   emissionPerEpoch: number;
+  /** The unit rewards are counted in, shown beside every reward ('points'). */
+  rewardUnit: string;
+  /** What the unit is worth or maps to, in words (on a chain run: which subnet's weights). */
+  rewardNote: string;
 }
 
 export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   run: 'local',
+  name: 'Local run',
+  description: 'A run on this machine: a coordinator and its contributors train a small model together, for trying Tessera out.',
+  owner: 'you',
+  homepage: '',
+  plannedTokens: 0,
   model: 'tiny',
   stages: 1,
   stageRanges: [],
@@ -82,12 +99,15 @@ export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   // pipelines synchronously); a closed connection is noticed at once regardless.
   heartbeatMisses: 12,
   minMembers: 1,
-  checkpointEvery: 1,
+  // A checkpoint is the whole model: uploaded every round it would be most of a volunteer's upload.
+  checkpointEvery: 10,
   tokenizer: 'bytes',
   iceServers: [],
   maxMessageBytes: 64 * 1024 * 1024,
   epochRounds: 10,
   emissionPerEpoch: 1000,
+  rewardUnit: 'points',
+  rewardNote: "Points of this run: a record of each contributor's share of the work, not money.",
 });
 
 /** A bad run config: `field` names what to fix. */
@@ -160,7 +180,22 @@ export function parseRunConfig(input: unknown): RunConfig {
   int('maxMessageBytes', c.maxMessageBytes, 1024, 2 ** 31);
   int('epochRounds', c.epochRounds, 1, 1_000_000);
   if (typeof c.emissionPerEpoch !== 'number' || !Number.isFinite(c.emissionPerEpoch) || c.emissionPerEpoch < 0) throw new RunConfigError('emissionPerEpoch', `must be a number ≥ 0, got ${JSON.stringify(c.emissionPerEpoch)}`);
+  text('name', c.name, 1, 80);
+  text('description', c.description, 0, 1000);
+  text('owner', c.owner, 0, 120);
+  text('rewardUnit', c.rewardUnit, 1, 24);
+  text('rewardNote', c.rewardNote, 0, 300);
+  if (typeof c.homepage !== 'string' || (c.homepage !== '' && !/^https?:\/\/[^\s]+$/.test(c.homepage))) throw new RunConfigError('homepage', `must be an http(s) URL or '', got ${JSON.stringify(c.homepage)}`);
+  int('plannedTokens', c.plannedTokens, 0);
   return c;
+}
+
+/** Plain text of bounded length: no control characters, which a view would show as garbage. */
+function text(field: string, v: unknown, min: number, max: number): void {
+  // eslint-disable-next-line no-control-regex
+  if (typeof v !== 'string' || v.length < min || v.length > max || /[\u0000-\u001f\u007f]/.test(v)) {
+    throw new RunConfigError(field, `must be text of ${min}–${max} characters without control characters, got ${JSON.stringify(v)}`);
+  }
 }
 
 function parseStageRanges(v: unknown, stages: number, layers: number): StageRange[] {

@@ -39,7 +39,8 @@ export async function devKeys(): Promise<Keys> {
 }
 
 export function testConfig(overrides: Record<string, unknown> = {}): RunConfig {
-  return parseRunConfig({ run: RUN, roundSeconds: 60, heartbeatSeconds: 5, heartbeatMisses: 3, minMembers: 1, ...overrides });
+  // A checkpoint every round, so the tests see checkpointBy in every commit.
+  return parseRunConfig({ run: RUN, roundSeconds: 60, heartbeatSeconds: 5, heartbeatMisses: 3, minMembers: 1, checkpointEvery: 1, ...overrides });
 }
 
 /** A clock the test moves by hand. */

@@ -94,6 +94,11 @@ describe('parseRunConfig', () => {
     ['iceServers', { iceServers: 'stun:x' }], ['iceServers', { iceServers: [{}] }], ['iceServers', { iceServers: [null] }], ['iceServers', { iceServers: [{ urls: 5 }] }],
     ['iceServers', { iceServers: [{ urls: ['stun:a', 5] }] }], ['iceServers', { iceServers: [{ urls: 'stun:a', username: 5 }] }], ['iceServers', { iceServers: [{ urls: 'turn:a', credential: {} }] }],
     ['maxMessageBytes', { maxMessageBytes: 1023 }], ['maxMessageBytes', { maxMessageBytes: 2 ** 31 + 1 }],
+    ['name', { name: '' }], ['name', { name: 'x'.repeat(81) }], ['name', { name: 'a\nb' }], ['name', { name: 3 }],
+    ['description', { description: 'x'.repeat(1001) }], ['description', { description: 'tab\there' }],
+    ['owner', { owner: null }], ['homepage', { homepage: 'javascript:alert(1)' }], ['homepage', { homepage: 'example.org' }],
+    ['plannedTokens', { plannedTokens: -1 }], ['plannedTokens', { plannedTokens: 1.5 }],
+    ['rewardUnit', { rewardUnit: '' }], ['rewardUnit', { rewardUnit: 'x'.repeat(25) }], ['rewardNote', { rewardNote: 'x'.repeat(301) }],
   ];
   for (const [field, input] of bad) {
     it(`rejects ${JSON.stringify(input) ?? String(input)} naming '${field}'`, () => {
@@ -105,6 +110,7 @@ describe('parseRunConfig', () => {
     for (const input of [
       { innerSteps: 1 }, { innerSteps: 100_000 }, { batch: 4096 }, { seq: 64 }, { lr: 1 }, { seed: 0 }, { sparseloco: { beta: 0 } }, { sparseloco: { k: 4096 } },
       { sparseloco: { alpha: 10 } }, { roundSeconds: 86_400 }, { heartbeatMisses: 1000 }, { minMembers: 10_000 }, { maxMessageBytes: 2 ** 31 }, { sparseloco: {} },
+      { description: '' }, { owner: '' }, { homepage: '' }, { homepage: 'https://example.org/run' }, { plannedTokens: 0 }, { rewardNote: '' },
     ]) {
       expect(fieldOf(input), JSON.stringify(input)).toBe('ok');
     }
