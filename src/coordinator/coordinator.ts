@@ -50,6 +50,16 @@ export interface CoordinatorOptions {
   syncGraceMs?: number;
   /** Called after each commit with what the validator needs to score the round. */
   onRoundClosed?: (round: ClosedRound) => void;
+  /** The validator's progress, for the status and standings; absent when nobody validates. */
+  scoring?: () => ScoringProgress;
+}
+
+/** How far the validator got through the closed rounds. */
+export interface ScoringProgress {
+  /** Rounds it scored. */
+  scoredRounds: number;
+  /** The last round it scored or skipped (with the reason recorded), −1 before any. */
+  decidedThrough: number;
 }
 
 export class Coordinator {
@@ -94,8 +104,13 @@ export class Coordinator {
     this.hash = configHash(cfg);
     const saved = store.load();
     if (saved && saved.run !== config.run) throw new Error(`the state in ${store.dir} belongs to run '${saved.run}', not '${config.run}': use another --state folder`);
-    this.state = saved ?? { format: 1, run: config.run, round: 0, checkpointRound: -1, commits: [], reports: {} };
+    this.state = saved ?? { format: 1, run: config.run, round: 0, checkpointRound: -1, commits: [], reports: {}, tokensTrained: 0 };
     if (saved) this.log(`resuming run '${config.run}' at round ${saved.round}`);
+    if (saved && saved.tokensTrained === undefined) {
+      // A state saved before the count existed: only the commits still kept can be counted.
+      this.state.tokensTrained = saved.commits.reduce((n, c) => n + this.tokensOf(c.included), 0);
+      this.log(`tokens trained before round ${saved.commits[0]?.round ?? saved.round} were not recorded by the version that saved this state: counting from there`);
+    }
     this.waitingSince = this.now();
   }
 
@@ -121,10 +136,30 @@ export class Coordinator {
     return { round: this.state.round, phase: this.phase, members: [...this.members].sort(), checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
   }
 
+  /** Tokens trained in the committed updates so far (all rounds before the current one). */
+  get tokensTrained(): number {
+    return this.state.tokensTrained ?? 0;
+  }
+
+  /** Tokens a commit's updates trained: innerSteps × batch × seq per stage-0 update. */
+  private tokensOf(included: readonly CommitEntry[]): number {
+    const perUpdate = this.config.innerSteps * this.config.batch * this.config.seq;
+    return included.filter((e) => e.stage === 0).length * perUpdate;
+  }
+
+  /** The run's progress: rounds done of those planned, tokens, and how far scoring got. */
+  progress(): { round: number; plannedRounds: number; tokensTrained: number; validating: boolean; scoredRounds: number; pendingRounds: number } {
+    const scoring = this.options.scoring?.();
+    // Rounds 0 … round−1 are closed; those after the last one decided wait for the validator.
+    const pendingRounds = scoring ? Math.max(0, this.state.round - 1 - scoring.decidedThrough) : 0;
+    return { round: this.state.round, plannedRounds: this.config.plannedRounds, tokensTrained: this.tokensTrained, validating: !!scoring, scoredRounds: scoring?.scoredRounds ?? 0, pendingRounds };
+  }
+
   status() {
     return {
       run: this.config.run,
       ...this.runState(),
+      ...this.progress(),
       peers: this.peerList(),
       delivered: [...this.delivered.keys()].sort(),
       deadline: this.phase === 'training' ? this.deadline : null,
@@ -410,7 +445,7 @@ export class Coordinator {
   private announceRound(): void {
     const members = [...this.members].sort();
     const stages = members.map((a) => this.stages.stageOf(a) ?? 0);
-    this.broadcast({ type: 'round', round: this.state.round, members, stages, seed: this.config.seed, deadline: this.deadline });
+    this.broadcast({ type: 'round', round: this.state.round, members, stages, seed: this.config.seed, deadline: this.deadline, tokensTrained: this.tokensTrained });
   }
 
   /** Before a pipelined round: no stage may be without a peer while another has two. */
@@ -436,6 +471,7 @@ export class Coordinator {
     const members = [...this.members].sort();
     const record: CommitRecord = { round, members, included, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.now() };
     this.state.commits.push(record);
+    this.state.tokensTrained = this.tokensTrained + this.tokensOf(included);
     this.state.round = round + 1;
     this.store.save(this.state);
     const checkpointBy = included.length > 0 && (round + 1) % this.config.checkpointEvery === 0 ? included[0].sender : null;

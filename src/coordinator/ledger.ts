@@ -38,10 +38,34 @@ export class Ledger {
       CREATE TABLE IF NOT EXISTS rewards (
         epoch INTEGER NOT NULL, address TEXT NOT NULL, reward REAL NOT NULL, PRIMARY KEY (epoch, address));
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS round_outcomes (
+        round INTEGER PRIMARY KEY, outcome TEXT NOT NULL CHECK (outcome IN ('scored', 'skipped')), reason TEXT NOT NULL);
+      INSERT OR IGNORE INTO round_outcomes SELECT DISTINCT round, 'scored', '' FROM round_scores;
     `);
   }
 
-  /** The last round scored, or −1. */
+  /** Rounds scored so far (a round every member of which left is scored with no rows). */
+  get scoredRounds(): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM round_outcomes WHERE outcome = 'scored'`).get() as { n: number }).n;
+  }
+
+  /** Rounds the validator could not score, with why (their updates were gone, …). */
+  skippedRounds(): { round: number; reason: string }[] {
+    return this.db.prepare(`SELECT round, reason FROM round_outcomes WHERE outcome = 'skipped' ORDER BY round`).all() as { round: number; reason: string }[];
+  }
+
+  /**
+   * Records that `round` will never be scored, and why: it pays nobody, and it is said so
+   * (the status counts it, the log names it) rather than left to look pending for ever.
+   */
+  recordSkipped(round: number, reason: string): void {
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT OR REPLACE INTO round_outcomes VALUES (?, 'skipped', ?)`).run(round, reason);
+      this.db.prepare(`INSERT OR REPLACE INTO meta VALUES ('last_round', ?)`).run(String(Math.max(round, this.lastRound)));
+    })();
+  }
+
+  /** The last round scored or skipped, or −1. */
   get lastRound(): number {
     const row = this.db.prepare(`SELECT value FROM meta WHERE key = 'last_round'`).get() as { value: string } | undefined;
     return row ? Number(row.value) : -1;
@@ -58,6 +82,7 @@ export class Ledger {
     const upsertAvg = this.db.prepare(`INSERT INTO averages VALUES (?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET ema = excluded.ema, assigned_ema = excluded.assigned_ema, last_round = excluded.last_round`);
     const addReward = this.db.prepare(`INSERT INTO rewards VALUES (?, ?, ?) ON CONFLICT(epoch, address) DO UPDATE SET reward = reward + excluded.reward`);
     const setMeta = this.db.prepare(`INSERT OR REPLACE INTO meta VALUES ('last_round', ?)`);
+    const setOutcome = this.db.prepare(`INSERT OR REPLACE INTO round_outcomes VALUES (?, 'scored', '')`);
     this.db.transaction(() => {
       for (const r of rows) {
         insertScore.run(round, r.address, r.gradient, r.assigned, +r.copied, +r.missing, +r.invalid, +r.synced, r.score, r.ema, r.share, r.reward);
@@ -65,11 +90,16 @@ export class Ledger {
         if (r.reward > 0) addReward.run(epoch, r.address, r.reward);
       }
       setMeta.run(String(round));
+      setOutcome.run(round);
     })();
   }
 
-  /** Where `address` stands after `round` (rank among that round's scored contributors). */
-  standing(address: string, epoch: number): Standing | null {
+  /**
+   * Where `address` stands after the last round it was scored in (rank among that round's
+   * members). `pendingRounds`: closed rounds not scored yet, which the caller knows (the
+   * ledger does not see the coordinator's rounds).
+   */
+  standing(address: string, epoch: number, pendingRounds = 0): Standing | null {
     const last = this.db.prepare(`SELECT MAX(round) AS round FROM round_scores WHERE address = ?`).get(address) as { round: number | null };
     if (last.round === null) return null;
     const round = last.round;
@@ -78,7 +108,7 @@ export class Ledger {
     const avg = this.averages(address);
     const epochReward = (this.db.prepare(`SELECT reward FROM rewards WHERE epoch = ? AND address = ?`).get(epoch, address) as { reward: number } | undefined)?.reward ?? 0;
     const totalReward = (this.db.prepare(`SELECT COALESCE(SUM(reward), 0) AS total FROM rewards WHERE address = ?`).get(address) as { total: number }).total;
-    return { address, ema: avg.ema, assignedEma: avg.assignedEma, rank: me + 1, of: peers.length, share: peers[me].share, epoch, epochReward, totalReward, lastRound: round };
+    return { address, ema: avg.ema, assignedEma: avg.assignedEma, rank: me + 1, of: peers.length, share: peers[me].share, epoch, epochReward, totalReward, lastRound: round, pendingRounds };
   }
 
   /** Per-round history of one contributor, newest last. */

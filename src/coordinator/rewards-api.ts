@@ -16,6 +16,8 @@ export class RewardsApi {
     private readonly ledger: Ledger,
     private readonly epochRounds: number,
     private readonly now: () => number = Date.now,
+    /** Rounds the coordinator has closed (to count those not scored yet); by default, those the ledger has seen. */
+    private readonly closedRounds: () => number = () => ledger.lastRound + 1,
   ) {}
 
   handle(address: string, t: string | null, sig: string | null): { status: number; body: unknown } {
@@ -32,6 +34,7 @@ export class RewardsApi {
     this.used.set(key, now);
     const last = this.ledger.lastRound;
     const epoch = Math.max(0, Math.floor(last / this.epochRounds));
-    return { status: 200, body: { standing: this.ledger.standing(address, epoch), history: this.ledger.history(address) } };
+    const pending = Math.max(0, this.closedRounds() - 1 - last);
+    return { status: 200, body: { standing: this.ledger.standing(address, epoch, pending), history: this.ledger.history(address) } };
   }
 }

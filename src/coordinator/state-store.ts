@@ -35,6 +35,8 @@ export interface PersistedState {
   stageCheckpoints?: Record<string, number>;
   commits: CommitRecord[];
   reports: Record<string, Record<string, MemberReport>>;
+  /** Tokens trained in all committed updates so far (see the round message's tokensTrained). */
+  tokensTrained?: number;
 }
 
 const ADDRESS = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/;

@@ -95,8 +95,12 @@ export class Validator {
     return true;
   }
 
-  /** Scores round `c.round` (which must be the round held), records it, then applies its commit. */
-  async score(c: ClosedRound): Promise<Map<string, Standing>> {
+  /**
+   * Scores round `c.round` (which must be the round held), records it, then applies its
+   * commit. `closedRounds`: how many rounds the coordinator has closed by now (the standings
+   * say how many of them are still to score).
+   */
+  async score(c: ClosedRound, closedRounds = c.round + 1): Promise<Map<string, Standing>> {
     if (this.held !== c.round) throw new Error(`validator holds round ${this.held}, asked to score round ${c.round}`);
     const { config } = this;
     const shape = { B: config.batch, T: config.seq };
@@ -158,7 +162,8 @@ export class Validator {
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const standings = new Map<string, Standing>();
-    for (const r of rows) standings.set(r.address, this.ledger.standing(r.address, epoch)!);
+    const pending = Math.max(0, closedRounds - 1 - c.round);
+    for (const r of rows) standings.set(r.address, this.ledger.standing(r.address, epoch, pending)!);
     return standings;
   }
 

@@ -18,7 +18,7 @@
 //                                            always delivers after the original
 //   report {round, loss, …}             →
 //                                       ←    peers {peers}: everyone to connect to
-//                                       ←    round {round, members, stages, seed, deadline}
+//                                       ←    round {round, members, stages, seed, deadline, tokensTrained}
 //                                       ←    commit {round, included, checkpointBy}
 //                                       ←    rejected {what, reason}: one of yours was refused
 //                                       ←    scores {round, standing}: the validator's verdict
@@ -72,7 +72,21 @@ export type ServerMessage =
   | { type: 'stage'; stage: number; reason: string }
   | { type: 'peers'; peers: string[] }
   | { type: 'signal'; from: string; data: unknown }
-  | { type: 'round'; round: number; members: string[]; stages: number[]; seed: number; deadline: number }
+  | {
+      type: 'round';
+      round: number;
+      members: string[];
+      stages: number[];
+      seed: number;
+      deadline: number;
+      /**
+       * Tokens the whole swarm trained in the updates committed before this round: each
+       * included update counts innerSteps × batch × seq. A pipelined run counts its stage-0
+       * updates only (one pipeline replica's steps pass through every stage, so the later
+       * stages' updates are the same tokens again).
+       */
+      tokensTrained: number;
+    }
   | { type: 'commit'; round: number; included: CommitEntry[]; checkpointBy: string | null }
   | { type: 'rejected'; what: string; reason: string }
   | { type: 'accepted'; round: number; hash: string }
@@ -99,6 +113,8 @@ export interface Standing {
   epochReward: number;
   totalReward: number;
   lastRound: number;
+  /** Closed rounds the validator had not scored yet when this standing was made (they count later). */
+  pendingRounds: number;
 }
 
 /** What a contributor signs to read its rewards over HTTP: bound to run, address and time. */
@@ -110,6 +126,8 @@ const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof
 const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
 const isRound = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/** A whole number ≥ 0 (a count of tokens or rounds; may pass 2³²). */
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isStage = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff;
 
 function parseJson(text: string): Record<string, unknown> | null {
@@ -175,10 +193,12 @@ export function parseServerMessage(text: string): ServerMessage | null {
       return isAddrList(m.peers) ? { type: 'peers', peers: m.peers } : null;
     case 'signal':
       return isStr(m.from, 64) && m.data !== undefined ? { type: 'signal', from: m.from, data: m.data } : null;
-    case 'round':
-      return isRound(m.round) && isAddrList(m.members) && Array.isArray(m.stages) && m.stages.length === m.members.length && m.stages.every(isStage) && isNum(m.seed) && isNum(m.deadline)
-        ? { type: 'round', round: m.round, members: m.members, stages: m.stages as number[], seed: m.seed, deadline: m.deadline }
+    case 'round': {
+      if (!isRound(m.round) || !isAddrList(m.members) || !Array.isArray(m.stages) || m.stages.length !== m.members.length || !m.stages.every(isStage)) return null;
+      return isNum(m.seed) && isNum(m.deadline) && isCount(m.tokensTrained)
+        ? { type: 'round', round: m.round, members: m.members, stages: m.stages as number[], seed: m.seed, deadline: m.deadline, tokensTrained: m.tokensTrained }
         : null;
+    }
     case 'commit': {
       const inc = m.included;
       if (!isRound(m.round) || !Array.isArray(inc) || !inc.every((e) => isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage))) return null;
@@ -193,7 +213,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
       const st = m.standing;
       if (!isRound(m.round) || !isObj(st) || !isStr(st.address, 64)) return null;
       const nums = ['ema', 'assignedEma', 'rank', 'of', 'share', 'epoch', 'epochReward', 'totalReward', 'lastRound'] as const;
-      if (!nums.every((k) => isNum(st[k]))) return null;
+      if (!nums.every((k) => isNum(st[k])) || !isCount(st.pendingRounds)) return null;
       return { type: 'scores', round: m.round, standing: st as unknown as Standing };
     }
     case 'error':

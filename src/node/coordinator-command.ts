@@ -89,7 +89,7 @@ export async function startCoordinator(
     o.log(`the validator scores whole-model runs only: run '${config.run}' has ${config.stages} pipeline stages, so its updates are relayed and checked but not scored (no rewards)`);
   }
   const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
-  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c) });
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();
@@ -173,7 +173,8 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   };
   return {
     ledger,
-    rewards: new RewardsApi(config.run, ledger, config.epochRounds),
+    rewards: new RewardsApi(config.run, ledger, config.epochRounds, Date.now, () => coordinator.round),
+    progress: () => ({ scoredRounds: ledger.scoredRounds, decidedThrough: ledger.lastRound }),
     attach(c: Coordinator) {
       coordinator = c;
       validator.sync(c.round, checkpoint(), (r) => c.commitPayloads(r));
@@ -185,7 +186,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
           return;
         }
         if (validator.round !== closed.round && !validator.sync(closed.round, checkpoint(), (r) => coordinator.commitPayloads(r))) return;
-        coordinator.sendScores(closed.round, await validator.score(closed));
+        coordinator.sendScores(closed.round, await validator.score(closed, coordinator.round));
         epochWeights?.roundScored(closed.round);
       }).catch((e: Error) => o.log(`validator: round ${closed.round} not scored: ${e.message}`));
     },

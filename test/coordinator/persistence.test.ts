@@ -51,6 +51,33 @@ describe('coordinator: persisted state', () => {
     expect(again.coordinator.status().commits.map((c) => c.round)).toEqual([0, 1, 2]);
   });
 
+  it('counts the tokens trained in committed updates, tells each round, and keeps the count across a restart', () => {
+    const dir = tempDir();
+    const config = testConfig({ minMembers: 2, innerSteps: 3, batch: 2, seq: 16, plannedRounds: 40 });
+    const perUpdate = 3 * 2 * 16;
+    const h = makeCoordinator(config, { dir });
+    const [a, b] = runRounds(h, 2);
+    expect(h.coordinator.progress()).toEqual({ round: 2, plannedRounds: 40, tokensTrained: 4 * perUpdate, validating: false, scoredRounds: 0, pendingRounds: 0 });
+    a.synced(2);
+    b.synced(2);
+    expect(a.last('round')).toMatchObject({ round: 2, tokensTrained: 4 * perUpdate });
+    a.binary(signedUpdate(k.alice, config, 2));
+    h.clock.advance(60_000);
+    h.coordinator.tick(); // bob missed the deadline: only alice's update counts
+    expect(h.coordinator.status()).toMatchObject({ round: 3, plannedRounds: 40, tokensTrained: 5 * perUpdate });
+    const again = makeCoordinator(config, { dir });
+    expect(again.coordinator.tokensTrained).toBe(5 * perUpdate);
+  });
+
+  it('reports how far the validator got: rounds scored, and closed rounds still to score', () => {
+    let progress = { scoredRounds: 0, decidedThrough: -1 };
+    const h = makeCoordinator(testConfig({ minMembers: 2 }), { scoring: () => progress });
+    runRounds(h, 3);
+    expect(h.coordinator.status()).toMatchObject({ round: 3, validating: true, scoredRounds: 0, pendingRounds: 3 });
+    progress = { scoredRounds: 1, decidedThrough: 1 }; // round 0 skipped, round 1 scored
+    expect(h.coordinator.progress()).toMatchObject({ scoredRounds: 1, pendingRounds: 1 });
+  });
+
   it('restarts a round that was running when the coordinator stopped', () => {
     const dir = tempDir();
     const h = makeCoordinator(testConfig({ minMembers: 2 }), { dir });

@@ -16,7 +16,7 @@ describe('coordinator: starting a round', () => {
     const h = makeCoordinator(testConfig({ minMembers: 2, seed: 77 }));
     const [a, b] = joinAll(h.coordinator, [k.alice, k.bob]).slice(0, 2);
     // joinAll synced both: with nobody else awaited, the round starts at once.
-    const round = { type: 'round', round: 0, members: sorted(k.alice.address, k.bob.address), stages: [0, 0], seed: 77, deadline: h.clock.t + 60_000 };
+    const round = { type: 'round', round: 0, members: sorted(k.alice.address, k.bob.address), stages: [0, 0], seed: 77, deadline: h.clock.t + 60_000, tokensTrained: 0 };
     expect(a.last('round')).toEqual(round);
     expect(b.last('round')).toEqual(round);
     expect(h.coordinator.status()).toMatchObject({ phase: 'training', round: 0, members: round.members, deadline: round.deadline, delivered: [] });

@@ -85,6 +85,7 @@ describe('parseClientMessage', () => {
 
 describe('parseServerMessage', () => {
   const state = { round: 4, phase: 'training' as const, members: [ADDR, ADDR2], checkpointRound: -1, oldestCommit: 0 };
+  const standing = { address: ADDR, ema: 0.01, assignedEma: 0.6, rank: 1, of: 3, share: 0.4, epoch: 0, epochReward: 12.5, totalReward: 12.5, lastRound: 3, pendingRounds: 0 };
   const valid: ServerMessage[] = [
     { type: 'challenge', run: 'run-1', nonce: 'ab'.repeat(16), version: PROTOCOL_VERSION },
     { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state, stage: 0 },
@@ -93,12 +94,14 @@ describe('parseServerMessage', () => {
     { type: 'peers', peers: [] },
     { type: 'peers', peers: [ADDR, ADDR2] },
     { type: 'signal', from: ADDR, data: { candidate: 'x' } },
-    { type: 'round', round: 4, members: [ADDR], stages: [0], seed: 1, deadline: 1_700_000_000_000 },
-    { type: 'round', round: 4, members: [ADDR, ADDR2], stages: [1, 0], seed: 1, deadline: 1_700_000_000_000 },
+    { type: 'round', round: 4, members: [ADDR], stages: [0], seed: 1, deadline: 1_700_000_000_000, tokensTrained: 0 },
+    { type: 'round', round: 4, members: [ADDR, ADDR2], stages: [1, 0], seed: 1, deadline: 1_700_000_000_000, tokensTrained: 2 ** 40 },
     { type: 'commit', round: 4, included: [{ sender: ADDR, hash: 'ab'.repeat(32), stage: 0 }], checkpointBy: ADDR },
     { type: 'commit', round: 4, included: [], checkpointBy: null },
     { type: 'rejected', what: 'envelope-signature', reason: 'bad signature' },
     { type: 'accepted', round: 3, hash: 'ab'.repeat(32) },
+    { type: 'scores', round: 3, standing },
+    { type: 'scores', round: 3, standing: { ...standing, pendingRounds: 151 } },
     { type: 'error', message: 'protocol version 2 is not supported' },
   ];
   for (const m of valid) {
@@ -122,10 +125,16 @@ describe('parseServerMessage', () => {
     ['commit with a non-object entry', { type: 'commit', round: 1, included: [ADDR], checkpointBy: null }],
     ['commit without checkpointBy', { type: 'commit', round: 1, included: [] }], ['commit with a numeric checkpointBy', { type: 'commit', round: 1, included: [], checkpointBy: 3 }],
     ['round whose stages do not match its members', { type: 'round', round: 1, members: [ADDR], stages: [], seed: 1, deadline: 0 }],
-    ['round with a negative stage', { type: 'round', round: 1, members: [ADDR], stages: [-1], seed: 1, deadline: 0 }],
+    ['round with a negative stage', { type: 'round', round: 1, members: [ADDR], stages: [-1], seed: 1, deadline: 0, tokensTrained: 0 }],
+    ['round without tokensTrained', { type: 'round', round: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0 }],
+    ['round with negative tokensTrained', { type: 'round', round: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0, tokensTrained: -1 }],
+    ['round with fractional tokensTrained', { type: 'round', round: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0, tokensTrained: 1.5 }],
     ['welcome without a stage', { type: 'welcome', address: ADDR, config: {}, state }],
     ['stage without a reason', { type: 'stage', stage: 1 }], ['stage 1.5', { type: 'stage', stage: 1.5, reason: 'x' }],
     ['commit with an entry missing its stage', { type: 'commit', round: 1, included: [{ sender: ADDR, hash: 'ab' }], checkpointBy: null }],
+    ['scores without pendingRounds', { type: 'scores', round: 3, standing: { ...standing, pendingRounds: undefined } }],
+    ['scores with negative pendingRounds', { type: 'scores', round: 3, standing: { ...standing, pendingRounds: -1 } }],
+    ['scores without share', { type: 'scores', round: 3, standing: { ...standing, share: undefined } }],
     ['rejected without reason', { type: 'rejected', what: 'x' }], ['error with a 4097-character message', { type: 'error', message: 'e'.repeat(4097) }],
   ];
   for (const [name, m] of malformed) {
