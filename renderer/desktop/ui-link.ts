@@ -6,7 +6,7 @@
 import type { DesktopSettings, DesktopStatus, PauseReason } from '../../electron/contract.ts';
 import type { Settings } from '../state/db.ts';
 import { coordinatorSocketUrl } from '../state/rules.ts';
-import { IDLE, type Activity, type RunStatus } from '../state/run-status.ts';
+import { IDLE, kept, type Activity, type RunStatus } from '../state/run-status.ts';
 
 export const PAUSE_REASON_TEXT: Record<PauseReason, string> = {
   'user-paused': 'paused by you',
@@ -37,7 +37,7 @@ const ACTIVITY_OF_PHASE: Record<NonNullable<DesktopStatus['engine']>['phase'], A
 export function runFromDesktop(prev: RunStatus, status: DesktopStatus): RunStatus {
   const e = status.engine;
   if (status.intent === 'stopped' && (!e || e.phase === 'stopped')) {
-    return { ...IDLE, standing: prev.standing, roundsDone: prev.roundsDone, lastLoss: prev.lastLoss };
+    return { ...IDLE, ...kept(prev) };
   }
   // Contributing, but the training page has not reported yet (starting, or restarting).
   const activity: Activity = e ? ACTIVITY_OF_PHASE[e.phase] : 'connecting';
@@ -48,6 +48,8 @@ export function runFromDesktop(prev: RunStatus, status: DesktopStatus): RunStatu
     stopAfterRound: status.intent === 'finishing-round',
     round: e?.round ?? prev.round,
     step: e?.step ?? prev.step,
+    // A step the training window had not reported before: one more for this device's part.
+    stepsDone: prev.stepsDone + (e && e.step !== null && e.step > 0 && (e.step !== prev.step || e.round !== prev.round) ? 1 : 0),
     lastLoss: e?.loss ?? prev.lastLoss,
     tokensPerSecond: e?.tokensPerSecond ?? prev.tokensPerSecond,
   };

@@ -1,5 +1,6 @@
 // What the UI keeps in IndexedDB (through idb): settings, the loss and reward history of the
-// run, and whether the user was contributing (so a reload resumes). Settings are the browser
+// run, whether the user was contributing (so a reload resumes), and the list of known runs
+// last fetched from the user's list URL. Settings are the browser
 // profile's; history and session are each wallet's (two tabs contributing with two wallets
 // must not overwrite each other's): the default wallet keeps the 'current' record it always
 // had, another wallet has records keyed by its name, so no upgrade step is needed. Versioned twice over: the
@@ -8,9 +9,10 @@
 // field (a bad or missing field gets its default, never a crash). A record written by a newer
 // Tessera is left untouched and the defaults are used for this session.
 import { wrap, type IDBPDatabase } from 'idb';
+import { parseKnownRuns, type KnownRun, type KnownRunList } from './known-runs.ts';
 
 export const UI_DATABASE = 'tessera-ui';
-export const DB_VERSION = 1;
+export const DB_VERSION = 2;
 export const SETTINGS_SCHEMA = 1;
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -28,17 +30,28 @@ export interface Settings {
   /** Train only between these local times (HH:MM; from > to wraps past midnight). */
   schedule: { enabled: boolean; from: string; to: string };
   logLevel: LogLevel;
+  /** Where the list of known runs is refreshed from (http(s)), or '' for the shipped list only. */
+  runListUrl: string;
 }
+
+/**
+ * The GPU budget a new user starts with. Not 100%: a GPU busy all the time makes the
+ * computer sluggish (video stutters, the fans run), and a volunteer who notices stops.
+ * Folding@home likewise starts at a medium level; 60% leaves the GPU idle 4 s in 10 for the
+ * desktop and other apps, and the slider goes to 100% for a machine left alone.
+ */
+export const DEFAULT_DUTY_CYCLE = 60;
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   schema: SETTINGS_SCHEMA,
   network: 'local',
   coordinatorUrl: '',
-  dutyCycle: 100,
+  dutyCycle: DEFAULT_DUTY_CYCLE,
   pauseWhenHidden: false,
   pauseOnBattery: true,
   schedule: Object.freeze({ enabled: false, from: '22:00', to: '07:00' }),
   logLevel: 'info',
+  runListUrl: '',
 }) as Settings;
 
 export class SettingsVersionError extends Error {
@@ -77,6 +90,7 @@ export function migrateSettings(stored: unknown): Settings {
       to: typeof sched.to === 'string' && TIME.test(sched.to) ? sched.to : d.schedule.to,
     },
     logLevel: LOG_LEVELS.includes(raw.logLevel as LogLevel) ? (raw.logLevel as LogLevel) : d.logLevel,
+    runListUrl: typeof raw.runListUrl === 'string' && raw.runListUrl.length <= 2048 ? raw.runListUrl : d.runListUrl,
   };
 }
 
@@ -97,6 +111,8 @@ export interface RewardPoint {
   epoch: number;
   epochReward: number;
   totalReward: number;
+  /** Closed rounds the validator had not scored yet at this standing (absent: the coordinator did not say). */
+  pendingRounds?: number;
 }
 
 export interface History {
@@ -104,6 +120,18 @@ export interface History {
   run: string;
   losses: LossPoint[];
   rewards: RewardPoint[];
+}
+
+/** The known-runs list last fetched from the settings' URL, and how the last try went. */
+export interface StoredRunList {
+  url: string;
+  runs: KnownRun[];
+  dropped: string[];
+  /** When the list was last fetched successfully (ms since epoch; 0: never). */
+  fetchedAt: number;
+  /** Why the last refresh failed (the list above is the older one), or null. */
+  error: string | null;
+  errorAt: number;
 }
 
 export interface Session {
@@ -177,6 +205,26 @@ export class UiDb {
     await db.put('session', { contributing: s.contributing }, walletRecordKey(wallet));
   }
 
+  /** The stored list, checked again as it is read (null when none was fetched). */
+  async loadRunList(): Promise<StoredRunList | null> {
+    const db = await this.open();
+    const r = (await db.get('known-runs', 'current')) as Partial<StoredRunList> | undefined;
+    if (!r || typeof r.url !== 'string') return null;
+    let checked: KnownRunList = { runs: [], dropped: [] };
+    try {
+      checked = parseKnownRuns({ runs: r.runs });
+    } catch {
+      // A record not of this shape: its runs are not used.
+    }
+    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+    return { url: r.url, runs: checked.runs, dropped: Array.isArray(r.dropped) ? r.dropped.filter((d) => typeof d === 'string') : [], fetchedAt: num(r.fetchedAt), error: typeof r.error === 'string' ? r.error : null, errorAt: num(r.errorAt) };
+  }
+
+  async saveRunList(list: StoredRunList): Promise<void> {
+    const db = await this.open();
+    await db.put('known-runs', structuredClone(list), 'current');
+  }
+
   async close(): Promise<void> {
     const db = await this.db?.catch(() => null);
     this.db = null;
@@ -195,6 +243,7 @@ function openWith(factory: IDBFactory, name: string): Promise<IDBPDatabase> {
       db.createObjectStore('history');
       db.createObjectStore('session');
     }
+    if (ev.oldVersion < 2) db.createObjectStore('known-runs');
   };
   return wrap(request) as unknown as Promise<IDBPDatabase>;
 }

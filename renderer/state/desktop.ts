@@ -8,7 +8,8 @@
 import type { DesktopSettings, DesktopStatus, SecretStorageInfo, TesseraDesktopApi } from '../../electron/contract.ts';
 import { desktopPatchOf, runFromDesktop, uiSettingsFrom, type DesktopPatch } from '../desktop/ui-link.ts';
 import type { Engine } from '../engine/client.ts';
-import { HISTORY_LIMIT, type RewardPoint, type UiDb } from './db.ts';
+import { HISTORY_LIMIT, type UiDb } from './db.ts';
+import { rewardPointOf } from './event-log.ts';
 import type { Notice } from './human.ts';
 import type { AppActions, AppState } from './store.ts';
 
@@ -60,7 +61,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
     try {
       const st = await c.engine.call('readStanding', { coordinator: url });
       if (!st) return;
-      const point: RewardPoint = { round: st.lastRound, score: st.ema, rank: st.rank, of: st.of, share: st.share, epoch: st.epoch, epochReward: st.epochReward, totalReward: st.totalReward };
+      const point = rewardPointOf(st.lastRound, st);
       c.set({ rewards: [...c.get().rewards.filter((r) => r.round !== point.round), point].slice(-HISTORY_LIMIT), run: { ...c.get().run, standing: st } });
       c.persistHistory();
     } catch {
@@ -181,9 +182,10 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
       const current = c.get().desktop?.settings;
       const forMain = current ? desktopPatchOf(p, current) : {};
       if (Object.keys(forMain).length > 0 && !(await updateDesktopSettings(forMain))) return;
-      if (p.logLevel !== undefined) {
-        // The one setting that is the UI's own; a copy of the rest is kept alongside.
-        c.set({ settings: { ...c.get().settings, logLevel: p.logLevel } });
+      if (p.logLevel !== undefined || p.runListUrl !== undefined) {
+        // The settings that are the UI's own (the log level, the known-runs list's address); a copy of the rest is kept alongside.
+        const own = { ...(p.logLevel !== undefined ? { logLevel: p.logLevel } : {}), ...(p.runListUrl !== undefined ? { runListUrl: p.runListUrl } : {}) };
+        c.set({ settings: { ...c.get().settings, ...own } });
         await c.db.saveSettings(c.get().settings).catch(() => {});
       }
     },

@@ -67,3 +67,56 @@ function sentence(text: string): string {
   const t = text.trim();
   return `${t.charAt(0).toUpperCase()}${t.slice(1)}${/[.!?]$/.test(t) ? '' : '.'}`;
 }
+
+// ---- the run in a volunteer's words ----
+
+/** Who this device trains with: the round's members (itself included) and its direct links. */
+export function peersText(linked: number, members: number, blocked: number): string {
+  const others = Math.max(0, members - 1);
+  const b = blocked > 0 ? `; ${blocked} blocked by a firewall or NAT (their updates come through the coordinator)` : '';
+  if (members === 0) return linked > 0 ? `linked directly to ${linked} other contributor${linked === 1 ? '' : 's'}; no round yet${b}` : `no round yet${b}`;
+  if (others === 0) return `alone in this round — no other contributors yet${b}`;
+  if (linked >= others) return `linked directly to ${others === 1 ? 'the 1 other contributor' : `all ${others} others`} in this round${b}`;
+  const rest = linked === 0 ? 'updates come through the coordinator' : 'updates from the rest come through the coordinator';
+  return `linked directly to ${linked} of ${others} others in this round (${rest})${b}`;
+}
+
+/** A reward with its unit: never a bare number. */
+export function rewardText(amount: number, unit: string): string {
+  return `${amount.toFixed(3)} ${unit}`;
+}
+
+/** Tokens in words: 1234 → "1.2 thousand", 3.4e9 → "3.4 billion". */
+export function tokensText(n: number): string {
+  const steps: [number, string][] = [
+    [1e12, 'trillion'],
+    [1e9, 'billion'],
+    [1e6, 'million'],
+    [1e3, 'thousand'],
+  ];
+  for (const [size, word] of steps) if (n >= size) return `${(n / size).toFixed(n / size < 10 ? 1 : 0)} ${word}`;
+  return String(Math.round(n));
+}
+
+/** Why bytes were sent: checkpoints (the whole model, for newcomers) apart from the round's updates. */
+export function sentText(o: { bytesUp: number; checkpoints: number; checkpointBytes: number; checkpointEvery: number }, format: (bytes: number) => string): string {
+  const updates = Math.max(0, o.bytesUp - o.checkpointBytes);
+  const every = o.checkpointEvery > 0 ? `every ${o.checkpointEvery} round${o.checkpointEvery === 1 ? '' : 's'}, ` : '';
+  const parts = [`${format(updates)} of updates and messages (your compressed work, each round)`];
+  if (o.checkpoints > 0) parts.push(`${format(o.checkpointBytes)} in ${o.checkpoints} checkpoint${o.checkpoints === 1 ? '' : 's'} (a full copy of the model, ${every}so newcomers can start from it)`);
+  else if (o.checkpointEvery > 0) parts.push(`no checkpoint yet (one contributor uploads the whole model every ${o.checkpointEvery} rounds, for newcomers)`);
+  return parts.join('; ');
+}
+
+const PHASE_TEXT: Record<string, string> = { compile: 'Compiling GPU kernels', shard: 'Fetching the training data', sync: 'Getting the current weights', peers: 'Waiting for other contributors' };
+
+/** A start-up step in words: "Compiling GPU kernels: 12 of 40" (the contributor's own text is shown beside it). */
+export function progressText(p: { phase: string; done: number; total: number }): string {
+  const what = PHASE_TEXT[p.phase] ?? 'Starting';
+  if (!(p.total > 0)) return what;
+  return p.phase === 'shard' ? `${what}: ${Math.min(100, Math.round((100 * p.done) / p.total))}%` : `${what}: ${p.done} of ${p.total}`;
+}
+
+/** How to host a run, for a page that knows none. */
+export const HOST_A_RUN =
+  'To start one, run `npx tessera coordinator --run run.json` on a computer the contributors can reach and share its address (ws://HOST:8787/ws): the README\'s section "A round over the network" says how, and "npm run web" starts a local one to try.';

@@ -8,11 +8,14 @@ import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { DesktopSettings, TesseraDesktopApi } from '../../electron/contract.ts';
 import type { Engine } from '../engine/client.ts';
 import type { EngineEvent, GpuReport, StoredWallet, WireError } from '../engine/messages.ts';
-import type { PresetName } from '../../src/model/config.ts';
 import { DEFAULT_SETTINGS, DEFAULT_WALLET, type LogLevel, type LossPoint, type RewardPoint, type Settings, type UiDb, LOG_LEVELS, HISTORY_LIMIT } from './db.ts';
 import { DESKTOP_STARTING, desktopActions, type DesktopState } from './desktop.ts';
 import { blockedPeerNotice, noticeFor, retryNotice, type Notice } from './human.ts';
+import { logLineOf, rewardPointOf } from './event-log.ts';
+import { DEFAULT_RUN } from '../../src/net/run-config.ts';
 import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
+import { runInfoOf, type RunShape } from './run-info.ts';
+import { runsActions, runsStarting, type RunsActions, type RunsState } from './runs.ts';
 import { tabWalletActions, type TabWalletMemory } from './tab-wallet.ts';
 import { checkConfirmation, coordinatorSocketUrl, pickConfirmation, shouldPause, type Environment } from './rules.ts';
 
@@ -24,7 +27,9 @@ export interface LogLine {
   text: string;
 }
 
-export interface AppState {
+export type { RunShape };
+
+export interface AppState extends RunsState {
   screen: Screen;
   busy: boolean;
   notice: Notice | null;
@@ -51,7 +56,7 @@ export interface AppState {
   desktop: DesktopState | null;
 }
 
-export interface AppActions {
+export interface AppActions extends RunsActions {
   init(): Promise<void>;
   beginCreate(): Promise<void>;
   wroteDownWords(): void;
@@ -96,20 +101,14 @@ export interface StoreDeps {
   localCoordinator(): Promise<string | null>;
   /** Model, batch and sequence length of the run at a coordinator (its GET /run), or null when it cannot be read. */
   runShape?(coordinator: string): Promise<RunShape | null>;
+  /** fetch for the known-runs list (tests pass their own). */
+  fetchList?: typeof fetch;
   /** The clock (tests pass their own). */
   now?: () => number;
   /** Which wallet this browser tab chose (sessionStorage: a reload keeps it, another tab does not); absent in the desktop app. */
   tabWallet?: TabWalletMemory;
   /** window.tessera in the desktop app's UI window; absent in a browser tab. */
   desktop?: TesseraDesktopApi;
-}
-
-export interface RunShape {
-  model: PresetName;
-  batch: number;
-  seq: number;
-  /** Inner steps per round, for "step 2 of 3" (absent when unknown). */
-  innerSteps?: number;
 }
 
 /** What the GPU check sizes when the run's own shape is unknown: the local run's. */
@@ -159,6 +158,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
     const onEvent = (e: EngineEvent) => {
       const s = get();
       set({ run: foldEvent(s.run, e) });
+      const line = logLineOf(e, get().runInfo?.rewardUnit ?? DEFAULT_RUN.rewardUnit);
+      if (line) log(line.level, line.text);
       switch (e.event) {
         case 'joined':
           if (historyRun !== e.run) {
@@ -168,27 +169,15 @@ export function createAppStore(deps: StoreDeps): AppStore {
             persistHistory();
           }
           if (get().notice?.kind === 'unreachable') set({ notice: null });
-          log('info', `joined run ${e.run} (${e.model}) at round ${e.round} as ${e.address}`);
-          break;
-        case 'synced':
-          log('info', `holding the weights of round ${e.round} (from ${e.source})`);
           break;
         case 'step':
           set({ losses: [...get().losses, { round: e.round, step: e.step, loss: e.loss, at: now() }].slice(-HISTORY_LIMIT) });
           persistHistory();
-          log('debug', `round ${e.round} step ${e.step}: loss ${e.loss.toFixed(4)}, ${e.tokensPerSecond.toFixed(0)} tokens/s`);
           break;
-        case 'commit':
-          log('info', `round ${e.round} committed: ${e.included} update(s), ${e.fromPeers} from peers, ${e.fetched} from the coordinator`);
-          break;
-        case 'reward': {
-          const st = e.standing;
-          const point: RewardPoint = { round: e.round, score: st.ema, rank: st.rank, of: st.of, share: st.share, epoch: st.epoch, epochReward: st.epochReward, totalReward: st.totalReward };
-          set({ rewards: [...get().rewards.filter((r) => r.round !== e.round), point].slice(-HISTORY_LIMIT) });
+        case 'reward':
+          set({ rewards: [...get().rewards.filter((r) => r.round !== e.round), rewardPointOf(e.round, e.standing)].slice(-HISTORY_LIMIT) });
           persistHistory();
-          log('info', `round ${e.round} scored: rank ${st.rank} of ${st.of}, reward ${st.totalReward.toFixed(3)} in total`);
           break;
-        }
         case 'retrying':
           set({ notice: retryNotice(e.attempt, e.inMs, e.reason) });
           log('warn', `coordinator unreachable: ${e.reason}; retry ${e.attempt} in ${e.inMs} ms`);
@@ -197,12 +186,6 @@ export function createAppStore(deps: StoreDeps): AppStore {
           if (!e.up && get().run.blocked[e.peer]) set({ notice: blockedPeerNotice(e.peer, e.reason) });
           if (linkState.get(e.peer) !== (e.up ? 'up' : e.reason)) log(e.up ? 'info' : 'warn', `peer ${e.peer} ${e.up ? 'linked' : `unlinked: ${e.reason}`}`);
           linkState.set(e.peer, e.up ? 'up' : e.reason);
-          break;
-        case 'warning':
-          log('warn', e.text);
-          break;
-        case 'rejected':
-          log('warn', `refused a message from ${e.from}: ${e.reason}`);
           break;
         case 'ended':
           if (e.error) {
@@ -235,6 +218,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       set({ walletName: name, losses: history.losses, rewards: history.rewards, run: IDLE });
     };
 
+    const runs = runsActions({ db: deps.db, fetch: deps.fetchList, now, get, set });
     const notDesktop = async () => set({ notice: { kind: 'input', severity: 'error', title: 'Only in the desktop app', text: 'This setting belongs to the Tessera desktop app.' } });
     const base: AppState & AppActions = {
       screen: 'loading',
@@ -255,6 +239,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       rewards: [],
       log: [],
       desktop: null,
+      ...runsStarting(),
 
       async init() {
         let settings = get().settings;
@@ -270,6 +255,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
         const history = await deps.db.loadHistory(walletName).catch(() => ({ run: '', losses: [], rewards: [] }));
         historyRun = history.run;
         set({ settings, walletName, wallets, losses: history.losses, rewards: history.rewards, localCoordinator: local, screen: wallets.length > 0 ? 'unlock' : 'welcome' });
+        await runs.loadKnownRuns();
       },
 
       async beginCreate() {
@@ -337,7 +323,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       async checkGpu() {
         const url = coordinatorUrl();
         const known = url ? await deps.runShape?.(url).catch(() => null) : null;
-        set({ innerSteps: known?.innerSteps ?? null });
+        set({ innerSteps: known?.innerSteps ?? null, runInfo: known ? runInfoOf(known) : null });
         const { model, batch, seq } = known ?? DEFAULT_SHAPE;
         const gpu = await deps.engine.call('checkGpu', { model, batch, seq }).catch((e: unknown) => {
           set({ notice: noticeFor(wireOf(e)) });
@@ -391,6 +377,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
       dismissNotice() {
         set({ notice: null });
       },
+      refreshKnownRuns: runs.refreshKnownRuns,
+      joinKnownRun: runs.joinKnownRun,
       ...tabWalletActions({ engine: deps.engine, memory: deps.tabWallet, get, set, busy, useWalletHistory }),
       updateDesktopSettings: notDesktop,
       allowPlainTextSecret: notDesktop,

@@ -4,6 +4,7 @@ import { useApp } from './context.tsx';
 import { Controls, LiveStatus, LossChart } from './Dashboard.tsx';
 import { DesktopSettingsPanel, DesktopStatusPanel } from './Desktop.tsx';
 import { NoticeBanner } from './Notice.tsx';
+import { RunAbout } from './RunAbout.tsx';
 import { ChoosePassword, ConfirmWords, ImportWords, ShowWords, Unlock, Welcome } from './Onboarding.tsx';
 import { GpuCheck, GpuSummary, NetworkPick } from './Setup.tsx';
 import { LogView, SettingsPanel } from './Settings.tsx';
@@ -30,6 +31,7 @@ function Main() {
       </nav>
       {tab === 'contribute' && (
         <section className="card" aria-labelledby="contribute-title">
+          <RunAbout />
           <h2 id="contribute-title">Contribute</h2>
           <Controls />
           <LiveStatus />

@@ -4,6 +4,7 @@ import { useMemo } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { preset, type PresetName } from '../../src/model/config.ts';
 import { formatBytes } from '../engine/memory.ts';
+import { peersText, progressText, sentText } from '../state/human.ts';
 import { ACTIVITY_LABEL } from '../state/run-status.ts';
 import { pauseReasonsText } from '../desktop/ui-link.ts';
 import { pauseReason } from '../state/rules.ts';
@@ -53,46 +54,68 @@ export function Controls() {
   );
 }
 
-function stageOf(model: string | null, stage: number | null, stages: number | null): string {
-  if (!model || stage === null) return '—';
-  if (stages !== null && stages > 1) return `stage ${stage + 1} of ${stages} of ${model}`;
+/** In a pipelined run, which part of the model this device holds (the rest is on other contributors'). */
+function stageOf(model: string, stage: number, stages: number): string {
+  let layers = '';
   try {
-    return `whole model (layers 1–${preset(model as PresetName).layers}, stage 1 of 1)`;
+    const L = preset(model as PresetName).layers;
+    layers = ` (about layers ${Math.round((stage * L) / stages) + 1}–${Math.round(((stage + 1) * L) / stages)} of ${L})`;
   } catch {
-    return model;
+    // An unknown model: the stage alone.
   }
+  return `part ${stage + 1} of ${stages} of the ${model} model${layers}; other contributors hold the other parts, and activations pass between you`;
 }
 
 export function LiveStatus() {
   const run = useApp((s) => s.run);
   const innerSteps = useApp((s) => s.innerSteps);
+  const checkpointEvery = useApp((s) => s.runInfo?.checkpointEvery ?? 0);
+  const budget = useApp((s) => s.settings.dutyCycle);
   const activity = run.paused && run.activity === 'training' ? 'Paused' : ACTIVITY_LABEL[run.activity];
   const blocked = Object.keys(run.blocked).length;
+  const pipelined = run.model !== null && run.stage !== null && run.stages !== null && run.stages > 1;
   return (
     <dl className="facts status" aria-label="Live status" aria-live="polite">
       <dt>State</dt>
       <dd data-testid="activity">{activity}</dd>
+      {run.progress && run.activity !== 'idle' && (
+        <>
+          <dt>Starting</dt>
+          <dd data-testid="progress">
+            {progressText(run.progress)}
+            {run.progress.total > 0 && <progress value={run.progress.done} max={run.progress.total} aria-label={progressText(run.progress)} />}
+            {run.progress.text && <small className="why"> {run.progress.text}</small>}
+          </dd>
+        </>
+      )}
       <dt>Round</dt>
       <dd data-testid="round">{run.round ?? '—'}</dd>
       <dt>Step</dt>
       <dd data-testid="step">{run.step ? (innerSteps ? `${run.step} of ${innerSteps}` : run.step) : '—'}</dd>
       <dt>Loss</dt>
       <dd>{run.lastLoss === null ? '—' : run.lastLoss.toFixed(4)}</dd>
-      <dt>Tokens/s</dt>
-      <dd>{run.tokensPerSecond ? run.tokensPerSecond.toFixed(0) : '—'}</dd>
+      <dt>Speed</dt>
+      <dd data-testid="speed">{run.tokensPerSecond ? `${run.tokensPerSecond.toFixed(0)} tokens/s` : '—'}</dd>
       <dt>GPU time</dt>
-      <dd>{run.activity === 'idle' ? '—' : `${Math.round(run.gpuShare * 100)}%`}</dd>
-      <dt>Sent / received</dt>
-      <dd>
-        {formatBytes(run.bytesUp)} / {formatBytes(run.bytesDown)}
+      <dd>{run.activity === 'idle' ? '—' : `${Math.round(run.gpuShare * 100)}% busy (your GPU budget: ${budget}%)`}</dd>
+      <dt>Sent</dt>
+      <dd data-testid="sent">
+        {formatBytes(run.bytesUp)}
+        {run.bytesUp > 0 && <small className="why">: {sentText({ ...run, checkpointEvery }, formatBytes)}</small>}
       </dd>
-      <dt>Peers</dt>
-      <dd data-testid="peers">
-        {run.linked.length} linked{run.members ? `, ${run.members} in the round` : ''}
-        {blocked > 0 ? `, ${blocked} blocked` : ''}
+      <dt>Received</dt>
+      <dd data-testid="received">
+        {formatBytes(run.bytesDown)}
+        {run.bytesDown > 0 && <small className="why">: the other contributors' updates (and the weights, when joining)</small>}
       </dd>
-      <dt>This device holds</dt>
-      <dd>{stageOf(run.model, run.stage, run.stages)}</dd>
+      <dt>Others</dt>
+      <dd data-testid="peers">{run.activity === 'idle' ? '—' : peersText(run.linked.length, run.members, blocked)}</dd>
+      {pipelined && (
+        <>
+          <dt>This device holds</dt>
+          <dd data-testid="holds">{stageOf(run.model!, run.stage!, run.stages!)}</dd>
+        </>
+      )}
       <dt>Rounds done</dt>
       <dd data-testid="rounds-done">{run.roundsDone}</dd>
     </dl>

@@ -1,7 +1,7 @@
 // Settings, saved as they change (IndexedDB in a tab; the main process in the desktop app):
 // the GPU budget, when to hold training, the network and how much the log says.
 import { useState } from 'react';
-import { LOG_LEVELS, type LogLevel } from '../state/db.ts';
+import { DEFAULT_DUTY_CYCLE, LOG_LEVELS, type LogLevel } from '../state/db.ts';
 import { coordinatorSocketUrl } from '../state/rules.ts';
 import { useApp } from './context.tsx';
 
@@ -20,6 +20,9 @@ export function SettingsPanel() {
         GPU budget: train {settings.dutyCycle}% of the time
         <input type="range" min={10} max={100} step={5} value={settings.dutyCycle} onChange={(e) => void update({ dutyCycle: Number(e.target.value) })} />
       </label>
+      <p className="hint" data-testid="budget-why">
+        Tessera starts at {DEFAULT_DUTY_CYCLE}% so the computer stays pleasant to use (videos, games and the desktop get the GPU the rest of the time, and the fans stay quieter). Raise it when the computer is left alone; lower it if things feel slow.
+      </p>
       {!desktop && (
         <label className="choice">
           <input type="checkbox" checked={settings.pauseWhenHidden} onChange={(e) => void update({ pauseWhenHidden: e.target.checked })} />
@@ -67,6 +70,7 @@ export function SettingsPanel() {
         </label>
         {url !== '' && !urlOk && <p className="hint bad">Not an address: use ws://host:port/ws or http://host:port.</p>}
       </fieldset>
+      <KnownRunsSource />
       <label>
         Log level
         <select value={settings.logLevel} onChange={(e) => void update({ logLevel: e.target.value as LogLevel })}>
@@ -78,6 +82,48 @@ export function SettingsPanel() {
         </select>
       </label>
     </section>
+  );
+}
+
+/** Where the list of known runs comes from: the shipped list, and a URL to refresh it from. */
+function KnownRunsSource() {
+  const listUrl = useApp((s) => s.settings.runListUrl);
+  const fetched = useApp((s) => s.knownRuns.fetched);
+  const shipped = useApp((s) => s.knownRuns.shipped.runs.length);
+  const refreshing = useApp((s) => s.knownRuns.refreshing);
+  const update = useApp((s) => s.updateSettings);
+  const refresh = useApp((s) => s.refreshKnownRuns);
+  const [url, setUrl] = useState(listUrl);
+  const urlOk = url.trim() === '' || /^https?:\/\/\S+$/i.test(url.trim());
+  const save = async () => {
+    if (!urlOk) return;
+    await update({ runListUrl: url.trim() });
+    if (url.trim()) await refresh();
+  };
+  return (
+    <fieldset>
+      <legend>List of public runs</legend>
+      <p className="hint">
+        This app ships {shipped === 0 ? 'an empty list' : `a list of ${shipped} run${shipped === 1 ? '' : 's'}`}; a list at an address (JSON: {'{ "runs": [{ "name", "coordinator", "description", "owner", "homepage", "model" }] }'}) adds to it. Each entry is checked; a bad one is left out, with a note.
+      </p>
+      <label>
+        List address
+        <input type="url" value={url} placeholder="https://example.org/tessera-runs.json" onChange={(e) => setUrl(e.target.value)} onBlur={() => void save()} aria-invalid={!urlOk} />
+      </label>
+      {!urlOk && <p className="hint bad">Not an http(s) address.</p>}
+      <div className="row">
+        <button type="button" onClick={() => void save()} disabled={!urlOk || url.trim() === '' || refreshing}>
+          {refreshing ? 'Refreshing…' : 'Refresh the list'}
+        </button>
+      </div>
+      {fetched && (
+        <p className="hint" data-testid="run-list-status" role="status">
+          {fetched.fetchedAt > 0 ? `${fetched.runs.length} run${fetched.runs.length === 1 ? '' : 's'} from ${fetched.url}, fetched ${new Date(fetched.fetchedAt).toLocaleString()}.` : `Nothing fetched yet from ${fetched.url}.`}
+          {fetched.error && ` The last refresh failed (${new Date(fetched.errorAt).toLocaleTimeString()}): ${fetched.error}; ${fetched.fetchedAt > 0 ? 'the list fetched before is kept' : 'only the shipped list is offered'}.`}
+          {fetched.dropped.length > 0 && ` Left out: ${fetched.dropped.join('; ')}.`}
+        </p>
+      )}
+    </fieldset>
   );
 }
 

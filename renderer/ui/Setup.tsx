@@ -1,7 +1,62 @@
-// First run, after the wallet: which network to join, and what this GPU can do.
+// First run, after the wallet: which network to join (a listed run in one click, the local
+// run, or an address), and what this GPU can do.
 import { useState } from 'react';
 import { formatBytes } from '../engine/memory.ts';
+import { HOST_A_RUN } from '../state/human.ts';
+import type { KnownRun } from '../state/known-runs.ts';
+import { offeredRuns } from '../state/runs.ts';
 import { useApp } from './context.tsx';
+import { RunAbout } from './RunAbout.tsx';
+
+function KnownRunItem({ run, onJoin, busy }: { run: KnownRun; onJoin: () => void; busy: boolean }) {
+  return (
+    <li>
+      <strong>{run.name}</strong>
+      {run.description && <p>{run.description}</p>}
+      <p className="hint">
+        {run.owner ? `Run by ${run.owner}` : 'Owner not named'}
+        {run.model ? ` · model ${run.model}` : ''}
+        {run.homepage && (
+          <>
+            {' · '}
+            <a href={run.homepage} target="_blank" rel="noopener noreferrer">
+              {new URL(run.homepage).host}
+            </a>
+          </>
+        )}
+        {' · '}
+        <code>{run.coordinator}</code>
+      </p>
+      <button type="button" className="primary" onClick={onJoin} disabled={busy}>
+        Join {run.name}
+      </button>
+    </li>
+  );
+}
+
+/** The known runs (shipped and refreshed), each joined in one click; or how to host one when there are none. */
+export function KnownRuns() {
+  const known = useApp((s) => s.knownRuns);
+  const join = useApp((s) => s.joinKnownRun);
+  const busy = useApp((s) => s.busy);
+  const runs = offeredRuns(known);
+  return (
+    <section aria-labelledby="known-runs-title">
+      <h2 id="known-runs-title">Public runs</h2>
+      {runs.length > 0 ? (
+        <ul className="runs" aria-label="Known runs">
+          {runs.map((r) => (
+            <KnownRunItem key={r.coordinator} run={r} busy={busy} onJoin={() => void join(r.coordinator)} />
+          ))}
+        </ul>
+      ) : (
+        <p className="hint" data-testid="no-known-runs">
+          No public run is listed yet (a list of runs can be added in Settings). {HOST_A_RUN}
+        </p>
+      )}
+    </section>
+  );
+}
 
 export function NetworkPick() {
   const settings = useApp((s) => s.settings);
@@ -20,6 +75,7 @@ export function NetworkPick() {
       aria-labelledby="network-title"
     >
       <h1 id="network-title">Choose a network</h1>
+      <KnownRuns />
       <fieldset>
         <legend>Where to contribute</legend>
         <label className="choice">
@@ -74,6 +130,7 @@ export function GpuCheck() {
     <section className="card narrow" aria-labelledby="gpu-title">
       <h1 id="gpu-title">Your GPU</h1>
       <GpuSummary />
+      <RunAbout />
       <div className="row">
         <button type="button" className="primary" onClick={enter} disabled={!gpu?.available}>
           Continue

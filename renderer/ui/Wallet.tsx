@@ -1,14 +1,21 @@
 // Who you are on the network and what you have earned: the address (with copy), the
 // validator's latest standing, and the reward history.
 import { useMemo, useState } from 'react';
+import { DEFAULT_RUN } from '../../src/net/run-config.ts';
+import { rewardText } from '../state/human.ts';
 import { LineChart } from './Chart.tsx';
 import { useApp } from './context.tsx';
 
 export function WalletPanel() {
   const address = useApp((s) => s.address);
   const rewards = useApp((s) => s.rewards);
+  // An older coordinator names no unit: its rewards are the default's, points.
+  const unit = useApp((s) => s.runInfo?.rewardUnit ?? DEFAULT_RUN.rewardUnit);
+  const note = useApp((s) => (s.runInfo ? s.runInfo.rewardNote : DEFAULT_RUN.rewardNote));
+  const pendingNow = useApp((s) => (s.run.standing as { pendingRounds?: number } | null)?.pendingRounds);
   const [copied, setCopied] = useState<'no' | 'yes' | 'failed'>('no');
   const latest = rewards.at(-1) ?? null;
+  const pending = pendingNow ?? latest?.pendingRounds ?? null;
   const { x, y } = useMemo(() => ({ x: rewards.map((r) => r.round), y: rewards.map((r) => r.totalReward) }), [rewards]);
   const copy = async () => {
     try {
@@ -38,18 +45,26 @@ export function WalletPanel() {
         <dt>Share</dt>
         <dd>{latest ? `${(latest.share * 100).toFixed(1)}%` : '—'}</dd>
         <dt>This epoch</dt>
-        <dd>{latest ? `${latest.epochReward.toFixed(3)} (epoch ${latest.epoch})` : '—'}</dd>
+        <dd data-testid="epoch-reward">{latest ? `${rewardText(latest.epochReward, unit)} (epoch ${latest.epoch})` : '—'}</dd>
         <dt>Total</dt>
-        <dd data-testid="total-reward">{latest ? latest.totalReward.toFixed(3) : '—'}</dd>
+        <dd data-testid="total-reward">{latest ? rewardText(latest.totalReward, unit) : '—'}</dd>
+        <dt>Rounds scored</dt>
+        <dd data-testid="scored-rounds">
+          {rewards.length}
+          {pending !== null && pending > 0 ? `; ${pending} more closed round${pending === 1 ? '' : 's'} pending (not scored yet: the validator is behind, they will be)` : ''}
+        </dd>
       </dl>
+      <p className="hint" data-testid="reward-note">
+        Rewards are counted in {unit}.{note ? ` ${note}` : ''}
+      </p>
       <LineChart
         label="Rewards over rounds"
         xLabel="round"
-        yLabel="total"
+        yLabel={`total (${unit})`}
         x={x}
         y={y}
         color="#15803d"
-        summary={latest ? `${rewards.length} scored rounds; ${latest.totalReward.toFixed(3)} in total` : 'no rewards yet: they come once the validator scores a round you trained'}
+        summary={latest ? `${rewards.length} scored rounds; ${rewardText(latest.totalReward, unit)} in total` : 'no rewards yet: they come once the validator scores a round you trained'}
         testId="reward-chart"
       />
     </section>

@@ -154,7 +154,7 @@ describe('the desktop UI window', () => {
     store.getState().enterMain();
     renderWith(store);
     await click(screen.getByRole('button', { name: 'Contribute' }));
-    expect(engine.callsOf('start')).toEqual([{ coordinator: 'ws://127.0.0.1:9999/ws', dutyCycle: 100, paused: false }]);
+    expect(engine.callsOf('start')).toEqual([{ coordinator: 'ws://127.0.0.1:9999/ws', dutyCycle: 60, paused: false }]);
     expect(store.getState().desktop).toBeNull();
     expect(screen.getByRole('button', { name: 'Stop now' })).toBeTruthy();
     expect(screen.queryByTestId('tray-state')).toBeNull();

@@ -86,6 +86,6 @@ export async function settle(rounds = 5): Promise<void> {
 /** The contributor's 'joined' (with the stage fields pipelined contributors add). */
 export const joined = (run: string, round: number): EngineEvent => ({ event: 'joined', address: ADDRESS, run, round, model: 'tiny', stage: 0, stages: 1 }) as EngineEvent;
 
-export const standing = (round: number, total: number) => ({
-  address: ADDRESS, ema: 0.002 * (round + 1), assignedEma: 0.5, rank: 1, of: 2, share: 0.6, epoch: 0, epochReward: total, totalReward: total, lastRound: round,
+export const standing = (round: number, total: number, pendingRounds = 0) => ({
+  address: ADDRESS, ema: 0.002 * (round + 1), assignedEma: 0.5, rank: 1, of: 2, share: 0.6, epoch: 0, epochReward: total, totalReward: total, lastRound: round, pendingRounds,
 });

@@ -31,7 +31,7 @@ describe('reading the standing from the coordinator (desktop UI window)', () => 
   it('signs GET /rewards with the hotkey; the coordinator verifies it and answers the standing', async () => {
     await cryptoReady();
     const key = Hotkey.fromMnemonic(MNEMONIC);
-    const standing: Standing = { address: key.address, ema: 0.01, assignedEma: 0.5, rank: 1, of: 2, share: 0.7, epoch: 0, epochReward: 1.5, totalReward: 1.5, lastRound: 3 };
+    const standing: Standing = { address: key.address, ema: 0.01, assignedEma: 0.5, rank: 1, of: 2, share: 0.7, epoch: 0, epochReward: 1.5, totalReward: 1.5, lastRound: 3, pendingRounds: 0 };
     const ledger = { lastRound: 3, standing: (a: string) => (a === key.address ? standing : null), history: () => [] } as unknown as Ledger;
     const { fetchFn, asked } = coordinator(new RewardsApi('run-7', ledger, 10, () => NOW));
     expect(await readStanding(key, 'ws://127.0.0.1:8787/ws', fetchFn, () => NOW)).toEqual(standing);

@@ -18,7 +18,7 @@ describe('settings', () => {
   it('fills defaults for a missing record and for each bad field, keeping the good ones', () => {
     expect(migrateSettings(undefined)).toEqual(DEFAULT_SETTINGS);
     const s = migrateSettings({ schema: 1, dutyCycle: 250, pauseWhenHidden: true, logLevel: 'loud', network: 'custom', coordinatorUrl: 'ws://x:1/ws', schedule: { enabled: true, from: '25:00', to: '06:30' } });
-    expect(s).toMatchObject({ dutyCycle: 100, pauseWhenHidden: true, logLevel: 'info', network: 'custom', coordinatorUrl: 'ws://x:1/ws', schedule: { enabled: true, from: '22:00', to: '06:30' } });
+    expect(s).toMatchObject({ dutyCycle: 60, pauseWhenHidden: true, logLevel: 'info', network: 'custom', coordinatorUrl: 'ws://x:1/ws', schedule: { enabled: true, from: '22:00', to: '06:30' } });
   });
 
   it('refuses a record from a newer version, and the database then leaves it alone', async () => {

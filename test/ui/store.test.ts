@@ -115,7 +115,7 @@ describe('contributing', () => {
   it('starts on the local coordinator and folds events into status, loss and reward history', async () => {
     const { store, engine } = await unlocked();
     await store.getState().contribute();
-    expect(engine.callsOf('start')).toEqual([{ coordinator: 'ws://127.0.0.1:9999/ws', dutyCycle: 100, paused: false }]);
+    expect(engine.callsOf('start')).toEqual([{ coordinator: 'ws://127.0.0.1:9999/ws', dutyCycle: 60, paused: false }]);
     expect(store.getState().run.activity).toBe('connecting');
     engine.emit(joined('r1', 0));
     expect(store.getState().run.activity).toBe('syncing');

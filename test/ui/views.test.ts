@@ -101,9 +101,9 @@ describe('main view', () => {
     expect(screen.getByTestId('activity').textContent).toBe('Training');
     expect(screen.getByTestId('round').textContent).toBe('3');
     expect(screen.getByTestId('step').textContent).toBe('1 of 3');
-    expect(screen.getByTestId('peers').textContent).toBe('1 linked, 2 in the round');
-    expect(screen.getByText('321')).toBeTruthy();
-    expect(screen.getByText(/whole model \(layers 1–2, stage 1 of 1\)/)).toBeTruthy();
+    expect(screen.getByTestId('peers').textContent).toBe('linked directly to the 1 other contributor in this round');
+    expect(screen.getByTestId('speed').textContent).toBe('321 tokens/s');
+    expect(screen.queryByTestId('holds'), 'one stage: where the model is does not matter').toBeNull();
     expect(screen.getByTestId('loss-chart').getAttribute('data-points')).toBe('1');
     expect(screen.getByRole('img', { name: /Training loss: 1 steps; latest loss 5\.2500/ })).toBeTruthy();
 
@@ -129,7 +129,7 @@ describe('main view', () => {
     expect(screen.getByTestId('address').textContent).toBe(ADDRESS);
     expect(screen.getByTestId('total-reward').textContent).toBe('—');
     await act(async () => engine.emit({ event: 'reward', round: 0, standing: standing(0, 60) }, { event: 'reward', round: 1, standing: standing(1, 130) }));
-    expect(screen.getByTestId('total-reward').textContent).toBe('130.000');
+    expect(screen.getByTestId('total-reward').textContent).toBe('130.000 points');
     expect(screen.getByText('1 of 2')).toBeTruthy();
     expect(screen.getByText('60.0%')).toBeTruthy();
     expect(screen.getByTestId('reward-chart').getAttribute('data-points')).toBe('2');
