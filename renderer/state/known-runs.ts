@@ -39,7 +39,8 @@ function entryOf(v: unknown): KnownRun | string {
   const e = v as Record<string, unknown>;
   const name = plainText(e.name, 80, '');
   if (!name) return "'name' must be text";
-  const coordinator = typeof e.coordinator === 'string' && e.coordinator.length <= 2048 ? coordinatorSocketUrl(e.coordinator) : null;
+  // The scheme is required: a bare 'host:port' is fine typed by hand, but from a list 'javascript:1' would read as host 'javascript'.
+  const coordinator = typeof e.coordinator === 'string' && e.coordinator.length <= 2048 && /^(wss?|https?):\/\//i.test(e.coordinator.trim()) ? coordinatorSocketUrl(e.coordinator) : null;
   if (!coordinator) return `'coordinator' must be a ws(s):// or http(s):// address, got ${JSON.stringify(String(e.coordinator)).slice(0, 80)}`;
   if (e.homepage !== undefined && e.homepage !== '' && !safeHomepage(e.homepage)) return "'homepage' must be an http(s) URL";
   if (e.model !== undefined && (typeof e.model !== 'string' || !Object.hasOwn(PRESETS, e.model))) return `'model' must be one of ${Object.keys(PRESETS).join(', ')}`;
