@@ -26,6 +26,9 @@ export const WEB_USAGE = `usage:
 /** The local run: the tiny model and rounds short enough for a laptop (or a CPU) to finish. */
 export const LOCAL_RUN: Partial<RunConfig> = {
   run: 'local-web',
+  name: 'Local run (npm run web)',
+  description: 'A run on this computer, started by npm run web: the tabs you open train the tiny model (2 layers, 124 thousand parameters) together, for trying Tessera out. Its coordinator and its points stay on this computer.',
+  owner: 'you',
   model: 'tiny',
   innerSteps: 3,
   batch: 2,
@@ -34,6 +37,10 @@ export const LOCAL_RUN: Partial<RunConfig> = {
   minMembers: 1,
   plannedRounds: 1000,
   warmup: 3,
+  // A checkpoint is the whole model (~0.5 MiB here) against ~4 KiB for a round's update, and
+  // rounds take a second or two on a GPU: every 50 rounds keeps checkpoints a small part of
+  // the upload, and a newcomer replays at most 49 small commits after it.
+  checkpointEvery: 50,
 };
 
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL('../../dist/web', import.meta.url));
