@@ -9,7 +9,9 @@ import { TrainingHost } from './desktop/training-host.ts';
 import { desktopApiOf, trainingApiOf } from './desktop/window-apis.ts';
 import { startEngineWorker } from './engine/client.ts';
 import { UiDb } from './state/db.ts';
-import { coordinatorHttpUrl, runShapeOf } from './state/rules.ts';
+import { coordinatorHttpUrl } from './state/rules.ts';
+import { runInfoOf } from './state/run-info.ts';
+import { swarmProgressOf } from './state/runs.ts';
 import { createAppStore } from './state/store.ts';
 import { sessionTabWallet } from './state/tab-wallet.ts';
 import { App } from './ui/App.tsx';
@@ -24,17 +26,23 @@ async function localCoordinator(): Promise<string | null> {
   return typeof body?.coordinator === 'string' ? body.coordinator : null;
 }
 
-/** The run's model and batch from its coordinator, so the GPU check sizes what will be trained. */
+/** The run from its coordinator: its model and batch, so the GPU check sizes what will be trained, and what it is. */
 async function runShape(coordinator: string) {
   const r = await fetch(`${coordinatorHttpUrl(coordinator)}/run`, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
-  return r.ok ? runShapeOf(await r.json()) : null;
+  return r.ok ? runInfoOf(await r.json()) : null;
+}
+
+/** The swarm's progress from the coordinator's GET /status. */
+async function swarmProgress(coordinator: string) {
+  const r = await fetch(`${coordinatorHttpUrl(coordinator)}/status`, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
+  return r.ok ? swarmProgressOf(await r.json()) : null;
 }
 
 function startUi(): void {
   const desktop = desktopApiOf(window);
   // A browser tab remembers its wallet choice for its reloads; the desktop app has one wallet.
   const tabWallet = desktop ? undefined : sessionTabWallet(sessionStorage);
-  const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator, runShape, tabWallet, desktop: desktop ?? undefined });
+  const store = createAppStore({ engine: startEngineWorker(), db: new UiDb(indexedDB), localCoordinator, runShape, swarmProgress, tabWallet, desktop: desktop ?? undefined });
 
   const visibility = () => store.getState().setEnvironment({ hidden: document.visibilityState === 'hidden' });
   document.addEventListener('visibilitychange', visibility);

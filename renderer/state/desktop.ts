@@ -84,6 +84,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
     if (round !== standingRound && c.get().address) {
       standingRound = round;
       void readStanding();
+      void c.get().readSwarmProgress();
     }
     if (status.error && status.error !== lastError) c.set({ notice: desktopNotice('error', 'Training stopped', status.gpu.message ?? status.error) });
     lastError = status.error;

@@ -15,7 +15,7 @@ import { logLineOf, rewardPointOf } from './event-log.ts';
 import { DEFAULT_RUN } from '../../src/net/run-config.ts';
 import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
 import { runInfoOf, type RunShape } from './run-info.ts';
-import { runsActions, runsStarting, type RunsActions, type RunsState } from './runs.ts';
+import { runsActions, runsStarting, type RunsActions, type RunsContext, type RunsState } from './runs.ts';
 import { tabWalletActions, type TabWalletMemory } from './tab-wallet.ts';
 import { checkConfirmation, coordinatorSocketUrl, pickConfirmation, shouldPause, type Environment } from './rules.ts';
 
@@ -103,6 +103,8 @@ export interface StoreDeps {
   runShape?(coordinator: string): Promise<RunShape | null>;
   /** fetch for the known-runs list (tests pass their own). */
   fetchList?: typeof fetch;
+  /** The swarm's progress from a coordinator's GET /status, where the contributor's events lack it. */
+  swarmProgress?: RunsContext['swarmProgress'];
   /** The clock (tests pass their own). */
   now?: () => number;
   /** Which wallet this browser tab chose (sessionStorage: a reload keeps it, another tab does not); absent in the desktop app. */
@@ -160,6 +162,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       set({ run: foldEvent(s.run, e) });
       const line = logLineOf(e, get().runInfo?.rewardUnit ?? DEFAULT_RUN.rewardUnit);
       if (line) log(line.level, line.text);
+      runs.onEvent(e);
       switch (e.event) {
         case 'joined':
           if (historyRun !== e.run) {
@@ -218,7 +221,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       set({ walletName: name, losses: history.losses, rewards: history.rewards, run: IDLE });
     };
 
-    const runs = runsActions({ db: deps.db, fetch: deps.fetchList, now, get, set });
+    const runs = runsActions({ db: deps.db, fetch: deps.fetchList, swarmProgress: deps.swarmProgress, coordinatorUrl, now, get, set });
     const notDesktop = async () => set({ notice: { kind: 'input', severity: 'error', title: 'Only in the desktop app', text: 'This setting belongs to the Tessera desktop app.' } });
     const base: AppState & AppActions = {
       screen: 'loading',
@@ -379,6 +382,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       },
       refreshKnownRuns: runs.refreshKnownRuns,
       joinKnownRun: runs.joinKnownRun,
+      readSwarmProgress: runs.readSwarmProgress,
       ...tabWalletActions({ engine: deps.engine, memory: deps.tabWallet, get, set, busy, useWalletHistory }),
       updateDesktopSettings: notDesktop,
       allowPlainTextSecret: notDesktop,

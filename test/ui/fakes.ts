@@ -70,11 +70,11 @@ export function freshDbName(): string {
   return `tessera-ui-test-${++dbCount}`;
 }
 
-export function makeStore(o: { engine?: ScriptedEngine; dbName?: string; local?: string | null; now?: () => number; runShape?: StoreDeps['runShape']; tabWallet?: StoreDeps['tabWallet']; fetchList?: StoreDeps['fetchList'] } = {}): { store: AppStore; engine: ScriptedEngine; db: UiDb } {
+export function makeStore(o: { engine?: ScriptedEngine; dbName?: string; local?: string | null; now?: () => number; runShape?: StoreDeps['runShape']; tabWallet?: StoreDeps['tabWallet']; fetchList?: StoreDeps['fetchList']; swarmProgress?: StoreDeps['swarmProgress'] } = {}): { store: AppStore; engine: ScriptedEngine; db: UiDb } {
   const engine = o.engine ?? new ScriptedEngine();
   const db = new UiDb(indexedDB, o.dbName ?? freshDbName());
   const local = o.local === undefined ? 'ws://127.0.0.1:9999/ws' : o.local;
-  const store = createAppStore({ engine, db, localCoordinator: async () => local, now: o.now, runShape: o.runShape, tabWallet: o.tabWallet, fetchList: o.fetchList });
+  const store = createAppStore({ engine, db, localCoordinator: async () => local, now: o.now, runShape: o.runShape, tabWallet: o.tabWallet, fetchList: o.fetchList, swarmProgress: o.swarmProgress });
   return { store, engine, db };
 }
 

@@ -13,6 +13,7 @@ import { peersText, progressText, rewardText, sentText, tokensText } from '../..
 import { formatBytes } from '../../renderer/engine/memory.ts';
 import type { EngineEvent } from '../../renderer/engine/messages.ts';
 import { UiDb } from '../../renderer/state/db.ts';
+import { swarmProgressOf } from '../../renderer/state/runs.ts';
 import { freshDbName, joined, makeStore, settle } from './fakes.ts';
 
 const GOOD = { name: 'Open tiny', description: 'A tiny model.', coordinator: 'https://run.example.org', owner: 'Example Lab', homepage: 'https://example.org/run', model: 'tiny' };
@@ -155,6 +156,44 @@ describe('known runs in the store', () => {
     await db.saveRunList({ url: 'https://l.example.org', runs: [], dropped: [], fetchedAt: 5, error: null, errorAt: 0 });
     expect(await db.loadRunList()).toMatchObject({ url: 'https://l.example.org', fetchedAt: 5 });
     await db.close();
+  });
+});
+
+describe("the swarm's progress where the contributor's events lack it", () => {
+  it('reads GET /status when joining and after commits, at most once a minute, and no more once round events carry it', async () => {
+    let t = 0;
+    const asked: string[] = [];
+    let tokens = 1000;
+    const { store, engine } = makeStore({ now: () => t, swarmProgress: async (url) => (asked.push(url), { round: 3, tokensTrained: tokens, pendingRounds: 0 }) });
+    await store.getState().init();
+    await store.getState().contribute();
+    engine.emit(joined('r', 3));
+    await settle();
+    expect(asked).toEqual(['ws://127.0.0.1:9999/ws']);
+    expect(store.getState().run.tokensTrained).toBe(1000);
+    tokens = 2000;
+    t += 30_000;
+    engine.emit({ event: 'commit', round: 3, trained: true, loss: 5, included: 1, fromPeers: 1, fetched: 0, bytesUp: 1, bytesDown: 1, peers: 0, rejected: {}, weightsHash: 'h' });
+    await settle();
+    expect(asked).toHaveLength(1); // within the minute
+    t += 31_000;
+    engine.emit({ event: 'commit', round: 4, trained: true, loss: 5, included: 1, fromPeers: 1, fetched: 0, bytesUp: 1, bytesDown: 1, peers: 0, rejected: {}, weightsHash: 'h' });
+    await settle();
+    expect(asked).toHaveLength(2);
+    expect(store.getState().run.tokensTrained).toBe(2000);
+    engine.emit({ event: 'round', round: 5, members: 1, tokensTrained: 2500 } as unknown as EngineEvent);
+    t += 120_000;
+    engine.emit({ event: 'commit', round: 5, trained: true, loss: 5, included: 1, fromPeers: 1, fetched: 0, bytesUp: 1, bytesDown: 1, peers: 0, rejected: {}, weightsHash: 'h' });
+    await settle();
+    expect(asked).toHaveLength(2);
+    expect(store.getState().run.tokensTrained).toBe(2500);
+  });
+
+  it('takes round and tokens from a GET /status body, or nothing from a bad one', () => {
+    expect(swarmProgressOf({ round: 7, tokensTrained: 4480, pendingRounds: 2, peers: [] })).toEqual({ round: 7, tokensTrained: 4480, pendingRounds: 2 });
+    expect(swarmProgressOf({ round: 7 })).toBeNull();
+    expect(swarmProgressOf({ round: -1, tokensTrained: 5 })).toBeNull();
+    expect(swarmProgressOf(null)).toBeNull();
   });
 });
 
