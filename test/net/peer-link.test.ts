@@ -1,8 +1,9 @@
 // PeerLink over real WebRTC (@roamhq/wrtc) on loopback, signaling handed across in-process.
 import wrtc from '@roamhq/wrtc';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FRAME_HEADER_BYTES, type ReassemblyLimits } from '../../src/net/framing.ts';
 import { LinkClosedError, PeerLink, type PeerLinkOptions } from '../../src/net/peer-link.ts';
+import { releaseWebRtc } from '../helpers/webrtc-release.ts';
 
 const LIMITS: ReassemblyLimits = { maxMessageBytes: 16 << 20, timeoutMs: 30_000, maxInFlight: 4 };
 const open: PeerLink[] = [];
@@ -10,6 +11,8 @@ const open: PeerLink[] = [];
 afterEach(() => {
   for (const l of open.splice(0)) l.close();
 });
+// End libwebrtc before the worker ends (test/helpers/webrtc-release.ts says why).
+afterAll(async () => expect(await releaseWebRtc()).toEqual([]));
 
 function randomBytes(n: number, seed = 1): Uint8Array {
   const b = new Uint8Array(n);

@@ -5,11 +5,12 @@
 // and many small ones must arrive whole and in order.
 import { createRequire } from 'node:module';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { hostRtc, type RtcHost } from '../../renderer/engine/rtc-host.ts';
 import type { RtcCommand } from '../../renderer/engine/rtc-protocol.ts';
 import { rtcFromPage } from '../../renderer/engine/rtc-worker.ts';
 import { PeerLink } from '../../src/net/peer-link.ts';
+import { releaseWebRtc } from '../helpers/webrtc-release.ts';
 
 const wrtc = createRequire(import.meta.url)('@roamhq/wrtc') as { RTCPeerConnection: typeof RTCPeerConnection };
 
@@ -38,6 +39,8 @@ describe('RTC bridge', () => {
   afterEach(() => {
     for (const c of cleanups.splice(0)) c();
   });
+  // End libwebrtc before the worker ends (test/helpers/webrtc-release.ts says why).
+  afterAll(async () => expect(await releaseWebRtc()).toEqual([]));
 
   it('carries a PeerLink between two bridged sides: a 2 MB message and 50 small ones, whole and in order', { timeout: 60_000 }, async () => {
     const [a, b] = [bridgedSide(), bridgedSide()];
