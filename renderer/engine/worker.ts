@@ -11,7 +11,7 @@ import { adapterName } from '../../src/gpu/device.ts';
 import type { SocketLike } from '../../src/net/signaling.ts';
 import { IDB_DATABASE as CHECKPOINT_DATABASE, IdbCheckpointStore } from '../../src/train/checkpoint-idb.ts';
 import { DEFAULT_WALLET_NAME, IdbWalletStore } from '../../src/wallet/keystore-idb.ts';
-import { WalletSecret, decryptWallet, encryptWallet } from '../../src/wallet/keystore.ts';
+import { MIN_PASSWORD_CHARS, WalletSecret, decryptWallet, encryptWallet, newPasswordProblem } from '../../src/wallet/keystore.ts';
 import { WalletError, cryptoReady, type Hotkey } from '../../src/wallet/keys.ts';
 import { WalletInUseError, toWireError } from './errors.ts';
 import { fetchHttpClient } from './http.ts';
@@ -68,7 +68,7 @@ const handlers: Handlers = {
   async saveWallet({ mnemonic, password, overwrite, name = DEFAULT_WALLET_NAME }) {
     await cryptoReady();
     if (session) throw new WalletError('stop contributing before changing the wallet of this tab');
-    if (password.length < 8) throw new WalletError('choose a password of at least 8 characters: it encrypts the wallet in this browser');
+    if (newPasswordProblem(password)) throw new WalletError(`choose a password of at least ${MIN_PASSWORD_CHARS} characters: it encrypts the wallet in this browser`);
     const secret = WalletSecret.fromMnemonic(mnemonic);
     await wallets.save(encryptWallet(secret, password), name, { overwrite });
     key = secret.key;

@@ -17,6 +17,7 @@ import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
 import { runInfoOf, type RunShape } from './run-info.ts';
 import { runsActions, runsStarting, type RunsActions, type RunsContext, type RunsState } from './runs.ts';
 import { tabWalletActions, type TabWalletMemory } from './tab-wallet.ts';
+import { MIN_PASSWORD_CHARS, newPasswordProblem } from '../../src/wallet/password-rule.ts';
 import { checkConfirmation, coordinatorSocketUrl, pickConfirmation, shouldPause, type Environment } from './rules.ts';
 
 export type Screen = 'loading' | 'welcome' | 'create-show' | 'create-confirm' | 'password' | 'import' | 'unlock' | 'network' | 'gpu' | 'main' | 'tab-wallet' | 'tab-create';
@@ -296,7 +297,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
         const d = get().draft;
         if (!d) return;
         if (password !== repeat) return set({ notice: { kind: 'input', severity: 'error', title: 'The passwords differ', text: 'Type the same password twice.' } });
-        if (password.length < 8) return set({ notice: { kind: 'input', severity: 'error', title: 'Password too short', text: 'Use at least 8 characters: it encrypts your wallet in this browser.' } });
+        if (newPasswordProblem(password)) return set({ notice: { kind: 'input', severity: 'error', title: 'Password too short', text: `Use at least ${MIN_PASSWORD_CHARS} characters: it encrypts your wallet in this browser.` } });
         const w = await busy(() => deps.engine.call('saveWallet', { mnemonic: d.mnemonic, password, overwrite: d.imported }));
         if (!w) return;
         set({ address: w.address, draft: null, screen: 'network' });

@@ -6,6 +6,7 @@
 // per tab (sessionStorage), so a reload of this tab resumes with the same wallet and its own
 // history and checkpoint. Part of the one store (store.ts calls tabWalletActions).
 import type { Engine } from '../engine/client.ts';
+import { MIN_PASSWORD_CHARS, newPasswordProblem } from '../../src/wallet/password-rule.ts';
 import type { AppActions, AppState } from './store.ts';
 
 /** Where a tab remembers its wallet: sessionStorage in a page (per tab, kept across reloads). */
@@ -66,7 +67,7 @@ export function tabWalletActions(c: TabWalletContext): TabWalletActions {
       const d = c.get().draft;
       if (!d) return;
       if (password !== repeat) return inputError('The passwords differ', 'Type the same password twice.');
-      if (password.length < 8) return inputError('Password too short', 'Use at least 8 characters: it encrypts this wallet in this browser.');
+      if (newPasswordProblem(password)) return inputError('Password too short', `Use at least ${MIN_PASSWORD_CHARS} characters: it encrypts this wallet in this browser.`);
       const name = newTabWalletName();
       const w = await c.busy(() => c.engine.call('saveWallet', { mnemonic: d.mnemonic, password, name }));
       if (w) await switchTo(w.name, w.address);

@@ -1,5 +1,6 @@
 // Pieces of the wallet screens used by both the first run (Onboarding) and a tab's own
 // wallet (TabWallet): the recovery words as a numbered list, and a new password typed twice.
+import { MIN_PASSWORD_CHARS } from '../../src/wallet/password-rule.ts';
 
 export function RecoveryWords({ mnemonic }: { mnemonic: string }) {
   return (
@@ -18,7 +19,7 @@ export function NewPasswordFields(p: { label: string; pw: string; setPw: (v: str
     <>
       <label>
         {p.label}
-        <input type="password" autoComplete="new-password" value={p.pw} onChange={(e) => p.setPw(e.target.value)} minLength={8} required />
+        <input type="password" autoComplete="new-password" value={p.pw} onChange={(e) => p.setPw(e.target.value)} minLength={MIN_PASSWORD_CHARS} required />
       </label>
       <label>
         Password again

@@ -26,6 +26,9 @@ import {
 } from '@polkadot/util-crypto';
 import { bytesEqual, bytesToHex, fromUtf8, utf8 } from './bytes.ts';
 import { Hotkey, SEED_BYTES, WalletError, normalizeMnemonic } from './keys.ts';
+import { newPasswordProblem } from './password-rule.ts';
+
+export { MIN_PASSWORD_CHARS, newPasswordProblem } from './password-rule.ts';
 
 export const WALLET_FORMAT = 'tessera-wallet';
 export const WALLET_VERSION = 1;
@@ -176,10 +179,16 @@ export interface EncryptOptions {
   created?: Date;
 }
 
-/** Encrypts a wallet secret with a password into a WalletFile (a plain JSON-able object). */
+/**
+ * Encrypts a wallet secret with a password into a WalletFile (a plain JSON-able object). The
+ * password must pass the one rule for new passwords (newPasswordProblem: at least
+ * MIN_PASSWORD_CHARS characters), whoever calls.
+ */
 export function encryptWallet(secret: WalletSecret, password: string, options: EncryptOptions = {}): WalletFile {
   if (!(secret instanceof WalletSecret)) throw new WalletError('encryptWallet needs a WalletSecret');
   checkPassword(password);
+  const problem = newPasswordProblem(password);
+  if (problem) throw new WalletError(problem);
   const params = validScrypt({ ...DEFAULT_SCRYPT, ...options.kdf });
   if (!params) throw new WalletError(`scrypt parameters out of range: N a power of two in [2^${SCRYPT_LIMITS.minLogN}, 2^${SCRYPT_LIMITS.maxLogN}], r and p in [1, 16]`);
   const salt = randomAsU8a(SALT_BYTES);

@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { base64Decode, base64Encode, mnemonicToMiniSecret, scryptEncode } from '@polkadot/util-crypto';
 import { Hotkey, WalletError, cryptoReady, verifySignature } from '../../src/wallet/keys.ts';
 import {
-  DEFAULT_SCRYPT, WalletSecret, decryptWallet, encryptWallet, isWalletJson, parseWalletFile, serializeWalletFile,
+  DEFAULT_SCRYPT, MIN_PASSWORD_CHARS, WalletSecret, decryptWallet, encryptWallet, isWalletJson, newPasswordProblem, parseWalletFile,
+  serializeWalletFile,
   type WalletFile,
 } from '../../src/wallet/keystore.ts';
 import { bytesToHex } from '../../src/wallet/bytes.ts';
@@ -163,8 +164,18 @@ describe('encryptWallet / decryptWallet', () => {
   });
 
   it('the password is NFKC-normalised (the same characters typed on any system)', () => {
-    const file = encryptWallet(WalletSecret.fromMnemonic(DEV), 'caf\u00e9', FAST);
-    expect(decryptWallet(file, 'cafe\u0301').address).toBe(DEV_ROOT);
+    const file = encryptWallet(WalletSecret.fromMnemonic(DEV), 'caf\u00e9 au lait', FAST);
+    expect(decryptWallet(file, 'cafe\u0301 au lait').address).toBe(DEV_ROOT);
+  });
+
+  it('a new password has at least MIN_PASSWORD_CHARS (8) characters, counted as typed (NFKC code points)', () => {
+    expect(MIN_PASSWORD_CHARS).toBe(8);
+    expect(walletError(() => encryptWallet(WalletSecret.fromMnemonic(DEV), 'x', FAST)).message).toMatch(/too short \(1 character\): use at least 8/);
+    expect(walletError(() => encryptWallet(WalletSecret.fromMnemonic(DEV), '1234567', FAST)).message).toMatch(/too short \(7 characters\)/);
+    expect(encryptWallet(WalletSecret.fromMnemonic(DEV), '12345678', FAST).address).toBe(DEV_ROOT);
+    // é as e + combining accent is one character, as the key derivation sees it
+    expect(newPasswordProblem('cafe\u0301 au')).toMatch(/7 characters/);
+    expect(newPasswordProblem('\u{1F511}'.repeat(8))).toBeNull();
   });
 
   it('wrong password → says so', () => {
