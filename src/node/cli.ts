@@ -3,23 +3,9 @@
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NoGpuError, GpuLostError, KernelInputError } from '../gpu/errors.ts';
-import { formatGpuReport, gpuReport } from './gpu-command.ts';
-import { DATA_USAGE, DataUsageError, dataCommand } from './data-command.ts';
-import { TRAIN_USAGE, TrainUsageError, trainCommand } from './train-command.ts';
-import { COORDINATOR_USAGE, coordinatorCommand } from './coordinator-command.ts';
-import { CONTRIBUTE_USAGE, ContributeUsageError, contributeCommand } from './contribute-command.ts';
-import { SWARM_USAGE, SwarmUsageError, swarmCommand } from './swarm-command.ts';
-import { WALLET_USAGE, WalletUsageError, walletCommand } from './wallet-command.ts';
-import { chainCommand } from './chain-command.ts';
-import { RunConfigError } from '../net/run-config.ts';
-import { CoordinatorError } from '../net/signaling.ts';
-import { SyncError } from '../net/sync.ts';
-import { WalletError } from '../wallet/keys.ts';
-import { ConfigError } from '../model/config.ts';
-import { CheckpointError } from '../train/checkpoint.ts';
-import { ShardError } from '../train/shards.ts';
-import { TokenizerError } from '../train/tokenizer.ts';
+// Each subcommand's module is imported when it runs, so a start loads only its own command
+// (`tessera --help` none of them: no WebGPU, wallet crypto or WebRTC), and the classes of
+// known failures load only after a failure (reportFailure).
 
 const USAGE = `tessera — train a shared language model on your GPU
 
@@ -46,23 +32,25 @@ export async function main(argv: string[]): Promise<number> {
       case 'bench':
         return await benchCommand(rest);
       case 'data':
-        return await dataCommand(rest);
-      case 'train':
+        return await (await import('./data-command.ts')).dataCommand(rest);
+      case 'train': {
+        const train = await import('./train-command.ts');
         if (rest.includes('--help') || rest.includes('-h')) {
-          console.log(TRAIN_USAGE);
+          console.log(train.TRAIN_USAGE);
           return 0;
         }
-        return await trainCommand(rest);
+        return await train.trainCommand(rest);
+      }
       case 'coordinator':
-        return await coordinatorCommand(rest);
+        return await (await import('./coordinator-command.ts')).coordinatorCommand(rest);
       case 'contribute':
-        return await contributeCommand(rest);
+        return await (await import('./contribute-command.ts')).contributeCommand(rest);
       case 'swarm':
-        return await swarmCommand(rest);
+        return await (await import('./swarm-command.ts')).swarmCommand(rest);
       case 'wallet':
-        return await walletCommand(rest);
+        return await (await import('./wallet-command.ts')).walletCommand(rest);
       case 'chain':
-        return await chainCommand(rest);
+        return await (await import('./chain-command.ts')).chainCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -74,12 +62,13 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (e) {
-    return reportFailure(e);
+    return await reportFailure(e);
   }
 }
 
 async function gpuCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, software: { type: 'boolean' } } });
+  const { formatGpuReport, gpuReport } = await import('./gpu-command.ts');
   const report = await gpuReport({ adapter: values.software ? 'software' : 'auto', f16: true });
   console.log(values.json ? JSON.stringify(report, null, 2) : formatGpuReport(report));
   return 0;
@@ -96,8 +85,46 @@ async function benchCommand(args: string[]): Promise<number> {
   return benchMain(args);
 }
 
+/** The classes (and usage texts) reportFailure recognises, from the modules that throw them. */
+async function knownFailures() {
+  const [gpu, data, train, coordinator, contribute, swarm, wallet, runConfig, signaling, sync, keys, config, checkpoint, shards, tokenizer] = await Promise.all([
+    import('../gpu/errors.ts'),
+    import('./data-command.ts'),
+    import('./train-command.ts'),
+    import('./coordinator-command.ts'),
+    import('./contribute-command.ts'),
+    import('./swarm-command.ts'),
+    import('./wallet-command.ts'),
+    import('../net/run-config.ts'),
+    import('../net/signaling.ts'),
+    import('../net/sync.ts'),
+    import('../wallet/keys.ts'),
+    import('../model/config.ts'),
+    import('../train/checkpoint.ts'),
+    import('../train/shards.ts'),
+    import('../train/tokenizer.ts'),
+  ]);
+  return { ...gpu, ...data, ...train, ...coordinator, ...contribute, ...swarm, ...wallet, ...runConfig, ...signaling, ...sync, ...keys, ...config, ...checkpoint, ...shards, ...tokenizer };
+}
+
+/** The npm package a failed import could not find (dependencies not installed), or null. */
+function missingPackage(e: unknown): string | null {
+  if ((e as { code?: string } | null)?.code !== 'ERR_MODULE_NOT_FOUND') return null;
+  return /Cannot find package '([^']+)'/.exec((e as Error).message)?.[1] ?? null;
+}
+
 /** Known failures get their message; anything else is a bug and keeps its stack. */
-export function reportFailure(e: unknown): number {
+export async function reportFailure(e: unknown): Promise<number> {
+  const missing = missingPackage(e);
+  if (missing) {
+    console.error(`tessera: the dependency ${missing} is not installed; run \`npm install\` in this folder first.`);
+    return 1;
+  }
+  const {
+    DATA_USAGE, DataUsageError, TRAIN_USAGE, TrainUsageError, CONTRIBUTE_USAGE, ContributeUsageError, SWARM_USAGE, SwarmUsageError,
+    WALLET_USAGE, WalletUsageError, COORDINATOR_USAGE, RunConfigError, CoordinatorError, SyncError, WalletError, NoGpuError,
+    GpuLostError, KernelInputError, ShardError, TokenizerError, ConfigError, CheckpointError,
+  } = await knownFailures();
   if (e instanceof DataUsageError) {
     console.error(`tessera data: ${e.message}\n\n${DATA_USAGE}`);
     return 2;
