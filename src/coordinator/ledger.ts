@@ -71,9 +71,10 @@ export class Ledger {
     return row ? Number(row.value) : -1;
   }
 
-  averages(address: string): { ema: number; assignedEma: number } {
+  /** A contributor's moving averages after its last scored round; null before its first (scoring.ts starts it at the priors). */
+  averages(address: string): { ema: number; assignedEma: number } | null {
     const row = this.db.prepare(`SELECT ema, assigned_ema FROM averages WHERE address = ?`).get(address) as { ema: number; assigned_ema: number } | undefined;
-    return row ? { ema: row.ema, assignedEma: row.assigned_ema } : { ema: 0, assignedEma: 0 };
+    return row ? { ema: row.ema, assignedEma: row.assigned_ema } : null;
   }
 
   /** Records a scored round: scores, new averages, and the round's slice of the epoch's emission. */
@@ -105,7 +106,7 @@ export class Ledger {
     const round = last.round;
     const peers = this.db.prepare(`SELECT address, ema, share FROM round_scores WHERE round = ? ORDER BY ema DESC, address`).all(round) as { address: string; ema: number; share: number }[];
     const me = peers.findIndex((p) => p.address === address);
-    const avg = this.averages(address);
+    const avg = this.averages(address) ?? { ema: 0, assignedEma: 0 };
     const epochReward = (this.db.prepare(`SELECT reward FROM rewards WHERE epoch = ? AND address = ?`).get(epoch, address) as { reward: number } | undefined)?.reward ?? 0;
     const totalReward = (this.db.prepare(`SELECT COALESCE(SUM(reward), 0) AS total FROM rewards WHERE address = ?`).get(address) as { total: number }).total;
     return { address, ema: avg.ema, assignedEma: avg.assignedEma, rank: me + 1, of: peers.length, share: peers[me].share, epoch, epochReward, totalReward, lastRound: round, pendingRounds };

@@ -11,6 +11,28 @@ export const NOISE_FLOOR = 0.1;
 const EMA_KEEP = 0.9;
 /** The assigned-data average moves faster: its ±1 signal is weak and it must settle in a few rounds. */
 const ASSIGNED_KEEP = 0.8;
+/**
+ * Where a new contributor's assigned-data average starts: +1, full credit. The check is a
+ * weak signal (an honest update beats the control batches in most rounds, not all), so a
+ * newcomer is not made to earn its way up from nothing: a noisy first round must not zero it.
+ */
+export const ASSIGNED_PRIOR = 1;
+/**
+ * The assigned-data average at and above which the gradient score counts in full. An honest
+ * peer winning ~65% or more of its checks averages ≥ 0.3 (2·0.65 − 1); one trained on other
+ * data wins about half of them and averages ~0, so its factor sinks towards 0 over rounds.
+ */
+export const ASSIGNED_FULL = 0.3;
+
+/**
+ * The multiplier the assigned-data evidence puts on the gradient score, in [0, 1]: 1 while
+ * the average is at or above ASSIGNED_FULL, falling linearly to 0 at an average of 0 (no
+ * advantage on its own data). From the prior of +1 it takes three lost checks in a row to
+ * fall below 0.1; a single lost check leaves it at 1.
+ */
+export function assignedFactor(assignedEma: number): number {
+  return Math.min(1, Math.max(0, assignedEma / ASSIGNED_FULL));
+}
 
 export interface SamplingOptions {
   /** Evaluate every update while a round has at most this many. */
@@ -105,14 +127,15 @@ export interface RoundInput {
   copied: ReadonlySet<string>;
   invalid: Readonly<Record<string, number>>;
   synced: (address: string) => boolean;
-  previous: (address: string) => { ema: number; assignedEma: number };
+  /** The averages after the member's last scored round; null for one never scored (it starts at the priors). */
+  previous: (address: string) => { ema: number; assignedEma: number } | null;
   /** What the round pays out in all. */
   emission: number;
 }
 
 /**
- * Each member's row. Evaluated: score = max(0, gradient) × max(0, assigned-data average),
- * unless penalised or under the noise floor. Missing, invalid, copied or out of sync: 0,
+ * Each member's row. Evaluated: score = max(0, gradient) × assignedFactor(assigned-data
+ * average), unless penalised or under the noise floor. Missing, invalid, copied or out of sync: 0,
  * sampled or not (none of these needs an evaluation). Delivered, clean but not sampled: its
  * averages hold (the round's score is taken as its average), so it is neither paid for work
  * nobody checked nor penalised for not being checked.
@@ -123,7 +146,7 @@ export function scoreRound(input: RoundInput): ScoredRow[] {
   const floor = positive.length ? NOISE_FLOOR * positive[Math.floor(positive.length / 2)] : 0;
   const rows: ScoredRow[] = input.members.map((address) => {
     const t = input.trials.get(address);
-    const prev = input.previous(address);
+    const prev = input.previous(address) ?? { ema: 0, assignedEma: ASSIGNED_PRIOR };
     const missing = !input.delivered.has(address);
     const invalid = (input.invalid[address] ?? 0) > 0;
     const synced = input.synced(address);
@@ -132,9 +155,9 @@ export function scoreRound(input: RoundInput): ScoredRow[] {
     const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, share: 0, reward: 0 };
     if (!t && !penalised) return { ...base, score: prev.ema, ema: prev.ema, assignedEma: prev.assignedEma, sampled: false };
     const assignedEma = t ? ASSIGNED_KEEP * prev.assignedEma + (1 - ASSIGNED_KEEP) * (t.assigned > t.control ? 1 : -1) : prev.assignedEma;
-    // The assigned-data average gates the gradient score: work on other data than one was
-    // given earns nothing (a coin-flip average hovers around 0), honest work a weight ≤ 1.
-    const score = penalised || t!.gradient < floor ? 0 : Math.max(0, t!.gradient) * Math.max(0, assignedEma);
+    // The assigned-data evidence scales the gradient score: work on other data than one was
+    // given earns less and less (a coin-flip average sinks to ~0), honest work keeps ~1.
+    const score = penalised || t!.gradient < floor ? 0 : Math.max(0, t!.gradient) * assignedFactor(assignedEma);
     return { ...base, score, ema: EMA_KEEP * prev.ema + (1 - EMA_KEEP) * score, assignedEma, sampled: !!t };
   });
   const total = rows.reduce((s, r) => s + r.ema, 0);

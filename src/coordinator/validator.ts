@@ -6,13 +6,15 @@
 //   gradient score  relative loss improvement on a random held-out batch;
 //   assigned data   whether the update helps the peer's own assigned batches (rebuilt from
 //                   the deterministic sampler) more than training-split batches nobody was
-//                   given — a moving average of ±1, proof that it trained on what it was given;
+//                   given — a moving average of ±1 (starting at +1), evidence that it trained
+//                   on what it was given;
 //   sync            its reported θ_start fingerprint equals the validator's;
 //   penalties       top-k index overlap above 40% with an earlier delivery (copying, checked
 //                   over every update, sampled or not), missing the deadline, an invalid
 //                   update, being out of sync: the round's score is 0.
-// round score = max(0, gradient score) × max(0, assigned-data average), unless penalised or
-// under a tenth of the round's median gradient score (noise).
+// round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
+// penalised or under a tenth of the round's median gradient score (noise). The factor starts
+// at 1 and falls only when the peer keeps failing the check (scoring.ts).
 // Round scores → moving average → shares among the round's members → each round pays
 // emissionPerEpoch / epochRounds by share; the ledger keeps it all.
 import type { Gpu } from '../gpu/gpu.ts';
@@ -22,7 +24,7 @@ import type { SparseTensor } from '../sparseloco/selection.ts';
 import { configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing } from './ledger.ts';
-import { findCopies, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type Trial } from './scoring.ts';
+import { assignedFactor, findCopies, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
 
 export { COPY_OVERLAP, NOISE_FLOOR, indexOverlap } from './scoring.ts';
 
@@ -41,6 +43,19 @@ export interface ClosedRound {
   invalid: Record<string, number>;
   /** θ_start(round) fingerprints the members reported when they synced. */
   reportedHashes: Record<string, string>;
+}
+
+/**
+ * One member's line in the log. Three numbers that differ on purpose, each named: this
+ * round's score, the moving average of scores that pays, and the share that average is of
+ * the round's total (so "round score 0" beside "share 27%" reads as one bad round, not a bug).
+ */
+export function describeRow(r: ScoredRow, t: Trial | undefined): string {
+  const flags = [r.copied && 'COPY', r.missing && 'MISSING', r.invalid && 'INVALID', !r.synced && 'UNSYNCED'].filter(Boolean).join(' ');
+  const check = t
+    ? `gradient ${r.gradient.toFixed(4)}, assigned ${r.assigned.toFixed(4)} vs control ${t.control.toFixed(4)} (assigned avg ${r.assignedEma.toFixed(2)}, factor ${assignedFactor(r.assignedEma).toFixed(2)})`
+    : r.missing ? 'no update' : flags ? 'not evaluated' : 'not sampled (averages held)';
+  return `${r.address.slice(0, 8)} ${check}${flags ? ` ${flags}` : ''}: round score ${r.score.toFixed(4)}, average ${r.ema.toFixed(4)}, share ${(100 * r.share).toFixed(1)}%`;
 }
 
 /** Sorted flat indices of each tensor of an update, for overlap. */
@@ -69,6 +84,11 @@ export class Validator {
 
   get round(): number {
     return this.held;
+  }
+
+  /** Compiles the kernels scoring uses (forward passes, the outer step) without blocking the event loop. */
+  warmUp(): Promise<number> {
+    return this.replica.warmUp({ train: false });
   }
 
   /**
@@ -154,11 +174,7 @@ export class Validator {
     const epoch = Math.floor(c.round / config.epochRounds);
     this.ledger.recordRound(c.round, epoch, rows);
     if (sampled.size < c.included.length) this.log(`validator: round ${c.round} evaluated a sample of ${sampled.size} of ${c.included.length} updates`);
-    for (const r of rows) {
-      const t = trials.get(r.address);
-      const detail = t ? `gradient ${r.gradient.toFixed(4)} assigned ${r.assigned.toFixed(4)} vs ${t.control.toFixed(4)} (avg ${r.assignedEma.toFixed(2)})` : r.missing ? 'no update' : r.copied || r.invalid || !r.synced ? 'not evaluated' : 'not sampled (averages held)';
-      this.log(`validator: round ${c.round} ${r.address.slice(0, 8)} ${detail}${r.copied ? ' COPY' : ''}${r.missing ? ' MISSING' : ''}${r.invalid ? ' INVALID' : ''}${r.synced ? '' : ' UNSYNCED'} score ${r.score.toFixed(4)} share ${(100 * r.share).toFixed(1)}%`);
-    }
+    for (const r of rows) this.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const standings = new Map<string, Standing>();

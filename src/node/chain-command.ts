@@ -1,16 +1,18 @@
 // `tessera chain --subtensor ws://… --netuid N [--key FILE | --address SS58] [--json]`: a
 // contributor's registration, incentive and emission on a Bittensor subnet, read through
 // @polkadot/api. Read-only: nothing is signed or sent.
-import { parseArgs } from 'node:util';
+import { CommandUsageError, parseCommandArgs } from './args.ts';
 import { ChainConfigError, parseChainOptions } from '../coordinator/chain-weights.ts';
 import { ChainError, connectSubtensor, type NeuronStanding } from '../coordinator/chain.ts';
 import { cryptoReady, isValidAddress } from '../wallet/keys.ts';
-import { DEFAULT_HOTKEY_FILE, loadHotkeyFile } from './hotkey-file.ts';
+import { keyFileAddress, ownKeyFile } from './hotkey-file.ts';
+import { DEFAULT_WALLET_FILE } from './wallet-file.ts';
 
 export const CHAIN_USAGE = `usage:
-  tessera chain --subtensor ws://NODE:9944 --netuid N [--key FILE | --address SS58] [--password-file F] [--json]
+  tessera chain --subtensor ws://NODE:9944 --netuid N [--key FILE | --address SS58] [--json]
   Shows whether your hotkey is registered on the subnet, its uid, incentive and last emission.
-  --key: your hotkey file (default ${DEFAULT_HOTKEY_FILE}); --address: any ss58 hotkey address.`;
+  --key: your hotkey file (default: your wallet, ${DEFAULT_WALLET_FILE}, whose address needs no
+  password); --address: any ss58 hotkey address.`;
 
 /** Rao per token: the chain counts in 1e-9 of the subnet token. */
 const RAO = 1_000_000_000n;
@@ -23,7 +25,7 @@ export function formatNeuron(n: NeuronStanding): string {
 }
 
 export async function chainCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     options: {
       subtensor: { type: 'string' },
@@ -34,7 +36,7 @@ export async function chainCommand(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
+  }, (m) => new CommandUsageError('chain', m, CHAIN_USAGE));
   if (values.help) {
     console.log(CHAIN_USAGE);
     return 0;
@@ -45,7 +47,7 @@ export async function chainCommand(args: string[]): Promise<number> {
     if (values.key !== undefined && values.address !== undefined) throw new ChainConfigError('--address', 'goes instead of --key, not with it');
     if (values.address !== undefined && !isValidAddress(values.address)) throw new ChainConfigError('--address', `must be an ss58 address (prefix 42), got '${values.address}'`);
     await cryptoReady();
-    const hotkey = values.address ?? loadHotkeyFile(values.key ?? DEFAULT_HOTKEY_FILE, { create: false, passwordFile: values['password-file'] }).key.address;
+    const hotkey = values.address ?? keyFileAddress(ownKeyFile({ key: values.key }));
     const { chain, disconnect } = await connectSubtensor(options, null);
     try {
       const neuron = await chain.neuron(hotkey);

@@ -5,7 +5,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Coordinator } from '../coordinator/coordinator.ts';
 import { serveCoordinator, type CoordinatorServer } from '../coordinator/server.ts';
 import { CoordinatorStore } from '../coordinator/state-store.ts';
@@ -26,6 +25,7 @@ import { EpochWeights } from '../coordinator/chain-epochs.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import type { SamplingOptions } from '../coordinator/scoring.ts';
 import { loadHotkeyFile } from './hotkey-file.ts';
+import { CommandUsageError, parseCommandArgs } from './args.ts';
 
 export const COORDINATOR_USAGE = `usage:
   tessera coordinator [--port 8787] [--host 127.0.0.1] [--run run.json] [--state DIR] [--data shard.bin]
@@ -204,7 +204,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
 }
 
 export async function coordinatorCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     options: {
       port: { type: 'string', default: '8787' },
@@ -223,13 +223,13 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
       'score-sample': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
+  }, (m) => new CommandUsageError('coordinator', m, COORDINATOR_USAGE));
   if (values.help) {
     console.log(COORDINATOR_USAGE);
     return 0;
   }
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RunConfigError('--port', `must be a port number, got '${values.port}'`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CommandUsageError('coordinator', `--port must be a port number (0–65535), got '${values.port}'`, COORDINATOR_USAGE);
   const config = readRunFile(values.run);
   const chain = chainSettings(values);
   const sampling: ValidatorSampling = { scoreAllUpTo: positiveFlag('--score-all-up-to', values['score-all-up-to']), sampleSize: positiveFlag('--score-sample', values['score-sample']) };
@@ -261,12 +261,12 @@ export function chainSettings(values: { subtensor?: string; netuid?: string; 've
     return null;
   }
   if (values.hotkey === undefined) throw new ChainConfigError('--hotkey', "is needed with --subtensor: the validator's hotkey file (a mnemonic, a btcli hotkey file or a Tessera wallet), registered on the subnet");
-  const { key } = loadHotkeyFile(values.hotkey, { create: false, passwordFile: values['password-file'] });
+  const key = loadHotkeyFile(values.hotkey, { passwordFile: values['password-file'] });
   return { ...options, hotkey: key };
 }
 
 function positiveFlag(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^[1-9]\d*$/.test(value)) throw new RunConfigError(flag, `must be a positive integer, got '${value}'`);
+  if (!/^[1-9]\d*$/.test(value)) throw new CommandUsageError('coordinator', `${flag} must be a whole number ≥ 1, got '${value}'`, COORDINATOR_USAGE);
   return Number(value);
 }

@@ -1,9 +1,9 @@
 // `tessera data`: build token shards from the default corpus or text files, and inspect them.
-import { parseArgs } from 'node:util';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TOKENIZER_NAMES, tokenizerFor, type TokenizerName } from '../train/tokenizer.ts';
 import { unigramEntropy } from '../train/stats.ts';
+import { parseCommandArgs } from './args.ts';
 import { buildShard, defaultShardPath, loadSotuCorpus, loadTextFiles, readShardFile } from './corpus.ts';
 
 export const DATA_USAGE = `usage:
@@ -48,14 +48,14 @@ function entropyLine(tokens: ArrayLike<number>, vocab: number): string {
 }
 
 function dataBuild(args: string[]): number {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     options: {
       tokenizer: { type: 'string', default: 'bytes' },
       input: { type: 'string', multiple: true },
       out: { type: 'string' },
     },
-  });
+  }, (m) => new DataUsageError(m));
   const name = values.tokenizer as string;
   if (!TOKENIZER_NAMES.includes(name as TokenizerName)) {
     throw new DataUsageError(`--tokenizer must be one of ${TOKENIZER_NAMES.join(', ')}, got '${name}'`);
@@ -78,7 +78,7 @@ function dataBuild(args: string[]): number {
 }
 
 function dataInfo(args: string[]): number {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const { positionals } = parseCommandArgs({ args, allowPositionals: true, options: {} }, (m) => new DataUsageError(m));
   if (positionals.length !== 1) throw new DataUsageError('tessera data info takes one shard file');
   const path = resolve(positionals[0]);
   const { meta, tokens } = readShardFile(path);

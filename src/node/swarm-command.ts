@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { ContributorEvent } from '../net/contributor.ts';
 import type { Standing } from '../net/protocol.ts';
 import type { RunConfig } from '../net/run-config.ts';
 import { Hotkey, cryptoReady } from '../wallet/keys.ts';
+import { parseCommandArgs } from './args.ts';
 import { readRunFile, startCoordinator } from './coordinator-command.ts';
 
 export const SWARM_USAGE = `usage:
@@ -84,7 +84,7 @@ function intArg(name: string, v: string | undefined, min: number): number | unde
 }
 
 export async function swarmCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     options: {
       peers: { type: 'string', default: '3' },
@@ -106,7 +106,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
       'kill-stage': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
+  }, (m) => new SwarmUsageError(m));
   if (values.help) {
     console.log(SWARM_USAGE);
     return 0;

@@ -1,7 +1,6 @@
 // `tessera train`: one contributor trains the whole model alone on the default corpus — the
 // inner loop of a round, without the network. Prints step, loss, tokens/s and memory;
 // checkpoints so that --resume continues the same loss curve.
-import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { adapterName, fmtBytes } from '../gpu/index.ts';
 import { PRESETS, parameterCount, preset, type ModelConfig, type PresetName } from '../model/config.ts';
@@ -11,6 +10,7 @@ import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
 import { evalBatches, sampleBatch, splitShard } from '../train/sampler.ts';
 import { unigramEntropy } from '../train/stats.ts';
 import { LocalTrainer, type StepResult } from '../train/trainer.ts';
+import { parseCommandArgs } from './args.ts';
 import { FileCheckpointStore } from './checkpoint-files.ts';
 import { loadOrBuildShard } from './corpus.ts';
 import { openNodeGpu } from './dawn.ts';
@@ -58,7 +58,7 @@ interface RunSettings {
 }
 
 export async function trainCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     options: {
       model: { type: 'string', default: 'tiny' },
@@ -81,7 +81,7 @@ export async function trainCommand(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       software: { type: 'boolean' },
     },
-  });
+  }, (m) => new TrainUsageError(m));
   const modelName = values.model as PresetName;
   if (!(modelName in PRESETS)) throw new TrainUsageError(`--model must be one of ${Object.keys(PRESETS).join(', ')}, got '${values.model}'`);
   const d = DEFAULTS[modelName];

@@ -1,7 +1,8 @@
 // The validator's bookkeeping without a GPU (src/coordinator/scoring.ts): the round's sample,
 // copies, and how trials, penalties and previous averages make scores, averages and shares.
 import { describe, expect, it } from 'vitest';
-import { findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type Trial } from '../../src/coordinator/scoring.ts';
+import { ASSIGNED_FULL, ASSIGNED_PRIOR, assignedFactor, findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
+import { describeRow } from '../../src/coordinator/validator.ts';
 
 const key = new Uint8Array(32).fill(7);
 const senders = Array.from({ length: 40 }, (_, i) => `peer-${String(i).padStart(2, '0')}`);
@@ -66,23 +67,40 @@ describe('scoreRound', () => {
   });
   const byAddress = (rows: ReturnType<typeof scoreRound>) => Object.fromEntries(rows.map((r) => [r.address, r]));
 
-  it('scores evaluated updates: gradient × assigned-data average, into a 0.9 moving average and shares', () => {
+  it('scores evaluated updates: gradient × assigned-data factor, into a 0.9 moving average and shares', () => {
     const rows = byAddress(scoreRound(input({
       trials: new Map([['a', trial(0.1)], ['b', trial(0.1, false)], ['c', trial(0.1)]]),
-      previous: (x) => ({ ema: 0.05, assignedEma: x === 'c' ? 0.5 : 0 }),
+      previous: (x) => ({ ema: 0.05, assignedEma: x === 'c' ? 0.05 : 0 }),
     })));
-    // a: assigned avg 0.8·0 + 0.2·1 = 0.2, score 0.1·0.2 = 0.02, ema 0.9·0.05 + 0.1·0.02 = 0.047.
+    // a: assigned avg 0.8·0 + 0.2·1 = 0.2, factor 0.2 / 0.3, score 0.1·⅔, ema 0.9·0.05 + 0.1·score.
     expect(rows.a.assignedEma).toBeCloseTo(0.2, 12);
-    expect(rows.a.score).toBeCloseTo(0.02, 12);
-    expect(rows.a.ema).toBeCloseTo(0.047, 12);
-    // b lost its assigned-data check: avg −0.2, gated to 0.
+    expect(rows.a.score).toBeCloseTo(0.1 * (0.2 / ASSIGNED_FULL), 12);
+    expect(rows.a.ema).toBeCloseTo(0.045 + 0.01 * (0.2 / ASSIGNED_FULL), 12);
+    // b lost its check again from an average of 0: avg −0.2, factor 0.
     expect(rows.b.assignedEma).toBeCloseTo(-0.2, 12);
     expect(rows.b.score).toBe(0);
-    // c: avg 0.8·0.5 + 0.2 = 0.6, score 0.06, ema 0.051.
-    expect(rows.c.ema).toBeCloseTo(0.051, 12);
-    const total = 0.047 + 0.045 + 0.051;
-    expect(rows.c.share).toBeCloseTo(0.051 / total, 12);
-    expect(rows.c.reward).toBeCloseTo((10 * 0.051) / total, 12);
+    // c: avg 0.8·0.05 + 0.2 = 0.24, factor 0.8, score 0.08, ema 0.053.
+    expect(rows.c.score).toBeCloseTo(0.08, 12);
+    expect(rows.c.ema).toBeCloseTo(0.053, 12);
+    const total = rows.a.ema + 0.045 + 0.053;
+    expect(rows.c.share).toBeCloseTo(0.053 / total, 12);
+    expect(rows.c.reward).toBeCloseTo((10 * 0.053) / total, 12);
+  });
+
+  it('starts a newcomer at full credit: one lost assigned-data check does not cut its score', () => {
+    const rows = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1, false)], ['b', trial(0.1)], ['c', trial(0.1)]]), previous: () => null })));
+    expect(rows.a.assignedEma).toBeCloseTo(0.8 * ASSIGNED_PRIOR - 0.2, 12);
+    expect(rows.a.score).toBeCloseTo(0.1, 12);
+    expect(rows.a.share).toBeCloseTo(1 / 3, 12);
+    expect(rows.b.assignedEma).toBe(1);
+  });
+
+  it('the factor is 1 at and above ASSIGNED_FULL, falls linearly to 0 at an average of 0, never past [0, 1]', () => {
+    expect(assignedFactor(1)).toBe(1);
+    expect(assignedFactor(ASSIGNED_FULL)).toBe(1);
+    expect(assignedFactor(ASSIGNED_FULL / 2)).toBeCloseTo(0.5, 12);
+    expect(assignedFactor(0)).toBe(0);
+    expect(assignedFactor(-0.7)).toBe(0);
   });
 
   it("holds an unsampled member's averages: not paid for unchecked work, not penalised for being unchecked", () => {
@@ -122,5 +140,72 @@ describe('scoreRound', () => {
     // Median of 0.009, 0.1, 0.12 is 0.1: the floor is 0.01.
     expect(rows.c.score).toBe(0);
     expect(rows.a.score).toBeGreaterThan(0);
+  });
+});
+
+/** Plays scripted rounds through scoreRound, carrying each member's averages like the ledger. */
+function playRounds(checks: Record<string, string>, gradient = 0.05): { rows: ScoredRow[][]; totals: Record<string, number> } {
+  const members = Object.keys(checks);
+  const prev = new Map<string, { ema: number; assignedEma: number }>();
+  const totals: Record<string, number> = Object.fromEntries(members.map((m) => [m, 0]));
+  const rows: ScoredRow[][] = [];
+  for (let r = 0; r < checks[members[0]].length; r++) {
+    // 'W': the update helped its assigned batches more than the control ones; 'L': it did not.
+    const trials = new Map(members.map((m) => [m, { gradient, assigned: checks[m][r] === 'W' ? 0.02 : 0.005, control: 0.01 }]));
+    const round = scoreRound({ members, delivered: new Set(members), trials, copied: new Set(), invalid: {}, synced: () => true, previous: (a) => prev.get(a) ?? null, emission: 100 });
+    for (const row of round) {
+      prev.set(row.address, { ema: row.ema, assignedEma: row.assignedEma });
+      totals[row.address] += row.reward;
+    }
+    rows.push(round);
+  }
+  return { rows, totals };
+}
+
+describe('the assigned-data factor over rounds (scripted checks)', () => {
+  it('keeps honest peers with noisy checks paid: none is zeroed by a lost check, none ends under half the mean', () => {
+    // Three honest peers that lose about a third of their checks, the losses in different rounds.
+    const { rows, totals } = playRounds({ h1: 'LWWLWWLWWLWW', h2: 'WLWWLWWLWWLW', h3: 'WWLWWLLWWWWL' });
+    for (const round of rows) for (const r of round) expect(r.score, `${r.address}`).toBeGreaterThan(0);
+    const values = Object.values(totals);
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    expect(Math.min(...values)).toBeGreaterThan(0.5 * mean);
+  });
+
+  it('the old failure: a first-round loss and a later one left an honest peer at 0 — now it earns', () => {
+    // Under the ±1 average from 0 this peer scored 0 in rounds 0 and 3 and shared from the rest.
+    const { rows } = playRounds({ honest: 'LWWLWW', other: 'WWWWWW' });
+    expect(rows[0][0]).toMatchObject({ address: 'honest', score: 0.05 });
+    expect(rows[3][0].score).toBeCloseTo(0.05, 12);
+  });
+
+  it('sinks a peer trained on other data (coin-flip checks) well below honest ones over rounds', () => {
+    const wrong = 'WLLWLWLLWLWWLLWLWLLWWLLW'; // half won, as chance gives
+    const { rows, totals } = playRounds({ honest: 'WWLWWWLWWWLWWWWLWWWLWWWL', wrong });
+    const last = rows[rows.length - 1];
+    expect(assignedFactor(last[1].assignedEma)).toBeLessThan(0.5);
+    expect(assignedFactor(last[0].assignedEma)).toBe(1);
+    expect(totals.wrong).toBeLessThan(0.8 * totals.honest);
+  });
+
+  it('zeroes a peer that keeps losing: three lost checks in a row from the prior leave it under a tenth', () => {
+    const { rows } = playRounds({ bad: 'LLLLL', good: 'WWWWW' });
+    const factors = rows.map((round) => assignedFactor(round[0].assignedEma));
+    expect(factors[0]).toBe(1);
+    expect(factors[2]).toBeLessThan(0.1);
+    expect(rows[4][0].score).toBe(0);
+  });
+});
+
+describe('the validator log line', () => {
+  it("names this round's score, the average that pays and the share, and says why a round scored 0", () => {
+    const [missing, fine] = scoreRound({
+      members: ['5Missing000', '5Fine000000'], delivered: new Set(['5Fine000000']), trials: new Map([['5Fine000000', { gradient: 0.05, assigned: 0.02, control: 0.01 }]]),
+      copied: new Set(), invalid: {}, synced: () => true, previous: () => ({ ema: 0.01, assignedEma: 1 }), emission: 10,
+    });
+    expect(describeRow(missing, undefined)).toBe('5Missing no update MISSING: round score 0.0000, average 0.0090, share 39.1%');
+    expect(describeRow(fine, { gradient: 0.05, assigned: 0.02, control: 0.01 })).toBe(
+      '5Fine000 gradient 0.0500, assigned 0.0200 vs control 0.0100 (assigned avg 1.00, factor 1.00): round score 0.0500, average 0.0140, share 60.9%',
+    );
   });
 });
