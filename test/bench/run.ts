@@ -4,6 +4,7 @@ import { runTrainBench } from './train.ts';
 import { runSparselocoBench } from './sparseloco.ts';
 import { runNetBench } from './net.ts';
 import { runPipelineBench } from './pipeline.ts';
+import { runHonestShareBench } from './honest-share.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -11,6 +12,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   sparseloco: runSparselocoBench,
   net: runNetBench,
   pipeline: runPipelineBench,
+  'honest-share': runHonestShareBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
