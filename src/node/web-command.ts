@@ -10,9 +10,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { CommandUsageError, parseCommandArgs } from './args.ts';
 import type { RunConfig } from '../net/run-config.ts';
-import { RunConfigError } from '../net/run-config.ts';
 import { vulkanEnvFix } from '../../bin/vulkan-env.mjs';
 import { readRunFile, startCoordinator, type StartedCoordinator } from './coordinator-command.ts';
 
@@ -139,7 +138,7 @@ export async function startWeb(o: {
 }
 
 export async function webCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     options: {
       port: { type: 'string', default: '8780' },
@@ -151,13 +150,13 @@ export async function webCommand(args: string[]): Promise<number> {
       software: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
+  }, (m) => new CommandUsageError('web', m, WEB_USAGE));
   if (values.help) {
     console.log(WEB_USAGE);
     return 0;
   }
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RunConfigError('--port', `must be a port number, got '${values.port}'`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CommandUsageError('web', `--port must be a port number (0–65535), got '${values.port}'`, WEB_USAGE);
   const config = values.run ? readRunFile(values.run) : readRunFile(undefined, LOCAL_RUN);
   const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
   const started = await startWeb({ port, host: values.host, config, staticDir: values.static, stateDir: values.state, validate: values['no-validate'] !== true, software: values.software === true, log });
@@ -175,6 +174,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await webCommand(argv);
   } catch (e) {
+    if (e instanceof CommandUsageError) {
+      console.error(`tessera web: ${e.message}\n\n${e.usage}`);
+      return 2;
+    }
     console.error(`tessera web: ${(e as Error).message}`);
     return 1;
   }

@@ -1,7 +1,8 @@
 // The command line as a user runs it: a real process through bin/tessera.mjs.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { main } from '../../src/node/cli.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 
@@ -41,4 +42,47 @@ describe('tessera command', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/usage:/);
   });
+});
+
+/** `tessera …` through main(), in this process: its exit code and what it printed. */
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.map(String).join(' ')));
+  const code = await main(argv);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('argument mistakes: the command\'s own error and usage, exit 2, no stack', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  const cases: [string[], string, RegExp][] = [
+    [['train', '--steps', '-5'], "tessera train: --steps must be an integer ≥ 1, got '-5'", /tessera train --model/],
+    [['train', '--steps', 'ten'], "tessera train: --steps must be an integer ≥ 1, got 'ten'", /tessera train --model/],
+    [['train', '--steps'], 'tessera train: --steps needs a value (--steps VALUE)', /tessera train --model/],
+    [['train', '--stpes', '5'], "tessera train: unknown option '--stpes' (did you mean --steps?)", /tessera train --model/],
+    [['swarm', '--peers', '-2'], "tessera swarm: --peers must be an integer ≥ 1, got '-2'", /tessera swarm --peers/],
+    [['swarm', '--rounds', '--json'], "tessera swarm: --rounds needs a value (--rounds VALUE; for a value starting with '-', write --rounds=VALUE)", /tessera swarm --peers/],
+    [['swarm', '--bogus'], "tessera swarm: unknown option '--bogus'", /tessera swarm --peers/],
+    [['coordinator', '--score-sample', '-1'], "tessera coordinator: --score-sample must be a whole number ≥ 1, got '-1'", /tessera coordinator \[--port/],
+    [['coordinator', '--port', 'http'], "tessera coordinator: --port must be a port number (0–65535), got 'http'", /tessera coordinator \[--port/],
+    [['contribute', '--coordinator'], 'tessera contribute: --coordinator needs a value (--coordinator VALUE)', /tessera contribute --coordinator/],
+    [['contribute', '--password', 'hunter2'], "tessera contribute: unknown option '--password' (did you mean --password-file?)", /tessera contribute --coordinator/],
+    [['data', 'build', '--tokenizer'], 'tessera data: --tokenizer needs a value (--tokenizer VALUE)', /tessera data build/],
+    [['wallet', 'create', '--walet', 'w.json'], "tessera wallet: unknown option '--walet' (did you mean --wallet?)", /tessera wallet create/],
+    [['chain', '--netuid', '-3', '--subtensor'], 'tessera chain: --subtensor needs a value (--subtensor VALUE)', /tessera chain --subtensor/],
+    [['gpu', '--jsno'], "tessera gpu: unknown option '--jsno' (did you mean --json?)", /tessera gpu \[--json\]/],
+  ];
+  for (const [argv, message, usage] of cases) {
+    it(argv.join(' '), async () => {
+      const r = await run(argv);
+      expect(r.code).toBe(2);
+      const [first, ...rest] = r.err.split('\n');
+      expect(first).toBe(message);
+      expect(rest.join('\n')).toMatch(usage);
+      expect(r.err).not.toMatch(/\n\s+at |ERR_PARSE_ARGS|ambiguous|tessera — train a shared/);
+      expect(r.out).toBe('');
+    });
+  }
 });
