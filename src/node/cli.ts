@@ -1,8 +1,8 @@
 // The `tessera` command line. Each subcommand lives in its own module; this file only parses
 // arguments and turns failures into a message and an exit code.
-import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { CommandUsageError, parseCommandArgs } from './args.ts';
 // Each subcommand's module is imported when it runs, so a start loads only its own command
 // (`tessera --help` none of them: no WebGPU, wallet crypto or WebRTC), and the classes of
 // known failures load only after a failure (reportFailure).
@@ -66,8 +66,17 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+const GPU_USAGE = `usage:
+  tessera gpu [--json] [--software]
+  Shows the WebGPU adapter, its features and limits. --software uses SwiftShader (CPU) even
+  when a GPU is present; --json prints the report as JSON.`;
+
 async function gpuCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, software: { type: 'boolean' } } });
+  const { values } = parseCommandArgs({ args, options: { json: { type: 'boolean' }, software: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }, (m) => new CommandUsageError('gpu', m, GPU_USAGE));
+  if (values.help) {
+    console.log(GPU_USAGE);
+    return 0;
+  }
   const { formatGpuReport, gpuReport } = await import('./gpu-command.ts');
   const report = await gpuReport({ adapter: values.software ? 'software' : 'auto', f16: true });
   console.log(values.json ? JSON.stringify(report, null, 2) : formatGpuReport(report));
@@ -115,6 +124,10 @@ function missingPackage(e: unknown): string | null {
 
 /** Known failures get their message; anything else is a bug and keeps its stack. */
 export async function reportFailure(e: unknown): Promise<number> {
+  if (e instanceof CommandUsageError) {
+    console.error(`tessera ${e.command}: ${e.message}\n\n${e.usage}`);
+    return 2;
+  }
   const missing = missingPackage(e);
   if (missing) {
     console.error(`tessera: the dependency ${missing} is not installed; run \`npm install\` in this folder first.`);

@@ -3,7 +3,6 @@
 // round's loss, bytes up/down and peers (or JSON lines with --json). Ctrl-C finishes the
 // current step, saves, and exits; a second Ctrl-C exits at once.
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import { adapterName } from '../gpu/index.ts';
@@ -12,15 +11,18 @@ import type { SocketLike } from '../net/signaling.ts';
 import { cryptoReady } from '../wallet/keys.ts';
 import { FileCheckpointStore } from './checkpoint-files.ts';
 import { openNodeGpu } from './dawn.ts';
-import { DEFAULT_HOTKEY_FILE, loadHotkeyFile } from './hotkey-file.ts';
+import { parseCommandArgs } from './args.ts';
+import { loadOwnKey } from './hotkey-file.ts';
+import { DEFAULT_WALLET_FILE, PASSWORD_ENV } from './wallet-file.ts';
 import { nodeHttpClient } from './http-client.ts';
 
 export const CONTRIBUTE_USAGE = `usage:
-  tessera contribute --coordinator ws://HOST:PORT/ws [--key FILE] [--state DIR] [--memory-mib N] [--json] [--software]
+  tessera contribute --coordinator ws://HOST:PORT/ws [--key FILE] [--password-file FILE] [--state DIR] [--memory-mib N] [--json] [--software]
   Joins the run served by that coordinator and trains on this machine's GPU until Ctrl-C.
-  --key: a file holding your hotkey's mnemonic (or a btcli hotkey file, or a wallet from
-  \`tessera wallet create\`, unlocked with --password-file FILE or TESSERA_WALLET_PASSWORD);
-  default ${DEFAULT_HOTKEY_FILE}, created with a new key on first use. --state: where this contributor saves its progress
+  It signs with your wallet, ${DEFAULT_WALLET_FILE} (make it first: \`tessera wallet create\`, or
+  \`tessera wallet import\` for words you have), unlocked with the password typed at the prompt,
+  --password-file FILE or ${PASSWORD_ENV}. --key FILE: another key file (a Tessera wallet,
+  a btcli hotkey file, or a file holding a mnemonic). --state: where this contributor saves its progress
   (default .tessera/contributor/<address>). --memory-mib N: GPU memory to give a pipelined run
   (the coordinator places you in a stage that fits; default: not limited).
   Simulation only: --sample-as ID trains on the batches assigned to ID instead of your own, as a
@@ -73,7 +75,7 @@ function memoryBytes(flag: string | undefined): number {
 }
 
 export async function contributeCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args,
     options: {
       coordinator: { type: 'string' },
@@ -86,7 +88,7 @@ export async function contributeCommand(args: string[]): Promise<number> {
       'memory-mib': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
+  }, (m) => new ContributeUsageError(m));
   if (values.help) {
     console.log(CONTRIBUTE_USAGE);
     return 0;
@@ -95,14 +97,16 @@ export async function contributeCommand(args: string[]): Promise<number> {
   if (!url || !/^wss?:\/\/[^/]+/.test(url)) throw new ContributeUsageError(`--coordinator must be a ws:// or wss:// address, e.g. ws://127.0.0.1:8787/ws; got '${url ?? ''}'`);
   const coordinator = /\/ws\/?$/.test(url) ? url : `${url.replace(/\/$/, '')}/ws`;
   await cryptoReady();
-  const { key, created } = loadHotkeyFile(values.key ?? DEFAULT_HOTKEY_FILE, { create: values.key === undefined, passwordFile: values['password-file'] });
+  const own = await loadOwnKey({ key: values.key, passwordFile: values['password-file'] });
+  const key = own.key;
+  if (own.warning) console.error(own.warning);
   const json = values.json === true;
   const print = (e: ContributorEvent) => {
     if (json) return console.log(JSON.stringify(e));
     const line = formatEvent(e);
     if (line) console.log(line);
   };
-  if (created) console.log(json ? JSON.stringify({ event: 'key-created', file: DEFAULT_HOTKEY_FILE, address: key.address }) : `created a new hotkey in ${DEFAULT_HOTKEY_FILE} (${key.address}); keep that file safe`);
+  if (!json) console.log(`hotkey ${key.address} (${own.file})`);
   const gpu = await openNodeGpu({ adapter: values.software ? 'software' : 'auto' });
   if (!json) console.log(`GPU: ${adapterName(gpu.info)}`);
   const contributor = new Contributor({

@@ -4,12 +4,13 @@
 // not echo; never from a flag (shell history, process list). Words are printed only by
 // `create` (once) and `show --reveal`, on stdout; nothing secret goes to stderr or an error.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parseBtcliKeyfile } from '../wallet/btcli.ts';
 import { WalletError, cryptoReady } from '../wallet/keys.ts';
-import { WalletSecret, decryptWallet, encryptWallet, type UnlockedWallet } from '../wallet/keystore.ts';
+import { MIN_PASSWORD_CHARS, WalletSecret, encryptWallet, newPasswordProblem, type UnlockedWallet } from '../wallet/keystore.ts';
+import { parseCommandArgs } from './args.ts';
 import {
-  DEFAULT_WALLET_FILE, PASSWORD_ENV, passwordFromFileOrEnv, readWalletFile, walletFileExists, writeWalletFile,
+  DEFAULT_WALLET_FILE, PASSWORD_ENV, PASSWORD_TRIES, noPasswordError, passwordFromFileOrEnv, promptHidden, readWalletFile, unlockWallet,
+  walletFileExists, writeWalletFile,
 } from './wallet-file.ts';
 
 export const WALLET_USAGE = `usage:
@@ -28,9 +29,10 @@ export const WALLET_USAGE = `usage:
   --wallet FILE  the encrypted wallet, default ${DEFAULT_WALLET_FILE} (mode 0600)
   --force        replace an existing wallet file (back up its words first)
   password       --password-file FILE (its first line), or the ${PASSWORD_ENV} environment
-                 variable, or typed at the prompt (not echoed). There is no --password flag:
-                 a password on the command line lands in your shell history and the process list.
-  To contribute with this wallet: tessera contribute --key ${DEFAULT_WALLET_FILE} (password as above).`;
+                 variable, or typed at the prompt (not echoed). A new password has at least
+                 ${MIN_PASSWORD_CHARS} characters. There is no --password flag: a password on the
+                 command line lands in your shell history and the process list.
+  tessera contribute uses ${DEFAULT_WALLET_FILE} by itself (password as above); --key names another.`;
 
 export class WalletUsageError extends Error {
   override name = 'WalletUsageError';
@@ -54,12 +56,8 @@ const COMMON_OPTIONS = {
 } as const;
 
 function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: string[], extra: T) {
-  try {
-    return parseArgs({ args, allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, ...extra } });
-  } catch (e) {
-    // parseArgs' messages name options only (positionals are allowed, so no value is quoted).
-    throw new WalletUsageError(e instanceof Error ? e.message : String(e));
-  }
+  // Positionals are allowed here and refused by common() without quoting them (they may be words).
+  return parseCommandArgs({ args, allowPositionals: true, options: { ...COMMON_OPTIONS, ...extra } }, (m) => new WalletUsageError(m));
 }
 
 export async function walletCommand(args: string[]): Promise<number> {
@@ -184,8 +182,7 @@ async function show(args: string[]): Promise<number> {
   let unlocked: UnlockedWallet | null = null;
   if (values.reveal) {
     await cryptoReady();
-    const password = await existingPassword(o);
-    unlocked = decryptWallet(wallet, password, o.wallet);
+    unlocked = await unlockWallet(wallet, o.wallet, o.passwordFile);
   }
   const secret = unlocked?.secret;
   if (o.json) {
@@ -267,63 +264,28 @@ function mnemonicSecret(text: string, pathOption: string | undefined, source: st
   }
 }
 
-/** A password for a new wallet file; confirmed when typed. */
+/** A password for a new wallet file, held to the one rule (newPasswordProblem); confirmed when typed. */
 async function newPassword(o: Options, mayPrompt: boolean): Promise<string> {
   const given = passwordFromFileOrEnv(o.passwordFile);
-  if (given !== null) return given;
-  if (!mayPrompt || !process.stdin.isTTY) throw noPassword(mayPrompt);
-  console.error('Choose a password to encrypt the wallet file. It cannot be recovered, but your words restore the key without it.');
-  const first = await promptHidden('password: ');
-  if (!first) throw new WalletError('the password is empty: choose a password (it encrypts the wallet on disk)');
-  if (first.length < 8) console.error('warning: a password under 8 characters protects the file poorly');
-  const again = await promptHidden('password again: ');
-  if (again !== first) throw new WalletError('the two passwords differ: nothing was saved; run the command again');
-  return first;
-}
-
-async function existingPassword(o: Options): Promise<string> {
-  const given = passwordFromFileOrEnv(o.passwordFile);
-  if (given !== null) return given;
-  if (!process.stdin.isTTY) throw noPassword(true);
-  return promptHidden(`password for ${o.wallet}: `);
-}
-
-function noPassword(stdinFree: boolean): WalletError {
-  return new WalletError(`a wallet password is needed and there is no terminal to ask on${stdinFree ? '' : ' (stdin held the mnemonic)'}: pass --password-file FILE or set ${PASSWORD_ENV}`);
-}
-
-/** Reads a line from the terminal without echoing it (prompt on stderr). */
-function promptHidden(question: string): Promise<string> {
-  const stdin = process.stdin;
-  return new Promise((resolve, reject) => {
-    // Echo off before the prompt shows, so nothing typed right after it is echoed.
-    const wasRaw = stdin.isRaw;
-    stdin.setRawMode(true);
-    process.stderr.write(question);
-    stdin.setEncoding('utf8');
-    stdin.resume();
-    let value = '';
-    const finish = (error?: Error) => {
-      stdin.off('data', onData);
-      stdin.setRawMode(wasRaw);
-      stdin.pause();
-      process.stderr.write('\n');
-      if (error) reject(error);
-      else resolve(value);
-    };
-    const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n') return finish();
-        if (ch === '\u0003') return finish(new WalletError('cancelled'));
-        if (ch === '\u0004') return value ? finish() : finish(new WalletError('cancelled'));
-        if (ch === '\u007f' || ch === '\b') {
-          value = Array.from(value).slice(0, -1).join('');
-          continue;
-        }
-        if (ch === '\u001b') break; // an escape sequence (arrow keys …): drop the rest of it
-        if (ch >= ' ') value += ch;
-      }
-    };
-    stdin.on('data', onData);
-  });
+  if (given !== null) {
+    const problem = newPasswordProblem(given);
+    if (problem) throw new WalletError(`${problem} (from ${o.passwordFile !== undefined ? `the password file ${o.passwordFile}` : `$${PASSWORD_ENV}`}); nothing was saved`);
+    return given;
+  }
+  if (!mayPrompt || !process.stdin.isTTY) throw noPasswordError(o.wallet, !mayPrompt);
+  console.error(`Choose a password to encrypt the wallet file (at least ${MIN_PASSWORD_CHARS} characters). It cannot be recovered, but your words restore the key without it.`);
+  let retry = '';
+  for (let attempt = 1; ; attempt++) {
+    // A retry notice goes in the prompt, written once echo is off (see unlockWallet).
+    const first = await promptHidden(`${retry}password: `);
+    const problem = newPasswordProblem(first);
+    if (problem) {
+      if (attempt >= PASSWORD_TRIES) throw new WalletError(`${problem}; nothing was saved`);
+      retry = `${problem}; try again\n`;
+      continue;
+    }
+    const again = await promptHidden('password again: ');
+    if (again !== first) throw new WalletError('the two passwords differ: nothing was saved; run the command again');
+    return first;
+  }
 }

@@ -2,12 +2,13 @@
 // 0600, written atomically (a temporary file in the same folder, fsync, rename, fsync of the
 // folder), so a crash mid-write leaves the old wallet or the new one, never half of either.
 // The temporary file is created 0600 from the start: the ciphertext is never world-readable,
-// not even for a moment. Also: the wallet password from --password-file or the environment.
+// not even for a moment. Also: the wallet password from --password-file, the environment or a
+// prompt that does not echo, and unlocking a wallet with it.
 import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { WalletError } from '../wallet/keys.ts';
 import { fsyncDir } from './corpus.ts';
-import { parseWalletFile, serializeWalletFile, type WalletFile } from '../wallet/keystore.ts';
+import { decryptWallet, parseWalletFile, serializeWalletFile, type UnlockedWallet, type WalletFile } from '../wallet/keystore.ts';
 
 export const DEFAULT_WALLET_FILE = join('.tessera', 'wallet.json');
 /** The environment variable holding the wallet password (for scripts and services). */
@@ -108,4 +109,82 @@ export function passwordFromFileOrEnv(passwordFile: string | undefined, env: Nod
   if (passwordFile !== undefined) return readPasswordFile(passwordFile);
   const fromEnv = env[PASSWORD_ENV];
   return fromEnv ? fromEnv : null;
+}
+
+/** Tries a person gets at the password prompt before the command gives up. */
+export const PASSWORD_TRIES = 3;
+
+/**
+ * Opens the wallet in `text` (read from `path`) with its password: from --password-file or
+ * $TESSERA_WALLET_PASSWORD, else typed at the terminal (up to PASSWORD_TRIES tries). Without a
+ * terminal, an error saying how to give it. A wrong password given by file or environment says
+ * which one it came from. `stdinHeld`: stdin carried data, so no prompt.
+ */
+export async function unlockWallet(text: string | WalletFile, path: string, passwordFile: string | undefined, options: { stdinHeld?: boolean } = {}): Promise<UnlockedWallet> {
+  const given = passwordFromFileOrEnv(passwordFile);
+  if (given !== null) {
+    try {
+      return decryptWallet(text, given, path);
+    } catch (e) {
+      if (!isWrongPassword(e)) throw e;
+      const from = passwordFile !== undefined ? `the password file ${passwordFile}` : `$${PASSWORD_ENV}`;
+      throw new WalletError(`wrong password for ${path} (from ${from}): check it; a lost password cannot be recovered, but \`tessera wallet import --force\` with your words sets a new one`);
+    }
+  }
+  if (options.stdinHeld || !process.stdin.isTTY) throw noPasswordError(path, options.stdinHeld === true);
+  for (let attempt = 1; ; attempt++) {
+    // The retry notice is part of the prompt, written once echo is off: a password typed as
+    // soon as it shows is never echoed.
+    const typed = await promptHidden(`${attempt > 1 ? 'wrong password; try again\n' : ''}password for ${path}: `);
+    try {
+      return decryptWallet(text, typed, path);
+    } catch (e) {
+      if (!isWrongPassword(e) && !(e instanceof WalletError && /password is empty/.test(e.message))) throw e;
+      if (attempt >= PASSWORD_TRIES) throw new WalletError(`wrong password for ${path} (${PASSWORD_TRIES} tries): a lost password cannot be recovered, but \`tessera wallet import --force\` with your words sets a new one`);
+    }
+  }
+}
+
+function isWrongPassword(e: unknown): boolean {
+  return e instanceof WalletError && e.message.startsWith('wrong password');
+}
+
+export function noPasswordError(path: string, stdinHeld = false): WalletError {
+  return new WalletError(`the wallet ${path} needs its password and there is no terminal to ask on${stdinHeld ? ' (stdin held the mnemonic)' : ''}: pass --password-file FILE or set ${PASSWORD_ENV}`);
+}
+
+/** Reads a line from the terminal without echoing it (prompt on stderr). Ctrl-C or Ctrl-D on an empty line cancels. */
+export function promptHidden(question: string): Promise<string> {
+  const stdin = process.stdin;
+  return new Promise((resolve, reject) => {
+    // Echo off before the prompt shows, so nothing typed right after it is echoed.
+    const wasRaw = stdin.isRaw;
+    stdin.setRawMode(true);
+    process.stderr.write(question);
+    stdin.setEncoding('utf8');
+    stdin.resume();
+    let value = '';
+    const finish = (error?: Error) => {
+      stdin.off('data', onData);
+      stdin.setRawMode(wasRaw);
+      stdin.pause();
+      process.stderr.write('\n');
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') return finish();
+        if (ch === '\u0003') return finish(new WalletError('cancelled'));
+        if (ch === '\u0004') return value ? finish() : finish(new WalletError('cancelled'));
+        if (ch === '\u007f' || ch === '\b') {
+          value = Array.from(value).slice(0, -1).join('');
+          continue;
+        }
+        if (ch === '\u001b') break; // an escape sequence (arrow keys …): drop the rest of it
+        if (ch >= ' ') value += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
 }

@@ -108,14 +108,14 @@ describe('tessera contribute --key: loadHotkeyFile', () => {
     const saved = process.env.TESSERA_WALLET_PASSWORD;
     try {
       delete process.env.TESSERA_WALLET_PASSWORD;
-      expect(() => loadHotkeyFile(path, { create: false })).toThrow(/encrypted Tessera wallet.*--password-file.*TESSERA_WALLET_PASSWORD/);
+      expect(() => loadHotkeyFile(path)).toThrow(/encrypted Tessera wallet.*--password-file.*TESSERA_WALLET_PASSWORD/);
       const pwFile = join(dir, 'contrib-pw');
       writeFileSync(pwFile, `${PW}\n`);
-      expect(loadHotkeyFile(path, { create: false, passwordFile: pwFile }).key.address).toBe(ALICE);
+      expect(loadHotkeyFile(path, { passwordFile: pwFile }).address).toBe(ALICE);
       process.env.TESSERA_WALLET_PASSWORD = PW;
-      expect(loadHotkeyFile(path, { create: false }).key.address).toBe(ALICE);
+      expect(loadHotkeyFile(path).address).toBe(ALICE);
       process.env.TESSERA_WALLET_PASSWORD = 'wrong';
-      expect(() => loadHotkeyFile(path, { create: false })).toThrow(/wrong password/);
+      expect(() => loadHotkeyFile(path)).toThrow(/wrong password/);
     } finally {
       if (saved === undefined) delete process.env.TESSERA_WALLET_PASSWORD;
       else process.env.TESSERA_WALLET_PASSWORD = saved;
@@ -125,16 +125,16 @@ describe('tessera contribute --key: loadHotkeyFile', () => {
   it('still reads plain mnemonic files and btcli files, now also seed-only and checked ones', () => {
     const plain = join(dir, 'hotkey');
     writeFileSync(plain, `${DEV} //Alice\n`);
-    expect(loadHotkeyFile(plain, { create: false }).key.address).toBe(ALICE);
+    expect(loadHotkeyFile(plain).address).toBe(ALICE);
     const btcli = join(dir, 'btcli-seed');
     writeFileSync(btcli, JSON.stringify({ secretPhrase: null, secretSeed: '0xe5be9a5092b81bca64be81d212e7f2f9eba183bb7a90954f7b76361f6edb5c0a', ss58Address: ALICE }));
-    expect(loadHotkeyFile(btcli, { create: false }).key.address).toBe(ALICE);
+    expect(loadHotkeyFile(btcli).address).toBe(ALICE);
     writeFileSync(btcli, JSON.stringify({ secretPhrase: DEV, ss58Address: BOB }));
-    expect(() => loadHotkeyFile(btcli, { create: false })).toThrow(/inconsistent/);
+    expect(() => loadHotkeyFile(btcli)).toThrow(/inconsistent/);
     writeFileSync(btcli, `{"secretPhrase": "${DEV}"`);
     let msg = '';
     try {
-      loadHotkeyFile(btcli, { create: false });
+      loadHotkeyFile(btcli);
     } catch (e) {
       msg = (e as Error).message;
     }
@@ -187,7 +187,7 @@ describe.concurrent('tessera wallet (a real process)', () => {
     cleanError(wrong.err);
 
     expect(none.code).toBe(1);
-    expect(none.err).toMatch(/password is needed.*--password-file.*TESSERA_WALLET_PASSWORD/);
+    expect(none.err).toMatch(/needs its password and there is no terminal.*--password-file.*TESSERA_WALLET_PASSWORD/);
     expect(none.out + none.err).not.toContain(words!);
   });
 
@@ -263,13 +263,30 @@ describe.concurrent('tessera wallet (a real process)', () => {
     cleanError(pasted.err);
   });
 
+  it('a new password shorter than 8 characters is refused, from the environment or a file, and nothing is saved', async () => {
+    const one = await tessera(['create', '--wallet', 'short.json'], { env: { TESSERA_WALLET_PASSWORD: 'x' } });
+    expect(one.code).toBe(1);
+    expect(one.err.trim()).toBe('tessera: the wallet password is too short (1 character): use at least 8, it encrypts the wallet on disk (from $TESSERA_WALLET_PASSWORD); nothing was saved');
+    expect(one.out).toBe('');
+    const pwFile = join(dir, 'seven');
+    writeFileSync(pwFile, '1234567\n');
+    const words = join(dir, 'short-words');
+    writeFileSync(words, DEV);
+    const file = await tessera(['import', '--mnemonic-file', words, '--wallet', 'short.json', '--password-file', pwFile]);
+    expect(file.code).toBe(1);
+    expect(file.err).toMatch(/too short \(7 characters\): use at least 8.*\(from the password file .*seven\); nothing was saved/);
+    cleanError(file.err);
+    expect(existsSync(join(dir, 'short.json'))).toBe(false);
+  });
+
   it('usage lists the password sources and says why there is no --password', async () => {
     const r = await tessera(['--help']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/--password-file FILE/);
     expect(r.out).toMatch(/TESSERA_WALLET_PASSWORD/);
     expect(r.out).toMatch(/no --password flag/);
-    expect(r.out).toMatch(/tessera contribute --key/);
+    expect(r.out).toMatch(/A new password has at least\s+8 characters/);
+    expect(r.out).toMatch(/tessera contribute uses \.tessera\/wallet\.json by itself/);
   });
 
   // The prompt on a real terminal (python3's pty): the typed password is not echoed.
