@@ -73,18 +73,19 @@ export function LiveStatus() {
   const budget = useApp((s) => s.settings.dutyCycle);
   const activity = run.paused && run.activity === 'training' ? 'Paused' : ACTIVITY_LABEL[run.activity];
   const blocked = Object.keys(run.blocked).length;
+  // A long start-up step (compiling kernels, fetching the data, syncing, waiting for peers): what it is, not a silent wait.
+  const progress = run.activity === 'idle' ? null : run.progress;
   const pipelined = run.model !== null && run.stage !== null && run.stages !== null && run.stages > 1;
   return (
     <dl className="facts status" aria-label="Live status" aria-live="polite">
       <dt>State</dt>
       <dd data-testid="activity">{activity}</dd>
-      {run.progress && run.activity !== 'idle' && (
+      {progress && (
         <>
-          <dt>Starting</dt>
-          <dd data-testid="progress">
-            {progressText(run.progress)}
-            {run.progress.total > 0 && <progress value={run.progress.done} max={run.progress.total} aria-label={progressText(run.progress)} />}
-            {run.progress.text && <small className="why"> {run.progress.text}</small>}
+          <dt>Starting up</dt>
+          <dd data-testid="progress" title={progress.text}>
+            {progressText(progress)}
+            {progress.total > 0 && <progress value={progress.done} max={progress.total} aria-label={progressText(progress)} />}
           </dd>
         </>
       )}
@@ -106,7 +107,7 @@ export function LiveStatus() {
       <dt>Received</dt>
       <dd data-testid="received">
         {formatBytes(run.bytesDown)}
-        {run.bytesDown > 0 && <small className="why">: the other contributors' updates (and the weights, when joining)</small>}
+        {run.bytesDown > 0 && <small className="why">: other contributors' updates and the coordinator's messages (and the weights, when joining)</small>}
       </dd>
       <dt>Others</dt>
       <dd data-testid="peers">{run.activity === 'idle' ? '—' : peersText(run.linked.length, run.members, blocked)}</dd>

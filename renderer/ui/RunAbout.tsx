@@ -36,10 +36,14 @@ export function RunAbout() {
           {run.round === null ? `not joined yet${plannedRounds ? ` (${info.plannedRounds} rounds planned)` : ''}` : `round ${run.round}${plannedRounds}`}
           {run.tokensTrained !== null && `; ${tokensText(run.tokensTrained)} tokens trained by everyone${plannedTokens}`}
         </dd>
-        <dt>Your part</dt>
-        <dd data-testid="your-part">
-          since this page opened: {run.roundsDone} round{run.roundsDone === 1 ? '' : 's'} done, {tokensText(ownTokens)} tokens trained on this device
-        </dd>
+        {(run.round !== null || run.stepsDone > 0) && (
+          <>
+            <dt>Your part</dt>
+            <dd data-testid="your-part">
+              since this page opened: {run.roundsDone} round{run.roundsDone === 1 ? '' : 's'} done, {tokensText(ownTokens)} tokens trained on this device
+            </dd>
+          </>
+        )}
         <dt>Rewards</dt>
         <dd data-testid="reward-unit">
           counted in {info.rewardUnit}

@@ -4,6 +4,7 @@ import { useState } from 'react';
 import { DEFAULT_DUTY_CYCLE, LOG_LEVELS, type LogLevel } from '../state/db.ts';
 import { coordinatorSocketUrl } from '../state/rules.ts';
 import { useApp } from './context.tsx';
+import { KnownRuns } from './Setup.tsx';
 
 export function SettingsPanel() {
   const settings = useApp((s) => s.settings);
@@ -69,6 +70,7 @@ export function SettingsPanel() {
           <input type="url" value={url} onChange={(e) => setUrl(e.target.value)} onBlur={() => urlOk && void update({ coordinatorUrl: url.trim() })} aria-invalid={url !== '' && !urlOk} />
         </label>
         {url !== '' && !urlOk && <p className="hint bad">Not an address: use ws://host:port/ws or http://host:port.</p>}
+        <KnownRuns heading="h3" />
       </fieldset>
       <KnownRunsSource />
       <label>

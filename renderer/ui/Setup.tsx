@@ -35,14 +35,14 @@ function KnownRunItem({ run, onJoin, busy }: { run: KnownRun; onJoin: () => void
 }
 
 /** The known runs (shipped and refreshed), each joined in one click; or how to host one when there are none. */
-export function KnownRuns() {
+export function KnownRuns({ heading: Heading = 'h2' }: { heading?: 'h2' | 'h3' }) {
   const known = useApp((s) => s.knownRuns);
   const join = useApp((s) => s.joinKnownRun);
   const busy = useApp((s) => s.busy);
   const runs = offeredRuns(known);
   return (
-    <section aria-labelledby="known-runs-title">
-      <h2 id="known-runs-title">Public runs</h2>
+    <section aria-labelledby={`known-runs-title-${Heading}`}>
+      <Heading id={`known-runs-title-${Heading}`}>Public runs</Heading>
       {runs.length > 0 ? (
         <ul className="runs" aria-label="Known runs">
           {runs.map((r) => (

@@ -4,9 +4,12 @@
 // password), picks the local run, sees the GPU check, presses Contribute, watches the loss
 // chart grow and a reward arrive; reloads and carries on; a second tab of the same browser
 // profile finds the wallet in use, takes a wallet of its own, and both complete a round
-// together; that tab's reload keeps its wallet. Screenshots of each main view go to
+// together; that tab's reload keeps its wallet. Along the way: the network step says how to
+// host a run (the shipped list is empty), the GPU step and the main view say what the run is
+// and how far it has come, start-up progress, the bytes sent and why, rewards with their unit,
+// and a list of runs fetched in Settings (a bad entry dropped). Screenshots of each main view go to
 // test/e2e/screenshots/ (as <name>.tmp.png; TESSERA_SCREENSHOTS=update writes <name>.png).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +70,12 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     const config = readRunFile(undefined, { ...LOCAL_RUN, run: 'e2e-ui', innerSteps: 2, roundSeconds: 45 });
     [, browser] = await Promise.all([built, launchChromium()]);
     web = await startWeb({ port: 0, config, staticDir: dist, stateDir: join(work, 'state'), validate: true, software: true, log: (l) => console.log(`[coordinator] ${elapsed()} ${l}`) });
+    // A list of known runs for Settings to fetch: this run (an example the test made), and an entry the page must drop.
+    const runs = [
+      { name: 'This test’s run', description: 'An example entry written by the UI test: the local coordinator of this test.', coordinator: web.coordinator.server.url, owner: 'the UI test', model: 'tiny' },
+      { name: 'Not a run', coordinator: 'javascript:alert(1)' },
+    ];
+    writeFileSync(join(dist, 'runs.json'), JSON.stringify({ runs }));
     console.log(`page at ${web.web.url}, coordinator ${web.coordinator.server.url}, ready at ${elapsed()}`);
   });
 
@@ -107,10 +116,17 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     await page.getByLabel('Password again').fill(PASSWORD);
     await page.getByLabel('Password again').press('Enter');
     await page.getByRole('heading', { name: 'Choose a network' }).waitFor({ timeout: 30_000 });
+    // The shipped list of public runs is empty: the page says how to host one.
+    expect(await text(page, 'no-known-runs')).toContain('npx tessera coordinator');
+    if (screenshots) await shot(page, 'network');
     expect(await page.getByLabel(/Local run/).isChecked()).toBe(true);
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.getByTestId('gpu-adapter').waitFor({ timeout: 30_000 });
     expect(await text(page, 'gpu-adapter')).toMatch(/swiftshader/i);
+    // Before contributing: what this run is (GET /run of the local coordinator).
+    await page.getByTestId('run-name').waitFor({ timeout: 10_000 });
+    expect(await text(page, 'run-name')).toBe('Local run (npm run web)');
+    expect(await text(page, 'reward-unit')).toMatch(/^counted in points — Points of this run/);
     if (screenshots) await shot(page, 'gpu-check');
     await page.getByRole('button', { name: 'Continue' }).click();
     console.log(`[${name}] onboarded at ${elapsed()}`);
@@ -140,8 +156,21 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     await a.page.getByRole('button', { name: 'Training' }).click();
 
     await a.page.getByRole('button', { name: 'Contribute' }).click();
+    // Start-up says what it is doing (compiling kernels, fetching the data, syncing) where the contributor reports it.
+    const starting = await a.page.getByTestId('progress').waitFor({ timeout: 20_000 }).then(() => true, () => false);
+    if (starting) {
+      console.log(`[tab-a] start-up: ${await text(a.page, 'progress')}`);
+      await shot(a.page, 'starting');
+    } else console.log('[tab-a] no start-up progress shown (the contributor sent no progress events)');
     await chartPoints(a, 'loss-chart', 2, 'two points on the loss chart');
     console.log(`[tab-a] loss chart has points at ${elapsed()}`);
+    expect(await text(a.page, 'run-progress')).toMatch(/^round \d+ of 1000/);
+    expect(await text(a.page, 'speed')).toMatch(/^\d+ tokens\/s$/);
+    expect(await text(a.page, 'peers')).toBe('alone in this round — no other contributors yet');
+    expect(await text(a.page, 'your-part')).toMatch(/tokens trained on this device/);
+    expect(await a.page.getByTestId('holds').count(), 'one stage: where the model is does not matter').toBe(0);
+    await a.guard(a.page.getByTestId('sent').filter({ hasText: 'of updates and messages' }).waitFor({ timeout: WAIT_MS }), 'the bytes sent, explained', WAIT_MS + 1000);
+    console.log(`[tab-a] run progress: ${await text(a.page, 'run-progress')}; sent: ${await text(a.page, 'sent')}`);
     await shot(a.page, 'contribute');
 
     // A second tab of the same browser profile (narrow screen) has the same wallet: unlocked,
@@ -168,13 +197,23 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
 
     await a.page.getByRole('button', { name: 'Wallet' }).click();
     await chartPoints(a, 'reward-chart', 1, 'a reward');
-    const reward = Number(await text(a.page, 'total-reward'));
+    const total = await text(a.page, 'total-reward');
+    expect(total, 'every reward has its unit').toMatch(/^\d+\.\d{3} points$/);
+    const reward = parseFloat(total);
     expect(reward).toBeGreaterThan(0);
+    expect(await text(a.page, 'reward-note')).toMatch(/^Rewards are counted in points\./);
     const addressA = await text(a.page, 'address');
     expect(addressA).toMatch(/^5[1-9A-HJ-NP-Za-km-z]{47}$/);
     console.log(`[tab-a] reward ${reward} at ${elapsed()}`);
     await shot(a.page, 'wallet');
     await a.page.getByRole('button', { name: 'Settings' }).click();
+    expect(await text(a.page, 'budget-why')).toMatch(/starts at 60%/);
+    // A list of public runs at an address (served beside the page: this run, and an entry that is dropped).
+    await a.page.getByLabel('List address').fill(`${web.web.url}/runs.json`);
+    await a.page.getByRole('button', { name: 'Refresh the list' }).click();
+    await a.page.getByTestId('run-list-status').filter({ hasText: 'fetched' }).waitFor({ timeout: 10_000 });
+    expect(await text(a.page, 'run-list-status')).toMatch(/^1 run from http:\/\/.+\/runs\.json, fetched .+ Left out: entry 2: 'coordinator' must be a ws\(s\):\/\/ or http\(s\):\/\/ address/);
+    expect(await a.page.getByRole('button', { name: 'Join This test’s run' }).isDisabled(), 'no other run while contributing').toBe(true);
     await shot(a.page, 'settings');
     await a.page.getByRole('button', { name: 'Training' }).click();
 
@@ -217,6 +256,7 @@ describe.skipIf(skip !== null)('the contributor web page', () => {
     expect(Number(await text(b.page, 'rounds-done'))).toBeGreaterThanOrEqual(1);
     const peers = await text(b.page, 'peers');
     console.log(`[tab-b] peers: ${peers}`);
+    expect(peers).toMatch(/^(linked directly to|alone in this round)/);
 
 
     // A reload of the second tab unlocks the wallet it took (sessionStorage), not the first,

@@ -8,14 +8,14 @@ import { act, cleanup, fireEvent, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EngineCalls } from '../../renderer/engine/messages.ts';
 import { UiDb } from '../../renderer/state/db.ts';
-import { createAppStore } from '../../renderer/state/store.ts';
+import { createAppStore, type StoreDeps } from '../../renderer/state/store.ts';
 import { FakeDesktopApi } from './desktop-doubles.ts';
 import { ADDRESS, MNEMONIC, ScriptedEngine, freshDbName, makeStore, settle, standing } from './fakes.ts';
 import { renderWith } from './render.tsx';
 
 afterEach(() => cleanup());
 
-function setUp(o: { secret?: string | null; wallets?: boolean } = {}) {
+function setUp(o: { secret?: string | null; wallets?: boolean; swarmProgress?: StoreDeps['swarmProgress']; runShape?: StoreDeps['runShape'] } = {}) {
   const api = new FakeDesktopApi();
   api.secret = o.secret === undefined ? MNEMONIC : o.secret;
   const engine = new ScriptedEngine();
@@ -23,7 +23,7 @@ function setUp(o: { secret?: string | null; wallets?: boolean } = {}) {
   engine.answer('unlockWallet', ({ reveal }: EngineCalls['unlockWallet']['arg']) => ({ name: 'default', address: ADDRESS, ...(reveal ? { secret: MNEMONIC } : {}) }));
   if (o.wallets) engine.answer('listWallets', [{ name: 'default', address: ADDRESS, inUse: false }]);
   const db = new UiDb(indexedDB, freshDbName());
-  const store = createAppStore({ engine, db, localCoordinator: async () => null, desktop: api });
+  const store = createAppStore({ engine, db, localCoordinator: async () => null, desktop: api, swarmProgress: o.swarmProgress, runShape: o.runShape });
   return { api, engine, db, store };
 }
 
@@ -130,6 +130,24 @@ describe('the desktop UI window', () => {
     expect(engine.callsOf('unlockWallet')).toEqual([{ password: 'long enough', reveal: true }]);
     expect(api.secret).toBe(MNEMONIC);
     expect(store.getState()).toMatchObject({ screen: 'main', desktop: { secretSaved: true } });
+  });
+
+  it('says what the run is and reads the swarm’s tokens from the coordinator when the training window reports another round', async () => {
+    const asked: string[] = [];
+    const { api, store } = setUp({
+      runShape: async () => ({ model: 'tiny', batch: 2, seq: 32, innerSteps: 3, name: 'Desktop demo', description: 'A run.', owner: 'Lab', rewardUnit: 'credits', plannedRounds: 20 }),
+      swarmProgress: async (url) => (asked.push(url), { round: 4, tokensTrained: 5120, pendingRounds: 0 }),
+    });
+    await store.getState().init();
+    await settle();
+    renderWith(store);
+    expect(screen.getByTestId('run-name').textContent).toBe('Desktop demo');
+    await act(async () => api.publish({ intent: 'contributing', engine: { phase: 'training', round: 4, step: 1, loss: 5, tokensPerSecond: 900 } }));
+    await settle();
+    expect(asked).toEqual(['wss://run.example.org/ws']);
+    expect(screen.getByTestId('run-progress').textContent).toBe('round 4 of 20; 5.1 thousand tokens trained by everyone');
+    expect(screen.getByTestId('your-part').textContent).toMatch(/64 tokens trained on this device/);
+    expect(screen.getByTestId('speed').textContent).toBe('900 tokens/s');
   });
 
   it('reads its rewards from the coordinator at start and when the training window reports another round', async () => {
