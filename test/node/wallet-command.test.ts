@@ -263,22 +263,6 @@ describe.concurrent('tessera wallet (a real process)', () => {
     cleanError(pasted.err);
   });
 
-  it('a new password shorter than 8 characters is refused, from the environment or a file, and nothing is saved', async () => {
-    const one = await tessera(['create', '--wallet', 'short.json'], { env: { TESSERA_WALLET_PASSWORD: 'x' } });
-    expect(one.code).toBe(1);
-    expect(one.err.trim()).toBe('tessera: the wallet password is too short (1 character): use at least 8, it encrypts the wallet on disk (from $TESSERA_WALLET_PASSWORD); nothing was saved');
-    expect(one.out).toBe('');
-    const pwFile = join(dir, 'seven');
-    writeFileSync(pwFile, '1234567\n');
-    const words = join(dir, 'short-words');
-    writeFileSync(words, DEV);
-    const file = await tessera(['import', '--mnemonic-file', words, '--wallet', 'short.json', '--password-file', pwFile]);
-    expect(file.code).toBe(1);
-    expect(file.err).toMatch(/too short \(7 characters\): use at least 8.*\(from the password file .*seven\); nothing was saved/);
-    cleanError(file.err);
-    expect(existsSync(join(dir, 'short.json'))).toBe(false);
-  });
-
   it('usage lists the password sources and says why there is no --password', async () => {
     const r = await tessera(['--help']);
     expect(r.code).toBe(0);
@@ -331,5 +315,24 @@ sys.stdout.write(out.decode())
     expect(r.stdout).toMatch(/WRITE THESE WORDS DOWN/);
     expect(r.stdout).not.toContain('typed secret');
     expect(decryptWallet(readFileSync(join(dir, 'tty.json'), 'utf8'), 'typed secret 123').address).toMatch(/^5/);
+  });
+});
+
+// Not in the concurrent group above: fewer processes starting at once on a small machine.
+describe('tessera wallet: the password rule', () => {
+  it('a new password shorter than 8 characters is refused, from the environment or a file, and nothing is saved', async () => {
+    const one = await tessera(['create', '--wallet', 'short.json'], { env: { TESSERA_WALLET_PASSWORD: 'x' } });
+    expect(one.code).toBe(1);
+    expect(one.err.trim()).toBe('tessera: the wallet password is too short (1 character): use at least 8, it encrypts the wallet on disk (from $TESSERA_WALLET_PASSWORD); nothing was saved');
+    expect(one.out).toBe('');
+    const pwFile = join(dir, 'seven');
+    writeFileSync(pwFile, '1234567\n');
+    const words = join(dir, 'short-words');
+    writeFileSync(words, DEV);
+    const file = await tessera(['import', '--mnemonic-file', words, '--wallet', 'short.json', '--password-file', pwFile]);
+    expect(file.code).toBe(1);
+    expect(file.err).toMatch(/too short \(7 characters\): use at least 8.*\(from the password file .*seven\); nothing was saved/);
+    cleanError(file.err);
+    expect(existsSync(join(dir, 'short.json'))).toBe(false);
   });
 });
