@@ -136,6 +136,31 @@ export class Coordinator {
     return { round: this.state.round, phase: this.phase, members: [...this.members].sort(), checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
   }
 
+  /** Saves the state, keeping every round the validator has still to score. */
+  private save(): void {
+    const scoring = this.options.scoring?.();
+    this.store.save(this.state, scoring ? scoring.decidedThrough + 1 : Infinity);
+  }
+
+  /**
+   * What the validator needs to score a closed round, rebuilt from the saved state (after a
+   * restart, or when it fell behind): or why that is no longer possible.
+   */
+  closedRound(round: number): { ok: true; closed: ClosedRound } | { ok: false; reason: string } {
+    const c = this.commit(round);
+    if (!c) return { ok: false, reason: `the commit of round ${round} is no longer kept (the state keeps ${this.store.keepRounds} rounds and those the validator has not scored)` };
+    const included: ClosedRound['included'] = [];
+    for (const [i, e] of c.included.entries()) {
+      const bytes = this.store.loadUpdate(round, e.sender);
+      if (!bytes) return { ok: false, reason: `the update of ${e.sender} in round ${round} is gone from ${this.store.dir}` };
+      // A state saved before delivery times were kept: commit order (by sender) stands in.
+      included.push({ sender: e.sender, payload: openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }).payload, deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + i });
+    }
+    const reports = this.state.reports[round] ?? {};
+    const reportedHashes = Object.fromEntries(c.members.map((a) => [a, reports[a]?.weightsHash ?? '']));
+    return { ok: true, closed: { round, members: c.members, included, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes } };
+  }
+
   /** Tokens trained in the committed updates so far (all rounds before the current one). */
   get tokensTrained(): number {
     return this.state.tokensTrained ?? 0;
@@ -383,7 +408,7 @@ export class Coordinator {
     this.store.saveCheckpoint(envelope, stage);
     if (stage === 0) this.state.checkpointRound = header.round;
     else this.state.stageCheckpoints = { ...this.state.stageCheckpoints, [stage]: header.round };
-    this.store.save(this.state);
+    this.save();
     this.log(`checkpoint of round ${header.round}${this.config.stages > 1 ? ` (stage ${stage})` : ''} from ${header.sender}`);
     return { ok: true, round: header.round };
   }
@@ -469,11 +494,12 @@ export class Coordinator {
     const included: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
     for (const [sender, d] of this.delivered) this.store.saveUpdate(round, sender, d.envelope);
     const members = [...this.members].sort();
-    const record: CommitRecord = { round, members, included, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.now() };
+    const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
+    const record: CommitRecord = { round, members, included, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.now(), deliveredAt, invalid: { ...this.invalid } };
     this.state.commits.push(record);
     this.state.tokensTrained = this.tokensTrained + this.tokensOf(included);
     this.state.round = round + 1;
-    this.store.save(this.state);
+    this.save();
     const checkpointBy = included.length > 0 && (round + 1) % this.config.checkpointEvery === 0 ? included[0].sender : null;
     this.log(`round ${round} closed (${why}): ${included.length}/${members.length} updates`);
     const delivered = this.delivered;

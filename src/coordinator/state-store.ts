@@ -14,6 +14,10 @@ export interface CommitRecord {
   /** Members that were in the round but delivered nothing in time. */
   missing: string[];
   closedAt: number;
+  /** When each included update reached the coordinator (the validator's copy check orders by it). */
+  deliveredAt?: Record<string, number>;
+  /** Invalid updates refused in the round, by sender (a validator penalty). */
+  invalid?: Record<string, number>;
 }
 
 export interface MemberReport {
@@ -64,8 +68,12 @@ export class CoordinatorStore {
     return s;
   }
 
-  save(s: PersistedState): void {
-    const oldest = s.round - this.keepRounds;
+  /**
+   * Writes the state, pruning commits, reports and updates older than keepRounds — but none
+   * from `keepFrom` on (the first round the validator has not scored yet: it needs them).
+   */
+  save(s: PersistedState, keepFrom = Infinity): void {
+    const oldest = Math.min(s.round - this.keepRounds, keepFrom);
     s.commits = s.commits.filter((c) => c.round >= oldest);
     for (const r of Object.keys(s.reports)) if (Number(r) < oldest) delete s.reports[r];
     writeFileAtomic(join(this.dir, 'state.json'), new TextEncoder().encode(JSON.stringify(s)));

@@ -183,6 +183,17 @@ export class Validator {
     return standings;
   }
 
+  /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */
+  async encodeWeights(): Promise<Uint8Array> {
+    if (this.held < 0) throw new Error('the validator holds no round to save');
+    return this.replica.encodeWeights(this.held);
+  }
+
+  /** The round of weights encodeWeights saved (throws, naming `source`, when they are not this run's model's). */
+  weightsRound(bytes: Uint8Array, source: string): number {
+    return this.replica.decodeWeights(bytes, source).round;
+  }
+
   /** An update's tensors without applying it (what tryUpdate decodes). */
   private decode(payload: Uint8Array, round: number): SparseTensor[] {
     return decodeUpdate(payload, { configHash: configHash(this.replica.slice.cfg), round, layout: this.replica.layout, maxBytes: this.config.maxMessageBytes }).tensors;

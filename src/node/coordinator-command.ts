@@ -2,7 +2,7 @@
 // signaling, rounds, the data shard, checkpoints — until Ctrl-C. State under --state
 // survives a restart, which resumes the run at its next round. With --subtensor and
 // --netuid the validator also sets its weights on that subnet at each epoch's close.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Coordinator } from '../coordinator/coordinator.ts';
@@ -18,7 +18,7 @@ import { RewardsApi } from '../coordinator/rewards-api.ts';
 import { Validator, type ClosedRound } from '../coordinator/validator.ts';
 import { openNodeGpu } from './dawn.ts';
 import { cryptoReady } from '../wallet/keys.ts';
-import { loadOrBuildShard } from './corpus.ts';
+import { loadOrBuildShard, writeFileAtomic } from './corpus.ts';
 import { ChainConfigError, parseChainOptions, type ChainOptions } from '../coordinator/chain-weights.ts';
 import { ChainError, connectSubtensor } from '../coordinator/chain.ts';
 import { EpochWeights } from '../coordinator/chain-epochs.ts';
@@ -66,7 +66,8 @@ export interface StartedCoordinator {
   server: CoordinatorServer;
   /** The reward ledger, when this coordinator validates. */
   ledger: Ledger | null;
-  stop(): Promise<void>;
+  /** Stops serving; says how many closed rounds were left unscored (kept in the state folder for the next start). */
+  stop(): Promise<{ unscoredRounds: number }>;
 }
 
 /** Starts a coordinator with its HTTP/WebSocket server (the swarm command uses it in-process). */
@@ -100,7 +101,7 @@ export async function startCoordinator(
     async stop() {
       coordinator.stop();
       await server.close();
-      await validation?.close();
+      return { unscoredRounds: (await validation?.close()) ?? 0 };
     },
   };
 }
@@ -160,45 +161,99 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   const validator = new Validator(config, gpu, train, valid, ledger, o.log, { ...o.sampling, key: samplingKey(stateDir) });
   let coordinator: Coordinator;
   let queue: Promise<void> = Promise.resolve();
-  // On stop only the round being scored finishes: the rounds still queued would be lost on a
-  // restart anyway (the validator resumes from the run's current round), so stopping does
-  // not wait for a backlog that can be minutes long when rounds are quicker than scoring.
+  // On stop only the round being scored finishes: stopping does not wait for a backlog that
+  // can be minutes long when rounds are quicker than scoring. The rounds left are not lost:
+  // the state keeps their commits and updates (see Coordinator.save), the validator's weights
+  // are saved beside them, and the next start on this state folder scores them first.
   let closing = false;
-  let skipped = 0;
+  const weightsFile = join(stateDir, 'validator-weights.bin');
   const checkpoint = () => {
     const bytes = coordinator.checkpoint();
     if (!bytes) return null;
     const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: 2 ** 31 });
     return { round: header.round, weights: payload };
   };
+  /** θ_start of the first round to score: the validator's own saved weights, else the run's checkpoint. */
+  const savedWeights = () => {
+    if (!existsSync(weightsFile)) return null;
+    const weights = new Uint8Array(readFileSync(weightsFile));
+    try {
+      return { round: validator.weightsRound(weights, weightsFile), weights };
+    } catch (e) {
+      o.log(`validator: ${weightsFile} not used: ${(e as Error).message}`);
+      return null;
+    }
+  };
+  const startFor = (round: number) => {
+    const saved = savedWeights();
+    const run = checkpoint();
+    const usable = [saved, run].filter((c) => c !== null && c.round <= round) as { round: number; weights: Uint8Array }[];
+    return usable.sort((a, b) => b.round - a.round)[0] ?? null;
+  };
+  const skip = (round: number, reason: string) => {
+    ledger.recordSkipped(round, reason);
+    o.log(`validator: round ${round} skipped, not scored: ${reason}`);
+  };
+  const scoreNext = async (closed: ClosedRound) => {
+    if (validator.round !== closed.round && !validator.sync(closed.round, startFor(closed.round), (r) => coordinator.commitPayloads(r))) {
+      return skip(closed.round, `the validator could not rebuild θ_start of round ${closed.round} (a commit before it is gone)`);
+    }
+    coordinator.sendScores(closed.round, await validator.score(closed, coordinator.round));
+    epochWeights?.roundScored(closed.round);
+  };
+  const enqueue = (round: number, closed?: ClosedRound) => {
+    queue = queue.then(async () => {
+      if (closing || round <= ledger.lastRound) return;
+      const c = closed ? { ok: true as const, closed } : coordinator.closedRound(round);
+      if (!c.ok) return skip(round, c.reason);
+      await scoreNext(c.closed);
+    }).catch((e: Error) => o.log(`validator: round ${round} not scored: ${e.message}`));
+  };
+  const pending = () => Math.max(0, coordinator.round - 1 - ledger.lastRound);
   return {
     ledger,
     rewards: new RewardsApi(config.run, ledger, config.epochRounds, Date.now, () => coordinator.round),
     progress: () => ({ scoredRounds: ledger.scoredRounds, decidedThrough: ledger.lastRound }),
     attach(c: Coordinator) {
       coordinator = c;
-      validator.sync(c.round, checkpoint(), (r) => c.commitPayloads(r));
+      const first = ledger.lastRound + 1;
+      if (first >= c.round) {
+        validator.sync(c.round, checkpoint(), (r) => c.commitPayloads(r));
+        return;
+      }
+      // Rounds closed before a stop (or a crash) and not scored: score them now, in order;
+      // those whose commits this state no longer holds (a ledger started on an older run's
+      // state) are recorded as skipped, in one line rather than one per round.
+      const kept = Math.max(first, c.runState().oldestCommit);
+      if (kept > first) {
+        const reason = 'closed before this ledger existed, or its commit is no longer kept in the state';
+        for (let r = first; r < kept; r++) ledger.recordSkipped(r, reason);
+        o.log(`validator: rounds ${first}–${kept - 1} skipped, not scored: ${reason}`);
+      }
+      if (kept < c.round) o.log(`validator: ${c.round - kept} closed round(s) not scored yet (rounds ${kept}–${c.round - 1}): scoring them first`);
+      for (let r = kept; r < c.round; r++) enqueue(r);
+      if (kept >= c.round) validator.sync(c.round, checkpoint(), (r) => c.commitPayloads(r));
     },
     enqueue(closed: ClosedRound) {
-      queue = queue.then(async () => {
-        if (closing) {
-          skipped++;
-          return;
-        }
-        if (validator.round !== closed.round && !validator.sync(closed.round, checkpoint(), (r) => coordinator.commitPayloads(r))) return;
-        coordinator.sendScores(closed.round, await validator.score(closed, coordinator.round));
-        epochWeights?.roundScored(closed.round);
-      }).catch((e: Error) => o.log(`validator: round ${closed.round} not scored: ${e.message}`));
+      enqueue(closed.round, closed);
     },
-    async close() {
+    pendingRounds: pending,
+    async close(): Promise<number> {
       closing = true;
       await queue;
-      if (skipped > 0) o.log(`validator: stopped with ${skipped} closed round(s) not scored`);
+      const left = pending();
+      if (left > 0) {
+        // The replica holds θ_start of the first round left: saved, the next start need not
+        // rebuild it from a checkpoint that may be newer than that round.
+        if (validator.round === ledger.lastRound + 1) writeFileAtomic(weightsFile, await validator.encodeWeights());
+        o.log(`validator: stopped with ${left} closed round(s) not scored (rounds ${ledger.lastRound + 1}–${coordinator.round - 1}); they are kept in ${stateDir} and scored when the coordinator starts again with --state ${stateDir}`);
+      } else rmSync(weightsFile, { force: true });
       await epochWeights?.close();
       await chain?.disconnect();
       validator.destroy();
       gpu.destroy();
       ledger.close();
+      return left;
     },
   };
 }

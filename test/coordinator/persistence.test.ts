@@ -1,8 +1,9 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../src/coordinator/coordinator.ts';
 import { CoordinatorStore } from '../../src/coordinator/state-store.ts';
+import type { ClosedRound } from '../../src/coordinator/validator.ts';
 import { Clock, Peer, devKeys, joinAll, makeCoordinator, removeTempDirs, seal, signedUpdate, tempDir, testConfig, type Harness, type Keys } from './helpers.ts';
 
 let k: Keys;
@@ -120,6 +121,42 @@ describe('coordinator: persisted state', () => {
     expect(existsSync(join(dir, 'updates', '1'))).toBe(false);
     expect(coordinator.committedUpdate(1, k.alice.address)).toBeNull();
     expect(coordinator.committedUpdate(3, k.alice.address)).not.toBeNull();
+  });
+});
+
+describe('coordinator: rounds the validator has not scored', () => {
+  it('keeps their commits and updates past keepRounds, and prunes them once scored', () => {
+    const dir = tempDir();
+    const config = testConfig({ minMembers: 2 });
+    const store = new CoordinatorStore(dir, 2);
+    const clock = new Clock();
+    let progress = { scoredRounds: 1, decidedThrough: 0 }; // the validator scored round 0 only
+    const coordinator = new Coordinator(config, store, { now: clock.now, syncGraceMs: 0, scoring: () => progress });
+    const peers = runRounds({ coordinator, store, clock, config, log: [] }, 5);
+    expect(coordinator.status().commits.map((c) => c.round)).toEqual([1, 2, 3, 4]);
+    expect(coordinator.status()).toMatchObject({ pendingRounds: 4, scoredRounds: 1 });
+    expect(coordinator.committedUpdate(1, k.alice.address)).not.toBeNull();
+    progress = { scoredRounds: 5, decidedThrough: 4 };
+    for (const p of peers) p.synced(5);
+    for (const p of peers) p.binary(signedUpdate(p.key!, config, 5, 6));
+    expect(coordinator.status().commits.map((c) => c.round)).toEqual([4, 5]);
+    expect(existsSync(join(dir, 'updates', '3'))).toBe(false);
+  });
+
+  it('rebuilds what the validator scores from the saved state, after a restart too, and says when it cannot', () => {
+    const dir = tempDir();
+    const config = testConfig({ minMembers: 2 });
+    const closed: ClosedRound[] = [];
+    const h = makeCoordinator(config, { dir, onRoundClosed: (c) => closed.push(c) });
+    runRounds(h, 2);
+    // Exactly what the coordinator handed the validator when round 1 closed, live and after a restart.
+    expect(h.coordinator.closedRound(1)).toEqual({ ok: true, closed: closed[1] });
+    const again = makeCoordinator(config, { dir });
+    expect(again.coordinator.closedRound(1)).toEqual({ ok: true, closed: closed[1] });
+    expect(closed[1].reportedHashes[k.alice.address]).not.toBe('');
+    expect(again.coordinator.closedRound(7)).toEqual({ ok: false, reason: expect.stringMatching(/commit of round 7 is no longer kept/) });
+    rmSync(join(dir, 'updates', '1', `${k.bob.address}.bin`));
+    expect(again.coordinator.closedRound(1)).toEqual({ ok: false, reason: expect.stringMatching(new RegExp(`update of ${k.bob.address} in round 1 is gone`)) });
   });
 });
 

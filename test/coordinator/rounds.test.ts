@@ -129,7 +129,9 @@ describe('coordinator: closing a round', () => {
       .sort((x, y) => (x.sender < y.sender ? -1 : 1));
     const commit = { type: 'commit', round: 0, included, checkpointBy: included[0].sender };
     for (const p of [...peers, watcher]) expect(p.last('commit')).toEqual(commit);
-    expect(h.coordinator.commit(0)).toEqual({ round: 0, members: included.map((e) => e.sender), included, missing: [], closedAt: h.clock.t });
+    // When each update arrived (the copy check orders by it): the last one 1234 ms after the others.
+    const deliveredAt = Object.fromEntries(order.map((i, n) => [peers[i].address, h.clock.t - (n < 2 ? 1234 : 0)]));
+    expect(h.coordinator.commit(0)).toEqual({ round: 0, members: included.map((e) => e.sender), included, missing: [], closedAt: h.clock.t, deliveredAt, invalid: {} });
     expect(h.coordinator.status()).toMatchObject({ round: 1, phase: 'waiting', members: [], delivered: [], deadline: null, rejected: {} });
     for (const [i, p] of peers.entries()) expect(h.coordinator.committedUpdate(0, p.address)).toEqual(envelopes[i]);
     expect(h.coordinator.committedUpdate(0, k.dave.address)).toBeNull();
