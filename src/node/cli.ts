@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (e) {
-    return await reportFailure(e);
+    return await reportFailure(e, command);
   }
 }
 
@@ -94,26 +94,40 @@ async function benchCommand(args: string[]): Promise<number> {
   return benchMain(args);
 }
 
-/** The classes (and usage texts) reportFailure recognises, from the modules that throw them. */
-async function knownFailures() {
-  const [gpu, data, train, coordinator, contribute, swarm, wallet, runConfig, signaling, sync, keys, config, checkpoint, shards, tokenizer] = await Promise.all([
-    import('../gpu/errors.ts'),
-    import('./data-command.ts'),
-    import('./train-command.ts'),
-    import('./coordinator-command.ts'),
-    import('./contribute-command.ts'),
-    import('./swarm-command.ts'),
-    import('./wallet-command.ts'),
-    import('../net/run-config.ts'),
-    import('../net/signaling.ts'),
-    import('../net/sync.ts'),
-    import('../wallet/keys.ts'),
-    import('../model/config.ts'),
-    import('../train/checkpoint.ts'),
-    import('../train/shards.ts'),
-    import('../train/tokenizer.ts'),
-  ]);
-  return { ...gpu, ...data, ...train, ...coordinator, ...contribute, ...swarm, ...wallet, ...runConfig, ...signaling, ...sync, ...keys, ...config, ...checkpoint, ...shards, ...tokenizer };
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+/** Each command's own usage mistakes and its usage text, from its module (loaded when it ran). */
+const COMMAND_USAGE: Record<string, () => Promise<[ErrorClass, string]>> = {
+  data: async () => { const m = await import('./data-command.ts'); return [m.DataUsageError, m.DATA_USAGE]; },
+  train: async () => { const m = await import('./train-command.ts'); return [m.TrainUsageError, m.TRAIN_USAGE]; },
+  contribute: async () => { const m = await import('./contribute-command.ts'); return [m.ContributeUsageError, m.CONTRIBUTE_USAGE]; },
+  swarm: async () => { const m = await import('./swarm-command.ts'); return [m.SwarmUsageError, m.SWARM_USAGE]; },
+  wallet: async () => { const m = await import('./wallet-command.ts'); return [m.WalletUsageError, m.WALLET_USAGE]; },
+};
+
+/**
+ * Failures a person can act on, printed as their message alone. Loaded only after a failure,
+ * lightest first, so that a missing GPU or a bad file is told without
+ * loading WebRTC, WebGPU or the wallet's crypto first (importing a module the failed command
+ * already loaded costs nothing).
+ */
+const PLAIN_FAILURES: Array<() => Promise<ErrorClass[]>> = [
+  async () => {
+    const [gpu, config, shards, checkpoint] = await Promise.all([import('../gpu/errors.ts'), import('../model/config.ts'), import('../train/shards.ts'), import('../train/checkpoint.ts')]);
+    return [gpu.NoGpuError, gpu.GpuLostError, gpu.KernelInputError, config.ConfigError, shards.ShardError, checkpoint.CheckpointError];
+  },
+  async () => {
+    const [signaling, sync, keys, tokenizer] = await Promise.all([import('../net/signaling.ts'), import('../net/sync.ts'), import('../wallet/keys.ts'), import('../train/tokenizer.ts')]);
+    return [signaling.CoordinatorError, sync.SyncError, keys.WalletError, tokenizer.TokenizerError];
+  },
+];
+
+/** Prints a usage mistake of `command` with its usage text; false when `e` is none. */
+async function isUsageMistake(e: unknown, command: string): Promise<boolean> {
+  const usage = await COMMAND_USAGE[command]?.();
+  if (!usage || !(e instanceof usage[0])) return false;
+  console.error(`tessera ${command}: ${e.message}\n\n${usage[1]}`);
+  return true;
 }
 
 /** The npm package a failed import could not find (dependencies not installed), or null. */
@@ -123,7 +137,7 @@ function missingPackage(e: unknown): string | null {
 }
 
 /** Known failures get their message; anything else is a bug and keeps its stack. */
-export async function reportFailure(e: unknown): Promise<number> {
+export async function reportFailure(e: unknown, command?: string): Promise<number> {
   if (e instanceof CommandUsageError) {
     console.error(`tessera ${e.command}: ${e.message}\n\n${e.usage}`);
     return 2;
@@ -133,50 +147,20 @@ export async function reportFailure(e: unknown): Promise<number> {
     console.error(`tessera: the dependency ${missing} is not installed; run \`npm install\` in this folder first.`);
     return 1;
   }
-  const {
-    DATA_USAGE, DataUsageError, TRAIN_USAGE, TrainUsageError, CONTRIBUTE_USAGE, ContributeUsageError, SWARM_USAGE, SwarmUsageError,
-    WALLET_USAGE, WalletUsageError, COORDINATOR_USAGE, RunConfigError, CoordinatorError, SyncError, WalletError, NoGpuError,
-    GpuLostError, KernelInputError, ShardError, TokenizerError, ConfigError, CheckpointError,
-  } = await knownFailures();
-  if (e instanceof DataUsageError) {
-    console.error(`tessera data: ${e.message}\n\n${DATA_USAGE}`);
-    return 2;
-  }
-  if (e instanceof TrainUsageError) {
-    console.error(`tessera train: ${e.message}\n\n${TRAIN_USAGE}`);
-    return 2;
-  }
-  if (e instanceof ContributeUsageError) {
-    console.error(`tessera contribute: ${e.message}\n\n${CONTRIBUTE_USAGE}`);
-    return 2;
-  }
-  if (e instanceof SwarmUsageError) {
-    console.error(`tessera swarm: ${e.message}\n\n${SWARM_USAGE}`);
-    return 2;
-  }
-  if (e instanceof WalletUsageError) {
-    console.error(`tessera wallet: ${e.message}\n\n${WALLET_USAGE}`);
-    return 2;
-  }
+  if (command && (await isUsageMistake(e, command))) return 2;
+  const { RunConfigError } = await import('../net/run-config.ts');
   if (e instanceof RunConfigError) {
+    const { COORDINATOR_USAGE } = await import('./coordinator-command.ts');
     console.error(`tessera: ${e.message}\n\n${COORDINATOR_USAGE}`);
     return 2;
   }
-  if (
-    e instanceof CoordinatorError ||
-    e instanceof SyncError ||
-    e instanceof WalletError ||
-    e instanceof NoGpuError ||
-    e instanceof GpuLostError ||
-    e instanceof KernelInputError ||
-    e instanceof ShardError ||
-    e instanceof TokenizerError ||
-    e instanceof ConfigError ||
-    e instanceof CheckpointError
-  ) {
-    console.error(`tessera: ${e.message}`);
-    return 1;
+  for (const load of PLAIN_FAILURES) {
+    if ((await load()).some((known) => e instanceof known)) {
+      console.error(`tessera: ${(e as Error).message}`);
+      return 1;
+    }
   }
+  for (const other of Object.keys(COMMAND_USAGE)) if (other !== command && (await isUsageMistake(e, other))) return 2;
   if (e instanceof Error && e.name === 'TypeError' && /parseArgs|Unknown option|ERR_PARSE_ARGS/.test(`${(e as { code?: string }).code} ${e.message}`)) {
     console.error(`tessera: ${e.message}\n\n${USAGE}`);
     return 2;

@@ -1,0 +1,1 @@
+export declare function buildCli(outdir?: string): Promise<string>;
