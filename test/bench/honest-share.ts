@@ -9,9 +9,16 @@
 // would close before anyone delivers). The file is rewritten after every run, so an
 // interrupted series keeps the runs it finished.
 //
+// --model: no swarm; the gate alone, played over many simulated runs with the scoring code
+// (scoring.ts) beside the formula it replaced: every peer's update has the same gradient
+// score and wins its assigned-data check with probability p each round. Prints how often
+// some honest peer ends under half the mean share, and the mean factor of a peer trained on
+// other data (p = 0.5). Seconds, no GPU: a check of the gate, not of the swarm's noise.
+//
 // Each run is a few minutes on a quiet 2-core machine with SwiftShader (the default 5 runs:
 // 15–30 minutes); far longer when the cores are shared.
 import { spawn } from 'node:child_process';
+import { scoreRound } from '../../src/coordinator/scoring.ts';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -56,6 +63,67 @@ function swarm(repo: string, peers: number, rounds: number, extra: string[]): Pr
   });
 }
 
+/** A seeded uniform [0, 1) generator (mulberry32), so the model's figures repeat. */
+function uniform(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Final shares of `peers` peers after `rounds` rounds whose checks each win with probability p. */
+function modelRun(gate: 'before' | 'after', peers: number, rounds: number, p: number, random: () => number): number[] {
+  const members = Array.from({ length: peers }, (_, i) => `peer-${i}`);
+  const prev = new Map<string, { ema: number; assignedEma: number }>();
+  let shares: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const trials = new Map(members.map((m) => [m, { gradient: 0.05, assigned: random() < p ? 0.02 : 0.005, control: 0.01 }]));
+    if (gate === 'after') {
+      const rows = scoreRound({ members, delivered: new Set(members), trials, copied: new Set(), invalid: {}, synced: () => true, previous: (a) => prev.get(a) ?? null, emission: 1 });
+      for (const row of rows) prev.set(row.address, { ema: row.ema, assignedEma: row.assignedEma });
+      shares = rows.map((row) => row.share);
+    } else {
+      // The formula before the change: a ±1 average from 0 (keep 0.8), score = gradient × max(0, average).
+      for (const m of members) {
+        const t = trials.get(m)!;
+        const was = prev.get(m) ?? { ema: 0, assignedEma: 0 };
+        const assignedEma = 0.8 * was.assignedEma + 0.2 * (t.assigned > t.control ? 1 : -1);
+        prev.set(m, { ema: 0.9 * was.ema + 0.1 * t.gradient * Math.max(0, assignedEma), assignedEma });
+      }
+      const total = members.reduce((sum, m) => sum + prev.get(m)!.ema, 0);
+      shares = members.map((m) => (total > 0 ? prev.get(m)!.ema / total : 0));
+    }
+  }
+  return shares;
+}
+
+function runModel(peers: number): number {
+  const RUNS = 2000;
+  const rows: BenchRow[] = [];
+  for (const rounds of [6, 30]) {
+    for (const p of [0.6, 0.7, 0.8]) {
+      const row: BenchRow = { rounds, 'p (win)': p };
+      for (const gate of ['before', 'after'] as const) {
+        const random = uniform(1234 + rounds * 10 + p * 100);
+        let unfair = 0;
+        for (let i = 0; i < RUNS; i++) {
+          const shares = modelRun(gate, peers, rounds, p, random);
+          const mean = shares.reduce((a, b) => a + b, 0) / shares.length;
+          if (!(mean > 0) || Math.min(...shares) < FAIR_MIN_OVER_MEAN * mean) unfair++;
+        }
+        row[`${gate}: runs with a peer < ½ mean`] = `${((100 * unfair) / RUNS).toFixed(1)}%`;
+      }
+      rows.push(row);
+    }
+  }
+  printTable(`honest-share --model: ${peers} honest peers, equal gradient scores, ${RUNS} simulated runs each`, rows);
+  writeResults('honest-share-model', { peers, runs: RUNS, rows, when: new Date().toISOString() });
+  return 0;
+}
+
 export async function runHonestShareBench(argv: string[]): Promise<number> {
   const dashes = argv.indexOf('--');
   const swarmFlags = dashes >= 0 ? argv.slice(dashes + 1) : [];
@@ -67,6 +135,7 @@ export async function runHonestShareBench(argv: string[]): Promise<number> {
       rounds: { type: 'string', default: '6' },
       label: { type: 'string', default: 'current' },
       repo: { type: 'string' },
+      model: { type: 'boolean' },
     },
   });
   const runs = Number(values.runs);
@@ -75,6 +144,7 @@ export async function runHonestShareBench(argv: string[]): Promise<number> {
   for (const [flag, v] of [['--runs', runs], ['--peers', peers], ['--rounds', rounds]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`${flag} must be a positive integer, got ${v}`);
   }
+  if (values.model) return runModel(peers);
   const repo = values.repo ? resolve(values.repo) : ROOT;
   const command = `tessera swarm --peers ${peers} --rounds ${rounds} --json${swarmFlags.length ? ` ${swarmFlags.join(' ')}` : ''}`;
   console.log(`honest-share (${values.label}): ${runs} × ${command} in ${repo}`);
