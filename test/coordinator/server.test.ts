@@ -95,7 +95,7 @@ describe('coordinator server: HTTP', () => {
     expect(run.headers.get('access-control-allow-origin')).toBe('*');
     expect(await run.json()).toEqual(h.config);
     const status = await fetch(`${http}/status`);
-    expect(await status.json()).toMatchObject({ run: 'test-run', round: 0, phase: 'waiting', peers: [], rejected: {} });
+    expect(await status.json()).toMatchObject({ run: 'test-run', round: 0, phase: 'waiting', peers: [], rejected: {}, plannedRounds: 100, tokensTrained: 0, validating: false, scoredRounds: 0, pendingRounds: 0 });
     const shard = await getBytes(`${http}/shard`);
     expect(shard).toMatchObject({ status: 200, type: 'application/octet-stream' });
     expect(shard.bytes).toEqual(SHARD);
