@@ -64,13 +64,16 @@ export async function openNodeGpu(options: NodeGpuOptions = {}): Promise<Gpu> {
     throw new NoGpuError('A software adapter was asked for but Dawn returned a hardware one; unset VK_ICD_FILENAMES.');
   }
   const onDestroy = options.onDestroy;
-  return openGpuOnAdapter(adapter, {
+  const gpu: Gpu = await openGpuOnAdapter(adapter, {
     ...options,
     onDestroy: () => {
-      held.instance = null;
+      // device.destroy() finishes on Dawn's threads: an instance garbage-collected before the
+      // device is lost crashes the process (SIGSEGV, or glibc aborting on a futex or mutex).
+      void gpu.device.lost.then(() => (held.instance = null));
       onDestroy?.();
     },
   });
+  return gpu;
 }
 
 const ICD_DIRS = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/local/nvidia/share/vulkan/icd.d'];
