@@ -1,7 +1,7 @@
 import { BufferPool } from './buffers.ts';
 import { GpuLostError, GpuValidationError, KernelInputError } from './errors.ts';
 import type { Params } from './params.ts';
-import { PipelineCache, type PipelineConstants, type ShaderSource } from './pipelines.ts';
+import { PipelineCache, type CompileProgress, type PipelineConstants, type ShaderSource } from './pipelines.ts';
 import { BYTES_PER_ELEMENT, Tensor, shapeSize, type DType } from './tensor.ts';
 
 export interface AdapterSummary {
@@ -72,6 +72,21 @@ export class Gpu {
     return this.pipelines.get(shader, entryPoint, constants);
   }
 
+  /**
+   * Compiles every pipeline `trace` asks for without blocking the event loop: `trace` runs
+   * with dispatches not recorded (tensors, writes and copies are real, so give it scratch
+   * work: a forward and backward whose results are thrown away), then the pipelines it
+   * named compile on the driver's threads. Later dispatches find them cached. Resolves with
+   * the number compiled.
+   */
+  async precompile(trace: () => void, onProgress?: CompileProgress): Promise<number> {
+    this.assertUsable();
+    const requests = this.pipelines.record(trace);
+    await this.pipelines.compile(requests, onProgress);
+    this.throwReported();
+    return requests.length;
+  }
+
   /** A tensor from the pool. Contents are undefined unless `data` is given. */
   tensor(shape: readonly number[], dtype: DType = 'f32', label = '', data?: TypedData | readonly number[]): Tensor {
     this.assertUsable();
@@ -126,7 +141,7 @@ export class Gpu {
     if (x > max || y > max || z > max) {
       throw new KernelInputError(pipeline.label, `dispatch of ${x}×${y}×${z} workgroups exceeds this GPU's limit of ${max} per dimension`);
     }
-    if (x === 0 || y === 0 || z === 0) return;
+    if (x === 0 || y === 0 || z === 0 || this.pipelines.recording) return;
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
     let uniform: GPUBuffer | null = null;

@@ -9,7 +9,7 @@ import type { Capacity } from './protocol.ts';
 import { parseRunConfig, runModel, type RunConfig } from './run-config.ts';
 
 /** The capacity to report to the coordinator at `httpBase`, or undefined for a run of one stage (or an unreadable run). */
-export async function measureCapacity(gpu: Gpu, http: HttpClient, httpBase: string, memoryBytes: number): Promise<Capacity | undefined> {
+export async function measureCapacity(gpu: Gpu, http: HttpClient, httpBase: string, memoryBytes: number, onCompile?: (done: number, total: number) => void): Promise<Capacity | undefined> {
   const bytes = await http.get(`${httpBase}/run`).catch(() => null);
   if (!bytes) return undefined;
   let config: RunConfig;
@@ -19,23 +19,31 @@ export async function measureCapacity(gpu: Gpu, http: HttpClient, httpBase: stri
     return undefined; // the welcome's config is checked (and its error reported) later
   }
   if (config.stages === 1) return undefined;
-  return { memoryBytes, tokensPerSecond: await calibrate(gpu, config) };
+  return { memoryBytes, tokensPerSecond: await calibrate(gpu, config, onCompile) };
 }
 
-/** Tokens per second of a whole-model training step here, estimated from one layer. */
-export async function calibrate(gpu: Gpu, config: RunConfig): Promise<number> {
+/**
+ * Tokens per second of a whole-model training step here, estimated from one layer. Its
+ * kernels compile first without blocking the event loop (`onCompile` reports them): the
+ * timed steps then measure training, not the driver's compiler.
+ */
+export async function calibrate(gpu: Gpu, config: RunConfig, onCompile?: (done: number, total: number) => void): Promise<number> {
   const cfg = runModel(config);
   const slice = LayerSlice.create(gpu, cfg, 0, 1, { batch: config.batch, seqLen: config.seq });
   try {
     slice.initialize(config.seed);
     const n = config.batch * config.seq;
     const tokens = new Int32Array(n);
-    let ms = Infinity;
-    for (let i = 0; i < 2; i++) {
-      const t0 = performance.now();
+    const step = () => {
       slice.forward({ tokens });
       if (slice.output) slice.backward({ dOut: slice.output, accumulate: false });
       else slice.backward({ accumulate: false, lossScale: 1 });
+    };
+    await gpu.precompile(step, onCompile);
+    let ms = Infinity;
+    for (let i = 0; i < 2; i++) {
+      const t0 = performance.now();
+      step();
       await gpu.readF32(slice.grads.get(slice.layout[0].name)!);
       ms = performance.now() - t0;
     }

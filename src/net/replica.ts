@@ -7,6 +7,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { ParamSpec } from '../model/config.ts';
 import { LayerSlice } from '../model/slice.ts';
 import { PipelineStage } from '../pipeline/stage.ts';
+import { topkPerChunk } from '../kernels/topk.ts';
 import { applySparse } from '../sparseloco/feedback.ts';
 import { SparseLoCoReplica, type ApplyReport } from '../sparseloco/outer.ts';
 import type { SparseTensor } from '../sparseloco/selection.ts';
@@ -70,22 +71,48 @@ export class SwarmReplica {
   readonly schedule: LrSchedule;
   private readonly tokens: ArrayLike<number>;
 
-  /** One forward and backward on a batch, nothing updated: compiles every training kernel. */
-  async warmUp(): Promise<void> {
+  /**
+   * Compiles every kernel a round uses before the first one needs it, without blocking the
+   * event loop (drivers compile synchronously on first use: a minute for the whole model on
+   * a loaded CPU "GPU", long enough for the coordinator to drop a silent peer). `train`:
+   * forward, backward, the optimiser and the outer step (a contributor); else forward and
+   * the outer step (a validator). Resolves with the number of kernels compiled.
+   */
+  warmUp(o: { train?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
+    return this.gpu.precompile(() => this.traceRound(o.train ?? true), o.onProgress);
+  }
+
+  /** A round's GPU work with nothing dispatched (Gpu.precompile): forward, backward, optimiser, outer step. */
+  private traceRound(train: boolean): void {
     const batch = this.source.batch(1);
     if (this.stage) {
       // A stage's slice takes the residual stream (not tokens) unless it is the first.
       const x = this.slice.from === 0 ? null : this.gpu.tensor([this.config.batch, this.config.seq, this.slice.cfg.dim], 'f32', 'warm-up input');
-      if (x) this.gpu.write(x, new Float32Array(this.config.batch * this.config.seq * this.slice.cfg.dim));
-      this.slice.forward(x ? { x, targets: this.stage.isLast ? batch.targets : undefined } : { tokens: batch.tokens, targets: this.stage.isLast ? batch.targets : undefined });
-      this.slice.backward(this.stage.isLast ? { accumulate: false, lossScale: 1 } : { dOut: this.slice.output!, accumulate: false });
-      await this.gpu.readF32(this.stage.isFirst ? this.slice.grads.get(this.layout[0].name)! : this.slice.inputGrad!);
+      const targets = this.stage.isLast ? batch.targets : undefined;
+      this.slice.forward(x ? { x, targets } : { tokens: batch.tokens, targets });
+      if (train) this.slice.backward(this.stage.isLast ? { accumulate: false, lossScale: 1 } : { dOut: this.slice.output!, accumulate: false });
       x?.release();
-      return;
+    } else {
+      this.slice.forward(batch);
+      if (train) this.slice.backward({ accumulate: false, lossScale: 1 });
     }
-    this.slice.forward(batch);
-    this.slice.backward({ accumulate: false, lossScale: 1 });
-    await this.gpu.readF32(this.slice.loss!);
+    if (train) {
+      const step = this.optimizer.step;
+      this.optimizer.update(0);
+      this.optimizer.step = step; // nothing was dispatched: the optimiser took no step
+      this.sparse.feedback.accumulate(this.sparse.start.theta, this.slice.params);
+      if (this.sparse.feedback.topkOn === 'gpu') {
+        const first = this.layout[0];
+        const grid = this.sparse.feedback.grids.get(first.name)!;
+        const k = this.config.sparseloco.k;
+        const local = this.gpu.tensor([grid.count, k], 'u32', 'warm-up top-k');
+        const values = this.gpu.tensor([grid.count, k], 'f32', 'warm-up top-k');
+        topkPerChunk(this.gpu, this.sparse.feedback.e.get(first.name)!, grid, k, local, values);
+        local.release();
+        values.release();
+      }
+    }
+    applySparse(this.gpu, this.sparse.start.theta, [{ name: this.layout[0].name, indices: Uint32Array.of(0), values: Float32Array.of(0) }], 1);
   }
 
   /** Micro-batch `micro` of inner step `step` of `round` (a pipelined run's stage 0), drawn for this hotkey. */
