@@ -20,10 +20,11 @@ import { SwarmReplica } from './replica.ts';
 import { parseRunConfig, type RunConfig } from './run-config.ts';
 import { CoordinatorClient, CoordinatorError, type OpenSocket, type Welcome } from './signaling.ts';
 import { SyncError, syncWeights, type CommitInfo } from './sync.ts';
+import { StallWatch, mib, throttled, type ProgressPhase } from './progress.ts';
 
 export interface HttpClient {
-  /** The body, or null on 404; throws on other failures. */
-  get(url: string): Promise<Uint8Array | null>;
+  /** The body, or null on 404; throws on other failures. `onProgress` (optional to honour): bytes so far of the total (0: unknown). */
+  get(url: string, onProgress?: (done: number, total: number) => void): Promise<Uint8Array | null>;
   put(url: string, body: Uint8Array): Promise<{ status: number; text: string }>;
 }
 
@@ -53,21 +54,37 @@ export interface ContributorOptions {
 }
 
 export type ContributorEvent =
-  | { event: 'joined'; address: string; run: string; round: number; model: string; stage: number; stages: number }
+  | ({ event: 'joined'; address: string; run: string; round: number; model: string; stage: number; stages: number } & Partial<RunDescription>)
+  /** Start-up work under way: compiling kernels, fetching the data shard (bytes), syncing weights, waiting for peers. */
+  | { event: 'progress'; phase: ProgressPhase; done: number; total: number; text: string }
   | { event: 'stage'; stage: number; reason: string }
   | { event: 'synced'; round: number; source: string; weightsHash: string }
-  | { event: 'round'; round: number; members: number }
+  /** Round `round` of the run's `plannedRounds` starts with us; `tokensTrained`: the whole swarm's, before it. */
+  | { event: 'round'; round: number; members: number; plannedRounds?: number; tokensTrained?: number }
   | { event: 'step'; round: number; step: number; loss: number; tokensPerSecond: number; busy?: number; rerouted?: number; dropped?: number }
   | { event: 'exchange'; round: number; bytes: number; peers: number }
   | { event: 'sent'; round: number; bytes: number; delivered: number; failed: number }
-  | { event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; fromPeers: number; fetched: number; bytesUp: number; bytesDown: number; peers: number; rejected: Record<string, number>; weightsHash: string }
+  /** `tokensContributed`: tokens of this contributor's updates committed so far (this session). */
+  | { event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; fromPeers: number; fetched: number; bytesUp: number; bytesDown: number; peers: number; rejected: Record<string, number>; weightsHash: string; tokensContributed?: number }
+  /** We uploaded the run's checkpoint of `round` (the commit asked us to): `bytes` sent. */
+  | { event: 'checkpoint'; round: number; bytes: number }
   | { event: 'rejected'; from: string; reason: string; message: string }
   | { event: 'link'; peer: string; up: boolean; reason: string }
   | { event: 'reward'; round: number; standing: Standing }
   | { event: 'warning'; text: string }
-  | { event: 'stopped'; round: number; saved: boolean };
+  /** `longestStallMs`: the longest this process went without running a timer (heartbeats stop meanwhile). */
+  | { event: 'stopped'; round: number; saved: boolean; longestStallMs?: number };
+
+/**
+ * What a volunteer is told about the run on joining (from its run config). Fields added to
+ * events after their first version are optional in the types: views also fold recorded events.
+ */
+export type RunDescription = Pick<RunConfig, 'name' | 'description' | 'owner' | 'homepage' | 'rewardUnit' | 'rewardNote' | 'plannedRounds' | 'plannedTokens'>;
 
 export type StopMode = 'now' | 'after-round';
+
+/** How long a wait for a round to start goes unreported (between rounds it is a moment). */
+const WAIT_REPORT_MS = 2000;
 
 interface Received {
   hash: string;
@@ -83,7 +100,7 @@ export class Contributor {
   private held = -1;
   /** The round the coordinator is in, as last heard. */
   private coordRound = 0;
-  private announced: { round: number; members: string[]; stages: number[]; deadline: number } | null = null;
+  private announced: { round: number; members: string[]; stages: number[]; deadline: number; tokensTrained: number } | null = null;
   /** Our pipeline stage (0 in a run of one stage), and a move the coordinator asked for. */
   private stage = 0;
   private movedTo: { stage: number; reason: string } | null = null;
@@ -111,6 +128,12 @@ export class Contributor {
     until: (ready, timeoutMs) => this.until(ready, timeoutMs),
   });
   private lock: Promise<unknown> = Promise.resolve();
+  /** This process's responsiveness: while it runs no timer it sends no heartbeat. */
+  private readonly stalls = new StallWatch((ms) =>
+    this.o.onEvent({ event: 'warning', text: `this process was unresponsive for ${(ms / 1000).toFixed(0)} s (the coordinator drops a peer silent for ${this.config.heartbeatSeconds * this.config.heartbeatMisses} s): is the machine overloaded?` }),
+  );
+  /** Tokens of our updates that commits included (this session). */
+  private tokensContributed = 0;
   private wsBytesUp = 0;
   private wsBytesDown = 0;
   /** Refused messages by reason. */
@@ -135,11 +158,34 @@ export class Contributor {
 
   /** Joins, syncs, and contributes until stopped or the coordinator goes away. */
   async run(): Promise<void> {
-    this.capacity = await measureCapacity(this.o.gpu, this.o.http, this.httpBase, this.o.memoryBytes ?? 0);
+    this.stalls.start();
+    try {
+      await this.contribute();
+    } finally {
+      this.stalls.stop();
+    }
+  }
+
+  private progress(phase: ProgressPhase, done: number, total: number, text: string): void {
+    this.o.onEvent({ event: 'progress', phase, done, total, text });
+  }
+
+  private compileProgress(what: string): (done: number, total: number) => void {
+    return (done, total) => {
+      if (total > 0) this.progress('compile', done, total, done < total ? `compiling ${what}: ${done} of ${total}` : `compiled ${what} (${total})`);
+    };
+  }
+
+  private async contribute(): Promise<void> {
+    this.capacity = await measureCapacity(this.o.gpu, this.o.http, this.httpBase, this.o.memoryBytes ?? 0, this.compileProgress('the speed test’s kernels'));
     const welcome = await this.connect();
     this.config = parseRunConfig(welcome.config);
+    // Warn of a stall long enough to risk the coordinator dropping us (half its limit).
+    this.stalls.thresholdMs = (this.config.heartbeatSeconds * this.config.heartbeatMisses * 1000) / 2;
     this.stage = welcome.stage;
-    this.o.onEvent({ event: 'joined', address: this.address, run: this.config.run, round: welcome.state.round, model: this.config.model, stage: this.stage, stages: this.config.stages });
+    const c = this.config;
+    const description = { name: c.name, description: c.description, owner: c.owner, homepage: c.homepage, rewardUnit: c.rewardUnit, rewardNote: c.rewardNote, plannedRounds: c.plannedRounds, plannedTokens: c.plannedTokens };
+    this.o.onEvent({ event: 'joined', address: this.address, run: c.run, round: welcome.state.round, model: c.model, stage: this.stage, stages: c.stages, ...description });
     this.mesh = new PeerMesh(this.address, {
       wrtc: this.o.wrtc,
       iceServers: this.config.iceServers,
@@ -157,8 +203,7 @@ export class Contributor {
     for (const s of this.earlySignals.splice(0)) this.mesh.signal(s.from, s.data);
     const heartbeat = setInterval(() => this.client.send({ type: 'heartbeat' }), this.config.heartbeatSeconds * 1000);
     try {
-      const shard = await this.o.http.get(`${this.httpBase}/shard`);
-      if (!shard) throw new SyncError('the coordinator serves no data shard');
+      const shard = await this.fetchShard();
       const { tokens } = decodeShard(shard, 'the run’s data shard');
       // The held-out 1% stays out of training, as in `tessera train`, for validation.
       const { train } = splitShard(tokens, { validFraction: 0.01 });
@@ -195,7 +240,7 @@ export class Contributor {
     } finally {
       clearInterval(heartbeat as never);
       const saved = await this.saveLocal().catch(() => false);
-      this.o.onEvent({ event: 'stopped', round: this.held, saved });
+      this.o.onEvent({ event: 'stopped', round: this.held, saved, longestStallMs: Math.round(this.stalls.longestMs) });
       this.mesh.close();
       this.client.close();
       this.replica?.destroy();
@@ -223,14 +268,26 @@ export class Contributor {
 
   private trainTokens: ArrayLike<number> = [];
 
+  /** The run's data shard, with its download's progress. */
+  private async fetchShard(): Promise<Uint8Array> {
+    const text = (done: number, total: number) => `fetching the data shard: ${mib(done)}${total ? ` of ${mib(total)}` : ''} MiB`;
+    this.progress('shard', 0, 0, 'fetching the data shard');
+    const report = throttled((done, total) => this.progress('shard', done, total, text(done, total)));
+    // The last report is ours, below (a client may not report at all).
+    const shard = await this.o.http.get(`${this.httpBase}/shard`, (done, total) => done < total && report(done, total));
+    if (!shard) throw new SyncError('the coordinator serves no data shard');
+    this.progress('shard', shard.length, shard.length, `fetched the data shard (${mib(shard.length)} MiB)`);
+    return shard;
+  }
+
   /** The replica of our stage (the whole model in a run of one stage), kernels compiled. */
   private async buildReplica(): Promise<void> {
     this.replica?.destroy();
     this.replica = null;
     this.replica = new SwarmReplica(this.o.gpu, this.config, this.trainTokens, this.o.sampleAs ?? this.address, this.stage);
-    // Compile the kernels now: drivers compile synchronously, which would otherwise stall
-    // this peer (heartbeats included) in the middle of its first round.
-    await this.replica.warmUp();
+    // Compile every kernel now, off the event loop: drivers compile synchronously on first
+    // use, which would stall this peer (heartbeats included) in its first round.
+    await this.replica.warmUp({ onProgress: this.compileProgress("the model's kernels") });
   }
 
   /** After losing the coordinator: retries with backoff (1 s doubling to 30 s) until it answers or we are stopped. */
@@ -294,12 +351,15 @@ export class Contributor {
     while (this.stopMode !== 'now' && !this.disconnected && !this.movedTo) {
       const r = this.held;
       const member = () => this.announced?.round === r && this.announced.members.includes(this.address);
-      if (!(await this.until(() => member() || this.commits.has(r) || this.stopMode === 'after-round'))) break;
+      const waitingSince = performance.now();
+      const started = () => member() || this.commits.has(r) || this.stopMode === 'after-round';
+      if (!(await this.until(() => started() || this.reportWaiting(waitingSince)))) break;
+      this.waitReported = '';
       if (this.stopMode === 'after-round' && !member() && !this.commits.has(r)) break;
       let trained = false;
       let loss: number | null = null;
       if (!this.commits.has(r) && member()) {
-        this.o.onEvent({ event: 'round', round: r, members: this.announced!.members.length });
+        this.o.onEvent({ event: 'round', round: r, members: this.announced!.members.length, plannedRounds: this.config.plannedRounds, tokensTrained: this.announced!.tokensTrained });
         const result = await this.trainRound(r);
         trained = result !== null;
         loss = result;
@@ -308,6 +368,19 @@ export class Contributor {
       await this.applyCommit(r, trained, loss);
       if (this.stopMode === 'after-round' || this.movedTo) break;
     }
+  }
+
+  private waitReported = '';
+
+  /** After a moment's wait for a round to start, says how many contributors are here (a round needs minMembers); false. */
+  private reportWaiting(since: number): false {
+    if (performance.now() - since < WAIT_REPORT_MS) return false;
+    const here = this.peers.length;
+    const need = this.config.minMembers;
+    const text = here < need ? `waiting for peers: ${here} of the ${need} contributors a round needs are connected` : `waiting for the next round to start (${here} contributor${here === 1 ? '' : 's'} connected)`;
+    if (text !== this.waitReported) this.progress('peers', Math.min(here, need), need, text);
+    this.waitReported = text;
+    return false;
   }
 
   /** H inner steps, then the update out to the coordinator and the members; the mean loss, or null if cut short. */
@@ -421,6 +494,7 @@ export class Contributor {
     const report = await this.exclusive(() => this.replica!.apply(payloads, r));
     for (const x of report.rejected) this.count('update-' + x.reason, commit.included[x.index]?.sender ?? '?', x.message);
     this.held = r + 1;
+    if (commit.included.some((e) => e.sender === this.address)) this.tokensContributed += this.config.innerSteps * this.config.batch * this.config.seq;
     for (const k of [...this.received.keys()]) if (k <= r) this.received.delete(k);
     for (const k of [...this.commits.keys()]) if (k <= r) this.commits.delete(k);
     const weightsHash = await this.exclusive(() => this.replica!.weightsHash());
@@ -430,7 +504,7 @@ export class Contributor {
     const bytesDown = mesh.bytesReceived + this.wsBytesDown;
     const rejectedTotal = Object.values(this.rejected).reduce((a, b) => a + b, 0) + mesh.dropped;
     if (loss !== null && Number.isFinite(loss)) this.client.send({ type: 'report', round: r, loss, bytesUp, bytesDown, rejected: rejectedTotal, peers: mesh.links });
-    this.o.onEvent({ event: 'commit', round: r, trained, loss, included: commit.included.length, fromPeers, fetched, bytesUp, bytesDown, peers: mesh.links, rejected: { ...this.rejected, frames: mesh.dropped }, weightsHash });
+    this.o.onEvent({ event: 'commit', round: r, trained, loss, included: commit.included.length, fromPeers, fetched, bytesUp, bytesDown, peers: mesh.links, rejected: { ...this.rejected, frames: mesh.dropped }, weightsHash, tokensContributed: this.tokensContributed });
     // One uploader per stage: the commit names stage 0's; other stages' first committed peer.
     const uploader = this.config.stages === 1 || this.stage === 0 ? all.checkpointBy : all.checkpointBy !== null ? (commit.included[0]?.sender ?? null) : null;
     if (uploader === this.address) await this.uploadCheckpoint();
@@ -465,6 +539,7 @@ export class Contributor {
       commitFor: (r) => this.commits.get(r) ?? null,
       currentRound: () => this.coordRound,
       onWarning: (text) => this.o.onEvent({ event: 'warning', text }),
+      onProgress: (done, total, text) => this.progress('sync', done, total, text),
       exclusive: (fn) => this.exclusive(fn),
     });
     this.held = result.round;
@@ -481,7 +556,10 @@ export class Contributor {
     try {
       const r = await this.o.http.put(`${this.httpBase}/checkpoint`, envelope);
       if (r.status !== 200) this.o.onEvent({ event: 'warning', text: `the coordinator refused our checkpoint of round ${round}: ${r.text}` });
-      else this.wsBytesUp += envelope.length;
+      else {
+        this.wsBytesUp += envelope.length;
+        this.o.onEvent({ event: 'checkpoint', round, bytes: envelope.length });
+      }
     } catch (e) {
       this.o.onEvent({ event: 'warning', text: `checkpoint upload failed: ${(e as Error).message}` });
     }
@@ -510,7 +588,7 @@ export class Contributor {
         break;
       case 'round':
         this.coordRound = m.round;
-        this.announced = { round: m.round, members: m.members, stages: m.stages, deadline: m.deadline };
+        this.announced = { round: m.round, members: m.members, stages: m.stages, deadline: m.deadline, tokensTrained: m.tokensTrained };
         break;
       case 'stage':
         if (m.stage !== this.stage) this.movedTo = { stage: m.stage, reason: m.reason };

@@ -11,6 +11,7 @@ import { openEnvelope } from './envelope.ts';
 import { toHex, type CommitEntry, type RunState } from './protocol.ts';
 import type { SwarmReplica } from './replica.ts';
 import type { HttpClient } from './contributor.ts';
+import { mib, throttled } from './progress.ts';
 
 export interface CommitInfo {
   round: number;
@@ -42,6 +43,8 @@ export interface SyncContext {
   commitFor(round: number): CommitInfo | null;
   currentRound(): number;
   onWarning(text: string): void;
+  /** Where syncing is, in words: `done` of `total` (bytes of the checkpoint, commits replayed; 0 of 0 for a wait). */
+  onProgress?(done: number, total: number, text: string): void;
   exclusive<T>(fn: () => Promise<T> | T): Promise<T>;
 }
 
@@ -68,6 +71,7 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
     await c.exclusive(() => replica.initializeFromSeed());
     return { round: 0, source: 'seed' };
   }
+  c.onProgress?.(0, 0, 'asking peers for the current weights');
   const fromPeer = await c.askPeers(c.peerTimeoutMs);
   if (fromPeer) {
     try {
@@ -80,7 +84,8 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
       c.onWarning(`weights from ${fromPeer.from} refused: ${(e as Error).message}`);
     }
   }
-  const checkpoint = await c.http.get(`${c.httpBase}/checkpoint${c.stages > 1 ? `?stage=${c.stage}` : ''}`);
+  c.onProgress?.(0, 0, 'fetching the run’s checkpoint from the coordinator');
+  const checkpoint = await c.http.get(`${c.httpBase}/checkpoint${c.stages > 1 ? `?stage=${c.stage}` : ''}`, throttled((done, total) => c.onProgress?.(done, total, `fetching the run’s checkpoint: ${mib(done)}${total ? ` of ${mib(total)}` : ''} MiB`)));
   if (checkpoint) {
     const { header, payload } = openEnvelope(checkpoint, { run: c.run, maxPayloadBytes: 2 ** 31 });
     const { round, weights } = replica.decodeWeights(payload, 'the coordinator’s checkpoint');
@@ -101,6 +106,7 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
 async function replay(c: SyncContext, from: number): Promise<number | null> {
   let r = from;
   while (r < c.currentRound()) {
+    c.onProgress?.(r - from, c.currentRound() - from, `catching up: applying commit ${r - from + 1} of ${c.currentRound() - from}`);
     const commit = c.commitFor(r) ?? (await fetchCommit(c, r));
     if (!commit) return null;
     const payloads: Uint8Array[] = [];

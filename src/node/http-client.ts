@@ -3,11 +3,27 @@ import type { HttpClient } from '../net/contributor.ts';
 
 export function nodeHttpClient(timeoutMs = 120_000): HttpClient {
   return {
-    async get(url) {
+    async get(url, onProgress) {
       const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
       if (r.status === 404) return null;
       if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status} ${await r.text()}`);
-      return new Uint8Array(await r.arrayBuffer());
+      if (!onProgress || !r.body) return new Uint8Array(await r.arrayBuffer());
+      // Read piece by piece to report bytes so far (of content-length, 0 when not sent).
+      const total = Number(r.headers.get('content-length')) || 0;
+      const parts: Uint8Array[] = [];
+      let done = 0;
+      for await (const part of r.body as unknown as AsyncIterable<Uint8Array>) {
+        parts.push(part);
+        done += part.length;
+        onProgress(done, total);
+      }
+      const body = new Uint8Array(done);
+      let at = 0;
+      for (const p of parts) {
+        body.set(p, at);
+        at += p.length;
+      }
+      return body;
     },
     async put(url, body) {
       const r = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(timeoutMs) });
