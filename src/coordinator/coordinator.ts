@@ -25,6 +25,9 @@ import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import type { CommitRecord, CoordinatorStore, MemberReport, PersistedState } from './state-store.ts';
 
+/** A tick this late means this process stalled (ticks come every 250 ms). */
+const STALL_MS = 5000;
+
 /** One client connection, as the server gives it. */
 export interface Connection {
   send(text: string): void;
@@ -52,6 +55,8 @@ export interface CoordinatorOptions {
   onRoundClosed?: (round: ClosedRound) => void;
   /** The validator's progress, for the status and standings; absent when nobody validates. */
   scoring?: () => ScoringProgress;
+  /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
+  roundLimit?: number;
 }
 
 /** How far the validator got through the closed rounds. */
@@ -74,6 +79,8 @@ export class Coordinator {
   private readonly log: (line: string) => void;
   private readonly syncGraceMs: number;
   private nextId = 1;
+  /** Peers dropped for missing heartbeats (a sign that a peer, or this machine, is overloaded). */
+  private heartbeatDrops = 0;
   private state: PersistedState;
   private phase: RunState['phase'] = 'waiting';
   private members = new Set<string>();
@@ -116,7 +123,12 @@ export class Coordinator {
 
   /** Starts the clock (heartbeat checks, deadlines); tests may instead call tick(). */
   start(intervalMs = 250): void {
-    this.timer ??= setInterval(() => this.tick(), intervalMs);
+    let last = performance.now();
+    this.timer ??= setInterval(() => {
+      const late = performance.now() - last - intervalMs;
+      last = performance.now();
+      this.tick(late > STALL_MS ? late : 0);
+    }, intervalMs);
   }
 
   stop(): void {
@@ -189,6 +201,7 @@ export class Coordinator {
       delivered: [...this.delivered.keys()].sort(),
       deadline: this.phase === 'training' ? this.deadline : null,
       rejected: { ...this.rejected },
+      heartbeatDrops: this.heartbeatDrops,
       commits: this.state.commits.map((c) => ({ round: c.round, members: c.members.length, included: c.included.map((e) => e.sender), missing: c.missing })),
       reports: this.state.reports,
     };
@@ -424,11 +437,15 @@ export class Coordinator {
 
   // ---- the round clock ----
 
-  tick(): void {
+  tick(stalledMs = 0): void {
     const now = this.now();
     const silent = this.config.heartbeatSeconds * this.config.heartbeatMisses * 1000;
-    for (const s of [...this.sessions.values()]) {
+    // After a stall of our own (this process busy), heartbeats wait unread in the sockets: read
+    // them (the next tick comes after) before calling anyone silent.
+    if (stalledMs > 0) this.log(`the coordinator was unresponsive for ${(stalledMs / 1000).toFixed(0)} s: heartbeats are checked at the next tick`);
+    for (const s of stalledMs > 0 ? [] : [...this.sessions.values()]) {
       if (now - s.lastSeen > silent) {
+        if (s.address && this.byAddress.get(s.address) === s) this.heartbeatDrops++;
         this.drop(s, `no heartbeat for ${Math.round((now - s.lastSeen) / 1000)} s`);
         s.conn.close(4003, 'heartbeat timeout');
       }
@@ -439,6 +456,7 @@ export class Coordinator {
 
   private maybeStart(): void {
     if (this.phase !== 'waiting') return;
+    if (this.options.roundLimit !== undefined && this.state.round >= this.options.roundLimit) return;
     const r = this.state.round;
     if (this.config.stages > 1) this.moveToStarvedStages();
     const ready = [...this.byAddress.values()].filter((s) => s.synced === r && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!);

@@ -76,6 +76,8 @@ export async function startCoordinator(
   o: {
     port: number; host?: string; stateDir?: string; data?: string; log: (line: string) => void; validate?: boolean; software?: boolean;
     chain?: ChainSettings | null; sampling?: ValidatorSampling;
+    /** Start no round numbered this or higher (the swarm command's --rounds). */
+    roundLimit?: number;
   },
 ): Promise<StartedCoordinator> {
   if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
@@ -90,7 +92,7 @@ export async function startCoordinator(
     o.log(`the validator scores whole-model runs only: run '${config.run}' has ${config.stages} pipeline stages, so its updates are relayed and checked but not scored (no rewards)`);
   }
   const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
-  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined });
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, roundLimit: o.roundLimit });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();
@@ -160,7 +162,12 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   const { train, valid } = splitShard(tokens, { validFraction: 0.01 });
   const validator = new Validator(config, gpu, train, valid, ledger, o.log, { ...o.sampling, key: samplingKey(stateDir) });
   let coordinator: Coordinator;
-  let queue: Promise<void> = Promise.resolve();
+  // Scoring waits for its kernels, compiled off the event loop: compiled on first use they
+  // would hold this process (the coordinator's heartbeat checks with it) for a minute.
+  let queue: Promise<void> = validator.warmUp().then(
+    () => {},
+    (e: Error) => o.log(`validator: kernels not compiled ahead (${e.message}); they compile as scoring needs them`),
+  );
   // On stop only the round being scored finishes: stopping does not wait for a backlog that
   // can be minutes long when rounds are quicker than scoring. The rounds left are not lost:
   // the state keeps their commits and updates (see Coordinator.save), the validator's weights
