@@ -15,6 +15,7 @@ import { parseCommandArgs } from './args.ts';
 import { loadOwnKey } from './hotkey-file.ts';
 import { DEFAULT_WALLET_FILE, PASSWORD_ENV } from './wallet-file.ts';
 import { nodeHttpClient } from './http-client.ts';
+import { EventPrinter } from './contribute-output.ts';
 
 export const CONTRIBUTE_USAGE = `usage:
   tessera contribute --coordinator ws://HOST:PORT/ws [--key FILE] [--password-file FILE] [--state DIR] [--memory-mib N] [--json] [--software]
@@ -30,41 +31,6 @@ export const CONTRIBUTE_USAGE = `usage:
 
 export class ContributeUsageError extends Error {
   override name = 'ContributeUsageError';
-}
-
-function formatEvent(e: ContributorEvent): string | null {
-  switch (e.event) {
-    case 'joined':
-      return `joined run '${e.run}' (${e.model}) as ${e.address}; the run is at round ${e.round}${e.stages > 1 ? `; holding pipeline stage ${e.stage} of ${e.stages}` : ''}`;
-    case 'stage':
-      return `moved to pipeline stage ${e.stage}: ${e.reason}`;
-    case 'synced':
-      return `weights of round ${e.round} from ${e.source} (hash ${e.weightsHash})`;
-    case 'round':
-      return `round ${e.round}: training with ${e.members - 1} other member(s)`;
-    case 'step':
-      return null;
-    case 'exchange':
-      return null;
-    case 'sent':
-      return `round ${e.round}: sent ${(e.bytes / 1024).toFixed(1)} KiB to the coordinator and ${e.delivered} peer(s)${e.failed ? ` (${e.failed} unreachable)` : ''}`;
-    case 'commit': {
-      const rej = Object.values(e.rejected).reduce((a, b) => a + b, 0);
-      return `round ${e.round}: ${e.trained ? `loss ${e.loss !== null && Number.isFinite(e.loss) ? e.loss.toFixed(4) : 'n/a'}` : 'not trained (joined late)'} · applied ${e.included} update(s)${e.fetched ? ` (${e.fetched} fetched from the coordinator)` : ''} · up ${(e.bytesUp / 1024).toFixed(0)} KiB, down ${(e.bytesDown / 1024).toFixed(0)} KiB · ${e.peers} peer(s)${rej ? ` · ${rej} rejected` : ''}`;
-    }
-    case 'reward': {
-      const s = e.standing;
-      return `round ${e.round} scored: rank ${s.rank} of ${s.of}, share ${(100 * s.share).toFixed(1)}%, reward ${s.epochReward.toFixed(2)} this epoch (${s.epoch}), ${s.totalReward.toFixed(2)} in all`;
-    }
-    case 'link':
-      return e.up ? `linked with ${e.peer}` : `link with ${e.peer} closed: ${e.reason}`;
-    case 'rejected':
-      return `dropped a message from ${e.from}: ${e.reason} (${e.message})`;
-    case 'warning':
-      return `warning: ${e.text}`;
-    case 'stopped':
-      return `stopped at round ${e.round}${e.saved ? ', progress saved' : ''}`;
-  }
 }
 
 function memoryBytes(flag: string | undefined): number {
@@ -101,10 +67,10 @@ export async function contributeCommand(args: string[]): Promise<number> {
   const key = own.key;
   if (own.warning) console.error(own.warning);
   const json = values.json === true;
+  const printer = new EventPrinter(process.stdout);
   const print = (e: ContributorEvent) => {
     if (json) return console.log(JSON.stringify(e));
-    const line = formatEvent(e);
-    if (line) console.log(line);
+    printer.print(e);
   };
   if (!json) console.log(`hotkey ${key.address} (${own.file})`);
   const gpu = await openNodeGpu({ adapter: values.software ? 'software' : 'auto' });
