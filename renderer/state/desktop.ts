@@ -183,6 +183,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
       const current = c.get().desktop?.settings;
       const forMain = current ? desktopPatchOf(p, current) : {};
       if (Object.keys(forMain).length > 0 && !(await updateDesktopSettings(forMain))) return;
+      if (forMain.coordinatorUrl !== undefined) c.set({ runInfo: null, innerSteps: null }); // another run: described at the next check
       if (p.logLevel !== undefined || p.runListUrl !== undefined) {
         // The settings that are the UI's own (the log level, the known-runs list's address); a copy of the rest is kept alongside.
         const own = { ...(p.logLevel !== undefined ? { logLevel: p.logLevel } : {}), ...(p.runListUrl !== undefined ? { runListUrl: p.runListUrl } : {}) };

@@ -40,6 +40,12 @@ export function noticeFor(e: WireError): Notice {
   }
 }
 
+/** The notice of a failed engine call (its WireError, or the thrown error's message). */
+export function noticeOfError(e: unknown): Notice {
+  const wire = (e as { wire?: WireError } | null)?.wire;
+  return noticeFor(wire ?? { kind: 'other', message: e instanceof Error ? e.message : String(e) });
+}
+
 export function retryNotice(attempt: number, inMs: number, reason: string): Notice {
   return {
     kind: 'unreachable',

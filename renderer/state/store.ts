@@ -7,10 +7,10 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
 import type { DesktopSettings, TesseraDesktopApi } from '../../electron/contract.ts';
 import type { Engine } from '../engine/client.ts';
-import type { EngineEvent, GpuReport, StoredWallet, WireError } from '../engine/messages.ts';
+import type { EngineEvent, GpuReport, StoredWallet } from '../engine/messages.ts';
 import { DEFAULT_SETTINGS, DEFAULT_WALLET, type LogLevel, type LossPoint, type RewardPoint, type Settings, type UiDb, LOG_LEVELS, HISTORY_LIMIT } from './db.ts';
 import { DESKTOP_STARTING, desktopActions, type DesktopState } from './desktop.ts';
-import { blockedPeerNotice, noticeFor, retryNotice, type Notice } from './human.ts';
+import { blockedPeerNotice, noticeFor, noticeOfError, retryNotice, type Notice } from './human.ts';
 import { logLineOf, rewardPointOf } from './event-log.ts';
 import { DEFAULT_RUN } from '../../src/net/run-config.ts';
 import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
@@ -27,8 +27,6 @@ export interface LogLine {
   level: LogLevel;
   text: string;
 }
-
-export type { RunShape };
 
 export interface AppState extends RunsState {
   screen: Screen;
@@ -132,7 +130,7 @@ export function createAppStore(deps: StoreDeps): AppStore {
       try {
         return await work();
       } catch (e) {
-        set({ notice: noticeFor(wireOf(e)) });
+        set({ notice: noticeOfError(e) });
         return undefined;
       } finally {
         set({ busy: false });
@@ -156,6 +154,14 @@ export function createAppStore(deps: StoreDeps): AppStore {
     const coordinatorUrl = (): string | null => {
       const s = get().settings;
       return s.network === 'local' ? get().localCoordinator : coordinatorSocketUrl(s.coordinatorUrl);
+    };
+
+    /** The chosen run from its coordinator (GET /run): its shape and what it is; null when unknown. */
+    const readRun = async () => {
+      const url = coordinatorUrl();
+      const known = url ? await deps.runShape?.(url).catch(() => null) : null;
+      set({ innerSteps: known?.innerSteps ?? null, runInfo: known ? runInfoOf(known) : null });
+      return known ?? null;
     };
 
     const onEvent = (e: EngineEvent) => {
@@ -325,12 +331,9 @@ export function createAppStore(deps: StoreDeps): AppStore {
         await get().checkGpu();
       },
       async checkGpu() {
-        const url = coordinatorUrl();
-        const known = url ? await deps.runShape?.(url).catch(() => null) : null;
-        set({ innerSteps: known?.innerSteps ?? null, runInfo: known ? runInfoOf(known) : null });
-        const { model, batch, seq } = known ?? DEFAULT_SHAPE;
+        const { model, batch, seq } = (await readRun()) ?? DEFAULT_SHAPE;
         const gpu = await deps.engine.call('checkGpu', { model, batch, seq }).catch((e: unknown) => {
-          set({ notice: noticeFor(wireOf(e)) });
+          set({ notice: noticeOfError(e) });
           return null;
         });
         set({ gpu });
@@ -372,6 +375,8 @@ export function createAppStore(deps: StoreDeps): AppStore {
         set({ settings });
         await deps.db.saveSettings(settings).catch((e: Error) => log('warn', `could not save the settings: ${e.message}`));
         if (patch.dutyCycle !== undefined && get().run.activity !== 'idle') await deps.engine.call('setDutyCycle', { percent: settings.dutyCycle }).catch(() => {});
+        // Another coordinator chosen in Settings: another run to describe (the first run's network step checks the GPU next anyway).
+        if ((patch.network !== undefined || patch.coordinatorUrl !== undefined) && get().screen === 'main') void readRun();
         await applyPause();
       },
       setEnvironment(patch) {
@@ -393,9 +398,4 @@ export function createAppStore(deps: StoreDeps): AppStore {
     return { ...base, ...desktop, desktop: { ...DESKTOP_STARTING } };
   });
   return store;
-}
-
-function wireOf(e: unknown): WireError {
-  const w = (e as { wire?: WireError } | null)?.wire;
-  return w ?? { kind: 'other', message: e instanceof Error ? e.message : String(e) };
 }

@@ -6,6 +6,8 @@ import { coordinatorSocketUrl } from '../state/rules.ts';
 import { useApp } from './context.tsx';
 import { KnownRuns } from './Setup.tsx';
 
+const BUDGET_WHY = '(videos, games and the desktop get the GPU the rest of the time, and the fans stay quieter). Raise it when the computer is left alone; lower it if things feel slow.';
+
 export function SettingsPanel() {
   const settings = useApp((s) => s.settings);
   const update = useApp((s) => s.updateSettings);
@@ -22,7 +24,8 @@ export function SettingsPanel() {
         <input type="range" min={10} max={100} step={5} value={settings.dutyCycle} onChange={(e) => void update({ dutyCycle: Number(e.target.value) })} />
       </label>
       <p className="hint" data-testid="budget-why">
-        Tessera starts at {DEFAULT_DUTY_CYCLE}% so the computer stays pleasant to use (videos, games and the desktop get the GPU the rest of the time, and the fans stay quieter). Raise it when the computer is left alone; lower it if things feel slow.
+        {/* The desktop app's default is its main process's (electron/services/settings.ts), not this page's. */}
+        {desktop ? `A budget below 100% keeps the computer pleasant to use ${BUDGET_WHY}` : `Tessera starts at ${DEFAULT_DUTY_CYCLE}% so the computer stays pleasant to use ${BUDGET_WHY}`}
       </p>
       {!desktop && (
         <label className="choice">

@@ -198,6 +198,21 @@ describe("the swarm's progress where the contributor's events lack it", () => {
 });
 
 describe('the run as its coordinator describes it', () => {
+  it('describes the run again when Settings choose another coordinator', async () => {
+    const runs: Record<string, { model: 'tiny'; batch: number; seq: number; name: string }> = { 'ws://127.0.0.1:9999/ws': { model: 'tiny', batch: 2, seq: 32, name: 'Local' }, 'wss://b.example.org/ws': { model: 'tiny', batch: 2, seq: 32, name: 'Run B' } };
+    const { store } = makeStore({ runShape: async (url) => runs[url] ?? null });
+    await store.getState().init();
+    await store.getState().checkGpu();
+    store.getState().enterMain();
+    expect(store.getState().runInfo?.name).toBe('Local');
+    await store.getState().updateSettings({ network: 'custom', coordinatorUrl: 'https://b.example.org' });
+    await settle();
+    expect(store.getState().runInfo?.name).toBe('Run B');
+    await store.getState().updateSettings({ coordinatorUrl: 'ws://127.0.0.1:9/ws' }); // nobody there
+    await settle();
+    expect(store.getState().runInfo, 'not the old run').toBeNull();
+  });
+
   it('reads the description fields, and an older coordinator without them gets points as its unit', () => {
     const info = runInfoOf({ model: 'tiny', batch: 2, seq: 32, innerSteps: 3, run: 'r1', name: 'Tiny demo', description: 'One paragraph.', owner: 'Ann', homepage: 'https://ann.example.org', plannedRounds: 50, plannedTokens: 1e6, rewardUnit: 'credits', rewardNote: 'Credits of the demo.', checkpointEvery: 10 });
     expect(info).toMatchObject({ name: 'Tiny demo', owner: 'Ann', homepage: 'https://ann.example.org/', plannedRounds: 50, rewardUnit: 'credits', rewardNote: 'Credits of the demo.', checkpointEvery: 10, stages: 1 });
