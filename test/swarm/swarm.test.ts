@@ -3,13 +3,19 @@
 // nature on a CPU "GPU", so the model is tiny and the rounds short.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SwarmSummary } from '../../src/node/swarm-command.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 
 function swarm(args: string[]): SwarmSummary {
-  const r = spawnSync(process.execPath, [BIN, 'swarm', '--no-validate', '--inner-steps', '3', '--batch', '2', '--seq', '32', '--json', ...args], { encoding: 'utf8', timeout: 600_000 });
+  // The final weights go to a temp folder, not .tessera/swarm/ under the repository.
+  const out = mkdtempSync(join(tmpdir(), 'tessera-swarm-out-'));
+  const r = spawnSync(process.execPath, [BIN, 'swarm', '--no-validate', '--inner-steps', '3', '--batch', '2', '--seq', '32', '--out', out, '--json', ...args], { encoding: 'utf8', timeout: 600_000 });
+  rmSync(out, { recursive: true, force: true });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"summary"'));
   if (r.status !== 0 || !line) throw new Error(`tessera swarm exited ${r.status}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
   return JSON.parse(line) as SwarmSummary;
