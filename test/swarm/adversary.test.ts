@@ -1,24 +1,23 @@
 // A hostile peer in a live swarm: a coordinator in this process, two honest `tessera
-// contribute` processes, and an attacker here that joins the run properly (so it has WebRTC
-// links to the honest peers) and then sends them, and the coordinator, forged, replayed,
-// oversized, malformed and unknown-member messages. Each must be dropped and counted, and
-// the honest pair must keep training to identical weights.
+// contribute` processes, and an attacker that joins the run properly (so it has WebRTC links
+// to the honest peers) and then sends them, and the coordinator, forged, replayed, oversized,
+// malformed and unknown-member messages. Each must be dropped and counted, and the honest pair
+// must keep training to identical weights. The attacker's connections live in a child process
+// (remote-peer.ts), so this process never loads libwebrtc; the attacks are sealed here.
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import type { ContributorEvent } from '../../src/net/contributor.ts';
 import { sealEnvelope } from '../../src/net/envelope.ts';
-import { PeerMesh } from '../../src/net/mesh.ts';
-import { PROTOCOL_VERSION, type ServerMessage } from '../../src/net/protocol.ts';
-import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
+import { PROTOCOL_VERSION } from '../../src/net/protocol.ts';
 import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { modelUpdate } from '../coordinator/helpers.ts';
 import { commitsOf, spawnContributor, until, type ChildContributor } from './helpers.ts';
+import { RemotePeer } from './remote-peer.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'tessera-adversary-'));
 const children: ChildProcess[] = [];
@@ -50,25 +49,15 @@ describe('a hostile peer in a swarm', () => {
     const honest = [startHonest('a', url), startHonest('b', url)];
 
     // The attacker joins like anyone, but never syncs, so it is a peer and never a member.
-    const attacker = Hotkey.generate().key;
-    const client = new CoordinatorClient(url, attacker, (u) => new WebSocket(u) as unknown as SocketLike);
+    const peer = new RemotePeer(url, 4 << 20);
+    const attacker = peer.key;
     let round = -1;
-    const mesh = new PeerMesh(attacker.address, {
-      wrtc,
-      iceServers: [],
-      maxMessageBytes: 4 << 20,
-      sendSignal: (to, data) => client.send({ type: 'signal', to, data }),
-      onMessage: () => {},
-    });
-    client.onMessage((m: ServerMessage) => {
-      if (m.type === 'peers') mesh.setPeers(m.peers);
-      if (m.type === 'signal') mesh.signal(m.from, m.data);
+    peer.onServer((m) => {
       if (m.type === 'round') round = m.round;
     });
-    await client.connect();
-    const heartbeat = setInterval(() => client.send({ type: 'heartbeat' }), 2000);
     try {
-      for (const h of honest) await until(`a link to ${h.key.address}`, () => mesh.isConnected(h.key.address));
+      await peer.joined;
+      for (const h of honest) await until(`a link to ${h.key.address}`, () => peer.isConnected(h.key.address));
       await until('round 1', () => round >= 1);
       const [a, b] = honest;
       const seal = (key: Hotkey, r: number, payload: Uint8Array) => sealEnvelope(key, { kind: 'update', run: config.run, round: r, stage: 0 }, payload);
@@ -81,11 +70,11 @@ describe('a hostile peer in a swarm', () => {
       const malformed = seal(attacker, round, new TextEncoder().encode('not a SparseLoCo update at all'));
       const oversized = new Uint8Array(2 << 20);
       for (const h of honest) {
-        for (const m of [forged, replayedA, staleOwn, malformed, oversized]) expect(await mesh.send(h.key.address, m)).toBe(true);
+        for (const m of [forged, replayedA, staleOwn, malformed, oversized]) expect(await peer.sendToPeer(h.key.address, m)).toBe(true);
       }
       // And to the coordinator: forged, and an update from a peer that is not a member.
-      client.sendBinary(forged);
-      client.sendBinary(seal(attacker, round, modelUpdate(config, round, 9)));
+      peer.sendBinary(forged);
+      peer.sendBinary(seal(attacker, round, modelUpdate(config, round, 9)));
       // An outsider that never joined.
       const outsider = new WebSocket(url);
       await new Promise<void>((resolve) => outsider.on('open', () => resolve()));
@@ -118,9 +107,7 @@ describe('a hostile peer in a swarm', () => {
       const losses = commits(a).map((c) => c.loss!);
       expect(losses.at(-1)!).toBeLessThan(losses[0]);
     } finally {
-      clearInterval(heartbeat);
-      mesh.close();
-      client.close();
+      await peer.close();
       for (const h of honest) h.child.kill('SIGINT');
     }
   });

@@ -9,40 +9,31 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import wrtc from '@roamhq/wrtc';
-import WebSocket from 'ws';
 import { Ledger } from '../../src/coordinator/ledger.ts';
 import { openEnvelope, sealEnvelope } from '../../src/net/envelope.ts';
-import { PeerMesh } from '../../src/net/mesh.ts';
 import { rewardsRequest, toHex, type ServerMessage } from '../../src/net/protocol.ts';
 import type { RunConfig } from '../../src/net/run-config.ts';
-import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
 import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { modelUpdate } from '../coordinator/helpers.ts';
 import { spawnContributor, until } from './helpers.ts';
+import { RemotePeer } from './remote-peer.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'tessera-rewards-'));
 const cleanups: (() => unknown)[] = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
-  // Let WebRTC's threads wind down before the process exits (libwebrtc aborts otherwise):
-  // 2 s was not always enough with two test files sharing CI's two cores.
-  await new Promise((r) => setTimeout(r, 5000));
   rmSync(work, { recursive: true, force: true });
 });
 
-const socket = (u: string) => new WebSocket(u) as unknown as SocketLike;
-
-
 /**
  * A member with no GPU: it claims the consensus weights (it copies the fingerprint honest peers
- * report, as a cheat holding the weights would) and each round sends what `forge` makes.
+ * report, as a cheat holding the weights would) and each round sends what `forge` makes. Its
+ * connections (WebRTC included) live in a child process; this process, which holds the
+ * validator's Dawn, never loads libwebrtc.
  */
 class FakeMember {
-  readonly key = Hotkey.generate().key;
-  readonly client: CoordinatorClient;
-  readonly mesh: PeerMesh;
+  readonly peer: RemotePeer;
   private synced = -1;
 
   constructor(
@@ -52,27 +43,22 @@ class FakeMember {
     private readonly honest: () => string,
     private readonly forge: (round: number, fromPeer: Uint8Array | null) => Uint8Array | null,
   ) {
-    this.client = new CoordinatorClient(url, this.key, socket);
-    this.mesh = new PeerMesh(this.key.address, {
-      wrtc,
-      iceServers: [],
-      maxMessageBytes: config.maxMessageBytes,
-      sendSignal: (to, data) => this.client.send({ type: 'signal', to, data }),
-      onMessage: (_from, m) => this.onPeer(m),
-    });
-    this.client.onMessage((m: ServerMessage) => this.onServer(m));
+    this.peer = new RemotePeer(url, config.maxMessageBytes);
+    this.peer.onServer((m) => this.onServer(m));
+    this.peer.onPeer((_from, m) => this.onPeer(m));
+  }
+
+  get key(): Hotkey {
+    return this.peer.key;
   }
 
   async start(): Promise<void> {
-    await this.client.connect();
-    const beat = setInterval(() => this.client.send({ type: 'heartbeat' }), 2000);
     const sync = setInterval(() => this.trySync(), 200);
     cleanups.push(() => {
-      clearInterval(beat);
       clearInterval(sync);
-      this.mesh.close();
-      this.client.close();
+      return this.peer.close();
     });
+    await this.peer.joined;
   }
 
   /** Claims θ_start(r) once the honest peer has reported its fingerprint for round r. */
@@ -81,18 +67,16 @@ class FakeMember {
     const hash = this.c.coordinator.status().reports[r]?.[this.honest()]?.weightsHash;
     if (hash && this.synced < r) {
       this.synced = r;
-      this.client.send({ type: 'synced', round: r, weightsHash: hash, stage: 0 });
+      this.peer.send({ type: 'synced', round: r, weightsHash: hash, stage: 0 });
     }
   }
 
   private deliver(round: number, fromPeer: Uint8Array | null): void {
     const payload = this.forge(round, fromPeer);
-    if (payload) this.client.sendBinary(sealEnvelope(this.key, { kind: 'update', run: this.config.run, round, stage: 0 }, payload));
+    if (payload) this.peer.sendBinary(sealEnvelope(this.key, { kind: 'update', run: this.config.run, round, stage: 0 }, payload));
   }
 
   private onServer(m: ServerMessage): void {
-    if (m.type === 'peers') this.mesh.setPeers(m.peers);
-    if (m.type === 'signal') this.mesh.signal(m.from, m.data);
     if (m.type === 'round' && m.members.includes(this.key.address)) setTimeout(() => this.deliver(m.round, null), 500);
   }
 

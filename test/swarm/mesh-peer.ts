@@ -1,0 +1,93 @@
+// A run's peer without a GPU, in a process of its own: a coordinator connection (joined with
+// the hotkey it is given, heartbeating) and a PeerMesh on @roamhq/wrtc, driven over Node IPC
+// by a live-swarm test (remote-peer.ts is the test's side). The tests' fake members and
+// attacker are these, so that no Vitest worker loads libwebrtc (see
+// test/helpers/webrtc-release.ts for why a process holding it must end it deliberately).
+import wrtc from '@roamhq/wrtc';
+import WebSocket from 'ws';
+import { PeerMesh } from '../../src/net/mesh.ts';
+import type { ClientMessage, ServerMessage } from '../../src/net/protocol.ts';
+import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
+import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
+import { releaseWebRtc } from '../helpers/webrtc-release.ts';
+
+const HEARTBEAT_MS = 2000;
+
+/** Test → peer. */
+export type ToMeshPeer =
+  | { type: 'join'; url: string; mnemonic: string; maxMessageBytes: number }
+  /** A message to the coordinator. */
+  | { type: 'send'; message: ClientMessage }
+  /** Bytes to the coordinator (an envelope the test sealed). */
+  | { type: 'binary'; bytes: Uint8Array }
+  /** Bytes to one peer over its WebRTC link; answered by 'sent' with the same id. */
+  | { type: 'peer'; id: number; to: string; bytes: Uint8Array }
+  | { type: 'close' };
+
+/** Peer → test. */
+export type FromMeshPeer =
+  | { type: 'joined' }
+  /** Every coordinator message but signaling, which the mesh consumes. */
+  | { type: 'server'; message: ServerMessage }
+  | { type: 'peer'; from: string; bytes: Uint8Array }
+  | { type: 'link'; peer: string; up: boolean }
+  | { type: 'sent'; id: number; ok: boolean }
+  /** Links and socket closed, and libwebrtc's threads ended (`left`: those still running); it exits next. */
+  | { type: 'closed'; left: string[] }
+  | { type: 'error'; message: string };
+
+const tell = (m: FromMeshPeer) => process.send!(m);
+
+function main(): void {
+  let client: CoordinatorClient | null = null;
+  let mesh: PeerMesh | null = null;
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+
+  async function join(m: Extract<ToMeshPeer, { type: 'join' }>): Promise<void> {
+    await cryptoReady();
+    const key = Hotkey.fromMnemonic(m.mnemonic);
+    const c = (client = new CoordinatorClient(m.url, key, (u) => new WebSocket(u) as unknown as SocketLike));
+    const peers = (mesh = new PeerMesh(key.address, {
+      wrtc,
+      iceServers: [],
+      maxMessageBytes: m.maxMessageBytes,
+      sendSignal: (to, data) => c.send({ type: 'signal', to, data }),
+      onMessage: (from, bytes) => tell({ type: 'peer', from, bytes }),
+      onLink: (peer, up) => tell({ type: 'link', peer, up }),
+    }));
+    c.onMessage((s: ServerMessage) => {
+      if (s.type === 'peers') peers.setPeers(s.peers);
+      if (s.type === 'signal') peers.signal(s.from, s.data);
+      else tell({ type: 'server', message: s });
+    });
+    await c.connect();
+    heartbeat = setInterval(() => c.send({ type: 'heartbeat' }), HEARTBEAT_MS);
+    tell({ type: 'joined' });
+  }
+
+  process.on('message', (m: ToMeshPeer) => {
+    void (async () => {
+      switch (m.type) {
+        case 'join':
+          return join(m);
+        case 'send':
+          return client?.send(m.message);
+        case 'binary':
+          return void client?.sendBinary(m.bytes);
+        case 'peer':
+          return tell({ type: 'sent', id: m.id, ok: (await mesh?.send(m.to, m.bytes)) ?? false });
+        case 'close':
+          clearInterval(heartbeat);
+          mesh?.close();
+          client?.close();
+          mesh = null;
+          client = null;
+          return tell({ type: 'closed', left: await releaseWebRtc() });
+      }
+    })().catch((e: Error) => tell({ type: 'error', message: `${m.type}: ${e.message}` }));
+  });
+  // Once closed (or when the test went away), the IPC channel was the last thing keeping it.
+  process.on('disconnect', () => process.exit(0));
+}
+
+if (process.send) main();

@@ -1,0 +1,132 @@
+// The test's side of a mesh-peer.ts process: a peer of the run (coordinator connection and
+// WebRTC links) that lives in a child process, so the test process never loads libwebrtc.
+// Its hotkey is made here, so the test can sign and seal as that peer.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ClientMessage, ServerMessage } from '../../src/net/protocol.ts';
+import { Hotkey } from '../../src/wallet/keys.ts';
+import type { FromMeshPeer, ToMeshPeer } from './mesh-peer.ts';
+
+const REGISTER = fileURLToPath(new URL('../../bin/register.mjs', import.meta.url));
+const MESH_PEER = fileURLToPath(new URL('./mesh-peer.ts', import.meta.url));
+/** Starting a process with tsx and joining: generous, for a loaded 2-core machine. */
+const JOIN_TIMEOUT_MS = 120_000;
+const CLOSE_TIMEOUT_MS = 20_000;
+
+export class RemotePeer {
+  readonly key: Hotkey;
+  /** Resolves once the peer has joined the run. */
+  readonly joined: Promise<void>;
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<void>;
+  private readonly links = new Set<string>();
+  private readonly serverListeners: ((m: ServerMessage) => void)[] = [];
+  private readonly peerListeners: ((from: string, bytes: Uint8Array) => void)[] = [];
+  private readonly pendingSends = new Map<number, (ok: boolean) => void>();
+  private onClosed: ((left: string[]) => void) | null = null;
+  private nextId = 0;
+
+  /** Starts the process and joins the coordinator at `url`; add listeners before awaiting `joined`. */
+  constructor(url: string, maxMessageBytes: number) {
+    const { key, mnemonic } = Hotkey.generate();
+    this.key = key;
+    this.child = spawn(process.execPath, ['--import', REGISTER, MESH_PEER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
+    void this.exited.then(() => {
+      for (const done of this.pendingSends.values()) done(false);
+      this.pendingSends.clear();
+    });
+    this.joined = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`peer ${key.address} did not join within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
+      this.child.on('message', (m: FromMeshPeer) => {
+        if (m.type === 'joined') {
+          clearTimeout(timer);
+          resolve();
+        } else if (m.type === 'error') {
+          clearTimeout(timer);
+          reject(new Error(`peer ${key.address}: ${m.message}`));
+          console.error(`peer ${key.address}: ${m.message}`);
+        } else this.receive(m);
+      });
+      void this.exited.then(() => reject(new Error(`peer ${key.address} exited (${this.child.exitCode ?? this.child.signalCode}) before joining`)));
+    });
+    this.joined.catch(() => {}); // the awaiting test sees it
+    this.tell({ type: 'join', url, mnemonic, maxMessageBytes });
+  }
+
+  onServer(cb: (m: ServerMessage) => void): void {
+    this.serverListeners.push(cb);
+  }
+
+  onPeer(cb: (from: string, bytes: Uint8Array) => void): void {
+    this.peerListeners.push(cb);
+  }
+
+  isConnected(peer: string): boolean {
+    return this.links.has(peer);
+  }
+
+  send(message: ClientMessage): void {
+    this.tell({ type: 'send', message });
+  }
+
+  sendBinary(bytes: Uint8Array): void {
+    this.tell({ type: 'binary', bytes });
+  }
+
+  /** Sends to one peer over WebRTC; false when there is no open link or it failed. */
+  sendToPeer(to: string, bytes: Uint8Array): Promise<boolean> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pendingSends.set(id, resolve);
+      this.tell({ type: 'peer', id, to, bytes });
+    });
+  }
+
+  /**
+   * Closes the links and the socket, lets the process end libwebrtc and exit; a process that
+   * does not (or cannot end libwebrtc's threads) is killed, which runs no exit-time cleanup.
+   */
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const closed = new Promise<string[] | null>((resolve) => {
+      this.onClosed = resolve;
+      setTimeout(() => resolve(null), CLOSE_TIMEOUT_MS);
+    });
+    this.tell({ type: 'close' });
+    const left = await closed;
+    if (left === null || left.length > 0) {
+      console.log(`peer ${this.key.address}: ${left === null ? 'did not close' : `libwebrtc threads still running (${left.join(', ')})`}; killed`);
+      this.child.kill('SIGKILL');
+    } else this.child.disconnect();
+    await Promise.race([this.exited, new Promise((r) => setTimeout(r, CLOSE_TIMEOUT_MS))]);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  private tell(m: ToMeshPeer): void {
+    if (this.child.connected) this.child.send(m);
+  }
+
+  private receive(m: FromMeshPeer): void {
+    switch (m.type) {
+      case 'server':
+        for (const cb of this.serverListeners) cb(m.message);
+        break;
+      case 'peer':
+        for (const cb of this.peerListeners) cb(m.from, new Uint8Array(m.bytes));
+        break;
+      case 'link':
+        if (m.up) this.links.add(m.peer);
+        else this.links.delete(m.peer);
+        break;
+      case 'sent':
+        this.pendingSends.get(m.id)?.(m.ok);
+        this.pendingSends.delete(m.id);
+        break;
+      case 'closed':
+        this.onClosed?.(m.left);
+        break;
+    }
+  }
+}
