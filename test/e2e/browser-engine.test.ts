@@ -16,6 +16,7 @@ import {
   type TestPage,
 } from './harness.ts';
 import { Reassembler, chunks, firstDifference, patternBytes } from './pages/bytes.ts';
+import { releaseWebRtc } from '../helpers/webrtc-release.ts';
 
 const skip = browserSkipReason();
 if (skip) console.warn(skip);
@@ -46,6 +47,8 @@ describe.skipIf(skip !== null)('the engine in headless Chromium', () => {
     await tab?.close();
     await browser?.close();
     await server?.close();
+    // End the Node peer's libwebrtc before the worker ends (test/helpers/webrtc-release.ts says why).
+    expect(await releaseWebRtc()).toEqual([]);
   });
 
   it('opens the Gpu on navigator.gpu in a worker: SwiftShader, a software adapter', async () => {

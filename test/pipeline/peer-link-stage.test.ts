@@ -29,6 +29,7 @@ import { AdamW } from '../../src/train/optimizer.ts';
 import { LocalTrainer } from '../../src/train/trainer.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { expectClose, randInts, randn, testGpu } from '../helpers/gpu.ts';
+import { releaseWebRtc } from '../helpers/webrtc-release.ts';
 import { affineBatch } from './fixtures.ts';
 
 const RUN = 'peer-stage-test';
@@ -39,8 +40,10 @@ beforeAll(async () => {
   await cryptoReady();
   keys = { a: Hotkey.generate().key, b: Hotkey.generate().key, mallory: Hotkey.generate().key };
 });
-afterAll(() => {
+afterAll(async () => {
   for (const l of open.splice(0)) l.close();
+  // End libwebrtc before the worker ends (test/helpers/webrtc-release.ts says why).
+  expect(await releaseWebRtc()).toEqual([]);
 });
 
 /** Two connected PeerLinks: A (stage 0's side) and B (stage 1's side). */
