@@ -35,6 +35,7 @@ afterAll(async () => {
 class FakeMember {
   readonly peer: RemotePeer;
   private synced = -1;
+  private sync: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     url: string,
@@ -53,12 +54,15 @@ class FakeMember {
   }
 
   async start(): Promise<void> {
-    const sync = setInterval(() => this.trySync(), 200);
-    cleanups.push(() => {
-      clearInterval(sync);
-      return this.peer.close();
-    });
+    this.sync = setInterval(() => this.trySync(), 200);
+    cleanups.push(() => this.stop());
     await this.peer.joined;
+  }
+
+  /** Stops claiming rounds (it reads the coordinator's status, gone once that stops) and leaves. */
+  stop(): Promise<void> {
+    clearInterval(this.sync);
+    return this.peer.close();
   }
 
   /** Claims θ_start(r) once the honest peer has reported its fingerprint for round r. */
@@ -143,6 +147,7 @@ describe('validator and rewards', () => {
     expect((await ask(honestKey.address, t - 120_000, honestKey.sign(rewardsRequest(config.run, honestKey.address, t - 120_000)))).status).toBe(401); // stale
 
     // The ledger survives a restart of the coordinator.
+    await Promise.all([lazy.stop(), copier.stop()]);
     honest.child.kill('SIGINT');
     wrong.child.kill('SIGINT');
     await c.stop();
