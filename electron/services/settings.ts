@@ -12,7 +12,9 @@ export const DEFAULT_SETTINGS: DesktopSettings = {
   userIdleMinutes: 5,
   pauseWhenFullscreen: true,
   schedule: { enabled: false, windows: [{ days: [0, 1, 2, 3, 4, 5, 6], start: '22:00', end: '07:00' }] },
-  gpuDutyCyclePercent: 100,
+  // As the page's default (renderer/state/db.ts DEFAULT_DUTY_CYCLE): a medium level, as
+  // Folding@home starts, so the machine stays usable while it trains; the user raises it.
+  gpuDutyCyclePercent: 60,
   gpuMode: 'auto',
   allowPlainTextSecrets: false,
 };

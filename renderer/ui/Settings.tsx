@@ -24,8 +24,8 @@ export function SettingsPanel() {
         <input type="range" min={10} max={100} step={5} value={settings.dutyCycle} onChange={(e) => void update({ dutyCycle: Number(e.target.value) })} />
       </label>
       <p className="hint" data-testid="budget-why">
-        {/* The desktop app's default is its main process's (electron/services/settings.ts), not this page's. */}
-        {desktop ? `A budget below 100% keeps the computer pleasant to use ${BUDGET_WHY}` : `Tessera starts at ${DEFAULT_DUTY_CYCLE}% so the computer stays pleasant to use ${BUDGET_WHY}`}
+        {/* The desktop app's main process starts at the same level (electron/services/settings.ts). */}
+        {`Tessera starts at ${DEFAULT_DUTY_CYCLE}% so the computer stays pleasant to use ${BUDGET_WHY}`}
       </p>
       {!desktop && (
         <label className="choice">

@@ -28,8 +28,8 @@ export const SWARM_USAGE = `usage:
   a summary: the loss from the first round to the last, each peer's rounds, reward and bytes.
   The final weights stay in --out DIR (default .tessera/swarm/<run>/, with summary.json);
   --json prints the summary as one JSON line instead. --verbose: every coordinator log line.
-  Each contributor process takes some 600 MB: a swarm that would not fit in free memory is
-  refused (--force starts it anyway).
+  Each contributor process takes up to ~1.6 GB (without a GPU, while compiling its kernels):
+  a swarm that would not fit in free memory is refused (--force starts it anyway).
   --kill K@r: kill contributor K (0-based) while it sends its round-r update, then start a
   new contributor that joins and catches up; the run goes on until that one has trained a
   round too (at most 20 rounds more).

@@ -43,7 +43,7 @@ describe('settings', () => {
     expect(next.gpuDutyCyclePercent).toBe(50);
     expect(next.userIdleMinutes).toBe(10);
     expect(next.coordinatorUrl).toBe('wss://coord.example.org/ws');
-    expect(DEFAULT_SETTINGS.gpuDutyCyclePercent).toBe(100);
+    expect(DEFAULT_SETTINGS.gpuDutyCyclePercent).toBe(60);
   });
 
   it.each([
