@@ -2,7 +2,7 @@
 // wallet create` (its password from a file, the environment or the terminal), never a new
 // unencrypted key made silently; and key files whose errors name the file. Real processes
 // through bin/tessera.mjs in a fresh folder; each is stopped once it has said which key it uses.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { unlockHotkeyFile } from '../../src/node/hotkey-file.ts';
 import { writeWalletFile } from '../../src/node/wallet-file.ts';
 import { cryptoReady } from '../../src/wallet/keys.ts';
 import { WalletSecret, encryptWallet } from '../../src/wallet/keystore.ts';
+import { atTerminal, hasPty } from '../helpers/terminal.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 const DEV = 'bottom drive obey lake curtain smoke basket hold race lonely fit walk';
@@ -138,44 +139,14 @@ describe('tessera contribute: which key', () => {
     expect(missing.err.trim()).toBe('tessera: no key file at nope.key: check the name, or create a wallet with `tessera wallet create`');
   });
 
-  // The prompt on a real terminal (python3's pty): a wrong password is asked again, not echoed.
-  const python = spawnSync('python3', ['-c', 'import pty'], { encoding: 'utf8' }).status === 0;
-  it.skipIf(!python)('at a terminal: asks for the wallet password, again after a wrong one', async () => {
+  // The prompt on a real terminal: a wrong password is asked again, not echoed.
+  it.skipIf(!hasPty)('at a terminal: asks for the wallet password, again after a wrong one', async () => {
     const dir = folder('tty', true);
-    const script = join(root, 'tty-driver.py');
-    writeFileSync(script, `
-import os, pty, sys, time, select, signal
-pid, fd = pty.fork()
-if pid == 0:
-    env = dict(os.environ); env.pop('TESSERA_WALLET_PASSWORD', None)
-    os.chdir(sys.argv[1])
-    os.execvpe(sys.argv[2], sys.argv[2:], env)
-out = b''
-def read_until(pat, t):
-    global out
-    end = time.time() + t
-    while pat not in out and time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.1)
-        if r:
-            try: out += os.read(fd, 4096)
-            except OSError: break
-read_until(b'password for .tessera/wallet.json: ', 120)
-os.write(fd, b'not it\\r')
-read_until(b'try again', 60)
-os.write(fd, ${JSON.stringify(PW)}.encode() + b'\\r')
-read_until(b'hotkey ', 60)
-os.kill(pid, signal.SIGKILL)
-sys.stdout.write(out.decode())
-`);
-    const r = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn('python3', [script, dir, process.execPath, BIN, 'contribute', '--coordinator', COORDINATOR, '--software']);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-      child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-      child.on('error', reject);
-      child.on('close', () => resolve({ stdout, stderr }));
-    });
+    const r = await atTerminal(root, dir, [process.execPath, BIN, 'contribute', '--coordinator', COORDINATOR, '--software'], [
+      { waitFor: 'password for .tessera/wallet.json: ', seconds: 120, type: 'not it' },
+      { waitFor: 'try again', seconds: 60, type: PW },
+      { waitFor: 'hotkey ', seconds: 60 },
+    ]);
     expect(r.stdout, r.stderr).toMatch(/password for \.tessera\/wallet\.json: /);
     expect(r.stdout).toMatch(/wrong password; try again/);
     expect(r.stdout).toMatch(`hotkey ${ALICE}`);

@@ -1,7 +1,7 @@
 // The wallet on disk and `tessera wallet …` as a user runs it: a real process through
 // bin/tessera.mjs, the password from TESSERA_WALLET_PASSWORD or --password-file. The words
 // appear on stdout only where asked for (create, show --reveal), never on stderr.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { passwordFromFileOrEnv, readPasswordFile, readWalletFile, writeWalletFil
 import { bytesToHex } from '../../src/wallet/bytes.ts';
 import { Hotkey, WalletError, cryptoReady } from '../../src/wallet/keys.ts';
 import { WalletSecret, decryptWallet, encryptWallet } from '../../src/wallet/keystore.ts';
+import { atTerminal, hasPty } from '../helpers/terminal.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 const DEV = 'bottom drive obey lake curtain smoke basket hold race lonely fit walk';
@@ -273,43 +274,14 @@ describe.concurrent('tessera wallet (a real process)', () => {
     expect(r.out).toMatch(/tessera contribute uses \.tessera\/wallet\.json by itself/);
   });
 
-  // The prompt on a real terminal (python3's pty): the typed password is not echoed.
-  const python = spawnSync('python3', ['-c', 'import pty'], { encoding: 'utf8' }).status === 0;
-  it.skipIf(!python)('create at a terminal: asks twice, echoes nothing', async () => {
-    const script = join(dir, 'tty-driver.py');
-    writeFileSync(script, `
-import os, pty, sys, time, select
-pid, fd = pty.fork()
-if pid == 0:
-    env = dict(os.environ); env.pop('TESSERA_WALLET_PASSWORD', None)
-    os.chdir(sys.argv[1])
-    os.execvpe(sys.argv[2], sys.argv[2:], env)
-out = b''
-def read_until(pat, t):
-    global out
-    end = time.time() + t
-    while pat not in out and time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.1)
-        if r:
-            try: out += os.read(fd, 4096)
-            except OSError: break
-read_until(b'\\npassword: ', 30)
-os.write(fd, b'typed secret 123\\r')
-read_until(b'again: ', 10)
-os.write(fd, b'typed secret 123\\r')
-read_until(b'wallet show --reveal', 30)
-read_until(b'\\x00', 1)
-sys.stdout.write(out.decode())
-`);
-    const r = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn('python3', [script, dir, process.execPath, BIN, 'wallet', 'create', '--wallet', 'tty.json']);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-      child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-      child.on('error', reject);
-      child.on('close', () => resolve({ stdout, stderr }));
-    });
+  // The prompt on a real terminal: the typed password is not echoed.
+  it.skipIf(!hasPty)('create at a terminal: asks twice, echoes nothing', async () => {
+    const r = await atTerminal(dir, dir, [process.execPath, BIN, 'wallet', 'create', '--wallet', 'tty.json'], [
+      { waitFor: '\npassword: ', seconds: 30, type: 'typed secret 123' },
+      { waitFor: 'again: ', seconds: 10, type: 'typed secret 123' },
+      { waitFor: 'wallet show --reveal', seconds: 30 },
+      { waitFor: '\0', seconds: 1 }, // what it prints after that line
+    ]);
     expect(r.stdout, r.stderr).toMatch(/password: /);
     expect(r.stdout).toMatch(/password again: /);
     expect(r.stdout).toMatch(/WRITE THESE WORDS DOWN/);
