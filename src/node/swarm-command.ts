@@ -153,7 +153,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
   // The demo's size: on 2 CPU cores without a GPU (SwiftShader) three contributors train 5
   // such rounds in a few minutes and the loss falls by about a nat (it was 10 steps of 4×64
   // tokens: 6–16 minutes).
-  const overrides: Partial<RunConfig> = { run: `swarm-${process.pid}`, innerSteps: 5, batch: 4, seq: 32, warmup: 2, lr: 1e-2, plannedRounds: rounds, roundSeconds: 300 };
+  const overrides: Partial<RunConfig> = { run: `swarm-${process.pid}`, innerSteps: 5, batch: 4, seq: 32, warmup: 5, lr: 1e-2, plannedRounds: rounds, roundSeconds: 300 };
   const set = (k: keyof RunConfig, v: unknown) => v !== undefined && ((overrides as Record<string, unknown>)[k] = v);
   set('model', values.model);
   set('innerSteps', intArg('inner-steps', values['inner-steps'], 1));

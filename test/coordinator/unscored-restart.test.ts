@@ -62,7 +62,8 @@ describe('rounds not scored at a stop', () => {
       if (process.env.TESSERA_TEST_LOG) console.log(l);
     };
     // Three rounds closed with nobody validating: a backlog the validator has never seen.
-    const relay = await startCoordinator(config, { port: 0, stateDir, log, validate: false });
+    // roundLimit: exactly 3 (members deliver at once, so more could close before the stop).
+    const relay = await startCoordinator(config, { port: 0, stateDir, log, validate: false, roundLimit: 3 });
     let relayStopped = false;
     cleanups.push(() => relayStopped || relay.stop());
     const members = [await member(relay), await member(relay)];

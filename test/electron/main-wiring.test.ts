@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TRAINING_CHANNELS, UI_CHANNELS } from '../../electron/channels.ts';
 import type { DesktopStatus, TrainingOrders } from '../../electron/contract.ts';
 import { gpuLaunchPlan } from '../../electron/services/gpu-switches.ts';
+import { DEFAULT_SETTINGS } from '../../electron/services/settings.ts';
 import { app, fake, type FakeBrowserWindow } from './fake-electron.ts';
 
 vi.mock('electron', () => import('./fake-electron.ts'));
@@ -100,7 +101,7 @@ describe('electron/main.ts wiring (with an Electron test double)', () => {
     expect(training.options.webPreferences).toMatchObject({ sandbox: true, contextIsolation: true, backgroundThrottling: false });
     expect(String(training.options.webPreferences.preload)).toMatch(/preload-training\.cjs$/);
     const orders = (await call(TRAINING_CHANNELS.ready, training.webContents, { adapterFound: true, adapterName: 'Test GPU' })) as TrainingOrders;
-    expect(orders).toMatchObject({ run: 'train', coordinatorUrl: 'ws://127.0.0.1:8787/ws', dutyCyclePercent: 100 });
+    expect(orders).toMatchObject({ run: 'train', coordinatorUrl: 'ws://127.0.0.1:8787/ws', dutyCyclePercent: DEFAULT_SETTINGS.gpuDutyCyclePercent });
     // The training window may not use the UI's channels.
     await expect(call(UI_CHANNELS.pause, training.webContents)).rejects.toThrow(/does not own/);
     expect(lastSent<DesktopStatus>(uiWindow().webContents, UI_CHANNELS.status)).toMatchObject({ tray: 'training', gpu: { adapterName: 'Test GPU' } });

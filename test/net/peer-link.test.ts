@@ -121,7 +121,11 @@ describe('PeerLink', () => {
   it('rejects a send in progress when the link closes mid-message', async () => {
     const [a] = await connectedPair();
     const sending = a.send(randomBytes(20 << 20, 3));
-    setTimeout(() => a.close('test'), 5);
+    // Close once the first frames are out: each turn of the event loop lets only a window's
+    // worth through (backpressure), so most of the 20 MB is still to go however loaded the
+    // machine is. (A 5 ms timer fired after the whole message had gone on a loaded CI machine.)
+    while (a.stats.bytesSent === 0) await new Promise((r) => setImmediate(r));
+    a.close('test');
     await expect(sending).rejects.toThrow(/closed: test/);
   }, 30_000);
 

@@ -273,6 +273,7 @@ async function pipelined(gpu: Gpu, init: Map<string, Float32Array>, links: Links
 }
 
 describe('pipeline S = 2 (tiny) across two peers over WebRTC vs the whole model', () => {
+  // A safety net, not a timing: on a loaded 2-core CI machine this took over 150 s.
   it(`${STEPS} AdamW steps of ${M} micro-batches, f32 transfers in signed envelopes: the whole model's losses; injected forgeries dropped`, async () => {
     const gpu = await testGpu();
     const init = initParameters(cfg, parameterLayout(cfg), SEED);
@@ -361,5 +362,5 @@ describe('pipeline S = 2 (tiny) across two peers over WebRTC vs the whole model'
     for (const [name, p] of ref.params) expectClose(`params after ${STEPS} steps ${name} (WebRTC f32)`, peerRun.params.get(name)!, p, 1e-5);
     expect(peerRun.losses[STEPS - 1]).toBeLessThan(peerRun.losses[0]);
     expect(a.closeReason !== null && b.closeReason !== null).toBe(true);
-  }, 150_000);
+  }, 600_000);
 });
