@@ -3,13 +3,14 @@
 // nature on a CPU "GPU", so the model is tiny and the rounds short.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SwarmSummary } from '../../src/node/swarm-command.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function swarm(args: string[]): SwarmSummary {
   // The final weights go to a temp folder, not .tessera/swarm/ under the repository.
@@ -24,23 +25,46 @@ function swarm(args: string[]): SwarmSummary {
 const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
 describe('tessera swarm', () => {
-  it('3 contributors train tiny together: loss falls and every replica holds identical weights after each outer step', () => {
-    const s = swarm(['--peers', '3', '--rounds', '3']);
-    console.log(`losses ${s.lossPerRound.map((r) => r.loss?.toFixed(4)).join(' → ')}; ${s.bytesMoved} bytes sent; ${s.seconds.toFixed(0)} s`);
-    expect(s.lossPerRound.map((r) => r.round)).toEqual([0, 1, 2]);
-    for (const r of s.lossPerRound) expect(r.included).toBe(3);
-    expect(s.lossPerRound[2].loss!).toBeLessThan(s.lossPerRound[0].loss! - 0.2);
-    for (const p of s.peersDetail) expect(p.roundsCompleted).toBe(3);
-    // After each commit, every peer's θ_start fingerprint is the same.
-    for (let r = 0; r < 3; r++) {
-      const hashes = Object.values(s.weightsHashes[r]);
-      expect(hashes).toHaveLength(3);
-      expect(new Set(hashes).size).toBe(1);
+  it("the README's demo, run as written: 3 contributors train tiny for exactly 5 rounds, the loss falls, every replica holds identical weights after each outer step, and it ends with a short summary and the weights kept", () => {
+    // The README's run command is `npm install && <demo>`; the suite runs in a checkout that
+    // this same `npm install` set up, so only the demo itself is run here, verbatim.
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const runLine = /\*\*Run it\*\*[\s\S]*?```sh\n(.+)\n```/.exec(readme)?.[1];
+    expect(runLine).toMatch(/^npm install && npx tessera swarm /);
+    const demo = runLine!.slice('npm install && '.length);
+    const r = spawnSync('sh', ['-c', demo], { cwd: ROOT, encoding: 'utf8', timeout: 1_200_000 });
+    const weights = /final weights: (\S+)/.exec(r.stdout)?.[1];
+    if (r.status !== 0 || !weights) throw new Error(`${demo} exited ${r.status}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
+    const outDir = join(ROOT, dirname(weights));
+    try {
+      console.log(r.stdout.slice(r.stdout.indexOf('done:')));
+      // A person reads the end: no JSON, a few lines.
+      const summaryText = r.stdout.slice(r.stdout.indexOf('done:'));
+      expect(summaryText).toMatch(/^done: 5 of 5 rounds of tiny with 3 contributors/);
+      expect(summaryText.trim().split('\n').length).toBeLessThanOrEqual(12);
+      expect(r.stdout.split('\n').some((l) => l.startsWith('{'))).toBe(false);
+      expect(statSync(join(ROOT, weights)).size).toBeGreaterThan(0);
+      const s = JSON.parse(readFileSync(join(outDir, 'summary.json'), 'utf8')) as SwarmSummary;
+      expect(s.lossPerRound.map((x) => x.round)).toEqual([0, 1, 2, 3, 4]);
+      for (const x of s.lossPerRound) expect(x.included).toBe(3);
+      expect(s.lossPerRound[4].loss!).toBeLessThan(s.lossPerRound[0].loss! - 0.2);
+      for (const p of s.peersDetail) {
+        expect(p.roundsCompleted).toBe(5);
+        expect(p.share!).toBeGreaterThan(0); // all honest: the validator pays each of them
+      }
+      // After each commit, every peer's θ_start fingerprint is the same.
+      for (let round = 0; round < 5; round++) {
+        const hashes = Object.values(s.weightsHashes[round]);
+        expect(hashes).toHaveLength(3);
+        expect(new Set(hashes).size).toBe(1);
+      }
+      expect(s.weightsIdentical).toBe(true);
+      expect(total(s.rejected.coordinator)).toBe(0);
+      expect(total(s.rejected.peers)).toBe(0);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
     }
-    expect(s.weightsIdentical).toBe(true);
-    expect(total(s.rejected.coordinator)).toBe(0);
-    expect(total(s.rejected.peers)).toBe(0);
-  });
+  }, 1_300_000);
 
   it('a contributor killed while sending: the others finish the round, the run goes on, a new contributor joins and catches up', () => {
     const s = swarm(['--peers', '3', '--rounds', '5', '--kill', '1@1']);
