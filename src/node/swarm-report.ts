@@ -5,8 +5,7 @@
 // weights).
 import { freemem } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { parameterLayout } from '../model/config.ts';
-import { runModel, type RunConfig } from '../net/run-config.ts';
+import { stageMemoryBytes, type RunConfig } from '../net/run-config.ts';
 
 /**
  * Resident memory of one `tessera contribute` process beyond its model state, at its peak:
@@ -15,15 +14,17 @@ import { runModel, type RunConfig } from '../net/run-config.ts';
  * without a GPU: 1.5–1.8 GiB while compiling kernels, about 550 MiB once training.
  */
 export const PEER_BASE_MIB = 1536;
-/** Copies of the parameters a contributor keeps: θ, gradients, AdamW m and v, θ_start, error feedback, scratch. */
-const STATE_COPIES = 8;
 /** Above this fraction of the free memory the swarm starts with a warning. */
 const WARN_FRACTION = 0.75;
 
-/** Bytes one contributor process is expected to need for this run. */
+/**
+ * Bytes one contributor process is expected to need for this run: the process itself plus the
+ * run's own estimate of the model state of its largest stage (stageMemoryBytes, the figure the
+ * coordinator places pipelined peers by).
+ */
 export function peerMemoryBytes(config: RunConfig): number {
-  const params = parameterLayout(runModel(config), 0, runModel(config).layers).reduce((n, s) => n + s.size, 0);
-  return PEER_BASE_MIB * 2 ** 20 + params * 4 * STATE_COPIES;
+  const stages = Array.from({ length: config.stages }, (_, s) => stageMemoryBytes(config, s));
+  return PEER_BASE_MIB * 2 ** 20 + Math.max(...stages);
 }
 
 /** Whether N peers fit in free memory: a refusal naming the numbers and --force, or a warning when close. */
