@@ -11,4 +11,4 @@ const GPU_FREE = new Set([undefined, 'help', '--help', '-h', 'wallet', 'chain', 
 const argv = process.argv.slice(2);
 const built = argv[0] === 'bench' ? null : freshBuild();
 const gpu = !GPU_FREE.has(argv[0]) && !argv.includes('--help') && !argv.includes('-h');
-await launch(built ?? new URL('../src/node/cli.ts', import.meta.url).href, argv, { typescript: !built, gpu });
+await launch(built ?? new URL('../src/cli/cli.ts', import.meta.url).href, argv, { typescript: !built, gpu });

@@ -1,7 +1,7 @@
 // Turns what the engine throws into the few kinds the UI explains in words: each kind gets a
 // message saying what happened and what to do. Environment-free (worker and tests).
 import { GpuLostError, NoGpuError } from '../../src/gpu/errors.ts';
-import { RunConfigError } from '../../src/net/run-config.ts';
+import { RunConfigError } from '../../src/protocol/run-config.ts';
 import { CoordinatorError } from '../../src/net/signaling.ts';
 import { WalletError } from '../../src/wallet/keys.ts';
 import type { WireError } from './messages.ts';

@@ -2,9 +2,9 @@
 // requests, each answered once by id; the worker also pushes events (the contributor's own,
 // plus the worker's: connecting, retrying, paused, ended). Everything here is structured-
 // clonable plain data: no classes cross postMessage.
-import type { ContributorEvent, StopMode } from '../../src/net/contributor.ts';
+import type { ContributorEvent, StopMode } from '../../src/contributor/contributor.ts';
 import type { PresetName } from '../../src/model/config.ts';
-import type { Standing } from '../../src/net/protocol.ts';
+import type { Standing } from '../../src/protocol/messages.ts';
 
 export type { StopMode };
 

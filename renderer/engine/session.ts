@@ -3,7 +3,7 @@
 // 30 s; once joined, the contributor rejoins a lost coordinator by itself). Stop ends it now
 // or after the round — at once while waiting to retry, when there is no round to finish.
 // Environment-free: the worker passes how to make a contributor and the clock.
-import type { ContributorEvent, StopMode } from '../../src/net/contributor.ts';
+import type { ContributorEvent, StopMode } from '../../src/contributor/contributor.ts';
 import { isRetryable, toWireError } from './errors.ts';
 import { retryDelayMs, type EngineEvent } from './messages.ts';
 

@@ -4,7 +4,7 @@
 // RTCPeerConnection in workers), so the peer links are held by the page and reached through
 // rtc-bridge (see rtc-worker.ts); everything else — coordinator socket, fetch, IndexedDB,
 // WebGPU — is the worker's own.
-import { Contributor, type ContributorEvent } from '../../src/net/contributor.ts';
+import { Contributor, type ContributorEvent } from '../../src/contributor/contributor.ts';
 import { openGpu } from '../../src/gpu/device.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { adapterName } from '../../src/gpu/device.ts';

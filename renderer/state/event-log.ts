@@ -1,7 +1,7 @@
 // What the log says of each engine event, and a scored round as a history point: pure, so
 // the store stays small and the words are tested without it.
 import type { EngineEvent } from '../engine/messages.ts';
-import type { Standing } from '../../src/net/protocol.ts';
+import type { Standing } from '../../src/protocol/messages.ts';
 import { formatBytes } from '../engine/memory.ts';
 import type { LogLevel, RewardPoint } from './db.ts';
 import { progressText, rewardText } from './human.ts';

@@ -4,7 +4,7 @@
 // odd values, gives the defaults for them, never a crash; a homepage is kept only when it is
 // http(s), since the page makes it a link.
 import { PRESETS, type PresetName } from '../../src/model/config.ts';
-import { DEFAULT_RUN } from '../../src/net/run-config.ts';
+import { DEFAULT_RUN } from '../../src/protocol/run-config.ts';
 
 export interface RunInfo {
   model: PresetName;

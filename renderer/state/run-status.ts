@@ -1,7 +1,7 @@
 // The live status of a contribution, folded from engine events: a pure function, so the store
 // stays small and the tests can feed it event sequences.
 import type { EngineEvent } from '../engine/messages.ts';
-import type { Standing } from '../../src/net/protocol.ts';
+import type { Standing } from '../../src/protocol/messages.ts';
 import { isBlockedLink } from '../engine/errors.ts';
 
 export type Activity = 'idle' | 'connecting' | 'retrying' | 'syncing' | 'waiting' | 'training' | 'exchanging' | 'stopping';

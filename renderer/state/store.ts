@@ -12,7 +12,7 @@ import { DEFAULT_SETTINGS, DEFAULT_WALLET, type LogLevel, type LossPoint, type R
 import { DESKTOP_STARTING, desktopActions, type DesktopState } from './desktop.ts';
 import { blockedPeerNotice, noticeFor, noticeOfError, retryNotice, type Notice } from './human.ts';
 import { logLineOf, rewardPointOf } from './event-log.ts';
-import { DEFAULT_RUN } from '../../src/net/run-config.ts';
+import { DEFAULT_RUN } from '../../src/protocol/run-config.ts';
 import { IDLE, foldEvent, type RunStatus } from './run-status.ts';
 import { runInfoOf, type RunShape } from './run-info.ts';
 import { runsActions, runsStarting, type RunsActions, type RunsContext, type RunsState } from './runs.ts';

@@ -1,7 +1,7 @@
 // Who you are on the network and what you have earned: the address (with copy), the
 // validator's latest standing, and the reward history.
 import { useMemo, useState } from 'react';
-import { DEFAULT_RUN } from '../../src/net/run-config.ts';
+import { DEFAULT_RUN } from '../../src/protocol/run-config.ts';
 import { rewardText } from '../state/human.ts';
 import { LineChart } from './Chart.tsx';
 import { useApp } from './context.tsx';

@@ -9,7 +9,7 @@
 // float32, so a capped weight can differ in its last float32 bits, never in its u16).
 // Deliberately unlike the SDK: when no registered contributor earned anything we set nothing,
 // where process_weights would spread equal weights over every neuron of the subnet.
-import { RunConfigError } from '../net/run-config.ts';
+import { RunConfigError } from '../protocol/run-config.ts';
 
 export const U16_MAX = 65535;
 

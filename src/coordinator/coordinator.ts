@@ -17,9 +17,9 @@
 import { randomBytes } from 'node:crypto';
 import { parameterLayout } from '../model/config.ts';
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
-import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type CommitEntry, type RunState, type ServerMessage, type Standing } from '../net/protocol.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type CommitEntry, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
 import type { ClosedRound } from './validator.ts';
-import { runModel, stageBounds, stageMemoryBytes, type RunConfig } from '../net/run-config.ts';
+import { runModel, stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 import { StageBalancer } from './stages.ts';
 import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';

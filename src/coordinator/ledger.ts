@@ -3,7 +3,7 @@
 // in one transaction per round so a crash never leaves half a round. It is the source of
 // truth for rewards when no chain is configured, and survives coordinator restarts.
 import Database from 'better-sqlite3';
-import type { Standing } from '../net/protocol.ts';
+import type { Standing } from '../protocol/messages.ts';
 
 export type { Standing };
 

@@ -2,7 +2,7 @@
 // request is signed by the hotkey over rewardsRequest(run, address, t), within a minute of
 // the coordinator's clock, and each signed request works once: a forged or replayed one is
 // refused.
-import { fromHex, rewardsRequest } from '../net/protocol.ts';
+import { fromHex, rewardsRequest } from '../protocol/messages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import type { Ledger } from './ledger.ts';
 

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { MAX_CONTROL_BYTES } from '../net/protocol.ts';
+import { MAX_CONTROL_BYTES } from '../protocol/messages.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { RewardsApi } from './rewards-api.ts';
 

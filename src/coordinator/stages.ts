@@ -11,8 +11,8 @@
 // 'stage' message; it syncs that stage's weights and is then ready). The same happens after
 // a peer leaves. Transport-free and deterministic (ties go to the lower stage, the smaller
 // address), so it is unit-tested without sockets.
-import type { Capacity } from '../net/protocol.ts';
-import type { StageRange } from '../net/run-config.ts';
+import type { Capacity } from '../protocol/messages.ts';
+import type { StageRange } from '../protocol/run-config.ts';
 
 export interface StageMove {
   address: string;

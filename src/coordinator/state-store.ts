@@ -4,7 +4,7 @@
 // atomically (temporary file, fsync, rename), so a crash leaves the old or the new version.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CommitEntry } from '../net/protocol.ts';
+import type { CommitEntry } from '../protocol/messages.ts';
 import { writeFileAtomic } from '../node/corpus.ts';
 
 export interface CommitRecord {

@@ -18,8 +18,8 @@
 // Round scores → moving average → shares among the round's members → each round pays
 // emissionPerEpoch / epochRounds by share; the ledger keeps it all.
 import type { Gpu } from '../gpu/gpu.ts';
-import { SwarmReplica } from '../net/replica.ts';
-import type { RunConfig } from '../net/run-config.ts';
+import { SwarmReplica } from '../round/replica.ts';
+import type { RunConfig } from '../protocol/run-config.ts';
 import type { SparseTensor } from '../sparseloco/selection.ts';
 import { configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { sampleBatch } from '../train/sampler.ts';

@@ -10,7 +10,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { KernelInputError } from '../gpu/errors.ts';
-import { MAX_CHUNK_ELEMENTS, chunkExtent, keptInChunk, type ChunkGrid } from '../sparseloco/chunks.ts';
+import { MAX_CHUNK_ELEMENTS, chunkExtent, keptInChunk, type ChunkGrid } from './chunks.ts';
 import { expectTensor, grid as workgroupGrid } from './common.ts';
 
 const SHADER = { name: 'topk', code };

@@ -4,7 +4,7 @@
 // is still listed. Received messages reach the caller with the link's remote address: an
 // envelope signed by anyone else than the peer it arrived from is the caller's to refuse.
 import { PeerLink, type PeerLinkOptions } from './peer-link.ts';
-import type { IceServer } from './run-config.ts';
+import type { IceServer } from '../protocol/run-config.ts';
 
 export interface MeshOptions {
   wrtc?: unknown;

@@ -1,7 +1,7 @@
 // A contributor's connection to the coordinator: the join handshake (sign the challenge with
 // the hotkey), then control messages in, control and binary envelopes out. Environment-free:
 // the caller passes how to open a WebSocket (the page's WebSocket, or the `ws` package).
-import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, toHex, type Capacity, type ClientMessage, type RunState, type ServerMessage } from './protocol.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, toHex, type Capacity, type ClientMessage, type RunState, type ServerMessage } from '../protocol/messages.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 
 /** The part of the browser WebSocket API used here (the `ws` package has the same). */

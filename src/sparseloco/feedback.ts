@@ -11,7 +11,7 @@ import { axpby, fill } from '../kernels/elementwise.ts';
 import { checkIndices, scatterAdd, uploadIndices } from '../kernels/scatter.ts';
 import { selectTopKMany, topkCpu } from '../kernels/topk.ts';
 import type { ParamSpec } from '../model/config.ts';
-import { MAX_CHUNK_ELEMENTS, chunkGrid, type ChunkGrid, type ChunkOptions } from './chunks.ts';
+import { MAX_CHUNK_ELEMENTS, chunkGrid, type ChunkGrid, type ChunkOptions } from '../kernels/chunks.ts';
 import type { TensorSelection } from './selection.ts';
 
 export interface ErrorFeedbackOptions {

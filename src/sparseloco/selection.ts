@@ -1,5 +1,5 @@
 // What error feedback hands to the wire encoder: one tensor's top-k, chunk by chunk.
-import type { ChunkGrid } from './chunks.ts';
+import type { ChunkGrid } from '../kernels/chunks.ts';
 
 /**
  * One tensor's top-k selection: for each chunk c of `grid`, in chunk order,

@@ -2,7 +2,7 @@
 // checked), and the sender's own view of what it sent. Environment-free.
 import { crc32 } from '../train/shards.ts';
 import { codeBytes, indexBytes } from './bitpack.ts';
-import { MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, type ChunkGrid } from './chunks.ts';
+import { MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, type ChunkGrid } from '../kernels/chunks.ts';
 import { dequantize, quantize } from './quantize.ts';
 import { MAX_RICE_PARAM, RiceReader } from './rice.ts';
 import type { SparseTensor, TensorSelection } from './selection.ts';

@@ -2,7 +2,7 @@
 // documented there). Environment-free.
 import { crc32 } from '../train/shards.ts';
 import { codeBytes, indexBytes, packCodes, packIndices } from './bitpack.ts';
-import { chunkSize } from './chunks.ts';
+import { chunkSize } from '../kernels/chunks.ts';
 import { quantize } from './quantize.ts';
 import { MAX_RICE_PARAM, addRiceBits, bestRiceParam, riceBytes, writeRice } from './rice.ts';
 import type { TensorSelection } from './selection.ts';

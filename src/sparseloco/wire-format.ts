@@ -48,7 +48,7 @@
 // Each failure is an UpdateError whose `reason` names the check. Environment-free.
 import { DEFAULT_INIT_STD, type ModelConfig } from '../model/config.ts';
 import { codeBytes, indexBytes } from './bitpack.ts';
-import { ChunkError, MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, type ChunkGrid } from './chunks.ts';
+import { ChunkError, MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, type ChunkGrid } from '../kernels/chunks.ts';
 import type { SparseTensor, TensorSelection } from './selection.ts';
 
 export const UPDATE_MAGIC = 'TSLC';

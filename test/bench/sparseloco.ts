@@ -13,7 +13,7 @@ import { parameterCount, parameterLayout, preset, type ParamSpec, type PresetNam
 import { LayerSlice } from '../../src/model/slice.ts';
 import { openNodeGpu } from '../../src/node/dawn.ts';
 import { aggregate } from '../../src/sparseloco/aggregate.ts';
-import { chunkExtent } from '../../src/sparseloco/chunks.ts';
+import { chunkExtent } from '../../src/kernels/chunks.ts';
 import { ErrorFeedback, applySparse } from '../../src/sparseloco/feedback.ts';
 import type { TensorSelection } from '../../src/sparseloco/selection.ts';
 import { configHash, decodeOwn, decodeUpdate, denseBytes, encodeUpdate } from '../../src/sparseloco/wire.ts';

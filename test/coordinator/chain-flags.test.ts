@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChainConfigError } from '../../src/coordinator/chain-weights.ts';
-import { chainSettings, readRunFile, startCoordinator } from '../../src/node/coordinator-command.ts';
+import { chainSettings, readRunFile, startCoordinator } from '../../src/cli/coordinator-command.ts';
 import { Hotkey, WalletError, cryptoReady } from '../../src/wallet/keys.ts';
 import { removeTempDirs, tempDir } from './helpers.ts';
 
@@ -51,7 +51,7 @@ describe('coordinator chain flags', () => {
 
 describe('tessera chain output', () => {
   it('shows registration, incentive and emission (rao → token with 9 decimals)', async () => {
-    const { formatNeuron } = await import('../../src/node/chain-command.ts');
+    const { formatNeuron } = await import('../../src/cli/chain-command.ts');
     const hotkey = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
     expect(formatNeuron({ registered: true, netuid: 3, hotkey, uid: 12, incentive: 0.123456, emission: 1_500_000_001n }))
       .toBe(`${hotkey} on netuid 3: uid 12, incentive 12.35%, emission 1.500000001 (last epoch, subnet token)`);

@@ -1,5 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, joinChallenge, toHex } from '../../src/net/protocol.ts';
+import { PROTOCOL_VERSION, joinChallenge, toHex } from '../../src/protocol/messages.ts';
 import { Peer, RUN, devKeys, makeCoordinator, removeTempDirs, signedUpdate, type Keys } from './helpers.ts';
 
 let k: Keys;

@@ -4,7 +4,7 @@
 // against the sender's stage, commits tag entries with stages, checkpoints are per stage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StageBalancer } from '../../src/coordinator/stages.ts';
-import { stageBounds } from '../../src/net/run-config.ts';
+import { stageBounds } from '../../src/protocol/run-config.ts';
 import { Clock, Peer, devKeys, makeCoordinator, modelUpdate, removeTempDirs, seal, testConfig, type Keys } from './helpers.ts';
 
 let k: Keys;

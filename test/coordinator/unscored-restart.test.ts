@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { ServerMessage } from '../../src/net/protocol.ts';
+import type { ServerMessage } from '../../src/protocol/messages.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
-import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
+import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/cli/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { modelUpdate, seal } from './helpers.ts';
 

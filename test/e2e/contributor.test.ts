@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vulkanEnvFix } from '../../bin/vulkan-env.mjs';
-import type { ContributorEvent } from '../../src/net/contributor.ts';
-import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
+import type { ContributorEvent } from '../../src/contributor/contributor.ts';
+import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/cli/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { REPO_ROOT, browserSkipReason, launchChromium, openPage, servePage, type Browser, type BridgeMessage, type StaticServer, type TestPage } from './harness.ts';
 

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'vite';
 import type { DesktopSettings, DesktopStatus, StepReport, TrainingOrders } from '../../electron/contract.ts';
-import { readRunFile } from '../../src/node/coordinator-command.ts';
-import { LOCAL_RUN, startWeb, type StartedWeb } from '../../src/node/web-command.ts';
+import { readRunFile } from '../../src/cli/coordinator-command.ts';
+import { LOCAL_RUN, startWeb, type StartedWeb } from '../../src/cli/web-command.ts';
 import { REPO_ROOT, browserSkipReason, launchChromium, type Browser, type Page } from './harness.ts';
 
 const skip = browserSkipReason();

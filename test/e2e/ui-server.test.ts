@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveStatic, type WebServer } from '../../src/node/web-command.ts';
+import { serveStatic, type WebServer } from '../../src/cli/web-command.ts';
 
 /** A raw GET (node:http keeps the path exactly as given, unlike fetch). */
 function get(base: string, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {

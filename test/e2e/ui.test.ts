@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'vite';
-import { readRunFile } from '../../src/node/coordinator-command.ts';
-import { LOCAL_RUN, startWeb, type StartedWeb } from '../../src/node/web-command.ts';
+import { readRunFile } from '../../src/cli/coordinator-command.ts';
+import { LOCAL_RUN, startWeb, type StartedWeb } from '../../src/cli/web-command.ts';
 import { REPO_ROOT, browserSkipReason, launchChromium, openPage, type Browser, type Page, type TestPage } from './harness.ts';
 
 /** A page's errors and a guard against them, as TestPage has: for a second tab of a TestPage's context. */

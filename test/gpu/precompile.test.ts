@@ -2,8 +2,8 @@
 // dispatches nothing, the recorded pipelines compile through createComputePipelineAsync, and
 // a contributor's warm-up covers every kernel of a round and leaves no trace in its state.
 import { describe, expect, it } from 'vitest';
-import { SwarmReplica } from '../../src/net/replica.ts';
-import { parseRunConfig } from '../../src/net/run-config.ts';
+import { SwarmReplica } from '../../src/round/replica.ts';
+import { parseRunConfig } from '../../src/protocol/run-config.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 const SHADER = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EMPTY_SLOT, selectTopK, topkCpu, topkPerChunk, topkRef } from '../../src/kernels/topk.ts';
-import { chunkGrid, keptInChunk, type ChunkGrid } from '../../src/sparseloco/chunks.ts';
+import { chunkGrid, keptInChunk, type ChunkGrid } from '../../src/kernels/chunks.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { poisoned, randn, rejects, testGpu, tooSmall } from '../helpers/gpu.ts';
 

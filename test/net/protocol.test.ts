@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   MAX_CONTROL_BYTES, PROTOCOL_VERSION, fromHex, joinChallenge, parseClientMessage, parseServerMessage, toHex, type ClientMessage, type ServerMessage,
-} from '../../src/net/protocol.ts';
-import { DEFAULT_RUN } from '../../src/net/run-config.ts';
+} from '../../src/protocol/messages.ts';
+import { DEFAULT_RUN } from '../../src/protocol/run-config.ts';
 
 const ADDR = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const ADDR2 = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { preset } from '../../src/model/config.ts';
-import { DEFAULT_RUN, RunConfigError, parseRunConfig, runModel, stageBounds, stageMemoryBytes } from '../../src/net/run-config.ts';
-import { readRunFile } from '../../src/node/coordinator-command.ts';
+import { DEFAULT_RUN, RunConfigError, parseRunConfig, runModel, stageBounds, stageMemoryBytes } from '../../src/protocol/run-config.ts';
+import { readRunFile } from '../../src/cli/coordinator-command.ts';
 import { DEFAULT_SPARSELOCO } from '../../src/sparseloco/outer.ts';
 
 function fieldOf(input: unknown): string | 'ok' {

@@ -1,7 +1,7 @@
 // parseCommandArgs: each mistake becomes the command's own error naming the option, and a
 // negative number after a string option is its value (util.parseArgs calls it ambiguous).
 import { describe, expect, it } from 'vitest';
-import { CommandUsageError, parseCommandArgs } from '../../src/node/args.ts';
+import { CommandUsageError, parseCommandArgs } from '../../src/cli/args.ts';
 
 class DemoUsageError extends Error {
   override name = 'DemoUsageError';

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../src/node/cli.ts';
+import { main } from '../../src/cli/cli.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 

@@ -1,7 +1,7 @@
 // The in-process StageLink pair: ordered, asynchronous, copying delivery; messages that arrive
 // before a handler wait for it; close reaches both ends and stops delivery.
 import { describe, expect, it } from 'vitest';
-import { loopbackPair } from '../../src/pipeline/link.ts';
+import { loopbackPair } from '../support/pipeline/link.ts';
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 

@@ -21,9 +21,9 @@ import { maxEnvelopeBytes, peekEnvelope, sealEnvelope } from '../../src/net/enve
 import { DEFAULT_CHUNK_BYTES, FRAME_HEADER_BYTES, type ReassemblyLimits } from '../../src/net/framing.ts';
 import { PeerLink } from '../../src/net/peer-link.ts';
 import { activationMessageBytes, encodeActivations, type ActivationKind } from '../../src/pipeline/activation-codec.ts';
-import { loopbackPair, type StageLink } from '../../src/pipeline/link.ts';
-import { PeerStageLink } from '../../src/pipeline/peer-link-stage.ts';
-import { StageRunner, runPipelineStep } from '../../src/pipeline/runner.ts';
+import { loopbackPair, type StageLink } from '../support/pipeline/link.ts';
+import { PeerStageLink } from '../support/pipeline/peer-link-stage.ts';
+import { StageRunner, runPipelineStep } from '../support/pipeline/runner.ts';
 import { type MicroBatchData, PipelineStage } from '../../src/pipeline/stage.ts';
 import { AdamW } from '../../src/train/optimizer.ts';
 import { LocalTrainer } from '../../src/train/trainer.ts';

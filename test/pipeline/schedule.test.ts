@@ -3,7 +3,7 @@
 // flight on stage s; the cross-stage dependencies hold in a simulated run, which never
 // deadlocks; and the bubble is the textbook (S − 1)/(M + S − 1) at unit cost.
 import { describe, expect, it } from 'vitest';
-import { type PipelineOp, maxInFlight, pipelineSchedule, simulateSchedule, stageSchedule } from '../../src/pipeline/schedule.ts';
+import { type PipelineOp, maxInFlight, pipelineSchedule, simulateSchedule, stageSchedule } from '../support/pipeline/schedule.ts';
 
 const fmt = (ops: readonly PipelineOp[]) => ops.map((o) => `${o.kind}${o.micro}`).join(' ');
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorFeedback, applySparse } from '../../src/sparseloco/feedback.ts';
-import { chunkGrid, flatIndex, keptInChunk, type ChunkGrid } from '../../src/sparseloco/chunks.ts';
+import { chunkGrid, flatIndex, keptInChunk, type ChunkGrid } from '../../src/kernels/chunks.ts';
 import { topkRef } from '../../src/kernels/topk.ts';
 import { scatterAddRef } from '../../src/kernels/scatter.ts';
 import type { ParamSpec } from '../../src/model/config.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { preset, parameterLayout } from '../../src/model/config.ts';
 import { crc32 } from '../../src/train/shards.ts';
-import { chunkExtent, chunkGrid, isValidLocal, keptInChunk, keptInTensor, type ChunkGrid } from '../../src/sparseloco/chunks.ts';
+import { chunkExtent, chunkGrid, isValidLocal, keptInChunk, keptInTensor, type ChunkGrid } from '../../src/kernels/chunks.ts';
 import { packIndices } from '../../src/sparseloco/bitpack.ts';
 import { dequantize, quantize } from '../../src/sparseloco/quantize.ts';
 import type { TensorSelection } from '../../src/sparseloco/selection.ts';

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ContributorEvent } from '../../src/net/contributor.ts';
+import type { ContributorEvent } from '../../src/contributor/contributor.ts';
 import { Hotkey } from '../../src/wallet/keys.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));

@@ -6,7 +6,7 @@
 import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import { PeerMesh } from '../../src/net/mesh.ts';
-import type { ClientMessage, ServerMessage } from '../../src/net/protocol.ts';
+import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { releaseWebRtc } from '../helpers/webrtc-release.ts';

@@ -2,10 +2,10 @@
 // round r of R with tokens, rewards with their unit, start-up progress as a few plain lines
 // (or a bar on a terminal), the swarm's closing summary, and the memory check before it starts.
 import { describe, expect, it } from 'vitest';
-import type { ContributorEvent } from '../../src/net/contributor.ts';
-import { parseRunConfig } from '../../src/net/run-config.ts';
-import { EventPrinter } from '../../src/node/contribute-output.ts';
-import { humanSummary, memoryVerdict, peerMemoryBytes } from '../../src/node/swarm-report.ts';
+import type { ContributorEvent } from '../../src/contributor/contributor.ts';
+import { parseRunConfig } from '../../src/protocol/run-config.ts';
+import { EventPrinter } from '../../src/cli/contribute-output.ts';
+import { humanSummary, memoryVerdict, peerMemoryBytes } from '../../src/cli/swarm-report.ts';
 
 function printed(events: ContributorEvent[], isTTY = false): string {
   let out = '';

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { SwarmSummary } from '../../src/node/swarm-command.ts';
+import type { SwarmSummary } from '../../src/cli/swarm-command.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 

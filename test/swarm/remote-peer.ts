@@ -3,7 +3,7 @@
 // Its hotkey is made here, so the test can sign and seal as that peer.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ClientMessage, ServerMessage } from '../../src/net/protocol.ts';
+import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.ts';
 import { Hotkey } from '../../src/wallet/keys.ts';
 import type { FromMeshPeer, ToMeshPeer } from './mesh-peer.ts';
 

@@ -6,7 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/node/coordinator-command.ts';
+import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/cli/coordinator-command.ts';
 import { cryptoReady } from '../../src/wallet/keys.ts';
 import { commitsOf, spawnContributor, until, type ChildContributor } from './helpers.ts';
 

@@ -14,7 +14,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint } from '../../src/train/checkpoint.ts';
-import type { SwarmSummary } from '../../src/node/swarm-command.ts';
+import type { SwarmSummary } from '../../src/cli/swarm-command.ts';
 import { BIN } from './helpers.ts';
 
 /** The busy loops end by themselves after this, should the test not get to kill them. */

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SwarmSummary } from '../../src/node/swarm-command.ts';
+import type { SwarmSummary } from '../../src/cli/swarm-command.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { RewardsApi } from '../../src/coordinator/rewards-api.ts';
 import type { Ledger } from '../../src/coordinator/ledger.ts';
-import type { Standing } from '../../src/net/protocol.ts';
+import type { Standing } from '../../src/protocol/messages.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { readStanding } from '../../renderer/engine/rewards.ts';
 import { MNEMONIC } from './fakes.ts';

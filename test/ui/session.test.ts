@@ -2,7 +2,7 @@
 // growing pause, starts the pause afresh once joined, stops at once while waiting, and ends
 // with the failure's kind when it is not one to retry. Contributors here are scripted runs.
 import { describe, expect, it } from 'vitest';
-import type { ContributorEvent, StopMode } from '../../src/net/contributor.ts';
+import type { ContributorEvent, StopMode } from '../../src/contributor/contributor.ts';
 import { CoordinatorError } from '../../src/net/signaling.ts';
 import type { EngineEvent } from '../../renderer/engine/messages.ts';
 import { ContributionSession, type Runnable } from '../../renderer/engine/session.ts';

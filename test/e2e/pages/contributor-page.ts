@@ -9,7 +9,7 @@
 // links must live beside the training loop that sends on them. WebGPU is asynchronous, so
 // training here does not hold the thread that WebRTC and the coordinator socket need.
 import { fetchHttpClient } from '../../../renderer/engine/http.ts';
-import { Contributor, type ContributorEvent, type StopMode } from '../../../src/net/contributor.ts';
+import { Contributor, type ContributorEvent, type StopMode } from '../../../src/contributor/contributor.ts';
 import type { SocketLike } from '../../../src/net/signaling.ts';
 import { openGpu } from '../../../src/gpu/device.ts';
 import type { Gpu } from '../../../src/gpu/gpu.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chunkGrid, chunkSize, flatIndex, isValidLocal, keptInTensor } from '../../src/sparseloco/chunks.ts';
+import { chunkGrid, chunkSize, flatIndex, isValidLocal, keptInTensor } from '../../src/kernels/chunks.ts';
 
 describe('chunk grid', () => {
   it.each([

@@ -6,7 +6,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { evalBatches } from '../train/sampler.ts';
 import type { OuterMethod } from '../sparseloco/outer.ts';
 import { simulate } from '../sparseloco/simulate.ts';
-import { openNodeGpu } from './dawn.ts';
+import { openNodeGpu } from '../node/dawn.ts';
 
 export interface ReplicaRun {
   cfg: ModelConfig;

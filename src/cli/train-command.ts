@@ -11,9 +11,9 @@ import { evalBatches, sampleBatch, splitShard } from '../train/sampler.ts';
 import { unigramEntropy } from '../train/stats.ts';
 import { LocalTrainer, type StepResult } from '../train/trainer.ts';
 import { parseCommandArgs } from './args.ts';
-import { FileCheckpointStore } from './checkpoint-files.ts';
-import { loadOrBuildShard } from './corpus.ts';
-import { openNodeGpu } from './dawn.ts';
+import { FileCheckpointStore } from '../node/checkpoint-files.ts';
+import { loadOrBuildShard } from '../node/corpus.ts';
+import { openNodeGpu } from '../node/dawn.ts';
 import { runReplicas } from './replicas-command.ts';
 import type { OuterMethod } from '../sparseloco/outer.ts';
 

@@ -7,9 +7,9 @@
 //   5. the seeded initialisation, if the coordinator still has every commit since round 0.
 // then it replays the commits between what it got and the round in progress.
 import type { CheckpointStore } from '../train/checkpoint.ts';
-import { openEnvelope } from './envelope.ts';
-import { toHex, type CommitEntry, type RunState } from './protocol.ts';
-import type { SwarmReplica } from './replica.ts';
+import { openEnvelope } from '../net/envelope.ts';
+import { toHex, type CommitEntry, type RunState } from '../protocol/messages.ts';
+import type { SwarmReplica } from '../round/replica.ts';
 import type { HttpClient } from './contributor.ts';
 import { mib, throttled } from './progress.ts';
 

@@ -3,7 +3,7 @@
 // swarm's tokens and this contributor's own, speed in tokens/s, rewards with their unit.
 // Start-up progress is a bar on a terminal and a few plain lines otherwise (a log file gets
 // the start and the end of each phase, not a line per kernel or per chunk).
-import type { ContributorEvent } from '../net/contributor.ts';
+import type { ContributorEvent } from '../contributor/contributor.ts';
 
 /** What earlier events told that later lines need. */
 export interface OutputContext {

@@ -5,8 +5,8 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import { LayerSlice } from '../model/slice.ts';
 import type { HttpClient } from './contributor.ts';
-import type { Capacity } from './protocol.ts';
-import { parseRunConfig, runModel, type RunConfig } from './run-config.ts';
+import type { Capacity } from '../protocol/messages.ts';
+import { parseRunConfig, runModel, type RunConfig } from '../protocol/run-config.ts';
 
 /** The capacity to report to the coordinator at `httpBase`, or undefined for a run of one stage (or an unreadable run). */
 export async function measureCapacity(gpu: Gpu, http: HttpClient, httpBase: string, memoryBytes: number, onCompile?: (done: number, total: number) => void): Promise<Capacity | undefined> {

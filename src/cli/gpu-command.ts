@@ -1,6 +1,6 @@
 // `tessera gpu`: what WebGPU adapter this machine gives Tessera, and what it can do.
 import { adapterName, fmtBytes } from '../gpu/index.ts';
-import { openNodeGpu, type NodeGpuOptions } from './dawn.ts';
+import { openNodeGpu, type NodeGpuOptions } from '../node/dawn.ts';
 
 const SHOWN_LIMITS = [
   'maxBufferSize',

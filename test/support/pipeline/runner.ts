@@ -14,10 +14,10 @@
 // micro-batch goes to, re-sending a vanished peer's in-flight micro-batches to another peer
 // of its stage, and carrying the step's control values (tied-gradient parts, per-stage
 // squared gradient norms) between machines instead of through runPipelineStep's arguments.
-import { ActivationError, type ActivationKind, peekActivationHeader } from './activation-codec.ts';
+import { ActivationError, type ActivationKind, peekActivationHeader } from '../../../src/pipeline/activation-codec.ts';
 import type { StageLink } from './link.ts';
 import { stageSchedule } from './schedule.ts';
-import type { MicroBatchData, PipelineStage } from './stage.ts';
+import type { MicroBatchData, PipelineStage } from '../../../src/pipeline/stage.ts';
 
 export interface StageRunnerOptions {
   /** This stage's position (0-based) and the pipeline's stage count, for the schedule. */

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandUsageError, parseCommandArgs } from './args.ts';
-import type { RunConfig } from '../net/run-config.ts';
+import type { RunConfig } from '../protocol/run-config.ts';
 import { vulkanEnvFix } from '../../bin/vulkan-env.mjs';
 import { readRunFile, startCoordinator, type StartedCoordinator } from './coordinator-command.ts';
 
@@ -183,7 +183,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run as `node --import ./bin/register.mjs src/node/web-command.ts` (package.json "web"). As
+// Run as `node --import ./bin/register.mjs src/cli/web-command.ts` (package.json "web"). As
 // bin/launch.mjs does for `tessera`: without a system Vulkan loader, run once more with
 // Chromium's on the library path, so the validator's Dawn finds one.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

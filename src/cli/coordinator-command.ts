@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Coordinator } from '../coordinator/coordinator.ts';
 import { serveCoordinator, type CoordinatorServer } from '../coordinator/server.ts';
 import { CoordinatorStore } from '../coordinator/state-store.ts';
-import { RunConfigError, parseRunConfig, type RunConfig } from '../net/run-config.ts';
+import { RunConfigError, parseRunConfig, type RunConfig } from '../protocol/run-config.ts';
 import { NoGpuError } from '../gpu/errors.ts';
 import { openEnvelope } from '../net/envelope.ts';
 import { splitShard } from '../train/sampler.ts';
@@ -16,15 +16,15 @@ import { encodeShard } from '../train/shards.ts';
 import { Ledger } from '../coordinator/ledger.ts';
 import { RewardsApi } from '../coordinator/rewards-api.ts';
 import { Validator, type ClosedRound } from '../coordinator/validator.ts';
-import { openNodeGpu } from './dawn.ts';
+import { openNodeGpu } from '../node/dawn.ts';
 import { cryptoReady } from '../wallet/keys.ts';
-import { loadOrBuildShard, writeFileAtomic } from './corpus.ts';
+import { loadOrBuildShard, writeFileAtomic } from '../node/corpus.ts';
 import { ChainConfigError, parseChainOptions, type ChainOptions } from '../coordinator/chain-weights.ts';
 import { ChainError, connectSubtensor } from '../coordinator/chain.ts';
 import { EpochWeights } from '../coordinator/chain-epochs.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import type { SamplingOptions } from '../coordinator/scoring.ts';
-import { loadHotkeyFile } from './hotkey-file.ts';
+import { loadHotkeyFile } from '../node/hotkey-file.ts';
 import { CommandUsageError, parseCommandArgs } from './args.ts';
 
 export const COORDINATOR_USAGE = `usage:

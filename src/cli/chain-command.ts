@@ -5,8 +5,8 @@ import { CommandUsageError, parseCommandArgs } from './args.ts';
 import { ChainConfigError, parseChainOptions } from '../coordinator/chain-weights.ts';
 import { ChainError, connectSubtensor, type NeuronStanding } from '../coordinator/chain.ts';
 import { cryptoReady, isValidAddress } from '../wallet/keys.ts';
-import { keyFileAddress, ownKeyFile } from './hotkey-file.ts';
-import { DEFAULT_WALLET_FILE } from './wallet-file.ts';
+import { keyFileAddress, ownKeyFile } from '../node/hotkey-file.ts';
+import { DEFAULT_WALLET_FILE } from '../node/wallet-file.ts';
 
 export const CHAIN_USAGE = `usage:
   tessera chain --subtensor ws://NODE:9944 --netuid N [--key FILE | --address SS58] [--json]

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { TOKENIZER_NAMES, tokenizerFor, type TokenizerName } from '../train/tokenizer.ts';
 import { unigramEntropy } from '../train/stats.ts';
 import { parseCommandArgs } from './args.ts';
-import { buildShard, defaultShardPath, loadSotuCorpus, loadTextFiles, readShardFile } from './corpus.ts';
+import { buildShard, defaultShardPath, loadSotuCorpus, loadTextFiles, readShardFile } from '../node/corpus.ts';
 
 export const DATA_USAGE = `usage:
   tessera data build [--tokenizer bytes|gpt2] [--input file.txt ...] [--out path]

@@ -117,7 +117,7 @@ const PLAIN_FAILURES: Array<() => Promise<ErrorClass[]>> = [
     return [gpu.NoGpuError, gpu.GpuLostError, gpu.KernelInputError, config.ConfigError, shards.ShardError, checkpoint.CheckpointError];
   },
   async () => {
-    const [signaling, sync, keys, tokenizer] = await Promise.all([import('../net/signaling.ts'), import('../net/sync.ts'), import('../wallet/keys.ts'), import('../train/tokenizer.ts')]);
+    const [signaling, sync, keys, tokenizer] = await Promise.all([import('../net/signaling.ts'), import('../contributor/sync.ts'), import('../wallet/keys.ts'), import('../train/tokenizer.ts')]);
     return [signaling.CoordinatorError, sync.SyncError, keys.WalletError, tokenizer.TokenizerError];
   },
 ];
@@ -148,7 +148,7 @@ export async function reportFailure(e: unknown, command?: string): Promise<numbe
     return 1;
   }
   if (command && (await isUsageMistake(e, command))) return 2;
-  const { RunConfigError } = await import('../net/run-config.ts');
+  const { RunConfigError } = await import('../protocol/run-config.ts');
   if (e instanceof RunConfigError) {
     const { COORDINATOR_USAGE } = await import('./coordinator-command.ts');
     console.error(`tessera: ${e.message}\n\n${COORDINATOR_USAGE}`);

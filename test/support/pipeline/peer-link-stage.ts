@@ -19,10 +19,10 @@
 // Anything that fails is dropped and counted in `dropped` by reason, never delivered; only
 // the payload of what passes goes on to the handler, where the stage decodes and validates
 // it in full (shape, step, micro-batch, CRC, values). Environment-free.
-import { EnvelopeError, type MessageKind, openEnvelope, sealEnvelope } from '../net/envelope.ts';
-import type { PeerLink } from '../net/peer-link.ts';
-import type { Hotkey } from '../wallet/keys.ts';
-import { ActivationError, type ActivationKind, peekActivationHeader } from './activation-codec.ts';
+import { EnvelopeError, type MessageKind, openEnvelope, sealEnvelope } from '../../../src/net/envelope.ts';
+import type { PeerLink } from '../../../src/net/peer-link.ts';
+import type { Hotkey } from '../../../src/wallet/keys.ts';
+import { ActivationError, type ActivationKind, peekActivationHeader } from '../../../src/pipeline/activation-codec.ts';
 import type { StageLink } from './link.ts';
 
 export type PeerStageDropReason =

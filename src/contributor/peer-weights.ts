@@ -3,8 +3,8 @@
 // once with an empty answer when it holds another stage (so the asker moves on instead of
 // waiting). Envelopes are signed with the asker's / answerer's hotkey; the contributor opens
 // and checks them and hands the answers here. Environment-free.
-import { sealEnvelope } from './envelope.ts';
-import type { PeerMesh } from './mesh.ts';
+import { sealEnvelope } from '../net/envelope.ts';
+import type { PeerMesh } from '../net/mesh.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 
 export interface PeerWeightsDeps {

@@ -8,10 +8,10 @@
 import { learningRate } from '../train/schedule.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import { SwarmPeer, SwarmStepError, type HandoffKind, type SwarmStepResult } from '../pipeline/swarm-peer.ts';
-import { sealEnvelope, type MessageKind } from './envelope.ts';
-import type { PeerMesh } from './mesh.ts';
-import type { SwarmReplica } from './replica.ts';
-import type { RunConfig } from './run-config.ts';
+import { sealEnvelope, type MessageKind } from '../net/envelope.ts';
+import type { PeerMesh } from '../net/mesh.ts';
+import type { SwarmReplica } from '../round/replica.ts';
+import type { RunConfig } from '../protocol/run-config.ts';
 
 const ENVELOPE_KIND: Record<HandoffKind, MessageKind> = { activations: 'activations', grads: 'activation-grads', control: 'control' };
 const HANDOFF_KIND: Partial<Record<MessageKind, HandoffKind>> = { activations: 'activations', 'activation-grads': 'grads', control: 'control' };

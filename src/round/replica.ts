@@ -18,7 +18,7 @@ import { sampleBatch, type Batch } from '../train/sampler.ts';
 import type { LrSchedule } from '../train/schedule.ts';
 import { crc32 } from '../train/shards.ts';
 import { LocalTrainer, type StepResult } from '../train/trainer.ts';
-import { runModel, stageBounds, type RunConfig } from './run-config.ts';
+import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
 
 export class SwarmReplica {
   readonly slice: LayerSlice;

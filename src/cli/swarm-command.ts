@@ -11,12 +11,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { localCheckpointName, type ContributorEvent } from '../net/contributor.ts';
-import type { Standing } from '../net/protocol.ts';
-import type { RunConfig } from '../net/run-config.ts';
+import { localCheckpointName, type ContributorEvent } from '../contributor/contributor.ts';
+import type { Standing } from '../protocol/messages.ts';
+import type { RunConfig } from '../protocol/run-config.ts';
 import { Hotkey, cryptoReady } from '../wallet/keys.ts';
 import { parseCommandArgs } from './args.ts';
-import { FileCheckpointStore } from './checkpoint-files.ts';
+import { FileCheckpointStore } from '../node/checkpoint-files.ts';
 import { readRunFile, startCoordinator } from './coordinator-command.ts';
 import { humanSummary, memoryVerdict, peakRss } from './swarm-report.ts';
 

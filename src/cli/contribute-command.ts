@@ -6,15 +6,15 @@ import { join } from 'node:path';
 import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import { adapterName } from '../gpu/index.ts';
-import { Contributor, type ContributorEvent } from '../net/contributor.ts';
+import { Contributor, type ContributorEvent } from '../contributor/contributor.ts';
 import type { SocketLike } from '../net/signaling.ts';
 import { cryptoReady } from '../wallet/keys.ts';
-import { FileCheckpointStore } from './checkpoint-files.ts';
-import { openNodeGpu } from './dawn.ts';
+import { FileCheckpointStore } from '../node/checkpoint-files.ts';
+import { openNodeGpu } from '../node/dawn.ts';
 import { parseCommandArgs } from './args.ts';
-import { loadOwnKey } from './hotkey-file.ts';
-import { DEFAULT_WALLET_FILE, PASSWORD_ENV } from './wallet-file.ts';
-import { nodeHttpClient } from './http-client.ts';
+import { loadOwnKey } from '../node/hotkey-file.ts';
+import { DEFAULT_WALLET_FILE, PASSWORD_ENV } from '../node/wallet-file.ts';
+import { nodeHttpClient } from '../node/http-client.ts';
 import { EventPrinter } from './contribute-output.ts';
 
 export const CONTRIBUTE_USAGE = `usage:

@@ -1,4 +1,5 @@
-// How SparseLoCo cuts each tensor into chunks for top-k (DESIGN.md, as Templar runs it):
+// How SparseLoCo cuts each tensor into chunks for top-k (DESIGN.md, as Templar runs it; the top-k
+// kernel works on this grid, so it lives below both, with the kernels):
 // a 2-D weight [R, C] into 64×64 blocks (edge blocks smaller), a 1-D tensor into runs of
 // 4096. Inside a chunk an element's local index is r·blockCols + c (r, c within the block),
 // always < 4096, so it fits the wire's 12 bits. Chunks are numbered row-major over blocks.

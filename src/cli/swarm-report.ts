@@ -5,7 +5,7 @@
 // weights).
 import { freemem } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { stageMemoryBytes, type RunConfig } from '../net/run-config.ts';
+import { stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 
 /**
  * Resident memory of one `tessera contribute` process beyond its model state, at its peak:

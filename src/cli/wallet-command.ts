@@ -11,7 +11,7 @@ import { parseCommandArgs } from './args.ts';
 import {
   DEFAULT_WALLET_FILE, PASSWORD_ENV, PASSWORD_TRIES, noPasswordError, passwordFromFileOrEnv, promptHidden, readWalletFile, unlockWallet,
   walletFileExists, writeWalletFile,
-} from './wallet-file.ts';
+} from '../node/wallet-file.ts';
 
 export const WALLET_USAGE = `usage:
   tessera wallet create [--wallet FILE] [--force] [--json]
