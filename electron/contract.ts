@@ -19,7 +19,11 @@ export type PauseReason =
 /** What the tray icon shows. */
 export type TrayState = 'idle' | 'training' | 'paused' | 'error';
 
-/** A weekly time window in local time. end < start crosses midnight (22:00–07:00). */
+/**
+ * A weekly time window in local time. end < start crosses midnight (22:00–07:00). The same shape
+ * as src/contributor/availability.ts's ScheduleWindow, which evaluates it (this file imports
+ * nothing, so it spells the type out; test/electron/settings.test.ts checks the two agree).
+ */
 export interface ScheduleWindow {
   /** Days on which the window starts: 0 = Sunday … 6 = Saturday. */
   days: number[];

@@ -2,7 +2,7 @@
 // A pure decision over what the machine reports, and a monitor that polls Electron's
 // powerMonitor (through a narrow interface) and a full-screen probe, and reports changes.
 import type { DesktopSettings, PauseReason } from '../contract.ts';
-import { insideSchedule } from './schedule.ts';
+import { scheduleAllows } from '../../src/contributor/availability.ts';
 
 export interface MachineSnapshot {
   onBattery: boolean;
@@ -27,7 +27,7 @@ export function pauseReasons(settings: PolicySettings, machine: MachineSnapshot)
   // Active = recent input. Resuming therefore waits a whole threshold of no input.
   if (settings.pauseWhenUserActive && !machine.locked && machine.idleSeconds < settings.userIdleMinutes * 60) reasons.push('user-active');
   if (settings.pauseWhenFullscreen && machine.fullscreenApp === true) reasons.push('fullscreen-app');
-  if (settings.schedule.enabled && !insideSchedule(settings.schedule.windows, machine.now)) reasons.push('outside-schedule');
+  if (!scheduleAllows(settings.schedule, machine.now)) reasons.push('outside-schedule');
   return reasons;
 }
 

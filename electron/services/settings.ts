@@ -1,7 +1,7 @@
 // Desktop settings: defaults, validation with messages that name the field, and a JSON
 // file in the app's data folder written atomically (a crash mid-write keeps the old file).
 import type { DesktopSettings, GpuMode } from '../contract.ts';
-import { validateScheduleWindow } from './schedule.ts';
+import { validateScheduleWindow } from '../../src/contributor/availability.ts';
 
 export const DEFAULT_SETTINGS: DesktopSettings = {
   schemaVersion: 1,

@@ -3,7 +3,7 @@
 // what the training page reports, and turns them into orders for the training window and a
 // status for the UI, the tray and the power-save blocker.
 import type { DesktopStatus, EngineReport, GpuSupport, PauseReason, StepReport, TrainingOrders } from '../contract.ts';
-import { restAfterStep } from './duty-cycle.ts';
+import { restAfterWork } from '../../src/contributor/availability.ts';
 
 export interface SupervisorOptions {
   settings: () => { coordinatorUrl: string; gpuDutyCyclePercent: number };
@@ -143,7 +143,7 @@ export class TrainingSupervisor {
   stepDone(report: StepReport): { restMs: number; orders: TrainingOrders } {
     this.engine = { phase: 'training', round: report.round, step: report.step, loss: report.loss, tokensPerSecond: report.tokensPerSecond };
     this.changed();
-    return { restMs: restAfterStep(report.durationMs, this.options.settings().gpuDutyCyclePercent), orders: this.orders() };
+    return { restMs: restAfterWork(report.durationMs, this.options.settings().gpuDutyCyclePercent), orders: this.orders() };
   }
 
   phase(report: EngineReport): void {

@@ -3,8 +3,10 @@
 // long enough that busy time stays at `percent` of wall time. Busy time is the wait inside
 // read(): it submits the recorded work and waits for the GPU to finish it. The socket, heartbeats and peer
 // links keep running meanwhile: only GPU work is held. A rest is never one long block: it is
-// cut short when the budget or pause changes.
+// cut short when the budget or pause changes. The budget's range and the rest's length are the
+// desktop app's too (src/contributor/availability.ts).
 import type { Gpu } from '../../src/gpu/gpu.ts';
+import { clampDutyCycle, restAfterWork } from '../../src/contributor/availability.ts';
 
 export interface Clock {
   now(): number;
@@ -45,8 +47,7 @@ export class GpuThrottle {
   }
 
   setPercent(percent: number): void {
-    if (!Number.isFinite(percent)) throw new RangeError(`the GPU budget must be a number of percent, got ${percent}`);
-    this.percent = Math.min(100, Math.max(10, Math.round(percent)));
+    this.percent = clampDutyCycle(percent);
     this.wake();
   }
 
@@ -107,12 +108,12 @@ export class GpuThrottle {
     while (this.paused || this.held) await this.nap(60_000);
   }
 
-  /** After `busy` ms of GPU work: rest so busy/(busy+rest) = percent. */
+  /** After `busy` ms of GPU work: rest so busy/(busy+rest) = percent (one rest at most MAX_REST_MS). */
   async rest(busy: number): Promise<void> {
     const end = this.clock.now();
     this.recent.push({ end, ms: busy });
     this.busySinceTake += busy;
-    const restMs = (busy * (100 - this.percent)) / this.percent;
+    const restMs = restAfterWork(busy, this.percent);
     const until = end + restMs;
     for (let left = restMs; left > 1 && !this.paused; left = until - this.clock.now()) {
       const before = this.percent;

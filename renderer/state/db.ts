@@ -9,6 +9,7 @@
 // field (a bad or missing field gets its default, never a crash). A record written by a newer
 // Tessera is left untouched and the defaults are used for this session.
 import { wrap, type IDBPDatabase } from 'idb';
+import { isClockTime, MAX_DUTY_CYCLE_PERCENT, MIN_DUTY_CYCLE_PERCENT } from '../../src/contributor/availability.ts';
 import { parseKnownRuns, type KnownRun, type KnownRunList } from './known-runs.ts';
 
 export const UI_DATABASE = 'tessera-ui';
@@ -23,7 +24,7 @@ export interface Settings {
   /** 'local': the coordinator `npm run web` started; 'custom': coordinatorUrl. */
   network: 'local' | 'custom';
   coordinatorUrl: string;
-  /** Percent of the time the GPU may train (10..100). */
+  /** Percent of the time the GPU may train (10..100: src/contributor/availability.ts says why). */
   dutyCycle: number;
   pauseWhenHidden: boolean;
   pauseOnBattery: boolean;
@@ -61,8 +62,6 @@ export class SettingsVersionError extends Error {
 /** schema n → n+1, by the version they start from. None yet: schema 1 is the first. */
 export const SETTINGS_MIGRATIONS: Record<number, (old: Record<string, unknown>) => Record<string, unknown>> = {};
 
-const TIME = /^([01]\d|2[0-3]):[0-5]\d$/;
-
 /** Any stored value → valid Settings of the current schema (defaults where a field is missing or bad). */
 export function migrateSettings(stored: unknown): Settings {
   if (stored === undefined || stored === null || typeof stored !== 'object') return structuredClone(DEFAULT_SETTINGS) as Settings;
@@ -81,13 +80,13 @@ export function migrateSettings(stored: unknown): Settings {
     schema: SETTINGS_SCHEMA,
     network: raw.network === 'custom' ? 'custom' : 'local',
     coordinatorUrl: typeof raw.coordinatorUrl === 'string' ? raw.coordinatorUrl : d.coordinatorUrl,
-    dutyCycle: typeof raw.dutyCycle === 'number' && raw.dutyCycle >= 10 && raw.dutyCycle <= 100 ? Math.round(raw.dutyCycle) : d.dutyCycle,
+    dutyCycle: typeof raw.dutyCycle === 'number' && raw.dutyCycle >= MIN_DUTY_CYCLE_PERCENT && raw.dutyCycle <= MAX_DUTY_CYCLE_PERCENT ? Math.round(raw.dutyCycle) : d.dutyCycle,
     pauseWhenHidden: typeof raw.pauseWhenHidden === 'boolean' ? raw.pauseWhenHidden : d.pauseWhenHidden,
     pauseOnBattery: typeof raw.pauseOnBattery === 'boolean' ? raw.pauseOnBattery : d.pauseOnBattery,
     schedule: {
       enabled: typeof sched.enabled === 'boolean' ? sched.enabled : d.schedule.enabled,
-      from: typeof sched.from === 'string' && TIME.test(sched.from) ? sched.from : d.schedule.from,
-      to: typeof sched.to === 'string' && TIME.test(sched.to) ? sched.to : d.schedule.to,
+      from: isClockTime(sched.from) ? sched.from : d.schedule.from,
+      to: isClockTime(sched.to) ? sched.to : d.schedule.to,
     },
     logLevel: LOG_LEVELS.includes(raw.logLevel as LogLevel) ? (raw.logLevel as LogLevel) : d.logLevel,
     runListUrl: typeof raw.runListUrl === 'string' && raw.runListUrl.length <= 2048 ? raw.runListUrl : d.runListUrl,

@@ -1,6 +1,7 @@
 // Small decisions of the UI, kept pure for tests: which mnemonic words to ask back, whether to
 // hold training now, and what a typed coordinator address means.
 import { PRESETS, type PresetName } from '../../src/model/config.ts';
+import { dailyWindow, scheduleAllows } from '../../src/contributor/availability.ts';
 import type { Settings } from './db.ts';
 
 export interface Environment {
@@ -22,20 +23,12 @@ export function checkConfirmation(mnemonic: string, positions: readonly number[]
   return positions.length === answers.length && positions.every((p, i) => words[p] === answers[i]?.trim().toLowerCase());
 }
 
-/** Minutes since midnight of 'HH:MM'. */
-function minutes(hhmm: string): number {
-  const [h, m] = hhmm.split(':').map(Number);
-  return h * 60 + m;
-}
-
-/** Whether `at` falls in the schedule's window (from > to wraps past midnight). */
+/**
+ * Whether `at` falls in the schedule (from > to wraps past midnight; from = to is all day): the
+ * daily from/to is one window on every day of the desktop app's weekly rule.
+ */
 export function inSchedule(schedule: Settings['schedule'], at: Date): boolean {
-  if (!schedule.enabled) return true;
-  const t = at.getHours() * 60 + at.getMinutes();
-  const from = minutes(schedule.from);
-  const to = minutes(schedule.to);
-  if (from === to) return true;
-  return from < to ? t >= from && t < to : t >= from || t < to;
+  return scheduleAllows({ enabled: schedule.enabled, windows: [dailyWindow(schedule.from, schedule.to)] }, at);
 }
 
 export function shouldPause(settings: Settings, env: Environment, userPaused: boolean, at: Date): boolean {

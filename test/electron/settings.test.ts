@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { insideSchedule, validateScheduleWindow } from '../../electron/services/schedule.ts';
+import type { ScheduleWindow as ContractWindow } from '../../electron/contract.ts';
+import { insideSchedule, validateScheduleWindow, type ScheduleWindow } from '../../src/contributor/availability.ts';
+import { pauseReasons } from '../../electron/services/citizen-policy.ts';
 import { applySettingsPatch, DEFAULT_SETTINGS, SettingsStore } from '../../electron/services/settings.ts';
 import { MemoryFiles } from './doubles.ts';
 
@@ -34,6 +36,25 @@ describe('schedule', () => {
     expect(() => validateScheduleWindow({ days: [1], start: '24:00', end: '10:00' }, 'w')).toThrow(/w\.start/);
     expect(() => validateScheduleWindow({ days: [1], start: '10:00', end: '10:00' }, 'w')).toThrow(/equal/);
     expect(validateScheduleWindow({ days: [3, 1, 3], start: '10:00', end: '11:00' }, 'w').days).toEqual([1, 3]);
+  });
+
+  it("the contract's window is the shared rule's (each type-checks as the other)", () => {
+    const saved: ContractWindow = { days: [5], start: '22:00', end: '07:00' };
+    const shared: ScheduleWindow = saved;
+    const back: ContractWindow = shared;
+    expect(back).toBe(saved);
+  });
+
+  it('a settings file saved before the rule moved to src/contributor loads, and its windows hold training as before', async () => {
+    const files = new MemoryFiles();
+    const saved = { ...DEFAULT_SETTINGS, schedule: { enabled: true, windows: [{ days: [5], start: '22:00', end: '07:00' }, { days: [0], start: '10:00', end: '12:00' }] }, gpuDutyCyclePercent: 10 };
+    files.files.set('/data/settings.json', { data: JSON.stringify(saved, null, 2), mode: 0o600 });
+    const loaded = await new SettingsStore(files, '/data/settings.json').load();
+    expect(loaded).toEqual({ settings: saved, problem: null });
+    const machine = { onBattery: false, idleSeconds: 0, locked: false, fullscreenApp: null, sleeping: false };
+    expect(pauseReasons(loaded.settings, { ...machine, now: at(6, 6, 59) })).toEqual([]); // Saturday morning: Friday's night window
+    expect(pauseReasons(loaded.settings, { ...machine, now: at(6, 7) })).toEqual(['outside-schedule']);
+    expect(pauseReasons(loaded.settings, { ...machine, now: at(7, 11) })).toEqual([]); // the next Sunday
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DesktopStatus, TrainingOrders } from '../../electron/contract.ts';
 import { CrashRestarter } from '../../electron/services/crash-restart.ts';
-import { restAfterStep, MAX_REST_MS } from '../../electron/services/duty-cycle.ts';
+import { restAfterWork, MAX_REST_MS } from '../../src/contributor/availability.ts';
 import { SuspensionBlocker, type PowerSaveBlockerLike } from '../../electron/services/suspension-blocker.ts';
 import { TrainingSupervisor } from '../../electron/services/training-supervisor.ts';
 import { FakeClock } from './doubles.ts';
@@ -117,8 +117,8 @@ describe('TrainingSupervisor', () => {
     expect(setup(100).supervisor.stepDone(step).restMs).toBe(0);
     expect(setup(50).supervisor.stepDone(step).restMs).toBe(200);
     expect(setup(25).supervisor.stepDone(step).restMs).toBe(600);
-    expect(restAfterStep(10 * 60_000, 10)).toBe(MAX_REST_MS);
-    expect(restAfterStep(Number.NaN, 50)).toBe(0);
+    expect(restAfterWork(10 * 60_000, 10)).toBe(MAX_REST_MS);
+    expect(restAfterWork(Number.NaN, 50)).toBe(0);
   });
 
   it('no WebGPU adapter → error state with the platform message, orders stop', () => {

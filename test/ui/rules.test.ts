@@ -79,6 +79,20 @@ describe('rules', () => {
     expect(pauseReason(s, { hidden: false, onBattery: false }, true, at(3))).toBe('paused by you');
   });
 
+  it("reads a saved daily from/to through the desktop's weekly rule: every night, from = to all day", () => {
+    // A schema-1 record as the page has always stored it: the shape is unchanged, so it loads as it was.
+    const saved = migrateSettings({ schema: 1, dutyCycle: 10, schedule: { enabled: true, from: '22:00', to: '07:00' } });
+    expect(saved).toMatchObject({ dutyCycle: 10, schedule: { enabled: true, from: '22:00', to: '07:00' } });
+    for (let day = 4; day < 11; day++) {
+      // Sunday 2026-01-04 to Saturday: each night, whatever the weekday, including Saturday into Sunday.
+      expect(inSchedule(saved.schedule, new Date(2026, 0, day, 23, 30))).toBe(true);
+      expect(inSchedule(saved.schedule, new Date(2026, 0, day + 1, 6, 59))).toBe(true);
+      expect(inSchedule(saved.schedule, new Date(2026, 0, day, 12))).toBe(false);
+    }
+    const allDay = { enabled: true, from: '08:00', to: '08:00' };
+    expect([0, 8, 16, 23].every((h) => inSchedule(allDay, new Date(2026, 0, 4, h, 59)))).toBe(true);
+  });
+
   it('reads coordinator addresses as a user types them', () => {
     expect(coordinatorSocketUrl('ws://host:8787/ws')).toBe('ws://host:8787/ws');
     expect(coordinatorSocketUrl('http://host:8787')).toBe('ws://host:8787/ws');
@@ -213,5 +227,21 @@ describe('GPU throttle', () => {
     throttle.setPercent(100);
     await clock.advance(0);
     expect(done).toBe(true);
+  });
+
+  it("rests at most a minute after one long piece of GPU work, and holds the budget to 10–100% (the desktop's rule too)", async () => {
+    const clock = fakeClock();
+    const throttle = new GpuThrottle(clock);
+    throttle.setPercent(3); // below the range: 10%
+    let done = false;
+    void throttle.rest(10 * 60_000).then(() => (done = true)); // 10 min at 10% would be 90 min of rest
+    await clock.advance(59_999);
+    expect(done).toBe(false);
+    await clock.advance(1);
+    expect(done).toBe(true);
+    let short = false;
+    void throttle.rest(1000).then(() => (short = true)); // 1 s at 10%: 9 s (at 3% it would be 32 s)
+    await clock.advance(9000);
+    expect(short).toBe(true);
   });
 });
