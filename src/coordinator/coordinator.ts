@@ -1,6 +1,9 @@
 // The coordinator of one run: membership (a hotkey signs a challenge to join; heartbeats),
-// signaling relay between peers, and the round clock. Transport-free: server.ts feeds it
-// WebSocket messages and HTTP requests, tests can feed it directly.
+// signaling relay between peers, the intake of updates and checkpoints, and the saved record
+// of closed rounds. Transport-free: server.ts feeds it WebSocket messages and HTTP requests,
+// tests can feed it directly. The round clock (when a round starts and closes, what its
+// commit says) is round-clock.ts; stage placement is stages.ts; the state on disk is
+// state-store.ts.
 //
 // Round r: it starts once `minMembers` peers hold θ_start(r) (they say so with `synced`);
 // peers that sync later join it while it runs. Each member sends its signed update here
@@ -15,15 +18,17 @@
 // whole pipeline), updates are checked against the sender's stage, the commit tags each
 // entry with its stage and checkpoints are kept per stage.
 import { randomBytes } from 'node:crypto';
-import { parameterLayout } from '../model/config.ts';
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
-import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type CommitEntry, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
 import type { ClosedRound } from './validator.ts';
-import { runModel, stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
+import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
+import { RoundClock } from './round-clock.ts';
 import { StageBalancer } from './stages.ts';
-import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
-import type { CommitRecord, CoordinatorStore, MemberReport, PersistedState } from './state-store.ts';
+import { RunRecord, type ScoringProgress } from './run-record.ts';
+import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
+
+export type { ScoringProgress } from './run-record.ts';
 
 /** A tick this late means this process stalled (ticks come every 250 ms). */
 const STALL_MS = 5000;
@@ -59,37 +64,21 @@ export interface CoordinatorOptions {
   roundLimit?: number;
 }
 
-/** How far the validator got through the closed rounds. */
-export interface ScoringProgress {
-  /** Rounds it scored. */
-  scoredRounds: number;
-  /** The last round it scored or skipped (with the reason recorded), −1 before any. */
-  decidedThrough: number;
-}
-
 export class Coordinator {
   readonly config: RunConfig;
   private readonly sessions = new Map<number, Session>();
   private readonly byAddress = new Map<string, Session>();
-  /** Parameter layout of each stage (one stage: the whole model). */
-  private readonly layouts: { name: string; shape: readonly number[] }[][];
   readonly stages: StageBalancer;
-  private readonly hash: number;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
-  private readonly syncGraceMs: number;
   private nextId = 1;
   /** Peers dropped for missing heartbeats (a sign that a peer, or this machine, is overloaded). */
   private heartbeatDrops = 0;
-  private state: PersistedState;
-  private phase: RunState['phase'] = 'waiting';
-  private members = new Set<string>();
-  private delivered = new Map<string, { hash: string; envelope: Uint8Array; payload: Uint8Array; at: number; stage: number }>();
-  /** Invalid updates refused in the round in progress, by sender (a validator penalty). */
-  private invalid: Record<string, number> = {};
-  private deadline = 0;
-  private waitingSince = 0;
-  private readySince: number | null = null;
+  /** The saved state: round, commits, reports, checkpoints (run-record.ts). */
+  private readonly record: RunRecord;
+  private readonly state: PersistedState;
+  /** The round in progress or awaited: its members, the updates it accepted, its deadline. */
+  private readonly rounds: RoundClock;
   private stopping = false;
   private timer: ReturnType<typeof setInterval> | null = null;
   /** Refusals by reason, for the status page and the swarm summary. */
@@ -103,22 +92,32 @@ export class Coordinator {
     this.config = config;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => {});
-    this.syncGraceMs = options.syncGraceMs ?? Math.min(15_000, config.roundSeconds * 250);
-    const cfg = runModel(config);
     const ranges = stageBounds(config);
-    this.layouts = ranges.map((r) => parameterLayout(cfg, r.from, r.to).map((s) => ({ name: s.name, shape: s.shape })));
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
-    this.hash = configHash(cfg);
-    const saved = store.load();
-    if (saved && saved.run !== config.run) throw new Error(`the state in ${store.dir} belongs to run '${saved.run}', not '${config.run}': use another --state folder`);
-    this.state = saved ?? { format: 1, run: config.run, round: 0, checkpointRound: -1, commits: [], reports: {}, tokensTrained: 0 };
-    if (saved) this.log(`resuming run '${config.run}' at round ${saved.round}`);
-    if (saved && saved.tokensTrained === undefined) {
-      // A state saved before the count existed: only the commits still kept can be counted.
-      this.state.tokensTrained = saved.commits.reduce((n, c) => n + this.tokensOf(c.included), 0);
-      this.log(`tokens trained before round ${saved.commits[0]?.round ?? saved.round} were not recorded by the version that saved this state: counting from there`);
-    }
-    this.waitingSince = this.now();
+    this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
+    this.state = this.record.state;
+    this.rounds = new RoundClock({
+      config,
+      state: this.state,
+      store,
+      stages: this.stages,
+      now: this.now,
+      log: this.log,
+      syncGraceMs: options.syncGraceMs ?? Math.min(15_000, config.roundSeconds * 250),
+      roundLimit: options.roundLimit,
+      onRoundClosed: options.onRoundClosed,
+      save: () => this.record.save(),
+      peers: {
+        addresses: () => [...this.byAddress.keys()],
+        readyFor: (round) => [...this.byAddress.values()].filter((s) => s.synced === round && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!),
+        broadcast: (m) => this.broadcast(m),
+        moveStage: (address, stage, reason) => {
+          const s = this.byAddress.get(address)!;
+          s.synced = -1; // it must fetch the new stage's weights first
+          this.send(s, { type: 'stage', stage, reason });
+        },
+      },
+    });
   }
 
   /** Starts the clock (heartbeat checks, deadlines); tests may instead call tick(). */
@@ -145,13 +144,7 @@ export class Coordinator {
 
   runState(): RunState {
     const oldest = this.state.commits.length ? this.state.commits[0].round : this.state.round;
-    return { round: this.state.round, phase: this.phase, members: [...this.members].sort(), checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
-  }
-
-  /** Saves the state, keeping every round the validator has still to score. */
-  private save(): void {
-    const scoring = this.options.scoring?.();
-    this.store.save(this.state, scoring ? scoring.decidedThrough + 1 : Infinity);
+    return { round: this.state.round, phase: this.rounds.currentPhase, members: this.rounds.memberList(), checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
   }
 
   /**
@@ -159,29 +152,12 @@ export class Coordinator {
    * restart, or when it fell behind): or why that is no longer possible.
    */
   closedRound(round: number): { ok: true; closed: ClosedRound } | { ok: false; reason: string } {
-    const c = this.commit(round);
-    if (!c) return { ok: false, reason: `the commit of round ${round} is no longer kept (the state keeps ${this.store.keepRounds} rounds and those the validator has not scored)` };
-    const included: ClosedRound['included'] = [];
-    for (const [i, e] of c.included.entries()) {
-      const bytes = this.store.loadUpdate(round, e.sender);
-      if (!bytes) return { ok: false, reason: `the update of ${e.sender} in round ${round} is gone from ${this.store.dir}` };
-      // A state saved before delivery times were kept: commit order (by sender) stands in.
-      included.push({ sender: e.sender, payload: openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }).payload, deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + i });
-    }
-    const reports = this.state.reports[round] ?? {};
-    const reportedHashes = Object.fromEntries(c.members.map((a) => [a, reports[a]?.weightsHash ?? '']));
-    return { ok: true, closed: { round, members: c.members, included, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes } };
+    return this.record.closedRound(round);
   }
 
   /** Tokens trained in the committed updates so far (all rounds before the current one). */
   get tokensTrained(): number {
-    return this.state.tokensTrained ?? 0;
-  }
-
-  /** Tokens a commit's updates trained: innerSteps × batch × seq per stage-0 update. */
-  private tokensOf(included: readonly CommitEntry[]): number {
-    const perUpdate = this.config.innerSteps * this.config.batch * this.config.seq;
-    return included.filter((e) => e.stage === 0).length * perUpdate;
+    return this.record.tokensTrained;
   }
 
   /** The run's progress: rounds done of those planned, tokens, and how far scoring got. */
@@ -198,8 +174,8 @@ export class Coordinator {
       ...this.runState(),
       ...this.progress(),
       peers: this.peerList(),
-      delivered: [...this.delivered.keys()].sort(),
-      deadline: this.phase === 'training' ? this.deadline : null,
+      delivered: this.rounds.deliveredSenders(),
+      deadline: this.rounds.deadlineIfTraining(),
       rejected: { ...this.rejected },
       heartbeatDrops: this.heartbeatDrops,
       commits: this.state.commits.map((c) => ({ round: c.round, members: c.members.length, included: c.included.map((e) => e.sender), missing: c.missing })),
@@ -233,7 +209,7 @@ export class Coordinator {
 
   private refuse(s: Session | null, what: string, reason: string): void {
     this.rejected[what] = (this.rejected[what] ?? 0) + 1;
-    if (s?.address && (what.startsWith('update-') || what.startsWith('envelope-') || what === 'wrong-sender')) this.invalid[s.address] = (this.invalid[s.address] ?? 0) + 1;
+    if (s?.address && (what.startsWith('update-') || what.startsWith('envelope-') || what === 'wrong-sender')) this.rounds.countInvalid(s.address);
     this.log(`refused ${what} from ${s?.address ?? `connection ${s?.id}`}: ${reason}`);
     if (s) this.send(s, { type: 'rejected', what, reason });
   }
@@ -297,24 +273,13 @@ export class Coordinator {
       case 'synced':
         s.synced = m.round;
         s.syncedStage = m.stage;
-        this.noteReport(m.round, address, { weightsHash: m.weightsHash });
-        // A pipelined round's steps involve every stage at once: a late peer waits for the next.
-        if (this.phase === 'training' && m.round === this.state.round && !this.members.has(address) && this.config.stages === 1) {
-          this.members.add(address); // joins the round in progress
-          this.announceRound();
-        }
-        return this.maybeStart();
+        this.record.noteReport(m.round, address, { weightsHash: m.weightsHash });
+        return this.rounds.peerSynced(address, m.round);
       case 'report':
-        return this.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
+        return this.record.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
       default:
         return this.refuse(s, 'malformed-control', `unexpected '${m.type}'`);
     }
-  }
-
-  private noteReport(round: number, address: string, r: Partial<MemberReport>): void {
-    if (round > this.state.round + 1 || round < this.state.round - 5) return;
-    const byRound = (this.state.reports[round] ??= {});
-    byRound[address] = { ...(byRound[address] ?? { loss: NaN, bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 }), ...r };
   }
 
   private peerList(): string[] {
@@ -328,7 +293,7 @@ export class Coordinator {
     this.byAddress.delete(address);
     this.stages.remove(address);
     this.log(`left: ${address} (${why})`);
-    if (this.members.delete(address) && !this.stopping) this.maybeClose();
+    if (this.rounds.removeMember(address) && !this.stopping) this.rounds.maybeClose();
     this.broadcast({ type: 'peers', peers: this.peerList() });
   }
 
@@ -348,26 +313,16 @@ export class Coordinator {
     }
     if (header.kind !== 'update') return this.refuse(s, 'unexpected-kind', `'${header.kind}' is not sent to the coordinator`);
     if (header.sender !== s.address) return this.refuse(s, 'wrong-sender', `signed by ${header.sender}, not by this connection's hotkey`);
-    if (this.phase !== 'training' || header.round !== this.state.round) return this.refuse(s, 'stale-round', `update for round ${header.round}; round ${this.state.round} is ${this.phase}`);
-    if (!this.members.has(s.address)) return this.refuse(s, 'unknown-member', `${s.address} is not a member of round ${header.round}`);
-    if (this.delivered.has(s.address)) return this.refuse(s, 'duplicate', `a second update for round ${header.round}`);
-    const stage = this.stages.stageOf(s.address) ?? 0;
-    if (header.stage !== stage) return this.refuse(s, 'wrong-stage', `an update of stage ${header.stage} from a peer of stage ${stage}`);
-    try {
-      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layouts[stage], maxBytes: this.config.maxMessageBytes });
-    } catch (e) {
-      if (e instanceof UpdateError) return this.refuse(s, `update-${e.reason}`, e.message);
-      throw e;
-    }
-    const hash = toHex(header.payloadHash);
-    this.delivered.set(s.address, { hash, envelope: bytes, payload, at: this.now(), stage });
-    this.send(s, { type: 'accepted', round: header.round, hash });
-    this.maybeClose();
+    // The round checks what the update is for: its round, the sender's membership and stage.
+    const offered = this.rounds.offer(s.address, header, bytes, payload);
+    if (!offered.ok) return this.refuse(s, offered.what, offered.reason);
+    this.send(s, { type: 'accepted', round: header.round, hash: offered.hash });
+    this.rounds.maybeClose();
   }
 
   /** A committed update (as its sender signed it), for peers that missed it. */
   committedUpdate(round: number, sender: string): Uint8Array | null {
-    if (round === this.state.round && this.phase === 'training') return null; // not committed yet
+    if (this.rounds.isInProgress(round)) return null; // not committed yet
     return this.store.loadUpdate(round, sender);
   }
 
@@ -381,19 +336,11 @@ export class Coordinator {
 
   /** Committed payloads of a round in commit order, or null when not all are stored. */
   commitPayloads(round: number): Uint8Array[] | null {
-    const c = this.commit(round);
-    if (!c) return null;
-    const out: Uint8Array[] = [];
-    for (const e of c.included) {
-      const bytes = this.store.loadUpdate(round, e.sender);
-      if (!bytes) return null;
-      out.push(openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }).payload);
-    }
-    return out;
+    return this.record.commitPayloads(round);
   }
 
   commit(round: number): CommitRecord | null {
-    return this.state.commits.find((c) => c.round === round) ?? null;
+    return this.record.commit(round);
   }
 
   // ---- checkpoints ----
@@ -414,28 +361,20 @@ export class Coordinator {
     if (!this.byAddress.has(header.sender)) return { ok: false, status: 403, reason: `${header.sender} is not a peer of this run` };
     const stage = header.stage;
     if (stage !== (this.stages.stageOf(header.sender) ?? 0)) return { ok: false, status: 403, reason: `${header.sender} does not hold stage ${stage}` };
-    const held = this.checkpointRoundOf(stage);
+    const held = this.record.checkpointRoundOf(stage);
     if (header.round > this.state.round || header.round <= held) {
       return { ok: false, status: 409, reason: `checkpoint of round ${header.round}; the run is at round ${this.state.round} with a checkpoint of round ${held}` };
     }
-    this.store.saveCheckpoint(envelope, stage);
-    if (stage === 0) this.state.checkpointRound = header.round;
-    else this.state.stageCheckpoints = { ...this.state.stageCheckpoints, [stage]: header.round };
-    this.save();
+    this.record.keepCheckpoint(envelope, header.round, stage);
     this.log(`checkpoint of round ${header.round}${this.config.stages > 1 ? ` (stage ${stage})` : ''} from ${header.sender}`);
     return { ok: true, round: header.round };
   }
 
   checkpoint(stage = 0): Uint8Array | null {
-    if (!Number.isInteger(stage) || stage < 0 || stage >= this.config.stages) return null;
-    return this.checkpointRoundOf(stage) >= 0 ? this.store.loadCheckpoint(stage) : null;
+    return this.record.checkpoint(stage);
   }
 
-  private checkpointRoundOf(stage: number): number {
-    return stage === 0 ? this.state.checkpointRound : (this.state.stageCheckpoints?.[stage] ?? -1);
-  }
-
-  // ---- the round clock ----
+  // ---- the round clock (round-clock.ts) ----
 
   tick(stalledMs = 0): void {
     const now = this.now();
@@ -450,92 +389,6 @@ export class Coordinator {
         s.conn.close(4003, 'heartbeat timeout');
       }
     }
-    if (this.phase === 'training' && now >= this.deadline) this.closeRound('deadline');
-    else this.maybeStart();
-  }
-
-  private maybeStart(): void {
-    if (this.phase !== 'waiting') return;
-    if (this.options.roundLimit !== undefined && this.state.round >= this.options.roundLimit) return;
-    const r = this.state.round;
-    if (this.config.stages > 1) this.moveToStarvedStages();
-    const ready = [...this.byAddress.values()].filter((s) => s.synced === r && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!);
-    const covered = this.stages.counts(ready).every((n) => n > 0);
-    if (ready.length < this.config.minMembers || !covered) {
-      this.readySince = null; // the grace period counts from when enough peers are ready
-      return;
-    }
-    // Give the other peers (last round's members applying the commit, newcomers syncing) a
-    // moment, so one fast peer does not start — and finish — a round alone.
-    const awaited = [...this.byAddress.keys()].filter((a) => !ready.includes(a));
-    if (awaited.length > 0 && this.now() - this.firstReadyAt(ready) < this.syncGraceMs) return;
-    this.members = new Set(ready);
-    this.delivered = new Map();
-    this.invalid = {};
-    this.readySince = null;
-    this.phase = 'training';
-    this.deadline = this.now() + this.config.roundSeconds * 1000;
-    this.log(`round ${r} started with ${ready.length} member(s)`);
-    this.announceRound();
-  }
-
-  /** When the wait for round r began: the later of the last commit and the first peer ready. */
-  private firstReadyAt(ready: string[]): number {
-    if (ready.length > 0 && this.readySince === null) this.readySince = this.now();
-    return Math.max(this.waitingSince, this.readySince ?? this.now());
-  }
-
-  private announceRound(): void {
-    const members = [...this.members].sort();
-    const stages = members.map((a) => this.stages.stageOf(a) ?? 0);
-    this.broadcast({ type: 'round', round: this.state.round, members, stages, seed: this.config.seed, deadline: this.deadline, tokensTrained: this.tokensTrained });
-  }
-
-  /** Before a pipelined round: no stage may be without a peer while another has two. */
-  private moveToStarvedStages(): void {
-    for (const move of this.stages.rebalance([...this.byAddress.keys()])) {
-      const s = this.byAddress.get(move.address)!;
-      s.synced = -1; // it must fetch the new stage's weights first
-      this.log(`moved ${move.address} from stage ${move.from} to starved stage ${move.to}`);
-      this.send(s, { type: 'stage', stage: move.to, reason: `stage ${move.to} has no peer` });
-    }
-  }
-
-  private maybeClose(): void {
-    if (this.phase !== 'training') return;
-    if (this.members.size > 0 && [...this.members].every((a) => this.delivered.has(a))) this.closeRound('all delivered');
-    else if (this.members.size === 0) this.closeRound('no members left');
-  }
-
-  private closeRound(why: string): void {
-    const round = this.state.round;
-    const included: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
-    for (const [sender, d] of this.delivered) this.store.saveUpdate(round, sender, d.envelope);
-    const members = [...this.members].sort();
-    const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
-    const record: CommitRecord = { round, members, included, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.now(), deliveredAt, invalid: { ...this.invalid } };
-    this.state.commits.push(record);
-    this.state.tokensTrained = this.tokensTrained + this.tokensOf(included);
-    this.state.round = round + 1;
-    this.save();
-    const checkpointBy = included.length > 0 && (round + 1) % this.config.checkpointEvery === 0 ? included[0].sender : null;
-    this.log(`round ${round} closed (${why}): ${included.length}/${members.length} updates`);
-    const delivered = this.delivered;
-    this.members = new Set();
-    this.delivered = new Map();
-    this.phase = 'waiting';
-    this.waitingSince = this.now();
-    this.broadcast({ type: 'commit', round, included, checkpointBy });
-    const reports = this.state.reports[round] ?? {};
-    const closed: ClosedRound = {
-      round,
-      members,
-      included: included.map((e) => ({ sender: e.sender, payload: delivered.get(e.sender)!.payload, deliveredAt: delivered.get(e.sender)!.at })),
-      missing: record.missing,
-      invalid: { ...this.invalid },
-      reportedHashes: Object.fromEntries(members.map((a) => [a, reports[a]?.weightsHash ?? ''])),
-    };
-    this.options.onRoundClosed?.(closed);
-    this.maybeStart();
+    this.rounds.tick(now);
   }
 }

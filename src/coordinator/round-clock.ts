@@ -1,0 +1,249 @@
+// The round clock of one run: when a round starts, which updates it collects, when it closes
+// and what its commit says. The coordinator (coordinator.ts) owns the connections and feeds
+// this class what they say; it never touches a socket itself.
+//
+// Round r starts once `minMembers` joined peers hold θ_start(r) (a pipelined run also needs a
+// ready peer in every stage), after a short grace so one fast peer does not start — and
+// finish — a round alone. Peers that sync later join it while it runs (not in a pipelined
+// run: its steps are shared by the whole pipeline). It closes when every member has
+// delivered, when no member is left, or at the deadline; the commit lists the accepted
+// updates sorted by sender, so every replica applies the same set in the same order.
+import { parameterLayout } from '../model/config.ts';
+import type { EnvelopeHeader } from '../net/envelope.ts';
+import { toHex, type CommitEntry, type RunState, type ServerMessage } from '../protocol/messages.ts';
+import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
+import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
+import type { StageBalancer } from './stages.ts';
+import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
+import type { ClosedRound } from './validator.ts';
+
+/** The peers as the coordinator's membership sees them. */
+export interface RoundPeers {
+  /** Joined peers, in the order they joined. */
+  addresses(): string[];
+  /** Joined peers holding θ_start(round) of the stage they are placed in. */
+  readyFor(round: number): string[];
+  broadcast(m: ServerMessage): void;
+  /** Tells a peer it now holds another stage; it is not ready until it has that stage's weights. */
+  moveStage(address: string, stage: number, reason: string): void;
+}
+
+/** What the round clock needs from the coordinator. */
+export interface RoundClockContext {
+  readonly config: RunConfig;
+  /** The run's saved state, shared with the coordinator: the clock advances round, commits and tokensTrained. */
+  readonly state: PersistedState;
+  readonly store: CoordinatorStore;
+  readonly stages: StageBalancer;
+  readonly peers: RoundPeers;
+  readonly now: () => number;
+  readonly log: (line: string) => void;
+  /** After a commit, wait this long at most for last round's members to sync before starting. */
+  readonly syncGraceMs: number;
+  /** Start no round numbered this or higher. */
+  readonly roundLimit?: number;
+  /** Called after each commit with what the validator needs to score the round. */
+  readonly onRoundClosed?: (round: ClosedRound) => void;
+  /** Saves the state (the coordinator knows which rounds the validator still needs). */
+  save(): void;
+}
+
+/** An update accepted into the round in progress. */
+interface Delivery {
+  hash: string;
+  envelope: Uint8Array;
+  payload: Uint8Array;
+  at: number;
+  stage: number;
+}
+
+/** An update refused: the reason's key (counted) and a sentence for the sender. */
+export interface Refusal {
+  what: string;
+  reason: string;
+}
+
+/** Tokens a commit's updates trained: innerSteps × batch × seq per stage-0 update. */
+export function tokensOfCommit(config: RunConfig, included: readonly CommitEntry[]): number {
+  const perUpdate = config.innerSteps * config.batch * config.seq;
+  return included.filter((e) => e.stage === 0).length * perUpdate;
+}
+
+export class RoundClock {
+  private phase: RunState['phase'] = 'waiting';
+  private members = new Set<string>();
+  private delivered = new Map<string, Delivery>();
+  /** Invalid updates refused in the round in progress, by sender (a validator penalty). */
+  private invalid: Record<string, number> = {};
+  private deadline = 0;
+  private waitingSince: number;
+  private readySince: number | null = null;
+  /** Parameter layout of each stage (one stage: the whole model), to decode updates against. */
+  private readonly layouts: { name: string; shape: readonly number[] }[][];
+  private readonly hash: number;
+
+  constructor(private readonly ctx: RoundClockContext) {
+    const cfg = runModel(ctx.config);
+    this.layouts = stageBounds(ctx.config).map((r) => parameterLayout(cfg, r.from, r.to).map((s) => ({ name: s.name, shape: s.shape })));
+    this.hash = configHash(cfg);
+    this.waitingSince = ctx.now();
+  }
+
+  get currentPhase(): RunState['phase'] {
+    return this.phase;
+  }
+
+  /** Members of the round in progress (or of none), sorted. */
+  memberList(): string[] {
+    return [...this.members].sort();
+  }
+
+  /** Senders whose update the round in progress has accepted, sorted. */
+  deliveredSenders(): string[] {
+    return [...this.delivered.keys()].sort();
+  }
+
+  /** When the round in progress closes at the latest; null while waiting. */
+  deadlineIfTraining(): number | null {
+    return this.phase === 'training' ? this.deadline : null;
+  }
+
+  /** Whether `round` is the round in progress (its updates are not committed yet). */
+  isInProgress(round: number): boolean {
+    return round === this.ctx.state.round && this.phase === 'training';
+  }
+
+  /** Counts an invalid update (or envelope) from a member against the round in progress. */
+  countInvalid(address: string): void {
+    this.invalid[address] = (this.invalid[address] ?? 0) + 1;
+  }
+
+  /** A peer now holds θ_start(round): it joins the round in progress, or one may start. */
+  peerSynced(address: string, round: number): void {
+    // A pipelined round's steps involve every stage at once: a late peer waits for the next.
+    if (this.phase === 'training' && round === this.ctx.state.round && !this.members.has(address) && this.ctx.config.stages === 1) {
+      this.members.add(address); // joins the round in progress
+      this.announceRound();
+    }
+    this.maybeStart();
+  }
+
+  /** A peer left; true when it was a member of the round (the caller then calls maybeClose). */
+  removeMember(address: string): boolean {
+    return this.members.delete(address);
+  }
+
+  /**
+   * Checks a member's update (its envelope already opened and its signer checked) against the
+   * round in progress and the sender's stage, then keeps it; the caller calls maybeClose.
+   */
+  offer(sender: string, header: EnvelopeHeader, envelope: Uint8Array, payload: Uint8Array): { ok: true; hash: string } | ({ ok: false } & Refusal) {
+    const round = this.ctx.state.round;
+    if (this.phase !== 'training' || header.round !== round) return { ok: false, what: 'stale-round', reason: `update for round ${header.round}; round ${round} is ${this.phase}` };
+    if (!this.members.has(sender)) return { ok: false, what: 'unknown-member', reason: `${sender} is not a member of round ${header.round}` };
+    if (this.delivered.has(sender)) return { ok: false, what: 'duplicate', reason: `a second update for round ${header.round}` };
+    const stage = this.ctx.stages.stageOf(sender) ?? 0;
+    if (header.stage !== stage) return { ok: false, what: 'wrong-stage', reason: `an update of stage ${header.stage} from a peer of stage ${stage}` };
+    try {
+      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layouts[stage], maxBytes: this.ctx.config.maxMessageBytes });
+    } catch (e) {
+      if (e instanceof UpdateError) return { ok: false, what: `update-${e.reason}`, reason: e.message };
+      throw e;
+    }
+    const hash = toHex(header.payloadHash);
+    this.delivered.set(sender, { hash, envelope, payload, at: this.ctx.now(), stage });
+    return { ok: true, hash };
+  }
+
+  /** One beat of the clock: close a round past its deadline, or start one if it can. */
+  tick(now: number): void {
+    if (this.phase === 'training' && now >= this.deadline) this.closeRound('deadline');
+    else this.maybeStart();
+  }
+
+  maybeStart(): void {
+    const { config, state, stages } = this.ctx;
+    if (this.phase !== 'waiting') return;
+    if (this.ctx.roundLimit !== undefined && state.round >= this.ctx.roundLimit) return;
+    const r = state.round;
+    if (config.stages > 1) this.moveToStarvedStages();
+    const ready = this.ctx.peers.readyFor(r);
+    const covered = stages.counts(ready).every((n) => n > 0);
+    if (ready.length < config.minMembers || !covered) {
+      this.readySince = null; // the grace period counts from when enough peers are ready
+      return;
+    }
+    // Give the other peers (last round's members applying the commit, newcomers syncing) a
+    // moment, so one fast peer does not start — and finish — a round alone.
+    const awaited = this.ctx.peers.addresses().filter((a) => !ready.includes(a));
+    if (awaited.length > 0 && this.ctx.now() - this.firstReadyAt(ready) < this.ctx.syncGraceMs) return;
+    this.members = new Set(ready);
+    this.delivered = new Map();
+    this.invalid = {};
+    this.readySince = null;
+    this.phase = 'training';
+    this.deadline = this.ctx.now() + config.roundSeconds * 1000;
+    this.ctx.log(`round ${r} started with ${ready.length} member(s)`);
+    this.announceRound();
+  }
+
+  /** When the wait for round r began: the later of the last commit and the first peer ready. */
+  private firstReadyAt(ready: string[]): number {
+    if (ready.length > 0 && this.readySince === null) this.readySince = this.ctx.now();
+    return Math.max(this.waitingSince, this.readySince ?? this.ctx.now());
+  }
+
+  private announceRound(): void {
+    const members = [...this.members].sort();
+    const stages = members.map((a) => this.ctx.stages.stageOf(a) ?? 0);
+    const { state, config } = this.ctx;
+    this.ctx.peers.broadcast({ type: 'round', round: state.round, members, stages, seed: config.seed, deadline: this.deadline, tokensTrained: state.tokensTrained ?? 0 });
+  }
+
+  /** Before a pipelined round: no stage may be without a peer while another has two. */
+  private moveToStarvedStages(): void {
+    for (const move of this.ctx.stages.rebalance(this.ctx.peers.addresses())) {
+      this.ctx.log(`moved ${move.address} from stage ${move.from} to starved stage ${move.to}`);
+      this.ctx.peers.moveStage(move.address, move.to, `stage ${move.to} has no peer`);
+    }
+  }
+
+  maybeClose(): void {
+    if (this.phase !== 'training') return;
+    if (this.members.size > 0 && [...this.members].every((a) => this.delivered.has(a))) this.closeRound('all delivered');
+    else if (this.members.size === 0) this.closeRound('no members left');
+  }
+
+  private closeRound(why: string): void {
+    const { state, store, config } = this.ctx;
+    const round = state.round;
+    const included: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
+    for (const [sender, d] of this.delivered) store.saveUpdate(round, sender, d.envelope);
+    const members = [...this.members].sort();
+    const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
+    const record: CommitRecord = { round, members, included, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
+    state.commits.push(record);
+    state.tokensTrained = (state.tokensTrained ?? 0) + tokensOfCommit(config, included);
+    state.round = round + 1;
+    this.ctx.save();
+    const checkpointBy = included.length > 0 && (round + 1) % config.checkpointEvery === 0 ? included[0].sender : null;
+    this.ctx.log(`round ${round} closed (${why}): ${included.length}/${members.length} updates`);
+    const delivered = this.delivered;
+    this.members = new Set();
+    this.delivered = new Map();
+    this.phase = 'waiting';
+    this.waitingSince = this.ctx.now();
+    this.ctx.peers.broadcast({ type: 'commit', round, included, checkpointBy });
+    const reports = state.reports[round] ?? {};
+    const closed: ClosedRound = {
+      round,
+      members,
+      included: included.map((e) => ({ sender: e.sender, payload: delivered.get(e.sender)!.payload, deliveredAt: delivered.get(e.sender)!.at })),
+      missing: record.missing,
+      invalid: { ...this.invalid },
+      reportedHashes: Object.fromEntries(members.map((a) => [a, reports[a]?.weightsHash ?? ''])),
+    };
+    this.ctx.onRoundClosed?.(closed);
+    this.maybeStart();
+  }
+}

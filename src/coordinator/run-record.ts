@@ -1,0 +1,119 @@
+// What a run has recorded, over its saved state (state-store.ts): the next round, the commits
+// of recent rounds and the updates they include, members' reports, the tokens trained, and
+// the latest checkpoint of each stage. Loaded when the coordinator starts (a restart resumes
+// the run), saved after every change, keeping every round the validator has still to score.
+import { openEnvelope } from '../net/envelope.ts';
+import type { RunConfig } from '../protocol/run-config.ts';
+import { tokensOfCommit } from './round-clock.ts';
+import type { CommitRecord, CoordinatorStore, MemberReport, PersistedState } from './state-store.ts';
+import type { ClosedRound } from './validator.ts';
+
+/** How far the validator got through the closed rounds. */
+export interface ScoringProgress {
+  /** Rounds it scored. */
+  scoredRounds: number;
+  /** The last round it scored or skipped (with the reason recorded), −1 before any. */
+  decidedThrough: number;
+}
+
+/** Reports older than this many rounds (or more than one ahead) are not kept. */
+const REPORT_ROUNDS_BACK = 5;
+
+export class RunRecord {
+  readonly state: PersistedState;
+
+  constructor(
+    private readonly config: RunConfig,
+    readonly store: CoordinatorStore,
+    /** The validator's progress; undefined when nobody validates. */
+    private readonly scoring: () => ScoringProgress | undefined,
+    log: (line: string) => void,
+  ) {
+    const saved = store.load();
+    if (saved && saved.run !== config.run) throw new Error(`the state in ${store.dir} belongs to run '${saved.run}', not '${config.run}': use another --state folder`);
+    this.state = saved ?? { format: 1, run: config.run, round: 0, checkpointRound: -1, commits: [], reports: {}, tokensTrained: 0 };
+    if (saved) log(`resuming run '${config.run}' at round ${saved.round}`);
+    if (saved && saved.tokensTrained === undefined) {
+      // A state saved before the count existed: only the commits still kept can be counted.
+      this.state.tokensTrained = saved.commits.reduce((n, c) => n + tokensOfCommit(config, c.included), 0);
+      log(`tokens trained before round ${saved.commits[0]?.round ?? saved.round} were not recorded by the version that saved this state: counting from there`);
+    }
+  }
+
+  /** Saves the state, keeping every round the validator has still to score. */
+  save(): void {
+    const scoring = this.scoring();
+    this.store.save(this.state, scoring ? scoring.decidedThrough + 1 : Infinity);
+  }
+
+  /** Tokens trained in the committed updates so far (all rounds before the current one). */
+  get tokensTrained(): number {
+    return this.state.tokensTrained ?? 0;
+  }
+
+  commit(round: number): CommitRecord | null {
+    return this.state.commits.find((c) => c.round === round) ?? null;
+  }
+
+  private payloadOf(envelope: Uint8Array): Uint8Array {
+    return openEnvelope(envelope, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }).payload;
+  }
+
+  /**
+   * What the validator needs to score a closed round, rebuilt from the saved state (after a
+   * restart, or when it fell behind): or why that is no longer possible.
+   */
+  closedRound(round: number): { ok: true; closed: ClosedRound } | { ok: false; reason: string } {
+    const c = this.commit(round);
+    if (!c) return { ok: false, reason: `the commit of round ${round} is no longer kept (the state keeps ${this.store.keepRounds} rounds and those the validator has not scored)` };
+    const included: ClosedRound['included'] = [];
+    for (const [i, e] of c.included.entries()) {
+      const bytes = this.store.loadUpdate(round, e.sender);
+      if (!bytes) return { ok: false, reason: `the update of ${e.sender} in round ${round} is gone from ${this.store.dir}` };
+      // A state saved before delivery times were kept: commit order (by sender) stands in.
+      included.push({ sender: e.sender, payload: this.payloadOf(bytes), deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + i });
+    }
+    const reports = this.state.reports[round] ?? {};
+    const reportedHashes = Object.fromEntries(c.members.map((a) => [a, reports[a]?.weightsHash ?? '']));
+    return { ok: true, closed: { round, members: c.members, included, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes } };
+  }
+
+  /** Committed payloads of a round in commit order, or null when not all are stored. */
+  commitPayloads(round: number): Uint8Array[] | null {
+    const c = this.commit(round);
+    if (!c) return null;
+    const out: Uint8Array[] = [];
+    for (const e of c.included) {
+      const bytes = this.store.loadUpdate(round, e.sender);
+      if (!bytes) return null;
+      out.push(this.payloadOf(bytes));
+    }
+    return out;
+  }
+
+  /** Merges what a member reported about a recent round (its loss, bytes, weights hash). */
+  noteReport(round: number, address: string, r: Partial<MemberReport>): void {
+    if (round > this.state.round + 1 || round < this.state.round - REPORT_ROUNDS_BACK) return;
+    const byRound = (this.state.reports[round] ??= {});
+    byRound[address] = { ...(byRound[address] ?? { loss: NaN, bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 }), ...r };
+  }
+
+  /** The round of a stage's latest checkpoint, −1 when none. */
+  checkpointRoundOf(stage: number): number {
+    return stage === 0 ? this.state.checkpointRound : (this.state.stageCheckpoints?.[stage] ?? -1);
+  }
+
+  /** Keeps a stage's checkpoint of `round` (checked by the caller) and saves the state. */
+  keepCheckpoint(envelope: Uint8Array, round: number, stage: number): void {
+    this.store.saveCheckpoint(envelope, stage);
+    if (stage === 0) this.state.checkpointRound = round;
+    else this.state.stageCheckpoints = { ...this.state.stageCheckpoints, [stage]: round };
+    this.save();
+  }
+
+  /** A stage's latest checkpoint (a signed 'weights' envelope), or null. */
+  checkpoint(stage: number): Uint8Array | null {
+    if (!Number.isInteger(stage) || stage < 0 || stage >= this.config.stages) return null;
+    return this.checkpointRoundOf(stage) >= 0 ? this.store.loadCheckpoint(stage) : null;
+  }
+}
