@@ -1,6 +1,6 @@
 // The contributor's HTTP through fetch (page or worker): bodies as Uint8Array, null on 404,
 // bounded waits so a dead coordinator is noticed instead of waited on forever.
-import type { HttpClient } from '../../src/contributor/contributor.ts';
+import type { HttpClient } from '../../src/protocol/http.ts';
 
 export function fetchHttpClient(timeoutMs = 120_000): HttpClient {
   return {

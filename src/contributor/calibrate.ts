@@ -4,7 +4,7 @@
 // contributor of a pipelined run may not hold the whole model). Environment-free.
 import type { Gpu } from '../gpu/gpu.ts';
 import { LayerSlice } from '../model/slice.ts';
-import type { HttpClient } from './contributor.ts';
+import type { HttpClient } from '../protocol/http.ts';
 import type { Capacity } from '../protocol/messages.ts';
 import { parseRunConfig, runModel, type RunConfig } from '../protocol/run-config.ts';
 

@@ -10,8 +10,13 @@ import type { CheckpointStore } from '../train/checkpoint.ts';
 import { openEnvelope } from '../net/envelope.ts';
 import { toHex, type CommitEntry, type RunState } from '../protocol/messages.ts';
 import type { SwarmReplica } from '../round/replica.ts';
-import type { HttpClient } from './contributor.ts';
+import type { HttpClient } from '../protocol/http.ts';
 import { mib, throttled } from './progress.ts';
+
+/** The name a contributor's own state is saved under, per run and stage. */
+export function localCheckpointName(run: string, stage = 0): string {
+  return stage === 0 ? `contributor-${run}` : `contributor-${run}-stage${stage}`;
+}
 
 export interface CommitInfo {
   round: number;
@@ -54,8 +59,7 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
     const replayed = await replay(c, c.held);
     if (replayed !== null) return { round: replayed, source: c.held === replayed ? 'memory' : `memory+${replayed - c.held} commits` };
   }
-  const name = c.stage === 0 ? `contributor-${c.run}` : `contributor-${c.run}-stage${c.stage}`;
-  const local = await c.store?.load(name).catch((e: Error) => {
+  const local = await c.store?.load(localCheckpointName(c.run, c.stage)).catch((e: Error) => {
     c.onWarning(`ignoring the saved state: ${e.message}`);
     return null;
   });

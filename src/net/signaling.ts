@@ -1,7 +1,8 @@
 // A contributor's connection to the coordinator: the join handshake (sign the challenge with
 // the hotkey), then control messages in, control and binary envelopes out. Environment-free:
 // the caller passes how to open a WebSocket (the page's WebSocket, or the `ws` package).
-import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, toHex, type Capacity, type ClientMessage, type RunState, type ServerMessage } from '../protocol/messages.ts';
+import { toHex } from '../base/hex.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, type Capacity, type ClientMessage, type RunState, type ServerMessage } from '../protocol/messages.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 
 /** The part of the browser WebSocket API used here (the `ws` package has the same). */
@@ -17,6 +18,8 @@ export interface SocketLike {
 }
 
 export type OpenSocket = (url: string) => SocketLike;
+
+const utf8 = new TextEncoder();
 
 /** The coordinator could not be reached or refused us; `retry` says whether trying again may help. */
 export class CoordinatorError extends Error {
@@ -38,7 +41,8 @@ export interface Welcome {
 
 export class CoordinatorClient {
   private socket: SocketLike | null = null;
-  private listeners: ((m: ServerMessage) => void)[] = [];
+  /** Each gets a message and the bytes it took on the wire (its UTF-8 text, without the socket's framing). */
+  private listeners: ((m: ServerMessage, bytes: number) => void)[] = [];
   private closeListeners: ((reason: string) => void)[] = [];
   /** Control messages that failed to parse (counted, dropped). */
   malformed = 0;
@@ -51,7 +55,7 @@ export class CoordinatorClient {
     private readonly capacity?: Capacity,
   ) {}
 
-  onMessage(cb: (m: ServerMessage) => void): void {
+  onMessage(cb: (m: ServerMessage, bytes: number) => void): void {
     this.listeners.push(cb);
   }
 
@@ -110,7 +114,8 @@ export class CoordinatorClient {
           }
           return; // peers/round messages before welcome: the welcome carries the state
         }
-        for (const cb of this.listeners) cb(m);
+        const bytes = utf8.encode(ev.data).length;
+        for (const cb of this.listeners) cb(m, bytes);
       };
     });
   }

@@ -1,5 +1,5 @@
 // HTTP for the contributor in Node: Node 20's fetch, bodies as Uint8Array, bounded waits.
-import type { HttpClient } from '../contributor/contributor.ts';
+import type { HttpClient } from '../protocol/http.ts';
 
 export function nodeHttpClient(timeoutMs = 120_000): HttpClient {
   return {

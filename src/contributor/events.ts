@@ -1,0 +1,36 @@
+// What a contributor tells its shell (`tessera contribute`, `tessera swarm`, the page, the
+// desktop app): one event stream, folded into views by each. Fields added to an event after
+// its first version are optional in the types: views also fold recorded events.
+import type { Standing } from '../protocol/messages.ts';
+import type { RunConfig } from '../protocol/run-config.ts';
+import type { ProgressPhase } from './progress.ts';
+
+export type ContributorEvent =
+  | ({ event: 'joined'; address: string; run: string; round: number; model: string; stage: number; stages: number } & Partial<RunDescription>)
+  /** Start-up work under way: compiling kernels, fetching the data shard (bytes), syncing weights, waiting for peers. */
+  | { event: 'progress'; phase: ProgressPhase; done: number; total: number; text: string }
+  | { event: 'stage'; stage: number; reason: string }
+  | { event: 'synced'; round: number; source: string; weightsHash: string }
+  /** Round `round` of the run's `plannedRounds` starts with us; `tokensTrained`: the whole swarm's, before it. */
+  | { event: 'round'; round: number; members: number; plannedRounds?: number; tokensTrained?: number }
+  | { event: 'step'; round: number; step: number; loss: number; tokensPerSecond: number; busy?: number; rerouted?: number; dropped?: number }
+  | { event: 'exchange'; round: number; bytes: number; peers: number }
+  | { event: 'sent'; round: number; bytes: number; delivered: number; failed: number }
+  /** `tokensContributed`: tokens of this contributor's updates committed so far (this session). */
+  | { event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; fromPeers: number; fetched: number; bytesUp: number; bytesDown: number; peers: number; rejected: Record<string, number>; weightsHash: string; tokensContributed?: number }
+  /** We uploaded the run's checkpoint of `round` (the commit asked us to): `bytes` sent. */
+  | { event: 'checkpoint'; round: number; bytes: number }
+  | { event: 'rejected'; from: string; reason: string; message: string }
+  | { event: 'link'; peer: string; up: boolean; reason: string }
+  | { event: 'reward'; round: number; standing: Standing }
+  | { event: 'warning'; text: string }
+  /** `longestStallMs`: the longest this process went without running a timer (heartbeats stop meanwhile). */
+  | { event: 'stopped'; round: number; saved: boolean; longestStallMs?: number };
+
+/** What a volunteer is told about the run on joining (from its run config). */
+export type RunDescription = Pick<RunConfig, 'name' | 'description' | 'owner' | 'homepage' | 'rewardUnit' | 'rewardNote' | 'plannedRounds' | 'plannedTokens'>;
+
+/** 'now': at the next step, the round's work dropped; 'after-round': after the round's commit. */
+export type StopMode = 'now' | 'after-round';
+
+export type OnEvent = (e: ContributorEvent) => void;

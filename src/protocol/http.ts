@@ -1,0 +1,10 @@
+// The protocol's HTTP side, as the engine sees it: what a contributor fetches from (and puts
+// to) the coordinator — the run config, the data shard, updates, commits, checkpoints. The
+// engine is environment-free, so each shell passes its own client: Node's fetch
+// (src/node/http-client.ts) or the page's (renderer/engine/http.ts).
+
+export interface HttpClient {
+  /** The body, or null on 404; throws on other failures. `onProgress` (optional to honour): bytes so far of the total (0: unknown). */
+  get(url: string, onProgress?: (done: number, total: number) => void): Promise<Uint8Array | null>;
+  put(url: string, body: Uint8Array): Promise<{ status: number; text: string }>;
+}
