@@ -10,7 +10,7 @@ import { desktopPatchOf, runFromDesktop, uiSettingsFrom, type DesktopPatch } fro
 import type { Engine } from '../engine/client.ts';
 import { HISTORY_LIMIT, type UiDb } from './db.ts';
 import { rewardPointOf } from './event-log.ts';
-import type { Notice } from './human.ts';
+import { DESKTOP_NOTICES } from './human.ts';
 import type { AppActions, AppState } from './store.ts';
 
 export interface DesktopState {
@@ -35,8 +35,6 @@ export interface DesktopContext {
   /** The browser tab's actions, for what is the same here. */
   base: AppActions;
 }
-
-const desktopNotice = (severity: Notice['severity'], title: string, text: string): Notice => ({ kind: 'desktop', severity, title, text });
 
 export function desktopActions(c: DesktopContext): Partial<AppActions> {
   const { api } = c;
@@ -86,7 +84,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
       void readStanding();
       void c.get().readSwarmProgress();
     }
-    if (status.error && status.error !== lastError) c.set({ notice: desktopNotice('error', 'Training stopped', status.gpu.message ?? status.error) });
+    if (status.error && status.error !== lastError) c.set({ notice: DESKTOP_NOTICES.trainingStopped(status.gpu.message ?? status.error) });
     lastError = status.error;
   };
 
@@ -101,7 +99,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
     if (d?.secretStorage?.backend === 'basic_text' && !d.settings?.allowPlainTextSecrets) {
       heldSecret = secret;
       patch({ secretWaiting: true });
-      c.set({ notice: desktopNotice('warning', 'Wallet secret not saved yet', `${d.secretStorage.warning ?? ''} To train in the background anyway, choose "Store it anyway" in Settings.`) });
+      c.set({ notice: DESKTOP_NOTICES.secretWaiting(d.secretStorage.warning ?? '') });
       return;
     }
     try {
@@ -111,7 +109,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
     } catch (e) {
       heldSecret = secret;
       patch({ secretWaiting: true });
-      c.set({ notice: desktopNotice('error', 'Wallet secret not saved', (e as Error).message) });
+      c.set({ notice: DESKTOP_NOTICES.secretNotSaved((e as Error).message) });
     }
   };
 
@@ -128,7 +126,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
     async init() {
       api.onStatus(onStatus);
       const got = await Promise.all([api.getStatus(), api.getSettings(), api.getCapabilities()]).catch((e: Error) => {
-        c.set({ notice: desktopNotice('error', 'The desktop app did not answer', `${e.message}. Restart Tessera.`) });
+        c.set({ notice: DESKTOP_NOTICES.noAnswer(e.message) });
         return null;
       });
       await c.base.init();
@@ -138,7 +136,7 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
       onStatus(status);
       c.set({ settings: uiSettingsFrom(settings, c.get().settings) });
       const secret = await api.loadWalletSecret().catch((e: Error) => {
-        c.set({ notice: desktopNotice('warning', 'Saved wallet not readable', e.message) });
+        c.set({ notice: DESKTOP_NOTICES.savedWalletUnreadable(e.message) });
         return null;
       });
       if (!secret) return;
@@ -168,9 +166,9 @@ export function desktopActions(c: DesktopContext): Partial<AppActions> {
     async contribute() {
       const d = c.get().desktop;
       if (!d?.secretSaved) {
-        return c.set({ notice: desktopNotice('error', 'The wallet secret is not saved', `Training runs in a background window that signs with your wallet secret from the system keychain. ${d?.secretStorage?.warning ?? 'Unlock the wallet again to save it.'}`) });
+        return c.set({ notice: DESKTOP_NOTICES.secretMissing(d?.secretStorage?.warning ?? null) });
       }
-      if (!d.settings?.coordinatorUrl) return c.set({ notice: desktopNotice('error', 'No coordinator chosen', 'Enter a coordinator address in Settings.') });
+      if (!d.settings?.coordinatorUrl) return c.set({ notice: DESKTOP_NOTICES.noCoordinator() });
       await act(() => api.contribute());
     },
     pause: () => act(() => api.pause()),

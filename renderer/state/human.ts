@@ -1,5 +1,7 @@
-// Every failure in words a hobbyist can act on: what happened, and what to do next.
+// Every failure in words a hobbyist can act on: what happened, and what to do next. The store's
+// slices show these notices; none of them spells its own.
 import type { WireError } from '../engine/messages.ts';
+import { MIN_PASSWORD_CHARS } from '../../src/wallet/password-rule.ts';
 
 export interface Notice {
   kind: WireError['kind'] | 'peer-blocked' | 'mnemonic-mismatch' | 'input' | 'settings' | 'desktop';
@@ -63,6 +65,54 @@ export function blockedPeerNotice(peer: string, reason: string): Notice {
     text: `No direct link to ${short(peer)} (${reason}). A firewall or NAT is in the way: the run needs a TURN server in its iceServers for such networks. Training goes on; updates come through the coordinator meanwhile.`,
   };
 }
+
+// ---- what the user typed or chose, refused (the first run, a tab's wallet, settings) ----
+
+const inputNotice = (title: string, text: string): Notice => ({ kind: 'input', severity: 'error', title, text });
+
+export const wordsMismatchNotice = (): Notice => ({
+  kind: 'mnemonic-mismatch',
+  severity: 'error',
+  title: 'Those words do not match',
+  text: 'Check your written copy: the words must be the ones shown, at those positions. "Show the words again" brings them back.',
+});
+
+export const notAMnemonicNotice = (words: number): Notice => inputNotice('Not a mnemonic', `A mnemonic has 12 or 24 words (15, 18, 21 also work); this has ${words}.`);
+
+export const passwordsDifferNotice = (): Notice => inputNotice('The passwords differ', 'Type the same password twice.');
+
+/** `wallet`: whose wallet the password encrypts, in words ("your wallet", "this wallet"). */
+export const passwordTooShortNotice = (wallet: string): Notice => inputNotice('Password too short', `Use at least ${MIN_PASSWORD_CHARS} characters: it encrypts ${wallet} in this browser.`);
+
+export const noTabWalletChosenNotice = (): Notice => inputNotice('No wallet chosen', 'Choose one of the wallets listed, or create a wallet for this tab.');
+
+export const notACoordinatorNotice = (): Notice => inputNotice('Not a coordinator address', 'Enter an address like ws://host:8787/ws or http://host:8787 (https and wss work too).');
+
+export const noLocalCoordinatorNotice = (): Notice =>
+  inputNotice('No local coordinator here', 'This page was not served by `npm run web`, so there is no local run: enter a coordinator address instead.');
+
+export const noCoordinatorChosenNotice = (): Notice => inputNotice('No coordinator chosen', 'Choose a network in Settings: the local run of `npm run web`, or a coordinator address.');
+
+export const onlyInDesktopNotice = (): Notice => inputNotice('Only in the desktop app', 'This setting belongs to the Tessera desktop app.');
+
+export const settingsNotLoadedNotice = (problem: string): Notice => ({ kind: 'settings', severity: 'warning', title: 'Settings not loaded', text: problem });
+
+// ---- the desktop app's UI window (renderer/state/desktop.ts) ----
+
+const desktopNotice = (severity: Notice['severity'], title: string, text: string): Notice => ({ kind: 'desktop', severity, title, text });
+
+export const DESKTOP_NOTICES = {
+  noAnswer: (problem: string) => desktopNotice('error', 'The desktop app did not answer', `${problem}. Restart Tessera.`),
+  savedWalletUnreadable: (problem: string) => desktopNotice('warning', 'Saved wallet not readable', problem),
+  trainingStopped: (why: string) => desktopNotice('error', 'Training stopped', why),
+  /** The keyring is plain text (`warning` says so) and the user has not agreed to that yet. */
+  secretWaiting: (warning: string) => desktopNotice('warning', 'Wallet secret not saved yet', `${warning} To train in the background anyway, choose "Store it anyway" in Settings.`),
+  secretNotSaved: (problem: string) => desktopNotice('error', 'Wallet secret not saved', problem),
+  /** Contribute without a stored secret; `why` is the storage's warning, if any. */
+  secretMissing: (why: string | null) =>
+    desktopNotice('error', 'The wallet secret is not saved', `Training runs in a background window that signs with your wallet secret from the system keychain. ${why ?? 'Unlock the wallet again to save it.'}`),
+  noCoordinator: () => desktopNotice('error', 'No coordinator chosen', 'Enter a coordinator address in Settings.'),
+};
 
 export function short(address: string): string {
   return address.length > 12 ? `${address.slice(0, 6)}…${address.slice(-4)}` : address;

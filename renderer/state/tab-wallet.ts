@@ -6,7 +6,8 @@
 // per tab (sessionStorage), so a reload of this tab resumes with the same wallet and its own
 // history and checkpoint. Part of the one store (store.ts calls tabWalletActions).
 import type { Engine } from '../engine/client.ts';
-import { MIN_PASSWORD_CHARS, newPasswordProblem } from '../../src/wallet/password-rule.ts';
+import { newPasswordProblem } from '../../src/wallet/password-rule.ts';
+import { noTabWalletChosenNotice, passwordTooShortNotice, passwordsDifferNotice } from './human.ts';
 import type { AppActions, AppState } from './store.ts';
 
 /** Where a tab remembers its wallet: sessionStorage in a page (per tab, kept across reloads). */
@@ -41,7 +42,16 @@ export function newTabWalletName(random: () => number = Math.random): string {
   return `tab-${Math.floor(random() * 2 ** 32).toString(16).padStart(8, '0')}`;
 }
 
-type TabWalletActions = Pick<AppActions, 'chooseTabWallet' | 'createTabWallet' | 'saveTabWallet' | 'unlockTabWallet' | 'cancelTabWallet'>;
+export interface TabWalletActions {
+  /** A browser tab whose wallet contributes in another tab: choose or create a wallet for this tab. */
+  chooseTabWallet(): Promise<void>;
+  createTabWallet(): Promise<void>;
+  /** Saves the new wallet of this tab (its words shown once, on the same screen) and contributes with it. */
+  saveTabWallet(password: string, repeat: string): Promise<void>;
+  /** Unlocks another stored wallet for this tab and contributes with it. */
+  unlockTabWallet(name: string, password: string): Promise<void>;
+  cancelTabWallet(): void;
+}
 
 export function tabWalletActions(c: TabWalletContext): TabWalletActions {
   /** This tab's wallet is now `name` (unlocked in the worker): remember it, and contribute with it. */
@@ -51,7 +61,6 @@ export function tabWalletActions(c: TabWalletContext): TabWalletActions {
     c.set({ address, draft: null, screen: 'main', notice: null });
     await c.get().contribute();
   };
-  const inputError = (title: string, text: string) => c.set({ notice: { kind: 'input', severity: 'error', title, text } });
 
   return {
     async chooseTabWallet() {
@@ -66,14 +75,14 @@ export function tabWalletActions(c: TabWalletContext): TabWalletActions {
     async saveTabWallet(password, repeat) {
       const d = c.get().draft;
       if (!d) return;
-      if (password !== repeat) return inputError('The passwords differ', 'Type the same password twice.');
-      if (newPasswordProblem(password)) return inputError('Password too short', `Use at least ${MIN_PASSWORD_CHARS} characters: it encrypts this wallet in this browser.`);
+      if (password !== repeat) return c.set({ notice: passwordsDifferNotice() });
+      if (newPasswordProblem(password)) return c.set({ notice: passwordTooShortNotice('this wallet') });
       const name = newTabWalletName();
       const w = await c.busy(() => c.engine.call('saveWallet', { mnemonic: d.mnemonic, password, name }));
       if (w) await switchTo(w.name, w.address);
     },
     async unlockTabWallet(name, password) {
-      if (!name) return inputError('No wallet chosen', 'Choose one of the wallets listed, or create a wallet for this tab.');
+      if (!name) return c.set({ notice: noTabWalletChosenNotice() });
       const w = await c.busy(() => c.engine.call('unlockWallet', { password, name }));
       if (w) await switchTo(w.name, w.address);
     },
