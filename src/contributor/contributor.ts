@@ -19,7 +19,7 @@ import { CoordinatorClient, CoordinatorError, type OpenSocket, type Welcome } fr
 import type { Capacity, CommitEntry, RunState, ServerMessage } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { parseRunConfig, type RunConfig } from '../protocol/run-config.ts';
-import { SwarmReplica } from '../round/replica.ts';
+import { ModelReplica } from '../round/replica.ts';
 import { measureCapacity } from './calibrate.ts';
 import { checkpointUploader, uploadCheckpoint } from './checkpoint-upload.ts';
 import type { ContributorEvent, StopMode } from './events.ts';
@@ -79,7 +79,7 @@ export class Contributor {
   private client!: CoordinatorClient;
   private mesh!: PeerMesh;
   private config!: RunConfig;
-  private replica: SwarmReplica | null = null;
+  private replica: ModelReplica | null = null;
   /** Our pipeline stage (0 in a run of one stage), and a move the coordinator asked for. */
   private stage = 0;
   private movedTo: { stage: number; reason: string } | null = null;
@@ -299,7 +299,7 @@ export class Contributor {
   private async buildReplica(): Promise<void> {
     this.replica?.destroy();
     this.replica = null;
-    this.replica = new SwarmReplica(this.o.gpu, this.config, this.trainTokens, this.o.sampleAs ?? this.address, this.stage);
+    this.replica = new ModelReplica(this.o.gpu, this.config, this.trainTokens, this.o.sampleAs ?? this.address, this.stage);
     // Compile every kernel now, off the event loop: drivers compile synchronously on first
     // use, which would stall this peer (heartbeats included) in its first round.
     await this.replica.warmUp({ onProgress: this.compileProgress("the model's kernels") });

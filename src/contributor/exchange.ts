@@ -19,7 +19,7 @@ import type { CoordinatorClient } from '../net/signaling.ts';
 import { toHex, type CommitEntry, type ServerMessage } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
-import type { SwarmReplica } from '../round/replica.ts';
+import type { ModelReplica } from '../round/replica.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import type { OnEvent, StopMode } from './events.ts';
 import type { Refusal, Refusals } from './inbox.ts';
@@ -44,8 +44,8 @@ export const PEER_UPDATE_GRACE_MS = 3000;
 /** Receipts for our own updates kept at most (one a round; a bound against a coordinator flooding them). */
 export const MAX_RECEIPTS = 64;
 
-/** What the exchange asks of a replica (SwarmReplica; a test's double). */
-export type ExchangeReplica = Pick<SwarmReplica, 'trainStep' | 'discardRound' | 'compress' | 'apply' | 'weightsHash' | 'checkUpdate'>;
+/** What the exchange asks of a replica (ModelReplica; a test's double). */
+export type ExchangeReplica = Pick<ModelReplica, 'trainStep' | 'discardRound' | 'compress' | 'apply' | 'weightsHash' | 'checkUpdate'>;
 export type ExchangeMesh = Pick<PeerMesh, 'sendAll' | 'isConnected' | 'stats'>;
 export type CoordinatorLink = Pick<CoordinatorClient, 'send' | 'sendBinary'>;
 

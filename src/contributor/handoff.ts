@@ -7,7 +7,7 @@ import { SwarmStepError, type HandoffKind } from '../pipeline/swarm-peer.ts';
 import type { EnvelopeHeader } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
-import type { SwarmReplica } from '../round/replica.ts';
+import type { ModelReplica } from '../round/replica.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import type { OnEvent } from './events.ts';
 import type { Refusal, Refusals } from './inbox.ts';
@@ -29,7 +29,7 @@ interface EarlyHandoff {
 export interface HandoffHost {
   key: Hotkey;
   config(): RunConfig;
-  replica(): SwarmReplica;
+  replica(): ModelReplica;
   mesh(): PeerMesh;
   /** The round whose θ_start we hold (the one we train next) and the coordinator's round. */
   held(): number;

@@ -10,7 +10,7 @@ import type { Hotkey } from '../wallet/keys.ts';
 import { SwarmPeer, SwarmStepError, type HandoffKind, type SwarmStepResult } from '../pipeline/swarm-peer.ts';
 import { sealEnvelope, type MessageKind } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
-import type { SwarmReplica } from '../round/replica.ts';
+import type { ModelReplica } from '../round/replica.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 
 const ENVELOPE_KIND: Record<HandoffKind, MessageKind> = { activations: 'activations', grads: 'activation-grads', control: 'control' };
@@ -22,7 +22,7 @@ export function handoffKind(kind: MessageKind): HandoffKind | null {
 }
 
 export interface PipelinedRoundOptions {
-  replica: SwarmReplica;
+  replica: ModelReplica;
   config: RunConfig;
   key: Hotkey;
   mesh: PeerMesh;

@@ -9,7 +9,7 @@
 import type { CheckpointStore } from '../train/checkpoint.ts';
 import { openEnvelope } from '../net/envelope.ts';
 import { toHex, type CommitEntry, type RunState } from '../protocol/messages.ts';
-import type { SwarmReplica } from '../round/replica.ts';
+import type { ModelReplica } from '../round/replica.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { mib, throttled } from './progress.ts';
 
@@ -33,7 +33,7 @@ export interface SyncContext {
   state: RunState;
   /** The round whose θ_start this contributor already holds in memory (a reconnect), or −1. */
   held: number;
-  replica: SwarmReplica;
+  replica: ModelReplica;
   store?: CheckpointStore;
   http: HttpClient;
   httpBase: string;

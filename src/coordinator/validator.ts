@@ -18,7 +18,7 @@
 // Round scores → moving average → shares among the round's members → each round pays
 // emissionPerEpoch / epochRounds by share; the ledger keeps it all.
 import type { Gpu } from '../gpu/gpu.ts';
-import { SwarmReplica } from '../round/replica.ts';
+import { ModelReplica } from '../round/replica.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { SparseTensor } from '../sparseloco/selection.ts';
 import { configHash, decodeUpdate } from '../sparseloco/wire.ts';
@@ -64,7 +64,7 @@ function indexSets(tensors: SparseTensor[]): Uint32Array[] {
 }
 
 export class Validator {
-  private readonly replica: SwarmReplica;
+  private readonly replica: ModelReplica;
   private readonly sampling: SamplingOptions;
   /** The round whose θ_start the validator's replica holds; −1 when it could not sync. */
   private held = -1;
@@ -79,7 +79,7 @@ export class Validator {
     sampling: Partial<SamplingOptions> = {},
   ) {
     this.sampling = samplingOptions(sampling);
-    this.replica = new SwarmReplica(gpu, config, train, VALIDATOR_ADDRESS);
+    this.replica = new ModelReplica(gpu, config, train, VALIDATOR_ADDRESS);
   }
 
   get round(): number {

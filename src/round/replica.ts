@@ -9,7 +9,7 @@ import { LayerSlice } from '../model/slice.ts';
 import { PipelineStage } from '../pipeline/stage.ts';
 import { topkPerChunk } from '../kernels/topk.ts';
 import { applySparse } from '../sparseloco/feedback.ts';
-import { SparseLoCoReplica, type ApplyReport } from '../sparseloco/outer.ts';
+import { SparseLoCoOuter, type ApplyReport } from '../sparseloco/outer.ts';
 import type { SparseTensor } from '../sparseloco/selection.ts';
 import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
@@ -20,7 +20,8 @@ import { crc32 } from '../train/shards.ts';
 import { LocalTrainer, type StepResult } from '../train/trainer.ts';
 import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
 
-export class SwarmReplica {
+/** One peer's replica of the run's model (or of its stage) through the rounds; the contributor and the validator each hold one. */
+export class ModelReplica {
   readonly slice: LayerSlice;
   readonly layout: readonly ParamSpec[];
   private readonly optimizer: AdamW;
@@ -28,7 +29,7 @@ export class SwarmReplica {
   /** The pipeline stage this replica holds (pipelined runs), else null. */
   readonly stage: PipelineStage | null;
   readonly stageIndex: number;
-  private readonly sparse: SparseLoCoReplica;
+  private readonly sparse: SparseLoCoOuter;
   private readonly source: { batch(step: number): Pick<Batch, 'tokens' | 'targets'> };
 
   constructor(
@@ -65,7 +66,7 @@ export class SwarmReplica {
     this.trainer = this.stage ? null : new LocalTrainer(gpu, this.slice, this.optimizer, source, schedule, 1);
     this.tokens = tokens;
     this.slice.initialize(config.seed);
-    this.sparse = new SparseLoCoReplica(gpu, this.layout, this.slice.params, config.sparseloco, configHash(cfg));
+    this.sparse = new SparseLoCoOuter(gpu, this.layout, this.slice.params, config.sparseloco, configHash(cfg));
   }
 
   readonly schedule: LrSchedule;
@@ -133,7 +134,7 @@ export class SwarmReplica {
   }
 
   private wholeModel(what: string): LocalTrainer {
-    if (!this.trainer) throw new Error(`SwarmReplica: ${what} needs the whole model; this replica holds stage ${this.stageIndex}`);
+    if (!this.trainer) throw new Error(`ModelReplica: ${what} needs the whole model; this replica holds stage ${this.stageIndex}`);
     return this.trainer;
   }
 

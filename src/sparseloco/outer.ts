@@ -68,8 +68,8 @@ export interface ApplyReport {
   rejected: { index: number; reason: string; message: string }[];
 }
 
-/** One replica's SparseLoCo state: θ_start and the error-feedback buffers. */
-export class SparseLoCoReplica {
+/** The SparseLoCo outer step of one replica: its θ_start and error-feedback buffers; it compresses the replica's update and applies the round's. */
+export class SparseLoCoOuter {
   readonly start: RoundStart;
   readonly feedback: ErrorFeedback;
 

@@ -9,7 +9,7 @@ import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
 import { sampleBatch, type Batch } from '../train/sampler.ts';
 import type { LrSchedule } from '../train/schedule.ts';
 import { LocalTrainer } from '../train/trainer.ts';
-import { DEFAULT_DILOCO, DEFAULT_SPARSELOCO, DilocoOuter, SparseLoCoReplica, type DilocoSettings, type OuterMethod, type SparseLoCoSettings } from './outer.ts';
+import { DEFAULT_DILOCO, DEFAULT_SPARSELOCO, DilocoOuter, SparseLoCoOuter, type DilocoSettings, type OuterMethod, type SparseLoCoSettings } from './outer.ts';
 import { configHash } from './wire.ts';
 
 export interface SimulationSettings {
@@ -44,7 +44,8 @@ export interface RoundReport {
   ms: number;
 }
 
-interface Replica {
+/** One of the R replicas simulated in this process: its own weights, inner optimiser and trainer. */
+interface SimulatedReplica {
   slice: LayerSlice;
   optimizer: AdamW;
   trainer: LocalTrainer;
@@ -55,7 +56,7 @@ export async function* simulate(gpu: Gpu, trainTokens: ArrayLike<number>, s: Sim
   const count = method === 'none' ? 1 : s.replicas;
   // 'none' sees every replica's data: R micro-batches per step, one per would-be replica.
   const accumulation = method === 'none' ? s.replicas : 1;
-  const replicas: Replica[] = [];
+  const replicas: SimulatedReplica[] = [];
   for (let r = 0; r < count; r++) {
     const slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: B, seqLen: T });
     slice.initialize(s.seed); // every replica starts from the same weights
@@ -72,7 +73,7 @@ export async function* simulate(gpu: Gpu, trainTokens: ArrayLike<number>, s: Sim
   const layout = replicas[0].slice.layout;
   const denseBytes = layout.reduce((n, p) => n + 4 * p.size, 0);
   const hash = configHash(cfg);
-  const sparse = method === 'sparseloco' ? replicas.map((rep) => new SparseLoCoReplica(gpu, layout, rep.slice.params, s.sparseloco ?? DEFAULT_SPARSELOCO, hash)) : [];
+  const sparse = method === 'sparseloco' ? replicas.map((rep) => new SparseLoCoOuter(gpu, layout, rep.slice.params, s.sparseloco ?? DEFAULT_SPARSELOCO, hash)) : [];
   const dense = method === 'diloco' ? new DilocoOuter(gpu, layout, replicas[0].slice.params, s.diloco ?? DEFAULT_DILOCO) : null;
   try {
     for (let round = 0; round < s.rounds; round++) {

@@ -2,7 +2,7 @@
 // dispatches nothing, the recorded pipelines compile through createComputePipelineAsync, and
 // a contributor's warm-up covers every kernel of a round and leaves no trace in its state.
 import { describe, expect, it } from 'vitest';
-import { SwarmReplica } from '../../src/round/replica.ts';
+import { ModelReplica } from '../../src/round/replica.ts';
 import { parseRunConfig } from '../../src/protocol/run-config.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -49,11 +49,11 @@ describe('Gpu.precompile', () => {
   });
 });
 
-describe('SwarmReplica.warmUp', () => {
+describe('ModelReplica.warmUp', () => {
   const config = parseRunConfig({ run: 'warm-up', innerSteps: 2, batch: 2, seq: 16, plannedRounds: 2 });
   const tokens = Int32Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256);
 
-  async function round(replica: SwarmReplica): Promise<{ loss: number; hash: string }> {
+  async function round(replica: ModelReplica): Promise<{ loss: number; hash: string }> {
     replica.initializeFromSeed();
     let loss = 0;
     for (let step = 0; step < config.innerSteps; step++) loss = (await replica.trainStep(0, step)).loss;
@@ -64,7 +64,7 @@ describe('SwarmReplica.warmUp', () => {
 
   it('compiles every kernel of a round ahead, and a warmed-up replica trains exactly as a cold one', async () => {
     const gpu = await testGpu();
-    const warm = new SwarmReplica(gpu, config, tokens, 'peer');
+    const warm = new ModelReplica(gpu, config, tokens, 'peer');
     const progress: number[] = [];
     const compiled = await warm.warmUp({ onProgress: (done) => progress.push(done) });
     expect(compiled).toBeGreaterThan(10);
@@ -75,7 +75,7 @@ describe('SwarmReplica.warmUp', () => {
     warm.destroy();
     // A replica that never warmed up (its kernels found cached) ends bit-identical: the
     // traced work moved no weight, optimiser state or error feedback.
-    const cold = new SwarmReplica(gpu, config, tokens, 'peer');
+    const cold = new ModelReplica(gpu, config, tokens, 'peer');
     const b = await round(cold);
     cold.destroy();
     console.log(`${compiled} kernels compiled ahead; loss ${a.loss.toFixed(5)}; weights ${a.hash}`);

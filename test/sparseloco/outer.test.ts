@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { parameterLayout, type ModelConfig } from '../../src/model/config.ts';
 import { aggregate } from '../../src/sparseloco/aggregate.ts';
-import { DilocoOuter, SparseLoCoReplica } from '../../src/sparseloco/outer.ts';
+import { DilocoOuter, SparseLoCoOuter } from '../../src/sparseloco/outer.ts';
 import { configHash, decodeUpdate } from '../../src/sparseloco/wire.ts';
 import type { Tensor } from '../../src/gpu/tensor.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
@@ -32,7 +32,7 @@ describe('outer step', () => {
     // Each replica captures θ_start from params equal to `start`, then drifts.
     const params = [0, 1, 2].map(() => new Map(layout.map((s) => [s.name, gpu.tensor(s.shape, 'f32', s.name, start.get(s.name)!)])));
     const hash = configHash(cfg);
-    const replicas = params.map((p) => new SparseLoCoReplica(gpu, layout, p, { alpha: 1, beta: 0.95, k: 64 }, hash));
+    const replicas = params.map((p) => new SparseLoCoOuter(gpu, layout, p, { alpha: 1, beta: 0.95, k: 64 }, hash));
     params.forEach((p, r) => {
       const drifted = replicaParams(gpu, start, r + 1);
       for (const s of layout) gpu.copy(drifted.get(s.name)!, p.get(s.name)!);
@@ -68,7 +68,7 @@ describe('outer step', () => {
     const gpu = await testGpu();
     const start = new Map(layout.map((s, i) => [s.name, randn(s.size, 50 + i)]));
     const p = new Map(layout.map((s) => [s.name, gpu.tensor(s.shape, 'f32', s.name, start.get(s.name)!)]));
-    const rep = new SparseLoCoReplica(gpu, layout, p, undefined, configHash(cfg));
+    const rep = new SparseLoCoOuter(gpu, layout, p, undefined, configHash(cfg));
     const stale = await rep.compress(3);
     const report = rep.applyUpdates([stale], 4);
     expect(report.accepted).toBe(0);
