@@ -1,0 +1,256 @@
+// An Exchange (src/contributor/exchange.ts) in-process, on doubles: a clock the test moves by
+// hand, a replica whose steps take fake time, a mesh and a coordinator link that record what
+// is sent, and an Inbox in front of it as in the contributor. The test plays the coordinator
+// (its messages, as Contributor.onServer hands them over) and the other peers (envelopes
+// sealed with their hotkeys). Real envelopes and signatures; no GPU, WebRTC or sockets.
+import { peekEnvelope, sealEnvelope, type MessageKind } from '../../src/net/envelope.ts';
+import { toHex, type ClientMessage, type CommitEntry, type ServerMessage } from '../../src/protocol/messages.ts';
+import type { HttpClient } from '../../src/protocol/http.ts';
+import { parseRunConfig, type RunConfig } from '../../src/protocol/run-config.ts';
+import type { ContributorEvent, StopMode } from '../../src/contributor/events.ts';
+import { Exchange, type ExchangeReplica } from '../../src/contributor/exchange.ts';
+import { Inbox, Refusals } from '../../src/contributor/inbox.ts';
+import type { CommitInfo } from '../../src/contributor/sync.ts';
+import { Traffic } from '../../src/contributor/traffic.ts';
+import { Changes, Serial, type Clock } from '../../src/contributor/waiting.ts';
+import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
+
+const DEV = 'bottom drive obey lake curtain smoke basket hold race lonely fit walk';
+export const RUN = 'exchange-test';
+const HTTP_BASE = 'http://coordinator.test';
+
+export interface Keys {
+  alice: Hotkey;
+  bob: Hotkey;
+  carol: Hotkey;
+  dave: Hotkey;
+}
+let keys: Keys | null = null;
+export async function devKeys(): Promise<Keys> {
+  await cryptoReady();
+  keys ??= {
+    alice: Hotkey.fromMnemonic(DEV, '//Alice'),
+    bob: Hotkey.fromMnemonic(DEV, '//Bob'),
+    carol: Hotkey.fromMnemonic(DEV, '//Carol'),
+    dave: Hotkey.fromMnemonic(DEV, '//Dave'),
+  };
+  return keys;
+}
+
+/** Timers fire only when the test advances the clock. */
+export class FakeClock implements Clock {
+  t = 1_000_000;
+  private timers: { at: number; fire: () => void }[] = [];
+
+  now = (): number => this.t;
+
+  sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (signal?.aborted) return resolve();
+      const timer = { at: this.t + ms, fire: () => done() };
+      const done = () => {
+        this.timers = this.timers.filter((x) => x !== timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.timers.push(timer);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+
+  /** Moves time on by `ms`, firing each timer due on the way (in time order) and letting the code it wakes run. */
+  async advance(ms: number): Promise<void> {
+    await settle(); // what the last message woke registers its timers first
+    const end = this.t + ms;
+    for (;;) {
+      const due = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.t = Math.max(this.t, due.at);
+      due.fire();
+      await settle();
+    }
+    this.t = end;
+    await settle();
+  }
+
+  get pending(): number {
+    return this.timers.length;
+  }
+}
+
+/** Lets every promise chain that can move, move (real macrotasks: the fake clock holds no real timer). */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/** A replica whose inner step takes STEP_MS of the fake clock; its "update" names the round. */
+export class FakeReplica implements ExchangeReplica {
+  static readonly STEP_MS = 500;
+  readonly stepsTaken: { round: number; step: number }[] = [];
+  discarded = 0;
+  readonly applied: { round: number; payloads: Uint8Array[] }[] = [];
+  /** Payloads whose first byte is this are refused by checkUpdate (a corrupt update). */
+  static readonly CORRUPT = 0xba;
+
+  constructor(private readonly clock: FakeClock) {}
+
+  async trainStep(round: number, step: number) {
+    await this.clock.sleep(FakeReplica.STEP_MS);
+    this.stepsTaken.push({ round, step });
+    return { step: step + 1, loss: 3 - 0.1 * step, lr: 1e-3, gradNorm: 1, tokens: 256, ms: FakeReplica.STEP_MS };
+  }
+
+  discardRound(): void {
+    this.discarded++;
+  }
+
+  async compress(round: number): Promise<Uint8Array> {
+    return updatePayload(round, 0xa1);
+  }
+
+  apply(payloads: readonly Uint8Array[], round: number) {
+    this.applied.push({ round, payloads: [...payloads] });
+    return { accepted: payloads.length, rejected: [] };
+  }
+
+  async weightsHash(): Promise<string> {
+    return `weights-after-${this.applied.length}`;
+  }
+
+  checkUpdate(payload: Uint8Array): { reason: string; message: string } | null {
+    return payload[0] === FakeReplica.CORRUPT ? { reason: 'corrupt', message: 'the update does not decode' } : null;
+  }
+}
+
+/** A peer's update payload for `round` (any bytes do: the fake replica only checks the first). */
+export function updatePayload(round: number, tag: number): Uint8Array {
+  return new Uint8Array([tag, round, 7, 7, 7]);
+}
+
+/** The mesh: linked peers, and every send recorded. */
+export class FakeMesh {
+  readonly linked = new Set<string>();
+  readonly sends: { to: string[]; envelope: Uint8Array }[] = [];
+  async sendAll(to: readonly string[], envelope: Uint8Array) {
+    this.sends.push({ to: [...to], envelope });
+    return { sent: to.filter((a) => this.linked.has(a)), failed: to.filter((a) => !this.linked.has(a)) };
+  }
+  isConnected(addr: string): boolean {
+    return this.linked.has(addr);
+  }
+  stats() {
+    return { bytesSent: 0, bytesReceived: 0, dropped: 0, links: this.linked.size };
+  }
+}
+
+/** The coordinator's socket, as the exchange uses it. */
+export class FakeCoordinatorLink {
+  readonly text: ClientMessage[] = [];
+  readonly binary: Uint8Array[] = [];
+  send(m: ClientMessage): void {
+    this.text.push(m);
+  }
+  sendBinary(bytes: Uint8Array): boolean {
+    this.binary.push(bytes);
+    return true;
+  }
+}
+
+/** The coordinator's HTTP: updates it holds, by "round/sender"; every GET recorded. */
+export class FakeHttp implements HttpClient {
+  readonly updates = new Map<string, Uint8Array>();
+  readonly gets: string[] = [];
+  async get(url: string): Promise<Uint8Array | null> {
+    this.gets.push(url);
+    const m = /\/update\/(\d+)\/(\w+)$/.exec(url);
+    return (m && this.updates.get(`${m[1]}/${m[2]}`)) ?? null;
+  }
+  async put(): Promise<{ status: number; text: string }> {
+    return { status: 200, text: '' };
+  }
+}
+
+export interface Harness {
+  exchange: Exchange;
+  inbox: Inbox;
+  clock: FakeClock;
+  replica: FakeReplica;
+  mesh: FakeMesh;
+  link: FakeCoordinatorLink;
+  http: FakeHttp;
+  refusals: Refusals;
+  events: ContributorEvent[];
+  committed: CommitInfo[];
+  config: RunConfig;
+  /** The run's peers as the coordinator lists them. */
+  peers: string[];
+  state: { stopMode: StopMode | null; disconnected: boolean };
+  /** A control message from the coordinator, handed over as Contributor.onServer does. */
+  hear(m: ServerMessage): void;
+  /** A message from a peer's link. */
+  fromPeer(link: Hotkey, bytes: Uint8Array): void;
+  of<T extends ContributorEvent['event']>(event: T): Extract<ContributorEvent, { event: T }>[];
+}
+
+export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}): Harness {
+  const config = parseRunConfig({ run: RUN, innerSteps: 3, minMembers: 2, batch: 2, seq: 16, ...overrides });
+  const clock = new FakeClock();
+  const replica = new FakeReplica(clock);
+  const mesh = new FakeMesh();
+  const link = new FakeCoordinatorLink();
+  const http = new FakeHttp();
+  const events: ContributorEvent[] = [];
+  const onEvent = (e: ContributorEvent) => events.push(e);
+  const refusals = new Refusals(onEvent);
+  const committed: CommitInfo[] = [];
+  const peers: string[] = [];
+  const state = { stopMode: null as StopMode | null, disconnected: false };
+  const changes = new Changes(clock, () => state.stopMode === 'now' || state.disconnected);
+  const work = new Serial();
+  const exchange = new Exchange({
+    key: me, clock, changes, http, httpBase: HTTP_BASE,
+    config: () => config,
+    stage: () => 0,
+    replica: () => replica,
+    mesh: () => mesh,
+    coordinator: () => link,
+    peers: () => peers,
+    stopMode: () => state.stopMode,
+    disconnected: () => state.disconnected,
+    moving: () => false,
+    trainPipelined: () => Promise.reject(new Error('not a pipelined run')),
+    committed: async (commit) => void committed.push(commit),
+    exclusive: (fn) => work.run(fn),
+    onEvent, refusals, traffic: new Traffic(),
+  });
+  const inbox = new Inbox({
+    config: () => config,
+    peers: () => peers,
+    update: (from, header, payload) => exchange.admitUpdate(from, header, payload),
+    handoff: () => ({ reason: 'unexpected-kind', message: 'no pipeline here' }),
+    weightsRequest: () => {},
+    weights: () => false,
+  }, refusals);
+  return {
+    exchange, inbox, clock, replica, mesh, link, http, refusals, events, committed, config, peers, state,
+    hear(m) {
+      if (m.type === 'round') exchange.announce(m);
+      else if (m.type === 'commit') exchange.commitHeard(m);
+      else if (m.type === 'accepted') exchange.confirmed(m.round, m.hash);
+      changes.notify();
+    },
+    fromPeer(from, bytes) {
+      inbox.admit(from.address, bytes);
+    },
+    of: (event) => events.filter((e) => e.event === event) as never,
+  };
+}
+
+/** A signed envelope of this run from `key`. */
+export function envelope(key: Hotkey, round: number, payload: Uint8Array, kind: MessageKind = 'update', run = RUN): Uint8Array {
+  return sealEnvelope(key, { kind, run, round, stage: 0 }, payload);
+}
+
+/** The commit entry for an update envelope (its sender and payload hash). */
+export function entry(key: Hotkey, env: Uint8Array): CommitEntry {
+  return { sender: key.address, hash: toHex(peekEnvelope(env).payloadHash), stage: 0 };
+}
