@@ -21,6 +21,13 @@
 // Tied embeddings (config.ts): in the whole model the head's dW is written first (beta =
 // accumulate ? 1 : 0) and the lookup's scatter-add is added on top; a last stage that does not
 // start at 0 holds its own copy `embedding` and yields only the head's part.
+//
+// Legend (as in block.ts, src/kernels/README.md): B batch, T time, N = B·T rows, C channels,
+// V vocabulary. [B, T, C] and [N, C] are the same row-major buffer.
+//
+// Over ~400 lines on purpose: one GPU object — its allocation, the forward and backward that
+// use it, and their input checks, which must run before either records anything — reads best
+// whole; the per-block maths is already in block.ts.
 import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Tensor } from '../gpu/tensor.ts';
@@ -261,19 +268,21 @@ export class LayerSlice {
     }
 
     // ---- uploads (targets first: uploadTargets validates before writing) ----
-    const targets = targetsCpu ? uploadTargets(this.gpu, targetsCpu, V, 'targets') : null;
+    const targets = targetsCpu ? uploadTargets(this.gpu, targetsCpu, V, 'targets') : null; // [N] i32
     this.releaseInputs();
     this.targets = targets;
     this.targetsCpu = targetsCpu;
     if (first) {
-      this.tokens = uploadTokens(this.gpu, input.tokens!, V, 'tokens');
-      this.index = uploadEmbeddingIndex(this.gpu, indexCpu!);
+      this.tokens = uploadTokens(this.gpu, input.tokens!, V, 'tokens'); // [N] i32
+      this.index = uploadEmbeddingIndex(this.gpu, indexCpu!); //          each id's rows, for the backward
+      // res[0] [N, C] = embedding [V, C] at the tokens
       embeddingForward(this.gpu, this.tokens, this.paramMap.get('embedding')!, this.res[0], { N, V, C });
     } else {
+      // res[0] [B, T, C] = x, unless the caller wrote x into res[0] itself
       if (input.x!.buffer !== this.res[0].buffer) this.gpu.copy(input.x!, this.res[0], N * C * 4);
     }
 
-    // ---- blocks ----
+    // ---- blocks: res[i] [N, C] → res[i+1] [N, C] ----
     for (let i = 0; i < this.acts.length; i++) {
       blockForward(this.gpu, this.dims, this.blockTensors(this.paramMap, this.from + i), this.res[i], this.res[i + 1], this.acts[i], this.scratch);
     }
@@ -281,9 +290,12 @@ export class LayerSlice {
     // ---- head and loss ----
     if (this.head) {
       const h = this.head;
-      const x = this.res[this.res.length - 1];
+      const x = this.res[this.res.length - 1]; // [N, C] the last block's output
+      // xf [N, C] = rmsnorm(x)·finalNorm, rstdF [N]
       rmsnormForward(this.gpu, x, this.paramMap.get('finalNorm')!, h.xf, h.rstdF, { N, C, eps: this.cfg.normEps });
+      // logits [N, V] = xf·headᵀ (head [V, C])
       matmul(this.gpu, h.xf, this.paramMap.get(this.headName)!, h.logits, { M: N, N: V, K: C, transB: true });
+      // losses [N], lossMean [1]
       crossEntropyForward(this.gpu, h.logits, this.targets!, h.losses, h.lossMean, { N, V });
     }
     this.state = 'forward';
@@ -316,23 +328,26 @@ export class LayerSlice {
     const gpu = this.gpu;
     const beta = accumulate ? 1 : 0;
 
-    // ---- head: dRes = ∂loss/∂x after the last block ----
+    // ---- head: dRes [N, C] = ∂loss/∂x after the last block ----
     if (this.head) {
       const h = this.head;
       const scale = lossScale * crossEntropyScale(this.targetsCpu!);
-      crossEntropyBackward(gpu, h.logits, this.targets!, h.logits, { N, V, scale }); // in place
-      const headW = this.paramMap.get(this.headName)!;
+      crossEntropyBackward(gpu, h.logits, this.targets!, h.logits, { N, V, scale }); // in place: logits [N, V] ← d(logits)
+      const headW = this.paramMap.get(this.headName)!; // [V, C]
+      // d(head) [V, C] (+)= d(logits)ᵀ·xf
       matmul(gpu, h.logits, h.xf, this.gradMap.get(this.headName)!, { M: V, N: C, K: N, transA: true, beta });
+      // dn [N, C] = d(xf) = d(logits)·head
       matmul(gpu, h.logits, headW, this.scratch.dn, { M: N, N: C, K: V });
+      // dRes [N, C] = ∂loss/∂x; d(finalNorm) [C] (+)=
       rmsnormBackward(
         gpu, this.res[this.res.length - 1], this.paramMap.get('finalNorm')!, h.rstdF, this.scratch.dn, this.dRes,
         this.gradMap.get('finalNorm')!, { N, C, eps: this.cfg.normEps }, { accumulate },
       );
     } else {
-      gpu.copy(opts.dOut!, this.dRes, N * C * 4);
+      gpu.copy(opts.dOut!, this.dRes, N * C * 4); // dRes [B, T, C] = dOut
     }
 
-    // ---- blocks, last to first ----
+    // ---- blocks, last to first: dRes [N, C] = ∂loss/∂res[i+1] → ∂loss/∂res[i] ----
     for (let i = this.acts.length - 1; i >= 0; i--) {
       const l = this.from + i;
       blockBackward(
@@ -344,6 +359,7 @@ export class LayerSlice {
     // ---- embedding lookup (a tied whole model adds onto the head's part written above) ----
     if (this.from === 0) {
       const tiedHere = this.cfg.tiedEmbeddings && this.isLast;
+      // d(embedding) [V, C] (+)= dRes [N, C], each row added at its token's row
       embeddingBackward(gpu, this.index!, this.dRes, this.gradMap.get('embedding')!, { N, V, C }, { accumulate: accumulate || tiedHere });
     }
     this.state = 'backward';
