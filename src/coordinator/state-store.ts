@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommitEntry } from '../protocol/messages.ts';
-import { writeFileAtomic } from '../node/corpus.ts';
+import { writeFileAtomic } from '../node/files.ts';
 
 export interface CommitRecord {
   round: number;

@@ -15,7 +15,7 @@
 import { closeSync, copyFileSync, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError, decodeCheckpoint, encodeCheckpointParts, validateCheckpointName, type Checkpoint, type CheckpointStore } from '../train/checkpoint.ts';
-import { fsyncDir } from './corpus.ts';
+import { fsyncDir } from './files.ts';
 
 const EXT = '.ckpt';
 const PREV = '.prev';

@@ -5,11 +5,12 @@
 // directly (nothing downloads at run time). Documents are taken in file-name order, i.e. by
 // year, so the held-out split of src/train/sampler.ts (the last tokens) is the most recent
 // addresses.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { encodeDocuments, tokenizerFor, type Tokenizer, type TokenizerName } from '../train/tokenizer.ts';
 import { ShardError, decodeShard, encodeShard, type ShardMeta, type TokenArray } from '../train/shards.ts';
+import { writeFileAtomic } from './files.ts';
 
 export interface Corpus {
   /** Short name, used in the default shard file name. */
@@ -56,47 +57,6 @@ export function loadTextFiles(paths: string[]): Corpus {
 /** `.tessera/data/<corpus>-<tokenizer>.bin` under `root` (default: the current directory). */
 export function defaultShardPath(corpus: string, tokenizer: string, root = process.cwd()): string {
   return resolve(root, '.tessera', 'data', `${corpus}-${tokenizer}.bin`);
-}
-
-/**
- * Writes a file atomically: a temporary file in the same folder, fsync, rename over the
- * target, fsync the folder. A crash leaves either the old file or the new one, never half.
- */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-  const fd = openSync(tmp, 'w');
-  try {
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 26));
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  fsyncDir(dir);
-}
-
-/** fsync a folder so a rename in it survives a power cut (not possible on every platform). */
-export function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Windows cannot open folders; renames there are made durable by the OS.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
 
 export interface BuiltShard {

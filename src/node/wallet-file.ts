@@ -7,7 +7,7 @@
 import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { WalletError } from '../wallet/keys.ts';
-import { fsyncDir } from './corpus.ts';
+import { fsyncDir } from './files.ts';
 import { decryptWallet, parseWalletFile, serializeWalletFile, type UnlockedWallet, type WalletFile } from '../wallet/keystore.ts';
 
 export const DEFAULT_WALLET_FILE = join('.tessera', 'wallet.json');
