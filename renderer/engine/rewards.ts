@@ -1,7 +1,8 @@
 // A wallet's standing at a coordinator, read over HTTP: GET /run names the run, then
 // GET /rewards/<address>?t=&sig= signed by the hotkey over rewardsRequest(run, address, t)
 // (src/coordinator/rewards-api.ts checks it). Environment-free: fetch and the clock come in.
-import { rewardsRequest, toHex, type Standing } from '../../src/protocol/messages.ts';
+import { toHex } from '../../src/base/hex.ts';
+import { rewardsRequest, type Standing } from '../../src/protocol/messages.ts';
 
 export interface RewardsSigner {
   readonly address: string;

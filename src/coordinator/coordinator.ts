@@ -19,7 +19,8 @@
 // entry with its stage and checkpoints are kept per stage.
 import { randomBytes } from 'node:crypto';
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
-import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, fromHex, toHex, type ClientMessage, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
+import { fromHex, toHex } from '../base/hex.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
 import type { ClosedRound } from './validator.ts';
 import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 import { RoundClock } from './round-clock.ts';

@@ -2,7 +2,8 @@
 // request is signed by the hotkey over rewardsRequest(run, address, t), within a minute of
 // the coordinator's clock, and each signed request works once: a forged or replayed one is
 // refused.
-import { fromHex, rewardsRequest } from '../protocol/messages.ts';
+import { fromHex } from '../base/hex.ts';
+import { rewardsRequest } from '../protocol/messages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import type { Ledger } from './ledger.ts';
 

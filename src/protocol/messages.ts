@@ -223,16 +223,4 @@ export function parseServerMessage(text: string): ServerMessage | null {
   }
 }
 
-export function toHex(bytes: Uint8Array): string {
-  let s = '';
-  for (const b of bytes) s += b.toString(16).padStart(2, '0');
-  return s;
-}
-
-export function fromHex(hex: string): Uint8Array | null {
-  if (!/^(0x)?([0-9a-fA-F]{2})*$/.test(hex)) return null;
-  const h = hex.startsWith('0x') ? hex.slice(2) : hex;
-  const out = new Uint8Array(h.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
+export { toHex } from '../base/hex.ts'; // re-export until src/contributor is updated (issue 16)

@@ -7,7 +7,8 @@
 // Encrypted btcli keyfiles (coldkeys: $NACL, $ANSIBLE_VAULT, legacy Fernet) are recognised and
 // refused with a pointer to the mnemonic import. Errors never quote the file's secrets.
 import { decodeAddress } from '@polkadot/util-crypto';
-import { bytesEqual, hexToBytes, isHexString } from './bytes.ts';
+import { fromPrefixedHex, isPrefixedHex } from '../base/hex.ts';
+import { bytesEqual } from './bytes.ts';
 import { WalletError, type Hotkey } from './keys.ts';
 import { WalletSecret } from './keystore.ts';
 
@@ -93,8 +94,8 @@ export function parseBtcliKeyfile(text: string, source = 'the btcli keyfile'): B
   }
   for (const [name, hex] of [['publicKey', publicKey], ['accountId', accountId]] as const) {
     if (hex === undefined) continue;
-    if (!isHexString(hex) || hex.length !== 66) throw new WalletError(`${source}: its "${name}" is not 0x followed by 64 hex digits`);
-    if (!bytesEqual(hexToBytes(hex), derived)) {
+    if (!isPrefixedHex(hex) || hex.length !== 66) throw new WalletError(`${source}: its "${name}" is not 0x followed by 64 hex digits`);
+    if (!bytesEqual(fromPrefixedHex(hex), derived)) {
       throw new WalletError(`${source} is inconsistent: its secret gives the public key of ${secret.address}, but its "${name}" differs; the file was altered or mixed up, so it is refused`);
     }
   }

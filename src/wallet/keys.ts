@@ -7,7 +7,7 @@ import type { KeyringPair } from '@polkadot/keyring/types';
 import {
   cryptoWaitReady, decodeAddress, encodeAddress, mnemonicGenerate, mnemonicValidate, sr25519Verify,
 } from '@polkadot/util-crypto';
-import { hexToBytes, isHexString } from './bytes.ts';
+import { fromPrefixedHex, isPrefixedHex } from '../base/hex.ts';
 
 /** The ss58 prefix of generic substrate addresses, the one Bittensor uses. */
 export const SS58_PREFIX = 42;
@@ -87,8 +87,8 @@ export class Hotkey {
   static fromSeed(seed: Uint8Array | string): Hotkey {
     let bytes: Uint8Array;
     if (typeof seed === 'string') {
-      if (!isHexString(seed) || seed.length !== 2 + 2 * SEED_BYTES) throw new WalletError(`a secret seed is 0x followed by ${2 * SEED_BYTES} hex digits`);
-      bytes = hexToBytes(seed);
+      if (!isPrefixedHex(seed) || seed.length !== 2 + 2 * SEED_BYTES) throw new WalletError(`a secret seed is 0x followed by ${2 * SEED_BYTES} hex digits`);
+      bytes = fromPrefixedHex(seed);
     } else if (seed instanceof Uint8Array) {
       bytes = seed;
     } else {

@@ -24,7 +24,8 @@ import {
   base64Decode, base64Encode, blake2AsU8a, decodeAddress, isBase64, naclDecrypt, naclEncrypt,
   randomAsU8a, scryptEncode,
 } from '@polkadot/util-crypto';
-import { bytesEqual, bytesToHex, fromUtf8, utf8 } from './bytes.ts';
+import { toPrefixedHex } from '../base/hex.ts';
+import { bytesEqual, fromUtf8, utf8 } from './bytes.ts';
 import { Hotkey, SEED_BYTES, WalletError, normalizeMnemonic } from './keys.ts';
 import { newPasswordProblem } from './password-rule.ts';
 
@@ -95,7 +96,7 @@ export class WalletSecret {
   /** A 32-byte mini-secret as 0x-hex or bytes (substrate's / btcli's secretSeed). */
   static fromSeed(seed: string | Uint8Array): WalletSecret {
     const key = Hotkey.fromSeed(seed);
-    const hex = typeof seed === 'string' ? seed.toLowerCase() : bytesToHex(seed);
+    const hex = typeof seed === 'string' ? seed.toLowerCase() : toPrefixedHex(seed);
     return new WalletSecret('seed', '', '', hex, key);
   }
 

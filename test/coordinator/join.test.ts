@@ -1,5 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, joinChallenge, toHex } from '../../src/protocol/messages.ts';
+import { toHex } from '../../src/base/hex.ts';
+import { PROTOCOL_VERSION, joinChallenge } from '../../src/protocol/messages.ts';
 import { Peer, RUN, devKeys, makeCoordinator, removeTempDirs, signedUpdate, type Keys } from './helpers.ts';
 
 let k: Keys;

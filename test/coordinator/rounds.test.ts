@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blake2AsU8a } from '@polkadot/util-crypto';
-import { toHex } from '../../src/protocol/messages.ts';
+import { toHex } from '../../src/base/hex.ts';
 import { Peer, devKeys, joinAll, makeCoordinator, modelUpdate, removeTempDirs, seal, testConfig, type Keys } from './helpers.ts';
 
 let k: Keys;

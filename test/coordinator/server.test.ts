@@ -1,7 +1,8 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { serveCoordinator, type CoordinatorServer } from '../../src/coordinator/server.ts';
-import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, joinChallenge, parseServerMessage, toHex, type ServerMessage } from '../../src/protocol/messages.ts';
+import { toHex } from '../../src/base/hex.ts';
+import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, joinChallenge, parseServerMessage, type ServerMessage } from '../../src/protocol/messages.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
 import type { Hotkey } from '../../src/wallet/keys.ts';
 import { devKeys, makeCoordinator, removeTempDirs, seal, signedUpdate, testConfig, type Harness, type Keys } from './helpers.ts';

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blake2AsU8a } from '@polkadot/util-crypto';
-import { toHex } from '../../src/protocol/messages.ts';
+import { toHex } from '../../src/base/hex.ts';
 import type { Hotkey } from '../../src/wallet/keys.ts';
 import { devKeys, joinAll, makeCoordinator, modelUpdate, removeTempDirs, seal, signedUpdate, testConfig, type Harness, type Keys, type Peer } from './helpers.ts';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { fromHex, toHex } from '../../src/base/hex.ts';
 import {
-  MAX_CONTROL_BYTES, PROTOCOL_VERSION, fromHex, joinChallenge, parseClientMessage, parseServerMessage, toHex, type ClientMessage, type ServerMessage,
+  MAX_CONTROL_BYTES, PROTOCOL_VERSION, joinChallenge, parseClientMessage, parseServerMessage, type ClientMessage, type ServerMessage,
 } from '../../src/protocol/messages.ts';
 import { DEFAULT_RUN } from '../../src/protocol/run-config.ts';
 

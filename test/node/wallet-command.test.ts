@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mnemonicToMiniSecret } from '@polkadot/util-crypto';
 import { loadHotkeyFile } from '../../src/node/hotkey-file.ts';
 import { passwordFromFileOrEnv, readPasswordFile, readWalletFile, writeWalletFile } from '../../src/node/wallet-file.ts';
-import { bytesToHex } from '../../src/wallet/bytes.ts';
+import { toPrefixedHex } from '../../src/base/hex.ts';
 import { Hotkey, WalletError, cryptoReady } from '../../src/wallet/keys.ts';
 import { WalletSecret, decryptWallet, encryptWallet } from '../../src/wallet/keystore.ts';
 import { atTerminal, hasPty } from '../helpers/terminal.ts';
@@ -219,8 +219,8 @@ describe.concurrent('tessera wallet (a real process)', () => {
 
   it('import --btcli: a hotkey file as btcli writes it; a mismatching one is refused', async () => {
     const key = Hotkey.fromMnemonic(DEV);
-    const pub = bytesToHex(key.publicKey);
-    const good = { accountId: pub, publicKey: pub, secretPhrase: DEV, secretSeed: bytesToHex(mnemonicToMiniSecret(DEV)), ss58Address: key.address };
+    const pub = toPrefixedHex(key.publicKey);
+    const good = { accountId: pub, publicKey: pub, secretPhrase: DEV, secretSeed: toPrefixedHex(mnemonicToMiniSecret(DEV)), ss58Address: key.address };
     writeFileSync(join(dir, 'btcli-hotkey'), JSON.stringify(good));
     writeFileSync(join(dir, 'btcli-bad'), JSON.stringify({ ...good, ss58Address: ALICE }));
     const [r, bad] = await Promise.all([

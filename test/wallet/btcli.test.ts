@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { mnemonicToMiniSecret } from '@polkadot/util-crypto';
 import { parseBtcliKeyfile } from '../../src/wallet/btcli.ts';
-import { bytesToHex } from '../../src/wallet/bytes.ts';
+import { toPrefixedHex } from '../../src/base/hex.ts';
 import { Hotkey, WalletError, cryptoReady } from '../../src/wallet/keys.ts';
 
 const DEV = 'bottom drive obey lake curtain smoke basket hold race lonely fit walk';
@@ -17,7 +17,7 @@ beforeAll(() => cryptoReady());
 /** What `btcli wallet new_hotkey` writes (Python's json.dumps: ", " and ": " separators). */
 function btcliFile(mnemonic: string | null, seed: string | null, fields: Record<string, unknown> = {}): string {
   const key = seed ? Hotkey.fromSeed(seed) : Hotkey.fromMnemonic(mnemonic!);
-  const pub = bytesToHex(key.publicKey);
+  const pub = toPrefixedHex(key.publicKey);
   const data = { accountId: pub, publicKey: pub, secretPhrase: mnemonic, secretSeed: seed, ss58Address: key.address, ...fields };
   return JSON.stringify(data).replace(/","/g, '", "').replace(/":/g, '": ').replace(/,"/g, ', "');
 }
@@ -38,7 +38,7 @@ function refused(text: string, pattern: RegExp): void {
 }
 
 describe('parseBtcliKeyfile', () => {
-  const devSeed = bytesToHex(mnemonicToMiniSecret(DEV));
+  const devSeed = toPrefixedHex(mnemonicToMiniSecret(DEV));
   const devAddress = Hotkey.fromMnemonic(DEV).address;
 
   it('a btcli hotkey file with secretPhrase and secretSeed: the mnemonic is kept', () => {
@@ -71,7 +71,7 @@ describe('parseBtcliKeyfile', () => {
   });
 
   it('refuses a publicKey / accountId that is not its key', () => {
-    const bobPub = bytesToHex(Hotkey.fromMnemonic(DEV, '//Bob').publicKey);
+    const bobPub = toPrefixedHex(Hotkey.fromMnemonic(DEV, '//Bob').publicKey);
     refused(btcliFile(DEV, null, { publicKey: bobPub }), /inconsistent.*publicKey/);
     refused(btcliFile(DEV, null, { accountId: bobPub }), /inconsistent.*accountId/);
     refused(btcliFile(DEV, null, { publicKey: '0x1234' }), /publicKey.*64 hex/);

@@ -9,7 +9,7 @@ import {
   serializeWalletFile,
   type WalletFile,
 } from '../../src/wallet/keystore.ts';
-import { bytesToHex } from '../../src/wallet/bytes.ts';
+import { toPrefixedHex } from '../../src/base/hex.ts';
 
 const DEV = 'bottom drive obey lake curtain smoke basket hold race lonely fit walk';
 const ALICE = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
@@ -57,7 +57,7 @@ describe('keys', () => {
     expect(Hotkey.fromSeed(ALICE_SEED.toUpperCase().replace('0X', '0x')).address).toBe(ALICE);
     const mini = mnemonicToMiniSecret(DEV);
     expect(Hotkey.fromSeed(mini).address).toBe(DEV_ROOT);
-    expect(Hotkey.fromSeed(bytesToHex(mini)).address).toBe(Hotkey.fromMnemonic(DEV).address);
+    expect(Hotkey.fromSeed(toPrefixedHex(mini)).address).toBe(Hotkey.fromMnemonic(DEV).address);
     for (const bad of ['', '0x', ALICE_SEED.slice(0, -2), `${ALICE_SEED}00`, ALICE_SEED.replace('e5', 'zz'), new Uint8Array(31)]) {
       walletError(() => Hotkey.fromSeed(bad));
     }
@@ -160,7 +160,7 @@ describe('encryptWallet / decryptWallet', () => {
     const params = { N: 1 << 10, r: 8, p: 1 };
     const wasm = scryptEncode('pw', salt, params, false).password;
     const js = scryptEncode('pw', salt, params, true).password;
-    expect(bytesToHex(wasm)).toBe(bytesToHex(js));
+    expect(toPrefixedHex(wasm)).toBe(toPrefixedHex(js));
   });
 
   it('the password is NFKC-normalised (the same characters typed on any system)', () => {
