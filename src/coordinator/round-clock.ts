@@ -10,9 +10,11 @@
 // updates sorted by sender, so every replica applies the same set in the same order.
 import { parameterLayout } from '../model/config.ts';
 import type { EnvelopeHeader } from '../net/envelope.ts';
-import { toHex, type CommitEntry, type RunState, type ServerMessage } from '../protocol/messages.ts';
+import { toHex } from '../base/hex.ts';
+import type { CommitEntry, RunState, ServerMessage } from '../protocol/messages.ts';
 import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
-import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
+import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
+import { configHash } from '../model/identity.ts';
 import type { StageBalancer } from './stages.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
 import type { ClosedRound } from './validator.ts';

@@ -20,6 +20,7 @@
 // EnvelopeError whose `reason` names the check. Stale rounds are the caller's business: the
 // round is authenticated but what is current is not known here. Environment-free.
 import { blake2AsU8a } from '@polkadot/util-crypto';
+import { ByteReader, FormatError, exactUtf8, writeMagic, type FormatSpec } from '../base/format.ts';
 import { SIGNATURE_BYTES, isValidAddress, verifySignature, type Hotkey } from '../wallet/keys.ts';
 
 export const ENVELOPE_MAGIC = 'TSNM';
@@ -51,17 +52,14 @@ export interface EnvelopeHeader {
 export type EnvelopeReason = 'size' | 'magic' | 'version' | 'kind' | 'truncated' | 'trailing' | 'run' | 'hash' | 'signature' | 'header';
 
 /** An envelope cannot be sealed, or a received one is invalid; `reason` names the failed check. */
-export class EnvelopeError extends Error {
-  readonly reason: EnvelopeReason;
+export class EnvelopeError extends FormatError<EnvelopeReason> {
   constructor(reason: EnvelopeReason, message: string) {
-    super(message);
-    this.name = 'EnvelopeError';
-    this.reason = reason;
+    super('EnvelopeError', reason, message);
   }
 }
 
+const ENVELOPE_FORMAT: FormatSpec = { name: 'envelope', truncated: (message) => new EnvelopeError('truncated', message) };
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8');
 
 /** The largest envelope that can carry `maxPayloadBytes`: a safe reassembly limit for it. */
 export function maxEnvelopeBytes(maxPayloadBytes: number): number {
@@ -90,7 +88,7 @@ export function sealEnvelope(key: Hotkey, h: { kind: MessageKind; run: string; r
   const headerLen = 7 + 1 + run.length + 4 + 2 + 1 + sender.length + 4 + HASH_BYTES;
   const out = new Uint8Array(headerLen + payload.length + SIGNATURE_BYTES);
   const dv = new DataView(out.buffer);
-  for (let i = 0; i < 4; i++) out[i] = ENVELOPE_MAGIC.charCodeAt(i);
+  writeMagic(out, ENVELOPE_MAGIC);
   dv.setUint16(4, ENVELOPE_VERSION, true);
   out[6] = code;
   let o = 7;
@@ -116,14 +114,12 @@ interface Parsed {
   headerLen: number;
 }
 
-function readString(bytes: Uint8Array, o: number, what: string): string {
-  const n = bytes[o];
+/** A u8 length (1..255) and that many bytes of UTF-8. */
+function readString(r: ByteReader, what: string): string {
+  const n = r.u8(`the length of its ${what}`);
   if (n < 1) throw new EnvelopeError('header', `envelope: empty ${what}`);
-  if (o + 1 + n > bytes.length) throw new EnvelopeError('truncated', `envelope of ${bytes.length} bytes ends inside its ${what}`);
-  const raw = bytes.subarray(o + 1, o + 1 + n);
-  const s = utf8Decoder.decode(raw);
-  const again = utf8.encode(s);
-  if (again.length !== n || again.some((b, i) => b !== raw[i])) throw new EnvelopeError('header', `envelope: the ${what} is not valid UTF-8`);
+  const s = exactUtf8(r.take(n, `its ${what}`));
+  if (s === null) throw new EnvelopeError('header', `envelope: the ${what} is not valid UTF-8`);
   return s;
 }
 
@@ -131,30 +127,24 @@ function readString(bytes: Uint8Array, o: number, what: string): string {
 function parse(bytes: Uint8Array, maxPayloadBytes: number): Parsed {
   if (!(bytes instanceof Uint8Array)) throw new EnvelopeError('truncated', 'envelope: not a byte array');
   const len = bytes.length;
-  if (len < 4) throw new EnvelopeError('truncated', `envelope of ${len} bytes is too short to hold the magic`);
-  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
-  if (magic !== ENVELOPE_MAGIC) throw new EnvelopeError('magic', `not a Tessera message (magic '${magic.replace(/[^\x20-\x7e]/g, '?')}', expected '${ENVELOPE_MAGIC}')`);
-  if (len < 8) throw new EnvelopeError('truncated', `envelope of ${len} bytes ends inside its version and type`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = dv.getUint16(4, true);
+  const r = new ByteReader(bytes, ENVELOPE_FORMAT);
+  r.magic(ENVELOPE_MAGIC, (found) => new EnvelopeError('magic', `not a Tessera message (magic '${found}', expected '${ENVELOPE_MAGIC}')`));
+  r.need(4, 'its version and type'); // before the version: a short envelope is 'truncated'
+  const version = r.u16('its version');
   if (version !== ENVELOPE_VERSION) throw new EnvelopeError('version', `message format version ${version}, this Tessera reads version ${ENVELOPE_VERSION}`);
-  const kind = KIND_BY_CODE.get(bytes[6]);
-  if (!kind) throw new EnvelopeError('kind', `unknown message type ${bytes[6]}`);
-  const run = readString(bytes, 7, 'run id');
-  let o = 8 + bytes[7];
-  if (o + 7 > len) throw new EnvelopeError('truncated', `envelope of ${len} bytes ends inside its round and stage`);
-  const round = dv.getUint32(o, true);
-  const stage = dv.getUint16(o + 4, true);
-  o += 6;
-  const sender = readString(bytes, o, 'sender address');
+  const code = r.u8('its type');
+  const kind = KIND_BY_CODE.get(code);
+  if (!kind) throw new EnvelopeError('kind', `unknown message type ${code}`);
+  const run = readString(r, 'run id');
+  const round = r.u32('its round');
+  const stage = r.u16('its stage');
+  const sender = readString(r, 'sender address');
   if (!isValidAddress(sender)) throw new EnvelopeError('header', `envelope: sender '${sender.replace(/[^\x20-\x7e]/g, '?')}' is not a valid address`);
-  o += 1 + bytes[o];
-  if (o + 4 + HASH_BYTES > len) throw new EnvelopeError('truncated', `envelope of ${len} bytes ends inside its payload length and hash`);
-  const payloadLength = dv.getUint32(o, true);
-  o += 4;
+  r.need(4 + HASH_BYTES, 'its payload length and hash'); // before the size check: a short envelope is 'truncated'
+  const payloadLength = r.u32('its payload length');
   if (payloadLength > maxPayloadBytes) throw new EnvelopeError('size', `payload of ${payloadLength} bytes exceeds the limit of ${maxPayloadBytes} bytes`);
-  const payloadHash = bytes.slice(o, o + HASH_BYTES);
-  const headerLen = o + HASH_BYTES;
+  const payloadHash = r.take(HASH_BYTES, 'its payload hash').slice();
+  const headerLen = r.offset;
   const total = headerLen + payloadLength + SIGNATURE_BYTES;
   if (len < total) throw new EnvelopeError('truncated', `envelope of ${len} bytes is shorter than the ${total} bytes its header declares`);
   if (len > total) throw new EnvelopeError('trailing', `envelope of ${len} bytes has ${len - total} bytes after its signature`);

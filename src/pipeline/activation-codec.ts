@@ -41,7 +41,8 @@
 // Encoding refuses non-finite input: the sender learns it at once.
 // CPU typed-array code: activations are read back from the GPU to be sent anyway.
 // Environment-free.
-import { crc32 } from '../train/shards.ts';
+import { crc32 } from '../base/crc32.ts';
+import { ByteReader, FormatError, writeMagic, type FormatSpec } from '../base/format.ts';
 
 export const ACTIVATION_MAGIC = 'TSPA';
 export const ACTIVATION_VERSION = 1;
@@ -61,14 +62,13 @@ export type ActivationReason =
   | 'micro' | 'shape' | 'targets' | 'length' | 'crc' | 'value' | 'nonfinite';
 
 /** A hand-off cannot be encoded, or a received one is invalid; `reason` names the failed check. */
-export class ActivationError extends Error {
-  readonly reason: ActivationReason;
+export class ActivationError extends FormatError<ActivationReason> {
   constructor(reason: ActivationReason, message: string) {
-    super(message);
-    this.name = 'ActivationError';
-    this.reason = reason;
+    super('ActivationError', reason, message);
   }
 }
+
+const ACTIVATION_FORMAT: FormatSpec = { name: 'hand-off', truncated: (message) => new ActivationError('truncated', message) };
 
 export interface ActivationHeader {
   mode: ActivationMode;
@@ -232,7 +232,7 @@ export function encodeActivations(msg: EncodeActivationInput): Uint8Array {
 
   const out = new Uint8Array(activationMessageBytes(mode, B, T, C, withTargets));
   const dv = new DataView(out.buffer);
-  for (let i = 0; i < 4; i++) out[i] = ACTIVATION_MAGIC.charCodeAt(i);
+  writeMagic(out, ACTIVATION_MAGIC);
   dv.setUint16(4, ACTIVATION_VERSION, true);
   out[6] = MODE_CODES[mode];
   out[7] = KINDS.indexOf(kind);
@@ -287,39 +287,33 @@ export function peekActivationHeader(bytes: Uint8Array, maxBytes?: number): Acti
   if (!(bytes instanceof Uint8Array)) throw new ActivationError('truncated', 'a message must be a Uint8Array');
   const len = bytes.length;
   if (maxBytes !== undefined && len > maxBytes) throw new ActivationError('size', `message of ${len} bytes exceeds the limit of ${maxBytes} bytes`);
-  if (len < 4) throw new ActivationError('truncated', `message of ${len} bytes is too short to hold the magic`);
-  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
-  if (magic !== ACTIVATION_MAGIC) {
-    throw new ActivationError('magic', `not a pipeline hand-off (magic '${magic.replace(/[^\x20-\x7e]/g, '?')}', expected '${ACTIVATION_MAGIC}')`);
-  }
-  if (len < 6) throw new ActivationError('truncated', `message of ${len} bytes ends inside its version`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = dv.getUint16(4, true);
+  const r = new ByteReader(bytes, ACTIVATION_FORMAT);
+  r.magic(ACTIVATION_MAGIC, (found) => new ActivationError('magic', `not a pipeline hand-off (magic '${found}', expected '${ACTIVATION_MAGIC}')`));
+  const version = r.u16('its version');
   if (version !== ACTIVATION_VERSION) {
     throw new ActivationError('version', `hand-off format version ${version}, this Tessera reads version ${ACTIVATION_VERSION}`);
   }
-  if (len < ACTIVATION_HEADER_BYTES + 4) {
-    throw new ActivationError('truncated', `message of ${len} bytes is shorter than its ${ACTIVATION_HEADER_BYTES}-byte header and checksum`);
-  }
-  const modeCode = bytes[6];
-  const kindCode = bytes[7];
+  r.need(ACTIVATION_HEADER_BYTES + 4 - r.offset, 'its header and checksum');
+  // Every field is in range now; read in order, checked in the order the codec has always used.
+  const modeCode = r.u8('its mode');
+  const kindCode = r.u8('its kind');
+  const round = r.u32('its round');
+  const step = r.u32('its step');
+  const micro = r.u32('its micro-batch id');
+  const B = r.u32('its shape');
+  const T = r.u32('its shape');
+  const C = r.u32('its shape');
+  const flags = r.u8('its flags');
+  const exponent = r.i8('its exponent');
+  const reserved = r.take(2, 'its reserved bytes');
   if (modeCode >= ACTIVATION_MODES.length) throw new ActivationError('header', `unknown mode ${modeCode} in the header`);
   if (kindCode >= KINDS.length) throw new ActivationError('header', `unknown kind ${kindCode} in the header`);
-  const flags = bytes[32];
   if ((flags & ~FLAG_TARGETS) !== 0) throw new ActivationError('header', `unknown flags 0x${flags.toString(16)} in the header`);
-  if (bytes[34] !== 0 || bytes[35] !== 0) throw new ActivationError('header', 'reserved header bytes are not 0');
-  const exponent = dv.getInt8(33);
+  if (reserved[0] !== 0 || reserved[1] !== 0) throw new ActivationError('header', 'reserved header bytes are not 0');
   if (modeCode !== MODE_CODES.f16 && exponent !== 0) throw new ActivationError('header', `exponent ${exponent} in a ${ACTIVATION_MODES[modeCode]} message (f16 only)`);
   if (exponent < -127) throw new ActivationError('header', `f16 exponent ${exponent} is outside −127..127`);
   const h: ActivationHeader = {
-    mode: ACTIVATION_MODES[modeCode],
-    kind: KINDS[kindCode],
-    round: dv.getUint32(8, true),
-    step: dv.getUint32(12, true),
-    micro: dv.getUint32(16, true),
-    B: dv.getUint32(20, true),
-    T: dv.getUint32(24, true),
-    C: dv.getUint32(28, true),
+    mode: ACTIVATION_MODES[modeCode], kind: KINDS[kindCode], round, step, micro, B, T, C,
     hasTargets: (flags & FLAG_TARGETS) !== 0,
     exponent,
   };

@@ -11,12 +11,13 @@ import { topkPerChunk } from '../kernels/topk.ts';
 import { applySparse } from '../sparseloco/feedback.ts';
 import { SparseLoCoOuter, type ApplyReport } from '../sparseloco/outer.ts';
 import type { SparseTensor } from '../sparseloco/selection.ts';
-import { UpdateError, configHash, decodeUpdate } from '../sparseloco/wire.ts';
+import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
+import { configHash } from '../model/identity.ts';
 import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint.ts';
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
 import { sampleBatch, type Batch } from '../train/sampler.ts';
 import type { LrSchedule } from '../train/schedule.ts';
-import { crc32 } from '../train/shards.ts';
+import { crc32 } from '../base/crc32.ts';
 import { LocalTrainer, type StepResult } from '../train/trainer.ts';
 import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
 

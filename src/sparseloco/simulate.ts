@@ -10,7 +10,7 @@ import { sampleBatch, type Batch } from '../train/sampler.ts';
 import type { LrSchedule } from '../train/schedule.ts';
 import { LocalTrainer } from '../train/trainer.ts';
 import { DEFAULT_DILOCO, DEFAULT_SPARSELOCO, DilocoOuter, SparseLoCoOuter, type DilocoSettings, type OuterMethod, type SparseLoCoSettings } from './outer.ts';
-import { configHash } from './wire.ts';
+import { configHash } from '../model/identity.ts';
 
 export interface SimulationSettings {
   cfg: ModelConfig;

@@ -1,14 +1,18 @@
 // Decoding and validating a received update (wire-format.ts has the byte layout and what is
 // checked), and the sender's own view of what it sent. Environment-free.
-import { crc32 } from '../train/shards.ts';
+import { crc32 } from '../base/crc32.ts';
+import { ByteReader, exactUtf8, type FormatSpec } from '../base/format.ts';
+import { hex32 } from '../base/hex.ts';
 import { codeBytes, indexBytes } from './bitpack.ts';
 import { MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, type ChunkGrid } from '../kernels/chunks.ts';
 import { dequantize, quantize } from './quantize.ts';
 import { MAX_RICE_PARAM, RiceReader } from './rice.ts';
 import type { SparseTensor, TensorSelection } from './selection.ts';
-import { UPDATE_MAGIC, UPDATE_VERSION, UPDATE_HEADER_BYTES, MAX_K, INDEX_FIXED, INDEX_RICE, UpdateError, type DecodedUpdate, type DecodeExpectations, utf8, utf8Decoder, keptInGrid, RICE_LENGTH_BYTES, chunkLocals, checkChunk } from './wire-format.ts';
+import { UPDATE_MAGIC, UPDATE_VERSION, UPDATE_HEADER_BYTES, MAX_K, INDEX_FIXED, INDEX_RICE, UpdateError, type DecodedUpdate, type DecodeExpectations, keptInGrid, chunkLocals, checkChunk } from './wire-format.ts';
 
 // ---- decode ----
+
+const UPDATE_FORMAT: FormatSpec = { name: 'update', truncated: (message) => new UpdateError('truncated', message) };
 
 interface Entry {
   name: string;
@@ -23,8 +27,6 @@ interface Entry {
   indexAt: number;
   codeAt: number;
 }
-
-const hex = (x: number) => `0x${(x >>> 0).toString(16).padStart(8, '0')}`;
 
 /** The 12-bit value j of a packed index stream starting at `base`. */
 function read12(b: Uint8Array, base: number, j: number): number {
@@ -42,60 +44,45 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
   if (expect.maxBytes !== undefined && len > expect.maxBytes) {
     throw new UpdateError('size', `update of ${len} bytes exceeds the limit of ${expect.maxBytes} bytes`);
   }
-  if (len < 4) throw new UpdateError('truncated', `update of ${len} bytes is too short to hold the magic`);
-  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
-  if (magic !== UPDATE_MAGIC) {
-    throw new UpdateError('magic', `not a SparseLoCo update (magic '${magic.replace(/[^\x20-\x7e]/g, '?')}', expected '${UPDATE_MAGIC}')`);
-  }
-  if (len < UPDATE_HEADER_BYTES + 4) throw new UpdateError('truncated', `update of ${len} bytes is shorter than its ${UPDATE_HEADER_BYTES}-byte header and checksum`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = dv.getUint16(4, true);
+  const r = new ByteReader(bytes, UPDATE_FORMAT);
+  r.magic(UPDATE_MAGIC, (found) => new UpdateError('magic', `not a SparseLoCo update (magic '${found}', expected '${UPDATE_MAGIC}')`));
+  r.need(UPDATE_HEADER_BYTES + 4 - r.offset, 'its header and checksum'); // before the version: a short update is 'truncated'
+  const version = r.u16('its version');
   if (version !== UPDATE_VERSION) {
     throw new UpdateError('version', `update format version ${version}, this Tessera reads version ${UPDATE_VERSION}`);
   }
-  const flags = dv.getUint16(6, true);
+  const flags = r.u16('its flags');
   if (flags !== 0) throw new UpdateError('header', `unknown flags ${flags} in the update header`);
-  const hash = dv.getUint32(8, true);
-  const round = dv.getUint32(12, true);
-  const k = dv.getUint16(16, true);
-  const count = dv.getUint16(18, true);
+  const hash = r.u32('its config hash');
+  const round = r.u32('its round');
+  const k = r.u16('its k');
+  const count = r.u16('its tensor count');
   if (k < 1 || k > MAX_K) throw new UpdateError('header', `k = ${k} in the update header, must be in 1..${MAX_K}`);
 
   // Tensor table: every read bounds-checked against the message.
   const entries: Entry[] = [];
   const seen = new Set<string>();
-  let o = UPDATE_HEADER_BYTES;
-  const need = (bytesWanted: number, what: string) => {
-    if (o + bytesWanted > len) throw new UpdateError('truncated', `update ends (${len} bytes) inside ${what}`);
-  };
   for (let t = 0; t < count; t++) {
-    need(1, `the name length of tensor ${t}`);
-    const nameLen = bytes[o++];
+    const nameLen = r.u8(`the name length of tensor ${t}`);
     if (nameLen < 1) throw new UpdateError('header', `tensor ${t} has an empty name`);
-    need(nameLen, `the name of tensor ${t}`);
-    const raw = bytes.subarray(o, o + nameLen);
-    const name = utf8Decoder.decode(raw);
-    const again = utf8.encode(name);
-    if (again.length !== nameLen || again.some((b, i) => b !== raw[i])) throw new UpdateError('header', `tensor ${t}: the name is not valid UTF-8`);
+    const name = exactUtf8(r.take(nameLen, `the name of tensor ${t}`));
+    if (name === null) throw new UpdateError('header', `tensor ${t}: the name is not valid UTF-8`);
     if (seen.has(name)) throw new UpdateError('header', `tensor '${name}' appears twice in the update`);
     seen.add(name);
-    o += nameLen;
-    need(1, `the rank of tensor '${name}'`);
-    const rank = bytes[o++];
+    const rank = r.u8(`the rank of tensor '${name}'`);
     if (rank !== 1 && rank !== 2) throw new UpdateError('header', `tensor '${name}' has rank ${rank}; only 1-D and 2-D tensors are sent`);
-    need(4 * rank + 16, `the shape and table of tensor '${name}'`);
+    r.need(4 * rank + 16, `the shape and table of tensor '${name}'`); // before the dimensions' checks
     const shape: number[] = [];
-    for (let d = 0; d < rank; d++, o += 4) {
-      const dim = dv.getUint32(o, true);
+    for (let d = 0; d < rank; d++) {
+      const dim = r.u32(`the shape of tensor '${name}'`);
       if (dim < 1) throw new UpdateError('header', `tensor '${name}' has a zero dimension`);
       shape.push(dim);
     }
     const grid = chunkGrid(shape);
-    const tableAt = o;
-    o += 16;
-    need(2, `the index coding of tensor '${name}'`);
-    const coding = bytes[o], p = bytes[o + 1];
-    o += 2;
+    const tableAt = r.offset;
+    r.skip(16, `the table of tensor '${name}'`);
+    const coding = r.u8(`the index coding of tensor '${name}'`);
+    const p = r.u8(`the index coding of tensor '${name}'`);
     const n = keptInGrid(grid, k);
     let indexLen: number;
     if (coding === INDEX_FIXED) {
@@ -103,15 +90,13 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
       indexLen = indexBytes(n);
     } else if (coding === INDEX_RICE) {
       if (p > MAX_RICE_PARAM) throw new UpdateError('header', `tensor '${name}': Rice parameter ${p}, must be in 0..${MAX_RICE_PARAM}`);
-      need(RICE_LENGTH_BYTES, `the index stream length of tensor '${name}'`);
-      indexLen = dv.getUint32(o, true);
-      o += RICE_LENGTH_BYTES;
+      indexLen = r.u32(`the index stream length of tensor '${name}'`);
     } else {
       throw new UpdateError('header', `tensor '${name}': unknown index coding ${coding}`);
     }
     entries.push({ name, shape, grid, n, tableAt, coding, p, indexLen, indexAt: 0, codeAt: 0 });
   }
-  let expected = o;
+  let expected = r.offset;
   for (const e of entries) {
     e.indexAt = expected;
     e.codeAt = expected + e.indexLen;
@@ -120,12 +105,13 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
   expected += 4;
   if (len < expected) throw new UpdateError('truncated', `update of ${len} bytes is truncated: its header promises ${expected} bytes`);
   if (len > expected) throw new UpdateError('trailing', `${len - expected} unexpected bytes after the ${expected} bytes the header promises`);
+  const dv = r.view;
   const stored = dv.getUint32(len - 4, true);
   const crc = crc32(bytes.subarray(0, len - 4));
-  if (stored !== crc) throw new UpdateError('crc', `update checksum mismatch (stored ${hex(stored)}, computed ${hex(crc)}): corrupted in transit`);
+  if (stored !== crc) throw new UpdateError('crc', `update checksum mismatch (stored ${hex32(stored)}, computed ${hex32(crc)}): corrupted in transit`);
 
   if (expect.configHash !== undefined && hash !== expect.configHash >>> 0) {
-    throw new UpdateError('config', `update is for model config ${hex(hash)}, this run trains ${hex(expect.configHash)}`);
+    throw new UpdateError('config', `update is for model config ${hex32(hash)}, this run trains ${hex32(expect.configHash)}`);
   }
   if (expect.round !== undefined && round !== expect.round) {
     throw new UpdateError('round', `update is for round ${round}, expected round ${expect.round}`);

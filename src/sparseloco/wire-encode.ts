@@ -1,6 +1,7 @@
 // Encoding one peer's update into the wire format of wire-format.ts (the byte layout is
 // documented there). Environment-free.
-import { crc32 } from '../train/shards.ts';
+import { crc32 } from '../base/crc32.ts';
+import { writeMagic } from '../base/format.ts';
 import { codeBytes, indexBytes, packCodes, packIndices } from './bitpack.ts';
 import { chunkSize } from '../kernels/chunks.ts';
 import { quantize } from './quantize.ts';
@@ -47,7 +48,7 @@ export function encodeUpdate(u: UpdateInput, opts: EncodeOptions = {}): Uint8Arr
   }
   const out = new Uint8Array(size);
   const dv = new DataView(out.buffer);
-  for (let i = 0; i < 4; i++) out[i] = UPDATE_MAGIC.charCodeAt(i);
+  writeMagic(out, UPDATE_MAGIC);
   dv.setUint16(4, UPDATE_VERSION, true);
   dv.setUint16(6, 0, true);
   dv.setUint32(8, u.configHash, true);

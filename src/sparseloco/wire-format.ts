@@ -9,7 +9,7 @@
 //   4   u16 version                UPDATE_VERSION (2; version 1, which had no index-coding
 //                                  bytes, is rejected as 'version')
 //   6   u16 flags                  0 (any other value is rejected)
-//   8   u32 config hash            configHash(cfg)
+//   8   u32 config hash            configHash(cfg) (model/identity.ts)
 //   12  u32 round
 //   16  u16 k                      values kept per chunk, 1..4096
 //   18  u16 tensor count
@@ -46,7 +46,7 @@
 // The Rice reader is bounded by its stream's declared bytes and every unary run by the
 // room left in the chunk, so corrupt input costs work proportional to its bytes.
 // Each failure is an UpdateError whose `reason` names the check. Environment-free.
-import { DEFAULT_INIT_STD, type ModelConfig } from '../model/config.ts';
+import { FormatError } from '../base/format.ts';
 import { codeBytes, indexBytes } from './bitpack.ts';
 import { ChunkError, MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, type ChunkGrid } from '../kernels/chunks.ts';
 import type { SparseTensor, TensorSelection } from './selection.ts';
@@ -79,12 +79,9 @@ export type UpdateReason =
   | 'duplicate' | 'nonfinite' | 'round' | 'config' | 'header';
 
 /** An update cannot be encoded, or a received one is invalid; `reason` names the failed check. */
-export class UpdateError extends Error {
-  readonly reason: UpdateReason;
+export class UpdateError extends FormatError<UpdateReason> {
   constructor(reason: UpdateReason, message: string) {
-    super(message);
-    this.name = 'UpdateError';
-    this.reason = reason;
+    super('UpdateError', reason, message);
   }
 }
 
@@ -117,29 +114,9 @@ export interface DecodeExpectations {
   maxBytes?: number;
 }
 
-// ---- model config hash ----
-
-/**
- * A stable 32-bit hash of a model config: FNV-1a over the UTF-8 of a canonical JSON array of
- * its fields in a fixed order (initStd filled with its default), so equal configs hash equal
- * on every engine, whatever their key order or extra fields.
- */
-export function configHash(cfg: ModelConfig): number {
-  const canonical = JSON.stringify([
-    ['vocabSize', cfg.vocabSize], ['dim', cfg.dim], ['layers', cfg.layers], ['heads', cfg.heads],
-    ['kvHeads', cfg.kvHeads], ['mlpHidden', cfg.mlpHidden], ['seqLen', cfg.seqLen],
-    ['ropeBase', cfg.ropeBase], ['normEps', cfg.normEps], ['tiedEmbeddings', cfg.tiedEmbeddings],
-    ['initStd', cfg.initStd ?? DEFAULT_INIT_STD],
-  ]);
-  let h = 0x811c9dc5;
-  for (const b of utf8.encode(canonical)) h = Math.imul(h ^ b, 0x01000193);
-  return h >>> 0;
-}
-
 // ---- sizes ----
 
 export const utf8 = new TextEncoder();
-export const utf8Decoder = new TextDecoder('utf-8');
 
 /**
  * Values kept over a tensor of this shape at k per chunk: Σ_c keptInChunk(grid, c, k),

@@ -21,7 +21,9 @@
 // Tensor names are free-form; the trainer's convention is 'param/<name>' for parameters
 // (names from model/config.ts parameterLayout) and '<state>/<name>' for optimiser state,
 // e.g. 'adam.m/blocks.0.wq', 'adam.v/blocks.0.wq'.
-import { crc32 } from './shards.ts';
+import { crc32 } from '../base/crc32.ts';
+import { ByteReader, FormatError, writeMagic } from '../base/format.ts';
+import { hex32 } from '../base/hex.ts';
 import { validateConfig, validateSlice, type ModelConfig } from '../model/config.ts';
 
 export interface Checkpoint {
@@ -47,16 +49,13 @@ export const CHECKPOINT_FORMAT = 1;
 const ALIGN = 64;
 const PREFIX = 16;
 
-export type CheckpointProblem =
+export type CheckpointReason =
   | 'magic' | 'version' | 'truncated' | 'length' | 'header-crc' | 'data-crc' | 'header' | 'input' | 'name' | 'missing';
 
-/** A checkpoint is unreadable or cannot be written; `problem` says which check failed. */
-export class CheckpointError extends Error {
-  readonly problem: CheckpointProblem;
-  constructor(problem: CheckpointProblem, message: string) {
-    super(message);
-    this.name = 'CheckpointError';
-    this.problem = problem;
+/** A checkpoint is unreadable or cannot be written; `reason` says which check failed. */
+export class CheckpointError extends FormatError<CheckpointReason> {
+  constructor(reason: CheckpointReason, message: string) {
+    super('CheckpointError', reason, message);
   }
 }
 
@@ -83,7 +82,6 @@ export function validateCheckpointName(name: string): void {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
-const hex = (x: number) => `0x${(x >>> 0).toString(16).padStart(8, '0')}`;
 
 interface TensorEntry {
   name: string;
@@ -147,7 +145,7 @@ export function encodeCheckpointParts(c: Checkpoint): Uint8Array[] {
   const D = align(PREFIX + json.length);
   const head = new Uint8Array(D);
   const dv = new DataView(head.buffer);
-  for (let i = 0; i < 4; i++) head[i] = CHECKPOINT_MAGIC.charCodeAt(i);
+  writeMagic(head, CHECKPOINT_MAGIC);
   dv.setUint32(4, CHECKPOINT_FORMAT, true);
   dv.setUint32(8, json.length, true);
   head.set(json, PREFIX);
@@ -200,24 +198,21 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
  */
 export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint'): Checkpoint {
   const fix = 'the file is corrupt or was cut short; load the previous checkpoint (.prev) or start from scratch';
-  if (bytes.length < 4) throw new CheckpointError('truncated', `${source}: ${bytes.length} bytes is too short to be a checkpoint; ${fix}`);
-  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
-  if (magic !== CHECKPOINT_MAGIC) {
-    throw new CheckpointError('magic', `${source}: not a Tessera checkpoint (magic '${magic.replace(/[^\x20-\x7e]/g, '?')}', expected '${CHECKPOINT_MAGIC}'); check the path`);
-  }
-  if (bytes.length < PREFIX + 4) throw new CheckpointError('truncated', `${source}: truncated header (${bytes.length} bytes); ${fix}`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = dv.getUint32(4, true);
+  const r = new ByteReader(bytes, { name: 'checkpoint', truncated: (m) => new CheckpointError('truncated', `${source}: ${m}; ${fix}`) });
+  r.magic(CHECKPOINT_MAGIC, (found) => new CheckpointError('magic', `${source}: not a Tessera checkpoint (magic '${found}', expected '${CHECKPOINT_MAGIC}'); check the path`));
+  r.need(PREFIX + 4 - r.offset, 'its header'); // before the version: a short file is 'truncated'
+  const version = r.u32('its format version');
   if (version !== CHECKPOINT_FORMAT) {
     throw new CheckpointError('version', `${source}: checkpoint format ${version}, this Tessera reads format ${CHECKPOINT_FORMAT}; upgrade Tessera or start from scratch`);
   }
-  const J = dv.getUint32(8, true);
+  const J = r.u32('its JSON header length');
+  const storedHeaderCrc = r.u32('its header checksum');
   const D = align(PREFIX + J);
-  if (bytes.length < D + 4) throw new CheckpointError('truncated', `${source}: truncated: ${bytes.length} bytes, the header alone needs ${D + 4}; ${fix}`);
-  const storedHeaderCrc = dv.getUint32(12, true);
+  r.need(D + 4 - r.offset, 'its JSON header');
+  const dv = r.view;
   const headerCrc = crc32(bytes.subarray(PREFIX, D));
   if (storedHeaderCrc !== headerCrc) {
-    throw new CheckpointError('header-crc', `${source}: header checksum mismatch (stored ${hex(storedHeaderCrc)}, computed ${hex(headerCrc)}): ${fix}`);
+    throw new CheckpointError('header-crc', `${source}: header checksum mismatch (stored ${hex32(storedHeaderCrc)}, computed ${hex32(headerCrc)}): ${fix}`);
   }
   const bad = (what: string) => new CheckpointError('header', `${source}: invalid header: ${what}; ${fix}`);
   for (let i = PREFIX + J; i < D; i++) if (bytes[i] !== 0) throw bad('non-zero padding after the JSON');
@@ -249,7 +244,7 @@ export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint'): Chec
   const storedDataCrc = dv.getUint32(expected - 4, true);
   const dataCrc = crc32(bytes.subarray(D, D + h.dataBytes));
   if (storedDataCrc !== dataCrc) {
-    throw new CheckpointError('data-crc', `${source}: data checksum mismatch (stored ${hex(storedDataCrc)}, computed ${hex(dataCrc)}): ${fix}`);
+    throw new CheckpointError('data-crc', `${source}: data checksum mismatch (stored ${hex32(storedDataCrc)}, computed ${hex32(dataCrc)}): ${fix}`);
   }
 
   const tensors = new Map<string, Float32Array>();

@@ -18,10 +18,15 @@
 // H = 24 + align4(n) + 4 is a multiple of 4, so the payload starts aligned. Every byte is
 // covered by one of the two CRCs or checked for its exact value, so any corruption of a
 // file is reported (ShardError) rather than trained on.
+import { crc32 } from '../base/crc32.ts';
+import { ByteReader, FormatError, writeMagic } from '../base/format.ts';
+import { hex32 } from '../base/hex.ts';
 
 export const SHARD_MAGIC = 'TSRD';
 export const SHARD_VERSION = 1;
 const FIXED = 24;
+/** The shortest header: a tokenizer name of 1..4 characters. */
+const MIN_HEADER = FIXED + 8;
 const MAX_NAME = 64;
 const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -33,53 +38,18 @@ export interface ShardMeta {
 
 export type TokenArray = Uint16Array | Uint32Array;
 
-export type ShardProblem =
+export type ShardReason =
   | 'magic' | 'version' | 'truncated' | 'length' | 'header-crc' | 'payload-crc' | 'header' | 'token-range' | 'input';
 
-/** A shard is unreadable or a shard cannot be written; `problem` says which check failed. */
-export class ShardError extends Error {
-  readonly problem: ShardProblem;
-  constructor(problem: ShardProblem, message: string) {
-    super(message);
-    this.name = 'ShardError';
-    this.problem = problem;
+/** A shard is unreadable or a shard cannot be written; `reason` says which check failed. */
+export class ShardError extends FormatError<ShardReason> {
+  constructor(reason: ShardReason, message: string) {
+    super('ShardError', reason, message);
   }
-}
-
-// ---- CRC32 (IEEE 802.3, reflected, polynomial 0xEDB88320), slicing-by-4 ----
-
-const CRC_TABLES = (() => {
-  const t = new Uint32Array(4 * 256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[i] = c >>> 0;
-  }
-  for (let i = 0; i < 256; i++) {
-    for (let s = 1; s < 4; s++) t[s * 256 + i] = (t[(s - 1) * 256 + i] >>> 8) ^ t[t[(s - 1) * 256 + i] & 0xff];
-  }
-  return t;
-})();
-
-/**
- * CRC32 of bytes, continuing from a previous value (`crc32(b, crc32(a))` = CRC of a‖b).
- * crc32(UTF-8 '123456789') = 0xCBF43926.
- */
-export function crc32(bytes: Uint8Array, previous = 0): number {
-  const T = CRC_TABLES;
-  let c = ~previous >>> 0;
-  let i = 0;
-  const n = bytes.length;
-  for (; i + 4 <= n; i += 4) {
-    c ^= bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
-    c = T[768 + (c & 0xff)] ^ T[512 + ((c >>> 8) & 0xff)] ^ T[256 + ((c >>> 16) & 0xff)] ^ T[c >>> 24];
-  }
-  for (; i < n; i++) c = T[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-const hex = (x: number) => `0x${(x >>> 0).toString(16).padStart(8, '0')}`;
+const REBUILD = 'rebuild it (tessera data build) or fetch it again';
 
 /** Token width in bytes for a vocabulary: 2 when every id fits a u16, else 4. */
 export function tokenWidth(vocabSize: number): 2 | 4 {
@@ -121,7 +91,7 @@ export function encodeShard(tokens: ArrayLike<number>, meta: ShardMeta): Uint8Ar
       else dv.setUint32(H + 4 * i, ids[i], true);
     }
   }
-  for (let i = 0; i < 4; i++) out[i] = SHARD_MAGIC.charCodeAt(i);
+  writeMagic(out, SHARD_MAGIC);
   dv.setUint16(4, SHARD_VERSION, true);
   dv.setUint8(6, width);
   dv.setUint8(7, name.length);
@@ -136,32 +106,28 @@ export function encodeShard(tokens: ArrayLike<number>, meta: ShardMeta): Uint8Ar
 
 /** Reads only the header (validated, header CRC included); the payload is not checked. */
 export function readShardHeader(bytes: Uint8Array, source = 'shard'): ShardMeta & { count: number; width: 2 | 4; headerBytes: number; payloadCrc: number } {
-  const fix = `rebuild it (tessera data build) or fetch it again`;
-  if (bytes.length < 4) throw new ShardError('truncated', `${source}: ${bytes.length} bytes is too short to be a token shard; ${fix}`);
-  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
-  if (magic !== SHARD_MAGIC) {
-    throw new ShardError('magic', `${source}: not a token shard (magic '${magic.replace(/[^\x20-\x7e]/g, '?')}', expected '${SHARD_MAGIC}'); check the path`);
-  }
-  if (bytes.length < FIXED + 8) throw new ShardError('truncated', `${source}: truncated header (${bytes.length} bytes); ${fix}`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = dv.getUint16(4, true);
+  const r = new ByteReader(bytes, { name: 'token shard', truncated: (m) => new ShardError('truncated', `${source}: ${m}; ${REBUILD}`) });
+  r.magic(SHARD_MAGIC, (found) => new ShardError('magic', `${source}: not a token shard (magic '${found}', expected '${SHARD_MAGIC}'); check the path`));
+  r.need(MIN_HEADER - r.offset, 'its header'); // before the version: a short file is 'truncated'
+  const version = r.u16('its version');
   if (version !== SHARD_VERSION) {
     throw new ShardError('version', `${source}: shard format version ${version}, this Tessera reads version ${SHARD_VERSION}; rebuild the shard with this version (tessera data build) or upgrade Tessera`);
   }
-  const nameLen = dv.getUint8(7);
+  const width = r.u8('its token width');
+  const nameLen = r.u8('its tokenizer name length');
+  const vocabSize = r.u32('its vocabulary size');
+  const lo = r.u32('its token count');
+  const hi = r.u32('its token count');
+  const payloadCrc = r.u32('its payload checksum');
   const H = headerLength(nameLen);
-  if (bytes.length < H) throw new ShardError('truncated', `${source}: truncated header (${bytes.length} of ${H} bytes); ${fix}`);
-  const storedHeaderCrc = dv.getUint32(H - 4, true);
+  r.need(H - r.offset, 'its tokenizer name and header checksum');
+  const storedHeaderCrc = r.view.getUint32(H - 4, true);
   const headerCrc = crc32(bytes.subarray(0, H - 4));
   if (storedHeaderCrc !== headerCrc) {
-    throw new ShardError('header-crc', `${source}: header checksum mismatch (stored ${hex(storedHeaderCrc)}, computed ${hex(headerCrc)}): the file is corrupt; ${fix}`);
+    throw new ShardError('header-crc', `${source}: header checksum mismatch (stored ${hex32(storedHeaderCrc)}, computed ${hex32(headerCrc)}): the file is corrupt; ${REBUILD}`);
   }
-  const width = dv.getUint8(6);
-  const vocabSize = dv.getUint32(8, true);
-  const lo = dv.getUint32(12, true);
-  const hi = dv.getUint32(16, true);
   const count = hi * 2 ** 32 + lo;
-  const bad = (what: string) => new ShardError('header', `${source}: invalid header: ${what}; ${fix}`);
+  const bad = (what: string) => new ShardError('header', `${source}: invalid header: ${what}; ${REBUILD}`);
   if (nameLen < 1 || nameLen > MAX_NAME) throw bad(`tokenizer name length ${nameLen} not in 1..${MAX_NAME}`);
   if (vocabSize < 1 || vocabSize > 2 ** 31 - 1) throw bad(`vocabulary size ${vocabSize}`);
   if (width !== tokenWidth(vocabSize)) throw bad(`token width ${width} bytes does not match vocabulary ${vocabSize} (expected ${tokenWidth(vocabSize)})`);
@@ -169,7 +135,7 @@ export function readShardHeader(bytes: Uint8Array, source = 'shard'): ShardMeta 
   for (let i = FIXED + nameLen; i < H - 4; i++) if (bytes[i] !== 0) throw bad('non-zero padding after the tokenizer name');
   const tokenizer = String.fromCharCode(...bytes.subarray(FIXED, FIXED + nameLen));
   if (!NAME_RE.test(tokenizer)) throw bad('tokenizer name is not [A-Za-z0-9._-]');
-  return { tokenizer, vocabSize, count, width: width as 2 | 4, headerBytes: H, payloadCrc: dv.getUint32(20, true) };
+  return { tokenizer, vocabSize, count, width: width as 2 | 4, headerBytes: H, payloadCrc };
 }
 
 /**
@@ -179,18 +145,17 @@ export function readShardHeader(bytes: Uint8Array, source = 'shard'): ShardMeta 
  */
 export function decodeShard(bytes: Uint8Array, source = 'shard'): { meta: ShardMeta; tokens: TokenArray } {
   const h = readShardHeader(bytes, source);
-  const fix = `rebuild it (tessera data build) or fetch it again`;
   const expected = h.headerBytes + h.count * h.width;
   if (bytes.length < expected) {
-    throw new ShardError('truncated', `${source}: truncated: ${bytes.length} bytes, the header promises ${h.count} tokens (${expected} bytes); ${fix}`);
+    throw new ShardError('truncated', `${source}: truncated: ${bytes.length} bytes, the header promises ${h.count} tokens (${expected} bytes); ${REBUILD}`);
   }
   if (bytes.length > expected) {
-    throw new ShardError('length', `${source}: ${bytes.length - expected} unexpected bytes after ${h.count} tokens: the token count does not match the file; ${fix}`);
+    throw new ShardError('length', `${source}: ${bytes.length - expected} unexpected bytes after ${h.count} tokens: the token count does not match the file; ${REBUILD}`);
   }
   const payload = bytes.subarray(h.headerBytes);
   const crc = crc32(payload);
   if (crc !== h.payloadCrc) {
-    throw new ShardError('payload-crc', `${source}: payload checksum mismatch (stored ${hex(h.payloadCrc)}, computed ${hex(crc)}): the file is corrupt; ${fix}`);
+    throw new ShardError('payload-crc', `${source}: payload checksum mismatch (stored ${hex32(h.payloadCrc)}, computed ${hex32(crc)}): the file is corrupt; ${REBUILD}`);
   }
   // A view when aligned on a little-endian host, else an aligned copy; checked, then copied out.
   let view: TokenArray;
@@ -212,7 +177,7 @@ export function decodeShard(bytes: Uint8Array, source = 'shard'): { meta: ShardM
     }
   }
   if (first >= 0) {
-    throw new ShardError('token-range', `${source}: token ${view[first]} at position ${first} is outside the vocabulary [0, ${h.vocabSize}) of '${h.tokenizer}'; the shard was written wrongly: ${fix}`);
+    throw new ShardError('token-range', `${source}: token ${view[first]} at position ${first} is outside the vocabulary [0, ${h.vocabSize}) of '${h.tokenizer}'; the shard was written wrongly: ${REBUILD}`);
   }
   const tokens = view.buffer === bytes.buffer ? view.slice() : view;
   return { meta: { tokenizer: h.tokenizer, vocabSize: h.vocabSize }, tokens };

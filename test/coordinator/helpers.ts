@@ -8,10 +8,12 @@ import { Coordinator, type Connection, type CoordinatorOptions } from '../../src
 import { CoordinatorStore } from '../../src/coordinator/state-store.ts';
 import { preset, parameterLayout } from '../../src/model/config.ts';
 import { sealEnvelope, type MessageKind } from '../../src/net/envelope.ts';
-import { joinChallenge, parseServerMessage, toHex, type ServerMessage } from '../../src/protocol/messages.ts';
+import { toHex } from '../../src/base/hex.ts';
+import { joinChallenge, parseServerMessage, type ServerMessage } from '../../src/protocol/messages.ts';
 import { parseRunConfig, type RunConfig } from '../../src/protocol/run-config.ts';
 import { chunkExtent, chunkGrid, keptInChunk, keptInTensor } from '../../src/kernels/chunks.ts';
-import { configHash, encodeUpdate, type TensorSelection } from '../../src/sparseloco/wire.ts';
+import { encodeUpdate, type TensorSelection } from '../../src/sparseloco/wire.ts';
+import { configHash } from '../../src/model/identity.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { rng } from '../helpers/rng.ts';
 

@@ -8,7 +8,7 @@ import {
   F16_MAX, MAX_ACTIVATION_ELEMENTS, activationMessageBytes, decodeActivations, encodeActivations, f16BitsToF32,
   f16Exponent, f32ToF16Bits, peekActivationHeader,
 } from '../../src/pipeline/activation-codec.ts';
-import { crc32 } from '../../src/train/shards.ts';
+import { crc32 } from '../../src/base/crc32.ts';
 import { randInts, randn } from '../helpers/gpu.ts';
 
 const [B, T, C, V] = [2, 3, 8, 50];

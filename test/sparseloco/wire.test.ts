@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { preset, parameterLayout } from '../../src/model/config.ts';
-import { crc32 } from '../../src/train/shards.ts';
+import { configHash } from '../../src/model/identity.ts';
+import { crc32 } from '../../src/base/crc32.ts';
 import { chunkExtent, chunkGrid, isValidLocal, keptInChunk, keptInTensor, type ChunkGrid } from '../../src/kernels/chunks.ts';
 import { packIndices } from '../../src/sparseloco/bitpack.ts';
 import { dequantize, quantize } from '../../src/sparseloco/quantize.ts';
 import type { TensorSelection } from '../../src/sparseloco/selection.ts';
 import { rng } from '../helpers/rng.ts';
 import {
-  UPDATE_HEADER_BYTES, UPDATE_VERSION, UpdateError, configHash, decodeOwn, decodeUpdate, denseBytes, encodeUpdate, encodedSize,
+  UPDATE_HEADER_BYTES, UPDATE_VERSION, UpdateError, decodeOwn, decodeUpdate, denseBytes, encodeUpdate, encodedSize,
   keptCount, selectionToSparse, type DecodeExpectations, type IndexCoding, type TensorLayout, type UpdateReason,
 } from '../../src/sparseloco/wire.ts';
 

@@ -113,7 +113,7 @@ describe('checkpoint encoding', () => {
         return 'none';
       } catch (e) {
         expect((e as Error).message).toMatch(/^ck\.ckpt: /);
-        return (e as CheckpointError).problem;
+        return (e as CheckpointError).reason;
       }
     };
     const m = good.slice();

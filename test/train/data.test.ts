@@ -1,7 +1,8 @@
 // Tokenizers, token shards, the deterministic sampler and the held-out split.
 import { describe, expect, it } from 'vitest';
 import { ByteTokenizer, Gpt2Tokenizer, TokenizerError, encodeDocuments, tokenizerFor } from '../../src/train/tokenizer.ts';
-import { ShardError, crc32, decodeShard, encodeShard, readShardHeader, tokenWidth } from '../../src/train/shards.ts';
+import { crc32 } from '../../src/base/crc32.ts';
+import { ShardError, decodeShard, encodeShard, readShardHeader, tokenWidth } from '../../src/train/shards.ts';
 import { SampleRng, evalBatches, sampleBatch, sampleSeed, splitShard, type SampleKey } from '../../src/train/sampler.ts';
 import { unigramEntropy, unigramEntropyBits } from '../../src/train/stats.ts';
 import { preset } from '../../src/model/config.ts';
@@ -123,7 +124,7 @@ describe('token shards', () => {
       } catch (e) {
         expect(e).toBeInstanceOf(ShardError);
         expect((e as Error).message).toMatch(/^x\.bin: /);
-        return (e as ShardError).problem;
+        return (e as ShardError).reason;
       }
       return 'none';
     };
