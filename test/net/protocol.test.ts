@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { fromHex, toHex } from '../../src/base/hex.ts';
 import {
   MAX_CONTROL_BYTES, PROTOCOL_VERSION, joinChallenge, parseClientMessage, parseServerMessage, type ClientMessage, type ServerMessage,
 } from '../../src/protocol/messages.ts';
@@ -14,17 +13,6 @@ describe('joinChallenge', () => {
     expect(new TextDecoder().decode(joinChallenge('run-1', 'abcd'))).toBe(`tessera-join:${PROTOCOL_VERSION}:run-1:abcd`);
     expect(joinChallenge('run-1', 'abcd')).not.toEqual(joinChallenge('run-2', 'abcd'));
     expect(joinChallenge('run-1', 'abcd')).not.toEqual(joinChallenge('run-1', 'abce'));
-  });
-});
-
-describe('hex', () => {
-  it('round trips bytes, accepts 0x, refuses odd lengths and non-hex', () => {
-    const b = new Uint8Array([0, 1, 0x7f, 0x80, 0xff]);
-    expect(toHex(b)).toBe('00017f80ff');
-    expect(fromHex('00017f80ff')).toEqual(b);
-    expect(fromHex('0x00017F80FF')).toEqual(b);
-    expect(fromHex('')).toEqual(new Uint8Array(0));
-    for (const bad of ['0', 'abc', 'zz', '0x0', ' 00', '00 ', '0x0x00', '-1']) expect(fromHex(bad), bad).toBeNull();
   });
 });
 
