@@ -12,3 +12,13 @@ declare function queueMicrotask(cb: () => void): void;
 declare const performance: { now(): number };
 declare class TextEncoder { encode(s: string): Uint8Array }
 declare class TextDecoder { constructor(label?: string); decode(b: ArrayBufferView | ArrayBuffer): string }
+/** Cancellation, as in the DOM (the contributor's waits end when a signal aborts). */
+interface AbortSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+declare class AbortController {
+  readonly signal: AbortSignal;
+  abort(reason?: unknown): void;
+}
