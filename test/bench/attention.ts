@@ -8,12 +8,14 @@ import {
   attentionBackward,
   attentionExtraBytes,
   attentionForward,
-  attentionNaiveBackward,
-  attentionNaiveExtraBytes,
-  attentionNaiveForward,
   attentionTiles,
   type AttentionDims,
 } from '../../src/kernels/attention.ts';
+import {
+  attentionNaiveBackward,
+  attentionNaiveExtraBytes,
+  attentionNaiveForward,
+} from '../../src/kernels/attention-naive.ts';
 import type { BenchRow } from './table.ts';
 import { timeGpu } from './timing.ts';
 

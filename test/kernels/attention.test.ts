@@ -4,12 +4,14 @@ import {
   attentionBackwardRef,
   attentionForward,
   attentionForwardRef,
-  attentionNaiveBackward,
-  attentionNaiveForward,
   attentionTiles,
   tileBytes,
   type AttentionDims,
 } from '../../src/kernels/attention.ts';
+import {
+  attentionNaiveBackward,
+  attentionNaiveForward,
+} from '../../src/kernels/attention-naive.ts';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { expectClose, finiteDiff, poisoned, randn, testGpu } from '../helpers/gpu.ts';
