@@ -13,29 +13,11 @@ import { Inbox, Refusals } from '../../src/contributor/inbox.ts';
 import type { CommitInfo } from '../../src/contributor/sync.ts';
 import { Traffic } from '../../src/contributor/traffic.ts';
 import { Changes, Serial, type Clock } from '../../src/contributor/waiting.ts';
-import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
+import type { Hotkey } from '../../src/wallet/keys.ts';
+export { devKeys, type Keys } from '../coordinator/helpers.ts';
 
-const DEV = 'bottom drive obey lake curtain smoke basket hold race lonely fit walk';
 export const RUN = 'exchange-test';
 const HTTP_BASE = 'http://coordinator.test';
-
-export interface Keys {
-  alice: Hotkey;
-  bob: Hotkey;
-  carol: Hotkey;
-  dave: Hotkey;
-}
-let keys: Keys | null = null;
-export async function devKeys(): Promise<Keys> {
-  await cryptoReady();
-  keys ??= {
-    alice: Hotkey.fromMnemonic(DEV, '//Alice'),
-    bob: Hotkey.fromMnemonic(DEV, '//Bob'),
-    carol: Hotkey.fromMnemonic(DEV, '//Carol'),
-    dave: Hotkey.fromMnemonic(DEV, '//Dave'),
-  };
-  return keys;
-}
 
 /** Timers fire only when the test advances the clock. */
 export class FakeClock implements Clock {
