@@ -30,6 +30,12 @@ export interface FormatSpec {
 
 export const MAGIC_BYTES = 4;
 
+/**
+ * Whether this machine stores numbers little-endian, as every format here does: then a typed
+ * array over the bytes reads the values without a copy.
+ */
+export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** A sequential little-endian reader over `bytes` that never reads past their end. */
 export class ByteReader {
   /** The next byte to read. */

@@ -22,7 +22,7 @@
 // (names from model/config.ts parameterLayout) and '<state>/<name>' for optimiser state,
 // e.g. 'adam.m/blocks.0.wq', 'adam.v/blocks.0.wq'.
 import { crc32 } from '../base/crc32.ts';
-import { ByteReader, FormatError, writeMagic } from '../base/format.ts';
+import { ByteReader, FormatError, HOST_LITTLE_ENDIAN, writeMagic } from '../base/format.ts';
 import { hex32 } from '../base/hex.ts';
 import { validateConfig, validateSlice, type ModelConfig } from '../model/config.ts';
 
@@ -80,7 +80,6 @@ export function validateCheckpointName(name: string): void {
   }
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
 interface TensorEntry {
@@ -163,7 +162,7 @@ export function encodeCheckpointParts(c: Checkpoint): Uint8Array[] {
   for (const e of entries) {
     if (e.offset > written) push(new Uint8Array(e.offset - written));
     const t = c.tensors.get(e.name)!;
-    if (LITTLE_ENDIAN) {
+    if (HOST_LITTLE_ENDIAN) {
       push(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
     } else {
       const b = new Uint8Array(t.byteLength);
@@ -248,7 +247,7 @@ export function decodeCheckpoint(bytes: Uint8Array, source = 'checkpoint'): Chec
   }
 
   const tensors = new Map<string, Float32Array>();
-  const aligned = LITTLE_ENDIAN && bytes.byteOffset % 4 === 0;
+  const aligned = HOST_LITTLE_ENDIAN && bytes.byteOffset % 4 === 0;
   for (const t of h.tensors) {
     const at = D + t.offset;
     if (aligned) {

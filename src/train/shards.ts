@@ -19,7 +19,7 @@
 // covered by one of the two CRCs or checked for its exact value, so any corruption of a
 // file is reported (ShardError) rather than trained on.
 import { crc32 } from '../base/crc32.ts';
-import { ByteReader, FormatError, writeMagic } from '../base/format.ts';
+import { ByteReader, FormatError, HOST_LITTLE_ENDIAN, writeMagic } from '../base/format.ts';
 import { hex32 } from '../base/hex.ts';
 
 export const SHARD_MAGIC = 'TSRD';
@@ -48,7 +48,6 @@ export class ShardError extends FormatError<ShardReason> {
   }
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const REBUILD = 'rebuild it (tessera data build) or fetch it again';
 
 /** Token width in bytes for a vocabulary: 2 when every id fits a u16, else 4. */
@@ -85,7 +84,7 @@ export function encodeShard(tokens: ArrayLike<number>, meta: ShardMeta): Uint8Ar
     }
     ids[i] = t;
   }
-  if (!LITTLE_ENDIAN) {
+  if (!HOST_LITTLE_ENDIAN) {
     for (let i = 0; i < n; i++) {
       if (width === 2) dv.setUint16(H + 2 * i, ids[i], true);
       else dv.setUint32(H + 4 * i, ids[i], true);
@@ -159,7 +158,7 @@ export function decodeShard(bytes: Uint8Array, source = 'shard'): { meta: ShardM
   }
   // A view when aligned on a little-endian host, else an aligned copy; checked, then copied out.
   let view: TokenArray;
-  if (LITTLE_ENDIAN && (bytes.byteOffset + h.headerBytes) % h.width === 0) {
+  if (HOST_LITTLE_ENDIAN && (bytes.byteOffset + h.headerBytes) % h.width === 0) {
     view = h.width === 2
       ? new Uint16Array(bytes.buffer, bytes.byteOffset + h.headerBytes, h.count)
       : new Uint32Array(bytes.buffer, bytes.byteOffset + h.headerBytes, h.count);
