@@ -40,6 +40,10 @@
 // into the optimiser's clip tensor before the AdamW kernels (src/train/optimizer.ts's
 // moments and step count are reused, so its checkpoint state works unchanged).
 // Environment-free.
+//
+// Over ~400 lines on purpose: one state machine over one slice — a step's micro-batch phase,
+// the recomputation above, then the tied gradient, the norm and the step — whose phase checks
+// guard every method.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { adamwStep } from '../kernels/adamw.ts';

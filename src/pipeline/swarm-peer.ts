@@ -25,18 +25,20 @@
 // none is left, dropped for this step — the 'drop' travels back so the stages before stop
 // waiting; nobody waits for a dead peer's 'done' or norm. Every received message is checked
 // (header kind, round, step; then the stage decodes it in full); a bad one is dropped and
-// counted in `dropped` by reason. Environment-free.
+// counted in `dropped` by reason. The control messages, the norm rule and the routing
+// tie-break are swarm-messages.ts. Environment-free.
+//
+// Over ~400 lines on purpose: one state machine — the micro-batch phase, routing and
+// re-routing, and the norm exchange all read and change the same per-step state (what is
+// out, to whom, what came from whom), so they stay in one class.
 import { ActivationError, peekActivationHeader, withMicroId } from './activation-codec.ts';
 import type { MicroBatchData, PipelineStage } from './stage.ts';
+import {
+  SwarmStepError, combineNorms, encodeControl, parseControl, tieBreak,
+  type Control, type HandoffKind, type NormReport, type SwarmTransport,
+} from './swarm-messages.ts';
 
-export type HandoffKind = 'activations' | 'grads' | 'control';
-
-/** How a swarm peer reaches the others (the contributor seals these into signed envelopes). */
-export interface SwarmTransport {
-  /** Queues a message for `to`; false when there is no live link to it. */
-  send(to: string, kind: HandoffKind, bytes: Uint8Array): boolean;
-  isUp(peer: string): boolean;
-}
+export { SwarmStepError, type HandoffKind, type SwarmTransport } from './swarm-messages.ts';
 
 export interface SwarmPeerOptions {
   stage: PipelineStage;
@@ -51,7 +53,7 @@ export interface SwarmPeerOptions {
   round: number;
   /** Seeds the routing tie-break. */
   seed: number;
-  /** Give up a step after this long without any progress (default 120 s). */
+  /** Give up a step after this long without any progress (default DEFAULT_STALL_MS, 120 s). */
   stallMs?: number;
 }
 
@@ -72,11 +74,6 @@ export interface SwarmStepResult {
   wallMs: number;
 }
 
-type Control =
-  | { t: 'done'; round: number; step: number }
-  | { t: 'drop'; round: number; step: number; id: number }
-  | { t: 'norm'; round: number; step: number; sq: number; processed: number; lossSum: number; lossCount: number };
-
 interface Outgoing {
   inputId: number;
   to: string;
@@ -84,21 +81,15 @@ interface Outgoing {
   gradQueued: boolean;
 }
 
-interface NormReport {
-  sq: number;
-  processed: number;
-  lossSum: number;
-  lossCount: number;
-}
-
+/** Tries per micro-batch: a re-sent one gets id + 1, so ids step by this much. */
 const ATTEMPTS = 8;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-/** Why a message stalled or failed a step. */
-export class SwarmStepError extends Error {
-  override name = 'SwarmStepError';
-}
+/** Messages kept for a step not started yet, at most (a quicker peer may be ahead). */
+const MAX_BUFFERED_PER_STEP = 4096;
+/** How far ahead of ours a message's step may be: steps are in lockstep, so further is not honest. */
+const MAX_STEPS_AHEAD = 2;
+const DEFAULT_STALL_MS = 120_000;
+/** While idle, links are checked this often even if nothing arrives. */
+const IDLE_CHECK_MS = 500;
 
 export class SwarmPeer {
   /** Received messages dropped, by reason (ActivationError reasons, 'stale', 'control', 'unknown-peer' …). */
@@ -151,7 +142,7 @@ export class SwarmPeer {
     if (!this.o.members.some((m) => m.includes(from)) || from === this.o.me) return this.count('unknown-peer');
     let step: number;
     try {
-      step = kind === 'control' ? this.parseControl(bytes).step : this.peekStep(kind, bytes);
+      step = kind === 'control' ? parseControl(bytes).step : this.peekStep(kind, bytes);
     } catch (e) {
       if (e instanceof ActivationError) return this.count(e.reason);
       if (e instanceof SwarmStepError) return this.count('control');
@@ -160,9 +151,9 @@ export class SwarmPeer {
     if (step < this.current || (step === this.current && this.phase === 'idle')) return this.count('stale');
     if (step > this.current) {
       // A quicker peer may be a step ahead; nobody honest is further (steps are in lockstep).
-      if (step > this.current + 2) return this.count('step');
+      if (step > this.current + MAX_STEPS_AHEAD) return this.count('step');
       const q = this.buffered.get(step) ?? [];
-      if (q.length >= 4096) return this.count('flood');
+      if (q.length >= MAX_BUFFERED_PER_STEP) return this.count('flood');
       q.push({ from, kind, bytes });
       this.buffered.set(step, q);
       return;
@@ -215,22 +206,10 @@ export class SwarmPeer {
     this.lastProgress = performance.now();
     while (!everyone.every((p) => this.norms.has(p) || !this.isUp(p))) await this.idle();
 
-    let squares = 0;
-    let lossSum = 0;
-    let lossCount = 0;
-    for (const stagePeers of this.o.members) {
-      const reports = stagePeers.map((p) => this.norms.get(p)).filter((r): r is NormReport => r !== undefined);
-      const active = reports.filter((r) => r.processed > 0);
-      if (active.length > 0) squares += active.reduce((a, r) => a + r.sq, 0) / active.length;
-      for (const r of reports) {
-        lossSum += r.lossSum;
-        lossCount += r.lossCount;
-      }
-    }
-    const gradNorm = Math.sqrt(squares);
+    const { gradNorm, loss } = combineNorms(this.o.members, this.norms);
     if (applied) this.stage.applyStep(lr, gradNorm);
     const result: SwarmStepResult = {
-      step, loss: lossCount > 0 ? lossSum / lossCount : null, gradNorm, processed: this.processed, dropped: this.droppedMicros,
+      step, loss, gradNorm, processed: this.processed, dropped: this.droppedMicros,
       rerouted: this.stats.rerouted, applied, busyMs: this.stats.busyMs - busy0, wallMs: performance.now() - t0,
     };
     this.phase = 'idle';
@@ -397,7 +376,7 @@ export class SwarmPeer {
       o.gradQueued = true;
       this.backwards.push({ outId, bytes });
     } else {
-      const c = this.parseControl(bytes);
+      const c = parseControl(bytes);
       if (c.round !== this.o.round) return this.count('round');
       if (c.t === 'done') {
         if (!this.upstreamPeers.includes(from)) return this.count('stage');
@@ -420,25 +399,8 @@ export class SwarmPeer {
     return h.step;
   }
 
-  private parseControl(bytes: Uint8Array): Control {
-    let c: Record<string, unknown>;
-    try {
-      if (bytes.length > 1024) throw new Error('too long');
-      c = JSON.parse(decoder.decode(bytes));
-    } catch {
-      throw new SwarmStepError('control message is not JSON');
-    }
-    const u32 = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
-    const fin = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-    if (c === null || typeof c !== 'object' || !u32(c.round) || !u32(c.step)) throw new SwarmStepError('control message without round and step');
-    if (c.t === 'done') return c as Control;
-    if (c.t === 'drop' && u32(c.id)) return c as Control;
-    if (c.t === 'norm' && fin(c.sq) && u32(c.processed) && fin(c.lossSum) && u32(c.lossCount)) return c as Control;
-    throw new SwarmStepError(`bad control message '${String(c.t)}'`);
-  }
-
   private sendControl(to: string, c: Control): void {
-    this.o.transport.send(to, 'control', encoder.encode(JSON.stringify(c)));
+    this.o.transport.send(to, 'control', encodeControl(c));
   }
 
   // ---- waiting ----
@@ -451,11 +413,11 @@ export class SwarmPeer {
 
   private async idle(): Promise<void> {
     if (this.abortReason) throw new SwarmStepError(this.abortReason);
-    const stall = this.o.stallMs ?? 120_000;
+    const stall = this.o.stallMs ?? DEFAULT_STALL_MS;
     const left = this.lastProgress + stall - performance.now();
     if (left <= 0) throw new SwarmStepError(`step ${this.current}: no progress for ${Math.round(stall / 1000)} s (${this.describeWait()})`);
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, Math.min(left, 500));
+      const t = setTimeout(resolve, Math.min(left, IDLE_CHECK_MS));
       this.wake = () => {
         clearTimeout(t);
         resolve();
@@ -482,12 +444,4 @@ export class SwarmPeer {
   private count(reason: string): void {
     this.dropped[reason] = (this.dropped[reason] ?? 0) + 1;
   }
-}
-
-/** A deterministic pseudo-random order of peers for one micro-batch (FNV-1a). */
-function tieBreak(seed: number, id: number, peer: string): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
-  const s = `${id}:${peer}`;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
 }
