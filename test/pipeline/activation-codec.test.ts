@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   ACTIVATION_HEADER_BYTES, ActivationError, type ActivationExpectations, type ActivationMode, type ActivationReason,
-  F16_MAX, MAX_ACTIVATION_ELEMENTS, activationMessageBytes, decodeActivations, encodeActivations, f16BitsToF32,
-  f16Exponent, f32ToF16Bits, peekActivationHeader,
+  MAX_ACTIVATION_ELEMENTS, activationMessageBytes, decodeActivations, encodeActivations, f16Exponent, peekActivationHeader,
 } from '../../src/pipeline/activation-codec.ts';
+import { F16_MAX, f16BitsToF32, f32ToF16Bits } from '../../src/pipeline/binary16.ts';
 import { crc32 } from '../../src/base/crc32.ts';
 import { randInts, randn } from '../helpers/gpu.ts';
 
