@@ -16,7 +16,8 @@
 import { openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
 import type { CoordinatorClient } from '../net/signaling.ts';
-import { toHex, type CommitEntry, type ServerMessage } from '../protocol/messages.ts';
+import { toHex } from '../base/hex.ts';
+import type { CommitEntry, ServerMessage } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { ModelReplica } from '../round/replica.ts';

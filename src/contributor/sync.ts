@@ -8,7 +8,8 @@
 // then it replays the commits between what it got and the round in progress.
 import type { CheckpointStore } from '../train/checkpoint.ts';
 import { openEnvelope } from '../net/envelope.ts';
-import { toHex, type CommitEntry, type RunState } from '../protocol/messages.ts';
+import { toHex } from '../base/hex.ts';
+import type { CommitEntry, RunState } from '../protocol/messages.ts';
 import type { ModelReplica } from '../round/replica.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { mib, throttled } from './progress.ts';

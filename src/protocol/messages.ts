@@ -223,4 +223,3 @@ export function parseServerMessage(text: string): ServerMessage | null {
   }
 }
 
-export { toHex } from '../base/hex.ts'; // re-export until src/contributor is updated (issue 16)

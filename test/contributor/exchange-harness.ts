@@ -4,7 +4,8 @@
 // (its messages, as Contributor.onServer hands them over) and the other peers (envelopes
 // sealed with their hotkeys). Real envelopes and signatures; no GPU, WebRTC or sockets.
 import { peekEnvelope, sealEnvelope, type MessageKind } from '../../src/net/envelope.ts';
-import { toHex, type ClientMessage, type CommitEntry, type ServerMessage } from '../../src/protocol/messages.ts';
+import { toHex } from '../../src/base/hex.ts';
+import type { ClientMessage, CommitEntry, ServerMessage } from '../../src/protocol/messages.ts';
 import type { HttpClient } from '../../src/protocol/http.ts';
 import { parseRunConfig, type RunConfig } from '../../src/protocol/run-config.ts';
 import type { ContributorEvent, StopMode } from '../../src/contributor/events.ts';
