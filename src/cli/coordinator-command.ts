@@ -79,6 +79,8 @@ export async function startCoordinator(
     chain?: ChainSettings | null; sampling?: ValidatorSampling;
     /** Start no round numbered this or higher (the swarm command's --rounds). */
     roundLimit?: number;
+    /** How long a round waits for connected peers still syncing once minMembers are ready (default: the coordinator's). */
+    syncGraceMs?: number;
   },
 ): Promise<StartedCoordinator> {
   if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
@@ -93,7 +95,7 @@ export async function startCoordinator(
     o.log(`the validator scores whole-model runs only: run '${config.run}' has ${config.stages} pipeline stages, so its updates are relayed and checked but not scored (no rewards)`);
   }
   const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
-  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, roundLimit: o.roundLimit });
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();

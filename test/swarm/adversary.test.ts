@@ -44,7 +44,8 @@ describe('a hostile peer in a swarm', () => {
   it('forged, replayed, oversized, malformed and unknown-member messages are dropped and counted; training goes on', async () => {
     await cryptoReady();
     const config = readRunFile(undefined, { run: 'adversary', innerSteps: 3, batch: 2, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 6, minMembers: 2, maxMessageBytes: 1 << 20, roundSeconds: 240 });
-    coordinator = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: () => {}, validate: false });
+    // The attacker never syncs, so each round would wait the whole sync grace (15 s) for it.
+    coordinator = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log: () => {}, validate: false, syncGraceMs: 1000 });
     const url = coordinator.server.url;
     const honest = [startHonest('a', url), startHonest('b', url)];
 

@@ -67,11 +67,12 @@ describe('tessera swarm', () => {
   }, 1_300_000);
 
   it('a contributor killed while sending: the others finish the round, the run goes on, a new contributor joins and catches up', () => {
-    const s = swarm(['--peers', '3', '--rounds', '5', '--kill', '1@1']);
+    // 3 rounds asked for; with a kill the run goes on until the newcomer has trained one.
+    const s = swarm(['--peers', '3', '--rounds', '3', '--kill', '1@1']);
     const byName = new Map(s.peersDetail.map((p) => [p.name, p]));
     console.log(`rounds ${s.lossPerRound.map((r) => `${r.round}:${r.included}/${r.members}`).join(' ')}; newcomer synced from ${byName.get('peer-3')?.syncedFrom}; ${s.seconds.toFixed(0)} s`);
     expect(byName.get('peer-1')!.killed).toBe(true);
-    expect(s.lossPerRound.map((r) => r.round).slice(0, 5)).toEqual([0, 1, 2, 3, 4]);
+    expect(s.lossPerRound.map((r) => r.round).slice(0, 3)).toEqual([0, 1, 2]);
     // Round 1 closed with the survivors (and the killed peer's update if it got out whole).
     expect(s.lossPerRound[1].included).toBeGreaterThanOrEqual(2);
     // The survivors trained every round; the run lasts until the newcomer has trained one.
