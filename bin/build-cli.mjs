@@ -7,7 +7,7 @@
 // One bundle split at each subcommand's dynamic import (`tessera --help` loads only the
 // entry chunk); npm packages stay outside it; .wgsl kernels are inlined as text, as
 // bin/wgsl-hook.mjs and vite.wgsl.ts serve them. The chunks sit flat in a folder two levels
-// below the root, as src/node/ is, so the sources' `new URL('../../…', import.meta.url)`
+// below the root, as src/cli/ is, so the sources' `new URL('../../…', import.meta.url)`
 // (bin/tessera.mjs, dist/web) find the same files. The stamp (bin/built-cli.mjs) is written
 // last, with the time the build started.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +24,7 @@ export async function buildCli(outdir = BUILD_DIR) {
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(dirname(outdir), { recursive: true });
   await build({
-    entryPoints: { [ENTRY.replace(/\.mjs$/, '')]: join(ROOT, 'src', 'node', 'cli.ts') },
+    entryPoints: { [ENTRY.replace(/\.mjs$/, '')]: join(ROOT, 'src', 'cli', 'cli.ts') },
     outdir: staging,
     outExtension: { '.js': '.mjs' },
     chunkNames: '[name]-[hash]',

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `tessera` command: the built CLI (dist/cli: `npm install` and `npm run build:cli` make
-// it) while it is newer than every source it came from, else src/node/cli.ts through tsx —
+// it) while it is newer than every source it came from, else src/cli/cli.ts through tsx —
 // an edited source always runs as edited. Benchmarks (test/bench) run from source.
 import { freshBuild } from './built-cli.mjs';
 import { launch } from './launch.mjs';
