@@ -9,6 +9,8 @@
 // backoff, stop. The rounds themselves are exchange.ts; what peers send is admitted by
 // inbox.ts; a pipelined run's hand-offs are handoff.ts; checkpoint-upload.ts, traffic.ts,
 // sync.ts and peer-weights.ts do one job each.
+// Over ~400 lines on purpose: the lifecycle is one sequence read top to bottom (start, join,
+// sync, rounds, stage move, rejoin, stop); cut further, its steps would lose their order.
 import type { Gpu } from '../gpu/gpu.ts';
 import { splitShard } from '../train/sampler.ts';
 import { decodeShard } from '../train/shards.ts';

@@ -1,6 +1,7 @@
 // The layers of src/ (docs/ARCHITECTURE.md, "Layers"): each folder imports only folders below
-// it, held by lint; every folder is placed in a layer; and no file takes part in an import
-// cycle (type-only imports excepted: they vanish at run time).
+// it, held by lint; every folder is placed in a layer; no file takes part in an import cycle
+// (type-only imports excepted: they vanish at run time); and a file one person cannot hold
+// says at its top why it is one file.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +52,27 @@ describe('the layers of src/', () => {
     for (const folder of folders) {
       expect(await restrictedImports(`src/${folder}/probe.ts`, importing('../../renderer/ui/App.tsx')), folder).toHaveLength(1);
     }
+  });
+
+  it('no source file over 400 lines without the reason written at its top', () => {
+    const MAX_LINES = 400;
+    const REASON = /^\/\/ Over ~400 lines on purpose: \S/m;
+    const sources: string[] = [];
+    const walk = (dir: string) => {
+      for (const name of readdirSync(dir)) {
+        const path = join(dir, name);
+        if (statSync(path).isDirectory()) walk(path);
+        else if (/\.tsx?$/.test(name)) sources.push(path);
+      }
+    };
+    for (const top of ['src', 'renderer', 'electron']) walk(join(ROOT, top));
+    const unexplained = sources.filter((f) => {
+      const text = readFileSync(f, 'utf8');
+      const header = text.split('\n').slice(0, 60).join('\n');
+      return text.split('\n').length > MAX_LINES && !REASON.test(header);
+    });
+    expect(sources.length).toBeGreaterThan(150);
+    expect(unexplained.map((f) => relative(ROOT, f))).toEqual([]);
   });
 
   it('no import cycle between files, type-only imports aside', () => {
