@@ -4,6 +4,7 @@
 // and reward. Pure, so it is tested without a GPU (validator.ts does the evaluations).
 import { createHmac, randomBytes } from 'node:crypto';
 import type { RoundScore } from './ledger.ts';
+import { COPY_SKETCH, bandBuckets, sketchIndexSets, type SketchParams } from './copy-sketch.ts';
 
 export const COPY_OVERLAP = 0.4;
 /** Fraction of the round's median positive gradient score below which an update scores 0. */
@@ -91,8 +92,68 @@ export function indexOverlap(a: Uint32Array[], b: Uint32Array[]): number {
   return common / Math.max(1, Math.min(na, nb));
 }
 
-/** Of two updates sharing most of their indices, the later delivery is the copy (both when simultaneous). */
-export function findCopies(updates: readonly { sender: string; indices: Uint32Array[]; at: number }[]): Set<string> {
+export interface CopyCandidate {
+  sender: string;
+  /** Each tensor's top-k flat indices, sorted. */
+  indices: Uint32Array[];
+  /** When the update reached the coordinator. */
+  at: number;
+}
+
+/**
+ * Of two updates sharing most of their indices (indexOverlap > COPY_OVERLAP), the later
+ * delivery is the copy (both when simultaneous). Linear in the round's size: MinHash/LSH
+ * sketches (copy-sketch.ts) name candidate pairs and each is confirmed with the exact
+ * indexOverlap, so nothing is flagged that findCopiesPairwise would not flag; a copy at the
+ * threshold escapes the candidates with probability ≤ 0.001 (far less further above it).
+ */
+export function findCopies(updates: readonly CopyCandidate[], sketch: SketchParams = COPY_SKETCH): Set<string> {
+  return detectCopies(updates, sketch).copied;
+}
+
+export interface CopyCheck {
+  copied: Set<string>;
+  /** Exact overlaps computed (candidate pairs that could still change the answer). */
+  confirmed: number;
+  /** Of those, the ones at or under the threshold (the sketch's false candidates). */
+  rejected: number;
+}
+
+/** findCopies with its counts, for the benchmark and tests. */
+export function detectCopies(updates: readonly CopyCandidate[], sketch: SketchParams = COPY_SKETCH): CopyCheck {
+  const n = updates.length;
+  const flagged = new Uint8Array(n);
+  const rejectedPairs = new Set<number>();
+  let confirmed = 0;
+  const buckets = bandBuckets(updates.map((u) => sketchIndexSets(u.indices, sketch)), sketch);
+  // x is a copy when some y delivered no later overlaps it; only an unflagged x can change the
+  // answer, and a confirmed pair ends x's search, so a bucket of m identical copies costs m
+  // exact overlaps, not m²/2.
+  for (const members of buckets) {
+    for (const x of members) {
+      if (flagged[x]) continue;
+      for (const y of members) {
+        if (y === x || updates[y].at > updates[x].at) continue;
+        const pair = Math.min(x, y) * n + Math.max(x, y);
+        if (rejectedPairs.has(pair)) continue;
+        confirmed++;
+        if (indexOverlap(updates[x].indices, updates[y].indices) <= COPY_OVERLAP) {
+          rejectedPairs.add(pair);
+          continue;
+        }
+        flagged[x] = 1;
+        if (updates[y].at === updates[x].at) flagged[y] = 1;
+        break;
+      }
+    }
+  }
+  const copied = new Set<string>();
+  for (let u = 0; u < n; u++) if (flagged[u]) copied.add(updates[u].sender);
+  return { copied, confirmed, rejected: rejectedPairs.size };
+}
+
+/** The exact check over every pair, O(N²): the reference findCopies must agree with. */
+export function findCopiesPairwise(updates: readonly CopyCandidate[]): Set<string> {
   const copied = new Set<string>();
   for (let i = 0; i < updates.length; i++) {
     for (let j = i + 1; j < updates.length; j++) {
