@@ -3,6 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { ASSIGNED_FULL, ASSIGNED_PRIOR, assignedFactor, findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
 import { describeRow } from '../../src/coordinator/validator.ts';
+import { detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
+import { syntheticRound } from './copy-rounds.ts';
 
 const key = new Uint8Array(32).fill(7);
 const senders = Array.from({ length: 40 }, (_, i) => `peer-${String(i).padStart(2, '0')}`);
@@ -56,6 +58,36 @@ describe('copies', () => {
     const other = { sender: 'other', indices: idx([6, 7, 8, 9, 10]), at: 5 };
     expect(findCopies([honest, copier, other])).toEqual(new Set(['copier']));
     expect(findCopies([honest, { ...copier, at: 10 }])).toEqual(new Set(['honest', 'copier']));
+  });
+
+  it('the sketch flags what the exact pairwise check flags on these cases', () => {
+    const honest = { sender: 'honest', indices: idx([1, 2, 3, 4, 5]), at: 10 };
+    const copier = { sender: 'copier', indices: idx([1, 2, 3, 4, 9]), at: 11 };
+    const other = { sender: 'other', indices: idx([6, 7, 8, 9, 10]), at: 5 };
+    const empty = { sender: 'empty', indices: idx([]), at: 1 };
+    const rounds = [[honest, copier, other], [honest, { ...copier, at: 10 }], [honest, copier, other, empty], [empty, { ...empty, sender: 'empty-too' }], [honest, { ...honest, sender: 'twin', at: 12 }, { ...honest, sender: 'triplet', at: 12 }]];
+    for (const round of rounds) expect(findCopies(round)).toEqual(findCopiesPairwise(round));
+    expect(findCopies(rounds[4])).toEqual(new Set(['twin', 'triplet']));
+  });
+
+  it.each([
+    { seed: 1, honest: 40, hotShare: 0.3 },
+    { seed: 2, honest: 120, hotShare: 0.2 },
+    { seed: 3, honest: 250, hotShare: 0.35 },
+  ])('the sketch flags what the exact check flags on a seeded round with planted copies ($honest honest, seed $seed)', ({ seed, honest, hotShare }) => {
+    const copies = [{ overlap: 0.45, count: 8 }, { overlap: 0.6, count: 8 }, { overlap: 1, count: 8 }, { overlap: 0.3, count: 8 }];
+    const { updates, planted } = syntheticRound({ seed, honest, tensors: [4096 * 6, 4096 * 4], hotShare, copies, simultaneous: 0.25 });
+    const exact = findCopiesPairwise(updates);
+    const check = detectCopies(updates);
+    expect(check.copied).toEqual(exact);
+    expect(findCopies(updates)).toEqual(exact);
+    // Not vacuous: every copy above the threshold is flagged, no near-miss (0.3) is unless it
+    // copies a copy.
+    for (const p of planted.filter((c) => c.overlap > 0.4)) expect(exact.has(p.sender)).toBe(true);
+    const flaggedNearMisses = planted.filter((c) => c.overlap < 0.4 && exact.has(c.sender));
+    expect(flaggedNearMisses.every((c) => c.source.startsWith('copy-'))).toBe(true);
+    // Far fewer exact overlaps than the N(N−1)/2 the pairwise check computes.
+    expect(check.confirmed).toBeLessThan((updates.length * (updates.length - 1)) / 2 / 5);
   });
 });
 
