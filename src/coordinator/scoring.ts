@@ -4,7 +4,7 @@
 // and reward. Pure, so it is tested without a GPU (validator.ts does the evaluations).
 import { createHmac, randomBytes } from 'node:crypto';
 import type { RoundScore } from './ledger.ts';
-import { COPY_SKETCH, bandBuckets, sketchIndexSets, type SketchParams } from './copy-sketch.ts';
+import { COPY_SKETCH, bandBuckets, mayBeCopy, sketchIndexSets, type SketchParams } from './copy-sketch.ts';
 
 export const COPY_OVERLAP = 0.4;
 /** Fraction of the round's median positive gradient score below which an update scores 0. */
@@ -103,9 +103,10 @@ export interface CopyCandidate {
 /**
  * Of two updates sharing most of their indices (indexOverlap > COPY_OVERLAP), the later
  * delivery is the copy (both when simultaneous). Linear in the round's size: MinHash/LSH
- * sketches (copy-sketch.ts) name candidate pairs and each is confirmed with the exact
- * indexOverlap, so nothing is flagged that findCopiesPairwise would not flag; a copy at the
- * threshold escapes the candidates with probability ≤ 0.001 (far less further above it).
+ * sketches (copy-sketch.ts) name candidate pairs, the full sketches screen out those far
+ * under the threshold, and each left is confirmed with the exact indexOverlap, so nothing is
+ * flagged that findCopiesPairwise would not flag; a copy at the threshold escapes with
+ * probability ≤ 0.001 (far less further above it). Deterministic: the same round, the same flags.
  */
 export function findCopies(updates: readonly CopyCandidate[], sketch: SketchParams = COPY_SKETCH): Set<string> {
   return detectCopies(updates, sketch).copied;
@@ -117,6 +118,8 @@ export interface CopyCheck {
   confirmed: number;
   /** Of those, the ones at or under the threshold (the sketch's false candidates). */
   rejected: number;
+  /** Candidate pairs whose full sketches ruled a copy out (mayBeCopy), with no exact overlap. */
+  screened: number;
 }
 
 /** findCopies with its counts, for the benchmark and tests. */
@@ -125,7 +128,10 @@ export function detectCopies(updates: readonly CopyCandidate[], sketch: SketchPa
   const flagged = new Uint8Array(n);
   const rejectedPairs = new Set<number>();
   let confirmed = 0;
-  const buckets = bandBuckets(updates.map((u) => sketchIndexSets(u.indices, sketch)), sketch);
+  let screened = 0;
+  const sketches = updates.map((u) => sketchIndexSets(u.indices, sketch));
+  const elements = updates.map((u) => u.indices.reduce((s, t) => s + t.length, 0));
+  const buckets = bandBuckets(sketches, sketch);
   // x is a copy when some y delivered no later overlaps it; only an unflagged x can change the
   // answer, and a confirmed pair ends x's search, so a bucket of m identical copies costs m
   // exact overlaps, not m²/2.
@@ -136,6 +142,11 @@ export function detectCopies(updates: readonly CopyCandidate[], sketch: SketchPa
         if (y === x || updates[y].at > updates[x].at) continue;
         const pair = Math.min(x, y) * n + Math.max(x, y);
         if (rejectedPairs.has(pair)) continue;
+        if (!mayBeCopy(sketches[x]!, sketches[y]!, elements[x], elements[y], COPY_OVERLAP)) {
+          rejectedPairs.add(pair);
+          screened++;
+          continue;
+        }
         confirmed++;
         if (indexOverlap(updates[x].indices, updates[y].indices) <= COPY_OVERLAP) {
           rejectedPairs.add(pair);
@@ -149,7 +160,7 @@ export function detectCopies(updates: readonly CopyCandidate[], sketch: SketchPa
   }
   const copied = new Set<string>();
   for (let u = 0; u < n; u++) if (flagged[u]) copied.add(updates[u].sender);
-  return { copied, confirmed, rejected: rejectedPairs.size };
+  return { copied, confirmed, rejected: rejectedPairs.size - screened, screened };
 }
 
 /** The exact check over every pair, O(N²): the reference findCopies must agree with. */

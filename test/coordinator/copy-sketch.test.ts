@@ -3,7 +3,7 @@
 // candidate rate is the formula 1 − (1 − J^r)^b.
 import { describe, expect, it } from 'vitest';
 import { COPY_OVERLAP } from '../../src/coordinator/scoring.ts';
-import { COPY_SKETCH, bandBuckets, candidateProbability, jaccardOfEqualSets, sketchIndexSets, type SketchParams } from '../../src/coordinator/copy-sketch.ts';
+import { COPY_SKETCH, agreeingSlots, bandBuckets, candidateProbability, jaccardOfEqualSets, mayBeCopy, sketchIndexSets, type SketchParams } from '../../src/coordinator/copy-sketch.ts';
 import { uniform } from './copy-rounds.ts';
 
 const UNIVERSE = 1 << 24;
@@ -128,5 +128,42 @@ describe('bandBuckets', () => {
     }
     expect(Math.abs(candidates / pairs - candidateProbability(0.25, few))).toBeLessThan(0.08);
     expect(Math.abs(bandMatches / bandsSeen - 0.25 ** 3)).toBeLessThan(0.004);
+  });
+});
+
+describe('mayBeCopy', () => {
+  const slots = COPY_SKETCH.bands * COPY_SKETCH.rows;
+  const size = (x: Uint32Array[]) => x.reduce((s, t) => s + t.length, 0);
+
+  it('never screens out a pair at or above the threshold, and screens out honest overlaps', () => {
+    const random = uniform(77);
+    const agreeAt: Record<string, number[]> = {};
+    for (const overlap of [0.1, 0.2, COPY_OVERLAP, 0.45]) {
+      agreeAt[overlap] = [];
+      for (let i = 0; i < 60; i++) {
+        const [a, b] = pairAt(random, overlap, 2, 2700); // 5,400 elements: enough to screen (≥ 4 × 1,320)
+        const sa = sketchIndexSets(a)!;
+        const sb = sketchIndexSets(b)!;
+        agreeAt[overlap].push(agreeingSlots(sa, sb));
+        const verdict = mayBeCopy(sa, sb, size(a), size(b), COPY_OVERLAP);
+        if (overlap >= COPY_OVERLAP) expect(verdict).toBe(true);
+        if (overlap <= 0.2) expect(verdict).toBe(false);
+      }
+    }
+    // The bound (251 of 1,320 at J = 0.25) sits between them: at the threshold the fewest
+    // agreeing slots are well above it, at overlap 0.2 (J = 0.11) the most well under.
+    expect(Math.min(...agreeAt[COPY_OVERLAP])).toBeGreaterThan(280);
+    expect(Math.max(...agreeAt[0.2])).toBeLessThan(200);
+  });
+
+  it('does not screen small sets (their densified slots are not independent) and bounds unequal ones by their own threshold', () => {
+    const [a, b] = pairAt(uniform(5), 0, 1, 1000);
+    expect(mayBeCopy(sketchIndexSets(a)!, sketchIndexSets(b)!, 1000, 1000, COPY_OVERLAP)).toBe(true);
+    // A set of 6,000 inside one of 24,000: overlap 1 against the smaller, J = 0.25 — not screened.
+    const random = uniform(6);
+    const [big] = pairAt(random, 0, 1, 24_000);
+    const inside = [Uint32Array.from(big[0].filter(() => random() < 0.25))];
+    expect(size(inside)).toBeGreaterThan(4 * slots);
+    expect(mayBeCopy(sketchIndexSets(big)!, sketchIndexSets(inside)!, size(big), size(inside), COPY_OVERLAP)).toBe(true);
   });
 });

@@ -89,6 +89,18 @@ describe('copies', () => {
     // Far fewer exact overlaps than the N(N−1)/2 the pairwise check computes.
     expect(check.confirmed).toBeLessThan((updates.length * (updates.length - 1)) / 2 / 5);
   });
+
+  it('the sketch flags what the exact check flags when its screen is on (updates of 5,632 indices, honest overlap ≈ 0.14)', () => {
+    const copies = [{ overlap: 0.45, count: 6 }, { overlap: 0.6, count: 6 }, { overlap: 1, count: 6 }, { overlap: 0.3, count: 6 }];
+    const { updates, planted } = syntheticRound({ seed: 9, honest: 100, tensors: [4096 * 48, 4096 * 40], hotShare: 0.35, copies, simultaneous: 0.25 });
+    const exact = findCopiesPairwise(updates);
+    const check = detectCopies(updates);
+    expect(check.copied).toEqual(exact);
+    for (const p of planted.filter((c) => c.overlap > 0.4)) expect(exact.has(p.sender)).toBe(true);
+    // Honest candidates (P ≈ 0.15 at overlap 0.14) are screened out by the full sketches.
+    expect(check.screened).toBeGreaterThan(0);
+    expect(check.rejected).toBeLessThan(check.screened);
+  });
 });
 
 describe('scoreRound', () => {
