@@ -67,7 +67,7 @@ const MAX_PROBES = 64;
 
 /** Seeds for the separate uses of the hash, derived from the one seed. */
 function seeds(seed: number) {
-  return { tensor: mix32(seed ^ 0x1b873593), value: mix32(seed ^ 0x5bd1e995), probe: mix32(seed ^ 0x68e31da4), band: mix32(seed ^ 0x2c1b3c6d) };
+  return { tensor: mix32(seed ^ 0x1b873593), probe: mix32(seed ^ 0x68e31da4), band: mix32(seed ^ 0x2c1b3c6d) };
 }
 
 /**
@@ -86,11 +86,13 @@ export function sketchIndexSets(indices: readonly Uint32Array[], p: SketchParams
     const set = indices[t];
     elements += set.length;
     for (let i = 0; i < set.length; i++) {
+      // One hash does both: its range is cut into the slots, and the slot keeps the least hash
+      // in it — the element of A ∪ B with the least hash in a slot is any of them alike, so
+      // two slots agree with probability J.
       const x = mix32(set[i] ^ tensorKey);
       const slot = Math.floor((x * slots) / TWO_32);
-      const value = mix32(x ^ s.value);
-      if (!filled[slot] || value < min[slot]) {
-        min[slot] = value;
+      if (!filled[slot] || x < min[slot]) {
+        min[slot] = x;
         filled[slot] = 1;
       }
     }
