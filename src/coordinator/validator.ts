@@ -10,8 +10,9 @@
 //                   on what it was given;
 //   sync            its reported θ_start fingerprint equals the validator's;
 //   penalties       top-k index overlap above 40% with an earlier delivery (copying, checked
-//                   over every update, sampled or not), missing the deadline, an invalid
-//                   update, being out of sync: the round's score is 0.
+//                   over every update, sampled or not, in time linear in their number:
+//                   MinHash/LSH candidates, each confirmed exactly — copy-sketch.ts), missing
+//                   the deadline, an invalid update, being out of sync: the round's score is 0.
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
