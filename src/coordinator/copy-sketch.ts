@@ -13,6 +13,9 @@
 // probability J = |A ∩ B| / |A ∪ B|, at O(|A| + slots) per update — classic MinHash with one
 // hash function per slot would cost |A| × slots (16M indices × 1,000 slots at the 1b preset).
 // Hashing is seeded and deterministic: the same updates and seed give the same candidates.
+// The seed must be secret: whoever knows it can drop the few elements that decide each band
+// (one per band, 440 of 110,592) and pass a 99% copy; the validator derives it per round from
+// its sampling key (scoring.ts copySketchForRound).
 
 /** How the sketch is cut into bands: `bands` × `rows` slots, and the hashes' seed. */
 export interface SketchParams {
@@ -70,6 +73,20 @@ function seeds(seed: number) {
   return { tensor: mix32(seed ^ 0x1b873593), probe: mix32(seed ^ 0x68e31da4), band: mix32(seed ^ 0x2c1b3c6d) };
 }
 
+function tensorKeyOf(tensorSeed: number, t: number): number {
+  return mix32(tensorSeed ^ Math.imul(t + 1, GOLDEN));
+}
+
+function slotOf(hash: number, slots: number): number {
+  return Math.floor((hash * slots) / TWO_32);
+}
+
+/** Where element (tensor t, flat index) lands in a sketch and the hash it competes with there. */
+export function hashElement(t: number, index: number, p: SketchParams = COPY_SKETCH): { slot: number; hash: number } {
+  const hash = mix32(index ^ tensorKeyOf(seeds(p.seed).tensor, t));
+  return { slot: slotOf(hash, p.bands * p.rows), hash };
+}
+
 /**
  * The sketch of one update's index sets (one per tensor, as indexOverlap takes them): bands ×
  * rows slot values, or null for an update with no indices (it overlaps nothing).
@@ -82,7 +99,7 @@ export function sketchIndexSets(indices: readonly Uint32Array[], p: SketchParams
   let elements = 0;
   for (let t = 0; t < indices.length; t++) {
     // (tensor, index) → x: a bijection of the index for each tensor, so a tensor's elements never collide.
-    const tensorKey = mix32(s.tensor ^ Math.imul(t + 1, GOLDEN));
+    const tensorKey = tensorKeyOf(s.tensor, t);
     const set = indices[t];
     elements += set.length;
     for (let i = 0; i < set.length; i++) {
@@ -90,7 +107,7 @@ export function sketchIndexSets(indices: readonly Uint32Array[], p: SketchParams
       // in it — the element of A ∪ B with the least hash in a slot is any of them alike, so
       // two slots agree with probability J.
       const x = mix32(set[i] ^ tensorKey);
-      const slot = Math.floor((x * slots) / TWO_32);
+      const slot = slotOf(x, slots);
       if (!filled[slot] || x < min[slot]) {
         min[slot] = x;
         filled[slot] = 1;

@@ -122,6 +122,15 @@ export interface CopyCheck {
   screened: number;
 }
 
+/**
+ * The sketch's seed for `round`, from the validator's secret key (as the sample's): nobody
+ * without the key can tell which of their indices decide the bands, so a partial copy cannot
+ * be cut to slip past them; reproducible from (key, round).
+ */
+export function copySketchForRound(key: Uint8Array, round: number, base: SketchParams = COPY_SKETCH): SketchParams {
+  return { ...base, seed: createHmac('sha256', key).update(`copy-sketch\0${round}`).digest().readUInt32LE(0) };
+}
+
 /** findCopies with its counts, for the benchmark and tests. */
 export function detectCopies(updates: readonly CopyCandidate[], sketch: SketchParams = COPY_SKETCH): CopyCheck {
   const n = updates.length;

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { ASSIGNED_FULL, ASSIGNED_PRIOR, assignedFactor, findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
 import { describeRow } from '../../src/coordinator/validator.ts';
-import { detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
+import { copySketchForRound, detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
+import { COPY_SKETCH, hashElement } from '../../src/coordinator/copy-sketch.ts';
 import { syntheticRound } from './copy-rounds.ts';
 
 const key = new Uint8Array(32).fill(7);
@@ -100,6 +101,45 @@ describe('copies', () => {
     // Honest candidates (P ≈ 0.15 at overlap 0.14) are screened out by the full sketches.
     expect(check.screened).toBeGreaterThan(0);
     expect(check.rejected).toBeLessThan(check.screened);
+  });
+
+  it('needs the secret seed: a 92% copy cut to miss every band of the public seed is caught with the round key', () => {
+    const { updates } = syntheticRound({ seed: 21, honest: 20, tensors: [4096 * 48, 4096 * 40], hotShare: 0.2, copies: [] });
+    const source = updates[0];
+    // Drop, for every band, the source's element that decides one of its rows under the public
+    // seed (the least hash in a slot the source fills), and put unused indices in their place.
+    const decider = new Map<number, { t: number; index: number; hash: number }>();
+    source.indices.forEach((set, t) => {
+      for (const index of set) {
+        const { slot, hash } = hashElement(t, index);
+        const best = decider.get(slot);
+        if (!best || hash < best.hash) decider.set(slot, { t, index, hash });
+      }
+    });
+    const dropped = Array.from({ length: COPY_SKETCH.bands }, (_, band) => {
+      const row = Array.from({ length: COPY_SKETCH.rows }, (_, r) => r).find((r) => decider.has(band * COPY_SKETCH.rows + r))!;
+      return decider.get(band * COPY_SKETCH.rows + row)!;
+    });
+    const indices = source.indices.map((set, t) => {
+      const out = new Set(set);
+      const gone = dropped.filter((d) => d.t === t);
+      for (const d of gone) out.delete(d.index);
+      for (let next = 0; out.size < set.length; next++) if (!set.includes(next)) out.add(next);
+      return Uint32Array.from(out).sort();
+    });
+    const copy = { sender: 'evader', indices, at: source.at + 1 };
+    const round = [...updates, copy];
+    expect(indexOverlap(source.indices, indices)).toBeGreaterThan(0.9);
+    expect(findCopiesPairwise(round)).toEqual(new Set(['evader']));
+    expect(findCopies(round)).toEqual(new Set()); // the public seed: evaded
+    expect(findCopies(round, copySketchForRound(key, 5))).toEqual(new Set(['evader']));
+  });
+
+  it('derives the round\'s sketch seed from the key: the same for the same key and round, another otherwise', () => {
+    const seed = copySketchForRound(key, 5).seed;
+    expect(copySketchForRound(key, 5)).toEqual({ ...COPY_SKETCH, seed });
+    expect(copySketchForRound(key, 6).seed).not.toBe(seed);
+    expect(copySketchForRound(new Uint8Array(32).fill(8), 5).seed).not.toBe(seed);
   });
 });
 
