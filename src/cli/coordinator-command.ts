@@ -285,9 +285,10 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
         return;
       }
       const round = c.round;
-      ready = ready.then(async () => {
-        await syncValidator(engine, round, checkpoint(), (r) => c.commitPayloads(r), o.log);
-      });
+      // Not synced here, the first round scored rebuilds θ_start itself (score → syncValidator).
+      ready = ready
+        .then(() => syncValidator(engine, round, checkpoint(), (r) => c.commitPayloads(r), o.log))
+        .then(() => {}, (e: Error) => o.log(`validator: θ_start of round ${round} not loaded yet (${e.message}); the first round scored rebuilds it`));
       inHand = ready;
     },
     enqueue(closed: ClosedRound) {

@@ -18,6 +18,9 @@
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
 // Round scores → moving average → shares among the round's members → each round pays
 // emissionPerEpoch / epochRounds by share; the ledger keeps it all.
+// Two halves on two threads: Validator.evaluate does the GPU work where the device is (a
+// worker thread in the coordinator: validator-thread.ts), recordScores the bookkeeping on the
+// coordinator's thread, the ledger's one writer.
 import type { Gpu } from '../gpu/gpu.ts';
 import { ModelReplica } from '../round/replica.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
