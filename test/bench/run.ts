@@ -6,6 +6,7 @@ import { runNetBench } from './net.ts';
 import { runPipelineBench } from './pipeline.ts';
 import { runHonestShareBench } from './honest-share.ts';
 import { runCopyCheckBench } from './copy-check.ts';
+import { runValidatorLoopBench } from './validator-loop.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -15,6 +16,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   pipeline: runPipelineBench,
   'honest-share': runHonestShareBench,
   'copy-check': runCopyCheckBench,
+  'validator-loop': runValidatorLoopBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

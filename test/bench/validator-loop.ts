@@ -81,5 +81,3 @@ export async function runValidatorLoopBench(argv: string[]): Promise<number> {
   console.log(`results: ${writeResults(`validator-loop-${config.model}`, { date: new Date().toISOString(), model: config.model, seq: config.seq, innerSteps: config.innerSteps, evaluate, rows })}`);
   return 0;
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = await runValidatorLoopBench(process.argv.slice(2));
