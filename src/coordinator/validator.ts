@@ -29,7 +29,7 @@ import { decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing } from './ledger.ts';
-import { assignedFactor, findCopies, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { assignedFactor, copySketchForRound, findCopies, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
 export { COPY_OVERLAP, NOISE_FLOOR, indexOverlap } from './scoring.ts';
@@ -251,7 +251,8 @@ export class Validator implements ValidatorEngine {
       updatesMs += performance.now() - from;
     }
     this.replica.discardRound();
-    const copied = [...findCopies(updates)];
+    // The sketch's seed comes from the secret key, so nobody can shape a copy to slip past it.
+    const copied = [...findCopies(updates, copySketchForRound(this.sampling.key, c.round))];
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
