@@ -24,7 +24,8 @@ export async function buildCli(outdir = BUILD_DIR) {
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(dirname(outdir), { recursive: true });
   await build({
-    entryPoints: { [ENTRY.replace(/\.mjs$/, '')]: join(ROOT, 'src', 'cli', 'cli.ts') },
+    // The validator's worker thread is started from its own file (src/coordinator/validator-thread.ts).
+    entryPoints: { [ENTRY.replace(/\.mjs$/, '')]: join(ROOT, 'src', 'cli', 'cli.ts'), 'validator-worker': join(ROOT, 'src', 'coordinator', 'validator-worker.ts') },
     outdir: staging,
     outExtension: { '.js': '.mjs' },
     chunkNames: '[name]-[hash]',

@@ -15,7 +15,9 @@ import { splitShard } from '../train/sampler.ts';
 import { encodeShard } from '../train/shards.ts';
 import { Ledger } from '../coordinator/ledger.ts';
 import { RewardsApi } from '../coordinator/rewards-api.ts';
-import { Validator, type ClosedRound } from '../coordinator/validator.ts';
+import { Validator, configuredSample, recordScores, syncValidator, type ClosedRound, type ValidatorEngine } from '../coordinator/validator.ts';
+import { ValidatorQueue } from '../coordinator/validator-queue.ts';
+import { ValidatorThread } from '../coordinator/validator-thread.ts';
 import { openNodeGpu } from '../node/dawn.ts';
 import { cryptoReady } from '../wallet/keys.ts';
 import { loadOrBuildShard } from '../node/corpus.ts';
@@ -24,7 +26,7 @@ import { ChainConfigError, parseChainOptions, type ChainOptions } from '../coord
 import { ChainError, connectSubtensor } from '../coordinator/chain.ts';
 import { EpochWeights } from '../coordinator/chain-epochs.ts';
 import type { Hotkey } from '../wallet/keys.ts';
-import type { SamplingOptions } from '../coordinator/scoring.ts';
+import { samplingOptions, type SamplingOptions } from '../coordinator/scoring.ts';
 import { loadHotkeyFile } from '../node/hotkey-file.ts';
 import { CommandUsageError, parseCommandArgs } from './args.ts';
 
@@ -81,6 +83,8 @@ export async function startCoordinator(
     roundLimit?: number;
     /** How long a round waits for connected peers still syncing once minMembers are ready (default: the coordinator's). */
     syncGraceMs?: number;
+    /** false: score on this thread, in the coordinator's event loop (benchmarks compare); default: in a worker thread. */
+    validatorThread?: boolean;
   },
 ): Promise<StartedCoordinator> {
   if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
@@ -135,23 +139,43 @@ function samplingKey(stateDir: string): Uint8Array {
   return new Uint8Array(key);
 }
 
-async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling }) {
-  let gpu;
+/** The validator's engine: in a worker thread (off the event loop), or on this thread (benchmarks compare the two). */
+async function openEngine(config: RunConfig, tokens: ArrayLike<number>, sampling: SamplingOptions, o: { log: (line: string) => void; software?: boolean; validatorThread?: boolean }): Promise<{ engine: ValidatorEngine; release: () => void }> {
+  if (o.validatorThread !== false) {
+    const engine = await ValidatorThread.start({ config, tokens, validFraction: VALID_FRACTION, sampling, software: o.software === true, log: o.log });
+    return { engine, release: () => {} };
+  }
+  const gpu = await openNodeGpu({ adapter: o.software ? 'software' : 'auto' });
+  const { train, valid } = splitShard(tokens, { validFraction: VALID_FRACTION });
+  return { engine: new Validator(config, gpu, train, valid, o.log, sampling), release: () => gpu.destroy() };
+}
+
+/** The share of the shard held out for the validator's random batches. */
+const VALID_FRACTION = 0.01;
+
+async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling; validatorThread?: boolean }) {
+  mkdirSync(stateDir, { recursive: true });
+  const sampling = samplingOptions({ ...o.sampling, key: samplingKey(stateDir) });
+  let opened: Awaited<ReturnType<typeof openEngine>>;
   try {
-    gpu = await openNodeGpu({ adapter: o.software ? 'software' : 'auto' });
+    opened = await openEngine(config, tokens, sampling, o);
   } catch (e) {
     if (!(e instanceof NoGpuError)) throw e;
     o.log(`validator off, no rewards${o.chain ? ' and no chain weights' : ''}: ${e.message}`);
     return null;
   }
+  const { engine } = opened;
+  const release = async () => {
+    await engine.destroy();
+    opened.release();
+  };
   let chain: Awaited<ReturnType<typeof connectSubtensor>> | null = null;
   try {
     chain = o.chain ? await connectSubtensor(o.chain, o.chain.hotkey) : null;
   } catch (e) {
-    gpu.destroy();
+    await release();
     throw e;
   }
-  mkdirSync(stateDir, { recursive: true });
   const ledger = new Ledger(join(stateDir, 'ledger.sqlite'));
   const epochWeights = chain ? new EpochWeights(chain.chain, ledger, config.epochRounds, o.log) : null;
   if (chain && o.chain) {
@@ -162,12 +186,13 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     );
     o.log(`chain: netuid ${o.chain.netuid} at ${o.chain.endpoint}; validator hotkey ${address}: ${registration}; weights are set at each epoch's close (every ${config.epochRounds} rounds)`);
   }
-  const { train, valid } = splitShard(tokens, { validFraction: 0.01 });
-  const validator = new Validator(config, gpu, train, valid, ledger, o.log, { ...o.sampling, key: samplingKey(stateDir) });
   let coordinator: Coordinator;
-  // Scoring waits for its kernels, compiled off the event loop: compiled on first use they
-  // would hold this process (the coordinator's heartbeat checks with it) for a minute.
-  let queue: Promise<void> = validator.warmUp().then(
+  // Closed rounds wait here, at most VALIDATOR_QUEUE_BOUND of them in memory; made in attach(),
+  // once the rounds decided before this start are known.
+  let queue: ValidatorQueue<ClosedRound> | null = null;
+  // Scoring waits for its kernels, compiled ahead: compiled on first use they would make the
+  // first round slow to score (and, on this thread, hold the coordinator's heartbeat).
+  let ready: Promise<void> = engine.warmUp().then(
     () => {},
     (e: Error) => o.log(`validator: kernels not compiled ahead (${e.message}); they compile as scoring needs them`),
   );
@@ -176,6 +201,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   // the state keeps their commits and updates (see Coordinator.save), the validator's weights
   // are saved beside them, and the next start on this state folder scores them first.
   let closing = false;
+  let inHand: Promise<void> = ready;
   const weightsFile = join(stateDir, 'validator-weights.bin');
   const checkpoint = () => {
     const bytes = coordinator.checkpoint();
@@ -184,40 +210,55 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     return { round: header.round, weights: payload };
   };
   /** θ_start of the first round to score: the validator's own saved weights, else the run's checkpoint. */
-  const savedWeights = () => {
+  const savedWeights = async () => {
     if (!existsSync(weightsFile)) return null;
     const weights = new Uint8Array(readFileSync(weightsFile));
     try {
-      return { round: validator.weightsRound(weights, weightsFile), weights };
+      return { round: await engine.weightsRound(weights, weightsFile), weights };
     } catch (e) {
       o.log(`validator: ${weightsFile} not used: ${(e as Error).message}`);
       return null;
     }
   };
-  const startFor = (round: number) => {
-    const saved = savedWeights();
-    const run = checkpoint();
-    const usable = [saved, run].filter((c) => c !== null && c.round <= round) as { round: number; weights: Uint8Array }[];
+  const startFor = async (round: number) => {
+    const usable = [await savedWeights(), checkpoint()].filter((c) => c !== null && c.round <= round) as { round: number; weights: Uint8Array }[];
     return usable.sort((a, b) => b.round - a.round)[0] ?? null;
   };
   const skip = (round: number, reason: string) => {
     ledger.recordSkipped(round, reason);
     o.log(`validator: round ${round} skipped, not scored: ${reason}`);
   };
-  const scoreNext = async (closed: ClosedRound) => {
-    if (validator.round !== closed.round && !validator.sync(closed.round, startFor(closed.round), (r) => coordinator.commitPayloads(r))) {
-      return skip(closed.round, `the validator could not rebuild θ_start of round ${closed.round} (a commit before it is gone)`);
+  const score = async (q: ValidatorQueue<ClosedRound>, round: number, held: ClosedRound | null) => {
+    await ready;
+    if (round <= ledger.lastRound) return q.done(round);
+    // A round not held in memory (the queue was full when it closed, or it closed before this start) is read back from the state.
+    const c = held ? { ok: true as const, closed: held } : coordinator.closedRound(round);
+    const unscoreable = !c.ok ? c.reason
+      : engine.round !== round && !(await syncValidator(engine, round, await startFor(round), (r) => coordinator.commitPayloads(r), o.log)) ? `the validator could not rebuild θ_start of round ${round} (a commit before it is gone)`
+      : null;
+    if (!c.ok || unscoreable) {
+      skip(round, unscoreable!);
+      return q.done(round);
     }
-    coordinator.sendScores(closed.round, await validator.score(closed, coordinator.round));
-    epochWeights?.roundScored(closed.round);
+    const plan = q.plan(configuredSample(c.closed.included.length, sampling));
+    const evaluation = await engine.evaluate(c.closed, plan.evaluate);
+    const standings = recordScores(c.closed, evaluation, { config, ledger, closedRounds: coordinator.round, log: o.log });
+    if (plan.note) o.log(`validator: ${plan.note}`);
+    q.done(round, evaluation.timing);
+    coordinator.sendScores(round, standings);
+    epochWeights?.roundScored(round);
   };
-  const enqueue = (round: number, closed?: ClosedRound) => {
-    queue = queue.then(async () => {
-      if (closing || round <= ledger.lastRound) return;
-      const c = closed ? { ok: true as const, closed } : coordinator.closedRound(round);
-      if (!c.ok) return skip(round, c.reason);
-      await scoreNext(c.closed);
-    }).catch((e: Error) => o.log(`validator: round ${round} not scored: ${e.message}`));
+  /** Scores the next round waiting, if none is in hand; each round, when done, starts the next. */
+  const pump = () => {
+    const job = closing ? null : queue?.take();
+    if (!queue || !job) return;
+    const q = queue;
+    inHand = score(q, job.round, job.item)
+      .catch((e: Error) => {
+        o.log(`validator: round ${job.round} not scored: ${e.message}`);
+        if (q.inHand === job.round) q.done(job.round);
+      })
+      .then(pump);
   };
   const pending = () => Math.max(0, coordinator.round - 1 - ledger.lastRound);
   return {
@@ -227,41 +268,49 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     attach(c: Coordinator) {
       coordinator = c;
       const first = ledger.lastRound + 1;
-      if (first >= c.round) {
-        validator.sync(c.round, checkpoint(), (r) => c.commitPayloads(r));
-        return;
-      }
       // Rounds closed before a stop (or a crash) and not scored: score them now, in order;
       // those whose commits this state no longer holds (a ledger started on an older run's
       // state) are recorded as skipped, in one line rather than one per round.
-      const kept = Math.max(first, c.runState().oldestCommit);
+      const kept = first >= c.round ? first : Math.max(first, c.runState().oldestCommit);
       if (kept > first) {
         const reason = 'closed before this ledger existed, or its commit is no longer kept in the state';
         for (let r = first; r < kept; r++) ledger.recordSkipped(r, reason);
         o.log(`validator: rounds ${first}–${kept - 1} skipped, not scored: ${reason}`);
       }
-      if (kept < c.round) o.log(`validator: ${c.round - kept} closed round(s) not scored yet (rounds ${kept}–${c.round - 1}): scoring them first`);
-      for (let r = kept; r < c.round; r++) enqueue(r);
-      if (kept >= c.round) validator.sync(c.round, checkpoint(), (r) => c.commitPayloads(r));
+      queue = new ValidatorQueue<ClosedRound>({ next: ledger.lastRound + 1, roundMs: config.roundSeconds * 1000, now: Date.now });
+      if (kept < c.round) {
+        o.log(`validator: ${c.round - kept} closed round(s) not scored yet (rounds ${kept}–${c.round - 1}): scoring them first`);
+        queue.backlog(c.round - 1);
+        pump();
+        return;
+      }
+      const round = c.round;
+      // Not synced here, the first round scored rebuilds θ_start itself (score → syncValidator).
+      ready = ready
+        .then(() => syncValidator(engine, round, checkpoint(), (r) => c.commitPayloads(r), o.log))
+        .then(() => {}, (e: Error) => o.log(`validator: θ_start of round ${round} not loaded yet (${e.message}); the first round scored rebuilds it`));
+      inHand = ready;
     },
     enqueue(closed: ClosedRound) {
-      enqueue(closed.round, closed);
+      if (!queue) return;
+      const taken = queue.closed(closed.round, closed);
+      if (!taken.held) o.log(`validator: ${taken.reason}`);
+      pump();
     },
     pendingRounds: pending,
     async close(): Promise<number> {
       closing = true;
-      await queue;
+      await inHand;
       const left = pending();
       if (left > 0) {
         // The replica holds θ_start of the first round left: saved, the next start need not
         // rebuild it from a checkpoint that may be newer than that round.
-        if (validator.round === ledger.lastRound + 1) writeFileAtomic(weightsFile, await validator.encodeWeights());
+        if (engine.round === ledger.lastRound + 1) writeFileAtomic(weightsFile, await engine.encodeWeights());
         o.log(`validator: stopped with ${left} closed round(s) not scored (rounds ${ledger.lastRound + 1}–${coordinator.round - 1}); they are kept in ${stateDir} and scored when the coordinator starts again with --state ${stateDir}`);
       } else rmSync(weightsFile, { force: true });
       await epochWeights?.close();
       await chain?.disconnect();
-      validator.destroy();
-      gpu.destroy();
+      await release();
       ledger.close();
       return left;
     },

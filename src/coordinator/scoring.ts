@@ -4,6 +4,7 @@
 // and reward. Pure, so it is tested without a GPU (validator.ts does the evaluations).
 import { createHmac, randomBytes } from 'node:crypto';
 import type { RoundScore } from './ledger.ts';
+import { COPY_SKETCH, bandBuckets, mayBeCopy, sketchIndexSets, type SketchParams } from './copy-sketch.ts';
 
 export const COPY_OVERLAP = 0.4;
 /** Fraction of the round's median positive gradient score below which an update scores 0. */
@@ -91,8 +92,88 @@ export function indexOverlap(a: Uint32Array[], b: Uint32Array[]): number {
   return common / Math.max(1, Math.min(na, nb));
 }
 
-/** Of two updates sharing most of their indices, the later delivery is the copy (both when simultaneous). */
-export function findCopies(updates: readonly { sender: string; indices: Uint32Array[]; at: number }[]): Set<string> {
+export interface CopyCandidate {
+  sender: string;
+  /** Each tensor's top-k flat indices, sorted. */
+  indices: Uint32Array[];
+  /** When the update reached the coordinator. */
+  at: number;
+}
+
+/**
+ * Of two updates sharing most of their indices (indexOverlap > COPY_OVERLAP), the later
+ * delivery is the copy (both when simultaneous). Linear in the round's size: MinHash/LSH
+ * sketches (copy-sketch.ts) name candidate pairs, the full sketches screen out those far
+ * under the threshold, and each left is confirmed with the exact indexOverlap, so nothing is
+ * flagged that findCopiesPairwise would not flag; a copy at the threshold escapes with
+ * probability ≤ 0.001 (far less further above it). Deterministic: the same round, the same flags.
+ */
+export function findCopies(updates: readonly CopyCandidate[], sketch: SketchParams = COPY_SKETCH): Set<string> {
+  return detectCopies(updates, sketch).copied;
+}
+
+export interface CopyCheck {
+  copied: Set<string>;
+  /** Exact overlaps computed (candidate pairs that could still change the answer). */
+  confirmed: number;
+  /** Of those, the ones at or under the threshold (the sketch's false candidates). */
+  rejected: number;
+  /** Candidate pairs whose full sketches ruled a copy out (mayBeCopy), with no exact overlap. */
+  screened: number;
+}
+
+/**
+ * The sketch's seed for `round`, from the validator's secret key (as the sample's): nobody
+ * without the key can tell which of their indices decide the bands, so a partial copy cannot
+ * be cut to slip past them; reproducible from (key, round).
+ */
+export function copySketchForRound(key: Uint8Array, round: number, base: SketchParams = COPY_SKETCH): SketchParams {
+  return { ...base, seed: createHmac('sha256', key).update(`copy-sketch\0${round}`).digest().readUInt32LE(0) };
+}
+
+/** findCopies with its counts, for the benchmark and tests. */
+export function detectCopies(updates: readonly CopyCandidate[], sketch: SketchParams = COPY_SKETCH): CopyCheck {
+  const n = updates.length;
+  const flagged = new Uint8Array(n);
+  const rejectedPairs = new Set<number>();
+  let confirmed = 0;
+  let screened = 0;
+  const sketches = updates.map((u) => sketchIndexSets(u.indices, sketch));
+  const elements = updates.map((u) => u.indices.reduce((s, t) => s + t.length, 0));
+  const buckets = bandBuckets(sketches, sketch);
+  // x is a copy when some y delivered no later overlaps it; only an unflagged x can change the
+  // answer, and a confirmed pair ends x's search, so a bucket of m identical copies costs m
+  // exact overlaps, not m²/2.
+  for (const members of buckets) {
+    for (const x of members) {
+      if (flagged[x]) continue;
+      for (const y of members) {
+        if (y === x || updates[y].at > updates[x].at) continue;
+        const pair = Math.min(x, y) * n + Math.max(x, y);
+        if (rejectedPairs.has(pair)) continue;
+        if (!mayBeCopy(sketches[x]!, sketches[y]!, elements[x], elements[y], COPY_OVERLAP)) {
+          rejectedPairs.add(pair);
+          screened++;
+          continue;
+        }
+        confirmed++;
+        if (indexOverlap(updates[x].indices, updates[y].indices) <= COPY_OVERLAP) {
+          rejectedPairs.add(pair);
+          continue;
+        }
+        flagged[x] = 1;
+        if (updates[y].at === updates[x].at) flagged[y] = 1;
+        break;
+      }
+    }
+  }
+  const copied = new Set<string>();
+  for (let u = 0; u < n; u++) if (flagged[u]) copied.add(updates[u].sender);
+  return { copied, confirmed, rejected: rejectedPairs.size - screened, screened };
+}
+
+/** The exact check over every pair, O(N²): the reference findCopies must agree with. */
+export function findCopiesPairwise(updates: readonly CopyCandidate[]): Set<string> {
   const copied = new Set<string>();
   for (let i = 0; i < updates.length; i++) {
     for (let j = i + 1; j < updates.length; j++) {

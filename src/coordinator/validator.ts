@@ -10,13 +10,17 @@
 //                   on what it was given;
 //   sync            its reported θ_start fingerprint equals the validator's;
 //   penalties       top-k index overlap above 40% with an earlier delivery (copying, checked
-//                   over every update, sampled or not), missing the deadline, an invalid
-//                   update, being out of sync: the round's score is 0.
+//                   over every update, sampled or not, in time linear in their number:
+//                   MinHash/LSH candidates, each confirmed exactly — copy-sketch.ts), missing
+//                   the deadline, an invalid update, being out of sync: the round's score is 0.
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
 // Round scores → moving average → shares among the round's members → each round pays
 // emissionPerEpoch / epochRounds by share; the ledger keeps it all.
+// Two halves on two threads: Validator.evaluate does the GPU work where the device is (a
+// worker thread in the coordinator: validator-thread.ts), recordScores the bookkeeping on the
+// coordinator's thread, the ledger's one writer.
 import type { Gpu } from '../gpu/gpu.ts';
 import { ModelReplica } from '../round/replica.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
@@ -25,7 +29,8 @@ import { decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing } from './ledger.ts';
-import { assignedFactor, findCopies, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { assignedFactor, copySketchForRound, findCopies, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import type { ScoringTiming } from './validator-queue.ts';
 
 export { COPY_OVERLAP, NOISE_FLOOR, indexOverlap } from './scoring.ts';
 
@@ -64,10 +69,101 @@ function indexSets(tensors: SparseTensor[]): Uint32Array[] {
   return tensors.map((t) => Uint32Array.from(t.indices).sort());
 }
 
-export class Validator {
+
+/** How many of `count` delivered updates the configuration evaluates (sampleForRound's size). */
+export function configuredSample(count: number, s: Pick<SamplingOptions, 'scoreAllUpTo' | 'sampleSize'>): number {
+  return count <= s.scoreAllUpTo ? count : Math.min(s.sampleSize, count);
+}
+
+/** What the GPU side of scoring found in a round: the bookkeeping (recordScores) turns it into rows. */
+export interface RoundEvaluation {
+  round: number;
+  /** The evaluated updates' trials, by sender. */
+  trials: [string, Trial][];
+  copied: string[];
+  /** The validator's θ_start(round) fingerprint. */
+  weightsHash: string;
+  timing: ScoringTiming;
+}
+
+/** A replica checkpoint: θ_start of `round`, encoded. */
+export interface StartWeights {
+  round: number;
+  weights: Uint8Array;
+}
+
+/**
+ * What scores rounds: a Validator on this thread, or one in a worker thread
+ * (validator-thread.ts) so that scoring never holds the coordinator's event loop.
+ */
+export interface ValidatorEngine {
+  /** The round whose θ_start the replica holds; −1 before any. */
+  readonly round: number;
+  warmUp(): Promise<number>;
+  /** θ_start ← the checkpoint, or the seed (round 0) without one; the round it holds. */
+  loadStart(checkpoint: StartWeights | null): Promise<number>;
+  /** Applies the commit of the round held (its payloads in commit order): it then holds the next. */
+  apply(round: number, payloads: Uint8Array[]): Promise<void>;
+  /**
+   * Evaluates `evaluate` of the round's updates (a keyed sample, a prefix of the configured
+   * one), checks all for copies, then applies the round's commit. The round must be the one held.
+   */
+  evaluate(c: ClosedRound, evaluate: number): Promise<RoundEvaluation>;
+  encodeWeights(): Promise<Uint8Array>;
+  /** The round of weights encodeWeights saved (rejects, naming `source`, when they are not this run's model's). */
+  weightsRound(bytes: Uint8Array, source: string): Promise<number>;
+  destroy(): Promise<void>;
+}
+
+/**
+ * Brings the engine to θ_start(round): from the checkpoint (or the seed), then the stored
+ * commits. False, logged, when a commit in between is gone.
+ */
+export async function syncValidator(engine: ValidatorEngine, round: number, checkpoint: StartWeights | null, commitPayloads: (r: number) => Uint8Array[] | null, log: (line: string) => void): Promise<boolean> {
+  for (let at = await engine.loadStart(checkpoint && checkpoint.round <= round ? checkpoint : null); at < round; at++) {
+    const payloads = commitPayloads(at);
+    if (!payloads) {
+      log(`validator: the commit of round ${at} is gone; scoring resumes after a checkpoint catches up`);
+      return false;
+    }
+    await engine.apply(at, payloads);
+  }
+  return true;
+}
+
+/**
+ * The bookkeeping of a scored round, on the thread that owns the ledger (its one writer):
+ * rows from the evaluation, penalties and previous averages, recorded, logged; each
+ * member's standing. `closedRounds`: how many rounds the coordinator has closed by now.
+ */
+export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: RunConfig; ledger: Ledger; closedRounds: number; log: (line: string) => void }): Map<string, Standing> {
+  const { config, ledger } = o;
+  const trials = new Map(e.trials);
+  const rows = scoreRound({
+    members: c.members,
+    delivered: new Set(c.included.map((u) => u.sender)),
+    trials,
+    copied: new Set(e.copied),
+    invalid: c.invalid,
+    synced: (address) => c.reportedHashes[address] === e.weightsHash,
+    previous: (address) => ledger.averages(address),
+    emission: config.emissionPerEpoch / config.epochRounds,
+  });
+  const epoch = Math.floor(c.round / config.epochRounds);
+  ledger.recordRound(c.round, epoch, rows);
+  if (trials.size < c.included.length) o.log(`validator: round ${c.round} evaluated a sample of ${trials.size} of ${c.included.length} updates`);
+  for (const r of rows) o.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
+  const standings = new Map<string, Standing>();
+  const pending = Math.max(0, o.closedRounds - 1 - c.round);
+  for (const r of rows) standings.set(r.address, ledger.standing(r.address, epoch, pending)!);
+  return standings;
+}
+
+/** The validator's replica and its GPU work, on the thread that holds its device. */
+export class Validator implements ValidatorEngine {
   private readonly replica: ModelReplica;
   private readonly sampling: SamplingOptions;
-  /** The round whose θ_start the validator's replica holds; −1 when it could not sync. */
+  /** The round whose θ_start the validator's replica holds; −1 before any. */
   private held = -1;
 
   constructor(
@@ -75,7 +171,6 @@ export class Validator {
     gpu: Gpu,
     private readonly train: ArrayLike<number>,
     private readonly valid: ArrayLike<number>,
-    private readonly ledger: Ledger,
     private readonly log: (line: string) => void,
     sampling: Partial<SamplingOptions> = {},
   ) {
@@ -92,37 +187,27 @@ export class Validator {
     return this.replica.warmUp({ train: false });
   }
 
-  /**
-   * Brings the replica to θ_start(round): from the seed, or from a checkpoint of round c ≤
-   * round, then the stored commits. False when the commits in between are gone.
-   */
-  sync(round: number, checkpoint: { round: number; weights: Uint8Array } | null, commitPayloads: (r: number) => Uint8Array[] | null): boolean {
-    let at = 0;
-    if (checkpoint && checkpoint.round <= round) {
-      const { round: r, weights } = this.replica.decodeWeights(checkpoint.weights, 'the coordinator checkpoint');
-      this.replica.loadStart(weights);
-      at = r;
-    } else this.replica.initializeFromSeed();
-    for (; at < round; at++) {
-      const payloads = commitPayloads(at);
-      if (!payloads) {
-        this.log(`validator: the commit of round ${at} is gone; scoring resumes after a checkpoint catches up`);
-        this.held = -1;
-        return false;
-      }
-      this.replica.apply(payloads, at);
+  async loadStart(checkpoint: StartWeights | null): Promise<number> {
+    this.held = -1;
+    if (!checkpoint) {
+      this.replica.initializeFromSeed();
+      return (this.held = 0);
     }
-    this.held = round;
-    return true;
+    const { round, weights } = this.replica.decodeWeights(checkpoint.weights, 'the coordinator checkpoint');
+    this.replica.loadStart(weights);
+    return (this.held = round);
   }
 
-  /**
-   * Scores round `c.round` (which must be the round held), records it, then applies its
-   * commit. `closedRounds`: how many rounds the coordinator has closed by now (the standings
-   * say how many of them are still to score).
-   */
-  async score(c: ClosedRound, closedRounds = c.round + 1): Promise<Map<string, Standing>> {
+  async apply(round: number, payloads: Uint8Array[]): Promise<void> {
+    if (this.held !== round) throw new Error(`validator holds round ${this.held}, asked to apply the commit of round ${round}`);
+    this.replica.apply(payloads, round);
+    this.held = round + 1;
+  }
+
+  async evaluate(c: ClosedRound, evaluate: number): Promise<RoundEvaluation> {
     if (this.held !== c.round) throw new Error(`validator holds round ${this.held}, asked to score round ${c.round}`);
+    const started = performance.now();
+    let updatesMs = 0;
     const { config } = this;
     const shape = { B: config.batch, T: config.seq };
     // The peer's last few inner steps (the batches its update most reflects), and as many
@@ -134,11 +219,13 @@ export class Validator {
     // the two compare like with like (held-out text is not distributed like the training split).
     const control = steps.map((step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: `${VALIDATOR_ADDRESS}-control`, step }));
     this.replica.discardRound();
-    const base = await this.replica.evaluate(random);
-    const baseControl = await this.replica.evaluate(control);
-    const ourHash = await this.replica.weightsHash();
-    const sampled = sampleForRound(c.included.map((u) => u.sender), c.round, this.sampling);
-    const trials = new Map<string, Trial>();
+    const senders = c.included.map((u) => u.sender);
+    // A paced round evaluates fewer: the same keyed ranking, cut shorter, so it stays secret.
+    const sampled = evaluate >= configuredSample(senders.length, this.sampling) ? sampleForRound(senders, c.round, this.sampling) : sampleForRound(senders, c.round, { ...this.sampling, scoreAllUpTo: evaluate, sampleSize: evaluate });
+    const base = sampled.size > 0 ? await this.replica.evaluate(random) : NaN;
+    const baseControl = sampled.size > 0 ? await this.replica.evaluate(control) : NaN;
+    const weightsHash = await this.replica.weightsHash();
+    const trials: [string, Trial][] = [];
     const updates: { sender: string; indices: Uint32Array[]; at: number }[] = [];
     for (const u of c.included) {
       if (!sampled.has(u.sender)) {
@@ -146,6 +233,7 @@ export class Validator {
         updates.push({ sender: u.sender, indices: indexSets(this.decode(u.payload, c.round)), at: u.deliveredAt });
         continue;
       }
+      const from = performance.now();
       // Exactly the batches this peer was given this round (the sampler is deterministic).
       const assigned = steps.map((step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: u.sender, step }));
       this.replica.discardRound();
@@ -154,34 +242,21 @@ export class Validator {
       const after = await this.replica.evaluate(random);
       const afterAssigned = await this.replica.evaluate(assigned);
       const afterControl = await this.replica.evaluate(control);
-      trials.set(u.sender, {
+      trials.push([u.sender, {
         gradient: (base - after) / base,
         assigned: (baseAssigned - afterAssigned) / baseAssigned,
         control: (baseControl - afterControl) / baseControl,
-      });
+      }]);
       updates.push({ sender: u.sender, indices: indexSets(tensors), at: u.deliveredAt });
+      updatesMs += performance.now() - from;
     }
     this.replica.discardRound();
-    const rows = scoreRound({
-      members: c.members,
-      delivered: new Set(c.included.map((u) => u.sender)),
-      trials,
-      copied: findCopies(updates),
-      invalid: c.invalid,
-      synced: (address) => c.reportedHashes[address] === ourHash,
-      previous: (address) => this.ledger.averages(address),
-      emission: config.emissionPerEpoch / config.epochRounds,
-    });
-    const epoch = Math.floor(c.round / config.epochRounds);
-    this.ledger.recordRound(c.round, epoch, rows);
-    if (sampled.size < c.included.length) this.log(`validator: round ${c.round} evaluated a sample of ${sampled.size} of ${c.included.length} updates`);
-    for (const r of rows) this.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
+    // The sketch's seed comes from the secret key, so nobody can shape a copy to slip past it.
+    const copied = [...findCopies(updates, copySketchForRound(this.sampling.key, c.round))];
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
-    const standings = new Map<string, Standing>();
-    const pending = Math.max(0, closedRounds - 1 - c.round);
-    for (const r of rows) standings.set(r.address, this.ledger.standing(r.address, epoch, pending)!);
-    return standings;
+    const totalMs = performance.now() - started;
+    return { round: c.round, trials, copied, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
   }
 
   /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */
@@ -190,8 +265,7 @@ export class Validator {
     return this.replica.encodeWeights(this.held);
   }
 
-  /** The round of weights encodeWeights saved (throws, naming `source`, when they are not this run's model's). */
-  weightsRound(bytes: Uint8Array, source: string): number {
+  async weightsRound(bytes: Uint8Array, source: string): Promise<number> {
     return this.replica.decodeWeights(bytes, source).round;
   }
 
@@ -200,7 +274,7 @@ export class Validator {
     return decodeUpdate(payload, { configHash: configHash(this.replica.slice.cfg), round, layout: this.replica.layout, maxBytes: this.config.maxMessageBytes }).tensors;
   }
 
-  destroy(): void {
+  async destroy(): Promise<void> {
     this.replica.destroy();
   }
 }

@@ -5,6 +5,8 @@ import { runSparselocoBench } from './sparseloco.ts';
 import { runNetBench } from './net.ts';
 import { runPipelineBench } from './pipeline.ts';
 import { runHonestShareBench } from './honest-share.ts';
+import { runCopyCheckBench } from './copy-check.ts';
+import { runValidatorLoopBench } from './validator-loop.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -13,6 +15,8 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   net: runNetBench,
   pipeline: runPipelineBench,
   'honest-share': runHonestShareBench,
+  'copy-check': runCopyCheckBench,
+  'validator-loop': runValidatorLoopBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -3,6 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { ASSIGNED_FULL, ASSIGNED_PRIOR, assignedFactor, findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
 import { describeRow } from '../../src/coordinator/validator.ts';
+import { copySketchForRound, detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
+import { COPY_SKETCH, hashElement } from '../../src/coordinator/copy-sketch.ts';
+import { syntheticRound } from './copy-rounds.ts';
 
 const key = new Uint8Array(32).fill(7);
 const senders = Array.from({ length: 40 }, (_, i) => `peer-${String(i).padStart(2, '0')}`);
@@ -56,6 +59,87 @@ describe('copies', () => {
     const other = { sender: 'other', indices: idx([6, 7, 8, 9, 10]), at: 5 };
     expect(findCopies([honest, copier, other])).toEqual(new Set(['copier']));
     expect(findCopies([honest, { ...copier, at: 10 }])).toEqual(new Set(['honest', 'copier']));
+  });
+
+  it('the sketch flags what the exact pairwise check flags on these cases', () => {
+    const honest = { sender: 'honest', indices: idx([1, 2, 3, 4, 5]), at: 10 };
+    const copier = { sender: 'copier', indices: idx([1, 2, 3, 4, 9]), at: 11 };
+    const other = { sender: 'other', indices: idx([6, 7, 8, 9, 10]), at: 5 };
+    const empty = { sender: 'empty', indices: idx([]), at: 1 };
+    const rounds = [[honest, copier, other], [honest, { ...copier, at: 10 }], [honest, copier, other, empty], [empty, { ...empty, sender: 'empty-too' }], [honest, { ...honest, sender: 'twin', at: 12 }, { ...honest, sender: 'triplet', at: 12 }]];
+    for (const round of rounds) expect(findCopies(round)).toEqual(findCopiesPairwise(round));
+    expect(findCopies(rounds[4])).toEqual(new Set(['twin', 'triplet']));
+  });
+
+  it.each([
+    { seed: 1, honest: 40, hotShare: 0.3 },
+    { seed: 2, honest: 120, hotShare: 0.2 },
+    { seed: 3, honest: 250, hotShare: 0.35 },
+  ])('the sketch flags what the exact check flags on a seeded round with planted copies ($honest honest, seed $seed)', ({ seed, honest, hotShare }) => {
+    const copies = [{ overlap: 0.45, count: 8 }, { overlap: 0.6, count: 8 }, { overlap: 1, count: 8 }, { overlap: 0.3, count: 8 }];
+    const { updates, planted } = syntheticRound({ seed, honest, tensors: [4096 * 6, 4096 * 4], hotShare, copies, simultaneous: 0.25 });
+    const exact = findCopiesPairwise(updates);
+    const check = detectCopies(updates);
+    expect(check.copied).toEqual(exact);
+    expect(findCopies(updates)).toEqual(exact);
+    // Not vacuous: every copy above the threshold is flagged, no near-miss (0.3) is unless it
+    // copies a copy.
+    for (const p of planted.filter((c) => c.overlap > 0.4)) expect(exact.has(p.sender)).toBe(true);
+    const flaggedNearMisses = planted.filter((c) => c.overlap < 0.4 && exact.has(c.sender));
+    expect(flaggedNearMisses.every((c) => c.source.startsWith('copy-'))).toBe(true);
+    // Far fewer exact overlaps than the N(N−1)/2 the pairwise check computes.
+    expect(check.confirmed).toBeLessThan((updates.length * (updates.length - 1)) / 2 / 5);
+  });
+
+  it('the sketch flags what the exact check flags when its screen is on (updates of 5,632 indices, honest overlap ≈ 0.14)', () => {
+    const copies = [{ overlap: 0.45, count: 6 }, { overlap: 0.6, count: 6 }, { overlap: 1, count: 6 }, { overlap: 0.3, count: 6 }];
+    const { updates, planted } = syntheticRound({ seed: 9, honest: 100, tensors: [4096 * 48, 4096 * 40], hotShare: 0.35, copies, simultaneous: 0.25 });
+    const exact = findCopiesPairwise(updates);
+    const check = detectCopies(updates);
+    expect(check.copied).toEqual(exact);
+    for (const p of planted.filter((c) => c.overlap > 0.4)) expect(exact.has(p.sender)).toBe(true);
+    // Honest candidates (P ≈ 0.15 at overlap 0.14) are screened out by the full sketches.
+    expect(check.screened).toBeGreaterThan(0);
+    expect(check.rejected).toBeLessThan(check.screened);
+  });
+
+  it('needs the secret seed: a 92% copy cut to miss every band of the public seed is caught with the round key', () => {
+    const { updates } = syntheticRound({ seed: 21, honest: 20, tensors: [4096 * 48, 4096 * 40], hotShare: 0.2, copies: [] });
+    const source = updates[0];
+    // Drop, for every band, the source's element that decides one of its rows under the public
+    // seed (the least hash in a slot the source fills), and put unused indices in their place.
+    const decider = new Map<number, { t: number; index: number; hash: number }>();
+    source.indices.forEach((set, t) => {
+      for (const index of set) {
+        const { slot, hash } = hashElement(t, index);
+        const best = decider.get(slot);
+        if (!best || hash < best.hash) decider.set(slot, { t, index, hash });
+      }
+    });
+    const dropped = Array.from({ length: COPY_SKETCH.bands }, (_, band) => {
+      const row = Array.from({ length: COPY_SKETCH.rows }, (_, r) => r).find((r) => decider.has(band * COPY_SKETCH.rows + r))!;
+      return decider.get(band * COPY_SKETCH.rows + row)!;
+    });
+    const indices = source.indices.map((set, t) => {
+      const out = new Set(set);
+      const gone = dropped.filter((d) => d.t === t);
+      for (const d of gone) out.delete(d.index);
+      for (let next = 0; out.size < set.length; next++) if (!set.includes(next)) out.add(next);
+      return Uint32Array.from(out).sort();
+    });
+    const copy = { sender: 'evader', indices, at: source.at + 1 };
+    const round = [...updates, copy];
+    expect(indexOverlap(source.indices, indices)).toBeGreaterThan(0.9);
+    expect(findCopiesPairwise(round)).toEqual(new Set(['evader']));
+    expect(findCopies(round)).toEqual(new Set()); // the public seed: evaded
+    expect(findCopies(round, copySketchForRound(key, 5))).toEqual(new Set(['evader']));
+  });
+
+  it('derives the round\'s sketch seed from the key: the same for the same key and round, another otherwise', () => {
+    const seed = copySketchForRound(key, 5).seed;
+    expect(copySketchForRound(key, 5)).toEqual({ ...COPY_SKETCH, seed });
+    expect(copySketchForRound(key, 6).seed).not.toBe(seed);
+    expect(copySketchForRound(new Uint8Array(32).fill(8), 5).seed).not.toBe(seed);
   });
 });
 

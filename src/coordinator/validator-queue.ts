@@ -1,0 +1,172 @@
+// The validator's queue and its pacing: which closed round it scores next, how many of that
+// round's updates it evaluates, and which closed rounds it holds in memory. Pure (a clock is
+// passed in), so it is tested with a fake one; startValidation (src/cli) drives it.
+//
+// Rounds are scored strictly in order (the validator's replica applies each round's commit
+// after scoring it). At most VALIDATOR_QUEUE_BOUND closed rounds wait in memory with their
+// updates; a round that closes while the bound is full is not held: it stays in the
+// coordinator's saved state (kept until the validator decides it), is counted as not scored
+// (Standing.pendingRounds, the status, the stop message) and is read back from the state
+// when its turn comes. Nothing is skipped silently: the caller logs the reason this returns.
+//
+// Pacing: each round's sample is sized from two measured figures (the fixed cost of a round
+// and the cost of one evaluated update) and how far behind the validator is, so that the
+// rounds waiting, this one included, are expected to be scored before the next round closes.
+// A sample smaller than the configured one comes with a note saying so.
+
+/** Closed rounds held in memory (their updates) while waiting to be scored. */
+export const VALIDATOR_QUEUE_BOUND = 2;
+/** Weight of the old value in the measured times' moving averages: a loaded machine changes quickly. */
+export const TIMING_KEEP = 0.5;
+
+/** What scoring one round took, measured by whoever scored it. */
+export interface ScoringTiming {
+  /** Everything but the evaluated updates: base losses, fingerprint, the copy check, the commit. */
+  fixedMs: number;
+  /** Mean time of one evaluated update (its trial step and evaluations). */
+  perUpdateMs: number;
+  /** Updates evaluated (perUpdateMs means nothing when 0). */
+  evaluated: number;
+}
+
+export interface SamplePlan {
+  round: number;
+  /** Updates to evaluate. */
+  evaluate: number;
+  /** The sample the configuration asks for. */
+  of: number;
+  /** Closed rounds waiting after this one. */
+  behind: number;
+  /** Why the sample is smaller than configured (a log line), or null when it is not. */
+  note: string | null;
+}
+
+export interface QueueOptions {
+  /** The first round to score (the ledger's last decided round + 1). */
+  next: number;
+  /** The expected time between two round closes until one is measured (the round's deadline). */
+  roundMs: number;
+  now: () => number;
+  bound?: number;
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+
+export class ValidatorQueue<T> {
+  private readonly held = new Map<number, T>();
+  private readonly bound: number;
+  private readonly now: () => number;
+  private next: number;
+  private closedThrough: number;
+  private scoring: number | null = null;
+  /** The last live close (round, time); null until one is seen. */
+  private lastClose: { round: number; at: number } | null = null;
+  private intervalMs: number;
+  private intervalMeasured = false;
+  private timing: { fixedMs: number; perUpdateMs: number | null } | null = null;
+
+  constructor(o: QueueOptions) {
+    this.bound = o.bound ?? VALIDATOR_QUEUE_BOUND;
+    if (!Number.isInteger(this.bound) || this.bound < 1) throw new RangeError(`the queue bound must be a positive integer, got ${this.bound}`);
+    this.now = o.now;
+    this.next = o.next;
+    this.closedThrough = o.next - 1;
+    this.intervalMs = o.roundMs;
+  }
+
+  /** Closed rounds not decided yet (scored or recorded as skipped), the one in hand included. */
+  get pending(): number {
+    return Math.max(0, this.closedThrough - this.next + 1);
+  }
+
+  /** Rounds whose updates are held in memory. */
+  get heldRounds(): number[] {
+    return [...this.held.keys()];
+  }
+
+  /** The round being scored, or null. */
+  get inHand(): number | null {
+    return this.scoring;
+  }
+
+  /** The expected time between round closes (measured once two consecutive closes are seen). */
+  get roundIntervalMs(): number {
+    return this.intervalMs;
+  }
+
+  /** Rounds up to `round` closed before this validator started (read from the saved state in turn). */
+  backlog(round: number): void {
+    this.closedThrough = Math.max(this.closedThrough, round);
+  }
+
+  /**
+   * A round closed now: held in memory while fewer than the bound wait, else left in the saved
+   * state, with the reason to log. A round already decided is neither.
+   */
+  closed(round: number, item: T): { held: true } | { held: false; reason: string } {
+    const at = this.now();
+    if (this.lastClose && round === this.lastClose.round + 1) {
+      const gap = at - this.lastClose.at;
+      this.intervalMs = this.intervalMeasured ? TIMING_KEEP * this.intervalMs + (1 - TIMING_KEEP) * gap : gap;
+      this.intervalMeasured = true;
+    }
+    this.lastClose = { round, at };
+    if (round < this.next) return { held: false, reason: `round ${round} is already decided` };
+    this.closedThrough = Math.max(this.closedThrough, round);
+    if (round === this.scoring) return { held: false, reason: `round ${round} is being scored` };
+    if (this.held.size >= this.bound) {
+      return {
+        held: false,
+        reason: `${plural(this.held.size, 'closed round')} already wait in memory (the bound is ${this.bound}): round ${round} stays in the saved state, counted as not scored, and is read back when the validator reaches it`,
+      };
+    }
+    this.held.set(round, item);
+    return { held: true };
+  }
+
+  /** The next round to score, with its updates when held (else the caller reads them back); null when busy or none waits. */
+  take(): { round: number; item: T | null } | null {
+    if (this.scoring !== null || this.next > this.closedThrough) return null;
+    const round = this.next;
+    const item = this.held.get(round) ?? null;
+    this.held.delete(round);
+    this.scoring = round;
+    return { round, item };
+  }
+
+  /**
+   * How many of the round in hand's updates to evaluate, `full` being what the configuration
+   * asks: all of them until a round has been measured; then as many as fit in the time
+   * until the next close shared by the rounds waiting (this one included) — at least one
+   * while none waits behind it, possibly none (the copy, deadline and sync checks only)
+   * when it is behind.
+   */
+  plan(full: number): SamplePlan {
+    const round = this.scoring;
+    if (round === null) throw new Error('plan() needs a round in hand: call take() first');
+    const behind = Math.max(0, this.closedThrough - round);
+    const t = this.timing;
+    if (!t || t.perUpdateMs === null || full === 0) return { round, evaluate: full, of: full, behind, note: null };
+    const untilNext = this.lastClose ? Math.max(0, this.lastClose.at + this.intervalMs - this.now()) : this.intervalMs;
+    const budget = untilNext / (behind + 1);
+    const fits = Math.floor((budget - t.fixedMs) / Math.max(t.perUpdateMs, 1e-3));
+    const evaluate = Math.min(full, Math.max(behind > 0 ? 0 : 1, fits));
+    if (evaluate >= full) return { round, evaluate: full, of: full, behind, note: null };
+    const note = `round ${round}: scored ${evaluate} of ${full} updates (behind by ${plural(behind, 'round')}; an update takes ~${seconds(t.perUpdateMs)} to score and the rest of a round ~${seconds(t.fixedMs)}; the next round closes in ~${seconds(untilNext)})`;
+    return { round, evaluate, of: full, behind, note };
+  }
+
+  /** The round in hand is decided (scored, with what it took; or recorded as skipped, without). */
+  done(round: number, timing?: ScoringTiming): void {
+    if (round !== this.scoring) throw new Error(`round ${round} is not the one in hand (${this.scoring})`);
+    this.scoring = null;
+    this.next = round + 1;
+    if (!timing) return;
+    const keep = (old: number | null | undefined, now: number) => (old === null || old === undefined ? now : TIMING_KEEP * old + (1 - TIMING_KEEP) * now);
+    this.timing = {
+      fixedMs: keep(this.timing?.fixedMs, timing.fixedMs),
+      perUpdateMs: timing.evaluated > 0 ? keep(this.timing?.perUpdateMs, timing.perUpdateMs) : (this.timing?.perUpdateMs ?? null),
+    };
+  }
+}

@@ -1,0 +1,200 @@
+// The validator's bounded queue and pacing (src/coordinator/validator-queue.ts) on a fake
+// clock: rounds in order, at most the bound held in memory (the rest said so and read back),
+// and samples sized from the measured times and the lag so scoring keeps up with the rounds.
+import { describe, expect, it } from 'vitest';
+import { VALIDATOR_QUEUE_BOUND, ValidatorQueue } from '../../src/coordinator/validator-queue.ts';
+import { Clock } from './helpers.ts';
+
+const ROUND_MS = 10_000;
+
+function queue(clock = new Clock(), next = 0) {
+  return { clock, q: new ValidatorQueue<string>({ next, roundMs: ROUND_MS, now: clock.now }) };
+}
+
+describe('ValidatorQueue: order and the bound', () => {
+  it('hands out closed rounds in order, one at a time, with their updates', () => {
+    const { q } = queue();
+    expect(q.take()).toBeNull();
+    expect(q.closed(0, 'r0')).toEqual({ held: true });
+    expect(q.closed(1, 'r1')).toEqual({ held: true });
+    expect(q.pending).toBe(2);
+    expect(q.take()).toEqual({ round: 0, item: 'r0' });
+    expect(q.take()).toBeNull(); // busy with round 0
+    q.done(0);
+    expect(q.take()).toEqual({ round: 1, item: 'r1' });
+    q.done(1);
+    expect(q.pending).toBe(0);
+    expect(q.take()).toBeNull();
+  });
+
+  it(`holds at most ${VALIDATOR_QUEUE_BOUND} rounds in memory; one more is left in the saved state with why, still pending, and read back in turn`, () => {
+    const { q } = queue();
+    q.closed(0, 'r0');
+    expect(q.take()!.round).toBe(0);
+    for (let r = 1; r <= VALIDATOR_QUEUE_BOUND; r++) expect(q.closed(r, `r${r}`)).toEqual({ held: true });
+    const over = q.closed(VALIDATOR_QUEUE_BOUND + 1, 'not kept');
+    expect(over.held).toBe(false);
+    expect(over).toMatchObject({ reason: expect.stringMatching(new RegExp(`2 closed rounds already wait in memory \\(the bound is 2\\): round 3 stays in the saved state, counted as not scored`)) });
+    expect(q.heldRounds).toEqual([1, 2]);
+    // Every closed round not decided is counted: the one in hand, the held ones, the one left on disk.
+    expect(q.pending).toBe(4);
+    q.done(0);
+    expect(q.take()).toEqual({ round: 1, item: 'r1' });
+    q.done(1);
+    expect(q.take()).toEqual({ round: 2, item: 'r2' });
+    q.done(2);
+    // Not held: the caller reads it back from the saved state.
+    expect(q.take()).toEqual({ round: 3, item: null });
+    q.done(3);
+    expect(q.pending).toBe(0);
+  });
+
+  it('after a restart scores the backlog first (read back), then the rounds that close meanwhile', () => {
+    const { q } = queue(new Clock(), 5);
+    q.backlog(7);
+    expect(q.pending).toBe(3);
+    expect(q.closed(8, 'r8')).toEqual({ held: true });
+    const order: [number, string | null][] = [];
+    for (let t = q.take(); t; t = q.take()) {
+      order.push([t.round, t.item]);
+      q.done(t.round);
+    }
+    expect(order).toEqual([[5, null], [6, null], [7, null], [8, 'r8']]);
+  });
+
+  it('ignores a round already decided', () => {
+    const { q } = queue(new Clock(), 3);
+    expect(q.closed(2, 'old')).toEqual({ held: false, reason: 'round 2 is already decided' });
+    expect(q.take()).toBeNull();
+  });
+
+  it('refuses a done() for another round than the one in hand', () => {
+    const { q } = queue();
+    q.closed(0, 'r0');
+    q.take();
+    expect(() => q.done(1)).toThrow(/not the one in hand/);
+  });
+});
+
+describe('ValidatorQueue: pacing', () => {
+  /** Closes `round` now and takes it (nothing else waiting). */
+  function closeAndTake(q: ValidatorQueue<string>, round: number) {
+    q.closed(round, `r${round}`);
+    return q.take()!;
+  }
+
+  it('evaluates the configured sample until a round has been measured', () => {
+    const { q } = queue();
+    closeAndTake(q, 0);
+    expect(q.plan(12)).toEqual({ round: 0, evaluate: 12, of: 12, behind: 0, note: null });
+  });
+
+  it('keeps the full sample while it fits before the next close', () => {
+    const { q, clock } = queue();
+    closeAndTake(q, 0);
+    clock.advance(3000);
+    q.done(0, { fixedMs: 1000, perUpdateMs: 200, evaluated: 10 });
+    clock.advance(7000);
+    closeAndTake(q, 1);
+    // 10 s to the next close: 1 s fixed + 12 × 0.2 s fits.
+    expect(q.plan(12)).toMatchObject({ evaluate: 12, note: null });
+  });
+
+  it('shrinks the sample to what fits before the next round closes, and says so', () => {
+    const { q, clock } = queue();
+    closeAndTake(q, 0);
+    clock.advance(10_000);
+    q.done(0, { fixedMs: 1000, perUpdateMs: 3000, evaluated: 3 });
+    closeAndTake(q, 1); // closes 10 s after round 0: the interval is measured as 10 s
+    expect(q.roundIntervalMs).toBe(10_000);
+    // (10 s − 1 s) / 3 s = 3 updates fit.
+    const plan = q.plan(12);
+    expect(plan).toMatchObject({ round: 1, evaluate: 3, of: 12, behind: 0 });
+    expect(plan.note).toBe('round 1: scored 3 of 12 updates (behind by 0 rounds; an update takes ~3.0 s to score and the rest of a round ~1.0 s; the next round closes in ~10 s)');
+  });
+
+  it('shares the time to the next close among the rounds waiting: behind by one, half the budget', () => {
+    const { q, clock } = queue();
+    closeAndTake(q, 0);
+    clock.advance(10_000);
+    q.done(0, { fixedMs: 1000, perUpdateMs: 1000, evaluated: 9 });
+    q.closed(1, 'r1'); // interval 10 s
+    clock.advance(10_000);
+    q.closed(2, 'r2'); // round 1 not started yet: 2 rounds to score before round 3 closes in ~10 s
+    expect(q.take()!.round).toBe(1);
+    // 10 s / 2 rounds = 5 s each: (5 − 1) / 1 = 4 updates.
+    expect(q.plan(12)).toMatchObject({ evaluate: 4, behind: 1, note: expect.stringContaining('round 1: scored 4 of 12 updates (behind by 1 round;') });
+  });
+
+  it('evaluates at least one update when not behind, possibly none when behind and out of time', () => {
+    const { q, clock } = queue();
+    closeAndTake(q, 0);
+    clock.advance(10_000);
+    q.done(0, { fixedMs: 9000, perUpdateMs: 5000, evaluated: 2 });
+    closeAndTake(q, 1);
+    expect(q.plan(8)).toMatchObject({ evaluate: 1, behind: 0 });
+    clock.advance(30_000); // round 1 took far too long; round 2 is overdue and then closes
+    q.done(1, { fixedMs: 9000, perUpdateMs: 5000, evaluated: 1 });
+    q.closed(2, 'r2');
+    q.closed(3, 'r3');
+    expect(q.take()!.round).toBe(2);
+    expect(q.plan(8)).toMatchObject({ evaluate: 0, behind: 1, note: expect.stringContaining('round 2: scored 0 of 8 updates (behind by 1 round;') });
+  });
+
+  it('keeps the per-update time from the last round that evaluated any, and averages what it measures', () => {
+    const { q, clock } = queue();
+    closeAndTake(q, 0);
+    q.done(0, { fixedMs: 1000, perUpdateMs: 2000, evaluated: 4 });
+    clock.advance(10_000);
+    closeAndTake(q, 1);
+    q.done(1, { fixedMs: 3000, perUpdateMs: 0, evaluated: 0 }); // nothing evaluated: per-update time unchanged
+    clock.advance(10_000);
+    closeAndTake(q, 2);
+    // fixed: 0.5·1 s + 0.5·3 s = 2 s; per update 2 s; 10 s to the next close: (10 − 2) / 2 = 4.
+    expect(q.plan(12)).toMatchObject({ evaluate: 4 });
+  });
+
+  it('catches up: a validator twice as slow as the rounds stays at most one round behind once paced', () => {
+    // Scoring the configured 12 takes 2 rounds' time; paced, the lag never passes one round.
+    const { q, clock } = queue();
+    const FIXED = 1000;
+    const PER_UPDATE = 1500;
+    let nextClose = 0;
+    let closedRound = -1;
+    let worstLag = 0;
+    const closeDue = () => {
+      while (clock.t >= nextClose) {
+        clock.t = Math.max(clock.t, nextClose);
+        q.closed(++closedRound, `r${closedRound}`);
+        nextClose += ROUND_MS;
+      }
+    };
+    nextClose = clock.t;
+    closeDue();
+    const notes: string[] = [];
+    for (let scored = 0; scored < 30; scored++) {
+      const job = q.take();
+      if (!job) {
+        clock.t = nextClose;
+        closeDue();
+        scored--;
+        continue;
+      }
+      const plan = q.plan(12);
+      if (plan.note) notes.push(plan.note);
+      const start = clock.t;
+      const end = start + FIXED + PER_UPDATE * plan.evaluate;
+      // Rounds close while it scores.
+      while (nextClose <= end) {
+        clock.t = nextClose;
+        closeDue();
+      }
+      clock.t = end;
+      worstLag = Math.max(worstLag, q.pending - 1);
+      q.done(job.round, { fixedMs: FIXED, perUpdateMs: PER_UPDATE, evaluated: plan.evaluate });
+    }
+    expect(worstLag).toBeLessThanOrEqual(1);
+    expect(notes.length).toBeGreaterThan(0);
+    for (const n of notes) expect(n).toMatch(/^round \d+: scored \d+ of 12 updates \(behind by \d+ rounds?;/);
+  });
+});
