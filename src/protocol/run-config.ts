@@ -82,8 +82,8 @@ export interface RunConfig {
 }
 
 /** Bounds of gatherK and neighbours: what one replica fetches and links per round stays small. */
-export const MAX_GATHER_K = 256;
-export const MAX_NEIGHBOURS = 64;
+export const MAX_GATHER_K = 4096;
+export const MAX_NEIGHBOURS = 256;
 
 export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   run: 'local',
