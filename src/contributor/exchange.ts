@@ -231,7 +231,7 @@ export class Exchange {
     const payload = await this.h.exclusive(() => replica.compress(r));
     const envelope = sealEnvelope(this.h.key, { kind: 'update', run: config.run, round: r, stage: this.h.stage() }, payload);
     const hash = toHex(peekEnvelope(envelope).payloadHash);
-    this.gather.own(r, hash, envelope, payload);
+    this.gather.own(r, hash, envelope);
     this.sentUpdate = { round: r, hash, bytes: envelope.length };
     this.h.onEvent({ event: 'exchange', round: r, bytes: envelope.length, peers: this.h.mesh().connectedPeers.length });
     if (this.h.coordinator().sendBinary(envelope)) this.h.traffic.sent(envelope.length);

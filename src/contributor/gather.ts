@@ -13,7 +13,7 @@
 //   update nobody announced is fetched from the store after HAVE_WAIT_MS.
 // Bad bytes from a neighbour are refused and counted (Refusals), never fatal.
 // Environment-free; a state machine on the host's clock (test/contributor/gather.test.ts).
-import { openEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { SIGNATURE_BYTES, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
 import { toHex } from '../base/hex.ts';
 import type { CommitEntry } from '../protocol/messages.ts';
@@ -117,10 +117,13 @@ export class Gather {
 
   // ---- our own update ----
 
-  /** Our update of round r, as sent to the store; offered to neighbours once the store accepts it. */
-  own(r: number, hash: string, envelope: Uint8Array, payload: Uint8Array): void {
+  /** Our update of round r, as sent to the store (its envelope); offered to neighbours once the store accepts it. */
+  own(r: number, hash: string, envelope: Uint8Array): void {
     this.dropBefore(r - 1); // the previous round's committed K stay a round longer: slower neighbours may still want them
-    this.roundOf(r).held.set(hash, { sender: this.h.key.address, envelope, payload });
+    // The payload as a view into the envelope: one copy of the update in memory, not two.
+    const { payloadLength } = peekEnvelope(envelope);
+    const end = envelope.length - SIGNATURE_BYTES;
+    this.roundOf(r).held.set(hash, { sender: this.h.key.address, envelope, payload: envelope.subarray(end - payloadLength, end) });
   }
 
   /** The store holds our update of round r: tell our neighbours; says how many were told (0 if it is not ours). */
