@@ -9,8 +9,9 @@
 //   to neighbours per round (a want beyond it is refused 'busy': the asker moves on);
 // - memory: our own update and the round's committed K (the previous round's are dropped
 //   when a new round's gather starts, and nothing we were not asked for is kept);
-// - waits: a neighbour that does not answer a want within WANT_TIMEOUT_MS is skipped; an
-//   update nobody announced is fetched from the store after HAVE_WAIT_MS.
+// - waits: a peer sends at most MAX_CONCURRENT_SERVES updates at once and refuses wants
+//   beyond that at once; a neighbour that does not answer a want within WANT_TIMEOUT_MS is
+//   skipped; an update nobody announced is fetched from the store after HAVE_WAIT_MS.
 // Bad bytes from a neighbour are refused and counted (Refusals), never fatal.
 // Environment-free; a state machine on the host's clock (test/contributor/gather.test.ts).
 import { SIGNATURE_BYTES, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
@@ -26,8 +27,16 @@ import { SyncError } from './sync.ts';
 import type { Traffic } from './traffic.ts';
 import type { Changes, Clock } from './waiting.ts';
 
-/** How long a neighbour gets to answer a want (an update of a few MB on a slow uplink) before we try another. */
-export const WANT_TIMEOUT_MS = 20_000;
+/**
+ * How long a neighbour gets to answer a want before we try another: a 1b update (18.65 MB) takes
+ * ~7.5 s on a 20 Mbit/s uplink, and a server sends at most MAX_CONCURRENT_SERVES at once.
+ */
+export const WANT_TIMEOUT_MS = 30_000;
+/**
+ * Updates a peer sends at once; a want beyond it is refused 'busy' at once rather than queued
+ * behind them (the asker tries another holder or the store instead of waiting out its timeout).
+ */
+export const MAX_CONCURRENT_SERVES = 2;
 /** How long an update no neighbour has announced waits for a `have` before we fetch it from the store. */
 export const HAVE_WAIT_MS = 2000;
 /** A peer serves at most this many updates per K+1 of a round: its upload stays bounded by K, not N. */
@@ -88,6 +97,8 @@ export interface Gathered {
 
 export class Gather {
   private readonly rounds = new Map<number, RoundGather>();
+  /** Updates being sent to neighbours now. */
+  private serving = 0;
 
   constructor(private readonly h: GatherHost) {}
 
@@ -280,18 +291,19 @@ export class Gather {
     return null;
   }
 
-  /** Answers a want: the update's envelope while our serving cap lasts, else a refusal at once. */
+  /** Answers a want: the update's envelope while our serving cap lasts and few sends are under way, else a refusal at once. */
   private serve(to: string, round: number, hash: string): void {
     const g = this.rounds.get(round);
     const u = g?.held.get(hash);
     const refuse = (reason: RefuseReason) => this.send(to, { type: 'refuse', round, hash, reason });
     if (!g || !u) return void refuse('missing');
-    if (g.served >= servingCap(this.h.config().gatherK)) {
+    if (g.served >= servingCap(this.h.config().gatherK) || this.serving >= MAX_CONCURRENT_SERVES) {
       g.refusedBusy++;
       return void refuse('busy');
     }
     g.served++;
-    void this.h.mesh().send(to, u.envelope);
+    this.serving++;
+    void this.h.mesh().send(to, u.envelope).finally(() => this.serving--);
   }
 
   /** A gather message to one neighbour (fire and forget: the link keeps the order); false when not linked. */

@@ -119,12 +119,20 @@ export class FakeMesh {
   readonly linked = new Set<string>();
   readonly sends: Sent[] = [];
   bytesSent = 0;
+  /** While set, sends of updates stay under way until `finish()` (a slow uplink). */
+  slow = false;
+  private underWay: (() => void)[] = [];
   async send(to: string, envelope: Uint8Array): Promise<boolean> {
     if (!this.linked.has(to)) return false;
     this.bytesSent += envelope.length;
     const { header, payload } = openEnvelope(envelope, { run: RUN, maxPayloadBytes: 1e6 });
     this.sends.push(header.kind === 'gather' ? { to, gather: parsePeerMessage(payload)! } : { to, update: envelope });
+    if (this.slow && header.kind === 'update') await new Promise<void>((r) => this.underWay.push(r));
     return true;
+  }
+  /** Every update send under way completes. */
+  finish(): void {
+    for (const r of this.underWay.splice(0)) r();
   }
   isConnected(addr: string): boolean {
     return this.linked.has(addr);

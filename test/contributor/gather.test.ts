@@ -4,7 +4,7 @@
 // next neighbour, then the store), and that it holds at most K+1 updates.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openEnvelope } from '../../src/net/envelope.ts';
-import { HAVE_WAIT_MS, WANT_TIMEOUT_MS, servingCap } from '../../src/contributor/gather.ts';
+import { HAVE_WAIT_MS, MAX_CONCURRENT_SERVES, WANT_TIMEOUT_MS, servingCap } from '../../src/contributor/gather.ts';
 import { FakeReplica, announce, devKeys, entry, envelope, makeExchange, settle, updatePayload, type Harness, type Keys } from './exchange-harness.ts';
 
 let k: Keys;
@@ -45,7 +45,10 @@ describe('gather exchange (fake clock)', () => {
     const K = 1;
     const { h, done, mine, myHash } = await trained(K);
     expect(servingCap(K)).toBe(4);
-    for (let i = 0; i < 5; i++) h.gatherFrom(i % 2 ? k.bob : k.carol, { type: 'want', round: 0, hash: myHash });
+    for (let i = 0; i < 5; i++) {
+      h.gatherFrom(i % 2 ? k.bob : k.carol, { type: 'want', round: 0, hash: myHash });
+      await settle(); // each send done before the next want
+    }
     h.gatherFrom(k.dave, { type: 'want', round: 0, hash: 'cd'.repeat(32) });
     await settle();
     expect(h.mesh.updates.map((x) => x.update)).toEqual([mine, mine, mine, mine]);
@@ -58,6 +61,22 @@ describe('gather exchange (fake clock)', () => {
     await settle();
     expect(h.of('commit')[0]).toMatchObject({ served: 4, refusedBusy: 1, fromPeers: 0, fetched: 0 });
     expect(h.of('commit')[0].roundBytesUp).toBeLessThanOrEqual(mine.length * (1 + servingCap(K)) + 2000);
+    await stop(h, done);
+  });
+
+  it(`sends at most ${MAX_CONCURRENT_SERVES} updates at once and refuses the next want at once instead of queueing it`, async () => {
+    const { h, done, myHash } = await trained(8);
+    h.mesh.slow = true;
+    for (const p of [k.bob, k.carol, k.dave]) h.gatherFrom(p, { type: 'want', round: 0, hash: myHash });
+    await settle();
+    expect(h.mesh.updates.map((x) => x.to)).toHaveLength(MAX_CONCURRENT_SERVES);
+    expect(h.mesh.gathers.filter((x) => x.gather.type === 'refuse').map((x) => x.gather)).toEqual([{ type: 'refuse', round: 0, hash: myHash, reason: 'busy' }]);
+    h.mesh.finish();
+    await settle();
+    h.gatherFrom(k.dave, { type: 'want', round: 0, hash: myHash }); // asked again once the uplink is free: served
+    await settle();
+    expect(h.mesh.updates).toHaveLength(MAX_CONCURRENT_SERVES + 1);
+    h.mesh.finish();
     await stop(h, done);
   });
 
