@@ -63,6 +63,8 @@ describe('a hostile peer in a swarm', () => {
       await peer.joined;
       for (const h of honest) await until(`a link to ${h.key.address}`, () => peer.isConnected(h.key.address));
       await until('round 1', () => round >= 1);
+      // Attack while that round runs (between rounds the coordinator calls any update stale).
+      await until(`the honest pair training round ${round}`, () => honest.every((h) => h.events.some((e) => e.event === 'round' && e.round === round)));
       const [a, b] = honest;
       const seal = (key: Hotkey, r: number, payload: Uint8Array) => sealEnvelope(key, { kind: 'update', run: config.run, round: r, stage: 0 }, payload);
       // Forged: claims to be from a, signed with the attacker's key.
