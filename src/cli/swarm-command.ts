@@ -130,6 +130,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
       peer.reached = Math.max(peer.reached, e.round);
       say(`${peer.name}: got the weights after ${e.round} round${e.round === 1 ? '' : 's'} (from ${e.source})`);
     }
+    if (e.event === 'exchange') peer.gathered.maxUpdateBytes = Math.max(peer.gathered.maxUpdateBytes, e.bytes);
     if (e.event === 'exchange' && kill && peers[kill.peer] === peer && e.round === kill.round && !peer.killed) {
       say(`${peer.name}: killed while sending its round-${e.round} update`);
       peer.killed = true;
@@ -146,6 +147,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
       g.served += e.served ?? 0;
       g.maxRoundBytesUp = Math.max(g.maxRoundBytesUp, e.roundBytesUp ?? 0);
       g.maxRoundBytesDown = Math.max(g.maxRoundBytesDown, e.roundBytesDown ?? 0);
+      g.maxHeld = Math.max(g.maxHeld, e.held ?? 0);
       peer.rejected = e.rejected;
       peer.reached = Math.max(peer.reached, e.round + 1);
       if (e.trained) peer.rounds.push(e.round);

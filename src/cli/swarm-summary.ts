@@ -42,17 +42,22 @@ export interface PeerProcess {
   kernelsCompiled: number;
 }
 
-/** A peer's gather exchange over the run: updates from neighbours / the store, served; its largest round's bytes. */
+/**
+ * A peer's gather exchange over the run: updates from neighbours / the store, served; its
+ * largest round's bytes, the most updates it held after a commit, its largest update envelope.
+ */
 export interface GatherCounts {
   fromPeers: number;
   fromStore: number;
   served: number;
   maxRoundBytesUp: number;
   maxRoundBytesDown: number;
+  maxHeld: number;
+  maxUpdateBytes: number;
 }
 
 export function newGatherCounts(): GatherCounts {
-  return { fromPeers: 0, fromStore: 0, served: 0, maxRoundBytesUp: 0, maxRoundBytesDown: 0 };
+  return { fromPeers: 0, fromStore: 0, served: 0, maxRoundBytesUp: 0, maxRoundBytesDown: 0, maxHeld: 0, maxUpdateBytes: 0 };
 }
 
 export interface SwarmSummary {

@@ -9,12 +9,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SwarmSummary } from '../../src/cli/swarm-command.ts';
+import { servingCap } from '../../src/contributor/gather.ts';
 import { BIN } from './helpers.ts';
 
 const N = 6;
 const K = 3;
 const D = 3;
 const ROUNDS = 3;
+/** Gather messages (have/want/refuse, ~250 B each) a peer sends a round, with a wide margin: bytes. */
+const GATHER_MESSAGE_BYTES = 16 * 1024;
 
 describe('tessera swarm, gather-K', () => {
   it(`${N} contributors, gatherK ${K}, ${D} neighbours each: every commit names ${K}, replicas stay identical, the loss falls, and updates come from peers`, () => {
@@ -32,7 +35,8 @@ describe('tessera swarm, gather-K', () => {
       console.log(
         `losses ${s.lossPerRound.map((x) => x.loss?.toFixed(3)).join(' ')}; included ${s.lossPerRound.map((x) => `${x.included}/${x.members}`).join(' ')}; ` +
           `from peers ${g.map((x) => x.fromPeers).join(',')}; from the store ${g.map((x) => x.fromStore).join(',')}; served ${g.map((x) => x.served).join(',')}; ` +
-          `max round KiB up ${g.map((x) => (x.maxRoundBytesUp / 1024).toFixed(0)).join(',')}, down ${g.map((x) => (x.maxRoundBytesDown / 1024).toFixed(0)).join(',')}; ${s.seconds.toFixed(0)} s`,
+          `max round KiB up ${g.map((x) => (x.maxRoundBytesUp / 1024).toFixed(0)).join(',')}, down ${g.map((x) => (x.maxRoundBytesDown / 1024).toFixed(0)).join(',')}; ` +
+          `update ${g[0].maxUpdateBytes} B; held at most ${g.map((x) => x.maxHeld).join(',')}; ${s.seconds.toFixed(0)} s`,
       );
       expect(s.lossPerRound.map((x) => x.round)).toEqual([...Array(ROUNDS).keys()]);
       for (const x of s.lossPerRound) expect(x.included).toBe(K);
@@ -48,6 +52,11 @@ describe('tessera swarm, gather-K', () => {
       expect(g.reduce((a, x) => a + x.fromPeers, 0)).toBeGreaterThan(0);
       expect(g.reduce((a, x) => a + x.served, 0)).toBeGreaterThan(0);
       for (const p of s.peersDetail) expect(p.roundsCompleted).toBe(ROUNDS);
+      for (const x of g) {
+        // Memory: its own update and the committed K at most. Upload a round: its update once, and at most the serving cap.
+        expect(x.maxHeld).toBeLessThanOrEqual(K + 1);
+        expect(x.maxRoundBytesUp).toBeLessThanOrEqual((1 + servingCap(K)) * x.maxUpdateBytes + GATHER_MESSAGE_BYTES);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
