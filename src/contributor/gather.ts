@@ -259,10 +259,11 @@ export class Gather {
     const m = parsePeerMessage(payload);
     if (!m) return { reason: 'gather-malformed', message: 'a gather message that does not parse' };
     const held = this.h.held();
-    if (m.round + 1 < held || m.round > this.h.coordRound() + 1) return { reason: 'stale-round', message: `a '${m.type}' for round ${m.round}; we are at round ${held}` };
+    if (m.round > this.h.coordRound() + 1) return { reason: 'stale-round', message: `a '${m.type}' for round ${m.round}; we are at round ${held}` };
     switch (m.type) {
       case 'have':
-        return this.heard(from, m.round, m.hashes);
+        // A slower neighbour's news of a round we are past is no use, and no fault: ignored.
+        return m.round + 1 < held ? null : this.heard(from, m.round, m.hashes);
       case 'want':
         this.serve(from, m.round, m.hash);
         return null;

@@ -118,7 +118,7 @@ describe('gather exchange (fake clock)', () => {
     await stop(h, done);
   });
 
-  it('holds at most K+1 updates: its own only while committed, and the previous round is dropped when the next gather starts', async () => {
+  it('holds at most K+1 updates: its own only while committed, and the previous round is dropped when the next gather starts (a late want for it is refused)', async () => {
     const K = 2;
     const { h, done, mine } = await trained(K);
     const others = [k.bob, k.carol].map((p) => envelope(p, 0, updatePayload(0, p === k.bob ? 0xb0 : 0xc0)));
@@ -139,6 +139,13 @@ describe('gather exchange (fake clock)', () => {
     expect(h.of('commit')[1]).toMatchObject({ round: 1, held: 2, fetched: 1 });
     expect(h.exchange.gather.heldCount).toBeLessThanOrEqual(K + 1);
     expect(openEnvelope(mine, { run: h.config.run, maxPayloadBytes: 1e6 }).header.round).toBe(0);
+    // A slower neighbour's news of round 0 is ignored, not counted; its want for round 0 is refused: we no longer hold it.
+    const refusedBefore = h.refusals.total;
+    h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [entry(k.bob, others[0]).hash] });
+    h.gatherFrom(k.bob, { type: 'want', round: 0, hash: entry(k.carol, others[1]).hash });
+    await settle();
+    expect(h.refusals.total).toBe(refusedBefore);
+    expect(h.mesh.gathers.at(-1)).toEqual({ to: k.bob.address, gather: { type: 'refuse', round: 0, hash: entry(k.carol, others[1]).hash, reason: 'missing' } });
     await stop(h, done);
   });
 
