@@ -82,8 +82,9 @@ class RoundGather {
   readonly wanted = new Map<string, { asked: Set<string> }>();
   /** "neighbour/hash" of wants refused. */
   readonly refused = new Set<string>();
-  /** Wants we sent to each neighbour (to spread our asks). */
+  /** Wants we sent to each neighbour (to spread our asks), and every "neighbour/hash" asked. */
   readonly askedOf = new Map<string, number>();
+  readonly askedEver = new Set<string>();
   served = 0;
   refusedBusy = 0;
 }
@@ -215,6 +216,7 @@ export class Gather {
   private async ask(r: number, g: RoundGather, hash: string, peer: string): Promise<boolean> {
     g.wanted.get(hash)!.asked.add(peer);
     g.askedOf.set(peer, (g.askedOf.get(peer) ?? 0) + 1);
+    g.askedEver.add(`${peer}/${hash}`);
     if (!this.send(peer, { type: 'want', round: r, hash })) return false;
     const mesh = this.h.mesh();
     await this.h.changes.until(() => g.held.has(hash) || g.refused.has(`${peer}/${hash}`) || !mesh.isConnected(peer), WANT_TIMEOUT_MS);
@@ -245,6 +247,8 @@ export class Gather {
     const g = this.rounds.get(header.round);
     const want = g?.wanted.get(hash);
     if (!g || !want || !want.asked.has(from)) {
+      // A late answer to a want we gave up on (we took it elsewhere meanwhile): no fault, dropped.
+      if (g?.askedEver.has(`${from}/${hash}`)) return null;
       if (g?.held.has(hash)) return { reason: 'duplicate', message: `round ${header.round}'s update ${hash.slice(0, 12)} again` };
       return { reason: 'unasked', message: `an update of round ${header.round} we did not ask ${from} for` };
     }

@@ -115,6 +115,9 @@ describe('gather exchange (fake clock)', () => {
     expect(h.http.gets).toEqual([`http://coordinator.test/update/0/${k.carol.address}`]);
     expect(h.replica.applied).toEqual([{ round: 0, payloads: [updatePayload(0, 0xa1), updatePayload(0, 0xb0), updatePayload(0, 0xc0)] }]);
     expect(h.of('commit')[0]).toMatchObject({ fromPeers: 1, fetched: 1, rejected: { unasked: 1, 'envelope-signature': 1, frames: 0 } });
+    // Carol's answer comes at last: a late answer to our own want is dropped without blame.
+    h.fromPeer(k.carol, carol);
+    expect(h.refusals.total).toBe(2);
     await stop(h, done);
   });
 
