@@ -29,7 +29,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { ModelReplica } from '../round/replica.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { SparseTensor } from '../sparseloco/selection.ts';
-import { decodeUpdate } from '../sparseloco/wire.ts';
+import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing } from './ledger.ts';
@@ -101,6 +101,8 @@ export interface RoundEvaluation {
   /** The evaluated updates' trials, by sender. */
   trials: [string, Trial][];
   copied: string[];
+  /** Senders whose update did not decode (the coordinator checks only the frame): penalised as invalid. */
+  undecodable: string[];
   /** The validator's θ_start(round) fingerprint. */
   weightsHash: string;
   timing: ScoringTiming;
@@ -164,7 +166,8 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
     delivered: new Set([...c.included, ...c.others].map((u) => u.sender)),
     trials,
     copied: new Set(e.copied),
-    invalid: c.invalid,
+    // Refused at the coordinator, or (its body) by the validator's decode.
+    invalid: e.undecodable.reduce((n, s) => ({ ...n, [s]: (n[s] ?? 0) + 1 }), { ...c.invalid }),
     synced: (address) => c.reportedHashes[address] === e.weightsHash,
     previous: (address) => ledger.averages(address),
     emission: config.emissionPerEpoch / config.epochRounds,
@@ -251,6 +254,18 @@ export class Validator implements ValidatorEngine {
     // The committed are in hand; the others are read one at a time and let go after.
     const all = [...c.included, ...c.others.map((o) => ({ ...o, payload: null as Uint8Array | null }))];
     let unread = 0;
+    const undecodable: string[] = [];
+    /** The update's tensors, or null (counted) when its body does not decode. */
+    const decoded = (sender: string, decode: () => SparseTensor[]): SparseTensor[] | null => {
+      try {
+        return decode();
+      } catch (e) {
+        if (!(e instanceof UpdateError)) throw e;
+        undecodable.push(sender);
+        this.log(`validator: round ${c.round}: the update of ${sender} does not decode (${e.message})`);
+        return null;
+      }
+    };
     for (const entry of all) {
       const u = { ...entry, payload: entry.payload ?? this.stored(c.round, entry.sender) };
       if (!u.payload) {
@@ -259,7 +274,8 @@ export class Validator implements ValidatorEngine {
       }
       if (!sampled.has(u.sender)) {
         // Not evaluated this round, but still checked for copying (decoding is cheap).
-        updates.push({ sender: u.sender, indices: indexSets(this.decode(u.payload, c.round)), at: u.deliveredAt });
+        const tensors = decoded(u.sender, () => this.decode(u.payload!, c.round));
+        if (tensors) updates.push({ sender: u.sender, indices: indexSets(tensors), at: u.deliveredAt });
         continue;
       }
       const from = performance.now();
@@ -267,7 +283,8 @@ export class Validator implements ValidatorEngine {
       const assigned = steps.map((step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: u.sender, step }));
       this.replica.discardRound();
       const baseAssigned = await this.replica.evaluate(assigned);
-      const tensors = this.replica.tryUpdate(u.payload, c.round, TRIAL_STEP);
+      const tensors = decoded(u.sender, () => this.replica.tryUpdate(u.payload!, c.round, TRIAL_STEP));
+      if (!tensors) continue;
       const after = await this.replica.evaluate(random);
       const afterAssigned = await this.replica.evaluate(assigned);
       const afterControl = await this.replica.evaluate(control);
@@ -286,7 +303,7 @@ export class Validator implements ValidatorEngine {
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
-    return { round: c.round, trials, copied, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
+    return { round: c.round, trials, copied, undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
   }
 
   /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */

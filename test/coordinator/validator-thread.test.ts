@@ -10,7 +10,7 @@ import { samplingOptions } from '../../src/coordinator/scoring.ts';
 import { Validator, type ClosedRound, type ValidatorEngine } from '../../src/coordinator/validator.ts';
 import { ValidatorThread } from '../../src/coordinator/validator-thread.ts';
 import { CoordinatorStore } from '../../src/coordinator/state-store.ts';
-import { devKeys, modelUpdate, seal, tempDir, testConfig, removeTempDirs } from './helpers.ts';
+import { devKeys, modelUpdate, seal, tempDir, testConfig, removeTempDirs, undecodableUpdate } from './helpers.ts';
 import { rng } from '../helpers/rng.ts';
 
 /** A stall the coordinator must never see while a round is scored: its heartbeats are seconds apart. */
@@ -139,5 +139,12 @@ describe('the validator in a worker thread', () => {
     await thread.loadStart(null);
     const full = await thread.evaluate({ ...c, included: [0, 2].map((i) => ({ sender: keys[i].address, payload: payloads[i], deliveredAt: 1000 + i })) }, 4);
     expect(full.trials.map(([s]) => s).sort()).toEqual(keys.map((x) => x.address));
+    expect(full.undecodable).toEqual([]);
+    // A stored update whose body does not decode (the coordinator checks only its frame): counted, not fatal.
+    store.saveUpdate(0, keys[3].address, seal(keys[3], 0, undecodableUpdate(config, 0, 4), { run: config.run }));
+    await thread.loadStart(null);
+    const withBad = await thread.evaluate({ ...c, included: [0, 2].map((i) => ({ sender: keys[i].address, payload: payloads[i], deliveredAt: 1000 + i })) }, 4);
+    expect(withBad.undecodable).toEqual([keys[3].address]);
+    expect(withBad.trials.map(([s]) => s).sort()).toEqual(keys.slice(0, 3).map((x) => x.address));
   });
 });
