@@ -1,11 +1,12 @@
 // The network between simulated peers, modelled rather than opened: a thousand peers with
 // eight links each would be thousands of real sockets in one process. Each peer has an
 // uplink and a downlink (Mbit/s), a round-trip time and a loss rate; some pairs cannot link
-// directly at all (NATs without a relay). A transfer waits until both the sender's uplink
-// and the receiver's downlink are free (one transfer at a time per link, first come first
-// served), then takes one round trip plus its bytes at the slower of the two rates, slowed
-// by retransmissions (1 / (1 − loss)). Pure: times are given and returned, nothing sleeps,
-// so a fake clock tests it.
+// directly at all (NATs without a relay). A transfer's bytes wait until both the sender's
+// uplink and the receiver's downlink are free (one transfer's bytes at a time per link, first
+// come first served) and take them at the slower of the two rates, slowed by retransmissions
+// (1 / (1 − loss)); the round trip (the request, the first byte's way) adds latency but does
+// not hold the links. Pure: times are given and returned, nothing sleeps, so a fake clock
+// tests it.
 
 export interface LinkSpec {
   upMbps: number;
@@ -25,10 +26,14 @@ export interface Transfer {
 const BITS_PER_BYTE = 8;
 const BITS_PER_MBIT = 1e6;
 
-/** Milliseconds to move `bytes` over a path of `mbps` with one round trip and retransmissions. */
+/** Milliseconds the bytes occupy a path of `mbps`, retransmissions included. */
+export function wireMs(bytes: number, mbps: number, loss: number): number {
+  return (1000 * (bytes * BITS_PER_BYTE)) / (mbps * BITS_PER_MBIT) / (1 - loss);
+}
+
+/** Milliseconds to move `bytes` over an idle path: one round trip plus the bytes. */
 export function transferMs(bytes: number, mbps: number, rttMs: number, loss: number): number {
-  const seconds = (bytes * BITS_PER_BYTE) / (mbps * BITS_PER_MBIT);
-  return rttMs + (1000 * seconds) / (1 - loss);
+  return rttMs + wireMs(bytes, mbps, loss);
 }
 
 /** A 32-bit mix of two numbers (order-free), for the pairs that cannot link. */
@@ -72,10 +77,10 @@ export class LinkModel {
     const a = this.spec(from);
     const b = this.spec(to);
     const start = Math.max(now, this.upFree.get(from) ?? 0, this.downFree.get(to) ?? 0);
-    const done = start + transferMs(bytes, Math.min(a.upMbps, b.downMbps), Math.max(a.rttMs, b.rttMs), 1 - (1 - a.loss) * (1 - b.loss));
-    this.upFree.set(from, done);
-    this.downFree.set(to, done);
-    return { start, done };
+    const sent = start + wireMs(bytes, Math.min(a.upMbps, b.downMbps), 1 - (1 - a.loss) * (1 - b.loss));
+    this.upFree.set(from, sent);
+    this.downFree.set(to, sent);
+    return { start, done: sent + Math.max(a.rttMs, b.rttMs) };
   }
 
   /** When `id`'s uplink is next free (a peer choosing whom to fetch from prefers the idle). */

@@ -24,15 +24,15 @@ describe('LinkModel', () => {
     expect(transferMs(2_500_000, 20, 80, 0.5)).toBe(2080);
   });
 
-  it("queues transfers on the sender's uplink and the receiver's downlink, first come first served", () => {
+  it("queues transfers' bytes on the sender's uplink and the receiver's downlink, first come first served; the round trip holds neither", () => {
     const links = new LinkModel({ unlinkable: 0, seed: 1 });
     for (let i = 0; i < 3; i++) links.addNode(i, PEER);
     const a = links.transfer(0, 1, 2_500_000, 0);
-    const b = links.transfer(0, 2, 2_500_000, 100); // 0's uplink busy until a is done
-    expect(b.start).toBe(a.done);
-    expect(links.upFreeAt(0)).toBe(b.done);
-    const c = links.transfer(2, 1, 250_000, 0); // 1's downlink busy until a is done
-    expect(c.start).toBe(a.done);
+    const b = links.transfer(0, 2, 2_500_000, 100); // 0's uplink busy until a's bytes are out (1 s)
+    expect(b).toEqual({ start: 1000, done: 2080 });
+    expect(links.upFreeAt(0)).toBe(2000);
+    const c = links.transfer(2, 1, 250_000, 0); // 1's downlink busy until a's bytes are in
+    expect(c.start).toBe(a.done - PEER.rttMs);
     links.reset(0);
     expect(links.upFreeAt(0)).toBe(0);
   });
