@@ -19,6 +19,8 @@ export interface PeerRoundBytes {
   down: number;
   /** Updates held at once (its own plus those fetched and not yet applied). */
   held: number;
+  /** Updates it served to neighbours. */
+  served: number;
 }
 
 export class SimContext {
@@ -55,7 +57,7 @@ export class SimContext {
     let r = this.bytes.get(round);
     if (!r) this.bytes.set(round, (r = new Map()));
     let b = r.get(peer);
-    if (!b) r.set(peer, (b = { up: 0, down: 0, held: 0 }));
+    if (!b) r.set(peer, (b = { up: 0, down: 0, held: 0, served: 0 }));
     return b;
   }
 
@@ -78,14 +80,18 @@ export class SimContext {
     if (!h.has(peer)) h.set(peer, at);
   }
 
-  /** Of `candidates`, one that holds `hash` by `now` and can link with `peer`: the one whose uplink frees first. */
+  /**
+   * Of `candidates`, one that holds `hash` by `now`, can link with `peer` and has served
+   * fewer than K updates this round (so a peer's upload stays ≤ K + 1 updates: its own and K
+   * served, whatever N is): the one whose uplink frees first.
+   */
   source(round: number, hash: string, peer: number, candidates: Iterable<number>, now: number): number | null {
     const h = this.holders.get(round)?.get(hash);
     if (!h) return null;
     let best: number | null = null;
     for (const c of candidates) {
       const at = h.get(c);
-      if (at === undefined || at > now || !this.links.canLink(peer, c)) continue;
+      if (at === undefined || at > now || !this.links.canLink(peer, c) || this.peerBytes(round, c).served >= this.config.gatherK) continue;
       if (best === null || this.links.upFreeAt(c) < this.links.upFreeAt(best)) best = c;
     }
     return best;

@@ -226,7 +226,9 @@ export class SimPeer {
       if (from !== null) {
         const size = ctx.envelopeBytes(e.hash);
         const t = ctx.links.transfer(from, this.index, size, now);
-        ctx.peerBytes(round, from).up += size;
+        const served = ctx.peerBytes(round, from);
+        served.up += size;
+        served.served++;
         mine.down += size;
         ctx.countSource(round, 'neighbour');
         await this.sleep(t.done - now);
