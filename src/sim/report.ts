@@ -10,6 +10,8 @@ export interface RoundRow {
   /** From the commit until the last peer applied it, ms. */
   applyMs: number | null;
   members: number;
+  /** Members that left during the round (the leave fault): the rest are its live members. */
+  left: number;
   committed: number;
   delivered: number;
   /** Per-peer update bytes this round: median and max, up and down. */
@@ -51,7 +53,7 @@ export interface SimulationReport {
   summary: {
     roundsClosed: number;
     allBeforeDeadline: boolean;
-    /** Lowest delivered / members over the rounds. */
+    /** Lowest delivered / live members (members − left) over the rounds. */
     minDeliveredShare: number;
     fingerprintsEqual: boolean;
     committedIsMinKDelivered: boolean;
@@ -88,7 +90,7 @@ export function summarise(r: Omit<SimulationReport, 'summary' | 'options'> & { o
     summary: {
       roundsClosed: closed.length,
       allBeforeDeadline: closed.length === r.options.rounds && closed.every((x) => x.closedBeforeDeadline),
-      minDeliveredShare: Math.min(1, ...closed.map((x) => (x.members ? x.delivered / x.members : 1))),
+      minDeliveredShare: Math.min(1, ...closed.map((x) => (x.members - x.left > 0 ? x.delivered / (x.members - x.left) : 1))),
       fingerprintsEqual: closed.every((x) => x.fingerprints <= 1 && x.engineAgrees !== false),
       committedIsMinKDelivered: closed.every((x) => x.committed === Math.min(r.config.gatherK, x.delivered)),
       meanUpPerPeer: mean(s.map((x) => x.upMedian)),
@@ -109,10 +111,10 @@ const kb = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)}M` : `${(n
 
 /** The per-round table and the summary lines `tessera simulate` prints. */
 export function formatReport(r: SimulationReport): string {
-  const head = ['round', 'dur s', 'apply s', 'members', 'commit', 'deliv', 'up med/max', 'down med/max', 'held', 'store/nbr', 'control', 'coord ms', 'cpu ms', 'rss MB', 'lag', 'fp'];
+  const head = ['round', 'dur s', 'apply s', 'members', 'left', 'commit', 'deliv', 'up med/max', 'down med/max', 'held', 'store/nbr', 'control', 'coord ms', 'cpu ms', 'rss MB', 'lag', 'fp'];
   const lines = r.rows.map((x) => [
     x.round, x.durationMs === null ? '-' : (x.durationMs / 1000).toFixed(1) + (x.closedBeforeDeadline ? '' : '!'), x.applyMs === null ? '-' : (x.applyMs / 1000).toFixed(1),
-    x.members, x.committed, x.delivered, `${kb(x.upMedian)}/${kb(x.upMax)}`, `${kb(x.downMedian)}/${kb(x.downMax)}`, x.heldMax, `${x.fromStore}/${x.fromNeighbours}`,
+    x.members, x.left, x.committed, x.delivered, `${kb(x.upMedian)}/${kb(x.upMax)}`, `${kb(x.downMedian)}/${kb(x.downMax)}`, x.heldMax, `${x.fromStore}/${x.fromNeighbours}`,
     kb(x.controlBytes), x.coordinatorMs.toFixed(0), x.processCpuMs.toFixed(0), x.peakRssMB.toFixed(0), x.validatorLag, `${x.fingerprints}${x.engineAgrees === false ? '≠v' : ''}`,
   ].map(String));
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
@@ -123,7 +125,7 @@ export function formatReport(r: SimulationReport): string {
     `simulate: ${o.peers} peers, model ${o.model} (update ${kb(r.updateBytes)}, made in ${r.updateGenMs.toFixed(0)} ms), K=${r.config.gatherK}, neighbours ${r.config.neighbours}, round deadline ${r.config.roundSeconds} s; keys derived in ${r.keyDerivationMs.toFixed(0)} ms (${(r.keyDerivationMs / o.peers).toFixed(2)} ms each)`,
     fmt(head),
     ...lines.map(fmt),
-    `rounds closed ${s.roundsClosed}/${o.rounds}, all before the deadline: ${s.allBeforeDeadline}; delivered ≥ ${(100 * s.minDeliveredShare).toFixed(0)}% of members; committed = min(K, delivered): ${s.committedIsMinKDelivered}; fingerprints equal: ${s.fingerprintsEqual}`,
+    `rounds closed ${s.roundsClosed}/${o.rounds}, all before the deadline: ${s.allBeforeDeadline}; delivered ≥ ${(100 * s.minDeliveredShare).toFixed(0)}% of live members; committed = min(K, delivered): ${s.committedIsMinKDelivered}; fingerprints equal: ${s.fingerprintsEqual}`,
     `per peer per round (after round 0): up ${kb(s.meanUpPerPeer)} (${s.uploadInUpdates.toFixed(2)} updates; max/median ≤ ${s.upMaxOverMedian.toFixed(2)}), down ${kb(s.meanDownPerPeer)}; at most ${s.heldMax} updates held`,
     `control ${kb(s.meanControlBytes)} per round; coordinator handlers ${s.meanCoordinatorMs.toFixed(0)} ms, process CPU ${s.meanProcessCpuMs.toFixed(0)} ms per round; peak RSS ${s.peakRssMB.toFixed(0)} MB (the process); validator lag ≤ ${s.maxValidatorLag} round(s)`,
     ...(Object.keys(r.refused).length ? [`refused by the coordinator: ${JSON.stringify(r.refused)}`] : []),

@@ -11,6 +11,8 @@ import type { RoundRow } from './report.ts';
 interface RoundSeen {
   startAt: number;
   members: number;
+  /** Members sent away mid-round by the leave fault. */
+  left: number;
   deadline: number;
   commitAt?: number;
   included?: number;
@@ -63,7 +65,7 @@ export class RoundLog {
       r.members = Math.max(r.members, members);
       return false;
     }
-    this.rounds.set(round, { startAt: Date.now(), members, deadline });
+    this.rounds.set(round, { startAt: Date.now(), members, deadline, left: 0 });
     return true;
   }
 
@@ -82,6 +84,12 @@ export class RoundLog {
     });
     this.coordinatorMark = this.coordinatorMs;
     return true;
+  }
+
+  /** `count` members of `round` will leave during it (the leave fault). */
+  leaving(round: number, count: number): void {
+    const r = this.rounds.get(round);
+    if (r) r.left += count;
   }
 
   commitAt(round: number): number | undefined {
@@ -112,6 +120,7 @@ export class RoundLog {
         closedBeforeDeadline: r.commitAt !== undefined && r.commitAt <= r.deadline,
         applyMs: r.lastAppliedAt !== undefined && r.commitAt !== undefined ? r.lastAppliedAt - r.commitAt : null,
         members: r.members,
+        left: r.left,
         committed: r.included ?? 0,
         delivered: r.delivered ?? 0,
         upMedian: median(bytes.map((b) => b.up)),

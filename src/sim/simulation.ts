@@ -123,7 +123,11 @@ export async function runSimulation(o: SimulationOptions, startCoordinator: Star
   const done = new Promise<void>((r) => (finished = r));
   const onEvent = (peer: SimPeer, e: PeerEvent) => {
     if (e.type === 'round' && log.roundSeen(e.round, e.memberCount, e.deadline)) {
-      if (o.leave > 0) for (const p of pick(peers.filter((p) => p.connected && !p.isAway), Math.floor(o.leave * e.memberCount), random)) p.leaveDuring(e.round, 0.2 + 0.6 * random());
+      if (o.leave > 0) {
+        const leavers = pick(peers.filter((p) => p.connected && !p.isAway), Math.floor(o.leave * e.memberCount), random);
+        for (const p of leavers) p.leaveDuring(e.round, 0.2 + 0.6 * random());
+        log.leaving(e.round, leavers.length);
+      }
       if (o.killAt === e.round) void restart();
     } else if (e.type === 'commit' && log.commitSeen(e.round, e.included, e.delivered, started.coordinator.progress().pendingRounds)) {
       lastCommitted = e.round;
