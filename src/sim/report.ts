@@ -44,6 +44,8 @@ export interface SimulationReport {
   options: Omit<SimulationOptions, 'log'>;
   config: { gatherK: number; neighbours: number; roundSeconds: number; minMembers: number };
   updateBytes: number;
+  /** The update signed in its envelope: what a peer uploads and fetches per update. */
+  envelopeBytes: number;
   updateGenMs: number;
   keyDerivationMs: number;
   rows: RoundRow[];
@@ -82,10 +84,10 @@ function steady(rows: RoundRow[]): RoundRow[] {
 export function summarise(r: Omit<SimulationReport, 'summary' | 'options'> & { options: SimulationOptions; joinStartedAt: number }): SimulationReport {
   const { log: _log, ...options } = r.options;
   const closed = r.rows.filter((x) => x.durationMs !== null);
-  const envelope = r.updateBytes;
+  const envelope = r.envelopeBytes;
   const s = steady(closed);
   return {
-    options, config: r.config, updateBytes: r.updateBytes, updateGenMs: r.updateGenMs, keyDerivationMs: r.keyDerivationMs, rows: r.rows,
+    options, config: r.config, updateBytes: r.updateBytes, envelopeBytes: r.envelopeBytes, updateGenMs: r.updateGenMs, keyDerivationMs: r.keyDerivationMs, rows: r.rows,
     refused: r.refused, unknownMessages: r.unknownMessages, unscoredAtStop: r.unscoredAtStop,
     summary: {
       roundsClosed: closed.length,

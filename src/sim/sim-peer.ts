@@ -54,6 +54,8 @@ export class SimPeer {
   /** Bumped per connection: work begun on an older one is dropped. */
   private generation = 0;
   private trainingRound = -1;
+  /** Welcomed on the current connection. */
+  private joined = false;
   private applying: Promise<void> = Promise.resolve();
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   /** Off the network by choice (left mid-round, or stopped): no reconnecting. */
@@ -78,6 +80,7 @@ export class SimPeer {
     if (this.stopped || this.away) return;
     const gen = ++this.generation;
     this.trainingRound = -1;
+    this.joined = false;
     const ws = new WebSocket(this.o.wsUrl);
     this.ws = ws;
     ws.on('open', () => this.send({ type: 'hello', version: PROTOCOL_VERSION }));
@@ -95,7 +98,8 @@ export class SimPeer {
       this.ws = null;
       if (!this.stopped && !this.away) setTimeout(() => this.connect(), RECONNECT_MS * (1 + Math.random()));
     });
-    this.heartbeat ??= setInterval(() => this.send({ type: 'heartbeat' }), this.o.ctx.config.heartbeatSeconds * 1000);
+    // Only a joined peer beats (the coordinator refuses anything else before the join).
+    this.heartbeat ??= setInterval(() => this.joined && this.send({ type: 'heartbeat' }), this.o.ctx.config.heartbeatSeconds * 1000);
   }
 
   /** Leaves during `round`'s training, after `fraction` of its delay; comes back with rejoin(). */
@@ -133,6 +137,7 @@ export class SimPeer {
       case 'challenge':
         return this.send({ type: 'join', address: this.address, signature: toHex(this.o.key.sign(joinChallenge(m.run, m.nonce))) });
       case 'welcome':
+        this.joined = true;
         // After the apply in progress (if any): then catch up to the run's round and say so.
         this.applying = this.applying.then(() => this.catchUp(m.state.round, m.state.oldestCommit, gen)).catch(() => {});
         return;

@@ -13,6 +13,7 @@ import type { ValidatorEngine } from '../coordinator/validator.ts';
 import type { PresetName } from '../model/config.ts';
 import { parseRunConfig, type RunConfig } from '../protocol/run-config.ts';
 import { Hotkey, cryptoReady } from '../wallet/keys.ts';
+import { sealEnvelope } from '../net/envelope.ts';
 import { LinkModel, transferMs, type LinkSpec } from './link-model.ts';
 import { COORDINATOR_NODE, SimContext } from './sim-context.ts';
 import { SimValidatorEngine } from './sim-engine.ts';
@@ -92,12 +93,15 @@ export async function runSimulation(o: SimulationOptions, startCoordinator: Star
   const sampleConfig = parseRunConfig({ run: 'sim', model: o.model });
   const generator = new UpdateGenerator(sampleConfig);
   const t0 = performance.now();
-  const updateBytes = generator.update(0, 0).length;
+  const sample = generator.update(0, 0);
+  const updateBytes = sample.length;
   const updateGenMs = performance.now() - t0;
   const config = simulationConfig(o, updateBytes);
   const keyStart = performance.now();
   const keys = Array.from({ length: o.peers }, (_, i) => simKey(i, o.seed));
   const keyDerivationMs = performance.now() - keyStart;
+  // What one update weighs on the wire, signed: the unit of the per-peer bytes.
+  const envelopeBytes = sealEnvelope(keys[0], { kind: 'update', run: config.run, round: 0, stage: 0 }, sample).length;
   const stateDir = mkdtempSync(join(tmpdir(), 'tessera-sim-'));
   const engines: SimValidatorEngine[] = [];
   const log = new RoundLog();
@@ -168,7 +172,7 @@ export async function runSimulation(o: SimulationOptions, startCoordinator: Star
   const rows: RoundRow[] = log.rows(ctx, engines, o.rounds);
   return summarise({
     options: o, config: { gatherK: config.gatherK, neighbours: config.neighbours, roundSeconds: config.roundSeconds, minMembers: config.minMembers },
-    updateBytes, updateGenMs, keyDerivationMs, joinStartedAt: joinStart, rows, refused: log.refusals,
+    updateBytes, envelopeBytes, updateGenMs, keyDerivationMs, joinStartedAt: joinStart, rows, refused: log.refusals,
     unknownMessages: peers.reduce((n, p) => n + p.unknownMessages, 0), unscoredAtStop: stopped.unscoredRounds,
   });
 }

@@ -29,8 +29,8 @@ describe('tessera simulate', () => {
       expect(r.fingerprints).toBe(1);
       // Each peer: its own update plus at most K fetched, held and moved.
       expect(r.heldMax).toBeLessThanOrEqual(K + 1);
-      expect(r.downMax).toBeLessThanOrEqual(K * 1.05 * report.updateBytes + 4096);
-      expect(r.upMax).toBeLessThanOrEqual((K + 1) * 1.05 * report.updateBytes + 4096);
+      expect(r.downMax).toBeLessThanOrEqual(K * report.envelopeBytes);
+      expect(r.upMax).toBeLessThanOrEqual((K + 1) * report.envelopeBytes);
     }
     // The validator engine applied the same commits (at least one round scored in this time).
     expect(report.rows.some((r) => r.engineAgrees === true)).toBe(true);
