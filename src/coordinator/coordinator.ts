@@ -6,11 +6,18 @@
 // state-store.ts.
 //
 // Round r: it starts once `minMembers` peers hold θ_start(r) (they say so with `synced`);
-// peers that sync later join it while it runs. Each member sends its signed update here
-// (the validator's copy) and to the other members. The round closes when every member has
-// delivered or at the deadline; the commit lists the updates everyone must apply — the same
-// set, in the same order, so every replica ends with the same weights. Updates that fail any
-// check (signature, run, round, sender, SparseLoCo decode) are refused and counted.
+// peers that sync later join it while it runs. Each member uploads its signed update here
+// once (stored at once: the run's update store) and offers it to its neighbours. The round
+// closes when every member has delivered or at the deadline; the commit names the ≤ gatherK
+// updates everyone must apply (gather.ts) — the same set, in the same order, so every
+// replica ends with the same weights. Updates that fail any check (signature, run, round,
+// sender, SparseLoCo decode) are refused and counted.
+//
+// The control plane stays bounded per peer: each peer has at most `neighbours` links
+// (neighbours.ts), told only to the peers whose set changed; signaling is relayed only
+// between neighbours; while no round runs the swarm hears counts (`swarm`), coalesced to at
+// most one message per peer per SWARM_MIN_INTERVAL_MS (longer in a large swarm: see
+// swarmIntervalMs); `round` goes to members only (round-clock.ts).
 //
 // Pipelined runs (stages > 1): each joining peer is placed in a stage (stages.ts); a round
 // starts only when every stage has a ready peer (moving one from a crowded stage to a
@@ -24,6 +31,7 @@ import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage
 import type { ClosedRound } from './validator.ts';
 import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 import { RoundClock } from './round-clock.ts';
+import { NeighbourGraph } from './neighbours.ts';
 import { StageBalancer } from './stages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
@@ -33,6 +41,10 @@ export type { ScoringProgress } from './run-record.ts';
 
 /** A tick this late means this process stalled (ticks come every 250 ms). */
 const STALL_MS = 5000;
+/** The swarm's counts reach each peer at most this often while no round runs. */
+export const SWARM_MIN_INTERVAL_MS = 1000;
+/** …and the coordinator sends at most this many `swarm` messages per second in all (a large swarm hears less often). */
+export const SWARM_MESSAGES_PER_SECOND = 500;
 
 /** One client connection, as the server gives it. */
 export interface Connection {
@@ -59,6 +71,11 @@ export interface CoordinatorOptions {
   syncGraceMs?: number;
   /** Called after each commit with what the validator needs to score the round. */
   onRoundClosed?: (round: ClosedRound) => void;
+  /**
+   * A peer's standing with the validator (its moving average of scores), undefined for a
+   * newcomer: gather-K ranks by it. Default: the standings this coordinator last sent (sendScores).
+   */
+  standing?: (address: string) => number | undefined;
   /** The validator's progress, for the status and standings; absent when nobody validates. */
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
@@ -84,6 +101,15 @@ export class Coordinator {
   private timer: ReturnType<typeof setInterval> | null = null;
   /** Refusals by reason, for the status page and the swarm summary. */
   readonly rejected: Record<string, number> = {};
+  /** Who links with whom (a pipelined run: everyone). */
+  private readonly graph: NeighbourGraph;
+  /** The validator's latest standing (ema) of each peer it scored, for gather-K. */
+  private readonly standings = new Map<string, number>();
+  /** Whether the swarm's counts changed since they were last sent, and when that was. */
+  private swarmDirty = false;
+  private swarmSentAt = -Infinity;
+  /** Bytes of control messages sent, by type (measured: the control plane's cost). */
+  readonly controlBytes: Record<string, number> = {};
 
   constructor(
     config: RunConfig,
@@ -97,6 +123,7 @@ export class Coordinator {
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
     this.state = this.record.state;
+    this.graph = new NeighbourGraph(config.stages > 1 ? Infinity : config.neighbours, config.seed);
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -106,12 +133,18 @@ export class Coordinator {
       log: this.log,
       syncGraceMs: options.syncGraceMs ?? Math.min(15_000, config.roundSeconds * 250),
       roundLimit: options.roundLimit,
-      onRoundClosed: options.onRoundClosed,
+      onRoundClosed: (round) => this.roundClosed(round),
+      standing: options.standing ?? ((address) => this.standings.get(address)),
+      onPhase: () => this.swarmChanged(),
       save: () => this.record.save(),
       peers: {
         addresses: () => [...this.byAddress.keys()],
         readyFor: (round) => [...this.byAddress.values()].filter((s) => s.synced === round && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!),
         broadcast: (m) => this.broadcast(m),
+        sendTo: (address, m) => {
+          const s = this.byAddress.get(address);
+          if (s) this.send(s, m);
+        },
         moveStage: (address, stage, reason) => {
           const s = this.byAddress.get(address)!;
           s.synced = -1; // it must fetch the new stage's weights first
@@ -145,7 +178,15 @@ export class Coordinator {
 
   runState(): RunState {
     const oldest = this.state.commits.length ? this.state.commits[0].round : this.state.round;
-    return { round: this.state.round, phase: this.rounds.currentPhase, members: this.rounds.memberList(), checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
+    return { round: this.state.round, phase: this.rounds.currentPhase, memberCount: this.rounds.memberCount, checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
+  }
+
+  /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store). */
+  private roundClosed(round: number): void {
+    if (!this.options.onRoundClosed) return;
+    const c = this.record.closedRound(round);
+    if (c.ok) this.options.onRoundClosed(c.closed);
+    else this.log(`validator: round ${round} cannot be handed over: ${c.reason}`);
   }
 
   /**
@@ -174,12 +215,15 @@ export class Coordinator {
       run: this.config.run,
       ...this.runState(),
       ...this.progress(),
+      // Pulled by an operator, not pushed: the lists may be long.
+      members: this.rounds.memberList(),
       peers: this.peerList(),
       delivered: this.rounds.deliveredSenders(),
       deadline: this.rounds.deadlineIfTraining(),
       rejected: { ...this.rejected },
       heartbeatDrops: this.heartbeatDrops,
-      commits: this.state.commits.map((c) => ({ round: c.round, members: c.members.length, included: c.included.map((e) => e.sender), missing: c.missing })),
+      commits: this.state.commits.map((c) => ({ round: c.round, members: c.members.length, included: c.included.map((e) => e.sender), delivered: c.delivered?.length ?? c.included.length, missing: c.missing })),
+      controlBytes: { ...this.controlBytes },
       reports: this.state.reports,
     };
   }
@@ -198,7 +242,9 @@ export class Coordinator {
 
   private send(s: Session, m: ServerMessage): void {
     try {
-      s.conn.send(JSON.stringify(m));
+      const text = JSON.stringify(m);
+      this.controlBytes[m.type] = (this.controlBytes[m.type] ?? 0) + text.length;
+      s.conn.send(text);
     } catch {
       this.drop(s, 'send failed');
     }
@@ -258,7 +304,38 @@ export class Coordinator {
     if (placed.warning) this.log(placed.warning);
     this.log(`joined: ${m.address}${this.config.stages > 1 ? ` (stage ${placed.stage})` : ''}`);
     this.send(s, { type: 'welcome', address: m.address, config: this.config, state: this.runState(), stage: placed.stage });
-    this.broadcast({ type: 'peers', peers: this.peerList() });
+    // A reconnecting hotkey keeps its links: add() then names only it, and it hears its set again.
+    this.tellNeighbours(this.graph.add(m.address));
+    this.swarmChanged();
+  }
+
+  /** Each peer named gets its whole (bounded) neighbour set. */
+  private tellNeighbours(changed: Iterable<string>): void {
+    for (const address of changed) {
+      const s = this.byAddress.get(address);
+      if (s) this.send(s, { type: 'neighbours', neighbours: this.graph.neighboursOf(address) });
+    }
+  }
+
+  /** The swarm's counts changed: sent now if the last were sent long enough ago, else at a later tick. */
+  private swarmChanged(): void {
+    this.swarmDirty = true;
+    this.flushSwarm();
+  }
+
+  /** How often the swarm hears its counts: at most once a second, and SWARM_MESSAGES_PER_SECOND in all. */
+  private swarmIntervalMs(): number {
+    return Math.max(SWARM_MIN_INTERVAL_MS, (1000 * this.byAddress.size) / SWARM_MESSAGES_PER_SECOND);
+  }
+
+  private flushSwarm(): void {
+    // While a round runs its members know what they need (the round); nobody hears counts.
+    if (!this.swarmDirty || this.rounds.currentPhase !== 'waiting' || this.stopping) return;
+    const now = this.now();
+    if (now - this.swarmSentAt < this.swarmIntervalMs()) return;
+    this.swarmDirty = false;
+    this.swarmSentAt = now;
+    this.broadcast({ type: 'swarm', peers: this.byAddress.size, ready: this.rounds.readyCount(), need: this.config.minMembers });
   }
 
   private handleMember(s: Session, m: ClientMessage): void {
@@ -269,13 +346,16 @@ export class Coordinator {
       case 'signal': {
         const to = this.byAddress.get(m.to);
         if (!to) return this.refuse(s, 'signal-unknown-peer', `no peer ${m.to} in this run`);
+        // Links are only between neighbours: anything else is refused (and counted).
+        if (!this.graph.areLinked(address, m.to)) return this.refuse(s, 'signal-not-neighbour', `${m.to} is not one of your neighbours`);
         return this.send(to, { type: 'signal', from: address, data: m.data });
       }
       case 'synced':
         s.synced = m.round;
         s.syncedStage = m.stage;
         this.record.noteReport(m.round, address, { weightsHash: m.weightsHash });
-        return this.rounds.peerSynced(address, m.round);
+        this.rounds.peerSynced(address, m.round);
+        return this.swarmChanged();
       case 'report':
         return this.record.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
       default:
@@ -295,7 +375,9 @@ export class Coordinator {
     this.stages.remove(address);
     this.log(`left: ${address} (${why})`);
     if (this.rounds.removeMember(address) && !this.stopping) this.rounds.maybeClose();
-    this.broadcast({ type: 'peers', peers: this.peerList() });
+    if (this.stopping) return;
+    this.tellNeighbours(this.graph.remove(address));
+    this.swarmChanged();
   }
 
   // ---- updates (the validator's copy) ----
@@ -321,15 +403,23 @@ export class Coordinator {
     this.rounds.maybeClose();
   }
 
-  /** A committed update (as its sender signed it), for peers that missed it. */
-  committedUpdate(round: number, sender: string): Uint8Array | null {
-    if (this.rounds.isInProgress(round)) return null; // not committed yet
+  /**
+   * A stored update (as its sender signed it) of a recent round, committed or not (the round
+   * in progress too: it was accepted, so its sender already offers it to neighbours).
+   */
+  storedUpdate(round: number, sender: string): Uint8Array | null {
     return this.store.loadUpdate(round, sender);
   }
 
-  /** The validator's verdict on a round, to each member still connected. */
+  /** A stored update's payload (for the validator's on-demand reads), or null. */
+  storedPayload(round: number, sender: string): Uint8Array | null {
+    return this.record.storedPayload(round, sender);
+  }
+
+  /** The validator's verdict on a round, to each member still connected; its averages rank the next commits. */
   sendScores(round: number, standings: ReadonlyMap<string, Standing>): void {
     for (const [address, standing] of standings) {
+      this.standings.set(address, standing.ema);
       const s = this.byAddress.get(address);
       if (s) this.send(s, { type: 'scores', round, standing });
     }
@@ -391,5 +481,6 @@ export class Coordinator {
       }
     }
     this.rounds.tick(now);
+    this.flushSwarm();
   }
 }

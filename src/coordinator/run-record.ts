@@ -73,9 +73,18 @@ export class RunRecord {
       // A state saved before delivery times were kept: commit order (by sender) stands in.
       included.push({ sender: e.sender, payload: this.payloadOf(bytes), deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + i });
     }
+    // The delivered updates not committed: named here, read from the store when the validator needs them.
+    const committed = new Set(c.included.map((e) => e.sender));
+    const others = (c.delivered ?? []).filter((e) => !committed.has(e.sender)).map((e, i) => ({ sender: e.sender, deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + c.included.length + i }));
     const reports = this.state.reports[round] ?? {};
     const reportedHashes = Object.fromEntries(c.members.map((a) => [a, reports[a]?.weightsHash ?? '']));
-    return { ok: true, closed: { round, members: c.members, included, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes } };
+    return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes } };
+  }
+
+  /** A stored update's payload (committed or not), or null when it is not stored. */
+  storedPayload(round: number, sender: string): Uint8Array | null {
+    const bytes = this.store.loadUpdate(round, sender);
+    return bytes ? this.payloadOf(bytes) : null;
   }
 
   /** Committed payloads of a round in commit order, or null when not all are stored. */

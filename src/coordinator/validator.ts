@@ -42,8 +42,10 @@ export const EVAL_BATCHES = 4;
 export interface ClosedRound {
   round: number;
   members: string[];
-  /** In commit order (by sender), with when each reached the coordinator. */
+  /** The committed updates (what replicas apply), in commit order (by sender), with when each reached the coordinator. */
   included: { sender: string; payload: Uint8Array; deliveredAt: number }[];
+  /** The other updates delivered, sorted by sender: their payloads are read from the store when needed, one at a time. */
+  others: { sender: string; deliveredAt: number }[];
   missing: string[];
   /** Invalid updates refused this round, by sender. */
   invalid: Record<string, number>;
@@ -141,7 +143,7 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
   const trials = new Map(e.trials);
   const rows = scoreRound({
     members: c.members,
-    delivered: new Set(c.included.map((u) => u.sender)),
+    delivered: new Set([...c.included, ...c.others].map((u) => u.sender)),
     trials,
     copied: new Set(e.copied),
     invalid: c.invalid,

@@ -9,7 +9,7 @@ import { CoordinatorStore } from '../../src/coordinator/state-store.ts';
 import { preset, parameterLayout } from '../../src/model/config.ts';
 import { sealEnvelope, type MessageKind } from '../../src/net/envelope.ts';
 import { toHex } from '../../src/base/hex.ts';
-import { joinChallenge, parseServerMessage, type ServerMessage } from '../../src/protocol/messages.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, type ServerMessage } from '../../src/protocol/messages.ts';
 import { parseRunConfig, type RunConfig } from '../../src/protocol/run-config.ts';
 import { chunkExtent, chunkGrid, keptInChunk, keptInTensor } from '../../src/kernels/chunks.ts';
 import { encodeUpdate, type TensorSelection } from '../../src/sparseloco/wire.ts';
@@ -138,7 +138,7 @@ export class Peer {
 
   /** hello → challenge: the nonce. */
   hello(): Of<'challenge'> {
-    this.text({ type: 'hello', version: 1 });
+    this.text({ type: 'hello', version: PROTOCOL_VERSION });
     const c = this.last('challenge');
     if (!c) throw new Error(`no challenge: ${JSON.stringify(this.conn.sent)}`);
     return c;

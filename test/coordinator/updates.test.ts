@@ -104,7 +104,7 @@ describe('coordinator: updates refused', () => {
     expect(h.coordinator.status().rejected).toEqual({ duplicate: 2 });
     expect(h.coordinator.status().delivered).toEqual([k.alice.address]);
     b.binary(signedUpdate(k.bob, h.config, 0));
-    expect(h.coordinator.committedUpdate(0, k.alice.address)).toEqual(first);
+    expect(h.coordinator.storedUpdate(0, k.alice.address)).toEqual(first);
   });
 
   it('refuses an update for a round already committed (stale)', () => {
@@ -120,7 +120,7 @@ describe('coordinator: updates refused', () => {
     a.binary(signedUpdate(k.alice, h.config, 0, 9));
     expect(h.coordinator.status().rejected).toEqual({ 'stale-round': 1 });
     expect(h.coordinator.status().delivered).toEqual([]);
-    expect(h.coordinator.committedUpdate(0, k.alice.address)).toEqual(old);
+    expect(h.coordinator.storedUpdate(0, k.alice.address)).toEqual(old);
     expect(storedUpdates(h, 1)).toEqual([]);
   });
 

@@ -31,6 +31,7 @@ function closedRound(): ClosedRound {
     round: 0,
     members,
     included: members.map((sender, i) => ({ sender, payload: modelUpdate(config, 0, i + 1), deliveredAt: 1000 })),
+    others: [],
     missing: [],
     invalid: {},
     reportedHashes: Object.fromEntries(members.map((m) => [m, ''])),
