@@ -10,6 +10,7 @@ import { CommandUsageError } from '../../src/cli/args.ts';
 
 const PEERS = 30;
 const K = 8;
+const SIZE_SLACK = 1.03;
 
 describe('tessera simulate', () => {
   it(`${PEERS} peers, K = ${K}, 3 rounds: rounds close, commits are min(K, delivered), fingerprints agree, bytes bounded`, async () => {
