@@ -28,10 +28,11 @@ describe('tessera simulate', () => {
       expect(r.delivered).toBeGreaterThanOrEqual(0.95 * r.members);
       expect(r.replicas).toBeGreaterThanOrEqual(r.members - 1);
       expect(r.fingerprints).toBe(1);
-      // Each peer: its own update plus at most K fetched, held and moved.
+      // Each peer: its own update plus at most K fetched, held and moved (updates' sizes vary
+      // by a few bytes with their random positions' Rice codes: 3% slack).
       expect(r.heldMax).toBeLessThanOrEqual(K + 1);
-      expect(r.downMax).toBeLessThanOrEqual(K * report.envelopeBytes);
-      expect(r.upMax).toBeLessThanOrEqual((K + 1) * report.envelopeBytes);
+      expect(r.downMax).toBeLessThanOrEqual(K * report.envelopeBytes * SIZE_SLACK);
+      expect(r.upMax).toBeLessThanOrEqual((K + 1) * report.envelopeBytes * SIZE_SLACK);
     }
     // The validator engine applied the same commits (at least one round scored in this time).
     expect(report.rows.some((r) => r.engineAgrees === true)).toBe(true);
