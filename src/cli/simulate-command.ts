@@ -14,16 +14,23 @@ export const SIMULATE_USAGE = `usage:
   tessera simulate [--peers 100] [--model tiny] [--rounds 3] [--gather-k 20] [--neighbours 8]
                    [--up 20] [--down 100] [--rtt 80] [--loss 0] [--unlinkable 0]
                    [--train-ms 3000] [--join-storm S] [--leave F] [--kill-at R]
-                   [--eval-ms 50] [--round-seconds S] [--seed 1] [--json FILE] [--verbose]
+                   [--eval-ms 1070] [--round-seconds S] [--seed 1] [--json FILE] [--verbose]
   Runs the real coordinator (in this process, on a temporary state folder) and --peers
   simulated contributors speaking its protocol over real WebSockets with real keys and signed
   updates of the --model preset's real size; training is a delay (--train-ms, ±20%), the
-  validator's evaluation a modelled --eval-ms per update. Links between peers are modelled,
+  validator's evaluation a modelled --eval-ms per evaluated update (default: tiny's measured
+  time in the validator's thread on SwiftShader, test/bench/RESULTS.md). Links between peers are modelled,
   not opened: --up/--down Mbit/s, --rtt ms, --loss (fraction), --unlinkable (fraction of
   pairs that cannot link). Faults: --join-storm S (all peers join within S seconds),
   --leave F (a fraction F of each round's members leaves mid-round, rejoining after its
   commit), --kill-at R (the coordinator is stopped during round R and started again on its
   state). Prints a table per round; --json FILE writes the whole report.`;
+
+/**
+ * The validator's time per evaluated update, as measured: tiny in its worker thread on
+ * SwiftShader, 1,067–1,302 ms (npm run bench -- validator-loop, results/validator-loop-tiny.json).
+ */
+const MEASURED_EVAL_MS = 1070;
 
 const usage = (m: string) => new CommandUsageError('simulate', m, SIMULATE_USAGE);
 
@@ -79,7 +86,7 @@ export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOpt
       joinStormS: num('join-storm', values['join-storm'], 0, { min: 0, max: 3600 }),
       leave: num('leave', values.leave, 0, { min: 0, max: 0.5 }),
       killAt,
-      evalMs: num('eval-ms', values['eval-ms'], 50, { min: 0, max: 600_000 }),
+      evalMs: num('eval-ms', values['eval-ms'], MEASURED_EVAL_MS, { min: 0, max: 600_000 }),
       ...(roundSeconds === undefined ? {} : { roundSeconds }),
       seed: num('seed', values.seed, 1, { int: true, min: 0, max: 2 ** 32 - 1 }),
       verbose: values.verbose === true,

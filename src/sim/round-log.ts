@@ -2,7 +2,8 @@
 // the round started and closed, its members, its commit, the validator's lag, and this
 // process's cost over the round — CPU (process.cpuUsage: coordinator and simulated peers
 // together), the time spent inside the coordinator's own handlers (its share: every message,
-// update and tick it handles is timed on the instance), peak RSS (the process's).
+// update and tick it handles, and the store and commit reads the HTTP side asks of it, timed
+// on the instance; the ws and HTTP libraries' own parsing is not in it), peak RSS (the process's).
 import type { Coordinator } from '../coordinator/coordinator.ts';
 import type { SimContext } from './sim-context.ts';
 import type { SimValidatorEngine } from './sim-engine.ts';
@@ -56,6 +57,21 @@ export class RoundLog {
       return { onText: timed(s.onText), onBinary: timed(s.onBinary), onClose: timed(s.onClose) };
     };
     c.tick = timed(c.tick.bind(c));
+    // What the HTTP side asks of it: stored updates and commits, checkpoints.
+    const read = <T>(f: () => T): T => {
+      const t0 = performance.now();
+      try {
+        return f();
+      } finally {
+        this.coordinatorMs += performance.now() - t0;
+      }
+    };
+    const committedUpdate = c.committedUpdate.bind(c);
+    c.committedUpdate = (round, sender) => read(() => committedUpdate(round, sender));
+    const commit = c.commit.bind(c);
+    c.commit = (round) => read(() => commit(round));
+    const acceptCheckpoint = c.acceptCheckpoint.bind(c);
+    c.acceptCheckpoint = (envelope) => read(() => acceptCheckpoint(envelope));
   }
 
   /** True the first time `round` is seen. */

@@ -69,6 +69,8 @@ const SYNC_GRACE_MS = 2000;
 const MIN_MEMBER_SHARE = 0.9;
 /** After the last commit, how long the simulation waits for the peers still applying it. */
 const DRAIN_MS = 60_000;
+/** The validator's fixed time per round (base losses, the commit): tiny's measured 600–1,175 ms in its thread. */
+const EVAL_FIXED_MS = 900;
 /** A killed coordinator is started again after this pause. */
 const RESTART_PAUSE_MS = 1000;
 
@@ -110,7 +112,7 @@ export async function runSimulation(o: SimulationOptions, startCoordinator: Star
   const start = async (port: number) => {
     started = await startCoordinator(config, {
       port, stateDir, log: coordLog, roundLimit: o.rounds, syncGraceMs: SYNC_GRACE_MS,
-      engine: async () => { const e = new SimValidatorEngine(config, { perUpdateMs: o.evalMs, fixedMs: o.evalMs }); engines.push(e); return e; },
+      engine: async () => { const e = new SimValidatorEngine(config, { perUpdateMs: o.evalMs, fixedMs: EVAL_FIXED_MS }); engines.push(e); return e; },
     });
     log.timeHandlers(started.coordinator);
     return started;
