@@ -66,8 +66,8 @@ export class RoundLog {
         this.coordinatorMs += performance.now() - t0;
       }
     };
-    const committedUpdate = c.committedUpdate.bind(c);
-    c.committedUpdate = (round, sender) => read(() => committedUpdate(round, sender));
+    const storedUpdate = c.storedUpdate.bind(c);
+    c.storedUpdate = (round, sender) => read(() => storedUpdate(round, sender));
     const commit = c.commit.bind(c);
     c.commit = (round) => read(() => commit(round));
     const acceptCheckpoint = c.acceptCheckpoint.bind(c);
