@@ -25,6 +25,8 @@ export interface RoundRow {
   fromNeighbours: number;
   /** JSON control messages both ways (and commit/checkpoint reads), all peers together. */
   controlBytes: number;
+  /** Of which read over HTTP: catch-up from stored commits (late joiners, leavers back), checkpoints. */
+  controlHttpBytes: number;
   /** This process's CPU over the round (coordinator and simulated peers together), ms. */
   processCpuMs: number;
   /** Time inside the coordinator's handlers over the round (its own share), ms. */
@@ -113,11 +115,11 @@ const kb = (n: number) => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)}M` : `${(n
 
 /** The per-round table and the summary lines `tessera simulate` prints. */
 export function formatReport(r: SimulationReport): string {
-  const head = ['round', 'dur s', 'apply s', 'members', 'left', 'commit', 'deliv', 'up med/max', 'down med/max', 'held', 'store/nbr', 'control', 'coord ms', 'cpu ms', 'rss MB', 'lag', 'fp'];
+  const head = ['round', 'dur s', 'apply s', 'members', 'left', 'commit', 'deliv', 'up med/max', 'down med/max', 'held', 'store/nbr', 'control (http)', 'coord ms', 'cpu ms', 'rss MB', 'lag', 'fp'];
   const lines = r.rows.map((x) => [
     x.round, x.durationMs === null ? '-' : (x.durationMs / 1000).toFixed(1) + (x.closedBeforeDeadline ? '' : '!'), x.applyMs === null ? '-' : (x.applyMs / 1000).toFixed(1),
     x.members, x.left, x.committed, x.delivered, `${kb(x.upMedian)}/${kb(x.upMax)}`, `${kb(x.downMedian)}/${kb(x.downMax)}`, x.heldMax, `${x.fromStore}/${x.fromNeighbours}`,
-    kb(x.controlBytes), x.coordinatorMs.toFixed(0), x.processCpuMs.toFixed(0), x.peakRssMB.toFixed(0), x.validatorLag, `${x.fingerprints}${x.engineAgrees === false ? '≠v' : ''}`,
+    `${kb(x.controlBytes)} (${kb(x.controlHttpBytes)})`, x.coordinatorMs.toFixed(0), x.processCpuMs.toFixed(0), x.peakRssMB.toFixed(0), x.validatorLag, `${x.fingerprints}${x.engineAgrees === false ? '≠v' : ''}`,
   ].map(String));
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');

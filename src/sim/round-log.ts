@@ -147,6 +147,7 @@ export class RoundLog {
         fromStore: sources.store,
         fromNeighbours: sources.neighbour,
         controlBytes: ctx.control.get(round) ?? 0,
+        controlHttpBytes: ctx.controlHttp.get(round) ?? 0,
         processCpuMs: r.processCpuMs ?? 0,
         coordinatorMs: r.coordinatorMs ?? 0,
         rssMB: r.rssMB ?? 0,

@@ -33,6 +33,8 @@ export class SimContext {
   readonly bytes = new Map<number, Map<number, PeerRoundBytes>>();
   /** round → control bytes (JSON both ways, plus commit and checkpoint reads over HTTP). */
   readonly control = new Map<number, number>();
+  /** round → the part of `control` read over HTTP (catch-up: stored commits, checkpoints). */
+  readonly controlHttp = new Map<number, number>();
   /** round → fingerprints of θ_start(round + 1) the peers reached after applying the commit of round. */
   readonly fingerprints = new Map<number, Map<number, string>>();
   /** round → updates fetched from the store (over HTTP) and from neighbours (modelled). */
@@ -61,8 +63,9 @@ export class SimContext {
     return b;
   }
 
-  countControl(bytes: number): void {
+  countControl(bytes: number, over: 'ws' | 'http' = 'ws'): void {
     this.control.set(this.currentRound, (this.control.get(this.currentRound) ?? 0) + bytes);
+    if (over === 'http') this.controlHttp.set(this.currentRound, (this.controlHttp.get(this.currentRound) ?? 0) + bytes);
   }
 
   countSource(round: number, from: 'store' | 'neighbour'): void {

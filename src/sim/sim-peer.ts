@@ -175,6 +175,7 @@ export class SimPeer {
     if (this.held < oldestCommit) {
       const ckpt = await this.read(`/checkpoint`, gen);
       if (!ckpt) return;
+      this.o.ctx.countControl(ckpt.length, 'http');
       const { payload } = openEnvelope(ckpt, { run: this.o.ctx.config.run, maxPayloadBytes: 1024 });
       const w = decodeSimWeights(payload, 'the coordinator checkpoint');
       [this.held, this.fingerprint] = [w.round, w.fingerprint];
@@ -182,7 +183,7 @@ export class SimPeer {
     while (this.held < round) {
       const body = await this.read(`/commit/${this.held}`, gen);
       if (!body) return;
-      this.o.ctx.countControl(body.length);
+      this.o.ctx.countControl(body.length, 'http');
       const c = JSON.parse(new TextDecoder().decode(body)) as { included: CommitEntry[] };
       this.fingerprint = nextFingerprint(this.fingerprint, this.held, c.included.map((e) => e.hash));
       this.held++;
@@ -200,10 +201,12 @@ export class SimPeer {
       this.ws?.close(1000, 'leaving mid-round (simulated)');
       return;
     }
-    await this.sleep(trainMs);
-    if (this.stale(gen)) return;
+    // Made at the start of the delay, so that making it (all peers' on this one thread) overlaps the "training".
+    const started = ctx.now();
     const payload = this.o.generator.update(round, this.index + 1);
     const envelope = sealEnvelope(this.o.key, { kind: 'update', run: ctx.config.run, round, stage: 0 }, payload);
+    await this.sleep(trainMs - (ctx.now() - started));
+    if (this.stale(gen)) return;
     ctx.keepPayload(round, payloadHash(payload), payload, envelope.length);
     const t = ctx.links.transfer(this.index, COORDINATOR_NODE, envelope.length, ctx.now());
     await this.sleep(t.done - ctx.now());
@@ -263,7 +266,7 @@ export class SimPeer {
   private async uploadCheckpoint(): Promise<void> {
     const { ctx } = this.o;
     const envelope = sealEnvelope(this.o.key, { kind: 'weights', run: ctx.config.run, round: this.held, stage: 0 }, encodeSimWeights(this.held, this.fingerprint));
-    ctx.countControl(envelope.length);
+    ctx.countControl(envelope.length, 'http');
     await fetch(`${ctx.http}/checkpoint`, { method: 'PUT', body: envelope }).then((r) => r.arrayBuffer(), () => {});
   }
 
