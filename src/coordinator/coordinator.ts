@@ -13,11 +13,9 @@
 // replica ends with the same weights. Updates that fail any check (signature, run, round,
 // sender, SparseLoCo decode) are refused and counted.
 //
-// The control plane stays bounded per peer: each peer has at most `neighbours` links
-// (neighbours.ts), told only to the peers whose set changed; signaling is relayed only
-// between neighbours; while no round runs the swarm hears counts (`swarm`), coalesced to at
-// most one message per peer per SWARM_MIN_INTERVAL_MS (longer in a large swarm: see
-// swarmIntervalMs); `round` goes to members only (round-clock.ts).
+// The control plane stays bounded per peer: joins and leaves tell only the peers whose
+// neighbour set changed, signaling is relayed only between neighbours, the swarm's counts are
+// coalesced (control-plane.ts); `round` goes to members only (round-clock.ts).
 //
 // Pipelined runs (stages > 1): each joining peer is placed in a stage (stages.ts); a round
 // starts only when every stage has a ready peer (moving one from a crowded stage to a
@@ -31,7 +29,7 @@ import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage
 import type { ClosedRound } from './validator.ts';
 import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 import { RoundClock } from './round-clock.ts';
-import { NeighbourGraph } from './neighbours.ts';
+import { ControlPlane } from './control-plane.ts';
 import { StageBalancer } from './stages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
@@ -41,10 +39,6 @@ export type { ScoringProgress } from './run-record.ts';
 
 /** A tick this late means this process stalled (ticks come every 250 ms). */
 const STALL_MS = 5000;
-/** The swarm's counts reach each peer at most this often while no round runs. */
-export const SWARM_MIN_INTERVAL_MS = 1000;
-/** …and the coordinator sends at most this many `swarm` messages per second in all (a large swarm hears less often). */
-export const SWARM_MESSAGES_PER_SECOND = 500;
 
 /** One client connection, as the server gives it. */
 export interface Connection {
@@ -101,13 +95,10 @@ export class Coordinator {
   private timer: ReturnType<typeof setInterval> | null = null;
   /** Refusals by reason, for the status page and the swarm summary. */
   readonly rejected: Record<string, number> = {};
-  /** Who links with whom (a pipelined run: everyone). */
-  private readonly graph: NeighbourGraph;
+  /** Neighbours, the signaling rule, the swarm's counts. */
+  private readonly control: ControlPlane;
   /** The validator's latest standing (ema) of each peer it scored, for gather-K. */
   private readonly standings = new Map<string, number>();
-  /** Whether the swarm's counts changed since they were last sent, and when that was. */
-  private swarmDirty = false;
-  private swarmSentAt = -Infinity;
   /** Bytes of control messages sent, by type (measured: the control plane's cost). */
   readonly controlBytes: Record<string, number> = {};
 
@@ -123,7 +114,6 @@ export class Coordinator {
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
     this.state = this.record.state;
-    this.graph = new NeighbourGraph(config.stages > 1 ? Infinity : config.neighbours, config.seed);
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -135,22 +125,28 @@ export class Coordinator {
       roundLimit: options.roundLimit,
       onRoundClosed: (round) => this.roundClosed(round),
       standing: options.standing ?? ((address) => this.standings.get(address)),
-      onPhase: () => this.swarmChanged(),
+      onPhase: () => this.control.countsChanged(),
       save: () => this.record.save(),
       peers: {
         addresses: () => [...this.byAddress.keys()],
         readyFor: (round) => [...this.byAddress.values()].filter((s) => s.synced === round && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!),
         broadcast: (m) => this.broadcast(m),
-        sendTo: (address, m) => {
-          const s = this.byAddress.get(address);
-          if (s) this.send(s, m);
-        },
+        sendTo: (address, m) => this.sendTo(address, m),
         moveStage: (address, stage, reason) => {
           const s = this.byAddress.get(address)!;
           s.synced = -1; // it must fetch the new stage's weights first
           this.send(s, { type: 'stage', stage, reason });
         },
       },
+    });
+    this.control = new ControlPlane({
+      config,
+      now: this.now,
+      send: (address, m) => this.sendTo(address, m),
+      broadcast: (m) => this.broadcast(m),
+      peerCount: () => this.byAddress.size,
+      readyCount: () => this.rounds.readyCount(),
+      waiting: () => this.rounds.currentPhase === 'waiting' && !this.stopping,
     });
   }
 
@@ -250,6 +246,11 @@ export class Coordinator {
     }
   }
 
+  private sendTo(address: string, m: ServerMessage): void {
+    const s = this.byAddress.get(address);
+    if (s) this.send(s, m);
+  }
+
   private broadcast(m: ServerMessage): void {
     for (const s of this.byAddress.values()) this.send(s, m);
   }
@@ -304,38 +305,7 @@ export class Coordinator {
     if (placed.warning) this.log(placed.warning);
     this.log(`joined: ${m.address}${this.config.stages > 1 ? ` (stage ${placed.stage})` : ''}`);
     this.send(s, { type: 'welcome', address: m.address, config: this.config, state: this.runState(), stage: placed.stage });
-    // A reconnecting hotkey keeps its links: add() then names only it, and it hears its set again.
-    this.tellNeighbours(this.graph.add(m.address));
-    this.swarmChanged();
-  }
-
-  /** Each peer named gets its whole (bounded) neighbour set. */
-  private tellNeighbours(changed: Iterable<string>): void {
-    for (const address of changed) {
-      const s = this.byAddress.get(address);
-      if (s) this.send(s, { type: 'neighbours', neighbours: this.graph.neighboursOf(address) });
-    }
-  }
-
-  /** The swarm's counts changed: sent now if the last were sent long enough ago, else at a later tick. */
-  private swarmChanged(): void {
-    this.swarmDirty = true;
-    this.flushSwarm();
-  }
-
-  /** How often the swarm hears its counts: at most once a second, and SWARM_MESSAGES_PER_SECOND in all. */
-  private swarmIntervalMs(): number {
-    return Math.max(SWARM_MIN_INTERVAL_MS, (1000 * this.byAddress.size) / SWARM_MESSAGES_PER_SECOND);
-  }
-
-  private flushSwarm(): void {
-    // While a round runs its members know what they need (the round); nobody hears counts.
-    if (!this.swarmDirty || this.rounds.currentPhase !== 'waiting' || this.stopping) return;
-    const now = this.now();
-    if (now - this.swarmSentAt < this.swarmIntervalMs()) return;
-    this.swarmDirty = false;
-    this.swarmSentAt = now;
-    this.broadcast({ type: 'swarm', peers: this.byAddress.size, ready: this.rounds.readyCount(), need: this.config.minMembers });
+    this.control.joined(m.address);
   }
 
   private handleMember(s: Session, m: ClientMessage): void {
@@ -347,7 +317,7 @@ export class Coordinator {
         const to = this.byAddress.get(m.to);
         if (!to) return this.refuse(s, 'signal-unknown-peer', `no peer ${m.to} in this run`);
         // Links are only between neighbours: anything else is refused (and counted).
-        if (!this.graph.areLinked(address, m.to)) return this.refuse(s, 'signal-not-neighbour', `${m.to} is not one of your neighbours`);
+        if (!this.control.mayRelay(address, m.to)) return this.refuse(s, 'signal-not-neighbour', `${m.to} is not one of your neighbours`);
         return this.send(to, { type: 'signal', from: address, data: m.data });
       }
       case 'synced':
@@ -355,7 +325,7 @@ export class Coordinator {
         s.syncedStage = m.stage;
         this.record.noteReport(m.round, address, { weightsHash: m.weightsHash });
         this.rounds.peerSynced(address, m.round);
-        return this.swarmChanged();
+        return this.control.countsChanged();
       case 'report':
         return this.record.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
       default:
@@ -375,9 +345,7 @@ export class Coordinator {
     this.stages.remove(address);
     this.log(`left: ${address} (${why})`);
     if (this.rounds.removeMember(address) && !this.stopping) this.rounds.maybeClose();
-    if (this.stopping) return;
-    this.tellNeighbours(this.graph.remove(address));
-    this.swarmChanged();
+    if (!this.stopping) this.control.left(address);
   }
 
   // ---- updates (the validator's copy) ----
@@ -436,29 +404,11 @@ export class Coordinator {
 
   // ---- checkpoints ----
 
-  /** A member's signed θ_start; accepted from a peer of this run for a committed round. */
+  /** A member's signed θ_start; accepted from a peer of this run for a committed round (run-record.ts). */
   acceptCheckpoint(envelope: Uint8Array): { ok: true; round: number } | { ok: false; status: number; reason: string } {
-    let header: EnvelopeHeader;
-    try {
-      ({ header } = openEnvelope(envelope, { run: this.config.run, maxPayloadBytes: 2 ** 31 }));
-    } catch (e) {
-      if (e instanceof EnvelopeError) {
-        this.rejected[`checkpoint-${e.reason}`] = (this.rejected[`checkpoint-${e.reason}`] ?? 0) + 1;
-        return { ok: false, status: 400, reason: e.message };
-      }
-      throw e;
-    }
-    if (header.kind !== 'weights') return { ok: false, status: 400, reason: `a checkpoint is a 'weights' envelope, not '${header.kind}'` };
-    if (!this.byAddress.has(header.sender)) return { ok: false, status: 403, reason: `${header.sender} is not a peer of this run` };
-    const stage = header.stage;
-    if (stage !== (this.stages.stageOf(header.sender) ?? 0)) return { ok: false, status: 403, reason: `${header.sender} does not hold stage ${stage}` };
-    const held = this.record.checkpointRoundOf(stage);
-    if (header.round > this.state.round || header.round <= held) {
-      return { ok: false, status: 409, reason: `checkpoint of round ${header.round}; the run is at round ${this.state.round} with a checkpoint of round ${held}` };
-    }
-    this.record.keepCheckpoint(envelope, header.round, stage);
-    this.log(`checkpoint of round ${header.round}${this.config.stages > 1 ? ` (stage ${stage})` : ''} from ${header.sender}`);
-    return { ok: true, round: header.round };
+    const r = this.record.acceptCheckpoint(envelope, (address) => (this.byAddress.has(address) ? (this.stages.stageOf(address) ?? 0) : null));
+    if (!r.ok && r.what) this.rejected[r.what] = (this.rejected[r.what] ?? 0) + 1;
+    return r.ok ? r : { ok: false, status: r.status, reason: r.reason };
   }
 
   checkpoint(stage = 0): Uint8Array | null {
@@ -481,6 +431,6 @@ export class Coordinator {
       }
     }
     this.rounds.tick(now);
-    this.flushSwarm();
+    this.control.tick();
   }
 }

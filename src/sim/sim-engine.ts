@@ -65,7 +65,8 @@ export class SimValidatorEngine implements ValidatorEngine {
     const trials = c.included.slice(0, count).map((u): [string, Trial] => [u.sender, { ...NEUTRAL_TRIAL }]);
     await this.apply(c.round, committedPayloads(c));
     this.evaluated.push({ round: c.round, evaluated: count, at: Date.now() });
-    return { round: c.round, trials, copied: [], weightsHash, timing: { fixedMs: this.timing.fixedMs, perUpdateMs: this.timing.perUpdateMs, evaluated: count } };
+    // Nothing decoded here: the peers' one real decode per committed update (sim-context.ts) would throw on a bad one.
+    return { round: c.round, trials, copied: [], undecodable: [], weightsHash, timing: { fixedMs: this.timing.fixedMs, perUpdateMs: this.timing.perUpdateMs, evaluated: count } };
   }
 
   async encodeWeights(): Promise<Uint8Array> {

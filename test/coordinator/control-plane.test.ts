@@ -3,7 +3,7 @@
 // that do not grow with the swarm (a storm of 1,000 joins in one tick, measured).
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Hotkey } from '../../src/wallet/keys.ts';
-import { SWARM_MIN_INTERVAL_MS } from '../../src/coordinator/coordinator.ts';
+import { SWARM_MIN_INTERVAL_MS } from '../../src/coordinator/control-plane.ts';
 import { Peer, devKeys, joinAll, makeCoordinator, removeTempDirs, testConfig, type Keys } from './helpers.ts';
 
 let k: Keys;

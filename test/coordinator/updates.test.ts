@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blake2AsU8a } from '@polkadot/util-crypto';
 import { toHex } from '../../src/base/hex.ts';
 import type { Hotkey } from '../../src/wallet/keys.ts';
-import { devKeys, joinAll, makeCoordinator, modelUpdate, removeTempDirs, seal, signedUpdate, testConfig, type Harness, type Keys, type Peer } from './helpers.ts';
+import { devKeys, joinAll, makeCoordinator, modelUpdate, removeTempDirs, seal, signedUpdate, testConfig, undecodableUpdate, type Harness, type Keys, type Peer } from './helpers.ts';
 
 let k: Keys;
 beforeAll(async () => {
@@ -94,6 +94,16 @@ describe('coordinator: updates refused', () => {
       expect(storedUpdates(h, 0)).toEqual([`${k.alice.address}.bin`, `${k.bob.address}.bin`].sort());
     });
   }
+
+  it('checks only the frame: an update whose body does not decode is stored (replicas and the validator refuse it alike)', () => {
+    const { h, a, b } = running();
+    const bad = undecodableUpdate(h.config, 0);
+    a.binary(seal(k.alice, 0, bad));
+    expect(h.coordinator.status().rejected).toEqual({});
+    expect(a.last('accepted')).toEqual({ type: 'accepted', round: 0, hash: hashOf(bad) });
+    b.binary(signedUpdate(k.bob, h.config, 0));
+    expect(h.coordinator.commit(0)!.included.map((e) => e.sender)).toEqual([k.alice.address, k.bob.address].sort());
+  });
 
   it('refuses a second update from the same member and keeps the first', () => {
     const { h, a, b } = running();
