@@ -86,6 +86,8 @@ export async function startCoordinator(
     syncGraceMs?: number;
     /** false: score on this thread, in the coordinator's event loop (benchmarks compare); default: in a worker thread. */
     validatorThread?: boolean;
+    /** Scores with this engine instead of a GPU one (`tessera simulate`'s modelled validator). */
+    engine?: () => Promise<ValidatorEngine>;
   },
 ): Promise<StartedCoordinator> {
   if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
@@ -143,7 +145,8 @@ function samplingKey(stateDir: string): Uint8Array {
 }
 
 /** The validator's engine: in a worker thread (off the event loop), or on this thread (benchmarks compare the two). */
-async function openEngine(config: RunConfig, tokens: ArrayLike<number>, sampling: SamplingOptions, stateDir: string, o: { log: (line: string) => void; software?: boolean; validatorThread?: boolean }): Promise<{ engine: ValidatorEngine; release: () => void }> {
+async function openEngine(config: RunConfig, tokens: ArrayLike<number>, sampling: SamplingOptions, stateDir: string, o: { log: (line: string) => void; software?: boolean; validatorThread?: boolean; engine?: () => Promise<ValidatorEngine> }): Promise<{ engine: ValidatorEngine; release: () => void }> {
+  if (o.engine) return { engine: await o.engine(), release: () => {} };
   // Either way the engine reads the uncommitted updates it samples from the update store itself, one at a time.
   if (o.validatorThread !== false) {
     const engine = await ValidatorThread.start({ config, tokens, validFraction: VALID_FRACTION, sampling, software: o.software === true, log: o.log, storeDir: stateDir });
@@ -157,7 +160,7 @@ async function openEngine(config: RunConfig, tokens: ArrayLike<number>, sampling
 /** The share of the shard held out for the validator's random batches. */
 const VALID_FRACTION = 0.01;
 
-async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling; validatorThread?: boolean }) {
+async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling; validatorThread?: boolean; engine?: () => Promise<ValidatorEngine> }) {
   mkdirSync(stateDir, { recursive: true });
   const sampling = samplingOptions({ ...o.sampling, key: samplingKey(stateDir) });
   let opened: Awaited<ReturnType<typeof openEngine>>;
