@@ -22,9 +22,8 @@
 // starved one if need be), nobody joins a round in progress (its steps are shared by the
 // whole pipeline), updates are checked against the sender's stage, the commit tags each
 // entry with its stage and checkpoints are kept per stage.
-import { randomBytes } from 'node:crypto';
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
-import { fromHex, toHex } from '../base/hex.ts';
+import { fromHex } from '../base/hex.ts';
 import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
 import type { ClosedRound } from './validator.ts';
 import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
@@ -34,29 +33,13 @@ import { StageBalancer } from './stages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
+import { Sessions, type Connection, type Session } from './sessions.ts';
 
 export type { ScoringProgress } from './run-record.ts';
+export type { Connection } from './sessions.ts';
 
 /** A tick this late means this process stalled (ticks come every 250 ms). */
 const STALL_MS = 5000;
-
-/** One client connection, as the server gives it. */
-export interface Connection {
-  send(text: string): void;
-  close(code: number, reason: string): void;
-}
-
-interface Session {
-  id: number;
-  conn: Connection;
-  nonce: string;
-  address: string | null;
-  lastSeen: number;
-  /** The round whose θ_start this peer holds, or -1. */
-  synced: number;
-  /** The stage of those weights. */
-  syncedStage: number;
-}
 
 export interface CoordinatorOptions {
   now?: () => number;
@@ -78,12 +61,11 @@ export interface CoordinatorOptions {
 
 export class Coordinator {
   readonly config: RunConfig;
-  private readonly sessions = new Map<number, Session>();
-  private readonly byAddress = new Map<string, Session>();
+  /** Connections, the hotkey each joined as, and sending to them (sessions.ts). */
+  private readonly sessions: Sessions;
   readonly stages: StageBalancer;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
-  private nextId = 1;
   /** Peers dropped for missing heartbeats (a sign that a peer, or this machine, is overloaded). */
   private heartbeatDrops = 0;
   /** The saved state: round, commits, reports, checkpoints (run-record.ts). */
@@ -99,8 +81,6 @@ export class Coordinator {
   private readonly control: ControlPlane;
   /** The validator's latest standing (ema) of each peer it scored, for gather-K. */
   private readonly standings = new Map<string, number>();
-  /** Bytes of control messages sent, by type (measured: the control plane's cost). */
-  readonly controlBytes: Record<string, number> = {};
 
   constructor(
     config: RunConfig,
@@ -110,6 +90,7 @@ export class Coordinator {
     this.config = config;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => {});
+    this.sessions = new Sessions(this.now, (s) => this.drop(s, 'send failed'));
     const ranges = stageBounds(config);
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
@@ -128,12 +109,12 @@ export class Coordinator {
       onPhase: () => this.control.countsChanged(),
       save: () => this.record.save(),
       peers: {
-        addresses: () => [...this.byAddress.keys()],
-        readyFor: (round) => [...this.byAddress.values()].filter((s) => s.synced === round && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!),
+        addresses: () => this.sessions.addresses(),
+        readyFor: (round) => this.sessions.members().filter((s) => s.synced === round && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!),
         broadcast: (m) => this.broadcast(m),
         sendTo: (address, m) => this.sendTo(address, m),
         moveStage: (address, stage, reason) => {
-          const s = this.byAddress.get(address)!;
+          const s = this.sessions.member(address)!;
           s.synced = -1; // it must fetch the new stage's weights first
           this.send(s, { type: 'stage', stage, reason });
         },
@@ -144,7 +125,7 @@ export class Coordinator {
       now: this.now,
       send: (address, m) => this.sendTo(address, m),
       broadcast: (m) => this.broadcast(m),
-      peerCount: () => this.byAddress.size,
+      peerCount: () => this.sessions.memberCount,
       readyCount: () => this.rounds.readyCount(),
       waiting: () => this.rounds.currentPhase === 'waiting' && !this.stopping,
     });
@@ -165,7 +146,7 @@ export class Coordinator {
     this.timer = null;
     // Peers leaving because we stop must not close the round: it restarts on resume.
     this.stopping = true;
-    for (const s of this.sessions.values()) s.conn.close(1001, 'coordinator stopping');
+    for (const s of this.sessions.all()) s.conn.close(1001, 'coordinator stopping');
   }
 
   get round(): number {
@@ -219,7 +200,7 @@ export class Coordinator {
       rejected: { ...this.rejected },
       heartbeatDrops: this.heartbeatDrops,
       commits: this.state.commits.map((c) => ({ round: c.round, members: c.members.length, included: c.included.map((e) => e.sender), delivered: c.delivered?.length ?? c.included.length, missing: c.missing })),
-      controlBytes: { ...this.controlBytes },
+      controlBytes: { ...this.sessions.controlBytes },
       reports: this.state.reports,
     };
   }
@@ -227,8 +208,7 @@ export class Coordinator {
   // ---- connections ----
 
   connect(conn: Connection): { onText(text: string): void; onBinary(bytes: Uint8Array): void; onClose(): void } {
-    const s: Session = { id: this.nextId++, conn, nonce: toHex(randomBytes(16)), address: null, lastSeen: this.now(), synced: -1, syncedStage: -1 };
-    this.sessions.set(s.id, s);
+    const s = this.sessions.open(conn);
     return {
       onText: (text) => this.onText(s, text),
       onBinary: (bytes) => this.onBinary(s, bytes),
@@ -237,22 +217,15 @@ export class Coordinator {
   }
 
   private send(s: Session, m: ServerMessage): void {
-    try {
-      const text = JSON.stringify(m);
-      this.controlBytes[m.type] = (this.controlBytes[m.type] ?? 0) + text.length;
-      s.conn.send(text);
-    } catch {
-      this.drop(s, 'send failed');
-    }
+    this.sessions.send(s, m);
   }
 
   private sendTo(address: string, m: ServerMessage): void {
-    const s = this.byAddress.get(address);
-    if (s) this.send(s, m);
+    this.sessions.sendTo(address, m);
   }
 
   private broadcast(m: ServerMessage): void {
-    for (const s of this.byAddress.values()) this.send(s, m);
+    this.sessions.broadcast(m);
   }
 
   private refuse(s: Session | null, what: string, reason: string): void {
@@ -264,8 +237,8 @@ export class Coordinator {
 
   private onText(s: Session, text: string): void {
     // A session already dropped or replaced (its close still under way) must not act, nor
-    // join again: it would come back into byAddress and never leave.
-    if (!this.sessions.has(s.id)) return;
+    // join again: it would come back as a member and never leave.
+    if (!this.sessions.isOpen(s)) return;
     const m = parseClientMessage(text);
     if (!m) return this.refuse(s, 'malformed-control', 'not a valid control message');
     s.lastSeen = this.now();
@@ -291,16 +264,8 @@ export class Coordinator {
       this.refuse(s, 'bad-join', 'the join signature does not verify for that address');
       return s.conn.close(4001, 'bad join signature');
     }
-    const old = this.byAddress.get(m.address);
-    if (old && old !== s) {
-      // The same hotkey reconnected: the newer connection wins.
-      this.byAddress.delete(m.address);
-      old.address = null;
-      this.sessions.delete(old.id);
-      old.conn.close(4002, 'replaced by a newer connection of the same hotkey');
-    }
-    s.address = m.address;
-    this.byAddress.set(m.address, s);
+    // The same hotkey reconnected: the newer connection wins.
+    this.sessions.bind(s, m.address)?.conn.close(4002, 'replaced by a newer connection of the same hotkey');
     const placed = this.stages.assign(m.address, m.capacity ?? { memoryBytes: 0, tokensPerSecond: 0 });
     if (placed.warning) this.log(placed.warning);
     this.log(`joined: ${m.address}${this.config.stages > 1 ? ` (stage ${placed.stage})` : ''}`);
@@ -314,7 +279,7 @@ export class Coordinator {
       case 'heartbeat':
         return;
       case 'signal': {
-        const to = this.byAddress.get(m.to);
+        const to = this.sessions.member(m.to);
         if (!to) return this.refuse(s, 'signal-unknown-peer', `no peer ${m.to} in this run`);
         // Links are only between neighbours: anything else is refused (and counted).
         if (!this.control.mayRelay(address, m.to)) return this.refuse(s, 'signal-not-neighbour', `${m.to} is not one of your neighbours`);
@@ -334,14 +299,12 @@ export class Coordinator {
   }
 
   private peerList(): string[] {
-    return [...this.byAddress.keys()].sort();
+    return this.sessions.addresses().sort();
   }
 
   private drop(s: Session, why: string): void {
-    if (!this.sessions.delete(s.id)) return;
     const address = s.address;
-    if (!address || this.byAddress.get(address) !== s) return;
-    this.byAddress.delete(address);
+    if (!this.sessions.close(s) || !address) return;
     this.stages.remove(address);
     this.log(`left: ${address} (${why})`);
     if (this.rounds.removeMember(address) && !this.stopping) this.rounds.maybeClose();
@@ -351,7 +314,7 @@ export class Coordinator {
   // ---- updates (the validator's copy) ----
 
   private onBinary(s: Session, bytes: Uint8Array): void {
-    if (!this.sessions.has(s.id)) return;
+    if (!this.sessions.isOpen(s)) return;
     s.lastSeen = this.now();
     if (!s.address) return this.refuse(s, 'unknown-member', 'an update before joining');
     let header: EnvelopeHeader;
@@ -388,8 +351,7 @@ export class Coordinator {
   sendScores(round: number, standings: ReadonlyMap<string, Standing>): void {
     for (const [address, standing] of standings) {
       this.standings.set(address, standing.ema);
-      const s = this.byAddress.get(address);
-      if (s) this.send(s, { type: 'scores', round, standing });
+      this.sendTo(address, { type: 'scores', round, standing });
     }
   }
 
@@ -406,7 +368,7 @@ export class Coordinator {
 
   /** A member's signed θ_start; accepted from a peer of this run for a committed round (run-record.ts). */
   acceptCheckpoint(envelope: Uint8Array): { ok: true; round: number } | { ok: false; status: number; reason: string } {
-    const r = this.record.acceptCheckpoint(envelope, (address) => (this.byAddress.has(address) ? (this.stages.stageOf(address) ?? 0) : null));
+    const r = this.record.acceptCheckpoint(envelope, (address) => (this.sessions.member(address) ? (this.stages.stageOf(address) ?? 0) : null));
     if (!r.ok && r.what) this.rejected[r.what] = (this.rejected[r.what] ?? 0) + 1;
     return r.ok ? r : { ok: false, status: r.status, reason: r.reason };
   }
@@ -423,9 +385,9 @@ export class Coordinator {
     // After a stall of our own (this process busy), heartbeats wait unread in the sockets: read
     // them (the next tick comes after) before calling anyone silent.
     if (stalledMs > 0) this.log(`the coordinator was unresponsive for ${(stalledMs / 1000).toFixed(0)} s: heartbeats are checked at the next tick`);
-    for (const s of stalledMs > 0 ? [] : [...this.sessions.values()]) {
+    for (const s of stalledMs > 0 ? [] : this.sessions.all()) {
       if (now - s.lastSeen > silent) {
-        if (s.address && this.byAddress.get(s.address) === s) this.heartbeatDrops++;
+        if (this.sessions.isCurrent(s)) this.heartbeatDrops++;
         this.drop(s, `no heartbeat for ${Math.round((now - s.lastSeen) / 1000)} s`);
         s.conn.close(4003, 'heartbeat timeout');
       }
