@@ -15,7 +15,7 @@ const upward = (what) => [{ group: [`**/${what}/**`, `${what}/**`], message: `sr
 // after it: the environment-free engine…
 const ENGINE_LAYERS = ['base', 'wallet', 'gpu', 'kernels', 'model', 'train', 'sparseloco', 'pipeline', 'protocol', 'net', 'round', 'contributor'];
 // …then the Node-only folders, which may also import the whole engine.
-const NODE_LAYERS = ['node', 'coordinator', 'cli'];
+const NODE_LAYERS = ['node', 'coordinator', 'sim', 'cli'];
 const above = (layers, i, from) => layers.slice(i + 1).map((to) => ({
   group: [`**/${to}/**`, `${to}/**`],
   message: `src/${from} must not import src/${to}: src/${to} is a layer above it; imports point down (docs/ARCHITECTURE.md, "Layers").`,

@@ -6,7 +6,7 @@ import { freshBuild } from './built-cli.mjs';
 import { launch } from './launch.mjs';
 
 /** Commands that never touch the GPU, so they skip the Vulkan loader's second start. */
-const GPU_FREE = new Set([undefined, 'help', '--help', '-h', 'wallet', 'chain', 'data']);
+const GPU_FREE = new Set([undefined, 'help', '--help', '-h', 'wallet', 'chain', 'data', 'simulate']);
 
 const argv = process.argv.slice(2);
 const built = argv[0] === 'bench' ? null : freshBuild();

@@ -24,7 +24,7 @@ export function logLineOf(ev: EngineEvent, rewardUnit: string): { level: LogLeve
     case 'step':
       return { level: 'debug', text: `round ${e.round} step ${e.step}: loss ${e.loss.toFixed(4)}, ${e.tokensPerSecond.toFixed(0)} tokens/s` };
     case 'commit':
-      return { level: 'info', text: `round ${e.round} committed: ${e.included} update(s), ${e.fromPeers} from peers, ${e.fetched} from the coordinator` };
+      return { level: 'info', text: `round ${e.round} committed: ${e.included}${e.delivered !== undefined ? ` of ${e.delivered}` : ''} update(s), ${e.fromPeers} from peers, ${e.fetched} from the coordinator` };
     case 'reward':
       return { level: 'info', text: `round ${e.round} scored: rank ${e.standing.rank} of ${e.standing.of}, reward ${rewardText(e.standing.totalReward, rewardUnit)} in total` };
     case 'warning':

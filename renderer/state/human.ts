@@ -133,7 +133,8 @@ export function peersText(linked: number, members: number, blocked: number): str
   if (members === 0) return linked > 0 ? `linked directly to ${linked} other contributor${linked === 1 ? '' : 's'}; no round yet${b}` : `no round yet${b}`;
   if (others === 0) return `alone in this round — no other contributors yet${b}`;
   if (linked >= others) return `linked directly to ${others === 1 ? 'the 1 other contributor' : `all ${others} others`} in this round${b}`;
-  const rest = linked === 0 ? 'updates come through the coordinator' : 'updates from the rest come through the coordinator';
+  // Protocol 2: a contributor links to a few neighbours; committed updates come from them or the store.
+  const rest = linked === 0 ? 'updates come through the coordinator' : 'updates from the rest come through these neighbours or the coordinator';
   return `linked directly to ${linked} of ${others} others in this round (${rest})${b}`;
 }
 

@@ -17,6 +17,7 @@ usage:
   tessera coordinator [--port 8787]    serve a training run (tessera coordinator --help)
   tessera contribute --coordinator URL join a run and train on this GPU (tessera contribute --help)
   tessera swarm --peers N --rounds R   a coordinator and N contributors on this machine
+  tessera simulate --peers N           N simulated contributors (no GPU) against a real coordinator (tessera simulate --help)
   tessera wallet create|import|show    your hotkey, encrypted in .tessera/wallet.json (tessera wallet --help)
   tessera chain --subtensor URL --netuid N  your hotkey's registration, incentive, emission on a subnet
   tessera help                         this text
@@ -47,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./contribute-command.ts')).contributeCommand(rest);
       case 'swarm':
         return await (await import('./swarm-command.ts')).swarmCommand(rest);
+      case 'simulate':
+        return await (await import('./simulate-command.ts')).simulateCommand(rest);
       case 'wallet':
         return await (await import('./wallet-command.ts')).walletCommand(rest);
       case 'chain':

@@ -55,15 +55,18 @@ export function formatEvent(e: ContributorEvent, ctx: OutputContext): string[] {
     case 'exchange':
       return [];
     case 'sent':
-      return [`${ofR(e.round)}: sent this device's update (${kib(e.bytes)}) to the coordinator and ${plural(e.delivered, 'peer')}${e.failed ? ` (${e.failed} unreachable)` : ''}`];
+      return [`${ofR(e.round)}: the coordinator stored this device's update (${kib(e.bytes)}); offered to ${plural(e.delivered, 'neighbour')}`];
     case 'commit': {
       const rejected = Object.values(e.rejected).reduce((a, b) => a + b, 0);
       const speed = ctx.speeds.length ? ` · speed: ${count(ctx.speeds.reduce((a, b) => a + b, 0) / ctx.speeds.length)} tokens/s` : '';
       ctx.speeds = [];
       const done = e.trained ? `loss ${e.loss !== null && Number.isFinite(e.loss) ? e.loss.toFixed(4) : 'n/a'}${speed}` : 'caught up (joined during the round)';
       const mine = e.tokensContributed !== undefined ? ` · your tokens: ${count(e.tokensContributed)}` : '';
-      const fetched = e.fetched ? ` (${e.fetched} fetched from the coordinator)` : '';
-      return [`${ofR(e.round)} done: ${done}${mine} · combined ${plural(e.included, 'update')}${fetched} · sent ${kib(e.bytesUp)}, received ${kib(e.bytesDown)} in all · linked with ${plural(e.peers, 'peer')}${rejected ? ` · ${rejected} message(s) refused` : ''}`];
+      const of = e.delivered !== undefined ? ` of ${e.delivered}` : '';
+      const sources = e.fromPeers || e.fetched ? ` (${e.fromPeers} from peers, ${e.fetched} from the coordinator)` : '';
+      const served = e.served ? ` · served ${plural(e.served, 'update')} to neighbours` : '';
+      const round = e.roundBytesUp !== undefined && e.roundBytesDown !== undefined ? ` · this round sent ${kib(e.roundBytesUp)}, received ${kib(e.roundBytesDown)}` : '';
+      return [`${ofR(e.round)} done: ${done}${mine} · combined ${e.included}${of} ${e.included === 1 && !of ? 'update' : 'updates'}${sources}${served}${round} · sent ${kib(e.bytesUp)}, received ${kib(e.bytesDown)} in all · linked with ${plural(e.peers, 'neighbour')}${rejected ? ` · ${rejected} message(s) refused` : ''}`];
     }
     case 'checkpoint':
       return [`uploaded the run's checkpoint, the weights after ${plural(e.round, 'round')} (${kib(e.bytes)}): the coordinator asked this device for it, so newcomers can start from there`];

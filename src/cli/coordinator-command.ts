@@ -15,7 +15,8 @@ import { splitShard } from '../train/sampler.ts';
 import { encodeShard } from '../train/shards.ts';
 import { Ledger } from '../coordinator/ledger.ts';
 import { RewardsApi } from '../coordinator/rewards-api.ts';
-import { Validator, configuredSample, recordScores, syncValidator, type ClosedRound, type ValidatorEngine } from '../coordinator/validator.ts';
+import { Validator, evaluationOrder, recordScores, syncValidator, type ClosedRound, type ValidatorEngine } from '../coordinator/validator.ts';
+import { storedPayloads } from '../coordinator/run-record.ts';
 import { ValidatorQueue } from '../coordinator/validator-queue.ts';
 import { ValidatorThread } from '../coordinator/validator-thread.ts';
 import { openNodeGpu } from '../node/dawn.ts';
@@ -85,6 +86,8 @@ export async function startCoordinator(
     syncGraceMs?: number;
     /** false: score on this thread, in the coordinator's event loop (benchmarks compare); default: in a worker thread. */
     validatorThread?: boolean;
+    /** Scores with this engine instead of a GPU one (`tessera simulate`'s modelled validator). */
+    engine?: () => Promise<ValidatorEngine>;
   },
 ): Promise<StartedCoordinator> {
   if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
@@ -99,7 +102,9 @@ export async function startCoordinator(
     o.log(`the validator scores whole-model runs only: run '${config.run}' has ${config.stages} pipeline stages, so its updates are relayed and checked but not scored (no rewards)`);
   }
   const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
-  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs });
+  // Gather-K ranks by the ledger's averages (kept across restarts); unscored peers are newcomers.
+  const standing = validation ? (address: string) => validation.ledger.averages(address)?.ema : undefined;
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();
@@ -140,25 +145,27 @@ function samplingKey(stateDir: string): Uint8Array {
 }
 
 /** The validator's engine: in a worker thread (off the event loop), or on this thread (benchmarks compare the two). */
-async function openEngine(config: RunConfig, tokens: ArrayLike<number>, sampling: SamplingOptions, o: { log: (line: string) => void; software?: boolean; validatorThread?: boolean }): Promise<{ engine: ValidatorEngine; release: () => void }> {
+async function openEngine(config: RunConfig, tokens: ArrayLike<number>, sampling: SamplingOptions, stateDir: string, o: { log: (line: string) => void; software?: boolean; validatorThread?: boolean; engine?: () => Promise<ValidatorEngine> }): Promise<{ engine: ValidatorEngine; release: () => void }> {
+  if (o.engine) return { engine: await o.engine(), release: () => {} };
+  // Either way the engine reads the uncommitted updates it samples from the update store itself, one at a time.
   if (o.validatorThread !== false) {
-    const engine = await ValidatorThread.start({ config, tokens, validFraction: VALID_FRACTION, sampling, software: o.software === true, log: o.log });
+    const engine = await ValidatorThread.start({ config, tokens, validFraction: VALID_FRACTION, sampling, software: o.software === true, log: o.log, storeDir: stateDir });
     return { engine, release: () => {} };
   }
   const gpu = await openNodeGpu({ adapter: o.software ? 'software' : 'auto' });
   const { train, valid } = splitShard(tokens, { validFraction: VALID_FRACTION });
-  return { engine: new Validator(config, gpu, train, valid, o.log, sampling), release: () => gpu.destroy() };
+  return { engine: new Validator(config, gpu, train, valid, o.log, sampling, storedPayloads(new CoordinatorStore(stateDir), config)), release: () => gpu.destroy() };
 }
 
 /** The share of the shard held out for the validator's random batches. */
 const VALID_FRACTION = 0.01;
 
-async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling; validatorThread?: boolean }) {
+async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling; validatorThread?: boolean; engine?: () => Promise<ValidatorEngine> }) {
   mkdirSync(stateDir, { recursive: true });
   const sampling = samplingOptions({ ...o.sampling, key: samplingKey(stateDir) });
   let opened: Awaited<ReturnType<typeof openEngine>>;
   try {
-    opened = await openEngine(config, tokens, sampling, o);
+    opened = await openEngine(config, tokens, sampling, stateDir, o);
   } catch (e) {
     if (!(e instanceof NoGpuError)) throw e;
     o.log(`validator off, no rewards${o.chain ? ' and no chain weights' : ''}: ${e.message}`);
@@ -240,7 +247,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
       skip(round, unscoreable!);
       return q.done(round);
     }
-    const plan = q.plan(configuredSample(c.closed.included.length, sampling));
+    const plan = q.plan(evaluationOrder(c.closed, sampling).length);
     const evaluation = await engine.evaluate(c.closed, plan.evaluate);
     const standings = recordScores(c.closed, evaluation, { config, ledger, closedRounds: coordinator.round, log: o.log });
     if (plan.note) o.log(`validator: ${plan.note}`);

@@ -8,6 +8,7 @@ import { readRunFile } from './coordinator-command.ts';
 export const SWARM_USAGE = `usage:
   tessera swarm --peers N --rounds R [--kill K@r] [--json] [--out DIR] [--verbose] [--force] [--run run.json] [--no-validate]
                 [--model tiny] [--inner-steps H] [--batch B] [--seq T] [--lr LR] [--round-seconds S]
+                [--gather-k K] [--neighbours D]
                 [--stages S [--micro-batches M] [--activations f16|f32|int8] [--kill-stage S@r]]
   Runs a coordinator and N contributor processes on loopback for exactly R rounds and prints
   a summary: the loss from the first round to the last, each peer's rounds, reward and bytes.
@@ -18,6 +19,8 @@ export const SWARM_USAGE = `usage:
   --kill K@r: kill contributor K (0-based) while it sends its round-r update, then start a
   new contributor that joins and catches up; the run goes on until that one has trained a
   round too (at most 20 rounds more).
+  --gather-k K: each commit names at most K updates (every replica gathers those, from
+  neighbours or the coordinator's store); --neighbours D: WebRTC links per contributor.
   --stages S: split the model into S pipeline stages held by different contributors (the
   coordinator places them); --kill-stage S@r kills a peer of stage S during round r's
   inner steps (its micro-batches are re-routed) and starts a new one, which the coordinator
@@ -70,6 +73,8 @@ export function parseSwarmArgs(args: string[]): SwarmPlan | null {
       seq: { type: 'string' },
       lr: { type: 'string' },
       'round-seconds': { type: 'string' },
+      'gather-k': { type: 'string' },
+      neighbours: { type: 'string' },
       software: { type: 'boolean' },
       'no-validate': { type: 'boolean' },
       stages: { type: 'string' },
@@ -113,6 +118,8 @@ export function parseSwarmArgs(args: string[]): SwarmPlan | null {
   set('seq', intArg('seq', values.seq, 1));
   set('lr', values.lr === undefined ? undefined : Number(values.lr));
   set('roundSeconds', values['round-seconds'] === undefined ? undefined : Number(values['round-seconds']));
+  set('gatherK', intArg('gather-k', values['gather-k'], 1));
+  set('neighbours', intArg('neighbours', values.neighbours, 1));
   if (stageCount > 1) {
     set('stages', stageCount);
     // Every starting contributor in the first round (a pipelined round takes nobody midway):

@@ -20,7 +20,7 @@ import { Hotkey, cryptoReady } from '../wallet/keys.ts';
 import { startCoordinator } from './coordinator-command.ts';
 import { parseSwarmArgs } from './swarm-args.ts';
 import { humanSummary, memoryVerdict, peakRss } from './swarm-report.ts';
-import { keepFinalWeights, summarize, type PeerProcess, type RoundRecord } from './swarm-summary.ts';
+import { keepFinalWeights, newGatherCounts, summarize, type PeerProcess, type RoundRecord } from './swarm-summary.ts';
 
 export { SWARM_USAGE, SwarmUsageError } from './swarm-args.ts';
 export type { SwarmSummary } from './swarm-summary.ts';
@@ -68,7 +68,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
     writeFileSync(keyFile, mnemonic, { mode: 0o600 });
     const argv = [BIN, 'contribute', '--coordinator', url, '--key', keyFile, '--state', join(work, name), '--json', ...(plan.software ? ['--software'] : [])];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const peer: PeerProcess = { name, address: key.address, child, rounds: [], stage: 0, busy: [], rerouted: 0, dropped: 0, bytesUp: 0, bytesDown: 0, rejected: {}, killed: false, reached: -1, replacement: index >= n, peakRssBytes: null, longestStallMs: null, phase: '', kernelsCompiled: 0, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
+    const peer: PeerProcess = { name, address: key.address, child, rounds: [], stage: 0, busy: [], rerouted: 0, dropped: 0, bytesUp: 0, bytesDown: 0, gathered: newGatherCounts(), rejected: {}, killed: false, reached: -1, replacement: index >= n, peakRssBytes: null, longestStallMs: null, phase: '', kernelsCompiled: 0, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
     let buffer = '';
     child.stdout!.on('data', (d: Buffer) => {
       buffer += d.toString();
@@ -130,6 +130,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
       peer.reached = Math.max(peer.reached, e.round);
       say(`${peer.name}: got the weights after ${e.round} round${e.round === 1 ? '' : 's'} (from ${e.source})`);
     }
+    if (e.event === 'exchange') peer.gathered.maxUpdateBytes = Math.max(peer.gathered.maxUpdateBytes, e.bytes);
     if (e.event === 'exchange' && kill && peers[kill.peer] === peer && e.round === kill.round && !peer.killed) {
       say(`${peer.name}: killed while sending its round-${e.round} update`);
       peer.killed = true;
@@ -140,15 +141,22 @@ export async function swarmCommand(args: string[]): Promise<number> {
     if (e.event === 'commit') {
       peer.bytesUp = e.bytesUp;
       peer.bytesDown = e.bytesDown;
+      const g = peer.gathered;
+      g.fromPeers += e.fromPeers;
+      g.fromStore += e.fetched;
+      g.served += e.served ?? 0;
+      g.maxRoundBytesUp = Math.max(g.maxRoundBytesUp, e.roundBytesUp ?? 0);
+      g.maxRoundBytesDown = Math.max(g.maxRoundBytesDown, e.roundBytesDown ?? 0);
+      g.maxHeld = Math.max(g.maxHeld, e.held ?? 0);
       peer.rejected = e.rejected;
       peer.reached = Math.max(peer.reached, e.round + 1);
       if (e.trained) peer.rounds.push(e.round);
       (hashes[e.round] ??= {})[peer.name] = e.weightsHash;
       (stageAt[e.round] ??= {})[peer.name] = peer.stage;
       if (e.loss !== null) (losses[e.round] ??= []).push(e.loss);
-      say(`${peer.name}: round ${e.round + 1} of ${rounds} ${e.trained ? `loss ${e.loss === null ? 'n/a' : e.loss.toFixed(4)}` : '(caught up)'}, combined ${e.included} updates${e.fetched ? ` (${e.fetched} fetched)` : ''}, weights ${e.weightsHash}`);
+      say(`${peer.name}: round ${e.round + 1} of ${rounds} ${e.trained ? `loss ${e.loss === null ? 'n/a' : e.loss.toFixed(4)}` : '(caught up)'}, combined ${e.included}${e.delivered !== undefined ? ` of ${e.delivered}` : ''} updates (${e.fromPeers} from peers, ${e.fetched} from the store), weights ${e.weightsHash}`);
     }
-    if (e.event === 'sent' && (plan.verbose || e.failed)) say(`${peer.name}: round ${e.round + 1} update (${e.bytes} B) sent to the coordinator and ${e.delivered} peer(s)${e.failed ? `, ${e.failed} unreachable` : ''}`);
+    if (e.event === 'sent' && (plan.verbose || e.failed)) say(`${peer.name}: round ${e.round + 1} update (${e.bytes} B) stored by the coordinator, offered to ${e.delivered} neighbour(s)`);
     if (e.event === 'link' && (plan.verbose || !e.up)) say(`${peer.name}: ${e.up ? 'linked with' : 'link closed with'} ${nameOf(e.peer)}${e.up ? '' : `: ${e.reason}`}`);
     if (e.event === 'reward') {
       peer.standing = e.standing;

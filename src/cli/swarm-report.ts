@@ -59,6 +59,8 @@ export interface ReportPeer {
   bytesDown: number;
   killed: boolean;
   peakRssBytes?: number | null;
+  /** Committed updates from neighbours / the store, served (absent in summaries from before the gather exchange). */
+  gathered?: { fromPeers: number; fromStore: number; served: number };
 }
 
 export interface ReportInput {
@@ -96,7 +98,9 @@ export function humanSummary(r: ReportInput): string {
   for (const p of r.peersDetail) {
     const reward = p.reward !== undefined ? ` · reward ${p.reward.toFixed(2)} ${r.rewardUnit}${p.share !== undefined ? ` (share ${(100 * p.share).toFixed(1)}%)` : ''}` : '';
     const rss = p.peakRssBytes ? ` · memory ${(p.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : '';
-    lines.push(`  ${p.name.padEnd(width)}  ${p.roundsCompleted} round${p.roundsCompleted === 1 ? '' : 's'}${p.killed ? ' (killed)' : ''}${reward} · sent ${kib(p.bytesUp)}, received ${kib(p.bytesDown)}${rss}`);
+    const g = p.gathered;
+    const gathered = g ? ` · updates ${g.fromPeers} from peers, ${g.fromStore} from the store, ${g.served} served` : '';
+    lines.push(`  ${p.name.padEnd(width)}  ${p.roundsCompleted} round${p.roundsCompleted === 1 ? '' : 's'}${p.killed ? ' (killed)' : ''}${reward} · sent ${kib(p.bytesUp)}, received ${kib(p.bytesDown)}${gathered}${rss}`);
   }
   const health = [r.weightsIdentical ? 'every replica held the same weights after each round' : 'REPLICAS DIVERGED', `${r.heartbeatDrops} dropped for silence`, `${r.refused} messages refused`];
   lines.push(`  ${health.join(' · ')}`);

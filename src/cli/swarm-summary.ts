@@ -23,6 +23,8 @@ export interface PeerProcess {
   dropped: number;
   bytesUp: number;
   bytesDown: number;
+  /** Committed updates it gathered from neighbours and from the store, and served to neighbours (all rounds). */
+  gathered: GatherCounts;
   rejected: Record<string, number>;
   exit: Promise<number | null>;
   killed: boolean;
@@ -40,6 +42,24 @@ export interface PeerProcess {
   kernelsCompiled: number;
 }
 
+/**
+ * A peer's gather exchange over the run: updates from neighbours / the store, served; its
+ * largest round's bytes, the most updates it held after a commit, its largest update envelope.
+ */
+export interface GatherCounts {
+  fromPeers: number;
+  fromStore: number;
+  served: number;
+  maxRoundBytesUp: number;
+  maxRoundBytesDown: number;
+  maxHeld: number;
+  maxUpdateBytes: number;
+}
+
+export function newGatherCounts(): GatherCounts {
+  return { fromPeers: 0, fromStore: 0, served: 0, maxRoundBytesUp: 0, maxRoundBytesDown: 0, maxHeld: 0, maxUpdateBytes: 0 };
+}
+
 export interface SwarmSummary {
   run: string;
   model: string;
@@ -49,7 +69,7 @@ export interface SwarmSummary {
   weightsIdentical: boolean;
   weightsHashes: Record<number, Record<string, string>>;
   stages: number;
-  peersDetail: { name: string; address: string; stage: number; busyFraction: number | null; rerouted: number; droppedMicroBatches: number; roundsCompleted: number; bytesUp: number; bytesDown: number; rejected: Record<string, number>; killed: boolean; syncedFrom?: string; share?: number; reward?: number; peakRssBytes: number | null; longestStallMs: number | null; kernelsCompiled: number }[];
+  peersDetail: { name: string; address: string; stage: number; busyFraction: number | null; rerouted: number; droppedMicroBatches: number; roundsCompleted: number; bytesUp: number; bytesDown: number; gathered: GatherCounts; rejected: Record<string, number>; killed: boolean; syncedFrom?: string; share?: number; reward?: number; peakRssBytes: number | null; longestStallMs: number | null; kernelsCompiled: number }[];
   /** Contributors the coordinator dropped for missing heartbeats. */
   heartbeatDrops: number;
   rewardUnit: string;
@@ -105,7 +125,7 @@ export function summarize(s: SummaryInput): SwarmSummary {
       return [...byStage.values()].every((set) => set.size === 1);
     }),
     weightsHashes: hashes,
-    peersDetail: peers.map((p) => ({ name: p.name, address: p.address, stage: p.stage, busyFraction: p.busy.length ? p.busy.reduce((a, b) => a + b, 0) / p.busy.length : null, rerouted: p.rerouted, droppedMicroBatches: p.dropped, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, rejected: p.rejected, killed: p.killed, syncedFrom: p.source, share: p.standing?.share, reward: p.standing?.totalReward, peakRssBytes: p.peakRssBytes, longestStallMs: p.longestStallMs, kernelsCompiled: p.kernelsCompiled })),
+    peersDetail: peers.map((p) => ({ name: p.name, address: p.address, stage: p.stage, busyFraction: p.busy.length ? p.busy.reduce((a, b) => a + b, 0) / p.busy.length : null, rerouted: p.rerouted, droppedMicroBatches: p.dropped, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, gathered: p.gathered, rejected: p.rejected, killed: p.killed, syncedFrom: p.source, share: p.standing?.share, reward: p.standing?.totalReward, peakRssBytes: p.peakRssBytes, longestStallMs: p.longestStallMs, kernelsCompiled: p.kernelsCompiled })),
     heartbeatDrops: status.heartbeatDrops,
     rewardUnit: config.rewardUnit,
     out: s.out,

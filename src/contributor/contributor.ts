@@ -1,13 +1,13 @@
 // A contributor: joins a run, gets the current weights, and then round after round trains H
-// inner steps, sends its SparseLoCo update to the coordinator and to the other members,
-// and applies the commit — the set of updates the coordinator closed the round with, the
-// same for everyone, so all replicas hold identical weights. Environment-free: a page, a
+// inner steps, sends its SparseLoCo update once to the coordinator (the run's update store),
+// and applies the commit — the K updates the coordinator closed the round with, the same for
+// everyone, gathered from neighbours or the store, so all replicas hold identical weights. Environment-free: a page, a
 // worker and `tessera contribute` run this same class with their own sockets and WebRTC.
 //
 // This file is the lifecycle and the wiring: measure, join, fetch the data, build the
 // replica, sync, run the rounds, follow a stage move, rejoin a lost coordinator with
-// backoff, stop. The rounds themselves are exchange.ts; what peers send is admitted by
-// inbox.ts; a pipelined run's hand-offs are handoff.ts; checkpoint-upload.ts, traffic.ts,
+// backoff, stop. The rounds themselves are exchange.ts (gather.ts: the committed updates from
+// neighbours or the store); what peers send is admitted by inbox.ts; a pipelined run's hand-offs are handoff.ts; checkpoint-upload.ts, traffic.ts,
 // sync.ts and peer-weights.ts do one job each.
 // Over ~400 lines on purpose: the lifecycle is one sequence read top to bottom (start, join,
 // sync, rounds, stage move, rejoin, stop); cut further, its steps would lose their order.
@@ -25,7 +25,7 @@ import { ModelReplica } from '../round/replica.ts';
 import { measureCapacity } from './calibrate.ts';
 import { checkpointUploader, uploadCheckpoint } from './checkpoint-upload.ts';
 import type { ContributorEvent, StopMode } from './events.ts';
-import { Exchange } from './exchange.ts';
+import { Exchange, type SwarmCounts } from './exchange.ts';
 import { Handoffs } from './handoff.ts';
 import { Inbox, Refusals } from './inbox.ts';
 import { PeerWeights } from './peer-weights.ts';
@@ -87,7 +87,9 @@ export class Contributor {
   private movedTo: { stage: number; reason: string } | null = null;
   private capacity: Capacity | undefined;
   private trainTokens: ArrayLike<number> = [];
+  /** Our neighbours (the coordinator picks at most `config.neighbours`), and the swarm's counts. */
   private peers: string[] = [];
+  private swarm: SwarmCounts | null = null;
   private readonly earlySignals: { from: string; data: unknown }[] = [];
   private stopMode: StopMode | null = null;
   /** Aborted by stop(): ends the wait before a reconnection. */
@@ -117,7 +119,7 @@ export class Contributor {
       replica: () => this.replica,
       mesh: () => this.mesh,
       coordinator: () => this.client,
-      peers: () => this.peers,
+      swarm: () => this.swarm,
       stopMode: () => this.stopMode,
       disconnected: () => !!this.disconnected,
       moving: () => !!this.movedTo,
@@ -149,7 +151,8 @@ export class Contributor {
     this.inbox = new Inbox({
       config: () => this.config,
       peers: () => this.peers,
-      update: (from, header, payload) => this.exchange.admitUpdate(from, header, payload),
+      update: (from, header, envelope, payload) => this.exchange.gather.admitUpdate(from, header, envelope, payload),
+      gather: (from, payload) => this.exchange.gather.admitMessage(from, payload),
       handoff: (from, header, kind, payload) => this.handoffs.admit(from, header, kind, payload),
       weightsRequest: (from, stage) => void this.weights.serve(from, stage).catch((e) => this.o.onEvent({ event: 'warning', text: `could not send weights to ${from}: ${(e as Error).message}` })),
       weights: (from, round, payload) => this.weights.answer(from, round, payload),
@@ -215,10 +218,11 @@ export class Contributor {
       onMessage: (from, m) => this.inbox.admit(from, m),
       onLink: (peer, up, reason) => {
         if (!up) this.handoffs.peerDown(peer);
+        else this.exchange.gather.linkUp(peer);
         this.o.onEvent({ event: 'link', peer, up, reason });
       },
     });
-    // The peer list (and a quick peer's first offer) can arrive with the welcome, before the
+    // The neighbours (and a quick peer's first offer) can arrive with the welcome, before the
     // mesh existed: hand them over now.
     this.mesh.setPeers(this.peers);
     for (const s of this.earlySignals.splice(0)) this.mesh.signal(s.from, s.data);
@@ -379,10 +383,13 @@ export class Contributor {
   private onServer(m: ServerMessage, bytes: number): void {
     this.traffic.received(bytes);
     switch (m.type) {
-      case 'peers':
-        for (const p of this.peers) if (!m.peers.includes(p)) this.handoffs.peerDown(p);
-        this.peers = m.peers;
-        this.mesh?.setPeers(m.peers);
+      case 'neighbours':
+        for (const p of this.peers) if (!m.neighbours.includes(p)) this.handoffs.peerDown(p);
+        this.peers = m.neighbours;
+        this.mesh?.setPeers(m.neighbours);
+        break;
+      case 'swarm':
+        this.swarm = { peers: m.peers, ready: m.ready, need: m.need };
         break;
       case 'signal':
         if (this.mesh) this.mesh.signal(m.from, m.data);

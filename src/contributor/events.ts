@@ -11,13 +11,24 @@ export type ContributorEvent =
   | { event: 'progress'; phase: ProgressPhase; done: number; total: number; text: string }
   | { event: 'stage'; stage: number; reason: string }
   | { event: 'synced'; round: number; source: string; weightsHash: string }
-  /** Round `round` of the run's `plannedRounds` starts with us; `tokensTrained`: the whole swarm's, before it. */
+  /** Round `round` of the run's `plannedRounds` starts with us and `members` − 1 others; `tokensTrained`: the whole swarm's, before it. */
   | { event: 'round'; round: number; members: number; plannedRounds?: number; tokensTrained?: number }
   | { event: 'step'; round: number; step: number; loss: number; tokensPerSecond: number; busy?: number; rerouted?: number; dropped?: number }
   | { event: 'exchange'; round: number; bytes: number; peers: number }
+  /** The store accepted our update of `round`; `delivered`: neighbours told we hold it (`failed`: always 0 since protocol 2). */
   | { event: 'sent'; round: number; bytes: number; delivered: number; failed: number }
-  /** `tokensContributed`: tokens of this contributor's updates committed so far (this session). */
-  | { event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; fromPeers: number; fetched: number; bytesUp: number; bytesDown: number; peers: number; rejected: Record<string, number>; weightsHash: string; tokensContributed?: number }
+  /**
+   * Round `round`'s commit applied: `included` updates (of `delivered` the store had), `fromPeers`
+   * gathered from neighbours and `fetched` from the store; `served`: updates we sent neighbours
+   * this round (`refusedBusy`: wants refused once our cap was spent); `held`: updates in memory;
+   * bytes in all and this round's (`roundBytesUp`/`roundBytesDown`); `tokensContributed`: tokens
+   * of this contributor's updates committed so far (this session).
+   */
+  | {
+      event: 'commit'; round: number; trained: boolean; loss: number | null; included: number; delivered?: number; fromPeers: number; fetched: number;
+      served?: number; refusedBusy?: number; held?: number; bytesUp: number; bytesDown: number; roundBytesUp?: number; roundBytesDown?: number;
+      peers: number; rejected: Record<string, number>; weightsHash: string; tokensContributed?: number;
+    }
   /** We uploaded the run's checkpoint of `round` (the commit asked us to): `bytes` sent. */
   | { event: 'checkpoint'; round: number; bytes: number }
   | { event: 'rejected'; from: string; reason: string; message: string }

@@ -1,7 +1,8 @@
 // Peer-message admission: every message another peer sends us over the mesh is opened and
 // checked here before anything acts on it — a valid envelope of this run, signed by the peer
-// it came from, a peer of this run, a kind that belongs in this run — then handed to its
-// owner (the round's exchange, the pipeline's hand-offs, peer weights), which may refuse it
+// it came from (an update: by its author; the neighbour relays it as an answer to our want,
+// which the gather checks), a neighbour, a kind that belongs in this run — then handed to its
+// owner (the gather exchange, the pipeline's hand-offs, peer weights), which may refuse it
 // too. A refused message is dropped and counted by reason, never thrown at the receiver.
 // Environment-free.
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
@@ -42,9 +43,12 @@ export class Refusals {
 export interface InboxRoutes {
   /** The run, once joined (before that, nothing is admitted or counted). */
   config(): RunConfig | undefined;
-  /** The run's peers, as the coordinator last listed them. */
+  /** Our neighbours (and a pipelined round's members), as the coordinator last listed them. */
   peers(): readonly string[];
-  update(from: string, header: EnvelopeHeader, payload: Uint8Array): Refusal | null;
+  /** An update envelope relayed by neighbour `from` (its author's signature checked): `envelope` as received. */
+  update(from: string, header: EnvelopeHeader, envelope: Uint8Array, payload: Uint8Array): Refusal | null;
+  /** A neighbour's have/want/refuse. */
+  gather(from: string, payload: Uint8Array): Refusal | null;
   handoff(from: string, header: EnvelopeHeader, kind: HandoffKind, payload: Uint8Array): Refusal | null;
   weightsRequest(from: string, stage: number): void;
   /** False: weights nobody asked for. */
@@ -74,8 +78,8 @@ export class Inbox {
       if (e instanceof EnvelopeError) return { reason: `envelope-${e.reason}`, message: e.message };
       throw e;
     }
-    if (header.sender !== from) return { reason: 'wrong-sender', message: `signed by ${header.sender} but sent by ${from}` };
-    if (!this.routes.peers().includes(from)) return { reason: 'unknown-member', message: `${from} is not a peer of this run` };
+    if (header.sender !== from && header.kind !== 'update') return { reason: 'wrong-sender', message: `signed by ${header.sender} but sent by ${from}` };
+    if (!this.routes.peers().includes(from)) return { reason: 'unknown-member', message: `${from} is not a neighbour of ours in this run` };
     const handoff = handoffKind(header.kind);
     if (handoff) {
       if (config.stages === 1) return { reason: 'unexpected-kind', message: `'${header.kind}' in a run of one stage` };
@@ -83,7 +87,9 @@ export class Inbox {
     }
     switch (header.kind) {
       case 'update':
-        return this.routes.update(from, header, payload);
+        return this.routes.update(from, header, bytes, payload);
+      case 'gather':
+        return this.routes.gather(from, payload);
       case 'weights-request':
         this.routes.weightsRequest(from, header.stage);
         return null;

@@ -6,51 +6,40 @@
 // state-store.ts.
 //
 // Round r: it starts once `minMembers` peers hold θ_start(r) (they say so with `synced`);
-// peers that sync later join it while it runs. Each member sends its signed update here
-// (the validator's copy) and to the other members. The round closes when every member has
-// delivered or at the deadline; the commit lists the updates everyone must apply — the same
-// set, in the same order, so every replica ends with the same weights. Updates that fail any
-// check (signature, run, round, sender, SparseLoCo decode) are refused and counted.
+// peers that sync later join it while it runs. Each member uploads its signed update here
+// once (stored at once: the run's update store) and offers it to its neighbours. The round
+// closes when every member has delivered or at the deadline; the commit names the ≤ gatherK
+// updates everyone must apply (gather.ts) — the same set, in the same order, so every
+// replica ends with the same weights. Updates that fail any check (signature, run, round,
+// sender, SparseLoCo decode) are refused and counted.
+//
+// The control plane stays bounded per peer: joins and leaves tell only the peers whose
+// neighbour set changed, signaling is relayed only between neighbours, the swarm's counts are
+// coalesced (control-plane.ts); `round` goes to members only (round-clock.ts).
 //
 // Pipelined runs (stages > 1): each joining peer is placed in a stage (stages.ts); a round
 // starts only when every stage has a ready peer (moving one from a crowded stage to a
 // starved one if need be), nobody joins a round in progress (its steps are shared by the
 // whole pipeline), updates are checked against the sender's stage, the commit tags each
 // entry with its stage and checkpoints are kept per stage.
-import { randomBytes } from 'node:crypto';
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
-import { fromHex, toHex } from '../base/hex.ts';
+import { fromHex } from '../base/hex.ts';
 import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
 import type { ClosedRound } from './validator.ts';
 import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 import { RoundClock } from './round-clock.ts';
+import { ControlPlane } from './control-plane.ts';
 import { StageBalancer } from './stages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
+import { Sessions, type Connection, type Session } from './sessions.ts';
 
 export type { ScoringProgress } from './run-record.ts';
+export type { Connection } from './sessions.ts';
 
 /** A tick this late means this process stalled (ticks come every 250 ms). */
 const STALL_MS = 5000;
-
-/** One client connection, as the server gives it. */
-export interface Connection {
-  send(text: string): void;
-  close(code: number, reason: string): void;
-}
-
-interface Session {
-  id: number;
-  conn: Connection;
-  nonce: string;
-  address: string | null;
-  lastSeen: number;
-  /** The round whose θ_start this peer holds, or -1. */
-  synced: number;
-  /** The stage of those weights. */
-  syncedStage: number;
-}
 
 export interface CoordinatorOptions {
   now?: () => number;
@@ -59,6 +48,11 @@ export interface CoordinatorOptions {
   syncGraceMs?: number;
   /** Called after each commit with what the validator needs to score the round. */
   onRoundClosed?: (round: ClosedRound) => void;
+  /**
+   * A peer's standing with the validator (its moving average of scores), undefined for a
+   * newcomer: gather-K ranks by it. Default: the standings this coordinator last sent (sendScores).
+   */
+  standing?: (address: string) => number | undefined;
   /** The validator's progress, for the status and standings; absent when nobody validates. */
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
@@ -67,12 +61,11 @@ export interface CoordinatorOptions {
 
 export class Coordinator {
   readonly config: RunConfig;
-  private readonly sessions = new Map<number, Session>();
-  private readonly byAddress = new Map<string, Session>();
+  /** Connections, the hotkey each joined as, and sending to them (sessions.ts). */
+  private readonly sessions: Sessions;
   readonly stages: StageBalancer;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
-  private nextId = 1;
   /** Peers dropped for missing heartbeats (a sign that a peer, or this machine, is overloaded). */
   private heartbeatDrops = 0;
   /** The saved state: round, commits, reports, checkpoints (run-record.ts). */
@@ -84,6 +77,10 @@ export class Coordinator {
   private timer: ReturnType<typeof setInterval> | null = null;
   /** Refusals by reason, for the status page and the swarm summary. */
   readonly rejected: Record<string, number> = {};
+  /** Neighbours, the signaling rule, the swarm's counts. */
+  private readonly control: ControlPlane;
+  /** The validator's latest standing (ema) of each peer it scored, for gather-K. */
+  private readonly standings = new Map<string, number>();
 
   constructor(
     config: RunConfig,
@@ -93,6 +90,7 @@ export class Coordinator {
     this.config = config;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => {});
+    this.sessions = new Sessions(this.now, (s) => this.drop(s, 'send failed'));
     const ranges = stageBounds(config);
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
@@ -106,18 +104,30 @@ export class Coordinator {
       log: this.log,
       syncGraceMs: options.syncGraceMs ?? Math.min(15_000, config.roundSeconds * 250),
       roundLimit: options.roundLimit,
-      onRoundClosed: options.onRoundClosed,
+      onRoundClosed: (round) => this.roundClosed(round),
+      standing: options.standing ?? ((address) => this.standings.get(address)),
+      onPhase: () => this.control.countsChanged(),
       save: () => this.record.save(),
       peers: {
-        addresses: () => [...this.byAddress.keys()],
-        readyFor: (round) => [...this.byAddress.values()].filter((s) => s.synced === round && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!),
+        addresses: () => this.sessions.addresses(),
+        readyFor: (round) => this.sessions.members().filter((s) => s.synced === round && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!),
         broadcast: (m) => this.broadcast(m),
+        sendTo: (address, m) => this.sendTo(address, m),
         moveStage: (address, stage, reason) => {
-          const s = this.byAddress.get(address)!;
+          const s = this.sessions.member(address)!;
           s.synced = -1; // it must fetch the new stage's weights first
           this.send(s, { type: 'stage', stage, reason });
         },
       },
+    });
+    this.control = new ControlPlane({
+      config,
+      now: this.now,
+      send: (address, m) => this.sendTo(address, m),
+      broadcast: (m) => this.broadcast(m),
+      peerCount: () => this.sessions.memberCount,
+      readyCount: () => this.rounds.readyCount(),
+      waiting: () => this.rounds.currentPhase === 'waiting' && !this.stopping,
     });
   }
 
@@ -136,7 +146,7 @@ export class Coordinator {
     this.timer = null;
     // Peers leaving because we stop must not close the round: it restarts on resume.
     this.stopping = true;
-    for (const s of this.sessions.values()) s.conn.close(1001, 'coordinator stopping');
+    for (const s of this.sessions.all()) s.conn.close(1001, 'coordinator stopping');
   }
 
   get round(): number {
@@ -145,7 +155,15 @@ export class Coordinator {
 
   runState(): RunState {
     const oldest = this.state.commits.length ? this.state.commits[0].round : this.state.round;
-    return { round: this.state.round, phase: this.rounds.currentPhase, members: this.rounds.memberList(), checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
+    return { round: this.state.round, phase: this.rounds.currentPhase, memberCount: this.rounds.memberCount, checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
+  }
+
+  /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store). */
+  private roundClosed(round: number): void {
+    if (!this.options.onRoundClosed) return;
+    const c = this.record.closedRound(round);
+    if (c.ok) this.options.onRoundClosed(c.closed);
+    else this.log(`validator: round ${round} cannot be handed over: ${c.reason}`);
   }
 
   /**
@@ -174,12 +192,15 @@ export class Coordinator {
       run: this.config.run,
       ...this.runState(),
       ...this.progress(),
+      // Pulled by an operator, not pushed: the lists may be long.
+      members: this.rounds.memberList(),
       peers: this.peerList(),
       delivered: this.rounds.deliveredSenders(),
       deadline: this.rounds.deadlineIfTraining(),
       rejected: { ...this.rejected },
       heartbeatDrops: this.heartbeatDrops,
-      commits: this.state.commits.map((c) => ({ round: c.round, members: c.members.length, included: c.included.map((e) => e.sender), missing: c.missing })),
+      commits: this.state.commits.map((c) => ({ round: c.round, members: c.members.length, included: c.included.map((e) => e.sender), delivered: c.delivered?.length ?? c.included.length, missing: c.missing })),
+      controlBytes: { ...this.sessions.controlBytes },
       reports: this.state.reports,
     };
   }
@@ -187,8 +208,7 @@ export class Coordinator {
   // ---- connections ----
 
   connect(conn: Connection): { onText(text: string): void; onBinary(bytes: Uint8Array): void; onClose(): void } {
-    const s: Session = { id: this.nextId++, conn, nonce: toHex(randomBytes(16)), address: null, lastSeen: this.now(), synced: -1, syncedStage: -1 };
-    this.sessions.set(s.id, s);
+    const s = this.sessions.open(conn);
     return {
       onText: (text) => this.onText(s, text),
       onBinary: (bytes) => this.onBinary(s, bytes),
@@ -197,15 +217,15 @@ export class Coordinator {
   }
 
   private send(s: Session, m: ServerMessage): void {
-    try {
-      s.conn.send(JSON.stringify(m));
-    } catch {
-      this.drop(s, 'send failed');
-    }
+    this.sessions.send(s, m);
+  }
+
+  private sendTo(address: string, m: ServerMessage): void {
+    this.sessions.sendTo(address, m);
   }
 
   private broadcast(m: ServerMessage): void {
-    for (const s of this.byAddress.values()) this.send(s, m);
+    this.sessions.broadcast(m);
   }
 
   private refuse(s: Session | null, what: string, reason: string): void {
@@ -217,8 +237,8 @@ export class Coordinator {
 
   private onText(s: Session, text: string): void {
     // A session already dropped or replaced (its close still under way) must not act, nor
-    // join again: it would come back into byAddress and never leave.
-    if (!this.sessions.has(s.id)) return;
+    // join again: it would come back as a member and never leave.
+    if (!this.sessions.isOpen(s)) return;
     const m = parseClientMessage(text);
     if (!m) return this.refuse(s, 'malformed-control', 'not a valid control message');
     s.lastSeen = this.now();
@@ -244,21 +264,13 @@ export class Coordinator {
       this.refuse(s, 'bad-join', 'the join signature does not verify for that address');
       return s.conn.close(4001, 'bad join signature');
     }
-    const old = this.byAddress.get(m.address);
-    if (old && old !== s) {
-      // The same hotkey reconnected: the newer connection wins.
-      this.byAddress.delete(m.address);
-      old.address = null;
-      this.sessions.delete(old.id);
-      old.conn.close(4002, 'replaced by a newer connection of the same hotkey');
-    }
-    s.address = m.address;
-    this.byAddress.set(m.address, s);
+    // The same hotkey reconnected: the newer connection wins.
+    this.sessions.bind(s, m.address)?.conn.close(4002, 'replaced by a newer connection of the same hotkey');
     const placed = this.stages.assign(m.address, m.capacity ?? { memoryBytes: 0, tokensPerSecond: 0 });
     if (placed.warning) this.log(placed.warning);
     this.log(`joined: ${m.address}${this.config.stages > 1 ? ` (stage ${placed.stage})` : ''}`);
     this.send(s, { type: 'welcome', address: m.address, config: this.config, state: this.runState(), stage: placed.stage });
-    this.broadcast({ type: 'peers', peers: this.peerList() });
+    this.control.joined(m.address);
   }
 
   private handleMember(s: Session, m: ClientMessage): void {
@@ -267,15 +279,18 @@ export class Coordinator {
       case 'heartbeat':
         return;
       case 'signal': {
-        const to = this.byAddress.get(m.to);
+        const to = this.sessions.member(m.to);
         if (!to) return this.refuse(s, 'signal-unknown-peer', `no peer ${m.to} in this run`);
+        // Links are only between neighbours: anything else is refused (and counted).
+        if (!this.control.mayRelay(address, m.to)) return this.refuse(s, 'signal-not-neighbour', `${m.to} is not one of your neighbours`);
         return this.send(to, { type: 'signal', from: address, data: m.data });
       }
       case 'synced':
         s.synced = m.round;
         s.syncedStage = m.stage;
         this.record.noteReport(m.round, address, { weightsHash: m.weightsHash });
-        return this.rounds.peerSynced(address, m.round);
+        this.rounds.peerSynced(address, m.round);
+        return this.control.countsChanged();
       case 'report':
         return this.record.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
       default:
@@ -284,24 +299,22 @@ export class Coordinator {
   }
 
   private peerList(): string[] {
-    return [...this.byAddress.keys()].sort();
+    return this.sessions.addresses().sort();
   }
 
   private drop(s: Session, why: string): void {
-    if (!this.sessions.delete(s.id)) return;
     const address = s.address;
-    if (!address || this.byAddress.get(address) !== s) return;
-    this.byAddress.delete(address);
+    if (!this.sessions.close(s) || !address) return;
     this.stages.remove(address);
     this.log(`left: ${address} (${why})`);
     if (this.rounds.removeMember(address) && !this.stopping) this.rounds.maybeClose();
-    this.broadcast({ type: 'peers', peers: this.peerList() });
+    if (!this.stopping) this.control.left(address);
   }
 
   // ---- updates (the validator's copy) ----
 
   private onBinary(s: Session, bytes: Uint8Array): void {
-    if (!this.sessions.has(s.id)) return;
+    if (!this.sessions.isOpen(s)) return;
     s.lastSeen = this.now();
     if (!s.address) return this.refuse(s, 'unknown-member', 'an update before joining');
     let header: EnvelopeHeader;
@@ -321,17 +334,24 @@ export class Coordinator {
     this.rounds.maybeClose();
   }
 
-  /** A committed update (as its sender signed it), for peers that missed it. */
-  committedUpdate(round: number, sender: string): Uint8Array | null {
-    if (this.rounds.isInProgress(round)) return null; // not committed yet
+  /**
+   * A stored update (as its sender signed it) of a recent round, committed or not (the round
+   * in progress too: it was accepted, so its sender already offers it to neighbours).
+   */
+  storedUpdate(round: number, sender: string): Uint8Array | null {
     return this.store.loadUpdate(round, sender);
   }
 
-  /** The validator's verdict on a round, to each member still connected. */
+  /** A stored update's payload (for the validator's on-demand reads), or null. */
+  storedPayload(round: number, sender: string): Uint8Array | null {
+    return this.record.storedPayload(round, sender);
+  }
+
+  /** The validator's verdict on a round, to each member still connected; its averages rank the next commits. */
   sendScores(round: number, standings: ReadonlyMap<string, Standing>): void {
     for (const [address, standing] of standings) {
-      const s = this.byAddress.get(address);
-      if (s) this.send(s, { type: 'scores', round, standing });
+      this.standings.set(address, standing.ema);
+      this.sendTo(address, { type: 'scores', round, standing });
     }
   }
 
@@ -346,29 +366,11 @@ export class Coordinator {
 
   // ---- checkpoints ----
 
-  /** A member's signed θ_start; accepted from a peer of this run for a committed round. */
+  /** A member's signed θ_start; accepted from a peer of this run for a committed round (run-record.ts). */
   acceptCheckpoint(envelope: Uint8Array): { ok: true; round: number } | { ok: false; status: number; reason: string } {
-    let header: EnvelopeHeader;
-    try {
-      ({ header } = openEnvelope(envelope, { run: this.config.run, maxPayloadBytes: 2 ** 31 }));
-    } catch (e) {
-      if (e instanceof EnvelopeError) {
-        this.rejected[`checkpoint-${e.reason}`] = (this.rejected[`checkpoint-${e.reason}`] ?? 0) + 1;
-        return { ok: false, status: 400, reason: e.message };
-      }
-      throw e;
-    }
-    if (header.kind !== 'weights') return { ok: false, status: 400, reason: `a checkpoint is a 'weights' envelope, not '${header.kind}'` };
-    if (!this.byAddress.has(header.sender)) return { ok: false, status: 403, reason: `${header.sender} is not a peer of this run` };
-    const stage = header.stage;
-    if (stage !== (this.stages.stageOf(header.sender) ?? 0)) return { ok: false, status: 403, reason: `${header.sender} does not hold stage ${stage}` };
-    const held = this.record.checkpointRoundOf(stage);
-    if (header.round > this.state.round || header.round <= held) {
-      return { ok: false, status: 409, reason: `checkpoint of round ${header.round}; the run is at round ${this.state.round} with a checkpoint of round ${held}` };
-    }
-    this.record.keepCheckpoint(envelope, header.round, stage);
-    this.log(`checkpoint of round ${header.round}${this.config.stages > 1 ? ` (stage ${stage})` : ''} from ${header.sender}`);
-    return { ok: true, round: header.round };
+    const r = this.record.acceptCheckpoint(envelope, (address) => (this.sessions.member(address) ? (this.stages.stageOf(address) ?? 0) : null));
+    if (!r.ok && r.what) this.rejected[r.what] = (this.rejected[r.what] ?? 0) + 1;
+    return r.ok ? r : { ok: false, status: r.status, reason: r.reason };
   }
 
   checkpoint(stage = 0): Uint8Array | null {
@@ -383,13 +385,14 @@ export class Coordinator {
     // After a stall of our own (this process busy), heartbeats wait unread in the sockets: read
     // them (the next tick comes after) before calling anyone silent.
     if (stalledMs > 0) this.log(`the coordinator was unresponsive for ${(stalledMs / 1000).toFixed(0)} s: heartbeats are checked at the next tick`);
-    for (const s of stalledMs > 0 ? [] : [...this.sessions.values()]) {
+    for (const s of stalledMs > 0 ? [] : this.sessions.all()) {
       if (now - s.lastSeen > silent) {
-        if (s.address && this.byAddress.get(s.address) === s) this.heartbeatDrops++;
+        if (this.sessions.isCurrent(s)) this.heartbeatDrops++;
         this.drop(s, `no heartbeat for ${Math.round((now - s.lastSeen) / 1000)} s`);
         s.conn.close(4003, 'heartbeat timeout');
       }
     }
     this.rounds.tick(now);
+    this.control.tick();
   }
 }

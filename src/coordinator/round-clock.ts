@@ -6,8 +6,15 @@
 // ready peer in every stage), after a short grace so one fast peer does not start — and
 // finish — a round alone. Peers that sync later join it while it runs (not in a pipelined
 // run: its steps are shared by the whole pipeline). It closes when every member has
-// delivered, when no member is left, or at the deadline; the commit lists the accepted
-// updates sorted by sender, so every replica applies the same set in the same order.
+// delivered, when no member is left, or at the deadline; the commit names at most gatherK of
+// the stored updates (gather.ts), sorted by sender, so every replica applies the same set in
+// the same order.
+//
+// What it sends stays bounded per peer: `round` only to the round's members (a late member
+// gets its own; nobody else hears of it), with a member count (the member list only in a
+// pipelined run); `commit` with ≤ gatherK entries. Each accepted update is written to the
+// store at once and only its hash, arrival time and stage are kept here: nothing holds all
+// N updates.
 import { parameterLayout } from '../model/config.ts';
 import type { EnvelopeHeader } from '../net/envelope.ts';
 import { toHex } from '../base/hex.ts';
@@ -15,9 +22,9 @@ import type { CommitEntry, RunState, ServerMessage } from '../protocol/messages.
 import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
 import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
+import { gatherK } from './gather.ts';
 import type { StageBalancer } from './stages.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
-import type { ClosedRound } from './validator.ts';
 
 /** The peers as the coordinator's membership sees them. */
 export interface RoundPeers {
@@ -25,7 +32,10 @@ export interface RoundPeers {
   addresses(): string[];
   /** Joined peers holding θ_start(round) of the stage they are placed in. */
   readyFor(round: number): string[];
+  /** To every joined peer (a commit: it is bounded by gatherK). */
   broadcast(m: ServerMessage): void;
+  /** To one peer, if still joined. */
+  sendTo(address: string, m: ServerMessage): void;
   /** Tells a peer it now holds another stage; it is not ready until it has that stage's weights. */
   moveStage(address: string, stage: number, reason: string): void;
 }
@@ -44,17 +54,19 @@ export interface RoundClockContext {
   readonly syncGraceMs: number;
   /** Start no round numbered this or higher. */
   readonly roundLimit?: number;
-  /** Called after each commit with what the validator needs to score the round. */
-  readonly onRoundClosed?: (round: ClosedRound) => void;
+  /** Called after each commit (the round is in the saved state: the validator reads it from there). */
+  readonly onRoundClosed?: (round: number) => void;
+  /** A sender's standing with the validator (higher is better), undefined for a newcomer: gather-K ranks by it. */
+  readonly standing: (address: string) => number | undefined;
+  /** The waiting counts changed (a round started or closed): the coordinator tells the swarm. */
+  readonly onPhase?: () => void;
   /** Saves the state (the coordinator knows which rounds the validator still needs). */
   save(): void;
 }
 
-/** An update accepted into the round in progress. */
+/** An update accepted into the round in progress (its bytes are in the store, not here). */
 interface Delivery {
   hash: string;
-  envelope: Uint8Array;
-  payload: Uint8Array;
   at: number;
   stage: number;
 }
@@ -89,6 +101,8 @@ export class RoundClock {
     this.layouts = stageBounds(ctx.config).map((r) => parameterLayout(cfg, r.from, r.to).map((s) => ({ name: s.name, shape: s.shape })));
     this.hash = configHash(cfg);
     this.waitingSince = ctx.now();
+    // Updates stored for the current round before a restart belong to a round that never closed.
+    ctx.store.dropRound(ctx.state.round);
   }
 
   get currentPhase(): RunState['phase'] {
@@ -98,6 +112,15 @@ export class RoundClock {
   /** Members of the round in progress (or of none), sorted. */
   memberList(): string[] {
     return [...this.members].sort();
+  }
+
+  get memberCount(): number {
+    return this.members.size;
+  }
+
+  /** Joined peers ready for the round awaited (the swarm's counts). */
+  readyCount(): number {
+    return this.ctx.peers.readyFor(this.ctx.state.round).length;
   }
 
   /** Senders whose update the round in progress has accepted, sorted. */
@@ -124,8 +147,8 @@ export class RoundClock {
   peerSynced(address: string, round: number): void {
     // A pipelined round's steps involve every stage at once: a late peer waits for the next.
     if (this.phase === 'training' && round === this.ctx.state.round && !this.members.has(address) && this.ctx.config.stages === 1) {
-      this.members.add(address); // joins the round in progress
-      this.announceRound();
+      this.members.add(address); // joins the round in progress: only it is told
+      this.announceRound(address);
     }
     this.maybeStart();
   }
@@ -147,13 +170,18 @@ export class RoundClock {
     const stage = this.ctx.stages.stageOf(sender) ?? 0;
     if (header.stage !== stage) return { ok: false, what: 'wrong-stage', reason: `an update of stage ${header.stage} from a peer of stage ${stage}` };
     try {
-      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layouts[stage], maxBytes: this.ctx.config.maxMessageBytes });
+      // The frame only (checksum, config, round, layout): a full decode costs ~60× more and
+      // every replica and the validator decode what they use (an undecodable body is refused
+      // there alike, and the validator counts it as invalid).
+      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layouts[stage], maxBytes: this.ctx.config.maxMessageBytes, structureOnly: true });
     } catch (e) {
       if (e instanceof UpdateError) return { ok: false, what: `update-${e.reason}`, reason: e.message };
       throw e;
     }
     const hash = toHex(header.payloadHash);
-    this.delivered.set(sender, { hash, envelope, payload, at: this.ctx.now(), stage });
+    // Stored at once: the round keeps a hash per sender, not N updates.
+    this.ctx.store.saveUpdate(round, sender, envelope);
+    this.delivered.set(sender, { hash, at: this.ctx.now(), stage });
     return { ok: true, hash };
   }
 
@@ -186,7 +214,8 @@ export class RoundClock {
     this.phase = 'training';
     this.deadline = this.ctx.now() + config.roundSeconds * 1000;
     this.ctx.log(`round ${r} started with ${ready.length} member(s)`);
-    this.announceRound();
+    for (const a of this.members) this.announceRound(a);
+    this.ctx.onPhase?.();
   }
 
   /** When the wait for round r began: the later of the last commit and the first peer ready. */
@@ -195,11 +224,12 @@ export class RoundClock {
     return Math.max(this.waitingSince, this.readySince ?? this.ctx.now());
   }
 
-  private announceRound(): void {
-    const members = [...this.members].sort();
-    const stages = members.map((a) => this.ctx.stages.stageOf(a) ?? 0);
+  /** The round, to one member. A pipelined round lists its members and their stages (they link for activations). */
+  private announceRound(to: string): void {
     const { state, config } = this.ctx;
-    this.ctx.peers.broadcast({ type: 'round', round: state.round, members, stages, seed: config.seed, deadline: this.deadline, tokensTrained: state.tokensTrained ?? 0 });
+    const members = config.stages > 1 ? [...this.members].sort() : [];
+    const stages = members.map((a) => this.ctx.stages.stageOf(a) ?? 0);
+    this.ctx.peers.sendTo(to, { type: 'round', round: state.round, memberCount: this.members.size, members, stages, seed: config.seed, deadline: this.deadline, tokensTrained: state.tokensTrained ?? 0 });
   }
 
   /** Before a pipelined round: no stage may be without a peer while another has two. */
@@ -217,35 +247,27 @@ export class RoundClock {
   }
 
   private closeRound(why: string): void {
-    const { state, store, config } = this.ctx;
+    const { state, config } = this.ctx;
     const round = state.round;
-    const included: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
-    for (const [sender, d] of this.delivered) store.saveUpdate(round, sender, d.envelope);
+    const delivered: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
+    const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, seed: config.seed, round });
     const members = [...this.members].sort();
     const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
-    const record: CommitRecord = { round, members, included, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
+    const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
     state.commits.push(record);
+    // Tokens trained count what replicas apply: the committed updates.
     state.tokensTrained = (state.tokensTrained ?? 0) + tokensOfCommit(config, included);
     state.round = round + 1;
     this.ctx.save();
     const checkpointBy = included.length > 0 && (round + 1) % config.checkpointEvery === 0 ? included[0].sender : null;
-    this.ctx.log(`round ${round} closed (${why}): ${included.length}/${members.length} updates`);
-    const delivered = this.delivered;
+    this.ctx.log(`round ${round} closed (${why}): ${included.length} committed of ${delivered.length} delivered by ${members.length} member(s)`);
     this.members = new Set();
     this.delivered = new Map();
     this.phase = 'waiting';
     this.waitingSince = this.ctx.now();
-    this.ctx.peers.broadcast({ type: 'commit', round, included, checkpointBy });
-    const reports = state.reports[round] ?? {};
-    const closed: ClosedRound = {
-      round,
-      members,
-      included: included.map((e) => ({ sender: e.sender, payload: delivered.get(e.sender)!.payload, deliveredAt: delivered.get(e.sender)!.at })),
-      missing: record.missing,
-      invalid: { ...this.invalid },
-      reportedHashes: Object.fromEntries(members.map((a) => [a, reports[a]?.weightsHash ?? ''])),
-    };
-    this.ctx.onRoundClosed?.(closed);
+    this.ctx.peers.broadcast({ type: 'commit', round, included, delivered: delivered.length, checkpointBy });
+    this.ctx.onRoundClosed?.(round);
+    this.ctx.onPhase?.();
     this.maybeStart();
   }
 }

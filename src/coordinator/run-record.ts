@@ -2,7 +2,7 @@
 // of recent rounds and the updates they include, members' reports, the tokens trained, and
 // the latest checkpoint of each stage. Loaded when the coordinator starts (a restart resumes
 // the run), saved after every change, keeping every round the validator has still to score.
-import { openEnvelope } from '../net/envelope.ts';
+import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { tokensOfCommit } from './round-clock.ts';
 import type { CommitRecord, CoordinatorStore, MemberReport, PersistedState } from './state-store.ts';
@@ -16,6 +16,14 @@ export interface ScoringProgress {
   decidedThrough: number;
 }
 
+/** A reader of stored updates' payloads (the validator's on-demand reads, on any thread). */
+export function storedPayloads(store: CoordinatorStore, config: RunConfig): (round: number, sender: string) => Uint8Array | null {
+  return (round, sender) => {
+    const bytes = store.loadUpdate(round, sender);
+    return bytes ? openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes }).payload : null;
+  };
+}
+
 /** Reports older than this many rounds (or more than one ahead) are not kept. */
 const REPORT_ROUNDS_BACK = 5;
 
@@ -27,7 +35,7 @@ export class RunRecord {
     readonly store: CoordinatorStore,
     /** The validator's progress; undefined when nobody validates. */
     private readonly scoring: () => ScoringProgress | undefined,
-    log: (line: string) => void,
+    private readonly log: (line: string) => void,
   ) {
     const saved = store.load();
     if (saved && saved.run !== config.run) throw new Error(`the state in ${store.dir} belongs to run '${saved.run}', not '${config.run}': use another --state folder`);
@@ -73,9 +81,17 @@ export class RunRecord {
       // A state saved before delivery times were kept: commit order (by sender) stands in.
       included.push({ sender: e.sender, payload: this.payloadOf(bytes), deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + i });
     }
+    // The delivered updates not committed: named here, read from the store when the validator needs them.
+    const committed = new Set(c.included.map((e) => e.sender));
+    const others = (c.delivered ?? []).filter((e) => !committed.has(e.sender)).map((e, i) => ({ sender: e.sender, deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + c.included.length + i }));
     const reports = this.state.reports[round] ?? {};
     const reportedHashes = Object.fromEntries(c.members.map((a) => [a, reports[a]?.weightsHash ?? '']));
-    return { ok: true, closed: { round, members: c.members, included, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes } };
+    return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes } };
+  }
+
+  /** A stored update's payload (committed or not), or null when it is not stored. */
+  storedPayload(round: number, sender: string): Uint8Array | null {
+    return storedPayloads(this.store, this.config)(round, sender);
   }
 
   /** Committed payloads of a round in commit order, or null when not all are stored. */
@@ -101,6 +117,32 @@ export class RunRecord {
   /** The round of a stage's latest checkpoint, −1 when none. */
   checkpointRoundOf(stage: number): number {
     return stage === 0 ? this.state.checkpointRound : (this.state.stageCheckpoints?.[stage] ?? -1);
+  }
+
+  /**
+   * A member's signed θ_start: accepted from a peer of this run (`stageOf` gives its stage,
+   * null for no peer) for a committed round newer than the stage's checkpoint; kept and saved.
+   */
+  acceptCheckpoint(envelope: Uint8Array, stageOf: (address: string) => number | null): { ok: true; round: number } | { ok: false; status: number; reason: string; what?: string } {
+    let header: EnvelopeHeader;
+    try {
+      ({ header } = openEnvelope(envelope, { run: this.config.run, maxPayloadBytes: 2 ** 31 }));
+    } catch (e) {
+      if (e instanceof EnvelopeError) return { ok: false, status: 400, reason: e.message, what: `checkpoint-${e.reason}` };
+      throw e;
+    }
+    if (header.kind !== 'weights') return { ok: false, status: 400, reason: `a checkpoint is a 'weights' envelope, not '${header.kind}'` };
+    const holds = stageOf(header.sender);
+    if (holds === null) return { ok: false, status: 403, reason: `${header.sender} is not a peer of this run` };
+    const stage = header.stage;
+    if (stage !== holds) return { ok: false, status: 403, reason: `${header.sender} does not hold stage ${stage}` };
+    const held = this.checkpointRoundOf(stage);
+    if (header.round > this.state.round || header.round <= held) {
+      return { ok: false, status: 409, reason: `checkpoint of round ${header.round}; the run is at round ${this.state.round} with a checkpoint of round ${held}` };
+    }
+    this.keepCheckpoint(envelope, header.round, stage);
+    this.log(`checkpoint of round ${header.round}${this.config.stages > 1 ? ` (stage ${stage})` : ''} from ${header.sender}`);
+    return { ok: true, round: header.round };
   }
 
   /** Keeps a stage's checkpoint of `round` (checked by the caller) and saves the state. */

@@ -66,8 +66,13 @@ export function samplingOptions(o: Partial<SamplingOptions> = {}): SamplingOptio
  */
 export function sampleForRound(senders: readonly string[], round: number, o: SamplingOptions): Set<string> {
   if (senders.length <= o.scoreAllUpTo) return new Set(senders);
-  const rank = (sender: string) => createHmac('sha256', o.key).update(`${round}\0${sender}`).digest('hex');
-  return new Set([...new Set(senders)].map((s) => ({ s, r: rank(s) })).sort((a, b) => (a.r < b.r ? -1 : a.r > b.r ? 1 : 0)).slice(0, o.sampleSize).map((x) => x.s));
+  return new Set(rankForRound(senders, round, o.key).slice(0, o.sampleSize));
+}
+
+/** The senders in the validator's secret order for a round (HMAC of round and sender under its key). */
+export function rankForRound(senders: readonly string[], round: number, key: Uint8Array): string[] {
+  const rank = (sender: string) => createHmac('sha256', key).update(`${round}\0${sender}`).digest('hex');
+  return [...new Set(senders)].map((s) => ({ s, r: rank(s) })).sort((a, b) => (a.r < b.r ? -1 : a.r > b.r ? 1 : 0)).map((x) => x.s);
 }
 
 /** |A ∩ B| / min(|A|, |B|) over all tensors (each tensor's indices sorted). */

@@ -86,8 +86,8 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       }
       const update = /^\/update\/(\d+)\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
       if (req.method === 'GET' && update) {
-        const u = coordinator.committedUpdate(Number(update[1]), update[2]);
-        return u ? reply(res, 200, u, 'application/octet-stream') : json(res, 404, { error: 'no such committed update' });
+        const u = coordinator.storedUpdate(Number(update[1]), update[2]);
+        return u ? reply(res, 200, u, 'application/octet-stream') : json(res, 404, { error: 'no such update stored (kept: the committed ones since the last checkpoint, the others for a few rounds)' });
       }
       json(res, 404, { error: `no ${req.method} ${path} here` });
     } catch (e) {

@@ -1,7 +1,13 @@
 // What a coordinator keeps on disk so a restart resumes the run: state.json (the round,
-// recent commits, per-round reports), the committed updates of recent rounds (late joiners
-// and peers that missed one fetch them), and the latest checkpoint. Every file is written
-// atomically (temporary file, fsync, rename), so a crash leaves the old or the new version.
+// recent commits, per-round reports), the updates of recent rounds, and the latest
+// checkpoint. Every file is written atomically (temporary file, fsync, rename), so a crash
+// leaves the old or the new version.
+//
+// Retention: every update is stored as it arrives (round-clock.ts). Committed updates and
+// their commits are kept for keepRounds rounds and at least back to the oldest stage's latest
+// checkpoint (a late joiner loads it and replays every commit since); the updates that were
+// delivered but not committed only for DELIVERED_KEEP_ROUNDS (peers fetch them while the
+// round runs; the copy check has them). Rounds the validator has not scored keep everything.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommitEntry } from '../protocol/messages.ts';
@@ -10,11 +16,17 @@ import { writeFileAtomic } from '../node/files.ts';
 export interface CommitRecord {
   round: number;
   members: string[];
+  /** The ≤ gatherK updates replicas apply (gather.ts), sorted by sender. */
   included: CommitEntry[];
+  /**
+   * Every update stored in the round, sorted by sender (absent in states saved before
+   * gather-K, where all were included; dropped once the round is older than DELIVERED_KEEP_ROUNDS).
+   */
+  delivered?: CommitEntry[];
   /** Members that were in the round but delivered nothing in time. */
   missing: string[];
   closedAt: number;
-  /** When each included update reached the coordinator (the validator's copy check orders by it). */
+  /** When each delivered update reached the coordinator (the validator's copy check orders by it). */
   deliveredAt?: Record<string, number>;
   /** Invalid updates refused in the round, by sender (a validator penalty). */
   invalid?: Record<string, number>;
@@ -45,6 +57,18 @@ export interface PersistedState {
 
 const ADDRESS = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/;
 
+/** Rounds for which updates that were delivered but not committed stay stored. */
+export const DELIVERED_KEEP_ROUNDS = 3;
+
+/**
+ * The oldest round late joiners replay from: that of the oldest stage's latest checkpoint.
+ * Before any checkpoint keepRounds alone decides (a run is not kept whole for want of one).
+ */
+function replayFrom(s: PersistedState): number {
+  const rounds = [s.checkpointRound, ...Object.values(s.stageCheckpoints ?? {})];
+  return rounds.some((r) => r < 0) ? Infinity : Math.min(...rounds);
+}
+
 export class CoordinatorStore {
   constructor(
     readonly dir: string,
@@ -69,15 +93,35 @@ export class CoordinatorStore {
   }
 
   /**
-   * Writes the state, pruning commits, reports and updates older than keepRounds — but none
-   * from `keepFrom` on (the first round the validator has not scored yet: it needs them).
+   * Writes the state, pruning commits, reports and updates older than keepRounds (and than
+   * the latest checkpoints), and the uncommitted updates older than DELIVERED_KEEP_ROUNDS —
+   * but nothing from `keepFrom` on (the first round the validator has not scored yet: it
+   * needs them).
    */
   save(s: PersistedState, keepFrom = Infinity): void {
-    const oldest = Math.min(s.round - this.keepRounds, keepFrom);
+    const oldest = Math.min(s.round - this.keepRounds, keepFrom, replayFrom(s));
+    const oldestDelivered = Math.min(s.round - DELIVERED_KEEP_ROUNDS, keepFrom);
     s.commits = s.commits.filter((c) => c.round >= oldest);
+    for (const c of s.commits) {
+      if (c.round >= oldestDelivered || !c.delivered) continue;
+      // Only the committed updates are kept from here on: the record says so too.
+      this.pruneUncommitted(c);
+      delete c.delivered;
+      if (c.deliveredAt) c.deliveredAt = Object.fromEntries(c.included.map((e) => [e.sender, c.deliveredAt![e.sender]]));
+    }
     for (const r of Object.keys(s.reports)) if (Number(r) < oldest) delete s.reports[r];
     writeFileAtomic(join(this.dir, 'state.json'), new TextEncoder().encode(JSON.stringify(s)));
     this.prune(oldest);
+  }
+
+  /** Removes the updates of a round that never closed (a restart begins it again). */
+  dropRound(round: number): void {
+    if (Number.isInteger(round) && round >= 0) rmSync(join(this.dir, 'updates', String(round)), { recursive: true, force: true });
+  }
+
+  private pruneUncommitted(c: CommitRecord): void {
+    const committed = new Set(c.included.map((e) => e.sender));
+    for (const e of c.delivered ?? []) if (!committed.has(e.sender)) rmSync(join(this.dir, 'updates', String(c.round), `${e.sender}.bin`), { force: true });
   }
 
   saveUpdate(round: number, sender: string, envelope: Uint8Array): void {

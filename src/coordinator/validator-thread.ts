@@ -39,9 +39,9 @@ export class ValidatorThread implements ValidatorEngine {
   }
 
   /** Starts the thread and waits for its device; NoGpuError when this machine has none. */
-  static async start(o: { config: RunConfig; tokens: ArrayLike<number>; validFraction: number; sampling: SamplingOptions; software: boolean; log: (line: string) => void }): Promise<ValidatorThread> {
+  static async start(o: { config: RunConfig; tokens: ArrayLike<number>; validFraction: number; sampling: SamplingOptions; software: boolean; log: (line: string) => void; storeDir?: string }): Promise<ValidatorThread> {
     const { url, execArgv } = workerEntry();
-    const data: ValidatorWorkerData = { config: o.config, tokens: o.tokens, validFraction: o.validFraction, sampling: o.sampling, software: o.software };
+    const data: ValidatorWorkerData = { config: o.config, tokens: o.tokens, validFraction: o.validFraction, sampling: o.sampling, software: o.software, storeDir: o.storeDir };
     const worker = new Worker(url, { workerData: data, execArgv, env: SHARE_ENV });
     const thread = new ValidatorThread(worker);
     await new Promise<void>((resolve, reject) => {

@@ -7,6 +7,8 @@ import { openNodeGpu } from '../node/dawn.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { splitShard } from '../train/sampler.ts';
 import type { SamplingOptions } from './scoring.ts';
+import { CoordinatorStore } from './state-store.ts';
+import { storedPayloads } from './run-record.ts';
 import { Validator, type ValidatorEngine } from './validator.ts';
 
 /** What the thread is started with. */
@@ -17,6 +19,8 @@ export interface ValidatorWorkerData {
   validFraction: number;
   sampling: SamplingOptions;
   software: boolean;
+  /** The coordinator's state folder: the uncommitted updates are read from its store here, one at a time. */
+  storeDir?: string;
 }
 
 type Method = 'warmUp' | 'loadStart' | 'apply' | 'evaluate' | 'encodeWeights' | 'weightsRound' | 'destroy';
@@ -51,7 +55,8 @@ async function serve(): Promise<void> {
     return;
   }
   const { train, valid } = splitShard(data.tokens, { validFraction: data.validFraction });
-  const validator = new Validator(data.config, gpu, train, valid, (line) => send({ type: 'log', line }), data.sampling);
+  const stored = data.storeDir ? storedPayloads(new CoordinatorStore(data.storeDir), data.config) : undefined;
+  const validator = new Validator(data.config, gpu, train, valid, (line) => send({ type: 'log', line }), data.sampling, stored);
   const call = (r: ValidatorRequest): Promise<unknown> => (validator[r.method] as (...a: unknown[]) => Promise<unknown>).apply(validator, r.args);
   // One request at a time, in the order sent: the replica is one state.
   let queue: Promise<void> = Promise.resolve();

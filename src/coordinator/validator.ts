@@ -18,6 +18,10 @@
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
 // Round scores → moving average → shares among the round's members → each round pays
 // emissionPerEpoch / epochRounds by share; the ledger keeps it all.
+// What it evaluates: every committed update (they are what replicas apply) and its secret
+// sample of all delivered (evaluationOrder); the committed arrive with their payloads, the
+// others are read from the update store one at a time (a StoredPayloads reader), so nothing
+// holds all N. The copy check still sketches every delivered update, one at a time.
 // Two halves on two threads: Validator.evaluate does the GPU work where the device is (a
 // worker thread in the coordinator: validator-thread.ts), recordScores the bookkeeping on the
 // coordinator's thread, the ledger's one writer.
@@ -25,11 +29,11 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { ModelReplica } from '../round/replica.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { SparseTensor } from '../sparseloco/selection.ts';
-import { decodeUpdate } from '../sparseloco/wire.ts';
+import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing } from './ledger.ts';
-import { assignedFactor, copySketchForRound, findCopies, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { assignedFactor, copySketchForRound, findCopies, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
 export { COPY_OVERLAP, NOISE_FLOOR, indexOverlap } from './scoring.ts';
@@ -42,8 +46,10 @@ export const EVAL_BATCHES = 4;
 export interface ClosedRound {
   round: number;
   members: string[];
-  /** In commit order (by sender), with when each reached the coordinator. */
+  /** The committed updates (what replicas apply), in commit order (by sender), with when each reached the coordinator. */
   included: { sender: string; payload: Uint8Array; deliveredAt: number }[];
+  /** The other updates delivered, sorted by sender: their payloads are read from the store when needed, one at a time. */
+  others: { sender: string; deliveredAt: number }[];
   missing: string[];
   /** Invalid updates refused this round, by sender. */
   invalid: Record<string, number>;
@@ -75,12 +81,28 @@ export function configuredSample(count: number, s: Pick<SamplingOptions, 'scoreA
   return count <= s.scoreAllUpTo ? count : Math.min(s.sampleSize, count);
 }
 
+/** Reads a stored update's payload (the coordinator's update store), or null when it is not stored. */
+export type StoredPayloads = (round: number, sender: string) => Uint8Array | null;
+
+/**
+ * The updates a round's evaluation covers, in the order a paced round cuts: the committed
+ * (in the secret order), then the rest of the secret sample of all delivered (same order).
+ */
+export function evaluationOrder(c: Pick<ClosedRound, 'round' | 'included' | 'others'>, s: SamplingOptions): string[] {
+  const committed = rankForRound(c.included.map((u) => u.sender), c.round, s.key);
+  const taken = new Set(committed);
+  const sample = [...sampleForRound([...c.included, ...c.others].map((u) => u.sender), c.round, s)].filter((x) => !taken.has(x));
+  return [...committed, ...rankForRound(sample, c.round, s.key)];
+}
+
 /** What the GPU side of scoring found in a round: the bookkeeping (recordScores) turns it into rows. */
 export interface RoundEvaluation {
   round: number;
   /** The evaluated updates' trials, by sender. */
   trials: [string, Trial][];
   copied: string[];
+  /** Senders whose update did not decode (the coordinator checks only the frame): penalised as invalid. */
+  undecodable: string[];
   /** The validator's θ_start(round) fingerprint. */
   weightsHash: string;
   timing: ScoringTiming;
@@ -105,8 +127,8 @@ export interface ValidatorEngine {
   /** Applies the commit of the round held (its payloads in commit order): it then holds the next. */
   apply(round: number, payloads: Uint8Array[]): Promise<void>;
   /**
-   * Evaluates `evaluate` of the round's updates (a keyed sample, a prefix of the configured
-   * one), checks all for copies, then applies the round's commit. The round must be the one held.
+   * Evaluates `evaluate` of the round's updates (a prefix of evaluationOrder), checks all
+   * delivered for copies, then applies the round's commit. The round must be the one held.
    */
   evaluate(c: ClosedRound, evaluate: number): Promise<RoundEvaluation>;
   encodeWeights(): Promise<Uint8Array>;
@@ -141,10 +163,11 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
   const trials = new Map(e.trials);
   const rows = scoreRound({
     members: c.members,
-    delivered: new Set(c.included.map((u) => u.sender)),
+    delivered: new Set([...c.included, ...c.others].map((u) => u.sender)),
     trials,
     copied: new Set(e.copied),
-    invalid: c.invalid,
+    // Refused at the coordinator, or (its body) by the validator's decode.
+    invalid: e.undecodable.reduce((n, s) => ({ ...n, [s]: (n[s] ?? 0) + 1 }), { ...c.invalid }),
     synced: (address) => c.reportedHashes[address] === e.weightsHash,
     previous: (address) => ledger.averages(address),
     emission: config.emissionPerEpoch / config.epochRounds,
@@ -173,6 +196,8 @@ export class Validator implements ValidatorEngine {
     private readonly valid: ArrayLike<number>,
     private readonly log: (line: string) => void,
     sampling: Partial<SamplingOptions> = {},
+    /** Where the uncommitted updates are read from (none: only the committed are evaluated and checked for copies). */
+    private readonly stored: StoredPayloads = () => null,
   ) {
     this.sampling = samplingOptions(sampling);
     this.replica = new ModelReplica(gpu, config, train, VALIDATOR_ADDRESS);
@@ -219,18 +244,38 @@ export class Validator implements ValidatorEngine {
     // the two compare like with like (held-out text is not distributed like the training split).
     const control = steps.map((step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: `${VALIDATOR_ADDRESS}-control`, step }));
     this.replica.discardRound();
-    const senders = c.included.map((u) => u.sender);
-    // A paced round evaluates fewer: the same keyed ranking, cut shorter, so it stays secret.
-    const sampled = evaluate >= configuredSample(senders.length, this.sampling) ? sampleForRound(senders, c.round, this.sampling) : sampleForRound(senders, c.round, { ...this.sampling, scoreAllUpTo: evaluate, sampleSize: evaluate });
+    // A paced round evaluates fewer: the same secret order, cut shorter.
+    const sampled = new Set(evaluationOrder(c, this.sampling).slice(0, evaluate));
     const base = sampled.size > 0 ? await this.replica.evaluate(random) : NaN;
     const baseControl = sampled.size > 0 ? await this.replica.evaluate(control) : NaN;
     const weightsHash = await this.replica.weightsHash();
     const trials: [string, Trial][] = [];
     const updates: { sender: string; indices: Uint32Array[]; at: number }[] = [];
-    for (const u of c.included) {
+    // The committed are in hand; the others are read one at a time and let go after.
+    const all = [...c.included, ...c.others.map((o) => ({ ...o, payload: null as Uint8Array | null }))];
+    let unread = 0;
+    const undecodable: string[] = [];
+    /** The update's tensors, or null (counted) when its body does not decode. */
+    const decoded = (sender: string, decode: () => SparseTensor[]): SparseTensor[] | null => {
+      try {
+        return decode();
+      } catch (e) {
+        if (!(e instanceof UpdateError)) throw e;
+        undecodable.push(sender);
+        this.log(`validator: round ${c.round}: the update of ${sender} does not decode (${e.message})`);
+        return null;
+      }
+    };
+    for (const entry of all) {
+      const u = { ...entry, payload: entry.payload ?? this.stored(c.round, entry.sender) };
+      if (!u.payload) {
+        unread++;
+        continue;
+      }
       if (!sampled.has(u.sender)) {
         // Not evaluated this round, but still checked for copying (decoding is cheap).
-        updates.push({ sender: u.sender, indices: indexSets(this.decode(u.payload, c.round)), at: u.deliveredAt });
+        const tensors = decoded(u.sender, () => this.decode(u.payload!, c.round));
+        if (tensors) updates.push({ sender: u.sender, indices: indexSets(tensors), at: u.deliveredAt });
         continue;
       }
       const from = performance.now();
@@ -238,7 +283,8 @@ export class Validator implements ValidatorEngine {
       const assigned = steps.map((step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: u.sender, step }));
       this.replica.discardRound();
       const baseAssigned = await this.replica.evaluate(assigned);
-      const tensors = this.replica.tryUpdate(u.payload, c.round, TRIAL_STEP);
+      const tensors = decoded(u.sender, () => this.replica.tryUpdate(u.payload!, c.round, TRIAL_STEP));
+      if (!tensors) continue;
       const after = await this.replica.evaluate(random);
       const afterAssigned = await this.replica.evaluate(assigned);
       const afterControl = await this.replica.evaluate(control);
@@ -251,12 +297,13 @@ export class Validator implements ValidatorEngine {
       updatesMs += performance.now() - from;
     }
     this.replica.discardRound();
+    if (unread > 0) this.log(`validator: round ${c.round}: ${unread} uncommitted update(s) no longer stored, not checked`);
     // The sketch's seed comes from the secret key, so nobody can shape a copy to slip past it.
     const copied = [...findCopies(updates, copySketchForRound(this.sampling.key, c.round))];
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
-    return { round: c.round, trials, copied, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
+    return { round: c.round, trials, copied, undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
   }
 
   /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */

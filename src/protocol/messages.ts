@@ -1,5 +1,7 @@
 // The control protocol between contributors and the coordinator, over one WebSocket each:
 // JSON text messages for control, binary frames for signed envelopes (envelope.ts).
+// What one peer receives per event is bounded: no message lists the whole swarm (a
+// pipelined run's round names its members: its stages need each other).
 //
 //   client                                   coordinator
 //   hello {version}                     →
@@ -11,26 +13,31 @@
 //                                       ←    stage {stage, reason}: moved to another stage
 //   synced {round, weightsHash, stage}  →    "I hold θ_start of `round` (of `stage`)": a member from it on
 //   heartbeat                           →
-//   signal {to, data}                   →    relayed as signal {from, data}, peers only
-//   <binary: signed 'update' envelope>  →    kept for the validator and for relaying
+//   signal {to, data}                   →    relayed as signal {from, data}, to a neighbour only
+//   <binary: signed 'update' envelope>  →    stored (the run's update store) for the commit,
+//                                            the validator and peers that fetch it
 //                                       ←    accepted {round, hash}: only then does the sender
-//                                            share it with peers, so a copier who re-signs it
+//                                            offer it to neighbours, so a copier who re-signs it
 //                                            always delivers after the original
 //   report {round, loss, …}             →
-//                                       ←    peers {peers}: everyone to connect to
-//                                       ←    round {round, members, stages, seed, deadline, tokensTrained}
-//                                       ←    commit {round, included, checkpointBy}
+//                                       ←    neighbours {neighbours}: the peers to link with
+//                                            (at most the run's `neighbours`), sent when they change
+//                                       ←    swarm {peers, ready, need}: counts while no round runs (throttled)
+//                                       ←    round {round, memberCount, …}: to the round's members
+//                                            only (a mid-round joiner gets its own)
+//                                       ←    commit {round, included, delivered, checkpointBy}:
+//                                            the ≤ gatherK updates every replica applies
 //                                       ←    rejected {what, reason}: one of yours was refused
 //                                       ←    scores {round, standing}: the validator's verdict
 //
 // HTTP beside it: GET /run, /shard, /status, /checkpoint (latest θ_start as a signed
-// 'weights' envelope), /update/<round>/<address> (a committed update), /commit/<round>;
+// 'weights' envelope), /update/<round>/<address> (a stored update), /commit/<round>;
 // PUT /checkpoint (a member's signed 'weights' envelope).
 // Every incoming message is checked with parseClientMessage / parseServerMessage, which
 // return null for anything malformed (the caller counts it and drops it).
 import type { RunConfig } from './run-config.ts';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Largest JSON control message either side accepts. */
 export const MAX_CONTROL_BYTES = 256 * 1024;
 
@@ -51,7 +58,8 @@ export interface RunState {
   /** The round in progress (or about to start). */
   round: number;
   phase: 'waiting' | 'training';
-  members: string[];
+  /** Members of the round in progress (a count: a welcome never lists the swarm). */
+  memberCount: number;
   /** Round of the coordinator's latest checkpoint, or -1. */
   checkpointRound: number;
   /** Lowest round whose commit the coordinator still serves. */
@@ -70,11 +78,15 @@ export type ServerMessage =
   | { type: 'challenge'; run: string; nonce: string; version: number }
   | { type: 'welcome'; address: string; config: RunConfig; state: RunState; stage: number }
   | { type: 'stage'; stage: number; reason: string }
-  | { type: 'peers'; peers: string[] }
+  | { type: 'neighbours'; neighbours: string[] }
+  | { type: 'swarm'; peers: number; ready: number; need: number }
   | { type: 'signal'; from: string; data: unknown }
   | {
       type: 'round';
       round: number;
+      /** Members of the round so far (it grows as late peers join). */
+      memberCount: number;
+      /** A pipelined run's members and their stages, sorted by address; empty in a run of one stage. */
       members: string[];
       stages: number[];
       seed: number;
@@ -87,7 +99,8 @@ export type ServerMessage =
        */
       tokensTrained: number;
     }
-  | { type: 'commit'; round: number; included: CommitEntry[]; checkpointBy: string | null }
+  /** `included`: the ≤ gatherK updates to apply, sorted by sender; `delivered`: how many were stored. */
+  | { type: 'commit'; round: number; included: CommitEntry[]; delivered: number; checkpointBy: string | null }
   | { type: 'rejected'; what: string; reason: string }
   | { type: 'accepted'; round: number; hash: string }
   | { type: 'scores'; round: number; standing: Standing }
@@ -171,7 +184,9 @@ export function parseClientMessage(text: string): ClientMessage | null {
   }
 }
 
-const isAddrList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= 100_000 && v.every((a) => isStr(a, 64));
+/** Longest list of addresses a message may carry: a pipelined round's members, a commit's entries. */
+export const MAX_LISTED_PEERS = 4096;
+const isAddrList = (v: unknown, max = MAX_LISTED_PEERS): v is string[] => Array.isArray(v) && v.length <= max && v.every((a) => isStr(a, 64));
 
 /** A coordinator's control message, or null when malformed. The run config is validated by the caller. */
 export function parseServerMessage(text: string): ServerMessage | null {
@@ -183,27 +198,29 @@ export function parseServerMessage(text: string): ServerMessage | null {
     case 'welcome': {
       const s = m.state;
       if (!isStr(m.address, 64) || !isObj(m.config) || !isObj(s)) return null;
-      if (!isRound(s.round) || (s.phase !== 'waiting' && s.phase !== 'training') || !isAddrList(s.members) || !isNum(s.checkpointRound) || !isNum(s.oldestCommit)) return null;
+      if (!isRound(s.round) || (s.phase !== 'waiting' && s.phase !== 'training') || !isCount(s.memberCount) || !isNum(s.checkpointRound) || !isNum(s.oldestCommit)) return null;
       if (!isStage(m.stage)) return null;
       return { type: 'welcome', address: m.address, config: m.config as unknown as RunConfig, state: s as unknown as RunState, stage: m.stage };
     }
     case 'stage':
       return isStage(m.stage) && isStr(m.reason, 1024) ? { type: 'stage', stage: m.stage, reason: m.reason } : null;
-    case 'peers':
-      return isAddrList(m.peers) ? { type: 'peers', peers: m.peers } : null;
+    case 'neighbours':
+      return isAddrList(m.neighbours, 256) ? { type: 'neighbours', neighbours: m.neighbours } : null;
+    case 'swarm':
+      return isCount(m.peers) && isCount(m.ready) && isCount(m.need) ? { type: 'swarm', peers: m.peers, ready: m.ready, need: m.need } : null;
     case 'signal':
       return isStr(m.from, 64) && m.data !== undefined ? { type: 'signal', from: m.from, data: m.data } : null;
     case 'round': {
-      if (!isRound(m.round) || !isAddrList(m.members) || !Array.isArray(m.stages) || m.stages.length !== m.members.length || !m.stages.every(isStage)) return null;
+      if (!isRound(m.round) || !isCount(m.memberCount) || !isAddrList(m.members) || !Array.isArray(m.stages) || m.stages.length !== m.members.length || !m.stages.every(isStage)) return null;
       return isNum(m.seed) && isNum(m.deadline) && isCount(m.tokensTrained)
-        ? { type: 'round', round: m.round, members: m.members, stages: m.stages as number[], seed: m.seed, deadline: m.deadline, tokensTrained: m.tokensTrained }
+        ? { type: 'round', round: m.round, memberCount: m.memberCount, members: m.members, stages: m.stages as number[], seed: m.seed, deadline: m.deadline, tokensTrained: m.tokensTrained }
         : null;
     }
     case 'commit': {
       const inc = m.included;
-      if (!isRound(m.round) || !Array.isArray(inc) || !inc.every((e) => isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage))) return null;
-      if (!(m.checkpointBy === null || isStr(m.checkpointBy, 64))) return null;
-      return { type: 'commit', round: m.round, included: inc as CommitEntry[], checkpointBy: m.checkpointBy as string | null };
+      if (!isRound(m.round) || !Array.isArray(inc) || inc.length > MAX_LISTED_PEERS || !inc.every((e) => isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage))) return null;
+      if (!(m.checkpointBy === null || isStr(m.checkpointBy, 64)) || !isCount(m.delivered)) return null;
+      return { type: 'commit', round: m.round, included: inc as CommitEntry[], delivered: m.delivered, checkpointBy: m.checkpointBy as string | null };
     }
     case 'rejected':
       return isStr(m.what, 256) && isStr(m.reason, 1024) ? { type: 'rejected', what: m.what, reason: m.reason } : null;

@@ -58,6 +58,14 @@ export interface RunConfig {
   minMembers: number;
   /** A member uploads θ_start to the coordinator every this many rounds (late joiners' fallback). */
   checkpointEvery: number;
+  /**
+   * Updates a round's commit names (every replica fetches and applies exactly these; all of
+   * them when fewer were delivered). Chosen by the validator's standing, with exploration so
+   * newcomers get in: what a replica downloads and decodes per round stays K, not N.
+   */
+  gatherK: number;
+  /** WebRTC links a contributor keeps at most (the coordinator picks them): not N − 1. */
+  neighbours: number;
   /** Tokenizer of the data shard the coordinator serves. */
   tokenizer: 'bytes' | 'gpt2';
   /** STUN/TURN servers for WebRTC; none needed on loopback. */
@@ -72,6 +80,10 @@ export interface RunConfig {
   /** What the unit is worth or maps to, in words (on a chain run: which subnet's weights). */
   rewardNote: string;
 }
+
+/** Bounds of gatherK and neighbours: what one replica fetches and links per round stays small. */
+export const MAX_GATHER_K = 4096;
+export const MAX_NEIGHBOURS = 256;
 
 export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   run: 'local',
@@ -101,6 +113,8 @@ export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   minMembers: 1,
   // A checkpoint is the whole model: uploaded every round it would be most of a volunteer's upload.
   checkpointEvery: 10,
+  gatherK: 20,
+  neighbours: 8,
   tokenizer: 'bytes',
   iceServers: [],
   maxMessageBytes: 64 * 1024 * 1024,
@@ -168,6 +182,8 @@ export function parseRunConfig(input: unknown): RunConfig {
   int('heartbeatMisses', c.heartbeatMisses, 1, 1000);
   int('minMembers', c.minMembers, 1, 10_000);
   int('checkpointEvery', c.checkpointEvery, 1);
+  int('gatherK', c.gatherK, 1, MAX_GATHER_K);
+  int('neighbours', c.neighbours, 1, MAX_NEIGHBOURS);
   if (c.tokenizer !== 'bytes' && c.tokenizer !== 'gpt2') throw new RunConfigError('tokenizer', `must be 'bytes' or 'gpt2', got ${JSON.stringify(c.tokenizer)}`);
   if (preset(c.model).vocabSize < 50257 && c.tokenizer === 'gpt2') throw new RunConfigError('tokenizer', `'gpt2' needs a model with a 50257-token vocabulary; '${c.model}' has ${preset(c.model).vocabSize}`);
   const optStr = (v: unknown) => v === undefined || typeof v === 'string';

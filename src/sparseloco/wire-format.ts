@@ -112,6 +112,12 @@ export interface DecodeExpectations {
   layout?: readonly TensorLayout[];
   /** Messages longer than this are rejected before anything else is read. */
   maxBytes?: number;
+  /**
+   * Check the frame only — header, tensor table, size, checksum, config, round, layout, the
+   * tables' values — not the index and code streams, and return no tensors. A relay's check
+   * (the coordinator's intake): ~1/60 of a full decode; whoever applies the update decodes it in full.
+   */
+  structureOnly?: boolean;
 }
 
 // ---- sizes ----

@@ -7,6 +7,7 @@ import { runPipelineBench } from './pipeline.ts';
 import { runHonestShareBench } from './honest-share.ts';
 import { runCopyCheckBench } from './copy-check.ts';
 import { runValidatorLoopBench } from './validator-loop.ts';
+import { runSimulateBench } from './simulate.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -17,6 +18,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   'honest-share': runHonestShareBench,
   'copy-check': runCopyCheckBench,
   'validator-loop': runValidatorLoopBench,
+  simulate: runSimulateBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -24,6 +24,7 @@ function closedRound(config: RunConfig, updates: number): ClosedRound {
     round: 0,
     members,
     included: members.map((sender, i) => ({ sender, payload: modelUpdate(config, 0, i + 1), deliveredAt: 1000 + i })),
+    others: [],
     missing: [],
     invalid: {},
     reportedHashes: Object.fromEntries(members.map((m) => [m, ''])),

@@ -1,15 +1,17 @@
 // An Exchange (src/contributor/exchange.ts) in-process, on doubles: a clock the test moves by
 // hand, a replica whose steps take fake time, a mesh and a coordinator link that record what
 // is sent, and an Inbox in front of it as in the contributor. The test plays the coordinator
-// (its messages, as Contributor.onServer hands them over) and the other peers (envelopes
-// sealed with their hotkeys). Real envelopes and signatures; no GPU, WebRTC or sockets.
-import { peekEnvelope, sealEnvelope, type MessageKind } from '../../src/net/envelope.ts';
+// (its messages, as Contributor.onServer hands them over) and the neighbours (envelopes
+// sealed with their hotkeys: updates, and have/want/refuse of the gather exchange). Real
+// envelopes and signatures; no GPU, WebRTC or sockets.
+import { openEnvelope, peekEnvelope, sealEnvelope, type MessageKind } from '../../src/net/envelope.ts';
+import { encodePeerMessage, parsePeerMessage, type PeerMessage } from '../../src/protocol/peer-messages.ts';
 import { toHex } from '../../src/base/hex.ts';
 import type { ClientMessage, CommitEntry, ServerMessage } from '../../src/protocol/messages.ts';
 import type { HttpClient } from '../../src/protocol/http.ts';
 import { parseRunConfig, type RunConfig } from '../../src/protocol/run-config.ts';
 import type { ContributorEvent, StopMode } from '../../src/contributor/events.ts';
-import { Exchange, type ExchangeReplica } from '../../src/contributor/exchange.ts';
+import { Exchange, type ExchangeReplica, type SwarmCounts } from '../../src/contributor/exchange.ts';
 import { Inbox, Refusals } from '../../src/contributor/inbox.ts';
 import type { CommitInfo } from '../../src/contributor/sync.ts';
 import { Traffic } from '../../src/contributor/traffic.ts';
@@ -109,19 +111,44 @@ export function updatePayload(round: number, tag: number): Uint8Array {
   return new Uint8Array([tag, round, 7, 7, 7]);
 }
 
-/** The mesh: linked peers, and every send recorded. */
+/** What went to one neighbour: a gather message, or an update envelope (an answer to its want). */
+export type Sent = { to: string; gather: PeerMessage } | { to: string; update: Uint8Array };
+
+/** The mesh: linked neighbours, and every send recorded (with the bytes, as a real mesh counts them). */
 export class FakeMesh {
   readonly linked = new Set<string>();
-  readonly sends: { to: string[]; envelope: Uint8Array }[] = [];
-  async sendAll(to: readonly string[], envelope: Uint8Array) {
-    this.sends.push({ to: [...to], envelope });
-    return { sent: to.filter((a) => this.linked.has(a)), failed: to.filter((a) => !this.linked.has(a)) };
+  readonly sends: Sent[] = [];
+  bytesSent = 0;
+  /** While set, sends of updates stay under way until `finish()` (a slow uplink). */
+  slow = false;
+  private underWay: (() => void)[] = [];
+  async send(to: string, envelope: Uint8Array): Promise<boolean> {
+    if (!this.linked.has(to)) return false;
+    this.bytesSent += envelope.length;
+    const { header, payload } = openEnvelope(envelope, { run: RUN, maxPayloadBytes: 1e6 });
+    this.sends.push(header.kind === 'gather' ? { to, gather: parsePeerMessage(payload)! } : { to, update: envelope });
+    if (this.slow && header.kind === 'update') await new Promise<void>((r) => this.underWay.push(r));
+    return true;
+  }
+  /** Every update send under way completes. */
+  finish(): void {
+    for (const r of this.underWay.splice(0)) r();
   }
   isConnected(addr: string): boolean {
     return this.linked.has(addr);
   }
+  get connectedPeers(): string[] {
+    return [...this.linked].sort();
+  }
   stats() {
-    return { bytesSent: 0, bytesReceived: 0, dropped: 0, links: this.linked.size };
+    return { bytesSent: this.bytesSent, bytesReceived: 0, dropped: 0, links: this.linked.size };
+  }
+  /** The gather messages sent so far (to whom, what). */
+  get gathers(): { to: string; gather: PeerMessage }[] {
+    return this.sends.filter((x): x is { to: string; gather: PeerMessage } => 'gather' in x);
+  }
+  get updates(): { to: string; update: Uint8Array }[] {
+    return this.sends.filter((x): x is { to: string; update: Uint8Array } => 'update' in x);
   }
 }
 
@@ -164,13 +191,15 @@ export interface Harness {
   events: ContributorEvent[];
   committed: CommitInfo[];
   config: RunConfig;
-  /** The run's peers as the coordinator lists them. */
+  /** Our neighbours as the coordinator lists them. */
   peers: string[];
-  state: { stopMode: StopMode | null; disconnected: boolean };
+  state: { stopMode: StopMode | null; disconnected: boolean; swarm: SwarmCounts | null };
   /** A control message from the coordinator, handed over as Contributor.onServer does. */
   hear(m: ServerMessage): void;
   /** A message from a peer's link. */
   fromPeer(link: Hotkey, bytes: Uint8Array): void;
+  /** A have/want/refuse from a neighbour, signed by it. */
+  gatherFrom(link: Hotkey, m: PeerMessage): void;
   of<T extends ContributorEvent['event']>(event: T): Extract<ContributorEvent, { event: T }>[];
 }
 
@@ -186,7 +215,7 @@ export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}
   const refusals = new Refusals(onEvent);
   const committed: CommitInfo[] = [];
   const peers: string[] = [];
-  const state = { stopMode: null as StopMode | null, disconnected: false };
+  const state = { stopMode: null as StopMode | null, disconnected: false, swarm: null as SwarmCounts | null };
   const changes = new Changes(clock, () => state.stopMode === 'now' || state.disconnected);
   const work = new Serial();
   const exchange = new Exchange({
@@ -196,7 +225,7 @@ export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}
     replica: () => replica,
     mesh: () => mesh,
     coordinator: () => link,
-    peers: () => peers,
+    swarm: () => state.swarm,
     stopMode: () => state.stopMode,
     disconnected: () => state.disconnected,
     moving: () => false,
@@ -208,7 +237,8 @@ export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}
   const inbox = new Inbox({
     config: () => config,
     peers: () => peers,
-    update: (from, header, payload) => exchange.admitUpdate(from, header, payload),
+    update: (from, header, bytes, payload) => exchange.gather.admitUpdate(from, header, bytes, payload),
+    gather: (from, payload) => exchange.gather.admitMessage(from, payload),
     handoff: () => ({ reason: 'unexpected-kind', message: 'no pipeline here' }),
     weightsRequest: () => {},
     weights: () => false,
@@ -219,13 +249,22 @@ export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}
       if (m.type === 'round') exchange.announce(m);
       else if (m.type === 'commit') exchange.commitHeard(m);
       else if (m.type === 'accepted') exchange.confirmed(m.round, m.hash);
+      else if (m.type === 'swarm') state.swarm = { peers: m.peers, ready: m.ready, need: m.need };
       changes.notify();
     },
     fromPeer(from, bytes) {
       inbox.admit(from.address, bytes);
     },
+    gatherFrom(from, m) {
+      inbox.admit(from.address, sealEnvelope(from, { kind: 'gather', run: RUN, round: m.round, stage: 0 }, encodePeerMessage(m)));
+    },
     of: (event) => events.filter((e) => e.event === event) as never,
   };
+}
+
+/** The coordinator's `round`, sent to members only; a run of one stage lists nobody. */
+export function announce(h: Harness, round: number, memberCount: number): void {
+  h.hear({ type: 'round', round, memberCount, members: [], stages: [], seed: 1, deadline: h.clock.t + 60_000, tokensTrained: round * 1000 });
 }
 
 /** A signed envelope of this run from `key`. */

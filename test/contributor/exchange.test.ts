@@ -1,12 +1,15 @@
 // The round's state machine of one contributor (src/contributor/exchange.ts), in-process on a
-// hand-moved clock: the test plays the coordinator and the other peers, and checks each
-// transition — waiting, training, sending (coordinator first), collecting, applying — its
-// deadlines, and that bad peer messages are dropped and counted, never applied.
+// hand-moved clock: the test plays the coordinator and the neighbours, and checks each
+// transition — waiting (the swarm's counts), training, sending (once, to the store; offered to
+// neighbours only after `accepted`), applying exactly the commit's K (gathered from
+// neighbours or the store) — and that bad peer messages are dropped and counted, never applied.
+// The gather exchange's own bounds and fallbacks: gather.test.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openEnvelope } from '../../src/net/envelope.ts';
-import { COORDINATOR_FIRST_MS, PEER_UPDATE_GRACE_MS, WAIT_REPORT_MS } from '../../src/contributor/exchange.ts';
+import { WAIT_REPORT_MS } from '../../src/contributor/exchange.ts';
+import { HAVE_WAIT_MS } from '../../src/contributor/gather.ts';
 import { RECHECK_MS } from '../../src/contributor/waiting.ts';
-import { FakeReplica, devKeys, entry, envelope, makeExchange, settle, updatePayload, type Harness, type Keys } from './exchange-harness.ts';
+import { FakeReplica, announce, devKeys, entry, envelope, makeExchange, settle, updatePayload, type Harness, type Keys } from './exchange-harness.ts';
 
 let k: Keys;
 beforeAll(async () => {
@@ -14,21 +17,15 @@ beforeAll(async () => {
 });
 
 const H = 3; // inner steps per round (the harness's run config)
-const deadline = 60_000;
 
-/** Alice (us), Bob and Carol in the run, all linked; Alice holds θ_start(0) and runs her rounds. */
-function threePeers(): { h: Harness; done: Promise<void>; members: string[] } {
-  const h = makeExchange(k.alice);
-  const members = [k.alice.address, k.bob.address, k.carol.address].sort();
-  h.peers.push(...members);
+/** Alice (us) linked with neighbours Bob and Carol; Alice holds θ_start(0) and runs her rounds. */
+function threePeers(overrides: Record<string, unknown> = {}): { h: Harness; done: Promise<void> } {
+  const h = makeExchange(k.alice, overrides);
+  h.peers.push(k.bob.address, k.carol.address);
   h.mesh.linked.add(k.bob.address).add(k.carol.address);
   h.exchange.hold(0);
   const done = h.exchange.run();
-  return { h, done, members };
-}
-
-function announce(h: Harness, round: number, members: string[]): void {
-  h.hear({ type: 'round', round, members, stages: members.map(() => 0), seed: 1, deadline: h.clock.t + deadline, tokensTrained: round * 1000 });
+  return { h, done };
 }
 
 /** Our update of `round` as the coordinator received it. */
@@ -38,151 +35,138 @@ function ours(h: Harness, round: number): Uint8Array {
   return sent[0];
 }
 
+async function stop(h: Harness, done: Promise<void>): Promise<void> {
+  h.state.stopMode = 'now';
+  h.hear({ type: 'error', message: 'stop' });
+  await done;
+}
+
 describe('contributor exchange (fake clock)', () => {
-  it('waits for its round, trains H steps, sends to the coordinator first, then to the members, and applies the commit', async () => {
-    const { h, done, members } = threePeers();
+  it('waits with the swarm counts, trains H steps, sends once to the store, offers it after accepted, and applies exactly the commit', async () => {
+    const { h, done } = threePeers();
     await settle();
     expect(h.of('round')).toEqual([]);
-    // A wait for a round is reported once it lasts WAIT_REPORT_MS, not before.
+    // A wait for a round is reported once it lasts WAIT_REPORT_MS, with the coordinator's counts.
+    h.hear({ type: 'swarm', peers: 40, ready: 1, need: 2 });
     await h.clock.advance(WAIT_REPORT_MS - RECHECK_MS);
     expect(h.of('progress')).toEqual([]);
     await h.clock.advance(RECHECK_MS);
-    expect(h.of('progress').map((e) => e.text)).toEqual(['waiting for the next round to start (3 contributors connected)']);
+    expect(h.of('progress')).toEqual([{ event: 'progress', phase: 'peers', done: 1, total: 2, text: 'waiting for peers: 1 of the 2 contributors a round needs are ready (40 contributors connected)' }]);
+    h.hear({ type: 'swarm', peers: 41, ready: 30, need: 2 });
+    await h.clock.advance(RECHECK_MS);
+    expect(h.of('progress').at(-1)!.text).toBe('waiting for the next round to start (41 contributors connected)');
 
-    // waiting → training: the round names us.
-    announce(h, 0, members);
+    // waiting → training: a `round` message comes to members only; its count is the round event's.
+    announce(h, 0, 300);
     await settle();
-    expect(h.of('round')).toEqual([{ event: 'round', round: 0, members: 3, plannedRounds: h.config.plannedRounds, tokensTrained: 0 }]);
+    expect(h.of('round')).toEqual([{ event: 'round', round: 0, members: 300, plannedRounds: h.config.plannedRounds, tokensTrained: 0 }]);
     await h.clock.advance(H * FakeReplica.STEP_MS);
     expect(h.replica.stepsTaken).toEqual([0, 1, 2].map((step) => ({ round: 0, step })));
-    expect(h.of('step').map((e) => e.loss)).toEqual([3, 2.9, 2.8]);
 
-    // sending: the coordinator has it; the members get it only once the coordinator confirms.
+    // sending: the store has it once; neighbours hear of it only once the store accepts it, and never get it unasked.
     const mine = ours(h, 0);
-    expect(openEnvelope(mine, { run: h.config.run, maxPayloadBytes: 1e6 }).header).toMatchObject({ kind: 'update', sender: k.alice.address, round: 0, stage: 0 });
     expect(h.mesh.sends).toEqual([]);
-    h.hear({ type: 'accepted', round: 0, hash: entry(k.alice, mine).hash });
+    const myHash = entry(k.alice, mine).hash;
+    h.hear({ type: 'accepted', round: 0, hash: myHash });
     await settle();
-    expect(h.mesh.sends).toEqual([{ to: [k.bob.address, k.carol.address].sort(), envelope: mine }]);
+    expect(h.mesh.gathers).toEqual([k.bob, k.carol].map((p) => ({ to: p.address, gather: { type: 'have', round: 0, hashes: [myHash] } })).sort((a, b) => a.to.localeCompare(b.to)));
+    expect(h.mesh.updates).toEqual([]);
     expect(h.of('sent')).toEqual([{ event: 'sent', round: 0, bytes: mine.length, delivered: 2, failed: 0 }]);
 
-    // collecting: Bob's update comes peer to peer; Carol's only reaches the coordinator.
+    // Bob's update is committed and Bob says he has it: we ask him. Carol's nobody announced: the store.
     const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
     const carol = envelope(k.carol, 0, updatePayload(0, 0xc0));
-    h.fromPeer(k.bob, bob);
+    h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [entry(k.bob, bob).hash] });
     h.http.updates.set(`0/${k.carol.address}`, carol);
-
-    // applying: linked Carol gets PEER_UPDATE_GRACE_MS to deliver before we fetch hers.
     const included = [entry(k.alice, mine), entry(k.bob, bob), entry(k.carol, carol)];
-    h.hear({ type: 'commit', round: 0, included, checkpointBy: null });
+    h.hear({ type: 'commit', round: 0, included, delivered: 300, checkpointBy: null });
     await settle();
-    await h.clock.advance(PEER_UPDATE_GRACE_MS - 1);
+    expect(h.mesh.gathers.slice(2)).toEqual([{ to: k.bob.address, gather: { type: 'want', round: 0, hash: entry(k.bob, bob).hash } }]);
+    h.fromPeer(k.bob, bob);
+    await h.clock.advance(HAVE_WAIT_MS - 1);
     expect(h.http.gets).toEqual([]);
-    expect(h.replica.applied).toEqual([]);
     await h.clock.advance(1);
     expect(h.http.gets).toEqual([`http://coordinator.test/update/0/${k.carol.address}`]);
     expect(h.replica.applied).toEqual([{ round: 0, payloads: [updatePayload(0, 0xa1), updatePayload(0, 0xb0), updatePayload(0, 0xc0)] }]);
     expect(h.exchange.held).toBe(1);
-    expect(h.of('commit')).toEqual([expect.objectContaining({ round: 0, trained: true, included: 3, fromPeers: 2, fetched: 1, rejected: { frames: 0 }, weightsHash: 'weights-after-1' })]);
-    expect(h.of('commit')[0].loss).toBeCloseTo(2.9, 10);
-    expect(h.link.text).toEqual([
-      { type: 'synced', round: 1, weightsHash: 'weights-after-1', stage: 0 },
-      expect.objectContaining({ type: 'report', round: 0, rejected: 0, peers: 2 }),
-    ]);
+    const commit = h.of('commit')[0];
+    expect(commit).toMatchObject({ round: 0, trained: true, included: 3, delivered: 300, fromPeers: 1, fetched: 1, served: 0, held: 3, rejected: { frames: 0 }, weightsHash: 'weights-after-1' });
+    expect(commit.loss).toBeCloseTo(2.9, 10);
+    // This round's bytes: our update up once, Carol's down from the store; the gather messages up.
+    expect(commit.roundBytesDown).toBe(carol.length);
+    expect(commit.roundBytesUp).toBe(mine.length + h.mesh.bytesSent);
+    // What we gathered we now offer: Bob does not need his own back, but we tell every neighbour once.
+    const offered = h.mesh.gathers.filter((x) => x.gather.type === 'have' && x.gather.hashes[0] !== myHash).map((x) => x.gather);
+    expect(offered).toHaveLength(4);
+    expect(h.link.text).toEqual([{ type: 'synced', round: 1, weightsHash: 'weights-after-1', stage: 0 }, expect.objectContaining({ type: 'report', round: 0, rejected: 0, peers: 2 })]);
     expect(h.committed.map((c) => c.round)).toEqual([0]);
-    expect(h.replica.discarded).toBe(0);
-
-    // Round 1: the coordinator never confirms; the members still get our update after COORDINATOR_FIRST_MS.
-    announce(h, 1, members);
-    await h.clock.advance(H * FakeReplica.STEP_MS);
-    ours(h, 1);
-    await h.clock.advance(COORDINATOR_FIRST_MS - 1);
-    expect(h.mesh.sends).toHaveLength(1);
-    await h.clock.advance(1);
-    expect(h.mesh.sends).toHaveLength(2);
-
-    h.state.stopMode = 'now';
-    h.hear({ type: 'error', message: 'stop' });
-    await done;
+    await stop(h, done);
     expect(h.clock.pending).toBe(0);
   });
 
   it('drops a bad peer message and counts it by reason, and applies only what the commit lists', async () => {
-    const { h, done, members } = threePeers();
-    announce(h, 0, members);
+    const { h, done } = threePeers();
+    announce(h, 0, 3);
     await h.clock.advance(H * FakeReplica.STEP_MS);
     const mine = ours(h, 0);
     h.hear({ type: 'accepted', round: 0, hash: entry(k.alice, mine).hash });
     await settle();
 
-    const carolCorrupt = envelope(k.carol, 0, new Uint8Array([FakeReplica.CORRUPT, 0, 1]));
-    h.fromPeer(k.carol, carolCorrupt); // decodes badly
-    h.fromPeer(k.bob, envelope(k.carol, 0, updatePayload(0, 0xc0))); // Carol's, relayed by Bob's link
+    const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
+    h.fromPeer(k.bob, bob); // an update nobody asked for (protocol 2 pushes none)
     h.fromPeer(k.bob, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])); // not an envelope
     h.fromPeer(k.bob, envelope(k.bob, 0, updatePayload(0, 0xb0), 'update', 'another-run'));
-    h.fromPeer(k.dave, envelope(k.dave, 0, updatePayload(0, 0xd0))); // not in the run
-    h.fromPeer(k.bob, envelope(k.bob, 5, updatePayload(5, 0xb0))); // a round not current
-    const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
-    h.fromPeer(k.bob, bob);
-    h.fromPeer(k.bob, envelope(k.bob, 0, updatePayload(0, 0xb1))); // a second one
+    h.fromPeer(k.dave, envelope(k.dave, 0, updatePayload(0, 0xd0))); // not a neighbour
+    h.fromPeer(k.bob, envelope(k.carol, 0, new TextEncoder().encode('{"type":"have"}'), 'gather')); // gather signed by another
+    h.fromPeer(k.bob, envelope(k.bob, 0, new TextEncoder().encode('{"type":"have","round":0}'), 'gather')); // malformed
+    h.gatherFrom(k.bob, { type: 'have', round: 9, hashes: ['ab'.repeat(32)] }); // a round far ahead
     h.fromPeer(k.bob, envelope(k.bob, 0, new Uint8Array(0), 'activations')); // a run of one stage
 
     const reasons = h.of('rejected').map((e) => e.reason);
-    expect(reasons).toEqual(['update-corrupt', 'wrong-sender', 'envelope-magic', 'envelope-run', 'unknown-member', 'stale-round', 'duplicate', 'unexpected-kind']);
+    expect(reasons).toEqual(['unasked', 'envelope-magic', 'envelope-run', 'unknown-member', 'wrong-sender', 'gather-malformed', 'stale-round', 'unexpected-kind']);
     expect(h.refusals.total).toBe(8);
 
-    // Carol's good update is committed but never came intact: fetched; Bob's from the peer.
-    const carol = envelope(k.carol, 0, updatePayload(0, 0xc0));
-    h.http.updates.set(`0/${k.carol.address}`, carol);
-    h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), entry(k.bob, bob), entry(k.carol, carol)], checkpointBy: null });
-    await h.clock.advance(PEER_UPDATE_GRACE_MS);
-    expect(h.replica.applied).toEqual([{ round: 0, payloads: [updatePayload(0, 0xa1), updatePayload(0, 0xb0), updatePayload(0, 0xc0)] }]);
-    const commit = h.of('commit')[0];
-    expect(commit).toMatchObject({ fromPeers: 2, fetched: 1 });
-    expect(commit.rejected).toEqual({ 'update-corrupt': 1, 'wrong-sender': 1, 'envelope-magic': 1, 'envelope-run': 1, 'unknown-member': 1, 'stale-round': 1, duplicate: 1, 'unexpected-kind': 1, frames: 0 });
+    h.http.updates.set(`0/${k.bob.address}`, bob);
+    h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), entry(k.bob, bob)], delivered: 2, checkpointBy: null });
+    await h.clock.advance(HAVE_WAIT_MS);
+    expect(h.replica.applied).toEqual([{ round: 0, payloads: [updatePayload(0, 0xa1), updatePayload(0, 0xb0)] }]);
+    expect(h.of('commit')[0]).toMatchObject({ fromPeers: 0, fetched: 1 });
     expect(h.link.text.find((m) => m.type === 'report')).toMatchObject({ rejected: 8 });
-
-    h.state.stopMode = 'now';
-    h.hear({ type: 'error', message: 'stop' });
-    await done;
+    await stop(h, done);
   });
 
   it('drops its training when the round closes without it, sends nothing, and still applies the commit', async () => {
-    const { h, done, members } = threePeers();
-    announce(h, 0, members);
+    const { h, done } = threePeers();
+    announce(h, 0, 3);
     await h.clock.advance(FakeReplica.STEP_MS); // one of H steps done
     const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
+    h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [entry(k.bob, bob).hash] });
+    h.hear({ type: 'commit', round: 0, included: [entry(k.bob, bob)], delivered: 1, checkpointBy: null });
+    await h.clock.advance(FakeReplica.STEP_MS); // the step under way ends; the round is dropped; we ask Bob
+    expect(h.mesh.gathers.map((x) => x.gather.type)).toEqual(['want']);
     h.fromPeer(k.bob, bob);
-    h.hear({ type: 'commit', round: 0, included: [entry(k.bob, bob)], checkpointBy: null });
-    await h.clock.advance(FakeReplica.STEP_MS);
+    await settle();
     expect(h.replica.stepsTaken.length).toBeLessThan(H);
     expect(h.replica.discarded).toBe(1);
     expect(h.link.binary).toEqual([]);
-    expect(h.mesh.sends).toEqual([]);
     expect(h.replica.applied).toEqual([{ round: 0, payloads: [updatePayload(0, 0xb0)] }]);
     expect(h.of('commit')).toEqual([expect.objectContaining({ round: 0, trained: false, loss: null, fromPeers: 1, fetched: 0 })]);
-    // No loss, no report; synced still goes.
-    expect(h.link.text.map((m) => m.type)).toEqual(['synced']);
-
-    h.state.stopMode = 'now';
-    h.hear({ type: 'error', message: 'stop' });
-    await done;
+    expect(h.link.text.map((m) => m.type)).toEqual(['synced']); // no loss, no report
+    await stop(h, done);
   });
 
-  it("applies a round it is not a member of, and stops after the round when asked to", async () => {
+  it('applies a round it is not a member of, and stops after the round when asked to', async () => {
     const { h, done } = threePeers();
-    const others = [k.bob.address, k.carol.address].sort();
-    announce(h, 0, others);
-    await h.clock.advance(10_000);
+    await h.clock.advance(10_000); // no `round` message: we are not a member
     expect(h.of('round')).toEqual([]);
     const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
-    h.fromPeer(k.bob, bob);
+    h.http.updates.set(`0/${k.bob.address}`, bob);
     h.state.stopMode = 'after-round';
-    h.hear({ type: 'commit', round: 0, included: [entry(k.bob, bob)], checkpointBy: null });
-    await h.clock.advance(PEER_UPDATE_GRACE_MS);
+    h.hear({ type: 'commit', round: 0, included: [entry(k.bob, bob)], delivered: 7, checkpointBy: null });
+    await h.clock.advance(HAVE_WAIT_MS);
     await done;
     expect(h.replica.stepsTaken).toEqual([]);
     expect(h.exchange.held).toBe(1);
-    expect(h.of('commit')).toEqual([expect.objectContaining({ round: 0, trained: false, included: 1, fromPeers: 1 })]);
+    expect(h.of('commit')).toEqual([expect.objectContaining({ round: 0, trained: false, included: 1, delivered: 7, fetched: 1 })]);
   });
 });

@@ -9,10 +9,11 @@ import { CoordinatorStore } from '../../src/coordinator/state-store.ts';
 import { preset, parameterLayout } from '../../src/model/config.ts';
 import { sealEnvelope, type MessageKind } from '../../src/net/envelope.ts';
 import { toHex } from '../../src/base/hex.ts';
-import { joinChallenge, parseServerMessage, type ServerMessage } from '../../src/protocol/messages.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, type ServerMessage } from '../../src/protocol/messages.ts';
 import { parseRunConfig, type RunConfig } from '../../src/protocol/run-config.ts';
 import { chunkExtent, chunkGrid, keptInChunk, keptInTensor } from '../../src/kernels/chunks.ts';
-import { encodeUpdate, type TensorSelection } from '../../src/sparseloco/wire.ts';
+import { decodeUpdate, encodeUpdate, type TensorSelection } from '../../src/sparseloco/wire.ts';
+import { crc32 } from '../../src/base/crc32.ts';
 import { configHash } from '../../src/model/identity.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { rng } from '../helpers/rng.ts';
@@ -138,7 +139,7 @@ export class Peer {
 
   /** hello → challenge: the nonce. */
   hello(): Of<'challenge'> {
-    this.text({ type: 'hello', version: 1 });
+    this.text({ type: 'hello', version: PROTOCOL_VERSION });
     const c = this.last('challenge');
     if (!c) throw new Error(`no challenge: ${JSON.stringify(this.conn.sent)}`);
     return c;
@@ -198,3 +199,29 @@ export function signedUpdate(key: Hotkey, config: RunConfig, round: number, seed
   return seal(key, round, modelUpdate(config, round, seed), { run: config.run });
 }
 
+
+/**
+ * A copy of a valid update whose frame still checks (header, layout, checksum recomputed) but
+ * whose body does not decode: one byte of an index stream changed (the first that breaks it).
+ */
+export function undecodableUpdate(config: RunConfig, round: number, seed = 1): Uint8Array {
+  const cfg = preset(config.model);
+  const expect = { configHash: configHash(cfg), round, layout: parameterLayout(cfg).map((p) => ({ name: p.name, shape: p.shape })) };
+  const good = modelUpdate(config, round, seed);
+  for (let at = Math.floor(good.length / 3); at < good.length - 4; at++) {
+    const bad = good.slice();
+    bad[at] ^= 0xa5;
+    new DataView(bad.buffer).setUint32(bad.length - 4, crc32(bad.subarray(0, bad.length - 4)), true);
+    const fails = (o: object) => {
+      try {
+        decodeUpdate(bad, { ...expect, ...o });
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    // The body breaks, the frame still checks.
+    if (fails({}) && !fails({ structureOnly: true })) return bad;
+  }
+  throw new Error('no byte breaks the body of this update');
+}

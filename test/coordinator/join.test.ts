@@ -20,9 +20,9 @@ describe('coordinator: joining', () => {
     const welcome = p.last('welcome');
     expect(welcome).toEqual({
       type: 'welcome', address: k.alice.address, config,
-      state: { round: 0, phase: 'waiting', members: [], checkpointRound: -1, oldestCommit: 0 }, stage: 0,
+      state: { round: 0, phase: 'waiting', memberCount: 0, checkpointRound: -1, oldestCommit: 0 }, stage: 0,
     });
-    expect(p.last('peers')?.peers).toEqual([k.alice.address]);
+    expect(p.last('neighbours')?.neighbours).toEqual([]);
     expect(p.conn.closed).toBeNull();
     expect(coordinator.status().peers).toEqual([k.alice.address]);
     expect(coordinator.status().rejected).toEqual({});
@@ -34,15 +34,14 @@ describe('coordinator: joining', () => {
     expect(nonces.size).toBe(5);
   });
 
-  it('tells the other peers who joined', () => {
+  it('links a newcomer with its neighbours and tells only them', () => {
     const { coordinator } = makeCoordinator();
     const a = new Peer(coordinator, k.alice);
     a.join();
     const b = new Peer(coordinator, k.bob);
     b.join();
-    const both = [k.alice.address, k.bob.address].sort();
-    expect(a.last('peers')?.peers).toEqual(both);
-    expect(b.last('peers')?.peers).toEqual(both);
+    expect(a.last('neighbours')?.neighbours).toEqual([k.bob.address]);
+    expect(b.last('neighbours')?.neighbours).toEqual([k.alice.address]);
   });
 
   const refusals: [string, (p: Peer, nonce: string) => { address: string; signature: string }][] = [
@@ -123,7 +122,7 @@ describe('coordinator: joining', () => {
     const p = new Peer(coordinator, k.alice);
     p.text({ type: 'hello', version: PROTOCOL_VERSION + 1 });
     expect(p.last('challenge')).toBeUndefined();
-    expect(p.last('error')?.message).toMatch(/protocol version 2 .*update Tessera/);
+    expect(p.last('error')?.message).toMatch(new RegExp(`protocol version ${PROTOCOL_VERSION + 1} .*speaks ${PROTOCOL_VERSION}.*update Tessera`));
     expect(p.conn.closed?.code).toBe(4000);
   });
 
@@ -176,7 +175,7 @@ describe('coordinator: joining', () => {
     b.join();
     b.disconnect();
     expect(coordinator.status().peers).toEqual([k.alice.address]);
-    expect(a.last('peers')?.peers).toEqual([k.alice.address]);
+    expect(a.last('neighbours')?.neighbours).toEqual([]);
   });
 });
 

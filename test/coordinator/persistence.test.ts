@@ -43,7 +43,7 @@ describe('coordinator: persisted state', () => {
     expect(status.commits).toEqual(before.commits);
     expect(again.coordinator.commit(1)).toEqual(h.coordinator.commit(1));
     expect(again.coordinator.checkpoint()).toEqual(checkpoint);
-    expect(again.coordinator.committedUpdate(1, k.bob.address)).toEqual(h.coordinator.committedUpdate(1, k.bob.address));
+    expect(again.coordinator.storedUpdate(1, k.bob.address)).toEqual(h.coordinator.storedUpdate(1, k.bob.address));
     // Peers come back, sync round 2, and it runs.
     const peers = joinAll(again.coordinator, [k.alice, k.bob], 2);
     expect(peers[0].last('welcome')?.state).toMatchObject({ round: 2, checkpointRound: 2, oldestCommit: 0 });
@@ -91,7 +91,7 @@ describe('coordinator: persisted state', () => {
     const again = makeCoordinator(testConfig({ minMembers: 2 }), { dir });
     expect(again.coordinator.status()).toMatchObject({ round: 1, phase: 'waiting', delivered: [] });
     expect(again.coordinator.status().commits.map((c) => c.round)).toEqual([0]);
-    expect(again.coordinator.committedUpdate(1, k.alice.address)).toBeNull();
+    expect(again.coordinator.storedUpdate(1, k.alice.address)).toBeNull();
   });
 
   it('refuses a state folder of another run, naming it', () => {
@@ -119,8 +119,8 @@ describe('coordinator: persisted state', () => {
     expect(coordinator.status().commits.map((c) => c.round)).toEqual([2, 3]);
     expect(coordinator.runState().oldestCommit).toBe(2);
     expect(existsSync(join(dir, 'updates', '1'))).toBe(false);
-    expect(coordinator.committedUpdate(1, k.alice.address)).toBeNull();
-    expect(coordinator.committedUpdate(3, k.alice.address)).not.toBeNull();
+    expect(coordinator.storedUpdate(1, k.alice.address)).toBeNull();
+    expect(coordinator.storedUpdate(3, k.alice.address)).not.toBeNull();
   });
 });
 
@@ -135,7 +135,7 @@ describe('coordinator: rounds the validator has not scored', () => {
     const peers = runRounds({ coordinator, store, clock, config, log: [] }, 5);
     expect(coordinator.status().commits.map((c) => c.round)).toEqual([1, 2, 3, 4]);
     expect(coordinator.status()).toMatchObject({ pendingRounds: 4, scoredRounds: 1 });
-    expect(coordinator.committedUpdate(1, k.alice.address)).not.toBeNull();
+    expect(coordinator.storedUpdate(1, k.alice.address)).not.toBeNull();
     progress = { scoredRounds: 5, decidedThrough: 4 };
     for (const p of peers) p.synced(5);
     for (const p of peers) p.binary(signedUpdate(p.key!, config, 5, 6));

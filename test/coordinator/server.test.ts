@@ -124,7 +124,7 @@ describe('coordinator server: HTTP', () => {
 
     a.send({ type: 'synced', round: 0, weightsHash: 'aa' });
     b.send({ type: 'synced', round: 0, weightsHash: 'aa' });
-    expect((await a.next('round')).members).toEqual([k.alice.address, k.bob.address].sort());
+    expect((await a.next('round')).memberCount).toBe(2);
     const envelopes = [signedUpdate(k.alice, h.config, 0, 1), signedUpdate(k.bob, h.config, 0, 2)];
     a.ws.send(envelopes[0]);
     b.ws.send(envelopes[1]);
@@ -176,8 +176,8 @@ describe('coordinator server: WebSocket', () => {
     const { h, server } = await serve();
     const a = new Client(server.url);
     const welcome = await a.join(k.alice);
-    expect(welcome).toEqual({ type: 'welcome', address: k.alice.address, config: h.config, state: { round: 0, phase: 'waiting', members: [], checkpointRound: -1, oldestCommit: 0 }, stage: 0 });
-    expect((await a.next('peers')).peers).toEqual([k.alice.address]);
+    expect(welcome).toEqual({ type: 'welcome', address: k.alice.address, config: h.config, state: { round: 0, phase: 'waiting', memberCount: 0, checkpointRound: -1, oldestCommit: 0 }, stage: 0 });
+    expect((await a.next('neighbours')).neighbours).toEqual([]);
     expect(h.coordinator.status().peers).toEqual([k.alice.address]);
     // Signaling between two sockets, `from` set by the coordinator.
     const b = new Client(server.url);

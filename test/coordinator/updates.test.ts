@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blake2AsU8a } from '@polkadot/util-crypto';
 import { toHex } from '../../src/base/hex.ts';
 import type { Hotkey } from '../../src/wallet/keys.ts';
-import { devKeys, joinAll, makeCoordinator, modelUpdate, removeTempDirs, seal, signedUpdate, testConfig, type Harness, type Keys, type Peer } from './helpers.ts';
+import { devKeys, joinAll, makeCoordinator, modelUpdate, removeTempDirs, seal, signedUpdate, testConfig, undecodableUpdate, type Harness, type Keys, type Peer } from './helpers.ts';
 
 let k: Keys;
 beforeAll(async () => {
@@ -95,6 +95,16 @@ describe('coordinator: updates refused', () => {
     });
   }
 
+  it('checks only the frame: an update whose body does not decode is stored (replicas and the validator refuse it alike)', () => {
+    const { h, a, b } = running();
+    const bad = undecodableUpdate(h.config, 0);
+    a.binary(seal(k.alice, 0, bad));
+    expect(h.coordinator.status().rejected).toEqual({});
+    expect(a.last('accepted')).toEqual({ type: 'accepted', round: 0, hash: hashOf(bad) });
+    b.binary(signedUpdate(k.bob, h.config, 0));
+    expect(h.coordinator.commit(0)!.included.map((e) => e.sender)).toEqual([k.alice.address, k.bob.address].sort());
+  });
+
   it('refuses a second update from the same member and keeps the first', () => {
     const { h, a, b } = running();
     const first = signedUpdate(k.alice, h.config, 0, 1);
@@ -104,7 +114,7 @@ describe('coordinator: updates refused', () => {
     expect(h.coordinator.status().rejected).toEqual({ duplicate: 2 });
     expect(h.coordinator.status().delivered).toEqual([k.alice.address]);
     b.binary(signedUpdate(k.bob, h.config, 0));
-    expect(h.coordinator.committedUpdate(0, k.alice.address)).toEqual(first);
+    expect(h.coordinator.storedUpdate(0, k.alice.address)).toEqual(first);
   });
 
   it('refuses an update for a round already committed (stale)', () => {
@@ -120,7 +130,7 @@ describe('coordinator: updates refused', () => {
     a.binary(signedUpdate(k.alice, h.config, 0, 9));
     expect(h.coordinator.status().rejected).toEqual({ 'stale-round': 1 });
     expect(h.coordinator.status().delivered).toEqual([]);
-    expect(h.coordinator.committedUpdate(0, k.alice.address)).toEqual(old);
+    expect(h.coordinator.storedUpdate(0, k.alice.address)).toEqual(old);
     expect(storedUpdates(h, 1)).toEqual([]);
   });
 

@@ -9,7 +9,8 @@ import { splitShard } from '../../src/train/sampler.ts';
 import { samplingOptions } from '../../src/coordinator/scoring.ts';
 import { Validator, type ClosedRound, type ValidatorEngine } from '../../src/coordinator/validator.ts';
 import { ValidatorThread } from '../../src/coordinator/validator-thread.ts';
-import { modelUpdate, testConfig } from './helpers.ts';
+import { CoordinatorStore } from '../../src/coordinator/state-store.ts';
+import { devKeys, modelUpdate, seal, tempDir, testConfig, removeTempDirs, undecodableUpdate } from './helpers.ts';
 import { rng } from '../helpers/rng.ts';
 
 /** A stall the coordinator must never see while a round is scored: its heartbeats are seconds apart. */
@@ -22,6 +23,7 @@ const tokens = Uint16Array.from({ length: 20_000 }, () => Math.floor(u() * prese
 const cleanups: (() => unknown)[] = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
+  removeTempDirs();
 });
 
 /** Round 0 with four members; every update of modelUpdate keeps the same indices, so all four are copies. */
@@ -31,6 +33,7 @@ function closedRound(): ClosedRound {
     round: 0,
     members,
     included: members.map((sender, i) => ({ sender, payload: modelUpdate(config, 0, i + 1), deliveredAt: 1000 })),
+    others: [],
     missing: [],
     invalid: {},
     reportedHashes: Object.fromEntries(members.map((m) => [m, ''])),
@@ -107,5 +110,41 @@ describe('the validator in a worker thread', () => {
     expect(e.copied.length).toBe(4);
     expect(e.timing.evaluated).toBe(1);
     await expect(thread.evaluate(closedRound(), 1)).rejects.toThrow(/validator holds round 1, asked to score round 0/);
+  });
+
+  it('evaluates the committed with their payloads and reads the others from the store, one at a time', async () => {
+    const k = await devKeys();
+    const keys = [k.alice, k.bob, k.carol, k.dave].sort((a, b) => (a.address < b.address ? -1 : 1));
+    const dir = tempDir();
+    const store = new CoordinatorStore(dir);
+    const payloads = keys.map((_, i) => modelUpdate(config, 0, i + 1));
+    for (const [i, key] of keys.entries()) store.saveUpdate(0, key.address, seal(key, 0, payloads[i], { run: config.run }));
+    // Two committed (in hand), two delivered but not committed (only named).
+    const c: ClosedRound = {
+      round: 0,
+      members: keys.map((x) => x.address),
+      included: [0, 2].map((i) => ({ sender: keys[i].address, payload: payloads[i], deliveredAt: 1000 + i })),
+      others: [1, 3].map((i) => ({ sender: keys[i].address, deliveredAt: 1000 + i })),
+      missing: [],
+      invalid: {},
+      reportedHashes: {},
+    };
+    const thread = await ValidatorThread.start({ config, tokens, validFraction: VALID_FRACTION, sampling, software: true, log: () => {}, storeDir: dir });
+    cleanups.push(() => thread.destroy());
+    await thread.loadStart(null);
+    const paced = await thread.evaluate(c, 2);
+    // A paced round still evaluates the committed first; every delivered update is checked for copies.
+    expect(paced.trials.map(([s]) => s).sort()).toEqual([keys[0].address, keys[2].address]);
+    expect(paced.copied.sort()).toEqual(keys.map((x) => x.address).slice(1));
+    await thread.loadStart(null);
+    const full = await thread.evaluate({ ...c, included: [0, 2].map((i) => ({ sender: keys[i].address, payload: payloads[i], deliveredAt: 1000 + i })) }, 4);
+    expect(full.trials.map(([s]) => s).sort()).toEqual(keys.map((x) => x.address));
+    expect(full.undecodable).toEqual([]);
+    // A stored update whose body does not decode (the coordinator checks only its frame): counted, not fatal.
+    store.saveUpdate(0, keys[3].address, seal(keys[3], 0, undecodableUpdate(config, 0, 4), { run: config.run }));
+    await thread.loadStart(null);
+    const withBad = await thread.evaluate({ ...c, included: [0, 2].map((i) => ({ sender: keys[i].address, payload: payloads[i], deliveredAt: 1000 + i })) }, 4);
+    expect(withBad.undecodable).toEqual([keys[3].address]);
+    expect(withBad.trials.map(([s]) => s).sort()).toEqual(keys.slice(0, 3).map((x) => x.address));
   });
 });

@@ -94,10 +94,10 @@ describe.skipIf(skip !== null)('a browser contributor beside Node contributors',
     if (e.event === 'commit') {
       console.log(
         `[${m.name}] ${elapsed()} commit ${e.round}: trained ${e.trained}, loss ${e.loss?.toFixed(4) ?? '-'}, included ${e.included}, ` +
-          `from peers ${e.fromPeers}, fetched ${e.fetched}, links ${e.peers}, up ${e.bytesUp} B, down ${e.bytesDown} B, weights ${e.weightsHash}`,
+          `from peers ${e.fromPeers}, from the store ${e.fetched}, served ${e.served ?? 0}, links ${e.peers}, up ${e.bytesUp} B, down ${e.bytesDown} B, weights ${e.weightsHash}`,
       );
     } else if (e.event === 'sent') {
-      console.log(`[${m.name}] ${elapsed()} round ${e.round}: ${e.bytes} B to the coordinator and ${e.delivered} peer(s), ${e.failed} unreachable`);
+      console.log(`[${m.name}] ${elapsed()} round ${e.round}: ${e.bytes} B stored by the coordinator, offered to ${e.delivered} neighbour(s)`);
     } else if (e.event === 'joined' || e.event === 'synced' || e.event === 'round' || e.event === 'link') {
       console.log(`[${m.name}] ${elapsed()} ${JSON.stringify(e)}`);
     } else if (e.event === 'warning' || e.event === 'rejected') {
@@ -175,15 +175,17 @@ describe.skipIf(skip !== null)('a browser contributor beside Node contributors',
     }
     expect(new Set(ROUNDS.map((r) => commitOf(page, r)!.weightsHash)).size, 'weights change from round to round').toBe(ROUNDS.length);
 
-    // WebRTC, Node → browser: fromPeers counts the page's own update too, so ≥ 2 means a Node
-    // peer's update reached the page over the mesh, intact (hash as committed).
+    // WebRTC, Node → browser: fromPeers counts committed updates gathered from neighbours (its
+    // own is held, not fetched), so ≥ 1 means a Node peer's update reached the page over the
+    // mesh, intact (hash as committed).
     const pageCommits = ROUNDS.map((r) => commitOf(page, r)!);
-    expect(Math.max(...pageCommits.map((c) => c.fromPeers)), 'updates the page got from Node peers over WebRTC (+ its own)').toBeGreaterThanOrEqual(2);
+    expect(Math.max(...pageCommits.map((c) => c.fromPeers)), 'updates the page got from Node peers over WebRTC').toBeGreaterThanOrEqual(1);
     expect(Math.max(...pageCommits.map((c) => c.peers)), 'open WebRTC links of the page').toBeGreaterThanOrEqual(1);
-    // Browser → Node: the page handed its update to at least one Node peer's data channel,
-    // and a Node peer applied an update it got over the mesh from someone (page or Node).
+    // Browser → Node: the page offered its update to at least one Node neighbour (have), and
+    // the Node peers gathered the page's update over the mesh rather than from the store.
     const pageSent = page.events.filter((e): e is Sent => e.event === 'sent' && ROUNDS.includes(e.round));
-    expect(Math.max(...pageSent.map((e) => e.delivered)), 'Node peers the page delivered its update to').toBeGreaterThanOrEqual(1);
+    expect(Math.max(...pageSent.map((e) => e.delivered)), 'Node neighbours the page offered its update to').toBeGreaterThanOrEqual(1);
+    expect(Math.max(...nodes.flatMap((n) => commitsOf(n).map((c) => c.fromPeers))), 'updates a Node peer gathered over WebRTC').toBeGreaterThanOrEqual(1);
     // Nothing anyone received was refused.
     for (const m of members) for (const c of commitsOf(m)) expect(Object.values(c.rejected).reduce((a, b) => a + b, 0), `${m.name}: rejected in round ${c.round}`).toBe(0);
 

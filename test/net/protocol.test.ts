@@ -73,20 +73,22 @@ describe('parseClientMessage', () => {
 });
 
 describe('parseServerMessage', () => {
-  const state = { round: 4, phase: 'training' as const, members: [ADDR, ADDR2], checkpointRound: -1, oldestCommit: 0 };
+  const state = { round: 4, phase: 'training' as const, memberCount: 2, checkpointRound: -1, oldestCommit: 0 };
   const standing = { address: ADDR, ema: 0.01, assignedEma: 0.6, rank: 1, of: 3, share: 0.4, epoch: 0, epochReward: 12.5, totalReward: 12.5, lastRound: 3, pendingRounds: 0 };
   const valid: ServerMessage[] = [
     { type: 'challenge', run: 'run-1', nonce: 'ab'.repeat(16), version: PROTOCOL_VERSION },
     { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state, stage: 0 },
-    { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state: { ...state, phase: 'waiting', members: [] }, stage: 1 },
+    { type: 'welcome', address: ADDR, config: { ...DEFAULT_RUN }, state: { ...state, phase: 'waiting', memberCount: 0 }, stage: 1 },
     { type: 'stage', stage: 1, reason: 'stage 1 has no peer' },
-    { type: 'peers', peers: [] },
-    { type: 'peers', peers: [ADDR, ADDR2] },
+    { type: 'neighbours', neighbours: [] },
+    { type: 'neighbours', neighbours: [ADDR, ADDR2] },
+    { type: 'swarm', peers: 0, ready: 0, need: 1 },
+    { type: 'swarm', peers: 1000, ready: 997, need: 20 },
     { type: 'signal', from: ADDR, data: { candidate: 'x' } },
-    { type: 'round', round: 4, members: [ADDR], stages: [0], seed: 1, deadline: 1_700_000_000_000, tokensTrained: 0 },
-    { type: 'round', round: 4, members: [ADDR, ADDR2], stages: [1, 0], seed: 1, deadline: 1_700_000_000_000, tokensTrained: 2 ** 40 },
-    { type: 'commit', round: 4, included: [{ sender: ADDR, hash: 'ab'.repeat(32), stage: 0 }], checkpointBy: ADDR },
-    { type: 'commit', round: 4, included: [], checkpointBy: null },
+    { type: 'round', round: 4, memberCount: 1000, members: [], stages: [], seed: 1, deadline: 1_700_000_000_000, tokensTrained: 0 },
+    { type: 'round', round: 4, memberCount: 2, members: [ADDR, ADDR2], stages: [1, 0], seed: 1, deadline: 1_700_000_000_000, tokensTrained: 2 ** 40 },
+    { type: 'commit', round: 4, included: [{ sender: ADDR, hash: 'ab'.repeat(32), stage: 0 }], delivered: 900, checkpointBy: ADDR },
+    { type: 'commit', round: 4, included: [], delivered: 0, checkpointBy: null },
     { type: 'rejected', what: 'envelope-signature', reason: 'bad signature' },
     { type: 'accepted', round: 3, hash: 'ab'.repeat(32) },
     { type: 'scores', round: 3, standing },
@@ -105,19 +107,27 @@ describe('parseServerMessage', () => {
     ['welcome without config', { type: 'welcome', address: ADDR, state }], ['welcome with a list as config', { type: 'welcome', address: ADDR, config: [], state }],
     ['welcome with an unknown phase', { type: 'welcome', address: ADDR, config: {}, state: { ...state, phase: 'done' } }],
     ['welcome with a negative round', { type: 'welcome', address: ADDR, config: {}, state: { ...state, round: -1 } }],
-    ['welcome with members not a list', { type: 'welcome', address: ADDR, config: {}, state: { ...state, members: ADDR } }],
+    ['welcome with a member list instead of a count (protocol 1)', { type: 'welcome', address: ADDR, config: {}, state: { ...state, memberCount: undefined, members: [ADDR] }, stage: 0 }],
+    ['welcome with a fractional memberCount', { type: 'welcome', address: ADDR, config: {}, state: { ...state, memberCount: 1.5 }, stage: 0 }],
     ['welcome without checkpointRound', { type: 'welcome', address: ADDR, config: {}, state: { ...state, checkpointRound: undefined } }],
-    ['peers with a number', { type: 'peers', peers: [ADDR, 5] }], ['peers with an empty address', { type: 'peers', peers: [''] }], ['peers as a string', { type: 'peers', peers: ADDR }],
+    ['the whole peer list (protocol 1)', { type: 'peers', peers: [ADDR] }],
+    ['neighbours with a number', { type: 'neighbours', neighbours: [ADDR, 5] }], ['neighbours with an empty address', { type: 'neighbours', neighbours: [''] }], ['neighbours as a string', { type: 'neighbours', neighbours: ADDR }],
+    ['257 neighbours', { type: 'neighbours', neighbours: Array(257).fill(ADDR) }],
+    ['swarm without need', { type: 'swarm', peers: 3, ready: 1 }], ['swarm with negative peers', { type: 'swarm', peers: -1, ready: 0, need: 1 }], ['swarm with fractional ready', { type: 'swarm', peers: 3, ready: 0.5, need: 1 }],
+    ['round without memberCount', { type: 'round', round: 1, members: [], stages: [], seed: 1, deadline: 0, tokensTrained: 0 }],
+    ['round with 4097 members', { type: 'round', round: 1, memberCount: 4097, members: Array(4097).fill(ADDR), stages: Array(4097).fill(0), seed: 1, deadline: 0, tokensTrained: 0 }],
+    ['commit without delivered', { type: 'commit', round: 1, included: [], checkpointBy: null }], ['commit with negative delivered', { type: 'commit', round: 1, included: [], delivered: -1, checkpointBy: null }],
+    ['commit with 4097 entries', { type: 'commit', round: 1, included: Array(4097).fill({ sender: ADDR, hash: 'ab', stage: 0 }), delivered: 4097, checkpointBy: null }],
     ['signal without from', { type: 'signal', data: 1 }], ['signal without data', { type: 'signal', from: ADDR }],
     ['round without deadline', { type: 'round', round: 1, members: [], seed: 1 }], ['round with a fractional round', { type: 'round', round: 0.5, members: [], seed: 1, deadline: 0 }],
     ['commit with an entry missing its hash', { type: 'commit', round: 1, included: [{ sender: ADDR }], checkpointBy: null }],
     ['commit with a non-object entry', { type: 'commit', round: 1, included: [ADDR], checkpointBy: null }],
     ['commit without checkpointBy', { type: 'commit', round: 1, included: [] }], ['commit with a numeric checkpointBy', { type: 'commit', round: 1, included: [], checkpointBy: 3 }],
-    ['round whose stages do not match its members', { type: 'round', round: 1, members: [ADDR], stages: [], seed: 1, deadline: 0 }],
-    ['round with a negative stage', { type: 'round', round: 1, members: [ADDR], stages: [-1], seed: 1, deadline: 0, tokensTrained: 0 }],
-    ['round without tokensTrained', { type: 'round', round: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0 }],
-    ['round with negative tokensTrained', { type: 'round', round: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0, tokensTrained: -1 }],
-    ['round with fractional tokensTrained', { type: 'round', round: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0, tokensTrained: 1.5 }],
+    ['round whose stages do not match its members', { type: 'round', round: 1, memberCount: 1, members: [ADDR], stages: [], seed: 1, deadline: 0, tokensTrained: 0 }],
+    ['round with a negative stage', { type: 'round', round: 1, memberCount: 1, members: [ADDR], stages: [-1], seed: 1, deadline: 0, tokensTrained: 0 }],
+    ['round without tokensTrained', { type: 'round', round: 1, memberCount: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0 }],
+    ['round with negative tokensTrained', { type: 'round', round: 1, memberCount: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0, tokensTrained: -1 }],
+    ['round with fractional tokensTrained', { type: 'round', round: 1, memberCount: 1, members: [ADDR], stages: [0], seed: 1, deadline: 0, tokensTrained: 1.5 }],
     ['welcome without a stage', { type: 'welcome', address: ADDR, config: {}, state }],
     ['stage without a reason', { type: 'stage', stage: 1 }], ['stage 1.5', { type: 'stage', stage: 1.5, reason: 'x' }],
     ['commit with an entry missing its stage', { type: 'commit', round: 1, included: [{ sender: ADDR, hash: 'ab' }], checkpointBy: null }],
@@ -135,6 +145,6 @@ describe('parseServerMessage', () => {
   it('returns null for non-JSON and for text over MAX_CONTROL_BYTES', () => {
     for (const t of ['', 'nope', '{', 'null', '[]', '"peers"', 'true']) expect(parseServerMessage(t), t).toBeNull();
     expect(parseServerMessage(j({ type: 'error', message: 'x' }).padEnd(MAX_CONTROL_BYTES + 1, ' '))).toBeNull();
-    expect(parseServerMessage(j({ type: 'peers', peers: Array(20_000).fill(ADDR) }))).toBeNull();
+    expect(parseServerMessage(j({ type: 'neighbours', neighbours: Array(20_000).fill(ADDR) }))).toBeNull();
   });
 });

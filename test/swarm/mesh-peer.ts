@@ -56,7 +56,7 @@ function main(): void {
       onLink: (peer, up) => tell({ type: 'link', peer, up }),
     }));
     c.onMessage((s: ServerMessage) => {
-      if (s.type === 'peers') peers.setPeers(s.peers);
+      if (s.type === 'neighbours') peers.setPeers(s.neighbours);
       if (s.type === 'signal') peers.signal(s.from, s.data);
       else tell({ type: 'server', message: s });
     });

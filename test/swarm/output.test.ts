@@ -91,7 +91,7 @@ describe('tessera swarm report', () => {
       model: 'tiny', rounds: 3, rewardUnit: 'points', weightsIdentical: true, heartbeatDrops: 0, refused: 0, seconds: 130, failed: false,
       lossPerRound: [{ round: 0, loss: 5.5 }, { round: 1, loss: 4.2 }, { round: 2, loss: 3.1 }],
       peersDetail: [
-        { name: 'peer-0', roundsCompleted: 3, reward: 100, share: 0.34, bytesUp: 30 * 1024, bytesDown: 3 * 2 ** 20, killed: false, peakRssBytes: 550 * 2 ** 20 },
+        { name: 'peer-0', roundsCompleted: 3, reward: 100, share: 0.34, bytesUp: 30 * 1024, bytesDown: 3 * 2 ** 20, killed: false, peakRssBytes: 550 * 2 ** 20, gathered: { fromPeers: 4, fromStore: 2, served: 5 } },
         { name: 'peer-1', roundsCompleted: 3, bytesUp: 2048, bytesDown: 4096, killed: false },
       ],
       weightsFiles: ['.tessera/swarm/r/weights.ckpt'], summaryFile: '.tessera/swarm/r/summary.json',
@@ -99,7 +99,7 @@ describe('tessera swarm report', () => {
     expect(text.split('\n')).toEqual([
       'done: 3 of 3 rounds of tiny with 2 contributors in 2 min 10 s',
       '  loss 5.500 (round 1) → 3.100 (round 3); each round: 5.50 4.20 3.10',
-      '  peer-0  3 rounds · reward 100.00 points (share 34.0%) · sent 30 KiB, received 3.0 MiB · memory 550 MiB',
+      '  peer-0  3 rounds · reward 100.00 points (share 34.0%) · sent 30 KiB, received 3.0 MiB · updates 4 from peers, 2 from the store, 5 served · memory 550 MiB',
       '  peer-1  3 rounds · sent 2 KiB, received 4 KiB',
       '  every replica held the same weights after each round · 0 dropped for silence · 0 messages refused',
       '  final weights: .tessera/swarm/r/weights.ckpt',

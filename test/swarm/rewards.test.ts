@@ -1,7 +1,8 @@
 // The validator and the reward ledger in a live run: an honest contributor (`tessera
 // contribute`), one that trains on data assigned to someone else (the same command with
 // --sample-as), a lazy member that sends random noise of the right shape and size, and a
-// copier that re-signs the honest peer's update as its own. After a few rounds the honest
+// copier that re-signs the honest peer's update as its own (it asks the honest peer for it
+// over the gather exchange, as any neighbour may, once the honest peer announces it). After a few rounds the honest
 // one earns, the copier and the lazy one hold none (where the wrong-data one lands is logged:
 // the assigned-data check ranks it below honest only over more rounds than a test affords);
 // the ledger survives a restart, and a forged or replayed rewards request is refused.
@@ -13,6 +14,7 @@ import { Ledger } from '../../src/coordinator/ledger.ts';
 import { openEnvelope, sealEnvelope } from '../../src/net/envelope.ts';
 import { toHex } from '../../src/base/hex.ts';
 import { rewardsRequest, type ServerMessage } from '../../src/protocol/messages.ts';
+import { encodePeerMessage, parsePeerMessage } from '../../src/protocol/peer-messages.ts';
 import type { RunConfig } from '../../src/protocol/run-config.ts';
 import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/cli/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
@@ -36,6 +38,8 @@ afterAll(async () => {
 class FakeMember {
   readonly peer: RemotePeer;
   private synced = -1;
+  /** Updates it sent the coordinator. */
+  delivered = 0;
   private sync: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -44,6 +48,8 @@ class FakeMember {
     private readonly c: StartedCoordinator,
     private readonly honest: () => string,
     private readonly forge: (round: number, fromPeer: Uint8Array | null) => Uint8Array | null,
+    /** It asks the honest peer for its update (a copier does). */
+    private readonly copies = false,
   ) {
     this.peer = new RemotePeer(url, config.maxMessageBytes);
     this.peer.onServer((m) => this.onServer(m));
@@ -78,16 +84,23 @@ class FakeMember {
 
   private deliver(round: number, fromPeer: Uint8Array | null): void {
     const payload = this.forge(round, fromPeer);
+    if (payload) this.delivered++;
     if (payload) this.peer.sendBinary(sealEnvelope(this.key, { kind: 'update', run: this.config.run, round, stage: 0 }, payload));
   }
 
   private onServer(m: ServerMessage): void {
-    if (m.type === 'round' && m.members.includes(this.key.address)) setTimeout(() => this.deliver(m.round, null), 500);
+    if (m.type === 'round') setTimeout(() => this.deliver(m.round, null), 500);
   }
 
+  /** A copier wants the honest peer's update as soon as it announces it, and delivers it as its own. */
   private onPeer(bytes: Uint8Array): void {
     const { header, payload } = openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes });
-    if (header.kind === 'update' && header.sender === this.honest()) this.deliver(header.round, payload);
+    if (!this.copies || header.sender !== this.honest()) return;
+    if (header.kind === 'update') return this.deliver(header.round, payload);
+    const m = header.kind === 'gather' ? parsePeerMessage(payload) : null;
+    if (m?.type !== 'have') return;
+    const want = encodePeerMessage({ type: 'want', round: m.round, hash: m.hashes[0] });
+    void this.peer.sendToPeer(header.sender, sealEnvelope(this.key, { kind: 'gather', run: this.config.run, round: m.round, stage: 0 }, want));
   }
 }
 
@@ -109,7 +122,7 @@ describe('validator and rewards', () => {
     const honestEvents = honest.events;
 
     const lazy = new FakeMember(url, config, c, () => honestKey.address, (round) => modelUpdate(config, round, 1000 + round));
-    const copier = new FakeMember(url, config, c, () => honestKey.address, (_round, fromPeer) => fromPeer);
+    const copier = new FakeMember(url, config, c, () => honestKey.address, (_round, fromPeer) => fromPeer, true);
     await lazy.start();
     await copier.start();
 
@@ -123,6 +136,7 @@ describe('validator and rewards', () => {
     // Not asserted: honest above wrong-data. The assigned-data check separates them only
     // statistically at this scale (margins of ~0.1% loss per round; honest's share over runs:
     // 0.65, 1.00, 0.38, 0.96), so one 6-round run cannot rank them reliably. Logged above.
+    expect(copier.delivered).toBeGreaterThanOrEqual(1); // it did get the honest update from its neighbour, and sent it as its own
     expect(h.share).toBeGreaterThan(0);
     expect(h.share).toBeGreaterThan(Math.max(l.share, cp.share));
     expect(l.share).toBe(0);

@@ -232,7 +232,7 @@ describe('the status in words', () => {
     expect(peersText(0, 1, 0)).toBe('alone in this round — no other contributors yet');
     expect(peersText(2, 3, 0)).toBe('linked directly to all 2 others in this round');
     expect(peersText(1, 2, 0)).toBe('linked directly to the 1 other contributor in this round');
-    expect(peersText(2, 4, 0)).toBe('linked directly to 2 of 3 others in this round (updates from the rest come through the coordinator)');
+    expect(peersText(2, 4, 0)).toBe('linked directly to 2 of 3 others in this round (updates from the rest come through these neighbours or the coordinator)');
     expect(peersText(0, 3, 2)).toBe('linked directly to 0 of 2 others in this round (updates come through the coordinator); 2 blocked by a firewall or NAT (their updates come through the coordinator)');
     expect(peersText(0, 0, 0)).toBe('no round yet');
   });

@@ -1,0 +1,287 @@
+// One simulated contributor: a lightweight client of protocol 2 over a real WebSocket to the
+// real coordinator, with a real sr25519 key and signed join. It "trains" for a delay, uploads
+// a valid update envelope of the preset's real size (update-generator.ts), and applies each
+// commit by fetching the K named updates — from a neighbour that holds one (modelled by the
+// link model: no socket) or from the coordinator's store (a real HTTP GET) — and decoding
+// them (one real decode per update in the process, each peer waiting its measured time).
+// Its weights are a fingerprint chain (fingerprint.ts). Everything it sends is counted.
+import WebSocket from 'ws';
+import { toHex } from '../base/hex.ts';
+import { openEnvelope, sealEnvelope } from '../net/envelope.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, type ClientMessage, type CommitEntry, type ServerMessage } from '../protocol/messages.ts';
+import type { Hotkey } from '../wallet/keys.ts';
+import { COORDINATOR_NODE, type SimContext } from './sim-context.ts';
+import { decodeSimWeights, encodeSimWeights, genesisFingerprint, nextFingerprint, payloadHash } from './fingerprint.ts';
+import type { UpdateGenerator } from './update-generator.ts';
+
+/** A peer cut off (its coordinator restarting) tries again this often, ms. */
+const RECONNECT_MS = 500;
+/** A store read that fails (the coordinator restarting) is retried this often, ms. */
+const RETRY_MS = 300;
+
+export type PeerEvent =
+  | { type: 'round'; round: number; memberCount: number; deadline: number }
+  | { type: 'commit'; round: number; included: number; delivered: number }
+  | { type: 'applied'; round: number }
+  | { type: 'refused'; what: string; reason: string };
+
+export interface SimPeerOptions {
+  index: number;
+  key: Hotkey;
+  ctx: SimContext;
+  wsUrl: string;
+  generator: UpdateGenerator;
+  /** This round's training delay, ms. */
+  trainMs: () => number;
+  onEvent: (peer: SimPeer, e: PeerEvent) => void;
+  /** Sees every text message this peer receives that it does not handle (counted as unknown). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+
+export class SimPeer {
+  readonly index: number;
+  readonly address: string;
+  /** θ_start fingerprint of `held`. */
+  fingerprint: string;
+  /** The round whose θ_start this peer holds. */
+  held = 0;
+  neighbours: string[] = [];
+  /** Messages it could not parse (a protocol mismatch shows here). */
+  unknownMessages = 0;
+  private ws: WebSocket | null = null;
+  /** Bumped per connection: work begun on an older one is dropped. */
+  private generation = 0;
+  private trainingRound = -1;
+  /** Welcomed on the current connection. */
+  private joined = false;
+  private applying: Promise<void> = Promise.resolve();
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  /** Off the network by choice (left mid-round, or stopped): no reconnecting. */
+  private away = false;
+  private stopped = false;
+  /** Leave after this fraction of the training delay of the round given. */
+  private leaveIn: { round: number; fraction: number } | null = null;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly o: SimPeerOptions) {
+    this.index = o.index;
+    this.address = o.key.address;
+    this.fingerprint = genesisFingerprint(o.ctx.config);
+    this.sleep = o.sleep ?? defaultSleep;
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  connect(): void {
+    if (this.stopped || this.away) return;
+    const gen = ++this.generation;
+    this.trainingRound = -1;
+    this.joined = false;
+    const ws = new WebSocket(this.o.wsUrl);
+    this.ws = ws;
+    ws.on('open', () => this.send({ type: 'hello', version: PROTOCOL_VERSION }));
+    ws.on('message', (data, isBinary) => {
+      if (isBinary || gen !== this.generation) return;
+      const text = data.toString();
+      this.o.ctx.countControl(Buffer.byteLength(text));
+      const m = parseServerMessage(text);
+      if (!m) return void this.unknownMessages++;
+      this.onMessage(m, gen);
+    });
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      if (gen !== this.generation) return;
+      this.ws = null;
+      if (!this.stopped && !this.away) setTimeout(() => this.connect(), RECONNECT_MS * (1 + Math.random()));
+    });
+    // Only a joined peer beats (the coordinator refuses anything else before the join).
+    this.heartbeat ??= setInterval(() => this.joined && this.send({ type: 'heartbeat' }), this.o.ctx.config.heartbeatSeconds * 1000);
+  }
+
+  /** Leaves during `round`'s training, after `fraction` of its delay; comes back with rejoin(). */
+  leaveDuring(round: number, fraction: number): void {
+    this.leaveIn = { round, fraction };
+  }
+
+  get isAway(): boolean {
+    return this.away;
+  }
+
+  rejoin(): void {
+    if (!this.away) return;
+    this.away = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    this.ws?.close(1000, 'simulation over');
+  }
+
+  private send(m: ClientMessage): void {
+    if (this.ws?.readyState !== WebSocket.OPEN) return;
+    const text = JSON.stringify(m);
+    this.o.ctx.countControl(Buffer.byteLength(text));
+    this.ws.send(text);
+  }
+
+  private onMessage(m: ServerMessage, gen: number): void {
+    const { ctx } = this.o;
+    switch (m.type) {
+      case 'challenge':
+        return this.send({ type: 'join', address: this.address, signature: toHex(this.o.key.sign(joinChallenge(m.run, m.nonce))) });
+      case 'welcome':
+        this.joined = true;
+        // After the apply in progress (if any): then catch up to the run's round and say so.
+        this.applying = this.applying.then(() => this.catchUp(m.state.round, m.state.oldestCommit, gen)).catch(() => {});
+        return;
+      case 'neighbours':
+        this.neighbours = m.neighbours;
+        return;
+      case 'round':
+        this.o.onEvent(this, { type: 'round', round: m.round, memberCount: m.memberCount, deadline: m.deadline });
+        if (m.round === this.held && this.trainingRound !== m.round) {
+          this.trainingRound = m.round;
+          void this.train(m.round, gen);
+        }
+        return;
+      case 'accepted':
+        ctx.hold(m.round, m.hash, this.index, ctx.now());
+        return;
+      case 'commit':
+        this.o.onEvent(this, { type: 'commit', round: m.round, included: m.included.length, delivered: m.delivered });
+        this.applying = this.applying.then(() => this.applyCommit(m.round, m.included, m.checkpointBy, gen)).catch(() => {});
+        return;
+      case 'rejected':
+        this.o.onEvent(this, { type: 'refused', what: m.what, reason: m.reason });
+        return;
+      default:
+        return; // swarm counts, scores, stage, signal: nothing a simulated peer acts on
+    }
+  }
+
+  private stale(gen: number): boolean {
+    return gen !== this.generation || this.stopped;
+  }
+
+  /** Brings the fingerprint to θ_start(round) from the stored commits (or the checkpoint), then says `synced`. */
+  private async catchUp(round: number, oldestCommit: number, gen: number): Promise<void> {
+    if (this.held < oldestCommit) {
+      const ckpt = await this.read(`/checkpoint`, gen);
+      if (!ckpt) return;
+      this.o.ctx.countControl(ckpt.length, 'http');
+      const { payload } = openEnvelope(ckpt, { run: this.o.ctx.config.run, maxPayloadBytes: 1024 });
+      const w = decodeSimWeights(payload, 'the coordinator checkpoint');
+      [this.held, this.fingerprint] = [w.round, w.fingerprint];
+    }
+    while (this.held < round) {
+      const body = await this.read(`/commit/${this.held}`, gen);
+      if (!body) return;
+      this.o.ctx.countControl(body.length, 'http');
+      const c = JSON.parse(new TextDecoder().decode(body)) as { included: CommitEntry[] };
+      this.fingerprint = nextFingerprint(this.fingerprint, this.held, c.included.map((e) => e.hash));
+      this.held++;
+    }
+    if (!this.stale(gen)) this.send({ type: 'synced', round: this.held, weightsHash: this.fingerprint, stage: 0 });
+  }
+
+  private async train(round: number, gen: number): Promise<void> {
+    const { ctx } = this.o;
+    const trainMs = this.o.trainMs();
+    if (this.leaveIn?.round === round) {
+      await this.sleep(trainMs * this.leaveIn.fraction);
+      this.leaveIn = null;
+      this.away = true;
+      this.ws?.close(1000, 'leaving mid-round (simulated)');
+      return;
+    }
+    // Made at the start of the delay, so that making it (all peers' on this one thread) overlaps the "training".
+    const started = ctx.now();
+    const payload = this.o.generator.update(round, this.index + 1);
+    const envelope = sealEnvelope(this.o.key, { kind: 'update', run: ctx.config.run, round, stage: 0 }, payload);
+    await this.sleep(trainMs - (ctx.now() - started));
+    if (this.stale(gen)) return;
+    ctx.keepPayload(round, payloadHash(payload), payload, envelope.length);
+    const t = ctx.links.transfer(this.index, COORDINATOR_NODE, envelope.length, ctx.now());
+    await this.sleep(t.done - ctx.now());
+    if (this.stale(gen) || this.ws?.readyState !== WebSocket.OPEN) return;
+    this.ws.send(envelope);
+    const b = ctx.peerBytes(round, this.index);
+    b.up += envelope.length;
+    b.held = Math.max(b.held, 1);
+  }
+
+  /** Fetches the commit's K updates (neighbours first, else the store), decodes each, then holds θ_start(round + 1). */
+  private async applyCommit(round: number, included: CommitEntry[], checkpointBy: string | null, gen: number): Promise<void> {
+    if (round !== this.held) return; // not this peer's round (it catches up from the stored commits when it syncs)
+    const { ctx } = this.o;
+    const mine = ctx.peerBytes(round, this.index);
+    const neighbours = this.neighbours.map((a) => ctx.indexOf(a)).filter((i): i is number => i !== null);
+    // Each peer walks the list from its own offset, so neighbours fetch different updates first and can then share them.
+    const start = included.length ? this.index % included.length : 0;
+    let holding = mine.up > 0 ? 1 : 0;
+    for (let i = 0; i < included.length; i++) {
+      const e = included[(start + i) % included.length];
+      if (e.sender === this.address) continue;
+      const now = ctx.now();
+      const from = ctx.source(round, e.hash, this.index, neighbours, now);
+      if (from !== null) {
+        const size = ctx.envelopeBytes(e.hash);
+        const t = ctx.links.transfer(from, this.index, size, now);
+        const served = ctx.peerBytes(round, from);
+        served.up += size;
+        served.served++;
+        mine.down += size;
+        ctx.countSource(round, 'neighbour');
+        await this.sleep(t.done - now);
+      } else {
+        const envelope = await this.read(`/update/${round}/${e.sender}`, -1);
+        if (!envelope) return;
+        const t = ctx.links.transfer(COORDINATOR_NODE, this.index, envelope.length, now);
+        const { payload } = openEnvelope(envelope, { run: ctx.config.run, maxPayloadBytes: ctx.config.maxMessageBytes });
+        ctx.keepPayload(round, e.hash, payload, envelope.length);
+        mine.down += envelope.length;
+        ctx.countSource(round, 'store');
+        await this.sleep(t.done - ctx.now());
+      }
+      ctx.hold(round, e.hash, this.index, ctx.now());
+      mine.held = Math.max(mine.held, ++holding);
+      await this.sleep(ctx.decodeMs(round, e.hash));
+    }
+    this.fingerprint = nextFingerprint(this.fingerprint, round, included.map((e) => e.hash));
+    this.held = round + 1;
+    ctx.noteFingerprint(round, this.index, this.fingerprint);
+    this.o.onEvent(this, { type: 'applied', round });
+    if (this.stale(gen)) return;
+    this.send({ type: 'synced', round: this.held, weightsHash: this.fingerprint, stage: 0 });
+    if (checkpointBy === this.address) await this.uploadCheckpoint();
+  }
+
+  private async uploadCheckpoint(): Promise<void> {
+    const { ctx } = this.o;
+    const envelope = sealEnvelope(this.o.key, { kind: 'weights', run: ctx.config.run, round: this.held, stage: 0 }, encodeSimWeights(this.held, this.fingerprint));
+    ctx.countControl(envelope.length, 'http');
+    await fetch(`${ctx.http}/checkpoint`, { method: 'PUT', body: envelope }).then((r) => r.arrayBuffer(), () => {});
+  }
+
+  /** GET from the coordinator; retried while it restarts; null once this connection is stale (gen −1: never stale) or stopped. */
+  private async read(path: string, gen: number): Promise<Uint8Array | null> {
+    for (;;) {
+      if (this.stopped || (gen >= 0 && this.stale(gen))) return null;
+      try {
+        const r = await fetch(`${this.o.ctx.http}${path}`);
+        if (r.ok) return new Uint8Array(await r.arrayBuffer());
+        if (r.status === 404) await r.arrayBuffer();
+      } catch {
+        // the coordinator restarting: try again
+      }
+      await this.sleep(RETRY_MS);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+// What the update store keeps: the committed updates for keepRounds and back to the latest
+// checkpoint (late joiners replay from it), the uncommitted only for DELIVERED_KEEP_ROUNDS,
+// everything of a round the validator has not scored.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Coordinator } from '../../src/coordinator/coordinator.ts';
+import { CoordinatorStore, DELIVERED_KEEP_ROUNDS } from '../../src/coordinator/state-store.ts';
+import { Clock, devKeys, joinAll, removeTempDirs, seal, signedUpdate, tempDir, testConfig, type Keys, type Peer } from './helpers.ts';
+
+let k: Keys;
+beforeAll(async () => {
+  k = await devKeys();
+});
+afterEach(removeTempDirs);
+
+/** A coordinator committing 1 of 3 updates per round (gatherK 1), keeping `keepRounds`. */
+function setup(keepRounds: number, scoring?: () => { scoredRounds: number; decidedThrough: number }) {
+  const dir = tempDir();
+  const config = testConfig({ minMembers: 3, gatherK: 1, checkpointEvery: 100 });
+  const store = new CoordinatorStore(dir, keepRounds);
+  const coordinator = new Coordinator(config, store, { now: new Clock().now, syncGraceMs: 0, scoring });
+  const peers = joinAll(coordinator, [k.alice, k.bob, k.carol]);
+  const run = (from: number, to: number) => {
+    for (let r = from; r < to; r++) {
+      if (r > 0) for (const p of peers) p.synced(r);
+      for (const [i, p] of peers.entries()) p.binary(signedUpdate(p.key!, config, r, 10 * r + i));
+    }
+  };
+  const files = (round: number) => (existsSync(join(dir, 'updates', String(round))) ? readdirSync(join(dir, 'updates', String(round))).length : 0);
+  return { dir, config, store, coordinator, peers: peers as Peer[], run, files };
+}
+
+describe('update store retention', () => {
+  it(`keeps the uncommitted updates for ${DELIVERED_KEEP_ROUNDS} rounds, the committed for keepRounds`, () => {
+    const { coordinator, run, files } = setup(6);
+    run(0, 8);
+    // Round 8 awaits its sync; rounds 5–7 keep all three updates, rounds 2–4 only the committed one.
+    for (let r = 8 - DELIVERED_KEEP_ROUNDS; r < 8; r++) expect(files(r), `round ${r}`).toBe(3);
+    for (let r = 2; r < 8 - DELIVERED_KEEP_ROUNDS; r++) expect(files(r), `round ${r}`).toBe(1);
+    for (let r = 0; r < 2; r++) expect(files(r), `round ${r}`).toBe(0);
+    // The record says the same: old commits no longer list what was delivered.
+    expect(coordinator.commit(4)?.delivered).toBeUndefined();
+    expect(coordinator.commit(4)?.included).toHaveLength(1);
+    expect(Object.keys(coordinator.commit(4)!.deliveredAt!)).toHaveLength(1);
+    expect(coordinator.commit(5)?.delivered).toHaveLength(3);
+    // What replays needs is still there.
+    expect(coordinator.commitPayloads(2)).toHaveLength(1);
+  });
+
+  it('keeps the commits since the latest checkpoint past keepRounds (late joiners replay them)', () => {
+    const { coordinator, run, files, peers, config } = setup(2);
+    run(0, 2);
+    expect(coordinator.acceptCheckpoint(seal(peers[0].key!, 1, new Uint8Array(64), { kind: 'weights', run: config.run }))).toEqual({ ok: true, round: 1 });
+    run(2, 7);
+    expect(coordinator.runState().oldestCommit).toBe(1);
+    expect(files(0)).toBe(0);
+    for (let r = 1; r < 7; r++) expect(coordinator.commitPayloads(r), `round ${r}`).toHaveLength(1);
+  });
+
+  it('keeps everything of the rounds the validator has not scored', () => {
+    const { run, files } = setup(2, () => ({ scoredRounds: 0, decidedThrough: 1 }));
+    run(0, 8);
+    expect(files(1)).toBe(0); // decided and older than keepRounds
+    for (let r = 2; r < 8; r++) expect(files(r), `round ${r}`).toBe(3);
+  });
+});

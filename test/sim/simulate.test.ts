@@ -1,0 +1,62 @@
+// `tessera simulate` end to end, small: 30 simulated peers of `tiny` against the real
+// coordinator in this process, 3 rounds. Every round closes, its commit names min(K,
+// delivered) updates, every replica (and the validator engine) reaches the same fingerprint,
+// and a peer's bytes stay bounded by K+1 updates; bad flags are refused naming the flag.
+import { describe, expect, it } from 'vitest';
+import { runSimulation } from '../../src/sim/simulation.ts';
+import { startCoordinator } from '../../src/cli/coordinator-command.ts';
+import { parseSimulateArgs } from '../../src/cli/simulate-command.ts';
+import { CommandUsageError } from '../../src/cli/args.ts';
+
+const PEERS = 30;
+const K = 8;
+const SIZE_SLACK = 1.03;
+
+describe('tessera simulate', () => {
+  it(`${PEERS} peers, K = ${K}, 3 rounds: rounds close, commits are min(K, delivered), fingerprints agree, bytes bounded`, async () => {
+    const lines: string[] = [];
+    const report = await runSimulation({
+      peers: PEERS, model: 'tiny', rounds: 3, gatherK: K, neighbours: 4, link: { upMbps: 20, downMbps: 100, rttMs: 20, loss: 0 }, unlinkable: 0.2,
+      trainMs: 500, trainJitter: 0.2, joinStormS: 1, leave: 0, killAt: null, evalMs: 5, seed: 3, log: (l) => lines.push(l),
+    }, startCoordinator);
+    const s = report.summary;
+    expect(report.rows.map((r) => r.round)).toEqual([0, 1, 2]);
+    expect(s.roundsClosed).toBe(3);
+    expect(s.allBeforeDeadline).toBe(true);
+    for (const r of report.rows) {
+      expect(r.committed).toBe(Math.min(K, r.delivered));
+      expect(r.delivered).toBeGreaterThanOrEqual(0.95 * r.members);
+      expect(r.replicas).toBeGreaterThanOrEqual(r.members - 1);
+      expect(r.fingerprints).toBe(1);
+      // Each peer: its own update plus at most K fetched, held and moved (updates' sizes vary
+      // by a few bytes with their random positions' Rice codes: 3% slack).
+      expect(r.heldMax).toBeLessThanOrEqual(K + 1);
+      expect(r.downMax).toBeLessThanOrEqual(K * report.envelopeBytes * SIZE_SLACK);
+      expect(r.upMax).toBeLessThanOrEqual((K + 1) * report.envelopeBytes * SIZE_SLACK);
+    }
+    // The validator engine applied the same commits (at least one round scored in this time).
+    expect(report.rows.some((r) => r.engineAgrees === true)).toBe(true);
+    expect(s.fingerprintsEqual).toBe(true);
+    expect(report.unknownMessages).toBe(0);
+  }, 120_000);
+
+  it('refuses bad flags with a message naming the flag', () => {
+    const refused = (args: string[]) => {
+      try {
+        parseSimulateArgs(args);
+      } catch (e) {
+        expect(e).toBeInstanceOf(CommandUsageError);
+        return (e as Error).message;
+      }
+      throw new Error(`accepted ${args.join(' ')}`);
+    };
+    expect(refused(['--peers', '0'])).toMatch(/--peers must be an integer in \[1, 10000\], got '0'/);
+    expect(refused(['--model', 'huge'])).toMatch(/--model must be one of tiny, small, base, 1b/);
+    expect(refused(['--loss', '0.9'])).toMatch(/--loss/);
+    expect(refused(['--up', '-1'])).toMatch(/--up must be a number > 0/);
+    expect(refused(['--kill-at', '3', '--rounds', '3'])).toMatch(/--kill-at/);
+    expect(refused(['--gather-k', 'x'])).toMatch(/--gather-k/);
+    expect(refused(['--peer', '3'])).toMatch(/unknown option '--peer' \(did you mean --peers\?\)/);
+    expect(parseSimulateArgs(['--peers', '5', '--leave', '0.1'])?.options).toMatchObject({ peers: 5, leave: 0.1, gatherK: 20, neighbours: 8 });
+  });
+});
