@@ -16,7 +16,8 @@
 //                              payload through its hash and cannot be replayed as another type
 //
 // openEnvelope checks, in this order: size limit (before reading anything), magic, version,
-// type, header structure, exact length, run id, payload hash, signature; each failure is an
+// type, header structure, exact length, run id, signature, payload hash (the signature
+// covers the hash: a forged envelope is refused before its payload is read); each failure is an
 // EnvelopeError whose `reason` names the check. Stale rounds are the caller's business: the
 // round is authenticated but what is current is not known here. Environment-free.
 import { blake2AsU8a } from '@polkadot/util-crypto';
@@ -167,14 +168,16 @@ export function openEnvelope(bytes: Uint8Array, expect: { run: string; maxPayloa
   }
   const { header, headerLen } = parse(bytes, expect.maxPayloadBytes);
   if (header.run !== expect.run) throw new EnvelopeError('run', `message for run '${header.run}', this peer is in run '${expect.run}'`);
+  // The signature covers the header only (the hash included), so it is checked first: a
+  // forged envelope costs one verification, never a pass over a payload of up to 4 GiB.
+  const signature = bytes.subarray(headerLen + header.payloadLength);
+  if (!verifySignature(bytes.subarray(0, headerLen), signature, header.sender)) {
+    throw new EnvelopeError('signature', `bad signature: the message was not signed by its sender ${header.sender}`);
+  }
   const payload = bytes.subarray(headerLen, headerLen + header.payloadLength);
   const hash = blake2AsU8a(payload, 256);
   for (let i = 0; i < HASH_BYTES; i++) {
     if (hash[i] !== header.payloadHash[i]) throw new EnvelopeError('hash', `payload does not match the hash in its header (sender ${header.sender})`);
-  }
-  const signature = bytes.subarray(headerLen + header.payloadLength);
-  if (!verifySignature(bytes.subarray(0, headerLen), signature, header.sender)) {
-    throw new EnvelopeError('signature', `bad signature: the message was not signed by its sender ${header.sender}`);
   }
   return { header, payload };
 }

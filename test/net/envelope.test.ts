@@ -91,6 +91,7 @@ describe('envelope', () => {
       if (i < senderLenAt) return ['signature'];
       if (i < lenAt) return ['header'];
       if (i < hashAt) return ['truncated', 'trailing', 'size'];
+      if (i < payloadAt) return ['signature']; // the hash is signed: checked before the payload is read
       if (i < sigAt) return ['hash'];
       return ['signature'];
     };
@@ -144,6 +145,29 @@ describe('envelope', () => {
     expect(openEnvelope(env, { run: RUN, maxPayloadBytes: 1000 }).payload.length).toBe(1000);
     expect(hash).toHaveBeenCalledTimes(1);
     expect(MAX_HEADER_BYTES).toBe(4 + 2 + 1 + 256 + 6 + 256 + 4 + 32);
+  });
+
+  it('refuses a bad signature without hashing the payload (the cost of a forgery is O(header))', () => {
+    const hash = vi.mocked(utilCrypto.blake2AsU8a);
+    const payloadBytes = 4 << 20;
+    const env = sealEnvelope(alice, { kind: 'weights', run: RUN, round: 1, stage: 0 }, new Uint8Array(payloadBytes));
+    const hashedBytes = () => hash.mock.calls.reduce((sum, [data]) => sum + (data as Uint8Array).length, 0);
+    for (const forge of [
+      (b: Uint8Array) => (b[b.length - 1] ^= 1), // a corrupted signature
+      (b: Uint8Array) => (b[b.length - SIGNATURE_BYTES - payloadBytes - 1] ^= 1), // a hash edited to fit another payload
+    ]) {
+      const bad = env.slice();
+      forge(bad);
+      hash.mockClear();
+      expect(reasonOf(() => openEnvelope(bad, { run: RUN, maxPayloadBytes: payloadBytes }))).toBe('signature');
+      expect(hashedBytes()).toBe(0);
+    }
+    // A good signature over a payload that does not match its hash: hashed once, refused as 'hash'.
+    const swapped = env.slice();
+    swapped[swapped.length - SIGNATURE_BYTES - 1] ^= 1;
+    hash.mockClear();
+    expect(reasonOf(() => openEnvelope(swapped, { run: RUN, maxPayloadBytes: payloadBytes }))).toBe('hash');
+    expect(hashedBytes()).toBe(payloadBytes);
   });
 
   it('refuses to seal invalid headers', () => {
