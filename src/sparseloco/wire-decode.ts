@@ -12,6 +12,9 @@ import { UPDATE_MAGIC, UPDATE_VERSION, UPDATE_HEADER_BYTES, MAX_K, INDEX_FIXED, 
 
 // ---- decode ----
 
+/** Flat indices travel in a Uint32Array: a tensor may hold at most 2^32 elements. */
+const MAX_TENSOR_ELEMENTS = 2 ** 32;
+
 const UPDATE_FORMAT: FormatSpec = { name: 'update', truncated: (message) => new UpdateError('truncated', message) };
 
 interface Entry {
@@ -77,6 +80,9 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
       const dim = r.u32(`the shape of tensor '${name}'`);
       if (dim < 1) throw new UpdateError('header', `tensor '${name}' has a zero dimension`);
       shape.push(dim);
+    }
+    if (shape.reduce((a, b) => a * b, 1) > MAX_TENSOR_ELEMENTS) {
+      throw new UpdateError('header', `tensor '${name}' has shape [${shape.join(', ')}]: more than 2^32 elements, its flat indices would not fit 32 bits`);
     }
     const grid = chunkGrid(shape);
     const tableAt = r.offset;

@@ -544,11 +544,14 @@ describe.each(['fixed', 'rice'] as const)('update decoder rejects (%s indices)',
     rejects(fixCrc(empty), 'header', {}, /empty name/);
   });
 
-  it('a huge claimed shape costs nothing and reads as truncated', () => {
+  it('a huge claimed shape costs nothing: past 2^32 elements a header error, up to it truncated', () => {
     const b = copy();
     const dv = new DataView(b.buffer);
     dv.setUint32(UPDATE_HEADER_BYTES + 1 + 11 + 1, 0xffffffff, true);
     dv.setUint32(UPDATE_HEADER_BYTES + 1 + 11 + 5, 0xffffffff, true);
+    rejects(fixCrc(b), 'header', {}, /more than 2\^32 elements/);
+    dv.setUint32(UPDATE_HEADER_BYTES + 1 + 11 + 1, 65536, true);
+    dv.setUint32(UPDATE_HEADER_BYTES + 1 + 11 + 5, 65536, true);
     rejects(fixCrc(b), 'truncated', {});
   });
 
@@ -667,6 +670,26 @@ describe.each(['fixed', 'rice'] as const)('update decoder rejects (%s indices)',
       }
     });
   }
+});
+
+describe('update decoder without a layout: flat indices stay inside 32 bits', () => {
+  /** A valid update (k = 1: local 0 of every chunk) of one tensor of this shape. */
+  const oneTensor = (shape: number[]) => {
+    const grid = chunkGrid(shape);
+    const n = keptInTensor(grid, 1);
+    return encodeUpdate({ configHash: 1, round: 1, k: 1, tensors: [{ name: 'w', grid, k: 1, local: new Uint16Array(n), values: new Float32Array(n).fill(1) }] }, { indexCoding: 'fixed' });
+  };
+
+  it('refuses a tensor of more than 2^32 elements, whose flat indices would wrap', () => {
+    // [65537, 65536]: the last row's chunks start at 65536 · 65536 = 2^32, which a Uint32Array stores as 0.
+    rejects(oneTensor([65537, 65536]), 'header', {}, /more than 2\^32 elements/);
+  });
+
+  it('accepts exactly 2^32 elements, every index in range', () => {
+    const [t] = decodeUpdate(oneTensor([65536, 65536])).tensors;
+    expect(t.indices.at(-1)).toBe(65472 * 65536 + 65472);
+    expect(t.indices.every((v, i) => i === 0 || v > t.indices[i - 1])).toBe(true); // chunk order is row-major: no wrap
+  });
 });
 
 describe('update encoder rejects', () => {
