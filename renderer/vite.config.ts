@@ -40,7 +40,9 @@ export default defineConfig({
     outDir: fileURLToPath(new URL('../dist/web', import.meta.url)),
     emptyOutDir: true,
     target: 'chrome120',
-    sourcemap: true,
+    // No source maps in a build that ships (3.4 MB of our source, served to anyone who
+    // loads the page): TESSERA_SOURCEMAPS=1 npm run build:web makes them for debugging.
+    sourcemap: process.env.TESSERA_SOURCEMAPS === '1',
     chunkSizeWarningLimit: 4096,
     reportCompressedSize: false,
   },

@@ -88,12 +88,30 @@ export interface WindowGuardOptions {
   log?: (message: string) => void;
 }
 
-/** Links the user clicks that may leave the app, in their browser: https only. */
+/**
+ * Links the user clicks that may leave the app, in their browser: https only, and never with
+ * credentials in the link (`https://user:password@host` would hand a password to whoever the
+ * link names, or dress a phishing host up as a trusted one: `https://docs.example@evil`).
+ */
 export function externalLinkAllowed(url: string): boolean {
   try {
-    return new URL(url).protocol === 'https:';
+    const u = new URL(url);
+    return u.protocol === 'https:' && u.username === '' && u.password === '';
   } catch {
     return false;
+  }
+}
+
+/** A URL for the log, without any user name or password it carries. */
+function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username === '' && u.password === '') return url;
+    u.username = '';
+    u.password = '';
+    return `${u.href} (credentials removed)`;
+  } catch {
+    return url;
   }
 }
 
@@ -101,14 +119,14 @@ export function guardWebContents(contents: GuardedWebContents, options: WindowGu
   const log = options.log ?? (() => {});
   const deny = (event: PreventableEvent & { url: string }) => {
     event.preventDefault();
-    log(`navigation to ${event.url} denied`);
+    log(`navigation to ${withoutCredentials(event.url)} denied`);
   };
   contents.on('will-navigate', deny);
   contents.on('will-redirect', deny);
   contents.on('will-attach-webview', (event) => event.preventDefault());
   contents.setWindowOpenHandler(({ url }) => {
     if (externalLinkAllowed(url)) options.openExternal(url);
-    else log(`new window for ${url} denied`);
+    else log(`new window for ${withoutCredentials(url)} denied`);
     return { action: 'deny' };
   });
 }

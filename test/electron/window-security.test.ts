@@ -65,7 +65,8 @@ describe('navigation guards', () => {
   it('deny navigation, redirects and webviews; new windows never open, https links go to the browser', () => {
     const contents = new FakeContents();
     const opened: string[] = [];
-    guardWebContents(contents, { openExternal: (url) => opened.push(url) });
+    const logged: string[] = [];
+    guardWebContents(contents, { openExternal: (url) => opened.push(url), log: (m) => logged.push(m) });
     expect(contents.fire('will-navigate', 'https://evil.example')).toBe(true);
     expect(contents.fire('will-redirect', 'https://evil.example')).toBe(true);
     expect(contents.fire('will-attach-webview')).toBe(true);
@@ -73,7 +74,13 @@ describe('navigation guards', () => {
     expect(contents.openHandler!({ url: 'http://plain.example.org' })).toEqual({ action: 'deny' });
     expect(contents.openHandler!({ url: 'file:///etc/passwd' })).toEqual({ action: 'deny' });
     expect(contents.openHandler!({ url: 'javascript:alert(1)' })).toEqual({ action: 'deny' });
+    // Credentials in the link: refused, with a password or a user name alone.
+    for (const url of ['https://user:password@docs.example.org', 'https://docs.example.org@evil.example', 'https://:secret@docs.example.org/']) {
+      expect(contents.openHandler!({ url })).toEqual({ action: 'deny' });
+    }
     expect(opened).toEqual(['https://docs.example.org']);
+    expect(logged.join('\n')).not.toMatch(/password|secret/); // a refused link's password is not logged either
+    expect(logged.some((m) => m.includes('https://docs.example.org/ (credentials removed)'))).toBe(true);
   });
 
   it('grants only clipboard writes, only to the app', () => {
