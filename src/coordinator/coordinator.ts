@@ -283,7 +283,8 @@ export class Coordinator {
         if (!to) return this.refuse(s, 'signal-unknown-peer', `no peer ${m.to} in this run`);
         // Links are only between neighbours: anything else is refused (and counted).
         if (!this.control.mayRelay(address, m.to)) return this.refuse(s, 'signal-not-neighbour', `${m.to} is not one of your neighbours`);
-        return this.send(to, { type: 'signal', from: address, data: m.data });
+        if (!this.sessions.send(to, { type: 'signal', from: address, data: m.data })) this.refuse(s, 'signal-malformed', 'the signal data cannot be relayed: the sender is refused, not the recipient dropped');
+        return;
       }
       case 'synced':
         s.synced = m.round;

@@ -11,6 +11,9 @@ export interface Connection {
   close(code: number, reason: string): void;
 }
 
+/** WebSocket close code for a socket that failed a send (1011: the server met an error). */
+export const SEND_FAILED_CLOSE_CODE = 1011;
+
 export interface Session {
   id: number;
   conn: Connection;
@@ -95,14 +98,31 @@ export class Sessions {
     return [...this.byId.values()];
   }
 
-  send(s: Session, m: ServerMessage): void {
+  /**
+   * Sends `m` to `s`. False when `m` cannot be written as JSON (a payload another peer made,
+   * deeper than JSON.stringify goes): nothing is sent and the recipient, not at fault, stays.
+   * A socket that throws on send is gone: the session is dropped and its socket closed, so a
+   * dropped session never lingers half-open (unreaped, receiving nothing).
+   */
+  send(s: Session, m: ServerMessage): boolean {
+    let text: string;
     try {
-      const text = JSON.stringify(m);
-      this.controlBytes[m.type] = (this.controlBytes[m.type] ?? 0) + text.length;
+      text = JSON.stringify(m);
+    } catch {
+      return false;
+    }
+    this.controlBytes[m.type] = (this.controlBytes[m.type] ?? 0) + text.length;
+    try {
       s.conn.send(text);
     } catch {
       this.onSendFailed(s);
+      try {
+        s.conn.close(SEND_FAILED_CLOSE_CODE, 'send failed');
+      } catch {
+        // Already closed: nothing left to release.
+      }
     }
+    return true;
   }
 
   sendTo(address: string, m: ServerMessage): void {

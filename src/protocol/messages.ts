@@ -13,7 +13,8 @@
 //                                       ←    stage {stage, reason}: moved to another stage
 //   synced {round, weightsHash, stage}  →    "I hold θ_start of `round` (of `stage`)": a member from it on
 //   heartbeat                           →
-//   signal {to, data}                   →    relayed as signal {from, data}, to a neighbour only
+//   signal {to, data}                   →    relayed as signal {from, data}, to a neighbour only;
+//                                            data: WebRTC signaling only (signal-data.ts)
 //   <binary: signed 'update' envelope>  →    stored (the run's update store) for the commit,
 //                                            the validator and peers that fetch it
 //                                       ←    accepted {round, hash}: only then does the sender
@@ -36,6 +37,7 @@
 // Every incoming message is checked with parseClientMessage / parseServerMessage, which
 // return null for anything malformed (the caller counts it and drops it).
 import type { RunConfig } from './run-config.ts';
+import { parseSignalData } from './signal-data.ts';
 
 export const PROTOCOL_VERSION = 2;
 /** Largest JSON control message either side accepts. */
@@ -173,8 +175,11 @@ export function parseClientMessage(text: string): ClientMessage | null {
     }
     case 'heartbeat':
       return { type: 'heartbeat' };
-    case 'signal':
-      return isStr(m.to, 64) && m.data !== undefined ? { type: 'signal', to: m.to, data: m.data } : null;
+    case 'signal': {
+      // Only WebRTC signaling, bounded and rebuilt (signal-data.ts): it is relayed to another peer.
+      const data = parseSignalData(m.data);
+      return isStr(m.to, 64) && data ? { type: 'signal', to: m.to, data } : null;
+    }
     case 'report':
       return isRound(m.round) && isNum(m.loss) && isNum(m.bytesUp) && isNum(m.bytesDown) && isNum(m.rejected) && isNum(m.peers)
         ? { type: 'report', round: m.round, loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers }
@@ -208,8 +213,10 @@ export function parseServerMessage(text: string): ServerMessage | null {
       return isAddrList(m.neighbours, 256) ? { type: 'neighbours', neighbours: m.neighbours } : null;
     case 'swarm':
       return isCount(m.peers) && isCount(m.ready) && isCount(m.need) ? { type: 'swarm', peers: m.peers, ready: m.ready, need: m.need } : null;
-    case 'signal':
-      return isStr(m.from, 64) && m.data !== undefined ? { type: 'signal', from: m.from, data: m.data } : null;
+    case 'signal': {
+      const data = parseSignalData(m.data);
+      return isStr(m.from, 64) && data ? { type: 'signal', from: m.from, data } : null;
+    }
     case 'round': {
       if (!isRound(m.round) || !isCount(m.memberCount) || !isAddrList(m.members) || !Array.isArray(m.stages) || m.stages.length !== m.members.length || !m.stages.every(isStage)) return null;
       return isNum(m.seed) && isNum(m.deadline) && isCount(m.tokensTrained)

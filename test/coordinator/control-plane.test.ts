@@ -39,9 +39,10 @@ describe('coordinator: neighbours and signaling', () => {
     const linked = a.last('neighbours')!.neighbours;
     const stranger = peers.find((p) => p !== a && !linked.includes(p.address))!;
     const friend = peers.find((p) => p.address === linked[0])!;
-    a.text({ type: 'signal', to: friend.address, data: 'offer' });
-    expect(friend.last('signal')).toEqual({ type: 'signal', from: a.address, data: 'offer' });
-    a.text({ type: 'signal', to: stranger.address, data: 'offer' });
+    const offer = { type: 'offer', sdp: 'v=0\r\n' };
+    a.text({ type: 'signal', to: friend.address, data: offer });
+    expect(friend.last('signal')).toEqual({ type: 'signal', from: a.address, data: offer });
+    a.text({ type: 'signal', to: stranger.address, data: offer });
     expect(stranger.all('signal')).toEqual([]);
     expect(a.last('rejected')?.what).toBe('signal-not-neighbour');
     expect(h.coordinator.status().rejected).toEqual({ 'signal-not-neighbour': 1 });

@@ -3,6 +3,10 @@ import { toHex } from '../../src/base/hex.ts';
 import { PROTOCOL_VERSION, joinChallenge } from '../../src/protocol/messages.ts';
 import { Peer, RUN, devKeys, makeCoordinator, removeTempDirs, signedUpdate, type Keys } from './helpers.ts';
 
+/** WebRTC signaling as simple-peer emits it (the coordinator relays nothing else). */
+const OFFER = { type: 'offer', sdp: 'v=0\r\n' };
+const CANDIDATE = { type: 'candidate', candidate: { candidate: 'candidate:1 1 udp 2122260223 10.0.0.2 5000 typ host', sdpMLineIndex: 0, sdpMid: '0' } };
+
 let k: Keys;
 beforeAll(async () => {
   k = await devKeys();
@@ -98,7 +102,7 @@ describe('coordinator: joining', () => {
     p.hello();
     p.text({ type: 'synced', round: 0, weightsHash: 'aa' });
     p.text({ type: 'heartbeat' });
-    p.text({ type: 'signal', to: k.bob.address, data: { sdp: 'x' } });
+    p.text({ type: 'signal', to: k.bob.address, data: OFFER });
     p.text({ type: 'report', round: 0, loss: 1, bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 });
     p.binary(signedUpdate(k.alice, config, 0));
     expect(p.all('rejected').map((r) => r.what)).toEqual(Array(5).fill('unknown-member'));
@@ -137,8 +141,8 @@ describe('coordinator: joining', () => {
     expect(first.conn.closed?.code).toBe(4002);
     expect(coordinator.status().peers).toEqual([k.alice.address, k.bob.address].sort());
     // Signals reach the new connection only.
-    bob.text({ type: 'signal', to: k.alice.address, data: 'hi' });
-    expect(second.last('signal')).toEqual({ type: 'signal', from: k.bob.address, data: 'hi' });
+    bob.text({ type: 'signal', to: k.alice.address, data: OFFER });
+    expect(second.last('signal')).toEqual({ type: 'signal', from: k.bob.address, data: OFFER });
     expect(first.last('signal')).toBeUndefined();
     // The old socket's late close does not remove the new one.
     first.disconnect();
@@ -151,8 +155,8 @@ describe('coordinator: joining', () => {
     expect(first.conn.sent.length).toBe(sentToFirst);
     expect(second.conn.sent.length).toBe(before);
     expect(second.conn.closed).toBeNull();
-    bob.text({ type: 'signal', to: k.alice.address, data: 'again' });
-    expect(second.last('signal')?.data).toBe('again');
+    bob.text({ type: 'signal', to: k.alice.address, data: CANDIDATE });
+    expect(second.last('signal')?.data).toEqual(CANDIDATE);
   });
 
   it('refuses a joined connection joining again as another hotkey', () => {
@@ -184,15 +188,33 @@ describe('coordinator: signaling relay', () => {
     const { coordinator } = makeCoordinator();
     const [a, b, c] = [k.alice, k.bob, k.carol].map((key) => new Peer(coordinator, key));
     for (const p of [a, b, c]) p.join();
-    const data = { type: 'offer', sdp: 'v=0…', nested: [1, 2, { x: null }] };
-    a.text({ type: 'signal', to: k.bob.address, data });
-    expect(b.all('signal')).toEqual([{ type: 'signal', from: k.alice.address, data }]);
+    a.text({ type: 'signal', to: k.bob.address, data: { ...OFFER, nested: [1, 2, { x: null }] } });
+    expect(b.all('signal')).toEqual([{ type: 'signal', from: k.alice.address, data: OFFER }]); // known fields only
     expect(a.all('signal')).toEqual([]);
     expect(c.all('signal')).toEqual([]);
     // A client cannot choose `from`.
-    a.text({ type: 'signal', to: k.bob.address, from: k.carol.address, data: 'spoof' });
-    expect(b.last('signal')).toEqual({ type: 'signal', from: k.alice.address, data: 'spoof' });
+    a.text({ type: 'signal', to: k.bob.address, from: k.carol.address, data: CANDIDATE });
+    expect(b.last('signal')).toEqual({ type: 'signal', from: k.alice.address, data: CANDIDATE });
     expect(coordinator.status().rejected).toEqual({});
+  });
+
+  it('refuses a sender whose signal data nests 6,000 deep (12 KB), counted; the recipient stays a member and keeps receiving', () => {
+    const { coordinator } = makeCoordinator();
+    const [a, b] = [k.alice, k.bob].map((key) => new Peer(coordinator, key));
+    for (const p of [a, b]) p.join();
+    const nest = '['.repeat(6000) + ']'.repeat(6000); // JSON.stringify throws on it: written by hand
+    const deep = `{"type":"signal","to":"${k.bob.address}","data":${nest}}`;
+    expect(deep.length).toBeLessThan(12_200);
+    a.text(deep);
+    a.text(`{"type":"signal","to":"${k.bob.address}","data":{"type":"candidate","candidate":{"candidate":"c","sdpMid":"0","junk":${nest}}}}`);
+    expect(a.last('rejected')?.what).toBe('malformed-control');
+    expect(coordinator.status().rejected).toEqual({ 'malformed-control': 1 });
+    // The second's nesting was outside the known fields: dropped, the candidate relayed.
+    expect(b.all('signal')).toEqual([{ type: 'signal', from: k.alice.address, data: { type: 'candidate', candidate: { candidate: 'c', sdpMid: '0' } } }]);
+    expect(coordinator.status().peers).toEqual([k.alice.address, k.bob.address].sort());
+    expect(b.conn.closed).toBeNull();
+    a.text({ type: 'signal', to: k.bob.address, data: OFFER });
+    expect(b.last('signal')).toEqual({ type: 'signal', from: k.alice.address, data: OFFER });
   });
 
   it('refuses a signal to an address that is not a joined peer, and counts it', () => {
@@ -201,13 +223,13 @@ describe('coordinator: signaling relay', () => {
     a.join();
     const pending = new Peer(coordinator, k.bob); // connected, never joined
     pending.hello();
-    a.text({ type: 'signal', to: k.bob.address, data: 'x' });
-    a.text({ type: 'signal', to: k.dave.address, data: 'x' });
-    a.text({ type: 'signal', to: 'nobody', data: 'x' });
+    a.text({ type: 'signal', to: k.bob.address, data: OFFER });
+    a.text({ type: 'signal', to: k.dave.address, data: OFFER });
+    a.text({ type: 'signal', to: 'nobody', data: OFFER });
     const left = new Peer(coordinator, k.carol);
     left.join();
     left.disconnect();
-    a.text({ type: 'signal', to: k.carol.address, data: 'x' });
+    a.text({ type: 'signal', to: k.carol.address, data: OFFER });
     expect(a.all('rejected').map((r) => r.what)).toEqual(Array(4).fill('signal-unknown-peer'));
     expect(coordinator.status().rejected).toEqual({ 'signal-unknown-peer': 4 });
     expect(pending.all('signal')).toEqual([]);

@@ -182,8 +182,8 @@ describe('coordinator server: WebSocket', () => {
     // Signaling between two sockets, `from` set by the coordinator.
     const b = new Client(server.url);
     await b.join(k.bob);
-    b.send({ type: 'signal', to: k.alice.address, from: k.carol.address, data: { candidate: 'c' } });
-    expect(await a.next('signal')).toEqual({ type: 'signal', from: k.bob.address, data: { candidate: 'c' } });
+    b.send({ type: 'signal', to: k.alice.address, from: k.carol.address, data: { type: 'renegotiate', renegotiate: true } });
+    expect(await a.next('signal')).toEqual({ type: 'signal', from: k.bob.address, data: { type: 'renegotiate', renegotiate: true } });
     // A closed socket leaves the run.
     b.ws.close();
     await b.closed;

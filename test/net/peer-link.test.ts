@@ -3,13 +3,17 @@ import wrtc from '@roamhq/wrtc';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FRAME_HEADER_BYTES, type ReassemblyLimits } from '../../src/net/framing.ts';
 import { LinkClosedError, PeerLink, type PeerLinkOptions } from '../../src/net/peer-link.ts';
+import { parseSignalData } from '../../src/protocol/signal-data.ts';
 import { releaseWebRtc } from '../helpers/webrtc-release.ts';
 
 const LIMITS: ReassemblyLimits = { maxMessageBytes: 16 << 20, timeoutMs: 30_000, maxInFlight: 4 };
 const open: PeerLink[] = [];
+/** Signals simple-peer emitted that the coordinator's check (signal-data.ts) would refuse. */
+const refusedSignals: unknown[] = [];
 
 afterEach(() => {
   for (const l of open.splice(0)) l.close();
+  expect(refusedSignals.splice(0)).toEqual([]);
 });
 // End libwebrtc before the worker ends (test/helpers/webrtc-release.ts says why).
 afterAll(async () => expect(await releaseWebRtc()).toEqual([]));
@@ -27,8 +31,14 @@ const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.c
 function linkPair(a: Partial<PeerLinkOptions> = {}, b: Partial<PeerLinkOptions> = {}): [PeerLink, PeerLink] {
   const base = { wrtc, iceServers: [], limits: LIMITS };
   let left: PeerLink | null = null, right: PeerLink | null = null;
-  left = new PeerLink('B', { ...base, initiator: true, ...a }, (d) => setImmediate(() => right?.signal(d)));
-  right = new PeerLink('A', { ...base, initiator: false, ...b }, (d) => setImmediate(() => left?.signal(d)));
+  // As the coordinator relays it: through JSON and parseSignalData, which must keep all real signaling.
+  const relay = (d: unknown, to: () => PeerLink | null) => {
+    const data = parseSignalData(JSON.parse(JSON.stringify(d)));
+    if (data === null) refusedSignals.push(d);
+    else setImmediate(() => to()?.signal(data));
+  };
+  left = new PeerLink('B', { ...base, initiator: true, ...a }, (d) => relay(d, () => right));
+  right = new PeerLink('A', { ...base, initiator: false, ...b }, (d) => relay(d, () => left));
   open.push(left, right);
   return [left, right];
 }

@@ -7,6 +7,7 @@ import { DEFAULT_RUN } from '../../src/protocol/run-config.ts';
 const ADDR = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const ADDR2 = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
 const j = (v: unknown) => JSON.stringify(v);
+const OFFER = { type: 'offer', sdp: 'v=0\r\n' };
 
 describe('joinChallenge', () => {
   it('binds the protocol version, the run and the nonce', () => {
@@ -25,7 +26,7 @@ describe('parseClientMessage', () => {
     { type: 'synced', round: 2 ** 32 - 1, weightsHash: 'x', stage: 3 },
     { type: 'heartbeat' },
     { type: 'signal', to: ADDR, data: { type: 'offer', sdp: 'v=0\r\n…' } },
-    { type: 'signal', to: ADDR, data: null },
+    { type: 'signal', to: ADDR, data: { type: 'candidate', candidate: { candidate: 'candidate:1 1 udp 1 10.0.0.1 9 typ host', sdpMLineIndex: 0, sdpMid: '0' } } },
     { type: 'report', round: 3, loss: 2.25, bytesUp: 1e6, bytesDown: 0, rejected: 1, peers: 4 },
   ];
   for (const m of valid) {
@@ -35,7 +36,7 @@ describe('parseClientMessage', () => {
   }
 
   it('keeps only the fields it knows (a client cannot smuggle `from` into a signal)', () => {
-    expect(parseClientMessage(j({ type: 'signal', to: ADDR, from: ADDR2, data: 1 }))).toEqual({ type: 'signal', to: ADDR, data: 1 });
+    expect(parseClientMessage(j({ type: 'signal', to: ADDR, from: ADDR2, data: OFFER }))).toEqual({ type: 'signal', to: ADDR, data: OFFER });
     expect(parseClientMessage(j({ type: 'heartbeat', extra: 'x'.repeat(100) }))).toEqual({ type: 'heartbeat' });
   });
 
@@ -49,7 +50,9 @@ describe('parseClientMessage', () => {
     ['synced with a negative round', j({ type: 'synced', round: -1, weightsHash: 'ab' })], ['synced with a fractional round', j({ type: 'synced', round: 1.5, weightsHash: 'ab' })],
     ['synced with round 2^32', j({ type: 'synced', round: 2 ** 32, weightsHash: 'ab' })], ['synced with a string round', j({ type: 'synced', round: '1', weightsHash: 'ab' })],
     ['synced without hash', j({ type: 'synced', round: 1 })], ['synced with a 129-character hash', j({ type: 'synced', round: 1, weightsHash: 'a'.repeat(129) })],
-    ['signal without data', j({ type: 'signal', to: ADDR })], ['signal without to', j({ type: 'signal', data: 1 })], ['signal to a list', j({ type: 'signal', to: [ADDR], data: 1 })],
+    ['signal without data', j({ type: 'signal', to: ADDR })], ['signal without to', j({ type: 'signal', data: OFFER })], ['signal to a list', j({ type: 'signal', to: [ADDR], data: OFFER })],
+    ['signal with data that is not WebRTC signaling', j({ type: 'signal', to: ADDR, data: 1 })], ['signal with null data', j({ type: 'signal', to: ADDR, data: null })],
+    ['signal with data nested 6,000 deep (12 KB)', `{"type":"signal","to":"${ADDR}","data":${'['.repeat(6000)}${']'.repeat(6000)}}`],
     ['report with a string loss', j({ type: 'report', round: 1, loss: '2', bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 })],
     ['synced with a stage of -1', j({ type: 'synced', round: 1, weightsHash: 'ab', stage: -1 })],
     ['join with a negative memory', j({ type: 'join', address: ADDR, signature: 'ab', capacity: { memoryBytes: -1, tokensPerSecond: 1 } })],
@@ -84,7 +87,7 @@ describe('parseServerMessage', () => {
     { type: 'neighbours', neighbours: [ADDR, ADDR2] },
     { type: 'swarm', peers: 0, ready: 0, need: 1 },
     { type: 'swarm', peers: 1000, ready: 997, need: 20 },
-    { type: 'signal', from: ADDR, data: { candidate: 'x' } },
+    { type: 'signal', from: ADDR, data: { type: 'renegotiate', renegotiate: true } },
     { type: 'round', round: 4, memberCount: 1000, members: [], stages: [], seed: 1, deadline: 1_700_000_000_000, tokensTrained: 0 },
     { type: 'round', round: 4, memberCount: 2, members: [ADDR, ADDR2], stages: [1, 0], seed: 1, deadline: 1_700_000_000_000, tokensTrained: 2 ** 40 },
     { type: 'commit', round: 4, included: [{ sender: ADDR, hash: 'ab'.repeat(32), stage: 0 }], delivered: 900, checkpointBy: ADDR },
@@ -118,7 +121,7 @@ describe('parseServerMessage', () => {
     ['round with 4097 members', { type: 'round', round: 1, memberCount: 4097, members: Array(4097).fill(ADDR), stages: Array(4097).fill(0), seed: 1, deadline: 0, tokensTrained: 0 }],
     ['commit without delivered', { type: 'commit', round: 1, included: [], checkpointBy: null }], ['commit with negative delivered', { type: 'commit', round: 1, included: [], delivered: -1, checkpointBy: null }],
     ['commit with 4097 entries', { type: 'commit', round: 1, included: Array(4097).fill({ sender: ADDR, hash: 'ab', stage: 0 }), delivered: 4097, checkpointBy: null }],
-    ['signal without from', { type: 'signal', data: 1 }], ['signal without data', { type: 'signal', from: ADDR }],
+    ['signal without from', { type: 'signal', data: OFFER }], ['signal without data', { type: 'signal', from: ADDR }], ['signal with data that is not WebRTC signaling', { type: 'signal', from: ADDR, data: { candidate: 'x' } }],
     ['round without deadline', { type: 'round', round: 1, members: [], seed: 1 }], ['round with a fractional round', { type: 'round', round: 0.5, members: [], seed: 1, deadline: 0 }],
     ['commit with an entry missing its hash', { type: 'commit', round: 1, included: [{ sender: ADDR }], checkpointBy: null }],
     ['commit with a non-object entry', { type: 'commit', round: 1, included: [ADDR], checkpointBy: null }],
