@@ -9,11 +9,18 @@
 //   13  data                     1 .. chunkBytes − 13 bytes (0 only for an empty message)
 //
 // The Reassembler trusts nothing: every frame is checked (header, total against the limit
-// before the message's buffer is allocated, range, overlap with data already held, how many
-// messages are open), and a bad one is dropped and counted, never thrown. A bad frame also
-// drops the message it belongs to — that sender's stream is broken, so the message could
-// never be trusted — and later frames of a dropped or completed message are dropped too.
-// Frames may arrive in any order. Environment-free.
+// before anything is allocated, range, order, how many messages are open), and a bad one is
+// dropped and counted, never thrown. A bad frame also drops the message it belongs to — that
+// sender's stream is broken, so the message could never be trusted — and later frames of a
+// dropped or completed message are dropped too.
+//
+// A data channel is ordered and a sender frames each message front to back, so a message's
+// frames must arrive in order (several messages may interleave): a frame that does not
+// continue its message exactly where it stands is dropped ('overlap' when it repeats bytes
+// held, 'order' when it skips ahead). Holding a message is then one counter, whatever order
+// a hostile sender picks. Its buffer grows as its bytes arrive (×BUFFER_GROWTH, capped at its
+// total), so a peer pins at most ~4× what it has sent plus MIN_BUFFER_BYTES per open message,
+// not the total its first frame announces. Environment-free.
 
 export const FRAME_VERSION = 1;
 export const FRAME_HEADER_BYTES = 13;
@@ -22,8 +29,16 @@ export const DEFAULT_CHUNK_BYTES = 16 * 1024;
 const MAX_U32 = 0xffffffff;
 /** How many finished (completed or dropped) message ids are remembered to drop their stragglers. */
 const REMEMBERED_IDS = 1024;
+/** A message's first buffer, unless its total is smaller: one frame's worth, so small frames do not regrow it at once. */
+export const MIN_BUFFER_BYTES = DEFAULT_CHUNK_BYTES;
+/**
+ * How much a message's buffer grows when its bytes outgrow it: a peer pins at most this many
+ * times what it sent; ×4 costs an honest 64 MiB message ~1.2× the time of allocating it whole
+ * up front (×2 cost ~2×: more fresh pages and copies).
+ */
+const BUFFER_GROWTH = 4;
 
-export type FrameReason = 'header' | 'size' | 'range' | 'mismatch' | 'overlap' | 'in-flight' | 'dropped' | 'duplicate';
+export type FrameReason = 'header' | 'size' | 'range' | 'mismatch' | 'overlap' | 'order' | 'in-flight' | 'dropped' | 'duplicate';
 
 /** frameMessage was given something it cannot frame. */
 export class FrameError extends Error {
@@ -86,12 +101,12 @@ export interface ReassemblyStats {
 }
 
 interface Pending {
+  /** The message's length, as its first frame announced. */
+  total: number;
+  /** Bytes 0..received of the message; grows as they arrive, up to `total`. */
   buf: Uint8Array;
   received: number;
   started: number;
-  /** Disjoint, sorted, non-touching [start, end) ranges already held. */
-  starts: number[];
-  ends: number[];
 }
 
 export class Reassembler {
@@ -131,22 +146,30 @@ export class Reassembler {
       // Every check that can fail on a new message's first frame runs before its buffer exists.
       if (total > this.#limits.maxMessageBytes) return this.#drop('size', id);
       if (offset + n > total || (n === 0 && total > 0)) return this.#drop('range', id);
+      if (offset !== 0) return this.#drop('order', id);
       if (this.#pending.size >= this.#limits.maxInFlight) return this.#drop('in-flight', id);
-      p = { buf: new Uint8Array(total), received: 0, started: this.#now(), starts: [], ends: [] };
+      p = { total, buf: new Uint8Array(Math.min(total, Math.max(n, MIN_BUFFER_BYTES))), received: 0, started: this.#now() };
       this.#pending.set(id, p);
-    } else if (total !== p.buf.length) {
+    } else if (total !== p.total) {
       return this.#drop('mismatch', id);
     } else if (offset + n > total || n === 0) {
       return this.#drop('range', id);
+    } else if (offset !== p.received) {
+      return this.#drop(offset < p.received ? 'overlap' : 'order', id);
     }
-    if (n > 0 && !this.#claim(p, offset, offset + n)) return this.#drop('overlap', id);
-    p.buf.set(frame.subarray(FRAME_HEADER_BYTES), offset);
-    p.received += n;
-    if (p.received < total) return null;
+    const end = p.received + n;
+    if (end > p.buf.length) {
+      const grown = new Uint8Array(Math.min(total, Math.max(end, BUFFER_GROWTH * p.buf.length)));
+      grown.set(p.buf.subarray(0, p.received));
+      p.buf = grown;
+    }
+    p.buf.set(frame.subarray(FRAME_HEADER_BYTES), p.received);
+    p.received = end;
+    if (end < total) return null;
     this.#pending.delete(id);
     this.#finish(id, 'duplicate');
     this.stats.messagesCompleted++;
-    return p.buf;
+    return p.buf; // exactly `total` long: the buffer never grows past it
   }
 
   /** Drops messages whose first frame came more than timeoutMs ago; returns how many. */
@@ -167,36 +190,6 @@ export class Reassembler {
   /** Forgets every open message (their memory is released), without counting them. */
   clear(): void {
     this.#pending.clear();
-  }
-
-  /** Records [start, end) as held unless it overlaps what is; merges touching ranges. */
-  #claim(p: Pending, start: number, end: number): boolean {
-    const { starts, ends } = p;
-    // First range starting at or after `start`.
-    let lo = 0, hi = starts.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (starts[mid] < start) lo = mid + 1;
-      else hi = mid;
-    }
-    const prev = lo - 1;
-    if (prev >= 0 && ends[prev] > start) return false;
-    if (lo < starts.length && starts[lo] < end) return false;
-    const joinPrev = prev >= 0 && ends[prev] === start;
-    const joinNext = lo < starts.length && starts[lo] === end;
-    if (joinPrev && joinNext) {
-      ends[prev] = ends[lo];
-      starts.splice(lo, 1);
-      ends.splice(lo, 1);
-    } else if (joinPrev) {
-      ends[prev] = end;
-    } else if (joinNext) {
-      starts[lo] = start;
-    } else {
-      starts.splice(lo, 0, start);
-      ends.splice(lo, 0, end);
-    }
-    return true;
   }
 
   #finish(id: number, how: 'duplicate' | 'dropped'): void {

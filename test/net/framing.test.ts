@@ -59,13 +59,13 @@ describe('frameMessage + Reassembler', () => {
     expect([...iterateFrames(7, msg, 500)]).toEqual(frameMessage(7, msg, 500));
   });
 
-  it('reassembles interleaved and out-of-order messages', () => {
+  it('reassembles interleaved messages, each in order', () => {
     const msgs = [randomBytes(100_000, 1), randomBytes(3, 2), randomBytes(50_000, 3), randomBytes(0, 4)];
     const lists = msgs.map((m, i) => frameMessage(1000 + i, m, 1000));
     const r = new Reassembler(LIMITS);
     const done = new Map<number, Uint8Array>();
-    // Round-robin across messages, each message's frames reversed.
-    const queues = lists.map((l) => [...l].reverse());
+    // Round-robin across messages.
+    const queues = lists.map((l) => [...l]);
     while (queues.some((q) => q.length)) {
       for (const q of queues) {
         const f = q.shift();
@@ -77,6 +77,63 @@ describe('frameMessage + Reassembler', () => {
     msgs.forEach((m, i) => expect(same(done.get(1000 + i)!, m)).toBe(true));
     expect(r.stats.messagesCompleted).toBe(4);
     expect(r.stats.framesDropped).toBe(0);
+  });
+
+  it('grows a message as its bytes arrive: 200 KB in 50-byte frames', () => {
+    const msg = randomBytes(200_000, 9);
+    const r = new Reassembler(LIMITS);
+    const out = frameMessage(1, msg, 50).map((f) => r.push(f));
+    expect(same(out.at(-1)!, msg)).toBe(true);
+    expect(out.at(-1)!.buffer.byteLength).toBe(200_000); // the buffer returned is exactly the message
+    expect(r.stats.framesDropped).toBe(0);
+  });
+
+  it('requires frames in order (the channel is ordered): one that skips ahead or repeats drops its message, counted', () => {
+    const cases: [Uint8Array[], string][] = [
+      [[frame(1, 10, 4, 6)], 'order'], // a first frame not at the start
+      [[frame(1, 10, 0, 4), frame(1, 10, 6, 4)], 'order'], // a gap
+      [[frame(1, 10, 0, 4), frame(1, 10, 8, 2)], 'order'],
+      [[frame(1, 10, 0, 4), frame(1, 10, 2, 4)], 'overlap'], // bytes already held
+      [[frame(1, 10, 0, 4), frame(1, 10, 0, 4)], 'overlap'],
+    ];
+    for (const [frames, reason] of cases) {
+      const r = new Reassembler(LIMITS);
+      for (const f of frames) expect(r.push(f)).toBeNull();
+      expect(r.stats.reasons[reason], reason).toBe(1);
+      expect(r.stats).toMatchObject({ framesDropped: 1, messagesDropped: 1 });
+      expect(r.inFlight).toBe(0);
+      expect(r.push(frame(1, 10, 4, 6))).toBeNull(); // the rest of a dropped message
+      expect(r.stats.reasons.dropped).toBe(1);
+    }
+  });
+
+  it('holds nothing for 100k descending 1-byte frames: the first is refused, the rest belong to a dropped message', () => {
+    // Before: each frame was a new range spliced in at the front (O(n²): 2.2 s for 100k frames).
+    const N = 100_000;
+    const r = new Reassembler({ maxMessageBytes: 64 << 20, timeoutMs: 120_000, maxInFlight: 4 });
+    let completed = 0;
+    for (let i = N - 1; i >= 0; i--) if (r.push(frame(1, 2 * N, 2 * i, 1)) !== null) completed++;
+    expect(completed).toBe(0);
+    expect(r.inFlight).toBe(0);
+    expect(r.stats).toMatchObject({ framesDropped: N, messagesDropped: 1, reasons: { order: 1, dropped: N - 1 } });
+  });
+
+  it('pins memory only for bytes sent: 918 KB of 14-byte frames opening 4 messages of 64 MiB', () => {
+    // Before: each message's 64 MiB was allocated on its first frame (256 MiB pinned until the timeout).
+    const MAX = 64 << 20;
+    const r = new Reassembler({ maxMessageBytes: MAX, timeoutMs: 120_000, maxInFlight: 4 });
+    const frames = Math.floor(918_000 / (FRAME_HEADER_BYTES + 1));
+    const offsets = [0, 0, 0, 0];
+    const before = process.memoryUsage().arrayBuffers;
+    let completed = 0;
+    for (let i = 0; i < frames; i++) if (r.push(frame(i % 4, MAX, offsets[i % 4]++, 1)) !== null) completed++;
+    const pinned = process.memoryUsage().arrayBuffers - before;
+    expect(completed).toBe(0);
+    expect(r.inFlight).toBe(4);
+    expect(r.stats.framesDropped).toBe(0);
+    // 4 × 16 KiB data and 918 KB of frames; a 64 MiB buffer would be far over.
+    expect(pinned).toBeLessThan(8 << 20);
+    r.clear();
   });
 
   it('drops and counts every kind of bad frame, without throwing', () => {
