@@ -231,6 +231,19 @@ describe('coordinator server: WebSocket', () => {
     expect((await a.closed).code).toBe(1009);
   });
 
+  it('a signal nested 6,000 deep (12 KB) refuses its sender; the recipient stays connected and keeps receiving', async () => {
+    const { h, server } = await serve();
+    const [a, b] = [new Client(server.url), new Client(server.url)];
+    await a.join(k.alice);
+    await b.join(k.bob);
+    a.send(`{"type":"signal","to":"${k.bob.address}","data":${'['.repeat(6000)}${']'.repeat(6000)}}`);
+    expect((await a.next('rejected')).what).toBe('malformed-control');
+    a.send({ type: 'signal', to: k.bob.address, data: { type: 'renegotiate', renegotiate: true } });
+    expect(await b.next('signal')).toEqual({ type: 'signal', from: k.alice.address, data: { type: 'renegotiate', renegotiate: true } });
+    expect(h.coordinator.status().peers).toEqual([k.alice.address, k.bob.address].sort());
+    expect(b.ws.readyState).toBe(WebSocket.OPEN);
+  }, 20_000); // a regression waits forever for the refusal: fail instead
+
   it('refuses binary messages before join, and over the size limit', async () => {
     const { h, server } = await serve();
     const a = new Client(server.url);
