@@ -4,7 +4,7 @@ import { Gpu } from '../../../src/gpu/gpu.ts';
 import { preset, type PresetName } from '../../../src/model/config.ts';
 import { LayerSlice } from '../../../src/model/slice.ts';
 import { AdamW, DEFAULT_ADAMW } from '../../../src/train/optimizer.ts';
-import { LocalTrainer } from '../../../src/train/trainer.ts';
+import { LocalTrainer, type PendingStep } from '../../../src/train/trainer.ts';
 import { RECORDING_LIMITS } from './gpu-classes.ts';
 import { RecordingDevice, type HostWork, type RecordedSubmit } from './recording-device.ts';
 
@@ -17,7 +17,7 @@ export const STATIC_SHAPES: Record<PresetName, { B: number; T: number }> = {
 };
 
 /** Steps recorded: the first compiles pipelines and fills caches; the last is the steady state. */
-export const RECORDED_STEPS = 3;
+export const RECORDED_STEPS = 5;
 
 export interface RecordedStep {
   host: HostWork;
@@ -70,9 +70,15 @@ export async function recordSteps(name: PresetName, steps = RECORDED_STEPS): Pro
   device.takeHostWork();
   device.takeSubmits();
   const out: RecordedStep[] = [];
+  // As LocalTrainer.trainSteps runs them: step i is recorded and submitted, then step i−1's
+  // loss is awaited. Each window is one step's recording plus the previous step's read-back.
+  let pending: PendingStep | null = null;
   for (let i = 0; i < steps; i++) {
-    await trainer.trainStep();
+    const next = trainer.beginStep();
+    if (pending) await pending.result;
     out.push({ host: device.takeHostWork(), submits: device.takeSubmits() });
+    pending = next;
   }
+  await pending?.result;
   return { preset: name, B, T, gpu, device, steps: out, deviceHostBytes: device.hostBytes };
 }
