@@ -90,16 +90,16 @@ export class BindGroupCache {
 
   constructor(private readonly device: GPUDevice) {}
 
-  get(pipeline: GPUComputePipeline, uniform: UniformSlot | null, buffers: readonly GPUBuffer[]): GPUBindGroup {
+  get(pipeline: GPUComputePipeline, uniform: UniformSlot | null, buffers: readonly GPUBufferBinding[]): GPUBindGroup {
     let key = `${this.id(pipeline)}`;
     if (uniform) key += `|u${this.id(uniform.buffer)}@${uniform.offset}+${uniform.size}`;
-    for (const b of buffers) key += `|${this.id(b)}`;
+    for (const b of buffers) key += b.offset === undefined ? `|${this.id(b.buffer)}` : `|${this.id(b.buffer)}@${b.offset}+${b.size}`;
     let group = this.groups.get(key);
     if (group) return group;
     const entries: GPUBindGroupEntry[] = [];
     let binding = 0;
     if (uniform) entries.push({ binding: binding++, resource: { buffer: uniform.buffer, offset: uniform.offset, size: uniform.size } });
-    for (const buffer of buffers) entries.push({ binding: binding++, resource: { buffer } });
+    for (const resource of buffers) entries.push({ binding: binding++, resource });
     group = this.device.createBindGroup({ layout: this.layout(pipeline), entries });
     if (this.groups.size >= MAX_CACHED_BIND_GROUPS) this.groups.clear();
     this.groups.set(key, group);

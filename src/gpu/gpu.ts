@@ -126,12 +126,12 @@ export class Gpu {
       const staging = this.device.createBuffer({ size: bytes.byteLength, usage: STAGING_USAGE, mappedAtCreation: true, label: 'upload' });
       new Uint8Array(staging.getMappedRange()).set(bytes);
       staging.unmap();
-      this.copy(staging, t.buffer, bytes.byteLength);
+      this.copy(staging, t, bytes.byteLength);
       this.uploads.push(staging);
     } else {
       // The WebGPU spec takes any (Shared)ArrayBuffer view; @webgpu/types under DOM's lib
       // (TypeScript ≥ 5.7) narrows it to ArrayBuffer-backed views, hence the cast.
-      this.device.queue.writeBuffer(t.buffer, 0, bytes as Uint8Array<ArrayBuffer>);
+      this.device.queue.writeBuffer(t.buffer, t.offset, bytes as Uint8Array<ArrayBuffer>);
     }
   }
 
@@ -154,7 +154,7 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0 || this.pipelines.recording) return;
     const uniform = params ? this.uniforms.stage(params) : null;
-    const bindGroup = this.bindGroups.get(pipeline, uniform, buffers.map((b) => (b instanceof Tensor ? b.buffer : b)));
+    const bindGroup = this.bindGroups.get(pipeline, uniform, buffers.map(bindingOf));
     const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -168,8 +168,17 @@ export class Gpu {
     const s = src instanceof Tensor ? src.buffer : src;
     const d = dst instanceof Tensor ? dst.buffer : dst;
     const n = bytes ?? (src instanceof Tensor ? src.byteLength : s.size);
+    const from = srcOffset + (src instanceof Tensor ? src.offset : 0);
+    const to = dstOffset + (dst instanceof Tensor ? dst.offset : 0);
     this.endPass();
-    this.commandEncoder().copyBufferToBuffer(s, srcOffset, d, dstOffset, Math.ceil(n / 4) * 4);
+    this.commandEncoder().copyBufferToBuffer(s, from, d, to, Math.ceil(n / 4) * 4);
+  }
+
+  /** Zeroes a tensor (its view's range), in order with the commands around it. */
+  clear(t: Tensor): void {
+    this.assertUsable();
+    this.endPass();
+    this.commandEncoder().clearBuffer(t.buffer, t.offset, Math.min(Math.ceil(t.byteLength / 4) * 4, t.capacity));
   }
 
   /** Submits everything recorded since the last flush as one command buffer. */
@@ -301,6 +310,17 @@ export class Gpu {
       this.pass = null;
     }
   }
+}
+
+/**
+ * What a dispatch binds for a tensor: the whole buffer, or a view's range from its offset,
+ * rounded up to whole vec4s (kernels view storage as vec4 arrays; arena views are 256-byte
+ * aligned, so the rounding stays inside the view's padding).
+ */
+function bindingOf(b: Tensor | GPUBuffer): GPUBufferBinding {
+  if (!(b instanceof Tensor)) return { buffer: b };
+  if (!b.isView) return { buffer: b.buffer };
+  return { buffer: b.buffer, offset: b.offset, size: Math.min(Math.ceil(Math.max(4, b.byteLength) / 16) * 16, b.capacity) };
 }
 
 function toTyped(data: readonly number[], dtype: DType): TypedData {

@@ -34,6 +34,9 @@ describe('bench static', () => {
     const N = r.B * r.T;
     const matmulFlops = r.classes.filter((c) => c.kernel.startsWith('matmul')).reduce((s, c) => s + c.flops, 0);
     expect(matmulFlops).toBe(6 * N * matmulWeights(name));
+    // AdamW and the norm's partial sums run over the arenas' two spans (with / without weight decay).
+    const disp = (k: string) => r.classes.find((c) => c.kernel === k)?.dispatches;
+    expect([disp('adamw.adamw_clip'), disp('gradnorm.gn_partial'), disp('gradnorm.gn_final')]).toEqual([2, 2, 1]);
     // Storage buffers are sizes only: the device holds uniform shadows and nothing else.
     expect(run.deviceHostBytes).toBeLessThan(1 << 20);
   });

@@ -45,6 +45,7 @@ export interface RecordedDispatch {
 export interface HostWork {
   dispatches: number;
   copies: number;
+  clears: number;
   submits: number;
   writeBuffers: number;
   writeBufferBytes: number;
@@ -65,7 +66,7 @@ export interface HostWork {
 
 function emptyHostWork(): HostWork {
   return {
-    dispatches: 0, copies: 0, submits: 0, writeBuffers: 0, writeBufferBytes: 0, buffersCreated: 0, stagingBuffersCreated: 0,
+    dispatches: 0, copies: 0, clears: 0, submits: 0, writeBuffers: 0, writeBufferBytes: 0, buffersCreated: 0, stagingBuffersCreated: 0,
     bindGroupsCreated: 0, bindGroupLayoutLookups: 0, bindGroupLayoutsCreated: 0, pipelinesCreated: 0, commandEncoders: 0,
     computePasses: 0, mapAsyncs: 0, blockingReadbacks: 0, blockingSyncs: 0,
   };
@@ -161,6 +162,9 @@ class RecordingEncoder {
   copyBufferToBuffer(): void {
     this.copies++;
     this.dev.work.copies++;
+  }
+  clearBuffer(): void {
+    this.dev.work.clears++;
   }
   finish(): RecordingEncoder {
     return this;
