@@ -33,6 +33,10 @@ export interface StaticPresetResult {
   T: number;
   hostFirstStep: HostWork;
   hostSteadyStep: HostWork;
+  /** Every recorded step's host work, first to last. */
+  hostPerStep: HostWork[];
+  /** Matmul dispatches of the steady step with fewer than 2 workgroups per SM on a 128-SM GPU (the issue's bar), of all matmul dispatches. */
+  matmulsUnder2PerSm128: { under: number; of: number };
   classes: KernelClassRow[];
   matmuls: (NonNullable<DispatchCost['matmul']> & { count: number; workgroups: number; perSm4090: number; flops: number })[];
   /** Per GPU class: the step's roofline bound (sum over dispatches), seconds. */
@@ -78,7 +82,11 @@ export function analyse(run: RecordedRun): StaticPresetResult {
   }
   return {
     preset: run.preset, B: run.B, T: run.T,
-    hostFirstStep: run.steps[0].host, hostSteadyStep: steady.host,
+    hostFirstStep: run.steps[0].host, hostSteadyStep: steady.host, hostPerStep: run.steps.map((s) => s.host),
+    matmulsUnder2PerSm128: {
+      under: costs.filter((c) => c.matmul && c.workgroups < 2 * 128).length,
+      of: costs.filter((c) => c.matmul).length,
+    },
     classes: [...classes.values()].sort((a, b) => b.flops - a.flops || b.bytes - a.bytes),
     matmuls: [...matmuls.values()].sort((a, b) => b.flops - a.flops),
     stepBoundSeconds, deviceHostBytes: run.deviceHostBytes,
@@ -140,6 +148,8 @@ export async function runStaticBench(argv: string[]): Promise<number> {
     const bound: BenchRow = { preset: name };
     for (const g of GPU_CLASSES) bound[`${GPU_SHORT[g.name]} ms`] = r.stepBoundSeconds[g.name] * 1e3;
     printTable(`${name}: roofline bound of the whole step (sum over dispatches)`, [bound]);
+    const u = r.matmulsUnder2PerSm128;
+    console.log(`${name}: ${u.under} of ${u.of} matmul dispatches have under 2 workgroups per SM on a 128-SM GPU`);
   }
   const bank = bankModels();
   printTable('shared-memory bank model (per warp; passes per FMA a thread does; conflict = passes / conflict-free passes)', Object.entries(bank).map(([loop, m]) => ({
