@@ -24,6 +24,9 @@ export interface GpuFeatures {
 const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 const READBACK_USAGE = 0x01 /* MAP_READ */ | 0x08; /* COPY_DST */
 const STAGING_USAGE = 0x04; /* COPY_SRC */
+/** In-order uploads (a micro-batch's tokens) up to this size go through pooled staging buffers. */
+const POOLED_UPLOAD_BYTES = 1 << 20;
+const POOLED_STAGING_USAGE = 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
 /** Read-backs up to this size reuse pooled staging buffers. */
 const POOLED_READBACK_BYTES = 64 * 1024;
 
@@ -123,11 +126,19 @@ export class Gpu {
     if (this.encoder) {
       // Commands recorded before this write must see the old contents and those after it the
       // new: queue.writeBuffer would land before all of them, so record an in-order copy.
-      const staging = this.device.createBuffer({ size: bytes.byteLength, usage: STAGING_USAGE, mappedAtCreation: true, label: 'upload' });
-      new Uint8Array(staging.getMappedRange()).set(bytes);
-      staging.unmap();
-      this.copy(staging, t, bytes.byteLength);
-      this.uploads.push(staging);
+      if (bytes.byteLength <= POOLED_UPLOAD_BYTES) {
+        // A pooled staging buffer (free only once no unsubmitted command uses it), written now.
+        const staging = this.pool.acquire(bytes.byteLength, POOLED_STAGING_USAGE, 'upload');
+        this.device.queue.writeBuffer(staging, 0, bytes as Uint8Array<ArrayBuffer>);
+        this.copy(staging, t, bytes.byteLength);
+        this.pool.release(staging);
+      } else {
+        const staging = this.device.createBuffer({ size: bytes.byteLength, usage: STAGING_USAGE, mappedAtCreation: true, label: 'upload' });
+        new Uint8Array(staging.getMappedRange()).set(bytes);
+        staging.unmap();
+        this.copy(staging, t, bytes.byteLength);
+        this.uploads.push(staging);
+      }
     } else {
       // The WebGPU spec takes any (Shared)ArrayBuffer view; @webgpu/types under DOM's lib
       // (TypeScript ≥ 5.7) narrows it to ArrayBuffer-backed views, hence the cast.
