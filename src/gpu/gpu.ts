@@ -1,3 +1,4 @@
+import { BindGroupCache, UniformArena } from './bindings.ts';
 import { BufferPool } from './buffers.ts';
 import { GpuLostError, GpuValidationError, KernelInputError } from './errors.ts';
 import type { Params } from './params.ts';
@@ -21,9 +22,13 @@ export interface GpuFeatures {
 }
 
 const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
-const UNIFORM_USAGE = 0x40 /* UNIFORM */ | 0x08; /* COPY_DST */
 const READBACK_USAGE = 0x01 /* MAP_READ */ | 0x08; /* COPY_DST */
 const STAGING_USAGE = 0x04; /* COPY_SRC */
+/** In-order uploads (a micro-batch's tokens) up to this size go through pooled staging buffers. */
+const POOLED_UPLOAD_BYTES = 1 << 20;
+const POOLED_STAGING_USAGE = 0x04 /* COPY_SRC */ | 0x08; /* COPY_DST */
+/** Read-backs up to this size reuse pooled staging buffers. */
+const POOLED_READBACK_BYTES = 64 * 1024;
 
 export type TypedData = Float32Array | Uint32Array | Int32Array | Uint16Array;
 
@@ -35,6 +40,9 @@ export class Gpu {
   readonly pipelines: PipelineCache;
   readonly pool: BufferPool;
   readonly limits: GPUSupportedLimits;
+  /** Bind groups by what they bind: a step that repeats creates none. */
+  readonly bindGroups: BindGroupCache;
+  private readonly uniforms: UniformArena;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private errors: string[] = [];
@@ -56,6 +64,8 @@ export class Gpu {
   ) {
     this.limits = device.limits;
     this.pool = new BufferPool(device);
+    this.bindGroups = new BindGroupCache(device);
+    this.uniforms = new UniformArena(device, device.limits.minUniformBufferOffsetAlignment ?? 256);
     this.pipelines = new PipelineCache(device, (m) => this.errors.push(m));
     device.addEventListener?.('uncapturederror', (ev) => {
       this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
@@ -116,19 +126,31 @@ export class Gpu {
     if (this.encoder) {
       // Commands recorded before this write must see the old contents and those after it the
       // new: queue.writeBuffer would land before all of them, so record an in-order copy.
-      const staging = this.device.createBuffer({ size: bytes.byteLength, usage: STAGING_USAGE, mappedAtCreation: true, label: 'upload' });
-      new Uint8Array(staging.getMappedRange()).set(bytes);
-      staging.unmap();
-      this.copy(staging, t.buffer, bytes.byteLength);
-      this.uploads.push(staging);
+      if (bytes.byteLength <= POOLED_UPLOAD_BYTES) {
+        // A pooled staging buffer (free only once no unsubmitted command uses it), written now.
+        const staging = this.pool.acquire(bytes.byteLength, POOLED_STAGING_USAGE, 'upload');
+        this.device.queue.writeBuffer(staging, 0, bytes as Uint8Array<ArrayBuffer>);
+        this.copy(staging, t, bytes.byteLength);
+        this.pool.release(staging);
+      } else {
+        const staging = this.device.createBuffer({ size: bytes.byteLength, usage: STAGING_USAGE, mappedAtCreation: true, label: 'upload' });
+        new Uint8Array(staging.getMappedRange()).set(bytes);
+        staging.unmap();
+        this.copy(staging, t, bytes.byteLength);
+        this.uploads.push(staging);
+      }
     } else {
       // The WebGPU spec takes any (Shared)ArrayBuffer view; @webgpu/types under DOM's lib
       // (TypeScript ≥ 5.7) narrows it to ArrayBuffer-backed views, hence the cast.
-      this.device.queue.writeBuffer(t.buffer, 0, bytes as Uint8Array<ArrayBuffer>);
+      this.device.queue.writeBuffer(t.buffer, t.offset, bytes as Uint8Array<ArrayBuffer>);
     }
   }
 
-  /** Appends one compute dispatch. Binding 0 is the params uniform, then `buffers` in order. */
+  /**
+   * Appends one compute dispatch. Binding 0 is the params uniform, then `buffers` in order.
+   * The params go into this submit's uniform arena (one writeBuffer at the flush) and the
+   * bind group comes from the cache.
+   */
   dispatch(
     pipeline: GPUComputePipeline,
     params: Params | null,
@@ -142,24 +164,12 @@ export class Gpu {
       throw new KernelInputError(pipeline.label, `dispatch of ${x}×${y}×${z} workgroups exceeds this GPU's limit of ${max} per dimension`);
     }
     if (x === 0 || y === 0 || z === 0 || this.pipelines.recording) return;
-    const entries: GPUBindGroupEntry[] = [];
-    let binding = 0;
-    let uniform: GPUBuffer | null = null;
-    if (params) {
-      uniform = this.pool.acquire(params.byteLength, UNIFORM_USAGE, 'params');
-      this.device.queue.writeBuffer(uniform, 0, params.bytes, 0, params.byteLength);
-      entries.push({ binding: binding++, resource: { buffer: uniform, size: params.byteLength } });
-    }
-    for (const b of buffers) {
-      const buffer = b instanceof Tensor ? b.buffer : b;
-      entries.push({ binding: binding++, resource: { buffer } });
-    }
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const uniform = params ? this.uniforms.stage(params) : null;
+    const bindGroup = this.bindGroups.get(pipeline, uniform, buffers.map(bindingOf));
     const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    if (uniform) this.pool.release(uniform);
     this.pendingDispatches++;
   }
 
@@ -169,8 +179,17 @@ export class Gpu {
     const s = src instanceof Tensor ? src.buffer : src;
     const d = dst instanceof Tensor ? dst.buffer : dst;
     const n = bytes ?? (src instanceof Tensor ? src.byteLength : s.size);
+    const from = srcOffset + (src instanceof Tensor ? src.offset : 0);
+    const to = dstOffset + (dst instanceof Tensor ? dst.offset : 0);
     this.endPass();
-    this.commandEncoder().copyBufferToBuffer(s, srcOffset, d, dstOffset, Math.ceil(n / 4) * 4);
+    this.commandEncoder().copyBufferToBuffer(s, from, d, to, Math.ceil(n / 4) * 4);
+  }
+
+  /** Zeroes a tensor (its view's range), in order with the commands around it. */
+  clear(t: Tensor): void {
+    this.assertUsable();
+    this.endPass();
+    this.commandEncoder().clearBuffer(t.buffer, t.offset, Math.min(Math.ceil(t.byteLength / 4) * 4, t.capacity));
   }
 
   /** Submits everything recorded since the last flush as one command buffer. */
@@ -178,11 +197,13 @@ export class Gpu {
     this.assertUsable();
     if (!this.encoder) return;
     this.endPass();
+    this.uniforms.flush();
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.pendingDispatches = 0;
     this.submits++;
     this.pool.afterSubmit();
+    this.uniforms.afterSubmit();
     // Destroying after submit is allowed: the implementation keeps them until the copies ran.
     for (const b of this.uploads) b.destroy();
     this.uploads.length = 0;
@@ -199,7 +220,12 @@ export class Gpu {
   async read(t: Tensor): Promise<TypedData> {
     this.assertUsable();
     const bytes = Math.ceil(t.byteLength / 4) * 4;
-    const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: READBACK_USAGE, label: 'readback' });
+    // Small read-backs (a step's loss and norm) reuse pooled buffers; large ones (checkpoints)
+    // are made and destroyed, so the pool never holds big mappable buffers.
+    const pooled = bytes <= POOLED_READBACK_BYTES;
+    const staging = pooled
+      ? this.pool.acquire(Math.max(4, bytes), READBACK_USAGE, 'readback')
+      : this.device.createBuffer({ size: bytes, usage: READBACK_USAGE, label: 'readback' });
     this.copy(t, staging, bytes);
     this.flush();
     try {
@@ -208,9 +234,10 @@ export class Gpu {
       this.throwReported();
       throw e;
     }
-    const copyOut = staging.getMappedRange().slice(0, t.byteLength);
+    const copyOut = staging.getMappedRange(0, bytes).slice(0, t.byteLength);
     staging.unmap();
-    staging.destroy();
+    if (pooled) this.pool.release(staging);
+    else staging.destroy();
     this.throwReported();
     switch (t.dtype) {
       case 'f32':
@@ -254,6 +281,8 @@ export class Gpu {
     this.destroyed = true;
     this.encoder = null;
     this.pass = null;
+    this.bindGroups.clear();
+    this.uniforms.destroy();
     this.pool.trim();
     this.device.destroy();
     this.onDestroy();
@@ -292,6 +321,17 @@ export class Gpu {
       this.pass = null;
     }
   }
+}
+
+/**
+ * What a dispatch binds for a tensor: the whole buffer, or a view's range from its offset,
+ * rounded up to whole vec4s (kernels view storage as vec4 arrays; arena views are 256-byte
+ * aligned, so the rounding stays inside the view's padding).
+ */
+function bindingOf(b: Tensor | GPUBuffer): GPUBufferBinding {
+  if (!(b instanceof Tensor)) return { buffer: b };
+  if (!b.isView) return { buffer: b.buffer };
+  return { buffer: b.buffer, offset: b.offset, size: Math.min(Math.ceil(Math.max(4, b.byteLength) / 16) * 16, b.capacity) };
 }
 
 function toTyped(data: readonly number[], dtype: DType): TypedData {

@@ -9,8 +9,8 @@ export function expectTensor(kernel: string, name: string, t: Tensor, size: numb
   if (t.size !== size) {
     throw new KernelInputError(kernel, `${name} must hold ${size} elements for these sizes, got ${t} (${t.size})`);
   }
-  if (t.buffer.size < t.byteLength) {
-    throw new KernelInputError(kernel, `${name}'s buffer is ${t.buffer.size} bytes, too small for ${t}`);
+  if (t.capacity < t.byteLength) {
+    throw new KernelInputError(kernel, `${name}'s buffer holds ${t.capacity} bytes from its offset, too small for ${t}`);
   }
 }
 

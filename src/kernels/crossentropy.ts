@@ -45,12 +45,15 @@ function checkTargets(kernel: string, targets: ArrayLike<number>, V: number): nu
   return valid;
 }
 
-/** Uploads targets as i32 [N] after checking each is −1 or in [0, V). */
-export function uploadTargets(gpu: Gpu, targets: ArrayLike<number>, V: number, label = 'targets'): Tensor {
+/** Uploads targets as i32 [N] after checking each is −1 or in [0, V): into `into` (i32 [N], kept from step to step) or a new tensor. */
+export function uploadTargets(gpu: Gpu, targets: ArrayLike<number>, V: number, label = 'targets', into?: Tensor): Tensor {
   expectPositiveInt('uploadTargets', 'V', V);
   checkTargets('uploadTargets', targets, V);
   if (targets.length === 0) throw new KernelInputError('uploadTargets', 'no targets given');
-  return gpu.tensor([targets.length], 'i32', label, Int32Array.from(targets));
+  if (!into) return gpu.tensor([targets.length], 'i32', label, Int32Array.from(targets));
+  expectTensor('uploadTargets', 'into', into, targets.length, 'i32');
+  gpu.write(into, Int32Array.from(targets));
+  return into;
 }
 
 /** The default backward scale: 1/(number of targets that are not −1), 0 when none are. */

@@ -54,11 +54,17 @@ function checkTokens(kernel: string, tokens: ArrayLike<number>, V: number): void
   }
 }
 
-/** Uploads token ids as i32 [N] after checking every id is in [0, V). */
-export function uploadTokens(gpu: Gpu, tokens: ArrayLike<number>, V: number, label = 'tokens'): Tensor {
+/**
+ * Uploads token ids as i32 [N] after checking every id is in [0, V): into `into` (an i32 [N]
+ * tensor kept from step to step, so bind groups naming it stay cached) or a new tensor.
+ */
+export function uploadTokens(gpu: Gpu, tokens: ArrayLike<number>, V: number, label = 'tokens', into?: Tensor): Tensor {
   checkTokens('uploadTokens', tokens, V);
   if (tokens.length === 0) throw new KernelInputError('uploadTokens', 'no tokens given');
-  return gpu.tensor([tokens.length], 'i32', label, Int32Array.from(tokens));
+  if (!into) return gpu.tensor([tokens.length], 'i32', label, Int32Array.from(tokens));
+  expectTensor('uploadTokens', 'into', into, tokens.length, 'i32');
+  gpu.write(into, Int32Array.from(tokens));
+  return into;
 }
 
 /** Counting sort of positions by token id (CPU, O(N + V)); rejects ids outside [0, V). */
@@ -88,17 +94,30 @@ export function embeddingBackwardIndex(tokens: ArrayLike<number>, V: number): Em
   return { N, V, order, rowStart, rowToken };
 }
 
-/** Uploads an index as one i32 tensor [N + 2·distinct + 1]. */
-export function uploadEmbeddingIndex(gpu: Gpu, index: EmbeddingIndex): EmbeddingIndexTensor {
+/** i32 elements an index of N tokens over a vocabulary of V can need: N + 2·min(N, V) + 1. */
+export function embeddingIndexCapacity(N: number, V: number): number {
+  return N + 2 * Math.min(N, V) + 1;
+}
+
+/**
+ * Uploads an index as one i32 tensor [N + 2·distinct + 1], or into `into` (i32, at least
+ * that long; the tail is zeroed) so one buffer serves every step.
+ */
+export function uploadEmbeddingIndex(gpu: Gpu, index: EmbeddingIndex, into?: Tensor): EmbeddingIndexTensor {
   const distinct = index.rowToken.length;
   if (index.order.length !== index.N || index.rowStart.length !== distinct + 1) {
     throw new KernelInputError('uploadEmbeddingIndex', 'index arrays are inconsistent: build them with embeddingBackwardIndex');
   }
-  const packed = new Int32Array(index.N + 2 * distinct + 1);
+  const needed = index.N + 2 * distinct + 1;
+  if (into && (into.dtype !== 'i32' || into.size < needed)) {
+    throw new KernelInputError('uploadEmbeddingIndex', `into must be an i32 tensor of at least ${needed} elements, got ${into} (${into.size})`);
+  }
+  const packed = new Int32Array(into ? into.size : needed);
   packed.set(index.order, 0);
   packed.set(index.rowStart, index.N);
   packed.set(index.rowToken, index.N + distinct + 1);
-  const tensor = gpu.tensor([packed.length], 'i32', 'embedding backward index', packed);
+  if (into) gpu.write(into, packed);
+  const tensor = into ?? gpu.tensor([packed.length], 'i32', 'embedding backward index', packed);
   return { N: index.N, V: index.V, distinct, tensor };
 }
 
@@ -139,7 +158,11 @@ export function embeddingBackward(
   if (index.N !== N || index.V !== V) {
     throw new KernelInputError(K, `index was built for N=${index.N}, V=${index.V} but dims are N=${N}, V=${V}`);
   }
-  expectTensor(K, 'index', index.tensor, N + 2 * index.distinct + 1, 'i32');
+  // The index may sit in a longer buffer kept from step to step (uploadEmbeddingIndex's `into`).
+  const needed = N + 2 * index.distinct + 1;
+  if (index.tensor.dtype !== 'i32' || index.tensor.size < needed) {
+    throw new KernelInputError(K, `index must be an i32 tensor of at least ${needed} elements, got ${index.tensor} (${index.tensor.size})`);
+  }
   expectTensor(K, 'dout', dout, N * C);
   expectTensor(K, 'dtable', dtable, V * C);
   if (dout.buffer === dtable.buffer) throw new KernelInputError(K, 'dout and dtable must be different buffers');

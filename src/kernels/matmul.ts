@@ -176,8 +176,8 @@ function checkOperand(
   }
   // The shader views storage as vec4s: the buffer must cover the last element's whole quad.
   const quadBytes = 4 * BYTES_PER_ELEMENT[dtype];
-  if (t.buffer.size < ceilDiv(bytes, quadBytes) * quadBytes) {
-    throw new KernelInputError(KERNEL, `${name}'s buffer is ${t.buffer.size} bytes, too small for ${what} of ${dtype}`);
+  if (t.capacity < ceilDiv(bytes, quadBytes) * quadBytes) {
+    throw new KernelInputError(KERNEL, `${name}'s buffer holds ${t.capacity} bytes from its offset, too small for ${what} of ${dtype}`);
   }
   return stride;
 }

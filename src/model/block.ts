@@ -15,7 +15,7 @@
 // keep N·F floats per layer off the GPU. Shared by all blocks (BlockScratch): the pre-RoPE
 // q and k of the forward, and every gradient temporary of the backward.
 import type { Gpu } from '../gpu/gpu.ts';
-import type { Tensor } from '../gpu/tensor.ts';
+import type { DType, Tensor } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../kernels/attention.ts';
 import { matmul } from '../kernels/matmul.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
@@ -45,8 +45,8 @@ export class TensorSet {
   readonly all: Tensor[] = [];
   constructor(private readonly gpu: Gpu) {}
 
-  make(shape: number[], label: string): Tensor {
-    const t = this.gpu.tensor(shape, 'f32', label);
+  make(shape: number[], label: string, dtype: DType = 'f32'): Tensor {
+    const t = this.gpu.tensor(shape, dtype, label);
     this.all.push(t);
     return t;
   }

@@ -28,13 +28,15 @@
 // Over ~400 lines on purpose: one GPU object — its allocation, the forward and backward that
 // use it, and their input checks, which must run before either records anything — reads best
 // whole; the per-block maths is already in block.ts.
+import { TensorArena, type ArenaSpec } from '../gpu/arena.ts';
 import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { ATTENTION_MAX_D } from '../kernels/attention.ts';
 import { crossEntropyBackward, crossEntropyForward, crossEntropyScale, uploadTargets } from '../kernels/crossentropy.ts';
 import {
-  type EmbeddingIndexTensor, embeddingBackward, embeddingBackwardIndex, embeddingForward, uploadEmbeddingIndex, uploadTokens,
+  type EmbeddingIndexTensor, embeddingBackward, embeddingBackwardIndex, embeddingForward, embeddingIndexCapacity,
+  uploadEmbeddingIndex, uploadTokens,
 } from '../kernels/embedding.ts';
 import { matmul } from '../kernels/matmul.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
@@ -95,6 +97,14 @@ interface HeadActivations {
   lossMean: Tensor; // [1]
 }
 
+/**
+ * How a slice lays its parameters (and gradients, and AdamW its moments) out in arenas: the
+ * tensors with weight decay together (group 0), then those without (group 1).
+ */
+export function parameterArenaSpecs(layout: readonly ParamSpec[]): ArenaSpec[] {
+  return layout.map((s) => ({ name: s.name, shape: s.shape, group: s.weightDecay ? 0 : 1 }));
+}
+
 /** The GPU model slice [from, to): see the header of this file. */
 export class LayerSlice {
   readonly B: number;
@@ -104,7 +114,12 @@ export class LayerSlice {
   private readonly dims: BlockDims;
   private readonly paramMap = new Map<string, Tensor>();
   private readonly gradMap = new Map<string, Tensor>();
-  private readonly sets: { params: TensorSet; grads: TensorSet; acts: TensorSet; scratch: TensorSet };
+  private readonly sets: { acts: TensorSet; scratch: TensorSet; inputs: TensorSet };
+  /** Parameters and gradients as views into flat arenas (AdamW and the norm run over their spans). */
+  private paramArena: TensorArena | null = null;
+  private gradArena: TensorArena | null = null;
+  /** Upload targets kept for the slice's life (same buffers every step: bind groups stay cached). */
+  private readonly inputBuffers: { tokens: Tensor | null; targets: Tensor | null; index: Tensor | null } = { tokens: null, targets: null, index: null };
   private readonly res: Tensor[] = [];
   private readonly acts: BlockActivations[] = [];
   private readonly scratch: BlockScratch;
@@ -142,13 +157,14 @@ export class LayerSlice {
     this.T = T;
     this.N = N;
     this.dims = { B, T, N, C, H, Hkv, D, F, ropeBase: cfg.ropeBase, eps: cfg.normEps };
-    this.sets = { params: new TensorSet(gpu), grads: new TensorSet(gpu), acts: new TensorSet(gpu), scratch: new TensorSet(gpu) };
+    this.sets = { acts: new TensorSet(gpu), scratch: new TensorSet(gpu), inputs: new TensorSet(gpu) };
     try {
+      const specs = parameterArenaSpecs(this.layout);
+      this.paramArena = new TensorArena(gpu, specs, 'parameters');
+      this.gradArena = new TensorArena(gpu, specs, 'gradients'); // zeroed, so a first backward may accumulate
       for (const spec of this.layout) {
-        this.paramMap.set(spec.name, this.sets.params.make(spec.shape, spec.name));
-        const g = this.sets.grads.make(spec.shape, `grad ${spec.name}`);
-        gpu.write(g, new Float32Array(spec.size)); // zero, so a first backward may accumulate
-        this.gradMap.set(spec.name, g);
+        this.paramMap.set(spec.name, this.paramArena.tensors.get(spec.name)!);
+        this.gradMap.set(spec.name, this.gradArena.tensors.get(spec.name)!);
       }
       const a = this.sets.acts;
       for (let i = 0; i <= to - from; i++) this.res.push(a.make([B, T, C], `residual ${from + i}`));
@@ -163,6 +179,12 @@ export class LayerSlice {
         };
       }
       this.scratch = allocBlockScratch(this.sets.scratch, this.dims);
+      const inputs = this.sets.inputs;
+      if (from === 0) {
+        this.inputBuffers.tokens = inputs.make([N], 'tokens', 'i32');
+        this.inputBuffers.index = inputs.make([embeddingIndexCapacity(N, V)], 'embedding backward index', 'i32');
+      }
+      if (this.isLast) this.inputBuffers.targets = inputs.make([N], 'targets', 'i32');
       this.dRes = this.sets.scratch.make([B, T, C], from > 0 ? 'inputGrad' : 'residual grad');
     } catch (e) {
       this.releaseAll();
@@ -256,7 +278,7 @@ export class LayerSlice {
       if (x.dtype !== 'f32' || x.size !== N * C) {
         throw new KernelInputError(K, `forward: x must be [${B}, ${T}, ${C}] f32 (${N * C} elements), got ${x} (${x.size})`);
       }
-      if (x.buffer.size < x.byteLength) throw new KernelInputError(K, `forward: x's buffer is too small for ${x}`);
+      if (x.capacity < x.byteLength) throw new KernelInputError(K, `forward: x's buffer is too small for ${x}`);
       if (x.gpu !== this.gpu) throw new KernelInputError(K, 'forward: x lives on another GPU context; read it back and upload it here');
     }
     let targetsCpu: Int32Array | null = null;
@@ -268,13 +290,13 @@ export class LayerSlice {
     }
 
     // ---- uploads (targets first: uploadTargets validates before writing) ----
-    const targets = targetsCpu ? uploadTargets(this.gpu, targetsCpu, V, 'targets') : null; // [N] i32
+    const targets = targetsCpu ? uploadTargets(this.gpu, targetsCpu, V, 'targets', this.inputBuffers.targets!) : null; // [N] i32
     this.releaseInputs();
     this.targets = targets;
     this.targetsCpu = targetsCpu;
     if (first) {
-      this.tokens = uploadTokens(this.gpu, input.tokens!, V, 'tokens'); // [N] i32
-      this.index = uploadEmbeddingIndex(this.gpu, indexCpu!); //          each id's rows, for the backward
+      this.tokens = uploadTokens(this.gpu, input.tokens!, V, 'tokens', this.inputBuffers.tokens!); // [N] i32
+      this.index = uploadEmbeddingIndex(this.gpu, indexCpu!, this.inputBuffers.index!); // each id's rows, for the backward
       // res[0] [N, C] = embedding [V, C] at the tokens
       embeddingForward(this.gpu, this.tokens, this.paramMap.get('embedding')!, this.res[0], { N, V, C });
     } else {
@@ -368,12 +390,11 @@ export class LayerSlice {
   /** Bytes on the GPU by kind (logical sizes; the pool rounds each buffer up to 256 bytes). */
   memory(): SliceMemory {
     const { N, B, T } = this;
-    const { dim: C, heads: H, vocabSize: V } = this.cfg;
-    const parameters = this.sets.params.bytes;
-    const gradients = this.sets.grads.bytes;
-    // tokens, targets and the embedding index (at most N + 2·min(N, V) + 1 i32) per forward
-    const inputs = 4 * ((this.from === 0 ? N + N + 2 * Math.min(N, V) + 1 : 0) + (this.isLast ? N : 0));
-    const activations = this.sets.acts.bytes + inputs;
+    const { dim: C, heads: H } = this.cfg;
+    const parameters = this.paramArena!.bytes;
+    const gradients = this.gradArena!.bytes;
+    // plus the upload buffers: tokens, targets and the embedding index (N + 2·min(N, V) + 1 i32)
+    const activations = this.sets.acts.bytes + this.sets.inputs.bytes;
     // transients of the kernels: rmsnorm dweight partials [ceil(N/32), C], attention D_i [B, H, T]
     const transient = 4 * Math.max(Math.ceil(N / 32) * C, B * H * T);
     const scratch = this.sets.scratch.bytes + transient;
@@ -390,12 +411,12 @@ export class LayerSlice {
   private releaseAll(): void {
     this.releaseInputs();
     for (const s of Object.values(this.sets)) s.release();
+    this.paramArena?.release();
+    this.gradArena?.release();
   }
 
+  /** Forgets the last forward's inputs (their buffers are the slice's own, released with it). */
   private releaseInputs(): void {
-    this.tokens?.release();
-    this.targets?.release();
-    this.index?.tensor.release();
     this.tokens = null;
     this.targets = null;
     this.index = null;

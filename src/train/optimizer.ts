@@ -1,12 +1,17 @@
 // The inner optimiser of one slice: global-norm clipping then AdamW, all on the GPU. The clip
 // factor stays on the GPU (globalGradNorm writes [norm, scale]; adamwStep reads the scale),
-// so a step needs no read-back.
+// so a step needs no read-back. The moments live in arenas laid out like the slice's
+// parameter and gradient arenas (parameterArenaSpecs): when the parameters and gradients
+// given are those arenas' views, the norm and AdamW run over the arenas' spans — a few
+// dispatches per step (one per chunk and weight-decay group) instead of one per tensor.
+import { TensorArena, arenaOf } from '../gpu/arena.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { adamwStep } from '../kernels/adamw.ts';
 import { fill } from '../kernels/elementwise.ts';
 import { globalGradNorm } from '../kernels/gradnorm.ts';
 import type { ParamSpec } from '../model/config.ts';
+import { parameterArenaSpecs } from '../model/slice.ts';
 
 export interface AdamWSettings {
   beta1: number;
@@ -23,6 +28,9 @@ export const DEFAULT_ADAMW: AdamWSettings = { beta1: 0.9, beta2: 0.95, eps: 1e-8
 export class AdamW {
   readonly m = new Map<string, Tensor>();
   readonly v = new Map<string, Tensor>();
+  private readonly arenas: { m: TensorArena; v: TensorArena };
+  /** Parameter, gradient and moment spans that line up, when the parameters and gradients are arena views. */
+  private readonly spans: { param: Tensor; grad: Tensor; m: Tensor; v: Tensor; weightDecay: boolean }[] | null;
   /** [‖g‖, clip scale] of the last step, on the GPU. */
   readonly gradNorm: Tensor;
   /** Steps taken (the next step is step + 1). */
@@ -35,22 +43,43 @@ export class AdamW {
     private readonly grads: ReadonlyMap<string, Tensor>,
     readonly settings: AdamWSettings = DEFAULT_ADAMW,
   ) {
-    for (const spec of layout) {
-      for (const [moments, kind] of [[this.m, 'adam.m'], [this.v, 'adam.v']] as const) {
-        const t = gpu.tensor(spec.shape, 'f32', `${kind}/${spec.name}`);
-        fill(gpu, t, 0);
-        moments.set(spec.name, t);
-      }
+    const specs = parameterArenaSpecs(layout);
+    const m = new TensorArena(gpu, specs, 'adam.m'); // zeroed
+    let v: TensorArena;
+    try {
+      v = new TensorArena(gpu, specs, 'adam.v');
+    } catch (e) {
+      m.release();
+      throw e;
     }
+    this.arenas = { m, v };
+    for (const spec of layout) {
+      this.m.set(spec.name, m.tensors.get(spec.name)!);
+      this.v.set(spec.name, v.tensors.get(spec.name)!);
+    }
+    this.spans = this.alignedSpans(layout, params, grads);
     this.gradNorm = gpu.tensor([2], 'f32', 'grad norm');
+    fill(gpu, this.gradNorm, 0);
+  }
+
+  /** Dispatches of one update(): the flat path's when the arenas line up. */
+  get flat(): boolean {
+    return this.spans !== null;
   }
 
   /** Records clipping and one AdamW update of every parameter at learning rate `lr`. */
   update(lr: number): void {
-    const grads = this.layout.map((s) => this.grads.get(s.name)!);
+    const grads = this.spans ? this.spans.map((s) => s.grad) : this.layout.map((s) => this.grads.get(s.name)!);
     globalGradNorm(this.gpu, grads, this.gradNorm, { maxNorm: this.settings.clipNorm });
     this.step++;
     const { beta1, beta2, eps, weightDecay } = this.settings;
+    if (this.spans) {
+      for (const s of this.spans) {
+        const options = { lr, beta1, beta2, eps, weightDecay: s.weightDecay ? weightDecay : 0, step: this.step };
+        adamwStep(this.gpu, s.param, s.grad, s.m, s.v, options, this.gradNorm);
+      }
+      return;
+    }
     for (const spec of this.layout) {
       adamwStep(
         this.gpu,
@@ -87,14 +116,36 @@ export class AdamW {
 
   /** Bytes of optimiser state on the GPU. */
   get bytes(): number {
-    let n = this.gradNorm.byteLength;
-    for (const t of this.m.values()) n += 2 * t.byteLength;
-    return n;
+    return this.gradNorm.byteLength + this.arenas.m.bytes + this.arenas.v.bytes;
   }
 
   destroy(): void {
-    for (const t of [...this.m.values(), ...this.v.values(), this.gradNorm]) t.release();
+    this.arenas.m.release();
+    this.arenas.v.release();
+    this.gradNorm.release();
     this.m.clear();
     this.v.clear();
+  }
+
+  /**
+   * The spans of the parameter, gradient and moment arenas, when every parameter and gradient
+   * given is its arena's view at the place the moments' plan puts it; else null (per tensor).
+   */
+  private alignedSpans(
+    layout: readonly ParamSpec[],
+    params: ReadonlyMap<string, Tensor>,
+    grads: ReadonlyMap<string, Tensor>,
+  ): AdamW['spans'] {
+    if (layout.length === 0) return null;
+    const pa = arenaOf(params.get(layout[0].name)!);
+    const ga = arenaOf(grads.get(layout[0].name)!);
+    const { m, v } = this.arenas;
+    if (!pa || !ga || pa === ga || pa.planKey !== m.planKey || ga.planKey !== m.planKey) return null;
+    if (pa.tensors.size !== layout.length || !layout.every((s) => pa.holds(s.name, params.get(s.name)!) && ga.holds(s.name, grads.get(s.name)!))) {
+      return null;
+    }
+    return pa.spans.map((s, i) => ({
+      param: s.tensor, grad: ga.spans[i].tensor, m: m.spans[i].tensor, v: v.spans[i].tensor, weightDecay: s.group === 0,
+    }));
   }
 }

@@ -21,8 +21,14 @@ export interface StepResult {
   /** Global gradient norm before clipping. */
   gradNorm: number;
   tokens: number;
-  /** Wall time of the step, recording to read-back. */
+  /** Wall time of the step, from recording to its read-back (later steps' recording included when pipelined). */
   ms: number;
+}
+
+/** A step recorded and submitted whose read-back is still in flight. */
+export interface PendingStep {
+  step: number;
+  result: Promise<StepResult>;
 }
 
 export class LocalTrainer {
@@ -57,8 +63,45 @@ export class LocalTrainer {
    * Records and runs one optimiser step; resolves once its loss has been read back.
    * `scheduleStep` (1-based) picks the data and learning rate when they follow a clock other
    * than this optimiser's own count — a swarm's rounds, which a late joiner enters midway.
+   * Back to back, this leaves the GPU idle while the host records the next step: loops that
+   * take several steps use trainSteps(), which reads each loss one step late.
    */
-  async trainStep(scheduleStep?: number): Promise<StepResult> {
+  trainStep(scheduleStep?: number): Promise<StepResult> {
+    return this.beginStep(scheduleStep).result;
+  }
+
+  /**
+   * Takes `count` steps with each step's loss read one step late: step n+1 is recorded and
+   * submitted before step n's read-back is awaited, so the GPU always has the next step queued.
+   * Every step's result still arrives, in order (`onStep`, then the returned list). A
+   * non-finite loss still stops training (throws), once the step after it has been submitted
+   * too: the optimiser's count is then one past the step that failed.
+   */
+  async trainSteps(
+    count: number,
+    onStep?: (result: StepResult) => void | Promise<void>,
+    firstScheduleStep?: number,
+  ): Promise<StepResult[]> {
+    if (!Number.isInteger(count) || count < 0) throw new Error(`trainSteps: count must be an integer ≥ 0, got ${count}`);
+    const results: StepResult[] = [];
+    let pending: PendingStep | null = null;
+    for (let i = 0; i <= count; i++) {
+      const next: PendingStep | null = i < count ? this.beginStep(firstScheduleStep === undefined ? undefined : firstScheduleStep + i) : null;
+      if (pending) {
+        const r = await pending.result;
+        results.push(r);
+        await onStep?.(r);
+      }
+      pending = next;
+    }
+    return results;
+  }
+
+  /**
+   * Records one optimiser step and submits it with its read-back started but not awaited:
+   * `result` resolves once the GPU has run it (and rejects on a non-finite loss).
+   */
+  beginStep(scheduleStep?: number): PendingStep {
     const t0 = performance.now();
     const step = scheduleStep ?? this.optimizer.step + 1;
     const k = this.accumulation;
@@ -71,11 +114,17 @@ export class LocalTrainer {
     const lr = learningRate(step, this.schedule);
     this.optimizer.update(lr);
     this.gpu.copy(this.optimizer.gradNorm, this.stats, 8, 0, k * 4);
-    const stats = await this.gpu.readF32(this.stats); // the step's one submit, then the read-back
-    let loss = 0;
-    for (let i = 0; i < k; i++) loss += stats[i] / k;
-    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step}: lower the learning rate (--lr) or check the data`);
-    return { step, loss, lr, gradNorm: stats[k], tokens: this.tokensPerStep, ms: performance.now() - t0 };
+    // The step's one submit happens here (read() flushes before it waits); the next step may
+    // overwrite `stats` in a later submit, after this one's copy out of it.
+    const result = this.gpu.readF32(this.stats).then((stats): StepResult => {
+      let loss = 0;
+      for (let i = 0; i < k; i++) loss += stats[i] / k;
+      if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${step}: lower the learning rate (--lr) or check the data`);
+      return { step, loss, lr, gradNorm: stats[k], tokens: this.tokensPerStep, ms: performance.now() - t0 };
+    });
+    // Awaited later (trainSteps awaits the step before first): not an unhandled rejection meanwhile.
+    result.catch(() => {});
+    return { step, result };
   }
 
   /** Mean loss over the given batches without updating (held-out evaluation). */

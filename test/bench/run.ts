@@ -9,6 +9,7 @@ import { runCopyCheckBench } from './copy-check.ts';
 import { runValidatorLoopBench } from './validator-loop.ts';
 import { runSimulateBench } from './simulate.ts';
 import { runSurfaceBench } from './surface.ts';
+import { runStaticBench } from './static.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -21,6 +22,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   'validator-loop': runValidatorLoopBench,
   simulate: runSimulateBench,
   surface: runSurfaceBench,
+  static: runStaticBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

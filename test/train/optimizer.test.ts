@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { adamwRef } from '../../src/kernels/adamw.ts';
 import { globalGradNormRef } from '../../src/kernels/gradnorm.ts';
 import type { ParamSpec } from '../../src/model/config.ts';
+import { TensorArena } from '../../src/gpu/arena.ts';
+import { parameterArenaSpecs } from '../../src/model/slice.ts';
 import { AdamW, DEFAULT_ADAMW } from '../../src/train/optimizer.ts';
 import { learningRate } from '../../src/train/schedule.ts';
+import type { Tensor } from '../../src/gpu/tensor.ts';
 import { expectClose, randn, testGpu } from '../helpers/gpu.ts';
 
 const spec = (name: string, shape: number[], weightDecay: boolean): ParamSpec => ({
@@ -27,14 +30,25 @@ describe('learning-rate schedule', () => {
 });
 
 describe('AdamW over a slice', () => {
-  it('clips by the global norm and decays only the tensors marked for it, as the reference', async () => {
+  // Separate tensors: one dispatch per tensor. Arena views (as a LayerSlice has them): the
+  // norm and AdamW over the arenas' spans, the decayed tensors ('w', 'w2') in one span.
+  it.each([['separate tensors', false], ['arena spans', true]] as const)('%s: clips by the global norm and decays only the tensors marked for it, as the reference', async (_, flat) => {
     const gpu = await testGpu();
-    const layout = [spec('w', [33, 7], true), spec('norm', [65], false)];
+    const layout = [spec('w', [33, 7], true), spec('norm', [65], false), spec('w2', [5, 9], true)];
     let seed = 1;
     const theta = new Map(layout.map((s) => [s.name, randn(s.size, seed++)]));
-    const params = new Map(layout.map((s) => [s.name, gpu.tensor(s.shape, 'f32', s.name, theta.get(s.name)!)]));
-    const grads = new Map(layout.map((s) => [s.name, gpu.tensor(s.shape, 'f32', `g/${s.name}`)]));
+    let params: Map<string, Tensor>;
+    let grads: Map<string, Tensor>;
+    if (flat) {
+      params = new TensorArena(gpu, parameterArenaSpecs(layout), 'params').tensors;
+      grads = new TensorArena(gpu, parameterArenaSpecs(layout), 'grads').tensors;
+      for (const s of layout) gpu.write(params.get(s.name)!, theta.get(s.name)!);
+    } else {
+      params = new Map(layout.map((s) => [s.name, gpu.tensor(s.shape, 'f32', s.name, theta.get(s.name)!)]));
+      grads = new Map(layout.map((s) => [s.name, gpu.tensor(s.shape, 'f32', `g/${s.name}`)]));
+    }
     const opt = new AdamW(gpu, layout, params, grads, DEFAULT_ADAMW);
+    expect(opt.flat).toBe(flat);
 
     const ref = new Map(layout.map((s) => [s.name, { p: Float64Array.from(theta.get(s.name)!), m: new Float64Array(s.size), v: new Float64Array(s.size) }]));
     for (let step = 1; step <= 3; step++) {
@@ -57,7 +71,7 @@ describe('AdamW over a slice', () => {
 
     // State round-trips through readState/loadState.
     const state = await opt.readState();
-    expect([...state.keys()].sort()).toEqual(['adam.m/norm', 'adam.m/w', 'adam.v/norm', 'adam.v/w']);
+    expect([...state.keys()].sort()).toEqual(['adam.m/norm', 'adam.m/w', 'adam.m/w2', 'adam.v/norm', 'adam.v/w', 'adam.v/w2']);
     const fresh = new AdamW(gpu, layout, params, grads, DEFAULT_ADAMW);
     fresh.loadState(state, opt.step);
     expect(fresh.step).toBe(3);

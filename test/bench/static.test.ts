@@ -1,0 +1,76 @@
+// `bench static`'s recording device and models, and the host-work counts a training step must
+// keep: no bind group, layout lookup or buffer made per steady step, one uniform writeBuffer
+// per submit, no read-back awaited before the next step is submitted. Counts, not timings.
+import { describe, expect, it } from 'vitest';
+import { preset } from '../../src/model/config.ts';
+import { LayerSlice } from '../../src/model/slice.ts';
+import { AdamW } from '../../src/train/optimizer.ts';
+import { LocalTrainer } from '../../src/train/trainer.ts';
+import { analyse } from './static.ts';
+import { matmulBankModel, warpPasses } from './static/bank-model.ts';
+import { recordSteps, recordingGpu } from './static/record-step.ts';
+
+/** Σ over the matmul weights of the model (q, k, v, o, gate, up, down per layer; the head). */
+function matmulWeights(name: 'tiny' | 'small'): number {
+  const c = preset(name);
+  const kv = (c.dim / c.heads) * c.kvHeads;
+  return c.layers * (2 * c.dim * c.dim + 2 * c.dim * kv + 3 * c.dim * c.mlpHidden) + c.vocabSize * c.dim;
+}
+
+describe('bench static', () => {
+  it.each(['tiny', 'small'] as const)('%s: a steady step makes no bind group, layout lookup, buffer or blocking read-back', async (name) => {
+    const run = await recordSteps(name);
+    const r = analyse(run);
+    run.gpu.destroy();
+    const first = r.hostFirstStep;
+    const steady = r.hostSteadyStep;
+    expect(first.bindGroupsCreated).toBe(first.dispatches);
+    expect(steady).toMatchObject({ submits: 1, mapAsyncs: 1, bindGroupsCreated: 0, bindGroupLayoutLookups: 0, buffersCreated: 0, pipelinesCreated: 0 });
+    expect(steady.blockingReadbacks).toBe(0);
+    // tokens, targets, the embedding index and the one uniform arena write
+    expect(steady.writeBuffers).toBe(4);
+    expect(steady.dispatches).toBe(first.dispatches);
+    // Matmul FLOPs decoded from the recorded uniforms: forward, input and weight gradients, 2·N per weight each.
+    const N = r.B * r.T;
+    const matmulFlops = r.classes.filter((c) => c.kernel.startsWith('matmul')).reduce((s, c) => s + c.flops, 0);
+    expect(matmulFlops).toBe(6 * N * matmulWeights(name));
+    // AdamW and the norm's partial sums run over the arenas' two spans (with / without weight decay).
+    const disp = (k: string) => r.classes.find((c) => c.kernel === k)?.dispatches;
+    expect([disp('adamw.adamw_clip'), disp('gradnorm.gn_partial'), disp('gradnorm.gn_final')]).toEqual([2, 2, 1]);
+    // Storage buffers are sizes only: the device holds uniform shadows and nothing else.
+    expect(run.deviceHostBytes).toBeLessThan(1 << 20);
+  });
+
+  it('counts a read-back the host awaits with nothing queued as blocking, and trainSteps as overlapped', async () => {
+    const { gpu, device } = recordingGpu();
+    const cfg = preset('tiny');
+    const slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: 2, seqLen: 8 });
+    const opt = new AdamW(gpu, slice.layout, slice.params, slice.grads);
+    const data = { tokens: new Int32Array(16).fill(3), targets: new Int32Array(16).fill(4) };
+    const trainer = new LocalTrainer(gpu, slice, opt, { batch: () => data }, { peak: 1e-3, warmup: 0, total: 10, minRatio: 1 });
+    device.takeHostWork();
+    for (let i = 0; i < 3; i++) await trainer.trainStep();
+    expect(device.takeHostWork().blockingReadbacks).toBe(3);
+    const seen: number[] = [];
+    const results = await trainer.trainSteps(3, (s) => void seen.push(s.step));
+    // Only the last step's read-back waits on an empty queue.
+    expect(device.takeHostWork()).toMatchObject({ submits: 3, mapAsyncs: 3, blockingReadbacks: 1 });
+    expect(seen).toEqual([4, 5, 6]);
+    expect(results.map((s) => s.step)).toEqual([4, 5, 6]);
+    gpu.destroy();
+  });
+
+  it('bank model: the 64×64 tile reads 1 + 2 passes per k and the transposing A store is 4-way conflicted', () => {
+    // 32 lanes, each a vec4 of its own 4 consecutive words: 128 words, 4 per bank.
+    expect(warpPasses(Array.from({ length: 32 }, (_, l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]))).toEqual({ passes: 4, ideal: 4 });
+    // Every lane on bank 0, distinct words: 32-way.
+    expect(warpPasses(Array.from({ length: 32 }, (_, l) => [32 * l]))).toEqual({ passes: 32, ideal: 1 });
+    const ab = matmulBankModel(16, 16, false, false);
+    expect(ab.detail['read A passes/k']).toBe(1);
+    expect(ab.detail['read B passes/k']).toBe(2);
+    // A stored k-major from row-major quads: 4 scalar stores of 4 passes; B: one vec4 store of 4.
+    expect(ab.detail['store passes/slab']).toBe(4 * 4 + 4);
+    expect(ab.passesPerFma).toBeCloseTo((16 * 3 + 20) / 256, 12);
+    expect(matmulBankModel(16, 16, true, false).conflictDegree).toBe(1);
+  });
+});

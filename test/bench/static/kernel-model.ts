@@ -1,0 +1,89 @@
+// FLOPs and minimum bytes of one recorded dispatch, read from its uniform parameters (the
+// kernels' Params layouts, mirrored here) and its bindings; workgroups per SM, waves and a
+// roofline bound per GPU class.
+import { GPU_CLASSES, residentWorkgroups, type GpuClass } from './gpu-classes.ts';
+import type { RecordedDispatch } from './recording-device.ts';
+import { workgroupShape, type WorkgroupShape } from './wgsl-shape.ts';
+
+export interface DispatchCost {
+  /** `shader.entryPoint`. */
+  kernel: string;
+  workgroups: number;
+  shape: WorkgroupShape;
+  /** Modelled FLOPs (matmul and attention); 0 for the memory-bound kernels. */
+  flops: number;
+  /** Bytes the kernel must move at least: each operand read or written once. */
+  bytes: number;
+  /** For matmuls: `M×N×K` and the vec4 flags. */
+  matmul?: { M: number; N: number; K: number; batch: number; transA: boolean; transB: boolean; vec4: string; tile: string };
+}
+
+const shapeCache = new Map<string, WorkgroupShape>();
+
+function shapeOf(d: RecordedDispatch): WorkgroupShape {
+  let s = shapeCache.get(d.pipeline);
+  if (!s) shapeCache.set(d.pipeline, (s = workgroupShape(d.code, d.entryPoint, d.constants)));
+  return s;
+}
+
+function u32(d: RecordedDispatch, field: number): number {
+  if (!d.uniform) throw new Error(`${d.pipeline}: no uniform contents recorded`);
+  return d.uniform.getUint32(4 * field, true);
+}
+
+function f32(d: RecordedDispatch, field: number): number {
+  if (!d.uniform) throw new Error(`${d.pipeline}: no uniform contents recorded`);
+  return d.uniform.getFloat32(4 * field, true);
+}
+
+/** Storage bindings' bytes: every buffer the kernel binds, touched once. */
+function storageBytes(d: RecordedDispatch): number {
+  return d.bindings.filter((b) => !(b.usage & 0x40)).reduce((n, b) => n + b.size, 0);
+}
+
+export function dispatchCost(d: RecordedDispatch): DispatchCost {
+  const [x, y, z] = d.workgroups;
+  const base = { kernel: `${d.shader}.${d.entryPoint}`, workgroups: x * y * z, shape: shapeOf(d) };
+  if (d.shader.startsWith('matmul')) {
+    // Params: M, N, K, strideA, strideB, strideC, alpha, beta; batch = workgroups z.
+    const [M, N, K] = [u32(d, 0), u32(d, 1), u32(d, 2)];
+    const beta = f32(d, 7);
+    const el = d.shader === 'matmul_f16' ? 2 : 4;
+    const c = d.constants;
+    const vec4 = `${c.A_VEC4 ? 'A' : '-'}${c.B_VEC4 ? 'B' : '-'}${c.C_VEC4 ? 'C' : '-'}`;
+    return {
+      ...base,
+      flops: 2 * M * N * K * z,
+      bytes: el * z * (M * K + K * N + M * N * (beta !== 0 ? 2 : 1)),
+      matmul: { M, N, K, batch: z, transA: c.TRANS_A === 1, transB: c.TRANS_B === 1, vec4, tile: `${4 * c.WG}×${4 * c.WG}×${c.TK}` },
+    };
+  }
+  if (d.shader === 'attention' && d.entryPoint !== 'rowdot') {
+    // Params: B, T, H, HKV, D, … Causal: B·H·T(T+1)/2 scores, each a D-long dot product (2D
+    // FLOPs) per matrix product: forward S and P·V (2), dq S, dP, dS·K (3), dkdv S, dP, Pᵀ·dO, dSᵀ·Q (4).
+    const [B, T, H, , D] = [u32(d, 0), u32(d, 1), u32(d, 2), u32(d, 3), u32(d, 4)];
+    const products = d.entryPoint === 'forward' ? 2 : d.entryPoint === 'bwd_dq' ? 3 : 4;
+    return { ...base, flops: products * B * H * T * (T + 1) * D, bytes: storageBytes(d) };
+  }
+  return { ...base, flops: 0, bytes: storageBytes(d) };
+}
+
+export interface Occupancy {
+  residentPerSm: number;
+  /** Workgroups per SM (the dispatch's workgroups over the SM count). */
+  perSm: number;
+  /** Full waves: workgroups over (SMs × resident workgroups per SM). */
+  waves: number;
+}
+
+export function occupancy(g: GpuClass, c: DispatchCost): Occupancy {
+  const residentPerSm = residentWorkgroups(g, c.shape.threads, c.shape.sharedBytes);
+  return { residentPerSm, perSm: c.workgroups / g.sms, waves: c.workgroups / (g.sms * Math.max(1, residentPerSm)) };
+}
+
+/** The roofline's lower bound on time, seconds: the slower of compute at peak and memory at full bandwidth. */
+export function rooflineSeconds(g: GpuClass, flops: number, bytes: number): number {
+  return Math.max(flops / g.fp32Flops, bytes / g.bytesPerSecond);
+}
+
+export { GPU_CLASSES };
