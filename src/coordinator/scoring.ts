@@ -202,7 +202,31 @@ export interface Trial {
   control: number;
 }
 
-export type ScoredRow = RoundScore & { ema: number; assignedEma: number; share: number; reward: number; sampled: boolean };
+export type ScoredRow = RoundScore & {
+  ema: number;
+  assignedEma: number;
+  share: number;
+  reward: number;
+  sampled: boolean;
+  /** Its trial step made the validator's held-out loss worse: it must not be applied. */
+  harmful: boolean;
+};
+
+/** Whether a trial's three numbers are all finite (a non-finite one is an invalid update). */
+export function finiteTrial(t: Trial): boolean {
+  return Number.isFinite(t.gradient) && Number.isFinite(t.assigned) && Number.isFinite(t.control);
+}
+
+/**
+ * Whether the commit must leave the member out until a later evaluation clears it: its update
+ * was harmful (trial loss worse), invalid or a copy (a stale replay among them). True or false
+ * when this round says so; undefined when it says nothing (not evaluated, nothing penalised,
+ * or only missing or out of sync): the last verdict stands.
+ */
+export function barredAfter(r: ScoredRow): boolean | undefined {
+  if (r.harmful || r.invalid || r.copied) return true;
+  return r.sampled && !r.missing && r.synced ? false : undefined;
+}
 
 export interface RoundInput {
   members: readonly string[];
@@ -227,18 +251,21 @@ export interface RoundInput {
  * nobody checked nor penalised for not being checked.
  */
 export function scoreRound(input: RoundInput): ScoredRow[] {
-  const positive = [...input.trials.values()].map((t) => t.gradient).filter((g) => g > 0).sort((a, b) => a - b);
+  const positive = [...input.trials.values()].filter(finiteTrial).map((t) => t.gradient).filter((g) => g > 0).sort((a, b) => a - b);
   // A random update of the right size can move the loss by a hair either way.
   const floor = positive.length ? NOISE_FLOOR * positive[Math.floor(positive.length / 2)] : 0;
   const rows: ScoredRow[] = input.members.map((address) => {
-    const t = input.trials.get(address);
+    const trial = input.trials.get(address);
+    // A trial that came out non-finite (a loss of NaN or Inf) is an invalid update, scored 0.
+    const t = trial && finiteTrial(trial) ? trial : undefined;
     const prev = input.previous(address) ?? { ema: 0, assignedEma: ASSIGNED_PRIOR };
     const missing = !input.delivered.has(address);
-    const invalid = (input.invalid[address] ?? 0) > 0;
+    const invalid = (input.invalid[address] ?? 0) > 0 || (trial !== undefined && !t);
     const synced = input.synced(address);
     const copied = input.copied.has(address);
     const penalised = missing || invalid || copied || !synced;
-    const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, share: 0, reward: 0 };
+    const harmful = t !== undefined && t.gradient < 0;
+    const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, harmful, share: 0, reward: 0 };
     if (!t && !penalised) return { ...base, score: prev.ema, ema: prev.ema, assignedEma: prev.assignedEma, sampled: false };
     const assignedEma = t ? ASSIGNED_KEEP * prev.assignedEma + (1 - ASSIGNED_KEEP) * (t.assigned > t.control ? 1 : -1) : prev.assignedEma;
     // The assigned-data evidence scales the gradient score: work on other data than one was

@@ -11,8 +11,12 @@
 //   sync            its reported θ_start fingerprint equals the validator's;
 //   penalties       top-k index overlap above 40% with an earlier delivery (copying, checked
 //                   over every update, sampled or not, in time linear in their number:
-//                   MinHash/LSH candidates, each confirmed exactly — copy-sketch.ts), missing
-//                   the deadline, an invalid update, being out of sync: the round's score is 0.
+//                   MinHash/LSH candidates, each confirmed exactly — copy-sketch.ts) or with
+//                   any update of the last rounds (a stale replay — copy-history.ts), missing
+//                   the deadline, an invalid update (a trial loss that is not finite among
+//                   them), being out of sync: the round's score is 0.
+// An update whose trial makes the loss worse (harmful), invalid or copied bars its sender:
+// the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter).
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
@@ -33,7 +37,8 @@ import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing } from './ledger.ts';
-import { assignedFactor, copySketchForRound, findCopies, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { assignedFactor, barredAfter, copySketchForRound, findCopies, finiteTrial, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { CopyHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
 export { COPY_OVERLAP, NOISE_FLOOR, indexOverlap } from './scoring.ts';
@@ -178,7 +183,10 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
   for (const r of rows) o.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
   const standings = new Map<string, Standing>();
   const pending = Math.max(0, o.closedRounds - 1 - c.round);
-  for (const r of rows) standings.set(r.address, ledger.standing(r.address, epoch, pending)!);
+  for (const r of rows) {
+    const barred = barredAfter(r);
+    standings.set(r.address, { ...ledger.standing(r.address, epoch, pending)!, ...(barred === undefined ? {} : { barred }) });
+  }
   return standings;
 }
 
@@ -188,6 +196,8 @@ export class Validator implements ValidatorEngine {
   private readonly sampling: SamplingOptions;
   /** The round whose θ_start the validator's replica holds; −1 before any. */
   private held = -1;
+  /** Sketches of the last rounds' updates, for the copy check across rounds. */
+  private readonly history: CopyHistory;
 
   constructor(
     private readonly config: RunConfig,
@@ -200,6 +210,7 @@ export class Validator implements ValidatorEngine {
     private readonly stored: StoredPayloads = () => null,
   ) {
     this.sampling = samplingOptions(sampling);
+    this.history = new CopyHistory(this.sampling.key);
     this.replica = new ModelReplica(gpu, config, train, VALIDATOR_ADDRESS);
   }
 
@@ -288,22 +299,29 @@ export class Validator implements ValidatorEngine {
       const after = await this.replica.evaluate(random);
       const afterAssigned = await this.replica.evaluate(assigned);
       const afterControl = await this.replica.evaluate(control);
-      trials.push([u.sender, {
-        gradient: (base - after) / base,
-        assigned: (baseAssigned - afterAssigned) / baseAssigned,
-        control: (baseControl - afterControl) / baseControl,
-      }]);
+      const trial = { gradient: (base - after) / base, assigned: (baseAssigned - afterAssigned) / baseAssigned, control: (baseControl - afterControl) / baseControl };
+      if (!finiteTrial(trial)) {
+        // Decodes, but its trial step leaves a loss that is not finite: invalid, scored 0.
+        undecodable.push(u.sender);
+        this.log(`validator: round ${c.round}: the update of ${u.sender} makes the loss ${after} (not finite): invalid`);
+        continue;
+      }
+      trials.push([u.sender, trial]);
       updates.push({ sender: u.sender, indices: indexSets(tensors), at: u.deliveredAt });
       updatesMs += performance.now() - from;
     }
     this.replica.discardRound();
     if (unread > 0) this.log(`validator: round ${c.round}: ${unread} uncommitted update(s) no longer stored, not checked`);
     // The sketch's seed comes from the secret key, so nobody can shape a copy to slip past it.
-    const copied = [...findCopies(updates, copySketchForRound(this.sampling.key, c.round))];
+    const copied = findCopies(updates, copySketchForRound(this.sampling.key, c.round));
+    for (const [sender, earlier] of this.history.check(c.round, updates)) {
+      copied.add(sender);
+      this.log(`validator: round ${c.round}: the update of ${sender} repeats ${earlier.sender}'s of round ${earlier.round} (overlap ≈ ${earlier.overlap.toFixed(2)}): a copy`);
+    }
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
-    return { round: c.round, trials, copied, undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
+    return { round: c.round, trials, copied: [...copied], undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
   }
 
   /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */

@@ -128,6 +128,11 @@ export interface Standing {
   lastRound: number;
   /** Closed rounds the validator had not scored yet when this standing was made (they count later). */
   pendingRounds: number;
+  /**
+   * Its last evaluated update was harmful (made the loss worse), invalid or a copy: commits
+   * leave its updates out until an evaluation clears it. Absent: no new verdict this round.
+   */
+  barred?: boolean;
 }
 
 /** What a contributor signs to read its rewards over HTTP: bound to run, address and time. */

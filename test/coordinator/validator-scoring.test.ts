@@ -1,7 +1,7 @@
 // The validator's bookkeeping without a GPU (src/coordinator/scoring.ts): the round's sample,
 // copies, and how trials, penalties and previous averages make scores, averages and shares.
 import { describe, expect, it } from 'vitest';
-import { ASSIGNED_FULL, ASSIGNED_PRIOR, assignedFactor, findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
+import { ASSIGNED_FULL, ASSIGNED_PRIOR, assignedFactor, barredAfter, findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
 import { describeRow } from '../../src/coordinator/validator.ts';
 import { copySketchForRound, detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
 import { COPY_SKETCH, hashElement } from '../../src/coordinator/copy-sketch.ts';
@@ -169,6 +169,30 @@ describe('scoreRound', () => {
     const total = rows.a.ema + 0.045 + 0.053;
     expect(rows.c.share).toBeCloseTo(0.053 / total, 12);
     expect(rows.c.reward).toBeCloseTo((10 * 0.053) / total, 12);
+  });
+
+  it('a trial that is not finite makes the update invalid, scored 0, and the averages stay finite (issue 19: NaN broke the ledger)', () => {
+    const rows = byAddress(scoreRound(input({
+      trials: new Map([['a', trial(0.1)], ['b', { gradient: NaN, assigned: NaN, control: 0.01 }], ['c', { gradient: -Infinity, assigned: 0, control: 0 }]]),
+      previous: () => ({ ema: 0.05, assignedEma: 1 }),
+    })));
+    for (const x of ['b', 'c']) {
+      expect(rows[x]).toMatchObject({ invalid: true, score: 0, harmful: false });
+      expect(barredAfter(rows[x])).toBe(true);
+    }
+    for (const r of Object.values(rows)) for (const v of [r.score, r.ema, r.assignedEma, r.share, r.reward, r.gradient]) expect(Number.isFinite(v)).toBe(true);
+    expect(rows.a.score).toBeGreaterThan(0);
+  });
+
+  it('an update whose trial makes the loss worse is harmful and bars its sender; a clean evaluation clears it', () => {
+    const rows = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)], ['b', trial(-0.02)]]), copied: new Set(['c']), previous: () => ({ ema: 0.05, assignedEma: 1 }) })));
+    expect(rows.b).toMatchObject({ harmful: true, score: 0 });
+    expect(barredAfter(rows.b)).toBe(true);
+    expect(barredAfter(rows.c)).toBe(true); // a copy (a stale replay among them)
+    expect(barredAfter(rows.a)).toBe(false);
+    // Not evaluated, nothing penalised: no verdict (the last one stands).
+    const held = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)]]) })));
+    expect(barredAfter(held.b)).toBeUndefined();
   });
 
   it('starts a newcomer at full credit: one lost assigned-data check does not cut its score', () => {
