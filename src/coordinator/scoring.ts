@@ -246,7 +246,8 @@ export interface RoundInput {
 /**
  * Each member's row. Evaluated: score = max(0, gradient) × assignedFactor(assigned-data
  * average), unless penalised or under the noise floor. Missing, invalid, copied or out of sync: 0,
- * sampled or not (none of these needs an evaluation). Delivered, clean but not sampled: its
+ * sampled or not (none of these needs an evaluation); harmful (trial loss worse), invalid
+ * (a non-finite trial among them) or copied: no share of this round's reward either. Delivered, clean but not sampled: its
  * averages hold (the round's score is taken as its average), so it is neither paid for work
  * nobody checked nor penalised for not being checked.
  */
@@ -273,9 +274,12 @@ export function scoreRound(input: RoundInput): ScoredRow[] {
     const score = penalised || t!.gradient < floor ? 0 : Math.max(0, t!.gradient) * assignedFactor(assignedEma);
     return { ...base, score, ema: EMA_KEEP * prev.ema + (1 - EMA_KEEP) * score, assignedEma, sampled: !!t };
   });
-  const total = rows.reduce((s, r) => s + r.ema, 0);
+  // A round whose update was harmful, invalid or a copy pays nothing, whatever the average
+  // earned before (a stale replayer lived on its first honest round's average: 12.6% of rewards).
+  const paid = (r: ScoredRow) => !(r.harmful || r.invalid || r.copied);
+  const total = rows.filter(paid).reduce((s, r) => s + r.ema, 0);
   for (const r of rows) {
-    r.share = total > 0 ? r.ema / total : 0;
+    r.share = total > 0 && paid(r) ? r.ema / total : 0;
     r.reward = r.share * input.emission;
   }
   return rows;

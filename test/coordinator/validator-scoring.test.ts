@@ -190,6 +190,9 @@ describe('scoreRound', () => {
     expect(barredAfter(rows.b)).toBe(true);
     expect(barredAfter(rows.c)).toBe(true); // a copy (a stale replay among them)
     expect(barredAfter(rows.a)).toBe(false);
+    // Neither is paid for the round, whatever average it held: a has the whole emission.
+    expect([rows.b.share, rows.c.share, rows.b.reward, rows.c.reward]).toEqual([0, 0, 0, 0]);
+    expect(rows.a.share).toBe(1);
     // Not evaluated, nothing penalised: no verdict (the last one stands).
     const held = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)]]) })));
     expect(barredAfter(held.b)).toBeUndefined();
