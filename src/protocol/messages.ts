@@ -235,7 +235,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
       const st = m.standing;
       if (!isRound(m.round) || !isObj(st) || !isStr(st.address, 64)) return null;
       const nums = ['ema', 'assignedEma', 'rank', 'of', 'share', 'epoch', 'epochReward', 'totalReward', 'lastRound'] as const;
-      if (!nums.every((k) => isNum(st[k])) || !isCount(st.pendingRounds)) return null;
+      if (!nums.every((k) => isNum(st[k])) || !isCount(st.pendingRounds) || !(st.barred === undefined || typeof st.barred === 'boolean')) return null;
       return { type: 'scores', round: m.round, standing: st as unknown as Standing };
     }
     case 'error':
