@@ -1,4 +1,4 @@
-// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable] [--software]`:
+// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable] [--label NAME] [--software]`:
 // issue 19's "the model" measured. One attacker among honest `tiny` replicas, all in this
 // process (test/coordinator/adversary-swarm.ts: the coordinator's frame check, gather-K with the
 // validator's bars, every replica's outer step, the real validator and ledger; its verdict on a
@@ -7,7 +7,7 @@
 // goal: within 1%) and against the honest members alone (the attack's own damage, without the
 // attacker's lost contribution), and the attacker's share of the rewards (goal: 0; the stale
 // attack's first round is honest work, so its share after round 0 is shown too). Writes
-// results/adversary.json. Minutes on SwiftShader: one run per attack plus two references.
+// results/adversary.json (adversary-NAME.json with --label). Minutes on SwiftShader: one run per attack plus two references.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,7 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
       batch: { type: 'string', default: '2' },
       seq: { type: 'string', default: '32' },
       attacks: { type: 'string', default: ATTACKS.join(',') },
+      label: { type: 'string' },
       software: { type: 'boolean' },
     },
   });
@@ -64,7 +65,7 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
     rows.push(row('honest alone', alone), row('attacker honest', reference));
     for (const attack of attacks) rows.push(row(attack, await run(attack, [attack])));
     printTable(`One attacker among ${setup.honest} honest tiny replicas, ${setup.rounds} rounds × ${setup.innerSteps} inner steps (batch ${setup.batch} × ${setup.seq})`, rows);
-    console.log(`\nwrote ${writeResults('adversary', { setup, rows, runs })}`);
+    console.log(`\nwrote ${writeResults(values.label ? `adversary-${values.label}` : 'adversary', { setup, rows, runs })}`);
     return 0;
   } finally {
     rmSync(dataRoot, { recursive: true, force: true });
