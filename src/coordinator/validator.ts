@@ -68,7 +68,7 @@ export interface ClosedRound {
  * the round's total (so "round score 0" beside "share 27%" reads as one bad round, not a bug).
  */
 export function describeRow(r: ScoredRow, t: Trial | undefined): string {
-  const flags = [r.copied && 'COPY', r.missing && 'MISSING', r.invalid && 'INVALID', !r.synced && 'UNSYNCED'].filter(Boolean).join(' ');
+  const flags = [r.copied && 'COPY', r.missing && 'MISSING', r.invalid && 'INVALID', r.harmful && 'HARMFUL', !r.synced && 'UNSYNCED'].filter(Boolean).join(' ');
   const check = t
     ? `gradient ${r.gradient.toFixed(4)}, assigned ${r.assigned.toFixed(4)} vs control ${t.control.toFixed(4)} (assigned avg ${r.assignedEma.toFixed(2)}, factor ${assignedFactor(r.assignedEma).toFixed(2)})`
     : r.missing ? 'no update' : flags ? 'not evaluated' : 'not sampled (averages held)';

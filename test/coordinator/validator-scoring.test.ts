@@ -318,5 +318,10 @@ describe('the validator log line', () => {
     expect(describeRow(fine, { gradient: 0.05, assigned: 0.02, control: 0.01 })).toBe(
       '5Fine000 gradient 0.0500, assigned 0.0200 vs control 0.0100 (assigned avg 1.00, factor 1.00): round score 0.0500, average 0.0140, share 60.9%',
     );
+    const [harmful] = scoreRound({
+      members: ['5Harmful00'], delivered: new Set(['5Harmful00']), trials: new Map([['5Harmful00', { gradient: -0.05, assigned: 0.02, control: 0.01 }]]),
+      copied: new Set(), invalid: {}, synced: () => true, previous: () => ({ ema: 0.01, assignedEma: 1 }), emission: 10,
+    });
+    expect(describeRow(harmful, { gradient: -0.05, assigned: 0.02, control: 0.01 })).toMatch(/HARMFUL: round score 0\.0000, average 0\.0090, share 0\.0%$/);
   });
 });
