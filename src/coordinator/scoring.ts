@@ -212,6 +212,24 @@ export type ScoredRow = RoundScore & {
   harmful: boolean;
 };
 
+/**
+ * How far above the round's lower-median update norm an update may be. Replicas clip every
+ * update to that median anyway (aggregate.ts), so an update this much larger is not honest
+ * work that happened to be large: it is scaled (×1000 passed the trial step when the scaled
+ * direction still helped, and was paid). Honest norms in a round differ by a small factor.
+ */
+export const OVERSIZE_FACTOR = 10;
+/** Fewer updates than this and the median is no reference (one small update would condemn the other). */
+export const OVERSIZE_MIN_UPDATES = 3;
+
+/** The senders whose update's L2 norm exceeds OVERSIZE_FACTOR × the lower median of the round's norms (none with fewer than OVERSIZE_MIN_UPDATES). */
+export function oversizedUpdates(norms: ReadonlyMap<string, number>): string[] {
+  if (norms.size < OVERSIZE_MIN_UPDATES) return [];
+  const sorted = [...norms.values()].sort((a, b) => a - b);
+  const bound = OVERSIZE_FACTOR * sorted[(sorted.length - 1) >> 1];
+  return [...norms].filter(([, n]) => !(n <= bound)).map(([s]) => s);
+}
+
 /** Whether a trial's three numbers are all finite (a non-finite one is an invalid update). */
 export function finiteTrial(t: Trial): boolean {
   return Number.isFinite(t.gradient) && Number.isFinite(t.assigned) && Number.isFinite(t.control);

@@ -37,7 +37,7 @@ import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing } from './ledger.ts';
-import { assignedFactor, barredAfter, copySketchForRound, findCopies, finiteTrial, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { OVERSIZE_FACTOR, assignedFactor, barredAfter, copySketchForRound, findCopies, finiteTrial, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
 import { CopyHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
@@ -262,6 +262,9 @@ export class Validator implements ValidatorEngine {
     const weightsHash = await this.replica.weightsHash();
     const trials: [string, Trial][] = [];
     const updates: { sender: string; indices: Uint32Array[]; at: number }[] = [];
+    /** Each decoded update's L2 norm, for the oversize check. */
+    const norms = new Map<string, number>();
+    const normOf = (tensors: SparseTensor[]) => Math.sqrt(tensors.reduce((n, t) => n + t.values.reduce((m, v) => m + v * v, 0), 0));
     // The committed are in hand; the others are read one at a time and let go after.
     const all = [...c.included, ...c.others.map((o) => ({ ...o, payload: null as Uint8Array | null }))];
     let unread = 0;
@@ -287,6 +290,7 @@ export class Validator implements ValidatorEngine {
         // Not evaluated this round, but still checked for copying (decoding is cheap).
         const tensors = decoded(u.sender, () => this.decode(u.payload!, c.round));
         if (tensors) updates.push({ sender: u.sender, indices: indexSets(tensors), at: u.deliveredAt });
+        if (tensors) norms.set(u.sender, normOf(tensors));
         continue;
       }
       const from = performance.now();
@@ -296,6 +300,7 @@ export class Validator implements ValidatorEngine {
       const baseAssigned = await this.replica.evaluate(assigned);
       const tensors = decoded(u.sender, () => this.replica.tryUpdate(u.payload!, c.round, TRIAL_STEP));
       if (!tensors) continue;
+      norms.set(u.sender, normOf(tensors));
       const after = await this.replica.evaluate(random);
       const afterAssigned = await this.replica.evaluate(assigned);
       const afterControl = await this.replica.evaluate(control);
@@ -311,6 +316,10 @@ export class Validator implements ValidatorEngine {
       updatesMs += performance.now() - from;
     }
     this.replica.discardRound();
+    for (const sender of oversizedUpdates(norms)) {
+      undecodable.push(sender); // invalid: scored 0, barred
+      this.log(`validator: round ${c.round}: the update of ${sender} is over ${OVERSIZE_FACTOR}× the round's median norm: invalid`);
+    }
     if (unread > 0) this.log(`validator: round ${c.round}: ${unread} uncommitted update(s) no longer stored, not checked`);
     // The sketch's seed comes from the secret key, so nobody can shape a copy to slip past it.
     const copied = findCopies(updates, copySketchForRound(this.sampling.key, c.round));

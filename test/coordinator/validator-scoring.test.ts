@@ -1,7 +1,7 @@
 // The validator's bookkeeping without a GPU (src/coordinator/scoring.ts): the round's sample,
 // copies, and how trials, penalties and previous averages make scores, averages and shares.
 import { describe, expect, it } from 'vitest';
-import { ASSIGNED_FULL, ASSIGNED_PRIOR, assignedFactor, barredAfter, findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
+import { ASSIGNED_FULL, ASSIGNED_PRIOR, OVERSIZE_FACTOR, assignedFactor, barredAfter, findCopies, oversizedUpdates, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
 import { describeRow } from '../../src/coordinator/validator.ts';
 import { copySketchForRound, detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
 import { COPY_SKETCH, hashElement } from '../../src/coordinator/copy-sketch.ts';
@@ -182,6 +182,18 @@ describe('scoreRound', () => {
     }
     for (const r of Object.values(rows)) for (const v of [r.score, r.ema, r.assignedEma, r.share, r.reward, r.gradient]) expect(Number.isFinite(v)).toBe(true);
     expect(rows.a.score).toBeGreaterThan(0);
+  });
+
+  it('an update far over the round\'s lower-median norm is oversized (×1000 passed a trial that still helped, and was paid); never with fewer than three', () => {
+    const norms = new Map([['a', 1], ['b', 1.3], ['c', 0.8], ['x', 1000]]);
+    expect(oversizedUpdates(norms)).toEqual(['x']);
+    // Five norms: the lower median is 1.3, the bound 13.
+    expect(oversizedUpdates(new Map([...norms, ['y', OVERSIZE_FACTOR * 1.3 * 1.001]]))).toEqual(['x', 'y']);
+    expect(oversizedUpdates(new Map([...norms, ['y', OVERSIZE_FACTOR * 1.3]]))).toEqual(['x']);
+    expect(oversizedUpdates(new Map([['a', 1], ['x', 1000]]))).toEqual([]);
+    // Two attackers among three honest cannot raise the lower median either.
+    expect(oversizedUpdates(new Map([...norms, ['z', 1000]]))).toEqual(['x', 'z']);
+    expect(oversizedUpdates(new Map([['a', 1], ['b', 1], ['c', NaN]]))).toEqual(['c']);
   });
 
   it('an update whose trial makes the loss worse is harmful and bars its sender; a clean evaluation clears it', () => {
