@@ -248,6 +248,7 @@ export class Exchange {
     const replica = this.replica;
     const report = await this.h.exclusive(() => replica.apply(payloads, r));
     for (const x of report.rejected) this.h.refusals.count('update-' + x.reason, commit.included[x.index]?.sender ?? '?', x.message);
+    if (report.notApplied) this.h.refusals.count('aggregate-nonfinite', 'the commit', report.notApplied); // every replica skips it alike
     this.held = r + 1;
     if (commit.included.some((e) => e.sender === this.address)) this.tokensContributed += config.innerSteps * config.batch * config.seq;
     for (const k of [...this.commits.keys()]) if (k <= r) this.commits.delete(k);

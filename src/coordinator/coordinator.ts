@@ -79,8 +79,8 @@ export class Coordinator {
   readonly rejected: Record<string, number> = {};
   /** Neighbours, the signaling rule, the swarm's counts. */
   private readonly control: ControlPlane;
-  /** The validator's latest standing (ema) of each peer it scored, for gather-K. */
-  private readonly standings = new Map<string, number>();
+  /** The validator's latest standing (ema) of each peer it scored, and whether it bars it from commits: for gather-K. */
+  private readonly standings = new Map<string, { ema: number; barred: boolean }>();
 
   constructor(
     config: RunConfig,
@@ -105,7 +105,8 @@ export class Coordinator {
       syncGraceMs: options.syncGraceMs ?? Math.min(15_000, config.roundSeconds * 250),
       roundLimit: options.roundLimit,
       onRoundClosed: (round) => this.roundClosed(round),
-      standing: options.standing ?? ((address) => this.standings.get(address)),
+      standing: options.standing ?? ((address) => this.standings.get(address)?.ema),
+      barred: (address) => this.standings.get(address)?.barred ?? false,
       onPhase: () => this.control.countsChanged(),
       save: () => this.record.save(),
       peers: {
@@ -330,8 +331,8 @@ export class Coordinator {
     if (header.sender !== s.address) return this.refuse(s, 'wrong-sender', `signed by ${header.sender}, not by this connection's hotkey`);
     // The round checks what the update is for: its round, the sender's membership and stage.
     const offered = this.rounds.offer(s.address, header, bytes, payload);
-    if (!offered.ok) return this.refuse(s, offered.what, offered.reason);
-    this.send(s, { type: 'accepted', round: header.round, hash: offered.hash });
+    if (!offered.ok) this.refuse(s, offered.what, offered.reason); // a member refused is done, as one delivered
+    else this.send(s, { type: 'accepted', round: header.round, hash: offered.hash });
     this.rounds.maybeClose();
   }
 
@@ -351,7 +352,7 @@ export class Coordinator {
   /** The validator's verdict on a round, to each member still connected; its averages rank the next commits. */
   sendScores(round: number, standings: ReadonlyMap<string, Standing>): void {
     for (const [address, standing] of standings) {
-      this.standings.set(address, standing.ema);
+      this.standings.set(address, { ema: standing.ema, barred: standing.barred ?? this.standings.get(address)?.barred ?? false });
       this.sendTo(address, { type: 'scores', round, standing });
     }
   }

@@ -2,7 +2,11 @@
 // applies exactly those, so what a replica downloads per round is K, not N). Pure and
 // deterministic: the same deliveries, standings, seed and round give the same commit.
 //
-// All of them when at most K were delivered. Otherwise most slots go to the highest standing
+// Never a barred sender: the validator found its last evaluated update harmful (its trial
+// step made the loss worse), invalid or a copy, so nobody applies its updates until an
+// evaluation clears it (validator.ts; the bar lands on the first commit after the verdict —
+// one round after the attack when the validator keeps up). Of the rest: all of them when at
+// most K were delivered. Otherwise most slots go to the highest standing
 // (the validator's moving average of scores; ties by address), and EXPLORE_FRACTION of them
 // (at least one) are drawn at random, seeded by (run seed, round), among the rest —
 // newcomers (no standing yet) first — so a new peer gets in and earns a standing. A
@@ -23,14 +27,17 @@ export interface GatherInput {
   standing: (sender: string) => number | undefined;
   seed: number;
   round: number;
+  /** Whether the validator bars the sender from commits (none barred when absent). */
+  barred?: (sender: string) => boolean;
 }
 
 const bySender = (a: CommitEntry, b: CommitEntry) => (a.sender < b.sender ? -1 : a.sender > b.sender ? 1 : 0);
 
 /** The K entries to commit, sorted by sender. */
 export function gatherK(input: GatherInput): CommitEntry[] {
-  const stages = [...new Set(input.delivered.map((e) => e.stage))].sort((a, b) => a - b);
-  return stages.flatMap((stage) => gatherStage(input, input.delivered.filter((e) => e.stage === stage), stage)).sort(bySender);
+  const allowed = input.barred ? input.delivered.filter((e) => !input.barred!(e.sender)) : input.delivered;
+  const stages = [...new Set(allowed.map((e) => e.stage))].sort((a, b) => a - b);
+  return stages.flatMap((stage) => gatherStage(input, allowed.filter((e) => e.stage === stage), stage)).sort(bySender);
 }
 
 function gatherStage(input: GatherInput, delivered: CommitEntry[], stage: number): CommitEntry[] {

@@ -6,7 +6,9 @@
 // ready peer in every stage), after a short grace so one fast peer does not start — and
 // finish — a round alone. Peers that sync later join it while it runs (not in a pipelined
 // run: its steps are shared by the whole pipeline). It closes when every member has
-// delivered, when no member is left, or at the deadline; the commit names at most gatherK of
+// delivered or been refused (an invalid update, envelope or a stale round's update from a
+// member ends its turn: waiting for it would only hold the round to its deadline), when no
+// member is left, or at the deadline; the commit names at most gatherK of
 // the stored updates (gather.ts), sorted by sender, so every replica applies the same set in
 // the same order.
 //
@@ -58,6 +60,8 @@ export interface RoundClockContext {
   readonly onRoundClosed?: (round: number) => void;
   /** A sender's standing with the validator (higher is better), undefined for a newcomer: gather-K ranks by it. */
   readonly standing: (address: string) => number | undefined;
+  /** Whether the validator bars the sender from commits (its last evaluated update was harmful, invalid or a copy). */
+  readonly barred?: (address: string) => boolean;
   /** The waiting counts changed (a round started or closed): the coordinator tells the swarm. */
   readonly onPhase?: () => void;
   /** Saves the state (the coordinator knows which rounds the validator still needs). */
@@ -89,6 +93,8 @@ export class RoundClock {
   private delivered = new Map<string, Delivery>();
   /** Invalid updates refused in the round in progress, by sender (a validator penalty). */
   private invalid: Record<string, number> = {};
+  /** Members whose update the round in progress refused: their turn is over, as if delivered. */
+  private refused = new Set<string>();
   private deadline = 0;
   private waitingSince: number;
   private readySince: number | null = null;
@@ -138,9 +144,22 @@ export class RoundClock {
     return round === this.ctx.state.round && this.phase === 'training';
   }
 
-  /** Counts an invalid update (or envelope) from a member against the round in progress. */
+  /** Counts an invalid update (or envelope) from a member against the round in progress; it ends the member's turn. */
   countInvalid(address: string): void {
     this.invalid[address] = (this.invalid[address] ?? 0) + 1;
+    this.endTurn(address);
+    this.maybeClose();
+  }
+
+  /** A member of the round in training that sent something refused is done (the caller calls maybeClose). */
+  private endTurn(address: string): void {
+    if (this.phase === 'training' && this.members.has(address)) this.refused.add(address);
+  }
+
+  /** The refusal of a member's update, which ends its turn. */
+  private turnEnded(sender: string, r: Refusal): { ok: false } & Refusal {
+    this.endTurn(sender);
+    return { ok: false, ...r };
   }
 
   /** A peer now holds θ_start(round): it joins the round in progress, or one may start. */
@@ -164,18 +183,20 @@ export class RoundClock {
    */
   offer(sender: string, header: EnvelopeHeader, envelope: Uint8Array, payload: Uint8Array): { ok: true; hash: string } | ({ ok: false } & Refusal) {
     const round = this.ctx.state.round;
-    if (this.phase !== 'training' || header.round !== round) return { ok: false, what: 'stale-round', reason: `update for round ${header.round}; round ${round} is ${this.phase}` };
+    // A member's update for another round: its round r−1 update would have arrived before it
+    // synced θ_start(r) (one ordered socket), so this is a replay, not a slow peer.
+    if (this.phase !== 'training' || header.round !== round) return this.turnEnded(sender, { what: 'stale-round', reason: `update for round ${header.round}; round ${round} is ${this.phase}` });
     if (!this.members.has(sender)) return { ok: false, what: 'unknown-member', reason: `${sender} is not a member of round ${header.round}` };
     if (this.delivered.has(sender)) return { ok: false, what: 'duplicate', reason: `a second update for round ${header.round}` };
     const stage = this.ctx.stages.stageOf(sender) ?? 0;
-    if (header.stage !== stage) return { ok: false, what: 'wrong-stage', reason: `an update of stage ${header.stage} from a peer of stage ${stage}` };
+    if (header.stage !== stage) return this.turnEnded(sender, { what: 'wrong-stage', reason: `an update of stage ${header.stage} from a peer of stage ${stage}` });
     try {
       // The frame only (checksum, config, round, layout): a full decode costs ~60× more and
       // every replica and the validator decode what they use (an undecodable body is refused
       // there alike, and the validator counts it as invalid).
       decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layouts[stage], maxBytes: this.ctx.config.maxMessageBytes, structureOnly: true });
     } catch (e) {
-      if (e instanceof UpdateError) return { ok: false, what: `update-${e.reason}`, reason: e.message };
+      if (e instanceof UpdateError) return this.turnEnded(sender, { what: `update-${e.reason}`, reason: e.message });
       throw e;
     }
     const hash = toHex(header.payloadHash);
@@ -210,6 +231,7 @@ export class RoundClock {
     this.members = new Set(ready);
     this.delivered = new Map();
     this.invalid = {};
+    this.refused = new Set();
     this.readySince = null;
     this.phase = 'training';
     this.deadline = this.ctx.now() + config.roundSeconds * 1000;
@@ -242,7 +264,7 @@ export class RoundClock {
 
   maybeClose(): void {
     if (this.phase !== 'training') return;
-    if (this.members.size > 0 && [...this.members].every((a) => this.delivered.has(a))) this.closeRound('all delivered');
+    if (this.members.size > 0 && [...this.members].every((a) => this.delivered.has(a) || this.refused.has(a))) this.closeRound(this.refused.size ? 'all delivered or refused' : 'all delivered');
     else if (this.members.size === 0) this.closeRound('no members left');
   }
 
@@ -250,7 +272,7 @@ export class RoundClock {
     const { state, config } = this.ctx;
     const round = state.round;
     const delivered: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
-    const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, seed: config.seed, round });
+    const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, barred: this.ctx.barred, seed: config.seed, round });
     const members = [...this.members].sort();
     const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
     const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
@@ -263,6 +285,7 @@ export class RoundClock {
     this.ctx.log(`round ${round} closed (${why}): ${included.length} committed of ${delivered.length} delivered by ${members.length} member(s)`);
     this.members = new Set();
     this.delivered = new Map();
+    this.refused = new Set();
     this.phase = 'waiting';
     this.waitingSince = this.ctx.now();
     this.ctx.peers.broadcast({ type: 'commit', round, included, delivered: delivered.length, checkpointBy });

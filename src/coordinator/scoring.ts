@@ -202,7 +202,49 @@ export interface Trial {
   control: number;
 }
 
-export type ScoredRow = RoundScore & { ema: number; assignedEma: number; share: number; reward: number; sampled: boolean };
+export type ScoredRow = RoundScore & {
+  ema: number;
+  assignedEma: number;
+  share: number;
+  reward: number;
+  sampled: boolean;
+  /** Its trial step made the validator's held-out loss worse: it must not be applied. */
+  harmful: boolean;
+};
+
+/**
+ * How far above the round's lower-median update norm an update may be. Replicas clip every
+ * update to that median anyway (aggregate.ts), so an update this much larger is not honest
+ * work that happened to be large: it is scaled (×1000 passed the trial step when the scaled
+ * direction still helped, and was paid). Honest norms in a round differ by a small factor.
+ */
+export const OVERSIZE_FACTOR = 10;
+/** Fewer updates than this and the median is no reference (one small update would condemn the other). */
+export const OVERSIZE_MIN_UPDATES = 3;
+
+/** The senders whose update's L2 norm exceeds OVERSIZE_FACTOR × the lower median of the round's norms (none with fewer than OVERSIZE_MIN_UPDATES). */
+export function oversizedUpdates(norms: ReadonlyMap<string, number>): string[] {
+  if (norms.size < OVERSIZE_MIN_UPDATES) return [];
+  const sorted = [...norms.values()].sort((a, b) => a - b);
+  const bound = OVERSIZE_FACTOR * sorted[(sorted.length - 1) >> 1];
+  return [...norms].filter(([, n]) => !(n <= bound)).map(([s]) => s);
+}
+
+/** Whether a trial's three numbers are all finite (a non-finite one is an invalid update). */
+export function finiteTrial(t: Trial): boolean {
+  return Number.isFinite(t.gradient) && Number.isFinite(t.assigned) && Number.isFinite(t.control);
+}
+
+/**
+ * Whether the commit must leave the member out until a later evaluation clears it: its update
+ * was harmful (trial loss worse), invalid or a copy (a stale replay among them). True or false
+ * when this round says so; undefined when it says nothing (not evaluated, nothing penalised,
+ * or only missing or out of sync): the last verdict stands.
+ */
+export function barredAfter(r: ScoredRow): boolean | undefined {
+  if (r.harmful || r.invalid || r.copied) return true;
+  return r.sampled && !r.missing && r.synced ? false : undefined;
+}
 
 export interface RoundInput {
   members: readonly string[];
@@ -222,23 +264,27 @@ export interface RoundInput {
 /**
  * Each member's row. Evaluated: score = max(0, gradient) × assignedFactor(assigned-data
  * average), unless penalised or under the noise floor. Missing, invalid, copied or out of sync: 0,
- * sampled or not (none of these needs an evaluation). Delivered, clean but not sampled: its
+ * sampled or not (none of these needs an evaluation); harmful (trial loss worse), invalid
+ * (a non-finite trial among them) or copied: no share of this round's reward either. Delivered, clean but not sampled: its
  * averages hold (the round's score is taken as its average), so it is neither paid for work
  * nobody checked nor penalised for not being checked.
  */
 export function scoreRound(input: RoundInput): ScoredRow[] {
-  const positive = [...input.trials.values()].map((t) => t.gradient).filter((g) => g > 0).sort((a, b) => a - b);
+  const positive = [...input.trials.values()].filter(finiteTrial).map((t) => t.gradient).filter((g) => g > 0).sort((a, b) => a - b);
   // A random update of the right size can move the loss by a hair either way.
   const floor = positive.length ? NOISE_FLOOR * positive[Math.floor(positive.length / 2)] : 0;
   const rows: ScoredRow[] = input.members.map((address) => {
-    const t = input.trials.get(address);
+    const trial = input.trials.get(address);
+    // A trial that came out non-finite (a loss of NaN or Inf) is an invalid update, scored 0.
+    const t = trial && finiteTrial(trial) ? trial : undefined;
     const prev = input.previous(address) ?? { ema: 0, assignedEma: ASSIGNED_PRIOR };
     const missing = !input.delivered.has(address);
-    const invalid = (input.invalid[address] ?? 0) > 0;
+    const invalid = (input.invalid[address] ?? 0) > 0 || (trial !== undefined && !t);
     const synced = input.synced(address);
     const copied = input.copied.has(address);
     const penalised = missing || invalid || copied || !synced;
-    const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, share: 0, reward: 0 };
+    const harmful = t !== undefined && t.gradient < 0;
+    const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, harmful, share: 0, reward: 0 };
     if (!t && !penalised) return { ...base, score: prev.ema, ema: prev.ema, assignedEma: prev.assignedEma, sampled: false };
     const assignedEma = t ? ASSIGNED_KEEP * prev.assignedEma + (1 - ASSIGNED_KEEP) * (t.assigned > t.control ? 1 : -1) : prev.assignedEma;
     // The assigned-data evidence scales the gradient score: work on other data than one was
@@ -246,9 +292,12 @@ export function scoreRound(input: RoundInput): ScoredRow[] {
     const score = penalised || t!.gradient < floor ? 0 : Math.max(0, t!.gradient) * assignedFactor(assignedEma);
     return { ...base, score, ema: EMA_KEEP * prev.ema + (1 - EMA_KEEP) * score, assignedEma, sampled: !!t };
   });
-  const total = rows.reduce((s, r) => s + r.ema, 0);
+  // A round whose update was harmful, invalid or a copy pays nothing, whatever the average
+  // earned before (a stale replayer lived on its first honest round's average: 12.6% of rewards).
+  const paid = (r: ScoredRow) => !(r.harmful || r.invalid || r.copied);
+  const total = rows.filter(paid).reduce((s, r) => s + r.ema, 0);
   for (const r of rows) {
-    r.share = total > 0 ? r.ema / total : 0;
+    r.share = total > 0 && paid(r) ? r.ema / total : 0;
     r.reward = r.share * input.emission;
   }
   return rows;

@@ -11,8 +11,12 @@
 //   sync            its reported θ_start fingerprint equals the validator's;
 //   penalties       top-k index overlap above 40% with an earlier delivery (copying, checked
 //                   over every update, sampled or not, in time linear in their number:
-//                   MinHash/LSH candidates, each confirmed exactly — copy-sketch.ts), missing
-//                   the deadline, an invalid update, being out of sync: the round's score is 0.
+//                   MinHash/LSH candidates, each confirmed exactly — copy-sketch.ts) or with
+//                   any update of the last rounds (a stale replay — copy-history.ts), missing
+//                   the deadline, an invalid update (a trial loss that is not finite among
+//                   them), being out of sync: the round's score is 0.
+// An update whose trial makes the loss worse (harmful), invalid or copied bars its sender:
+// the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter).
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
@@ -33,7 +37,8 @@ import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing } from './ledger.ts';
-import { assignedFactor, copySketchForRound, findCopies, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { OVERSIZE_FACTOR, assignedFactor, barredAfter, copySketchForRound, findCopies, finiteTrial, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { CopyHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
 export { COPY_OVERLAP, NOISE_FLOOR, indexOverlap } from './scoring.ts';
@@ -63,7 +68,7 @@ export interface ClosedRound {
  * the round's total (so "round score 0" beside "share 27%" reads as one bad round, not a bug).
  */
 export function describeRow(r: ScoredRow, t: Trial | undefined): string {
-  const flags = [r.copied && 'COPY', r.missing && 'MISSING', r.invalid && 'INVALID', !r.synced && 'UNSYNCED'].filter(Boolean).join(' ');
+  const flags = [r.copied && 'COPY', r.missing && 'MISSING', r.invalid && 'INVALID', r.harmful && 'HARMFUL', !r.synced && 'UNSYNCED'].filter(Boolean).join(' ');
   const check = t
     ? `gradient ${r.gradient.toFixed(4)}, assigned ${r.assigned.toFixed(4)} vs control ${t.control.toFixed(4)} (assigned avg ${r.assignedEma.toFixed(2)}, factor ${assignedFactor(r.assignedEma).toFixed(2)})`
     : r.missing ? 'no update' : flags ? 'not evaluated' : 'not sampled (averages held)';
@@ -178,7 +183,10 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
   for (const r of rows) o.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
   const standings = new Map<string, Standing>();
   const pending = Math.max(0, o.closedRounds - 1 - c.round);
-  for (const r of rows) standings.set(r.address, ledger.standing(r.address, epoch, pending)!);
+  for (const r of rows) {
+    const barred = barredAfter(r);
+    standings.set(r.address, { ...ledger.standing(r.address, epoch, pending)!, ...(barred === undefined ? {} : { barred }) });
+  }
   return standings;
 }
 
@@ -188,6 +196,8 @@ export class Validator implements ValidatorEngine {
   private readonly sampling: SamplingOptions;
   /** The round whose θ_start the validator's replica holds; −1 before any. */
   private held = -1;
+  /** Sketches of the last rounds' updates, for the copy check across rounds. */
+  private readonly history: CopyHistory;
 
   constructor(
     private readonly config: RunConfig,
@@ -200,6 +210,7 @@ export class Validator implements ValidatorEngine {
     private readonly stored: StoredPayloads = () => null,
   ) {
     this.sampling = samplingOptions(sampling);
+    this.history = new CopyHistory(this.sampling.key);
     this.replica = new ModelReplica(gpu, config, train, VALIDATOR_ADDRESS);
   }
 
@@ -251,6 +262,9 @@ export class Validator implements ValidatorEngine {
     const weightsHash = await this.replica.weightsHash();
     const trials: [string, Trial][] = [];
     const updates: { sender: string; indices: Uint32Array[]; at: number }[] = [];
+    /** Each decoded update's L2 norm, for the oversize check. */
+    const norms = new Map<string, number>();
+    const normOf = (tensors: SparseTensor[]) => Math.sqrt(tensors.reduce((n, t) => n + t.values.reduce((m, v) => m + v * v, 0), 0));
     // The committed are in hand; the others are read one at a time and let go after.
     const all = [...c.included, ...c.others.map((o) => ({ ...o, payload: null as Uint8Array | null }))];
     let unread = 0;
@@ -276,6 +290,7 @@ export class Validator implements ValidatorEngine {
         // Not evaluated this round, but still checked for copying (decoding is cheap).
         const tensors = decoded(u.sender, () => this.decode(u.payload!, c.round));
         if (tensors) updates.push({ sender: u.sender, indices: indexSets(tensors), at: u.deliveredAt });
+        if (tensors) norms.set(u.sender, normOf(tensors));
         continue;
       }
       const from = performance.now();
@@ -285,25 +300,37 @@ export class Validator implements ValidatorEngine {
       const baseAssigned = await this.replica.evaluate(assigned);
       const tensors = decoded(u.sender, () => this.replica.tryUpdate(u.payload!, c.round, TRIAL_STEP));
       if (!tensors) continue;
+      norms.set(u.sender, normOf(tensors));
       const after = await this.replica.evaluate(random);
       const afterAssigned = await this.replica.evaluate(assigned);
       const afterControl = await this.replica.evaluate(control);
-      trials.push([u.sender, {
-        gradient: (base - after) / base,
-        assigned: (baseAssigned - afterAssigned) / baseAssigned,
-        control: (baseControl - afterControl) / baseControl,
-      }]);
+      const trial = { gradient: (base - after) / base, assigned: (baseAssigned - afterAssigned) / baseAssigned, control: (baseControl - afterControl) / baseControl };
+      if (!finiteTrial(trial)) {
+        // Decodes, but its trial step leaves a loss that is not finite: invalid, scored 0.
+        undecodable.push(u.sender);
+        this.log(`validator: round ${c.round}: the update of ${u.sender} makes the loss ${after} (not finite): invalid`);
+        continue;
+      }
+      trials.push([u.sender, trial]);
       updates.push({ sender: u.sender, indices: indexSets(tensors), at: u.deliveredAt });
       updatesMs += performance.now() - from;
     }
     this.replica.discardRound();
+    for (const sender of oversizedUpdates(norms)) {
+      undecodable.push(sender); // invalid: scored 0, barred
+      this.log(`validator: round ${c.round}: the update of ${sender} is over ${OVERSIZE_FACTOR}× the round's median norm: invalid`);
+    }
     if (unread > 0) this.log(`validator: round ${c.round}: ${unread} uncommitted update(s) no longer stored, not checked`);
     // The sketch's seed comes from the secret key, so nobody can shape a copy to slip past it.
-    const copied = [...findCopies(updates, copySketchForRound(this.sampling.key, c.round))];
+    const copied = findCopies(updates, copySketchForRound(this.sampling.key, c.round));
+    for (const [sender, earlier] of this.history.check(c.round, updates)) {
+      copied.add(sender);
+      this.log(`validator: round ${c.round}: the update of ${sender} repeats ${earlier.sender}'s of round ${earlier.round} (overlap ≈ ${earlier.overlap.toFixed(2)}): a copy`);
+    }
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
-    return { round: c.round, trials, copied, undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
+    return { round: c.round, trials, copied: [...copied], undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
   }
 
   /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */

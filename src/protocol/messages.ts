@@ -130,6 +130,11 @@ export interface Standing {
   lastRound: number;
   /** Closed rounds the validator had not scored yet when this standing was made (they count later). */
   pendingRounds: number;
+  /**
+   * Its last evaluated update was harmful (made the loss worse), invalid or a copy: commits
+   * leave its updates out until an evaluation clears it. Absent: no new verdict this round.
+   */
+  barred?: boolean;
 }
 
 /** What a contributor signs to read its rewards over HTTP: bound to run, address and time. */
@@ -237,7 +242,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
       const st = m.standing;
       if (!isRound(m.round) || !isObj(st) || !isStr(st.address, 64)) return null;
       const nums = ['ema', 'assignedEma', 'rank', 'of', 'share', 'epoch', 'epochReward', 'totalReward', 'lastRound'] as const;
-      if (!nums.every((k) => isNum(st[k])) || !isCount(st.pendingRounds)) return null;
+      if (!nums.every((k) => isNum(st[k])) || !isCount(st.pendingRounds) || !(st.barred === undefined || typeof st.barred === 'boolean')) return null;
       return { type: 'scores', round: m.round, standing: st as unknown as Standing };
     }
     case 'error':

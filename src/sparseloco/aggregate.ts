@@ -1,9 +1,14 @@
 // Receivers' aggregation of the peers' decoded updates (DESIGN.md, step 3): per tensor,
-//   1. each peer's L2 norm of its values; the median of those norms across peers (an even
-//      count takes the mean of the two middle values);
-//   2. each peer's values scaled by min(1, median / norm) (a zero norm is left alone);
+//   1. each peer's L2 norm of its values; the clip bound is the LOWER median of those norms
+//      (the smaller middle value of an even count), so an attacker cannot move it: with two
+//      updates it is the smaller norm, and in general more than half the updates must be
+//      large for the bound to be large. (The mean of the middle two let one attacker beside
+//      one honest peer pass at ~×500.) The bound depends on the commit alone, never on the
+//      receiver's own update, so every replica applies the same bits;
+//   2. each peer's values scaled by min(1, bound / norm) (a zero norm is left alone);
 //   3. for each index, the average over the peers that sent it (sum / number of senders).
-// The result has sorted unique indices.
+// The result has sorted unique indices. A non-finite result (impossible from decoded
+// updates, whose values the decoder bounds) throws, so nothing non-finite is ever applied.
 //
 // Method: concatenate every peer's (index, scaled value) pairs in peer order, sort them by
 // index with a stable LSD radix sort (11-bit digits, only as many passes as the largest
@@ -20,6 +25,10 @@ export interface AggregateLayout {
 const DIGIT = 11;
 const BUCKETS = 1 << DIGIT;
 const count = new Uint32Array(BUCKETS);
+const F32_MAX = 3.4028234663852886e38;
+
+/** The average of some index is not a finite f32: the round's aggregate must not be applied. */
+export class NonFiniteAggregate extends RangeError {}
 
 /** Median of the numbers (mean of the middle two for an even count); 0 for none. */
 export function median(xs: readonly number[]): number {
@@ -27,6 +36,18 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
   return s.length & 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** Lower median: the middle value, the smaller of the two middle values for an even count; 0 for none. */
+export function lowerMedian(xs: readonly number[]): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1];
+}
+
+/** The per-tensor norm every peer's values are clipped to (see the top of the file). */
+export function clipBound(norms: readonly number[]): number {
+  return lowerMedian(norms);
 }
 
 /** L2 norm of the values (float64, in order). */
@@ -40,7 +61,7 @@ export function l2norm(values: ArrayLike<number>): number {
  * Averages the peers' sparse updates tensor by tensor. `updates[p]` holds peer p's tensors
  * in `layout` order; within a peer, a tensor's indices must be unique (decodeUpdate
  * guarantees it). Throws RangeError on a missing or misnamed tensor or an index outside the
- * tensor.
+ * tensor, NonFiniteAggregate on an average that is not a finite f32.
  */
 export function aggregate(updates: readonly (readonly SparseTensor[])[], layout: readonly AggregateLayout[]): SparseTensor[] {
   updates.forEach((u, p) => {
@@ -55,7 +76,7 @@ export function aggregate(updates: readonly (readonly SparseTensor[])[], layout:
       return x;
     });
     const norms = peers.map((x) => l2norm(x.values));
-    const med = median(norms);
+    const bound = clipBound(norms);
     let total = 0;
     for (const x of peers) total += x.indices.length;
     let keys = new Uint32Array(total);
@@ -63,7 +84,7 @@ export function aggregate(updates: readonly (readonly SparseTensor[])[], layout:
     let at = 0;
     let maxKey = 0;
     peers.forEach((x, p) => {
-      const scale = norms[p] > 0 ? Math.min(1, med / norms[p]) : 1;
+      const scale = norms[p] > 0 ? Math.min(1, bound / norms[p]) : 1;
       const { indices, values } = x;
       for (let i = 0; i < indices.length; i++, at++) {
         const key = indices[i];
@@ -106,8 +127,10 @@ export function aggregate(updates: readonly (readonly SparseTensor[])[], layout:
       let sum = 0;
       let senders = 0;
       for (; i < total && keys[i] === key; i++, senders++) sum += vals[i];
+      const mean = sum / senders;
+      if (!Number.isFinite(mean) || Math.abs(mean) > F32_MAX) throw new NonFiniteAggregate(`aggregate: '${spec.name}' index ${key} averages to ${mean}, not a finite f32`);
       indices[u] = key;
-      values[u++] = sum / senders;
+      values[u++] = mean;
     }
     return { name: spec.name, shape: [...spec.shape], indices, values };
   });

@@ -7,7 +7,7 @@ import type { Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { axpby } from '../kernels/elementwise.ts';
 import type { ParamSpec } from '../model/config.ts';
-import { aggregate } from './aggregate.ts';
+import { NonFiniteAggregate, aggregate } from './aggregate.ts';
 import { ErrorFeedback, applySparse } from './feedback.ts';
 import type { SparseTensor } from './selection.ts';
 import { UpdateError, decodeOwn, decodeUpdate, encodeUpdate } from './wire.ts';
@@ -66,6 +66,11 @@ export interface ApplyReport {
   accepted: number;
   /** Messages dropped, with why (never applied). */
   rejected: { index: number; reason: string; message: string }[];
+  /**
+   * Why nothing was applied although messages decoded (their average is not finite), else
+   * absent. Every replica computes the same average, so every replica skips alike.
+   */
+  notApplied?: string;
 }
 
 /** The SparseLoCo outer step of one replica: its θ_start and error-feedback buffers; it compresses the replica's update and applies the round's. */
@@ -110,12 +115,17 @@ export class SparseLoCoOuter {
         rejected.push({ index, reason: e.reason, message: e.message });
       }
     });
+    let notApplied: string | undefined;
     if (decoded.length > 0) {
-      const mean = aggregate(decoded, layout);
-      applySparse(this.gpu, this.start.theta, mean, -this.settings.alpha);
+      try {
+        applySparse(this.gpu, this.start.theta, aggregate(decoded, layout), -this.settings.alpha);
+      } catch (e) {
+        if (!(e instanceof NonFiniteAggregate)) throw e;
+        notApplied = e.message; // another peer's bytes never end this process nor poison θ
+      }
     }
     this.start.restoreInto(this.params);
-    return { accepted: decoded.length, rejected };
+    return { accepted: decoded.length, rejected, ...(notApplied ? { notApplied } : {}) };
   }
 
   destroy(): void {

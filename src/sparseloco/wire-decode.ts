@@ -8,7 +8,7 @@ import { MAX_CHUNK_ELEMENTS, chunkExtent, chunkGrid, type ChunkGrid } from '../k
 import { dequantize, quantize } from './quantize.ts';
 import { MAX_RICE_PARAM, RiceReader } from './rice.ts';
 import type { SparseTensor, TensorSelection } from './selection.ts';
-import { UPDATE_MAGIC, UPDATE_VERSION, UPDATE_HEADER_BYTES, MAX_K, INDEX_FIXED, INDEX_RICE, UpdateError, type DecodedUpdate, type DecodeExpectations, keptInGrid, chunkLocals, checkChunk } from './wire-format.ts';
+import { UPDATE_MAGIC, UPDATE_VERSION, UPDATE_HEADER_BYTES, MAX_K, INDEX_FIXED, INDEX_RICE, MAX_UPDATE_VALUE, UpdateError, type DecodedUpdate, type DecodeExpectations, keptInGrid, chunkLocals, checkChunk } from './wire-format.ts';
 
 // ---- decode ----
 
@@ -137,6 +137,7 @@ export function decodeUpdate(bytes: Uint8Array, expect: DecodeExpectations = {})
     for (let c = 0; c < 4; c++) {
       const v = dv.getFloat32(e.tableAt + 4 * c, true);
       if (!Number.isFinite(v)) throw new UpdateError('nonfinite', `tensor '${e.name}': lookup table entry ${c} is ${v}`);
+      if (Math.abs(v) > MAX_UPDATE_VALUE) throw new UpdateError('magnitude', `tensor '${e.name}': lookup table entry ${c} is ${v}, beyond the ±${MAX_UPDATE_VALUE} an update value may be`);
     }
   }
   if (expect.structureOnly) return { round, configHash: hash, k, tensors: [] };

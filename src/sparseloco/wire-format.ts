@@ -76,7 +76,16 @@ export interface EncodeOptions {
 
 export type UpdateReason =
   | 'size' | 'magic' | 'version' | 'crc' | 'truncated' | 'trailing' | 'layout' | 'index'
-  | 'duplicate' | 'nonfinite' | 'round' | 'config' | 'header';
+  | 'duplicate' | 'nonfinite' | 'magnitude' | 'round' | 'config' | 'header';
+
+/**
+ * The largest |value| an update's lookup table may hold. An honest value is an error-feedback
+ * entry: at most innerSteps · lr / (1 − β) per weight (Adam moves a weight ~lr per step),
+ * orders below this; a huge finite value (±3e38) would pass a finiteness check and turn every
+ * loss, norm and weight it touches into Inf/NaN. Squares of values this size summed over any
+ * tensor stay finite in f32.
+ */
+export const MAX_UPDATE_VALUE = 1e4;
 
 /** An update cannot be encoded, or a received one is invalid; `reason` names the failed check. */
 export class UpdateError extends FormatError<UpdateReason> {

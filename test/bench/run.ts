@@ -10,6 +10,7 @@ import { runValidatorLoopBench } from './validator-loop.ts';
 import { runSimulateBench } from './simulate.ts';
 import { runSurfaceBench } from './surface.ts';
 import { runStaticBench } from './static.ts';
+import { runAdversaryBench } from './adversary.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -23,6 +24,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   simulate: runSimulateBench,
   surface: runSurfaceBench,
   static: runStaticBench,
+  adversary: runAdversaryBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

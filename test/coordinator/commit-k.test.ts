@@ -61,4 +61,23 @@ describe('coordinator: gather-K commits', () => {
     expect(peers[1].last('commit')).toMatchObject({ delivered: 2 });
     expect(peers[1].last('commit')!.included).toHaveLength(2);
   });
+
+  it('leaves out a sender the validator bars, until a later verdict clears it (issue 19)', () => {
+    const config = testConfig({ minMembers: 2, gatherK: 5 });
+    const h = makeCoordinator(config, { syncGraceMs: 0 });
+    const peers = joinAll(h.coordinator, [k.alice, k.bob]);
+    // The validator found alice's last update harmful: her update is stored, not committed.
+    h.coordinator.sendScores(0, new Map([[k.alice.address, { ...standing(k.alice.address, 0.9), barred: true }]]));
+    for (const [i, p] of peers.entries()) p.binary(signedUpdate(p.key!, config, 0, i + 1));
+    expect(peers[1].last('commit')).toMatchObject({ delivered: 2, included: [{ sender: k.bob.address }] });
+    for (const p of peers) p.synced(1);
+    // A verdict without a word on the bar keeps it; a clean evaluation lifts it.
+    h.coordinator.sendScores(1, new Map([[k.alice.address, standing(k.alice.address, 0.9)]]));
+    for (const [i, p] of peers.entries()) p.binary(signedUpdate(p.key!, config, 1, i + 1));
+    expect(peers[1].last('commit')).toMatchObject({ round: 1, included: [{ sender: k.bob.address }] });
+    for (const p of peers) p.synced(2);
+    h.coordinator.sendScores(2, new Map([[k.alice.address, { ...standing(k.alice.address, 0.9), barred: false }]]));
+    for (const [i, p] of peers.entries()) p.binary(signedUpdate(p.key!, config, 2, i + 1));
+    expect(peers[1].last('commit')!.included).toHaveLength(2);
+  });
 });

@@ -56,4 +56,15 @@ describe('gatherK', () => {
     expect(got.filter((e) => e.stage === 1)).toHaveLength(4);
     expect(senders(got)).toEqual([...senders(got)].sort());
   });
+
+  it('never takes a barred sender, however few were delivered or however high its standing (issue 19)', () => {
+    const delivered = [1, 2, 3].map((i) => entry(i));
+    const barred = (s: string) => s === 's0002';
+    expect(senders(gatherK({ delivered, k: 3, standing: () => undefined, barred, seed: 1, round: 0 }))).toEqual(['s0001', 's0003']);
+    const many = Array.from({ length: 40 }, (_, i) => entry(i));
+    const got = senders(gatherK({ delivered: many, k: 8, standing: (s) => Number(s.slice(1)), barred: (s) => s === 's0039', seed: 1, round: 0 }));
+    expect(got).toHaveLength(8);
+    expect(got).not.toContain('s0039');
+    expect(gatherK({ delivered, k: 3, standing: () => undefined, barred: () => true, seed: 1, round: 0 })).toEqual([]);
+  });
 });

@@ -4,6 +4,10 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blake2AsU8a } from '@polkadot/util-crypto';
 import { toHex } from '../../src/base/hex.ts';
 import type { Hotkey } from '../../src/wallet/keys.ts';
+import { crc32 } from '../../src/base/crc32.ts';
+import { parameterLayout, preset } from '../../src/model/config.ts';
+import { configHash } from '../../src/model/identity.ts';
+import { UPDATE_HEADER_BYTES, UpdateError, decodeUpdate } from '../../src/sparseloco/wire.ts';
 import { devKeys, joinAll, makeCoordinator, modelUpdate, removeTempDirs, seal, signedUpdate, testConfig, undecodableUpdate, type Harness, type Keys, type Peer } from './helpers.ts';
 
 let k: Keys;
@@ -38,6 +42,24 @@ function storedUpdates(h: Harness, round: number): string[] {
 }
 
 const hashOf = (envelopePayload: Uint8Array) => toHex(blake2AsU8a(envelopePayload, 256));
+
+/** The update with its first lookup-table entry set to NaN (checksum recomputed): refused by the frame check. */
+function nonFiniteTable(update: Uint8Array): Uint8Array {
+  const cfg = preset(testConfig().model);
+  const hash = configHash(cfg);
+  const layout = parameterLayout(cfg).map((p) => ({ name: p.name, shape: p.shape }));
+  for (let at = UPDATE_HEADER_BYTES; at < update.length - 8; at++) {
+    const bad = update.slice();
+    new DataView(bad.buffer).setFloat32(at, NaN, true);
+    new DataView(bad.buffer).setUint32(bad.length - 4, crc32(bad.subarray(0, bad.length - 4)), true);
+    try {
+      decodeUpdate(bad, { configHash: hash, round: 0, layout, structureOnly: true });
+    } catch (e) {
+      if (e instanceof UpdateError && e.reason === 'nonfinite') return bad;
+    }
+  }
+  throw new Error('no table entry found');
+}
 
 describe('coordinator: updates refused', () => {
   const cases: [string, string, (x: { h: Harness; a: Peer; b: Peer; c: Peer }) => void][] = [
@@ -79,13 +101,16 @@ describe('coordinator: updates refused', () => {
       expect(h.coordinator.status()).toMatchObject({ phase: 'training', delivered: [] });
       expect(storedUpdates(h, 0)).toEqual([]);
       expect([a, b, x.c].flatMap((p) => p.all('accepted'))).toEqual([]); // nothing confirmed
-      // The members' real updates are still taken, and the commit holds exactly those.
+      // The members' real updates are still taken, and the commit holds exactly those. A
+      // refused member's turn is over (the round would not wait for it), so it sends first.
       const payloads = [modelUpdate(h.config, 0, 1), modelUpdate(h.config, 0, 2)];
-      a.binary(seal(k.alice, 0, payloads[0]));
+      const [first, second] = b.all('rejected').length > 0 ? [b, a] : [a, b];
+      const payloadOf = (p: Peer) => (p === a ? payloads[0] : payloads[1]);
+      first.binary(seal(first.key!, 0, payloadOf(first)));
       // each sender, and only it, hears its update is held (then it shares it with peers)
-      expect(a.all('accepted')).toEqual([{ type: 'accepted', round: 0, hash: hashOf(payloads[0]) }]);
-      expect(b.all('accepted')).toEqual([]);
-      b.binary(seal(k.bob, 0, payloads[1]));
+      expect(first.all('accepted')).toEqual([{ type: 'accepted', round: 0, hash: hashOf(payloadOf(first)) }]);
+      expect(second.all('accepted')).toEqual([]);
+      second.binary(seal(second.key!, 0, payloadOf(second)));
       expect(h.coordinator.status().rejected).toEqual({ [reason]: 1 });
       const commit = h.coordinator.commit(0)!;
       expect(commit.included).toEqual(
@@ -94,6 +119,33 @@ describe('coordinator: updates refused', () => {
       expect(storedUpdates(h, 0)).toEqual([`${k.alice.address}.bin`, `${k.bob.address}.bin`].sort());
     });
   }
+
+  it.each([
+    ['a NaN lookup table', 'update-nonfinite', (h: Harness) => nonFiniteTable(modelUpdate(h.config, 0, 3))],
+    ['an unchanged replay of its update of an earlier round', 'stale-round', (h: Harness) => modelUpdate(h.config, 0, 3)],
+  ] as const)('a member whose update is refused (%s) is done: the round closes at once, not at the deadline (issue 19)', (_, reason, bad) => {
+    const h = makeCoordinator(testConfig({ minMembers: 2, roundSeconds: 600 }));
+    const [a, b] = joinAll(h.coordinator, [k.alice, k.bob]);
+    if (reason === 'stale-round') {
+      // Round 0 closes normally; in round 1 alice resends her round-0 envelope unchanged.
+      const replay = seal(k.alice, 0, bad(h));
+      a.binary(replay);
+      b.binary(signedUpdate(k.bob, h.config, 0));
+      a.synced(1);
+      b.synced(1);
+      expect(h.coordinator.status()).toMatchObject({ phase: 'training', round: 1 });
+      b.binary(signedUpdate(k.bob, h.config, 1));
+      a.binary(replay);
+    } else {
+      b.binary(signedUpdate(k.bob, h.config, 0));
+      a.binary(seal(k.alice, 0, bad(h)));
+    }
+    const round = h.coordinator.round - 1;
+    expect(h.coordinator.status().rejected).toEqual({ [reason]: 1 });
+    // No clock advance: it closed on the refusal, with bob's update alone.
+    expect(h.coordinator.commit(round)).toMatchObject({ included: [{ sender: k.bob.address }], missing: [k.alice.address] });
+    expect(b.last('commit')?.round).toBe(round);
+  });
 
   it('checks only the frame: an update whose body does not decode is stored (replicas and the validator refuse it alike)', () => {
     const { h, a, b } = running();

@@ -1,7 +1,7 @@
 // The validator's bookkeeping without a GPU (src/coordinator/scoring.ts): the round's sample,
 // copies, and how trials, penalties and previous averages make scores, averages and shares.
 import { describe, expect, it } from 'vitest';
-import { ASSIGNED_FULL, ASSIGNED_PRIOR, assignedFactor, findCopies, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
+import { ASSIGNED_FULL, ASSIGNED_PRIOR, OVERSIZE_FACTOR, assignedFactor, barredAfter, findCopies, oversizedUpdates, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
 import { describeRow } from '../../src/coordinator/validator.ts';
 import { copySketchForRound, detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
 import { COPY_SKETCH, hashElement } from '../../src/coordinator/copy-sketch.ts';
@@ -171,6 +171,45 @@ describe('scoreRound', () => {
     expect(rows.c.reward).toBeCloseTo((10 * 0.053) / total, 12);
   });
 
+  it('a trial that is not finite makes the update invalid, scored 0, and the averages stay finite (issue 19: NaN broke the ledger)', () => {
+    const rows = byAddress(scoreRound(input({
+      trials: new Map([['a', trial(0.1)], ['b', { gradient: NaN, assigned: NaN, control: 0.01 }], ['c', { gradient: -Infinity, assigned: 0, control: 0 }]]),
+      previous: () => ({ ema: 0.05, assignedEma: 1 }),
+    })));
+    for (const x of ['b', 'c']) {
+      expect(rows[x]).toMatchObject({ invalid: true, score: 0, harmful: false });
+      expect(barredAfter(rows[x])).toBe(true);
+    }
+    for (const r of Object.values(rows)) for (const v of [r.score, r.ema, r.assignedEma, r.share, r.reward, r.gradient]) expect(Number.isFinite(v)).toBe(true);
+    expect(rows.a.score).toBeGreaterThan(0);
+  });
+
+  it('an update far over the round\'s lower-median norm is oversized (×1000 passed a trial that still helped, and was paid); never with fewer than three', () => {
+    const norms = new Map([['a', 1], ['b', 1.3], ['c', 0.8], ['x', 1000]]);
+    expect(oversizedUpdates(norms)).toEqual(['x']);
+    // Five norms: the lower median is 1.3, the bound 13.
+    expect(oversizedUpdates(new Map([...norms, ['y', OVERSIZE_FACTOR * 1.3 * 1.001]]))).toEqual(['x', 'y']);
+    expect(oversizedUpdates(new Map([...norms, ['y', OVERSIZE_FACTOR * 1.3]]))).toEqual(['x']);
+    expect(oversizedUpdates(new Map([['a', 1], ['x', 1000]]))).toEqual([]);
+    // Two attackers among three honest cannot raise the lower median either.
+    expect(oversizedUpdates(new Map([...norms, ['z', 1000]]))).toEqual(['x', 'z']);
+    expect(oversizedUpdates(new Map([['a', 1], ['b', 1], ['c', NaN]]))).toEqual(['c']);
+  });
+
+  it('an update whose trial makes the loss worse is harmful and bars its sender; a clean evaluation clears it', () => {
+    const rows = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)], ['b', trial(-0.02)]]), copied: new Set(['c']), previous: () => ({ ema: 0.05, assignedEma: 1 }) })));
+    expect(rows.b).toMatchObject({ harmful: true, score: 0 });
+    expect(barredAfter(rows.b)).toBe(true);
+    expect(barredAfter(rows.c)).toBe(true); // a copy (a stale replay among them)
+    expect(barredAfter(rows.a)).toBe(false);
+    // Neither is paid for the round, whatever average it held: a has the whole emission.
+    expect([rows.b.share, rows.c.share, rows.b.reward, rows.c.reward]).toEqual([0, 0, 0, 0]);
+    expect(rows.a.share).toBe(1);
+    // Not evaluated, nothing penalised: no verdict (the last one stands).
+    const held = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)]]) })));
+    expect(barredAfter(held.b)).toBeUndefined();
+  });
+
   it('starts a newcomer at full credit: one lost assigned-data check does not cut its score', () => {
     const rows = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1, false)], ['b', trial(0.1)], ['c', trial(0.1)]]), previous: () => null })));
     expect(rows.a.assignedEma).toBeCloseTo(0.8 * ASSIGNED_PRIOR - 0.2, 12);
@@ -291,5 +330,10 @@ describe('the validator log line', () => {
     expect(describeRow(fine, { gradient: 0.05, assigned: 0.02, control: 0.01 })).toBe(
       '5Fine000 gradient 0.0500, assigned 0.0200 vs control 0.0100 (assigned avg 1.00, factor 1.00): round score 0.0500, average 0.0140, share 60.9%',
     );
+    const [harmful] = scoreRound({
+      members: ['5Harmful00'], delivered: new Set(['5Harmful00']), trials: new Map([['5Harmful00', { gradient: -0.05, assigned: 0.02, control: 0.01 }]]),
+      copied: new Set(), invalid: {}, synced: () => true, previous: () => ({ ema: 0.01, assignedEma: 1 }), emission: 10,
+    });
+    expect(describeRow(harmful, { gradient: -0.05, assigned: 0.02, control: 0.01 })).toMatch(/HARMFUL: round score 0\.0000, average 0\.0090, share 0\.0%$/);
   });
 });

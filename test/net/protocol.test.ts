@@ -96,6 +96,7 @@ describe('parseServerMessage', () => {
     { type: 'accepted', round: 3, hash: 'ab'.repeat(32) },
     { type: 'scores', round: 3, standing },
     { type: 'scores', round: 3, standing: { ...standing, pendingRounds: 151 } },
+    { type: 'scores', round: 3, standing: { ...standing, barred: true } },
     { type: 'error', message: 'protocol version 2 is not supported' },
   ];
   for (const m of valid) {
@@ -137,6 +138,7 @@ describe('parseServerMessage', () => {
     ['scores without pendingRounds', { type: 'scores', round: 3, standing: { ...standing, pendingRounds: undefined } }],
     ['scores with negative pendingRounds', { type: 'scores', round: 3, standing: { ...standing, pendingRounds: -1 } }],
     ['scores without share', { type: 'scores', round: 3, standing: { ...standing, share: undefined } }],
+    ['scores with a bar that is not a boolean', { type: 'scores', round: 3, standing: { ...standing, barred: 'yes' } }],
     ['rejected without reason', { type: 'rejected', what: 'x' }], ['error with a 4097-character message', { type: 'error', message: 'e'.repeat(4097) }],
   ];
   for (const [name, m] of malformed) {

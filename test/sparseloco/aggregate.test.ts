@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { aggregate, median } from '../../src/sparseloco/aggregate.ts';
+import { NonFiniteAggregate, aggregate, lowerMedian, median } from '../../src/sparseloco/aggregate.ts';
 import type { SparseTensor } from '../../src/sparseloco/selection.ts';
 import { rng } from '../helpers/rng.ts';
 
@@ -16,13 +16,13 @@ function randomSparse(spec: Spec, nnz: number, range: number, seed: number, gain
   return { name: spec.name, shape: spec.shape, indices, values };
 }
 
-/** DESIGN.md's rule written out plainly: median-norm clip, then average over senders. */
+/** DESIGN.md's rule written out plainly: lower-median-norm clip, then average over senders. */
 function reference(updates: SparseTensor[][], layout: Spec[]) {
   return layout.map((spec, t) => {
     const norms = updates.map((u) => Math.sqrt(Array.from(u[t].values).reduce((a, v) => a + v * v, 0)));
     const sorted = [...norms].sort((a, b) => a - b);
     const m = sorted.length;
-    const med = m === 0 ? 0 : m % 2 ? sorted[(m - 1) / 2] : (sorted[m / 2 - 1] + sorted[m / 2]) / 2;
+    const med = m === 0 ? 0 : sorted[Math.floor((m - 1) / 2)];
     const sum = new Map<number, number>();
     const count = new Map<number, number>();
     updates.forEach((u, p) => {
@@ -97,18 +97,51 @@ describe('aggregate', () => {
     expect(Array.from(out.values)).toEqual([0, 4, 3, 4]);
   });
 
-  it('even peer count: the median is the mean of the middle two; zero norms are left alone', () => {
+  it('even peer count: the bound is the lower of the middle two; zero norms are left alone', () => {
     const spec = { name: 'v', shape: [4] };
     const t = (idx: number[], vals: number[]): SparseTensor[] => [{ ...spec, indices: Uint32Array.from(idx), values: Float32Array.from(vals) }];
-    // norms 1 and 3 → median 2: the second peer is scaled by 2/3
+    // norms 1 and 3 → bound 1: the second peer is scaled by 1/3
     const out = aggregate([t([0], [1]), t([1], [3])], [spec])[0];
-    expect(Array.from(out.values)).toEqual([1, 2]);
+    expect(Array.from(out.values)).toEqual([1, 1]);
+    // norms 1, 2, 3, 4 → bound 2
+    const four = aggregate([t([0], [1]), t([1], [2]), t([2], [3]), t([3], [4])], [spec])[0];
+    expect(Array.from(four.values)).toEqual([1, 2, 2, 2]);
+    expect(lowerMedian([4, 1, 3, 2])).toBe(2);
+    expect(lowerMedian([3, 1, 2])).toBe(2);
+    expect(lowerMedian([])).toBe(0);
     // norms 0, 0, 1: median 0; the zero peers are left, the other is scaled to 0 but still counts as a sender
     const z = aggregate([t([0], [0]), t([0], [0]), t([0, 1], [0.6, 0.8])], [spec])[0];
     expect(Array.from(z.indices)).toEqual([0, 1]);
     expect(Array.from(z.values)).toEqual([0, 0]);
     expect(median([4, 1, 3, 2])).toBe(2.5);
     expect(median([])).toBe(0);
+  });
+
+  it('an update scaled ×1000 beside one honest update is clipped to the honest norm (issue 19: the mean of the middle two let ×500 through)', () => {
+    const spec = layout[1];
+    const honest = randomSparse(spec, 400, 60_000, 11);
+    const attack = randomSparse(spec, 400, 60_000, 12, 1000);
+    const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+    for (const updates of [[[honest], [attack]], [[attack], [honest]]]) {
+      const [out] = aggregate(updates, [spec]);
+      // Both clipped to the honest norm h, on (mostly) disjoint indices: the result's norm is
+      // at most √2·h (with the mean of the two norms it was ~500·h).
+      expect(norm(out.values)).toBeLessThanOrEqual(Math.SQRT2 * norm(honest.values) * 1.0001);
+    }
+    // One attacker among three honest updates cannot move the bound either.
+    const h2 = randomSparse(spec, 400, 60_000, 13);
+    const h3 = randomSparse(spec, 400, 60_000, 14);
+    const [out3] = aggregate([[honest], [h2], [h3], [attack]], [spec]);
+    const bound = lowerMedian([honest, h2, h3].map((x) => norm(x.values)).concat(norm(attack.values)));
+    expect(bound).toBeLessThan(2 * norm(honest.values));
+    expect(norm(out3.values)).toBeLessThan(2 * bound);
+  });
+
+  it('refuses an average that is not a finite f32 (nothing is applied from it)', () => {
+    const spec = { name: 'v', shape: [4] };
+    const t = (vals: number[]): SparseTensor[] => [{ ...spec, indices: Uint32Array.from(vals.map((_, i) => i)), values: Float32Array.from(vals) }];
+    expect(() => aggregate([t([3e38, 1]), t([3e38, 1]), t([3e38, 1])], [spec])).not.toThrow();
+    expect(() => aggregate([t([Infinity, 1])], [spec])).toThrow(NonFiniteAggregate);
   });
 
   it('no peers: empty tensors', () => {

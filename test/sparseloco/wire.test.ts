@@ -8,7 +8,7 @@ import { dequantize, quantize } from '../../src/sparseloco/quantize.ts';
 import type { TensorSelection } from '../../src/sparseloco/selection.ts';
 import { rng } from '../helpers/rng.ts';
 import {
-  UPDATE_HEADER_BYTES, UPDATE_VERSION, UpdateError, decodeOwn, decodeUpdate, denseBytes, encodeUpdate, encodedSize,
+  MAX_UPDATE_VALUE, UPDATE_HEADER_BYTES, UPDATE_VERSION, UpdateError, decodeOwn, decodeUpdate, denseBytes, encodeUpdate, encodedSize,
   keptCount, selectionToSparse, type DecodeExpectations, type IndexCoding, type TensorLayout, type UpdateReason,
 } from '../../src/sparseloco/wire.ts';
 
@@ -506,6 +506,18 @@ describe.each(['fixed', 'rice'] as const)('update decoder rejects (%s indices)',
       new DataView(b.buffer).setFloat32(P[t].tableAt + 4 * c, v, true);
       rejects(fixCrc(b), 'nonfinite', expectGood, new RegExp(`entry ${c} is ${v}`));
     }
+  });
+
+  it('a valid-CRC message with a huge finite value in a table (±3e38 turned every loss to NaN, issue 19)', () => {
+    for (const [t, c, v] of [[0, 0, 3e38], [1, 3, -3e38], [0, 1, 2 * MAX_UPDATE_VALUE]] as const) {
+      const b = copy();
+      new DataView(b.buffer).setFloat32(P[t].tableAt + 4 * c, v, true);
+      rejects(fixCrc(b), 'magnitude', expectGood, new RegExp(`entry ${c} is .*beyond the ±${MAX_UPDATE_VALUE}`));
+    }
+    // At the bound itself it still decodes.
+    const edge = copy();
+    new DataView(edge.buffer).setFloat32(P[0].tableAt, MAX_UPDATE_VALUE, true);
+    expect(() => decodeUpdate(fixCrc(edge), expectGood)).not.toThrow();
   });
 
   it('non-zero padding bits after the codes', () => {

@@ -1,0 +1,74 @@
+// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable] [--label NAME] [--software]`:
+// issue 19's "the model" measured. One attacker among honest `tiny` replicas, all in this
+// process (test/coordinator/adversary-swarm.ts: the coordinator's frame check, gather-K with the
+// validator's bars, every replica's outer step, the real validator and ledger; its verdict on a
+// round reaches the coordinator before the next commit). Per attack: the consensus model's
+// held-out loss after the last round against the same run with the attacker honest (the issue's
+// goal: within 1%) and against the honest members alone (the attack's own damage, without the
+// attacker's lost contribution), and the attacker's share of the rewards (goal: 0; the stale
+// attack's first round is honest work, so its share after round 0 is shown too). Writes
+// results/adversary.json (adversary-NAME.json with --label). Minutes on SwiftShader: one run per attack plus two references.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openNodeGpu } from '../../src/node/dawn.ts';
+import { ATTACKS, runAdversarySwarm, type Attack, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
+import { printTable, writeResults, type BenchRow } from './table.ts';
+
+export async function runAdversaryBench(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      honest: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '6' },
+      'inner-steps': { type: 'string', default: '2' },
+      batch: { type: 'string', default: '2' },
+      seq: { type: 'string', default: '32' },
+      attacks: { type: 'string', default: ATTACKS.join(',') },
+      label: { type: 'string' },
+      software: { type: 'boolean' },
+    },
+  });
+  const setup: SwarmSetup = { honest: Number(values.honest), rounds: Number(values.rounds), innerSteps: Number(values['inner-steps']), batch: Number(values.batch), seq: Number(values.seq), lr: 1e-2, evalBatches: 8, seed: 3 };
+  const attacks = values.attacks!.split(',').filter(Boolean) as Exclude<Attack, 'none'>[];
+  for (const a of attacks) if (!ATTACKS.includes(a)) throw new RangeError(`--attacks: unknown attack '${a}' (known: ${ATTACKS.join(', ')})`);
+  const gpu = await openNodeGpu(values.software ? { adapter: 'software' } : {});
+  const dataRoot = mkdtempSync(join(tmpdir(), 'tessera-bench-adversary-'));
+  const runs: SwarmResult[] = [];
+  try {
+    const run = async (label: string, list: Attack[]) => {
+      const r = await runAdversarySwarm(gpu, setup, list, dataRoot);
+      runs.push(r);
+      console.log(`${label}: held-out ${r.curve.map((x) => x.toFixed(4)).join(' ')} (${r.seconds.toFixed(0)} s)`);
+      return r;
+    };
+    const alone = await run('honest alone', []);
+    const reference = await run('attacker honest', ['none']);
+    const rows: BenchRow[] = [];
+    const row = (label: string, r: SwarmResult): BenchRow => {
+      const a = r.attackers.find((x) => x.attack !== 'none') ?? r.attackers[0];
+      return {
+        run: label,
+        'held-out': Number(r.final.toFixed(4)),
+        'vs attacker honest %': Number((100 * (r.final / reference.final - 1)).toFixed(2)),
+        'vs honest alone %': Number((100 * (r.final / alone.final - 1)).toFixed(2)),
+        'attacker share %': a ? Number((100 * a.share).toFixed(2)) : null,
+        'share after r0 %': a ? Number((100 * a.shareAfterFirst).toFixed(2)) : null,
+        committed: a ? `[${a.committed.join(',')}]` : '–',
+        refused: a ? `[${a.refused.join(',')}]` : '–',
+        'max |w|': Number(r.maxAbsWeight.toFixed(3)),
+        unscored: r.unscored.length,
+        s: Math.round(r.seconds),
+      };
+    };
+    rows.push(row('honest alone', alone), row('attacker honest', reference));
+    for (const attack of attacks) rows.push(row(attack, await run(attack, [attack])));
+    printTable(`One attacker among ${setup.honest} honest tiny replicas, ${setup.rounds} rounds × ${setup.innerSteps} inner steps (batch ${setup.batch} × ${setup.seq})`, rows);
+    console.log(`\nwrote ${writeResults(values.label ? `adversary-${values.label}` : 'adversary', { setup, rows, runs })}`);
+    return 0;
+  } finally {
+    rmSync(dataRoot, { recursive: true, force: true });
+    gpu.destroy();
+  }
+}
