@@ -90,6 +90,8 @@ export class RoundClock {
   /** Invalid updates refused in the round in progress, by sender (a validator penalty). */
   private invalid: Record<string, number> = {};
   private deadline = 0;
+  /** When the round running started (its duration tells the validator how soon the next may close). */
+  private startedAt = 0;
   private waitingSince: number;
   private readySince: number | null = null;
   /** Parameter layout of each stage (one stage: the whole model), to decode updates against. */
@@ -212,7 +214,8 @@ export class RoundClock {
     this.invalid = {};
     this.readySince = null;
     this.phase = 'training';
-    this.deadline = this.ctx.now() + config.roundSeconds * 1000;
+    this.startedAt = this.ctx.now();
+    this.deadline = this.startedAt + config.roundSeconds * 1000;
     this.ctx.log(`round ${r} started with ${ready.length} member(s)`);
     for (const a of this.members) this.announceRound(a);
     this.ctx.onPhase?.();
@@ -253,7 +256,7 @@ export class RoundClock {
     const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, seed: config.seed, round });
     const members = [...this.members].sort();
     const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
-    const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
+    const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), startedAt: this.startedAt, closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
     state.commits.push(record);
     // Tokens trained count what replicas apply: the committed updates.
     state.tokensTrained = (state.tokensTrained ?? 0) + tokensOfCommit(config, included);

@@ -56,9 +56,11 @@ export class SimValidatorEngine implements ValidatorEngine {
     this.hold(round + 1, nextFingerprint(this.fingerprint, round, payloads.map(payloadHash)));
   }
 
-  async evaluate(c: ClosedRound, evaluate: number): Promise<RoundEvaluation> {
+  async evaluate(c: ClosedRound, evaluate: number, budgetMs = Infinity): Promise<RoundEvaluation> {
     if (this.held !== c.round) throw new Error(`sim validator holds round ${this.held}, asked to score round ${c.round}`);
-    const count = Math.min(evaluate, c.included.length);
+    const planned = Math.min(evaluate, c.included.length);
+    // As the real engine keeps to its budget: the first update always, then only those that end within it.
+    const count = Math.min(planned, Math.max(1, Math.floor((budgetMs - this.timing.fixedMs) / Math.max(this.timing.perUpdateMs, 1e-3))));
     const weightsHash = this.fingerprint;
     await this.sleep(this.timing.fixedMs + count * this.timing.perUpdateMs);
     // The first `count` in commit order stand for the keyed sample: which ones does not matter when all score alike.
@@ -66,7 +68,7 @@ export class SimValidatorEngine implements ValidatorEngine {
     await this.apply(c.round, committedPayloads(c));
     this.evaluated.push({ round: c.round, evaluated: count, at: Date.now() });
     // Nothing decoded here: the peers' one real decode per committed update (sim-context.ts) would throw on a bad one.
-    return { round: c.round, trials, copied: [], undecodable: [], weightsHash, timing: { fixedMs: this.timing.fixedMs, perUpdateMs: this.timing.perUpdateMs, evaluated: count } };
+    return { round: c.round, trials, copied: [], undecodable: [], weightsHash, timing: { fixedMs: this.timing.fixedMs, perUpdateMs: this.timing.perUpdateMs, evaluated: count, outOfTime: planned - count } };
   }
 
   async encodeWeights(): Promise<Uint8Array> {
