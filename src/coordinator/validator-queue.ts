@@ -11,7 +11,8 @@
 //
 // Pacing: each round's sample is sized from two measured figures (the fixed cost of a round
 // and the cost of one evaluated update) and how far behind the validator is, so that the
-// rounds waiting, this one included, are expected to be scored before the next round closes.
+// rounds waiting, this one included, are expected to be scored before the next round closes
+// (with PACE_SHARE of the time, the rest a margin).
 // Every plan also carries that share of time as a budget the engine keeps to (it starts no
 // trial that would not end within it, but always one when the plan asks for any): so the
 // first round, before anything is measured, is cut by the time its first trials take — its
@@ -26,6 +27,12 @@
 export const VALIDATOR_QUEUE_BOUND = 2;
 /** Weight of the old value in the measured times' moving averages: a loaded machine changes quickly. */
 export const TIMING_KEEP = 0.5;
+/**
+ * The share of the expected time to the next close that scoring plans to use: intervals vary
+ * (training time, syncing, a loaded machine), and a round finished just after the next close
+ * is a lag of two, so it aims to finish with a fifth of the interval to spare.
+ */
+export const PACE_SHARE = 0.8;
 
 /** What scoring one round took, measured by whoever scored it. */
 export interface ScoringTiming {
@@ -198,7 +205,7 @@ export class ValidatorQueue<T> {
     if (round === null) throw new Error('plan() needs a round in hand: call take() first');
     const behind = Math.max(0, this.closedThrough - round);
     const untilNextMs = this.lastClose ? Math.max(0, this.lastClose.at + this.intervalMs - this.now()) : this.intervalMs;
-    const budgetMs = untilNextMs / (behind + 1);
+    const budgetMs = (PACE_SHARE * untilNextMs) / (behind + 1);
     const base = { round, of: full, behind, budgetMs, untilNextMs };
     const t = this.timing;
     if (!t || t.perUpdateMs === null || full === 0) return { ...base, evaluate: full, measured: false, note: null };

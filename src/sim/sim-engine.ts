@@ -32,6 +32,7 @@ export class SimValidatorEngine implements ValidatorEngine {
     private readonly config: RunConfig,
     private readonly timing: SimEngineTiming,
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   get round(): number {
@@ -59,16 +60,28 @@ export class SimValidatorEngine implements ValidatorEngine {
   async evaluate(c: ClosedRound, evaluate: number, budgetMs = Infinity): Promise<RoundEvaluation> {
     if (this.held !== c.round) throw new Error(`sim validator holds round ${this.held}, asked to score round ${c.round}`);
     const planned = Math.min(evaluate, c.included.length);
-    // As the real engine keeps to its budget: the first update always, then only those that end within it.
-    const count = Math.min(planned, Math.max(1, Math.floor((budgetMs - this.timing.fixedMs) / Math.max(this.timing.perUpdateMs, 1e-3))));
     const weightsHash = this.fingerprint;
-    await this.sleep(this.timing.fixedMs + count * this.timing.perUpdateMs);
+    // Timed as the real engine times itself (a busy event loop makes the waits longer), and
+    // kept to the budget as it does: the first update always, then only those that end within it.
+    const started = this.now();
+    await this.sleep(this.timing.fixedMs / 2);
+    const reserveMs = this.now() - started;
+    let count = 0;
+    let updatesMs = 0;
+    while (count < planned && (count === 0 || this.now() - started + updatesMs / count + reserveMs <= budgetMs)) {
+      const from = this.now();
+      await this.sleep(this.timing.perUpdateMs);
+      updatesMs += this.now() - from;
+      count++;
+    }
+    await this.sleep(this.timing.fixedMs / 2);
+    const totalMs = this.now() - started;
     // The first `count` in commit order stand for the keyed sample: which ones does not matter when all score alike.
     const trials = c.included.slice(0, count).map((u): [string, Trial] => [u.sender, { ...NEUTRAL_TRIAL }]);
     await this.apply(c.round, committedPayloads(c));
     this.evaluated.push({ round: c.round, evaluated: count, at: Date.now() });
     // Nothing decoded here: the peers' one real decode per committed update (sim-context.ts) would throw on a bad one.
-    return { round: c.round, trials, copied: [], undecodable: [], weightsHash, timing: { fixedMs: this.timing.fixedMs, perUpdateMs: this.timing.perUpdateMs, evaluated: count, outOfTime: planned - count } };
+    return { round: c.round, trials, copied: [], undecodable: [], weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: count ? updatesMs / count : 0, evaluated: count, outOfTime: planned - count } };
   }
 
   async encodeWeights(): Promise<Uint8Array> {

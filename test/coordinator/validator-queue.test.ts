@@ -2,7 +2,7 @@
 // clock: rounds in order, at most the bound held in memory (the rest said so and read back),
 // and samples sized from the measured times and the lag so scoring keeps up with the rounds.
 import { describe, expect, it } from 'vitest';
-import { VALIDATOR_QUEUE_BOUND, ValidatorQueue, parsePacing } from '../../src/coordinator/validator-queue.ts';
+import { PACE_SHARE, VALIDATOR_QUEUE_BOUND, ValidatorQueue, parsePacing } from '../../src/coordinator/validator-queue.ts';
 import { Clock } from './helpers.ts';
 
 const ROUND_MS = 10_000;
@@ -87,7 +87,7 @@ describe('ValidatorQueue: pacing', () => {
     const { q } = queue();
     closeAndTake(q, 0);
     // No close interval seen yet and no start time given: the round's deadline stands for it.
-    expect(q.plan(12)).toEqual({ round: 0, evaluate: 12, of: 12, behind: 0, budgetMs: ROUND_MS, untilNextMs: ROUND_MS, measured: false, note: null });
+    expect(q.plan(12)).toEqual({ round: 0, evaluate: 12, of: 12, behind: 0, budgetMs: PACE_SHARE * ROUND_MS, untilNextMs: ROUND_MS, measured: false, note: null });
   });
 
   it('keeps the full sample while it fits before the next close', () => {
@@ -108,10 +108,11 @@ describe('ValidatorQueue: pacing', () => {
     q.done(0, { fixedMs: 1000, perUpdateMs: 3000, evaluated: 3 });
     closeAndTake(q, 1); // closes 10 s after round 0: the interval is measured as 10 s
     expect(q.roundIntervalMs).toBe(10_000);
-    // (10 s − 1 s) / 3 s = 3 updates fit.
+    // (0.8 × 10 s − 1 s) / 3 s = 2 updates fit (a fifth of the interval kept to spare).
+    expect(PACE_SHARE).toBe(0.8);
     const plan = q.plan(12);
-    expect(plan).toMatchObject({ round: 1, evaluate: 3, of: 12, behind: 0 });
-    expect(plan.note).toBe('round 1: scored 3 of 12 updates (behind by 0 rounds; an update takes ~3.0 s to score and the rest of a round ~1.0 s; the next round closes in ~10 s)');
+    expect(plan).toMatchObject({ round: 1, evaluate: 2, of: 12, behind: 0 });
+    expect(plan.note).toBe('round 1: scored 2 of 12 updates (behind by 0 rounds; an update takes ~3.0 s to score and the rest of a round ~1.0 s; the next round closes in ~10 s)');
   });
 
   it('shares the time to the next close among the rounds waiting: behind by one, half the budget', () => {
@@ -123,8 +124,8 @@ describe('ValidatorQueue: pacing', () => {
     clock.advance(10_000);
     q.closed(2, 'r2'); // round 1 not started yet: 2 rounds to score before round 3 closes in ~10 s
     expect(q.take()!.round).toBe(1);
-    // 10 s / 2 rounds = 5 s each: (5 − 1) / 1 = 4 updates.
-    expect(q.plan(12)).toMatchObject({ evaluate: 4, behind: 1, note: expect.stringContaining('round 1: scored 4 of 12 updates (behind by 1 round;') });
+    // 0.8 × 10 s / 2 rounds = 4 s each: (4 − 1) / 1 = 3 updates.
+    expect(q.plan(12)).toMatchObject({ evaluate: 3, behind: 1, note: expect.stringContaining('round 1: scored 3 of 12 updates (behind by 1 round;') });
   });
 
   it('evaluates at least one update when not behind, possibly none when behind and out of time', () => {
@@ -151,8 +152,8 @@ describe('ValidatorQueue: pacing', () => {
     q.done(1, { fixedMs: 3000, perUpdateMs: 0, evaluated: 0 }); // nothing evaluated: per-update time unchanged
     clock.advance(10_000);
     closeAndTake(q, 2);
-    // fixed: 0.5·1 s + 0.5·3 s = 2 s; per update 2 s; 10 s to the next close: (10 − 2) / 2 = 4.
-    expect(q.plan(12)).toMatchObject({ evaluate: 4 });
+    // fixed: 0.5·1 s + 0.5·3 s = 2 s; per update 2 s; 10 s to the next close: (0.8 × 10 − 2) / 2 = 3.
+    expect(q.plan(12)).toMatchObject({ evaluate: 3 });
   });
 
   it('budgets the first round by its own duration (start to close), the time it has used already taken off', () => {
@@ -163,7 +164,7 @@ describe('ValidatorQueue: pacing', () => {
     expect(q.roundIntervalMs).toBe(4000);
     clock.advance(500); // the validator finished compiling, then took the round
     q.take();
-    expect(q.plan(16)).toMatchObject({ evaluate: 16, budgetMs: 3500, untilNextMs: 3500, measured: false, note: null });
+    expect(q.plan(16)).toMatchObject({ evaluate: 16, budgetMs: PACE_SHARE * 3500, untilNextMs: 3500, measured: false, note: null });
     // Once two closes are seen the measured interval replaces the estimate.
     clock.advance(5500);
     q.done(0, { fixedMs: 900, perUpdateMs: 1070, evaluated: 2, outOfTime: 14 });
@@ -177,7 +178,7 @@ describe('ValidatorQueue: pacing', () => {
     q.take();
     const first = q.plan(16);
     expect(q.noteFor(first, { fixedMs: 900, perUpdateMs: 1070, evaluated: 2, outOfTime: 14 })).toBe(
-      'round 0: scored 2 of 16 updates (no scoring time measured yet: its time budget of ~4.0 s ran out with 14 planned updates left; behind by 0 rounds; the next round was expected to close in ~4.0 s)',
+      'round 0: scored 2 of 16 updates (no scoring time measured yet: its time budget of ~3.2 s ran out with 14 planned updates left; behind by 0 rounds; the next round was expected to close in ~4.0 s)',
     );
     expect(q.noteFor(first, { fixedMs: 900, perUpdateMs: 1070, evaluated: 16 })).toBeNull();
     q.done(0, { fixedMs: 900, perUpdateMs: 1070, evaluated: 2 });
@@ -185,10 +186,10 @@ describe('ValidatorQueue: pacing', () => {
     q.closed(1, 'r1');
     q.take();
     const measured = q.plan(16);
-    // Measured: (6 s − 0.9 s) / 1.07 s = 4 planned; a slower machine managed 3.
-    expect(measured).toMatchObject({ evaluate: 4, measured: true });
-    expect(q.noteFor(measured, { fixedMs: 900, perUpdateMs: 1500, evaluated: 3, outOfTime: 1 })).toMatch(/^round 1: scored 3 of 16 updates \(scoring ran slower than measured: its time budget of ~6\.0 s ran out with 1 planned update left;/);
-    expect(q.noteFor(measured, { fixedMs: 900, perUpdateMs: 1070, evaluated: 4 })).toBe(measured.note);
+    // Measured: (0.8 × 6 s − 0.9 s) / 1.07 s = 3 planned; a slower machine managed 2.
+    expect(measured).toMatchObject({ evaluate: 3, measured: true });
+    expect(q.noteFor(measured, { fixedMs: 900, perUpdateMs: 1500, evaluated: 2, outOfTime: 1 })).toMatch(/^round 1: scored 2 of 16 updates \(scoring ran slower than measured: its time budget of ~4\.8 s ran out with 1 planned update left;/);
+    expect(q.noteFor(measured, { fixedMs: 900, perUpdateMs: 1070, evaluated: 3 })).toBe(measured.note);
   });
 
   /**
@@ -249,7 +250,7 @@ describe('ValidatorQueue: pacing', () => {
     const { q, clock } = queue();
     const { worstLag, notes } = simulate(q, clock, o);
     expect(worstLag).toBeLessThanOrEqual(1);
-    expect(notes[0]).toMatch(/^round 0: scored \d+ of 16 updates \(no scoring time measured yet: its time budget of ~4\.0 s ran out/);
+    expect(notes[0]).toMatch(/^round 0: scored \d+ of 16 updates \(no scoring time measured yet: its time budget of ~3\.2 s ran out/);
   });
 
   it('catches up: a validator twice as slow as the rounds stays at most one round behind once paced', () => {
@@ -318,8 +319,8 @@ describe('ValidatorQueue: restore after a restart', () => {
     restored.backlog(4);
     expect(restored.roundIntervalMs).toBe(6000);
     expect(restored.take()).toEqual({ round: 2, item: null });
-    // 6 s shared by 3 rounds: (2 s − 1 s) / 1.1 s → none fit, and it is behind: none.
-    expect(restored.plan(16)).toMatchObject({ evaluate: 0, behind: 2, budgetMs: 2000, measured: true });
+    // 0.8 × 6 s shared by 3 rounds: (1.6 s − 1 s) / 1.1 s → none fit, and it is behind: none.
+    expect(restored.plan(16)).toMatchObject({ evaluate: 0, behind: 2, budgetMs: 1600, measured: true });
     // A queue started without it would have asked for all 16.
     const fresh = new ValidatorQueue<string>({ next: 2, roundMs: ROUND_MS, now: after.now });
     fresh.backlog(4);
