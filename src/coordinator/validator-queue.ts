@@ -14,8 +14,9 @@
 // rounds waiting, this one included, are expected to be scored before the next round closes
 // (with PACE_SHARE of the time, the rest a margin).
 // Every plan also carries that share of time as a budget the engine keeps to (it starts no
-// trial that would not end within it, but always one when the plan asks for any): so the
-// first round, before anything is measured, is cut by the time its first trials take — its
+// trial that would not end within it, the first one's time guessed from the base
+// evaluations'): so the first round, before anything is measured, is cut by the time its
+// first trials take — its
 // expected close interval being the round's own duration (start to close: the next round
 // needs at least as long) — and a machine slower than measured is caught in the round itself.
 // A sample smaller than the configured one comes with a note saying so.
@@ -197,8 +198,9 @@ export class ValidatorQueue<T> {
    * How many of the round in hand's updates to evaluate, `full` being what the configuration
    * asks, and the time it may take: the time until the next close shared by the rounds
    * waiting (this one included). Before a round has been measured, the configured sample and
-   * only the budget cuts it; after, as many as fit in the budget — at least one while none
-   * waits behind it, possibly none (the copy, deadline and sync checks only) when it is behind.
+   * only the budget cuts it; after, as many as fit in the budget — at least one while one
+   * still ends before the next close, else none (the copy, deadline and sync checks only):
+   * a round scored after the next close is a lag of two.
    */
   plan(full: number): SamplePlan {
     const round = this.scoring;
@@ -209,8 +211,11 @@ export class ValidatorQueue<T> {
     const base = { round, of: full, behind, budgetMs, untilNextMs };
     const t = this.timing;
     if (!t || t.perUpdateMs === null || full === 0) return { ...base, evaluate: full, measured: false, note: null };
-    const fits = Math.floor((budgetMs - t.fixedMs) / Math.max(t.perUpdateMs, 1e-3));
-    const evaluate = Math.min(full, Math.max(behind > 0 ? 0 : 1, fits));
+    const per = Math.max(t.perUpdateMs, 1e-3);
+    const fits = Math.floor((budgetMs - t.fixedMs) / per);
+    // One more than the budget allows only while one still ends before the next close (the margin spent).
+    const fitsBeforeClose = Math.floor((untilNextMs / (behind + 1) - t.fixedMs) / per);
+    const evaluate = Math.min(full, Math.max(0, fits, Math.min(1, fitsBeforeClose)));
     if (evaluate >= full) return { ...base, evaluate: full, measured: true, note: null };
     const note = `round ${round}: scored ${evaluate} of ${full} updates (behind by ${plural(behind, 'round')}; an update takes ~${seconds(t.perUpdateMs)} to score and the rest of a round ~${seconds(t.fixedMs)}; the next round closes in ~${seconds(untilNextMs)})`;
     return { ...base, evaluate, measured: true, note };

@@ -131,8 +131,9 @@ export interface ValidatorEngine {
   /**
    * Evaluates `evaluate` of the round's updates (a prefix of evaluationOrder), checks all
    * delivered for copies, then applies the round's commit. The round must be the one held.
-   * `budgetMs`: starts no trial after the first that would not end within it (the rest of the
-   * prefix counted in timing.outOfTime and only checked for copies).
+   * `budgetMs`: starts no trial that would not end within it (the first one's time guessed from
+   * the base evaluations'; the rest of the prefix counted in timing.outOfTime and only checked
+   * for copies).
    */
   evaluate(c: ClosedRound, evaluate: number, budgetMs?: number): Promise<RoundEvaluation>;
   encodeWeights(): Promise<Uint8Array>;
@@ -282,7 +283,9 @@ export class Validator implements ValidatorEngine {
         unread++;
         continue;
       }
-      if (sampled.has(u.sender) && trials.length > 0 && performance.now() - started + updatesMs / trials.length + reserveMs > budgetMs) {
+      // Before the first trial its time is guessed from the base's: four evaluations of the same batches where the base ran two.
+      const trialMs = trials.length > 0 ? updatesMs / trials.length : 2 * reserveMs;
+      if (sampled.has(u.sender) && performance.now() - started + trialMs + reserveMs > budgetMs) {
         sampled.delete(u.sender);
         outOfTime++;
       }

@@ -62,13 +62,13 @@ export class SimValidatorEngine implements ValidatorEngine {
     const planned = Math.min(evaluate, c.included.length);
     const weightsHash = this.fingerprint;
     // Timed as the real engine times itself (a busy event loop makes the waits longer), and
-    // kept to the budget as it does: the first update always, then only those that end within it.
+    // kept to the budget as it does: only trials that end within it, the first guessed at twice the time before it.
     const started = this.now();
     await this.sleep(this.timing.fixedMs / 2);
     const reserveMs = this.now() - started;
     let count = 0;
     let updatesMs = 0;
-    while (count < planned && (count === 0 || this.now() - started + updatesMs / count + reserveMs <= budgetMs)) {
+    while (count < planned && this.now() - started + (count > 0 ? updatesMs / count : 2 * reserveMs) + reserveMs <= budgetMs) {
       const from = this.now();
       await this.sleep(this.timing.perUpdateMs);
       updatesMs += this.now() - from;
