@@ -145,7 +145,7 @@ describe('rounds not scored at a crash', () => {
     expect(await exited).toBe('SIGKILL');
     for (const m of members) m.close();
     // What the killed process kept for this: its weights after round 0 and what its queue measured.
-    expect(JSON.parse(readFileSync(join(stateDir, RESTART_FILE), 'utf8'))).toMatchObject({ weightsRound: expect.any(Number), pacing: { perUpdateMs: expect.any(Number) } });
+    expect(JSON.parse(readFileSync(join(stateDir, RESTART_FILE), 'utf8'))).toMatchObject({ weightsRound: expect.any(Number), pacing: { intervalMs: expect.any(Number), fixedMs: expect.any(Number) } });
 
     const again = await startCoordinator(config, { port: 0, stateDir, log: () => {}, software: true });
     cleanups.push(() => again.stop());
