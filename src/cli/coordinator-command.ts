@@ -2,7 +2,7 @@
 // signaling, rounds, the data shard, checkpoints — until Ctrl-C. State under --state
 // survives a restart, which resumes the run at its next round. With --subtensor and
 // --netuid the validator also sets its weights on that subnet at each epoch's close.
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Coordinator } from '../coordinator/coordinator.ts';
@@ -18,11 +18,11 @@ import { RewardsApi } from '../coordinator/rewards-api.ts';
 import { Validator, evaluationOrder, recordScores, syncValidator, type ClosedRound, type ValidatorEngine } from '../coordinator/validator.ts';
 import { storedPayloads } from '../coordinator/run-record.ts';
 import { ValidatorQueue } from '../coordinator/validator-queue.ts';
+import { ValidatorRestart } from '../coordinator/validator-restart.ts';
 import { ValidatorThread } from '../coordinator/validator-thread.ts';
 import { openNodeGpu } from '../node/dawn.ts';
 import { cryptoReady } from '../wallet/keys.ts';
 import { loadOrBuildShard } from '../node/corpus.ts';
-import { writeFileAtomic } from '../node/files.ts';
 import { ChainConfigError, parseChainOptions, type ChainOptions } from '../coordinator/chain-weights.ts';
 import { ChainError, connectSubtensor } from '../coordinator/chain.ts';
 import { EpochWeights } from '../coordinator/chain-epochs.ts';
@@ -204,33 +204,20 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     (e: Error) => o.log(`validator: kernels not compiled ahead (${e.message}); they compile as scoring needs them`),
   );
   // On stop only the round being scored finishes: stopping does not wait for a backlog that
-  // can be minutes long when rounds are quicker than scoring. The rounds left are not lost:
-  // the state keeps their commits and updates (see Coordinator.save), the validator's weights
-  // are saved beside them, and the next start on this state folder scores them first.
+  // can be minutes long when rounds are quicker than scoring. The rounds left are not lost,
+  // at a stop or a crash: the state keeps their commits and updates (see Coordinator.save)
+  // and the commits back to the validator's saved weights (validator-restart.ts), and the
+  // next start on this state folder scores them first, paced from what was measured.
   let closing = false;
   let inHand: Promise<void> = ready;
-  const weightsFile = join(stateDir, 'validator-weights.bin');
+  const restart = new ValidatorRestart(stateDir, o.log);
   const checkpoint = () => {
     const bytes = coordinator.checkpoint();
     if (!bytes) return null;
     const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: 2 ** 31 });
     return { round: header.round, weights: payload };
   };
-  /** θ_start of the first round to score: the validator's own saved weights, else the run's checkpoint. */
-  const savedWeights = async () => {
-    if (!existsSync(weightsFile)) return null;
-    const weights = new Uint8Array(readFileSync(weightsFile));
-    try {
-      return { round: await engine.weightsRound(weights, weightsFile), weights };
-    } catch (e) {
-      o.log(`validator: ${weightsFile} not used: ${(e as Error).message}`);
-      return null;
-    }
-  };
-  const startFor = async (round: number) => {
-    const usable = [await savedWeights(), checkpoint()].filter((c) => c !== null && c.round <= round) as { round: number; weights: Uint8Array }[];
-    return usable.sort((a, b) => b.round - a.round)[0] ?? null;
-  };
+  const startFor = (round: number) => restart.startFor(round, engine, checkpoint());
   const skip = (round: number, reason: string) => {
     ledger.recordSkipped(round, reason);
     o.log(`validator: round ${round} skipped, not scored: ${reason}`);
@@ -248,12 +235,24 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
       return q.done(round);
     }
     const plan = q.plan(evaluationOrder(c.closed, sampling).length);
-    const evaluation = await engine.evaluate(c.closed, plan.evaluate);
+    const evaluation = await engine.evaluate(c.closed, plan.evaluate, plan.budgetMs);
     const standings = recordScores(c.closed, evaluation, { config, ledger, closedRounds: coordinator.round, log: o.log });
-    if (plan.note) o.log(`validator: ${plan.note}`);
+    const note = q.noteFor(plan, evaluation.timing);
+    if (note) o.log(`validator: ${note}`);
     q.done(round, evaluation.timing);
+    restart.notePacing(q.snapshot());
     coordinator.sendScores(round, standings);
     epochWeights?.roundScored(round);
+    if (restart.due(engine.round, config.checkpointEvery)) await saveWeights();
+  };
+  /** θ_start of the first round not scored, kept for a restart (a crash included). */
+  const saveWeights = async () => {
+    if (engine.round !== ledger.lastRound + 1) return;
+    try {
+      await restart.saveWeights(engine.round, await engine.encodeWeights());
+    } catch (e) {
+      o.log(`validator: weights of round ${engine.round} not saved (${(e as Error).message}); a restart rebuilds from round ${restart.rebuildFrom(engine.round)}`);
+    }
   };
   /** Scores the next round waiting, if none is in hand; each round, when done, starts the next. */
   const pump = () => {
@@ -271,7 +270,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   return {
     ledger,
     rewards: new RewardsApi(config.run, ledger, config.epochRounds, Date.now, () => coordinator.round),
-    progress: () => ({ scoredRounds: ledger.scoredRounds, decidedThrough: ledger.lastRound }),
+    progress: () => ({ scoredRounds: ledger.scoredRounds, decidedThrough: ledger.lastRound, skippedRounds: ledger.skippedCount, rebuildFrom: restart.rebuildFrom(ledger.lastRound + 1) }),
     attach(c: Coordinator) {
       coordinator = c;
       const first = ledger.lastRound + 1;
@@ -284,7 +283,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
         for (let r = first; r < kept; r++) ledger.recordSkipped(r, reason);
         o.log(`validator: rounds ${first}–${kept - 1} skipped, not scored: ${reason}`);
       }
-      queue = new ValidatorQueue<ClosedRound>({ next: ledger.lastRound + 1, roundMs: config.roundSeconds * 1000, now: Date.now });
+      queue = new ValidatorQueue<ClosedRound>({ next: ledger.lastRound + 1, roundMs: config.roundSeconds * 1000, now: Date.now, restored: restart.pacing });
       if (kept < c.round) {
         o.log(`validator: ${c.round - kept} closed round(s) not scored yet (rounds ${kept}–${c.round - 1}): scoring them first`);
         queue.backlog(c.round - 1);
@@ -294,13 +293,13 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
       const round = c.round;
       // Not synced here, the first round scored rebuilds θ_start itself (score → syncValidator).
       ready = ready
-        .then(() => syncValidator(engine, round, checkpoint(), (r) => c.commitPayloads(r), o.log))
+        .then(async () => syncValidator(engine, round, await startFor(round), (r) => c.commitPayloads(r), o.log))
         .then(() => {}, (e: Error) => o.log(`validator: θ_start of round ${round} not loaded yet (${e.message}); the first round scored rebuilds it`));
       inHand = ready;
     },
     enqueue(closed: ClosedRound) {
       if (!queue) return;
-      const taken = queue.closed(closed.round, closed);
+      const taken = queue.closed(closed.round, closed, closed.startedAt);
       if (!taken.held) o.log(`validator: ${taken.reason}`);
       pump();
     },
@@ -309,12 +308,12 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
       closing = true;
       await inHand;
       const left = pending();
+      // The replica holds θ_start of the first round left: saved, the next start need not
+      // rebuild it from a checkpoint that may be newer than that round.
+      await saveWeights();
       if (left > 0) {
-        // The replica holds θ_start of the first round left: saved, the next start need not
-        // rebuild it from a checkpoint that may be newer than that round.
-        if (engine.round === ledger.lastRound + 1) writeFileAtomic(weightsFile, await engine.encodeWeights());
         o.log(`validator: stopped with ${left} closed round(s) not scored (rounds ${ledger.lastRound + 1}–${coordinator.round - 1}); they are kept in ${stateDir} and scored when the coordinator starts again with --state ${stateDir}`);
-      } else rmSync(weightsFile, { force: true });
+      }
       await epochWeights?.close();
       await chain?.disconnect();
       await release();

@@ -181,11 +181,11 @@ export class Coordinator {
   }
 
   /** The run's progress: rounds done of those planned, tokens, and how far scoring got. */
-  progress(): { round: number; plannedRounds: number; tokensTrained: number; validating: boolean; scoredRounds: number; pendingRounds: number } {
+  progress(): { round: number; plannedRounds: number; tokensTrained: number; validating: boolean; scoredRounds: number; pendingRounds: number; skippedRounds: number } {
     const scoring = this.options.scoring?.();
     // Rounds 0 … round−1 are closed; those after the last one decided wait for the validator.
     const pendingRounds = scoring ? Math.max(0, this.state.round - 1 - scoring.decidedThrough) : 0;
-    return { round: this.state.round, plannedRounds: this.config.plannedRounds, tokensTrained: this.tokensTrained, validating: !!scoring, scoredRounds: scoring?.scoredRounds ?? 0, pendingRounds };
+    return { round: this.state.round, plannedRounds: this.config.plannedRounds, tokensTrained: this.tokensTrained, validating: !!scoring, scoredRounds: scoring?.scoredRounds ?? 0, pendingRounds, skippedRounds: scoring?.skippedRounds ?? 0 };
   }
 
   status() {

@@ -49,6 +49,11 @@ export class Ledger {
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM round_outcomes WHERE outcome = 'scored'`).get() as { n: number }).n;
   }
 
+  /** How many rounds the validator could not score (skippedRounds' length). */
+  get skippedCount(): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM round_outcomes WHERE outcome = 'skipped'`).get() as { n: number }).n;
+  }
+
   /** Rounds the validator could not score, with why (their updates were gone, …). */
   skippedRounds(): { round: number; reason: string }[] {
     return this.db.prepare(`SELECT round, reason FROM round_outcomes WHERE outcome = 'skipped' ORDER BY round`).all() as { round: number; reason: string }[];

@@ -96,6 +96,8 @@ export class RoundClock {
   /** Members whose update the round in progress refused: their turn is over, as if delivered. */
   private refused = new Set<string>();
   private deadline = 0;
+  /** When the round running started (its duration tells the validator how soon the next may close). */
+  private startedAt = 0;
   private waitingSince: number;
   private readySince: number | null = null;
   /** Parameter layout of each stage (one stage: the whole model), to decode updates against. */
@@ -234,7 +236,8 @@ export class RoundClock {
     this.refused = new Set();
     this.readySince = null;
     this.phase = 'training';
-    this.deadline = this.ctx.now() + config.roundSeconds * 1000;
+    this.startedAt = this.ctx.now();
+    this.deadline = this.startedAt + config.roundSeconds * 1000;
     this.ctx.log(`round ${r} started with ${ready.length} member(s)`);
     for (const a of this.members) this.announceRound(a);
     this.ctx.onPhase?.();
@@ -275,7 +278,7 @@ export class RoundClock {
     const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, barred: this.ctx.barred, seed: config.seed, round });
     const members = [...this.members].sort();
     const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
-    const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
+    const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), startedAt: this.startedAt, closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
     state.commits.push(record);
     // Tokens trained count what replicas apply: the committed updates.
     state.tokensTrained = (state.tokensTrained ?? 0) + tokensOfCommit(config, included);

@@ -14,6 +14,13 @@ export interface ScoringProgress {
   scoredRounds: number;
   /** The last round it scored or skipped (with the reason recorded), −1 before any. */
   decidedThrough: number;
+  /** Rounds it recorded as never to be scored (their data gone), with the reason in its ledger. */
+  skippedRounds?: number;
+  /**
+   * The oldest round whose commit it may replay to rebuild its weights after a restart (that
+   * of its own saved weights): kept with the rest. Absent: the first round not decided.
+   */
+  rebuildFrom?: number;
 }
 
 /** A reader of stored updates' payloads (the validator's on-demand reads, on any thread). */
@@ -48,10 +55,11 @@ export class RunRecord {
     }
   }
 
-  /** Saves the state, keeping every round the validator has still to score. */
+  /** Saves the state, keeping every round the validator has still to score, and the commits it replays to get there. */
   save(): void {
     const scoring = this.scoring();
-    this.store.save(this.state, scoring ? scoring.decidedThrough + 1 : Infinity);
+    const keepFrom = scoring ? scoring.decidedThrough + 1 : Infinity;
+    this.store.save(this.state, keepFrom, Math.min(keepFrom, scoring?.rebuildFrom ?? Infinity));
   }
 
   /** Tokens trained in the committed updates so far (all rounds before the current one). */
@@ -86,7 +94,7 @@ export class RunRecord {
     const others = (c.delivered ?? []).filter((e) => !committed.has(e.sender)).map((e, i) => ({ sender: e.sender, deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + c.included.length + i }));
     const reports = this.state.reports[round] ?? {};
     const reportedHashes = Object.fromEntries(c.members.map((a) => [a, reports[a]?.weightsHash ?? '']));
-    return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes } };
+    return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes, startedAt: c.startedAt } };
   }
 
   /** A stored update's payload (committed or not), or null when it is not stored. */

@@ -7,7 +7,9 @@
 // their commits are kept for keepRounds rounds and at least back to the oldest stage's latest
 // checkpoint (a late joiner loads it and replays every commit since); the updates that were
 // delivered but not committed only for DELIVERED_KEEP_ROUNDS (peers fetch them while the
-// round runs; the copy check has them). Rounds the validator has not scored keep everything.
+// round runs; the copy check has them). Rounds the validator has not scored keep everything,
+// and the commits before them back to the validator's own saved weights (it replays them after
+// a restart: validator-restart.ts).
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommitEntry } from '../protocol/messages.ts';
@@ -25,6 +27,8 @@ export interface CommitRecord {
   delivered?: CommitEntry[];
   /** Members that were in the round but delivered nothing in time. */
   missing: string[];
+  /** When the round started (absent in states saved before it was kept). */
+  startedAt?: number;
   closedAt: number;
   /** When each delivered update reached the coordinator (the validator's copy check orders by it). */
   deliveredAt?: Record<string, number>;
@@ -96,10 +100,10 @@ export class CoordinatorStore {
    * Writes the state, pruning commits, reports and updates older than keepRounds (and than
    * the latest checkpoints), and the uncommitted updates older than DELIVERED_KEEP_ROUNDS —
    * but nothing from `keepFrom` on (the first round the validator has not scored yet: it
-   * needs them).
+   * needs them), nor commits and committed updates from `rebuildFrom` on (those it replays).
    */
-  save(s: PersistedState, keepFrom = Infinity): void {
-    const oldest = Math.min(s.round - this.keepRounds, keepFrom, replayFrom(s));
+  save(s: PersistedState, keepFrom = Infinity, rebuildFrom = keepFrom): void {
+    const oldest = Math.min(s.round - this.keepRounds, keepFrom, rebuildFrom, replayFrom(s));
     const oldestDelivered = Math.min(s.round - DELIVERED_KEEP_ROUNDS, keepFrom);
     s.commits = s.commits.filter((c) => c.round >= oldest);
     for (const c of s.commits) {

@@ -11,13 +11,29 @@
 //
 // Pacing: each round's sample is sized from two measured figures (the fixed cost of a round
 // and the cost of one evaluated update) and how far behind the validator is, so that the
-// rounds waiting, this one included, are expected to be scored before the next round closes.
+// rounds waiting, this one included, are expected to be scored before the next round closes
+// (with PACE_SHARE of the time, the rest a margin).
+// Every plan also carries that share of time as a budget the engine keeps to (it starts no
+// trial that would not end within it, the first one's time guessed from the base
+// evaluations'): so the first round, before anything is measured, is cut by the time its
+// first trials take — its
+// expected close interval being the round's own duration (start to close: the next round
+// needs at least as long) — and a machine slower than measured is caught in the round itself.
 // A sample smaller than the configured one comes with a note saying so.
+//
+// Restore: the measured figures (snapshot()) are kept in the state folder; a restarted
+// validator starts from them (QueueOptions.restored), so its backlog is paced from the start.
 
 /** Closed rounds held in memory (their updates) while waiting to be scored. */
 export const VALIDATOR_QUEUE_BOUND = 2;
 /** Weight of the old value in the measured times' moving averages: a loaded machine changes quickly. */
 export const TIMING_KEEP = 0.5;
+/**
+ * The share of the expected time to the next close that scoring plans to use: intervals vary
+ * (training time, syncing, a loaded machine), and a round finished just after the next close
+ * is a lag of two, so it aims to finish with a fifth of the interval to spare.
+ */
+export const PACE_SHARE = 0.8;
 
 /** What scoring one round took, measured by whoever scored it. */
 export interface ScoringTiming {
@@ -27,6 +43,16 @@ export interface ScoringTiming {
   perUpdateMs: number;
   /** Updates evaluated (perUpdateMs means nothing when 0). */
   evaluated: number;
+  /** Updates of the plan not evaluated because the time budget ran out (none when absent). */
+  outOfTime?: number;
+}
+
+/** What the queue has measured, kept across restarts (JSON). */
+export interface PacingSnapshot {
+  /** The time between two round closes. */
+  intervalMs: number;
+  fixedMs: number;
+  perUpdateMs: number | null;
 }
 
 export interface SamplePlan {
@@ -37,6 +63,12 @@ export interface SamplePlan {
   of: number;
   /** Closed rounds waiting after this one. */
   behind: number;
+  /** The time this round may take (its share of the time until the next close): the engine stops starting trials past it. */
+  budgetMs: number;
+  /** The expected time until the next round closes, when planned. */
+  untilNextMs: number;
+  /** Whether the sample was sized from measured times (else only the budget cuts it). */
+  measured: boolean;
   /** Why the sample is smaller than configured (a log line), or null when it is not. */
   note: string | null;
 }
@@ -48,6 +80,17 @@ export interface QueueOptions {
   roundMs: number;
   now: () => number;
   bound?: number;
+  /** What an earlier run of the validator measured (snapshot()); null or absent: nothing yet. */
+  restored?: PacingSnapshot | null;
+}
+
+/** A saved snapshot, checked: null (start unmeasured) when it is not one. */
+export function parsePacing(value: unknown): PacingSnapshot | null {
+  const v = value as Partial<PacingSnapshot> | null;
+  const ms = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  if (!v || typeof v !== 'object' || !ms(v.intervalMs) || v.intervalMs === 0 || !ms(v.fixedMs)) return null;
+  if (v.perUpdateMs !== null && !ms(v.perUpdateMs)) return null;
+  return { intervalMs: v.intervalMs!, fixedMs: v.fixedMs!, perUpdateMs: v.perUpdateMs ?? null };
 }
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
@@ -73,6 +116,18 @@ export class ValidatorQueue<T> {
     this.next = o.next;
     this.closedThrough = o.next - 1;
     this.intervalMs = o.roundMs;
+    const r = o.restored ? parsePacing(o.restored) : null;
+    if (r) {
+      this.intervalMs = r.intervalMs;
+      this.intervalMeasured = true;
+      this.timing = { fixedMs: r.fixedMs, perUpdateMs: r.perUpdateMs };
+    }
+  }
+
+  /** What was measured so far, to keep (restored by the next start); null before anything was. */
+  snapshot(): PacingSnapshot | null {
+    if (!this.timing && !this.intervalMeasured) return null;
+    return { intervalMs: this.intervalMs, fixedMs: this.timing?.fixedMs ?? 0, perUpdateMs: this.timing?.perUpdateMs ?? null };
   }
 
   /** Closed rounds not decided yet (scored or recorded as skipped), the one in hand included. */
@@ -102,14 +157,18 @@ export class ValidatorQueue<T> {
 
   /**
    * A round closed now: held in memory while fewer than the bound wait, else left in the saved
-   * state, with the reason to log. A round already decided is neither.
+   * state, with the reason to log. A round already decided is neither. `startedAt`: when the
+   * round started; until two consecutive closes are seen, its duration stands for the time to
+   * the next close (a lower bound: the next round trains as long, after the sync between).
    */
-  closed(round: number, item: T): { held: true } | { held: false; reason: string } {
+  closed(round: number, item: T, startedAt?: number): { held: true } | { held: false; reason: string } {
     const at = this.now();
     if (this.lastClose && round === this.lastClose.round + 1) {
       const gap = at - this.lastClose.at;
       this.intervalMs = this.intervalMeasured ? TIMING_KEEP * this.intervalMs + (1 - TIMING_KEEP) * gap : gap;
       this.intervalMeasured = true;
+    } else if (!this.intervalMeasured && startedAt !== undefined && startedAt < at) {
+      this.intervalMs = Math.min(this.intervalMs, at - startedAt);
     }
     this.lastClose = { round, at };
     if (round < this.next) return { held: false, reason: `round ${round} is already decided` };
@@ -137,24 +196,37 @@ export class ValidatorQueue<T> {
 
   /**
    * How many of the round in hand's updates to evaluate, `full` being what the configuration
-   * asks: all of them until a round has been measured; then as many as fit in the time
-   * until the next close shared by the rounds waiting (this one included) — at least one
-   * while none waits behind it, possibly none (the copy, deadline and sync checks only)
-   * when it is behind.
+   * asks, and the time it may take: the time until the next close shared by the rounds
+   * waiting (this one included). Before a round has been measured, the configured sample and
+   * only the budget cuts it; after, as many as fit in the budget — at least one while one
+   * still ends before the next close, else none (the copy, deadline and sync checks only):
+   * a round scored after the next close is a lag of two.
    */
   plan(full: number): SamplePlan {
     const round = this.scoring;
     if (round === null) throw new Error('plan() needs a round in hand: call take() first');
     const behind = Math.max(0, this.closedThrough - round);
+    const untilNextMs = this.lastClose ? Math.max(0, this.lastClose.at + this.intervalMs - this.now()) : this.intervalMs;
+    const budgetMs = (PACE_SHARE * untilNextMs) / (behind + 1);
+    const base = { round, of: full, behind, budgetMs, untilNextMs };
     const t = this.timing;
-    if (!t || t.perUpdateMs === null || full === 0) return { round, evaluate: full, of: full, behind, note: null };
-    const untilNext = this.lastClose ? Math.max(0, this.lastClose.at + this.intervalMs - this.now()) : this.intervalMs;
-    const budget = untilNext / (behind + 1);
-    const fits = Math.floor((budget - t.fixedMs) / Math.max(t.perUpdateMs, 1e-3));
-    const evaluate = Math.min(full, Math.max(behind > 0 ? 0 : 1, fits));
-    if (evaluate >= full) return { round, evaluate: full, of: full, behind, note: null };
-    const note = `round ${round}: scored ${evaluate} of ${full} updates (behind by ${plural(behind, 'round')}; an update takes ~${seconds(t.perUpdateMs)} to score and the rest of a round ~${seconds(t.fixedMs)}; the next round closes in ~${seconds(untilNext)})`;
-    return { round, evaluate, of: full, behind, note };
+    if (!t || t.perUpdateMs === null || full === 0) return { ...base, evaluate: full, measured: false, note: null };
+    const per = Math.max(t.perUpdateMs, 1e-3);
+    const fits = Math.floor((budgetMs - t.fixedMs) / per);
+    // One more than the budget allows only while one still ends before the next close (the margin spent).
+    const fitsBeforeClose = Math.floor((untilNextMs / (behind + 1) - t.fixedMs) / per);
+    const evaluate = Math.min(full, Math.max(0, fits, Math.min(1, fitsBeforeClose)));
+    if (evaluate >= full) return { ...base, evaluate: full, measured: true, note: null };
+    const note = `round ${round}: scored ${evaluate} of ${full} updates (behind by ${plural(behind, 'round')}; an update takes ~${seconds(t.perUpdateMs)} to score and the rest of a round ~${seconds(t.fixedMs)}; the next round closes in ~${seconds(untilNextMs)})`;
+    return { ...base, evaluate, measured: true, note };
+  }
+
+  /** The line to log for a scored round: the plan's note, or why the budget cut it shorter than planned. */
+  noteFor(plan: SamplePlan, timing: ScoringTiming): string | null {
+    const cut = timing.outOfTime ?? 0;
+    if (cut === 0) return plan.note;
+    const why = plan.measured ? 'scoring ran slower than measured' : 'no scoring time measured yet';
+    return `round ${plan.round}: scored ${timing.evaluated} of ${plan.of} updates (${why}: its time budget of ~${seconds(plan.budgetMs)} ran out with ${plural(cut, 'planned update')} left; behind by ${plural(plan.behind, 'round')}; the next round was expected to close in ~${seconds(plan.untilNextMs)})`;
   }
 
   /** The round in hand is decided (scored, with what it took; or recorded as skipped, without). */

@@ -97,9 +97,9 @@ export class ValidatorThread implements ValidatorEngine {
     this.held = round + 1;
   }
 
-  async evaluate(c: ClosedRound, evaluate: number): Promise<RoundEvaluation> {
+  async evaluate(c: ClosedRound, evaluate: number, budgetMs?: number): Promise<RoundEvaluation> {
     const included = c.included.map((u) => ({ ...u, payload: own(u.payload) }));
-    const e = await this.call<RoundEvaluation>('evaluate', [{ ...c, included }, evaluate], included.map((u) => u.payload.buffer as ArrayBuffer));
+    const e = await this.call<RoundEvaluation>('evaluate', [{ ...c, included }, evaluate, budgetMs], included.map((u) => u.payload.buffer as ArrayBuffer));
     this.held = c.round + 1;
     return e;
   }

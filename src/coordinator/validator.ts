@@ -60,6 +60,8 @@ export interface ClosedRound {
   invalid: Record<string, number>;
   /** θ_start(round) fingerprints the members reported when they synced. */
   reportedHashes: Record<string, string>;
+  /** When the round started (the validator's queue paces its first round by the round's duration). */
+  startedAt?: number;
 }
 
 /**
@@ -134,8 +136,11 @@ export interface ValidatorEngine {
   /**
    * Evaluates `evaluate` of the round's updates (a prefix of evaluationOrder), checks all
    * delivered for copies, then applies the round's commit. The round must be the one held.
+   * `budgetMs`: starts no trial that would not end within it (the first one's time guessed from
+   * the base evaluations'; the rest of the prefix counted in timing.outOfTime and only checked
+   * for copies).
    */
-  evaluate(c: ClosedRound, evaluate: number): Promise<RoundEvaluation>;
+  evaluate(c: ClosedRound, evaluate: number, budgetMs?: number): Promise<RoundEvaluation>;
   encodeWeights(): Promise<Uint8Array>;
   /** The round of weights encodeWeights saved (rejects, naming `source`, when they are not this run's model's). */
   weightsRound(bytes: Uint8Array, source: string): Promise<number>;
@@ -240,7 +245,7 @@ export class Validator implements ValidatorEngine {
     this.held = round + 1;
   }
 
-  async evaluate(c: ClosedRound, evaluate: number): Promise<RoundEvaluation> {
+  async evaluate(c: ClosedRound, evaluate: number, budgetMs = Infinity): Promise<RoundEvaluation> {
     if (this.held !== c.round) throw new Error(`validator holds round ${this.held}, asked to score round ${c.round}`);
     const started = performance.now();
     let updatesMs = 0;
@@ -255,8 +260,9 @@ export class Validator implements ValidatorEngine {
     // the two compare like with like (held-out text is not distributed like the training split).
     const control = steps.map((step) => sampleBatch(this.train, shape, { runSeed: config.seed, round: c.round, contributor: `${VALIDATOR_ADDRESS}-control`, step }));
     this.replica.discardRound();
-    // A paced round evaluates fewer: the same secret order, cut shorter.
-    const sampled = new Set(evaluationOrder(c, this.sampling).slice(0, evaluate));
+    // A paced round evaluates fewer: the same secret order, cut shorter (by the plan, then by the budget).
+    const order = evaluationOrder(c, this.sampling).slice(0, evaluate);
+    const sampled = new Set(order);
     const base = sampled.size > 0 ? await this.replica.evaluate(random) : NaN;
     const baseControl = sampled.size > 0 ? await this.replica.evaluate(control) : NaN;
     const weightsHash = await this.replica.weightsHash();
@@ -266,7 +272,12 @@ export class Validator implements ValidatorEngine {
     const norms = new Map<string, number>();
     const normOf = (tensors: SparseTensor[]) => Math.sqrt(tensors.reduce((n, t) => n + t.values.reduce((m, v) => m + v * v, 0), 0));
     // The committed are in hand; the others are read one at a time and let go after.
-    const all = [...c.included, ...c.others.map((o) => ({ ...o, payload: null as Uint8Array | null }))];
+    const rank = new Map(order.map((s, i) => [s, i]));
+    const all = [...c.included, ...c.others.map((o) => ({ ...o, payload: null as Uint8Array | null }))]
+      .sort((a, b) => (rank.get(a.sender) ?? Infinity) - (rank.get(b.sender) ?? Infinity));
+    // What comes after the updates (the copy check, the commit) is assumed to cost what came before them.
+    const reserveMs = performance.now() - started;
+    let outOfTime = 0;
     let unread = 0;
     const undecodable: string[] = [];
     /** The update's tensors, or null (counted) when its body does not decode. */
@@ -285,6 +296,12 @@ export class Validator implements ValidatorEngine {
       if (!u.payload) {
         unread++;
         continue;
+      }
+      // Before the first trial its time is guessed from the base's: four evaluations of the same batches where the base ran two.
+      const trialMs = trials.length > 0 ? updatesMs / trials.length : 2 * reserveMs;
+      if (sampled.has(u.sender) && performance.now() - started + trialMs + reserveMs > budgetMs) {
+        sampled.delete(u.sender);
+        outOfTime++;
       }
       if (!sampled.has(u.sender)) {
         // Not evaluated this round, but still checked for copying (decoding is cheap).
@@ -330,7 +347,7 @@ export class Validator implements ValidatorEngine {
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
-    return { round: c.round, trials, copied: [...copied], undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length } };
+    return { round: c.round, trials, copied: [...copied], undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length, outOfTime } };
   }
 
   /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */

@@ -1,6 +1,7 @@
 // Durable file writes (Node only): a write that a crash or power cut leaves either old or new,
 // never half. Used for token shards, the coordinator's state, checkpoints and wallet files.
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Bytes per writeSync call: one call takes at most 2 GiB, and 64 MiB keeps each short. */
@@ -45,4 +46,28 @@ export function fsyncDir(dir: string): void {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/**
+ * writeFileAtomic without holding the event loop (a large file on a busy server): the same
+ * temporary file, fsync, rename and folder fsync, through the thread pool.
+ */
+export async function writeFileAtomicAsync(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  try {
+    const file = await open(tmp, 'w');
+    try {
+      await file.writeFile(bytes);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(dir);
 }

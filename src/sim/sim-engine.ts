@@ -32,6 +32,7 @@ export class SimValidatorEngine implements ValidatorEngine {
     private readonly config: RunConfig,
     private readonly timing: SimEngineTiming,
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   get round(): number {
@@ -56,17 +57,31 @@ export class SimValidatorEngine implements ValidatorEngine {
     this.hold(round + 1, nextFingerprint(this.fingerprint, round, payloads.map(payloadHash)));
   }
 
-  async evaluate(c: ClosedRound, evaluate: number): Promise<RoundEvaluation> {
+  async evaluate(c: ClosedRound, evaluate: number, budgetMs = Infinity): Promise<RoundEvaluation> {
     if (this.held !== c.round) throw new Error(`sim validator holds round ${this.held}, asked to score round ${c.round}`);
-    const count = Math.min(evaluate, c.included.length);
+    const planned = Math.min(evaluate, c.included.length);
     const weightsHash = this.fingerprint;
-    await this.sleep(this.timing.fixedMs + count * this.timing.perUpdateMs);
+    // Timed as the real engine times itself (a busy event loop makes the waits longer), and
+    // kept to the budget as it does: only trials that end within it, the first guessed at twice the time before it.
+    const started = this.now();
+    await this.sleep(this.timing.fixedMs / 2);
+    const reserveMs = this.now() - started;
+    let count = 0;
+    let updatesMs = 0;
+    while (count < planned && this.now() - started + (count > 0 ? updatesMs / count : 2 * reserveMs) + reserveMs <= budgetMs) {
+      const from = this.now();
+      await this.sleep(this.timing.perUpdateMs);
+      updatesMs += this.now() - from;
+      count++;
+    }
+    await this.sleep(this.timing.fixedMs / 2);
+    const totalMs = this.now() - started;
     // The first `count` in commit order stand for the keyed sample: which ones does not matter when all score alike.
     const trials = c.included.slice(0, count).map((u): [string, Trial] => [u.sender, { ...NEUTRAL_TRIAL }]);
     await this.apply(c.round, committedPayloads(c));
     this.evaluated.push({ round: c.round, evaluated: count, at: Date.now() });
     // Nothing decoded here: the peers' one real decode per committed update (sim-context.ts) would throw on a bad one.
-    return { round: c.round, trials, copied: [], undecodable: [], weightsHash, timing: { fixedMs: this.timing.fixedMs, perUpdateMs: this.timing.perUpdateMs, evaluated: count } };
+    return { round: c.round, trials, copied: [], undecodable: [], weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: count ? updatesMs / count : 0, evaluated: count, outOfTime: planned - count } };
   }
 
   async encodeWeights(): Promise<Uint8Array> {

@@ -58,7 +58,7 @@ describe('coordinator: persisted state', () => {
     const perUpdate = 3 * 2 * 16;
     const h = makeCoordinator(config, { dir });
     const [a, b] = runRounds(h, 2);
-    expect(h.coordinator.progress()).toEqual({ round: 2, plannedRounds: 40, tokensTrained: 4 * perUpdate, validating: false, scoredRounds: 0, pendingRounds: 0 });
+    expect(h.coordinator.progress()).toEqual({ round: 2, plannedRounds: 40, tokensTrained: 4 * perUpdate, validating: false, scoredRounds: 0, pendingRounds: 0, skippedRounds: 0 });
     a.synced(2);
     b.synced(2);
     expect(a.last('round')).toMatchObject({ round: 2, tokensTrained: 4 * perUpdate });

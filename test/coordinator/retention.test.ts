@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterEach(removeTempDirs);
 
 /** A coordinator committing 1 of 3 updates per round (gatherK 1), keeping `keepRounds`. */
-function setup(keepRounds: number, scoring?: () => { scoredRounds: number; decidedThrough: number }) {
+function setup(keepRounds: number, scoring?: () => { scoredRounds: number; decidedThrough: number; rebuildFrom?: number }) {
   const dir = tempDir();
   const config = testConfig({ minMembers: 3, gatherK: 1, checkpointEvery: 100 });
   const store = new CoordinatorStore(dir, keepRounds);
@@ -63,5 +63,18 @@ describe('update store retention', () => {
     run(0, 8);
     expect(files(1)).toBe(0); // decided and older than keepRounds
     for (let r = 2; r < 8; r++) expect(files(r), `round ${r}`).toBe(3);
+  });
+
+  it("keeps the commits back to the validator's saved weights (it replays them after a crash), not their uncommitted updates", () => {
+    // Decided through round 5; its saved weights are θ_start of round 3 (saved every few rounds).
+    const { coordinator, run, files } = setup(2, () => ({ scoredRounds: 6, decidedThrough: 5, rebuildFrom: 3 }));
+    run(0, 10);
+    expect(coordinator.runState().oldestCommit).toBe(3);
+    for (let r = 0; r < 3; r++) expect(files(r), `round ${r}`).toBe(0);
+    for (let r = 3; r < 6; r++) {
+      expect(coordinator.commitPayloads(r), `round ${r}`).toHaveLength(1);
+      expect(files(r), `round ${r}`).toBe(1); // decided: only what replicas apply
+    }
+    for (let r = 6; r < 10; r++) expect(files(r), `round ${r}`).toBe(3); // not decided: everything
   });
 });

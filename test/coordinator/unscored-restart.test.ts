@@ -1,15 +1,21 @@
 // Rounds the validator has not scored when the coordinator stops are not lost: the stop says
 // how many are left, and the next start on the same state folder scores them (real
 // coordinator, validator on SwiftShader; two members over WebSocket that send real SparseLoCo
-// updates of the tiny model and no WebRTC).
-import { mkdtempSync, rmSync } from 'node:fs';
+// updates of the tiny model and no WebRTC). Nor when it is killed (SIGKILL, a real
+// `tessera coordinator` process): the next start scores every round closed before the kill.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { ServerMessage } from '../../src/protocol/messages.ts';
+import type { RunConfig } from '../../src/protocol/run-config.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
 import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/cli/coordinator-command.ts';
+import { RESTART_FILE } from '../../src/coordinator/validator-restart.ts';
+import { vulkanEnvFix } from '../../bin/vulkan-env.mjs';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { modelUpdate, seal } from './helpers.ts';
 
@@ -31,14 +37,16 @@ async function until(what: string, ready: () => boolean, timeoutMs = 400_000): P
 /**
  * A member that says it holds each round's weights and sends a real update as soon as a round
  * includes it (both members send the same one: the validator calls one a copy, and neither
- * is synced — this test is about rounds being scored, not about who earns).
+ * is synced — this test is about rounds being scored, not about who earns). `gate`: rounds
+ * after the first wait for it.
  */
-async function member(c: StartedCoordinator): Promise<{ close(): void }> {
+async function member(c: StartedCoordinator | { url: string; config: RunConfig }, gate: Promise<void> = Promise.resolve()): Promise<{ close(): void }> {
   const key = Hotkey.generate().key;
-  const client = new CoordinatorClient(c.server.url, key, (u) => new WebSocket(u) as unknown as SocketLike);
+  const [url, config] = 'server' in c ? [c.server.url, c.coordinator.config] : [c.url, c.config];
+  const client = new CoordinatorClient(url, key, (u) => new WebSocket(u) as unknown as SocketLike);
   client.onMessage((m: ServerMessage) => {
     // A round is sent to its members only.
-    if (m.type === 'round') client.sendBinary(seal(key, m.round, modelUpdate(c.coordinator.config, m.round, m.round + 1), { run: c.coordinator.config.run }));
+    if (m.type === 'round') void (m.round === 0 ? Promise.resolve() : gate).then(() => client.sendBinary(seal(key, m.round, modelUpdate(config, m.round, m.round + 1), { run: config.run })));
     if (m.type === 'commit') client.send({ type: 'synced', round: m.round + 1, weightsHash: 'not-the-validators', stage: 0 });
   });
   await client.connect();
@@ -93,5 +101,60 @@ describe('rounds not scored at a stop', () => {
     expect(ledger.skippedRounds()).toEqual([]);
     expect(ledger.scoredRounds).toBe(3);
     expect(again.coordinator.status()).toMatchObject({ scoredRounds: 3, pendingRounds: 0 });
+  });
+});
+
+const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
+
+describe('rounds not scored at a crash', () => {
+  it('are scored by the next start on the same state folder, though more rounds closed than the state keeps', async () => {
+    await cryptoReady();
+    const overrides = { run: 'killed', innerSteps: 2, batch: 1, seq: 16, minMembers: 2, roundSeconds: 120 };
+    const config = readRunFile(undefined, overrides);
+    const stateDir = join(work, 'killed');
+    const runFile = join(work, 'killed.json');
+    writeFileSync(runFile, JSON.stringify(overrides));
+    // A real `tessera coordinator` process (its own group, so the kill reaches all of it).
+    const child = spawn(process.execPath, [BIN, 'coordinator', '--port', '0', '--run', runFile, '--state', stateDir, '--software'], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...(vulkanEnvFix() ?? {}), TESSERA_VULKAN_ENV_DONE: '1' },
+    });
+    const exited = new Promise<string | null>((r) => child.on('exit', (_code, signal) => r(signal)));
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
+    };
+    cleanups.push(kill);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (process.env.TESSERA_TEST_LOG) process.stdout.write(d);
+    });
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await until('the coordinator to listen', () => /--coordinator (ws:\/\/\S+)/.test(out), 120_000);
+    const url = /--coordinator (ws:\/\/\S+)/.exec(out)![1];
+    // Round 0 is scored before the others run (its weights are the validator's first saved
+    // ones); then rounds close far faster than it scores, past the 20 the state keeps.
+    let open = () => {};
+    const gate = new Promise<void>((r) => (open = r));
+    const members = [await member({ url, config }, gate), await member({ url, config }, gate)];
+    await until('round 0 scored', () => /validator: round 0 \w{8} /.test(out));
+    open();
+    await until('round 21 closed', () => /round 21 closed/.test(out), 120_000);
+    kill();
+    expect(await exited).toBe('SIGKILL');
+    for (const m of members) m.close();
+    // What the killed process kept for this: its weights after round 0 and what its queue measured.
+    expect(JSON.parse(readFileSync(join(stateDir, RESTART_FILE), 'utf8'))).toMatchObject({ weightsRound: expect.any(Number), pacing: { intervalMs: expect.any(Number), fixedMs: expect.any(Number) } });
+
+    const again = await startCoordinator(config, { port: 0, stateDir, log: () => {}, software: true });
+    cleanups.push(() => again.stop());
+    const closed = again.coordinator.round;
+    expect(closed).toBeGreaterThanOrEqual(22);
+    const ledger = again.ledger!;
+    await until('every closed round decided', () => ledger.lastRound >= closed - 1);
+    expect(ledger.skippedRounds()).toEqual([]);
+    expect(ledger.scoredRounds).toBe(closed);
+    expect(again.coordinator.status()).toMatchObject({ scoredRounds: closed, pendingRounds: 0, skippedRounds: 0 });
   });
 });

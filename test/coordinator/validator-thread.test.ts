@@ -95,8 +95,8 @@ describe('the validator in a worker thread', () => {
     expect(e.weightsHash).toMatch(/^[0-9a-f]{8}$/);
     expect(e.timing.evaluated).toBe(4);
     expect(e.timing.perUpdateMs).toBeGreaterThan(0);
-    // The same device kind, weights and batches: the same numbers to the bit.
-    expect({ trials: e.trials, copied: e.copied, weightsHash: e.weightsHash }).toEqual({ trials: on.value.trials, copied: on.value.copied, weightsHash: on.value.weightsHash });
+    // The same device kind, weights and batches: the same numbers to the bit (the copies as a set).
+    expect({ trials: e.trials, copied: e.copied, weightsHash: e.weightsHash }).toEqual({ trials: on.value.trials, copied: [...on.value.copied].sort(), weightsHash: on.value.weightsHash });
     // Both replicas moved on to round 1 identically.
     expect(await thread.encodeWeights()).toEqual(await here.encodeWeights());
   });
@@ -110,6 +110,13 @@ describe('the validator in a worker thread', () => {
     expect(e.copied.length).toBe(4);
     expect(e.timing.evaluated).toBe(1);
     await expect(thread.evaluate(closedRound(), 1)).rejects.toThrow(/validator holds round 1, asked to score round 0/);
+    // A time budget already spent: no trial started, every planned update counted and still checked for copies.
+    await thread.loadStart(null);
+    const cut = await thread.evaluate(closedRound(), 4, 0);
+    expect(cut.trials).toEqual([]);
+    expect(cut.timing).toMatchObject({ evaluated: 0, outOfTime: 4 });
+    expect(cut.copied.length).toBe(4);
+    expect(thread.round).toBe(1);
   });
 
   it('evaluates the committed with their payloads and reads the others from the store, one at a time', async () => {

@@ -92,19 +92,29 @@ describe('fingerprints and the simulation validator engine', () => {
 
   it('waits the modelled time, scores the evaluated updates alike, and applies the commit as the peers do', async () => {
     const slept: number[] = [];
-    const engine = new SimValidatorEngine(config, { perUpdateMs: 40, fixedMs: 10 }, async (ms) => void slept.push(ms));
+    let t = 0;
+    const sleep = async (ms: number) => {
+      slept.push(ms);
+      t += ms;
+    };
+    const engine = new SimValidatorEngine(config, { perUpdateMs: 40, fixedMs: 10 }, sleep, () => t);
     expect(await engine.loadStart(null)).toBe(0);
     const payloads = [new Uint8Array([1]), new Uint8Array([2]), new Uint8Array([3])];
     const closed = { round: 0, members: ['a', 'b', 'c'], included: payloads.map((payload, i) => ({ sender: 'abc'[i], payload, deliveredAt: i })), others: [], missing: [], invalid: {}, reportedHashes: {} };
     const e = await engine.evaluate(closed, 2);
-    expect(slept).toEqual([10 + 2 * 40]);
+    expect(slept).toEqual([5, 40, 40, 5]);
+    expect(e.timing).toEqual({ fixedMs: 10, perUpdateMs: 40, evaluated: 2, outOfTime: 0 });
     expect(e.trials).toEqual([['a', NEUTRAL_TRIAL], ['b', NEUTRAL_TRIAL]]);
     expect(e.weightsHash).toBe(genesisFingerprint(config));
     expect(engine.round).toBe(1);
     expect(engine.fingerprints.get(1)).toBe(nextFingerprint(genesisFingerprint(config), 0, payloads.map(payloadHash)));
+    // Kept to a budget as the real engine is: the first always, the second would end past 60 ms.
+    const cut = await engine.evaluate({ ...closed, round: 1 }, 3, 60);
+    expect(cut.timing).toEqual({ fixedMs: 10, perUpdateMs: 40, evaluated: 1, outOfTime: 2 });
+    expect(cut.trials).toEqual([['a', NEUTRAL_TRIAL]]);
     // A restart: from its own saved weights it holds the same round and print.
     const again = new SimValidatorEngine(config, { perUpdateMs: 0, fixedMs: 0 });
-    expect(await again.loadStart({ round: 1, weights: await engine.encodeWeights() })).toBe(1);
-    await expect(again.evaluate({ ...closed, round: 0 }, 1)).rejects.toThrow(/holds round 1/);
+    expect(await again.loadStart({ round: 2, weights: await engine.encodeWeights() })).toBe(2);
+    await expect(again.evaluate({ ...closed, round: 0 }, 1)).rejects.toThrow(/holds round 2/);
   });
 });
