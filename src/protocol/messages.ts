@@ -52,6 +52,12 @@ export interface CommitEntry {
   stage: number;
   /** Hex blake2b-256 of the update's payload (the envelope's payload hash). */
   hash: string;
+  /**
+   * Hex root of the stored envelope's piece hashes (src/net/pieces.ts): what a neighbour's
+   * piece list is checked against, so pieces can be checked one by one as they arrive.
+   * Absent in commits saved before pieces: such an update is fetched whole from the store.
+   */
+  pieces?: string;
 }
 
 export interface RunState {
@@ -188,6 +194,11 @@ export function parseClientMessage(text: string): ClientMessage | null {
 export const MAX_LISTED_PEERS = 4096;
 const isAddrList = (v: unknown, max = MAX_LISTED_PEERS): v is string[] => Array.isArray(v) && v.length <= max && v.every((a) => isStr(a, 64));
 
+/** An entry of a commit: its sender, payload hash, stage, and (optional) piece root. */
+export function isCommitEntry(e: unknown): e is CommitEntry {
+  return isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage) && (e.pieces === undefined || isStr(e.pieces, 64));
+}
+
 /** A coordinator's control message, or null when malformed. The run config is validated by the caller. */
 export function parseServerMessage(text: string): ServerMessage | null {
   const m = parseJson(text);
@@ -218,7 +229,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
     }
     case 'commit': {
       const inc = m.included;
-      if (!isRound(m.round) || !Array.isArray(inc) || inc.length > MAX_LISTED_PEERS || !inc.every((e) => isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage))) return null;
+      if (!isRound(m.round) || !Array.isArray(inc) || inc.length > MAX_LISTED_PEERS || !inc.every(isCommitEntry)) return null;
       if (!(m.checkpointBy === null || isStr(m.checkpointBy, 64)) || !isCount(m.delivered)) return null;
       return { type: 'commit', round: m.round, included: inc as CommitEntry[], delivered: m.delivered, checkpointBy: m.checkpointBy as string | null };
     }
