@@ -196,7 +196,7 @@ export class PieceScheduler {
     let at = Infinity;
     for (const t of this.transfers.values()) {
       if (t.complete || t.fromStore) continue;
-      at = Math.min(at, t.lastHope + STALL_MS);
+      if (t.inFlight() === 0) at = Math.min(at, t.lastHope + STALL_MS);
       if (t.listAsk) at = Math.min(at, t.listAsk.at + PIECE_TIMEOUT_MS);
       for (const p of t.pieces) if (p && p !== 'done') at = Math.min(at, p.at + PIECE_TIMEOUT_MS);
     }
