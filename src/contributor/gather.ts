@@ -19,7 +19,7 @@
 // Environment-free; a state machine on the host's clock (test/contributor/gather.test.ts).
 import { SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
-import { decodePiece, encodePiece, listPieces, pieceRange, pieceRoot, type PieceList } from '../net/pieces.ts';
+import { decodePiece, encodePiece, listPieces, pieceRange, type PieceList } from '../net/pieces.ts';
 import { toHex } from '../base/hex.ts';
 import type { CommitEntry } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
@@ -28,7 +28,7 @@ import type { RunConfig } from '../protocol/run-config.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import type { Refusal } from './inbox.ts';
 import { PieceScheduler, type PieceAction } from './piece-scheduler.ts';
-import { SyncError } from './sync.ts';
+import { readFromStore } from './store-read.ts';
 import type { Traffic } from './traffic.ts';
 import type { Changes, Clock } from './waiting.ts';
 
@@ -188,7 +188,7 @@ export class Gather {
     const perform = (a: PieceAction) => {
       if (a.type === 'want-list') return void this.send(a.peer, { type: 'want-list', round: r, hash: a.hash });
       if (a.type === 'want') return void this.send(a.peer, { type: 'want', round: r, hash: a.hash, piece: a.piece });
-      const read = this.fromStore(r, sched, pending.get(a.hash)!, a.pieces)
+      const read = readFromStore(this.h, r, sched, pending.get(a.hash)!, a.pieces)
         .catch((e: unknown) => void (storeError ??= e))
         .finally(() => {
           storeReads.delete(read);
@@ -253,37 +253,6 @@ export class Gather {
     } catch {
       return false;
     }
-  }
-
-  /** What the store has of entry `e`: the given pieces as byte ranges, or (null) the whole envelope, checked against the commit. */
-  private async fromStore(r: number, sched: PieceScheduler, e: CommitEntry, pieces: number[] | null): Promise<void> {
-    const url = `${this.h.httpBase}/update/${r}/${e.sender}`;
-    const list = pieces ? sched.list(e.hash) : null;
-    if (list && pieces) {
-      // Contiguous runs of missing pieces, one ranged read each.
-      for (const [first, last] of runs(pieces)) {
-        const start = pieceRange(list, first).start;
-        const end = pieceRange(list, last).end;
-        const bytes = this.h.http.getRange ? await this.h.http.getRange(url, start, end) : (await this.h.http.get(url))?.subarray(start, end);
-        if (!bytes) throw new SyncError(`the coordinator no longer has ${e.sender}'s update of round ${r}`);
-        this.h.traffic.received(bytes.length);
-        for (let i = first; i <= last; i++) {
-          const at = pieceRange(list, i);
-          if (!sched.storePiece(e.hash, i, bytes.subarray(at.start - start, at.end - start))) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not match its commit (piece ${i})`);
-        }
-      }
-      return;
-    }
-    const bytes = await this.h.http.get(url);
-    if (!bytes) throw new SyncError(`the coordinator no longer has ${e.sender}'s update of round ${r}`);
-    this.h.traffic.received(bytes.length);
-    const config = this.h.config();
-    const { header } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
-    const whole = listPieces(bytes);
-    if (header.sender !== e.sender || header.round !== r || toHex(header.payloadHash) !== e.hash || (e.pieces !== undefined && pieceRoot(whole) !== e.pieces)) {
-      throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not match its commit`);
-    }
-    sched.storeWhole(e.hash, bytes, whole);
   }
 
   /** Tells our neighbours we hold `hash` of round r (they may ask us for it). */
@@ -392,15 +361,4 @@ export class Gather {
     void mesh.send(to, envelope);
     return true;
   }
-}
-
-/** Sorted indices as [first, last] runs of consecutive ones. */
-function runs(indices: readonly number[]): [number, number][] {
-  const out: [number, number][] = [];
-  for (const i of [...indices].sort((a, b) => a - b)) {
-    const last = out.at(-1);
-    if (last && last[1] === i - 1) last[1] = i;
-    else out.push([i, i]);
-  }
-  return out;
 }

@@ -24,7 +24,7 @@
 // entry with its stage and checkpoints are kept per stage.
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import { fromHex } from '../base/hex.ts';
-import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage, type CommitView, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
 import type { ClosedRound } from './validator.ts';
 import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 import { RoundClock } from './round-clock.ts';
@@ -360,14 +360,8 @@ export class Coordinator {
     return this.record.commitPayloads(round);
   }
 
-  /** The full record of a round (the operator's GET /commit/<round>/record; tests). */
   commit(round: number): CommitRecord | null {
     return this.record.commit(round);
-  }
-
-  /** What a replica catching up needs of a round (GET /commit/<round>): O(K), not O(N). */
-  commitView(round: number): CommitView | null {
-    return this.record.commitView(round);
   }
 
   // ---- checkpoints ----

@@ -64,12 +64,6 @@ export class RunRecord {
     return this.state.commits.find((c) => c.round === round) ?? null;
   }
 
-  /** What a replica catching up needs of round `round` (GET /commit/<round>), or null when not kept. */
-  commitView(round: number): CommitView | null {
-    const c = this.commit(round);
-    return c ? commitView(c) : null;
-  }
-
   private payloadOf(envelope: Uint8Array): Uint8Array {
     return openEnvelope(envelope, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }).payload;
   }

@@ -7,6 +7,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES } from '../protocol/messages.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { RewardsApi } from './rewards-api.ts';
+import { commitView } from './run-record.ts';
 
 export interface CoordinatorServer {
   port: number;
@@ -86,8 +87,8 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       const commit = /^\/commit\/(\d+)(\/record)?$/.exec(path);
       if (req.method === 'GET' && commit) {
         const round = Number(commit[1]);
-        const c = commit[2] ? coordinator.commit(round) : coordinator.commitView(round);
-        return c ? json(res, 200, c) : json(res, 404, { error: `no commit for round ${commit[1]} here (committed rounds: ${coordinator.runState().oldestCommit}..${coordinator.round - 1})` });
+        const c = coordinator.commit(round);
+        return c ? json(res, 200, commit[2] ? c : commitView(c)) : json(res, 404, { error: `no commit for round ${commit[1]} here (committed rounds: ${coordinator.runState().oldestCommit}..${coordinator.round - 1})` });
       }
       const rewards = /^\/rewards\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
       if (req.method === 'GET' && rewards) {
