@@ -29,6 +29,7 @@ import type { Hotkey } from '../wallet/keys.ts';
 import type { Refusal } from './inbox.ts';
 import { PieceScheduler, type PieceAction } from './piece-scheduler.ts';
 import { readFromStore } from './store-read.ts';
+import { SyncError } from './sync.ts';
 import type { Traffic } from './traffic.ts';
 import type { Changes, Clock } from './waiting.ts';
 
@@ -216,7 +217,8 @@ export class Gather {
         if (!bytes) continue;
         if (!this.keepAssembled(r, g, e, bytes)) {
           // Every piece matched a list that hashed to the commit's root, yet the whole does not
-          // open as committed: only a wrong root does that. The store's copy, whole.
+          // open as committed: only a wrong root does that. The store's copy, whole, once.
+          if (sched.sources(hash).peers === 0) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not open as its commit says`);
           sched.toStoreWhole(hash);
           perform({ type: 'store', hash, pieces: null });
           continue;

@@ -137,6 +137,7 @@ export class PieceScheduler {
     t.pieces = [];
     t.listAsk = null;
     t.fromStore = true;
+    t.piecesFromPeers = 0;
   }
 
   /**
