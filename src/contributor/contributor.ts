@@ -151,7 +151,7 @@ export class Contributor {
     this.inbox = new Inbox({
       config: () => this.config,
       peers: () => this.peers,
-      update: (from, header, envelope, payload) => this.exchange.gather.admitUpdate(from, header, envelope, payload),
+      piece: (from, header, payload) => this.exchange.gather.admitPiece(from, header, payload),
       gather: (from, payload) => this.exchange.gather.admitMessage(from, payload),
       handoff: (from, header, kind, payload) => this.handoffs.admit(from, header, kind, payload),
       weightsRequest: (from, stage) => void this.weights.serve(from, stage).catch((e) => this.o.onEvent({ event: 'warning', text: `could not send weights to ${from}: ${(e as Error).message}` })),
@@ -217,8 +217,10 @@ export class Contributor {
       sendSignal: (to, data) => this.client.send({ type: 'signal', to, data }),
       onMessage: (from, m) => this.inbox.admit(from, m),
       onLink: (peer, up, reason) => {
-        if (!up) this.handoffs.peerDown(peer);
-        else this.exchange.gather.linkUp(peer);
+        if (!up) {
+          this.handoffs.peerDown(peer);
+          this.exchange.gather.linkDown(peer);
+        } else this.exchange.gather.linkUp(peer);
         this.o.onEvent({ event: 'link', peer, up, reason });
       },
     });

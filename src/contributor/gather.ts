@@ -1,21 +1,25 @@
 // The gather exchange, one contributor's side: after a round's commit every replica needs
-// exactly the K committed updates. Each is taken from what we hold (our own), else from a
-// neighbour that announced it (`have`), asked with a `want` and answered with the author's
-// own signed envelope, else from the run's update store (GET /update/<round>/<sender>).
-// Whatever arrives is checked against the commit's payload hash before it is kept.
+// exactly the K committed updates. Each is taken from what we hold (our own), else in pieces
+// from the neighbours that announced it (`have`), else from the run's update store
+// (GET /update/<round>/<sender>: only the missing pieces, as byte ranges). Which piece to ask
+// of whom, timeouts and resuming are piece-scheduler.ts; how a piece is checked is
+// src/net/pieces.ts: a neighbour's piece list is believed only when it hashes to the root the
+// commit names, each piece only when it matches its hash in that list, and the assembled
+// envelope is opened once more and checked against the commit's payload hash.
 //
 // Bounds, whatever the swarm's size N:
-// - upload: our update once to the store, plus at most servingCap(K) = 2(K+1) updates served
-//   to neighbours per round (a want beyond it is refused 'busy': the asker moves on);
+// - upload: our update once to the store, plus at most servingCap(K) = 2(K+1) updates' worth
+//   of pieces served to neighbours per round (a want beyond it is refused 'spent');
 // - memory: our own update and the round's committed K (the previous round's are dropped
 //   when a new round's gather starts, and nothing we were not asked for is kept);
-// - waits: a peer sends at most MAX_CONCURRENT_SERVES updates at once and refuses wants
-//   beyond that at once; a neighbour that does not answer a want within WANT_TIMEOUT_MS is
-//   skipped; an update nobody announced is fetched from the store after HAVE_WAIT_MS.
+// - waits: a peer sends at most MAX_CONCURRENT_SERVES pieces at once and refuses wants
+//   beyond that at once ('busy'); the scheduler's timeouts move a silent neighbour's pieces to
+//   another, and an update no neighbour can give takes the store after STALL_MS.
 // Bad bytes from a neighbour are refused and counted (Refusals), never fatal.
 // Environment-free; a state machine on the host's clock (test/contributor/gather.test.ts).
-import { SIGNATURE_BYTES, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
+import { decodePiece, encodePiece, listPieces, pieceRange, type PieceList } from '../net/pieces.ts';
 import { toHex } from '../base/hex.ts';
 import type { CommitEntry } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
@@ -23,26 +27,21 @@ import { encodePeerMessage, parsePeerMessage, MAX_HAVE_HASHES, type PeerMessage,
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import type { Refusal } from './inbox.ts';
+import { PieceScheduler, type PieceAction } from './piece-scheduler.ts';
+import { readFromStore } from './store-read.ts';
 import { SyncError } from './sync.ts';
 import type { Traffic } from './traffic.ts';
 import type { Changes, Clock } from './waiting.ts';
 
 /**
- * How long a neighbour gets to answer a want before we try another: a 1b update (18.65 MB) takes
- * ~7.5 s on a 20 Mbit/s uplink, and a server sends at most MAX_CONCURRENT_SERVES at once.
- */
-export const WANT_TIMEOUT_MS = 30_000;
-/**
- * Updates a peer sends at once; a want beyond it is refused 'busy' at once rather than queued
- * behind them (the asker tries another holder or the store instead of waiting out its timeout).
+ * Pieces a peer sends at once; a want beyond it is refused 'busy' at once rather than queued
+ * behind them (the asker tries another holder, or this one again after a moment).
  */
 export const MAX_CONCURRENT_SERVES = 2;
-/** How long an update no neighbour has announced waits for a `have` before we fetch it from the store. */
-export const HAVE_WAIT_MS = 2000;
-/** A peer serves at most this many updates per K+1 of a round: its upload stays bounded by K, not N. */
+/** A peer serves at most this many updates' worth of pieces per K+1 of a round: its upload stays bounded by K, not N. */
 export const SERVE_FACTOR = 2;
 
-/** Updates a peer serves per round at most: 2(K+1). */
+/** Updates' worth a peer serves per round at most: 2(K+1). */
 export function servingCap(gatherK: number): number {
   return SERVE_FACTOR * (gatherK + 1);
 }
@@ -68,37 +67,39 @@ interface Held {
   sender: string;
   envelope: Uint8Array;
   payload: Uint8Array;
+  /** Its piece list, made when a neighbour first asks for it. */
+  list?: PieceList;
 }
 
 /** One round's side of the exchange. */
 class RoundGather {
-  /** Updates we hold, by payload hash: our own and those gathered for the commit. */
+  /** Whole updates we hold, by payload hash: our own and those gathered for the commit. */
   readonly held = new Map<string, Held>();
   /** Who announced what: payload hash → neighbours. */
   readonly holders = new Map<string, Set<string>>();
   /** Hashes each neighbour announced (a flood bound). */
   readonly announcedBy = new Map<string, number>();
-  /** Updates we want: hash → the neighbours asked. The hash is the commit's: bytes that match it are the committed payload, whoever signed them. */
-  readonly wanted = new Map<string, { asked: Set<string> }>();
-  /** "neighbour/hash" of wants refused. */
-  readonly refused = new Set<string>();
-  /** Wants we sent to each neighbour (to spread our asks), and every "neighbour/hash" asked. */
-  readonly askedOf = new Map<string, number>();
-  readonly askedEver = new Set<string>();
+  /** The commit's transfers (made when the gather starts). */
+  pieces: PieceScheduler | null = null;
+  /** Bumped by everything that may let a transfer move (a list, a piece, a refusal, a link, the store). */
+  version = 0;
+  /** Updates' worth served (a piece counts its share of its update), and the bytes. */
   served = 0;
+  servedBytes = 0;
   refusedBusy = 0;
 }
 
 /** What gathering a commit's updates took. */
 export interface Gathered {
   payloads: Uint8Array[];
+  /** Updates gathered wholly from neighbours, and with at least one piece from the store. */
   fromPeers: number;
   fromStore: number;
 }
 
 export class Gather {
   private readonly rounds = new Map<number, RoundGather>();
-  /** Updates being sent to neighbours now. */
+  /** Pieces being sent to neighbours now. */
   private serving = 0;
 
   constructor(private readonly h: GatherHost) {}
@@ -110,10 +111,10 @@ export class Gather {
     return n;
   }
 
-  /** Updates of round r served to neighbours, and wants refused because the cap was spent. */
+  /** Updates' worth of round r served to neighbours (2 decimals), and wants refused 'busy' or 'spent'. */
   servedIn(r: number): { served: number; refusedBusy: number } {
     const g = this.rounds.get(r);
-    return { served: g?.served ?? 0, refusedBusy: g?.refusedBusy ?? 0 };
+    return { served: Math.round((g?.served ?? 0) * 100) / 100, refusedBusy: g?.refusedBusy ?? 0 };
   }
 
   private roundOf(r: number): RoundGather {
@@ -125,6 +126,11 @@ export class Gather {
   /** Forgets every round before `r`. */
   private dropBefore(r: number): void {
     for (const k of [...this.rounds.keys()]) if (k < r) this.rounds.delete(k);
+  }
+
+  private changed(g: RoundGather): void {
+    g.version++;
+    this.h.changes.notify();
   }
 
   // ---- our own update ----
@@ -154,6 +160,14 @@ export class Gather {
     }
   }
 
+  /** A neighbour's link dropped: the pieces it was asked for are asked of others (or the store). */
+  linkDown(peer: string): void {
+    for (const g of this.rounds.values()) {
+      g.pieces?.linkDown(peer);
+      this.changed(g);
+    }
+  }
+
   // ---- a commit's updates ----
 
   /** Exactly the committed updates of round r, in the commit's order; throws SyncError when the store lacks one we could not get elsewhere. */
@@ -163,75 +177,84 @@ export class Gather {
     const own = this.h.key.address;
     // Our own update stays only if committed: we hold the round's K and nothing else.
     for (const [hash, u] of g.held) if (u.sender === own && !entries.some((e) => e.hash === hash)) g.held.delete(hash);
+    const config = this.h.config();
+    const sched = (g.pieces = new PieceScheduler({ now: () => this.h.clock.now(), maxEnvelopeBytes: maxEnvelopeBytes(config.maxMessageBytes) }));
+    // One transfer per distinct payload (a copier's re-signed update has its original's hash).
+    const pending = new Map<string, CommitEntry>();
+    for (const e of entries) if (!g.held.has(e.hash) && !pending.has(e.hash)) pending.set(e.hash, e);
     let fromPeers = 0;
     let fromStore = 0;
-    // One fetch per distinct payload (a copier's re-signed update has its original's hash).
-    const distinct = [...new Map(entries.map((e) => [e.hash, e])).values()];
-    await Promise.all(
-      distinct.map(async (e) => {
-        const source = await this.obtain(r, g, e);
-        if (source === 'peer') fromPeers++;
-        if (source === 'store') fromStore++;
-      }),
-    );
+    let storeError: unknown = null;
+    const storeReads = new Set<Promise<void>>();
+    const perform = (a: PieceAction) => {
+      if (a.type === 'want-list') return void this.send(a.peer, { type: 'want-list', round: r, hash: a.hash });
+      if (a.type === 'want') return void this.send(a.peer, { type: 'want', round: r, hash: a.hash, piece: a.piece });
+      const read = readFromStore(this.h, r, sched, pending.get(a.hash)!, a.pieces)
+        .catch((e: unknown) => void (storeError ??= e))
+        .finally(() => {
+          storeReads.delete(read);
+          this.changed(g);
+        });
+      storeReads.add(read);
+    };
+    for (const e of pending.values()) {
+      sched.start(e.hash, e.pieces ?? '');
+      // A commit saved before pieces names no root: such an update comes whole from the store.
+      if (e.pieces === undefined) {
+        sched.toStoreWhole(e.hash);
+        perform({ type: 'store', hash: e.hash, pieces: null });
+      }
+    }
+    const holders = (hash: string) => {
+      const mesh = this.h.mesh();
+      return [...(g.holders.get(hash) ?? [])].filter((p) => mesh.isConnected(p)).sort();
+    };
+    while (pending.size > 0) {
+      if (storeError) throw storeError;
+      for (const a of sched.plan(holders)) perform(a);
+      for (const [hash, e] of pending) {
+        const bytes = sched.assembled(hash);
+        if (!bytes) continue;
+        if (!this.keepAssembled(r, g, e, bytes)) {
+          // Every piece matched a list that hashed to the commit's root, yet the whole does not
+          // open as committed: only a wrong root does that. The store's copy, whole, once.
+          if (sched.sources(hash).peers === 0) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not open as its commit says`);
+          sched.toStoreWhole(hash);
+          perform({ type: 'store', hash, pieces: null });
+          continue;
+        }
+        if (sched.sources(hash).store > 0) fromStore++;
+        else fromPeers++;
+        sched.finish(hash);
+        pending.delete(hash);
+        this.announce(r, hash);
+      }
+      if (pending.size === 0) break;
+      const seen = g.version;
+      const wake = sched.wakeAt();
+      const timeout = wake === null ? Infinity : Math.max(1, wake - this.h.clock.now());
+      const until = this.h.clock.now() + timeout;
+      if (!(await this.h.changes.until(() => g.version !== seen, timeout)) && this.h.clock.now() < until) {
+        // Interrupted (stopping now, or the coordinator is gone): what is missing comes from
+        // the store, as it always could; wait for those reads rather than for neighbours.
+        sched.allToStore().forEach(perform);
+        await Promise.all([...storeReads]);
+      }
+    }
     return { payloads: entries.map((e) => g.held.get(e.hash)!.payload), fromPeers, fromStore };
   }
 
-  /** One committed update into `g.held`: says where it came from. */
-  private async obtain(r: number, g: RoundGather, e: CommitEntry): Promise<'held' | 'peer' | 'store'> {
-    if (g.held.has(e.hash)) return 'held';
-    const { changes, clock } = this.h;
-    g.wanted.set(e.hash, { asked: new Set() });
-    const haveDeadline = clock.now() + HAVE_WAIT_MS;
-    try {
-      for (;;) {
-        const peer = this.pickHolder(g, e.hash);
-        if (peer) {
-          if (await this.ask(r, g, e.hash, peer)) return 'peer';
-          continue;
-        }
-        const left = haveDeadline - clock.now();
-        if (left <= 0 || !(await changes.until(() => g.held.has(e.hash) || this.pickHolder(g, e.hash) !== null, left))) break;
-        if (g.held.has(e.hash)) return 'peer'; // a late answer to an earlier want
-      }
-      if (g.held.has(e.hash)) return 'peer';
-      await this.fetchFromStore(r, g, e);
-      return 'store';
-    } finally {
-      g.wanted.delete(e.hash);
-      if (g.held.has(e.hash)) this.announce(r, e.hash);
-    }
-  }
-
-  /** A connected neighbour that announced `hash` and was not asked yet, the one we asked least. */
-  private pickHolder(g: RoundGather, hash: string): string | null {
-    const asked = g.wanted.get(hash)?.asked;
-    const mesh = this.h.mesh();
-    const candidates = [...(g.holders.get(hash) ?? [])].filter((p) => !asked?.has(p) && mesh.isConnected(p)).sort();
-    candidates.sort((a, b) => (g.askedOf.get(a) ?? 0) - (g.askedOf.get(b) ?? 0));
-    return candidates[0] ?? null;
-  }
-
-  /** Wants `hash` of `peer`: true once it arrived (from anyone), false when refused, unanswered or the link dropped. */
-  private async ask(r: number, g: RoundGather, hash: string, peer: string): Promise<boolean> {
-    g.wanted.get(hash)!.asked.add(peer);
-    g.askedOf.set(peer, (g.askedOf.get(peer) ?? 0) + 1);
-    g.askedEver.add(`${peer}/${hash}`);
-    if (!this.send(peer, { type: 'want', round: r, hash })) return false;
-    const mesh = this.h.mesh();
-    await this.h.changes.until(() => g.held.has(hash) || g.refused.has(`${peer}/${hash}`) || !mesh.isConnected(peer), WANT_TIMEOUT_MS);
-    return g.held.has(hash);
-  }
-
-  /** A committed update from the store, checked against the commit. */
-  private async fetchFromStore(r: number, g: RoundGather, e: CommitEntry): Promise<void> {
+  /** The assembled envelope of entry `e`, opened whole and checked against the commit: kept, or false. */
+  private keepAssembled(r: number, g: RoundGather, e: CommitEntry, bytes: Uint8Array): boolean {
     const config = this.h.config();
-    const bytes = await this.h.http.get(`${this.h.httpBase}/update/${r}/${e.sender}`);
-    if (!bytes) throw new SyncError(`the coordinator no longer has ${e.sender}'s update of round ${r}`);
-    this.h.traffic.received(bytes.length);
-    const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
-    if (header.sender !== e.sender || header.round !== r || toHex(header.payloadHash) !== e.hash) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not match its commit`);
-    g.held.set(e.hash, { sender: e.sender, envelope: bytes, payload });
+    try {
+      const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
+      if (header.kind !== 'update' || header.round !== r || toHex(header.payloadHash) !== e.hash || header.stage !== this.h.stage()) return false;
+      g.held.set(e.hash, { sender: header.sender, envelope: bytes, payload });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Tells our neighbours we hold `hash` of round r (they may ask us for it). */
@@ -241,24 +264,18 @@ export class Gather {
 
   // ---- what neighbours send, admitted by the inbox ----
 
-  /** An update envelope from neighbour `from` (signed by its author, checked): kept only if it answers one of our wants. */
-  admitUpdate(from: string, header: EnvelopeHeader, envelope: Uint8Array, payload: Uint8Array): Refusal | null {
-    const hash = toHex(header.payloadHash);
+  /** A 'piece' envelope from neighbour `from` (signed by it, checked by the inbox): kept only if it answers one of our wants and matches its hash. */
+  admitPiece(from: string, header: EnvelopeHeader, payload: Uint8Array): Refusal | null {
+    const piece = decodePiece(payload);
+    if (!piece) return { reason: 'gather-malformed', message: `a piece of ${payload.length} bytes, shorter than its header` };
     const g = this.rounds.get(header.round);
-    const want = g?.wanted.get(hash);
-    if (!g || !want || !want.asked.has(from)) {
-      // A late answer to a want we gave up on (we took it elsewhere meanwhile): no fault, dropped.
-      if (g?.askedEver.has(`${from}/${hash}`)) return null;
-      if (g?.held.has(hash)) return { reason: 'duplicate', message: `round ${header.round}'s update ${hash.slice(0, 12)} again` };
-      return { reason: 'unasked', message: `an update of round ${header.round} we did not ask ${from} for` };
-    }
-    if (header.stage !== this.h.stage()) return { reason: 'wrong-stage', message: `an update of stage ${header.stage}; we hold stage ${this.h.stage()}` };
-    g.held.set(hash, { sender: header.sender, envelope, payload });
-    this.h.changes.notify();
-    return null;
+    if (!g?.pieces) return g?.held.has(piece.hash) ? null : { reason: 'unasked', message: `a piece of round ${header.round}, which we are not gathering` };
+    const refusal = g.pieces.onPiece(from, piece.hash, piece.index, piece.data);
+    this.changed(g);
+    return refusal;
   }
 
-  /** A neighbour's have/want/refuse (the payload of its signed 'gather' envelope). */
+  /** A neighbour's have/want-list/list/want/refuse (the payload of its signed 'gather' envelope). */
   admitMessage(from: string, payload: Uint8Array): Refusal | null {
     const m = parsePeerMessage(payload);
     if (!m) return { reason: 'gather-malformed', message: 'a gather message that does not parse' };
@@ -268,15 +285,22 @@ export class Gather {
       case 'have':
         // A slower neighbour's news of a round we are past is no use, and no fault: ignored.
         return m.round + 1 < held ? null : this.heard(from, m.round, m.hashes);
-      case 'want':
-        this.serve(from, m.round, m.hash);
+      case 'want-list':
+        this.serveList(from, m.round, m.hash);
         return null;
+      case 'want':
+        this.servePiece(from, m.round, m.hash, m.piece);
+        return null;
+      case 'list':
       case 'refuse': {
         const g = this.rounds.get(m.round);
-        if (!g?.wanted.get(m.hash)?.asked.has(from)) return { reason: 'unasked', message: `a refusal of a want we did not send ${from}` };
-        g.refused.add(`${from}/${m.hash}`);
-        this.h.changes.notify();
-        return null;
+        if (!g?.pieces) return { reason: 'unasked', message: `a '${m.type}' of round ${m.round}, which we are not gathering` };
+        const refusal =
+          m.type === 'list'
+            ? g.pieces.onList(from, m.hash, { bytes: m.bytes, pieceBytes: m.pieceBytes, hashes: m.pieces })
+            : g.pieces.onRefuse(from, m.hash, m.piece, m.reason);
+        this.changed(g);
+        return refusal;
       }
     }
   }
@@ -292,23 +316,43 @@ export class Gather {
       set.add(from);
       g.holders.set(hash, set);
     }
-    this.h.changes.notify();
+    this.changed(g);
     return null;
   }
 
-  /** Answers a want: the update's envelope while our serving cap lasts and few sends are under way, else a refusal at once. */
-  private serve(to: string, round: number, hash: string): void {
+  /** Answers a want-list: the piece list of an update we hold whole (a few hundred bytes; not counted against the cap). */
+  private serveList(to: string, round: number, hash: string): void {
+    const u = this.rounds.get(round)?.held.get(hash);
+    if (!u) return void this.send(to, { type: 'refuse', round, hash, reason: 'missing' });
+    u.list ??= listPieces(u.envelope);
+    this.send(to, { type: 'list', round, hash, bytes: u.list.bytes, pieceBytes: u.list.pieceBytes, pieces: u.list.hashes });
+  }
+
+  /** Answers a want: the piece in a 'piece' envelope while our serving cap lasts and few sends are under way, else a refusal at once. */
+  private servePiece(to: string, round: number, hash: string, index: number): void {
     const g = this.rounds.get(round);
     const u = g?.held.get(hash);
-    const refuse = (reason: RefuseReason) => this.send(to, { type: 'refuse', round, hash, reason });
+    const refuse = (reason: RefuseReason) => this.send(to, { type: 'refuse', round, hash, piece: index, reason });
     if (!g || !u) return void refuse('missing');
-    if (g.served >= servingCap(this.h.config().gatherK) || this.serving >= MAX_CONCURRENT_SERVES) {
+    // The asker may have the list from another neighbour: ours is made on the first ask either way.
+    u.list ??= listPieces(u.envelope);
+    if (index >= u.list.hashes.length) return void refuse('missing');
+    const envelopeBytes = u.envelope.length;
+    const at = pieceRange(u.list, index);
+    const data = u.envelope.subarray(at.start, at.end);
+    if (g.servedBytes + data.length > servingCap(this.h.config().gatherK) * envelopeBytes) {
+      g.refusedBusy++;
+      return void refuse('spent');
+    }
+    if (this.serving >= MAX_CONCURRENT_SERVES) {
       g.refusedBusy++;
       return void refuse('busy');
     }
-    g.served++;
+    g.servedBytes += data.length;
+    g.served += data.length / envelopeBytes;
     this.serving++;
-    void this.h.mesh().send(to, u.envelope).finally(() => this.serving--);
+    const envelope = sealEnvelope(this.h.key, { kind: 'piece', run: this.h.config().run, round, stage: this.h.stage() }, encodePiece(hash, index, data));
+    void this.h.mesh().send(to, envelope).finally(() => this.serving--);
   }
 
   /** A gather message to one neighbour (fire and forget: the link keeps the order); false when not linked. */

@@ -1,7 +1,7 @@
 // Peer-message admission: every message another peer sends us over the mesh is opened and
 // checked here before anything acts on it — a valid envelope of this run, signed by the peer
-// it came from (an update: by its author; the neighbour relays it as an answer to our want,
-// which the gather checks), a neighbour, a kind that belongs in this run — then handed to its
+// it came from (a piece of an update too: the neighbour that serves it signs it; the gather
+// checks its bytes against the commit), a neighbour, a kind that belongs in this run — then handed to its
 // owner (the gather exchange, the pipeline's hand-offs, peer weights), which may refuse it
 // too. A refused message is dropped and counted by reason, never thrown at the receiver.
 // Environment-free.
@@ -45,9 +45,9 @@ export interface InboxRoutes {
   config(): RunConfig | undefined;
   /** Our neighbours (and a pipelined round's members), as the coordinator last listed them. */
   peers(): readonly string[];
-  /** An update envelope relayed by neighbour `from` (its author's signature checked): `envelope` as received. */
-  update(from: string, header: EnvelopeHeader, envelope: Uint8Array, payload: Uint8Array): Refusal | null;
-  /** A neighbour's have/want/refuse. */
+  /** A piece of an update, served by neighbour `from` (a 'piece' envelope it signed). */
+  piece(from: string, header: EnvelopeHeader, payload: Uint8Array): Refusal | null;
+  /** A neighbour's have/want-list/list/want/refuse. */
   gather(from: string, payload: Uint8Array): Refusal | null;
   handoff(from: string, header: EnvelopeHeader, kind: HandoffKind, payload: Uint8Array): Refusal | null;
   weightsRequest(from: string, stage: number): void;
@@ -78,7 +78,7 @@ export class Inbox {
       if (e instanceof EnvelopeError) return { reason: `envelope-${e.reason}`, message: e.message };
       throw e;
     }
-    if (header.sender !== from && header.kind !== 'update') return { reason: 'wrong-sender', message: `signed by ${header.sender} but sent by ${from}` };
+    if (header.sender !== from) return { reason: 'wrong-sender', message: `signed by ${header.sender} but sent by ${from}` };
     if (!this.routes.peers().includes(from)) return { reason: 'unknown-member', message: `${from} is not a neighbour of ours in this run` };
     const handoff = handoffKind(header.kind);
     if (handoff) {
@@ -86,8 +86,8 @@ export class Inbox {
       return this.routes.handoff(from, header, handoff, payload);
     }
     switch (header.kind) {
-      case 'update':
-        return this.routes.update(from, header, bytes, payload);
+      case 'piece':
+        return this.routes.piece(from, header, payload);
       case 'gather':
         return this.routes.gather(from, payload);
       case 'weights-request':

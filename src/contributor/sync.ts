@@ -9,7 +9,7 @@
 import type { CheckpointStore } from '../train/checkpoint.ts';
 import { openEnvelope } from '../net/envelope.ts';
 import { toHex } from '../base/hex.ts';
-import type { CommitEntry, RunState } from '../protocol/messages.ts';
+import { parseCommitView, type CommitEntry, type RunState } from '../protocol/messages.ts';
 import type { ModelReplica } from '../round/replica.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { mib, throttled } from './progress.ts';
@@ -132,7 +132,8 @@ async function replay(c: SyncContext, from: number): Promise<number | null> {
 async function fetchCommit(c: SyncContext, round: number): Promise<CommitInfo | null> {
   const bytes = await c.http.get(`${c.httpBase}/commit/${round}`);
   if (!bytes) return null;
-  const j = JSON.parse(new TextDecoder().decode(bytes)) as { round: number; included: CommitEntry[] };
-  if (j.round !== round || !Array.isArray(j.included)) throw new SyncError(`the coordinator's commit of round ${round} is malformed`);
-  return { round, included: j.included, checkpointBy: null };
+  // The replica's view (the committed entries and counts, O(K)), not the operator's full record.
+  const view = parseCommitView(new TextDecoder().decode(bytes), round);
+  if (!view) throw new SyncError(`the coordinator's commit of round ${round} is malformed`);
+  return { round, included: view.included, checkpointBy: null };
 }

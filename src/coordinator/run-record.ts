@@ -4,6 +4,7 @@
 // the run), saved after every change, keeping every round the validator has still to score.
 import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
+import type { CommitView } from '../protocol/messages.ts';
 import { tokensOfCommit } from './round-clock.ts';
 import type { CommitRecord, CoordinatorStore, MemberReport, PersistedState } from './state-store.ts';
 import type { ClosedRound } from './validator.ts';
@@ -166,4 +167,9 @@ export class RunRecord {
     if (!Number.isInteger(stage) || stage < 0 || stage >= this.config.stages) return null;
     return this.checkpointRoundOf(stage) >= 0 ? this.store.loadCheckpoint(stage) : null;
   }
+}
+
+/** A commit record as replicas get it: the committed entries and counts, not the member list and delivery times (O(K), not O(N)). */
+export function commitView(c: CommitRecord): CommitView {
+  return { round: c.round, included: c.included, members: c.members.length, delivered: c.delivered?.length ?? c.included.length, missing: c.missing.length };
 }

@@ -7,6 +7,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES } from '../protocol/messages.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { RewardsApi } from './rewards-api.ts';
+import { commitView } from './run-record.ts';
 
 export interface CoordinatorServer {
   port: number;
@@ -30,6 +31,15 @@ function bytesOf(data: RawData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/** One `bytes=a-b` range of a body of `length` bytes: null when there is none (the whole body), 'invalid' when it does not fit. */
+function byteRange(header: string | undefined, length: number): { start: number; end: number } | null | 'invalid' {
+  if (!header) return null;
+  const m = /^bytes=(\d+)-(\d+)$/.exec(header.trim());
+  if (!m) return 'invalid';
+  const [start, last] = [Number(m[1]), Number(m[2])];
+  return start <= last && last < length ? { start, end: last + 1 } : 'invalid';
+}
+
 async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > limit) return null;
@@ -45,7 +55,7 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array
 
 export async function serveCoordinator(coordinator: Coordinator, options: ServeOptions): Promise<CoordinatorServer> {
   const log = options.log ?? (() => {});
-  const cors = { 'access-control-allow-origin': '*', 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, PUT, OPTIONS' };
+  const cors = { 'access-control-allow-origin': '*', 'access-control-allow-headers': 'content-type, range', 'access-control-allow-methods': 'GET, PUT, OPTIONS' };
   const reply = (res: ServerResponse, status: number, body: string | Uint8Array, type = 'application/json', extra: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...cors, ...extra });
     res.end(body);
@@ -73,10 +83,12 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
           return r.ok ? json(res, 200, r) : json(res, r.status, { error: r.reason });
         }
       }
-      const commit = /^\/commit\/(\d+)$/.exec(path);
+      // /commit/<round>: what a replica catching up needs (O(K)); /commit/<round>/record: the full record, for an operator (O(N)).
+      const commit = /^\/commit\/(\d+)(\/record)?$/.exec(path);
       if (req.method === 'GET' && commit) {
-        const c = coordinator.commit(Number(commit[1]));
-        return c ? json(res, 200, c) : json(res, 404, { error: `no commit for round ${commit[1]} here (committed rounds: ${coordinator.runState().oldestCommit}..${coordinator.round - 1})` });
+        const round = Number(commit[1]);
+        const c = coordinator.commit(round);
+        return c ? json(res, 200, commit[2] ? c : commitView(c)) : json(res, 404, { error: `no commit for round ${commit[1]} here (committed rounds: ${coordinator.runState().oldestCommit}..${coordinator.round - 1})` });
       }
       const rewards = /^\/rewards\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
       if (req.method === 'GET' && rewards) {
@@ -87,7 +99,12 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       const update = /^\/update\/(\d+)\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
       if (req.method === 'GET' && update) {
         const u = coordinator.storedUpdate(Number(update[1]), update[2]);
-        return u ? reply(res, 200, u, 'application/octet-stream') : json(res, 404, { error: 'no such update stored (kept: the committed ones since the last checkpoint, the others for a few rounds)' });
+        if (!u) return json(res, 404, { error: 'no such update stored (kept: the committed ones since the last checkpoint, the others for a few rounds)' });
+        // A Range: the pieces a replica still misses after its neighbours (src/contributor/gather.ts).
+        const range = byteRange(req.headers.range, u.length);
+        if (range === 'invalid') return reply(res, 416, JSON.stringify({ error: `range ${req.headers.range} is not within the ${u.length}-byte update` }), 'application/json', { 'content-range': `bytes */${u.length}` });
+        if (range) return reply(res, 206, u.subarray(range.start, range.end), 'application/octet-stream', { 'content-range': `bytes ${range.start}-${range.end - 1}/${u.length}` });
+        return reply(res, 200, u, 'application/octet-stream');
       }
       json(res, 404, { error: `no ${req.method} ${path} here` });
     } catch (e) {

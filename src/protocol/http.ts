@@ -6,5 +6,10 @@
 export interface HttpClient {
   /** The body, or null on 404; throws on other failures. `onProgress` (optional to honour): bytes so far of the total (0: unknown). */
   get(url: string, onProgress?: (done: number, total: number) => void): Promise<Uint8Array | null>;
+  /**
+   * Bytes [start, end) of the body (an HTTP Range request), or null on 404. Optional: without
+   * it a caller takes the whole body and slices it; a server that ignores Range is sliced alike.
+   */
+  getRange?(url: string, start: number, end: number): Promise<Uint8Array | null>;
   put(url: string, body: Uint8Array): Promise<{ status: number; text: string }>;
 }

@@ -32,7 +32,9 @@
 //                                       ←    scores {round, standing}: the validator's verdict
 //
 // HTTP beside it: GET /run, /shard, /status, /checkpoint (latest θ_start as a signed
-// 'weights' envelope), /update/<round>/<address> (a stored update), /commit/<round>;
+// 'weights' envelope), /update/<round>/<address> (a stored update; a Range of it for the
+// pieces a replica still misses), /commit/<round> (a CommitView: what a replica catching up
+// needs, O(K)), /commit/<round>/record (the full record, O(N), for an operator);
 // PUT /checkpoint (a member's signed 'weights' envelope).
 // Every incoming message is checked with parseClientMessage / parseServerMessage, which
 // return null for anything malformed (the caller counts it and drops it).
@@ -54,6 +56,12 @@ export interface CommitEntry {
   stage: number;
   /** Hex blake2b-256 of the update's payload (the envelope's payload hash). */
   hash: string;
+  /**
+   * Hex root of the stored envelope's piece hashes (src/net/pieces.ts): what a neighbour's
+   * piece list is checked against, so pieces can be checked one by one as they arrive.
+   * Absent in commits saved before pieces: such an update is fetched whole from the store.
+   */
+  pieces?: string;
 }
 
 export interface RunState {
@@ -198,6 +206,33 @@ export function parseClientMessage(text: string): ClientMessage | null {
 export const MAX_LISTED_PEERS = 4096;
 const isAddrList = (v: unknown, max = MAX_LISTED_PEERS): v is string[] => Array.isArray(v) && v.length <= max && v.every((a) => isStr(a, 64));
 
+/**
+ * GET /commit/<round>: what a replica catching up needs of a closed round — the committed
+ * entries and counts, O(K) bytes however many members the round had (the full record lists
+ * every member and delivery time: ~230 KB at N = 1,000).
+ */
+export interface CommitView {
+  round: number;
+  included: CommitEntry[];
+  /** Members of the round, updates stored, and members that delivered nothing. */
+  members: number;
+  delivered: number;
+  missing: number;
+}
+
+/** A CommitView of `round` as served, or null when malformed. */
+export function parseCommitView(text: string, round: number): CommitView | null {
+  const m = parseJson(text);
+  if (!m || m.round !== round || !Array.isArray(m.included) || m.included.length > MAX_LISTED_PEERS || !m.included.every(isCommitEntry)) return null;
+  if (!isCount(m.members) || !isCount(m.delivered) || !isCount(m.missing)) return null;
+  return { round, included: m.included, members: m.members, delivered: m.delivered, missing: m.missing };
+}
+
+/** An entry of a commit: its sender, payload hash, stage, and (optional) piece root. */
+export function isCommitEntry(e: unknown): e is CommitEntry {
+  return isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage) && (e.pieces === undefined || isStr(e.pieces, 64));
+}
+
 /** A coordinator's control message, or null when malformed. The run config is validated by the caller. */
 export function parseServerMessage(text: string): ServerMessage | null {
   const m = parseJson(text);
@@ -230,7 +265,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
     }
     case 'commit': {
       const inc = m.included;
-      if (!isRound(m.round) || !Array.isArray(inc) || inc.length > MAX_LISTED_PEERS || !inc.every((e) => isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage))) return null;
+      if (!isRound(m.round) || !Array.isArray(inc) || inc.length > MAX_LISTED_PEERS || !inc.every(isCommitEntry)) return null;
       if (!(m.checkpointBy === null || isStr(m.checkpointBy, 64)) || !isCount(m.delivered)) return null;
       return { type: 'commit', round: m.round, included: inc as CommitEntry[], delivered: m.delivered, checkpointBy: m.checkpointBy as string | null };
     }

@@ -8,7 +8,7 @@
 import WebSocket from 'ws';
 import { toHex } from '../base/hex.ts';
 import { openEnvelope, sealEnvelope } from '../net/envelope.ts';
-import { PROTOCOL_VERSION, joinChallenge, parseServerMessage, type ClientMessage, type CommitEntry, type ServerMessage } from '../protocol/messages.ts';
+import { PROTOCOL_VERSION, joinChallenge, parseCommitView, parseServerMessage, type ClientMessage, type CommitEntry, type ServerMessage } from '../protocol/messages.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import { COORDINATOR_NODE, type SimContext } from './sim-context.ts';
 import { decodeSimWeights, encodeSimWeights, genesisFingerprint, nextFingerprint, payloadHash } from './fingerprint.ts';
@@ -184,7 +184,8 @@ export class SimPeer {
       const body = await this.read(`/commit/${this.held}`, gen);
       if (!body) return;
       this.o.ctx.countControl(body.length, 'http');
-      const c = JSON.parse(new TextDecoder().decode(body)) as { included: CommitEntry[] };
+      const c = parseCommitView(new TextDecoder().decode(body), this.held);
+      if (!c) throw new Error(`the coordinator's commit of round ${this.held} is malformed`);
       this.fingerprint = nextFingerprint(this.fingerprint, this.held, c.included.map((e) => e.hash));
       this.held++;
     }

@@ -6,6 +6,7 @@
 // envelopes and signatures; no GPU, WebRTC or sockets.
 import { openEnvelope, peekEnvelope, sealEnvelope, type MessageKind } from '../../src/net/envelope.ts';
 import { encodePeerMessage, parsePeerMessage, type PeerMessage } from '../../src/protocol/peer-messages.ts';
+import { decodePiece, encodePiece, envelopeRoot, listPieces, pieceRange } from '../../src/net/pieces.ts';
 import { toHex } from '../../src/base/hex.ts';
 import type { ClientMessage, CommitEntry, ServerMessage } from '../../src/protocol/messages.ts';
 import type { HttpClient } from '../../src/protocol/http.ts';
@@ -111,26 +112,35 @@ export function updatePayload(round: number, tag: number): Uint8Array {
   return new Uint8Array([tag, round, 7, 7, 7]);
 }
 
-/** What went to one neighbour: a gather message, or an update envelope (an answer to its want). */
-export type Sent = { to: string; gather: PeerMessage } | { to: string; update: Uint8Array };
+/** A piece we served: which update (payload hash), which piece, its bytes. */
+export interface SentPiece {
+  hash: string;
+  index: number;
+  data: Uint8Array;
+}
+
+/** What went to one neighbour: a gather message, or a piece of an update (an answer to its want). */
+export type Sent = { to: string; gather: PeerMessage } | { to: string; piece: SentPiece };
 
 /** The mesh: linked neighbours, and every send recorded (with the bytes, as a real mesh counts them). */
 export class FakeMesh {
   readonly linked = new Set<string>();
   readonly sends: Sent[] = [];
   bytesSent = 0;
-  /** While set, sends of updates stay under way until `finish()` (a slow uplink). */
+  /** While set, sends of pieces stay under way until `finish()` (a slow uplink). */
   slow = false;
   private underWay: (() => void)[] = [];
   async send(to: string, envelope: Uint8Array): Promise<boolean> {
     if (!this.linked.has(to)) return false;
     this.bytesSent += envelope.length;
-    const { header, payload } = openEnvelope(envelope, { run: RUN, maxPayloadBytes: 1e6 });
-    this.sends.push(header.kind === 'gather' ? { to, gather: parsePeerMessage(payload)! } : { to, update: envelope });
-    if (this.slow && header.kind === 'update') await new Promise<void>((r) => this.underWay.push(r));
+    const { header, payload } = openEnvelope(envelope, { run: RUN, maxPayloadBytes: 64e6 });
+    if (header.kind === 'gather') this.sends.push({ to, gather: parsePeerMessage(payload)! });
+    else if (header.kind === 'piece') this.sends.push({ to, piece: decodePiece(payload)! });
+    else throw new Error(`the gather sent a '${header.kind}' envelope to a neighbour`);
+    if (this.slow && header.kind === 'piece') await new Promise<void>((r) => this.underWay.push(r));
     return true;
   }
-  /** Every update send under way completes. */
+  /** Every piece send under way completes. */
   finish(): void {
     for (const r of this.underWay.splice(0)) r();
   }
@@ -147,8 +157,12 @@ export class FakeMesh {
   get gathers(): { to: string; gather: PeerMessage }[] {
     return this.sends.filter((x): x is { to: string; gather: PeerMessage } => 'gather' in x);
   }
-  get updates(): { to: string; update: Uint8Array }[] {
-    return this.sends.filter((x): x is { to: string; update: Uint8Array } => 'update' in x);
+  get pieces(): { to: string; piece: SentPiece }[] {
+    return this.sends.filter((x): x is { to: string; piece: SentPiece } => 'piece' in x);
+  }
+  /** The wants and want-lists sent to `to` so far. */
+  wantsTo(to: string): Extract<PeerMessage, { type: 'want' | 'want-list' }>[] {
+    return this.gathers.flatMap((x) => (x.to === to && (x.gather.type === 'want' || x.gather.type === 'want-list') ? [x.gather] : []));
   }
 }
 
@@ -165,12 +179,19 @@ export class FakeCoordinatorLink {
   }
 }
 
-/** The coordinator's HTTP: updates it holds, by "round/sender"; every GET recorded. */
+/** The coordinator's HTTP: updates it holds, by "round/sender"; every GET recorded (a ranged one as "url bytes=start-end"). */
 export class FakeHttp implements HttpClient {
   readonly updates = new Map<string, Uint8Array>();
   readonly gets: string[] = [];
   async get(url: string): Promise<Uint8Array | null> {
     this.gets.push(url);
+    return this.find(url);
+  }
+  async getRange(url: string, start: number, end: number): Promise<Uint8Array | null> {
+    this.gets.push(`${url} bytes=${start}-${end}`);
+    return this.find(url)?.subarray(start, end) ?? null;
+  }
+  private find(url: string): Uint8Array | null {
     const m = /\/update\/(\d+)\/(\w+)$/.exec(url);
     return (m && this.updates.get(`${m[1]}/${m[2]}`)) ?? null;
   }
@@ -200,6 +221,8 @@ export interface Harness {
   fromPeer(link: Hotkey, bytes: Uint8Array): void;
   /** A have/want/refuse from a neighbour, signed by it. */
   gatherFrom(link: Hotkey, m: PeerMessage): void;
+  /** Neighbour `link` answers what we asked it for `env` (its list, its pieces) and goes on answering until we ask nothing more: how many answers. */
+  serve(link: Hotkey, env: Uint8Array): Promise<number>;
   of<T extends ContributorEvent['event']>(event: T): Extract<ContributorEvent, { event: T }>[];
 }
 
@@ -215,6 +238,8 @@ export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}
   const refusals = new Refusals(onEvent);
   const committed: CommitInfo[] = [];
   const peers: string[] = [];
+  /** Wants each neighbour has answered through serve(), by its address. */
+  const servedWants = new Map<string, number>();
   const state = { stopMode: null as StopMode | null, disconnected: false, swarm: null as SwarmCounts | null };
   const changes = new Changes(clock, () => state.stopMode === 'now' || state.disconnected);
   const work = new Serial();
@@ -237,7 +262,7 @@ export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}
   const inbox = new Inbox({
     config: () => config,
     peers: () => peers,
-    update: (from, header, bytes, payload) => exchange.gather.admitUpdate(from, header, bytes, payload),
+    piece: (from, header, payload) => exchange.gather.admitPiece(from, header, payload),
     gather: (from, payload) => exchange.gather.admitMessage(from, payload),
     handoff: () => ({ reason: 'unexpected-kind', message: 'no pipeline here' }),
     weightsRequest: () => {},
@@ -258,8 +283,33 @@ export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}
     gatherFrom(from, m) {
       inbox.admit(from.address, sealEnvelope(from, { kind: 'gather', run: RUN, round: m.round, stage: 0 }, encodePeerMessage(m)));
     },
+    async serve(from, env) {
+      const hash = toHex(peekEnvelope(env).payloadHash);
+      const list = listPieces(env);
+      let answered = 0;
+      for (;;) {
+        const wants = mesh.wantsTo(from.address).filter((w) => w.hash === hash).slice(servedWants.get(from.address) ?? 0);
+        if (wants.length === 0) return answered;
+        servedWants.set(from.address, (servedWants.get(from.address) ?? 0) + wants.length);
+        for (const w of wants) {
+          if (w.type === 'want-list') this.gatherFrom(from, { type: 'list', round: w.round, hash, bytes: list.bytes, pieceBytes: list.pieceBytes, pieces: list.hashes });
+          else {
+            const at = pieceRange(list, w.piece);
+            inbox.admit(from.address, sealEnvelope(from, { kind: 'piece', run: RUN, round: w.round, stage: 0 }, encodePiece(hash, w.piece, env.subarray(at.start, at.end))));
+          }
+          answered++;
+        }
+        await settle();
+      }
+    },
     of: (event) => events.filter((e) => e.event === event) as never,
   };
+}
+
+/** A 'piece' envelope from `key`: piece `index` of `env` (or `data` in its place). */
+export function pieceEnvelope(key: Hotkey, round: number, env: Uint8Array, index: number, data?: Uint8Array): Uint8Array {
+  const at = pieceRange(listPieces(env), index);
+  return sealEnvelope(key, { kind: 'piece', run: RUN, round, stage: 0 }, encodePiece(toHex(peekEnvelope(env).payloadHash), index, data ?? env.subarray(at.start, at.end)));
 }
 
 /** The coordinator's `round`, sent to members only; a run of one stage lists nobody. */
@@ -272,7 +322,7 @@ export function envelope(key: Hotkey, round: number, payload: Uint8Array, kind: 
   return sealEnvelope(key, { kind, run, round, stage: 0 }, payload);
 }
 
-/** The commit entry for an update envelope (its sender and payload hash). */
+/** The commit entry for an update envelope (its sender, payload hash and piece root), as the coordinator makes it. */
 export function entry(key: Hotkey, env: Uint8Array): CommitEntry {
-  return { sender: key.address, hash: toHex(peekEnvelope(env).payloadHash), stage: 0 };
+  return { sender: key.address, hash: toHex(peekEnvelope(env).payloadHash), stage: 0, pieces: envelopeRoot(env) };
 }

@@ -7,9 +7,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openEnvelope } from '../../src/net/envelope.ts';
 import { WAIT_REPORT_MS } from '../../src/contributor/exchange.ts';
-import { HAVE_WAIT_MS } from '../../src/contributor/gather.ts';
+import { STALL_MS } from '../../src/contributor/piece-scheduler.ts';
 import { RECHECK_MS } from '../../src/contributor/waiting.ts';
-import { FakeReplica, announce, devKeys, entry, envelope, makeExchange, settle, updatePayload, type Harness, type Keys } from './exchange-harness.ts';
+import { FakeReplica, announce, devKeys, entry, envelope, makeExchange, pieceEnvelope, settle, updatePayload, type Harness, type Keys } from './exchange-harness.ts';
 
 let k: Keys;
 beforeAll(async () => {
@@ -70,7 +70,7 @@ describe('contributor exchange (fake clock)', () => {
     h.hear({ type: 'accepted', round: 0, hash: myHash });
     await settle();
     expect(h.mesh.gathers).toEqual([k.bob, k.carol].map((p) => ({ to: p.address, gather: { type: 'have', round: 0, hashes: [myHash] } })).sort((a, b) => a.to.localeCompare(b.to)));
-    expect(h.mesh.updates).toEqual([]);
+    expect(h.mesh.pieces).toEqual([]);
     expect(h.of('sent')).toEqual([{ event: 'sent', round: 0, bytes: mine.length, delivered: 2, failed: 0 }]);
 
     // Bob's update is committed and Bob says he has it: we ask him. Carol's nobody announced: the store.
@@ -81,9 +81,9 @@ describe('contributor exchange (fake clock)', () => {
     const included = [entry(k.alice, mine), entry(k.bob, bob), entry(k.carol, carol)];
     h.hear({ type: 'commit', round: 0, included, delivered: 300, checkpointBy: null });
     await settle();
-    expect(h.mesh.gathers.slice(2)).toEqual([{ to: k.bob.address, gather: { type: 'want', round: 0, hash: entry(k.bob, bob).hash } }]);
-    h.fromPeer(k.bob, bob);
-    await h.clock.advance(HAVE_WAIT_MS - 1);
+    expect(h.mesh.gathers.slice(2)).toEqual([{ to: k.bob.address, gather: { type: 'want-list', round: 0, hash: entry(k.bob, bob).hash } }]);
+    expect(await h.serve(k.bob, bob)).toBe(2); // its list, then its one piece
+    await h.clock.advance(STALL_MS - 1);
     expect(h.http.gets).toEqual([]);
     await h.clock.advance(1);
     expect(h.http.gets).toEqual([`http://coordinator.test/update/0/${k.carol.address}`]);
@@ -113,7 +113,8 @@ describe('contributor exchange (fake clock)', () => {
     await settle();
 
     const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
-    h.fromPeer(k.bob, bob); // an update nobody asked for (protocol 2 pushes none)
+    h.fromPeer(k.bob, bob); // a whole update: neighbours serve pieces, never updates
+    h.fromPeer(k.bob, pieceEnvelope(k.bob, 0, bob, 0)); // a piece nobody asked for
     h.fromPeer(k.bob, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])); // not an envelope
     h.fromPeer(k.bob, envelope(k.bob, 0, updatePayload(0, 0xb0), 'update', 'another-run'));
     h.fromPeer(k.dave, envelope(k.dave, 0, updatePayload(0, 0xd0))); // not a neighbour
@@ -123,15 +124,15 @@ describe('contributor exchange (fake clock)', () => {
     h.fromPeer(k.bob, envelope(k.bob, 0, new Uint8Array(0), 'activations')); // a run of one stage
 
     const reasons = h.of('rejected').map((e) => e.reason);
-    expect(reasons).toEqual(['unasked', 'envelope-magic', 'envelope-run', 'unknown-member', 'wrong-sender', 'gather-malformed', 'stale-round', 'unexpected-kind']);
-    expect(h.refusals.total).toBe(8);
+    expect(reasons).toEqual(['unexpected-kind', 'unasked', 'envelope-magic', 'envelope-run', 'unknown-member', 'wrong-sender', 'gather-malformed', 'stale-round', 'unexpected-kind']);
+    expect(h.refusals.total).toBe(9);
 
     h.http.updates.set(`0/${k.bob.address}`, bob);
     h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), entry(k.bob, bob)], delivered: 2, checkpointBy: null });
-    await h.clock.advance(HAVE_WAIT_MS);
+    await h.clock.advance(STALL_MS);
     expect(h.replica.applied).toEqual([{ round: 0, payloads: [updatePayload(0, 0xa1), updatePayload(0, 0xb0)] }]);
     expect(h.of('commit')[0]).toMatchObject({ fromPeers: 0, fetched: 1 });
-    expect(h.link.text.find((m) => m.type === 'report')).toMatchObject({ rejected: 8 });
+    expect(h.link.text.find((m) => m.type === 'report')).toMatchObject({ rejected: 9 });
     await stop(h, done);
   });
 
@@ -143,8 +144,8 @@ describe('contributor exchange (fake clock)', () => {
     h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [entry(k.bob, bob).hash] });
     h.hear({ type: 'commit', round: 0, included: [entry(k.bob, bob)], delivered: 1, checkpointBy: null });
     await h.clock.advance(FakeReplica.STEP_MS); // the step under way ends; the round is dropped; we ask Bob
-    expect(h.mesh.gathers.map((x) => x.gather.type)).toEqual(['want']);
-    h.fromPeer(k.bob, bob);
+    expect(h.mesh.gathers.map((x) => x.gather.type)).toEqual(['want-list']);
+    await h.serve(k.bob, bob);
     await settle();
     expect(h.replica.stepsTaken.length).toBeLessThan(H);
     expect(h.replica.discarded).toBe(1);
@@ -163,7 +164,7 @@ describe('contributor exchange (fake clock)', () => {
     h.http.updates.set(`0/${k.bob.address}`, bob);
     h.state.stopMode = 'after-round';
     h.hear({ type: 'commit', round: 0, included: [entry(k.bob, bob)], delivered: 7, checkpointBy: null });
-    await h.clock.advance(HAVE_WAIT_MS);
+    await h.clock.advance(STALL_MS);
     await done;
     expect(h.replica.stepsTaken).toEqual([]);
     expect(h.exchange.held).toBe(1);

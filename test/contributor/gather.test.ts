@@ -1,11 +1,18 @@
 // The gather exchange (src/contributor/gather.ts) on a hand-moved clock, through the same
-// harness as the round's state machine: what a peer serves (at most 2(K+1) updates a round,
-// then 'busy'), where it turns when a neighbour refuses, stays silent or sends bad bytes (the
-// next neighbour, then the store), and that it holds at most K+1 updates.
+// harness as the round's state machine: what a peer serves (at most 2(K+1) updates' worth of
+// pieces a round, then 'spent'; at most MAX_CONCURRENT_SERVES pieces at once, then 'busy'),
+// how a receiver takes an update's pieces from several neighbours, checks each (a bad piece
+// is counted and its sender dropped), resumes when a neighbour vanishes and takes only the
+// missing pieces from the store, and that it holds at most K+1 updates. The scheduler's own
+// rules (timeouts, backoffs) are test/contributor/piece-scheduler.test.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { blake2AsU8a } from '@polkadot/util-crypto';
+import { toHex } from '../../src/base/hex.ts';
 import { openEnvelope } from '../../src/net/envelope.ts';
-import { HAVE_WAIT_MS, MAX_CONCURRENT_SERVES, WANT_TIMEOUT_MS, servingCap } from '../../src/contributor/gather.ts';
-import { FakeReplica, announce, devKeys, entry, envelope, makeExchange, settle, updatePayload, type Harness, type Keys } from './exchange-harness.ts';
+import { PIECE_BYTES, listPieces } from '../../src/net/pieces.ts';
+import { MAX_CONCURRENT_SERVES, servingCap } from '../../src/contributor/gather.ts';
+import { STALL_MS } from '../../src/contributor/piece-scheduler.ts';
+import { FakeReplica, announce, devKeys, entry, envelope, makeExchange, pieceEnvelope, settle, updatePayload, type Harness, type Keys } from './exchange-harness.ts';
 
 let k: Keys;
 beforeAll(async () => {
@@ -13,6 +20,18 @@ beforeAll(async () => {
 });
 
 const H = 3;
+
+/** A payload of three pieces once in its envelope (the fake replica reads only its first byte). */
+function bigPayload(round: number, tag: number): Uint8Array {
+  const p = new Uint8Array(2 * PIECE_BYTES + 500_000).map((_, i) => (i * 7 + tag) & 0xff);
+  p.set(updatePayload(round, tag));
+  return p;
+}
+
+/** What was applied, with each payload as its hash (a deep compare of megabytes, element by element, takes vitest half a minute). */
+function digest(applied: { round: number; payloads: Uint8Array[] }[]): { round: number; payloads: string[] }[] {
+  return applied.map((a) => ({ round: a.round, payloads: a.payloads.map((p) => `${p.length}:${toHex(blake2AsU8a(p, 256))}`) }));
+}
 
 /** Alice (us) with neighbours Bob, Carol and Dave, gatherK = K; she trains round 0 and the store accepts her update. */
 async function trained(K: number): Promise<{ h: Harness; done: Promise<void>; mine: Uint8Array; myHash: string }> {
@@ -38,86 +57,137 @@ async function stop(h: Harness, done: Promise<void>): Promise<void> {
   await done;
 }
 
-const wants = (h: Harness) => h.mesh.gathers.flatMap((x) => (x.gather.type === 'want' ? [{ to: x.to, gather: x.gather }] : []));
+const wants = (h: Harness) => h.mesh.gathers.flatMap((x) => (x.gather.type === 'want' || x.gather.type === 'want-list' ? [{ to: x.to, gather: x.gather }] : []));
 
 describe('gather exchange (fake clock)', () => {
-  it('serves what it holds to neighbours that ask, at most 2(K+1) a round, then refuses them at once', async () => {
+  it('serves what it holds to neighbours that ask, at most 2(K+1) updates\' worth a round, then refuses them at once', async () => {
     const K = 1;
     const { h, done, mine, myHash } = await trained(K);
     expect(servingCap(K)).toBe(4);
+    h.gatherFrom(k.bob, { type: 'want-list', round: 0, hash: myHash });
+    await settle();
+    expect(h.mesh.gathers.at(-1)).toMatchObject({ to: k.bob.address, gather: { type: 'list', round: 0, hash: myHash, bytes: mine.length, pieces: [expect.any(String)] } });
     for (let i = 0; i < 5; i++) {
-      h.gatherFrom(i % 2 ? k.bob : k.carol, { type: 'want', round: 0, hash: myHash });
+      h.gatherFrom(i % 2 ? k.bob : k.carol, { type: 'want', round: 0, hash: myHash, piece: 0 });
       await settle(); // each send done before the next want
     }
-    h.gatherFrom(k.dave, { type: 'want', round: 0, hash: 'cd'.repeat(32) });
+    h.gatherFrom(k.dave, { type: 'want', round: 0, hash: 'cd'.repeat(32), piece: 0 });
+    h.gatherFrom(k.dave, { type: 'want', round: 0, hash: myHash, piece: 1 }); // past its last piece
     await settle();
-    expect(h.mesh.updates.map((x) => x.update)).toEqual([mine, mine, mine, mine]);
+    expect(h.mesh.pieces.map((x) => x.piece)).toEqual(Array(4).fill({ hash: myHash, index: 0, data: mine }));
     expect(h.mesh.gathers.filter((x) => x.gather.type === 'refuse')).toEqual([
-      { to: k.carol.address, gather: { type: 'refuse', round: 0, hash: myHash, reason: 'busy' } },
-      { to: k.dave.address, gather: { type: 'refuse', round: 0, hash: 'cd'.repeat(32), reason: 'missing' } },
+      { to: k.carol.address, gather: { type: 'refuse', round: 0, hash: myHash, piece: 0, reason: 'spent' } },
+      { to: k.dave.address, gather: { type: 'refuse', round: 0, hash: 'cd'.repeat(32), piece: 0, reason: 'missing' } },
+      { to: k.dave.address, gather: { type: 'refuse', round: 0, hash: myHash, piece: 1, reason: 'missing' } },
     ]);
     // Upload this round: our update once to the store, and the cap's worth to neighbours.
     h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine)], delivered: 9, checkpointBy: null });
     await settle();
     expect(h.of('commit')[0]).toMatchObject({ served: 4, refusedBusy: 1, fromPeers: 0, fetched: 0 });
-    expect(h.of('commit')[0].roundBytesUp).toBeLessThanOrEqual(mine.length * (1 + servingCap(K)) + 2000);
+    expect(h.of('commit')[0].roundBytesUp).toBeLessThanOrEqual(mine.length * (1 + servingCap(K)) + 4000);
     await stop(h, done);
   });
 
-  it(`sends at most ${MAX_CONCURRENT_SERVES} updates at once and refuses the next want at once instead of queueing it`, async () => {
+  it(`sends at most ${MAX_CONCURRENT_SERVES} pieces at once and refuses the next want 'busy' at once instead of queueing it`, async () => {
     const { h, done, myHash } = await trained(8);
     h.mesh.slow = true;
-    for (const p of [k.bob, k.carol, k.dave]) h.gatherFrom(p, { type: 'want', round: 0, hash: myHash });
+    for (const p of [k.bob, k.carol, k.dave]) h.gatherFrom(p, { type: 'want', round: 0, hash: myHash, piece: 0 });
     await settle();
-    expect(h.mesh.updates.map((x) => x.to)).toHaveLength(MAX_CONCURRENT_SERVES);
-    expect(h.mesh.gathers.filter((x) => x.gather.type === 'refuse').map((x) => x.gather)).toEqual([{ type: 'refuse', round: 0, hash: myHash, reason: 'busy' }]);
+    expect(h.mesh.pieces.map((x) => x.to)).toHaveLength(MAX_CONCURRENT_SERVES);
+    expect(h.mesh.gathers.filter((x) => x.gather.type === 'refuse').map((x) => x.gather)).toEqual([{ type: 'refuse', round: 0, hash: myHash, piece: 0, reason: 'busy' }]);
     h.mesh.finish();
     await settle();
-    h.gatherFrom(k.dave, { type: 'want', round: 0, hash: myHash }); // asked again once the uplink is free: served
+    h.gatherFrom(k.dave, { type: 'want', round: 0, hash: myHash, piece: 0 }); // asked again once the uplink is free: served
     await settle();
-    expect(h.mesh.updates).toHaveLength(MAX_CONCURRENT_SERVES + 1);
+    expect(h.mesh.pieces).toHaveLength(MAX_CONCURRENT_SERVES + 1);
     h.mesh.finish();
     await stop(h, done);
   });
 
-  it('moves on when a neighbour refuses or stays silent, and takes the store last; bad bytes are counted, not fatal', async () => {
+  it('takes the pieces of one update from several neighbours, drops a bad piece and its sender, and resumes from another when a neighbour vanishes', async () => {
     const { h, done, mine } = await trained(4);
-    const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
+    const keyOf = (address: string) => [k.bob, k.carol, k.dave].find((p) => p.address === address)!;
+    const bob = envelope(k.bob, 0, bigPayload(0, 0xb0));
+    const bobHash = entry(k.bob, bob).hash;
+    for (const p of [k.bob, k.carol, k.dave]) h.gatherFrom(p, { type: 'have', round: 0, hashes: [bobHash] });
+    h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), entry(k.bob, bob)], delivered: 2, checkpointBy: null });
+    await settle();
+    expect(wants(h).map((x) => x.gather.type)).toEqual(['want-list']);
+    const lister = keyOf(wants(h)[0].to);
+    await h.serve(lister, bob); // the list, then the piece it is asked for (its next ask waits for it)
+    // The three pieces went to three neighbours, one each.
+    const asked = wants(h).flatMap((x) => (x.gather.type === 'want' ? [{ to: x.to, piece: x.gather.piece }] : []));
+    expect(asked.slice(0, 3).map((x) => x.piece).sort()).toEqual([0, 1, 2]);
+    expect(new Set(asked.slice(0, 3).map((x) => x.to)).size).toBe(3);
+    const [liar, gone] = asked.filter((x) => x.to !== lister.address);
+    // One sends its piece with a flipped byte: dropped, counted; the other's link drops before it answers.
+    const x = bob.slice(liar.piece * PIECE_BYTES, (liar.piece + 1) * PIECE_BYTES);
+    x[99] ^= 1;
+    h.fromPeer(keyOf(liar.to), pieceEnvelope(keyOf(liar.to), 0, bob, liar.piece, x));
+    h.mesh.linked.delete(gone.to);
+    h.exchange.gather.linkDown(gone.to);
+    await settle();
+    // The lister is asked for the rest, one piece at a time; nothing already checked is asked again.
+    expect(await h.serve(lister, bob)).toBe(2);
+    await settle();
+    expect(digest(h.replica.applied)).toEqual(digest([{ round: 0, payloads: [updatePayload(0, 0xa1), bigPayload(0, 0xb0)] }]));
+    expect(h.of('commit')[0]).toMatchObject({ fromPeers: 1, fetched: 0, rejected: { 'bad-piece': 1 } });
+    expect(h.http.gets).toEqual([]);
+    expect(wants(h).filter((w) => w.to === liar.to)).toHaveLength(1); // not asked again this round
+    await stop(h, done);
+  });
+
+  it('takes only the missing pieces from the store (one ranged read) when the neighbour serving them vanishes; a whole update when nobody announced it', async () => {
+    const { h, done, mine } = await trained(4);
+    const bob = envelope(k.bob, 0, bigPayload(0, 0xb0));
     const carol = envelope(k.carol, 0, updatePayload(0, 0xc0));
     const bobHash = entry(k.bob, bob).hash;
-    const carolHash = entry(k.carol, carol).hash;
-    // Bob's update: Bob and Dave have it. Carol's: only Carol, who will not answer.
+    for (const [p, env] of [[k.bob, bob], [k.carol, carol]] as const) h.http.updates.set(`0/${p.address}`, env);
     h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [bobHash] });
-    h.gatherFrom(k.dave, { type: 'have', round: 0, hashes: [bobHash] });
-    h.gatherFrom(k.carol, { type: 'have', round: 0, hashes: [carolHash] });
-    h.http.updates.set(`0/${k.carol.address}`, carol);
     h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), entry(k.bob, bob), entry(k.carol, carol)], delivered: 3, checkpointBy: null });
     await settle();
-    // One want for each, to one of its holders.
-    expect(wants(h).map((x) => x.gather.hash).sort()).toEqual([bobHash, carolHash].sort());
-    const first = wants(h).find((x) => x.gather.hash === bobHash)!.to === k.bob.address ? k.bob : k.dave;
+    const list = listPieces(bob);
+    h.gatherFrom(k.bob, { type: 'list', round: 0, hash: bobHash, bytes: list.bytes, pieceBytes: list.pieceBytes, pieces: list.hashes });
+    await settle();
+    h.fromPeer(k.bob, pieceEnvelope(k.bob, 0, bob, 0));
+    h.mesh.linked.delete(k.bob.address);
+    h.exchange.gather.linkDown(k.bob.address);
+    await h.clock.advance(STALL_MS - 1);
+    expect(h.http.gets).toEqual([]);
+    await h.clock.advance(1);
+    const base = 'http://coordinator.test/update/0/';
+    expect(h.http.gets.sort()).toEqual([`${base}${k.bob.address} bytes=${PIECE_BYTES}-${bob.length}`, `${base}${k.carol.address}`].sort());
+    await settle();
+    expect(digest(h.replica.applied)).toEqual(digest([{ round: 0, payloads: [updatePayload(0, 0xa1), bigPayload(0, 0xb0), updatePayload(0, 0xc0)] }]));
+    expect(h.of('commit')[0]).toMatchObject({ fromPeers: 0, fetched: 2 });
+    // Down this round: one piece from Bob, two from the store, Carol's whole update.
+    expect(h.of('commit')[0].roundBytesDown).toBe(bob.length - PIECE_BYTES + carol.length);
+    await stop(h, done);
+  });
+
+  it('counts what neighbours send out of turn and moves on when one refuses', async () => {
+    const { h, done, mine } = await trained(4);
+    const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
+    const bobHash = entry(k.bob, bob).hash;
+    h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [bobHash] });
+    h.gatherFrom(k.dave, { type: 'have', round: 0, hashes: [bobHash] });
+    h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), entry(k.bob, bob)], delivered: 2, checkpointBy: null });
+    await settle();
+    const first = wants(h)[0].to === k.bob.address ? k.bob : k.dave;
     const second = first === k.bob ? k.dave : k.bob;
-    // The first is busy: the other holder is asked next. It first sends the wrong update and a forged one.
     h.gatherFrom(first, { type: 'refuse', round: 0, hash: bobHash, reason: 'busy' });
     await settle();
-    expect(wants(h).at(-1)).toEqual({ to: second.address, gather: { type: 'want', round: 0, hash: bobHash } });
-    h.fromPeer(second, carol); // not what we asked it for
-    const forged = envelope(k.bob, 0, updatePayload(0, 0xb0)).slice();
+    expect(wants(h).at(-1)).toEqual({ to: second.address, gather: { type: 'want-list', round: 0, hash: bobHash } });
+    h.gatherFrom(k.carol, { type: 'refuse', round: 0, hash: bobHash, reason: 'missing' }); // never asked
+    h.fromPeer(k.carol, pieceEnvelope(k.carol, 0, bob, 0)); // never asked
+    const forged = pieceEnvelope(second, 0, bob, 0).slice();
     forged[forged.length - 1] ^= 1;
     h.fromPeer(second, forged); // a broken signature
-    h.fromPeer(second, bob);
+    await h.serve(second, bob);
     await settle();
-    expect(h.of('rejected').map((e) => e.reason)).toEqual(['unasked', 'envelope-signature']);
-    // Carol never answers: after WANT_TIMEOUT_MS hers comes from the store.
-    await h.clock.advance(WANT_TIMEOUT_MS - 1);
-    expect(h.http.gets).toEqual([]);
-    await h.clock.advance(1 + HAVE_WAIT_MS);
-    expect(h.http.gets).toEqual([`http://coordinator.test/update/0/${k.carol.address}`]);
-    expect(h.replica.applied).toEqual([{ round: 0, payloads: [updatePayload(0, 0xa1), updatePayload(0, 0xb0), updatePayload(0, 0xc0)] }]);
-    expect(h.of('commit')[0]).toMatchObject({ fromPeers: 1, fetched: 1, rejected: { unasked: 1, 'envelope-signature': 1, frames: 0 } });
-    // Carol's answer comes at last: a late answer to our own want is dropped without blame.
-    h.fromPeer(k.carol, carol);
-    expect(h.refusals.total).toBe(2);
+    expect(h.of('rejected').map((e) => e.reason)).toEqual(['unasked', 'unasked', 'envelope-signature']);
+    expect(h.replica.applied).toEqual([{ round: 0, payloads: [updatePayload(0, 0xa1), updatePayload(0, 0xb0)] }]);
+    expect(h.of('commit')[0]).toMatchObject({ fromPeers: 1, fetched: 0 });
     await stop(h, done);
   });
 
@@ -128,7 +198,7 @@ describe('gather exchange (fake clock)', () => {
     for (const [i, p] of [k.bob, k.carol].entries()) h.http.updates.set(`0/${p.address}`, others[i]);
     // Our own is not committed (K = 2 of 3 delivered): after the commit we hold exactly the K.
     h.hear({ type: 'commit', round: 0, included: [entry(k.bob, others[0]), entry(k.carol, others[1])], delivered: 3, checkpointBy: null });
-    await h.clock.advance(HAVE_WAIT_MS);
+    await h.clock.advance(STALL_MS);
     expect(h.of('commit')[0]).toMatchObject({ held: K, fetched: 2 });
     // Round 1: our new update joins round 0's K (kept a round for slower neighbours): K + 1.
     announce(h, 1, 10);
@@ -138,17 +208,17 @@ describe('gather exchange (fake clock)', () => {
     const bob1 = envelope(k.bob, 1, updatePayload(1, 0xb1));
     h.http.updates.set(`1/${k.bob.address}`, bob1);
     h.hear({ type: 'commit', round: 1, included: [entry(k.alice, mine1), entry(k.bob, bob1)], delivered: 5, checkpointBy: null });
-    await h.clock.advance(HAVE_WAIT_MS);
+    await h.clock.advance(STALL_MS);
     expect(h.of('commit')[1]).toMatchObject({ round: 1, held: 2, fetched: 1 });
     expect(h.exchange.gather.heldCount).toBeLessThanOrEqual(K + 1);
     expect(openEnvelope(mine, { run: h.config.run, maxPayloadBytes: 1e6 }).header.round).toBe(0);
     // A slower neighbour's news of round 0 is ignored, not counted; its want for round 0 is refused: we no longer hold it.
     const refusedBefore = h.refusals.total;
     h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [entry(k.bob, others[0]).hash] });
-    h.gatherFrom(k.bob, { type: 'want', round: 0, hash: entry(k.carol, others[1]).hash });
+    h.gatherFrom(k.bob, { type: 'want', round: 0, hash: entry(k.carol, others[1]).hash, piece: 0 });
     await settle();
     expect(h.refusals.total).toBe(refusedBefore);
-    expect(h.mesh.gathers.at(-1)).toEqual({ to: k.bob.address, gather: { type: 'refuse', round: 0, hash: entry(k.carol, others[1]).hash, reason: 'missing' } });
+    expect(h.mesh.gathers.at(-1)).toEqual({ to: k.bob.address, gather: { type: 'refuse', round: 0, hash: entry(k.carol, others[1]).hash, piece: 0, reason: 'missing' } });
     await stop(h, done);
   });
 

@@ -1,6 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { blake2AsU8a } from '@polkadot/util-crypto';
 import { toHex } from '../../src/base/hex.ts';
+import { envelopeRoot } from '../../src/net/pieces.ts';
 import { Peer, devKeys, joinAll, makeCoordinator, modelUpdate, removeTempDirs, seal, testConfig, type Keys } from './helpers.ts';
 
 let k: Keys;
@@ -126,15 +127,17 @@ describe('coordinator: closing a round', () => {
     h.clock.advance(1234);
     peers[order[2]].binary(envelopes[order[2]]);
 
-    const included = peers
+    // Each committed entry names the root of its envelope's piece hashes (src/net/pieces.ts); the delivered list does not.
+    const delivered = peers
       .map((p, i) => ({ sender: p.address, hash: toHex(blake2AsU8a(payloads[i], 256)), stage: 0 }))
       .sort((x, y) => (x.sender < y.sender ? -1 : 1));
+    const included = delivered.map((e) => ({ ...e, pieces: envelopeRoot(envelopes[peers.findIndex((p) => p.address === e.sender)]) }));
     const commit = { type: 'commit', round: 0, included, delivered: 3, checkpointBy: included[0].sender };
     for (const p of [...peers, watcher]) expect(p.last('commit')).toEqual(commit);
     // When each update arrived (the copy check orders by it): the last one 1234 ms after the others.
     const deliveredAt = Object.fromEntries(order.map((i, n) => [peers[i].address, h.clock.t - (n < 2 ? 1234 : 0)]));
     // The round started when the first two delivered (no time passed before them).
-    expect(h.coordinator.commit(0)).toEqual({ round: 0, members: included.map((e) => e.sender), included, delivered: included, missing: [], startedAt: h.clock.t - 1234, closedAt: h.clock.t, deliveredAt, invalid: {} });
+    expect(h.coordinator.commit(0)).toEqual({ round: 0, members: included.map((e) => e.sender), included, delivered, missing: [], startedAt: h.clock.t - 1234, closedAt: h.clock.t, deliveredAt, invalid: {} });
     expect(h.coordinator.status()).toMatchObject({ round: 1, phase: 'waiting', members: [], delivered: [], deadline: null, rejected: {} });
     for (const [i, p] of peers.entries()) expect(h.coordinator.storedUpdate(0, p.address)).toEqual(envelopes[i]);
     expect(h.coordinator.storedUpdate(0, k.dave.address)).toBeNull();

@@ -5,6 +5,7 @@ import { toHex } from '../../src/base/hex.ts';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, joinChallenge, parseServerMessage, type ServerMessage } from '../../src/protocol/messages.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
 import type { Hotkey } from '../../src/wallet/keys.ts';
+import { nodeHttpClient } from '../../src/node/http-client.ts';
 import { devKeys, makeCoordinator, removeTempDirs, seal, signedUpdate, testConfig, type Harness, type Keys } from './helpers.ts';
 
 let k: Keys;
@@ -131,17 +132,31 @@ describe('coordinator server: HTTP', () => {
     const commit = await b.next('commit');
     expect(commit.included.map((e) => e.sender)).toEqual([k.alice.address, k.bob.address].sort());
 
-    const record = await fetch(`${http}/commit/0`);
+    // A replica's view (entries and counts) and the operator's full record.
+    const view = await fetch(`${http}/commit/0`);
+    expect(view.status).toBe(200);
+    const full = h.coordinator.commit(0)!;
+    expect(await view.json()).toEqual({ round: 0, included: full.included, members: 2, delivered: 2, missing: 0 });
+    const record = await fetch(`${http}/commit/0/record`);
     expect(record.status).toBe(200);
-    expect(await record.json()).toEqual(h.coordinator.commit(0));
+    expect(await record.json()).toEqual(full);
     for (const [i, key] of [k.alice, k.bob].entries()) {
       const u = await getBytes(`${http}/update/0/${key.address}`);
       expect(u).toMatchObject({ status: 200, type: 'application/octet-stream' });
       expect(u.bytes).toEqual(envelopes[i]);
     }
+    // A byte range of a stored update (the pieces a replica still misses), and one that does not fit.
+    const part = await fetch(`${http}/update/0/${k.alice.address}`, { headers: { range: 'bytes=10-19' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 10-19/${envelopes[0].length}`);
+    expect(new Uint8Array(await part.arrayBuffer())).toEqual(envelopes[0].subarray(10, 20));
+    expect((await fetch(`${http}/update/0/${k.alice.address}`, { headers: { range: `bytes=0-${envelopes[0].length}` } })).status).toBe(416);
+    const ranged = await nodeHttpClient().getRange!(`${http}/update/0/${k.bob.address}`, 5, 9);
+    expect(ranged).toEqual(envelopes[1].subarray(5, 9));
     expect((await fetch(`${http}/update/0/${k.carol.address}`)).status).toBe(404);
     expect((await fetch(`${http}/update/1/${k.alice.address}`)).status).toBe(404);
     expect((await fetch(`${http}/commit/1`)).status).toBe(404);
+    expect((await fetch(`${http}/commit/1/record`)).status).toBe(404);
 
     // Checkpoint of θ_start(1), put by a joined peer.
     const ckpt = seal(k.alice, 1, new Uint8Array(10_000).fill(3), { kind: 'weights' });

@@ -114,7 +114,7 @@ describe('coordinator: updates refused', () => {
       expect(h.coordinator.status().rejected).toEqual({ [reason]: 1 });
       const commit = h.coordinator.commit(0)!;
       expect(commit.included).toEqual(
-        [{ sender: k.alice.address, hash: hashOf(payloads[0]), stage: 0 }, { sender: k.bob.address, hash: hashOf(payloads[1]), stage: 0 }].sort((p, q) => (p.sender < q.sender ? -1 : 1)),
+        [{ sender: k.alice.address, hash: hashOf(payloads[0]), stage: 0, pieces: expect.stringMatching(/^[0-9a-f]{64}$/) }, { sender: k.bob.address, hash: hashOf(payloads[1]), stage: 0, pieces: expect.stringMatching(/^[0-9a-f]{64}$/) }].sort((p, q) => (p.sender < q.sender ? -1 : 1)),
       );
       expect(storedUpdates(h, 0)).toEqual([`${k.alice.address}.bin`, `${k.bob.address}.bin`].sort());
     });

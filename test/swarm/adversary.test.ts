@@ -14,6 +14,7 @@ import WebSocket from 'ws';
 import type { ContributorEvent } from '../../src/contributor/contributor.ts';
 import { sealEnvelope } from '../../src/net/envelope.ts';
 import { encodePeerMessage } from '../../src/protocol/peer-messages.ts';
+import { encodePiece } from '../../src/net/pieces.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.ts';
 import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/cli/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
@@ -81,7 +82,9 @@ describe('a hostile peer in a swarm', () => {
       const gathers = [
         gather(round, new TextEncoder().encode('{"type":"have"')),
         gather(round, encodePeerMessage({ type: 'have', round, hashes: hashes(config.gatherK + 2) })),
-        gather(round + 50, encodePeerMessage({ type: 'want', round: round + 50, hash: hashes(1)[0] })),
+        gather(round + 50, encodePeerMessage({ type: 'want', round: round + 50, hash: hashes(1)[0], piece: 0 })),
+        // A piece nobody asked for.
+        sealEnvelope(attacker, { kind: 'piece', run: config.run, round, stage: 0 }, encodePiece(hashes(1)[0], 0, new Uint8Array(100))),
       ];
       for (const h of honest) {
         for (const m of [forged, replayedA, staleOwn, malformed, oversized, ...gathers]) expect(await peer.sendToPeer(h.key.address, m)).toBe(true);
@@ -104,7 +107,9 @@ describe('a hostile peer in a swarm', () => {
         const reasons = new Set(rejections(h).map((e) => e.reason));
         console.log(`${h.key.address.slice(0, 8)} dropped: ${[...reasons].join(', ')}; frames dropped ${commits(h).at(-1)!.rejected.frames}`);
         expect(reasons).toContain('envelope-signature'); // forged
-        expect(reasons).toContain('unasked'); // updates pushed without a want: a's replayed, an old round's, a malformed one
+        expect(reasons).toContain('wrong-sender'); // a's replayed update, relayed by the attacker
+        expect(reasons).toContain('unexpected-kind'); // updates pushed to a peer (neighbours serve pieces): an old round's, a malformed one
+        expect(reasons).toContain('unasked'); // a piece pushed without a want
         expect(reasons).toContain('gather-malformed');
         expect(reasons).toContain('gather-flood');
         expect(reasons).toContain('stale-round'); // a gather message for a round far ahead

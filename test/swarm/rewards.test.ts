@@ -1,8 +1,8 @@
 // The validator and the reward ledger in a live run: an honest contributor (`tessera
 // contribute`), one that trains on data assigned to someone else (the same command with
 // --sample-as), a lazy member that sends random noise of the right shape and size, and a
-// copier that re-signs the honest peer's update as its own (it asks the honest peer for it
-// over the gather exchange, as any neighbour may, once the honest peer announces it). After a few rounds the honest
+// copier that re-signs the honest peer's update as its own (it asks the honest peer for it,
+// list and pieces, over the gather exchange, as any neighbour may, once the honest peer announces it). After a few rounds the honest
 // one earns, the copier and the lazy one hold none (where the wrong-data one lands is logged:
 // the assigned-data check ranks it below honest only over more rounds than a test affords);
 // the ledger survives a restart, and a forged or replayed rewards request is refused.
@@ -14,7 +14,8 @@ import { Ledger } from '../../src/coordinator/ledger.ts';
 import { openEnvelope, sealEnvelope } from '../../src/net/envelope.ts';
 import { toHex } from '../../src/base/hex.ts';
 import { rewardsRequest, type ServerMessage } from '../../src/protocol/messages.ts';
-import { encodePeerMessage, parsePeerMessage } from '../../src/protocol/peer-messages.ts';
+import { encodePeerMessage, parsePeerMessage, type PeerMessage } from '../../src/protocol/peer-messages.ts';
+import { decodePiece } from '../../src/net/pieces.ts';
 import type { RunConfig } from '../../src/protocol/run-config.ts';
 import { readRunFile, startCoordinator, type StartedCoordinator } from '../../src/cli/coordinator-command.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
@@ -92,15 +93,36 @@ class FakeMember {
     if (m.type === 'round') setTimeout(() => this.deliver(m.round, null), 500);
   }
 
-  /** A copier wants the honest peer's update as soon as it announces it, and delivers it as its own. */
+  /** The honest update being copied: its list once the honest peer sent it, and the pieces so far. */
+  private copying: { round: number; hash: string; pieces: string[]; parts: Uint8Array[] } | null = null;
+
+  /**
+   * A copier wants the honest peer's update as soon as it announces it — its piece list, then
+   * its pieces one at a time, as any neighbour gathers — and delivers it as its own.
+   */
   private onPeer(bytes: Uint8Array): void {
     const { header, payload } = openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes });
     if (!this.copies || header.sender !== this.honest()) return;
-    if (header.kind === 'update') return this.deliver(header.round, payload);
+    const ask = (m: PeerMessage) => void this.peer.sendToPeer(header.sender, sealEnvelope(this.key, { kind: 'gather', run: this.config.run, round: m.round, stage: 0 }, encodePeerMessage(m)));
+    const c = this.copying;
+    if (header.kind === 'piece') {
+      const piece = decodePiece(payload);
+      if (!c || !piece || piece.hash !== c.hash || piece.index !== c.parts.length) return;
+      c.parts.push(piece.data.slice());
+      if (c.parts.length < c.pieces.length) return ask({ type: 'want', round: c.round, hash: c.hash, piece: c.parts.length });
+      const whole = new Uint8Array(c.parts.reduce((n, p) => n + p.length, 0));
+      c.parts.reduce((at, p) => (whole.set(p, at), at + p.length), 0);
+      this.copying = null;
+      return this.deliver(c.round, openEnvelope(whole, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }).payload);
+    }
     const m = header.kind === 'gather' ? parsePeerMessage(payload) : null;
-    if (m?.type !== 'have') return;
-    const want = encodePeerMessage({ type: 'want', round: m.round, hash: m.hashes[0] });
-    void this.peer.sendToPeer(header.sender, sealEnvelope(this.key, { kind: 'gather', run: this.config.run, round: m.round, stage: 0 }, want));
+    if (m?.type === 'have') {
+      this.copying = { round: m.round, hash: m.hashes[0], pieces: [], parts: [] };
+      ask({ type: 'want-list', round: m.round, hash: m.hashes[0] });
+    } else if (m?.type === 'list' && c?.hash === m.hash) {
+      c.pieces = m.pieces;
+      ask({ type: 'want', round: c.round, hash: c.hash, piece: 0 });
+    }
   }
 }
 

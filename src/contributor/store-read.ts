@@ -1,0 +1,64 @@
+// The gather exchange's fallback: what the run's update store has of a committed update
+// (GET /update/<round>/<sender>). With a checked piece list (from a neighbour) only the
+// missing pieces are read, one ranged read per run of consecutive pieces, and each is checked
+// against its hash like a neighbour's; without one, the whole envelope is read and checked
+// against the commit (author, round, payload hash, piece root). The store's bytes that do not
+// match are a SyncError: the coordinator's copy is broken, no neighbour is to blame.
+// Environment-free.
+import { openEnvelope } from '../net/envelope.ts';
+import { listPieces, pieceRange, pieceRoot } from '../net/pieces.ts';
+import { toHex } from '../base/hex.ts';
+import type { CommitEntry } from '../protocol/messages.ts';
+import type { HttpClient } from '../protocol/http.ts';
+import type { RunConfig } from '../protocol/run-config.ts';
+import type { PieceScheduler } from './piece-scheduler.ts';
+import { SyncError } from './sync.ts';
+import type { Traffic } from './traffic.ts';
+
+export interface StoreHost {
+  http: HttpClient;
+  httpBase: string;
+  config(): RunConfig;
+  traffic: Traffic;
+}
+
+/** Reads `pieces` of entry `e` of round r (null: the whole envelope) into the scheduler's transfer. */
+export async function readFromStore(h: StoreHost, r: number, sched: PieceScheduler, e: CommitEntry, pieces: number[] | null): Promise<void> {
+  const url = `${h.httpBase}/update/${r}/${e.sender}`;
+  const list = pieces ? sched.list(e.hash) : null;
+  if (list && pieces) {
+    for (const [first, last] of runs(pieces)) {
+      const start = pieceRange(list, first).start;
+      const end = pieceRange(list, last).end;
+      const bytes = h.http.getRange ? await h.http.getRange(url, start, end) : (await h.http.get(url))?.subarray(start, end);
+      if (!bytes) throw new SyncError(`the coordinator no longer has ${e.sender}'s update of round ${r}`);
+      h.traffic.received(bytes.length);
+      for (let i = first; i <= last; i++) {
+        const at = pieceRange(list, i);
+        if (!sched.storePiece(e.hash, i, bytes.subarray(at.start - start, at.end - start))) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not match its commit (piece ${i})`);
+      }
+    }
+    return;
+  }
+  const bytes = await h.http.get(url);
+  if (!bytes) throw new SyncError(`the coordinator no longer has ${e.sender}'s update of round ${r}`);
+  h.traffic.received(bytes.length);
+  const config = h.config();
+  const { header } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
+  const whole = listPieces(bytes);
+  if (header.sender !== e.sender || header.round !== r || toHex(header.payloadHash) !== e.hash || (e.pieces !== undefined && pieceRoot(whole) !== e.pieces)) {
+    throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not match its commit`);
+  }
+  sched.storeWhole(e.hash, bytes, whole);
+}
+
+/** Sorted indices as [first, last] runs of consecutive ones. */
+function runs(indices: readonly number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const i of [...indices].sort((a, b) => a - b)) {
+    const last = out.at(-1);
+    if (last && last[1] === i - 1) last[1] = i;
+    else out.push([i, i]);
+  }
+  return out;
+}
