@@ -10,11 +10,18 @@ export function fetchHttpClient(timeoutMs = 120_000): HttpClient {
       if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status} ${await r.text()}`);
       return new Uint8Array(await r.arrayBuffer());
     },
-    async put(url, body) {
+    async getRange(url, start, end) {
+      const r = await fetch(url, { headers: { range: `bytes=${start}-${end - 1}` }, signal: AbortSignal.timeout(timeoutMs), cache: 'no-store' });
+      if (r.status === 404) return null;
+      if (r.status !== 206 && r.status !== 200) throw new Error(`GET ${url} (bytes ${start}-${end - 1}): HTTP ${r.status} ${await r.text()}`);
+      const body = new Uint8Array(await r.arrayBuffer());
+      return r.status === 200 ? body.slice(start, end) : body;
+    },
+    async put(url, body, headers = {}) {
       const r = await fetch(url, {
         method: 'PUT',
         body: body as Uint8Array<ArrayBuffer>,
-        headers: { 'content-type': 'application/octet-stream' },
+        headers: { 'content-type': 'application/octet-stream', ...headers },
         signal: AbortSignal.timeout(timeoutMs),
       });
       return { status: r.status, text: await r.text() };

@@ -10,7 +10,6 @@ import { serveCoordinator, type CoordinatorServer } from '../coordinator/server.
 import { CoordinatorStore } from '../coordinator/state-store.ts';
 import { RunConfigError, parseRunConfig, type RunConfig } from '../protocol/run-config.ts';
 import { NoGpuError } from '../gpu/errors.ts';
-import { openEnvelope } from '../net/envelope.ts';
 import { splitShard } from '../train/sampler.ts';
 import { encodeShard } from '../train/shards.ts';
 import { Ledger } from '../coordinator/ledger.ts';
@@ -210,11 +209,9 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   let closing = false;
   let inHand: Promise<void> = ready;
   const weightsFile = join(stateDir, 'validator-weights.bin');
-  const checkpoint = () => {
-    const bytes = coordinator.checkpoint();
-    if (!bytes) return null;
-    const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: 2 ** 31 });
-    return { round: header.round, weights: payload };
+  const checkpoint = async () => {
+    const c = await coordinator.checkpoints.readCheckpoint(0);
+    return c ? { round: c.round, weights: c.bytes } : null;
   };
   /** θ_start of the first round to score: the validator's own saved weights, else the run's checkpoint. */
   const savedWeights = async () => {
@@ -228,7 +225,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     }
   };
   const startFor = async (round: number) => {
-    const usable = [await savedWeights(), checkpoint()].filter((c) => c !== null && c.round <= round) as { round: number; weights: Uint8Array }[];
+    const usable = [await savedWeights(), await checkpoint()].filter((c) => c !== null && c.round <= round) as { round: number; weights: Uint8Array }[];
     return usable.sort((a, b) => b.round - a.round)[0] ?? null;
   };
   const skip = (round: number, reason: string) => {
@@ -294,7 +291,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
       const round = c.round;
       // Not synced here, the first round scored rebuilds θ_start itself (score → syncValidator).
       ready = ready
-        .then(() => syncValidator(engine, round, checkpoint(), (r) => c.commitPayloads(r), o.log))
+        .then(() => checkpoint().then((ckpt) => syncValidator(engine, round, ckpt, (r) => c.commitPayloads(r), o.log)))
         .then(() => {}, (e: Error) => o.log(`validator: θ_start of round ${round} not loaded yet (${e.message}); the first round scored rebuilds it`));
       inHand = ready;
     },

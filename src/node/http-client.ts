@@ -25,9 +25,17 @@ export function nodeHttpClient(timeoutMs = 120_000): HttpClient {
       }
       return body;
     },
-    async put(url, body) {
-      const r = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(timeoutMs) });
+    async put(url, body, headers = {}) {
+      const r = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream', ...headers }, signal: AbortSignal.timeout(timeoutMs) });
       return { status: r.status, text: await r.text() };
+    },
+    async getRange(url, start, end) {
+      const r = await fetch(url, { headers: { range: `bytes=${start}-${end - 1}` }, signal: AbortSignal.timeout(timeoutMs) });
+      if (r.status === 404) return null;
+      if (r.status !== 206 && r.status !== 200) throw new Error(`GET ${url} (bytes ${start}-${end - 1}): HTTP ${r.status} ${await r.text()}`);
+      const body = new Uint8Array(await r.arrayBuffer());
+      // A server that ignores ranges sends the whole resource: take the part asked for.
+      return r.status === 200 ? body.slice(start, end) : body;
     },
   };
 }

@@ -6,5 +6,8 @@
 export interface HttpClient {
   /** The body, or null on 404; throws on other failures. `onProgress` (optional to honour): bytes so far of the total (0: unknown). */
   get(url: string, onProgress?: (done: number, total: number) => void): Promise<Uint8Array | null>;
-  put(url: string, body: Uint8Array): Promise<{ status: number; text: string }>;
+  /** `headers`: e.g. a signed upload's (checkpoint-manifest.ts signRequest). */
+  put(url: string, body: Uint8Array, headers?: Record<string, string>): Promise<{ status: number; text: string }>;
+  /** Bytes [start, end) of a resource with an HTTP Range request (null on 404), so a cut-off fetch resumes. */
+  getRange?(url: string, start: number, end: number): Promise<Uint8Array | null>;
 }

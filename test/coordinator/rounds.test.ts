@@ -133,7 +133,7 @@ describe('coordinator: closing a round', () => {
     for (const p of [...peers, watcher]) expect(p.last('commit')).toEqual(commit);
     // When each update arrived (the copy check orders by it): the last one 1234 ms after the others.
     const deliveredAt = Object.fromEntries(order.map((i, n) => [peers[i].address, h.clock.t - (n < 2 ? 1234 : 0)]));
-    expect(h.coordinator.commit(0)).toEqual({ round: 0, members: included.map((e) => e.sender), included, delivered: included, missing: [], closedAt: h.clock.t, deliveredAt, invalid: {} });
+    expect(h.coordinator.commit(0)).toEqual({ round: 0, members: included.map((e) => e.sender), included, delivered: included, missing: [], closedAt: h.clock.t, deliveredAt, invalid: {}, checkpointBy: { 0: included[0].sender } });
     expect(h.coordinator.status()).toMatchObject({ round: 1, phase: 'waiting', members: [], delivered: [], deadline: null, rejected: {} });
     for (const [i, p] of peers.entries()) expect(h.coordinator.storedUpdate(0, p.address)).toEqual(envelopes[i]);
     expect(h.coordinator.storedUpdate(0, k.dave.address)).toBeNull();
