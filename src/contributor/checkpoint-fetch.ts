@@ -89,7 +89,7 @@ async function fetchPiece(f: CheckpointFetch, hash: string, length: number, prog
       piece = whole;
       progress(piece.length);
     }
-    if (piece.length === length && pieceHash(piece) === hash) return piece;
+    if (piece.length === length && (await pieceHash(piece)) === hash) return piece;
   }
   throw new CheckpointFetchError(`piece ${hash.slice(0, 12)}… does not match its hash after ${TRIES} tries`);
 }

@@ -30,9 +30,9 @@ export interface CheckpointUpload {
   run: string;
   stage: number;
   pieceBytes: number;
-  /** θ_start of `round`, as a checkpoint file. */
+  /** θ_start of `round`, as a checkpoint file (or its parts: encodeCheckpointParts). */
   round: number;
-  weights(): Promise<Uint8Array>;
+  weights(): Promise<Uint8Array | Uint8Array[]>;
   /** The weights fingerprint of θ_start (what this member reported in `synced`). */
   fingerprint(): Promise<string>;
   traffic: Traffic;
@@ -43,11 +43,11 @@ export interface CheckpointUpload {
 /** Signs and uploads the checkpoint; a refusal or a failed request is a warning: the run goes on without this one. */
 export async function uploadCheckpoint(u: CheckpointUpload): Promise<void> {
   try {
-    const file = await u.weights();
-    const pieces = splitPieces(file, u.pieceBytes);
+    const pieces = await splitPieces(await u.weights(), u.pieceBytes);
+    const totalBytes = pieces.reduce((n, p) => n + p.bytes.length, 0);
     const manifest: CheckpointManifest = {
       run: u.run, round: u.round, stage: u.stage, uploader: u.key.address, weights: await u.fingerprint(),
-      totalBytes: file.length, pieceBytes: u.pieceBytes, pieces: pieces.map((p) => p.hash),
+      totalBytes, pieceBytes: u.pieceBytes, pieces: pieces.map((p) => p.hash),
     };
     const body = new TextEncoder().encode(JSON.stringify(signManifest(u.key, manifest)));
     const r = await signedPut(u, '/checkpoint/manifest', body);

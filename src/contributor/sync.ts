@@ -89,7 +89,7 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
       if (round !== fromPeer.round) throw new SyncError(`weights labelled round ${fromPeer.round} hold round ${round}`);
       // Trusted only if they are the weights the run's commit names.
       const named = round > 0 ? (await fetchCommitTrust(c, round - 1))?.weightsAfter : undefined;
-      const held = weightsFingerprint(weights);
+      const held = await weightsFingerprint(weights);
       if (held !== named) throw new SyncError(`they hold weights ${held.slice(0, 12)}…, the commit of round ${round - 1} names ${named ? `${named.slice(0, 12)}…` : 'none yet'}`);
       await c.exclusive(() => replica.loadStart(weights));
       const replayed = await replay(c, round);
@@ -112,7 +112,7 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
   if (checkpoint) {
     const { round, weights } = replica.decodeWeights(checkpoint.bytes, 'the coordinator’s checkpoint');
     if (round !== checkpoint.round) throw new SyncError(`the coordinator's checkpoint is labelled round ${checkpoint.round} but holds round ${round}`);
-    const held = weightsFingerprint(weights);
+    const held = await weightsFingerprint(weights);
     if (held !== checkpoint.weights) throw new SyncError(`the coordinator's checkpoint holds weights ${held.slice(0, 12)}…, not the ${checkpoint.weights.slice(0, 12)}… its commit names`);
     await c.exclusive(() => replica.loadStart(weights));
     const replayed = await replay(c, round);

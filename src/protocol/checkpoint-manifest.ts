@@ -8,7 +8,7 @@
 // Uploads are signed requests: before the coordinator reads any body it checks the headers
 // (who, and their signature over the run, the method, the path and the body's length).
 // Environment-free.
-import { sha256AsU8a } from '@polkadot/util-crypto';
+import { sha256 } from '../base/sha256.ts';
 import { fromHex, toHex } from '../base/hex.ts';
 import { parameterLayout } from '../model/config.ts';
 import { FINGERPRINT_HEX } from '../train/weights-fingerprint.ts';
@@ -51,18 +51,41 @@ export function manifestMessage(m: CheckpointManifest): Uint8Array {
   return new TextEncoder().encode(`tessera-checkpoint-manifest:v1:${JSON.stringify(fields)}`);
 }
 
-/** Cuts a checkpoint file into pieces and names them. */
-export function splitPieces(file: Uint8Array, pieceBytes: number): { hash: string; bytes: Uint8Array }[] {
+/**
+ * Cuts a checkpoint file into pieces and names them. The file may be given as its parts
+ * (encodeCheckpointParts): a piece is then copied out of them, so a multi-GB checkpoint
+ * never needs a second whole copy.
+ */
+export async function splitPieces(file: Uint8Array | readonly Uint8Array[], pieceBytes: number): Promise<{ hash: string; bytes: Uint8Array }[]> {
+  const parts = file instanceof Uint8Array ? [file] : file;
+  const total = parts.reduce((n, p) => n + p.length, 0);
   const out: { hash: string; bytes: Uint8Array }[] = [];
-  for (let at = 0; at < file.length; at += pieceBytes) {
-    const bytes = file.subarray(at, Math.min(file.length, at + pieceBytes));
-    out.push({ hash: pieceHash(bytes), bytes });
+  let part = 0;
+  let inPart = 0;
+  for (let at = 0; at < total; at += pieceBytes) {
+    const length = Math.min(pieceBytes, total - at);
+    let bytes: Uint8Array;
+    if (parts[part].length - inPart >= length) {
+      bytes = parts[part].subarray(inPart, inPart + length);
+      inPart += length;
+    } else {
+      bytes = new Uint8Array(length);
+      for (let filled = 0; filled < length; ) {
+        if (inPart === parts[part].length) [part, inPart] = [part + 1, 0];
+        const n = Math.min(length - filled, parts[part].length - inPart);
+        bytes.set(parts[part].subarray(inPart, inPart + n), filled);
+        filled += n;
+        inPart += n;
+      }
+    }
+    if (inPart === parts[part]?.length && part < parts.length - 1) [part, inPart] = [part + 1, 0];
+    out.push({ hash: await pieceHash(bytes), bytes });
   }
   return out;
 }
 
-export function pieceHash(bytes: Uint8Array): string {
-  return toHex(sha256AsU8a(bytes));
+export async function pieceHash(bytes: Uint8Array): Promise<string> {
+  return toHex(await sha256(bytes));
 }
 
 /** The length of piece `i` of a manifest. */

@@ -5,6 +5,7 @@
 // hashing a checkpoint file tensor by tensor (src/coordinator/checkpoint-verify.ts) gets
 // the same value as a replica hashing its tensors in memory. Environment-free.
 import { sha256AsU8a } from '@polkadot/util-crypto';
+import { sha256 } from '../base/sha256.ts';
 import { toHex } from '../base/hex.ts';
 
 const DOMAIN = new TextEncoder().encode('tessera-weights-v1\0');
@@ -26,8 +27,8 @@ export function fingerprintOfDigests(digests: Iterable<readonly [string, Uint8Ar
 }
 
 /** The fingerprint of parameter tensors given in layout order (name without the 'param/' prefix). */
-export function weightsFingerprint(tensors: Iterable<readonly [string, Float32Array]>): string {
+export async function weightsFingerprint(tensors: Iterable<readonly [string, Float32Array]>): Promise<string> {
   const digests: [string, Uint8Array][] = [];
-  for (const [name, data] of tensors) digests.push([name, sha256AsU8a(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))]);
+  for (const [name, data] of tensors) digests.push([name, await sha256(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))]);
   return fingerprintOfDigests(digests);
 }

@@ -19,7 +19,7 @@ export interface SyntheticWeights {
 }
 
 /** θ_start of `round` of the run's model (stage 0), seeded; `fill` instead of random values for multi-GB sets. */
-export function syntheticWeights(config: RunConfig, round: number, seed = 1, fill?: number): SyntheticWeights {
+export async function syntheticWeights(config: RunConfig, round: number, seed = 1, fill?: number): Promise<SyntheticWeights> {
   const cfg = runModel(config);
   const r = stageBounds(config)[0];
   const u = rng(seed);
@@ -34,7 +34,7 @@ export function syntheticWeights(config: RunConfig, round: number, seed = 1, fil
     format: 1, model: cfg, from: r.from, to: r.to, step: 0, dataPosition: { round },
     tensors: new Map([...tensors].map(([n, t]) => [`param/${n}`, t])), meta: { run: config.run },
   });
-  return { round, tensors, parts, bytes: parts.reduce((n, p) => n + p.length, 0), fingerprint: weightsFingerprint(tensors) };
+  return { round, tensors, parts, bytes: parts.reduce((n, p) => n + p.length, 0), fingerprint: await weightsFingerprint(tensors) };
 }
 
 export function joined(parts: Uint8Array[]): Uint8Array {

@@ -65,7 +65,7 @@ describe('sharded checkpoints', () => {
   it('takes the asked uploader’s checkpoint once its weights are the committed ones; a late joiner fetches and verifies it', async () => {
     const c = config();
     const { h, http } = await serve(c);
-    const w = syntheticWeights(c, 1);
+    const w = await syntheticWeights(c, 1);
     const { asked } = roundWithAsk(h, [k.alice, k.bob, k.carol], () => w.fingerprint);
     expect(h.coordinator.commit(0)).toMatchObject({ checkpointBy: { 0: asked.address }, weightsAfter: w.fingerprint });
     const events = await upload(asked, http, c, w);
@@ -82,7 +82,7 @@ describe('sharded checkpoints', () => {
     expect(Buffer.from(got!.bytes).equals(joined(w.parts))).toBe(true); // (toEqual on 500 KB takes seconds)
     expect(ranges).toBe(Math.ceil(w.bytes / PIECE));
     const ckpt = decodeCheckpoint(got!.bytes);
-    expect(weightsFingerprint([...ckpt.tensors].map(([n, t]) => [n.slice('param/'.length), t] as const))).toBe(got!.weights);
+    expect(await weightsFingerprint([...ckpt.tensors].map(([n, t]) => [n.slice('param/'.length), t] as const))).toBe(got!.weights);
 
     // Range requests: a resumed fetch gets exactly the rest.
     const piece = (JSON.parse(await (await fetch(`${http}/checkpoint/manifest`)).text()) as { manifest: { pieces: string[] } }).manifest.pieces[0];
@@ -96,7 +96,7 @@ describe('sharded checkpoints', () => {
   it('refuses a key the coordinator did not ask, before reading its body', async () => {
     const c = config();
     const { h, http } = await serve(c);
-    const w = syntheticWeights(c, 1);
+    const w = await syntheticWeights(c, 1);
     const { others } = roundWithAsk(h, [k.alice, k.bob, k.carol], () => w.fingerprint);
     const events = await upload(others[0], http, c, w);
     expect(events.find((e) => e.event === 'warning')).toMatchObject({ text: expect.stringMatching(/was not asked/) });
@@ -115,8 +115,8 @@ describe('sharded checkpoints', () => {
   it('refuses a checkpoint whose weights are not the commit’s: named in its manifest, or held in its pieces', async () => {
     const c = config();
     const { h, http } = await serve(c);
-    const honest = syntheticWeights(c, 1, 1);
-    const poisoned = syntheticWeights(c, 1, 2);
+    const honest = await syntheticWeights(c, 1, 1);
+    const poisoned = await syntheticWeights(c, 1, 2);
     const { asked } = roundWithAsk(h, [k.alice, k.bob, k.carol], () => honest.fingerprint);
     // Its own fingerprint in the manifest: refused at once.
     const named = await upload(asked, http, c, poisoned);
@@ -135,8 +135,8 @@ describe('sharded checkpoints', () => {
   it('waits for the members’ consensus: a minority cannot name the weights', async () => {
     const c = config();
     const { h, http } = await serve(c);
-    const honest = syntheticWeights(c, 1, 1);
-    const poisoned = syntheticWeights(c, 1, 2);
+    const honest = await syntheticWeights(c, 1, 1);
+    const poisoned = await syntheticWeights(c, 1, 2);
     // The asked uploader reports its poisoned weights; the two others the honest ones.
     let askedAddress = '';
     const { asked } = roundWithAsk(h, [k.alice, k.bob, k.carol], (a) => (askedAddress ||= h.coordinator.commit(0)!.checkpointBy![0], a === askedAddress ? poisoned.fingerprint : honest.fingerprint));
@@ -147,9 +147,9 @@ describe('sharded checkpoints', () => {
 
   it('a late joiner refuses a manifest its commit does not name, and pieces that do not match their hash', async () => {
     const c = config();
-    const honest = syntheticWeights(c, 1, 1);
-    const poisoned = syntheticWeights(c, 1, 2);
-    const pieces = splitPieces(joined(poisoned.parts), PIECE);
+    const honest = await syntheticWeights(c, 1, 1);
+    const poisoned = await syntheticWeights(c, 1, 2);
+    const pieces = await splitPieces(joined(poisoned.parts), PIECE);
     const manifest = (by: Hotkey, weights: string) => signManifest(by, { run: c.run, round: 1, stage: 0, uploader: by.address, weights, totalBytes: poisoned.bytes, pieceBytes: PIECE, pieces: pieces.map((p) => p.hash) });
     // A hostile coordinator: it serves what the test sets.
     let served = { manifest: manifest(k.alice, poisoned.fingerprint) as unknown, commit: { checkpointBy: { 0: k.alice.address }, weightsAfter: honest.fingerprint } as unknown, corrupt: false };
@@ -175,7 +175,7 @@ describe('sharded checkpoints', () => {
     // sync.ts compares the decoded weights' fingerprint before loading them (below, by hand).
     served = { ...served, corrupt: false };
     const got = await fetchIt();
-    const held = weightsFingerprint([...decodeCheckpoint(got!.bytes).tensors].map(([n, t]) => [n.slice('param/'.length), t] as const));
+    const held = await weightsFingerprint([...decodeCheckpoint(got!.bytes).tensors].map(([n, t]) => [n.slice('param/'.length), t] as const));
     expect(held).not.toBe(got!.weights);
   });
 });
