@@ -1,7 +1,7 @@
 // Sharded checkpoints end to end on a real HTTP server: the asked uploader's signed manifest
 // and pieces, the checks before a checkpoint replaces anything, a late joiner's verified,
 // resumable fetch — and what each refuses (issue 18, issue 19 "The weights a newcomer trusts").
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointAsks } from '../../src/coordinator/checkpoint-intake.ts';
@@ -91,6 +91,14 @@ describe('sharded checkpoints', () => {
     expect(part.headers.get('content-range')).toBe(`bytes 100-${PIECE - 1}/${PIECE}`);
     expect(Buffer.from(await part.arrayBuffer()).equals(joined(w.parts).subarray(100, PIECE))).toBe(true);
     expect((await fetch(`${http}/checkpoint/piece/${piece}`, { headers: { range: `bytes=${PIECE}-` } })).status).toBe(416);
+
+    // A restart on the same state folder keeps it (the validator's start reads it whole).
+    h.coordinator.stop();
+    const again = makeCoordinator(c, { dir: h.store.dir });
+    expect(again.coordinator.status().checkpointRound).toBe(1);
+    const back = await again.coordinator.checkpoints.readCheckpoint(0);
+    expect(back!.round).toBe(1);
+    expect(Buffer.from(back!.bytes).equals(joined(w.parts))).toBe(true);
   });
 
   it('refuses a key the coordinator did not ask, before reading its body', async () => {
@@ -130,6 +138,34 @@ describe('sharded checkpoints', () => {
     // The honest upload after it is taken.
     await upload(asked, http, c, honest);
     await until(() => h.coordinator.status().checkpointRound === 1, 10_000, 'the honest checkpoint');
+  });
+
+  it('reads at most two uploads at once: a third is told to retry, unread', async () => {
+    const c = config();
+    const { h, http } = await serve(c);
+    const w = await syntheticWeights(c, 1);
+    const { asked } = roundWithAsk(h, [k.alice, k.bob, k.carol], () => w.fingerprint);
+    const pieces = await splitPieces(joined(w.parts), PIECE);
+    const body = new TextEncoder().encode(JSON.stringify(signManifest(asked, { run: c.run, round: 1, stage: 0, uploader: asked.address, weights: w.fingerprint, totalBytes: w.bytes, pieceBytes: PIECE, pieces: pieces.map((p) => p.hash) })));
+    expect((await fetch(`${http}/checkpoint/manifest`, { method: 'PUT', body, headers: signRequest(asked, c.run, 'PUT', '/checkpoint/manifest', body.length) })).status).toBe(200);
+    // Two uploads that send half their piece and wait.
+    const { port } = new URL(http);
+    const held = pieces.slice(0, 2).map((p) => {
+      const path = `/checkpoint/piece/${p.hash}`;
+      const req = request({ host: '127.0.0.1', port, path, method: 'PUT', headers: { 'content-length': String(p.bytes.length), ...signRequest(asked, c.run, 'PUT', path, p.bytes.length) } });
+      req.on('error', () => {});
+      req.write(p.bytes.subarray(0, PIECE / 2));
+      return { req, p };
+    });
+    await until(() => (h.coordinator.checkpoints as unknown as { uploads: number }).uploads === 2, 5000, 'two uploads in flight');
+    const third = pieces[2];
+    const path = `/checkpoint/piece/${third.hash}`;
+    const busy = await fetch(`${http}${path}`, { method: 'PUT', body: third.bytes, headers: signRequest(asked, c.run, 'PUT', path, third.bytes.length) });
+    expect(busy.status).toBe(503);
+    expect(busy.headers.get('retry-after')).toBe('5');
+    for (const { req, p } of held) req.end(p.bytes.subarray(PIECE / 2));
+    await until(() => h.coordinator.checkpointPieces.has(held[1].p.hash) && h.coordinator.checkpointPieces.has(held[0].p.hash), 5000, 'the held uploads to finish');
+    expect(h.coordinator.checkpointPieces.has(third.hash)).toBe(false);
   });
 
   it('waits for the members’ consensus: a minority cannot name the weights', async () => {
