@@ -4,7 +4,7 @@
 // What is constructed, not trained: the run's state at round 26 (commits of rounds 6–25, as
 // the store keeps 20, so replay from the seed is impossible; commit 25 asks an uploader and
 // names the consensus weights fingerprint) and the weights (a synthetic θ_start of the
-// model's exact layout: seeded values for base, a constant fill for 1b). What is real: the
+// model's exact layout: seeded values for base, a cheap non-repeating pattern for 1b, so no piece repeats and none is deduplicated). What is real: the
 // coordinator and its HTTP server, the asked uploader's signed manifest and 32 MiB pieces
 // over HTTP (streamed to disk, hashed), the coordinator's check of the pieces against the
 // commit's fingerprint, and the late joiner's fetch (Range requests, each piece hashed), the
@@ -109,6 +109,6 @@ export async function runCheckpointSyncBench(argv: string[]): Promise<number> {
     rows.push(await one(m));
     printTable('checkpoint sync from the store (late joiner after round 25)', rows);
   }
-  console.log(`results: ${writeResults('checkpoint-sync', { rows, note: 'state and weights constructed (not trained); loopback HTTP; 32 MiB pieces' })}`);
+  console.log(`results: ${writeResults(`checkpoint-sync-${models.join('-')}`, { rows, note: 'state and weights constructed (not trained); loopback HTTP; 32 MiB pieces' })}`);
   return 0;
 }

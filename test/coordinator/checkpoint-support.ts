@@ -18,16 +18,21 @@ export interface SyntheticWeights {
   fingerprint: string;
 }
 
-/** θ_start of `round` of the run's model (stage 0), seeded; `fill` instead of random values for multi-GB sets. */
+/**
+ * θ_start of `round` of the run's model (stage 0), seeded; with `fill`, a cheap pattern
+ * around that value instead of random numbers (multi-GB sets): it never repeats within a
+ * piece's span, so every piece differs and none is deduplicated by the content-addressed store.
+ */
 export async function syntheticWeights(config: RunConfig, round: number, seed = 1, fill?: number): Promise<SyntheticWeights> {
   const cfg = runModel(config);
   const r = stageBounds(config)[0];
   const u = rng(seed);
   const tensors = new Map<string, Float32Array>();
+  let at = 0;
   for (const s of parameterLayout(cfg, r.from, r.to)) {
     const t = new Float32Array(s.size);
     if (fill === undefined) for (let i = 0; i < t.length; i++) t[i] = (u() - 0.5) * 0.1;
-    else t.fill(fill + seed * 1e-3);
+    else for (let i = 0; i < t.length; i++, at++) t[i] = fill + seed * 1e-3 + (at % 1_000_003) * 1e-9 + Math.floor(at / 1_000_003) * 1e-12;
     tensors.set(s.name, t);
   }
   const parts = encodeCheckpointParts({
