@@ -8,7 +8,7 @@
 // Uploads are signed requests: before the coordinator reads any body it checks the headers
 // (who, and their signature over the run, the method, the path and the body's length).
 // Environment-free.
-import { sha256 } from '../base/sha256.ts';
+import { sha256 } from '../wallet/sha256.ts';
 import { fromHex, toHex } from '../base/hex.ts';
 import { parameterLayout } from '../model/config.ts';
 import { FINGERPRINT_HEX } from '../train/weights-fingerprint.ts';

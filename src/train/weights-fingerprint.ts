@@ -5,7 +5,7 @@
 // hashing a checkpoint file tensor by tensor (src/coordinator/checkpoint-verify.ts) gets
 // the same value as a replica hashing its tensors in memory. Environment-free.
 import { sha256AsU8a } from '@polkadot/util-crypto';
-import { sha256 } from '../base/sha256.ts';
+import { sha256 } from '../wallet/sha256.ts';
 import { toHex } from '../base/hex.ts';
 
 const DOMAIN = new TextEncoder().encode('tessera-weights-v1\0');

@@ -1,6 +1,7 @@
 // SHA-256, as fast as the environment allows: WebCrypto's native digest where it exists
 // (Node, workers, pages on https or localhost; ~1 GB/s), else a JavaScript one (~30 MB/s):
-// the same bytes either way. Checkpoint pieces and the weights fingerprint hash gigabytes.
+// the same bytes either way. Checkpoint pieces and the weights fingerprint hash gigabytes;
+// it lives with the keys because it needs the same crypto library.
 import { sha256AsU8a } from '@polkadot/util-crypto';
 
 export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
