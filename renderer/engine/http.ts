@@ -20,11 +20,11 @@ export function fetchHttpClient(timeoutMs = 120_000): HttpClient {
       if (part.length !== end - start) throw new Error(`GET ${url} (bytes ${start}-${end - 1}): ${part.length} bytes came back`);
       return part;
     },
-    async put(url, body) {
+    async put(url, body, headers = {}) {
       const r = await fetch(url, {
         method: 'PUT',
         body: body as Uint8Array<ArrayBuffer>,
-        headers: { 'content-type': 'application/octet-stream' },
+        headers: { 'content-type': 'application/octet-stream', ...headers },
         signal: AbortSignal.timeout(timeoutMs),
       });
       return { status: r.status, text: await r.text() };

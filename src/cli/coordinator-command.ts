@@ -10,7 +10,6 @@ import { serveCoordinator, type CoordinatorServer } from '../coordinator/server.
 import { CoordinatorStore } from '../coordinator/state-store.ts';
 import { RunConfigError, parseRunConfig, type RunConfig } from '../protocol/run-config.ts';
 import { NoGpuError } from '../gpu/errors.ts';
-import { openEnvelope } from '../net/envelope.ts';
 import { splitShard } from '../train/sampler.ts';
 import { encodeShard } from '../train/shards.ts';
 import { Ledger } from '../coordinator/ledger.ts';
@@ -211,13 +210,11 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   let closing = false;
   let inHand: Promise<void> = ready;
   const restart = new ValidatorRestart(stateDir, o.log);
-  const checkpoint = () => {
-    const bytes = coordinator.checkpoint();
-    if (!bytes) return null;
-    const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: 2 ** 31 });
-    return { round: header.round, weights: payload };
+  const checkpoint = async () => {
+    const c = await coordinator.checkpoints.readCheckpoint(0);
+    return c ? { round: c.round, weights: c.bytes } : null;
   };
-  const startFor = (round: number) => restart.startFor(round, engine, checkpoint());
+  const startFor = async (round: number) => restart.startFor(round, engine, await checkpoint());
   const skip = (round: number, reason: string) => {
     ledger.recordSkipped(round, reason);
     o.log(`validator: round ${round} skipped, not scored: ${reason}`);

@@ -341,6 +341,7 @@ export class Contributor {
       http: this.o.http,
       httpBase: this.httpBase,
       run: this.config.run,
+      config: this.config,
       address: this.address,
       stage: this.stage,
       stages: this.config.stages,
@@ -363,8 +364,9 @@ export class Contributor {
     if (checkpointUploader(commit, ours, this.stage, this.config.stages) === this.address) {
       const round = this.exchange.held;
       await uploadCheckpoint({
-        key: this.o.key, http: this.o.http, httpBase: this.httpBase, run: this.config.run, stage: this.stage, round,
+        key: this.o.key, http: this.o.http, httpBase: this.httpBase, run: this.config.run, stage: this.stage, round, pieceBytes: this.config.checkpointPieceBytes,
         weights: () => this.replicaWork.run(() => this.replica!.encodeWeights(round)),
+        fingerprint: () => this.replicaWork.run(() => this.replica!.weightsHash()),
         traffic: this.traffic, onEvent: this.o.onEvent,
       });
     }

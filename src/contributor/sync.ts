@@ -2,12 +2,16 @@
 //   0. what it holds in memory (a reconnect), if the coordinator has every commit since;
 //   1. its own saved state, if the coordinator still has every commit since (replayed);
 //   2. round 0 with nothing committed yet: the seeded initialisation, like everyone;
-//   3. θ_start from a peer over WebRTC;
-//   4. the coordinator's latest checkpoint over HTTP;
+//   3. θ_start from a peer over WebRTC, if its fingerprint is the one the run's commit names;
+//   4. the coordinator's latest checkpoint (checkpoint-fetch.ts: pieces checked, uploader and
+//      fingerprint checked against the commit);
 //   5. the seeded initialisation, if the coordinator still has every commit since round 0.
 // then it replays the commits between what it got and the round in progress.
 import type { CheckpointStore } from '../train/checkpoint.ts';
 import { openEnvelope } from '../net/envelope.ts';
+import type { RunConfig } from '../protocol/run-config.ts';
+import { weightsFingerprint } from '../train/weights-fingerprint.ts';
+import { CheckpointFetchError, fetchCheckpoint, type CommitTrust } from './checkpoint-fetch.ts';
 import { toHex } from '../base/hex.ts';
 import { parseCommitView, type CommitEntry, type RunState } from '../protocol/messages.ts';
 import type { ModelReplica } from '../round/replica.ts';
@@ -39,6 +43,7 @@ export interface SyncContext {
   http: HttpClient;
   httpBase: string;
   run: string;
+  config: RunConfig;
   address: string;
   /** Our pipeline stage and the run's stage count: weights, checkpoints and commits are per stage. */
   stage: number;
@@ -82,6 +87,10 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
     try {
       const { round, weights } = replica.decodeWeights(fromPeer.bytes, `weights from ${fromPeer.from}`);
       if (round !== fromPeer.round) throw new SyncError(`weights labelled round ${fromPeer.round} hold round ${round}`);
+      // Trusted only if they are the weights the run's commit names.
+      const named = round > 0 ? (await fetchCommitTrust(c, round - 1))?.weightsAfter : undefined;
+      const held = await weightsFingerprint(weights);
+      if (held !== named) throw new SyncError(`they hold weights ${held.slice(0, 12)}…, the commit of round ${round - 1} names ${named ? `${named.slice(0, 12)}…` : 'none yet'}`);
       await c.exclusive(() => replica.loadStart(weights));
       const replayed = await replay(c, round);
       if (replayed !== null) return { round: replayed, source: `peer ${fromPeer.from}` };
@@ -90,11 +99,21 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
     }
   }
   c.onProgress?.(0, 0, 'fetching the run’s checkpoint from the coordinator');
-  const checkpoint = await c.http.get(`${c.httpBase}/checkpoint${c.stages > 1 ? `?stage=${c.stage}` : ''}`, throttled((done, total) => c.onProgress?.(done, total, `fetching the run’s checkpoint: ${mib(done)}${total ? ` of ${mib(total)}` : ''} MiB`)));
+  let checkpoint: Awaited<ReturnType<typeof fetchCheckpoint>> = null;
+  try {
+    checkpoint = await fetchCheckpoint({
+      http: c.http, httpBase: c.httpBase, config: c.config, stage: c.stage,
+      onProgress: throttled((done, total) => c.onProgress?.(done, total, `fetching the run’s checkpoint: ${mib(done)}${total ? ` of ${mib(total)}` : ''} MiB`)),
+    });
+  } catch (e) {
+    if (!(e instanceof CheckpointFetchError)) throw e;
+    c.onWarning(`the coordinator's checkpoint refused: ${e.message}`);
+  }
   if (checkpoint) {
-    const { header, payload } = openEnvelope(checkpoint, { run: c.run, maxPayloadBytes: 2 ** 31 });
-    const { round, weights } = replica.decodeWeights(payload, 'the coordinator’s checkpoint');
-    if (round !== header.round) throw new SyncError(`the coordinator's checkpoint is labelled round ${header.round} but holds round ${round}`);
+    const { round, weights } = replica.decodeWeights(checkpoint.bytes, 'the coordinator’s checkpoint');
+    if (round !== checkpoint.round) throw new SyncError(`the coordinator's checkpoint is labelled round ${checkpoint.round} but holds round ${round}`);
+    const held = await weightsFingerprint(weights);
+    if (held !== checkpoint.weights) throw new SyncError(`the coordinator's checkpoint holds weights ${held.slice(0, 12)}…, not the ${checkpoint.weights.slice(0, 12)}… its commit names`);
     await c.exclusive(() => replica.loadStart(weights));
     const replayed = await replay(c, round);
     if (replayed !== null) return { round: replayed, source: 'coordinator checkpoint' };
@@ -127,6 +146,11 @@ async function replay(c: SyncContext, from: number): Promise<number | null> {
     r++;
   }
   return r;
+}
+
+async function fetchCommitTrust(c: SyncContext, round: number): Promise<CommitTrust | null> {
+  const bytes = await c.http.get(`${c.httpBase}/commit/${round}`);
+  return bytes ? (JSON.parse(new TextDecoder().decode(bytes)) as CommitTrust) : null;
 }
 
 async function fetchCommit(c: SyncContext, round: number): Promise<CommitInfo | null> {

@@ -33,6 +33,8 @@ import { StageBalancer } from './stages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
+import { CheckpointIntake } from './checkpoint-intake.ts';
+import { PieceStore } from './checkpoint-pieces.ts';
 import { Sessions, type Connection, type Session } from './sessions.ts';
 
 export type { ScoringProgress } from './run-record.ts';
@@ -81,6 +83,9 @@ export class Coordinator {
   private readonly control: ControlPlane;
   /** The validator's latest standing (ema) of each peer it scored, and whether it bars it from commits: for gather-K. */
   private readonly standings = new Map<string, { ema: number; barred: boolean }>();
+  /** The run's checkpoints: asks, signed uploads, the checks before one replaces another (checkpoint-intake.ts). */
+  readonly checkpoints: CheckpointIntake;
+  readonly checkpointPieces: PieceStore;
 
   constructor(
     config: RunConfig,
@@ -95,6 +100,11 @@ export class Coordinator {
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
     this.state = this.record.state;
+    this.checkpointPieces = new PieceStore(store.dir);
+    this.checkpoints = new CheckpointIntake({
+      config, state: this.state, pieces: this.checkpointPieces, save: () => this.record.save(), log: this.log,
+      count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),
+    });
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -291,6 +301,7 @@ export class Coordinator {
         s.synced = m.round;
         s.syncedStage = m.stage;
         this.record.noteReport(m.round, address, { weightsHash: m.weightsHash });
+        this.checkpoints.noteSynced(m.round);
         this.rounds.peerSynced(address, m.round);
         return this.control.countsChanged();
       case 'report':
@@ -364,19 +375,6 @@ export class Coordinator {
 
   commit(round: number): CommitRecord | null {
     return this.record.commit(round);
-  }
-
-  // ---- checkpoints ----
-
-  /** A member's signed θ_start; accepted from a peer of this run for a committed round (run-record.ts). */
-  acceptCheckpoint(envelope: Uint8Array): { ok: true; round: number } | { ok: false; status: number; reason: string } {
-    const r = this.record.acceptCheckpoint(envelope, (address) => (this.sessions.member(address) ? (this.stages.stageOf(address) ?? 0) : null));
-    if (!r.ok && r.what) this.rejected[r.what] = (this.rejected[r.what] ?? 0) + 1;
-    return r.ok ? r : { ok: false, status: r.status, reason: r.reason };
-  }
-
-  checkpoint(stage = 0): Uint8Array | null {
-    return this.record.checkpoint(stage);
   }
 
   // ---- the round clock (round-clock.ts) ----

@@ -28,6 +28,7 @@ import { configHash } from '../model/identity.ts';
 import { gatherK } from './gather.ts';
 import type { StageBalancer } from './stages.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
+import { checkpointAsks } from './checkpoint-intake.ts';
 
 /** The peers as the coordinator's membership sees them. */
 export interface RoundPeers {
@@ -284,12 +285,14 @@ export class RoundClock {
     const members = [...this.members].sort();
     const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
     const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), startedAt: this.startedAt, closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
+    const asks = checkpointAsks(config, round, included);
+    if (asks) record.checkpointBy = asks;
     state.commits.push(record);
     // Tokens trained count what replicas apply: the committed updates.
     state.tokensTrained = (state.tokensTrained ?? 0) + tokensOfCommit(config, included);
     state.round = round + 1;
     this.ctx.save();
-    const checkpointBy = included.length > 0 && (round + 1) % config.checkpointEvery === 0 ? included[0].sender : null;
+    const checkpointBy = asks?.[0] ?? null;
     this.ctx.log(`round ${round} closed (${why}): ${included.length} committed of ${delivered.length} delivered by ${members.length} member(s)`);
     this.members = new Set();
     this.delivered = new Map();

@@ -1,8 +1,8 @@
 // What a run has recorded, over its saved state (state-store.ts): the next round, the commits
 // of recent rounds and the updates they include, members' reports, the tokens trained, and
-// the latest checkpoint of each stage. Loaded when the coordinator starts (a restart resumes
+// the accepted checkpoint of each stage (checkpoint-intake.ts). Loaded when the coordinator starts (a restart resumes
 // the run), saved after every change, keeping every round the validator has still to score.
-import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { openEnvelope } from '../net/envelope.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { CommitView } from '../protocol/messages.ts';
 import { tokensOfCommit } from './round-clock.ts';
@@ -121,51 +121,6 @@ export class RunRecord {
     if (round > this.state.round + 1 || round < this.state.round - REPORT_ROUNDS_BACK) return;
     const byRound = (this.state.reports[round] ??= {});
     byRound[address] = { ...(byRound[address] ?? { loss: NaN, bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 }), ...r };
-  }
-
-  /** The round of a stage's latest checkpoint, −1 when none. */
-  checkpointRoundOf(stage: number): number {
-    return stage === 0 ? this.state.checkpointRound : (this.state.stageCheckpoints?.[stage] ?? -1);
-  }
-
-  /**
-   * A member's signed θ_start: accepted from a peer of this run (`stageOf` gives its stage,
-   * null for no peer) for a committed round newer than the stage's checkpoint; kept and saved.
-   */
-  acceptCheckpoint(envelope: Uint8Array, stageOf: (address: string) => number | null): { ok: true; round: number } | { ok: false; status: number; reason: string; what?: string } {
-    let header: EnvelopeHeader;
-    try {
-      ({ header } = openEnvelope(envelope, { run: this.config.run, maxPayloadBytes: 2 ** 31 }));
-    } catch (e) {
-      if (e instanceof EnvelopeError) return { ok: false, status: 400, reason: e.message, what: `checkpoint-${e.reason}` };
-      throw e;
-    }
-    if (header.kind !== 'weights') return { ok: false, status: 400, reason: `a checkpoint is a 'weights' envelope, not '${header.kind}'` };
-    const holds = stageOf(header.sender);
-    if (holds === null) return { ok: false, status: 403, reason: `${header.sender} is not a peer of this run` };
-    const stage = header.stage;
-    if (stage !== holds) return { ok: false, status: 403, reason: `${header.sender} does not hold stage ${stage}` };
-    const held = this.checkpointRoundOf(stage);
-    if (header.round > this.state.round || header.round <= held) {
-      return { ok: false, status: 409, reason: `checkpoint of round ${header.round}; the run is at round ${this.state.round} with a checkpoint of round ${held}` };
-    }
-    this.keepCheckpoint(envelope, header.round, stage);
-    this.log(`checkpoint of round ${header.round}${this.config.stages > 1 ? ` (stage ${stage})` : ''} from ${header.sender}`);
-    return { ok: true, round: header.round };
-  }
-
-  /** Keeps a stage's checkpoint of `round` (checked by the caller) and saves the state. */
-  keepCheckpoint(envelope: Uint8Array, round: number, stage: number): void {
-    this.store.saveCheckpoint(envelope, stage);
-    if (stage === 0) this.state.checkpointRound = round;
-    else this.state.stageCheckpoints = { ...this.state.stageCheckpoints, [stage]: round };
-    this.save();
-  }
-
-  /** A stage's latest checkpoint (a signed 'weights' envelope), or null. */
-  checkpoint(stage: number): Uint8Array | null {
-    if (!Number.isInteger(stage) || stage < 0 || stage >= this.config.stages) return null;
-    return this.checkpointRoundOf(stage) >= 0 ? this.store.loadCheckpoint(stage) : null;
   }
 }
 

@@ -1,10 +1,12 @@
 // The coordinator's network face: one HTTP server on one port, with the WebSocket endpoint
 // at /ws (signaling and control) and plain HTTP for the run config, the data shard, the
-// latest checkpoint and committed updates. Everything it serves or accepts has a size limit.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// checkpoint (checkpoint-routes.ts) and committed updates. Everything it serves or accepts has a size limit.
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES } from '../protocol/messages.ts';
+import { AUTH_ADDRESS_HEADER, AUTH_SIGNATURE_HEADER } from '../protocol/checkpoint-manifest.ts';
+import { checkpointRoute } from './checkpoint-routes.ts';
 import type { Coordinator } from './coordinator.ts';
 import type { RewardsApi } from './rewards-api.ts';
 import { commitView } from './run-record.ts';
@@ -55,12 +57,15 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array
 
 export async function serveCoordinator(coordinator: Coordinator, options: ServeOptions): Promise<CoordinatorServer> {
   const log = options.log ?? (() => {});
-  const cors = { 'access-control-allow-origin': '*', 'access-control-allow-headers': 'content-type, range', 'access-control-allow-methods': 'GET, PUT, OPTIONS' };
+  const cors = {
+    'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, PUT, OPTIONS',
+    'access-control-allow-headers': `content-type, range, ${AUTH_ADDRESS_HEADER}, ${AUTH_SIGNATURE_HEADER}`, 'access-control-expose-headers': 'content-range, content-length',
+  };
   const reply = (res: ServerResponse, status: number, body: string | Uint8Array, type = 'application/json', extra: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...cors, ...extra });
     res.end(body);
   };
-  const json = (res: ServerResponse, status: number, v: unknown) => reply(res, status, JSON.stringify(v));
+  const json = (res: ServerResponse, status: number, v: unknown, extra: Record<string, string> = {}) => reply(res, status, JSON.stringify(v), 'application/json', extra);
 
   const http: Server = createServer(async (req, res) => {
     try {
@@ -70,19 +75,7 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       if (req.method === 'GET' && path === '/run') return json(res, 200, coordinator.config);
       if (req.method === 'GET' && path === '/status') return json(res, 200, coordinator.status());
       if (req.method === 'GET' && path === '/shard') return reply(res, 200, options.shard, 'application/octet-stream');
-      if (path === '/checkpoint') {
-        if (req.method === 'GET') {
-          const stage = Number(url.searchParams.get('stage') ?? 0);
-          const c = coordinator.checkpoint(stage);
-          return c ? reply(res, 200, c, 'application/octet-stream') : json(res, 404, { error: `no checkpoint of stage ${url.searchParams.get('stage') ?? 0} yet` });
-        }
-        if (req.method === 'PUT') {
-          const body = await readBody(req, coordinator.config.maxMessageBytes * 4 + 4096);
-          if (!body) return json(res, 413, { error: 'checkpoint too large' });
-          const r = coordinator.acceptCheckpoint(body);
-          return r.ok ? json(res, 200, r) : json(res, r.status, { error: r.reason });
-        }
-      }
+      if (await checkpointRoute(req, res, url, { run: coordinator.config.run, intake: coordinator.checkpoints, pieces: coordinator.checkpointPieces, json, count: (what) => void (coordinator.rejected[what] = (coordinator.rejected[what] ?? 0) + 1) })) return;
       // /commit/<round>: what a replica catching up needs (O(K)); /commit/<round>/record: the full record, for an operator (O(N)).
       const commit = /^\/commit\/(\d+)(\/record)?$/.exec(path);
       if (req.method === 'GET' && commit) {

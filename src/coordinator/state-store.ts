@@ -1,6 +1,6 @@
 // What a coordinator keeps on disk so a restart resumes the run: state.json (the round,
-// recent commits, per-round reports), the updates of recent rounds, and the latest
-// checkpoint. Every file is written atomically (temporary file, fsync, rename), so a crash
+// recent commits, per-round reports, the accepted checkpoint manifests), the updates of recent rounds
+// (checkpoint pieces: checkpoint-pieces.ts). Every file is written atomically (temporary file, fsync, rename), so a crash
 // leaves the old or the new version.
 //
 // Retention: every update is stored as it arrives (round-clock.ts). Committed updates and
@@ -13,6 +13,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommitEntry } from '../protocol/messages.ts';
+import type { SignedManifest } from '../protocol/checkpoint-manifest.ts';
 import { writeFileAtomic } from '../node/files.ts';
 
 export interface CommitRecord {
@@ -34,6 +35,10 @@ export interface CommitRecord {
   deliveredAt?: Record<string, number>;
   /** Invalid updates refused in the round, by sender (a validator penalty). */
   invalid?: Record<string, number>;
+  /** Who was asked to upload θ_start(round + 1), by stage (checkpoint-intake.ts). */
+  checkpointBy?: Record<string, string>;
+  /** The consensus weights fingerprint after this commit: what a majority of its members reported holding. */
+  weightsAfter?: string;
 }
 
 export interface MemberReport {
@@ -57,6 +62,8 @@ export interface PersistedState {
   reports: Record<string, Record<string, MemberReport>>;
   /** Tokens trained in all committed updates so far (see the round message's tokensTrained). */
   tokensTrained?: number;
+  /** The accepted checkpoint of each stage: its signed manifest (pieces in checkpoint-pieces.ts). */
+  checkpointManifests?: Record<string, SignedManifest>;
 }
 
 const ADDRESS = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/;
@@ -65,12 +72,13 @@ const ADDRESS = /^[1-9A-HJ-NP-Za-km-z]{40,60}$/;
 export const DELIVERED_KEEP_ROUNDS = 3;
 
 /**
- * The oldest round late joiners replay from: that of the oldest stage's latest checkpoint.
+ * The oldest round late joiners replay from: that of the oldest stage's latest checkpoint,
+ * less one (that commit names the checkpoint's uploader and weights fingerprint).
  * Before any checkpoint keepRounds alone decides (a run is not kept whole for want of one).
  */
 function replayFrom(s: PersistedState): number {
   const rounds = [s.checkpointRound, ...Object.values(s.stageCheckpoints ?? {})];
-  return rounds.some((r) => r < 0) ? Infinity : Math.min(...rounds);
+  return rounds.some((r) => r < 0) ? Infinity : Math.min(...rounds) - 1;
 }
 
 export class CoordinatorStore {
@@ -141,24 +149,10 @@ export class CoordinatorStore {
     return existsSync(file) ? new Uint8Array(readFileSync(file)) : null;
   }
 
-  saveCheckpoint(envelope: Uint8Array, stage = 0): void {
-    writeFileAtomic(join(this.dir, checkpointFile(stage)), envelope);
-  }
-
-  loadCheckpoint(stage = 0): Uint8Array | null {
-    const file = join(this.dir, checkpointFile(stage));
-    return existsSync(file) ? new Uint8Array(readFileSync(file)) : null;
-  }
-
   private prune(oldest: number): void {
     const dir = join(this.dir, 'updates');
     for (const name of readdirSync(dir)) {
       if (/^\d+$/.test(name) && Number(name) < oldest) rmSync(join(dir, name), { recursive: true, force: true });
     }
   }
-}
-
-function checkpointFile(stage: number): string {
-  if (!Number.isInteger(stage) || stage < 0 || stage > 0xffff) throw new RangeError(`stage must be a u16, got ${stage}`);
-  return stage === 0 ? 'checkpoint.bin' : `checkpoint-stage${stage}.bin`;
 }

@@ -35,8 +35,8 @@ export function nodeHttpClient(timeoutMs = 120_000): HttpClient {
       if (part.length !== end - start) throw new Error(`GET ${url} (bytes ${start}-${end - 1}): ${part.length} bytes came back`);
       return part;
     },
-    async put(url, body) {
-      const r = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream' }, signal: AbortSignal.timeout(timeoutMs) });
+    async put(url, body, headers = {}) {
+      const r = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream', ...headers }, signal: AbortSignal.timeout(timeoutMs) });
       return { status: r.status, text: await r.text() };
     },
   };

@@ -11,5 +11,6 @@ export interface HttpClient {
    * it a caller takes the whole body and slices it; a server that ignores Range is sliced alike.
    */
   getRange?(url: string, start: number, end: number): Promise<Uint8Array | null>;
-  put(url: string, body: Uint8Array): Promise<{ status: number; text: string }>;
+  /** `headers`: e.g. a signed upload's (checkpoint-manifest.ts signRequest). */
+  put(url: string, body: Uint8Array, headers?: Record<string, string>): Promise<{ status: number; text: string }>;
 }

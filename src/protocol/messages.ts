@@ -31,11 +31,11 @@
 //                                       ←    rejected {what, reason}: one of yours was refused
 //                                       ←    scores {round, standing}: the validator's verdict
 //
-// HTTP beside it: GET /run, /shard, /status, /checkpoint (latest θ_start as a signed
-// 'weights' envelope), /update/<round>/<address> (a stored update; a Range of it for the
+// HTTP beside it: GET /run, /shard, /status, /checkpoint/manifest and /checkpoint/piece/<sha256>
+// (checkpoint-manifest.ts), /update/<round>/<address> (a stored update; a Range of it for the
 // pieces a replica still misses), /commit/<round> (a CommitView: what a replica catching up
 // needs, O(K)), /commit/<round>/record (the full record, O(N), for an operator);
-// PUT /checkpoint (a member's signed 'weights' envelope).
+// PUT /checkpoint/manifest and /checkpoint/piece/<sha256> (signed by the asked uploader).
 // Every incoming message is checked with parseClientMessage / parseServerMessage, which
 // return null for anything malformed (the caller counts it and drops it).
 import type { RunConfig } from './run-config.ts';

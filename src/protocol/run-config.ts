@@ -4,6 +4,7 @@
 import { PRESETS, parameterLayout, preset, type ModelConfig, type PresetName } from '../model/config.ts';
 import { ACTIVATION_MODES, type ActivationMode } from '../pipeline/activation-codec.ts';
 import { DEFAULT_SPARSELOCO, type SparseLoCoSettings } from '../sparseloco/outer.ts';
+import { isValidAddress } from '../wallet/keys.ts';
 
 export interface IceServer {
   urls: string | string[];
@@ -59,6 +60,14 @@ export interface RunConfig {
   /** A member uploads θ_start to the coordinator every this many rounds (late joiners' fallback). */
   checkpointEvery: number;
   /**
+   * Who uploads the checkpoint: 'rotate' (the asked member rotates over each commit's
+   * members, so no one volunteer uploads every time) or an ss58 address (the operator's own
+   * node, say), asked whenever it is a committed member of the round, else 'rotate'.
+   */
+  checkpointUploader: string;
+  /** Bytes per checkpoint piece (content-addressed, fetched and verified piece by piece). */
+  checkpointPieceBytes: number;
+  /**
    * Updates a round's commit names (every replica fetches and applies exactly these; all of
    * them when fewer were delivered). Chosen by the validator's standing, with exploration so
    * newcomers get in: what a replica downloads and decodes per round stays K, not N.
@@ -80,6 +89,12 @@ export interface RunConfig {
   /** What the unit is worth or maps to, in words (on a chain run: which subnet's weights). */
   rewardNote: string;
 }
+
+/** Default checkpoint piece: a 4 GB checkpoint is ~128 requests, each cheap to retry. */
+export const CHECKPOINT_PIECE_BYTES = 32 * 1024 * 1024;
+/** Bounds of a run's `checkpointPieceBytes` (tests use small pieces). */
+export const MIN_CHECKPOINT_PIECE_BYTES = 4096;
+export const MAX_CHECKPOINT_PIECE_BYTES = 64 * 1024 * 1024;
 
 /** Bounds of gatherK and neighbours: what one replica fetches and links per round stays small. */
 export const MAX_GATHER_K = 4096;
@@ -113,6 +128,8 @@ export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   minMembers: 1,
   // A checkpoint is the whole model: uploaded every round it would be most of a volunteer's upload.
   checkpointEvery: 10,
+  checkpointUploader: 'rotate',
+  checkpointPieceBytes: CHECKPOINT_PIECE_BYTES,
   gatherK: 20,
   neighbours: 8,
   tokenizer: 'bytes',
@@ -182,6 +199,10 @@ export function parseRunConfig(input: unknown): RunConfig {
   int('heartbeatMisses', c.heartbeatMisses, 1, 1000);
   int('minMembers', c.minMembers, 1, 10_000);
   int('checkpointEvery', c.checkpointEvery, 1);
+  if (c.checkpointUploader !== 'rotate' && !(typeof c.checkpointUploader === 'string' && isValidAddress(c.checkpointUploader))) {
+    throw new RunConfigError('checkpointUploader', `must be 'rotate' or an ss58 address, got ${JSON.stringify(c.checkpointUploader)}`);
+  }
+  int('checkpointPieceBytes', c.checkpointPieceBytes, MIN_CHECKPOINT_PIECE_BYTES, MAX_CHECKPOINT_PIECE_BYTES);
   int('gatherK', c.gatherK, 1, MAX_GATHER_K);
   int('neighbours', c.neighbours, 1, MAX_NEIGHBOURS);
   if (c.tokenizer !== 'bytes' && c.tokenizer !== 'gpt2') throw new RunConfigError('tokenizer', `must be 'bytes' or 'gpt2', got ${JSON.stringify(c.tokenizer)}`);

@@ -17,7 +17,7 @@ import { CheckpointError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } 
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
 import { sampleBatch, type Batch } from '../train/sampler.ts';
 import type { LrSchedule } from '../train/schedule.ts';
-import { crc32 } from '../base/crc32.ts';
+import { weightsFingerprint } from '../train/weights-fingerprint.ts';
 import { LocalTrainer, type StepResult } from '../train/trainer.ts';
 import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
 
@@ -191,11 +191,9 @@ export class ModelReplica {
     this.sparse.start.capture(this.slice.params);
   }
 
-  /** A short fingerprint of θ_start: equal on every replica after the same commits. */
+  /** The weights fingerprint of θ_start (SHA-256, weights-fingerprint.ts): equal on every replica after the same commits. */
   async weightsHash(): Promise<string> {
-    let h = 0;
-    for (const [, data] of await this.readStart()) h = crc32(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), h);
-    return h.toString(16).padStart(8, '0');
+    return weightsFingerprint(await this.readStart());
   }
 
   /** θ_start of `round` as a checkpoint file (what a late joiner loads). */

@@ -70,8 +70,6 @@ export class RoundLog {
     c.storedUpdate = (round, sender) => read(() => storedUpdate(round, sender));
     const commit = c.commit.bind(c);
     c.commit = (round) => read(() => commit(round));
-    const acceptCheckpoint = c.acceptCheckpoint.bind(c);
-    c.acceptCheckpoint = (envelope) => read(() => acceptCheckpoint(envelope));
   }
 
   /** True the first time `round` is seen. */

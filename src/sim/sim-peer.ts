@@ -11,7 +11,7 @@ import { openEnvelope, sealEnvelope } from '../net/envelope.ts';
 import { PROTOCOL_VERSION, joinChallenge, parseCommitView, parseServerMessage, type ClientMessage, type CommitEntry, type ServerMessage } from '../protocol/messages.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import { COORDINATOR_NODE, type SimContext } from './sim-context.ts';
-import { decodeSimWeights, encodeSimWeights, genesisFingerprint, nextFingerprint, payloadHash } from './fingerprint.ts';
+import { genesisFingerprint, nextFingerprint, payloadHash } from './fingerprint.ts';
 import type { UpdateGenerator } from './update-generator.ts';
 
 /** A peer cut off (its coordinator restarting) tries again this often, ms. */
@@ -156,7 +156,7 @@ export class SimPeer {
         return;
       case 'commit':
         this.o.onEvent(this, { type: 'commit', round: m.round, included: m.included.length, delivered: m.delivered });
-        this.applying = this.applying.then(() => this.applyCommit(m.round, m.included, m.checkpointBy, gen)).catch(() => {});
+        this.applying = this.applying.then(() => this.applyCommit(m.round, m.included, gen)).catch(() => {});
         return;
       case 'rejected':
         this.o.onEvent(this, { type: 'refused', what: m.what, reason: m.reason });
@@ -172,14 +172,9 @@ export class SimPeer {
 
   /** Brings the fingerprint to θ_start(round) from the stored commits (or the checkpoint), then says `synced`. */
   private async catchUp(round: number, oldestCommit: number, gen: number): Promise<void> {
-    if (this.held < oldestCommit) {
-      const ckpt = await this.read(`/checkpoint`, gen);
-      if (!ckpt) return;
-      this.o.ctx.countControl(ckpt.length, 'http');
-      const { payload } = openEnvelope(ckpt, { run: this.o.ctx.config.run, maxPayloadBytes: 1024 });
-      const w = decodeSimWeights(payload, 'the coordinator checkpoint');
-      [this.held, this.fingerprint] = [w.round, w.fingerprint];
-    }
+    // Simulated weights are a fingerprint, not a model: the coordinator's checkpoint checks
+    // (checkpoint-intake.ts) would refuse them, so a simulated peer catches up from commits only.
+    if (this.held < oldestCommit) return;
     while (this.held < round) {
       const body = await this.read(`/commit/${this.held}`, gen);
       if (!body) return;
@@ -219,7 +214,7 @@ export class SimPeer {
   }
 
   /** Fetches the commit's K updates (neighbours first, else the store), decodes each, then holds θ_start(round + 1). */
-  private async applyCommit(round: number, included: CommitEntry[], checkpointBy: string | null, gen: number): Promise<void> {
+  private async applyCommit(round: number, included: CommitEntry[], gen: number): Promise<void> {
     if (round !== this.held) return; // not this peer's round (it catches up from the stored commits when it syncs)
     const { ctx } = this.o;
     const mine = ctx.peerBytes(round, this.index);
@@ -261,14 +256,6 @@ export class SimPeer {
     this.o.onEvent(this, { type: 'applied', round });
     if (this.stale(gen)) return;
     this.send({ type: 'synced', round: this.held, weightsHash: this.fingerprint, stage: 0 });
-    if (checkpointBy === this.address) await this.uploadCheckpoint();
-  }
-
-  private async uploadCheckpoint(): Promise<void> {
-    const { ctx } = this.o;
-    const envelope = sealEnvelope(this.o.key, { kind: 'weights', run: ctx.config.run, round: this.held, stage: 0 }, encodeSimWeights(this.held, this.fingerprint));
-    ctx.countControl(envelope.length, 'http');
-    await fetch(`${ctx.http}/checkpoint`, { method: 'PUT', body: envelope }).then((r) => r.arrayBuffer(), () => {});
   }
 
   /** GET from the coordinator; retried while it restarts; null once this connection is stale (gen −1: never stale) or stopped. */

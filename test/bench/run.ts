@@ -11,6 +11,7 @@ import { runSimulateBench } from './simulate.ts';
 import { runSurfaceBench } from './surface.ts';
 import { runStaticBench } from './static.ts';
 import { runAdversaryBench } from './adversary.ts';
+import { runCheckpointSyncBench } from './checkpoint-sync.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -25,6 +26,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   surface: runSurfaceBench,
   static: runStaticBench,
   adversary: runAdversaryBench,
+  'checkpoint-sync': runCheckpointSyncBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

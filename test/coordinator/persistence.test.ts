@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../src/coordinator/coordinator.ts';
 import { CoordinatorStore } from '../../src/coordinator/state-store.ts';
 import type { ClosedRound } from '../../src/coordinator/validator.ts';
-import { Clock, Peer, devKeys, joinAll, makeCoordinator, removeTempDirs, seal, signedUpdate, tempDir, testConfig, type Harness, type Keys } from './helpers.ts';
+import { Clock, Peer, devKeys, joinAll, makeCoordinator, removeTempDirs, signedUpdate, tempDir, testConfig, type Harness, type Keys } from './helpers.ts';
 
 let k: Keys;
 beforeAll(async () => {
@@ -23,15 +23,12 @@ function runRounds(h: Harness, rounds: number): Peer[] {
   return peers;
 }
 
-const weights = (round: number, bytes = 64) => new Uint8Array(bytes).map((_, i) => (i * 7 + round) & 0xff);
 
 describe('coordinator: persisted state', () => {
-  it('resumes on the same state folder at the next round, with its commits, updates and checkpoint', () => {
+  it('resumes on the same state folder at the next round, with its commits and updates (checkpoints: checkpoint-trust.test.ts)', () => {
     const dir = tempDir();
     const h = makeCoordinator(testConfig({ minMembers: 2 }), { dir });
     runRounds(h, 2);
-    const checkpoint = seal(k.alice, 2, weights(2), { kind: 'weights' });
-    expect(h.coordinator.acceptCheckpoint(checkpoint)).toEqual({ ok: true, round: 2 });
     h.coordinator.stop();
     const before = h.coordinator.status();
 
@@ -39,14 +36,13 @@ describe('coordinator: persisted state', () => {
     expect(again.log).toContain("resuming run 'test-run' at round 2");
     expect(again.coordinator.round).toBe(2);
     const status = again.coordinator.status();
-    expect(status).toMatchObject({ round: 2, phase: 'waiting', checkpointRound: 2, oldestCommit: 0, peers: [], rejected: {} });
+    expect(status).toMatchObject({ round: 2, phase: 'waiting', checkpointRound: -1, oldestCommit: 0, peers: [], rejected: {} });
     expect(status.commits).toEqual(before.commits);
     expect(again.coordinator.commit(1)).toEqual(h.coordinator.commit(1));
-    expect(again.coordinator.checkpoint()).toEqual(checkpoint);
     expect(again.coordinator.storedUpdate(1, k.bob.address)).toEqual(h.coordinator.storedUpdate(1, k.bob.address));
     // Peers come back, sync round 2, and it runs.
     const peers = joinAll(again.coordinator, [k.alice, k.bob], 2);
-    expect(peers[0].last('welcome')?.state).toMatchObject({ round: 2, checkpointRound: 2, oldestCommit: 0 });
+    expect(peers[0].last('welcome')?.state).toMatchObject({ round: 2, checkpointRound: -1, oldestCommit: 0 });
     expect(peers[0].last('round')?.round).toBe(2);
     for (const p of peers) p.binary(signedUpdate(p.key!, again.config, 2));
     expect(again.coordinator.status().commits.map((c) => c.round)).toEqual([0, 1, 2]);
@@ -157,72 +153,5 @@ describe('coordinator: rounds the validator has not scored', () => {
     expect(again.coordinator.closedRound(7)).toEqual({ ok: false, reason: expect.stringMatching(/commit of round 7 is no longer kept/) });
     rmSync(join(dir, 'updates', '1', `${k.bob.address}.bin`));
     expect(again.coordinator.closedRound(1)).toEqual({ ok: false, reason: expect.stringMatching(new RegExp(`update of ${k.bob.address} in round 1 is gone`)) });
-  });
-});
-
-describe('coordinator: checkpoints', () => {
-  function atRound1(): { h: Harness; peers: Peer[] } {
-    const h = makeCoordinator(testConfig({ minMembers: 2 }));
-    const peers = runRounds(h, 1);
-    expect(h.coordinator.round).toBe(1);
-    return { h, peers };
-  }
-
-  it('has none at first', () => {
-    expect(makeCoordinator().coordinator.checkpoint()).toBeNull();
-  });
-
-  it("takes a joined peer's 'weights' envelope for a committed round", () => {
-    const { h } = atRound1();
-    const env = seal(k.bob, 1, weights(1, 5000), { kind: 'weights' });
-    expect(h.coordinator.acceptCheckpoint(env)).toEqual({ ok: true, round: 1 });
-    expect(h.coordinator.checkpoint()).toEqual(env);
-    expect(h.coordinator.runState().checkpointRound).toBe(1);
-    expect(h.store.load()?.checkpointRound).toBe(1);
-  });
-
-  it('accepts an older round than the run is at while it is newer than the checkpoint held', () => {
-    const { h } = atRound1();
-    expect(h.coordinator.acceptCheckpoint(seal(k.alice, 0, weights(0), { kind: 'weights' }))).toEqual({ ok: true, round: 0 });
-    expect(h.coordinator.acceptCheckpoint(seal(k.alice, 1, weights(1), { kind: 'weights' }))).toEqual({ ok: true, round: 1 });
-  });
-
-  const refused: [string, number, RegExp, () => Uint8Array][] = [
-    ['from a key that is not a peer of the run', 403, /not a peer/, () => seal(k.dave, 1, weights(1), { kind: 'weights' })],
-    ["of another kind than 'weights'", 400, /'weights' envelope, not 'update'/, () => seal(k.alice, 1, weights(1), { kind: 'update' })],
-    ['of a round not reached yet', 409, /round 2/, () => seal(k.alice, 2, weights(2), { kind: 'weights' })],
-    ['of another run', 400, /run/, () => seal(k.alice, 1, weights(1), { kind: 'weights', run: 'other' })],
-    ['with a bad signature', 400, /signature/, () => {
-      const env = seal(k.alice, 1, weights(1), { kind: 'weights' });
-      env[env.length - 1] ^= 1;
-      return env;
-    }],
-    ['that is not an envelope', 400, /not a Tessera message/, () => new Uint8Array(100)],
-  ];
-  for (const [name, status, reason, make] of refused) {
-    it(`refuses a checkpoint ${name} (${status})`, () => {
-      const { h } = atRound1();
-      const r = h.coordinator.acceptCheckpoint(make());
-      expect(r).toMatchObject({ ok: false, status });
-      expect(r.ok ? '' : r.reason).toMatch(reason);
-      expect(h.coordinator.checkpoint()).toBeNull();
-      expect(h.coordinator.runState().checkpointRound).toBe(-1);
-    });
-  }
-
-  it('refuses a checkpoint of a round not newer than the one it holds', () => {
-    const { h } = atRound1();
-    const held = seal(k.alice, 1, weights(1), { kind: 'weights' });
-    expect(h.coordinator.acceptCheckpoint(held).ok).toBe(true);
-    for (const round of [0, 1]) {
-      expect(h.coordinator.acceptCheckpoint(seal(k.bob, round, weights(round), { kind: 'weights' }))).toMatchObject({ ok: false, status: 409 });
-    }
-    expect(h.coordinator.checkpoint()).toEqual(held);
-  });
-
-  it('counts envelope failures of checkpoints among the refusals', () => {
-    const { h } = atRound1();
-    h.coordinator.acceptCheckpoint(seal(k.alice, 1, weights(1), { kind: 'weights', run: 'other' }));
-    expect(h.coordinator.status().rejected).toEqual({ 'checkpoint-run': 1 });
   });
 });

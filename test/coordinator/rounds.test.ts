@@ -137,7 +137,7 @@ describe('coordinator: closing a round', () => {
     // When each update arrived (the copy check orders by it): the last one 1234 ms after the others.
     const deliveredAt = Object.fromEntries(order.map((i, n) => [peers[i].address, h.clock.t - (n < 2 ? 1234 : 0)]));
     // The round started when the first two delivered (no time passed before them).
-    expect(h.coordinator.commit(0)).toEqual({ round: 0, members: included.map((e) => e.sender), included, delivered, missing: [], startedAt: h.clock.t - 1234, closedAt: h.clock.t, deliveredAt, invalid: {} });
+    expect(h.coordinator.commit(0)).toEqual({ round: 0, members: included.map((e) => e.sender), included, delivered, missing: [], startedAt: h.clock.t - 1234, closedAt: h.clock.t, deliveredAt, invalid: {}, checkpointBy: { 0: included[0].sender } });
     expect(h.coordinator.status()).toMatchObject({ round: 1, phase: 'waiting', members: [], delivered: [], deadline: null, rejected: {} });
     for (const [i, p] of peers.entries()) expect(h.coordinator.storedUpdate(0, p.address)).toEqual(envelopes[i]);
     expect(h.coordinator.storedUpdate(0, k.dave.address)).toBeNull();

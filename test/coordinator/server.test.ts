@@ -4,6 +4,7 @@ import { serveCoordinator, type CoordinatorServer } from '../../src/coordinator/
 import { toHex } from '../../src/base/hex.ts';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, joinChallenge, parseServerMessage, type ServerMessage } from '../../src/protocol/messages.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
+import { signRequest } from '../../src/protocol/checkpoint-manifest.ts';
 import type { Hotkey } from '../../src/wallet/keys.ts';
 import { nodeHttpClient } from '../../src/node/http-client.ts';
 import { devKeys, makeCoordinator, removeTempDirs, seal, signedUpdate, testConfig, type Harness, type Keys } from './helpers.ts';
@@ -115,7 +116,7 @@ describe('coordinator server: HTTP', () => {
     expect(pre.headers.get('access-control-allow-methods')).toContain('PUT');
   });
 
-  it('serves commits and committed updates after a round closes, and checkpoints once put', async () => {
+  it('serves commits and committed updates after a round closes (checkpoints: checkpoint-trust.test.ts)', async () => {
     const { h, server, http } = await serve();
     const [a, b] = [new Client(server.url), new Client(server.url)];
     await a.join(k.alice);
@@ -158,31 +159,20 @@ describe('coordinator server: HTTP', () => {
     expect((await fetch(`${http}/commit/1`)).status).toBe(404);
     expect((await fetch(`${http}/commit/1/record`)).status).toBe(404);
 
-    // Checkpoint of θ_start(1), put by a joined peer.
-    const ckpt = seal(k.alice, 1, new Uint8Array(10_000).fill(3), { kind: 'weights' });
-    const put = await fetch(`${http}/checkpoint`, { method: 'PUT', body: ckpt });
-    expect(put.status).toBe(200);
-    expect(await put.json()).toEqual({ ok: true, round: 1 });
-    const got = await getBytes(`${http}/checkpoint`);
-    expect(got.status).toBe(200);
-    expect(got.bytes).toEqual(ckpt);
-    expect(((await (await fetch(`${http}/status`)).json()) as { checkpointRound: number }).checkpointRound).toBe(1);
   });
 
-  it('refuses checkpoints it should not take, with their status codes', async () => {
+  it('refuses checkpoint uploads it should not read, with their status codes, before reading a body', async () => {
     const { server, http } = await serve();
     const a = new Client(server.url);
     await a.join(k.alice);
-    const put = (body: Uint8Array) => fetch(`${http}/checkpoint`, { method: 'PUT', body });
-    const stranger = await put(seal(k.dave, 0, new Uint8Array(8), { kind: 'weights' }));
-    expect(stranger.status).toBe(403);
-    expect(((await stranger.json()) as { error: string }).error).toMatch(/not a peer/);
-    expect((await put(seal(k.alice, 0, new Uint8Array(8), { kind: 'update' }))).status).toBe(400);
-    expect((await put(seal(k.alice, 5, new Uint8Array(8), { kind: 'weights' }))).status).toBe(409);
-    expect((await put(new Uint8Array(50))).status).toBe(400);
-    // Over the body limit (4 × maxMessageBytes + 4 KiB): 413, whatever it holds.
-    expect((await put(new Uint8Array(4 * 8192 + 4097))).status).toBe(413);
+    const put = (path: string, body: Uint8Array, headers: Record<string, string> = {}) => fetch(`${http}${path}`, { method: 'PUT', body, headers });
+    const body = new Uint8Array(5000);
+    expect((await put('/checkpoint', body)).status).toBe(401); // unsigned
+    expect((await put('/checkpoint/manifest', body)).status).toBe(401);
+    // Signed by a joined member nobody asked.
+    expect((await put('/checkpoint/manifest', body, signRequest(k.alice, 'test-run', 'PUT', '/checkpoint/manifest', body.length))).status).toBe(403);
     expect((await fetch(`${http}/checkpoint`)).status).toBe(404);
+    expect((await fetch(`${http}/checkpoint/piece/${'ab'.repeat(32)}`)).status).toBe(404);
   });
 });
 

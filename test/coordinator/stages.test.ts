@@ -104,19 +104,12 @@ describe('coordinator: a pipelined run (stages: 2)', () => {
     b.binary(seal(k.bob, 0, modelUpdate(config, 0, 2, bounds[1]), { run: config.run, stage: 1 }));
     const commit = a.last('commit')!;
     expect(commit.included.map((e) => [e.sender, e.stage])).toEqual([[k.alice.address, 0], [k.bob.address, 1]].sort());
-    // checkpoints: each stage's holder uploads its own; nobody may upload another stage's
-    const ckpt = (key: typeof k.alice, stage: number) => seal(key, 1, new Uint8Array([stage]), { kind: 'weights', run: config.run, stage });
-    expect(coordinator.acceptCheckpoint(ckpt(k.alice, 1))).toMatchObject({ ok: false, status: 403 });
-    const stage1 = ckpt(k.bob, 1);
-    const stage0 = ckpt(k.alice, 0);
-    expect(coordinator.checkpoint(1)).toBeNull();
-    expect(coordinator.acceptCheckpoint(stage1)).toEqual({ ok: true, round: 1 });
-    expect(coordinator.checkpoint(0)).toBeNull(); // stage 1's checkpoint is not stage 0's
-    expect(coordinator.acceptCheckpoint(stage0)).toEqual({ ok: true, round: 1 });
-    expect(coordinator.checkpoint(1)).toEqual(stage1);
-    expect(coordinator.checkpoint(0)).toEqual(stage0);
-    expect(coordinator.acceptCheckpoint(ckpt(k.bob, 1))).toMatchObject({ ok: false, status: 409 }); // not newer
-    expect(coordinator.checkpoint(2)).toBeNull();
+    // checkpoints: each stage's holder is asked for its own; nobody may upload another stage's
+    expect(coordinator.commit(0)?.checkpointBy).toEqual({ 0: k.alice.address, 1: k.bob.address });
+    expect(coordinator.checkpoints.stageAskedOf(k.alice.address)).toBe(0);
+    expect(coordinator.checkpoints.stageAskedOf(k.bob.address)).toBe(1);
+    expect(coordinator.checkpoints.stageAskedOf(k.carol.address)).toBeNull();
+    expect(coordinator.checkpoints.manifest(0)).toBeNull();
   });
 
   it('moves a peer to a stage left empty; the round waits until the moved peer synced that stage', () => {

@@ -92,7 +92,7 @@ describe('the validator in a worker thread', () => {
     const e = off.value;
     expect(e.trials.map(([s]) => s).sort()).toEqual(['5Alpha', '5Bravo', '5Charlie', '5Delta']);
     expect(e.copied.sort()).toEqual(['5Alpha', '5Bravo', '5Charlie', '5Delta']);
-    expect(e.weightsHash).toMatch(/^[0-9a-f]{8}$/);
+    expect(e.weightsHash).toMatch(/^[0-9a-f]{64}$/);
     expect(e.timing.evaluated).toBe(4);
     expect(e.timing.perUpdateMs).toBeGreaterThan(0);
     // The same device kind, weights and batches: the same numbers to the bit (the copies as a set).

@@ -1,0 +1,90 @@
+// Where the coordinator keeps checkpoint pieces: one file per piece under
+// <state>/checkpoint-pieces/, named by its SHA-256 (content-addressed, so the same piece in
+// two checkpoints is stored once). Every storage call of the checkpoint path goes through
+// this class — put (streamed, hashed as it is written, never held whole in memory), get (a
+// byte range), has, remove, list — so it can move behind the S3-compatible store's
+// put/get/presign interface without touching the intake.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, renameSync, fsyncSync, openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+
+const HASH_HEX = /^[0-9a-f]{64}$/;
+
+export type PutResult = { ok: true } | { ok: false; status: number; reason: string; what: string };
+
+export class PieceStore {
+  readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'checkpoint-pieces');
+    mkdirSync(this.dir, { recursive: true });
+    // Temporary files of an upload cut off by a crash: never a piece.
+    for (const f of readdirSync(this.dir)) if (f.includes('.tmp-')) rmSync(join(this.dir, f), { force: true });
+  }
+
+  private file(hash: string): string {
+    if (!HASH_HEX.test(hash)) throw new RangeError(`not a piece hash: '${hash}'`);
+    return join(this.dir, `${hash}.bin`);
+  }
+
+  has(hash: string): boolean {
+    return HASH_HEX.test(hash) && existsSync(this.file(hash));
+  }
+
+  /** Bytes of a stored piece, or null. */
+  size(hash: string): number | null {
+    return this.has(hash) ? statSync(this.file(hash)).size : null;
+  }
+
+  /**
+   * Streams `body` to disk, hashing as it goes; kept under `hash` only if it is exactly
+   * `length` bytes with that SHA-256. Reads at most `length` + one chunk, whatever it is sent.
+   */
+  async put(hash: string, length: number, body: AsyncIterable<Uint8Array>): Promise<PutResult> {
+    const target = this.file(hash);
+    const tmp = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+    const sha = createHash('sha256');
+    const out = createWriteStream(tmp);
+    let n = 0;
+    try {
+      for await (const chunk of body) {
+        n += chunk.length;
+        if (n > length) return { ok: false, status: 413, reason: `piece ${hash.slice(0, 12)}… is longer than the ${length} bytes its manifest gives`, what: 'checkpoint-piece-size' };
+        sha.update(chunk);
+        if (!out.write(chunk)) await once(out, 'drain');
+      }
+      out.end();
+      await once(out, 'finish');
+      if (n !== length) return { ok: false, status: 400, reason: `piece ${hash.slice(0, 12)}… is ${n} bytes, its manifest gives ${length}`, what: 'checkpoint-piece-size' };
+      const got = sha.digest('hex');
+      if (got !== hash) return { ok: false, status: 400, reason: `piece bytes hash to ${got.slice(0, 12)}…, not ${hash.slice(0, 12)}…`, what: 'checkpoint-piece-hash' };
+      const fd = openSync(tmp, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, target);
+      return { ok: true };
+    } finally {
+      if (!out.closed) out.destroy();
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  /** A stored piece's bytes [start, end] (inclusive, as HTTP ranges are), streamed. */
+  get(hash: string, start = 0, end?: number): Readable {
+    return createReadStream(this.file(hash), { start, end });
+  }
+
+  /** Every stored piece's hash. */
+  list(): string[] {
+    return readdirSync(this.dir).filter((f) => /^[0-9a-f]{64}\.bin$/.test(f)).map((f) => f.slice(0, 64));
+  }
+
+  remove(hash: string): void {
+    if (HASH_HEX.test(hash)) rmSync(this.file(hash), { force: true });
+  }
+}
