@@ -42,19 +42,6 @@ function byteRange(header: string | undefined, length: number): { start: number;
   return start <= last && last < length ? { start, end: last + 1 } : 'invalid';
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array | null> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > limit) return null;
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of req) {
-    n += (chunk as Buffer).length;
-    if (n > limit) return null;
-    parts.push(chunk as Buffer);
-  }
-  return new Uint8Array(Buffer.concat(parts));
-}
-
 export async function serveCoordinator(coordinator: Coordinator, options: ServeOptions): Promise<CoordinatorServer> {
   const log = options.log ?? (() => {});
   const cors = {
