@@ -7,7 +7,7 @@
 //
 // Round r: it starts once `minMembers` peers hold θ_start(r) (they say so with `synced`);
 // peers that sync later join it while it runs. Each member uploads its signed update here
-// once (stored at once: the run's update store) and offers it to its neighbours. The round
+// once, or to the run's bucket (bucket-updates.ts), and offers it to its neighbours. The round
 // closes when every member has delivered or at the deadline; the commit names the ≤ gatherK
 // updates everyone must apply (gather.ts) — the same set, in the same order, so every
 // replica ends with the same weights. Updates that fail any check (signature, run, round,
@@ -22,7 +22,6 @@
 // starved one if need be), nobody joins a round in progress (its steps are shared by the
 // whole pipeline), updates are checked against the sender's stage, the commit tags each
 // entry with its stage and checkpoints are kept per stage.
-import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import { fromHex } from '../base/hex.ts';
 import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
 import type { ClosedRound } from './validator.ts';
@@ -34,6 +33,8 @@ import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
 import { Sessions, type Connection, type Session } from './sessions.ts';
+import { BucketUpdates } from './bucket-updates.ts';
+import type { ObjectStore } from './object-store.ts';
 
 export type { ScoringProgress } from './run-record.ts';
 export type { Connection } from './sessions.ts';
@@ -57,6 +58,8 @@ export interface CoordinatorOptions {
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
   roundLimit?: number;
+  /** An S3-compatible bucket for the updates (bucket-updates.ts); absent: they go through this coordinator. */
+  bucket?: ObjectStore;
 }
 
 export class Coordinator {
@@ -81,6 +84,8 @@ export class Coordinator {
   private readonly control: ControlPlane;
   /** The validator's latest standing (ema) of each peer it scored, for gather-K. */
   private readonly standings = new Map<string, number>();
+  /** Updates through a bucket (presigned URLs: GET /update redirects there), when the run has one. */
+  readonly bucket: BucketUpdates | null;
 
   constructor(
     config: RunConfig,
@@ -95,6 +100,7 @@ export class Coordinator {
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
     this.state = this.record.state;
+    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, bytes) => !!this.sessions.member(a) && this.onBinary(this.sessions.member(a)!, bytes) }) : null;
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -107,6 +113,7 @@ export class Coordinator {
       onRoundClosed: (round) => this.roundClosed(round),
       standing: options.standing ?? ((address) => this.standings.get(address)),
       onPhase: () => this.control.countsChanged(),
+      onAnnounced: (address, round, deadline) => this.bucket?.announced(address, round, deadline),
       save: () => this.record.save(),
       peers: {
         addresses: () => this.sessions.addresses(),
@@ -160,6 +167,7 @@ export class Coordinator {
 
   /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store). */
   private roundClosed(round: number): void {
+    void this.bucket?.prune(this.state.round, (r, sender) => this.store.hasUpdate(r, sender));
     if (!this.options.onRoundClosed) return;
     const c = this.record.closedRound(round);
     if (c.ok) this.options.onRoundClosed(c.closed);
@@ -293,6 +301,8 @@ export class Coordinator {
         return this.control.countsChanged();
       case 'report':
         return this.record.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
+      case 'uploaded':
+        return this.bucket ? void this.bucket.uploaded(address, m.round, m.bytes) : this.refuse(s, 'bucket-none', 'this coordinator has no bucket: send the update over the WebSocket');
       default:
         return this.refuse(s, 'malformed-control', `unexpected '${m.type}'`);
     }
@@ -313,25 +323,17 @@ export class Coordinator {
 
   // ---- updates (the validator's copy) ----
 
-  private onBinary(s: Session, bytes: Uint8Array): void {
-    if (!this.sessions.isOpen(s)) return;
+  /** A member's update envelope (over the WebSocket, or read from the bucket): true when accepted. */
+  private onBinary(s: Session, bytes: Uint8Array): boolean {
+    if (!this.sessions.isOpen(s)) return false;
     s.lastSeen = this.now();
-    if (!s.address) return this.refuse(s, 'unknown-member', 'an update before joining');
-    let header: EnvelopeHeader;
-    let payload: Uint8Array;
-    try {
-      ({ header, payload } = openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }));
-    } catch (e) {
-      if (e instanceof EnvelopeError) return this.refuse(s, `envelope-${e.reason}`, e.message);
-      throw e;
-    }
-    if (header.kind !== 'update') return this.refuse(s, 'unexpected-kind', `'${header.kind}' is not sent to the coordinator`);
-    if (header.sender !== s.address) return this.refuse(s, 'wrong-sender', `signed by ${header.sender}, not by this connection's hotkey`);
-    // The round checks what the update is for: its round, the sender's membership and stage.
-    const offered = this.rounds.offer(s.address, header, bytes, payload);
-    if (!offered.ok) return this.refuse(s, offered.what, offered.reason);
-    this.send(s, { type: 'accepted', round: header.round, hash: offered.hash });
+    if (!s.address) return (this.refuse(s, 'unknown-member', 'an update before joining'), false);
+    // The round checks the envelope and what it is for: its round, the sender's membership and stage.
+    const offered = this.rounds.offerEnvelope(s.address!, bytes);
+    if (!offered.ok) return (this.refuse(s, offered.what, offered.reason), false);
+    this.send(s, { type: 'accepted', round: offered.round, hash: offered.hash });
     this.rounds.maybeClose();
+    return true;
   }
 
   /**

@@ -137,6 +137,11 @@ export class CoordinatorStore {
     return existsSync(file) ? new Uint8Array(readFileSync(file)) : null;
   }
 
+  /** Whether the update of (round, sender) is still kept (a bucket's copy is dropped with it). */
+  hasUpdate(round: number, sender: string): boolean {
+    return ADDRESS.test(sender) && Number.isInteger(round) && round >= 0 && existsSync(join(this.dir, 'updates', String(round), `${sender}.bin`));
+  }
+
   saveCheckpoint(envelope: Uint8Array, stage = 0): void {
     writeFileAtomic(join(this.dir, checkpointFile(stage)), envelope);
   }
