@@ -115,7 +115,10 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
   });
   const traffic = () => {
     const t = { ...closedTraffic };
-    for (const socket of sockets) (t.sent += socket.bytesWritten), (t.received += socket.bytesRead);
+    for (const socket of sockets) {
+      t.sent += socket.bytesWritten;
+      t.received += socket.bytesRead;
+    }
     return t;
   };
 
