@@ -323,12 +323,11 @@ export class Coordinator {
 
   // ---- updates (the validator's copy) ----
 
-  /** A member's update envelope (over the WebSocket, or read from the bucket): true when accepted. */
+  /** A member's update envelope (over the WebSocket, or read from the bucket), checked by the round (its round, sender, stage): true when accepted. */
   private onBinary(s: Session, bytes: Uint8Array): boolean {
     if (!this.sessions.isOpen(s)) return false;
     s.lastSeen = this.now();
     if (!s.address) return (this.refuse(s, 'unknown-member', 'an update before joining'), false);
-    // The round checks the envelope and what it is for: its round, the sender's membership and stage.
     const offered = this.rounds.offerEnvelope(s.address!, bytes);
     if (!offered.ok) return (this.refuse(s, offered.what, offered.reason), false);
     this.send(s, { type: 'accepted', round: offered.round, hash: offered.hash });
