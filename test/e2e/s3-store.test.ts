@@ -201,6 +201,29 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     }
   });
 
+  it('deletes from the bucket the updates the coordinator no longer keeps (its disk retention decides)', async () => {
+    // K = 2 of 3: one update per round is delivered but not committed; those are kept 3 rounds.
+    const config = testConfig({ minMembers: 3, gatherK: 2, roundSeconds: 120 });
+    const s = await startBucketSwarm(config, [keys.alice, keys.bob, keys.carol], tempDir(), open(settings()));
+    swarms.push(s);
+    const store = open(settings());
+    const commits = [];
+    for (let round = 0; round < 5; round++) {
+      await swarmRound(s, config, round);
+      commits.push(s.coordinator.commit(round)!);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the prune after the last close runs in the background
+    const inBucket = async (round: number, sender: string) => (await store.head(`updates/test-run/${round}/${sender}.bin`)) !== null;
+    for (const c of commits) {
+      const dropped = c.members.filter((m) => !c.included.some((e) => e.sender === m));
+      expect(dropped).toHaveLength(1);
+      for (const e of c.included) expect(await inBucket(c.round, e.sender), `round ${c.round} committed`).toBe(true);
+      // Rounds 0 and 1 are past DELIVERED_KEEP_ROUNDS: their uncommitted update is gone from the disk and the bucket.
+      expect(await inBucket(c.round, dropped[0]), `round ${c.round} uncommitted`).toBe(c.round >= 2);
+      expect(s.store.hasUpdate(c.round, dropped[0])).toBe(c.round >= 2);
+    }
+  });
+
   it('keeps the bytes it checked: an upload overwritten after acceptance does not reach the peers', async () => {
     const config = testConfig({ minMembers: 2, gatherK: 2, roundSeconds: 120 });
     const s = await startBucketSwarm(config, [keys.alice, keys.bob], tempDir(), open(settings()));

@@ -112,6 +112,7 @@ export interface SwarmRound {
 
 export interface BucketSwarm {
   coordinator: Coordinator;
+  store: CoordinatorStore;
   server: CoordinatorServer;
   clients: SwarmClient[];
   http: string;
@@ -120,13 +121,14 @@ export interface BucketSwarm {
 
 /** A served coordinator (bucket or disk store) and N joined clients. */
 export async function startBucketSwarm(config: RunConfig, keys: Hotkey[], stateDir: string, bucket?: ObjectStore): Promise<BucketSwarm> {
-  const coordinator = new Coordinator(config, new CoordinatorStore(stateDir), { syncGraceMs: 0, bucket });
+  const store = new CoordinatorStore(stateDir);
+  const coordinator = new Coordinator(config, store, { syncGraceMs: 0, bucket });
   const server = await serveCoordinator(coordinator, { port: 0, shard: new Uint8Array(16) });
   coordinator.start(50);
   const clients = keys.map((k) => new SwarmClient(server.url, k));
   await Promise.all(clients.map((c) => c.join()));
   return {
-    coordinator, server, clients, http: `http://127.0.0.1:${server.port}`,
+    coordinator, store, server, clients, http: `http://127.0.0.1:${server.port}`,
     async stop() {
       for (const c of clients) c.close();
       coordinator.stop();
