@@ -60,7 +60,9 @@ rgw data = $DIR/rgw
 rgw dns name = 127.0.0.1
 rgw enable usage log = false
 CONF
+# Every client call gives up after 60 s rather than wait forever on a monitor that never came up.
 C=(--conf "$CONF")
+CLI=(--conf "$CONF" --connect-timeout 60)
 ceph-authtool --create-keyring "$DIR/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
 ceph-authtool --create-keyring "$DIR/client.admin.keyring" --gen-key -n client.admin \
   --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' >/dev/null
@@ -69,12 +71,12 @@ monmaptool --create --addv a "[v2:127.0.0.1:$MON_PORT]" --fsid "$FSID" "$DIR/mon
 ceph-mon "${C[@]}" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/mon.keyring"
 ceph-mon "${C[@]}" -i a
 OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
-OSD_ID=$(ceph "${C[@]}" osd new "$OSD_UUID")
+OSD_ID=$(ceph "${CLI[@]}" osd new "$OSD_UUID")
 ceph-authtool --create-keyring "$DIR/osd/keyring" --gen-key -n "osd.$OSD_ID" >/dev/null
-ceph "${C[@]}" auth add "osd.$OSD_ID" osd 'allow *' mon 'allow profile osd' -i "$DIR/osd/keyring" >/dev/null
+ceph "${CLI[@]}" auth add "osd.$OSD_ID" osd 'allow *' mon 'allow profile osd' -i "$DIR/osd/keyring" >/dev/null
 ceph-osd "${C[@]}" -i "$OSD_ID" --mkfs --osd-uuid "$OSD_UUID"
 ceph-osd "${C[@]}" -i "$OSD_ID"
-ceph "${C[@]}" auth get-or-create client.rgw mon 'allow rw' osd 'allow rwx' -o "$DIR/client.rgw.keyring" >/dev/null
+ceph "${CLI[@]}" auth get-or-create client.rgw mon 'allow rw' osd 'allow rwx' -o "$DIR/client.rgw.keyring" >/dev/null
 radosgw "${C[@]}" -n client.rgw
 radosgw-admin "${C[@]}" user create --uid=tessera-test --display-name="tessera test" \
   --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >/dev/null
