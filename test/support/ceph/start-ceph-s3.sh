@@ -54,7 +54,7 @@ osd objectstore = memstore
 memstore device bytes = 1073741824
 osd max object name len = 460
 osd max object namespace len = 64
-[client.rgw]
+[client]
 rgw frontends = beast endpoint=127.0.0.1:$PORT
 rgw data = $DIR/rgw
 rgw dns name = 127.0.0.1
@@ -70,14 +70,17 @@ ceph-authtool "$DIR/mon.keyring" --import-keyring "$DIR/client.admin.keyring" >/
 monmaptool --create --addv a "[v2:127.0.0.1:$MON_PORT]" --fsid "$FSID" "$DIR/monmap" >/dev/null
 ceph-mon "${C[@]}" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/mon.keyring"
 ceph-mon "${C[@]}" -i a
+# One `ceph` call (each is a Python start, ~1 s): the OSD's id and its key together.
 OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
-OSD_ID=$(ceph "${CLI[@]}" osd new "$OSD_UUID")
-ceph-authtool --create-keyring "$DIR/osd/keyring" --gen-key -n "osd.$OSD_ID" >/dev/null
-ceph "${CLI[@]}" auth add "osd.$OSD_ID" osd 'allow *' mon 'allow profile osd' -i "$DIR/osd/keyring" >/dev/null
+OSD_SECRET=$(ceph-authtool --gen-print-key)
+printf '{"cephx_secret": "%s"}' "$OSD_SECRET" >"$DIR/osd/secrets.json"
+OSD_ID=$(ceph "${CLI[@]}" osd new "$OSD_UUID" -i "$DIR/osd/secrets.json")
+ceph-authtool --create-keyring "$DIR/osd/keyring" --name "osd.$OSD_ID" --add-key "$OSD_SECRET" >/dev/null
 ceph-osd "${C[@]}" -i "$OSD_ID" --mkfs --osd-uuid "$OSD_UUID"
 ceph-osd "${C[@]}" -i "$OSD_ID"
-ceph "${CLI[@]}" auth get-or-create client.rgw mon 'allow rw' osd 'allow rwx' -o "$DIR/client.rgw.keyring" >/dev/null
-radosgw "${C[@]}" -n client.rgw
+# The gateway runs as client.admin (no key of its own to create), with its own pid file and
+# admin socket so radosgw-admin's do not clash with them.
+radosgw "${C[@]}" -n client.admin --pid-file "$DIR/rgw.pid" --admin-socket "$DIR/run/rgw.asok"
 radosgw-admin "${C[@]}" user create --uid=tessera-test --display-name="tessera test" \
   --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >/dev/null
 for _ in $(seq 1 600); do
