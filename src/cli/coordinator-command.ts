@@ -5,7 +5,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Coordinator } from '../coordinator/coordinator.ts';
+import { Coordinator, type CoordinatorOptions } from '../coordinator/coordinator.ts';
 import { serveCoordinator, type CoordinatorServer } from '../coordinator/server.ts';
 import { CoordinatorStore } from '../coordinator/state-store.ts';
 import { RunConfigError, parseRunConfig, type RunConfig } from '../protocol/run-config.ts';
@@ -29,10 +29,11 @@ import type { Hotkey } from '../wallet/keys.ts';
 import { samplingOptions, type SamplingOptions } from '../coordinator/scoring.ts';
 import { loadHotkeyFile } from '../node/hotkey-file.ts';
 import { CommandUsageError, parseCommandArgs } from './args.ts';
+import { STORE_USAGE, StoreSettingsError, bucketFromFlags } from './store-settings.ts';
 
 export const COORDINATOR_USAGE = `usage:
   tessera coordinator [--port 8787] [--host 127.0.0.1] [--run run.json] [--state DIR] [--data shard.bin]
-                      [--no-validate] [--software] [--score-all-up-to N] [--score-sample K]
+                      [--no-validate] [--software] [--score-all-up-to N] [--score-sample K] [--store disk|s3 [--store-config F]]
                       [--subtensor ws://NODE:9944 --netuid N --hotkey FILE [--password-file F] [--version-key K]]
   Serves a training run: contributors connect to ws://HOST:PORT/ws. It also validates: scores
   every update on this machine's GPU (--no-validate: relay only, no rewards) and keeps the
@@ -44,7 +45,7 @@ export const COORDINATOR_USAGE = `usage:
   Chain (optional): with --subtensor and --netuid the validator sets weights on that subnet
   from each epoch's rewards, signed by the hotkey in --hotkey (a mnemonic, btcli hotkey file
   or Tessera wallet; registered on the subnet). --version-key: set_weights' version key
-  (default: the subnet's). Without them the ledger alone is the record of rewards.`;
+  (default: the subnet's). Without them the ledger alone is the record of rewards.${STORE_USAGE}`;
 
 export function readRunFile(path: string | undefined, overrides: Partial<RunConfig> = {}): RunConfig {
   let raw: Record<string, unknown> = {};
@@ -87,6 +88,8 @@ export async function startCoordinator(
     validatorThread?: boolean;
     /** Scores with this engine instead of a GPU one (`tessera simulate`'s modelled validator). */
     engine?: () => Promise<ValidatorEngine>;
+    /** An S3-compatible bucket for the updates (--store s3); absent: the state folder. */
+    bucket?: CoordinatorOptions['bucket'];
   },
 ): Promise<StartedCoordinator> {
   if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
@@ -103,7 +106,7 @@ export async function startCoordinator(
   const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
   // Gather-K ranks by the ledger's averages (kept across restarts); unscored peers are newcomers.
   const standing = validation ? (address: string) => validation.ledger.averages(address)?.ema : undefined;
-  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs });
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs, bucket: o.bucket });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();
@@ -338,6 +341,7 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
       'password-file': { type: 'string' },
       'score-all-up-to': { type: 'string' },
       'score-sample': { type: 'string' },
+      store: { type: 'string' }, 'store-config': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   }, (m) => new CommandUsageError('coordinator', m, COORDINATOR_USAGE));
@@ -353,8 +357,10 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
   const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
   let c: StartedCoordinator;
   try {
-    c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true, chain, sampling });
+    const bucket = await bucketFromFlags(values.store, values['store-config'], process.env, log);
+    c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true, chain, sampling, bucket });
   } catch (e) {
+    if (e instanceof StoreSettingsError) return (console.error(`tessera coordinator: ${e.message}`), 1);
     if (!(e instanceof ChainError)) throw e;
     console.error(`tessera coordinator: ${e.message} (or leave out --subtensor and --netuid to run on the ledger alone)`);
     return 1;

@@ -416,7 +416,11 @@ export class Contributor {
       case 'accepted':
         this.exchange.confirmed(m.round, m.hash);
         break;
+      case 'upload-url':
+        this.exchange.uploads.offer(m);
+        break;
       case 'rejected':
+        this.exchange.uploads.refused(m.what);
         this.o.onEvent({ event: 'warning', text: `the coordinator refused our ${m.what}: ${m.reason}` });
         break;
       case 'error':

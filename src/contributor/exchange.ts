@@ -26,6 +26,7 @@ import type { Hotkey } from '../wallet/keys.ts';
 import type { OnEvent, StopMode } from './events.ts';
 import { Gather, type GatherMesh } from './gather.ts';
 import type { Refusals } from './inbox.ts';
+import { UpdateUploads } from './update-store-client.ts';
 import type { CommitInfo } from './sync.ts';
 import type { Traffic } from './traffic.ts';
 import type { Changes, Clock } from './waiting.ts';
@@ -92,8 +93,11 @@ export class Exchange {
   private lastTotals = { bytesUp: 0, bytesDown: 0 };
   /** The gather exchange with our neighbours (the inbox hands it their messages). */
   readonly gather: Gather;
+  /** Our update into the store: the coordinator's socket, or a bucket's presigned URL. */
+  readonly uploads: UpdateUploads;
 
   constructor(private readonly h: ExchangeHost) {
+    this.uploads = new UpdateUploads({ http: h.http, clock: h.clock, refusals: h.refusals, traffic: h.traffic, coordinator: () => h.coordinator() });
     this.gather = new Gather({
       key: h.key, clock: h.clock, changes: h.changes, http: h.http, httpBase: h.httpBase, traffic: h.traffic,
       config: () => h.config(),
@@ -137,6 +141,7 @@ export class Exchange {
     const sent = this.sentUpdate;
     if (!sent || sent.round !== round || sent.hash !== hash) return;
     this.sentUpdate = null;
+    this.uploads.accepted(round);
     const told = this.gather.accepted(round, hash);
     this.h.onEvent({ event: 'sent', round, bytes: sent.bytes, delivered: told, failed: 0 });
   }
@@ -234,7 +239,7 @@ export class Exchange {
     this.gather.own(r, hash, envelope);
     this.sentUpdate = { round: r, hash, bytes: envelope.length };
     this.h.onEvent({ event: 'exchange', round: r, bytes: envelope.length, peers: this.h.mesh().connectedPeers.length });
-    if (this.h.coordinator().sendBinary(envelope)) this.h.traffic.sent(envelope.length);
+    await this.uploads.send(r, envelope);
     return loss;
   }
 

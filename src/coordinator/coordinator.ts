@@ -7,7 +7,7 @@
 //
 // Round r: it starts once `minMembers` peers hold θ_start(r) (they say so with `synced`);
 // peers that sync later join it while it runs. Each member uploads its signed update here
-// once (stored at once: the run's update store) and offers it to its neighbours. The round
+// once, or to the run's bucket (bucket-updates.ts), and offers it to its neighbours. The round
 // closes when every member has delivered or at the deadline; the commit names the ≤ gatherK
 // updates everyone must apply (gather.ts) — the same set, in the same order, so every
 // replica ends with the same weights. Updates that fail any check (signature, run, round,
@@ -22,7 +22,6 @@
 // starved one if need be), nobody joins a round in progress (its steps are shared by the
 // whole pipeline), updates are checked against the sender's stage, the commit tags each
 // entry with its stage and checkpoints are kept per stage.
-import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import { fromHex } from '../base/hex.ts';
 import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage, type RunState, type ServerMessage, type Standing } from '../protocol/messages.ts';
 import type { ClosedRound } from './validator.ts';
@@ -36,6 +35,8 @@ import type { CommitRecord, CoordinatorStore, PersistedState } from './state-sto
 import { CheckpointIntake } from './checkpoint-intake.ts';
 import { PieceStore } from './checkpoint-pieces.ts';
 import { Sessions, type Connection, type Session } from './sessions.ts';
+import { BucketUpdates } from './bucket-updates.ts';
+import type { ObjectStore } from './object-store.ts';
 
 export type { ScoringProgress } from './run-record.ts';
 export type { Connection } from './sessions.ts';
@@ -59,6 +60,8 @@ export interface CoordinatorOptions {
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
   roundLimit?: number;
+  /** An S3-compatible bucket for the updates (bucket-updates.ts); absent: they go through this coordinator. */
+  bucket?: ObjectStore;
 }
 
 export class Coordinator {
@@ -86,6 +89,8 @@ export class Coordinator {
   /** The run's checkpoints: asks, signed uploads, the checks before one replaces another (checkpoint-intake.ts). */
   readonly checkpoints: CheckpointIntake;
   readonly checkpointPieces: PieceStore;
+  /** Updates through a bucket (presigned URLs: GET /update redirects there), when the run has one. */
+  readonly bucket: BucketUpdates | null;
 
   constructor(
     config: RunConfig,
@@ -105,6 +110,7 @@ export class Coordinator {
       config, state: this.state, pieces: this.checkpointPieces, save: () => this.record.save(), log: this.log,
       count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),
     });
+    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, bytes) => !!this.sessions.member(a) && this.onBinary(this.sessions.member(a)!, bytes) }) : null;
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -118,6 +124,7 @@ export class Coordinator {
       standing: options.standing ?? ((address) => this.standings.get(address)?.ema),
       barred: (address) => this.standings.get(address)?.barred ?? false,
       onPhase: () => this.control.countsChanged(),
+      onAnnounced: (address, round, deadline) => this.bucket?.announced(address, round, deadline),
       save: () => this.record.save(),
       peers: {
         addresses: () => this.sessions.addresses(),
@@ -171,6 +178,7 @@ export class Coordinator {
 
   /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store). */
   private roundClosed(round: number): void {
+    void this.bucket?.prune(this.state.round, (r, sender) => this.store.hasUpdate(r, sender));
     if (!this.options.onRoundClosed) return;
     const c = this.record.closedRound(round);
     if (c.ok) this.options.onRoundClosed(c.closed);
@@ -306,6 +314,8 @@ export class Coordinator {
         return this.control.countsChanged();
       case 'report':
         return this.record.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
+      case 'uploaded':
+        return this.bucket ? void this.bucket.uploaded(address, m.round, m.bytes) : this.refuse(s, 'bucket-none', 'this coordinator has no bucket: send the update over the WebSocket');
       default:
         return this.refuse(s, 'malformed-control', `unexpected '${m.type}'`);
     }
@@ -326,25 +336,16 @@ export class Coordinator {
 
   // ---- updates (the validator's copy) ----
 
-  private onBinary(s: Session, bytes: Uint8Array): void {
-    if (!this.sessions.isOpen(s)) return;
+  /** A member's update envelope (over the WebSocket, or read from the bucket), checked by the round (its round, sender, stage): true when accepted. */
+  private onBinary(s: Session, bytes: Uint8Array): boolean {
+    if (!this.sessions.isOpen(s)) return false;
     s.lastSeen = this.now();
-    if (!s.address) return this.refuse(s, 'unknown-member', 'an update before joining');
-    let header: EnvelopeHeader;
-    let payload: Uint8Array;
-    try {
-      ({ header, payload } = openEnvelope(bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes }));
-    } catch (e) {
-      if (e instanceof EnvelopeError) return this.refuse(s, `envelope-${e.reason}`, e.message);
-      throw e;
-    }
-    if (header.kind !== 'update') return this.refuse(s, 'unexpected-kind', `'${header.kind}' is not sent to the coordinator`);
-    if (header.sender !== s.address) return this.refuse(s, 'wrong-sender', `signed by ${header.sender}, not by this connection's hotkey`);
-    // The round checks what the update is for: its round, the sender's membership and stage.
-    const offered = this.rounds.offer(s.address, header, bytes, payload);
-    if (!offered.ok) this.refuse(s, offered.what, offered.reason); // a member refused is done, as one delivered
-    else this.send(s, { type: 'accepted', round: header.round, hash: offered.hash });
+    if (!s.address) return (this.refuse(s, 'unknown-member', 'an update before joining'), false);
+    const offered = this.rounds.offerEnvelope(s.address!, bytes);
+    if (offered.ok) this.send(s, { type: 'accepted', round: offered.round, hash: offered.hash });
+    else this.refuse(s, offered.what, offered.reason); // a member refused is done, as one delivered
     this.rounds.maybeClose();
+    return offered.ok;
   }
 
   /**

@@ -18,7 +18,7 @@
 // store at once and only its hash, arrival time and stage are kept here: nothing holds all
 // N updates.
 import { parameterLayout } from '../model/config.ts';
-import type { EnvelopeHeader } from '../net/envelope.ts';
+import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import { envelopeRoot } from '../net/pieces.ts';
 import { toHex } from '../base/hex.ts';
 import type { CommitEntry, RunState, ServerMessage } from '../protocol/messages.ts';
@@ -66,6 +66,8 @@ export interface RoundClockContext {
   readonly barred?: (address: string) => boolean;
   /** The waiting counts changed (a round started or closed): the coordinator tells the swarm. */
   readonly onPhase?: () => void;
+  /** Round `round` was announced to a member (a bucket store hands it an upload URL). */
+  readonly onAnnounced?: (address: string, round: number, deadline: number) => void;
   /** Saves the state (the coordinator knows which rounds the validator still needs). */
   save(): void;
 }
@@ -183,6 +185,22 @@ export class RoundClock {
     return this.members.delete(address);
   }
 
+  /** Opens a member's update envelope (signature, run, size, kind, signer) and offers it; the caller calls maybeClose. */
+  offerEnvelope(sender: string, envelope: Uint8Array): { ok: true; round: number; hash: string } | ({ ok: false } & Refusal) {
+    let header: EnvelopeHeader;
+    let payload: Uint8Array;
+    try {
+      ({ header, payload } = openEnvelope(envelope, { run: this.ctx.config.run, maxPayloadBytes: this.ctx.config.maxMessageBytes }));
+    } catch (e) {
+      if (e instanceof EnvelopeError) return { ok: false, what: `envelope-${e.reason}`, reason: e.message };
+      throw e;
+    }
+    if (header.kind !== 'update') return { ok: false, what: 'unexpected-kind', reason: `'${header.kind}' is not sent to the coordinator` };
+    if (header.sender !== sender) return { ok: false, what: 'wrong-sender', reason: `signed by ${header.sender}, not by this connection's hotkey` };
+    const offered = this.offer(sender, header, envelope, payload);
+    return offered.ok ? { ok: true, round: header.round, hash: offered.hash } : offered;
+  }
+
   /**
    * Checks a member's update (its envelope already opened and its signer checked) against the
    * round in progress and the sender's stage, then keeps it; the caller calls maybeClose.
@@ -260,6 +278,7 @@ export class RoundClock {
     const members = config.stages > 1 ? [...this.members].sort() : [];
     const stages = members.map((a) => this.ctx.stages.stageOf(a) ?? 0);
     this.ctx.peers.sendTo(to, { type: 'round', round: state.round, memberCount: this.members.size, members, stages, seed: config.seed, deadline: this.deadline, tokensTrained: state.tokensTrained ?? 0 });
+    this.ctx.onAnnounced?.(to, state.round, this.deadline);
   }
 
   /** Before a pipelined round: no stage may be without a peer while another has two. */

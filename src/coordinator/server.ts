@@ -1,8 +1,9 @@
 // The coordinator's network face: one HTTP server on one port, with the WebSocket endpoint
 // at /ws (signaling and control) and plain HTTP for the run config, the data shard, the
-// checkpoint (checkpoint-routes.ts) and committed updates. Everything it serves or accepts has a size limit.
+// checkpoint (checkpoint-routes.ts) and committed updates (with a bucket: a redirect to a presigned URL).
+// Everything it serves or accepts has a size limit.
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { MAX_CONTROL_BYTES } from '../protocol/messages.ts';
 import { AUTH_ADDRESS_HEADER, AUTH_SIGNATURE_HEADER } from '../protocol/checkpoint-manifest.ts';
@@ -14,6 +15,8 @@ import { commitView } from './run-record.ts';
 export interface CoordinatorServer {
   port: number;
   url: string;
+  /** Bytes this server has sent and received on its sockets (HTTP and WebSocket, headers included). */
+  traffic(): { sent: number; received: number };
   close(): Promise<void>;
 }
 
@@ -78,6 +81,9 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       }
       const update = /^\/update\/(\d+)\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
       if (req.method === 'GET' && update) {
+        // With a bucket the bytes come from there (a presigned GET), never through here.
+        const url = await coordinator.bucket?.downloadUrl(Number(update[1]), update[2]);
+        if (url) return reply(res, 307, '', 'text/plain', { location: url });
         const u = coordinator.storedUpdate(Number(update[1]), update[2]);
         if (!u) return json(res, 404, { error: 'no such update stored (kept: the committed ones since the last checkpoint, the others for a few rounds)' });
         // A Range: the pieces a replica still misses after its neighbours (src/contributor/gather.ts).
@@ -92,6 +98,26 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       if (!res.headersSent) json(res, 500, { error: (e as Error).message });
     }
   });
+
+  // Every byte on the wire, counted per socket: the coordinator's cost in traffic.
+  const sockets = new Set<Socket>();
+  const closedTraffic = { sent: 0, received: 0 };
+  http.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      closedTraffic.sent += socket.bytesWritten;
+      closedTraffic.received += socket.bytesRead;
+    });
+  });
+  const traffic = () => {
+    const t = { ...closedTraffic };
+    for (const socket of sockets) {
+      t.sent += socket.bytesWritten;
+      t.received += socket.bytesRead;
+    }
+    return t;
+  };
 
   const wss = new WebSocketServer({ server: http, path: '/ws', maxPayload: coordinator.config.maxMessageBytes + 64 * 1024 });
   wss.on('connection', (ws: WebSocket) => {
@@ -118,6 +144,7 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
   return {
     port,
     url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}/ws`,
+    traffic,
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();

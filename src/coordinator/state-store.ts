@@ -149,6 +149,11 @@ export class CoordinatorStore {
     return existsSync(file) ? new Uint8Array(readFileSync(file)) : null;
   }
 
+  /** Whether the update of (round, sender) is still kept (a bucket's copy is dropped with it). */
+  hasUpdate(round: number, sender: string): boolean {
+    return ADDRESS.test(sender) && Number.isInteger(round) && round >= 0 && existsSync(join(this.dir, 'updates', String(round), `${sender}.bin`));
+  }
+
   private prune(oldest: number): void {
     const dir = join(this.dir, 'updates');
     for (const name of readdirSync(dir)) {

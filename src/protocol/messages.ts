@@ -17,6 +17,10 @@
 //                                            data: WebRTC signaling only (signal-data.ts)
 //   <binary: signed 'update' envelope>  →    stored (the run's update store) for the commit,
 //                                            the validator and peers that fetch it
+//                                       ←    upload-url {round, url, validMs}: with a bucket store
+//                                            (S3), a presigned PUT for this member's update
+//   uploaded {round, bytes}             →    "my update is at that URL": the coordinator reads
+//                                            it from the bucket and checks it as if sent here
 //                                       ←    accepted {round, hash}: only then does the sender
 //                                            offer it to neighbours, so a copier who re-signs it
 //                                            always delivers after the original
@@ -82,7 +86,8 @@ export type ClientMessage =
   | { type: 'synced'; round: number; weightsHash: string; stage: number }
   | { type: 'heartbeat' }
   | { type: 'signal'; to: string; data: unknown }
-  | { type: 'report'; round: number; loss: number; bytesUp: number; bytesDown: number; rejected: number; peers: number };
+  | { type: 'report'; round: number; loss: number; bytesUp: number; bytesDown: number; rejected: number; peers: number }
+  | { type: 'uploaded'; round: number; bytes: number };
 
 export type ServerMessage =
   | { type: 'challenge'; run: string; nonce: string; version: number }
@@ -113,6 +118,8 @@ export type ServerMessage =
   | { type: 'commit'; round: number; included: CommitEntry[]; delivered: number; checkpointBy: string | null }
   | { type: 'rejected'; what: string; reason: string }
   | { type: 'accepted'; round: number; hash: string }
+  /** A presigned PUT URL for this member's update of `round` (a bucket store), valid for `validMs` from when it is sent. */
+  | { type: 'upload-url'; round: number; url: string; validMs: number }
   | { type: 'scores'; round: number; standing: Standing }
   | { type: 'error'; message: string };
 
@@ -197,10 +204,15 @@ export function parseClientMessage(text: string): ClientMessage | null {
       return isRound(m.round) && isNum(m.loss) && isNum(m.bytesUp) && isNum(m.bytesDown) && isNum(m.rejected) && isNum(m.peers)
         ? { type: 'report', round: m.round, loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers }
         : null;
+    case 'uploaded':
+      return isRound(m.round) && isCount(m.bytes) ? { type: 'uploaded', round: m.round, bytes: m.bytes } : null;
     default:
       return null;
   }
 }
+
+/** Longest presigned URL accepted (S3's are ~600–1,200 characters). */
+const MAX_URL_CHARS = 8192;
 
 /** Longest list of addresses a message may carry: a pipelined round's members, a commit's entries. */
 export const MAX_LISTED_PEERS = 4096;
@@ -273,6 +285,8 @@ export function parseServerMessage(text: string): ServerMessage | null {
       return isStr(m.what, 256) && isStr(m.reason, 1024) ? { type: 'rejected', what: m.what, reason: m.reason } : null;
     case 'accepted':
       return isRound(m.round) && isStr(m.hash, 128) ? { type: 'accepted', round: m.round, hash: m.hash } : null;
+    case 'upload-url':
+      return isRound(m.round) && isStr(m.url, MAX_URL_CHARS) && /^https?:\/\//.test(m.url) && isCount(m.validMs) ? { type: 'upload-url', round: m.round, url: m.url, validMs: m.validMs } : null;
     case 'scores': {
       const st = m.standing;
       if (!isRound(m.round) || !isObj(st) || !isStr(st.address, 64)) return null;

@@ -12,6 +12,7 @@ import { runSurfaceBench } from './surface.ts';
 import { runStaticBench } from './static.ts';
 import { runAdversaryBench } from './adversary.ts';
 import { runCheckpointSyncBench } from './checkpoint-sync.ts';
+import { runS3StoreBench } from './s3-store.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -27,6 +28,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   static: runStaticBench,
   adversary: runAdversaryBench,
   'checkpoint-sync': runCheckpointSyncBench,
+  's3-store': runS3StoreBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
