@@ -28,7 +28,7 @@ import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage
 import type { ClosedRound } from './validator.ts';
 import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 import { RoundClock } from './round-clock.ts';
-import { ControlPlane } from './control-plane.ts';
+import { ControlPlane, type ControlPlaneContext } from './control-plane.ts';
 import { StageBalancer } from './stages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
@@ -57,6 +57,7 @@ export interface CoordinatorOptions {
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
   roundLimit?: number;
+  turn?: ControlPlaneContext['turn']; // short-lived STUN/TURN credentials per member (turn.ts, --turn)
 }
 
 export class Coordinator {
@@ -128,6 +129,7 @@ export class Coordinator {
       peerCount: () => this.sessions.memberCount,
       readyCount: () => this.rounds.readyCount(),
       waiting: () => this.rounds.currentPhase === 'waiting' && !this.stopping,
+      turn: options.turn,
     });
   }
 
