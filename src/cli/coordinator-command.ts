@@ -369,8 +369,7 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
     console.error(`tessera coordinator: ${e.message} (or leave out --subtensor and --netuid to run on the ledger alone)`);
     return 1;
   }
-  log(`run '${config.run}' (${config.model}, H=${config.innerSteps}) at round ${c.coordinator.round}; contributors: tessera contribute --coordinator ${c.server.url}`);
-  if (turn) log(`TURN: each member gets its own credentials for ${values.turn} (the secret is not shown)`);
+  log(`run '${config.run}' (${config.model}, H=${config.innerSteps}) at round ${c.coordinator.round}; contributors: tessera contribute --coordinator ${c.server.url}${turn ? `; each member gets its own TURN credentials for ${values.turn}` : ''}`);
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);

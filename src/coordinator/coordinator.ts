@@ -41,7 +41,7 @@ export type { Connection } from './sessions.ts';
 /** A tick this late means this process stalled (ticks come every 250 ms). */
 const STALL_MS = 5000;
 
-export interface CoordinatorOptions {
+export interface CoordinatorOptions extends Pick<ControlPlaneContext, 'turn'> {
   now?: () => number;
   log?: (line: string) => void;
   /** After a commit, wait this long at most for last round's members to sync before starting. */
@@ -57,7 +57,6 @@ export interface CoordinatorOptions {
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
   roundLimit?: number;
-  turn?: ControlPlaneContext['turn']; // short-lived STUN/TURN credentials per member (turn.ts, --turn)
 }
 
 export class Coordinator {
