@@ -18,6 +18,8 @@ export interface PeerLinkOptions {
   wrtc?: unknown;
   /** STUN/TURN servers; omitted: simple-peer's defaults (public STUN). Loopback needs none. */
   iceServers?: { urls: string | string[]; username?: string; credential?: string }[];
+  /** 'relay': only TURN candidates (a benchmark of the relay; the default 'all' lets ICE pick). */
+  iceTransportPolicy?: 'all' | 'relay';
   limits: ReassemblyLimits;
   /** Bytes per frame, header included (DEFAULT_CHUNK_BYTES). */
   chunkBytes?: number;
@@ -88,7 +90,7 @@ export class PeerLink {
     this.#ready.catch(() => {}); // a link that never connects is not an unhandled rejection
     const opts: Record<string, unknown> = { initiator: options.initiator, trickle: true };
     if (options.wrtc !== undefined) opts.wrtc = options.wrtc;
-    if (options.iceServers !== undefined) opts.config = { iceServers: options.iceServers };
+    if (options.iceServers !== undefined) opts.config = { iceServers: options.iceServers, ...(options.iceTransportPolicy ? { iceTransportPolicy: options.iceTransportPolicy } : {}) };
     let peer: RawPeer;
     try {
       peer = new (SimplePeer as unknown as RawPeerCtor)(opts);

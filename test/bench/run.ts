@@ -8,6 +8,7 @@ import { runHonestShareBench } from './honest-share.ts';
 import { runCopyCheckBench } from './copy-check.ts';
 import { runValidatorLoopBench } from './validator-loop.ts';
 import { runSimulateBench } from './simulate.ts';
+import { runTurnBench } from './turn.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -19,6 +20,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   'copy-check': runCopyCheckBench,
   'validator-loop': runValidatorLoopBench,
   simulate: runSimulateBench,
+  turn: runTurnBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
