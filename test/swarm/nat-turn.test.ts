@@ -166,7 +166,7 @@ describe.skipIf(unavailable !== null)(`NAT traversal through coturn${unavailable
     coturn?.kill('SIGKILL');
     coturn = null;
     const out = join(dir, 'swarm');
-    const args = [BIN, 'swarm', '--peers', '2', '--rounds', '1', '--inner-steps', '1', '--batch', '2', '--seq', '16', '--no-validate', '--json', '--out', out,
+    const args = [BIN, 'swarm', '--force', '--peers', '2', '--rounds', '1', '--inner-steps', '1', '--batch', '2', '--seq', '16', '--no-validate', '--json', '--out', out,
       '--host', PUBLIC_ADDR, '--peer-netns', `${hostNs(2)},${hostNs(3)}`, '--turn', TURN_URL, '--turn-secret-file', secretFile];
     const r = spawnSync('ip', ['netns', 'exec', PUBLIC_NS, process.execPath, ...args], { encoding: 'utf8', timeout: 300_000 });
     const line = r.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"summary"'));
