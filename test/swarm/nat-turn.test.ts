@@ -168,7 +168,7 @@ describe.skipIf(unavailable !== null)(`NAT traversal through coturn${unavailable
     const out = join(dir, 'swarm');
     const args = [BIN, 'swarm', '--force', '--peers', '2', '--rounds', '1', '--inner-steps', '1', '--batch', '2', '--seq', '16', '--no-validate', '--json', '--out', out,
       '--host', PUBLIC_ADDR, '--peer-netns', `${hostNs(2)},${hostNs(3)}`, '--turn', TURN_URL, '--turn-secret-file', secretFile];
-    const r = spawnSync('ip', ['netns', 'exec', PUBLIC_NS, process.execPath, ...args], { encoding: 'utf8', timeout: 300_000 });
+    const r = spawnSync('ip', ['netns', 'exec', PUBLIC_NS, process.execPath, ...args], { encoding: 'utf8', timeout: 540_000 });
     const line = r.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"summary"'));
     if (!line) throw new Error(`no summary (exit ${r.status}): ${r.stderr.slice(-2000)}`);
     const s = JSON.parse(line) as { lossPerRound: { included: number }[]; links: { direct: number; relayed: number; store: number }; peersDetail: { gathered: { fromStore: number; fromPeers: number } }[] };
@@ -179,5 +179,5 @@ describe.skipIf(unavailable !== null)(`NAT traversal through coturn${unavailable
     expect(s.links).toMatchObject({ direct: 0, relayed: 0, store: 1 });
     for (const p of s.peersDetail) expect(p.gathered).toMatchObject({ fromPeers: 0, fromStore: 1 });
     expect(existsSync(join(out, 'summary.json'))).toBe(true);
-  }, 320_000);
+  }, 560_000);
 });
