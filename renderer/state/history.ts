@@ -3,6 +3,7 @@
 // (each engine event in words, at the chosen level, the last LOG_LIMIT lines). Part of the one
 // store (store.ts composes the slices).
 import type { EngineEvent } from '../engine/messages.ts';
+import { PATH_WORDS } from '../../src/net/link-path.ts';
 import { DEFAULT_RUN } from '../../src/protocol/run-config.ts';
 import { HISTORY_LIMIT, LOG_LEVELS, type LogLevel, type LossPoint, type RewardPoint } from './db.ts';
 import { logLineOf, rewardPointOf } from './event-log.ts';
@@ -91,7 +92,7 @@ export function historySlice(c: SliceContext) {
           persistHistory();
           break;
         case 'link':
-          if (linkState.get(e.peer) !== (e.up ? 'up' : e.reason)) log(e.up ? 'info' : 'warn', `peer ${e.peer} ${e.up ? 'linked' : `unlinked: ${e.reason}`}`);
+          if (linkState.get(e.peer) !== (e.up ? 'up' : e.reason)) log(e.up ? 'info' : 'warn', `peer ${e.peer} ${e.up ? `linked${e.path ? `, ${PATH_WORDS[e.path]}` : ''}` : `unlinked: ${e.reason}`}`);
           linkState.set(e.peer, e.up ? 'up' : e.reason);
           break;
         default:

@@ -2,6 +2,7 @@
 // slices show these notices; none of them spells its own.
 import type { WireError } from '../engine/messages.ts';
 import { MIN_PASSWORD_CHARS } from '../../src/wallet/password-rule.ts';
+import { PATH_WORDS, type LinkPath } from '../../src/net/link-path.ts';
 
 export interface Notice {
   kind: WireError['kind'] | 'peer-blocked' | 'mnemonic-mismatch' | 'input' | 'settings' | 'desktop';
@@ -62,7 +63,7 @@ export function blockedPeerNotice(peer: string, reason: string): Notice {
     kind: 'peer-blocked',
     severity: 'warning',
     title: 'A peer connection is blocked',
-    text: `No direct link to ${short(peer)} (${reason}). A firewall or NAT is in the way: the run needs a TURN server in its iceServers for such networks. Training goes on; updates come through the coordinator meanwhile.`,
+    text: `No direct link to ${short(peer)} (${reason}). A firewall or NAT is in the way: the run's coordinator needs a TURN server to relay such links (tessera coordinator --turn). Training goes on; updates come via the store meanwhile.`,
   };
 }
 
@@ -136,6 +137,18 @@ export function peersText(linked: number, members: number, blocked: number): str
   // Protocol 2: a contributor links to a few neighbours; committed updates come from them or the store.
   const rest = linked === 0 ? 'updates come through the coordinator' : 'updates from the rest come through these neighbours or the coordinator';
   return `linked directly to ${linked} of ${others} others in this round (${rest})${b}`;
+}
+
+/**
+ * How this device reaches each neighbour, in words: "direct", "through the relay" (the run's
+ * TURN server) or, for a neighbour whose link never came up, "via the store" (the coordinator).
+ */
+export function linkPathsText(paths: Record<string, LinkPath>, blocked: Record<string, string>): string {
+  const parts = [
+    ...Object.entries(paths).map(([peer, path]) => `${short(peer)} ${PATH_WORDS[path]}`),
+    ...Object.keys(blocked).filter((peer) => !(peer in paths)).map((peer) => `${short(peer)} ${PATH_WORDS.store}`),
+  ];
+  return parts.length ? parts.join(' · ') : 'no links yet';
 }
 
 /** A reward with its unit: never a bare number. */

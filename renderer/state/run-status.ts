@@ -3,6 +3,7 @@
 import type { EngineEvent } from '../engine/messages.ts';
 import type { Standing } from '../../src/protocol/messages.ts';
 import { isBlockedLink } from '../engine/errors.ts';
+import type { LinkPath } from '../../src/net/link-path.ts';
 
 export type Activity = 'idle' | 'connecting' | 'retrying' | 'syncing' | 'waiting' | 'training' | 'exchanging' | 'stopping';
 
@@ -29,6 +30,8 @@ export interface RunStatus {
   members: number;
   /** Peers whose link never came up (address → reason). */
   blocked: Record<string, string>;
+  /** How each open link travels: direct, or through the run's TURN relay (address → path). */
+  paths: Record<string, LinkPath>;
   roundsDone: number;
   /** Inner steps this device trained since the page opened (its part of the run, in tokens with the run's shape). */
   stepsDone: number;
@@ -69,6 +72,7 @@ export const IDLE: Readonly<RunStatus> = Object.freeze({
   linked: Object.freeze([]) as unknown as string[],
   members: 0,
   blocked: Object.freeze({}) as Record<string, string>,
+  paths: Object.freeze({}) as Record<string, LinkPath>,
   roundsDone: 0,
   stepsDone: 0,
   lastLoss: null,
@@ -155,7 +159,10 @@ export function foldEvent(s: RunStatus, e: EngineEvent): RunStatus {
       else if (isBlockedLink(e.reason)) blocked[e.peer] = e.reason;
       const linked = s.linked.filter((p) => p !== e.peer);
       if (e.up) linked.push(e.peer);
-      return { ...s, linked, blocked };
+      const paths = { ...s.paths };
+      if (e.up && e.path) paths[e.peer] = e.path;
+      else delete paths[e.peer];
+      return { ...s, linked, blocked, paths };
     }
     case 'reward':
       return { ...s, standing: e.standing };

@@ -4,7 +4,7 @@ import { useMemo } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { preset, type PresetName } from '../../src/model/config.ts';
 import { formatBytes } from '../engine/memory.ts';
-import { peersText, progressText, sentText } from '../state/human.ts';
+import { linkPathsText, peersText, progressText, sentText } from '../state/human.ts';
 import { ACTIVITY_LABEL } from '../state/run-status.ts';
 import { pauseReasonsText } from '../desktop/ui-link.ts';
 import { pauseReason } from '../state/rules.ts';
@@ -111,6 +111,12 @@ export function LiveStatus() {
       </dd>
       <dt>Others</dt>
       <dd data-testid="peers">{run.activity === 'idle' ? '—' : peersText(run.linked.length, run.members, blocked)}</dd>
+      {run.activity !== 'idle' && (run.linked.length > 0 || blocked > 0) && (
+        <>
+          <dt>Links</dt>
+          <dd data-testid="link-paths">{linkPathsText(run.paths, run.blocked)}</dd>
+        </>
+      )}
       {pipelined && (
         <>
           <dt>This device holds</dt>

@@ -4,6 +4,7 @@
 // Start-up progress is a bar on a terminal and a few plain lines otherwise (a log file gets
 // the start and the end of each phase, not a line per kernel or per chunk).
 import type { ContributorEvent } from '../contributor/contributor.ts';
+import { PATH_WORDS } from '../net/link-path.ts';
 
 /** What earlier events told that later lines need. */
 export interface OutputContext {
@@ -77,7 +78,7 @@ export function formatEvent(e: ContributorEvent, ctx: OutputContext): string[] {
       return [`round ${e.round + 1} scored: reward ${s.epochReward.toFixed(2)} ${unit} this epoch (epoch ${s.epoch}), ${s.totalReward.toFixed(2)} ${unit} in all · rank ${s.rank} of ${s.of}, share ${(100 * s.share).toFixed(1)}%${pending}`];
     }
     case 'link':
-      return [e.up ? `linked with peer ${e.peer}` : `link with peer ${e.peer} closed: ${e.reason}`];
+      return [e.up ? `linked with peer ${e.peer}${e.path ? `, ${PATH_WORDS[e.path]}${e.route ? ` (${e.route})` : ''}` : ''}` : `link with peer ${e.peer} closed: ${e.reason}`];
     case 'rejected':
       return [`refused a message from ${e.from}: ${e.reason} (${e.message})`];
     case 'warning':

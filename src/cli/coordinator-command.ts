@@ -30,11 +30,13 @@ import { samplingOptions, type SamplingOptions } from '../coordinator/scoring.ts
 import { loadHotkeyFile } from '../node/hotkey-file.ts';
 import { CommandUsageError, parseCommandArgs } from './args.ts';
 import { STORE_USAGE, StoreSettingsError, bucketFromFlags } from './store-settings.ts';
+import { TURN_OPTIONS, TURN_USAGE, turnFromFlags, type TurnGrants } from './turn-flags.ts';
 
 export const COORDINATOR_USAGE = `usage:
   tessera coordinator [--port 8787] [--host 127.0.0.1] [--run run.json] [--state DIR] [--data shard.bin]
                       [--no-validate] [--software] [--score-all-up-to N] [--score-sample K] [--store disk|s3 [--store-config F]]
                       [--subtensor ws://NODE:9944 --netuid N --hotkey FILE [--password-file F] [--version-key K]]
+                      [--turn URL[,URL…] --turn-secret-file FILE [--turn-ttl SECONDS]]
   Serves a training run: contributors connect to ws://HOST:PORT/ws. It also validates: scores
   every update on this machine's GPU (--no-validate: relay only, no rewards) and keeps the
   reward ledger in DIR/ledger.sqlite. A round with more than --score-all-up-to updates
@@ -45,7 +47,8 @@ export const COORDINATOR_USAGE = `usage:
   Chain (optional): with --subtensor and --netuid the validator sets weights on that subnet
   from each epoch's rewards, signed by the hotkey in --hotkey (a mnemonic, btcli hotkey file
   or Tessera wallet; registered on the subnet). --version-key: set_weights' version key
-  (default: the subnet's). Without them the ledger alone is the record of rewards.${STORE_USAGE}`;
+  (default: the subnet's). Without them the ledger alone is the record of rewards.${STORE_USAGE}
+${TURN_USAGE}`;
 
 export function readRunFile(path: string | undefined, overrides: Partial<RunConfig> = {}): RunConfig {
   let raw: Record<string, unknown> = {};
@@ -90,6 +93,7 @@ export async function startCoordinator(
     engine?: () => Promise<ValidatorEngine>;
     /** An S3-compatible bucket for the updates (--store s3); absent: the state folder. */
     bucket?: CoordinatorOptions['bucket'];
+    turn?: TurnGrants | null; // short-lived STUN/TURN credentials per member (--turn)
   },
 ): Promise<StartedCoordinator> {
   if (o.chain && o.validate === false) throw new ChainConfigError('--subtensor', 'sets weights from the validator\'s scores, so it cannot go with --no-validate');
@@ -106,7 +110,7 @@ export async function startCoordinator(
   const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
   // Gather-K ranks by the ledger's averages (kept across restarts); unscored peers are newcomers.
   const standing = validation ? (address: string) => validation.ledger.averages(address)?.ema : undefined;
-  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs, bucket: o.bucket });
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs, bucket: o.bucket, turn: o.turn ?? undefined });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();
@@ -342,6 +346,7 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
       'score-all-up-to': { type: 'string' },
       'score-sample': { type: 'string' },
       store: { type: 'string' }, 'store-config': { type: 'string' },
+      ...TURN_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
   }, (m) => new CommandUsageError('coordinator', m, COORDINATOR_USAGE));
@@ -354,18 +359,19 @@ export async function coordinatorCommand(args: string[]): Promise<number> {
   const config = readRunFile(values.run);
   const chain = chainSettings(values);
   const sampling: ValidatorSampling = { scoreAllUpTo: positiveFlag('--score-all-up-to', values['score-all-up-to']), sampleSize: positiveFlag('--score-sample', values['score-sample']) };
+  const turn = turnFromFlags(values, (m) => new CommandUsageError('coordinator', m, COORDINATOR_USAGE));
   const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
   let c: StartedCoordinator;
   try {
     const bucket = await bucketFromFlags(values.store, values['store-config'], process.env, log);
-    c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true, chain, sampling, bucket });
+    c = await startCoordinator(config, { port, host: values.host, stateDir: values.state, data: values.data, log, validate: values['no-validate'] !== true, software: values.software === true, chain, sampling, bucket, turn });
   } catch (e) {
     if (e instanceof StoreSettingsError) return (console.error(`tessera coordinator: ${e.message}`), 1);
     if (!(e instanceof ChainError)) throw e;
     console.error(`tessera coordinator: ${e.message} (or leave out --subtensor and --netuid to run on the ledger alone)`);
     return 1;
   }
-  log(`run '${config.run}' (${config.model}, H=${config.innerSteps}) at round ${c.coordinator.round}; contributors: tessera contribute --coordinator ${c.server.url}`);
+  log(`run '${config.run}' (${config.model}, H=${config.innerSteps}) at round ${c.coordinator.round}; contributors: tessera contribute --coordinator ${c.server.url}${turn ? `; each member gets its own TURN credentials for ${values.turn}` : ''}`);
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGINT', done);

@@ -4,12 +4,14 @@
 import type { RunConfig } from '../protocol/run-config.ts';
 import { parseCommandArgs } from './args.ts';
 import { readRunFile } from './coordinator-command.ts';
+import { TURN_OPTIONS, TURN_USAGE, turnFromFlags, type TurnGrants } from './turn-flags.ts';
 
 export const SWARM_USAGE = `usage:
   tessera swarm --peers N --rounds R [--kill K@r] [--json] [--out DIR] [--verbose] [--force] [--run run.json] [--no-validate]
                 [--model tiny] [--inner-steps H] [--batch B] [--seq T] [--lr LR] [--round-seconds S]
                 [--gather-k K] [--neighbours D]
                 [--stages S [--micro-batches M] [--activations f16|f32|int8] [--kill-stage S@r]]
+                [--host ADDR] [--peer-netns NS[,NS…]] [--turn URL[,URL…] --turn-secret-file FILE [--turn-ttl S]]
   Runs a coordinator and N contributor processes on loopback for exactly R rounds and prints
   a summary: the loss from the first round to the last, each peer's rounds, reward and bytes.
   The final weights stay in --out DIR (default .tessera/swarm/<run>/, with summary.json);
@@ -24,7 +26,10 @@ export const SWARM_USAGE = `usage:
   --stages S: split the model into S pipeline stages held by different contributors (the
   coordinator places them); --kill-stage S@r kills a peer of stage S during round r's
   inner steps (its micro-batches are re-routed) and starts a new one, which the coordinator
-  places in the stage that needs it. Pipelined runs are not scored by the validator yet.`;
+  places in the stage that needs it. Pipelined runs are not scored by the validator yet.
+  --host ADDR: the coordinator listens on ADDR (default 127.0.0.1); --peer-netns: contributor i
+  runs in network namespace NS number i (ip netns exec; root), e.g. each behind its own NAT.
+${TURN_USAGE}`;
 
 export class SwarmUsageError extends Error {
   override name = 'SwarmUsageError';
@@ -48,6 +53,12 @@ export interface SwarmPlan {
   noValidate: boolean;
   /** --out DIR, when given. */
   out: string | undefined;
+  /** --host: where the coordinator listens and the contributors reach it. */
+  host: string;
+  /** --peer-netns: the network namespace of each contributor (empty: this one). */
+  peerNetns: string[];
+  /** --turn: short-lived TURN credentials for each member. */
+  turn: TurnGrants | null;
 }
 
 function intArg(name: string, v: string | undefined, min: number): number | undefined {
@@ -84,6 +95,9 @@ export function parseSwarmArgs(args: string[]): SwarmPlan | null {
       out: { type: 'string' },
       force: { type: 'boolean' },
       verbose: { type: 'boolean' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'peer-netns': { type: 'string' },
+      ...TURN_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
   }, (m) => new SwarmUsageError(m));
@@ -129,7 +143,11 @@ export function parseSwarmArgs(args: string[]): SwarmPlan | null {
     set('activations', values.activations);
   }
   const config = readRunFile(values.run, values.run ? {} : overrides);
+  const peerNetns = values['peer-netns']?.split(',').map((ns) => ns.trim()) ?? [];
+  if (peerNetns.some((ns) => !/^[A-Za-z0-9_.-]{1,64}$/.test(ns))) throw new SwarmUsageError(`--peer-netns takes namespace names separated by commas, got '${values['peer-netns']}'`);
+  const turn = turnFromFlags(values, (m) => new SwarmUsageError(m));
   return {
+    host: values.host, peerNetns, turn,
     peers: n, rounds, kill, killStage, config, json: values.json === true, verbose: values.verbose === true, software: values.software === true,
     force: values.force === true, noValidate: values['no-validate'] === true, out: values.out,
   };

@@ -20,6 +20,8 @@ import { Hotkey, cryptoReady } from '../wallet/keys.ts';
 import { startCoordinator } from './coordinator-command.ts';
 import { parseSwarmArgs } from './swarm-args.ts';
 import { humanSummary, memoryVerdict, peakRss } from './swarm-report.ts';
+import { LinkBook, linksLine } from './swarm-links.ts';
+import { PATH_WORDS } from '../net/link-path.ts';
 import { keepFinalWeights, newGatherCounts, summarize, type PeerProcess, type RoundRecord } from './swarm-summary.ts';
 
 export { SWARM_USAGE, SwarmUsageError } from './swarm-args.ts';
@@ -53,13 +55,14 @@ export async function swarmCommand(args: string[]): Promise<number> {
   const log = (l: string) => (plan.verbose || !ROUTINE_LOG.test(l)) && say(`coordinator: ${l}`);
   // Exactly R rounds; with a kill the run goes on until the newcomer has trained one.
   const roundLimit = kill || killStage ? undefined : rounds;
-  const started = await startCoordinator(config, { port: 0, stateDir: join(work, 'coordinator'), log, validate, software: plan.software, roundLimit });
+  const started = await startCoordinator(config, { port: 0, host: plan.host, stateDir: join(work, 'coordinator'), log, validate, software: plan.software, roundLimit, turn: plan.turn });
   const url = started.server.url;
   say(`coordinator at ${url}; ${n} contributors, ${rounds} rounds of ${config.innerSteps} steps (${config.model}); each contributor first compiles the model's kernels`);
   const peers: PeerProcess[] = [];
   const record: RoundRecord = { losses: {}, hashes: {}, stageAt: {} };
   const { hashes, stageAt, losses } = record;
   let wake: () => void = () => {};
+  const links = new LinkBook();
 
   const spawnPeer = (index: number): PeerProcess => {
     const name = `peer-${index}`;
@@ -67,7 +70,9 @@ export async function swarmCommand(args: string[]): Promise<number> {
     const keyFile = join(work, `${name}.key`);
     writeFileSync(keyFile, mnemonic, { mode: 0o600 });
     const argv = [BIN, 'contribute', '--coordinator', url, '--key', keyFile, '--state', join(work, name), '--json', ...(plan.software ? ['--software'] : [])];
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // --peer-netns: contributor i runs in network namespace i (behind its own NAT, say).
+    const netns = plan.peerNetns[index % Math.max(1, plan.peerNetns.length)];
+    const child = netns ? spawn('ip', ['netns', 'exec', netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     const peer: PeerProcess = { name, address: key.address, child, rounds: [], stage: 0, busy: [], rerouted: 0, dropped: 0, bytesUp: 0, bytesDown: 0, gathered: newGatherCounts(), rejected: {}, killed: false, reached: -1, replacement: index >= n, peakRssBytes: null, longestStallMs: null, phase: '', kernelsCompiled: 0, exit: new Promise((r) => child.on('exit', (code) => r(code))) };
     let buffer = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -157,7 +162,10 @@ export async function swarmCommand(args: string[]): Promise<number> {
       say(`${peer.name}: round ${e.round + 1} of ${rounds} ${e.trained ? `loss ${e.loss === null ? 'n/a' : e.loss.toFixed(4)}` : '(caught up)'}, combined ${e.included}${e.delivered !== undefined ? ` of ${e.delivered}` : ''} updates (${e.fromPeers} from peers, ${e.fetched} from the store), weights ${e.weightsHash}`);
     }
     if (e.event === 'sent' && (plan.verbose || e.failed)) say(`${peer.name}: round ${e.round + 1} update (${e.bytes} B) stored by the coordinator, offered to ${e.delivered} neighbour(s)`);
-    if (e.event === 'link' && (plan.verbose || !e.up)) say(`${peer.name}: ${e.up ? 'linked with' : 'link closed with'} ${nameOf(e.peer)}${e.up ? '' : `: ${e.reason}`}`);
+    if (e.event === 'link') links.note(peer.address, e);
+    // How each link travels is told once, by the peer that dialled (the smaller address).
+    const dialled = e.event === 'link' && e.up && e.path !== undefined && peer.address < e.peer;
+    if (e.event === 'link' && (plan.verbose || !e.up || dialled)) say(`${peer.name}: ${e.up ? 'linked with' : 'link closed with'} ${nameOf(e.peer)}${e.up ? (e.path ? `, ${PATH_WORDS[e.path]}${e.route ? ` (${e.route})` : ''}` : '') : `: ${e.reason}`}`);
     if (e.event === 'reward') {
       peer.standing = e.standing;
       say(`${peer.name}: round ${e.round + 1} scored: ${e.standing.totalReward.toFixed(2)} ${config.rewardUnit} in all (share ${(100 * e.standing.share).toFixed(1)}%, rank ${e.standing.rank} of ${e.standing.of})`);
@@ -217,14 +225,14 @@ export async function swarmCommand(args: string[]): Promise<number> {
     const lastTrained = Math.max(-1, ...Object.keys(losses).map(Number));
     await started.stop();
     const weights = await keepFinalWeights(peers, config, work, outDir);
-    const summary = summarize({ config, peers: n, rounds, processes: peers, record, status, lastTrained, out: { dir: outDir, weights }, seconds: (performance.now() - t0) / 1000 });
+    const summary = summarize({ config, peers: n, rounds, processes: peers, record, status, lastTrained, out: { dir: outDir, weights }, seconds: (performance.now() - t0) / 1000, links: links.tally(nameOf) });
     mkdirSync(outDir, { recursive: true });
     const summaryFile = join(outDir, 'summary.json');
     writeFileSync(summaryFile, `${JSON.stringify(summary, null, 2)}\n`);
     if (json) console.log(JSON.stringify({ event: 'summary', ...summary }));
     else {
       const refused = [...Object.values(summary.rejected.coordinator), ...Object.values(summary.rejected.peers)].reduce((a, b) => a + b, 0);
-      console.log(humanSummary({ ...summary, refused, weightsFiles: weights, summaryFile, failed }));
+      console.log(humanSummary({ ...summary, refused, weightsFiles: weights, summaryFile, failed, linksLine: linksLine(summary.links) }));
     }
     rmSync(work, { recursive: true, force: true });
   }

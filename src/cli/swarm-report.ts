@@ -76,6 +76,8 @@ export interface ReportInput {
   weightsFiles: string[];
   summaryFile: string | null;
   failed: boolean;
+  /** How the pairs of neighbours exchanged updates (swarm-links.ts), when any linked or tried. */
+  linksLine?: string | null;
 }
 
 const kib = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(0)} KiB`);
@@ -104,6 +106,7 @@ export function humanSummary(r: ReportInput): string {
   }
   const health = [r.weightsIdentical ? 'every replica held the same weights after each round' : 'REPLICAS DIVERGED', `${r.heartbeatDrops} dropped for silence`, `${r.refused} messages refused`];
   lines.push(`  ${health.join(' · ')}`);
+  if (r.linksLine) lines.push(`  ${r.linksLine}`);
   if (r.weightsFiles.length > 0) lines.push(`  final weights: ${r.weightsFiles.join(', ')}`);
   else lines.push('  no final weights were saved (no contributor finished the last round)');
   if (r.summaryFile) lines.push(`  all the numbers: ${r.summaryFile} (or run with --json)`);

@@ -9,6 +9,7 @@ import type { Coordinator } from '../coordinator/coordinator.ts';
 import { FileCheckpointStore } from '../node/checkpoint-files.ts';
 import type { Standing } from '../protocol/messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
+import type { LinkTally } from './swarm-links.ts';
 
 /** One `tessera contribute` process of the swarm and what its events told. */
 export interface PeerProcess {
@@ -76,6 +77,8 @@ export interface SwarmSummary {
   /** The final weights (one file per stage) and the summary's JSON, kept after the swarm ends. */
   out: { dir: string; weights: string[] };
   bytesMoved: number;
+  /** Pairs of neighbours by how they exchanged updates: direct link, TURN relay, or the store (never linked). */
+  links: LinkTally;
   rejected: { coordinator: Record<string, number>; peers: Record<string, number> };
   seconds: number;
 }
@@ -101,6 +104,7 @@ export interface SummaryInput {
   lastTrained: number;
   out: SwarmSummary['out'];
   seconds: number;
+  links: LinkTally;
 }
 
 export function summarize(s: SummaryInput): SwarmSummary {
@@ -130,6 +134,7 @@ export function summarize(s: SummaryInput): SwarmSummary {
     rewardUnit: config.rewardUnit,
     out: s.out,
     bytesMoved: peers.reduce((sum, p) => sum + p.bytesUp, 0),
+    links: s.links,
     rejected: {
       coordinator: status.rejected,
       peers: peers.reduce<Record<string, number>>((acc, p) => {

@@ -20,7 +20,7 @@ import { PeerMesh } from '../net/mesh.ts';
 import { CoordinatorClient, CoordinatorError, type OpenSocket, type Welcome } from '../net/signaling.ts';
 import type { Capacity, CommitEntry, RunState, ServerMessage } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
-import { parseRunConfig, type RunConfig } from '../protocol/run-config.ts';
+import { parseRunConfig, type IceServer, type RunConfig } from '../protocol/run-config.ts';
 import { ModelReplica } from '../round/replica.ts';
 import { measureCapacity } from './calibrate.ts';
 import { checkpointUploader, uploadCheckpoint } from './checkpoint-upload.ts';
@@ -90,6 +90,8 @@ export class Contributor {
   /** Our neighbours (the coordinator picks at most `config.neighbours`), and the swarm's counts. */
   private peers: string[] = [];
   private swarm: SwarmCounts | null = null;
+  /** The coordinator's latest STUN/TURN grant (its `ice` message), beside the run config's iceServers. */
+  private iceGrant: IceServer[] = [];
   private readonly earlySignals: { from: string; data: unknown }[] = [];
   private stopMode: StopMode | null = null;
   /** Aborted by stop(): ends the wait before a reconnection. */
@@ -212,16 +214,16 @@ export class Contributor {
     this.o.onEvent({ event: 'joined', address: this.address, run: c.run, round: welcome.state.round, model: c.model, stage: this.stage, stages: c.stages, ...description });
     this.mesh = new PeerMesh(this.address, {
       wrtc: this.o.wrtc,
-      iceServers: this.config.iceServers,
+      iceServers: () => [...this.config.iceServers, ...this.iceGrant],
       maxMessageBytes: this.config.maxMessageBytes + ENVELOPE_ROOM_BYTES,
       sendSignal: (to, data) => this.client.send({ type: 'signal', to, data }),
       onMessage: (from, m) => this.inbox.admit(from, m),
-      onLink: (peer, up, reason) => {
+      onLink: (peer, up, reason, route) => {
         if (!up) {
           this.handoffs.peerDown(peer);
           this.exchange.gather.linkDown(peer);
         } else this.exchange.gather.linkUp(peer);
-        this.o.onEvent({ event: 'link', peer, up, reason });
+        this.o.onEvent({ event: 'link', peer, up, reason, ...(route ? { path: route.path, route: `${route.local}/${route.remote}` } : {}) });
       },
     });
     // The neighbours (and a quick peer's first offer) can arrive with the welcome, before the
@@ -401,6 +403,9 @@ export class Contributor {
         break;
       case 'round':
         this.exchange.announce(m);
+        break;
+      case 'ice':
+        this.iceGrant = m.servers; // links dialled from now on use them
         break;
       case 'stage':
         if (m.stage !== this.stage) this.movedTo = { stage: m.stage, reason: m.reason };

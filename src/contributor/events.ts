@@ -4,6 +4,7 @@
 import type { Standing } from '../protocol/messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { ProgressPhase } from './progress.ts';
+import type { LinkPath } from '../net/link-path.ts';
 
 export type ContributorEvent =
   | ({ event: 'joined'; address: string; run: string; round: number; model: string; stage: number; stages: number } & Partial<RunDescription>)
@@ -32,7 +33,8 @@ export type ContributorEvent =
   /** We uploaded the run's checkpoint of `round` (the commit asked us to): `bytes` sent. */
   | { event: 'checkpoint'; round: number; bytes: number }
   | { event: 'rejected'; from: string; reason: string; message: string }
-  | { event: 'link'; peer: string; up: boolean; reason: string }
+  /** A link came up or went down; once up, `path` says whether it is direct or relayed (TURN), `route` the candidate types (local/remote, e.g. srflx/srflx). */
+  | { event: 'link'; peer: string; up: boolean; reason: string; path?: LinkPath; route?: string }
   | { event: 'reward'; round: number; standing: Standing }
   | { event: 'warning'; text: string }
   /** `longestStallMs`: the longest this process went without running a timer (heartbeats stop meanwhile). */

@@ -4,9 +4,12 @@
 // no round runs the swarm hears counts (`swarm`), coalesced: at most one message per peer per
 // SWARM_MIN_INTERVAL_MS, and no more than SWARM_MESSAGES_PER_SECOND in all (a large swarm
 // hears them less often), so a storm of joins costs each join a constant number of bytes.
+// With a TURN server (turn.ts) each joining member first gets its STUN/TURN credentials, and
+// a fresh grant before the old one expires; a peer that left gets no more.
 import type { ServerMessage } from '../protocol/messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { NeighbourGraph } from './neighbours.ts';
+import type { TurnGrants } from './turn.ts';
 
 /** The swarm's counts reach each peer at most this often while no round runs. */
 export const SWARM_MIN_INTERVAL_MS = 1000;
@@ -26,6 +29,8 @@ export interface ControlPlaneContext {
   readyCount(): number;
   /** Whether no round runs (counts are sent only then) and the coordinator is not stopping. */
   waiting(): boolean;
+  /** The run's TURN credentials, when the coordinator has a TURN server (--turn). */
+  readonly turn?: TurnGrants;
 }
 
 export class ControlPlane {
@@ -41,11 +46,14 @@ export class ControlPlane {
 
   /** A peer joined (or a hotkey reconnected: it keeps its links and hears its set again). */
   joined(address: string): void {
+    // Credentials before neighbours: the member dials its links with them.
+    if (this.ctx.turn) this.ctx.send(address, { type: 'ice', ...this.ctx.turn.grant(address, this.ctx.now()) });
     this.tellNeighbours(this.graph.add(address));
     this.countsChanged();
   }
 
   left(address: string): void {
+    this.ctx.turn?.forget(address);
     this.tellNeighbours(this.graph.remove(address));
     this.countsChanged();
   }
@@ -68,6 +76,10 @@ export class ControlPlane {
   /** One beat of the clock: counts held back are sent once their interval has passed. */
   tick(): void {
     this.flush();
+    const turn = this.ctx.turn;
+    if (!turn) return;
+    const now = this.ctx.now();
+    for (const address of turn.due(now)) this.ctx.send(address, { type: 'ice', ...turn.grant(address, now) });
   }
 
   /** How often the swarm hears its counts: at most once a second, and SWARM_MESSAGES_PER_SECOND in all. */

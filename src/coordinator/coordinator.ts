@@ -27,7 +27,7 @@ import { PROTOCOL_VERSION, joinChallenge, parseClientMessage, type ClientMessage
 import type { ClosedRound } from './validator.ts';
 import { stageBounds, stageMemoryBytes, type RunConfig } from '../protocol/run-config.ts';
 import { RoundClock } from './round-clock.ts';
-import { ControlPlane } from './control-plane.ts';
+import { ControlPlane, type ControlPlaneContext } from './control-plane.ts';
 import { StageBalancer } from './stages.ts';
 import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
@@ -44,7 +44,7 @@ export type { Connection } from './sessions.ts';
 /** A tick this late means this process stalled (ticks come every 250 ms). */
 const STALL_MS = 5000;
 
-export interface CoordinatorOptions {
+export interface CoordinatorOptions extends Pick<ControlPlaneContext, 'turn'> {
   now?: () => number;
   log?: (line: string) => void;
   /** After a commit, wait this long at most for last round's members to sync before starting. */
@@ -146,6 +146,7 @@ export class Coordinator {
       peerCount: () => this.sessions.memberCount,
       readyCount: () => this.rounds.readyCount(),
       waiting: () => this.rounds.currentPhase === 'waiting' && !this.stopping,
+      turn: options.turn,
     });
   }
 

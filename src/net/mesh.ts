@@ -5,10 +5,12 @@
 // envelope signed by anyone else than the peer it arrived from is the caller's to refuse.
 import { PeerLink, type PeerLinkOptions } from './peer-link.ts';
 import type { IceServer } from '../protocol/run-config.ts';
+import type { LinkRoute } from './link-path.ts';
 
 export interface MeshOptions {
   wrtc?: unknown;
-  iceServers: IceServer[];
+  /** STUN/TURN servers; a function when they change (short-lived TURN credentials): each new link takes the current ones. */
+  iceServers: IceServer[] | (() => IceServer[]);
   maxMessageBytes: number;
   /** A message not fully received this long after its first frame is dropped. */
   messageTimeoutMs?: number;
@@ -16,8 +18,8 @@ export interface MeshOptions {
   redialMs?: number;
   sendSignal(to: string, data: unknown): void;
   onMessage(from: string, message: Uint8Array): void;
-  /** A link came up or went down. */
-  onLink?(peer: string, up: boolean, reason: string): void;
+  /** A link came up (with its route: direct or relayed, null when the stats did not say) or went down. */
+  onLink?(peer: string, up: boolean, reason: string, route?: LinkRoute | null): void;
 }
 
 export class PeerMesh {
@@ -62,13 +64,13 @@ export class PeerMesh {
     const opts: PeerLinkOptions = {
       initiator,
       wrtc: this.options.wrtc,
-      iceServers: this.options.iceServers,
+      iceServers: typeof this.options.iceServers === 'function' ? this.options.iceServers() : this.options.iceServers,
       limits: { maxMessageBytes: this.options.maxMessageBytes, timeoutMs: messageTimeoutMs, maxInFlight: 4 },
     };
     const link = new PeerLink(remote, opts, (data) => this.options.sendSignal(remote, data));
     this.links.set(remote, link);
     link.onConnect(() => {
-      this.options.onLink?.(remote, true, 'connected');
+      this.options.onLink?.(remote, true, 'connected', link.route);
       for (const w of this.waiters.get(remote) ?? []) w();
       this.waiters.delete(remote);
     });
@@ -97,6 +99,11 @@ export class PeerMesh {
 
   isConnected(addr: string): boolean {
     return this.links.get(addr)?.connected ?? false;
+  }
+
+  /** Each open link's route (direct or relayed; null when its stats did not say). */
+  routes(): Map<string, LinkRoute | null> {
+    return new Map([...this.links].filter(([, l]) => l.connected).map(([a, l]) => [a, l.route]));
   }
 
   /** Peers with an open link. */

@@ -10,6 +10,7 @@
 // with a reason instead of escaping as exceptions.
 import SimplePeer from 'simple-peer';
 import { DEFAULT_CHUNK_BYTES, Reassembler, iterateFrames, type ReassemblyLimits, type ReassemblyStats } from './framing.ts';
+import { routeFromStats, type LinkRoute } from './link-path.ts';
 
 export interface PeerLinkOptions {
   initiator: boolean;
@@ -17,6 +18,8 @@ export interface PeerLinkOptions {
   wrtc?: unknown;
   /** STUN/TURN servers; omitted: simple-peer's defaults (public STUN). Loopback needs none. */
   iceServers?: { urls: string | string[]; username?: string; credential?: string }[];
+  /** 'relay': only TURN candidates (a benchmark of the relay; the default 'all' lets ICE pick). */
+  iceTransportPolicy?: 'all' | 'relay';
   limits: ReassemblyLimits;
   /** Bytes per frame, header included (DEFAULT_CHUNK_BYTES). */
   chunkBytes?: number;
@@ -35,6 +38,7 @@ interface RawPeer {
   once(event: string, cb: () => void): unknown;
   removeListener(event: string, cb: () => void): unknown;
   readonly bufferSize: number;
+  getStats(cb: (err: Error | null, reports: Record<string, unknown>[]) => void): void;
 }
 type RawPeerCtor = new (opts: Record<string, unknown>) => RawPeer;
 
@@ -47,6 +51,8 @@ export class LinkClosedError extends Error {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** onConnect callbacks wait at most this long for the stats that say the link's route. */
+const ROUTE_PROBE_TIMEOUT_MS = 2000;
 
 export class PeerLink {
   readonly #peer: RawPeer | null;
@@ -69,6 +75,9 @@ export class PeerLink {
   #closeReason: string | null = null;
   #timers: { connect: unknown; sweep: unknown } = { connect: null, sweep: null };
   #pendingError: string | null = null;
+  #route: LinkRoute | null = null;
+  /** The onConnect callbacks ran (after the route was read). */
+  #announced = false;
 
   constructor(readonly remote: string, options: PeerLinkOptions, onSignal: (data: unknown) => void) {
     this.#reassembler = new Reassembler(options.limits);
@@ -81,7 +90,7 @@ export class PeerLink {
     this.#ready.catch(() => {}); // a link that never connects is not an unhandled rejection
     const opts: Record<string, unknown> = { initiator: options.initiator, trickle: true };
     if (options.wrtc !== undefined) opts.wrtc = options.wrtc;
-    if (options.iceServers !== undefined) opts.config = { iceServers: options.iceServers };
+    if (options.iceServers !== undefined) opts.config = { iceServers: options.iceServers, ...(options.iceTransportPolicy ? { iceTransportPolicy: options.iceTransportPolicy } : {}) };
     let peer: RawPeer;
     try {
       peer = new (SimplePeer as unknown as RawPeerCtor)(opts);
@@ -115,6 +124,11 @@ export class PeerLink {
 
   get connected(): boolean {
     return this.#connected && this.#closeReason === null;
+  }
+
+  /** Direct or relayed (TURN), and the candidate types of each end; null until connected (or when the stats did not say). */
+  get route(): LinkRoute | null {
+    return this.#route;
   }
 
   /** Why the link closed, or null while it has not. */
@@ -153,9 +167,9 @@ export class PeerLink {
     this.#onMessage.push(cb);
   }
 
-  /** Called once connected (at once, if already). */
+  /** Called once connected and its route read (at once, if already). */
   onConnect(cb: () => void): void {
-    if (this.connected) queueMicrotask(cb);
+    if (this.connected && this.#announced) queueMicrotask(cb);
     else if (this.#closeReason === null) this.#onConnect.push(cb);
   }
 
@@ -207,7 +221,28 @@ export class PeerLink {
     clearTimeout(this.#timers.connect);
     this.#scheduleSweep();
     this.#readyResolve();
-    for (const cb of this.#onConnect.splice(0)) guard(this.remote, 'onConnect', () => cb());
+    void this.#probeRoute().then(() => {
+      if (!this.connected) return;
+      this.#announced = true;
+      for (const cb of this.#onConnect.splice(0)) guard(this.remote, 'onConnect', () => cb());
+    });
+  }
+
+  /** Reads the selected candidate pair from the stats (bounded: a stats call that hangs is given up). */
+  #probeRoute(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ROUTE_PROBE_TIMEOUT_MS);
+      try {
+        this.#peer!.getStats((err, reports) => {
+          if (!err) this.#route = routeFromStats(reports);
+          clearTimeout(timer);
+          resolve();
+        });
+      } catch {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
   }
 
   #scheduleSweep(): void {

@@ -10,6 +10,9 @@
 //                                            capacity: free memory and measured speed, for
 //                                            the stage assignment of a pipelined run
 //                                       ←    welcome {run config, state, stage}
+//                                       ←    ice {servers, expiresAt}: a member's short-lived
+//                                            STUN/TURN credentials (a coordinator with --turn;
+//                                            renewed before they expire)
 //                                       ←    stage {stage, reason}: moved to another stage
 //   synced {round, weightsHash, stage}  →    "I hold θ_start of `round` (of `stage`)": a member from it on
 //   heartbeat                           →
@@ -42,7 +45,7 @@
 // PUT /checkpoint/manifest and /checkpoint/piece/<sha256> (signed by the asked uploader).
 // Every incoming message is checked with parseClientMessage / parseServerMessage, which
 // return null for anything malformed (the caller counts it and drops it).
-import type { RunConfig } from './run-config.ts';
+import type { IceServer, RunConfig } from './run-config.ts';
 import { parseSignalData } from './signal-data.ts';
 
 export const PROTOCOL_VERSION = 2;
@@ -93,6 +96,8 @@ export type ServerMessage =
   | { type: 'challenge'; run: string; nonce: string; version: number }
   | { type: 'welcome'; address: string; config: RunConfig; state: RunState; stage: number }
   | { type: 'stage'; stage: number; reason: string }
+  /** STUN/TURN servers for this member's links, credentials valid until `expiresAt` (ms since the epoch). */
+  | { type: 'ice'; servers: IceServer[]; expiresAt: number }
   | { type: 'neighbours'; neighbours: string[] }
   | { type: 'swarm'; peers: number; ready: number; need: number }
   | { type: 'signal'; from: string; data: unknown }
@@ -244,6 +249,11 @@ export function parseCommitView(text: string, round: number): CommitView | null 
 export function isCommitEntry(e: unknown): e is CommitEntry {
   return isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage) && (e.pieces === undefined || isStr(e.pieces, 64));
 }
+/** Most ICE servers an 'ice' message may list. */
+const MAX_ICE_SERVERS = 8;
+const isUrls = (v: unknown): boolean => isStr(v, 512) || (Array.isArray(v) && v.length > 0 && v.length <= MAX_ICE_SERVERS && v.every((u) => isStr(u, 512)));
+const isIceServer = (v: unknown): boolean =>
+  isObj(v) && isUrls(v.urls) && (v.username === undefined || isStr(v.username, 512)) && (v.credential === undefined || isStr(v.credential, 512));
 
 /** A coordinator's control message, or null when malformed. The run config is validated by the caller. */
 export function parseServerMessage(text: string): ServerMessage | null {
@@ -261,6 +271,10 @@ export function parseServerMessage(text: string): ServerMessage | null {
     }
     case 'stage':
       return isStage(m.stage) && isStr(m.reason, 1024) ? { type: 'stage', stage: m.stage, reason: m.reason } : null;
+    case 'ice': {
+      const ok = Array.isArray(m.servers) && m.servers.length <= MAX_ICE_SERVERS && m.servers.every(isIceServer);
+      return ok && isNum(m.expiresAt) ? { type: 'ice', servers: m.servers as IceServer[], expiresAt: m.expiresAt } : null;
+    }
     case 'neighbours':
       return isAddrList(m.neighbours, 256) ? { type: 'neighbours', neighbours: m.neighbours } : null;
     case 'swarm':

@@ -213,6 +213,10 @@ export function parseRunConfig(input: unknown): RunConfig {
   if (!Array.isArray(c.iceServers) || !c.iceServers.every(iceOk)) {
     throw new RunConfigError('iceServers', 'must be a list of { urls, username?, credential? } (strings; urls may be a list)');
   }
+  // A TURN password in the run config would reach every member and the public /run page.
+  if (c.iceServers.some((s) => s.credential !== undefined)) {
+    throw new RunConfigError('iceServers', 'must not hold a TURN credential (every member and the /run page would see it): start the coordinator with --turn instead, which gives each member short-lived credentials of its own');
+  }
   c.iceServers = c.iceServers.map((s) => ({ ...s, urls: Array.isArray(s.urls) ? [...s.urls] : s.urls }));
   int('maxMessageBytes', c.maxMessageBytes, 1024, 2 ** 31);
   int('epochRounds', c.epochRounds, 1, 1_000_000);

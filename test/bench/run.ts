@@ -13,6 +13,7 @@ import { runStaticBench } from './static.ts';
 import { runAdversaryBench } from './adversary.ts';
 import { runCheckpointSyncBench } from './checkpoint-sync.ts';
 import { runS3StoreBench } from './s3-store.ts';
+import { runTurnBench } from './turn.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -29,6 +30,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   adversary: runAdversaryBench,
   'checkpoint-sync': runCheckpointSyncBench,
   's3-store': runS3StoreBench,
+  turn: runTurnBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

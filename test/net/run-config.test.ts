@@ -43,7 +43,7 @@ describe('parseRunConfig', () => {
     const c = parseRunConfig({
       run: 'my.run_2-x', model: 'small', tokenizer: 'gpt2', seq: 512, batch: 4, innerSteps: 5, lr: 1e-3, warmup: 0, plannedRounds: 7,
       seed: 2 ** 32 - 1, sparseloco: { k: 32 }, roundSeconds: 0.5, heartbeatSeconds: 1, heartbeatMisses: 2, minMembers: 3, checkpointEvery: 4,
-      iceServers: [{ urls: 'stun:a' }, { urls: ['turn:b', 'turn:c'], username: 'u', credential: 'p' }], maxMessageBytes: 1024,
+      iceServers: [{ urls: 'stun:a' }, { urls: ['stun:b', 'stun:c'] }], maxMessageBytes: 1024,
     });
     expect(c.sparseloco).toEqual({ ...DEFAULT_SPARSELOCO, k: 32 });
     expect(c).toMatchObject({ run: 'my.run_2-x', model: 'small', seq: 512, seed: 2 ** 32 - 1, roundSeconds: 0.5, maxMessageBytes: 1024 });
@@ -93,6 +93,7 @@ describe('parseRunConfig', () => {
     ['tokenizer', { tokenizer: 'bpe' }], ['tokenizer', { tokenizer: 'gpt2' }], ['tokenizer', { tokenizer: null }],
     ['iceServers', { iceServers: 'stun:x' }], ['iceServers', { iceServers: [{}] }], ['iceServers', { iceServers: [null] }], ['iceServers', { iceServers: [{ urls: 5 }] }],
     ['iceServers', { iceServers: [{ urls: ['stun:a', 5] }] }], ['iceServers', { iceServers: [{ urls: 'stun:a', username: 5 }] }], ['iceServers', { iceServers: [{ urls: 'turn:a', credential: {} }] }],
+    ['iceServers', { iceServers: [{ urls: 'turn:a', username: 'u', credential: 'a static password' }] }],
     ['maxMessageBytes', { maxMessageBytes: 1023 }], ['maxMessageBytes', { maxMessageBytes: 2 ** 31 + 1 }],
     ['name', { name: '' }], ['name', { name: 'x'.repeat(81) }], ['name', { name: 'a\nb' }], ['name', { name: 3 }],
     ['description', { description: 'x'.repeat(1001) }], ['description', { description: 'tab\there' }],

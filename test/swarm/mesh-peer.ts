@@ -7,6 +7,7 @@ import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import { PeerMesh } from '../../src/net/mesh.ts';
 import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.ts';
+import type { IceServer } from '../../src/protocol/run-config.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 import { releaseWebRtc } from '../helpers/webrtc-release.ts';
@@ -30,7 +31,8 @@ export type FromMeshPeer =
   /** Every coordinator message but signaling, which the mesh consumes. */
   | { type: 'server'; message: ServerMessage }
   | { type: 'peer'; from: string; bytes: Uint8Array }
-  | { type: 'link'; peer: string; up: boolean }
+  /** `path`: direct or relayed (TURN), once up; `route`: the candidate types, local/remote. */
+  | { type: 'link'; peer: string; up: boolean; path?: string; route?: string }
   | { type: 'sent'; id: number; ok: boolean }
   /** Links and socket closed, and libwebrtc's threads ended (`left`: those still running); it exits next. */
   | { type: 'closed'; left: string[] }
@@ -47,15 +49,18 @@ function main(): void {
     await cryptoReady();
     const key = Hotkey.fromMnemonic(m.mnemonic);
     const c = (client = new CoordinatorClient(m.url, key, (u) => new WebSocket(u) as unknown as SocketLike));
+    // A coordinator with --turn grants STUN/TURN servers in its 'ice' message.
+    let ice: IceServer[] = [];
     const peers = (mesh = new PeerMesh(key.address, {
       wrtc,
-      iceServers: [],
+      iceServers: () => ice,
       maxMessageBytes: m.maxMessageBytes,
       sendSignal: (to, data) => c.send({ type: 'signal', to, data }),
       onMessage: (from, bytes) => tell({ type: 'peer', from, bytes }),
-      onLink: (peer, up) => tell({ type: 'link', peer, up }),
+      onLink: (peer, up, _reason, route) => tell({ type: 'link', peer, up, ...(route ? { path: route.path, route: `${route.local}/${route.remote}` } : {}) }),
     }));
     c.onMessage((s: ServerMessage) => {
+      if (s.type === 'ice') ice = s.servers;
       if (s.type === 'neighbours') peers.setPeers(s.neighbours);
       if (s.type === 'signal') peers.signal(s.from, s.data);
       else tell({ type: 'server', message: s });

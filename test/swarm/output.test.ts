@@ -44,6 +44,19 @@ describe('tessera contribute output', () => {
     ]);
   });
 
+  it('says how each link travels: direct, or through the relay', () => {
+    const out = printed([
+      { event: 'link', peer: '5Fpeer', up: true, reason: 'connected', path: 'direct', route: 'srflx/srflx' },
+      { event: 'link', peer: '5Fother', up: true, reason: 'connected', path: 'relayed', route: 'relay/prflx' },
+      { event: 'link', peer: '5Fother', up: false, reason: 'ERR_ICE_CONNECTION_FAILURE: Ice connection failed.' },
+    ]);
+    expect(out.trim().split('\n')).toEqual([
+      'linked with peer 5Fpeer, direct (srflx/srflx)',
+      'linked with peer 5Fother, through the relay (relay/prflx)',
+      'link with peer 5Fother closed: ERR_ICE_CONNECTION_FAILURE: Ice connection failed.',
+    ]);
+  });
+
   it('start-up progress on a terminal: one bar redrawn in place, ended by the phase or wiped by a message', () => {
     const out = printed([...compile(4), compile(4)[0], { event: 'warning', text: 'slow' }], true);
     expect(out.split('\n')).toHaveLength(3); // the finished bar's line, the warning, and nothing after

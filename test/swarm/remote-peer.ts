@@ -26,11 +26,19 @@ export class RemotePeer {
   private onClosed: ((left: string[]) => void) | null = null;
   private nextId = 0;
 
-  /** Starts the process and joins the coordinator at `url`; add listeners before awaiting `joined`. */
-  constructor(url: string, maxMessageBytes: number) {
+  /** Each linked peer's path (direct or relayed) and candidate types, as its link came up. */
+  readonly routes = new Map<string, { path?: string; route?: string }>();
+
+  /**
+   * Starts the process and joins the coordinator at `url`; add listeners before awaiting `joined`.
+   * `netns`: the process runs in that network namespace (ip netns exec; root).
+   */
+  constructor(url: string, maxMessageBytes: number, options: { netns?: string } = {}) {
     const { key, mnemonic } = Hotkey.generate();
     this.key = key;
-    this.child = spawn(process.execPath, ['--import', REGISTER, MESH_PEER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    const argv = [process.execPath, '--import', REGISTER, MESH_PEER];
+    const [cmd, ...args] = options.netns ? ['ip', 'netns', 'exec', options.netns, ...argv] : argv;
+    this.child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
     this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
     void this.exited.then(() => {
       for (const done of this.pendingSends.values()) done(false);
@@ -119,6 +127,7 @@ export class RemotePeer {
       case 'link':
         if (m.up) this.links.add(m.peer);
         else this.links.delete(m.peer);
+        if (m.up) this.routes.set(m.peer, { path: m.path, route: m.route });
         break;
       case 'sent':
         this.pendingSends.get(m.id)?.(m.ok);
