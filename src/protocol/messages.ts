@@ -235,6 +235,9 @@ export interface CommitView {
   members: number;
   delivered: number;
   missing: number;
+  /** Per stage, the member asked to upload θ_start after this commit, and the consensus weights fingerprint after it (checkpoint-fetch.ts). */
+  checkpointBy?: Record<string, string>;
+  weightsAfter?: string;
 }
 
 /** A CommitView of `round` as served, or null when malformed. */
