@@ -1,7 +1,6 @@
-// `tessera coordinator [--port 8787] [--run run.json] [--state DIR]`: serves one run —
-// signaling, rounds, the data shard, checkpoints — until Ctrl-C. State under --state
-// survives a restart, which resumes the run at its next round. With --subtensor and
-// --netuid the validator also sets its weights on that subnet at each epoch's close.
+// `tessera coordinator [--port 8787] [--run run.json] [--state DIR]`: serves one run (signaling, rounds, the data
+// shard, checkpoints) until Ctrl-C. State under --state survives a restart, which resumes the run at its next
+// round. With --subtensor and --netuid the validator also sets its weights on that subnet at each epoch's close.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -20,12 +19,11 @@ import { ValidatorQueue } from '../coordinator/validator-queue.ts';
 import { ValidatorRestart } from '../coordinator/validator-restart.ts';
 import { ValidatorThread } from '../coordinator/validator-thread.ts';
 import { openNodeGpu } from '../node/dawn.ts';
-import { cryptoReady } from '../wallet/keys.ts';
+import { cryptoReady, type Hotkey } from '../wallet/keys.ts';
 import { loadOrBuildShard } from '../node/corpus.ts';
 import { ChainConfigError, parseChainOptions, type ChainOptions } from '../coordinator/chain-weights.ts';
 import { ChainError, connectSubtensor } from '../coordinator/chain.ts';
 import { EpochWeights } from '../coordinator/chain-epochs.ts';
-import type { Hotkey } from '../wallet/keys.ts';
 import { samplingOptions, type SamplingOptions } from '../coordinator/scoring.ts';
 import { loadHotkeyFile } from '../node/hotkey-file.ts';
 import { CommandUsageError, parseCommandArgs } from './args.ts';

@@ -110,7 +110,7 @@ export class Coordinator {
       config, state: this.state, pieces: this.checkpointPieces, save: () => this.record.save(), log: this.log,
       count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),
     });
-    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, bytes) => !!this.sessions.member(a) && this.onBinary(this.sessions.member(a)!, bytes) }) : null;
+    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sessions.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, bytes) => !!this.sessions.member(a) && this.onBinary(this.sessions.member(a)!, bytes) }) : null;
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -129,8 +129,8 @@ export class Coordinator {
       peers: {
         addresses: () => this.sessions.addresses(),
         readyFor: (round) => this.sessions.members().filter((s) => s.synced === round && s.syncedStage === (this.stages.stageOf(s.address!) ?? 0)).map((s) => s.address!),
-        broadcast: (m) => this.broadcast(m),
-        sendTo: (address, m) => this.sendTo(address, m),
+        broadcast: (m) => this.sessions.broadcast(m),
+        sendTo: (address, m) => this.sessions.sendTo(address, m),
         moveStage: (address, stage, reason) => {
           const s = this.sessions.member(address)!;
           s.synced = -1; // it must fetch the new stage's weights first
@@ -141,8 +141,8 @@ export class Coordinator {
     this.control = new ControlPlane({
       config,
       now: this.now,
-      send: (address, m) => this.sendTo(address, m),
-      broadcast: (m) => this.broadcast(m),
+      send: (address, m) => this.sessions.sendTo(address, m),
+      broadcast: (m) => this.sessions.broadcast(m),
       peerCount: () => this.sessions.memberCount,
       readyCount: () => this.rounds.readyCount(),
       waiting: () => this.rounds.currentPhase === 'waiting' && !this.stopping,
@@ -238,14 +238,6 @@ export class Coordinator {
 
   private send(s: Session, m: ServerMessage): void {
     this.sessions.send(s, m);
-  }
-
-  private sendTo(address: string, m: ServerMessage): void {
-    this.sessions.sendTo(address, m);
-  }
-
-  private broadcast(m: ServerMessage): void {
-    this.sessions.broadcast(m);
   }
 
   private refuse(s: Session | null, what: string, reason: string): void {
@@ -366,7 +358,7 @@ export class Coordinator {
   sendScores(round: number, standings: ReadonlyMap<string, Standing>): void {
     for (const [address, standing] of standings) {
       this.standings.set(address, { ema: standing.ema, barred: standing.barred ?? this.standings.get(address)?.barred ?? false });
-      this.sendTo(address, { type: 'scores', round, standing });
+      this.sessions.sendTo(address, { type: 'scores', round, standing });
     }
   }
 

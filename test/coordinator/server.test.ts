@@ -137,7 +137,7 @@ describe('coordinator server: HTTP', () => {
     const view = await fetch(`${http}/commit/0`);
     expect(view.status).toBe(200);
     const full = h.coordinator.commit(0)!;
-    expect(await view.json()).toEqual({ round: 0, included: full.included, members: 2, delivered: 2, missing: 0 });
+    expect(await view.json()).toEqual({ round: 0, included: full.included, members: 2, delivered: 2, missing: 0, checkpointBy: full.checkpointBy });
     const record = await fetch(`${http}/commit/0/record`);
     expect(record.status).toBe(200);
     expect(await record.json()).toEqual(full);
