@@ -100,8 +100,9 @@ describe('coordinator: a pipelined run (stages: 2)', () => {
     // stage field right, layers wrong: the SparseLoCo decode against stage 1's layout refuses it
     b.binary(seal(k.bob, 0, modelUpdate(config, 0, 1, bounds[0]), { run: config.run, stage: 1 }));
     expect(Object.keys(coordinator.rejected).some((r) => r.startsWith('update-'))).toBe(true);
-    a.binary(seal(k.alice, 0, modelUpdate(config, 0, 1, bounds[0]), { run: config.run, stage: 0 }));
+    // bob's right update before alice's: a refused member counts as done, so alice's would close the round
     b.binary(seal(k.bob, 0, modelUpdate(config, 0, 2, bounds[1]), { run: config.run, stage: 1 }));
+    a.binary(seal(k.alice, 0, modelUpdate(config, 0, 1, bounds[0]), { run: config.run, stage: 0 }));
     const commit = a.last('commit')!;
     expect(commit.included.map((e) => [e.sender, e.stage])).toEqual([[k.alice.address, 0], [k.bob.address, 1]].sort());
     // checkpoints: each stage's holder is asked for its own; nobody may upload another stage's
