@@ -19,7 +19,10 @@
 // first trials take — its
 // expected close interval being the round's own duration (start to close: the next round
 // needs at least as long) — and a machine slower than measured is caught in the round itself.
-// A sample smaller than the configured one comes with a note saying so.
+// A sample smaller than the configured one comes with a note saying so. A round scored blind
+// whose budget let no trial start leaves nothing measured, and the next would be as blind
+// (a slow first base evaluation — kernels compiling — did this to every round of a small
+// run): so once a blind round evaluated none, the next evaluates one past its budget, to measure.
 //
 // Restore: the measured figures (snapshot()) are kept in the state folder; a restarted
 // validator starts from them (QueueOptions.restored), so its backlog is paced from the start.
@@ -69,6 +72,8 @@ export interface SamplePlan {
   untilNextMs: number;
   /** Whether the sample was sized from measured times (else only the budget cuts it). */
   measured: boolean;
+  /** One update evaluated past the budget because nothing has been measured yet (no budget then). */
+  measuring?: true;
   /** Why the sample is smaller than configured (a log line), or null when it is not. */
   note: string | null;
 }
@@ -108,6 +113,8 @@ export class ValidatorQueue<T> {
   private intervalMs: number;
   private intervalMeasured = false;
   private timing: { fixedMs: number; perUpdateMs: number | null } | null = null;
+  /** Rounds decided with no update time measured and none evaluated (their budget let none start). */
+  private blindRounds = 0;
 
   constructor(o: QueueOptions) {
     this.bound = o.bound ?? VALIDATOR_QUEUE_BOUND;
@@ -210,6 +217,10 @@ export class ValidatorQueue<T> {
     const budgetMs = (PACE_SHARE * untilNextMs) / (behind + 1);
     const base = { round, of: full, behind, budgetMs, untilNextMs };
     const t = this.timing;
+    if ((!t || t.perUpdateMs === null) && full > 0 && this.blindRounds > 0) {
+      const note = `round ${round}: scored 1 of ${full} updates (no scoring time measured yet and the last round's budget let none start: one is evaluated, whatever it takes, to measure it)`;
+      return { ...base, evaluate: 1, budgetMs: Infinity, measured: false, measuring: true, note: full === 1 ? null : note };
+    }
     if (!t || t.perUpdateMs === null || full === 0) return { ...base, evaluate: full, measured: false, note: null };
     const per = Math.max(t.perUpdateMs, 1e-3);
     const fits = Math.floor((budgetMs - t.fixedMs) / per);
@@ -235,6 +246,7 @@ export class ValidatorQueue<T> {
     this.scoring = null;
     this.next = round + 1;
     if (!timing) return;
+    if (timing.evaluated === 0 && (this.timing?.perUpdateMs ?? null) === null) this.blindRounds++;
     const keep = (old: number | null | undefined, now: number) => (old === null || old === undefined ? now : TIMING_KEEP * old + (1 - TIMING_KEEP) * now);
     this.timing = {
       fixedMs: keep(this.timing?.fixedMs, timing.fixedMs),

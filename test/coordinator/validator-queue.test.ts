@@ -179,6 +179,28 @@ describe('ValidatorQueue: pacing', () => {
     expect(q.roundIntervalMs).toBe(6000);
   });
 
+  it('never stays blind: after a blind round whose budget let no trial start, the next evaluates one past its budget, to measure', () => {
+    // A small run's first base evaluation (kernels compiling) took longer than a quarter of
+    // the budget: no trial started, nothing was measured, and every later round was as blind.
+    const { q, clock } = queue();
+    q.closed(0, 'r0', clock.t - 1000);
+    q.take();
+    expect(q.plan(3)).toMatchObject({ evaluate: 3, measured: false });
+    clock.advance(1500);
+    q.done(0, { fixedMs: 1500, perUpdateMs: 0, evaluated: 0, outOfTime: 3 });
+    q.closed(1, 'r1');
+    q.take();
+    const measuring = q.plan(3);
+    expect(measuring).toMatchObject({ evaluate: 1, budgetMs: Infinity, measured: false, measuring: true });
+    expect(measuring.note).toBe("round 1: scored 1 of 3 updates (no scoring time measured yet and the last round's budget let none start: one is evaluated, whatever it takes, to measure it)");
+    clock.advance(3000);
+    q.done(1, { fixedMs: 1000, perUpdateMs: 2000, evaluated: 1 });
+    q.closed(2, 'r2');
+    q.take();
+    // Measured now: paced as any other round (1.5 s to the next close fits none, nor ends before it).
+    expect(q.plan(3)).toMatchObject({ measured: true, evaluate: 0 });
+  });
+
   it('says why a budget cut a round shorter than planned', () => {
     const { q, clock } = queue();
     q.closed(0, 'r0', clock.t - 4000);
