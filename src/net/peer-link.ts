@@ -8,6 +8,12 @@
 // at most one message of ours half-received. Nothing from the remote is trusted: its frames
 // go through a Reassembler with the caller's limits, and simple-peer's errors close the link
 // with a reason instead of escaping as exceptions.
+//
+// Liveness: an idle link sends an empty message (one 13-byte frame; no real message is empty)
+// every keepaliveMs, and a link that has received nothing for silenceMs closes itself. A
+// relayed path can die on one side only (seen behind symmetric NATs: one end's ICE failed,
+// the other still "connected"); without this, the side that still thinks it is up would never
+// notice, and the mesh, which redials from the dialler's side, might never redial.
 import SimplePeer from 'simple-peer';
 import { DEFAULT_CHUNK_BYTES, Reassembler, iterateFrames, type ReassemblyLimits, type ReassemblyStats } from './framing.ts';
 import { routeFromStats, type LinkRoute } from './link-path.ts';
@@ -25,9 +31,13 @@ export interface PeerLinkOptions {
   chunkBytes?: number;
   /** The link closes unless connected this soon (30 s). */
   connectTimeoutMs?: number;
+  /** An idle link sends a keepalive this often (DEFAULT_KEEPALIVE_MS; 0: never). */
+  keepaliveMs?: number;
+  /** A connected link that receives nothing this long closes (DEFAULT_SILENCE_MS; 0: never). */
+  silenceMs?: number;
 }
 
-export type PeerLinkStats = { bytesSent: number; bytesReceived: number; messagesSent: number; messagesReceived: number } & ReassemblyStats;
+export type PeerLinkStats = { bytesSent: number; bytesReceived: number; messagesSent: number; messagesReceived: number; keepalivesSent: number; keepalivesReceived: number } & ReassemblyStats;
 
 // What this module uses of a simple-peer instance (its own types need the DOM and Node).
 interface RawPeer {
@@ -51,6 +61,10 @@ export class LinkClosedError extends Error {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** Keepalive period of an idle link: well under the silence limit, so a few may be lost or late. */
+export const DEFAULT_KEEPALIVE_MS = 5000;
+/** Silence that closes a link: as long as WebRTC's own consent check allows (RFC 7675: 30 s). */
+export const DEFAULT_SILENCE_MS = 30_000;
 /** onConnect callbacks wait at most this long for the stats that say the link's route. */
 const ROUTE_PROBE_TIMEOUT_MS = 2000;
 
@@ -59,7 +73,14 @@ export class PeerLink {
   readonly #reassembler: Reassembler;
   readonly #chunkBytes: number;
   readonly #sweepEveryMs: number;
-  readonly #counts = { bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0 };
+  readonly #counts = { bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, keepalivesSent: 0, keepalivesReceived: 0 };
+  readonly #keepaliveMs: number;
+  readonly #silenceMs: number;
+  /** When the last frame arrived and the last one went out (performance.now()). */
+  #lastReceivedAt = 0;
+  #lastSentAt = 0;
+  /** Sends queued or in progress (a keepalive is sent only when there are none). */
+  #sending = 0;
   readonly #onMessage: ((m: Uint8Array) => void)[] = [];
   readonly #onConnect: (() => void)[] = [];
   readonly #onClose: ((reason: string) => void)[] = [];
@@ -73,7 +94,7 @@ export class PeerLink {
   #nextId = 0;
   #connected = false;
   #closeReason: string | null = null;
-  #timers: { connect: unknown; sweep: unknown } = { connect: null, sweep: null };
+  #timers: { connect: unknown; sweep: unknown; liveness: unknown } = { connect: null, sweep: null, liveness: null };
   #pendingError: string | null = null;
   #route: LinkRoute | null = null;
   /** The onConnect callbacks ran (after the route was read). */
@@ -82,6 +103,8 @@ export class PeerLink {
   constructor(readonly remote: string, options: PeerLinkOptions, onSignal: (data: unknown) => void) {
     this.#reassembler = new Reassembler(options.limits);
     this.#chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    this.#keepaliveMs = options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    this.#silenceMs = options.silenceMs ?? DEFAULT_SILENCE_MS;
     this.#sweepEveryMs = Math.max(100, Math.min(5000, options.limits.timeoutMs / 2));
     this.#ready = new Promise<void>((resolve, reject) => {
       this.#readyResolve = resolve;
@@ -156,9 +179,15 @@ export class PeerLink {
    * the data channel. Waits for the connection; rejects with LinkClosedError if the link closes.
    */
   send(message: Uint8Array): Promise<void> {
+    if (message.length === 0) return Promise.reject(new RangeError('a PeerLink message cannot be empty: an empty one is the link\'s keepalive'));
+    return this.#enqueue(message, false);
+  }
+
+  #enqueue(message: Uint8Array, keepalive: boolean): Promise<void> {
     const id = this.#nextId;
     this.#nextId = (this.#nextId + 1) >>> 0;
-    const run = this.#sendChain.then(() => this.#sendNow(id, message));
+    this.#sending++;
+    const run = this.#sendChain.then(() => this.#sendNow(id, message, keepalive)).finally(() => this.#sending--);
     this.#sendChain = run.catch(() => {});
     return run;
   }
@@ -193,16 +222,18 @@ export class PeerLink {
     this.#shutdown(reason);
   }
 
-  async #sendNow(id: number, msg: Uint8Array): Promise<void> {
+  async #sendNow(id: number, msg: Uint8Array, keepalive: boolean): Promise<void> {
     if (this.#closeReason !== null) throw new LinkClosedError(this.remote, this.#closeReason);
     await this.#ready;
     const peer = this.#peer!;
     for (const frame of iterateFrames(id, msg, this.#chunkBytes)) {
       if (this.#closeReason !== null) throw new LinkClosedError(this.remote, this.#closeReason);
       this.#counts.bytesSent += frame.length;
+      this.#lastSentAt = performance.now();
       if (!peer.write(frame)) await this.#waitDrain();
     }
-    this.#counts.messagesSent++;
+    if (keepalive) this.#counts.keepalivesSent++;
+    else this.#counts.messagesSent++;
   }
 
   #waitDrain(): Promise<void> {
@@ -220,6 +251,8 @@ export class PeerLink {
     this.#connected = true;
     clearTimeout(this.#timers.connect);
     this.#scheduleSweep();
+    this.#lastReceivedAt = this.#lastSentAt = performance.now();
+    this.#scheduleLiveness();
     this.#readyResolve();
     void this.#probeRoute().then(() => {
       if (!this.connected) return;
@@ -253,13 +286,30 @@ export class PeerLink {
     }, this.#sweepEveryMs);
   }
 
+  /** Keepalives out while idle; closes the link once the remote has been silent too long. */
+  #scheduleLiveness(): void {
+    const tick = Math.min(...[this.#keepaliveMs, this.#silenceMs / 3].filter((ms) => ms > 0));
+    if (!Number.isFinite(tick)) return;
+    this.#timers.liveness = setTimeout(() => {
+      if (this.#closeReason !== null) return;
+      const now = performance.now();
+      if (this.#silenceMs > 0 && now - this.#lastReceivedAt > this.#silenceMs) {
+        return this.close(`silent for ${Math.round((now - this.#lastReceivedAt) / 1000)} s: nothing from the remote, not even a keepalive (its side of the link is gone or the path died)`);
+      }
+      if (this.#keepaliveMs > 0 && this.#sending === 0 && now - this.#lastSentAt >= this.#keepaliveMs) this.#enqueue(new Uint8Array(0), true).catch(() => {});
+      this.#scheduleLiveness();
+    }, tick);
+  }
+
   #receive(chunk: Uint8Array): void {
     if (this.#closeReason !== null) return;
+    this.#lastReceivedAt = performance.now();
     // Node hands out Buffers: a plain view of the same bytes (the Reassembler copies).
     const frame = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     this.#counts.bytesReceived += frame.length;
     const msg = this.#reassembler.push(frame);
     if (!msg) return;
+    if (msg.length === 0) return void this.#counts.keepalivesReceived++;
     this.#counts.messagesReceived++;
     for (const cb of this.#onMessage) guard(this.remote, 'onMessage', () => cb(msg));
   }
@@ -270,6 +320,7 @@ export class PeerLink {
     this.#connected = false;
     clearTimeout(this.#timers.connect);
     clearTimeout(this.#timers.sweep);
+    clearTimeout(this.#timers.liveness);
     this.#reassembler.clear();
     // simple-peer 9 never clears its 5 s ICE-complete timer, which would hold a closing Node
     // process open that long.

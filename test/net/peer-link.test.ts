@@ -86,7 +86,8 @@ describe('PeerLink', () => {
 
   it('delivers concurrent sends whole and in order', async () => {
     const [a, b] = await connectedPair();
-    const msgs = Array.from({ length: 20 }, (_, i) => randomBytes([0, 1, 100, 16_000, 70_000, 300_000][i % 6], i));
+    // (Sizes from 1: an empty message is the link's keepalive, refused by send().)
+    const msgs = Array.from({ length: 20 }, (_, i) => randomBytes([1, 2, 100, 16_000, 70_000, 300_000][i % 6], i));
     const got = receive(b, msgs.length);
     const back = receive(a, msgs.length);
     await Promise.all([...msgs.map((m) => a.send(m)), ...msgs.map((m) => b.send(m))]);
@@ -149,6 +150,24 @@ describe('PeerLink', () => {
     open.push(lonely);
     expect(await closed(lonely)).toMatch(/not connected within 300 ms/);
     await expect(lonely.send(new Uint8Array(1))).rejects.toBeInstanceOf(LinkClosedError);
+  }, 30_000);
+
+  it('an idle link stays up on keepalives; a link whose remote goes silent closes itself, saying so', async () => {
+    // Both sides keep alive: idle for 4 silences, still up, and keepalives are not messages.
+    const [a, b] = await connectedPair({ keepaliveMs: 100, silenceMs: 400 }, { keepaliveMs: 100, silenceMs: 400 });
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(a.connected && b.connected).toBe(true);
+    expect(b.stats.keepalivesReceived).toBeGreaterThan(3);
+    expect(b.stats.messagesReceived).toBe(0);
+    await expect(a.send(new Uint8Array(0))).rejects.toThrow(/cannot be empty/);
+    const got = receive(b, 1);
+    await a.send(randomBytes(1000));
+    expect((await got)[0].length).toBe(1000);
+    // A remote that sends nothing (here: no keepalives at all) is silent: the link closes on this side.
+    const [c, d] = await connectedPair({ keepaliveMs: 100, silenceMs: 400 }, { keepaliveMs: 0, silenceMs: 0 });
+    const why = await closed(c);
+    expect(why).toMatch(/^silent for \d+ s: nothing from the remote, not even a keepalive/);
+    expect(d.stats.keepalivesSent).toBe(0);
   }, 30_000);
 
   it('a throwing onMessage callback does not break the link', async () => {
