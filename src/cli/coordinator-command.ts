@@ -87,6 +87,7 @@ export async function startCoordinator(
     syncGraceMs?: number;
     /** false: score on this thread, in the coordinator's event loop (benchmarks compare); default: in a worker thread. */
     validatorThread?: boolean;
+    unpacedScoring?: boolean; // every round's whole sample scored, whatever it takes (tests of the scores); default paced
     /** Scores with this engine instead of a GPU one (`tessera simulate`'s modelled validator). */
     engine?: () => Promise<ValidatorEngine>;
     /** An S3-compatible bucket for the updates (--store s3); absent: the state folder. */
@@ -164,7 +165,7 @@ async function openEngine(config: RunConfig, tokens: ArrayLike<number>, sampling
 /** The share of the shard held out for the validator's random batches. */
 const VALID_FRACTION = 0.01;
 
-async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling; validatorThread?: boolean; engine?: () => Promise<ValidatorEngine> }) {
+async function startValidation(config: RunConfig, tokens: ArrayLike<number>, stateDir: string, o: { log: (line: string) => void; software?: boolean; chain?: ChainSettings | null; sampling?: ValidatorSampling; validatorThread?: boolean; unpacedScoring?: boolean; engine?: () => Promise<ValidatorEngine> }) {
   mkdirSync(stateDir, { recursive: true });
   const sampling = samplingOptions({ ...o.sampling, key: samplingKey(stateDir) });
   let opened: Awaited<ReturnType<typeof openEngine>>;
@@ -285,7 +286,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
         for (let r = first; r < kept; r++) ledger.recordSkipped(r, reason);
         o.log(`validator: rounds ${first}–${kept - 1} skipped, not scored: ${reason}`);
       }
-      queue = new ValidatorQueue<ClosedRound>({ next: ledger.lastRound + 1, roundMs: config.roundSeconds * 1000, now: Date.now, restored: restart.pacing });
+      queue = new ValidatorQueue<ClosedRound>({ next: ledger.lastRound + 1, roundMs: config.roundSeconds * 1000, now: Date.now, restored: restart.pacing, unpaced: o.unpacedScoring });
       if (kept < c.round) {
         o.log(`validator: ${c.round - kept} closed round(s) not scored yet (rounds ${kept}–${c.round - 1}): scoring them first`);
         queue.backlog(c.round - 1);
@@ -388,8 +389,7 @@ export function chainSettings(values: { subtensor?: string; netuid?: string; 've
     return null;
   }
   if (values.hotkey === undefined) throw new ChainConfigError('--hotkey', "is needed with --subtensor: the validator's hotkey file (a mnemonic, a btcli hotkey file or a Tessera wallet), registered on the subnet");
-  const key = loadHotkeyFile(values.hotkey, { passwordFile: values['password-file'] });
-  return { ...options, hotkey: key };
+  return { ...options, hotkey: loadHotkeyFile(values.hotkey, { passwordFile: values['password-file'] }) };
 }
 
 function positiveFlag(flag: string, value: string | undefined): number | undefined {

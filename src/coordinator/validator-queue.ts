@@ -23,6 +23,11 @@
 // whose budget let no trial start leaves nothing measured, and the next would be as blind
 // (a slow first base evaluation — kernels compiling — did this to every round of a small
 // run): so once a blind round evaluated none, the next evaluates one past its budget, to measure.
+// Likewise a validator slower than the rounds (one update takes longer than a round's budget)
+// would evaluate none in every round and pay nobody: the time the rounds that evaluated none
+// left unused is saved, and once it covers one update, one is evaluated (that round may end
+// after the next close; the following ones, evaluating none, catch up). On average it keeps
+// to the pace, and it still pays, at a lower sampling rate.
 //
 // Restore: the measured figures (snapshot()) are kept in the state folder; a restarted
 // validator starts from them (QueueOptions.restored), so its backlog is paced from the start.
@@ -87,6 +92,8 @@ export interface QueueOptions {
   bound?: number;
   /** What an earlier run of the validator measured (snapshot()); null or absent: nothing yet. */
   restored?: PacingSnapshot | null;
+  /** Every round evaluates the configured sample, whatever it takes (no budget; the lag may grow). */
+  unpaced?: boolean;
 }
 
 /** A saved snapshot, checked: null (start unmeasured) when it is not one. */
@@ -115,6 +122,11 @@ export class ValidatorQueue<T> {
   private timing: { fixedMs: number; perUpdateMs: number | null } | null = null;
   /** Rounds decided with no update time measured and none evaluated (their budget let none start). */
   private blindRounds = 0;
+  /** Budget the rounds since the last evaluated update left unused (they evaluated none), ms. */
+  private savedMs = 0;
+  /** The plan of the round in hand (what done() measures against). */
+  private lastPlan: SamplePlan | null = null;
+  private readonly unpaced: boolean;
 
   constructor(o: QueueOptions) {
     this.bound = o.bound ?? VALIDATOR_QUEUE_BOUND;
@@ -123,6 +135,7 @@ export class ValidatorQueue<T> {
     this.next = o.next;
     this.closedThrough = o.next - 1;
     this.intervalMs = o.roundMs;
+    this.unpaced = o.unpaced ?? false;
     const r = o.restored ? parsePacing(o.restored) : null;
     if (r) {
       this.intervalMs = r.intervalMs;
@@ -212,6 +225,10 @@ export class ValidatorQueue<T> {
   plan(full: number): SamplePlan {
     const round = this.scoring;
     if (round === null) throw new Error('plan() needs a round in hand: call take() first');
+    return (this.lastPlan = this.planFor(round, full));
+  }
+
+  private planFor(round: number, full: number): SamplePlan {
     const behind = Math.max(0, this.closedThrough - round);
     const untilNextMs = this.lastClose ? Math.max(0, this.lastClose.at + this.intervalMs - this.now()) : this.intervalMs;
     const budgetMs = (PACE_SHARE * untilNextMs) / (behind + 1);
@@ -221,12 +238,17 @@ export class ValidatorQueue<T> {
       const note = `round ${round}: scored 1 of ${full} updates (no scoring time measured yet and the last round's budget let none start: one is evaluated, whatever it takes, to measure it)`;
       return { ...base, evaluate: 1, budgetMs: Infinity, measured: false, measuring: true, note: full === 1 ? null : note };
     }
+    if (this.unpaced) return { ...base, evaluate: full, budgetMs: Infinity, measured: false, note: null };
     if (!t || t.perUpdateMs === null || full === 0) return { ...base, evaluate: full, measured: false, note: null };
     const per = Math.max(t.perUpdateMs, 1e-3);
     const fits = Math.floor((budgetMs - t.fixedMs) / per);
     // One more than the budget allows only while one still ends before the next close (the margin spent).
     const fitsBeforeClose = Math.floor((untilNextMs / (behind + 1) - t.fixedMs) / per);
     const evaluate = Math.min(full, Math.max(0, fits, Math.min(1, fitsBeforeClose)));
+    if (evaluate === 0 && this.savedMs + Math.max(0, budgetMs - t.fixedMs) >= per) {
+      const note = `round ${round}: scored 1 of ${full} updates (an update takes ~${seconds(t.perUpdateMs)} to score, more than a round leaves: this one is scored on the ~${seconds(this.savedMs)} the last rounds left unused, and may end after the next close)`;
+      return { ...base, evaluate: 1, budgetMs: Infinity, measured: true, note };
+    }
     if (evaluate >= full) return { ...base, evaluate: full, measured: true, note: null };
     const note = `round ${round}: scored ${evaluate} of ${full} updates (behind by ${plural(behind, 'round')}; an update takes ~${seconds(t.perUpdateMs)} to score and the rest of a round ~${seconds(t.fixedMs)}; the next round closes in ~${seconds(untilNextMs)})`;
     return { ...base, evaluate, measured: true, note };
@@ -245,8 +267,12 @@ export class ValidatorQueue<T> {
     if (round !== this.scoring) throw new Error(`round ${round} is not the one in hand (${this.scoring})`);
     this.scoring = null;
     this.next = round + 1;
+    const plan = this.lastPlan;
+    this.lastPlan = null;
     if (!timing) return;
     if (timing.evaluated === 0 && (this.timing?.perUpdateMs ?? null) === null) this.blindRounds++;
+    if (timing.evaluated > 0) this.savedMs = 0;
+    else if (plan && Number.isFinite(plan.budgetMs)) this.savedMs += Math.max(0, plan.budgetMs - timing.fixedMs);
     const keep = (old: number | null | undefined, now: number) => (old === null || old === undefined ? now : TIMING_KEEP * old + (1 - TIMING_KEEP) * now);
     this.timing = {
       fixedMs: keep(this.timing?.fixedMs, timing.fixedMs),

@@ -201,6 +201,31 @@ describe('ValidatorQueue: pacing', () => {
     expect(q.plan(3)).toMatchObject({ measured: true, evaluate: 0 });
   });
 
+  it('a validator slower than the rounds still scores: the time unused by rounds that evaluated none buys one update now and then', () => {
+    // One update takes 8 s to score, rounds close every 4 s: no round's budget fits one. Before,
+    // every round evaluated none and nobody was paid.
+    const { q, clock } = queue();
+    const o = { fixedMs: 1000, perUpdateMs: 8000, full: 4, rounds: 24, roundDurationMs: 3000, intervalMs: 4000 };
+    const { worstLag, notes } = simulate(q, clock, o);
+    const scored = notes.filter((n) => /scored 1 of 4 updates \(an update takes ~8\.0 s to score, more than a round leaves/.test(n));
+    // At most 0.8 × 4 s − 1 s = 2.2 s saved per round that evaluates none (less while a round
+    // that ran past the next close leaves one behind, sharing the budget): one every 4–8 rounds.
+    expect(scored.length).toBeGreaterThanOrEqual(3);
+    expect(scored.length).toBeLessThanOrEqual(8);
+    expect(worstLag).toBeLessThanOrEqual(3);
+  });
+
+  it('unpaced: every round evaluates the configured sample with no budget', () => {
+    const clock = new Clock();
+    const q = new ValidatorQueue<string>({ next: 0, roundMs: ROUND_MS, now: clock.now, unpaced: true });
+    q.closed(0, 'r0');
+    q.take();
+    q.done(0, { fixedMs: 5000, perUpdateMs: 60_000, evaluated: 1 });
+    q.closed(1, 'r1');
+    q.take();
+    expect(q.plan(12)).toMatchObject({ evaluate: 12, budgetMs: Infinity, note: null });
+  });
+
   it('says why a budget cut a round shorter than planned', () => {
     const { q, clock } = queue();
     q.closed(0, 'r0', clock.t - 4000);

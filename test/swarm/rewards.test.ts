@@ -131,7 +131,9 @@ describe('validator and rewards', () => {
     await cryptoReady();
     const config = readRunFile(undefined, { run: 'rewards', innerSteps: 4, batch: 1, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 10, minMembers: 4, roundSeconds: 60, epochRounds: 3, emissionPerEpoch: 300 });
     const stateDir = join(work, 'coordinator');
-    let c = await startCoordinator(config, { port: 0, stateDir, log: (l) => process.env.TESSERA_TEST_LOG && console.log(l), software: true });
+    // Unpaced: the scores themselves are under test here, so every round evaluates all four
+    // (paced, a loaded machine samples one or none of them a round: test/coordinator/validator-queue.test.ts).
+    let c = await startCoordinator(config, { port: 0, stateDir, log: (l) => process.env.TESSERA_TEST_LOG && console.log(l), software: true, unpacedScoring: true });
     cleanups.push(() => c.stop());
     const url = c.server.url;
 
@@ -194,7 +196,7 @@ describe('validator and rewards', () => {
     reopened.close();
     expect(lastRound).toBeGreaterThanOrEqual(ROUNDS - 1); // rounds may have gone on meanwhile
     expect(total).toBeGreaterThanOrEqual(h.totalReward);
-    c = await startCoordinator(config, { port: 0, stateDir, log: () => {}, software: true });
+    c = await startCoordinator(config, { port: 0, stateDir, log: () => {}, software: true, unpacedScoring: true });
     expect(c.ledger!.lastRound).toBe(lastRound);
     expect(c.ledger!.standing(honestKey.address, epoch)!.totalReward).toBe(total);
   });
