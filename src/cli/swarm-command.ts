@@ -55,7 +55,10 @@ export async function swarmCommand(args: string[]): Promise<number> {
   const log = (l: string) => (plan.verbose || !ROUTINE_LOG.test(l)) && say(`coordinator: ${l}`);
   // Exactly R rounds; with a kill the run goes on until the newcomer has trained one.
   const roundLimit = kill || killStage ? undefined : rounds;
-  const started = await startCoordinator(config, { port: 0, host: plan.host, stateDir: join(work, 'coordinator'), log, validate, software: plan.software, roundLimit, turn: plan.turn });
+  // A demo on one machine: its validator scores every update of every round, unpaced (the run
+  // waits for it at the end), so each contributor's reward shows; a coordinator of a real run
+  // paces its scoring to the rounds and samples.
+  const started = await startCoordinator(config, { port: 0, host: plan.host, stateDir: join(work, 'coordinator'), log, validate, software: plan.software, roundLimit, turn: plan.turn, unpacedScoring: true });
   const url = started.server.url;
   say(`coordinator at ${url}; ${n} contributors, ${rounds} rounds of ${config.innerSteps} steps (${config.model}); each contributor first compiles the model's kernels`);
   const peers: PeerProcess[] = [];
