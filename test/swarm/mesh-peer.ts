@@ -32,7 +32,7 @@ export type FromMeshPeer =
   | { type: 'server'; message: ServerMessage }
   | { type: 'peer'; from: string; bytes: Uint8Array }
   /** `path`: direct or relayed (TURN), once up; `route`: the candidate types, local/remote. */
-  | { type: 'link'; peer: string; up: boolean; path?: string; route?: string }
+  | { type: 'link'; peer: string; up: boolean; reason: string; path?: string; route?: string }
   | { type: 'sent'; id: number; ok: boolean }
   /** Links and socket closed, and libwebrtc's threads ended (`left`: those still running); it exits next. */
   | { type: 'closed'; left: string[] }
@@ -57,7 +57,7 @@ function main(): void {
       maxMessageBytes: m.maxMessageBytes,
       sendSignal: (to, data) => c.send({ type: 'signal', to, data }),
       onMessage: (from, bytes) => tell({ type: 'peer', from, bytes }),
-      onLink: (peer, up, _reason, route) => tell({ type: 'link', peer, up, ...(route ? { path: route.path, route: `${route.local}/${route.remote}` } : {}) }),
+      onLink: (peer, up, reason, route) => tell({ type: 'link', peer, up, reason, ...(route ? { path: route.path, route: `${route.local}/${route.remote}` } : {}) }),
     }));
     c.onMessage((s: ServerMessage) => {
       if (s.type === 'ice') ice = s.servers;

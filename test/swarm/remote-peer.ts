@@ -28,6 +28,8 @@ export class RemotePeer {
 
   /** Each linked peer's path (direct or relayed) and candidate types, as its link came up. */
   readonly routes = new Map<string, { path?: string; route?: string }>();
+  /** Links that went down: to whom, why, when (Date.now()). */
+  readonly drops: { peer: string; reason: string; at: number }[] = [];
 
   /**
    * Starts the process and joins the coordinator at `url`; add listeners before awaiting `joined`.
@@ -126,7 +128,10 @@ export class RemotePeer {
         break;
       case 'link':
         if (m.up) this.links.add(m.peer);
-        else this.links.delete(m.peer);
+        else {
+          this.links.delete(m.peer);
+          this.drops.push({ peer: m.peer, reason: m.reason, at: Date.now() });
+        }
         if (m.up) this.routes.set(m.peer, { path: m.path, route: m.route });
         break;
       case 'sent':
