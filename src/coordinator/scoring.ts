@@ -246,6 +246,11 @@ export function barredAfter(r: ScoredRow): boolean | undefined {
   return r.sampled && !r.missing && r.synced ? false : undefined;
 }
 
+/** What bars the member after this round (barredAfter true): its verdicts in words, as the ledger keeps them. */
+export function barReason(r: ScoredRow): string {
+  return [r.harmful && 'harmful', r.invalid && 'invalid', r.copied && 'copy'].filter(Boolean).join(', ');
+}
+
 export interface RoundInput {
   members: readonly string[];
   /** Senders whose update was included in the round. */

@@ -17,6 +17,8 @@
 //                   them), being out of sync: the round's score is 0.
 // An update whose trial makes the loss worse (harmful), invalid or copied bars its sender:
 // the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter).
+// The bars and the copy history's sketches are kept in the ledger with the round's rows, so a
+// restart forgets neither (Ledger.recordRound; the engine gets its sketches back first).
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
@@ -36,9 +38,9 @@ import type { SparseTensor } from '../sparseloco/selection.ts';
 import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
-import type { Ledger, Standing } from './ledger.ts';
-import { OVERSIZE_FACTOR, assignedFactor, barredAfter, copySketchForRound, findCopies, finiteTrial, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
-import { CopyHistory } from './copy-history.ts';
+import type { Ledger, Standing, StoredSketch } from './ledger.ts';
+import { OVERSIZE_FACTOR, assignedFactor, barReason, barredAfter, copySketchForRound, findCopies, finiteTrial, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { CopyHistory, HISTORY_ROUNDS, type HistorySketches, type RestoredHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
 export { COPY_OVERLAP, NOISE_FLOOR, indexOverlap } from './scoring.ts';
@@ -113,6 +115,8 @@ export interface RoundEvaluation {
   /** The validator's θ_start(round) fingerprint. */
   weightsHash: string;
   timing: ScoringTiming;
+  /** The round's copy-history sketches, for the ledger (absent: the engine keeps no history). */
+  sketches?: HistorySketches;
 }
 
 /** A replica checkpoint: θ_start of `round`, encoded. */
@@ -141,6 +145,8 @@ export interface ValidatorEngine {
    * for copies).
    */
   evaluate(c: ClosedRound, evaluate: number, budgetMs?: number): Promise<RoundEvaluation>;
+  /** Takes back the copy history's sketches of the last rounds (the ledger's, at a start), before any round is scored. */
+  restoreCopyHistory(kept: (StoredSketch & { seed: number })[]): Promise<RestoredHistory>;
   encodeWeights(): Promise<Uint8Array>;
   /** The round of weights encodeWeights saved (rejects, naming `source`, when they are not this run's model's). */
   weightsRound(bytes: Uint8Array, source: string): Promise<number>;
@@ -183,15 +189,20 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
     emission: config.emissionPerEpoch / config.epochRounds,
   });
   const epoch = Math.floor(c.round / config.epochRounds);
-  ledger.recordRound(c.round, epoch, rows);
+  // A verdict bars (with why) or lifts a bar; a round that says nothing of a member leaves its bar as it was.
+  const bars = new Map<string, string | null>();
+  for (const r of rows) {
+    const barred = barredAfter(r);
+    if (barred !== undefined) bars.set(r.address, barred ? barReason(r) : null);
+  }
+  const sketches = e.sketches && { seed: e.sketches.seed, entries: e.sketches.entries, keepFrom: c.round + 1 - HISTORY_ROUNDS };
+  ledger.recordRound(c.round, epoch, rows, { bars, sketches });
   if (trials.size < c.included.length) o.log(`validator: round ${c.round} evaluated a sample of ${trials.size} of ${c.included.length} updates`);
   for (const r of rows) o.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
   const standings = new Map<string, Standing>();
   const pending = Math.max(0, o.closedRounds - 1 - c.round);
-  for (const r of rows) {
-    const barred = barredAfter(r);
-    standings.set(r.address, { ...ledger.standing(r.address, epoch, pending)!, ...(barred === undefined ? {} : { barred }) });
-  }
+  // The bar as the ledger now has it (this round's verdict, or the last one), so a member always hears whether it is barred.
+  for (const r of rows) standings.set(r.address, { ...ledger.standing(r.address, epoch, pending)!, barred: ledger.bar(r.address) !== null });
   return standings;
 }
 
@@ -347,7 +358,12 @@ export class Validator implements ValidatorEngine {
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
-    return { round: c.round, trials, copied: [...copied], undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length, outOfTime } };
+    const timing = { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length, outOfTime };
+    return { round: c.round, trials, copied: [...copied], undecodable, weightsHash, timing, sketches: this.history.sketchesOf(c.round) };
+  }
+
+  async restoreCopyHistory(kept: (StoredSketch & { seed: number })[]): Promise<RestoredHistory> {
+    return this.history.restore(kept);
   }
 
   /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */
