@@ -52,6 +52,8 @@ export interface RoundVerdicts {
   bars?: ReadonlyMap<string, string | null>;
   /** The round's sketches, the hashes' seed, and the oldest round whose sketches stay kept. */
   sketches?: { seed: number; entries: readonly StoredSketch[]; keepFrom: number };
+  /** Per-tensor norms of the round's helpful updates (the undersize check's reference), and the oldest round kept. */
+  norms?: { entries: readonly (readonly [string, readonly number[]])[]; keepFrom: number };
 }
 
 export class Ledger {
@@ -89,6 +91,8 @@ export class Ledger {
       CREATE TABLE IF NOT EXISTS copy_sketches (
         round INTEGER NOT NULL, sender TEXT NOT NULL, seed INTEGER NOT NULL, elements INTEGER NOT NULL, sketch BLOB NOT NULL,
         PRIMARY KEY (round, sender));
+      CREATE TABLE IF NOT EXISTS helpful_norms (
+        round INTEGER NOT NULL, sender TEXT NOT NULL, norms TEXT NOT NULL, PRIMARY KEY (round, sender));
     `);
   }
 
@@ -101,6 +105,12 @@ export class Ledger {
   bars(): Map<string, Bar> {
     const rows = this.db.prepare(`SELECT address, since_round AS since, last_round AS last, reason FROM bars ORDER BY address`).all() as (Bar & { address: string })[];
     return new Map(rows.map(({ address, ...b }) => [address, b]));
+  }
+
+  /** The per-tensor norms of the last rounds' helpful updates (a row that is not a list of numbers is left out). */
+  helpfulNorms(): number[][] {
+    const rows = this.db.prepare(`SELECT norms FROM helpful_norms ORDER BY round, sender`).all() as { norms: string }[];
+    return rows.map((r) => parseJson(r.norms)).filter((n): n is number[] => Array.isArray(n) && n.every((x) => typeof x === 'number'));
   }
 
   /** The copy sketches kept (the last rounds'), oldest round first, with the seed each was hashed with. */
@@ -175,6 +185,11 @@ export class Ledger {
       if (reason === null) lift.run(address);
       else setBar.run(address, round, round, reason);
     }
+    if (v.norms) {
+      this.db.prepare(`DELETE FROM helpful_norms WHERE round >= ? OR round < ?`).run(round, v.norms.keepFrom);
+      const add = this.db.prepare(`INSERT OR REPLACE INTO helpful_norms VALUES (?, ?, ?)`);
+      for (const [sender, norms] of v.norms.entries) add.run(round, sender, JSON.stringify(norms));
+    }
     if (!v.sketches) return;
     // A round scored again (after a crash before its rows were kept) replaces its sketches.
     this.db.prepare(`DELETE FROM copy_sketches WHERE round >= ? OR round < ?`).run(round, v.sketches.keepFrom);
@@ -212,5 +227,14 @@ export class Ledger {
 
   close(): void {
     this.db.close();
+  }
+}
+
+/** The value of a JSON text, or null when it is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

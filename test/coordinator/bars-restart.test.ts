@@ -150,6 +150,32 @@ describe('bars and copy history across a coordinator restart (issue 19)', () => 
     ledger.close();
   });
 
+  it('a tiny update beside one honest one is invalid and barred once the run has a reference, kept across the restart', () => {
+    const dir = tempDir();
+    const ledgerFile = join(dir, 'ledger.sqlite');
+    const config = testConfig();
+    const logged: string[] = [];
+    const o = (ledger: Ledger, round: number) => ({ config, ledger, closedRounds: round + 1, log: (l: string) => logged.push(l) });
+    const pair = ['5Honest', '5Shrink'];
+    let ledger = new Ledger(ledgerFile);
+    // Round 0: nothing to compare with; the shrinking update (norms × 1e-3) helps too little to score, so only the honest one's norms become the reference.
+    const r0 = recordScores(closedRound(0, pair), evaluation(0, { '5Honest': helpful, '5Shrink': { gradient: 1e-5, assigned: 1e-5, control: 0 } }, { norms: [['5Honest', [1, 3]], ['5Shrink', [1e-3, 3e-3]]] }), o(ledger, 0));
+    expect(r0.get('5Shrink')!.barred).toBe(false);
+    ledger.close();
+    ledger = new Ledger(ledgerFile);
+    // Round 1, after a restart: the same again is invalid (a tensor under 1/UNDERSIZE_FACTOR of the reference), barred; the honest one, half its old norm, is not.
+    const r1 = recordScores(closedRound(1, pair), evaluation(1, { '5Honest': helpful, '5Shrink': { gradient: 1e-5, assigned: 1e-5, control: 0 } }, { norms: [['5Honest', [0.5, 2]], ['5Shrink', [1e-3, 3]]] }), o(ledger, 1));
+    expect(r1.get('5Shrink')!.barred).toBe(true);
+    expect(r1.get('5Honest')!.barred).toBe(false);
+    expect(ledger.bar('5Shrink')).toEqual({ since: 1, last: 1, reason: 'invalid' });
+    expect(logged.filter((l) => /the update of 5Shrink has a tensor under 1\/10 of the run's recent norm: invalid/.test(l))).toHaveLength(1);
+    // Without the reference (a fresh ledger) the same round finds nothing.
+    const fresh = new Ledger(join(tempDir(), 'ledger.sqlite'));
+    expect(recordScores(closedRound(1, pair), evaluation(1, { '5Honest': helpful }, { norms: [['5Honest', [0.5, 2]], ['5Shrink', [1e-3, 3]]] }), o(fresh, 1)).get('5Shrink')!.barred).not.toBe(true);
+    fresh.close();
+    ledger.close();
+  });
+
   it('a ledger file that is not a ledger stops the start, naming the file and what to do', () => {
     const file = join(tempDir(), 'ledger.sqlite');
     writeFileSync(file, 'not a database, but long enough to be read as a header: '.repeat(40));
