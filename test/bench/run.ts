@@ -15,6 +15,7 @@ import { runCheckpointSyncBench } from './checkpoint-sync.ts';
 import { runS3StoreBench } from './s3-store.ts';
 import { runTurnBench } from './turn.ts';
 import { runVerdictsBench } from './verdicts.ts';
+import { runNormDriftBench } from './norm-drift.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -33,6 +34,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   's3-store': runS3StoreBench,
   turn: runTurnBench,
   verdicts: runVerdictsBench,
+  'norm-drift': runNormDriftBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
