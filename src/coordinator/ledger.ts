@@ -6,7 +6,8 @@
 // sender whose last evaluated update was harmful, invalid or a copy stays out of commits until
 // an evaluation clears it; bars do not expire) and the copy check's sketches of the last
 // rounds (copy-history.ts), so a restart neither lets a barred attacker back in nor forgets
-// what an update could be a replay of. Both move in step with the scored rounds.
+// what an update could be a replay of; and the norms the undersize check judges by (scoring.ts
+// normReference). All move in step with the scored rounds.
 import Database from 'better-sqlite3';
 import type { Standing } from '../protocol/messages.ts';
 
