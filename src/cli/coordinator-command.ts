@@ -16,7 +16,7 @@ import { RewardsApi } from '../coordinator/rewards-api.ts';
 import { Validator, evaluationOrder, recordScores, syncValidator, type ClosedRound, type ValidatorEngine } from '../coordinator/validator.ts';
 import { storedPayloads } from '../coordinator/run-record.ts';
 import { ValidatorQueue } from '../coordinator/validator-queue.ts';
-import { ValidatorRestart } from '../coordinator/validator-restart.ts';
+import { ValidatorRestart, restoreVerdicts } from '../coordinator/validator-restart.ts';
 import { ValidatorThread } from '../coordinator/validator-thread.ts';
 import { openNodeGpu } from '../node/dawn.ts';
 import { cryptoReady, type Hotkey } from '../wallet/keys.ts';
@@ -107,9 +107,9 @@ export async function startCoordinator(
     o.log(`the validator scores whole-model runs only: run '${config.run}' has ${config.stages} pipeline stages, so its updates are relayed and checked but not scored (no rewards)`);
   }
   const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
-  // Gather-K ranks by the ledger's averages (kept across restarts); unscored peers are newcomers.
+  // Gather-K ranks by the ledger's averages and leaves out its bars (both kept across restarts); unscored peers are newcomers.
   const standing = validation ? (address: string) => validation.ledger.averages(address)?.ema : undefined;
-  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs, bucket: o.bucket, turn: o.turn ?? undefined });
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, barred: validation ? (address) => validation.ledger.bar(address) !== null : undefined, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs, bucket: o.bucket, turn: o.turn ?? undefined });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();
@@ -207,7 +207,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
   let ready: Promise<void> = engine.warmUp().then(
     () => {},
     (e: Error) => o.log(`validator: kernels not compiled ahead (${e.message}); they compile as scoring needs them`),
-  );
+  ).then(() => restoreVerdicts(engine, ledger, o.log)).catch((e: Error) => o.log(`validator: copy history not restored (${e.message}): replays of updates from before this start go unrecognised`));
   // On stop only the round being scored finishes: stopping does not wait for a backlog that
   // can be minutes long when rounds are quicker than scoring. The rounds left are not lost,
   // at a stop or a crash: the state keeps their commits and updates (see Coordinator.save)

@@ -56,6 +56,8 @@ export interface CoordinatorOptions extends Pick<ControlPlaneContext, 'turn'> {
    * newcomer: gather-K ranks by it. Default: the standings this coordinator last sent (sendScores).
    */
   standing?: (address: string) => number | undefined;
+  /** Whether the validator bars a sender from commits (its ledger, kept across restarts). Default: the bars sendScores carried. */
+  barred?: (address: string) => boolean;
   /** The validator's progress, for the status and standings; absent when nobody validates. */
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
@@ -122,7 +124,7 @@ export class Coordinator {
       roundLimit: options.roundLimit,
       onRoundClosed: (round) => this.roundClosed(round),
       standing: options.standing ?? ((address) => this.standings.get(address)?.ema),
-      barred: (address) => this.standings.get(address)?.barred ?? false,
+      barred: options.barred ?? ((address) => this.standings.get(address)?.barred ?? false),
       onPhase: () => this.control.countsChanged(),
       onAnnounced: (address, round, deadline) => this.bucket?.announced(address, round, deadline),
       save: () => this.record.save(),

@@ -12,11 +12,17 @@
 // from the sketches' band buckets, so a round costs O(N × bands), not N × history. The seed
 // is derived from the validator's secret key (fixed across rounds, or no two rounds' sketches
 // would compare), so nobody can cut a replay to miss the bands.
+//
+// The history outlives a restart: each scored round's sketches go to the ledger with its rows
+// (RoundEvaluation.sketches → Ledger.recordRound, which keeps the last HISTORY_ROUNDS rounds:
+// at most that many rounds' delivered updates, 5.3 KB each), and a starting validator gets
+// them back (restore) before it scores, so a replay of an update from before the restart is
+// still recognised.
 import { createHmac } from 'node:crypto';
 import { COPY_SKETCH, agreeingSlots, bandBuckets, sketchIndexSets, type SketchParams } from './copy-sketch.ts';
 import { COPY_OVERLAP } from './scoring.ts';
 
-/** Rounds back an update is compared against. */
+/** Rounds back an update is compared against: all the history keeps (in memory and in the ledger). */
 export const HISTORY_ROUNDS = 4;
 
 interface Sketched {
@@ -24,6 +30,18 @@ interface Sketched {
   sender: string;
   sketch: Uint32Array;
   elements: number;
+}
+
+/** A kept round's sketches, as the ledger stores them (seed: the hashes' seed they were made with). */
+export interface HistorySketches {
+  seed: number;
+  entries: Sketched[];
+}
+
+/** How many sketches a restore took, and how many it could not use (another seed or size: another key or version). */
+export interface RestoredHistory {
+  restored: number;
+  foreign: number;
 }
 
 /** Estimated |A ∩ B| / min(|A|, |B|) from two sketches' agreeing slots. */
@@ -39,6 +57,24 @@ export class CopyHistory {
 
   constructor(key: Uint8Array, readonly rounds = HISTORY_ROUNDS) {
     this.params = { ...COPY_SKETCH, seed: createHmac('sha256', key).update('copy-history').digest().readUInt32LE(0) };
+  }
+
+  /**
+   * Takes back the sketches of earlier rounds (a restart: Ledger.copySketches), in place of
+   * what it holds. Sketches hashed with another seed (the sampling key was replaced) or of
+   * another size (another version's sketch) cannot be compared: left out and counted.
+   */
+  restore(kept: readonly (Sketched & { seed: number })[]): RestoredHistory {
+    const slots = this.params.bands * this.params.rows;
+    const usable = kept.filter((k) => k.seed === this.params.seed && k.sketch.length === slots && Number.isInteger(k.elements) && k.elements > 0);
+    const newest = Math.max(...usable.map((k) => k.round));
+    this.kept = usable.filter((k) => k.round > newest - this.rounds).map(({ round, sender, sketch, elements }) => ({ round, sender, sketch, elements }));
+    return { restored: this.kept.length, foreign: kept.length - usable.length };
+  }
+
+  /** The sketches `check` kept of `round`, to be saved with the round's scores. */
+  sketchesOf(round: number): HistorySketches {
+    return { seed: this.params.seed, entries: this.kept.filter((k) => k.round === round) };
   }
 
   /**

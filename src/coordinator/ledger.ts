@@ -2,6 +2,12 @@
 // each earned, in SQLite (better-sqlite3, one file beside the coordinator's state), written
 // in one transaction per round so a crash never leaves half a round. It is the source of
 // truth for rewards when no chain is configured, and survives coordinator restarts.
+// The same transaction keeps what the validator must not forget at a restart: its bars (a
+// sender whose last evaluated update was harmful, invalid or a copy stays out of commits until
+// an evaluation clears it; bars do not expire) and the copy check's sketches of the last
+// rounds (copy-history.ts), so a restart neither lets a barred attacker back in nor forgets
+// what an update could be a replay of; and the norms the undersize check judges by (scoring.ts
+// normReference). All move in step with the scored rounds.
 import Database from 'better-sqlite3';
 import type { Standing } from '../protocol/messages.ts';
 
@@ -22,12 +28,52 @@ export interface RoundScore {
   score: number;
 }
 
+/** Why the validator bars a sender from commits, and since when (Ledger.bar). */
+export interface Bar {
+  /** The first round of the verdicts that bar it (later ones keep the bar, not this). */
+  since: number;
+  /** The latest round whose verdict barred it. */
+  last: number;
+  /** What that verdict found: harmful, invalid and/or copy. */
+  reason: string;
+}
+
+/** One update's copy-check sketch (copy-history.ts), as the ledger keeps it. */
+export interface StoredSketch {
+  round: number;
+  sender: string;
+  /** Index elements the sketch summarises. */
+  elements: number;
+  sketch: Uint32Array;
+}
+
+/** What a scored round leaves besides its rows: the bars it decides and its copy sketches. */
+export interface RoundVerdicts {
+  /** A reason bars the sender (kept since its first round), null lifts its bar; absent senders keep theirs. */
+  bars?: ReadonlyMap<string, string | null>;
+  /** The round's sketches, the hashes' seed, and the oldest round whose sketches stay kept. */
+  sketches?: { seed: number; entries: readonly StoredSketch[]; keepFrom: number };
+  /** Per-tensor norms of the round's helpful updates (the undersize check's reference), and the oldest round kept. */
+  norms?: { entries: readonly (readonly [string, readonly number[]])[]; keepFrom: number };
+}
+
 export class Ledger {
   private readonly db: Database.Database;
+  private readonly barOf: Database.Statement;
 
-  constructor(file: string) {
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
+  constructor(readonly file: string) {
+    try {
+      this.db = new Database(file);
+      this.db.pragma('journal_mode = WAL');
+      this.createTables();
+    } catch (e) {
+      // A file that is not SQLite, or not this ledger: say which and what to do, rather than start without its bars.
+      throw new Error(`the reward ledger ${file} cannot be opened (${(e as Error).message}): move it away to start a new ledger (its rewards, standings and bars are then forgotten)`, { cause: e });
+    }
+    this.barOf = this.db.prepare(`SELECT since_round AS since, last_round AS last, reason FROM bars WHERE address = ?`);
+  }
+
+  private createTables(): void {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS round_scores (
         round INTEGER NOT NULL, address TEXT NOT NULL, gradient REAL, assigned REAL,
@@ -41,7 +87,38 @@ export class Ledger {
       CREATE TABLE IF NOT EXISTS round_outcomes (
         round INTEGER PRIMARY KEY, outcome TEXT NOT NULL CHECK (outcome IN ('scored', 'skipped')), reason TEXT NOT NULL);
       INSERT OR IGNORE INTO round_outcomes SELECT DISTINCT round, 'scored', '' FROM round_scores;
+      CREATE TABLE IF NOT EXISTS bars (
+        address TEXT PRIMARY KEY, since_round INTEGER NOT NULL, last_round INTEGER NOT NULL, reason TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS copy_sketches (
+        round INTEGER NOT NULL, sender TEXT NOT NULL, seed INTEGER NOT NULL, elements INTEGER NOT NULL, sketch BLOB NOT NULL,
+        PRIMARY KEY (round, sender));
+      CREATE TABLE IF NOT EXISTS helpful_norms (
+        round INTEGER NOT NULL, sender TEXT NOT NULL, norms TEXT NOT NULL, PRIMARY KEY (round, sender));
     `);
+  }
+
+  /** Why the validator bars `address` from commits, or null when it does not. */
+  bar(address: string): Bar | null {
+    return (this.barOf.get(address) as Bar | undefined) ?? null;
+  }
+
+  /** Every sender barred now, by address. */
+  bars(): Map<string, Bar> {
+    const rows = this.db.prepare(`SELECT address, since_round AS since, last_round AS last, reason FROM bars ORDER BY address`).all() as (Bar & { address: string })[];
+    return new Map(rows.map(({ address, ...b }) => [address, b]));
+  }
+
+  /** The per-tensor norms of the last rounds' helpful updates (a row that is not a list of numbers is left out). */
+  helpfulNorms(): number[][] {
+    const rows = this.db.prepare(`SELECT norms FROM helpful_norms ORDER BY round, sender`).all() as { norms: string }[];
+    return rows.map((r) => parseJson(r.norms)).filter((n): n is number[] => Array.isArray(n) && n.every((x) => typeof x === 'number'));
+  }
+
+  /** The copy sketches kept (the last rounds'), oldest round first, with the seed each was hashed with. */
+  copySketches(): (StoredSketch & { seed: number })[] {
+    const rows = this.db.prepare(`SELECT round, sender, seed, elements, sketch FROM copy_sketches ORDER BY round, sender`).all() as { round: number; sender: string; seed: number; elements: number; sketch: Buffer }[];
+    // A copy, so the words are aligned (a Buffer from SQLite may start anywhere).
+    return rows.map((r) => ({ ...r, sketch: new Uint32Array(new Uint8Array(r.sketch).buffer, 0, r.sketch.length >> 2) }));
   }
 
   /** Rounds scored so far (a round every member of which left is scored with no rows). */
@@ -82,8 +159,8 @@ export class Ledger {
     return row ? { ema: row.ema, assignedEma: row.assigned_ema } : null;
   }
 
-  /** Records a scored round: scores, new averages, and the round's slice of the epoch's emission. */
-  recordRound(round: number, epoch: number, rows: (RoundScore & { ema: number; assignedEma: number; share: number; reward: number })[]): void {
+  /** Records a scored round: scores, new averages, the round's slice of the epoch's emission, and its verdicts (bars, copy sketches). */
+  recordRound(round: number, epoch: number, rows: (RoundScore & { ema: number; assignedEma: number; share: number; reward: number })[], verdicts: RoundVerdicts = {}): void {
     const insertScore = this.db.prepare(`INSERT OR REPLACE INTO round_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const upsertAvg = this.db.prepare(`INSERT INTO averages VALUES (?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET ema = excluded.ema, assigned_ema = excluded.assigned_ema, last_round = excluded.last_round`);
     const addReward = this.db.prepare(`INSERT INTO rewards VALUES (?, ?, ?) ON CONFLICT(epoch, address) DO UPDATE SET reward = reward + excluded.reward`);
@@ -97,7 +174,28 @@ export class Ledger {
       }
       setMeta.run(String(round));
       setOutcome.run(round);
+      this.keepVerdicts(round, verdicts);
     })();
+  }
+
+  /** Inside recordRound's transaction: bars set and lifted, this round's sketches in, those too old out. */
+  private keepVerdicts(round: number, v: RoundVerdicts): void {
+    const setBar = this.db.prepare(`INSERT INTO bars VALUES (?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET last_round = excluded.last_round, reason = excluded.reason`);
+    const lift = this.db.prepare(`DELETE FROM bars WHERE address = ?`);
+    for (const [address, reason] of v.bars ?? []) {
+      if (reason === null) lift.run(address);
+      else setBar.run(address, round, round, reason);
+    }
+    if (v.norms) {
+      this.db.prepare(`DELETE FROM helpful_norms WHERE round >= ? OR round < ?`).run(round, v.norms.keepFrom);
+      const add = this.db.prepare(`INSERT OR REPLACE INTO helpful_norms VALUES (?, ?, ?)`);
+      for (const [sender, norms] of v.norms.entries) add.run(round, sender, JSON.stringify(norms));
+    }
+    if (!v.sketches) return;
+    // A round scored again (after a crash before its rows were kept) replaces its sketches.
+    this.db.prepare(`DELETE FROM copy_sketches WHERE round >= ? OR round < ?`).run(round, v.sketches.keepFrom);
+    const add = this.db.prepare(`INSERT OR REPLACE INTO copy_sketches VALUES (?, ?, ?, ?, ?)`);
+    for (const e of v.sketches.entries) add.run(e.round, e.sender, v.sketches.seed, e.elements, Buffer.from(e.sketch.buffer, e.sketch.byteOffset, e.sketch.byteLength));
   }
 
   /**
@@ -130,5 +228,14 @@ export class Ledger {
 
   close(): void {
     this.db.close();
+  }
+}
+
+/** The value of a JSON text, or null when it is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

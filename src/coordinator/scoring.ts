@@ -230,6 +230,34 @@ export function oversizedUpdates(norms: ReadonlyMap<string, number>): string[] {
   return [...norms].filter(([, n]) => !(n <= bound)).map(([s]) => s);
 }
 
+/**
+ * How far below the run's recent norms an update's tensor may be. Replicas clip each tensor to
+ * the lower median of the commit's norms: with two committed updates that is the smaller, so
+ * a tiny (or zero) tensor shrinks the other update's to its size, and nothing in one round
+ * tells which of two is wrong (scaling both alike changes nothing). The run's recent helpful
+ * updates tell: an update whose tensor is this far under theirs is not honest work.
+ */
+export const UNDERSIZE_FACTOR = 10;
+/** Rounds of helpful updates' norms the reference is taken over (the ledger keeps these only). */
+export const NORM_REFERENCE_ROUNDS = 4;
+
+/**
+ * Per tensor, the lower median of the norms of the recent updates that scored above 0 (a tiny
+ * update helps too little to: it never enters), or 0 where none has a positive norm.
+ */
+export function normReference(pool: readonly (readonly number[])[]): number[] {
+  const tensors = Math.max(0, ...pool.map((p) => p.length));
+  return Array.from({ length: tensors }, (_, t) => {
+    const xs = pool.map((p) => p[t]).filter((x) => Number.isFinite(x) && x > 0).sort((a, b) => a - b);
+    return xs.length ? xs[(xs.length - 1) >> 1] : 0;
+  });
+}
+
+/** The senders with a tensor whose norm is under reference / UNDERSIZE_FACTOR (none for a tensor without a reference). */
+export function undersizedUpdates(norms: ReadonlyMap<string, readonly number[]>, reference: readonly number[]): string[] {
+  return [...norms].filter(([, n]) => n.some((x, t) => (reference[t] ?? 0) > 0 && !(x >= reference[t] / UNDERSIZE_FACTOR))).map(([s]) => s);
+}
+
 /** Whether a trial's three numbers are all finite (a non-finite one is an invalid update). */
 export function finiteTrial(t: Trial): boolean {
   return Number.isFinite(t.gradient) && Number.isFinite(t.assigned) && Number.isFinite(t.control);
@@ -244,6 +272,11 @@ export function finiteTrial(t: Trial): boolean {
 export function barredAfter(r: ScoredRow): boolean | undefined {
   if (r.harmful || r.invalid || r.copied) return true;
   return r.sampled && !r.missing && r.synced ? false : undefined;
+}
+
+/** What bars the member after this round (barredAfter true): its verdicts in words, as the ledger keeps them. */
+export function barReason(r: ScoredRow): string {
+  return [r.harmful && 'harmful', r.invalid && 'invalid', r.copied && 'copy'].filter(Boolean).join(', ');
 }
 
 export interface RoundInput {

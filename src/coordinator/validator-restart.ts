@@ -11,11 +11,14 @@
 // has moved on to meanwhile. Until weights are saved the seed is the base: nothing is pruned.
 // The weights file is written before the JSON that names its round, so a crash between the
 // two leaves the JSON naming an older round: more commits kept, never fewer.
+// The validator's verdicts (its bars, the copy history's sketches) are in the ledger, kept
+// with each scored round's rows; restoreVerdicts gives them back at a start.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeFileAtomicAsync } from '../node/files.ts';
 import { parsePacing, type PacingSnapshot } from './validator-queue.ts';
 import type { StartWeights, ValidatorEngine } from './validator.ts';
+import type { Ledger } from './ledger.ts';
 
 export const WEIGHTS_FILE = 'validator-weights.bin';
 export const RESTART_FILE = 'validator-restart.json';
@@ -108,4 +111,22 @@ export class ValidatorRestart {
     const s: Saved = { format: 1, weightsRound: this.weightsRound, pacing: this.pacingNow };
     writeFileAtomic(this.file, new TextEncoder().encode(`${JSON.stringify(s)}\n`));
   }
+}
+
+/** Barred senders named in the start's log line (the rest are counted). */
+const BARS_NAMED = 5;
+
+/**
+ * What the validator decided before this start, back before it scores: the bars (the ledger's,
+ * which gather-K reads directly) are said, the copy history's sketches handed to the engine.
+ */
+export async function restoreVerdicts(engine: Pick<ValidatorEngine, 'restoreCopyHistory'>, ledger: Ledger, log: (line: string) => void): Promise<void> {
+  const bars = ledger.bars();
+  const named = [...bars].slice(0, BARS_NAMED).map(([a, b]) => `${a} (since round ${b.since}: ${b.reason})`).join('; ');
+  if (bars.size > 0) log(`validator: ${bars.size} sender(s) still barred from commits: ${named}${bars.size > BARS_NAMED ? '; …' : ''}`);
+  const kept = ledger.copySketches();
+  if (kept.length === 0) return;
+  const r = await engine.restoreCopyHistory(kept);
+  const rounds = [...new Set(kept.map((k) => k.round))];
+  log(`validator: copy history restored from ${ledger.file}: ${r.restored} update sketch(es) of rounds ${rounds[0]}–${rounds.at(-1)}${r.foreign ? `; ${r.foreign} not usable (made with another sampling key or sketch size): replays of those updates go unrecognised` : ''}`);
 }

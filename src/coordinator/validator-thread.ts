@@ -7,6 +7,8 @@ import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { NoGpuError } from '../gpu/errors.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { SamplingOptions } from './scoring.ts';
+import type { StoredSketch } from './ledger.ts';
+import type { RestoredHistory } from './copy-history.ts';
 import type { ClosedRound, RoundEvaluation, StartWeights, ValidatorEngine } from './validator.ts';
 import type { ValidatorRequest, ValidatorWorkerData, ValidatorWorkerMessage } from './validator-worker.ts';
 
@@ -102,6 +104,10 @@ export class ValidatorThread implements ValidatorEngine {
     const e = await this.call<RoundEvaluation>('evaluate', [{ ...c, included }, evaluate, budgetMs], included.map((u) => u.payload.buffer as ArrayBuffer));
     this.held = c.round + 1;
     return e;
+  }
+
+  restoreCopyHistory(kept: (StoredSketch & { seed: number })[]): Promise<RestoredHistory> {
+    return this.call('restoreCopyHistory', [kept]);
   }
 
   encodeWeights(): Promise<Uint8Array> {

@@ -23,7 +23,7 @@ export interface ValidatorWorkerData {
   storeDir?: string;
 }
 
-type Method = 'warmUp' | 'loadStart' | 'apply' | 'evaluate' | 'encodeWeights' | 'weightsRound' | 'destroy';
+type Method = 'warmUp' | 'loadStart' | 'apply' | 'evaluate' | 'restoreCopyHistory' | 'encodeWeights' | 'weightsRound' | 'destroy';
 export interface ValidatorRequest {
   id: number;
   method: Method;

@@ -13,10 +13,13 @@
 //                   over every update, sampled or not, in time linear in their number:
 //                   MinHash/LSH candidates, each confirmed exactly — copy-sketch.ts) or with
 //                   any update of the last rounds (a stale replay — copy-history.ts), missing
-//                   the deadline, an invalid update (a trial loss that is not finite among
-//                   them), being out of sync: the round's score is 0.
+//                   the deadline, an invalid update (a trial loss that is not finite, a norm
+//                   far over the round's or a tensor far under the run's recent helpful ones
+//                   among them: scoring.ts), being out of sync: the round's score is 0.
 // An update whose trial makes the loss worse (harmful), invalid or copied bars its sender:
 // the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter).
+// The bars and the copy history's sketches are kept in the ledger with the round's rows, so a
+// restart forgets neither (Ledger.recordRound; the engine gets its sketches back first).
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
@@ -36,9 +39,9 @@ import type { SparseTensor } from '../sparseloco/selection.ts';
 import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
-import type { Ledger, Standing } from './ledger.ts';
-import { OVERSIZE_FACTOR, assignedFactor, barredAfter, copySketchForRound, findCopies, finiteTrial, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
-import { CopyHistory } from './copy-history.ts';
+import type { Ledger, Standing, StoredSketch } from './ledger.ts';
+import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, barReason, barredAfter, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { CopyHistory, HISTORY_ROUNDS, type HistorySketches, type RestoredHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
 export { COPY_OVERLAP, NOISE_FLOOR, indexOverlap } from './scoring.ts';
@@ -113,6 +116,10 @@ export interface RoundEvaluation {
   /** The validator's θ_start(round) fingerprint. */
   weightsHash: string;
   timing: ScoringTiming;
+  /** The round's copy-history sketches, for the ledger (absent: the engine keeps no history). */
+  sketches?: HistorySketches;
+  /** Each decoded update's per-tensor L2 norms (the undersize check; absent: not measured). */
+  norms?: [string, number[]][];
 }
 
 /** A replica checkpoint: θ_start of `round`, encoded. */
@@ -141,6 +148,8 @@ export interface ValidatorEngine {
    * for copies).
    */
   evaluate(c: ClosedRound, evaluate: number, budgetMs?: number): Promise<RoundEvaluation>;
+  /** Takes back the copy history's sketches of the last rounds (the ledger's, at a start), before any round is scored. */
+  restoreCopyHistory(kept: (StoredSketch & { seed: number })[]): Promise<RestoredHistory>;
   encodeWeights(): Promise<Uint8Array>;
   /** The round of weights encodeWeights saved (rejects, naming `source`, when they are not this run's model's). */
   weightsRound(bytes: Uint8Array, source: string): Promise<number>;
@@ -171,27 +180,38 @@ export async function syncValidator(engine: ValidatorEngine, round: number, chec
 export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: RunConfig; ledger: Ledger; closedRounds: number; log: (line: string) => void }): Map<string, Standing> {
   const { config, ledger } = o;
   const trials = new Map(e.trials);
+  // A tensor far under the run's recent helpful norms would shrink the other update of a two-update commit: invalid.
+  const undersized = undersizedUpdates(new Map(e.norms ?? []), normReference(ledger.helpfulNorms()));
+  for (const s of undersized) o.log(`validator: round ${c.round}: the update of ${s} has a tensor under 1/${UNDERSIZE_FACTOR} of the run's recent norm: invalid`);
   const rows = scoreRound({
     members: c.members,
     delivered: new Set([...c.included, ...c.others].map((u) => u.sender)),
     trials,
     copied: new Set(e.copied),
     // Refused at the coordinator, or (its body) by the validator's decode.
-    invalid: e.undecodable.reduce((n, s) => ({ ...n, [s]: (n[s] ?? 0) + 1 }), { ...c.invalid }),
+    invalid: [...e.undecodable, ...undersized].reduce((n, s) => ({ ...n, [s]: (n[s] ?? 0) + 1 }), { ...c.invalid }),
     synced: (address) => c.reportedHashes[address] === e.weightsHash,
     previous: (address) => ledger.averages(address),
     emission: config.emissionPerEpoch / config.epochRounds,
   });
   const epoch = Math.floor(c.round / config.epochRounds);
-  ledger.recordRound(c.round, epoch, rows);
+  // A verdict bars (with why) or lifts a bar; a round that says nothing of a member leaves its bar as it was.
+  const bars = new Map<string, string | null>();
+  for (const r of rows) {
+    const barred = barredAfter(r);
+    if (barred !== undefined) bars.set(r.address, barred ? barReason(r) : null);
+  }
+  const sketches = e.sketches && { seed: e.sketches.seed, entries: e.sketches.entries, keepFrom: c.round + 1 - HISTORY_ROUNDS };
+  // The reference is what evaluated updates that helped measured (a held average is no evidence; a tiny update helps too little).
+  const helpful = new Set(rows.filter((r) => r.sampled && r.score > 0).map((r) => r.address));
+  const norms = e.norms && { entries: e.norms.filter(([s]) => helpful.has(s)), keepFrom: c.round + 1 - NORM_REFERENCE_ROUNDS };
+  ledger.recordRound(c.round, epoch, rows, { bars, sketches, norms });
   if (trials.size < c.included.length) o.log(`validator: round ${c.round} evaluated a sample of ${trials.size} of ${c.included.length} updates`);
   for (const r of rows) o.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
   const standings = new Map<string, Standing>();
   const pending = Math.max(0, o.closedRounds - 1 - c.round);
-  for (const r of rows) {
-    const barred = barredAfter(r);
-    standings.set(r.address, { ...ledger.standing(r.address, epoch, pending)!, ...(barred === undefined ? {} : { barred }) });
-  }
+  // The bar as the ledger now has it (this round's verdict, or the last one), so a member always hears whether it is barred.
+  for (const r of rows) standings.set(r.address, { ...ledger.standing(r.address, epoch, pending)!, barred: ledger.bar(r.address) !== null });
   return standings;
 }
 
@@ -268,9 +288,9 @@ export class Validator implements ValidatorEngine {
     const weightsHash = await this.replica.weightsHash();
     const trials: [string, Trial][] = [];
     const updates: { sender: string; indices: Uint32Array[]; at: number }[] = [];
-    /** Each decoded update's L2 norm, for the oversize check. */
-    const norms = new Map<string, number>();
-    const normOf = (tensors: SparseTensor[]) => Math.sqrt(tensors.reduce((n, t) => n + t.values.reduce((m, v) => m + v * v, 0), 0));
+    /** Each decoded update's per-tensor L2 norms, for the oversize and undersize checks. */
+    const norms = new Map<string, number[]>();
+    const normOf = (tensors: SparseTensor[]) => tensors.map((t) => Math.sqrt(t.values.reduce((m, v) => m + v * v, 0)));
     // The committed are in hand; the others are read one at a time and let go after.
     const rank = new Map(order.map((s, i) => [s, i]));
     const all = [...c.included, ...c.others.map((o) => ({ ...o, payload: null as Uint8Array | null }))]
@@ -333,7 +353,7 @@ export class Validator implements ValidatorEngine {
       updatesMs += performance.now() - from;
     }
     this.replica.discardRound();
-    for (const sender of oversizedUpdates(norms)) {
+    for (const sender of oversizedUpdates(new Map([...norms].map(([s, n]) => [s, Math.sqrt(n.reduce((m, x) => m + x * x, 0))])))) {
       undecodable.push(sender); // invalid: scored 0, barred
       this.log(`validator: round ${c.round}: the update of ${sender} is over ${OVERSIZE_FACTOR}× the round's median norm: invalid`);
     }
@@ -347,7 +367,12 @@ export class Validator implements ValidatorEngine {
     this.replica.apply(c.included.map((u) => u.payload), c.round);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
-    return { round: c.round, trials, copied: [...copied], undecodable, weightsHash, timing: { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length, outOfTime } };
+    const timing = { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length, outOfTime };
+    return { round: c.round, trials, copied: [...copied], undecodable, weightsHash, timing, sketches: this.history.sketchesOf(c.round), norms: [...norms] };
+  }
+
+  async restoreCopyHistory(kept: (StoredSketch & { seed: number })[]): Promise<RestoredHistory> {
+    return this.history.restore(kept);
   }
 
   /** θ_start of the round held, as a checkpoint (saved at a stop that leaves rounds to score). */

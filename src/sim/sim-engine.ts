@@ -7,6 +7,8 @@
 // every sampled update, so every member scores alike and the ledger still moves.
 import type { ClosedRound, RoundEvaluation, StartWeights, ValidatorEngine } from '../coordinator/validator.ts';
 import type { Trial } from '../coordinator/scoring.ts';
+import type { StoredSketch } from '../coordinator/ledger.ts';
+import type { RestoredHistory } from '../coordinator/copy-history.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { decodeSimWeights, encodeSimWeights, genesisFingerprint, nextFingerprint, payloadHash } from './fingerprint.ts';
 
@@ -55,6 +57,11 @@ export class SimValidatorEngine implements ValidatorEngine {
   async apply(round: number, payloads: Uint8Array[]): Promise<void> {
     if (this.held !== round) throw new Error(`sim validator holds round ${this.held}, asked to apply the commit of round ${round}`);
     this.hold(round + 1, nextFingerprint(this.fingerprint, round, payloads.map(payloadHash)));
+  }
+
+  /** It checks nothing for copies (copied is always empty), so it keeps no copy history: every sketch is left unused. */
+  async restoreCopyHistory(kept: (StoredSketch & { seed: number })[]): Promise<RestoredHistory> {
+    return { restored: 0, foreign: kept.length };
   }
 
   async evaluate(c: ClosedRound, evaluate: number, budgetMs = Infinity): Promise<RoundEvaluation> {

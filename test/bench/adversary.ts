@@ -1,4 +1,4 @@
-// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable] [--label NAME] [--software]`:
+// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink]] [--label NAME] [--software]`:
 // issue 19's "the model" measured. One attacker among honest `tiny` replicas, all in this
 // process (test/coordinator/adversary-swarm.ts: the coordinator's frame check, gather-K with the
 // validator's bars, every replica's outer step, the real validator and ledger; its verdict on a
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openNodeGpu } from '../../src/node/dawn.ts';
-import { ATTACKS, runAdversarySwarm, type Attack, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
+import { ATTACKS, BENCH_ONLY_ATTACKS, runAdversarySwarm, type Attack, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
 import { printTable, writeResults, type BenchRow } from './table.ts';
 
 export async function runAdversaryBench(argv: string[]): Promise<number> {
@@ -32,7 +32,8 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
   });
   const setup: SwarmSetup = { honest: Number(values.honest), rounds: Number(values.rounds), innerSteps: Number(values['inner-steps']), batch: Number(values.batch), seq: Number(values.seq), lr: 1e-2, evalBatches: 8, seed: 3 };
   const attacks = values.attacks!.split(',').filter(Boolean) as Exclude<Attack, 'none'>[];
-  for (const a of attacks) if (!ATTACKS.includes(a)) throw new RangeError(`--attacks: unknown attack '${a}' (known: ${ATTACKS.join(', ')})`);
+  const known = [...ATTACKS, ...BENCH_ONLY_ATTACKS];
+  for (const a of attacks) if (!known.includes(a)) throw new RangeError(`--attacks: unknown attack '${a}' (known: ${known.join(', ')})`);
   const gpu = await openNodeGpu(values.software ? { adapter: 'software' } : {});
   const dataRoot = mkdtempSync(join(tmpdir(), 'tessera-bench-adversary-'));
   const runs: SwarmResult[] = [];

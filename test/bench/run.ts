@@ -14,6 +14,8 @@ import { runAdversaryBench } from './adversary.ts';
 import { runCheckpointSyncBench } from './checkpoint-sync.ts';
 import { runS3StoreBench } from './s3-store.ts';
 import { runTurnBench } from './turn.ts';
+import { runVerdictsBench } from './verdicts.ts';
+import { runNormDriftBench } from './norm-drift.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -31,6 +33,8 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   'checkpoint-sync': runCheckpointSyncBench,
   's3-store': runS3StoreBench,
   turn: runTurnBench,
+  verdicts: runVerdictsBench,
+  'norm-drift': runNormDriftBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

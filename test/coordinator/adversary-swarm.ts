@@ -28,9 +28,16 @@ import { UPDATE_HEADER_BYTES, UpdateError, decodeUpdate } from '../../src/sparse
 import { evalBatches, splitShard } from '../../src/train/sampler.ts';
 
 /** What the attacker does to its own (honestly trained) update before sending it. */
-export type Attack = 'none' | 'scale1000' | 'signflip' | 'stale' | 'hugetable';
+export type Attack = 'none' | 'scale1000' | 'signflip' | 'stale' | 'hugetable' | 'shrink';
 
 export const ATTACKS: readonly Exclude<Attack, 'none'>[] = ['scale1000', 'signflip', 'stale', 'hugetable'];
+/**
+ * Attacks the bench can run that the adversary test does not: 'shrink' scales the update by
+ * SHRINK_BY, so beside one honest update (a two-update commit, whose clip bound is the smaller
+ * norm) it shrinks the honest one to its own size — a known weakness (test/bench/RESULTS.md).
+ */
+export const BENCH_ONLY_ATTACKS: readonly Exclude<Attack, 'none'>[] = ['shrink'];
+export const SHRINK_BY = 1e-3;
 
 /** The attacker's address for an attack (several attackers may share a run, one attack each). */
 export const attackerOf = (attack: Attack) => `attacker-${attack}`;
@@ -173,6 +180,7 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
         else if (attack === 'signflip') bytes = scaleTables(bytes, -1);
         else if (attack === 'stale') bytes = asRound(firstUpdate.get(m)!, round);
         else if (attack === 'hugetable') bytes = hugeTable(bytes);
+        else if (attack === 'shrink') bytes = scaleTables(bytes, SHRINK_BY);
         sent.set(m, bytes);
       }
       // The coordinator: the frame check (RoundClock.offer), then gather-K.

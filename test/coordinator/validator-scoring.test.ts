@@ -1,7 +1,7 @@
 // The validator's bookkeeping without a GPU (src/coordinator/scoring.ts): the round's sample,
 // copies, and how trials, penalties and previous averages make scores, averages and shares.
 import { describe, expect, it } from 'vitest';
-import { ASSIGNED_FULL, ASSIGNED_PRIOR, OVERSIZE_FACTOR, assignedFactor, barredAfter, findCopies, oversizedUpdates, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
+import { ASSIGNED_FULL, ASSIGNED_PRIOR, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, barredAfter, findCopies, normReference, oversizedUpdates, undersizedUpdates, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
 import { describeRow } from '../../src/coordinator/validator.ts';
 import { copySketchForRound, detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
 import { COPY_SKETCH, hashElement } from '../../src/coordinator/copy-sketch.ts';
@@ -194,6 +194,19 @@ describe('scoreRound', () => {
     // Two attackers among three honest cannot raise the lower median either.
     expect(oversizedUpdates(new Map([...norms, ['z', 1000]]))).toEqual(['x', 'z']);
     expect(oversizedUpdates(new Map([['a', 1], ['b', 1], ['c', NaN]]))).toEqual(['c']);
+  });
+
+  it('a tensor far under the run\'s recent helpful norms is undersized (it would shrink the other update of a two-update commit); nothing without a reference', () => {
+    // Three earlier helpful updates of two tensors: the reference is each tensor's lower median.
+    const reference = normReference([[1, 10], [2, 30], [4, 20]]);
+    expect(reference).toEqual([2, 20]);
+    // An honest update a few times smaller passes; one tensor a thousandth of it, or zero, does not.
+    const norms = new Map([['honest', [0.5, 6]], ['shrink', [1e-3, 20]], ['zero', [2, 0]], ['edge', [2 / UNDERSIZE_FACTOR, 20 / UNDERSIZE_FACTOR]], ['nan', [NaN, 20]]]);
+    expect(undersizedUpdates(norms, reference)).toEqual(['shrink', 'zero', 'nan']);
+    // No history yet (a run's first round), or a tensor no helpful update had a norm for: no verdict.
+    expect(undersizedUpdates(norms, normReference([]))).toEqual([]);
+    expect(normReference([[0, 5], [0, 7]])).toEqual([0, 5]);
+    expect(undersizedUpdates(new Map([['a', [0, 5]]]), [0, 5])).toEqual([]);
   });
 
   it('an update whose trial makes the loss worse is harmful and bars its sender; a clean evaluation clears it', () => {

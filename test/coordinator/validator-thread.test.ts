@@ -117,6 +117,18 @@ describe('the validator in a worker thread', () => {
     expect(cut.timing).toMatchObject({ evaluated: 0, outOfTime: 4 });
     expect(cut.copied.length).toBe(4);
     expect(thread.round).toBe(1);
+    // Its copy history goes out with the round (to the ledger) and comes back after a restart
+    // (issue 19): round 1's update repeats round 0's indices. Forgotten (an empty restore,
+    // as a restart did before the ledger kept them), it is not a copy; restored, it is.
+    expect(cut.sketches!.entries.map((s) => [s.round, s.sketch.length])).toEqual(closedRound().members.map(() => [0, 1320]));
+    const kept = cut.sketches!.entries.map((s) => ({ ...s, seed: cut.sketches!.seed }));
+    const round1: ClosedRound = { ...closedRound(), round: 1, members: ['5Echo'], included: [{ sender: '5Echo', payload: modelUpdate(config, 1, 9), deliveredAt: 2000 }], reportedHashes: {} };
+    expect(await thread.restoreCopyHistory([])).toEqual({ restored: 0, foreign: 0 });
+    expect((await thread.evaluate(round1, 0)).copied).toEqual([]);
+    await thread.loadStart(null);
+    await thread.apply(0, closedRound().included.map((x) => x.payload));
+    expect(await thread.restoreCopyHistory(kept)).toEqual({ restored: 4, foreign: 0 });
+    expect((await thread.evaluate(round1, 0)).copied).toEqual(['5Echo']);
   });
 
   it('evaluates the committed with their payloads and reads the others from the store, one at a time', async () => {
