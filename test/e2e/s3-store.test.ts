@@ -17,6 +17,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, commitsOf, spawnContributor, until, type ChildContributor } from '../swarm/helpers.ts';
+import { checkpointAsked, checkpointTraffic, lateJoinerFetch, type StoreCheckpoint } from '../support/bucket-checkpoint.ts';
+import { signManifest, signRequest, splitPieces } from '../../src/protocol/checkpoint-manifest.ts';
+import { existsSync } from 'node:fs';
 
 const unavailable = cephUnavailable();
 if (unavailable) console.warn(`test/e2e/s3-store.test.ts skipped: ${unavailable}`);
@@ -25,9 +28,10 @@ else if (!process.env.TESSERA_S3_PROCESS_TEST) console.warn('test/e2e/s3-store.t
 let ceph: CephS3;
 let keys: Keys;
 const BUCKET = 'tessera-updates';
+const CHECKPOINT_BUCKET = 'tessera-checkpoints';
 const settings = (bucket = BUCKET): S3Settings => ({ endpoint: ceph.endpoint, region: ceph.region, bucket, accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey });
 const stores: S3ObjectStore[] = [];
-const swarms: BucketSwarm[] = [];
+const swarms: (BucketSwarm | StoreCheckpoint)[] = [];
 const open = (s: S3Settings) => {
   const store = new S3ObjectStore(s);
   stores.push(store);
@@ -40,6 +44,7 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     ceph = await startCephS3();
     console.log(`Ceph (mon + memstore OSD + radosgw) answered S3 after ${ceph.startSeconds.toFixed(1)} s`);
     await ceph.createBucket(BUCKET);
+    await ceph.createBucket(CHECKPOINT_BUCKET);
   }, 240_000);
 
   afterAll(async () => {
@@ -162,6 +167,61 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(late.refusals.byReason).toEqual({ 'bucket-expired': 1 });
     const commit = await onTime.next('commit', (m) => m.round === 0);
     expect(commit.included).toHaveLength(2);
+  });
+
+  it('checkpoints through the bucket: the uploader puts its pieces there, late joiners fetch them from there and verify them; tampered pieces are refused', async () => {
+    const PIECE = 64 * 1024; // 'tiny' in several pieces
+    const config = testConfig({ minMembers: 3, checkpointPieceBytes: PIECE });
+    const bucket = open(settings(CHECKPOINT_BUCKET));
+    const s = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], tempDir(), bucket);
+    swarms.push(s);
+    const pieces = await splitPieces(s.weights.parts, PIECE);
+    const pieceKey = (hash: string) => `checkpoints/${config.run}/pieces/${hash}.bin`;
+    const signedPut = (path: string, body: Uint8Array) => fetch(`${s.http}${path}`, { method: 'PUT', body, headers: signRequest(s.asked, config.run, 'PUT', path, body.length) });
+
+    // The asked uploader's manifest is answered with a presigned PUT per piece; a piece that
+    // does not hash to its name, and one never put there, are refused when it says they are up.
+    const manifest = { run: config.run, round: 1, stage: 0, uploader: s.asked.address, weights: s.weights.fingerprint, totalBytes: s.weights.bytes, pieceBytes: PIECE, pieces: pieces.map((p) => p.hash) };
+    const answer = (await (await signedPut('/checkpoint/manifest', new TextEncoder().encode(JSON.stringify(signManifest(s.asked, manifest))))).json()) as { missing: string[]; uploadUrls: Record<string, string> };
+    expect(answer.missing).toHaveLength(pieces.length);
+    expect(Object.keys(answer.uploadUrls).sort()).toEqual([...answer.missing].sort());
+    const tampered = pieces[0].bytes.slice();
+    tampered[10] ^= 0xff;
+    expect((await fetch(answer.uploadUrls[pieces[0].hash], { method: 'PUT', body: tampered })).status).toBe(200);
+    const wrongHash = await signedPut(`/checkpoint/uploaded/${pieces[0].hash}`, new Uint8Array(0));
+    expect([wrongHash.status, ((await wrongHash.json()) as { error: string }).error]).toEqual([400, expect.stringMatching(/piece bytes hash to/)]);
+    const neverPut = await signedPut(`/checkpoint/uploaded/${pieces[1].hash}`, new Uint8Array(0));
+    expect([neverPut.status, ((await neverPut.json()) as { error: string }).error]).toEqual([409, expect.stringMatching(/nothing at the upload URL/)]);
+    expect(s.h.coordinator.rejected).toEqual({ 'checkpoint-piece-hash': 1, 'checkpoint-bucket-missing': 1 });
+    expect(await bucket.head(pieceKey(pieces[0].hash))).toBeNull();
+
+    // The honest upload, then two late joiners: every piece went through the bucket, none through the coordinator.
+    const t = await checkpointTraffic(s, 2);
+    console.log(`checkpoint of ${t.checkpointBytes} bytes in ${t.pieces} pieces through the bucket: the coordinator received ${t.uploadReceived} bytes during the upload, sent ${t.fetchSent} for ${t.joiners} late joiners' fetches`);
+    for (const p of pieces) expect(await bucket.head(pieceKey(p.hash))).toMatchObject({ bytes: p.bytes.length });
+    expect(await bucket.head(`checkpoints/${config.run}/manifest-0.json`)).not.toBeNull();
+    expect(existsSync(join(s.h.store.dir, 'checkpoint-pieces'))).toBe(false);
+    expect(t.uploadReceived).toBeLessThan(t.checkpointBytes / 10);
+    expect(t.fetchSent).toBeLessThan(t.checkpointBytes / 10);
+    // Pieces and the manifest are redirects to presigned GETs; a Range passes through (resume).
+    const redirect = await fetch(`${s.http}/checkpoint/piece/${pieces[0].hash}`, { redirect: 'manual' });
+    expect(redirect.status).toBe(307);
+    expect(redirect.headers.get('location')).toMatch(new RegExp(`^${ceph.endpoint}/${CHECKPOINT_BUCKET}/${pieceKey(pieces[0].hash)}\\?.*X-Amz-Signature=`));
+    const part = await fetch(`${s.http}/checkpoint/piece/${pieces[0].hash}`, { headers: { range: 'bytes=100-' } });
+    expect(part.status).toBe(206);
+    expect(Buffer.from(await part.arrayBuffer()).equals(Buffer.from(pieces[0].bytes.subarray(100)))).toBe(true);
+    expect((await fetch(`${s.http}/checkpoint/manifest`, { redirect: 'manual' })).status).toBe(307);
+
+    // Whoever can write the bucket cannot make a late joiner trust other bytes or another manifest.
+    const flipped = pieces[1].bytes.slice();
+    flipped[0] ^= 1;
+    await bucket.put(pieceKey(pieces[1].hash), flipped);
+    await expect(lateJoinerFetch(s)).rejects.toThrow(/does not match its hash/);
+    await bucket.put(pieceKey(pieces[1].hash), pieces[1].bytes);
+    await lateJoinerFetch(s);
+    const forged = { ...JSON.parse(await (await fetch(`${s.http}/checkpoint/manifest`)).text()), manifest: { ...manifest, weights: 'f'.repeat(64) } };
+    await bucket.put(`checkpoints/${config.run}/manifest-0.json`, new TextEncoder().encode(JSON.stringify(forged)));
+    await expect(lateJoinerFetch(s)).rejects.toThrow(/manifest is refused: the signature is not/);
   });
 
   // Opt-in (TESSERA_S3_PROCESS_TEST=1): two SwiftShader contributors took 175 s here, past
