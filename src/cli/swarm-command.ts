@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import type { ContributorEvent } from '../contributor/events.ts';
 import { Hotkey, cryptoReady } from '../wallet/keys.ts';
 import { startCoordinator } from './coordinator-command.ts';
+import { openStore } from './store-settings.ts';
 import { parseSwarmArgs } from './swarm-args.ts';
 import { humanSummary, memoryVerdict, peakRss } from './swarm-report.ts';
 import { LinkBook, linksLine } from './swarm-links.ts';
@@ -55,7 +56,8 @@ export async function swarmCommand(args: string[]): Promise<number> {
   const log = (l: string) => (plan.verbose || !ROUTINE_LOG.test(l)) && say(`coordinator: ${l}`);
   // Exactly R rounds; with a kill the run goes on until the newcomer has trained one.
   const roundLimit = kill || killStage ? undefined : rounds;
-  const started = await startCoordinator(config, { port: 0, host: plan.host, stateDir: join(work, 'coordinator'), log, validate, software: plan.software, roundLimit, turn: plan.turn });
+  const bucket = await openStore(plan.store, log);
+  const started = await startCoordinator(config, { port: 0, host: plan.host, stateDir: join(work, 'coordinator'), log, validate, software: plan.software, roundLimit, turn: plan.turn, bucket });
   const url = started.server.url;
   say(`coordinator at ${url}; ${n} contributors, ${rounds} rounds of ${config.innerSteps} steps (${config.model}); each contributor first compiles the model's kernels`);
   const peers: PeerProcess[] = [];

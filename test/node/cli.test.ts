@@ -86,3 +86,30 @@ describe('argument mistakes: the command\'s own error and usage, exit 2, no stac
     });
   }
 });
+
+describe('--store in every command that starts a coordinator: the same flag names and the same errors, exit 1', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllEnvs();
+  });
+  // None of these opens anything: the settings are refused before a bucket or a coordinator is started.
+  const mistakes: [string[], string][] = [
+    [['--store', 'gcs'], "--store must be 'disk' or 's3', got 'gcs'"],
+    [['--store-config', 'bucket.json'], '--store-config is for --store s3'],
+    [['--store', 's3'], 'TESSERA_S3_BUCKET is needed with --store s3 (or "bucket" in --store-config)'],
+  ];
+  for (const command of ['coordinator', 'swarm', 'simulate', 'web']) {
+    for (const [flags, message] of mistakes) {
+      it(`${command} ${flags.join(' ')}`, async () => {
+        for (const v of ['TESSERA_S3_BUCKET', 'TESSERA_S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) vi.stubEnv(v, '');
+        const err: string[] = [];
+        vi.spyOn(console, 'log').mockImplementation(() => {});
+        vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.map(String).join(' ')));
+        // `npm run web` is its own entry (src/cli/web-command.ts main), not a `tessera` subcommand.
+        const code = command === 'web' ? await (await import('../../src/cli/web-command.ts')).main(flags) : await main([command, ...flags]);
+        expect(code).toBe(1);
+        expect(err.join('\n')).toBe(`tessera ${command}: ${message}`);
+      });
+    }
+  }
+});
