@@ -20,6 +20,7 @@ import { BIN, commitsOf, spawnContributor, until, type ChildContributor } from '
 import { checkpointAsked, checkpointTraffic, lateJoinerFetch, type StoreCheckpoint } from '../support/bucket-checkpoint.ts';
 import { signManifest, signRequest, splitPieces } from '../../src/protocol/checkpoint-manifest.ts';
 import { existsSync } from 'node:fs';
+import { CHROMIUM_PATH, browserSkipReason, launchChromium, startStaticServer } from './harness.ts';
 
 const unavailable = cephUnavailable();
 if (unavailable) console.warn(`test/e2e/s3-store.test.ts skipped: ${unavailable}`);
@@ -37,6 +38,40 @@ const open = (s: S3Settings) => {
   stores.push(store);
   return store;
 };
+
+/**
+ * A page of another origin (headless Chromium) does what a browser contributor does with the
+ * bucket: fetches a checkpoint piece through the coordinator's redirect (whole, and a Range),
+ * checks its SHA-256, and PUTs to a presigned URL — the bucket's CORS rule (allowBrowsers) is
+ * what lets it. Skipped, saying so, where Chromium is not installed.
+ */
+async function browserFetches(coordinator: string, piece: { hash: string; bytes: Uint8Array }, putUrl: string): Promise<void> {
+  const noBrowser = browserSkipReason([CHROMIUM_PATH]);
+  if (noBrowser) return void console.warn(`s3-store: the browser check is skipped: ${noBrowser}`);
+  const page = await startStaticServer({ '/': '<!doctype html><title>bucket</title>' });
+  const browser = await launchChromium();
+  try {
+    const tab = await browser.newPage();
+    await tab.goto(page.url);
+    const got = await tab.evaluate(
+      async ({ coordinator, hash, put }) => {
+        const hex = async (b: ArrayBuffer) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', b))].map((x) => x.toString(16).padStart(2, '0')).join('');
+        const whole = await fetch(`${coordinator}/checkpoint/piece/${hash}`);
+        const wholeBytes = await whole.arrayBuffer();
+        const part = await fetch(`${coordinator}/checkpoint/piece/${hash}`, { headers: { range: 'bytes=100-' } });
+        const partBytes = new Uint8Array(await part.arrayBuffer());
+        const up = await fetch(put, { method: 'PUT', body: new Uint8Array(wholeBytes), headers: { 'content-type': 'application/octet-stream' } });
+        return { status: whole.status, redirected: whole.redirected, url: whole.url, sha: await hex(wholeBytes), partStatus: part.status, part: [...partBytes.subarray(0, 8)], partLength: partBytes.length, put: up.status };
+      },
+      { coordinator, hash: piece.hash, put: putUrl },
+    );
+    expect(got).toMatchObject({ status: 200, redirected: true, sha: piece.hash, partStatus: 206, partLength: piece.bytes.length - 100, part: [...piece.bytes.subarray(100, 108)], put: 200 });
+    expect(got.url).toMatch(new RegExp(`^${ceph.endpoint}/`));
+  } finally {
+    await browser.close();
+    await page.close();
+  }
+}
 
 describe.skipIf(unavailable !== null)('update store on a real S3-compatible server (Ceph radosgw)', () => {
   beforeAll(async () => {
@@ -211,6 +246,9 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(part.status).toBe(206);
     expect(Buffer.from(await part.arrayBuffer()).equals(Buffer.from(pieces[0].bytes.subarray(100)))).toBe(true);
     expect((await fetch(`${s.http}/checkpoint/manifest`, { redirect: 'manual' })).status).toBe(307);
+    await bucket.allowBrowsers(); // as `--store s3` does at start (store-settings.ts openBucket)
+    await browserFetches(s.http, pieces[0], await bucket.presignPut(`browser/${pieces[0].hash}.bin`, 60));
+    expect(await bucket.get(`browser/${pieces[0].hash}.bin`, PIECE)).toEqual(pieces[0].bytes);
 
     // Whoever can write the bucket cannot make a late joiner trust other bytes or another manifest.
     const flipped = pieces[1].bytes.slice();
