@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, commitsOf, spawnContributor, until, type ChildContributor } from '../swarm/helpers.ts';
-import { checkpointAsked, checkpointTraffic, lateJoinerFetch, type StoreCheckpoint } from '../support/bucket-checkpoint.ts';
+import { checkpointAsked, checkpointTraffic, lateJoinerFetch, uploadAsked, type StoreCheckpoint } from '../support/bucket-checkpoint.ts';
 import { signManifest, signRequest, splitPieces } from '../../src/protocol/checkpoint-manifest.ts';
 import { existsSync } from 'node:fs';
 import { CHROMIUM_PATH, browserSkipReason, launchChromium, startStaticServer } from './harness.ts';
@@ -260,6 +260,22 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     const forged = { ...JSON.parse(await (await fetch(`${s.http}/checkpoint/manifest`)).text()), manifest: { ...manifest, weights: 'f'.repeat(64) } };
     await bucket.put(`checkpoints/${config.run}/manifest-0.json`, new TextEncoder().encode(JSON.stringify(forged)));
     await expect(lateJoinerFetch(s)).rejects.toThrow(/manifest is refused: the signature is not/);
+  });
+
+  it('a checkpoint piece the bucket refuses goes to the coordinator, which writes it to the bucket; late joiners still fetch from there', async () => {
+    const config = testConfig({ run: 'refused-put', minMembers: 3, checkpointPieceBytes: 64 * 1024 });
+    const bucket = open(settings(CHECKPOINT_BUCKET));
+    const s = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], tempDir(), bucket);
+    swarms.push(s);
+    // The uploader's presigned PUTs arrive with a broken signature: radosgw refuses each (403).
+    const client = nodeHttpClient();
+    const broken = { ...client, put: (url: string, body: Uint8Array, headers?: Record<string, string>) => client.put(url.replace(/X-Amz-Signature=[0-9a-f]+/, `X-Amz-Signature=${'0'.repeat(64)}`), body, headers) };
+    const events = await uploadAsked(s, broken);
+    expect(events.filter((e) => e.event === 'warning')).toEqual([{ event: 'warning', text: expect.stringMatching(/the run's bucket did not take pieces of our checkpoint of round 1 \(SignatureDoesNotMatch, HTTP 403\): they went to the coordinator/) }]);
+    expect(s.h.coordinator.status().checkpointRound).toBe(1);
+    for (const p of await splitPieces(s.weights.parts, config.checkpointPieceBytes)) expect(await bucket.head(`checkpoints/refused-put/pieces/${p.hash}.bin`)).toMatchObject({ bytes: p.bytes.length });
+    await lateJoinerFetch(s);
+    expect(s.h.coordinator.rejected).toEqual({});
   });
 
   // Opt-in (TESSERA_S3_PROCESS_TEST=1): two SwiftShader contributors took 175 s here, past

@@ -11,6 +11,7 @@ import type { ContributorEvent } from '../../src/contributor/events.ts';
 import { Traffic } from '../../src/contributor/traffic.ts';
 import { nodeHttpClient } from '../../src/node/http-client.ts';
 import type { RunConfig } from '../../src/protocol/run-config.ts';
+import type { HttpClient } from '../../src/protocol/http.ts';
 import type { Hotkey } from '../../src/wallet/keys.ts';
 import { joined, roundWithAsk, syntheticWeights, until, type SyntheticWeights } from '../coordinator/checkpoint-support.ts';
 import { makeCoordinator, type Harness } from '../coordinator/helpers.ts';
@@ -40,16 +41,15 @@ export async function checkpointAsked(config: RunConfig, keys: Hotkey[], stateDi
 }
 
 /** The asked uploader's upload, as a contributor does it; resolves with its events once the coordinator accepted the checkpoint. */
-export async function uploadAsked(s: StoreCheckpoint): Promise<ContributorEvent[]> {
+export async function uploadAsked(s: StoreCheckpoint, http: HttpClient = nodeHttpClient()): Promise<ContributorEvent[]> {
   const events: ContributorEvent[] = [];
   const c = s.h.config;
   await uploadCheckpoint({
-    key: s.asked, http: nodeHttpClient(), httpBase: s.http, run: c.run, stage: 0, round: s.weights.round, pieceBytes: c.checkpointPieceBytes,
+    key: s.asked, http, httpBase: s.http, run: c.run, stage: 0, round: s.weights.round, pieceBytes: c.checkpointPieceBytes,
     weights: async () => s.weights.parts, fingerprint: async () => s.weights.fingerprint,
     traffic: new Traffic(), onEvent: (e) => events.push(e), sleep: async () => {},
   });
-  const warning = events.find((e) => e.event === 'warning');
-  if (warning) return events;
+  if (!events.some((e) => e.event === 'checkpoint')) return events; // refused: nothing to wait for
   await until(() => s.h.coordinator.status().checkpointRound === s.weights.round, 60_000, 'the checkpoint to be accepted');
   return events;
 }
