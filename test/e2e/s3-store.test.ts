@@ -171,10 +171,11 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(refusals[0].reason).toMatch(/nothing at your upload URL.*send the update over the WebSocket instead/);
     expect(refusals[1].reason).toMatch(/is \d+ bytes, you said \d+/);
     expect(s.coordinator.rejected).toEqual({ 'bucket-missing': 1, 'bucket-size': 1, 'envelope-hash': 1 });
-    // The round goes on: each sends its update over the socket, and the commit includes all three.
-    s.clients.forEach((c, i) => c.ws.send(envelopes[i]));
+    // The round goes on: the two the bucket refused send their update over the socket, as they
+    // are told; the invalid one ended its sender's turn (as any refused update does, round-clock.ts).
+    [missing, wrongSize].forEach((c, i) => c.ws.send(envelopes[i]));
     const commit = await missing.next('commit', (m) => m.round === 0);
-    expect(commit.included.map((e) => e.sender).sort()).toEqual(s.clients.map((c) => c.key.address).sort());
+    expect(commit.included.map((e) => e.sender).sort()).toEqual([missing, wrongSize].map((c) => c.key.address).sort());
     expect(s.coordinator.commit(0)?.invalid).toEqual({ [wrongHash.key.address]: 1 });
   });
 
