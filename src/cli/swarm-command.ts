@@ -163,7 +163,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
       if (e.loss !== null) (losses[e.round] ??= []).push(e.loss);
       say(`${peer.name}: round ${e.round + 1} of ${rounds} ${e.trained ? `loss ${e.loss === null ? 'n/a' : e.loss.toFixed(4)}` : '(caught up)'}, combined ${e.included}${e.delivered !== undefined ? ` of ${e.delivered}` : ''} updates (${e.fromPeers} from peers, ${e.fetched} from the store), weights ${e.weightsHash}`);
     }
-    if (e.event === 'sent' && (plan.verbose || e.failed)) say(`${peer.name}: round ${e.round + 1} update (${e.bytes} B) accepted into the run's store${plan.store ? " (its bucket)" : ""}, offered to ${e.delivered} neighbour(s)`);
+    if (e.event === 'sent' && (plan.verbose || e.failed)) say(`${peer.name}: round ${e.round + 1} update (${e.bytes} B) accepted into the run's store${plan.store ? ' (its bucket)' : ''}, offered to ${e.delivered} neighbour(s)`);
     if (e.event === 'link') links.note(peer.address, e);
     // How each link travels is told once, by the peer that dialled (the smaller address).
     const dialled = e.event === 'link' && e.up && e.path !== undefined && peer.address < e.peer;
