@@ -45,26 +45,3 @@ describe('storeSettings', () => {
     }
   });
 });
-
-describe('the --store flags of tessera swarm and simulate', () => {
-  it('parse into the same settings as the coordinator’s', async () => {
-    const { parseSwarmArgs } = await import('../../src/cli/swarm-args.ts');
-    const { parseSimulateArgs } = await import('../../src/cli/simulate-command.ts');
-    const saved = { ...process.env };
-    try {
-      Object.assign(process.env, ENV);
-      const expected = storeSettings('s3', undefined, ENV);
-      expect(parseSwarmArgs(['--store', 's3'])?.store).toEqual(expected);
-      expect(parseSimulateArgs(['--store', 's3'])?.store).toEqual(expected);
-      const file = join(dir, 'swarm-s3.json');
-      writeFileSync(file, JSON.stringify({ bucket: 'from-file' }));
-      expect(parseSwarmArgs(['--store', 's3', '--store-config', file])?.store).toMatchObject({ bucket: 'from-file', accessKeyId: 'AKID' });
-      expect(parseSwarmArgs([])?.store).toBeNull();
-      expect(parseSimulateArgs(['--store', 'disk'])?.store).toBeNull();
-      expect(() => parseSimulateArgs(['--store', 'S3'])).toThrow(StoreSettingsError);
-    } finally {
-      for (const k of Object.keys(ENV)) if (!(k in saved)) delete process.env[k];
-      Object.assign(process.env, saved);
-    }
-  });
-});
