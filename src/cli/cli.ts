@@ -145,6 +145,12 @@ export async function reportFailure(e: unknown, command?: string): Promise<numbe
     console.error(`tessera ${e.command}: ${e.message}\n\n${e.usage}`);
     return 2;
   }
+  // A --store setting (any command that starts a coordinator): the same words as `tessera coordinator`'s.
+  const { StoreSettingsError } = await import('./store-settings.ts');
+  if (e instanceof StoreSettingsError) {
+    console.error(`tessera ${command ?? ''}: ${e.message}`.replace(/^tessera : /, 'tessera: '));
+    return 1;
+  }
   const missing = missingPackage(e);
   if (missing) {
     console.error(`tessera: the dependency ${missing} is not installed; run \`npm install\` in this folder first.`);

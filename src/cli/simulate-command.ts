@@ -9,12 +9,15 @@ import { formatReport } from '../sim/report.ts';
 import { runSimulation, type SimulationOptions } from '../sim/simulation.ts';
 import { CommandUsageError, parseCommandArgs } from './args.ts';
 import { startCoordinator } from './coordinator-command.ts';
+import { STORE_OPTIONS, STORE_USAGE, openStore, storeFromFlags } from './store-settings.ts';
+import type { S3Settings } from '../coordinator/object-store.ts';
 
 export const SIMULATE_USAGE = `usage:
   tessera simulate [--peers 100] [--model tiny] [--rounds 3] [--gather-k 20] [--neighbours 8]
                    [--up 20] [--down 100] [--rtt 80] [--loss 0] [--unlinkable 0]
                    [--train-ms 3000] [--join-storm S] [--leave F] [--kill-at R]
                    [--eval-ms 1070] [--round-seconds S] [--seed 1] [--json FILE] [--verbose]
+                   [--store disk|s3 [--store-config F]]
   Runs the real coordinator (in this process, on a temporary state folder) and --peers
   simulated contributors speaking its protocol over real WebSockets with real keys and signed
   updates of the --model preset's real size; training is a delay (--train-ms, ±20%), the
@@ -24,7 +27,7 @@ export const SIMULATE_USAGE = `usage:
   pairs that cannot link). Faults: --join-storm S (all peers join within S seconds),
   --leave F (a fraction F of each round's members leaves mid-round, rejoining after its
   commit), --kill-at R (the coordinator is stopped during round R and started again on its
-  state). Prints a table per round; --json FILE writes the whole report.`;
+  state). Prints a table per round; --json FILE writes the whole report.${STORE_USAGE}`;
 
 /**
  * The validator's time per evaluated update, as measured: tiny in its worker thread on
@@ -46,7 +49,7 @@ function num(name: string, v: string | undefined, fallback: number, o: { min?: n
 }
 
 /** The simulation asked for, or null after --help printed the usage. */
-export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOptions, 'log'>; json: string | undefined } | null {
+export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOptions, 'log' | 'bucket'>; json: string | undefined; store: S3Settings | null } | null {
   const { values } = parseCommandArgs({
     args,
     options: {
@@ -54,7 +57,7 @@ export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOpt
       up: { type: 'string' }, down: { type: 'string' }, rtt: { type: 'string' }, loss: { type: 'string' }, unlinkable: { type: 'string' },
       'train-ms': { type: 'string' }, 'join-storm': { type: 'string' }, leave: { type: 'string' }, 'kill-at': { type: 'string' },
       'eval-ms': { type: 'string' }, 'round-seconds': { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' },
-      verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...STORE_OPTIONS,
     },
   }, usage);
   if (values.help) {
@@ -68,6 +71,7 @@ export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOpt
   const roundSeconds = values['round-seconds'] === undefined ? undefined : num('round-seconds', values['round-seconds'], 0, { above: 0, max: 86_400 });
   return {
     json: values.json,
+    store: storeFromFlags(values),
     options: {
       peers: num('peers', values.peers, 100, { int: true, min: 1, max: 10_000 }),
       model: model as PresetName,
@@ -97,7 +101,10 @@ export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOpt
 export async function simulateCommand(args: string[]): Promise<number> {
   const parsed = parseSimulateArgs(args);
   if (!parsed) return 0;
-  const report = await runSimulation({ ...parsed.options, log: (line) => console.log(line) }, startCoordinator);
+  const log = (line: string) => console.log(line);
+  const bucket = await openStore(parsed.store, log);
+  const report = await runSimulation({ ...parsed.options, bucket, log }, startCoordinator);
+  bucket?.destroy();
   console.log(formatReport(report));
   if (parsed.json) {
     mkdirSync(dirname(parsed.json), { recursive: true });

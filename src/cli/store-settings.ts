@@ -1,7 +1,8 @@
-// `tessera coordinator --store s3 [--store-config FILE]`: where the run's updates live. 'disk'
-// (the default) keeps them in the state folder and serves them itself; 's3' puts them in an
-// S3-compatible bucket that contributors upload to and download from directly, with presigned
-// URLs. The bucket's settings come from the environment or a JSON file (the file wins field by
+// `--store s3 [--store-config FILE]` (tessera coordinator, and tessera swarm, simulate and
+// `npm run web` for the coordinator they start): where the run's updates and checkpoints live.
+// 'disk' (the default) keeps them in the state folder and serves them itself; 's3' puts them
+// in an S3-compatible bucket that contributors upload to and download from directly, with
+// presigned URLs. The bucket's settings come from the environment or a JSON file (the file wins field by
 // field); the secret is never printed, logged or put in an error message.
 //
 //   TESSERA_S3_ENDPOINT   https://<account>.r2.cloudflarestorage.com, http://127.0.0.1:7480 …
@@ -25,8 +26,16 @@ export class StoreSettingsError extends Error {
   }
 }
 
+/** The flags, for parseCommandArgs: the same names in every command that starts a coordinator. */
+export const STORE_OPTIONS = { store: { type: 'string' }, 'store-config': { type: 'string' } } as const;
+
+export interface StoreFlagValues {
+  store?: string;
+  'store-config'?: string;
+}
+
 export const STORE_USAGE = `
-  --store disk|s3     where updates live (default disk: the state folder, served by the coordinator).
+  --store disk|s3     where updates and checkpoints live (default disk: the state folder, served by the coordinator).
                       s3: an S3-compatible bucket; contributors PUT and GET there with presigned
                       URLs. Settings from TESSERA_S3_ENDPOINT, TESSERA_S3_REGION, TESSERA_S3_BUCKET,
                       TESSERA_S3_PREFIX, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or --store-config
@@ -87,13 +96,22 @@ export async function openBucket(settings: S3Settings, log: (line: string) => vo
   const store = new S3ObjectStore(settings);
   await store.check();
   await store.allowBrowsers().catch((e: unknown) => log(`${(e as Error).message}; browser contributors need a CORS rule allowing GET and PUT from any origin on this bucket (see README)`));
-  log(`updates are stored in ${store.description}: contributors upload and download there directly`);
+  log(`updates are stored in ${store.description}: contributors upload and download there directly (checkpoints too)`);
   return store;
+}
+
+/** The settings of the --store flags (null: the disk), checked without opening anything; StoreSettingsError says what to fix. */
+export function storeFromFlags(values: StoreFlagValues, env: Record<string, string | undefined> = process.env): S3Settings | null {
+  return storeSettings(values.store, values['store-config'], env);
 }
 
 /** --store and --store-config as given: the bucket, opened and checked, or undefined for the disk; StoreSettingsError says what to fix. */
 export async function bucketFromFlags(store: string | undefined, configFile: string | undefined, env: Record<string, string | undefined>, log: (line: string) => void): Promise<S3ObjectStore | undefined> {
-  const settings = storeSettings(store, configFile, env);
+  return openStore(storeSettings(store, configFile, env), log);
+}
+
+/** The bucket of settings from storeFromFlags, opened and checked; undefined for the disk. */
+export async function openStore(settings: S3Settings | null, log: (line: string) => void): Promise<S3ObjectStore | undefined> {
   if (!settings) return undefined;
   try {
     return await openBucket(settings, log);

@@ -5,6 +5,8 @@ import type { RunConfig } from '../protocol/run-config.ts';
 import { parseCommandArgs } from './args.ts';
 import { readRunFile } from './coordinator-command.ts';
 import { TURN_OPTIONS, TURN_USAGE, turnFromFlags, type TurnGrants } from './turn-flags.ts';
+import { STORE_OPTIONS, STORE_USAGE, storeFromFlags } from './store-settings.ts';
+import type { S3Settings } from '../coordinator/object-store.ts';
 
 export const SWARM_USAGE = `usage:
   tessera swarm --peers N --rounds R [--kill K@r] [--json] [--out DIR] [--verbose] [--force] [--run run.json] [--no-validate]
@@ -12,6 +14,7 @@ export const SWARM_USAGE = `usage:
                 [--gather-k K] [--neighbours D]
                 [--stages S [--micro-batches M] [--activations f16|f32|int8] [--kill-stage S@r]]
                 [--host ADDR] [--peer-netns NS[,NS…]] [--turn URL[,URL…] --turn-secret-file FILE [--turn-ttl S]]
+                [--store disk|s3 [--store-config F]]
   Runs a coordinator and N contributor processes on loopback for exactly R rounds and prints
   a summary: the loss from the first round to the last, each peer's rounds, reward and bytes.
   The final weights stay in --out DIR (default .tessera/swarm/<run>/, with summary.json);
@@ -29,7 +32,7 @@ export const SWARM_USAGE = `usage:
   places in the stage that needs it. Pipelined runs are not scored by the validator yet.
   --host ADDR: the coordinator listens on ADDR (default 127.0.0.1); --peer-netns: contributor i
   runs in network namespace NS number i (ip netns exec; root), e.g. each behind its own NAT.
-${TURN_USAGE}`;
+${TURN_USAGE}${STORE_USAGE}`;
 
 export class SwarmUsageError extends Error {
   override name = 'SwarmUsageError';
@@ -59,6 +62,8 @@ export interface SwarmPlan {
   peerNetns: string[];
   /** --turn: short-lived TURN credentials for each member. */
   turn: TurnGrants | null;
+  /** --store s3: the bucket's settings (null: the coordinator's state folder). */
+  store: S3Settings | null;
 }
 
 function intArg(name: string, v: string | undefined, min: number): number | undefined {
@@ -98,6 +103,7 @@ export function parseSwarmArgs(args: string[]): SwarmPlan | null {
       host: { type: 'string', default: '127.0.0.1' },
       'peer-netns': { type: 'string' },
       ...TURN_OPTIONS,
+      ...STORE_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
   }, (m) => new SwarmUsageError(m));
@@ -146,8 +152,9 @@ export function parseSwarmArgs(args: string[]): SwarmPlan | null {
   const peerNetns = values['peer-netns']?.split(',').map((ns) => ns.trim()) ?? [];
   if (peerNetns.some((ns) => !/^[A-Za-z0-9_.-]{1,64}$/.test(ns))) throw new SwarmUsageError(`--peer-netns takes namespace names separated by commas, got '${values['peer-netns']}'`);
   const turn = turnFromFlags(values, (m) => new SwarmUsageError(m));
+  const store = storeFromFlags(values);
   return {
-    host: values.host, peerNetns, turn,
+    host: values.host, peerNetns, turn, store,
     peers: n, rounds, kill, killStage, config, json: values.json === true, verbose: values.verbose === true, software: values.software === true,
     force: values.force === true, noValidate: values['no-validate'] === true, out: values.out,
   };

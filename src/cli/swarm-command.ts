@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import type { ContributorEvent } from '../contributor/events.ts';
 import { Hotkey, cryptoReady } from '../wallet/keys.ts';
 import { startCoordinator } from './coordinator-command.ts';
+import { openStore } from './store-settings.ts';
 import { parseSwarmArgs } from './swarm-args.ts';
 import { humanSummary, memoryVerdict, peakRss } from './swarm-report.ts';
 import { LinkBook, linksLine } from './swarm-links.ts';
@@ -55,10 +56,11 @@ export async function swarmCommand(args: string[]): Promise<number> {
   const log = (l: string) => (plan.verbose || !ROUTINE_LOG.test(l)) && say(`coordinator: ${l}`);
   // Exactly R rounds; with a kill the run goes on until the newcomer has trained one.
   const roundLimit = kill || killStage ? undefined : rounds;
+  const bucket = await openStore(plan.store, log);
   // A demo on one machine: its validator scores every update of every round, unpaced (the run
   // waits for it at the end), so each contributor's reward shows; a coordinator of a real run
   // paces its scoring to the rounds and samples.
-  const started = await startCoordinator(config, { port: 0, host: plan.host, stateDir: join(work, 'coordinator'), log, validate, software: plan.software, roundLimit, turn: plan.turn, unpacedScoring: true });
+  const started = await startCoordinator(config, { port: 0, host: plan.host, stateDir: join(work, 'coordinator'), log, validate, software: plan.software, roundLimit, turn: plan.turn, bucket, unpacedScoring: true });
   const url = started.server.url;
   say(`coordinator at ${url}; ${n} contributors, ${rounds} rounds of ${config.innerSteps} steps (${config.model}); each contributor first compiles the model's kernels`);
   const peers: PeerProcess[] = [];
@@ -164,7 +166,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
       if (e.loss !== null) (losses[e.round] ??= []).push(e.loss);
       say(`${peer.name}: round ${e.round + 1} of ${rounds} ${e.trained ? `loss ${e.loss === null ? 'n/a' : e.loss.toFixed(4)}` : '(caught up)'}, combined ${e.included}${e.delivered !== undefined ? ` of ${e.delivered}` : ''} updates (${e.fromPeers} from peers, ${e.fetched} from the store), weights ${e.weightsHash}`);
     }
-    if (e.event === 'sent' && (plan.verbose || e.failed)) say(`${peer.name}: round ${e.round + 1} update (${e.bytes} B) stored by the coordinator, offered to ${e.delivered} neighbour(s)`);
+    if (e.event === 'sent' && (plan.verbose || e.failed)) say(`${peer.name}: round ${e.round + 1} update (${e.bytes} B) accepted into the run's store${plan.store ? ' (its bucket)' : ''}, offered to ${e.delivered} neighbour(s)`);
     if (e.event === 'link') links.note(peer.address, e);
     // How each link travels is told once, by the peer that dialled (the smaller address).
     const dialled = e.event === 'link' && e.up && e.path !== undefined && peer.address < e.peer;

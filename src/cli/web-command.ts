@@ -14,13 +14,16 @@ import { CommandUsageError, parseCommandArgs } from './args.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { vulkanEnvFix } from '../../bin/vulkan-env.mjs';
 import { readRunFile, startCoordinator, type StartedCoordinator } from './coordinator-command.ts';
+import { STORE_OPTIONS, STORE_USAGE, StoreSettingsError, openStore, storeFromFlags } from './store-settings.ts';
+import type { ObjectStore } from '../coordinator/object-store.ts';
 
 export const WEB_USAGE = `usage:
   npm run web [-- --port 8780] [--host 127.0.0.1] [--run run.json] [--state DIR] [--no-validate] [--software]
+              [--store disk|s3 [--store-config F]]
   Builds the contributor page and serves it at http://HOST:PORT with a local coordinator
   (the tiny model, short rounds, unless --run names a run file). Open it in Chrome or Edge
   (WebGPU); a second tab, given a wallet of its own, joins the same run. State is kept
-  in --state (default .tessera/web).`;
+  in --state (default .tessera/web).${STORE_USAGE}`;
 
 /** The local run: the tiny model and rounds short enough for a laptop (or a CPU) to finish. */
 export const LOCAL_RUN: Partial<RunConfig> = {
@@ -117,9 +120,11 @@ export async function startWeb(o: {
   stateDir?: string;
   validate?: boolean;
   software?: boolean;
+  /** --store s3: the run's bucket (absent: the state folder). */
+  bucket?: ObjectStore;
   log: (line: string) => void;
 }): Promise<StartedWeb> {
-  const coordinator = await startCoordinator(o.config, { port: 0, host: o.host, stateDir: o.stateDir, log: o.log, validate: o.validate, software: o.software });
+  const coordinator = await startCoordinator(o.config, { port: 0, host: o.host, stateDir: o.stateDir, log: o.log, validate: o.validate, software: o.software, bucket: o.bucket });
   let web: WebServer;
   try {
     web = await serveStatic(o.staticDir ?? DEFAULT_STATIC_DIR, { coordinator: coordinator.server.url }, { port: o.port, host: o.host });
@@ -148,6 +153,7 @@ export async function webCommand(args: string[]): Promise<number> {
       static: { type: 'string' },
       'no-validate': { type: 'boolean' },
       software: { type: 'boolean' },
+      ...STORE_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
   }, (m) => new CommandUsageError('web', m, WEB_USAGE));
@@ -158,8 +164,10 @@ export async function webCommand(args: string[]): Promise<number> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CommandUsageError('web', `--port must be a port number (0–65535), got '${values.port}'`, WEB_USAGE);
   const config = values.run ? readRunFile(values.run) : readRunFile(undefined, LOCAL_RUN);
+  const store = storeFromFlags(values);
   const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
-  const started = await startWeb({ port, host: values.host, config, staticDir: values.static, stateDir: values.state, validate: values['no-validate'] !== true, software: values.software === true, log });
+  const bucket = await openStore(store, log);
+  const started = await startWeb({ port, host: values.host, config, staticDir: values.static, stateDir: values.state, validate: values['no-validate'] !== true, software: values.software === true, bucket, log });
   log(`Tessera is at ${started.web.url} — open it in Chrome or Edge (local run '${config.run}', coordinator ${started.coordinator.server.url}). Ctrl-C stops.`);
   await new Promise<void>((done) => {
     process.once('SIGINT', () => done());
@@ -177,6 +185,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommandUsageError) {
       console.error(`tessera web: ${e.message}\n\n${e.usage}`);
       return 2;
+    }
+    if (e instanceof StoreSettingsError) {
+      console.error(`tessera web: ${e.message}`);
+      return 1;
     }
     console.error(`tessera web: ${(e as Error).message}`);
     return 1;

@@ -3,7 +3,8 @@
 // Every `checkpointEvery` rounds a commit asks one member per stage to upload θ_start of the
 // next round (checkpointAsks). The asked uploader sends a signed manifest (its pieces'
 // hashes and the weights fingerprint), then the pieces (checkpoint-routes.ts; each request
-// signed, checked before any body is read). Once every piece is stored and the commit's
+// signed, checked before any body is read) — to the coordinator, or with a bucket store to
+// presigned URLs the manifest's answer names (checkpoint-bucket-pieces.ts). Once every piece is stored and the commit's
 // consensus fingerprint is known (a strict majority of the commit's members reported holding
 // it in `synced`), the pieces are read back and checked (checkpoint-verify.ts): only a
 // checkpoint whose weights fingerprint is the manifest's and the commit's replaces the
@@ -11,7 +12,7 @@
 import { manifestProblem, pieceLength, type CheckpointManifest, type SignedManifest } from '../protocol/checkpoint-manifest.ts';
 import type { CommitEntry } from '../protocol/messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
-import type { PieceStore, PutResult } from './checkpoint-pieces.ts';
+import type { CheckpointPieces, PutResult } from './checkpoint-pieces.ts';
 import { verifyCheckpointPieces } from './checkpoint-verify.ts';
 import type { CommitRecord, PersistedState } from './state-store.ts';
 
@@ -39,7 +40,7 @@ export function checkpointAsks(config: RunConfig, round: number, included: reado
 export interface IntakeDeps {
   config: RunConfig;
   state: PersistedState;
-  pieces: PieceStore;
+  pieces: CheckpointPieces;
   save(): void;
   log(line: string): void;
   /** Counts a refusal by reason (the coordinator's `rejected`). */
@@ -89,8 +90,11 @@ export class CheckpointIntake {
     this.uploads--;
   }
 
-  /** A signed manifest from `signer` (already authenticated as the asked uploader of `stage`). */
-  acceptManifest(signer: string, stage: number, body: unknown): IntakeResult {
+  /**
+   * A signed manifest from `signer` (already authenticated as the asked uploader of `stage`).
+   * Answers the pieces still missing and, with a bucket, a presigned PUT for each of them.
+   */
+  async acceptManifest(signer: string, stage: number, body: unknown): Promise<IntakeResult> {
     const problem = manifestProblem(body, this.d.config);
     if (problem) return this.refused(refuse(400, 'checkpoint-manifest', problem));
     const s = body as SignedManifest;
@@ -101,9 +105,11 @@ export class CheckpointIntake {
     const consensus = ask.commit.weightsAfter;
     if (consensus && consensus !== m.weights) return this.refused(refuse(409, 'checkpoint-weights', `the manifest names weights ${m.weights.slice(0, 12)}…, the commit of round ${ask.commit.round} names ${consensus.slice(0, 12)}…`));
     this.pending.set(stage, s);
-    const missing = m.pieces.filter((h) => !this.d.pieces.has(h));
+    const missing = [...new Set(m.pieces.filter((h) => !this.d.pieces.has(h)))];
     void this.tryFinish(stage);
-    return { ok: true, status: 200, body: { round: m.round, missing } };
+    const urls = await Promise.all(missing.map((h) => this.d.pieces.uploadUrl(h).catch(() => null)));
+    const uploadUrls = Object.fromEntries(missing.flatMap((h, i) => (urls[i] ? [[h, urls[i]]] : [])));
+    return { ok: true, status: 200, body: { round: m.round, missing, ...(Object.keys(uploadUrls).length ? { uploadUrls } : {}) } };
   }
 
   /** A piece of the pending manifest of `stage`: its expected length, or null when it is not one. */
@@ -119,6 +125,18 @@ export class CheckpointIntake {
     if (length === null) return this.refused(refuse(409, 'checkpoint-piece-unknown', `piece ${hash.slice(0, 12)}… is not in your pending manifest: PUT the manifest first`));
     if (!this.d.pieces.has(hash)) {
       const r: PutResult = await this.d.pieces.put(hash, length, body);
+      if (!r.ok) return this.refused(refuse(r.status, r.what, r.reason));
+    }
+    void this.tryFinish(stage);
+    return { ok: true, status: 200, body: { stored: hash } };
+  }
+
+  /** The uploader put a piece of the pending manifest at its presigned URL: take it in from the bucket. */
+  async acceptUploaded(stage: number, hash: string): Promise<IntakeResult> {
+    const length = this.pieceLengthOf(stage, hash);
+    if (length === null) return this.refused(refuse(409, 'checkpoint-piece-unknown', `piece ${hash.slice(0, 12)}… is not in your pending manifest: PUT the manifest first`));
+    if (!this.d.pieces.has(hash)) {
+      const r = await this.d.pieces.takeIn(hash, length);
       if (!r.ok) return this.refused(refuse(r.status, r.what, r.reason));
     }
     void this.tryFinish(stage);
@@ -162,7 +180,8 @@ export class CheckpointIntake {
         this.prune();
       };
       if (consensus !== m.weights) return fail('checkpoint-weights', `its manifest names weights ${m.weights.slice(0, 12)}…, the commit names ${consensus.slice(0, 12)}…`);
-      const v = await verifyCheckpointPieces(this.d.pieces, m, this.d.config);
+      // A bucket that fails the read-back refuses this upload (the asked uploader may send it again).
+      const v = await verifyCheckpointPieces(this.d.pieces, m, this.d.config).catch((e: unknown) => ({ ok: false as const, reason: `its pieces could not be read back: ${(e as Error).message}` }));
       if (this.pending.get(stage) !== s) return; // replaced meanwhile
       if (!v.ok) return fail('checkpoint-invalid', v.reason);
       if (v.fingerprint !== consensus) return fail('checkpoint-weights', `its pieces hold weights ${v.fingerprint.slice(0, 12)}…, the commit names ${consensus.slice(0, 12)}…`);
@@ -172,6 +191,7 @@ export class CheckpointIntake {
       else this.d.state.stageCheckpoints = { ...this.d.state.stageCheckpoints, [stage]: m.round };
       this.d.save();
       this.prune();
+      await this.d.pieces.keepManifest(stage, s);
       this.d.log(`checkpoint of round ${m.round}${this.d.config.stages > 1 ? ` (stage ${stage})` : ''} from ${m.uploader}: ${m.pieces.length} piece(s), ${m.totalBytes} bytes, weights ${m.weights.slice(0, 12)}…`);
     } finally {
       this.finishing.delete(stage);
@@ -208,7 +228,7 @@ export class CheckpointIntake {
     const bytes = new Uint8Array(m.totalBytes);
     let at = 0;
     for (const h of m.pieces) {
-      for await (const chunk of this.d.pieces.get(h) as AsyncIterable<Uint8Array>) {
+      for await (const chunk of this.d.pieces.read(h)) {
         bytes.set(chunk, at);
         at += chunk.length;
       }

@@ -1,20 +1,46 @@
-// Where the coordinator keeps checkpoint pieces: one file per piece under
-// <state>/checkpoint-pieces/, named by its SHA-256 (content-addressed, so the same piece in
-// two checkpoints is stored once). Every storage call of the checkpoint path goes through
-// this class — put (streamed, hashed as it is written, never held whole in memory), get (a
-// byte range), has, remove, list — so it can move behind the S3-compatible store's
-// put/get/presign interface without touching the intake.
+// Where the run keeps checkpoint pieces, content-addressed by their SHA-256 (the same piece in
+// two checkpoints is stored once). Every storage call of the checkpoint path goes through the
+// CheckpointPieces interface — put (hashed as it arrives), read, has, remove, list, and the
+// bucket's presigned URLs — with two backends: this file's PieceStore, one file per piece
+// under <state>/checkpoint-pieces/ (the default), and BucketPieceStore
+// (checkpoint-bucket-pieces.ts), pieces in the run's S3-compatible bucket.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync, renameSync, fsyncSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { once } from 'node:events';
+import type { SignedManifest } from '../protocol/checkpoint-manifest.ts';
 
 const HASH_HEX = /^[0-9a-f]{64}$/;
 
 export type PutResult = { ok: true } | { ok: false; status: number; reason: string; what: string };
 
-export class PieceStore {
+export interface CheckpointPieces {
+  /** 'disk' or 's3' (the bucket's pieces are uploaded and fetched with presigned URLs). */
+  readonly kind: 'disk' | 's3';
+  has(hash: string): boolean;
+  /** Bytes of a stored piece, or null. */
+  size(hash: string): number | null;
+  /** Stores `body` as `hash` only if it is exactly `length` bytes with that SHA-256. */
+  put(hash: string, length: number, body: AsyncIterable<Uint8Array>): Promise<PutResult>;
+  /** A stored piece's bytes [start, end] (inclusive, as HTTP ranges are; default: all), in order. */
+  read(hash: string, start?: number, end?: number): AsyncIterable<Uint8Array>;
+  list(): string[];
+  remove(hash: string): void;
+  /** A presigned PUT the uploader may put piece `hash` to (then takeIn), or null: upload it to the coordinator. */
+  uploadUrl(hash: string): Promise<string | null>;
+  /** Takes in piece `hash` (`length` bytes) from where uploadUrl let the uploader put it: checked like put. */
+  takeIn(hash: string, length: number): Promise<PutResult>;
+  /** A presigned GET of a stored piece, or null: the coordinator serves it. */
+  downloadUrl(hash: string): Promise<string | null>;
+  /** A stage's manifest was accepted: the bucket keeps a copy (the disk store: the saved state has it). */
+  keepManifest(stage: number, s: SignedManifest): Promise<void>;
+  /** A presigned GET of the stage's manifest of `round`, or null: the coordinator serves it. */
+  manifestUrl(stage: number, round: number): Promise<string | null>;
+}
+
+export class PieceStore implements CheckpointPieces {
+  readonly kind = 'disk';
   readonly dir: string;
 
   constructor(stateDir: string) {
@@ -77,6 +103,28 @@ export class PieceStore {
   /** A stored piece's bytes [start, end] (inclusive, as HTTP ranges are), streamed. */
   get(hash: string, start = 0, end?: number): Readable {
     return createReadStream(this.file(hash), { start, end });
+  }
+
+  read(hash: string, start = 0, end?: number): AsyncIterable<Uint8Array> {
+    return this.get(hash, start, end) as AsyncIterable<Uint8Array>;
+  }
+
+  async uploadUrl(): Promise<null> {
+    return null;
+  }
+
+  async takeIn(): Promise<PutResult> {
+    return { ok: false, status: 409, reason: 'this coordinator keeps checkpoints on its own disk (no bucket): PUT the piece to /checkpoint/piece/<sha256>', what: 'checkpoint-bucket-none' };
+  }
+
+  async downloadUrl(): Promise<null> {
+    return null;
+  }
+
+  async keepManifest(): Promise<void> {}
+
+  async manifestUrl(): Promise<null> {
+    return null;
   }
 
   /** Every stored piece's hash. */

@@ -10,7 +10,7 @@ import { configHash } from '../model/identity.ts';
 import { pieceLength, type CheckpointManifest } from '../protocol/checkpoint-manifest.ts';
 import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
 import { fingerprintOfDigests } from '../train/weights-fingerprint.ts';
-import type { PieceStore } from './checkpoint-pieces.ts';
+import type { CheckpointPieces } from './checkpoint-pieces.ts';
 
 const PREFIX = 16;
 const ALIGN = 64;
@@ -27,7 +27,7 @@ interface Region {
 export type VerifyResult = { ok: true; fingerprint: string } | { ok: false; reason: string };
 
 /** Reads the pieces of `m` in order and checks what they hold (see above). */
-export async function verifyCheckpointPieces(pieces: PieceStore, m: CheckpointManifest, config: RunConfig): Promise<VerifyResult> {
+export async function verifyCheckpointPieces(pieces: CheckpointPieces, m: CheckpointManifest, config: RunConfig): Promise<VerifyResult> {
   let head: Uint8Array = new Uint8Array(0);
   let regions: Region[] | null = null;
   let dataStart = 0;
@@ -37,8 +37,7 @@ export async function verifyCheckpointPieces(pieces: PieceStore, m: CheckpointMa
   let at = 0;
   for (const [i, hash] of m.pieces.entries()) {
     if (pieces.size(hash) !== pieceLength(m, i)) return { ok: false, reason: `piece ${i} is missing or of the wrong size` };
-    for await (const chunk of pieces.get(hash) as AsyncIterable<Buffer>) {
-      const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for await (const bytes of pieces.read(hash)) {
       if (!regions) {
         head = concat(head, bytes);
         const parsed = parseHead(head, m, config);

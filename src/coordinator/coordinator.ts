@@ -33,7 +33,8 @@ import { isValidAddress, verifySignature } from '../wallet/keys.ts';
 import { RunRecord, type ScoringProgress } from './run-record.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
 import { CheckpointIntake } from './checkpoint-intake.ts';
-import { PieceStore } from './checkpoint-pieces.ts';
+import { PieceStore, type CheckpointPieces } from './checkpoint-pieces.ts';
+import { BucketPieceStore } from './checkpoint-bucket-pieces.ts';
 import { Sessions, type Connection, type Session } from './sessions.ts';
 import { BucketUpdates } from './bucket-updates.ts';
 import type { ObjectStore } from './object-store.ts';
@@ -62,7 +63,7 @@ export interface CoordinatorOptions extends Pick<ControlPlaneContext, 'turn'> {
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
   roundLimit?: number;
-  /** An S3-compatible bucket for the updates (bucket-updates.ts); absent: they go through this coordinator. */
+  /** An S3-compatible bucket for the updates and checkpoints (bucket-updates.ts, checkpoint-bucket-pieces.ts); absent: they go through this coordinator. */
   bucket?: ObjectStore;
 }
 
@@ -90,7 +91,8 @@ export class Coordinator {
   private readonly standings = new Map<string, { ema: number; barred: boolean }>();
   /** The run's checkpoints: asks, signed uploads, the checks before one replaces another (checkpoint-intake.ts). */
   readonly checkpoints: CheckpointIntake;
-  readonly checkpointPieces: PieceStore;
+  /** Checkpoint pieces: in the state folder, or with a bucket in the bucket (uploaded and fetched there directly). */
+  readonly checkpointPieces: CheckpointPieces;
   /** Updates through a bucket (presigned URLs: GET /update redirects there), when the run has one. */
   readonly bucket: BucketUpdates | null;
 
@@ -107,7 +109,7 @@ export class Coordinator {
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
     this.state = this.record.state;
-    this.checkpointPieces = new PieceStore(store.dir);
+    this.checkpointPieces = options.bucket ? new BucketPieceStore(options.bucket, config.run, Object.values(this.state.checkpointManifests ?? {}), this.log) : new PieceStore(store.dir);
     this.checkpoints = new CheckpointIntake({
       config, state: this.state, pieces: this.checkpointPieces, save: () => this.record.save(), log: this.log,
       count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),

@@ -5,6 +5,8 @@
 // link model: no socket) or from the coordinator's store (a real HTTP GET) — and decoding
 // them (one real decode per update in the process, each peer waiting its measured time).
 // Its weights are a fingerprint chain (fingerprint.ts). Everything it sends is counted.
+// With a bucket store it uploads as a contributor does (update-store-client.ts): a PUT to the
+// presigned URL of `upload-url`, then `uploaded`; refused, over the socket.
 import WebSocket from 'ws';
 import { toHex } from '../base/hex.ts';
 import { openEnvelope, sealEnvelope } from '../net/envelope.ts';
@@ -58,6 +60,10 @@ export class SimPeer {
   private joined = false;
   private applying: Promise<void> = Promise.resolve();
   private heartbeat: ReturnType<typeof setInterval> | null = null;
+  /** The coordinator's presigned PUT for our update of a round (a bucket store), if any. */
+  private uploadUrl: { round: number; url: string } | null = null;
+  /** Our update said to be in the bucket and not yet accepted: sent over the socket if refused. */
+  private inBucket: { round: number; envelope: Uint8Array } | null = null;
   /** Off the network by choice (left mid-round, or stopped): no reconnecting. */
   private away = false;
   private stopped = false;
@@ -151,7 +157,11 @@ export class SimPeer {
           void this.train(m.round, gen);
         }
         return;
+      case 'upload-url':
+        this.uploadUrl = { round: m.round, url: m.url };
+        return;
       case 'accepted':
+        if (this.inBucket?.round === m.round) this.inBucket = null;
         ctx.hold(m.round, m.hash, this.index, ctx.now());
         return;
       case 'commit':
@@ -160,6 +170,8 @@ export class SimPeer {
         return;
       case 'rejected':
         this.o.onEvent(this, { type: 'refused', what: m.what, reason: m.reason });
+        if (m.what.startsWith('bucket-') && this.inBucket && this.ws?.readyState === WebSocket.OPEN) this.ws.send(this.inBucket.envelope);
+        if (m.what.startsWith('bucket-')) this.inBucket = null;
         return;
       default:
         return; // swarm counts, scores, stage, signal: nothing a simulated peer acts on
@@ -207,10 +219,25 @@ export class SimPeer {
     const t = ctx.links.transfer(this.index, COORDINATOR_NODE, envelope.length, ctx.now());
     await this.sleep(t.done - ctx.now());
     if (this.stale(gen) || this.ws?.readyState !== WebSocket.OPEN) return;
-    this.ws.send(envelope);
+    await this.upload(round, envelope);
     const b = ctx.peerBytes(round, this.index);
     b.up += envelope.length;
     b.held = Math.max(b.held, 1);
+  }
+
+  /** To the bucket when the coordinator gave a URL for this round (then `uploaded`), else over the socket. */
+  private async upload(round: number, envelope: Uint8Array): Promise<void> {
+    const url = this.uploadUrl?.round === round ? this.uploadUrl.url : null;
+    this.uploadUrl = null;
+    if (url) {
+      const put = await fetch(url, { method: 'PUT', body: envelope as Uint8Array<ArrayBuffer> }).then((r) => (r.ok ? null : `HTTP ${r.status}`), (e: unknown) => (e as Error).message);
+      if (put === null) {
+        this.inBucket = { round, envelope };
+        return this.send({ type: 'uploaded', round, bytes: envelope.length });
+      }
+      this.o.onEvent(this, { type: 'refused', what: 'bucket-refused', reason: `the bucket refused the upload (${put}): sent over the socket` });
+    }
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(envelope);
   }
 
   /** Fetches the commit's K updates (neighbours first, else the store), decodes each, then holds θ_start(round + 1). */

@@ -21,6 +21,7 @@ import { SimPeer, type PeerEvent } from './sim-peer.ts';
 import { UpdateGenerator, seededRandom } from './update-generator.ts';
 import { summarise, type RoundRow, type SimulationReport } from './report.ts';
 import { RoundLog } from './round-log.ts';
+import type { ObjectStore } from '../coordinator/object-store.ts';
 
 /** A coordinator started in this process (the CLI's startCoordinator: src/cli is the layer above, so it is passed in). */
 export interface StartedSimCoordinator {
@@ -31,7 +32,7 @@ export interface StartedSimCoordinator {
 
 export type StartCoordinator = (
   config: RunConfig,
-  o: { port: number; stateDir: string; log: (line: string) => void; roundLimit: number; syncGraceMs: number; engine: () => Promise<ValidatorEngine> },
+  o: { port: number; stateDir: string; log: (line: string) => void; roundLimit: number; syncGraceMs: number; engine: () => Promise<ValidatorEngine>; bucket?: ObjectStore },
 ) => Promise<StartedSimCoordinator>;
 
 export interface SimulationOptions {
@@ -57,6 +58,8 @@ export interface SimulationOptions {
   /** The run's round deadline; default: from the train and upload times. */
   roundSeconds?: number;
   seed: number;
+  /** The run's S3-compatible bucket (--store s3): updates go up to and come down from it. */
+  bucket?: ObjectStore;
   log: (line: string) => void;
   /** Coordinator log lines too. */
   verbose?: boolean;
@@ -115,7 +118,7 @@ export async function runSimulation(o: SimulationOptions, startCoordinator: Star
   let started: StartedSimCoordinator;
   const start = async (port: number) => {
     started = await startCoordinator(config, {
-      port, stateDir, log: coordLog, roundLimit: o.rounds, syncGraceMs: SYNC_GRACE_MS,
+      port, stateDir, log: coordLog, roundLimit: o.rounds, syncGraceMs: SYNC_GRACE_MS, bucket: o.bucket,
       engine: async () => { const e = new SimValidatorEngine(config, { perUpdateMs: o.evalMs, fixedMs: EVAL_FIXED_MS }); engines.push(e); return e; },
     });
     log.timeHandlers(started.coordinator);

@@ -140,6 +140,22 @@ describe('sharded checkpoints', () => {
     await until(() => h.coordinator.status().checkpointRound === 1, 10_000, 'the honest checkpoint');
   });
 
+  it('on its own disk offers no upload URLs and refuses PUT /checkpoint/uploaded, naming the route to use', async () => {
+    const c = config();
+    const { h, http } = await serve(c);
+    const w = await syntheticWeights(c, 1);
+    const { asked } = roundWithAsk(h, [k.alice, k.bob, k.carol], () => w.fingerprint);
+    const pieces = await splitPieces(joined(w.parts), PIECE);
+    const put = (path: string, body: Uint8Array) => fetch(`${http}${path}`, { method: 'PUT', body, headers: signRequest(asked, c.run, 'PUT', path, body.length) });
+    const m = signManifest(asked, { run: c.run, round: 1, stage: 0, uploader: asked.address, weights: w.fingerprint, totalBytes: w.bytes, pieceBytes: PIECE, pieces: pieces.map((p) => p.hash) });
+    const answer = (await (await put('/checkpoint/manifest', new TextEncoder().encode(JSON.stringify(m)))).json()) as Record<string, unknown>;
+    expect(answer).toEqual({ round: 1, missing: pieces.map((p) => p.hash) });
+    const uploaded = await put(`/checkpoint/uploaded/${pieces[0].hash}`, new Uint8Array(0));
+    expect([uploaded.status, ((await uploaded.json()) as { error: string }).error]).toEqual([409, expect.stringMatching(/no bucket\): PUT the piece to \/checkpoint\/piece\/<sha256>/)]);
+    expect((await put(`/checkpoint/uploaded/${pieces[0].hash}`, new Uint8Array(1))).status).toBe(413);
+    expect(h.coordinator.rejected).toEqual({ 'checkpoint-bucket-none': 1, 'checkpoint-size': 1 });
+  });
+
   it('reads at most two uploads at once: a third is told to retry, unread', async () => {
     const c = config();
     const { h, http } = await serve(c);

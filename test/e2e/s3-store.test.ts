@@ -17,6 +17,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, commitsOf, spawnContributor, until, type ChildContributor } from '../swarm/helpers.ts';
+import { checkpointAsked, checkpointTraffic, lateJoinerFetch, uploadAsked, type StoreCheckpoint } from '../support/bucket-checkpoint.ts';
+import { signManifest, signRequest, splitPieces } from '../../src/protocol/checkpoint-manifest.ts';
+import { existsSync } from 'node:fs';
+import { CHROMIUM_PATH, browserSkipReason, launchChromium, startStaticServer } from './harness.ts';
 
 const unavailable = cephUnavailable();
 if (unavailable) console.warn(`test/e2e/s3-store.test.ts skipped: ${unavailable}`);
@@ -25,14 +29,49 @@ else if (!process.env.TESSERA_S3_PROCESS_TEST) console.warn('test/e2e/s3-store.t
 let ceph: CephS3;
 let keys: Keys;
 const BUCKET = 'tessera-updates';
+const CHECKPOINT_BUCKET = 'tessera-checkpoints';
 const settings = (bucket = BUCKET): S3Settings => ({ endpoint: ceph.endpoint, region: ceph.region, bucket, accessKeyId: ceph.accessKeyId, secretAccessKey: ceph.secretAccessKey });
 const stores: S3ObjectStore[] = [];
-const swarms: BucketSwarm[] = [];
+const swarms: (BucketSwarm | StoreCheckpoint)[] = [];
 const open = (s: S3Settings) => {
   const store = new S3ObjectStore(s);
   stores.push(store);
   return store;
 };
+
+/**
+ * A page of another origin (headless Chromium) does what a browser contributor does with the
+ * bucket: fetches a checkpoint piece through the coordinator's redirect (whole, and a Range),
+ * checks its SHA-256, and PUTs to a presigned URL — the bucket's CORS rule (allowBrowsers) is
+ * what lets it. Skipped, saying so, where Chromium is not installed.
+ */
+async function browserFetches(coordinator: string, piece: { hash: string; bytes: Uint8Array }, putUrl: string): Promise<void> {
+  const noBrowser = browserSkipReason([CHROMIUM_PATH]);
+  if (noBrowser) return void console.warn(`s3-store: the browser check is skipped: ${noBrowser}`);
+  const page = await startStaticServer({ '/': '<!doctype html><title>bucket</title>' });
+  const browser = await launchChromium();
+  try {
+    const tab = await browser.newPage();
+    await tab.goto(page.url);
+    const got = await tab.evaluate(
+      async ({ coordinator, hash, put }) => {
+        const hex = async (b: ArrayBuffer) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', b))].map((x) => x.toString(16).padStart(2, '0')).join('');
+        const whole = await fetch(`${coordinator}/checkpoint/piece/${hash}`);
+        const wholeBytes = await whole.arrayBuffer();
+        const part = await fetch(`${coordinator}/checkpoint/piece/${hash}`, { headers: { range: 'bytes=100-' } });
+        const partBytes = new Uint8Array(await part.arrayBuffer());
+        const up = await fetch(put, { method: 'PUT', body: new Uint8Array(wholeBytes), headers: { 'content-type': 'application/octet-stream' } });
+        return { status: whole.status, redirected: whole.redirected, url: whole.url, sha: await hex(wholeBytes), partStatus: part.status, part: [...partBytes.subarray(0, 8)], partLength: partBytes.length, put: up.status };
+      },
+      { coordinator, hash: piece.hash, put: putUrl },
+    );
+    expect(got).toMatchObject({ status: 200, redirected: true, sha: piece.hash, partStatus: 206, partLength: piece.bytes.length - 100, part: [...piece.bytes.subarray(100, 108)], put: 200 });
+    expect(got.url).toMatch(new RegExp(`^${ceph.endpoint}/`));
+  } finally {
+    await browser.close();
+    await page.close();
+  }
+}
 
 describe.skipIf(unavailable !== null)('update store on a real S3-compatible server (Ceph radosgw)', () => {
   beforeAll(async () => {
@@ -40,6 +79,7 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     ceph = await startCephS3();
     console.log(`Ceph (mon + memstore OSD + radosgw) answered S3 after ${ceph.startSeconds.toFixed(1)} s`);
     await ceph.createBucket(BUCKET);
+    await ceph.createBucket(CHECKPOINT_BUCKET);
   }, 240_000);
 
   afterAll(async () => {
@@ -131,10 +171,11 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(refusals[0].reason).toMatch(/nothing at your upload URL.*send the update over the WebSocket instead/);
     expect(refusals[1].reason).toMatch(/is \d+ bytes, you said \d+/);
     expect(s.coordinator.rejected).toEqual({ 'bucket-missing': 1, 'bucket-size': 1, 'envelope-hash': 1 });
-    // The round goes on: each sends its update over the socket, and the commit includes all three.
-    s.clients.forEach((c, i) => c.ws.send(envelopes[i]));
+    // The round goes on: the two the bucket refused send their update over the socket, as they
+    // are told; the invalid one ended its sender's turn (as any refused update does, round-clock.ts).
+    [missing, wrongSize].forEach((c, i) => c.ws.send(envelopes[i]));
     const commit = await missing.next('commit', (m) => m.round === 0);
-    expect(commit.included.map((e) => e.sender).sort()).toEqual(s.clients.map((c) => c.key.address).sort());
+    expect(commit.included.map((e) => e.sender).sort()).toEqual([missing, wrongSize].map((c) => c.key.address).sort());
     expect(s.coordinator.commit(0)?.invalid).toEqual({ [wrongHash.key.address]: 1 });
   });
 
@@ -162,6 +203,80 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(late.refusals.byReason).toEqual({ 'bucket-expired': 1 });
     const commit = await onTime.next('commit', (m) => m.round === 0);
     expect(commit.included).toHaveLength(2);
+  });
+
+  it('checkpoints through the bucket: the uploader puts its pieces there, late joiners fetch them from there and verify them; tampered pieces are refused', async () => {
+    const PIECE = 64 * 1024; // 'tiny' in several pieces
+    const config = testConfig({ minMembers: 3, checkpointPieceBytes: PIECE });
+    const bucket = open(settings(CHECKPOINT_BUCKET));
+    const s = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], tempDir(), bucket);
+    swarms.push(s);
+    const pieces = await splitPieces(s.weights.parts, PIECE);
+    const pieceKey = (hash: string) => `checkpoints/${config.run}/pieces/${hash}.bin`;
+    const signedPut = (path: string, body: Uint8Array) => fetch(`${s.http}${path}`, { method: 'PUT', body, headers: signRequest(s.asked, config.run, 'PUT', path, body.length) });
+
+    // The asked uploader's manifest is answered with a presigned PUT per piece; a piece that
+    // does not hash to its name, and one never put there, are refused when it says they are up.
+    const manifest = { run: config.run, round: 1, stage: 0, uploader: s.asked.address, weights: s.weights.fingerprint, totalBytes: s.weights.bytes, pieceBytes: PIECE, pieces: pieces.map((p) => p.hash) };
+    const answer = (await (await signedPut('/checkpoint/manifest', new TextEncoder().encode(JSON.stringify(signManifest(s.asked, manifest))))).json()) as { missing: string[]; uploadUrls: Record<string, string> };
+    expect(answer.missing).toHaveLength(pieces.length);
+    expect(Object.keys(answer.uploadUrls).sort()).toEqual([...answer.missing].sort());
+    const tampered = pieces[0].bytes.slice();
+    tampered[10] ^= 0xff;
+    expect((await fetch(answer.uploadUrls[pieces[0].hash], { method: 'PUT', body: tampered })).status).toBe(200);
+    const wrongHash = await signedPut(`/checkpoint/uploaded/${pieces[0].hash}`, new Uint8Array(0));
+    expect([wrongHash.status, ((await wrongHash.json()) as { error: string }).error]).toEqual([400, expect.stringMatching(/piece bytes hash to/)]);
+    const neverPut = await signedPut(`/checkpoint/uploaded/${pieces[1].hash}`, new Uint8Array(0));
+    expect([neverPut.status, ((await neverPut.json()) as { error: string }).error]).toEqual([409, expect.stringMatching(/nothing at the upload URL/)]);
+    expect(s.h.coordinator.rejected).toEqual({ 'checkpoint-piece-hash': 1, 'checkpoint-bucket-missing': 1 });
+    expect(await bucket.head(pieceKey(pieces[0].hash))).toBeNull();
+
+    // The honest upload, then two late joiners: every piece went through the bucket, none through the coordinator.
+    const t = await checkpointTraffic(s, 2);
+    console.log(`checkpoint of ${t.checkpointBytes} bytes in ${t.pieces} pieces through the bucket: the coordinator received ${t.uploadReceived} bytes during the upload, sent ${t.fetchSent} for ${t.joiners} late joiners' fetches`);
+    for (const p of pieces) expect(await bucket.head(pieceKey(p.hash))).toMatchObject({ bytes: p.bytes.length });
+    expect(await bucket.head(`checkpoints/${config.run}/manifest-0.json`)).not.toBeNull();
+    expect(existsSync(join(s.h.store.dir, 'checkpoint-pieces'))).toBe(false);
+    expect(t.uploadReceived).toBeLessThan(t.checkpointBytes / 10);
+    expect(t.fetchSent).toBeLessThan(t.checkpointBytes / 10);
+    // Pieces and the manifest are redirects to presigned GETs; a Range passes through (resume).
+    const redirect = await fetch(`${s.http}/checkpoint/piece/${pieces[0].hash}`, { redirect: 'manual' });
+    expect(redirect.status).toBe(307);
+    expect(redirect.headers.get('location')).toMatch(new RegExp(`^${ceph.endpoint}/${CHECKPOINT_BUCKET}/${pieceKey(pieces[0].hash)}\\?.*X-Amz-Signature=`));
+    const part = await fetch(`${s.http}/checkpoint/piece/${pieces[0].hash}`, { headers: { range: 'bytes=100-' } });
+    expect(part.status).toBe(206);
+    expect(Buffer.from(await part.arrayBuffer()).equals(Buffer.from(pieces[0].bytes.subarray(100)))).toBe(true);
+    expect((await fetch(`${s.http}/checkpoint/manifest`, { redirect: 'manual' })).status).toBe(307);
+    await bucket.allowBrowsers(); // as `--store s3` does at start (store-settings.ts openBucket)
+    await browserFetches(s.http, pieces[0], await bucket.presignPut(`browser/${pieces[0].hash}.bin`, 60));
+    expect(await bucket.get(`browser/${pieces[0].hash}.bin`, PIECE)).toEqual(pieces[0].bytes);
+
+    // Whoever can write the bucket cannot make a late joiner trust other bytes or another manifest.
+    const flipped = pieces[1].bytes.slice();
+    flipped[0] ^= 1;
+    await bucket.put(pieceKey(pieces[1].hash), flipped);
+    await expect(lateJoinerFetch(s)).rejects.toThrow(/does not match its hash/);
+    await bucket.put(pieceKey(pieces[1].hash), pieces[1].bytes);
+    await lateJoinerFetch(s);
+    const forged = { ...JSON.parse(await (await fetch(`${s.http}/checkpoint/manifest`)).text()), manifest: { ...manifest, weights: 'f'.repeat(64) } };
+    await bucket.put(`checkpoints/${config.run}/manifest-0.json`, new TextEncoder().encode(JSON.stringify(forged)));
+    await expect(lateJoinerFetch(s)).rejects.toThrow(/manifest is refused: the signature is not/);
+  });
+
+  it('a checkpoint piece the bucket refuses goes to the coordinator, which writes it to the bucket; late joiners still fetch from there', async () => {
+    const config = testConfig({ run: 'refused-put', minMembers: 3, checkpointPieceBytes: 64 * 1024 });
+    const bucket = open(settings(CHECKPOINT_BUCKET));
+    const s = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], tempDir(), bucket);
+    swarms.push(s);
+    // The uploader's presigned PUTs arrive with a broken signature: radosgw refuses each (403).
+    const client = nodeHttpClient();
+    const broken = { ...client, put: (url: string, body: Uint8Array, headers?: Record<string, string>) => client.put(url.replace(/X-Amz-Signature=[0-9a-f]+/, `X-Amz-Signature=${'0'.repeat(64)}`), body, headers) };
+    const events = await uploadAsked(s, broken);
+    expect(events.filter((e) => e.event === 'warning')).toEqual([{ event: 'warning', text: expect.stringMatching(/the run's bucket did not take pieces of our checkpoint of round 1 \(SignatureDoesNotMatch, HTTP 403\): they went to the coordinator/) }]);
+    expect(s.h.coordinator.status().checkpointRound).toBe(1);
+    for (const p of await splitPieces(s.weights.parts, config.checkpointPieceBytes)) expect(await bucket.head(`checkpoints/refused-put/pieces/${p.hash}.bin`)).toMatchObject({ bytes: p.bytes.length });
+    await lateJoinerFetch(s);
+    expect(s.h.coordinator.rejected).toEqual({});
   });
 
   // Opt-in (TESSERA_S3_PROCESS_TEST=1): two SwiftShader contributors took 175 s here, past

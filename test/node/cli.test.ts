@@ -2,6 +2,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { main } from '../../src/cli/cli.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
@@ -85,4 +88,53 @@ describe('argument mistakes: the command\'s own error and usage, exit 2, no stac
       expect(r.out).toBe('');
     });
   }
+});
+
+describe('--store in every command that starts a coordinator: the same flag names and the same errors, exit 1', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.unstubAllEnvs();
+  });
+  // None of these opens anything: the settings are refused before a bucket or a coordinator is started.
+  const mistakes: [string[], string][] = [
+    [['--store', 'gcs'], "--store must be 'disk' or 's3', got 'gcs'"],
+    [['--store-config', 'bucket.json'], '--store-config is for --store s3'],
+    [['--store', 's3'], 'TESSERA_S3_BUCKET is needed with --store s3 (or "bucket" in --store-config)'],
+  ];
+  for (const command of ['coordinator', 'swarm', 'simulate', 'web']) {
+    for (const [flags, message] of mistakes) {
+      it(`${command} ${flags.join(' ')}`, async () => {
+        for (const v of ['TESSERA_S3_BUCKET', 'TESSERA_S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) vi.stubEnv(v, '');
+        const err: string[] = [];
+        vi.spyOn(console, 'log').mockImplementation(() => {});
+        vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.map(String).join(' ')));
+        // `npm run web` is its own entry (src/cli/web-command.ts main), not a `tessera` subcommand.
+        const code = command === 'web' ? await (await import('../../src/cli/web-command.ts')).main(flags) : await main([command, ...flags]);
+        expect(code).toBe(1);
+        expect(err.join('\n')).toBe(`tessera ${command}: ${message}`);
+      });
+    }
+  }
+});
+
+describe('--store s3 as tessera swarm and simulate read it', () => {
+  afterEach(() => vi.unstubAllEnvs());
+
+  it('gives the same bucket settings as tessera coordinator (environment, then --store-config field by field)', async () => {
+    const { storeSettings } = await import('../../src/cli/store-settings.ts');
+    const { parseSwarmArgs } = await import('../../src/cli/swarm-args.ts');
+    const { parseSimulateArgs } = await import('../../src/cli/simulate-command.ts');
+    const env = { TESSERA_S3_ENDPOINT: 'http://127.0.0.1:7480', TESSERA_S3_BUCKET: 'tessera-run', AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'very-secret' };
+    for (const [k, v] of Object.entries(env)) vi.stubEnv(k, v);
+    const expected = storeSettings('s3', undefined, env);
+    expect(expected).toMatchObject({ bucket: 'tessera-run', endpoint: 'http://127.0.0.1:7480' });
+    expect(parseSwarmArgs(['--store', 's3'])?.store).toEqual(expected);
+    expect(parseSimulateArgs(['--store', 's3'])?.store).toEqual(expected);
+    const file = join(mkdtempSync(join(tmpdir(), 'tessera-cli-store-')), 's3.json');
+    writeFileSync(file, JSON.stringify({ bucket: 'from-file' }));
+    expect(parseSwarmArgs(['--store', 's3', '--store-config', file])?.store).toMatchObject({ bucket: 'from-file', accessKeyId: 'AKID' });
+    rmSync(dirname(file), { recursive: true, force: true });
+    expect(parseSwarmArgs([])?.store).toBeNull();
+    expect(parseSimulateArgs(['--store', 'disk'])?.store).toBeNull();
+  });
 });
