@@ -28,7 +28,7 @@
 // Over ~400 lines on purpose: one GPU object — its allocation, the forward and backward that
 // use it, and their input checks, which must run before either records anything — reads best
 // whole; the per-block maths is already in block.ts.
-import { TensorArena, type ArenaSpec } from '../gpu/arena.ts';
+import { TensorArena, joinedView, type ArenaSpec } from '../gpu/arena.ts';
 import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Tensor } from '../gpu/tensor.ts';
@@ -42,7 +42,7 @@ import { matmul } from '../kernels/matmul.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
 import {
   type BlockActivations, type BlockDims, type BlockScratch, type BlockTensors, TensorSet,
-  allocBlockActivations, allocBlockScratch, blockBackward, blockForward,
+  allocBlockActivations, allocBlockScratch, blockBackward, blockForward, type PackedTensors,
 } from './block.ts';
 import {
   BLOCK_TENSORS, ConfigError, type ModelConfig, type ParamSpec, blockParamName, initParameters, parameterLayout,
@@ -55,6 +55,8 @@ export interface SliceShape {
   batch: number;
   /** T: tokens per sequence (≤ cfg.seqLen). */
   seqLen: number;
+  /** Packed q|k|v and gate|up projections (block.ts; default true). False: the split path, kept to compare against. */
+  fused?: boolean;
 }
 
 export interface SliceInput {
@@ -102,7 +104,14 @@ interface HeadActivations {
  * tensors with weight decay together (group 0), then those without (group 1).
  */
 export function parameterArenaSpecs(layout: readonly ParamSpec[]): ArenaSpec[] {
-  return layout.map((s) => ({ name: s.name, shape: s.shape, group: s.weightDecay ? 0 : 1 }));
+  return layout.map((s) => ({ name: s.name, shape: s.shape, group: s.weightDecay ? 0 : 1, bundle: packedBundle(s.name) }));
+}
+
+/** wq, wk, wv of a block lie back to back (one fused projection), and so do wGate and wUp. */
+function packedBundle(name: string): string | undefined {
+  const m = /^blocks\.(\d+)\.(wq|wk|wv|wGate|wUp)$/.exec(name);
+  if (!m) return undefined;
+  return `blocks.${m[1]}.${m[2] === 'wGate' || m[2] === 'wUp' ? 'gate|up' : 'q|k|v'}`;
 }
 
 /** The GPU model slice [from, to): see the header of this file. */
@@ -122,6 +131,8 @@ export class LayerSlice {
   private readonly inputBuffers: { tokens: Tensor | null; targets: Tensor | null; index: Tensor | null } = { tokens: null, targets: null, index: null };
   private readonly res: Tensor[] = [];
   private readonly acts: BlockActivations[] = [];
+  /** Per block, packed views of its weights and gradients (fused path), or empty (split path). */
+  private readonly packed: { w: PackedTensors; g: PackedTensors }[] = [];
   private readonly scratch: BlockScratch;
   private readonly head: HeadActivations | null = null;
   /** The residual-stream gradient: dy of the block being differentiated; inputGrad when from > 0. */
@@ -166,9 +177,11 @@ export class LayerSlice {
         this.paramMap.set(spec.name, this.paramArena.tensors.get(spec.name)!);
         this.gradMap.set(spec.name, this.gradArena.tensors.get(spec.name)!);
       }
+      if (shape.fused !== false) this.packViews();
+      const fused = this.packed.length > 0;
       const a = this.sets.acts;
       for (let i = 0; i <= to - from; i++) this.res.push(a.make([B, T, C], `residual ${from + i}`));
-      for (let l = from; l < to; l++) this.acts.push(allocBlockActivations(a, this.dims, l));
+      for (let l = from; l < to; l++) this.acts.push(allocBlockActivations(a, this.dims, l, fused));
       if (this.isLast) {
         this.head = {
           xf: a.make([N, C], 'finalNorm.out'),
@@ -178,7 +191,7 @@ export class LayerSlice {
           lossMean: a.make([1], 'loss'),
         };
       }
-      this.scratch = allocBlockScratch(this.sets.scratch, this.dims);
+      this.scratch = allocBlockScratch(this.sets.scratch, this.dims, fused);
       const inputs = this.sets.inputs;
       if (from === 0) {
         this.inputBuffers.tokens = inputs.make([N], 'tokens', 'i32');
@@ -204,6 +217,11 @@ export class LayerSlice {
 
   get grads(): ReadonlyMap<string, Tensor> {
     return this.gradMap;
+  }
+
+  /** True when the blocks run the fused path (packed q|k|v and gate|up projections: block.ts). */
+  get fused(): boolean {
+    return this.packed.length > 0;
   }
 
   /** [B, T, C] hidden state after the last block, when to < L. */
@@ -306,7 +324,8 @@ export class LayerSlice {
 
     // ---- blocks: res[i] [N, C] → res[i+1] [N, C] ----
     for (let i = 0; i < this.acts.length; i++) {
-      blockForward(this.gpu, this.dims, this.blockTensors(this.paramMap, this.from + i), this.res[i], this.res[i + 1], this.acts[i], this.scratch);
+      const w = this.blockTensors(this.paramMap, this.from + i);
+      blockForward(this.gpu, this.dims, w, this.packed[i]?.w ?? null, this.res[i], this.res[i + 1], this.acts[i], this.scratch);
     }
 
     // ---- head and loss ----
@@ -373,8 +392,8 @@ export class LayerSlice {
     for (let i = this.acts.length - 1; i >= 0; i--) {
       const l = this.from + i;
       blockBackward(
-        gpu, this.dims, this.blockTensors(this.paramMap, l), this.blockTensors(this.gradMap, l), this.res[i], this.acts[i],
-        this.scratch, this.dRes, accumulate,
+        gpu, this.dims, this.blockTensors(this.paramMap, l), this.blockTensors(this.gradMap, l), this.packed[i] ?? null,
+        this.res[i], this.acts[i], this.scratch, this.dRes, accumulate,
       );
     }
 
@@ -422,6 +441,25 @@ export class LayerSlice {
     this.index = null;
     this.targetsCpu = null;
     this.state = 'empty';
+  }
+
+  /** Fills `packed` when every block's q|k|v and gate|up weights (and gradients) lie back to back. */
+  private packViews(): void {
+    const { C, F, Hkv, D } = this.dims;
+    const views: { w: PackedTensors; g: PackedTensors }[] = [];
+    for (let l = this.from; l < this.to; l++) {
+      const pack = (map: Map<string, Tensor>): PackedTensors | null => {
+        const t = this.blockTensors(map, l);
+        const qkv = joinedView([t.wq, t.wk, t.wv], [C + 2 * Hkv * D, C], `blocks.${l}.q|k|v`);
+        const gu = joinedView([t.wGate, t.wUp], [2 * F, C], `blocks.${l}.gate|up`);
+        return qkv && gu ? { qkv, gu } : null;
+      };
+      const w = pack(this.paramMap);
+      const g = pack(this.gradMap);
+      if (!w || !g) return; // e.g. sizes off the arena's alignment: the split path for the whole slice
+      views.push({ w, g });
+    }
+    this.packed.push(...views);
   }
 
   private blockTensors(map: Map<string, Tensor>, layer: number): BlockTensors {
