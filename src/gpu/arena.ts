@@ -22,6 +22,12 @@ export interface ArenaSpec {
    * bundle if it would not fit), so kernels can treat them as one tensor (joinedView).
    */
   bundle?: string;
+  /**
+   * f32 elements kept zero after the tensor, inside its place (e.g. the head's rows past the
+   * vocabulary up to a multiple of 64: a padded view for aligned matmuls). Kernels keep them
+   * zero (a zero gradient there, so AdamW leaves them zero); spans include them.
+   */
+  reserve?: number;
 }
 
 export interface ArenaSpan {
@@ -49,13 +55,13 @@ export function planArena(specs: readonly ArenaSpec[], maxChunkBytes: number): A
   let chunk = -1;
   let used = maxChunkBytes; // forces the first chunk
   for (const [k, { s }] of order.entries()) {
-    const bytes = 4 * shapeSize(s.shape);
+    const bytes = 4 * (shapeSize(s.shape) + (s.reserve ?? 0));
     if (alignUp(bytes) > maxChunkBytes) {
       throw new KernelInputError('TensorArena', `${s.name} needs ${bytes} bytes in one buffer but this GPU allows at most ${maxChunkBytes}`);
     }
     let need = alignUp(bytes);
     if (s.bundle !== undefined && order[k - 1]?.s.bundle !== s.bundle) {
-      for (let j = k + 1; j < order.length && order[j].s.bundle === s.bundle; j++) need += alignUp(4 * shapeSize(order[j].s.shape));
+      for (let j = k + 1; j < order.length && order[j].s.bundle === s.bundle; j++) need += alignUp(4 * (shapeSize(order[j].s.shape) + (order[j].s.reserve ?? 0)));
       if (need > maxChunkBytes) need = alignUp(bytes); // cannot be kept together: placed as usual
     }
     if (used + need > maxChunkBytes) {

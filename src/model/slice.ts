@@ -14,8 +14,9 @@
 // Buffers. Residual stream res[0 … L'] (L' = to − from): res[0] is the embedding output (or a
 // copy of the input x, so the caller may reuse its buffer), res[i+1] the output of block i;
 // res[L'] is `output`. Per block the activations of BlockActivations. Last stage: the final
-// norm's output and rstd, the logits [N, V] (overwritten in place by their gradient in the
-// backward), the per-row losses and the mean. Gradients flow backwards through one [N, C]
+// norm's output and rstd, one row chunk of logits [R, Vp] (head.ts: the head and loss fused
+// in chunks, recorded in the backward, or by the loss getter after a forward alone), the
+// per-row losses and the mean. Gradients flow backwards through one [N, C]
 // buffer updated in place (it is `inputGrad` when from > 0).
 //
 // Tied embeddings (config.ts): in the whole model the head's dW is written first (beta =
@@ -29,16 +30,16 @@
 // use it, and their input checks, which must run before either records anything — reads best
 // whole; the per-block maths is already in block.ts.
 import { TensorArena, joinedView, type ArenaSpec } from '../gpu/arena.ts';
+import { FusedHead, paddedVocab } from './head.ts';
 import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { ATTENTION_MAX_D } from '../kernels/attention.ts';
-import { crossEntropyBackward, crossEntropyForward, crossEntropyScale, uploadTargets } from '../kernels/crossentropy.ts';
+import { crossEntropyScale, uploadTargets } from '../kernels/crossentropy.ts';
 import {
   type EmbeddingIndexTensor, embeddingBackward, embeddingBackwardIndex, embeddingForward, embeddingIndexCapacity,
   uploadEmbeddingIndex, uploadTokens,
 } from '../kernels/embedding.ts';
-import { matmul } from '../kernels/matmul.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
 import {
   type BlockActivations, type BlockDims, type BlockScratch, type BlockTensors, TensorSet,
@@ -57,6 +58,8 @@ export interface SliceShape {
   seqLen: number;
   /** Packed q|k|v and gate|up projections (block.ts; default true). False: the split path, kept to compare against. */
   fused?: boolean;
+  /** Rows per chunk of the fused head (head.ts; default from LOGITS_CHUNK_BYTES): tests. */
+  headChunkRows?: number;
 }
 
 export interface SliceInput {
@@ -83,7 +86,7 @@ export interface SliceMemory {
   /** Bytes of the parameter gradients. */
   gradients: number;
   /** Bytes kept from forward to backward: residual stream, per-block activations, head
-   * activations (logits included), and the uploaded tokens, targets and embedding index. */
+   * activations (one row chunk of logits), and the uploaded tokens, targets and embedding index. */
   activations: number;
   /** Bytes of temporaries: the slice's own scratch plus the largest transient the kernels
    * take from the pool (rmsnorm dweight partials or attention row sums). */
@@ -91,20 +94,20 @@ export interface SliceMemory {
   total: number;
 }
 
-interface HeadActivations {
-  xf: Tensor; //       [N, C] final norm output
-  rstdF: Tensor; //    [N]
-  logits: Tensor; //   [N, V] (its gradient after the backward)
-  losses: Tensor; //   [N]
-  lossMean: Tensor; // [1]
-}
-
 /**
  * How a slice lays its parameters (and gradients, and AdamW its moments) out in arenas: the
  * tensors with weight decay together (group 0), then those without (group 1).
  */
 export function parameterArenaSpecs(layout: readonly ParamSpec[]): ArenaSpec[] {
-  return layout.map((s) => ({ name: s.name, shape: s.shape, group: s.weightDecay ? 0 : 1, bundle: packedBundle(s.name) }));
+  return layout.map((s) => ({
+    name: s.name, shape: s.shape, group: s.weightDecay ? 0 : 1, bundle: packedBundle(s.name), reserve: headPadding(s),
+  }));
+}
+
+/** Zero rows kept after a [V, C] head (or tied embedding) so it reads as [paddedVocab(V), C]. */
+function headPadding(s: ParamSpec): number | undefined {
+  if ((s.name !== 'head' && s.name !== 'embedding') || s.shape.length !== 2) return undefined;
+  return (paddedVocab(s.shape[0]) - s.shape[0]) * s.shape[1];
 }
 
 /** wq, wk, wv of a block lie back to back (one fused projection), and so do wGate and wUp. */
@@ -134,7 +137,9 @@ export class LayerSlice {
   /** Per block, packed views of its weights and gradients (fused path), or empty (split path). */
   private readonly packed: { w: PackedTensors; g: PackedTensors }[] = [];
   private readonly scratch: BlockScratch;
-  private readonly head: HeadActivations | null = null;
+  private readonly head: FusedHead | null = null;
+  /** The last forward's head (logits, losses) is not recorded yet: backward or the loss getter records it. */
+  private headPending = false;
   /** The residual-stream gradient: dy of the block being differentiated; inputGrad when from > 0. */
   private readonly dRes: Tensor;
   // per forward
@@ -183,13 +188,7 @@ export class LayerSlice {
       for (let i = 0; i <= to - from; i++) this.res.push(a.make([B, T, C], `residual ${from + i}`));
       for (let l = from; l < to; l++) this.acts.push(allocBlockActivations(a, this.dims, l, fused));
       if (this.isLast) {
-        this.head = {
-          xf: a.make([N, C], 'finalNorm.out'),
-          rstdF: a.make([N], 'finalNorm.rstd'),
-          logits: a.make([N, V], 'logits'),
-          losses: a.make([N], 'losses'),
-          lossMean: a.make([1], 'loss'),
-        };
+        this.head = new FusedHead(gpu, { N, C, V }, a, shape.headChunkRows);
       }
       this.scratch = allocBlockScratch(this.sets.scratch, this.dims, fused);
       const inputs = this.sets.inputs;
@@ -231,7 +230,13 @@ export class LayerSlice {
 
   /** [1] mean cross-entropy over the valid targets of the last forward, when to = L. */
   get loss(): Tensor | null {
-    return this.head ? this.head.lossMean : null;
+    if (!this.head) return null;
+    if (this.headPending) {
+      // a forward without backward (evaluation): record the loss half of the head now
+      this.head.recordLoss(this.paramMap.get(this.headName)!, this.targets!);
+      this.headPending = false;
+    }
+    return this.head.lossMean;
   }
 
   /** ∂loss/∂x [B, T, C] of the last backward, when from > 0. */
@@ -334,10 +339,9 @@ export class LayerSlice {
       const x = this.res[this.res.length - 1]; // [N, C] the last block's output
       // xf [N, C] = rmsnorm(x)·finalNorm, rstdF [N]
       rmsnormForward(this.gpu, x, this.paramMap.get('finalNorm')!, h.xf, h.rstdF, { N, C, eps: this.cfg.normEps });
-      // logits [N, V] = xf·headᵀ (head [V, C])
-      matmul(this.gpu, h.xf, this.paramMap.get(this.headName)!, h.logits, { M: N, N: V, K: C, transB: true });
-      // losses [N], lossMean [1]
-      crossEntropyForward(this.gpu, h.logits, this.targets!, h.losses, h.lossMean, { N, V });
+      // logits, losses and lossMean: recorded by backward() fused with their gradients (head.ts),
+      // or by the loss getter when no backward follows
+      this.headPending = true;
     }
     this.state = 'forward';
   }
@@ -352,7 +356,7 @@ export class LayerSlice {
     // ---- checks ----
     if (this.state === 'empty') throw new KernelInputError(K, 'backward: no forward recorded yet');
     if (this.state === 'backward' && this.head) {
-      throw new KernelInputError(K, 'backward: already run for this forward (its logits were overwritten by their gradient); run forward again');
+      throw new KernelInputError(K, 'backward: already run for this forward (its gradients were written); run forward again');
     }
     if (typeof lossScale !== 'number' || !Number.isFinite(lossScale)) throw new KernelInputError(K, `backward: lossScale must be a finite number, got ${lossScale}`);
     if (!this.isLast) {
@@ -373,12 +377,9 @@ export class LayerSlice {
     if (this.head) {
       const h = this.head;
       const scale = lossScale * crossEntropyScale(this.targetsCpu!);
-      crossEntropyBackward(gpu, h.logits, this.targets!, h.logits, { N, V, scale }); // in place: logits [N, V] ← d(logits)
-      const headW = this.paramMap.get(this.headName)!; // [V, C]
-      // d(head) [V, C] (+)= d(logits)ᵀ·xf
-      matmul(gpu, h.logits, h.xf, this.gradMap.get(this.headName)!, { M: V, N: C, K: N, transA: true, beta });
-      // dn [N, C] = d(xf) = d(logits)·head
-      matmul(gpu, h.logits, headW, this.scratch.dn, { M: N, N: C, K: V });
+      // losses, lossMean; d(head) [V, C] (+)= d(logits)ᵀ·xf; dn [N, C] = d(xf) = d(logits)·head, by row chunks
+      h.recordTrain(this.paramMap.get(this.headName)!, this.gradMap.get(this.headName)!, this.targets!, this.scratch.dn, scale, beta);
+      this.headPending = false;
       // dRes [N, C] = ∂loss/∂x; d(finalNorm) [C] (+)=
       rmsnormBackward(
         gpu, this.res[this.res.length - 1], this.paramMap.get('finalNorm')!, h.rstdF, this.scratch.dn, this.dRes,
