@@ -55,6 +55,15 @@ export interface PackedTensors {
   gu: Tensor; //  [2F, C]
 }
 
+/**
+ * Where the two norms' dweight partial sums go when the caller reduces every norm of the
+ * slice in one dispatch afterwards (rmsnormDweightReduce); null: each norm reduces itself.
+ */
+export interface NormPartials {
+  attn: Tensor;
+  mlp: Tensor;
+}
+
 /** A set of tensors allocated together and released together. */
 export class TensorSet {
   readonly all: Tensor[] = [];
@@ -215,7 +224,7 @@ export function blockForward(
  */
 export function blockBackward(
   gpu: Gpu, d: BlockDims, w: BlockTensors, g: BlockTensors, packed: { w: PackedTensors; g: PackedTensors } | null,
-  x: Tensor, a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean,
+  x: Tensor, a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean, norms: NormPartials | null = null,
 ): void {
   const { B, T, N, C, H, Hkv, D, F, eps } = d;
   const KV = Hkv * D;
@@ -228,7 +237,7 @@ export function blockBackward(
     matmul(gpu, dy, wt, out, { M: N, N: i, K: o, beta: b });
 
   if (packed) {
-    blockBackwardPacked(gpu, d, w, g, packed.w, packed.g, x, a, s, dx, accumulate);
+    blockBackwardPacked(gpu, d, w, g, packed.w, packed.g, x, a, s, dx, accumulate, norms);
     return;
   }
   // MLP branch: y = xMid + m·wDownᵀ
@@ -240,7 +249,7 @@ export function blockBackward(
   dW(s.f3!, a.n2, g.wUp, F, C);
   dX(s.f1, w.wGate, s.dn, F, C);
   dX(s.f3!, w.wUp, s.dn, F, C, 1);
-  rmsnormBackward(gpu, a.xMid, w.mlpNorm, a.rstd2, s.dn, dx, g.mlpNorm, { N, C, eps }, { accumulate, accumulateDx: true });
+  rmsnormBackward(gpu, a.xMid, w.mlpNorm, a.rstd2, s.dn, dx, g.mlpNorm, { N, C, eps }, { accumulate, accumulateDx: true, partials: norms?.mlp });
 
   // attention branch: xMid = x + ao·woᵀ   (dx now holds ∂loss/∂xMid)
   dW(dx, a.ao, g.wo, C, C);
@@ -254,13 +263,13 @@ export function blockBackward(
   dX(s.qb, w.wq, s.dn, C, C);
   dX(s.kb!, w.wk, s.dn, KV, C, 1);
   dX(s.dv, w.wv, s.dn, KV, C, 1);
-  rmsnormBackward(gpu, x, w.attnNorm, a.rstd1, s.dn, dx, g.attnNorm, { N, C, eps }, { accumulate, accumulateDx: true });
+  rmsnormBackward(gpu, x, w.attnNorm, a.rstd1, s.dn, dx, g.attnNorm, { N, C, eps }, { accumulate, accumulateDx: true, partials: norms?.attn });
 }
 
 /** blockBackward's fused path: packed projections (see the header). */
 function blockBackwardPacked(
   gpu: Gpu, d: BlockDims, w: BlockTensors, g: BlockTensors, wp: PackedTensors, gp: PackedTensors, x: Tensor,
-  a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean,
+  a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean, norms: NormPartials | null,
 ): void {
   const { B, T, N, C, H, Hkv, D, F, eps } = d;
   const QKV = C + 2 * Hkv * D;
@@ -275,7 +284,7 @@ function blockBackwardPacked(
   dW(dx, s.f1, g.wDown, C, F);
   dW(s.dgu!, a.n2, gp.gu, 2 * F, C); //                                   d[wGate; wUp]
   dX(s.dgu!, wp.gu, s.dn, 2 * F, C); //                                   d(n2)
-  rmsnormBackward(gpu, a.xMid, w.mlpNorm, a.rstd2, s.dn, dx, g.mlpNorm, { N, C, eps }, { accumulate, accumulateDx: true });
+  rmsnormBackward(gpu, a.xMid, w.mlpNorm, a.rstd2, s.dn, dx, g.mlpNorm, { N, C, eps }, { accumulate, accumulateDx: true, partials: norms?.mlp });
 
   // attention branch: xMid = x + ao·woᵀ
   dW(dx, a.ao, g.wo, C, C);
@@ -284,5 +293,5 @@ function blockBackwardPacked(
   ropeQkvBackward(gpu, s.qa, s.ka, s.dv, s.qkv!, { B, T, H, Hkv, D, base: d.ropeBase }); // dq | dk | dv
   dW(s.qkv!, a.n1, gp.qkv, QKV, C); //                                    d[wq; wk; wv]
   dX(s.qkv!, wp.qkv, s.dn, QKV, C); //                                    d(n1)
-  rmsnormBackward(gpu, x, w.attnNorm, a.rstd1, s.dn, dx, g.attnNorm, { N, C, eps }, { accumulate, accumulateDx: true });
+  rmsnormBackward(gpu, x, w.attnNorm, a.rstd1, s.dn, dx, g.attnNorm, { N, C, eps }, { accumulate, accumulateDx: true, partials: norms?.attn });
 }

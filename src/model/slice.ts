@@ -31,6 +31,7 @@
 // whole; the per-block maths is already in block.ts.
 import { TensorArena, joinedView, type ArenaSpec } from '../gpu/arena.ts';
 import { FusedHead, paddedVocab } from './head.ts';
+import { NormReduce } from './norm-reduce.ts';
 import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Tensor } from '../gpu/tensor.ts';
@@ -43,7 +44,7 @@ import {
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
 import {
   type BlockActivations, type BlockDims, type BlockScratch, type BlockTensors, TensorSet,
-  allocBlockActivations, allocBlockScratch, blockBackward, blockForward, type PackedTensors,
+  allocBlockActivations, allocBlockScratch, blockBackward, blockForward, type NormPartials, type PackedTensors,
 } from './block.ts';
 import {
   BLOCK_TENSORS, ConfigError, type ModelConfig, type ParamSpec, blockParamName, initParameters, parameterLayout,
@@ -134,6 +135,8 @@ export class LayerSlice {
   private readonly inputBuffers: { tokens: Tensor | null; targets: Tensor | null; index: Tensor | null } = { tokens: null, targets: null, index: null };
   private readonly res: Tensor[] = [];
   private readonly acts: BlockActivations[] = [];
+  /** All norms' weight gradients reduced in one dispatch (norm-reduce.ts), or null: each its own. */
+  private readonly normReduce: NormReduce | null = null;
   /** Per block, packed views of its weights and gradients (fused path), or empty (split path). */
   private readonly packed: { w: PackedTensors; g: PackedTensors }[] = [];
   private readonly scratch: BlockScratch;
@@ -191,6 +194,10 @@ export class LayerSlice {
         this.head = new FusedHead(gpu, { N, C, V }, a, shape.headChunkRows);
       }
       this.scratch = allocBlockScratch(this.sets.scratch, this.dims, fused);
+      if (shape.fused !== false) {
+        const norms = new Map(this.layout.filter((p) => /(^|\.)(attnNorm|mlpNorm|finalNorm)$/.test(p.name)).map((p) => [p.name, this.gradMap.get(p.name)!]));
+        this.normReduce = NormReduce.plan(norms, N, C, this.sets.scratch);
+      }
       const inputs = this.sets.inputs;
       if (from === 0) {
         this.inputBuffers.tokens = inputs.make([N], 'tokens', 'i32');
@@ -383,7 +390,7 @@ export class LayerSlice {
       // dRes [N, C] = ∂loss/∂x; d(finalNorm) [C] (+)=
       rmsnormBackward(
         gpu, this.res[this.res.length - 1], this.paramMap.get('finalNorm')!, h.rstdF, this.scratch.dn, this.dRes,
-        this.gradMap.get('finalNorm')!, { N, C, eps: this.cfg.normEps }, { accumulate },
+        this.gradMap.get('finalNorm')!, { N, C, eps: this.cfg.normEps }, { accumulate, partials: this.normReduce?.slots.get('finalNorm') },
       );
     } else {
       gpu.copy(opts.dOut!, this.dRes, N * C * 4); // dRes [B, T, C] = dOut
@@ -394,9 +401,11 @@ export class LayerSlice {
       const l = this.from + i;
       blockBackward(
         gpu, this.dims, this.blockTensors(this.paramMap, l), this.blockTensors(this.gradMap, l), this.packed[i] ?? null,
-        this.res[i], this.acts[i], this.scratch, this.dRes, accumulate,
+        this.res[i], this.acts[i], this.scratch, this.dRes, accumulate, this.normPartials(l),
       );
     }
+    // every norm's d(weight) (+)= its partial sums, in one dispatch
+    this.normReduce?.record(gpu, accumulate);
 
     // ---- embedding lookup (a tied whole model adds onto the head's part written above) ----
     if (this.from === 0) {
@@ -442,6 +451,12 @@ export class LayerSlice {
     this.index = null;
     this.targetsCpu = null;
     this.state = 'empty';
+  }
+
+  private normPartials(layer: number): NormPartials | null {
+    const slots = this.normReduce?.slots;
+    if (!slots) return null;
+    return { attn: slots.get(blockParamName(layer, 'attnNorm'))!, mlp: slots.get(blockParamName(layer, 'mlpNorm'))! };
   }
 
   /** Fills `packed` when every block's q|k|v and gate|up weights (and gradients) lie back to back. */
