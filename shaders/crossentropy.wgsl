@@ -11,6 +11,10 @@
 // ce_backward_inplace  the same, overwriting the logits with their gradient (saves an N×V
 //               buffer): each element is read and then written by the same thread, after the
 //               barrier that ends the first pass.
+// ce_chunk      the fused head's row chunk: logits [rows, stride] (stride ≥ V: the padded
+//               vocabulary, columns ≥ V masked out of the softmax) for rows rowOffset … of
+//               the targets and losses; writes the losses and, when c.grad = 1, overwrites the
+//               chunk with its gradient (0 in the padding columns), as ce_backward_inplace.
 
 struct Params {
   N: u32,
@@ -200,5 +204,59 @@ fn ce_backward_inplace(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
       g = exp(i_logits[base + v] - r.m) * k - select(0.0, p.scale, u32(t) == v);
     }
     i_logits[base + v] = g;
+  }
+}
+
+struct ChunkParams {
+  rows: u32,
+  V: u32,
+  stride: u32,
+  rowOffset: u32,
+  grad: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> c: ChunkParams;
+@group(0) @binding(1) var<storage, read_write> c_logits: array<f32>;
+@group(0) @binding(2) var<storage, read> c_targets: array<i32>;
+@group(0) @binding(3) var<storage, read_write> c_losses: array<f32>;
+
+@compute @workgroup_size(WG)
+fn ce_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+            @builtin(local_invocation_index) lid: u32) {
+  let row = linear_wg(wid, nwg) * (WG / TPR) + lid / TPR;
+  let lane = lid % TPR;
+  let live = row < c.rows; // rows past the chunk still take part in the barriers
+  let base = row * c.stride;
+  var a = MaxSum(NEG_MAX, 0.0);
+  var t = -1;
+  var target_logit = 0.0;
+  if (live) {
+    for (var v = lane; v < c.V; v += TPR) {
+      a = add_value(a, c_logits[base + v]);
+    }
+    t = c_targets[c.rowOffset + row];
+    if (lane == 0u && t >= 0 && u32(t) < c.V) {
+      target_logit = c_logits[base + u32(t)]; // read before the barriers in row_max_sum end the reads
+    }
+  }
+  let r = row_max_sum(lid, a);
+  if (!live) {
+    return;
+  }
+  let ok = t >= 0 && u32(t) < c.V;
+  if (lane == 0u) {
+    c_losses[c.rowOffset + row] = select(0.0, r.m + log(r.s) - target_logit, ok);
+  }
+  if (c.grad == 0u) {
+    return;
+  }
+  let k = c.scale / r.s;
+  for (var v = lane; v < c.stride; v += TPR) {
+    var g = 0.0;
+    if (ok && v < c.V) {
+      g = exp(c_logits[base + v] - r.m) * k - select(0.0, c.scale, u32(t) == v);
+    }
+    c_logits[base + v] = g;
   }
 }

@@ -6,7 +6,9 @@
 // rmsnorm_dw_partial    dweight, stage 1: workgroup (row block, column block) sums
 //                       dy·x·rstd over its ROWS rows in row order, one thread per column
 //                       (coalesced), into partial[rowBlock, C].
-// rmsnorm_dw_reduce     dweight, stage 2: one thread per column sums the row blocks in order.
+// rmsnorm_dw_reduce     dweight, stage 2: one thread per column sums the row blocks in order;
+//                       p.count norms at once (partials [count, rowBlocks, C], dweight n at
+//                       element n·dwStride), so a slice reduces all its norms in one dispatch.
 // No atomics anywhere: every sum has a fixed order for given (N, C), so results are
 // bit-for-bit repeatable.
 
@@ -18,6 +20,8 @@ struct Params {
   flags: u32,
   rowBlocks: u32,
   colBlocks: u32,
+  count: u32,
+  dwStride: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -160,17 +164,21 @@ fn rmsnorm_dw_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups
 @compute @workgroup_size(WG)
 fn rmsnorm_dw_reduce(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                      @builtin(local_invocation_index) lid: u32) {
-  let c = linear_wg(wid, nwg) * WG + lid;
-  if (c >= p.C) {
+  let i = linear_wg(wid, nwg) * WG + lid;
+  if (i >= p.count * p.C) {
     return;
   }
+  let norm = i / p.C;
+  let c = i % p.C;
+  let base = norm * p.rowBlocks * p.C;
   var s = 0.0;
   for (var b = 0u; b < p.rowBlocks; b++) {
-    s += r_partial[b * p.C + c];
+    s += r_partial[base + b * p.C + c];
   }
+  let o = norm * p.dwStride + c;
   if ((p.flags & 2u) != 0u) {
-    r_dw[c] = r_dw[c] + s;
+    r_dw[o] = r_dw[o] + s;
   } else {
-    r_dw[c] = s;
+    r_dw[o] = s;
   }
 }

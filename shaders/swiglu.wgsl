@@ -56,3 +56,56 @@ fn swiglu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   b_dgate[i] = d * b_up[i] * s * (1.0 + g * (1.0 - s));
   b_dup[i] = d * g * s;
 }
+
+// ---- packed gate|up (one fused projection): gu [N, 2F], rows [gate (F) | up (F)] ----
+// swiglu_packed_forward: m [N, F] = silu(gate)·up.
+// swiglu_packed_backward: dgu [N, 2F] = [dgate | dup] from dm [N, F], and m recomputed into
+// m (the down projection's weight gradient needs it: one pass instead of a second forward).
+
+struct PackedParams {
+  n: u32, // N·F
+  F: u32,
+}
+
+@group(0) @binding(0) var<uniform> pp: PackedParams;
+@group(0) @binding(1) var<storage, read> pf_gu: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pf_m: array<f32>;
+
+@group(0) @binding(1) var<storage, read> pb_gu: array<f32>;
+@group(0) @binding(2) var<storage, read> pb_dm: array<f32>;
+@group(0) @binding(3) var<storage, read_write> pb_dgu: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pb_m: array<f32>;
+
+// Index of row i / F's gate element f in the packed row (the up element is F further).
+fn packed_gate(i: u32) -> u32 {
+  return (i / pp.F) * 2u * pp.F + i % pp.F;
+}
+
+@compute @workgroup_size(WG)
+fn swiglu_packed_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                         @builtin(local_invocation_index) lid: u32) {
+  let i = index(wid, nwg, lid);
+  if (i >= pp.n) {
+    return;
+  }
+  let j = packed_gate(i);
+  let g = pf_gu[j];
+  pf_m[i] = g * sigmoid(g) * pf_gu[j + pp.F];
+}
+
+@compute @workgroup_size(WG)
+fn swiglu_packed_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                          @builtin(local_invocation_index) lid: u32) {
+  let i = index(wid, nwg, lid);
+  if (i >= pp.n) {
+    return;
+  }
+  let j = packed_gate(i);
+  let g = pb_gu[j];
+  let u = pb_gu[j + pp.F];
+  let s = sigmoid(g);
+  let d = pb_dm[i];
+  pb_dgu[j] = d * u * s * (1.0 + g * (1.0 - s));
+  pb_dgu[j + pp.F] = d * g * s;
+  pb_m[i] = g * s * u;
+}

@@ -17,6 +17,17 @@ export interface ArenaSpec {
   shape: readonly number[];
   /** Tensors of one group lie together; spans never mix groups. */
   group: number;
+  /**
+   * Consecutive specs with the same bundle go in one chunk (a new chunk starts before the
+   * bundle if it would not fit), so kernels can treat them as one tensor (joinedView).
+   */
+  bundle?: string;
+  /**
+   * f32 elements kept zero after the tensor, inside its place (e.g. the head's rows past the
+   * vocabulary up to a multiple of 64: a padded view for aligned matmuls). Kernels keep them
+   * zero (a zero gradient there, so AdamW leaves them zero); spans include them.
+   */
+  reserve?: number;
 }
 
 export interface ArenaSpan {
@@ -43,12 +54,17 @@ export function planArena(specs: readonly ArenaSpec[], maxChunkBytes: number): A
   const spans: ArenaSpan[] = [];
   let chunk = -1;
   let used = maxChunkBytes; // forces the first chunk
-  for (const { s } of order) {
-    const bytes = 4 * shapeSize(s.shape);
+  for (const [k, { s }] of order.entries()) {
+    const bytes = 4 * (shapeSize(s.shape) + (s.reserve ?? 0));
     if (alignUp(bytes) > maxChunkBytes) {
       throw new KernelInputError('TensorArena', `${s.name} needs ${bytes} bytes in one buffer but this GPU allows at most ${maxChunkBytes}`);
     }
-    if (used + alignUp(bytes) > maxChunkBytes) {
+    let need = alignUp(bytes);
+    if (s.bundle !== undefined && order[k - 1]?.s.bundle !== s.bundle) {
+      for (let j = k + 1; j < order.length && order[j].s.bundle === s.bundle; j++) need += alignUp(4 * (shapeSize(order[j].s.shape) + (order[j].s.reserve ?? 0)));
+      if (need > maxChunkBytes) need = alignUp(bytes); // cannot be kept together: placed as usual
+    }
+    if (used + need > maxChunkBytes) {
       chunk++;
       chunkBytes.push(0);
       used = 0;
@@ -61,6 +77,21 @@ export function planArena(specs: readonly ArenaSpec[], maxChunkBytes: number): A
     chunkBytes[chunk] = used;
   }
   return { chunkBytes, places, spans };
+}
+
+/**
+ * One view over tensors that lie back to back in one buffer (a bundle whose sizes are whole
+ * multiples of ARENA_ALIGN), as `shape`; null when they do not (then use them one by one).
+ */
+export function joinedView(parts: readonly Tensor[], shape: readonly number[], label: string): Tensor | null {
+  const first = parts[0];
+  let end = first.offset;
+  for (const t of parts) {
+    if (!t.isView || t.buffer !== first.buffer || t.offset !== end || t.dtype !== first.dtype) return null;
+    end += t.byteLength;
+  }
+  if (shapeSize(shape) * 4 !== end - first.offset || first.dtype !== 'f32') return null;
+  return new Tensor(first.gpu, first.buffer, shape, 'f32', label, first.offset, true);
 }
 
 const owners = new WeakMap<Tensor, TensorArena>();

@@ -5,4 +5,4 @@ export { Params } from './params.ts';
 export { PipelineCache, type ShaderSource } from './pipelines.ts';
 export { BufferPool } from './buffers.ts';
 export { NoGpuError, GpuLostError, KernelInputError, GpuValidationError } from './errors.ts';
-export { TensorArena, arenaOf, planArena, ARENA_ALIGN, type ArenaSpec, type ArenaPlan, type ArenaSpan } from './arena.ts';
+export { TensorArena, arenaOf, joinedView, planArena, ARENA_ALIGN, type ArenaSpec, type ArenaPlan, type ArenaSpan } from './arena.ts';

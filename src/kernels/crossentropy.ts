@@ -125,6 +125,51 @@ export function crossEntropyBackward(
   }
 }
 
+export interface CrossEntropyChunkDims {
+  /** Rows in this chunk. */
+  rows: number;
+  /** The real vocabulary: columns ≥ V are masked out of the softmax and are never targets. */
+  V: number;
+  /** Elements per logits row (the padded vocabulary, ≥ V). */
+  stride: number;
+  /** The chunk's first row in targets and losses. */
+  rowOffset: number;
+  /** null: losses only; a number: also overwrite the chunk with d(logits)·scale (0 in the padding). */
+  scale: number | null;
+}
+
+/**
+ * One row chunk of the fused head: losses[rowOffset + r] for the chunk's logits [rows, stride]
+ * and, with a scale, the gradient in place. targets and losses are the whole [N] buffers.
+ */
+export function crossEntropyChunk(gpu: Gpu, logits: Tensor, targets: Tensor, losses: Tensor, dims: CrossEntropyChunkDims): void {
+  const K = 'crossEntropyChunk';
+  const { rows, V, stride, rowOffset, scale } = dims;
+  checkDims(K, { N: rows, V });
+  if (!Number.isInteger(stride) || stride < V) throw new KernelInputError(K, `stride must be an integer ≥ V = ${V}, got ${stride}`);
+  if (!Number.isInteger(rowOffset) || rowOffset < 0) throw new KernelInputError(K, `rowOffset must be a non-negative integer, got ${rowOffset}`);
+  expectTensor(K, 'logits', logits, rows * stride);
+  for (const [name, t, dtype] of [['targets', targets, 'i32'], ['losses', losses, 'f32']] as const) {
+    expectTensor(K, name, t, t.size, dtype);
+    if (t.size < rowOffset + rows) throw new KernelInputError(K, `${name} holds ${t.size} rows, the chunk needs rows up to ${rowOffset + rows}`);
+  }
+  if (new Set([logits.buffer, targets.buffer, losses.buffer]).size !== 3) throw new KernelInputError(K, 'logits, targets and losses must be different buffers');
+  if (scale !== null && !Number.isFinite(scale)) throw new KernelInputError(K, `scale must be finite or null, got ${scale}`);
+  const params = new Params().u32(rows).u32(V).u32(stride).u32(rowOffset).u32(scale === null ? 0 : 1).f32(scale ?? 0);
+  const tpr = threadsPerRow(V, WG);
+  gpu.dispatch(gpu.pipeline(SHADER, 'ce_chunk', { TPR: tpr }), params, [logits, targets, losses], grid(gpu, ceilDiv(rows, WG / tpr)));
+}
+
+/** lossMean[0] = mean of losses [N] over the rows whose target is valid (0 if none): ce_mean alone. */
+export function crossEntropyMean(gpu: Gpu, losses: Tensor, targets: Tensor, lossMean: Tensor, dims: CrossEntropyDims): void {
+  const K = 'crossEntropyMean';
+  checkDims(K, dims);
+  expectTensor(K, 'losses', losses, dims.N);
+  expectTensor(K, 'targets', targets, dims.N, 'i32');
+  expectTensor(K, 'lossMean', lossMean, 1);
+  gpu.dispatch(gpu.pipeline(SHADER, 'ce_mean'), new Params().u32(dims.N).u32(dims.V).f32(0), [losses, targets, lossMean], [1]);
+}
+
 // ---- float64 references ----
 
 function logsumexp(logits: ArrayLike<number>, base: number, V: number): number {

@@ -28,6 +28,42 @@ export interface RmsnormBackwardOptions {
   accumulate?: boolean;
   /** dx += the gradient instead of dx = (e.g. adding into a residual stream's gradient). */
   accumulateDx?: boolean;
+  /**
+   * Write the dweight partial sums [rmsnormRowBlocks(N), C] here and leave the reduce to the
+   * caller (rmsnormDweightReduce, several norms in one dispatch); dweight is then untouched.
+   */
+  partials?: Tensor;
+}
+
+/** Row blocks of the dweight partial sums for N rows. */
+export const rmsnormRowBlocks = (N: number): number => ceilDiv(N, ROWS);
+
+export interface RmsnormReduceDims {
+  N: number;
+  C: number;
+  /** Norms reduced together. */
+  count: number;
+  /** Elements from one norm's dweight to the next in `dweights`. */
+  stride: number;
+  accumulate?: boolean;
+}
+
+/**
+ * dweight_n (+)= Σ over row blocks of partials[n] for count norms at once: partials
+ * [count, rowBlocks, C] (each filled by rmsnormBackward's `partials`), dweight n at element
+ * n·stride of `dweights`. The same sums in the same order as the one-norm reduce.
+ */
+export function rmsnormDweightReduce(gpu: Gpu, partials: Tensor, dweights: Tensor, dims: RmsnormReduceDims): void {
+  const K = 'rmsnormDweightReduce';
+  const { N, C, count, stride } = dims;
+  for (const k of ['N', 'C', 'count', 'stride'] as const) expectPositiveInt(K, k, dims[k]);
+  if (stride < C) throw new KernelInputError(K, `stride ${stride} must be ≥ C = ${C}`);
+  const rowBlocks = rmsnormRowBlocks(N);
+  expectTensor(K, 'partials', partials, count * rowBlocks * C);
+  expectTensor(K, 'dweights', dweights, (count - 1) * stride + C);
+  distinct(K, { partials, dweights });
+  const params = new Params().u32(N).u32(C).f32(0).u32(dims.accumulate ? 2 : 0).u32(rowBlocks).u32(0).u32(count).u32(stride);
+  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_reduce'), params, [partials, dweights], grid(gpu, ceilDiv(count * C, WG)));
 }
 
 function checkDims(kernel: string, dims: RmsnormDims): number {
@@ -56,7 +92,7 @@ export function rmsnormForward(gpu: Gpu, x: Tensor, weight: Tensor, y: Tensor, r
   expectTensor(K, 'y', y, N * C);
   expectTensor(K, 'rstd', rstd, N);
   distinct(K, { x, weight, y, rstd });
-  const params = new Params().u32(N).u32(C).f32(eps).u32(0).u32(0).u32(0);
+  const params = new Params().u32(N).u32(C).f32(eps).u32(0).u32(0).u32(0).u32(1).u32(C);
   const tpr = threadsPerRow(C, WG);
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_forward', { TPR: tpr }), params, [x, weight, y, rstd], grid(gpu, ceilDiv(N, WG / tpr)));
 }
@@ -86,12 +122,17 @@ export function rmsnormBackward(
   const colBlocks = ceilDiv(C, WG);
   gpu.checkBindingSize(rowBlocks * C * 4, `${K} scratch`);
   const flags = (options.accumulateDx ? 1 : 0) | (options.accumulate ? 2 : 0);
-  const params = new Params().u32(N).u32(C).f32(0).u32(flags).u32(rowBlocks).u32(colBlocks);
+  const params = new Params().u32(N).u32(C).f32(0).u32(flags).u32(rowBlocks).u32(colBlocks).u32(1).u32(C);
+  if (options.partials) {
+    expectTensor(K, 'partials', options.partials, rowBlocks * C);
+    distinct(K, { x, rstd, dy, partials: options.partials });
+  }
 
   const tpr = threadsPerRow(C, WG);
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_backward_dx', { TPR: tpr }), params, [x, weight, rstd, dy, dx], grid(gpu, ceilDiv(N, WG / tpr)));
-  const partial = gpu.tensor([rowBlocks, C], 'f32', 'rmsnorm dweight partials');
+  const partial = options.partials ?? gpu.tensor([rowBlocks, C], 'f32', 'rmsnorm dweight partials');
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_partial'), params, [x, rstd, dy, partial], grid(gpu, rowBlocks * colBlocks));
+  if (options.partials) return;
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_reduce'), params, [partial, dweight], grid(gpu, colBlocks));
   partial.release(); // reusable only after this submit (BufferPool)
 }

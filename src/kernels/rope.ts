@@ -95,6 +95,46 @@ export function ropeBackward(gpu: Gpu, dy: Tensor, dx: Tensor, dims: RopeDims): 
   rope('ropeBackward', -1, gpu, dy, dx, dims);
 }
 
+export interface RopeQkvDims extends Omit<RopeDims, 'H'> {
+  H: number;
+  Hkv: number;
+}
+
+/** Elements of one packed row [q | k | v] and the thread count of the packed kernels. */
+function packedChecks(kernel: string, g: Gpu, dims: RopeQkvDims, packed: Tensor, q: Tensor, k: Tensor, v: Tensor): { pairs: number; tab: Tensor } {
+  const { base } = checkDims(kernel, dims);
+  expectPositiveInt(kernel, 'Hkv', dims.Hkv);
+  const { B, T, H, Hkv, D } = dims;
+  const N = B * T;
+  expectTensor(kernel, 'qkv', packed, N * (H + 2 * Hkv) * D);
+  expectTensor(kernel, 'q', q, N * H * D);
+  expectTensor(kernel, 'k', k, N * Hkv * D);
+  expectTensor(kernel, 'v', v, N * Hkv * D);
+  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (t.buffer === packed.buffer) throw new KernelInputError(kernel, `${name} and qkv must be different buffers`);
+  }
+  return { pairs: (N * (H + 2 * Hkv) * D) / 2, tab: table(g, T, D, base, dims.posOffset ?? 0) };
+}
+
+function packedParams(pairs: number, dims: RopeQkvDims, sign: number): Params {
+  return new Params().u32(pairs).u32(dims.T).u32(dims.H).u32(dims.Hkv).u32(dims.D / 2).f32(sign);
+}
+
+/**
+ * The fused projection's output qkv [N, (H + 2·Hkv)·D] (rows [q | k | v]) unpacked: q [N, H, D]
+ * and k [N, Hkv, D] rotated, v [N, Hkv, D] copied. One dispatch for what was two ropes.
+ */
+export function ropeQkvForward(g: Gpu, qkv: Tensor, q: Tensor, k: Tensor, v: Tensor, dims: RopeQkvDims): void {
+  const { pairs, tab } = packedChecks('ropeQkvForward', g, dims, qkv, q, k, v);
+  g.dispatch(g.pipeline(SHADER, 'rope_qkv_forward'), packedParams(pairs, dims, 1), [tab, qkv, q, k, v], grid(g, ceilDiv(pairs, WG)));
+}
+
+/** dqkv [N, (H + 2·Hkv)·D] = [RoPE⁻¹(dq) | RoPE⁻¹(dk) | dv]: the packed gradient of the fused projection. */
+export function ropeQkvBackward(g: Gpu, dq: Tensor, dk: Tensor, dv: Tensor, dqkv: Tensor, dims: RopeQkvDims): void {
+  const { pairs, tab } = packedChecks('ropeQkvBackward', g, dims, dqkv, dq, dk, dv);
+  g.dispatch(g.pipeline(SHADER, 'rope_qkv_backward'), packedParams(pairs, dims, -1), [tab, dq, dk, dv, dqkv], grid(g, ceilDiv(pairs, WG)));
+}
+
 // ---- float64 reference ----
 
 /** Forward (sign = 1) or backward (sign = −1) rotation in float64. */

@@ -54,6 +54,42 @@ export function swigluBackward(
   );
 }
 
+/** m [N, F] = silu(gate)·up from the fused projection's gu [N, 2F] (rows [gate | up]). */
+export function swigluPackedForward(gpu: Gpu, gu: Tensor, m: Tensor, dims: SwigluDims): void {
+  const n = checkedPacked('swigluPackedForward', dims, gu, { m }, []);
+  gpu.dispatch(gpu.pipeline(SHADER, 'swiglu_packed_forward'), new Params().u32(n).u32(dims.F), [gu, m], grid(gpu, ceilDiv(n, WG)));
+}
+
+/** dgu [N, 2F] = [dgate | dup] from dm [N, F]; m [N, F] = silu(gate)·up recomputed on the way. */
+export function swigluPackedBackward(gpu: Gpu, gu: Tensor, dm: Tensor, dgu: Tensor, m: Tensor, dims: SwigluDims): void {
+  const n = checkedPacked('swigluPackedBackward', dims, gu, { dm, m }, [dgu]);
+  if (m.buffer === dm.buffer) throw new KernelInputError('swigluPackedBackward', 'm and dm must be different buffers');
+  gpu.dispatch(
+    gpu.pipeline(SHADER, 'swiglu_packed_backward'),
+    new Params().u32(n).u32(dims.F),
+    [gu, dm, dgu, m],
+    grid(gpu, ceilDiv(n, WG)),
+  );
+}
+
+function checkedPacked(kernel: string, dims: SwigluDims, gu: Tensor, rows: Record<string, Tensor>, packed: Tensor[]): number {
+  expectPositiveInt(kernel, 'N', dims.N);
+  expectPositiveInt(kernel, 'F', dims.F);
+  const n = dims.N * dims.F;
+  expectTensor(kernel, 'gu', gu, 2 * n);
+  for (const t of packed) {
+    expectTensor(kernel, 'dgu', t, 2 * n);
+    if (t.buffer === gu.buffer) throw new KernelInputError(kernel, 'dgu and gu must be different buffers');
+  }
+  for (const [name, t] of Object.entries(rows)) {
+    expectTensor(kernel, name, t, n);
+    if (t.buffer === gu.buffer || packed.some((p) => p.buffer === t.buffer)) {
+      throw new KernelInputError(kernel, `${name} must not share a buffer with gu or dgu`);
+    }
+  }
+  return n;
+}
+
 // ---- float64 references ----
 
 const sigmoid = (g: number) => 1 / (1 + Math.exp(-g));

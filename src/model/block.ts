@@ -14,13 +14,22 @@
 // m = silu(g)·u is not saved: the backward recomputes it (one cheap elementwise pass) to
 // keep N·F floats per layer off the GPU. Shared by all blocks (BlockScratch): the pre-RoPE
 // q and k of the forward, and every gradient temporary of the backward.
+//
+// Fused (packed) path, when wq|wk|wv and wGate|wUp lie back to back in one buffer (the
+// slice's arenas place them so: PackedTensors): q, k, v come from one projection
+// n1·[wq; wk; wv]ᵀ into rows [q | k | v] that one kernel unpacks with RoPE; g, u from one
+// n2·[wGate; wUp]ᵀ saved as rows [g | u]; the backward packs dq | dk | dv (RoPE⁻¹ on the way)
+// and dg | du so each pair or triple of weight- and input-gradient matmuls is one, and the
+// SwiGLU backward recomputes m itself. 21 → 12 matmuls and 4 → 2 ropes per block, 3 → 2
+// SwiGLU passes; results equal the split path's within float rounding (the input gradient
+// sums over 2F or C + 2·Hkv·D in one matmul instead of two or three).
 import type { Gpu } from '../gpu/gpu.ts';
 import type { DType, Tensor } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../kernels/attention.ts';
 import { matmul } from '../kernels/matmul.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
-import { ropeBackward, ropeForward } from '../kernels/rope.ts';
-import { swigluBackward, swigluForward } from '../kernels/swiglu.ts';
+import { ropeBackward, ropeForward, ropeQkvBackward, ropeQkvForward } from '../kernels/rope.ts';
+import { swigluBackward, swigluForward, swigluPackedBackward, swigluPackedForward } from '../kernels/swiglu.ts';
 import type { BlockTensor } from './config.ts';
 
 export interface BlockDims {
@@ -39,6 +48,21 @@ export interface BlockDims {
 
 /** The block's parameters (or their gradients), by BlockTensor name. */
 export type BlockTensors = Record<BlockTensor, Tensor>;
+
+/** Views over a block's back-to-back weights (or gradients): [wq; wk; wv] and [wGate; wUp]. */
+export interface PackedTensors {
+  qkv: Tensor; // [H·D + 2·Hkv·D, C]
+  gu: Tensor; //  [2F, C]
+}
+
+/**
+ * Where the two norms' dweight partial sums go when the caller reduces every norm of the
+ * slice in one dispatch afterwards (rmsnormDweightReduce); null: each norm reduces itself.
+ */
+export interface NormPartials {
+  attn: Tensor;
+  mlp: Tensor;
+}
 
 /** A set of tensors allocated together and released together. */
 export class TensorSet {
@@ -74,11 +98,14 @@ export interface BlockActivations {
   xMid: Tensor; //  [N, C]         x + ao·woᵀ
   rstd2: Tensor; // [N]
   n2: Tensor; //    [N, C]
-  g: Tensor; //     [N, F]         gate pre-activation
-  u: Tensor; //     [N, F]         up projection
+  /** Split path: gate pre-activation and up projection [N, F] each; packed path: gu. */
+  g?: Tensor;
+  u?: Tensor;
+  /** Packed path: rows [g | u], [N, 2F]. */
+  gu?: Tensor;
 }
 
-export function allocBlockActivations(set: TensorSet, d: BlockDims, layer: number): BlockActivations {
+export function allocBlockActivations(set: TensorSet, d: BlockDims, layer: number, packed = false): BlockActivations {
   const { B, T, N, C, H, Hkv, D, F } = d;
   const name = (s: string) => `blocks.${layer}.${s}`;
   return {
@@ -92,8 +119,7 @@ export function allocBlockActivations(set: TensorSet, d: BlockDims, layer: numbe
     xMid: set.make([N, C], name('xMid')),
     rstd2: set.make([N], name('rstd2')),
     n2: set.make([N, C], name('n2')),
-    g: set.make([N, F], name('gate')),
-    u: set.make([N, F], name('up')),
+    ...(packed ? { gu: set.make([N, 2 * F], name('gate|up')) } : { g: set.make([N, F], name('gate')), u: set.make([N, F], name('up')) }),
   };
 }
 
@@ -105,41 +131,71 @@ export interface BlockScratch {
   qb: Tensor; // [N, H·D]
   /** Forward: k before RoPE. Backward: dk after attention. */
   ka: Tensor; // [N, Hkv·D]
-  /** Backward: dk after RoPE⁻¹. */
-  kb: Tensor; // [N, Hkv·D]
+  /** Split path, backward: dk after RoPE⁻¹. */
+  kb?: Tensor; // [N, Hkv·D]
   /** Backward: dv. */
   dv: Tensor; // [N, Hkv·D]
   /** Forward: m = silu(g)·u. Backward: m (recomputed), then dg. */
   f1: Tensor; // [N, F]
   /** Backward: dm. */
   f2: Tensor; // [N, F]
-  /** Backward: du. */
-  f3: Tensor; // [N, F]
+  /** Split path, backward: du. */
+  f3?: Tensor; // [N, F]
+  /** Packed path: forward q | k | v rows before RoPE, backward dq | dk | dv after RoPE⁻¹. */
+  qkv?: Tensor; // [N, H·D + 2·Hkv·D]
+  /** Packed path, backward: dg | du rows. */
+  dgu?: Tensor; // [N, 2F]
   /** Backward: d(n2), then d(n1) (and the final norm's dy in the slice). */
   dn: Tensor; // [N, C]
 }
 
-export function allocBlockScratch(set: TensorSet, d: BlockDims): BlockScratch {
+export function allocBlockScratch(set: TensorSet, d: BlockDims, packed = false): BlockScratch {
   const { N, C, Hkv, D, F } = d;
+  const split = () => ({
+    kb: set.make([N, Hkv * D], 'scratch.kb'),
+    f3: set.make([N, F], 'scratch.f3'),
+  });
+  const pack = () => ({
+    qkv: set.make([N, C + 2 * Hkv * D], 'scratch.qkv'),
+    dgu: set.make([N, 2 * F], 'scratch.dgu'),
+  });
   return {
     qa: set.make([N, C], 'scratch.qa'),
     qb: set.make([N, C], 'scratch.qb'),
     ka: set.make([N, Hkv * D], 'scratch.ka'),
-    kb: set.make([N, Hkv * D], 'scratch.kb'),
     dv: set.make([N, Hkv * D], 'scratch.dv'),
     f1: set.make([N, F], 'scratch.f1'),
     f2: set.make([N, F], 'scratch.f2'),
-    f3: set.make([N, F], 'scratch.f3'),
     dn: set.make([N, C], 'scratch.dn'),
+    ...(packed ? pack() : split()),
   };
 }
 
-/** y = block(x); x and y are [N, C] and distinct. Fills `a` for the backward. */
-export function blockForward(gpu: Gpu, d: BlockDims, w: BlockTensors, x: Tensor, y: Tensor, a: BlockActivations, s: BlockScratch): void {
+/**
+ * y = block(x); x and y are [N, C] and distinct. Fills `a` for the backward. `wp`: the packed
+ * views of `w` for the fused path (activations and scratch allocated with `packed`), or null.
+ */
+export function blockForward(
+  gpu: Gpu, d: BlockDims, w: BlockTensors, wp: PackedTensors | null, x: Tensor, y: Tensor, a: BlockActivations, s: BlockScratch,
+): void {
   const { B, T, N, C, H, Hkv, D, F, eps } = d;
   const KV = Hkv * D;
   const lin = (inp: Tensor, wt: Tensor, out: Tensor, o: number, i: number, beta = 0) =>
     matmul(gpu, inp, wt, out, { M: N, N: o, K: i, transB: true, beta });
+  if (wp) {
+    rmsnormForward(gpu, x, w.attnNorm, a.n1, a.rstd1, { N, C, eps });
+    lin(a.n1, wp.qkv, s.qkv!, C + 2 * KV, C); //                     rows [q | k | v]
+    ropeQkvForward(gpu, s.qkv!, a.q, a.k, a.v, { B, T, H, Hkv, D, base: d.ropeBase });
+    attentionForward(gpu, a.q, a.k, a.v, a.ao, a.lse, { B, T, H, Hkv, D });
+    gpu.copy(x, a.xMid, x.byteLength);
+    lin(a.ao, w.wo, a.xMid, C, C, 1);
+    rmsnormForward(gpu, a.xMid, w.mlpNorm, a.n2, a.rstd2, { N, C, eps });
+    lin(a.n2, wp.gu, a.gu!, 2 * F, C); //                             rows [g | u]
+    swigluPackedForward(gpu, a.gu!, s.f1, { N, F });
+    gpu.copy(a.xMid, y, a.xMid.byteLength);
+    lin(s.f1, w.wDown, y, C, F, 1);
+    return;
+  }
 
   // attention branch
   rmsnormForward(gpu, x, w.attnNorm, a.n1, a.rstd1, { N, C, eps });
@@ -154,9 +210,9 @@ export function blockForward(gpu: Gpu, d: BlockDims, w: BlockTensors, x: Tensor,
 
   // MLP branch
   rmsnormForward(gpu, a.xMid, w.mlpNorm, a.n2, a.rstd2, { N, C, eps });
-  lin(a.n2, w.wGate, a.g, F, C);
-  lin(a.n2, w.wUp, a.u, F, C);
-  swigluForward(gpu, a.g, a.u, s.f1, { N, F });
+  lin(a.n2, w.wGate, a.g!, F, C);
+  lin(a.n2, w.wUp, a.u!, F, C);
+  swigluForward(gpu, a.g!, a.u!, s.f1, { N, F });
   gpu.copy(a.xMid, y, a.xMid.byteLength);
   lin(s.f1, w.wDown, y, C, F, 1);
 }
@@ -164,11 +220,11 @@ export function blockForward(gpu: Gpu, d: BlockDims, w: BlockTensors, x: Tensor,
 /**
  * Backward of one block. `dx` holds dy = ∂loss/∂y on entry and ∂loss/∂x on return (updated
  * in place along the residual stream). Weight gradients go into `g`: overwritten, or added
- * to when `accumulate`.
+ * to when `accumulate`. `packed`: the packed views of `w` and `g` (as in blockForward), or null.
  */
 export function blockBackward(
-  gpu: Gpu, d: BlockDims, w: BlockTensors, g: BlockTensors, x: Tensor, a: BlockActivations, s: BlockScratch,
-  dx: Tensor, accumulate: boolean,
+  gpu: Gpu, d: BlockDims, w: BlockTensors, g: BlockTensors, packed: { w: PackedTensors; g: PackedTensors } | null,
+  x: Tensor, a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean, norms: NormPartials | null = null,
 ): void {
   const { B, T, N, C, H, Hkv, D, F, eps } = d;
   const KV = Hkv * D;
@@ -180,28 +236,62 @@ export function blockBackward(
   const dX = (dy: Tensor, wt: Tensor, out: Tensor, o: number, i: number, b = 0) =>
     matmul(gpu, dy, wt, out, { M: N, N: i, K: o, beta: b });
 
+  if (packed) {
+    blockBackwardPacked(gpu, d, w, g, packed.w, packed.g, x, a, s, dx, accumulate, norms);
+    return;
+  }
   // MLP branch: y = xMid + m·wDownᵀ
-  swigluForward(gpu, a.g, a.u, s.f1, { N, F }); // m, recomputed
+  swigluForward(gpu, a.g!, a.u!, s.f1, { N, F }); // m, recomputed
   dW(dx, s.f1, g.wDown, C, F);
   dX(dx, w.wDown, s.f2, C, F); //                  dm
-  swigluBackward(gpu, a.g, a.u, s.f2, s.f1, s.f3, { N, F }); // dg → f1, du → f3
+  swigluBackward(gpu, a.g!, a.u!, s.f2, s.f1, s.f3!, { N, F }); // dg → f1, du → f3
   dW(s.f1, a.n2, g.wGate, F, C);
-  dW(s.f3, a.n2, g.wUp, F, C);
+  dW(s.f3!, a.n2, g.wUp, F, C);
   dX(s.f1, w.wGate, s.dn, F, C);
-  dX(s.f3, w.wUp, s.dn, F, C, 1);
-  rmsnormBackward(gpu, a.xMid, w.mlpNorm, a.rstd2, s.dn, dx, g.mlpNorm, { N, C, eps }, { accumulate, accumulateDx: true });
+  dX(s.f3!, w.wUp, s.dn, F, C, 1);
+  rmsnormBackward(gpu, a.xMid, w.mlpNorm, a.rstd2, s.dn, dx, g.mlpNorm, { N, C, eps }, { accumulate, accumulateDx: true, partials: norms?.mlp });
 
   // attention branch: xMid = x + ao·woᵀ   (dx now holds ∂loss/∂xMid)
   dW(dx, a.ao, g.wo, C, C);
   dX(dx, w.wo, s.qb, C, C); //                     d(ao)
   attentionBackward(gpu, a.q, a.k, a.v, a.ao, a.lse, s.qb, s.qa, s.ka, s.dv, { B, T, H, Hkv, D });
   ropeBackward(gpu, s.qa, s.qb, { B, T, H, D, base: d.ropeBase }); //      dq → qb
-  ropeBackward(gpu, s.ka, s.kb, { B, T, H: Hkv, D, base: d.ropeBase }); // dk → kb
+  ropeBackward(gpu, s.ka, s.kb!, { B, T, H: Hkv, D, base: d.ropeBase }); // dk → kb
   dW(s.qb, a.n1, g.wq, C, C);
-  dW(s.kb, a.n1, g.wk, KV, C);
+  dW(s.kb!, a.n1, g.wk, KV, C);
   dW(s.dv, a.n1, g.wv, KV, C);
   dX(s.qb, w.wq, s.dn, C, C);
-  dX(s.kb, w.wk, s.dn, KV, C, 1);
+  dX(s.kb!, w.wk, s.dn, KV, C, 1);
   dX(s.dv, w.wv, s.dn, KV, C, 1);
-  rmsnormBackward(gpu, x, w.attnNorm, a.rstd1, s.dn, dx, g.attnNorm, { N, C, eps }, { accumulate, accumulateDx: true });
+  rmsnormBackward(gpu, x, w.attnNorm, a.rstd1, s.dn, dx, g.attnNorm, { N, C, eps }, { accumulate, accumulateDx: true, partials: norms?.attn });
+}
+
+/** blockBackward's fused path: packed projections (see the header). */
+function blockBackwardPacked(
+  gpu: Gpu, d: BlockDims, w: BlockTensors, g: BlockTensors, wp: PackedTensors, gp: PackedTensors, x: Tensor,
+  a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean, norms: NormPartials | null,
+): void {
+  const { B, T, N, C, H, Hkv, D, F, eps } = d;
+  const QKV = C + 2 * Hkv * D;
+  const beta = accumulate ? 1 : 0;
+  const dW = (dy: Tensor, inp: Tensor, dw: Tensor, o: number, i: number) =>
+    matmul(gpu, dy, inp, dw, { M: o, N: i, K: N, transA: true, beta });
+  const dX = (dy: Tensor, wt: Tensor, out: Tensor, o: number, i: number) => matmul(gpu, dy, wt, out, { M: N, N: i, K: o });
+
+  // MLP branch: y = xMid + m·wDownᵀ, m = silu(g)·u
+  dX(dx, w.wDown, s.f2, C, F); //                                        dm
+  swigluPackedBackward(gpu, a.gu!, s.f2, s.dgu!, s.f1, { N, F }); //     dg | du, and m → f1
+  dW(dx, s.f1, g.wDown, C, F);
+  dW(s.dgu!, a.n2, gp.gu, 2 * F, C); //                                   d[wGate; wUp]
+  dX(s.dgu!, wp.gu, s.dn, 2 * F, C); //                                   d(n2)
+  rmsnormBackward(gpu, a.xMid, w.mlpNorm, a.rstd2, s.dn, dx, g.mlpNorm, { N, C, eps }, { accumulate, accumulateDx: true, partials: norms?.mlp });
+
+  // attention branch: xMid = x + ao·woᵀ
+  dW(dx, a.ao, g.wo, C, C);
+  dX(dx, w.wo, s.qb, C, C); //                                           d(ao)
+  attentionBackward(gpu, a.q, a.k, a.v, a.ao, a.lse, s.qb, s.qa, s.ka, s.dv, { B, T, H, Hkv, D });
+  ropeQkvBackward(gpu, s.qa, s.ka, s.dv, s.qkv!, { B, T, H, Hkv, D, base: d.ropeBase }); // dq | dk | dv
+  dW(s.qkv!, a.n1, gp.qkv, QKV, C); //                                    d[wq; wk; wv]
+  dX(s.qkv!, wp.qkv, s.dn, QKV, C); //                                    d(n1)
+  rmsnormBackward(gpu, x, w.attnNorm, a.rstd1, s.dn, dx, g.attnNorm, { N, C, eps }, { accumulate, accumulateDx: true, partials: norms?.attn });
 }

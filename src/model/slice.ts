@@ -14,8 +14,9 @@
 // Buffers. Residual stream res[0 … L'] (L' = to − from): res[0] is the embedding output (or a
 // copy of the input x, so the caller may reuse its buffer), res[i+1] the output of block i;
 // res[L'] is `output`. Per block the activations of BlockActivations. Last stage: the final
-// norm's output and rstd, the logits [N, V] (overwritten in place by their gradient in the
-// backward), the per-row losses and the mean. Gradients flow backwards through one [N, C]
+// norm's output and rstd, one row chunk of logits [R, Vp] (head.ts: the head and loss fused
+// in chunks, recorded in the backward, or by the loss getter after a forward alone), the
+// per-row losses and the mean. Gradients flow backwards through one [N, C]
 // buffer updated in place (it is `inputGrad` when from > 0).
 //
 // Tied embeddings (config.ts): in the whole model the head's dW is written first (beta =
@@ -28,21 +29,22 @@
 // Over ~400 lines on purpose: one GPU object — its allocation, the forward and backward that
 // use it, and their input checks, which must run before either records anything — reads best
 // whole; the per-block maths is already in block.ts.
-import { TensorArena, type ArenaSpec } from '../gpu/arena.ts';
+import { TensorArena, joinedView, type ArenaSpec } from '../gpu/arena.ts';
+import { FusedHead, paddedVocab } from './head.ts';
+import { NormReduce } from './norm-reduce.ts';
 import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { ATTENTION_MAX_D } from '../kernels/attention.ts';
-import { crossEntropyBackward, crossEntropyForward, crossEntropyScale, uploadTargets } from '../kernels/crossentropy.ts';
+import { crossEntropyScale, uploadTargets } from '../kernels/crossentropy.ts';
 import {
   type EmbeddingIndexTensor, embeddingBackward, embeddingBackwardIndex, embeddingForward, embeddingIndexCapacity,
   uploadEmbeddingIndex, uploadTokens,
 } from '../kernels/embedding.ts';
-import { matmul } from '../kernels/matmul.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
 import {
   type BlockActivations, type BlockDims, type BlockScratch, type BlockTensors, TensorSet,
-  allocBlockActivations, allocBlockScratch, blockBackward, blockForward,
+  allocBlockActivations, allocBlockScratch, blockBackward, blockForward, type NormPartials, type PackedTensors,
 } from './block.ts';
 import {
   BLOCK_TENSORS, ConfigError, type ModelConfig, type ParamSpec, blockParamName, initParameters, parameterLayout,
@@ -55,6 +57,10 @@ export interface SliceShape {
   batch: number;
   /** T: tokens per sequence (≤ cfg.seqLen). */
   seqLen: number;
+  /** Packed q|k|v and gate|up projections (block.ts; default true). False: the split path, kept to compare against. */
+  fused?: boolean;
+  /** Rows per chunk of the fused head (head.ts; default from LOGITS_CHUNK_BYTES): tests. */
+  headChunkRows?: number;
 }
 
 export interface SliceInput {
@@ -81,7 +87,7 @@ export interface SliceMemory {
   /** Bytes of the parameter gradients. */
   gradients: number;
   /** Bytes kept from forward to backward: residual stream, per-block activations, head
-   * activations (logits included), and the uploaded tokens, targets and embedding index. */
+   * activations (one row chunk of logits), and the uploaded tokens, targets and embedding index. */
   activations: number;
   /** Bytes of temporaries: the slice's own scratch plus the largest transient the kernels
    * take from the pool (rmsnorm dweight partials or attention row sums). */
@@ -89,20 +95,27 @@ export interface SliceMemory {
   total: number;
 }
 
-interface HeadActivations {
-  xf: Tensor; //       [N, C] final norm output
-  rstdF: Tensor; //    [N]
-  logits: Tensor; //   [N, V] (its gradient after the backward)
-  losses: Tensor; //   [N]
-  lossMean: Tensor; // [1]
-}
-
 /**
  * How a slice lays its parameters (and gradients, and AdamW its moments) out in arenas: the
  * tensors with weight decay together (group 0), then those without (group 1).
  */
 export function parameterArenaSpecs(layout: readonly ParamSpec[]): ArenaSpec[] {
-  return layout.map((s) => ({ name: s.name, shape: s.shape, group: s.weightDecay ? 0 : 1 }));
+  return layout.map((s) => ({
+    name: s.name, shape: s.shape, group: s.weightDecay ? 0 : 1, bundle: packedBundle(s.name), reserve: headPadding(s),
+  }));
+}
+
+/** Zero rows kept after a [V, C] head (or tied embedding) so it reads as [paddedVocab(V), C]. */
+function headPadding(s: ParamSpec): number | undefined {
+  if ((s.name !== 'head' && s.name !== 'embedding') || s.shape.length !== 2) return undefined;
+  return (paddedVocab(s.shape[0]) - s.shape[0]) * s.shape[1];
+}
+
+/** wq, wk, wv of a block lie back to back (one fused projection), and so do wGate and wUp. */
+function packedBundle(name: string): string | undefined {
+  const m = /^blocks\.(\d+)\.(wq|wk|wv|wGate|wUp)$/.exec(name);
+  if (!m) return undefined;
+  return `blocks.${m[1]}.${m[2] === 'wGate' || m[2] === 'wUp' ? 'gate|up' : 'q|k|v'}`;
 }
 
 /** The GPU model slice [from, to): see the header of this file. */
@@ -122,8 +135,14 @@ export class LayerSlice {
   private readonly inputBuffers: { tokens: Tensor | null; targets: Tensor | null; index: Tensor | null } = { tokens: null, targets: null, index: null };
   private readonly res: Tensor[] = [];
   private readonly acts: BlockActivations[] = [];
+  /** All norms' weight gradients reduced in one dispatch (norm-reduce.ts), or null: each its own. */
+  private readonly normReduce: NormReduce | null = null;
+  /** Per block, packed views of its weights and gradients (fused path), or empty (split path). */
+  private readonly packed: { w: PackedTensors; g: PackedTensors }[] = [];
   private readonly scratch: BlockScratch;
-  private readonly head: HeadActivations | null = null;
+  private readonly head: FusedHead | null = null;
+  /** The last forward's head (logits, losses) is not recorded yet: backward or the loss getter records it. */
+  private headPending = false;
   /** The residual-stream gradient: dy of the block being differentiated; inputGrad when from > 0. */
   private readonly dRes: Tensor;
   // per forward
@@ -166,19 +185,19 @@ export class LayerSlice {
         this.paramMap.set(spec.name, this.paramArena.tensors.get(spec.name)!);
         this.gradMap.set(spec.name, this.gradArena.tensors.get(spec.name)!);
       }
+      if (shape.fused !== false) this.packViews();
+      const fused = this.packed.length > 0;
       const a = this.sets.acts;
       for (let i = 0; i <= to - from; i++) this.res.push(a.make([B, T, C], `residual ${from + i}`));
-      for (let l = from; l < to; l++) this.acts.push(allocBlockActivations(a, this.dims, l));
+      for (let l = from; l < to; l++) this.acts.push(allocBlockActivations(a, this.dims, l, fused));
       if (this.isLast) {
-        this.head = {
-          xf: a.make([N, C], 'finalNorm.out'),
-          rstdF: a.make([N], 'finalNorm.rstd'),
-          logits: a.make([N, V], 'logits'),
-          losses: a.make([N], 'losses'),
-          lossMean: a.make([1], 'loss'),
-        };
+        this.head = new FusedHead(gpu, { N, C, V }, a, shape.headChunkRows);
       }
-      this.scratch = allocBlockScratch(this.sets.scratch, this.dims);
+      this.scratch = allocBlockScratch(this.sets.scratch, this.dims, fused);
+      if (shape.fused !== false) {
+        const norms = new Map(this.layout.filter((p) => /(^|\.)(attnNorm|mlpNorm|finalNorm)$/.test(p.name)).map((p) => [p.name, this.gradMap.get(p.name)!]));
+        this.normReduce = NormReduce.plan(norms, N, C, this.sets.scratch);
+      }
       const inputs = this.sets.inputs;
       if (from === 0) {
         this.inputBuffers.tokens = inputs.make([N], 'tokens', 'i32');
@@ -206,6 +225,11 @@ export class LayerSlice {
     return this.gradMap;
   }
 
+  /** True when the blocks run the fused path (packed q|k|v and gate|up projections: block.ts). */
+  get fused(): boolean {
+    return this.packed.length > 0;
+  }
+
   /** [B, T, C] hidden state after the last block, when to < L. */
   get output(): Tensor | null {
     return this.isLast ? null : this.res[this.res.length - 1];
@@ -213,7 +237,13 @@ export class LayerSlice {
 
   /** [1] mean cross-entropy over the valid targets of the last forward, when to = L. */
   get loss(): Tensor | null {
-    return this.head ? this.head.lossMean : null;
+    if (!this.head) return null;
+    if (this.headPending) {
+      // a forward without backward (evaluation): record the loss half of the head now
+      this.head.recordLoss(this.paramMap.get(this.headName)!, this.targets!);
+      this.headPending = false;
+    }
+    return this.head.lossMean;
   }
 
   /** ∂loss/∂x [B, T, C] of the last backward, when from > 0. */
@@ -306,7 +336,8 @@ export class LayerSlice {
 
     // ---- blocks: res[i] [N, C] → res[i+1] [N, C] ----
     for (let i = 0; i < this.acts.length; i++) {
-      blockForward(this.gpu, this.dims, this.blockTensors(this.paramMap, this.from + i), this.res[i], this.res[i + 1], this.acts[i], this.scratch);
+      const w = this.blockTensors(this.paramMap, this.from + i);
+      blockForward(this.gpu, this.dims, w, this.packed[i]?.w ?? null, this.res[i], this.res[i + 1], this.acts[i], this.scratch);
     }
 
     // ---- head and loss ----
@@ -315,10 +346,9 @@ export class LayerSlice {
       const x = this.res[this.res.length - 1]; // [N, C] the last block's output
       // xf [N, C] = rmsnorm(x)·finalNorm, rstdF [N]
       rmsnormForward(this.gpu, x, this.paramMap.get('finalNorm')!, h.xf, h.rstdF, { N, C, eps: this.cfg.normEps });
-      // logits [N, V] = xf·headᵀ (head [V, C])
-      matmul(this.gpu, h.xf, this.paramMap.get(this.headName)!, h.logits, { M: N, N: V, K: C, transB: true });
-      // losses [N], lossMean [1]
-      crossEntropyForward(this.gpu, h.logits, this.targets!, h.losses, h.lossMean, { N, V });
+      // logits, losses and lossMean: recorded by backward() fused with their gradients (head.ts),
+      // or by the loss getter when no backward follows
+      this.headPending = true;
     }
     this.state = 'forward';
   }
@@ -333,7 +363,7 @@ export class LayerSlice {
     // ---- checks ----
     if (this.state === 'empty') throw new KernelInputError(K, 'backward: no forward recorded yet');
     if (this.state === 'backward' && this.head) {
-      throw new KernelInputError(K, 'backward: already run for this forward (its logits were overwritten by their gradient); run forward again');
+      throw new KernelInputError(K, 'backward: already run for this forward (its gradients were written); run forward again');
     }
     if (typeof lossScale !== 'number' || !Number.isFinite(lossScale)) throw new KernelInputError(K, `backward: lossScale must be a finite number, got ${lossScale}`);
     if (!this.isLast) {
@@ -354,16 +384,13 @@ export class LayerSlice {
     if (this.head) {
       const h = this.head;
       const scale = lossScale * crossEntropyScale(this.targetsCpu!);
-      crossEntropyBackward(gpu, h.logits, this.targets!, h.logits, { N, V, scale }); // in place: logits [N, V] ← d(logits)
-      const headW = this.paramMap.get(this.headName)!; // [V, C]
-      // d(head) [V, C] (+)= d(logits)ᵀ·xf
-      matmul(gpu, h.logits, h.xf, this.gradMap.get(this.headName)!, { M: V, N: C, K: N, transA: true, beta });
-      // dn [N, C] = d(xf) = d(logits)·head
-      matmul(gpu, h.logits, headW, this.scratch.dn, { M: N, N: C, K: V });
+      // losses, lossMean; d(head) [V, C] (+)= d(logits)ᵀ·xf; dn [N, C] = d(xf) = d(logits)·head, by row chunks
+      h.recordTrain(this.paramMap.get(this.headName)!, this.gradMap.get(this.headName)!, this.targets!, this.scratch.dn, scale, beta);
+      this.headPending = false;
       // dRes [N, C] = ∂loss/∂x; d(finalNorm) [C] (+)=
       rmsnormBackward(
         gpu, this.res[this.res.length - 1], this.paramMap.get('finalNorm')!, h.rstdF, this.scratch.dn, this.dRes,
-        this.gradMap.get('finalNorm')!, { N, C, eps: this.cfg.normEps }, { accumulate },
+        this.gradMap.get('finalNorm')!, { N, C, eps: this.cfg.normEps }, { accumulate, partials: this.normReduce?.slots.get('finalNorm') },
       );
     } else {
       gpu.copy(opts.dOut!, this.dRes, N * C * 4); // dRes [B, T, C] = dOut
@@ -373,10 +400,12 @@ export class LayerSlice {
     for (let i = this.acts.length - 1; i >= 0; i--) {
       const l = this.from + i;
       blockBackward(
-        gpu, this.dims, this.blockTensors(this.paramMap, l), this.blockTensors(this.gradMap, l), this.res[i], this.acts[i],
-        this.scratch, this.dRes, accumulate,
+        gpu, this.dims, this.blockTensors(this.paramMap, l), this.blockTensors(this.gradMap, l), this.packed[i] ?? null,
+        this.res[i], this.acts[i], this.scratch, this.dRes, accumulate, this.normPartials(l),
       );
     }
+    // every norm's d(weight) (+)= its partial sums, in one dispatch
+    this.normReduce?.record(gpu, accumulate);
 
     // ---- embedding lookup (a tied whole model adds onto the head's part written above) ----
     if (this.from === 0) {
@@ -422,6 +451,31 @@ export class LayerSlice {
     this.index = null;
     this.targetsCpu = null;
     this.state = 'empty';
+  }
+
+  private normPartials(layer: number): NormPartials | null {
+    const slots = this.normReduce?.slots;
+    if (!slots) return null;
+    return { attn: slots.get(blockParamName(layer, 'attnNorm'))!, mlp: slots.get(blockParamName(layer, 'mlpNorm'))! };
+  }
+
+  /** Fills `packed` when every block's q|k|v and gate|up weights (and gradients) lie back to back. */
+  private packViews(): void {
+    const { C, F, Hkv, D } = this.dims;
+    const views: { w: PackedTensors; g: PackedTensors }[] = [];
+    for (let l = this.from; l < this.to; l++) {
+      const pack = (map: Map<string, Tensor>): PackedTensors | null => {
+        const t = this.blockTensors(map, l);
+        const qkv = joinedView([t.wq, t.wk, t.wv], [C + 2 * Hkv * D, C], `blocks.${l}.q|k|v`);
+        const gu = joinedView([t.wGate, t.wUp], [2 * F, C], `blocks.${l}.gate|up`);
+        return qkv && gu ? { qkv, gu } : null;
+      };
+      const w = pack(this.paramMap);
+      const g = pack(this.gradMap);
+      if (!w || !g) return; // e.g. sizes off the arena's alignment: the split path for the whole slice
+      views.push({ w, g });
+    }
+    this.packed.push(...views);
   }
 
   private blockTensors(map: Map<string, Tensor>, layer: number): BlockTensors {

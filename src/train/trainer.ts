@@ -108,8 +108,9 @@ export class LocalTrainer {
     for (let micro = 0; micro < k; micro++) {
       const { tokens, targets } = this.source.batch(step, micro);
       this.slice.forward({ tokens, targets });
-      this.gpu.copy(this.slice.loss!, this.stats, 4, 0, micro * 4);
       this.slice.backward({ accumulate: micro > 0, lossScale: 1 / k });
+      // after the backward, which records the loss fused with the head's gradients (head.ts)
+      this.gpu.copy(this.slice.loss!, this.stats, 4, 0, micro * 4);
     }
     const lr = learningRate(step, this.schedule);
     this.optimizer.update(lr);

@@ -34,4 +34,21 @@ describe('planArena', () => {
     expect(() => planArena(specs, ARENA_ALIGN)).toThrow(KernelInputError);
     expect(() => planArena(specs, ARENA_ALIGN)).toThrow(/w1 needs 400 bytes/);
   });
+
+  it('keeps a bundle in one chunk (a new chunk starts before it) unless the bundle alone passes the limit', () => {
+    const bundled = [
+      { name: 'a', shape: [64], group: 0 },
+      { name: 'q', shape: [64], group: 0, bundle: 'qkv' },
+      { name: 'k', shape: [64], group: 0, bundle: 'qkv' },
+      { name: 'b', shape: [64], group: 0 },
+    ];
+    // without the bundle, q would share chunk 0 with a and k would start chunk 1
+    const plan = planArena(bundled, 2 * ARENA_ALIGN);
+    expect(Object.fromEntries([...plan.places].map(([n, p]) => [n, [p.chunk, p.offset]]))).toEqual({
+      a: [0, 0], q: [1, 0], k: [1, ARENA_ALIGN], b: [2, 0],
+    });
+    // a bundle larger than a chunk is placed as usual
+    const big = planArena(bundled, ARENA_ALIGN);
+    expect([...big.places.values()].map((p) => p.chunk)).toEqual([0, 1, 2, 3]);
+  });
 });

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   crossEntropyBackward,
   crossEntropyBackwardRef,
+  crossEntropyChunk,
+  crossEntropyMean,
   crossEntropyForward,
   crossEntropyForwardRef,
   crossEntropyScale,
@@ -99,5 +101,52 @@ describe('crossentropy', () => {
     rejects(gpu, () => crossEntropyBackward(gpu, logits, targets, gpu.tensor([3, 4]), { N: 3, V: 5, scale: 1 }), /dlogits must hold 15/);
     rejects(gpu, () => crossEntropyForward(gpu, tooSmall(gpu, [3, 5]), targets, losses, mean, { N: 3, V: 5 }), /too small/);
     rejects(gpu, () => crossEntropyBackward(gpu, logits, targets, tooSmall(gpu, [3, 5]), { N: 3, V: 5, scale: 1 }), /too small/);
+  });
+});
+
+describe('crossEntropyChunk (the fused head: padded vocabulary, row chunks)', () => {
+  it.each([
+    [13, 37, 64, 5],
+    [9, 300, 320, 9],
+    [70, 5, 64, 32],
+  ])('N=%i V=%i stride=%i chunk rows=%i: losses and in-place gradient match the reference; padding masked', async (N, V, stride, chunk) => {
+    const gpu = await testGpu();
+    const logits = randn(N * V, N + V, 4);
+    const targets = randInts(N, V, N * V);
+    for (let i = 0; i < N; i += 3) targets[i] = -1;
+    // padded rows, garbage in the padding columns: masked out of the softmax
+    const padded = new Float32Array(N * stride);
+    for (let n = 0; n < N; n++) {
+      padded.set(logits.subarray(n * V, (n + 1) * V), n * stride);
+      for (let j = V; j < stride; j++) padded[n * stride + j] = j % 2 ? 1e30 : -3;
+    }
+    const targetsT = gpu.tensor([N], 'i32', 'targets', targets);
+    const losses = poisoned(gpu, [N], 'losses');
+    const lossMean = poisoned(gpu, [1], 'loss mean');
+    const scale = 0.37;
+    const tag = `N=${N} V=${V} stride=${stride} chunk=${chunk}`;
+    const grad = new Float32Array(N * stride);
+    for (let r0 = 0; r0 < N; r0 += chunk) {
+      const rows = Math.min(chunk, N - r0);
+      const part = gpu.tensor([rows, stride], 'f32', 'chunk', padded.subarray(r0 * stride, (r0 + rows) * stride));
+      crossEntropyChunk(gpu, part, targetsT, losses, { rows, V, stride, rowOffset: r0, scale: null });
+      expect(Array.from(await gpu.readF32(part)), 'loss-only leaves the logits').toEqual(Array.from(padded.subarray(r0 * stride, (r0 + rows) * stride)));
+      crossEntropyChunk(gpu, part, targetsT, losses, { rows, V, stride, rowOffset: r0, scale });
+      grad.set(await gpu.readF32(part), r0 * stride);
+      part.release();
+    }
+    crossEntropyMean(gpu, losses, targetsT, lossMean, { N, V });
+    const ref = crossEntropyForwardRef(logits, targets, { N, V });
+    expectClose(`ce chunk losses ${tag}`, await gpu.readF32(losses), ref.losses, 1e-5);
+    expectClose(`ce chunk mean ${tag}`, await gpu.readF32(lossMean), [ref.mean], 1e-5);
+    const dref = crossEntropyBackwardRef(logits, targets, { N, V, scale });
+    const dgot = new Float32Array(N * V);
+    for (let n = 0; n < N; n++) {
+      dgot.set(grad.subarray(n * stride, n * stride + V), n * V);
+      for (let j = V; j < stride; j++) expect(grad[n * stride + j]).toBe(0);
+    }
+    expectClose(`ce chunk dlogits ${tag}`, dgot, dref, 1e-5);
+    rejects(gpu, () => crossEntropyChunk(gpu, targetsT, targetsT, losses, { rows: 1, V, stride: V - 1, rowOffset: 0, scale }), /stride/);
+    for (const t of [targetsT, losses, lossMean]) t.release();
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { rmsnormBackward, rmsnormBackwardRef, rmsnormForward, rmsnormForwardRef } from '../../src/kernels/rmsnorm.ts';
+import {
+  rmsnormBackward, rmsnormBackwardRef, rmsnormDweightReduce, rmsnormForward, rmsnormForwardRef, rmsnormRowBlocks,
+} from '../../src/kernels/rmsnorm.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
 import { expectClose, finiteDiff, poisoned, randn, rejects, testGpu } from '../helpers/gpu.ts';
 
@@ -107,5 +109,39 @@ describe('rmsnorm', () => {
     rejects(gpu, () => rmsnormBackward(gpu, x, w, rstd, y, tooSmall, w, dims), /too small|different buffers/);
     rejects(gpu, () => rmsnormBackward(gpu, x, w, rstd, y, gpu.tensor([4, 8]), wrong, dims), /dweight must hold 8/);
     small.destroy();
+  });
+});
+
+describe('rmsnormDweightReduce (several norms, one dispatch)', () => {
+  it.each([
+    [70, 64, 128], // partial slots of 3·64 and 2·320 floats start 256-byte aligned
+    [33, 320, 384],
+  ])('N=%i C=%i stride=%i: equals the one-norm backward bit for bit, overwrite and accumulate', async (N, C, stride) => {
+    const gpu = await testGpu();
+    const rb = rmsnormRowBlocks(N);
+    const count = 3;
+    const partials = poisoned(gpu, [count, rb, C], 'partials');
+    const dweights = gpu.tensor([(count - 1) * stride + C], 'f32', 'dweights', new Float32Array((count - 1) * stride + C).fill(0.5));
+    const expected: number[][] = [];
+    for (let n = 0; n < count; n++) {
+      const x = gpu.tensor([N, C], 'f32', 'x', randn(N * C, 10 * n + 1));
+      const w = gpu.tensor([C], 'f32', 'w', randn(C, 10 * n + 2));
+      const dy = gpu.tensor([N, C], 'f32', 'dy', randn(N * C, 10 * n + 3));
+      const y = poisoned(gpu, [N, C], 'y');
+      const rstd = poisoned(gpu, [N], 'rstd');
+      rmsnormForward(gpu, x, w, y, rstd, { N, C });
+      const dx = poisoned(gpu, [N, C], 'dx');
+      const dwAlone = gpu.tensor([C], 'f32', 'dw alone', new Float32Array(C).fill(0.5));
+      rmsnormBackward(gpu, x, w, rstd, dy, dx, dwAlone, { N, C }, { accumulate: true });
+      const slot = new Tensor(gpu, partials.buffer, [rb, C], 'f32', 'slot', n * rb * C * 4, true);
+      rmsnormBackward(gpu, x, w, rstd, dy, poisoned(gpu, [N, C], 'dx2'), poisoned(gpu, [C], 'unused'), { N, C }, { partials: slot });
+      expected.push(Array.from(await gpu.readF32(dwAlone)));
+    }
+    rmsnormDweightReduce(gpu, partials, dweights, { N, C, count, stride, accumulate: true });
+    const got = await gpu.readF32(dweights);
+    for (let n = 0; n < count; n++) expect(Array.from(got.subarray(n * stride, n * stride + C)), `norm ${n}`).toEqual(expected[n]);
+    // the gaps between the strided dweights are left alone
+    if (stride > C) expect(got[C]).toBe(0.5);
+    rejects(gpu, () => rmsnormDweightReduce(gpu, partials, dweights, { N, C, count, stride: C - 1 }), /stride/);
   });
 });

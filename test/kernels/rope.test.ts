@@ -1,5 +1,5 @@
-import { describe, it } from 'vitest';
-import { ropeBackward, ropeForward, ropeRef } from '../../src/kernels/rope.ts';
+import { describe, expect, it } from 'vitest';
+import { ropeBackward, ropeForward, ropeQkvBackward, ropeQkvForward, ropeRef } from '../../src/kernels/rope.ts';
 import { expectClose, finiteDiff, poisoned, randn, rejects, testGpu, tooSmall } from '../helpers/gpu.ts';
 
 describe('rope', () => {
@@ -30,6 +30,59 @@ describe('rope', () => {
     ropeBackward(gpu, y, back, dims);
     expectClose(`rope backward∘forward ${tag}`, await gpu.readF32(back), xData, 1e-5);
     for (const t of [x, dy, y, dx, back]) t.release();
+  });
+
+  // Packed rows [q (H·D) | k (Hkv·D) | v (Hkv·D)] of the fused projection, split per part.
+  const unpack = (qkv: ArrayLike<number>, N: number, widths: number[]) => {
+    const W = widths.reduce((a, b) => a + b, 0);
+    let start = 0;
+    return widths.map((w) => {
+      const out = new Float64Array(N * w);
+      for (let n = 0; n < N; n++) for (let j = 0; j < w; j++) out[n * w + j] = qkv[n * W + start + j];
+      start += w;
+      return out;
+    });
+  };
+
+  it.each([
+    [2, 7, 4, 2, 8, 0],
+    [1, 33, 3, 3, 16, 5],
+    [2, 5, 4, 1, 64, 0],
+  ])('packed q|k|v forward and backward, B=%i T=%i H=%i Hkv=%i D=%i posOffset=%i', async (B, T, H, Hkv, D, posOffset) => {
+    const gpu = await testGpu();
+    const N = B * T;
+    const W = (H + 2 * Hkv) * D;
+    const dims = { B, T, H, Hkv, D, posOffset, base: 10000 };
+    const packedData = randn(N * W, 7 + N);
+    const [qIn, kIn, vIn] = unpack(packedData, N, [H * D, Hkv * D, Hkv * D]);
+    const qkv = gpu.tensor([N, W], 'f32', 'qkv', packedData);
+    const q = poisoned(gpu, [N, H * D], 'q');
+    const k = poisoned(gpu, [N, Hkv * D], 'k');
+    const v = poisoned(gpu, [N, Hkv * D], 'v');
+    ropeQkvForward(gpu, qkv, q, k, v, dims);
+    const tag = `B=${B} T=${T} H=${H} Hkv=${Hkv} D=${D}`;
+    expectClose(`rope qkv q ${tag}`, await gpu.readF32(q), ropeRef(qIn, { B, T, H, D, posOffset }, 1), 1e-5);
+    expectClose(`rope qkv k ${tag}`, await gpu.readF32(k), ropeRef(kIn, { B, T, H: Hkv, D, posOffset }, 1), 1e-5);
+    expect(Array.from(await gpu.readF32(v)), `rope qkv v ${tag}`).toEqual(Array.from(Float32Array.from(vIn)));
+    // The unfused kernel on the same q gives the same bits.
+    const qAlone = gpu.tensor([N, H * D], 'f32', 'q alone', Float32Array.from(qIn));
+    const qRot = poisoned(gpu, [N, H * D], 'q rotated');
+    ropeForward(gpu, qAlone, qRot, { B, T, H, D, posOffset });
+    expect(Array.from(await gpu.readF32(q)), `rope qkv q vs unfused ${tag}`).toEqual(Array.from(await gpu.readF32(qRot)));
+    // backward: packed gradient of the projection
+    const [dqData, dkData, dvData] = [randn(N * H * D, 1), randn(N * Hkv * D, 2), randn(N * Hkv * D, 3)];
+    const dq = gpu.tensor([N, H * D], 'f32', 'dq', dqData);
+    const dk = gpu.tensor([N, Hkv * D], 'f32', 'dk', dkData);
+    const dv = gpu.tensor([N, Hkv * D], 'f32', 'dv', dvData);
+    const dqkv = poisoned(gpu, [N, W], 'dqkv');
+    ropeQkvBackward(gpu, dq, dk, dv, dqkv, dims);
+    const [dqOut, dkOut, dvOut] = unpack(await gpu.readF32(dqkv), N, [H * D, Hkv * D, Hkv * D]);
+    expectClose(`rope qkv dq ${tag}`, dqOut, ropeRef(dqData, { B, T, H, D, posOffset }, -1), 1e-5);
+    expectClose(`rope qkv dk ${tag}`, dkOut, ropeRef(dkData, { B, T, H: Hkv, D, posOffset }, -1), 1e-5);
+    expect(Array.from(dvOut), `rope qkv dv ${tag}`).toEqual(Array.from(dvData));
+    rejects(gpu, () => ropeQkvForward(gpu, qkv, q, k, v, { ...dims, Hkv: Hkv + 1 }), /qkv must hold/);
+    rejects(gpu, () => ropeQkvBackward(gpu, dq, dk, dv, q, dims), /qkv must hold/);
+    for (const t of [qkv, q, k, v, qAlone, qRot, dq, dk, dv, dqkv]) t.release();
   });
 
   it('reference backward matches finite differences', () => {
