@@ -12,7 +12,7 @@ struct Params {
   beta: f32,
 }
 
-const WORKGROUP = 256u;
+const WORKGROUP: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> partials: array<f32>;

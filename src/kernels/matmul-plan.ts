@@ -30,11 +30,12 @@ export const CORE_TILES = {
 export type CoreTileName = keyof typeof CORE_TILES;
 
 /** Large tiles first: they read the least per FMA. 32×32 only when nothing larger fills the GPU. */
-const LARGE_ORDER: CoreTileName[] = ['128x128', '128x64', '64x128', '64x64'];
-const SMALL_ORDER: CoreTileName[] = ['32x32'];
+const TILE_ORDER: CoreTileName[] = ['128x128', '128x64', '64x128', '64x64', '32x32'];
 
 /** Each split sums at least this much of K: shorter splits spend more on partials than they gain. */
 export const MIN_K_PER_SPLIT = 128;
+/** Partial sums (splits·M·N) at most this share of the inputs (K·(M + N)) count as cheap. */
+export const MAX_PARTIAL_SHARE = 0.25;
 /** Split-K partial sums for at most this many splits (bounds the scratch buffer). */
 export const MAX_SPLITS = 32;
 
@@ -93,8 +94,8 @@ function planFor(name: CoreTileName, M: number, N: number, K: number, batch: num
 
 /**
  * Variant 2's plan for M×N×K (× batch): the largest tile whose grid reaches `target`
- * workgroups; else the largest split into K that does (each split ≥ MIN_K_PER_SPLIT deep);
- * else 32×32 tiles, split too if need be; else whatever gives the most workgroups.
+ * workgroups unsplit; else the largest tile that does with a split K (each split at least
+ * MIN_K_PER_SPLIT deep); else whatever gives the most workgroups.
  * `force` fixes the tile and / or the splits (tests, benchmarks).
  */
 export function corePlan(
@@ -111,7 +112,7 @@ export function corePlan(
     if (!(force.tile in CORE_TILES)) throw new KernelInputError('matmul', `unknown tile '${force.tile}'; one of ${Object.keys(CORE_TILES).join(', ')}`);
     if (!fits(force.tile)) throw new KernelInputError('matmul', `tile ${force.tile} does not fit this GPU's workgroup limits`);
   }
-  const order = force.tile ? [force.tile] : [...LARGE_ORDER, ...SMALL_ORDER].filter(fits);
+  const order = force.tile ? [force.tile] : TILE_ORDER.filter(fits);
   if (order.length === 0) {
     throw new KernelInputError('matmul', 'this GPU cannot run even a 32×32 tile (needs 64 invocations and 2.3 KiB of workgroup memory)');
   }
@@ -123,19 +124,24 @@ export function corePlan(
     const tiles = ceilDiv(M, tile.wy * tile.rm) * ceilDiv(N, tile.wx * tile.rn) * batch;
     return { tile, name: order[0], splits, kSplit: splits > 1 ? kSplit : K, workgroups: tiles * splits };
   }
+  // Unsplit large tiles; then large tiles split where the partial sums are cheap beside the
+  // inputs; then 32×32 unsplit; then any split. (A split costs a reduction dispatch and
+  // writes and reads splits·M·N partial sums; a 32×32 tile reads twice the inputs per FMA of
+  // a 64×64 one.)
+  const large = order.filter((n) => n !== '32x32');
+  const small = order.filter((n) => n === '32x32');
+  const cheapPartials = (p: CorePlan) => p.splits * M * N <= MAX_PARTIAL_SHARE * K * (M + N);
   let best: CorePlan | null = null;
-  for (const group of [LARGE_ORDER, SMALL_ORDER]) {
-    const names = order.filter((n) => group.includes(n));
+  const attempt = (names: CoreTileName[], split: boolean, accept: (p: CorePlan) => boolean = () => true): CorePlan | null => {
     for (const n of names) {
-      const plan = planFor(n, M, N, K, batch, 1);
-      if (plan.workgroups >= target) return plan;
-    }
-    for (const n of names) {
-      const unsplit = planFor(n, M, N, K, batch, 1).workgroups;
-      const plan = planFor(n, M, N, K, batch, ceilDiv(target, unsplit));
-      if (plan.workgroups >= target) return plan;
+      const unsplit = planFor(n, M, N, K, batch, 1);
+      const plan = split ? planFor(n, M, N, K, batch, ceilDiv(target, unsplit.workgroups)) : unsplit;
       if (!best || plan.workgroups > best.workgroups) best = plan;
+      if (plan.workgroups >= target && accept(plan)) return plan;
     }
-  }
+    return null;
+  };
+  const chosen = attempt(large, false) ?? attempt(large, true, cheapPartials) ?? attempt(small, false) ?? attempt(order, true);
+  if (chosen) return chosen;
   return best!;
 }

@@ -14,6 +14,7 @@ import { runAdversaryBench } from './adversary.ts';
 import { runCheckpointSyncBench } from './checkpoint-sync.ts';
 import { runS3StoreBench } from './s3-store.ts';
 import { runTurnBench } from './turn.ts';
+import { runMatmulCoreBench } from './matmul-core.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -31,6 +32,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   'checkpoint-sync': runCheckpointSyncBench,
   's3-store': runS3StoreBench,
   turn: runTurnBench,
+  'matmul-core': runMatmulCoreBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
