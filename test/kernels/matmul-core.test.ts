@@ -48,7 +48,7 @@ describe('matmul variant 2 (core)', () => {
   // scalar loads, aligned ones vec4; each spans more than one tile along M and N.
   it('every layout, odd and aligned shapes (32×32 tile)', async () => {
     for (const [transA, transB] of LAYOUTS) await check({ M: 37, N: 35, K: 29, transA, transB, variant: 2, coreTile: '32x32' });
-    for (const [transA, transB] of LAYOUTS.slice(0, 3)) await check({ M: 36, N: 40, K: 24, transA, transB, variant: 2, coreTile: '32x32' });
+    await check({ M: 36, N: 40, K: 24, transB: true, variant: 2, coreTile: '32x32' });
   });
 
   // The larger tiles, one training layout each, over more than one tile along M and N.
