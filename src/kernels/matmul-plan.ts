@@ -44,11 +44,11 @@ export type AdapterClass = 'discrete' | 'integrated' | 'software';
 /**
  * Workgroups a grid should reach to keep the adapter busy: 2 per SM on a 128-SM discrete GPU
  * (RTX 4090 has 128, H100 132; an unknown hardware adapter is treated as one, since too many
- * workgroups cost a small GPU little and too few idle a large one), 2 per core on a ~40-core
- * integrated GPU (M-series Max), and a CPU (software adapter) gains nothing from more
- * workgroups than its threads, so no splitting there.
+ * workgroups cost a small GPU little and too few idle a large one) and 2 per core on a
+ * ~40-core integrated GPU (M-series Max). A software adapter (a CPU) keeps the 64 that
+ * variant 1 always used (its former MIN_LARGE_WORKGROUPS), so the CPU path is unchanged.
  */
-export const WORKGROUP_TARGET: Record<AdapterClass, number> = { discrete: 256, integrated: 80, software: 1 };
+export const WORKGROUP_TARGET: Record<AdapterClass, number> = { discrete: 256, integrated: 80, software: 64 };
 
 const INTEGRATED_VENDORS = /apple|intel|arm|qualcomm|imagination|img-tec|mali|adreno|powervr/i;
 

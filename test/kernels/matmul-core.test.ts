@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { matmul, matmulCorePlan, matmulRef, matmulVariant, type MatmulOptions } from '../../src/kernels/matmul.ts';
-import { CORE_TILES, MIN_K_PER_SPLIT, WORKGROUP_TARGET, corePlan, type CoreTileName } from '../../src/kernels/matmul-plan.ts';
+import { MIN_K_PER_SPLIT, WORKGROUP_TARGET, corePlan, type CoreTileName } from '../../src/kernels/matmul-plan.ts';
 import { expectClose, poisoned, randn, testGpu } from '../helpers/gpu.ts';
 
 const gpu = await testGpu();
@@ -102,8 +102,10 @@ describe('matmul variant 2 (core)', () => {
     expect(corePlan(gpu, 4096, 4096, 4096, 1, discrete)).toMatchObject({ name: '128x128', splits: 1 });
     // A short K cannot be split: the most workgroups the shape allows.
     expect(corePlan(gpu, 64, 64, 64, 1, discrete)).toMatchObject({ name: '32x32', splits: 1, workgroups: 4 });
-    // The software class asks for few workgroups: no split.
-    expect(corePlan(gpu, 256, 256, 2048, 1, WORKGROUP_TARGET.software).splits).toBe(1);
+    // The class sets the target: 512³ fills a CPU's 64 with 64×64 tiles; a discrete GPU's 256
+    // takes 32×32 tiles (a 4-way split of 64×64 would write partials twice the inputs' size).
+    expect(corePlan(gpu, 512, 512, 512, 1, WORKGROUP_TARGET.software)).toMatchObject({ name: '64x64', splits: 1 });
+    expect(corePlan(gpu, 512, 512, 512, 1, discrete)).toMatchObject({ name: '32x32', splits: 1 });
     // This adapter (SwiftShader) runs variant 1 by default; variant 2 when asked, f32 only.
     expect(matmulVariant(gpu, {})).toBe(gpu.info.isSoftware ? 1 : 2);
     expect(matmulVariant(gpu, { split: 2 })).toBe(2);
