@@ -22,9 +22,9 @@ export const CORE_PAD = 4;
 
 export const CORE_TILES = {
   '128x128': { wx: 16, wy: 16, rm: 8, rn: 8, tk: CORE_TK },
-  '128x64': { wx: 16, wy: 16, rm: 8, rn: 4, tk: CORE_TK },
-  '64x128': { wx: 16, wy: 16, rm: 4, rn: 8, tk: CORE_TK },
-  '64x64': { wx: 16, wy: 16, rm: 4, rn: 4, tk: CORE_TK },
+  '128x64': { wx: 8, wy: 16, rm: 8, rn: 8, tk: CORE_TK },
+  '64x128': { wx: 16, wy: 8, rm: 8, rn: 8, tk: CORE_TK },
+  '64x64': { wx: 8, wy: 8, rm: 8, rn: 8, tk: CORE_TK },
   '32x32': { wx: 8, wy: 8, rm: 4, rn: 4, tk: CORE_TK },
 } as const satisfies Record<string, CoreTile>;
 export type CoreTileName = keyof typeof CORE_TILES;
