@@ -38,6 +38,8 @@ export interface StaticPresetResult {
   hostPerStep: HostWork[];
   /** Matmul dispatches of the steady step with fewer than 2 workgroups per SM on a 128-SM GPU (the issue's bar), of all matmul dispatches. */
   matmulsUnder2PerSm128: { under: number; of: number; underWhereShapeAllows: number };
+  /** The matmul inner loop's modelled shared-memory passes per FMA, weighted by each dispatch's FLOPs. */
+  matmulBankPassesPerFma: number;
   classes: KernelClassRow[];
   matmuls: (NonNullable<DispatchCost['matmul']> & { count: number; workgroups: number; perSm4090: number; flops: number })[];
   /** Per GPU class: the step's roofline bound (sum over dispatches), seconds. */
@@ -93,6 +95,9 @@ export function analyse(run: RecordedRun): StaticPresetResult {
         return m && c.workgroups < 2 * 128 && finestMatmulGrid(m.M, m.N, m.K, m.batch) >= 2 * 128;
       }).length,
     },
+    matmulBankPassesPerFma:
+      costs.reduce((s, c) => s + (c.matmul ? c.matmul.bankPassesPerFma * c.flops : 0), 0) /
+      Math.max(1, costs.reduce((s, c) => s + (c.matmul ? c.flops : 0), 0)),
     classes: [...classes.values()].sort((a, b) => b.flops - a.flops || b.bytes - a.bytes),
     matmuls: [...matmuls.values()].sort((a, b) => b.flops - a.flops),
     stepBoundSeconds, deviceHostBytes: run.deviceHostBytes,
@@ -164,6 +169,7 @@ export async function runStaticBench(argv: string[]): Promise<number> {
       `${name}: ${u.under} of ${u.of} matmul dispatches have under 2 workgroups per SM on a 128-SM GPU ` +
         `(${u.underWhereShapeAllows} of them where 32×32 tiles and K splits could reach it; plan target ${WORKGROUP_TARGET.discrete})`,
     );
+    console.log(`${name}: matmul shared-memory passes per FMA (bank model), weighted by FLOPs: ${r.matmulBankPassesPerFma.toFixed(3)}`);
   }
   const bank = bankModels();
   printTable('shared-memory bank model (per warp; passes per FMA a thread does; conflict = passes / conflict-free passes)', Object.entries(bank).map(([loop, m]) => ({

@@ -2,6 +2,7 @@
 // kernels' Params layouts, mirrored here) and its bindings; workgroups per SM, waves and a
 // roofline bound per GPU class.
 import { MAX_SPLITS, MIN_K_PER_SPLIT } from '../../../src/kernels/matmul-plan.ts';
+import { matmulBankModel, matmulCoreBankModel } from './bank-model.ts';
 import { GPU_CLASSES, residentWorkgroups, type GpuClass } from './gpu-classes.ts';
 import type { RecordedDispatch } from './recording-device.ts';
 import { workgroupShape, type WorkgroupShape } from './wgsl-shape.ts';
@@ -16,10 +17,26 @@ export interface DispatchCost {
   /** Bytes the kernel must move at least: each operand read or written once. */
   bytes: number;
   /** For matmuls: `M×N×K` and the vec4 flags. */
-  matmul?: { M: number; N: number; K: number; batch: number; transA: boolean; transB: boolean; vec4: string; tile: string };
+  /** For matmuls: `M×N×K`, the vec4 flags, the tile and its inner loop's modelled shared-memory passes per FMA. */
+  matmul?: { M: number; N: number; K: number; batch: number; transA: boolean; transB: boolean; vec4: string; tile: string; bankPassesPerFma: number };
 }
 
 const shapeCache = new Map<string, WorkgroupShape>();
+const bankCache = new Map<string, number>();
+
+/** The bank model of the dispatch's matmul inner loop (bank-model.ts), once per pipeline. */
+function bankPassesPerFma(d: RecordedDispatch): number {
+  let v = bankCache.get(d.pipeline);
+  if (v === undefined) {
+    const c = d.constants;
+    const [ta, tb] = [c.TRANS_A === 1, c.TRANS_B === 1];
+    v = d.shader === 'matmul_core'
+      ? matmulCoreBankModel({ wx: c.WX, wy: c.WY, rm: c.RM, rn: c.RN, tk: c.TK }, ta, tb).passesPerFma
+      : matmulBankModel(c.WG, c.TK, ta, tb).passesPerFma;
+    bankCache.set(d.pipeline, v);
+  }
+  return v;
+}
 
 function shapeOf(d: RecordedDispatch): WorkgroupShape {
   let s = shapeCache.get(d.pipeline);
@@ -62,6 +79,7 @@ export function dispatchCost(d: RecordedDispatch): DispatchCost {
       matmul: {
         M, N, K, batch, transA: c.TRANS_A === 1, transB: c.TRANS_B === 1, vec4,
         tile: `v2 ${c.WY * c.RM}×${c.WX * c.RN}×${c.TK}${splits > 1 ? ` split ${splits}` : ''}`,
+        bankPassesPerFma: bankPassesPerFma(d),
       },
     };
   }
@@ -76,7 +94,7 @@ export function dispatchCost(d: RecordedDispatch): DispatchCost {
       ...base,
       flops: 2 * M * N * K * z,
       bytes: el * z * (M * K + K * N + M * N * (beta !== 0 ? 2 : 1)),
-      matmul: { M, N, K, batch: z, transA: c.TRANS_A === 1, transB: c.TRANS_B === 1, vec4, tile: `v1 ${4 * c.WG}×${4 * c.WG}×${c.TK}` },
+      matmul: { M, N, K, batch: z, transA: c.TRANS_A === 1, transB: c.TRANS_B === 1, vec4, tile: `v1 ${4 * c.WG}×${4 * c.WG}×${c.TK}`, bankPassesPerFma: bankPassesPerFma(d) },
     };
   }
   if (d.shader === 'attention' && d.entryPoint !== 'rowdot') {
