@@ -8,6 +8,8 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
 import { BYTES_PER_ELEMENT, type Tensor } from '../gpu/tensor.ts';
 import { ceilDiv, expectPositiveInt } from './common.ts';
+import { matmulCore } from './matmul-core.ts';
+import { WORKGROUP_TARGET, adapterClass, corePlan, type CoreTileName, type CorePlan } from './matmul-plan.ts';
 
 const SHADER = { name: 'matmul', code };
 // The f16 variant is the same source with f16 storage: one file, specialised by its alias.
@@ -37,8 +39,14 @@ export interface MatmulOptions {
   beta?: number;
   /** 'f16': f16 storage for A, B and C, f32 accumulation; needs gpu.features.f16. */
   dtype?: 'f32' | 'f16';
-  /** Tile override (tests, benchmarks); 'auto' picks from the adapter's limits and the sizes. */
+  /** Variant 1 tile override (tests, benchmarks; implies variant 1); 'auto' picks from the adapter's limits and the sizes. */
   tile?: 'auto' | 'large' | 'small';
+  /** 1: shaders/matmul.wgsl; 2: shaders/matmul_core.wgsl; 'auto' (default): see matmulVariant. */
+  variant?: 'auto' | 1 | 2;
+  /** Variant 2 tile override (tests, benchmarks). */
+  coreTile?: CoreTileName;
+  /** Variant 2 K splits override (tests, benchmarks); split-K partials are reduced in order. */
+  split?: number;
 }
 
 /** A tile shape: WG×WG threads, each computing 4×4 outputs, over K slabs TK deep. */
@@ -54,8 +62,6 @@ export const LARGE_TILE: MatmulTile = { wg: 16, tk: 16 };
 /** 32×32 tiles, 64 threads, 4 KiB: for adapters with small workgroup limits and small grids. */
 export const SMALL_TILE: MatmulTile = { wg: 8, tk: 16 };
 
-/** Below this many large-tile workgroups, smaller tiles keep more of the GPU busy. */
-const MIN_LARGE_WORKGROUPS = 64;
 
 export function tileFits(gpu: Gpu, t: MatmulTile): boolean {
   const l = gpu.limits;
@@ -76,8 +82,37 @@ export function matmulTile(gpu: Gpu, M: number, N: number, batch = 1, choice: Ma
     return SMALL_TILE;
   }
   if (choice === 'large') return LARGE_TILE;
+  // Below the adapter class's workgroup target, smaller tiles keep more of the GPU busy.
   const workgroups = ceilDiv(M, 4 * LARGE_TILE.wg) * ceilDiv(N, 4 * LARGE_TILE.wg) * batch;
-  return workgroups < MIN_LARGE_WORKGROUPS && tileFits(gpu, SMALL_TILE) ? SMALL_TILE : LARGE_TILE;
+  return workgroups < WORKGROUP_TARGET[adapterClass(gpu)] && tileFits(gpu, SMALL_TILE) ? SMALL_TILE : LARGE_TILE;
+}
+
+/**
+ * The variant matmul runs: variant 2 (the GPU core: larger register tiles, split-K) for f32
+ * on hardware adapters; variant 1 for f16 storage (the core is f32 only), when a variant 1
+ * tile is asked for, and on software adapters, where variant 1 measured faster
+ * (test/bench/RESULTS.md, issue 20: matmul core).
+ */
+export function matmulVariant(gpu: Gpu, opts: Pick<MatmulOptions, 'variant' | 'tile' | 'dtype' | 'coreTile' | 'split'>): 1 | 2 {
+  const v = opts.variant ?? 'auto';
+  if (v !== 'auto' && v !== 1 && v !== 2) throw new KernelInputError(KERNEL, `variant must be 'auto', 1 or 2, got ${String(v)}`);
+  const f16 = (opts.dtype ?? 'f32') === 'f16';
+  if (v === 2) {
+    if (f16) throw new KernelInputError(KERNEL, "variant 2 is f32 only; use variant 1 (or 'auto') for dtype 'f16'");
+    return 2;
+  }
+  if (v === 1) return 1;
+  if (opts.coreTile !== undefined || opts.split !== undefined) return 2;
+  if (f16 || (opts.tile !== undefined && opts.tile !== 'auto')) return 1;
+  return adapterClass(gpu) === 'software' ? SOFTWARE_VARIANT : 2;
+}
+
+/** The variant for software adapters (CPU WebGPU); see matmulVariant. */
+const SOFTWARE_VARIANT: 1 | 2 = 1;
+
+/** Variant 2's tile and split for these sizes on this adapter. */
+export function matmulCorePlan(gpu: Gpu, M: number, N: number, K: number, batch = 1, opts: Pick<MatmulOptions, 'coreTile' | 'split'> = {}): CorePlan {
+  return corePlan(gpu, M, N, K, batch, WORKGROUP_TARGET[adapterClass(gpu)], { tile: opts.coreTile, splits: opts.split });
 }
 
 /**
@@ -115,6 +150,19 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOp
     throw new KernelInputError(KERNEL, `C ${c} must not share a buffer with ${c.buffer === a.buffer ? 'A' : 'B'}`);
   }
 
+  const aligned = (inner: number, stride: number) => inner % 4 === 0 && stride % 4 === 0;
+  const aVec4 = aligned(transA ? M : K, strideA);
+  const bVec4 = aligned(transB ? K : N, strideB);
+  const cVec4 = aligned(N, strideC);
+  // With one batch the strides are never used (and may be anything the caller chose).
+  const [sA, sB, sC] = batch > 1 ? [strideA, strideB, strideC] : [0, 0, 0];
+  if (matmulVariant(gpu, opts) === 2) {
+    const plan = matmulCorePlan(gpu, M, N, K, batch, opts);
+    const call = { M, N, K, batch, transA, transB, strideA: sA, strideB: sB, strideC: sC, alpha, beta, aVec4, bVec4, cVec4 };
+    matmulCore(gpu, a, b, c, call, plan);
+    return;
+  }
+
   const tile = matmulTile(gpu, M, N, batch, opts.tile);
   const side = 4 * tile.wg;
   const workgroups: [number, number, number] = [ceilDiv(N, side), ceilDiv(M, side), batch];
@@ -127,18 +175,15 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOp
     );
   }
 
-  const aligned = (inner: number, stride: number) => inner % 4 === 0 && stride % 4 === 0;
   const constants = {
     TRANS_A: transA ? 1 : 0,
     TRANS_B: transB ? 1 : 0,
-    A_VEC4: aligned(transA ? M : K, strideA) ? 1 : 0,
-    B_VEC4: aligned(transB ? K : N, strideB) ? 1 : 0,
-    C_VEC4: aligned(N, strideC) ? 1 : 0,
+    A_VEC4: aVec4 ? 1 : 0,
+    B_VEC4: bVec4 ? 1 : 0,
+    C_VEC4: cVec4 ? 1 : 0,
     WG: tile.wg,
     TK: tile.tk,
   };
-  // With one batch the strides are never used (and may be anything the caller chose).
-  const [sA, sB, sC] = batch > 1 ? [strideA, strideB, strideC] : [0, 0, 0];
   const params = new Params().u32(M).u32(N).u32(K).u32(sA).u32(sB).u32(sC).f32(alpha).f32(beta);
   const pipeline = gpu.pipeline(dtype === 'f16' ? SHADER_F16 : SHADER, 'matmul', constants);
   gpu.dispatch(pipeline, params, [a, b, c], workgroups);

@@ -4,7 +4,7 @@
 // for the queue; median over reps. On a software adapter these are CPU numbers.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Gpu } from '../../src/gpu/gpu.ts';
-import { matmul, matmulTile } from '../../src/kernels/matmul.ts';
+import { matmul, matmulCorePlan, matmulTile, matmulVariant } from '../../src/kernels/matmul.ts';
 import type { BenchRow } from './table.ts';
 import { finishTfjs, releaseTfjs, tfjsBackendOn } from './tfjs-webgpu.ts';
 import { timeAsync, timeGpu } from './timing.ts';
@@ -57,12 +57,17 @@ export async function benchMatmul(gpu: Gpu, opts: { sizes: number[]; reps: numbe
       tb.dispose();
 
       const tile = matmulTile(gpu, n, n);
+      const plan = matmulCorePlan(gpu, n, n, n);
+      // The variant matmul picks on this adapter (variant 2 on hardware, 1 on software).
+      const tileLabel = matmulVariant(gpu, {}) === 2
+        ? `v2 ${plan.name.replace('x', '×')}×${plan.tile.tk}${plan.splits > 1 ? ` split ${plan.splits}` : ''}`
+        : `v1 ${4 * tile.wg}×${4 * tile.wg}×${tile.tk}`;
       const oursGflops = flops / (ours.medianMs * 1e6);
       const tfjsGflops = flops / (theirs.medianMs * 1e6);
       rows.push({
         kernel: 'matmul',
         size: `${n}³`,
-        tile: `${4 * tile.wg}×${4 * tile.wg}×${tile.tk}`,
+        tile: tileLabel,
         inner,
         ours_ms: ours.medianMs / inner,
         ours_gflops: oursGflops,

@@ -16,6 +16,7 @@ import { runS3StoreBench } from './s3-store.ts';
 import { runTurnBench } from './turn.ts';
 import { runVerdictsBench } from './verdicts.ts';
 import { runNormDriftBench } from './norm-drift.ts';
+import { runMatmulCoreBench } from './matmul-core.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -35,6 +36,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   turn: runTurnBench,
   verdicts: runVerdictsBench,
   'norm-drift': runNormDriftBench,
+  'matmul-core': runMatmulCoreBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

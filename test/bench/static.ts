@@ -8,9 +8,10 @@ import { parseArgs } from 'node:util';
 import { attentionTiles } from '../../src/kernels/attention.ts';
 import { LARGE_TILE, SMALL_TILE } from '../../src/kernels/matmul.ts';
 import { PRESETS, preset, type PresetName } from '../../src/model/config.ts';
-import { attentionForwardBankModel, matmulBankModel, type LoopModel } from './static/bank-model.ts';
+import { CORE_TILES, WORKGROUP_TARGET } from '../../src/kernels/matmul-plan.ts';
+import { attentionForwardBankModel, matmulBankModel, matmulCoreBankModel, type LoopModel } from './static/bank-model.ts';
 import { GPU_CLASSES, RECORDING_LIMITS } from './static/gpu-classes.ts';
-import { dispatchCost, occupancy, rooflineSeconds, type DispatchCost } from './static/kernel-model.ts';
+import { dispatchCost, finestMatmulGrid, occupancy, rooflineSeconds, type DispatchCost } from './static/kernel-model.ts';
 import { recordSteps, recordingGpu, STATIC_SHAPES, type RecordedRun } from './static/record-step.ts';
 import type { HostWork } from './static/recording-device.ts';
 import { printTable, writeResults, type BenchRow } from './table.ts';
@@ -36,7 +37,9 @@ export interface StaticPresetResult {
   /** Every recorded step's host work, first to last. */
   hostPerStep: HostWork[];
   /** Matmul dispatches of the steady step with fewer than 2 workgroups per SM on a 128-SM GPU (the issue's bar), of all matmul dispatches. */
-  matmulsUnder2PerSm128: { under: number; of: number };
+  matmulsUnder2PerSm128: { under: number; of: number; underWhereShapeAllows: number };
+  /** The matmul inner loop's modelled shared-memory passes per FMA, weighted by each dispatch's FLOPs. */
+  matmulBankPassesPerFma: number;
   classes: KernelClassRow[];
   matmuls: (NonNullable<DispatchCost['matmul']> & { count: number; workgroups: number; perSm4090: number; flops: number })[];
   /** Per GPU class: the step's roofline bound (sum over dispatches), seconds. */
@@ -86,7 +89,15 @@ export function analyse(run: RecordedRun): StaticPresetResult {
     matmulsUnder2PerSm128: {
       under: costs.filter((c) => c.matmul && c.workgroups < 2 * 128).length,
       of: costs.filter((c) => c.matmul).length,
+      // Under the bar although 32×32 tiles and the allowed K splits could reach it.
+      underWhereShapeAllows: costs.filter((c) => {
+        const m = c.matmul;
+        return m && c.workgroups < 2 * 128 && finestMatmulGrid(m.M, m.N, m.K, m.batch) >= 2 * 128;
+      }).length,
     },
+    matmulBankPassesPerFma:
+      costs.reduce((s, c) => s + (c.matmul ? c.matmul.bankPassesPerFma * c.flops : 0), 0) /
+      Math.max(1, costs.reduce((s, c) => s + (c.matmul ? c.flops : 0), 0)),
     classes: [...classes.values()].sort((a, b) => b.flops - a.flops || b.bytes - a.bytes),
     matmuls: [...matmuls.values()].sort((a, b) => b.flops - a.flops),
     stepBoundSeconds, deviceHostBytes: run.deviceHostBytes,
@@ -98,7 +109,12 @@ export function bankModels(): Record<string, LoopModel> {
   const out: Record<string, LoopModel> = {};
   for (const [name, t] of [['64×64', LARGE_TILE], ['32×32', SMALL_TILE]] as const) {
     for (const [ta, tb] of [[false, true], [false, false], [true, false]] as const) {
-      out[`matmul ${name} ${ta ? 'Aᵀ' : 'A'}${tb ? 'Bᵀ' : 'B'}`] = matmulBankModel(t.wg, t.tk, ta, tb);
+      out[`matmul v1 ${name} ${ta ? 'Aᵀ' : 'A'}${tb ? 'Bᵀ' : 'B'}`] = matmulBankModel(t.wg, t.tk, ta, tb);
+    }
+  }
+  for (const [name, t] of Object.entries(CORE_TILES)) {
+    for (const [ta, tb] of [[false, true], [false, false], [true, false]] as const) {
+      out[`matmul v2 ${name.replace('x', '×')} ${ta ? 'Aᵀ' : 'A'}${tb ? 'Bᵀ' : 'B'}`] = matmulCoreBankModel(t, ta, tb);
     }
   }
   const { gpu } = recordingGpu();
@@ -149,7 +165,11 @@ export async function runStaticBench(argv: string[]): Promise<number> {
     for (const g of GPU_CLASSES) bound[`${GPU_SHORT[g.name]} ms`] = r.stepBoundSeconds[g.name] * 1e3;
     printTable(`${name}: roofline bound of the whole step (sum over dispatches)`, [bound]);
     const u = r.matmulsUnder2PerSm128;
-    console.log(`${name}: ${u.under} of ${u.of} matmul dispatches have under 2 workgroups per SM on a 128-SM GPU`);
+    console.log(
+      `${name}: ${u.under} of ${u.of} matmul dispatches have under 2 workgroups per SM on a 128-SM GPU ` +
+        `(${u.underWhereShapeAllows} of them where 32×32 tiles and K splits could reach it; plan target ${WORKGROUP_TARGET.discrete})`,
+    );
+    console.log(`${name}: matmul shared-memory passes per FMA (bank model), weighted by FLOPs: ${r.matmulBankPassesPerFma.toFixed(3)}`);
   }
   const bank = bankModels();
   printTable('shared-memory bank model (per warp; passes per FMA a thread does; conflict = passes / conflict-free passes)', Object.entries(bank).map(([loop, m]) => ({

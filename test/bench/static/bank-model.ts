@@ -100,6 +100,75 @@ export function matmulBankModel(WG: number, TK: number, transA: boolean, transB:
   };
 }
 
+/** Variant 2's tile (src/kernels/matmul-plan.ts CoreTile): WX×WY threads, RM×RN outputs each, TK-deep slabs. */
+export interface CoreTileShape {
+  wx: number;
+  wy: number;
+  rm: number;
+  rn: number;
+  tk: number;
+}
+
+/**
+ * shaders/matmul_core.wgsl: per k, RM/4 vec4 reads of A (As[k·SA + g·WY + ty]) and RN/4 of B
+ * (Bs[k·SB + h·WX + tx]) for RM·RN FMAs; per slab each thread stores its quads (rows padded
+ * by one vec4: SA = WY·RM/4 + 1 vec4s), 4 scalar stores a quad where the slab is transposed.
+ */
+export function matmulCoreBankModel(t: CoreTileShape, transA: boolean, transB: boolean): LoopModel {
+  const { wx, wy, rm, rn, tk } = t;
+  const threads = wx * wy;
+  const lanes = Math.min(WARP, threads);
+  const lane = Array.from({ length: lanes }, (_, l) => ({ l, tx: l % wx, ty: Math.floor(l / wx) }));
+  const rowsA = wy * rm;
+  const colsB = wx * rn;
+  const SA = rowsA / 4 + 1;
+  const SB = colsB / 4 + 1;
+  const k = 0;
+  const readA: AccessCost = { passes: 0, ideal: 0 };
+  for (let g = 0; g < rm / 4; g++) add(readA, warpPasses(lane.map((x) => vec4At(k * SA + g * wy + x.ty))));
+  const readB: AccessCost = { passes: 0, ideal: 0 };
+  for (let h = 0; h < rn / 4; h++) add(readB, warpPasses(lane.map((x) => vec4At(k * SB + h * wx + x.tx))));
+  // storeSlabs: quad q = l + i·threads (lanes past the slab's quads store nothing).
+  const store: AccessCost = { passes: 0, ideal: 0 };
+  const slab = (rows: number, S: number, transposing: boolean) => {
+    const quads = (rows * tk) / 4;
+    for (let i = 0; i < Math.ceil(quads / threads); i++) {
+      const qs = lane.map((x) => x.l + i * threads);
+      const active = (q: number) => q < quads;
+      if (!transposing) {
+        add(store, warpPasses(qs.map((q) => (active(q) ? vec4At(Math.floor(q / (rows / 4)) * S + (q % (rows / 4))) : []))));
+      } else {
+        for (let j = 0; j < 4; j++) {
+          add(store, warpPasses(qs.map((q) => {
+            if (!active(q)) return [];
+            const m = Math.floor(q / (tk / 4));
+            const kk = (q % (tk / 4)) * 4;
+            return [((kk + j) * S + Math.floor(m / 4)) * 4 + (m % 4)];
+          })));
+        }
+      }
+    }
+  };
+  slab(rowsA, SA, !transA);
+  slab(colsB, SB, transB);
+  const fmasPerSlab = tk * rm * rn;
+  const total: AccessCost = { passes: 0, ideal: 0 };
+  add(total, readA, tk);
+  add(total, readB, tk);
+  add(total, store);
+  return {
+    passesPerFma: total.passes / fmasPerSlab,
+    conflictDegree: total.passes / total.ideal,
+    detail: {
+      'read A passes/k': readA.passes,
+      'read B passes/k': readB.passes,
+      'store passes/slab': store.passes,
+      'store conflict': store.passes / store.ideal,
+      'FMAs/slab': fmasPerSlab,
+    },
+  };
+}
+
 /** shaders/attention.wgsl forward: the score loop (q·k) and the P·V loop, for one key tile. */
 export function attentionForwardBankModel(BR: number, BC: number, TPR: number, DK4: number): LoopModel {
   const DS = DK4 + 1;

@@ -1,0 +1,295 @@
+// Matmul core, variant 2 (variant 1 is matmul.wgsl): the same product and layouts,
+// C_z = alpha · op(A_z) · op(B_z) + beta · C_z, with op(A) M×K (A stored K×M when TRANS_A),
+// op(B) K×N (B stored N×K when TRANS_B), row-major, batch z at element offset z·stride.
+//
+// Built for GPUs (see src/kernels/matmul-plan.ts for how tile and split are chosen):
+// - WX×WY threads, each holding RM×RN outputs (4 or 8 each) in registers: a (WY·RM)×(WX·RN)
+//   tile, up to 128×128 with 8×8 per thread. A thread's rows are RM/4 groups of 4, the groups
+//   WY·4 rows apart (its columns likewise), so the inner loop reads RM/4 + RN/4 vec4s per k
+//   that neighbouring lanes share or read contiguously: RM·RN FMAs per (RM + RN)/4 reads.
+// - Slabs TK = 8 deep, double-buffered in workgroup memory: the next slab's global loads are
+//   issued before this slab's arithmetic and stored into the other buffer after it, so one
+//   barrier per slab suffices (a buffer is rewritten only after the barrier that ends its reads).
+// - Rows of a slab are padded by 4 floats (one vec4). Quads read along k (A not transposed,
+//   B transposed: every forward layer and input gradient) are stored transposed, 4 scalar
+//   stores a quad; with TK = 8 a warp's lanes hit rows k and k + 4, which the pad puts 16
+//   banks apart: no bank conflicts (test/bench/static/bank-model.ts models it).
+// - Split-K: with SPLIT the grid's z is batch × splits; split s sums k in [s·kSplit,
+//   (s + 1)·kSplit) and writes its raw partial sums (no alpha, no beta) to `c`, which is then
+//   a scratch buffer of batch·splits dense M×N slices; matmul_reduce.wgsl adds the slices in
+//   split order (deterministic) and applies alpha and beta.
+//
+// Storage is viewed as vec4 arrays; scalar access is a[i >> 2][i & 3] (buffers come from the
+// pool in multiples of 256 bytes, so every element lies inside the vec4 view).
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  strideA: u32,
+  strideB: u32,
+  strideC: u32,
+  alpha: f32,
+  beta: f32,
+  // K per split (a multiple of TK; K itself when not split) and the number of splits.
+  kSplit: u32,
+  splits: u32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+// Quads of A / B / C may be read (written) with one vec4 access: the host sets these when the
+// operand's contiguous dimension and its batch stride are multiples of 4 (for C with SPLIT:
+// when N is, the scratch slices being dense).
+override A_VEC4: bool = false;
+override B_VEC4: bool = false;
+override C_VEC4: bool = false;
+override SPLIT: bool = false;
+// Threads along N (x) and M (y); outputs per thread along M (RM) and N (RN), 4 or 8.
+override WX: u32 = 16u;
+override WY: u32 = 16u;
+override RM: u32 = 8u;
+override RN: u32 = 8u;
+// Slab depth: 8 keeps the transposing stores conflict-free with the one-vec4 pad.
+override TK: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4f>;
+
+// Two slabs each, k-major, rows padded by one vec4: As[buf·TK·(WY·RM/4 + 1) + k·(WY·RM/4 + 1) + i]
+// holds op(A) rows 4i..4i+3 at depth k (Bs likewise for op(B) columns).
+var<workgroup> As: array<vec4f, 2u * TK * (WY * RM / 4u + 1u)>;
+var<workgroup> Bs: array<vec4f, 2u * TK * (WX * RN / 4u + 1u)>;
+
+// Accumulators: output row group g, row i, column group h at acc[(4g + i)·RN/4 + h].
+var<private> acc: array<vec4f, 16>;
+// The next slab's quads, at most 4 per thread for A and for B.
+var<private> nextA: array<vec4f, 4>;
+var<private> nextB: array<vec4f, 4>;
+
+fn rowsA() -> u32 { return WY * RM; }
+fn colsB() -> u32 { return WX * RN; }
+fn strideAs() -> u32 { return WY * RM / 4u + 1u; }
+fn strideBs() -> u32 { return WX * RN / 4u + 1u; }
+fn threads() -> u32 { return WX * WY; }
+
+// A quad of A as stored (rows × cols, row-major): elements (r, col..col+3), zeros outside.
+fn quadA(base: u32, r: u32, col: u32, rows: u32, cols: u32) -> vec4f {
+  var v = vec4f(0.0);
+  if (r >= rows) {
+    return v;
+  }
+  let e = base + r * cols + col;
+  if (A_VEC4) {
+    if (col < cols) {
+      v = a[e >> 2u];
+    }
+  } else {
+    for (var j = 0u; j < 4u; j++) {
+      if (col + j < cols) {
+        let i = e + j;
+        v[j] = a[i >> 2u][i & 3u];
+      }
+    }
+  }
+  return v;
+}
+
+fn quadB(base: u32, r: u32, col: u32, rows: u32, cols: u32) -> vec4f {
+  var v = vec4f(0.0);
+  if (r >= rows) {
+    return v;
+  }
+  let e = base + r * cols + col;
+  if (B_VEC4) {
+    if (col < cols) {
+      v = b[e >> 2u];
+    }
+  } else {
+    for (var j = 0u; j < 4u; j++) {
+      if (col + j < cols) {
+        let i = e + j;
+        v[j] = b[i >> 2u][i & 3u];
+      }
+    }
+  }
+  return v;
+}
+
+// Loads slab k0's quads into registers. Along the contiguous dimension: TRANS_A stores A as
+// K×M, so a quad runs along m (rowsA/4 quads per k); otherwise along k (TK/4 per row m).
+fn fetchSlabs(l: u32, m0: u32, n0: u32, k0: u32, baseA: u32, baseB: u32) {
+  let quadsA = rowsA() * TK / 4u;
+  let quadsB = colsB() * TK / 4u;
+  for (var i = 0u; i < (quadsA + threads() - 1u) / threads(); i++) {
+    let q = l + i * threads();
+    if (q < quadsA) {
+      if (TRANS_A) {
+        nextA[i] = quadA(baseA, k0 + q / (rowsA() / 4u), m0 + (q % (rowsA() / 4u)) * 4u, p.K, p.M);
+      } else {
+        nextA[i] = quadA(baseA, m0 + q / (TK / 4u), k0 + (q % (TK / 4u)) * 4u, p.M, p.K);
+      }
+    }
+  }
+  for (var i = 0u; i < (quadsB + threads() - 1u) / threads(); i++) {
+    let q = l + i * threads();
+    if (q < quadsB) {
+      if (TRANS_B) {
+        nextB[i] = quadB(baseB, n0 + q / (TK / 4u), k0 + (q % (TK / 4u)) * 4u, p.N, p.K);
+      } else {
+        nextB[i] = quadB(baseB, k0 + q / (colsB() / 4u), n0 + (q % (colsB() / 4u)) * 4u, p.K, p.N);
+      }
+    }
+  }
+}
+
+// Stores the fetched quads into slab buffer `buf`.
+fn storeSlabs(l: u32, buf: u32) {
+  let quadsA = rowsA() * TK / 4u;
+  let quadsB = colsB() * TK / 4u;
+  let offA = buf * TK * strideAs();
+  let offB = buf * TK * strideBs();
+  for (var i = 0u; i < (quadsA + threads() - 1u) / threads(); i++) {
+    let q = l + i * threads();
+    if (q < quadsA) {
+      if (TRANS_A) {
+        As[offA + (q / (rowsA() / 4u)) * strideAs() + q % (rowsA() / 4u)] = nextA[i];
+      } else {
+        let m = q / (TK / 4u);
+        let k = (q % (TK / 4u)) * 4u;
+        for (var j = 0u; j < 4u; j++) {
+          As[offA + (k + j) * strideAs() + m / 4u][m % 4u] = nextA[i][j];
+        }
+      }
+    }
+  }
+  for (var i = 0u; i < (quadsB + threads() - 1u) / threads(); i++) {
+    let q = l + i * threads();
+    if (q < quadsB) {
+      if (TRANS_B) {
+        let n = q / (TK / 4u);
+        let k = (q % (TK / 4u)) * 4u;
+        for (var j = 0u; j < 4u; j++) {
+          Bs[offB + (k + j) * strideBs() + n / 4u][n % 4u] = nextB[i][j];
+        }
+      } else {
+        Bs[offB + (q / (colsB() / 4u)) * strideBs() + q % (colsB() / 4u)] = nextB[i];
+      }
+    }
+  }
+}
+
+fn multiplySlabs(tx: u32, ty: u32, buf: u32) {
+  let offA = buf * TK * strideAs();
+  let offB = buf * TK * strideBs();
+  var av: array<vec4f, 2>;
+  var bv: array<vec4f, 2>;
+  for (var k = 0u; k < TK; k++) {
+    for (var g = 0u; g < RM / 4u; g++) {
+      av[g] = As[offA + k * strideAs() + g * WY + ty];
+    }
+    for (var h = 0u; h < RN / 4u; h++) {
+      bv[h] = Bs[offB + k * strideBs() + h * WX + tx];
+    }
+    for (var g = 0u; g < RM / 4u; g++) {
+      for (var i = 0u; i < 4u; i++) {
+        for (var h = 0u; h < RN / 4u; h++) {
+          let o = (4u * g + i) * (RN / 4u) + h;
+          acc[o] = fma(vec4f(av[g][i]), bv[h], acc[o]);
+        }
+      }
+    }
+  }
+}
+
+// beta == 0 overwrites C without reading it (C may hold NaN).
+fn blend(v: vec4f, old: vec4f) -> vec4f {
+  if (p.beta == 0.0) {
+    return p.alpha * v;
+  }
+  return p.alpha * v + p.beta * old;
+}
+
+// Writes one row quad of outputs: the final C (alpha, beta) or, with SPLIT, raw partial sums.
+fn writeQuad(e: u32, col: u32, v: vec4f) {
+  if (C_VEC4) {
+    if (col < p.N) {
+      if (SPLIT) {
+        c[e >> 2u] = v;
+      } else {
+        var old = vec4f(0.0);
+        if (p.beta != 0.0) {
+          old = c[e >> 2u];
+        }
+        c[e >> 2u] = blend(v, old);
+      }
+    }
+  } else {
+    for (var j = 0u; j < 4u; j++) {
+      if (col + j < p.N) {
+        let x = e + j;
+        if (SPLIT) {
+          c[x >> 2u][x & 3u] = v[j];
+        } else {
+          var old = 0.0;
+          if (p.beta != 0.0) {
+            old = c[x >> 2u][x & 3u];
+          }
+          c[x >> 2u][x & 3u] = blend(vec4f(v[j]), vec4f(old)).x;
+        }
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WX, WY)
+fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) l: u32) {
+  let tx = lid.x;
+  let ty = lid.y;
+  let m0 = wid.y * rowsA();
+  let n0 = wid.x * colsB();
+  let z = wid.z / p.splits;
+  let split = wid.z % p.splits;
+  let baseA = z * p.strideA;
+  let baseB = z * p.strideB;
+  for (var i = 0u; i < 16u; i++) {
+    acc[i] = vec4f(0.0);
+  }
+
+  let kBegin = split * p.kSplit;
+  let kEnd = min(p.K, kBegin + p.kSplit);
+  let slabs = (kEnd - kBegin + TK - 1u) / TK;
+  fetchSlabs(l, m0, n0, kBegin, baseA, baseB);
+  storeSlabs(l, 0u);
+  workgroupBarrier();
+  for (var s = 0u; s < slabs; s++) {
+    let more = s + 1u < slabs;
+    if (more) {
+      fetchSlabs(l, m0, n0, kBegin + (s + 1u) * TK, baseA, baseB);
+    }
+    multiplySlabs(tx, ty, s & 1u);
+    if (more) {
+      storeSlabs(l, (s + 1u) & 1u);
+    }
+    workgroupBarrier();
+  }
+
+  // With SPLIT, c is the scratch: slice wid.z (batch z, split s) is a dense M×N matrix.
+  var baseC = z * p.strideC;
+  if (SPLIT) {
+    baseC = wid.z * p.M * p.N;
+  }
+  for (var g = 0u; g < RM / 4u; g++) {
+    for (var i = 0u; i < 4u; i++) {
+      let r = m0 + g * WY * 4u + ty * 4u + i;
+      if (r < p.M) {
+        for (var h = 0u; h < RN / 4u; h++) {
+          let col = n0 + h * WX * 4u + tx * 4u;
+          writeQuad(baseC + r * p.N + col, col, acc[(4u * g + i) * (RN / 4u) + h]);
+        }
+      }
+    }
+  }
+}

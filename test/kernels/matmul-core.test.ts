@@ -1,0 +1,134 @@
+// Variant 2 of matmul (shaders/matmul_core.wgsl) against the float64 reference, every tile ×
+// layout on odd shapes, vec4 and scalar, split-K included; and the plan's choices on named
+// adapter classes. Tiny shapes: SwiftShader runs these on the CPU.
+import { describe, expect, it } from 'vitest';
+import { KernelInputError } from '../../src/gpu/errors.ts';
+import type { Gpu } from '../../src/gpu/gpu.ts';
+import { matmul, matmulCorePlan, matmulRef, matmulVariant, type MatmulOptions } from '../../src/kernels/matmul.ts';
+import { MIN_K_PER_SPLIT, WORKGROUP_TARGET, corePlan, type CoreTileName } from '../../src/kernels/matmul-plan.ts';
+import { expectClose, poisoned, randn, testGpu } from '../helpers/gpu.ts';
+
+const gpu = await testGpu();
+const LAYOUTS: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+let seed = 101;
+
+async function run(opts: MatmulOptions, aData: Float32Array, bData: Float32Array, c0: Float32Array | null): Promise<Float32Array> {
+  const { M, N } = opts;
+  const sizeC = (opts.batch ?? 1) * M * N;
+  const a = gpu.tensor([aData.length], 'f32', 'A', aData);
+  const b = gpu.tensor([bData.length], 'f32', 'B', bData);
+  const c = c0 ? gpu.tensor([sizeC], 'f32', 'C', c0) : poisoned(gpu, [sizeC], 'C');
+  matmul(gpu, a, b, c, opts);
+  const out = await gpu.readF32(c);
+  a.release();
+  b.release();
+  c.release();
+  return out;
+}
+
+async function check(opts: MatmulOptions): Promise<Float32Array> {
+  const { M, N, K } = opts;
+  const batch = opts.batch ?? 1;
+  const aData = randn((batch - 1) * (opts.strideA ?? M * K) + M * K, seed++);
+  const bData = randn((batch - 1) * (opts.strideB ?? K * N) + K * N, seed++);
+  const c0 = (opts.beta ?? 0) !== 0 ? randn(batch * M * N, seed++) : null;
+  const out = await run(opts, aData, bData, c0);
+  const name = `${opts.coreTile ?? 'auto'} split ${opts.split ?? 'auto'} M=${M} N=${N} K=${K} ${opts.transA ? 'T' : 'N'}${opts.transB ? 'T' : 'N'} b${batch}`;
+  expectClose(name, out, matmulRef(aData, bData, c0, opts), 1e-5);
+  return out;
+}
+
+describe('matmul variant 2 (core)', () => {
+  // Every layout on one tile (32×32 compiles fastest on SwiftShader): odd shapes take the
+  // scalar loads, aligned ones vec4; each spans more than one tile along M and N.
+  it('every layout, odd and aligned shapes (32×32 tile)', async () => {
+    for (const [transA, transB] of LAYOUTS) await check({ M: 37, N: 35, K: 29, transA, transB, variant: 2, coreTile: '32x32' });
+    await check({ M: 36, N: 40, K: 24, transB: true, variant: 2, coreTile: '32x32' });
+  });
+
+  // The larger tiles, one training layout each, over more than one tile along M and N.
+  it.each([
+    ['128x128', false, true, 132, 136, 24],
+    ['128x64', false, false, 131, 67, 13],
+    ['64x128', true, false, 67, 131, 13],
+    ['64x64', false, true, 68, 65, 20],
+  ] as const)('tile %s (transA %s, transB %s) M=%i N=%i K=%i', async (coreTile, transA, transB, M, N, K) => {
+    await check({ M, N, K, transA, transB, variant: 2, coreTile });
+  });
+
+  it('split-K in the three training layouts, splits that do and do not divide K; batches, alpha and beta', async () => {
+    await check({ M: 9, N: 11, K: 70, variant: 2, coreTile: '32x32', split: 3 });
+    await check({ M: 12, N: 8, K: 64, transB: true, variant: 2, coreTile: '32x32', split: 4 });
+    await check({ M: 12, N: 8, K: 64, transA: true, variant: 2, coreTile: '32x32', split: 4 });
+    // More splits asked than slabs: the plan keeps every split non-empty.
+    await check({ M: 5, N: 6, K: 17, variant: 2, coreTile: '32x32', split: 8 });
+    // Batched (padded strides) and alpha / beta through the reduction.
+    await check({ M: 9, N: 11, K: 40, batch: 3, strideA: 9 * 40 + 5, strideB: 40 * 11 + 3, variant: 2, coreTile: '32x32', split: 2 });
+    await check({ M: 9, N: 11, K: 40, alpha: -2, beta: 0.25, batch: 2, variant: 2, coreTile: '32x32', split: 3 });
+  });
+
+  it('batched (broadcast weight), alpha and beta without split', async () => {
+    await check({ M: 33, N: 20, K: 40, batch: 3, strideB: 0, transB: true, variant: 2, coreTile: '32x32' });
+    await check({ M: 36, N: 40, K: 24, alpha: 0.5, beta: 1, transB: true, variant: 2, coreTile: '32x32' });
+  });
+
+  it('split-K results are bit-identical across runs (partials added in split order)', async () => {
+    const opts: MatmulOptions = { M: 10, N: 12, K: 96, transB: true, variant: 2, coreTile: '32x32', split: 6 };
+    const aData = randn(10 * 96, 7);
+    const bData = randn(12 * 96, 8);
+    const first = await run(opts, aData, bData, null);
+    const second = await run(opts, aData, bData, null);
+    expect(Buffer.from(second.buffer).equals(Buffer.from(first.buffer))).toBe(true);
+  });
+
+  it('plans: tiles and splits from the shape and the adapter class', () => {
+    const discrete = WORKGROUP_TARGET.discrete;
+    // The head's input gradient at `small`: 2048×256×50257 → 128×128 tiles split along K.
+    const head = corePlan(gpu, 2048, 256, 50257, 1, discrete);
+    expect(head.name).toBe('128x128');
+    expect(head.workgroups).toBeGreaterThanOrEqual(2 * 128);
+    expect(head.kSplit % head.tile.tk).toBe(0);
+    expect((head.splits - 1) * head.kSplit).toBeLessThan(50257);
+    // A weight gradient 256×256×2048: split, each split at least MIN_K_PER_SPLIT deep.
+    const wgrad = corePlan(gpu, 256, 256, 2048, 1, discrete);
+    expect(wgrad.workgroups).toBeGreaterThanOrEqual(2 * 128);
+    expect(wgrad.kSplit).toBeGreaterThanOrEqual(MIN_K_PER_SPLIT);
+    // Large outputs: the largest tile, no split.
+    expect(corePlan(gpu, 4096, 4096, 4096, 1, discrete)).toMatchObject({ name: '128x128', splits: 1 });
+    // A short K cannot be split: the most workgroups the shape allows.
+    expect(corePlan(gpu, 64, 64, 64, 1, discrete)).toMatchObject({ name: '32x32', splits: 1, workgroups: 4 });
+    // The class sets the target: 512³ fills a CPU's 64 with 64×64 tiles; a discrete GPU's 256
+    // takes 32×32 tiles (a 4-way split of 64×64 would write partials twice the inputs' size).
+    expect(corePlan(gpu, 512, 512, 512, 1, WORKGROUP_TARGET.software)).toMatchObject({ name: '64x64', splits: 1 });
+    expect(corePlan(gpu, 512, 512, 512, 1, discrete)).toMatchObject({ name: '32x32', splits: 1 });
+    // This adapter (SwiftShader) runs variant 1 by default; variant 2 when asked, f32 only.
+    expect(matmulVariant(gpu, {})).toBe(gpu.info.isSoftware ? 1 : 2);
+    expect(matmulVariant(gpu, { split: 2 })).toBe(2);
+    expect(matmulVariant(gpu, { tile: 'small' })).toBe(1);
+    expect(matmulCorePlan(gpu, 100, 100, 100, 1, { coreTile: '64x64', split: 1 })).toMatchObject({ name: '64x64', splits: 1 });
+  });
+
+  it('rejects bad variant options before dispatch', () => {
+    const a = gpu.tensor([16], 'f32', 'A');
+    const b = gpu.tensor([16], 'f32', 'B');
+    const c = gpu.tensor([16], 'f32', 'C');
+    const before = gpu.pendingDispatches;
+    const bad = (opts: Partial<MatmulOptions>, message: RegExp) => {
+      const call = (g: Gpu) => matmul(g, a, b, c, { M: 4, N: 4, K: 4, ...opts });
+      expect(() => call(gpu)).toThrow(KernelInputError);
+      expect(() => call(gpu)).toThrow(message);
+    };
+    bad({ variant: 3 as unknown as 2 }, /variant must be/);
+    bad({ split: 0 }, /split must be a positive integer/);
+    bad({ coreTile: '16x16' as CoreTileName }, /unknown tile/);
+    expect(gpu.pendingDispatches).toBe(before);
+    a.release();
+    b.release();
+    c.release();
+  });
+});
