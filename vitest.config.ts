@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { configDefaults, defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 import { wgslText } from './vite.wgsl.ts';
 import { vulkanEnvFix } from './bin/vulkan-env.mjs';
 
@@ -19,10 +20,42 @@ const PROCESS_SUITES = [
   'test/coordinator/unscored-restart.test.ts',
 ];
 
+// The in-process files that take longest (tens of seconds on CI's 2 cores), longest first:
+// they start at once instead of wherever file size put them (convergence, small but ~90 s,
+// used to start near the end and run alone while the other core idled).
+const SLOW_FIRST = [
+  'test/sparseloco/convergence.test.ts',
+  'test/kernels/attention.test.ts',
+  'test/coordinator/adversary-model.test.ts',
+  'test/pipeline/pipeline.test.ts',
+  'test/pipeline/peer-link-stage.test.ts',
+  'test/pipeline/swarm-peer.test.ts',
+  'test/pipeline/stage.test.ts',
+  'test/kernels/matmul-core-training.test.ts',
+  'test/model/slice.test.ts',
+  'test/gpu/precompile.test.ts',
+];
+
+/** Vitest's order (projects, groups), with the known-slow files of a project first. */
+class SlowFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const rank = (f: TestSpecification) => {
+      const i = SLOW_FIRST.findIndex((p) => f.moduleId.endsWith(p));
+      return i < 0 ? SLOW_FIRST.length : i;
+    };
+    const key = (f: TestSpecification, i: number) => [f.project.config.sequence.groupOrder, sorted.findIndex((g) => g.project.name === f.project.name), rank(f), i];
+    const keyed = sorted.map((f, i) => ({ f, k: key(f, i) }));
+    keyed.sort((a, b) => a.k.reduce((d, x, j) => d || x - b.k[j], 0));
+    return keyed.map((x) => x.f);
+  }
+}
+
 export default defineConfig({
   plugins: [wgslText()],
   test: {
     pool: 'forks',
+    sequence: { sequencer: SlowFirstSequencer },
     // SwiftShader runs kernels on the CPU: GPU tests are given room, never timed. A safety net
     // only: tests that wait in spawnSync are judged after it returns.
     testTimeout: 900_000,
