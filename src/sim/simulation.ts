@@ -71,11 +71,11 @@ export interface SimulationOptions {
   verbose?: boolean;
 }
 
-export const COORDINATOR_LINK: LinkSpec = { upMbps: 10_000, downMbps: 10_000, rttMs: 1, loss: 0 };
+export const COORDINATOR_LINK: LinkSpec = { upMbps: 10_000, downMbps: 10_000, rttMs: 1, loss: 0, shared: true };
 /** Templates made by the real encoder per run, unless told (1b: ~2.2 s each on an idle core). */
 export const DEFAULT_TEMPLATES = 4;
 /** The modelled bucket's link: S3-like aggregate bandwidth (each peer is limited by its own link). */
-export const BUCKET_LINK: LinkSpec = { upMbps: 100_000, downMbps: 100_000, rttMs: 20, loss: 0 };
+export const BUCKET_LINK: LinkSpec = { upMbps: 100_000, downMbps: 100_000, rttMs: 20, loss: 0, shared: true };
 /** After a commit, how long the coordinator waits for late syncers before the next round. */
 const SYNC_GRACE_MS = 2000;
 /** The round starts once this share of the peers is ready. */
