@@ -101,7 +101,8 @@ export function summarise(r: Omit<SimulationReport, 'summary' | 'options'> & { o
       roundsClosed: closed.length,
       allBeforeDeadline: closed.length === r.options.rounds && closed.every((x) => x.closedBeforeDeadline),
       minDeliveredShare: Math.min(1, ...closed.map((x) => (x.members - x.left > 0 ? x.delivered / (x.members - x.left) : 1))),
-      fingerprintsEqual: closed.every((x) => x.fingerprints <= 1 && x.engineAgrees !== false),
+      // Equal, and reached by at least one replica (a round nobody finished applying proves nothing).
+      fingerprintsEqual: closed.every((x) => x.fingerprints === 1 && x.engineAgrees !== false),
       committedIsMinKDelivered: closed.every((x) => x.committed === Math.min(r.config.gatherK, x.delivered)),
       meanUpPerPeer: mean(s.map((x) => x.upMedian)),
       meanDownPerPeer: mean(s.map((x) => x.downMedian)),

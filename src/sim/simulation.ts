@@ -191,8 +191,10 @@ export async function runSimulation(o: SimulationOptions, startCoordinator: Star
   peers.forEach((p, i) => setTimeout(() => p.connect(), o.peers > 1 ? (o.joinStormS * 1000 * i) / (o.peers - 1) : 0));
   const limitMs = (o.rounds + 2) * config.roundSeconds * 1000 * 2 + o.joinStormS * 1000;
   const timer = setTimeout(finished, limitMs);
-  // The last round's commit, then its apply everywhere (or DRAIN_MS, or a round's time when longer: K large updates to fetch and decode, after the commit).
-  const drainMs = Math.max(DRAIN_MS, config.roundSeconds * 1000);
+  // The last round's commit, then its apply everywhere — or, after the commit, DRAIN_MS, a
+  // round's time, or twice the time K + 1 updates take through a peer's uplink (at 1b a peer
+  // serves up to K updates at 20 Mbit/s: ~150 s), whichever is longest.
+  const drainMs = Math.max(DRAIN_MS, config.roundSeconds * 1000, 2 * (o.gatherK + 1) * transferMs(envelopeBytes, o.link.upMbps, o.link.rttMs, o.link.loss));
   const drain = setInterval(() => { if (lastCommitted === o.rounds - 1 && Date.now() - log.commitAt(o.rounds - 1)! > drainMs) finished(); }, 1000);
   await done;
   clearTimeout(timer);
