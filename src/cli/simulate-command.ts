@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { PRESETS, type PresetName } from '../model/config.ts';
 import { MAX_GATHER_K, MAX_NEIGHBOURS } from '../protocol/run-config.ts';
 import { formatReport } from '../sim/report.ts';
-import { runSimulation, type SimulationOptions } from '../sim/simulation.ts';
+import { DEFAULT_TEMPLATES, runSimulation, type SimulationOptions } from '../sim/simulation.ts';
 import { CommandUsageError, parseCommandArgs } from './args.ts';
 import { startCoordinator } from './coordinator-command.ts';
 import { STORE_OPTIONS, STORE_USAGE, openStore, storeFromFlags } from './store-settings.ts';
@@ -16,8 +16,8 @@ export const SIMULATE_USAGE = `usage:
   tessera simulate [--peers 100] [--model tiny] [--rounds 3] [--gather-k 20] [--neighbours 8]
                    [--up 20] [--down 100] [--rtt 80] [--loss 0] [--unlinkable 0]
                    [--train-ms 3000] [--join-storm S] [--leave F] [--kill-at R]
-                   [--eval-ms 1070] [--round-seconds S] [--seed 1] [--json FILE] [--verbose]
-                   [--store disk|s3 [--store-config F]]
+                   [--eval-ms 1070] [--round-seconds S] [--seed 1] [--templates 4] [--json FILE]
+                   [--verbose] [--store disk|bucket|s3 [--store-config F]]
   Runs the real coordinator (in this process, on a temporary state folder) and --peers
   simulated contributors speaking its protocol over real WebSockets with real keys and signed
   updates of the --model preset's real size; training is a delay (--train-ms, ±20%), the
@@ -27,7 +27,12 @@ export const SIMULATE_USAGE = `usage:
   pairs that cannot link). Faults: --join-storm S (all peers join within S seconds),
   --leave F (a fraction F of each round's members leaves mid-round, rejoining after its
   commit), --kill-at R (the coordinator is stopped during round R and started again on its
-  state). Prints a table per round; --json FILE writes the whole report.${STORE_USAGE}`;
+  state). Updates: --templates T encoded by the real encoder, each peer's a copy of one with
+  its codes rewritten (src/sim/README.md). --store bucket: the coordinator's updates go through
+  a modelled S3 bucket by its real bucket intake (presigned PUT, \`uploaded\`, redirected reads;
+  objects kept as recipes, regenerated and hash-checked on read); --store s3: a real
+  S3-compatible bucket (below); default disk: through the coordinator. Prints a table per
+  round; --json FILE writes the whole report.${STORE_USAGE}`;
 
 /**
  * The validator's time per evaluated update, as measured: tiny in its worker thread on
@@ -57,7 +62,7 @@ export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOpt
       up: { type: 'string' }, down: { type: 'string' }, rtt: { type: 'string' }, loss: { type: 'string' }, unlinkable: { type: 'string' },
       'train-ms': { type: 'string' }, 'join-storm': { type: 'string' }, leave: { type: 'string' }, 'kill-at': { type: 'string' },
       'eval-ms': { type: 'string' }, 'round-seconds': { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' },
-      verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...STORE_OPTIONS,
+      templates: { type: 'string' }, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...STORE_OPTIONS,
     },
   }, usage);
   if (values.help) {
@@ -66,12 +71,15 @@ export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOpt
   }
   const model = values.model ?? 'tiny';
   if (!Object.hasOwn(PRESETS, model)) throw usage(`--model must be one of ${Object.keys(PRESETS).join(', ')}, got '${model}'`);
+  // 'bucket' is the simulation's modelled bucket; 'disk' and 's3' are read as every command reads them.
+  const modelled = values.store === 'bucket';
+  if (modelled && values['store-config'] !== undefined) throw usage("--store-config goes with --store s3, not with the modelled --store bucket");
   const rounds = num('rounds', values.rounds, 3, { int: true, min: 1, max: 10_000 });
   const killAt = values['kill-at'] === undefined ? null : num('kill-at', values['kill-at'], 0, { int: true, min: 0, max: rounds - 1 });
   const roundSeconds = values['round-seconds'] === undefined ? undefined : num('round-seconds', values['round-seconds'], 0, { above: 0, max: 86_400 });
   return {
     json: values.json,
-    store: storeFromFlags(values),
+    store: modelled ? null : storeFromFlags(values),
     options: {
       peers: num('peers', values.peers, 100, { int: true, min: 1, max: 10_000 }),
       model: model as PresetName,
@@ -93,6 +101,8 @@ export function parseSimulateArgs(args: string[]): { options: Omit<SimulationOpt
       evalMs: num('eval-ms', values['eval-ms'], MEASURED_EVAL_MS, { min: 0, max: 600_000 }),
       ...(roundSeconds === undefined ? {} : { roundSeconds }),
       seed: num('seed', values.seed, 1, { int: true, min: 0, max: 2 ** 32 - 1 }),
+      store: modelled ? 'bucket' : 'disk',
+      templates: num('templates', values.templates, DEFAULT_TEMPLATES, { int: true, min: 1, max: 64 }),
       verbose: values.verbose === true,
     },
   };

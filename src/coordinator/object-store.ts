@@ -22,8 +22,8 @@ export interface StoredObject {
 }
 
 export interface ObjectStore {
-  /** 'disk' or 's3', for logs and the status page. */
-  readonly kind: 'disk' | 's3';
+  /** 'disk' or 's3', for logs and the status page ('modelled': tessera simulate's, src/sim/sim-bucket.ts). */
+  readonly kind: 'disk' | 's3' | 'modelled';
   /** Where it is, without credentials ("s3 bucket tessera at https://…", "disk /var/…"). */
   readonly description: string;
   put(key: string, bytes: Uint8Array): Promise<void>;

@@ -5,7 +5,8 @@
 // uplink and the receiver's downlink are free (one transfer's bytes at a time per link, first
 // come first served) and take them at the slower of the two rates, slowed by retransmissions
 // (1 / (1 − loss)); the round trip (the request, the first byte's way) adds latency but does
-// not hold the links. Pure: times are given and returned, nothing sleeps, so a fake clock
+// not hold the links. A server's link (`shared`: the coordinator, the bucket) is booked only
+// for the bytes at its own rate, so it carries many slower peers' transfers at once. Pure: times are given and returned, nothing sleeps, so a fake clock
 // tests it.
 
 export interface LinkSpec {
@@ -14,6 +15,12 @@ export interface LinkSpec {
   rttMs: number;
   /** Fraction of packets lost, [0, 1): each costs a retransmission. */
   loss: number;
+  /**
+   * A server's link (the coordinator, the bucket): it carries many transfers at once, each
+   * booking only its bytes at this link's rate, instead of being held for the whole of a
+   * slower peer's transfer (which would serialise N peers' uploads behind one another).
+   */
+  shared?: boolean;
 }
 
 export interface Transfer {
@@ -77,9 +84,10 @@ export class LinkModel {
     const a = this.spec(from);
     const b = this.spec(to);
     const start = Math.max(now, this.upFree.get(from) ?? 0, this.downFree.get(to) ?? 0);
-    const sent = start + wireMs(bytes, Math.min(a.upMbps, b.downMbps), 1 - (1 - a.loss) * (1 - b.loss));
-    this.upFree.set(from, sent);
-    this.downFree.set(to, sent);
+    const loss = 1 - (1 - a.loss) * (1 - b.loss);
+    const sent = start + wireMs(bytes, Math.min(a.upMbps, b.downMbps), loss);
+    this.upFree.set(from, a.shared ? start + wireMs(bytes, a.upMbps, loss) : sent);
+    this.downFree.set(to, b.shared ? start + wireMs(bytes, b.downMbps, loss) : sent);
     return { start, done: sent + Math.max(a.rttMs, b.rttMs) };
   }
 

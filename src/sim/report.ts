@@ -1,6 +1,7 @@
 // The simulation's result: one row per round, a summary against the issue's targets, the
 // table `tessera simulate` prints and the JSON it writes.
 import type { SimulationOptions } from './simulation.ts';
+import type { BucketCounters } from './sim-bucket.ts';
 
 export interface RoundRow {
   round: number;
@@ -48,7 +49,12 @@ export interface SimulationReport {
   updateBytes: number;
   /** The update signed in its envelope: what a peer uploads and fetches per update. */
   envelopeBytes: number;
+  /** One update made (a template rewritten) and signed, ms. */
   updateGenMs: number;
+  /** How updates were made and kept: templates encoded by the real encoder (ms each), the coordinator's measured intake per update, the store. */
+  updates: { templates: number; templateMs: number; intakeMs: number; store: 'disk' | 'bucket' };
+  /** The modelled bucket's counters over the run (--store bucket), else null. */
+  bucket: BucketCounters | null;
   keyDerivationMs: number;
   rows: RoundRow[];
   refused: Record<string, number>;
@@ -89,13 +95,14 @@ export function summarise(r: Omit<SimulationReport, 'summary' | 'options'> & { o
   const envelope = r.envelopeBytes;
   const s = steady(closed);
   return {
-    options, config: r.config, updateBytes: r.updateBytes, envelopeBytes: r.envelopeBytes, updateGenMs: r.updateGenMs, keyDerivationMs: r.keyDerivationMs, rows: r.rows,
+    options, config: r.config, updateBytes: r.updateBytes, envelopeBytes: r.envelopeBytes, updateGenMs: r.updateGenMs, updates: r.updates, bucket: r.bucket, keyDerivationMs: r.keyDerivationMs, rows: r.rows,
     refused: r.refused, unknownMessages: r.unknownMessages, unscoredAtStop: r.unscoredAtStop,
     summary: {
       roundsClosed: closed.length,
       allBeforeDeadline: closed.length === r.options.rounds && closed.every((x) => x.closedBeforeDeadline),
       minDeliveredShare: Math.min(1, ...closed.map((x) => (x.members - x.left > 0 ? x.delivered / (x.members - x.left) : 1))),
-      fingerprintsEqual: closed.every((x) => x.fingerprints <= 1 && x.engineAgrees !== false),
+      // Equal, and reached by at least one replica (a round nobody finished applying proves nothing).
+      fingerprintsEqual: closed.every((x) => x.fingerprints === 1 && x.engineAgrees !== false),
       committedIsMinKDelivered: closed.every((x) => x.committed === Math.min(r.config.gatherK, x.delivered)),
       meanUpPerPeer: mean(s.map((x) => x.upMedian)),
       meanDownPerPeer: mean(s.map((x) => x.downMedian)),
@@ -126,12 +133,13 @@ export function formatReport(r: SimulationReport): string {
   const s = r.summary;
   const o = r.options;
   return [
-    `simulate: ${o.peers} peers, model ${o.model} (update ${kb(r.updateBytes)}, made in ${r.updateGenMs.toFixed(0)} ms), K=${r.config.gatherK}, neighbours ${r.config.neighbours}, round deadline ${r.config.roundSeconds} s; keys derived in ${r.keyDerivationMs.toFixed(0)} ms (${(r.keyDerivationMs / o.peers).toFixed(2)} ms each)`,
+    `simulate: ${o.peers} peers, model ${o.model} (update ${kb(r.updateBytes)}, made in ${r.updateGenMs.toFixed(0)} ms from ${r.updates.templates} template(s) of ${r.updates.templateMs.toFixed(0)} ms each; coordinator intake ${r.updates.intakeMs.toFixed(0)} ms each; store: ${r.updates.store}), K=${r.config.gatherK}, neighbours ${r.config.neighbours}, round deadline ${r.config.roundSeconds} s; keys derived in ${r.keyDerivationMs.toFixed(0)} ms (${(r.keyDerivationMs / o.peers).toFixed(2)} ms each)`,
     fmt(head),
     ...lines.map(fmt),
     `rounds closed ${s.roundsClosed}/${o.rounds}, all before the deadline: ${s.allBeforeDeadline}; delivered ≥ ${(100 * s.minDeliveredShare).toFixed(0)}% of live members; committed = min(K, delivered): ${s.committedIsMinKDelivered}; fingerprints equal: ${s.fingerprintsEqual}`,
     `per peer per round (after round 0): up ${kb(s.meanUpPerPeer)} (${s.uploadInUpdates.toFixed(2)} updates; max/median ≤ ${s.upMaxOverMedian.toFixed(2)}), down ${kb(s.meanDownPerPeer)}; at most ${s.heldMax} updates held`,
     `control ${kb(s.meanControlBytes)} per round; coordinator handlers ${s.meanCoordinatorMs.toFixed(0)} ms, process CPU ${s.meanProcessCpuMs.toFixed(0)} ms per round; peak RSS ${s.peakRssMB.toFixed(0)} MB (the process); validator lag ≤ ${s.maxValidatorLag} round(s)`,
+    ...(r.bucket ? [`modelled bucket: ${r.bucket.uploads} uploads (${kb(r.bucket.uploadBytes)}), coordinator reads ${r.bucket.coordinatorReads} (${kb(r.bucket.coordinatorReadBytes)}), peer reads ${r.bucket.peerReads} (${kb(r.bucket.peerReadBytes)}), ${r.bucket.regenerated} regenerated and hash-checked (${(r.bucket.regenerateMs / Math.max(1, r.bucket.regenerated)).toFixed(0)} ms each), ${r.bucket.copies} copies, ${r.bucket.deletes} deletes, at most ${r.bucket.peakHeld} objects held`] : []),
     ...(Object.keys(r.refused).length ? [`refused by the coordinator: ${JSON.stringify(r.refused)}`] : []),
     ...(r.unknownMessages ? [`${r.unknownMessages} messages the peers could not parse`] : []),
   ].join('\n');

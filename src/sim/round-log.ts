@@ -50,14 +50,6 @@ export class RoundLog {
         this.coordinatorMs += performance.now() - t0;
       }
     };
-    const connect = c.connect.bind(c);
-    c.connect = (conn) => {
-      let s!: ReturnType<typeof connect>;
-      timed(() => (s = connect(conn)))();
-      return { onText: timed(s.onText), onBinary: timed(s.onBinary), onClose: timed(s.onClose) };
-    };
-    c.tick = timed(c.tick.bind(c));
-    // What the HTTP side asks of it: stored updates and commits, checkpoints.
     const read = <T>(f: () => T): T => {
       const t0 = performance.now();
       try {
@@ -66,6 +58,20 @@ export class RoundLog {
         this.coordinatorMs += performance.now() - t0;
       }
     };
+    const connect = c.connect.bind(c);
+    c.connect = (conn) => {
+      let s!: ReturnType<typeof connect>;
+      timed(() => (s = connect(conn)))();
+      return { onText: timed(s.onText), onBinary: s.onBinary, onClose: timed(s.onClose) };
+    };
+    // An update's intake (envelope, frame, disk copy) is onBinary, whether it came over the
+    // WebSocket or was read from the bucket after `uploaded` (bucket-updates.ts, after its
+    // awaits): timed on the instance so both ways count, once.
+    const inner = c as unknown as { onBinary: (s: unknown, bytes: Uint8Array) => boolean };
+    const onBinary = inner.onBinary.bind(c);
+    inner.onBinary = (session, bytes) => read(() => onBinary(session, bytes));
+    c.tick = timed(c.tick.bind(c));
+    // What the HTTP side asks of it: stored updates and commits, checkpoints.
     const storedUpdate = c.storedUpdate.bind(c);
     c.storedUpdate = (round, sender) => read(() => storedUpdate(round, sender));
     const commit = c.commit.bind(c);
@@ -153,7 +159,7 @@ export class RoundLog {
         validatorLag: r.validatorLag ?? 0,
         replicas: ctx.fingerprints.get(round)?.size ?? 0,
         fingerprints: prints.size,
-        engineAgrees: engine === undefined ? null : prints.size === 1 && prints.has(engine),
+        engineAgrees: engine === undefined || prints.size === 0 ? null : prints.size === 1 && prints.has(engine),
       });
     }
     return out;

@@ -4,6 +4,7 @@
 // process would measure this machine, not the protocol) and the per-round counters the
 // report reads.
 import type { LinkModel } from './link-model.ts';
+import type { SimBucket } from './sim-bucket.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { decodeUpdate } from '../sparseloco/wire.ts';
 import { parameterLayout, preset } from '../model/config.ts';
@@ -27,8 +28,12 @@ export class SimContext {
   /** round → hash → peer index → when it holds that update (ms). */
   private readonly holders = new Map<number, Map<string, Map<number, number>>>();
   private readonly decodes = new Map<string, number>();
-  /** hash → payload, from its sender (its own update) or a store fetch: what the one real decode reads. */
-  private readonly payloads = new Map<string, { round: number; payload: Uint8Array; envelopeBytes: number }>();
+  /**
+   * hash → how to get the payload, from its sender (its own update, remade from its recipe) or
+   * a store fetch: what the one real decode reads. Bytes are made on demand, never kept: a
+   * round's N updates of 18.6 MB (1b) would not fit in memory.
+   */
+  private readonly payloads = new Map<string, { round: number; payload: () => Uint8Array; envelopeBytes: number }>();
   /** round → peer index → bytes. */
   readonly bytes = new Map<number, Map<number, PeerRoundBytes>>();
   /** round → control bytes (JSON both ways, plus commit and checkpoint reads over HTTP). */
@@ -41,6 +46,8 @@ export class SimContext {
   readonly sources = new Map<number, { store: number; neighbour: number }>();
   /** The round whose traffic is being counted (the round in progress, or the next). */
   currentRound = 0;
+  /** The modelled bucket the coordinator's updates go through (--store bucket), or null (its own store). */
+  bucket: SimBucket | null = null;
   private readonly layout;
   private readonly hash;
 
@@ -100,8 +107,8 @@ export class SimContext {
     return best;
   }
 
-  /** The payload of `hash` is in this process (its sender's own, or fetched from the store). */
-  keepPayload(round: number, hash: string, payload: Uint8Array, envelopeBytes: number): void {
+  /** The payload of `hash` can be had in this process (its sender's own, or fetched from the store). */
+  keepPayload(round: number, hash: string, payload: () => Uint8Array, envelopeBytes: number): void {
     if (!this.payloads.has(hash)) this.payloads.set(hash, { round, payload, envelopeBytes });
   }
 
@@ -121,14 +128,15 @@ export class SimContext {
     return this.payloads.has(hash);
   }
 
-  /** Decodes an update once (validating it as a replica would) and says how long that took, ms. */
+  /** Decodes an update once (validating it as a replica would) and says how long that took, ms (making its bytes, the simulation's own cost, not counted). */
   decodeMs(round: number, hash: string): number {
     let ms = this.decodes.get(hash);
     if (ms === undefined) {
       const kept = this.payloads.get(hash);
       if (!kept) throw new Error(`update ${hash.slice(0, 12)} of round ${round} is not in this process`);
+      const payload = kept.payload();
       const t0 = performance.now();
-      decodeUpdate(kept.payload, { configHash: this.hash, round, layout: this.layout, maxBytes: this.config.maxMessageBytes });
+      decodeUpdate(payload, { configHash: this.hash, round, layout: this.layout, maxBytes: this.config.maxMessageBytes });
       this.decodes.set(hash, (ms = performance.now() - t0));
     }
     return ms;

@@ -1,9 +1,12 @@
 // One simulated contributor: a lightweight client of protocol 2 over a real WebSocket to the
 // real coordinator, with a real sr25519 key and signed join. It "trains" for a delay, uploads
-// a valid update envelope of the preset's real size (update-generator.ts), and applies each
-// commit by fetching the K named updates — from a neighbour that holds one (modelled by the
-// link model: no socket) or from the coordinator's store (a real HTTP GET) — and decoding
-// them (one real decode per update in the process, each peer waiting its measured time).
+// a valid update envelope of the preset's real size (update-templates.ts) — over the WebSocket,
+// or with --store bucket to the modelled bucket at the presigned URL the coordinator sent
+// (sim-bucket.ts) followed by `uploaded` — and applies each commit by fetching the K named
+// updates — from a neighbour that holds one (modelled by the link model: no socket) or from
+// the store (a real HTTP GET to the coordinator, which answers with the bytes or a redirect to
+// the bucket) — and decoding them (one real decode per update in the process, each peer
+// waiting its measured time).
 // Its weights are a fingerprint chain (fingerprint.ts). Everything it sends is counted.
 // With a bucket store it uploads as a contributor does (update-store-client.ts): a PUT to the
 // presigned URL of `upload-url`, then `uploaded`; refused, over the socket.
@@ -13,8 +16,10 @@ import { openEnvelope, sealEnvelope } from '../net/envelope.ts';
 import { PROTOCOL_VERSION, joinChallenge, parseCommitView, parseServerMessage, type ClientMessage, type CommitEntry, type ServerMessage } from '../protocol/messages.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import { COORDINATOR_NODE, type SimContext } from './sim-context.ts';
-import { genesisFingerprint, nextFingerprint, payloadHash } from './fingerprint.ts';
-import type { UpdateGenerator } from './update-generator.ts';
+import { genesisFingerprint, nextFingerprint } from './fingerprint.ts';
+import type { UpdateTemplates } from './update-templates.ts';
+import { BUCKET_NODE, SimBucket, type BucketRecord } from './sim-bucket.ts';
+import { HASH_BYTES, SIGNATURE_BYTES } from '../net/envelope.ts';
 
 /** A peer cut off (its coordinator restarting) tries again this often, ms. */
 const RECONNECT_MS = 500;
@@ -32,7 +37,7 @@ export interface SimPeerOptions {
   key: Hotkey;
   ctx: SimContext;
   wsUrl: string;
-  generator: UpdateGenerator;
+  templates: UpdateTemplates;
   /** This round's training delay, ms. */
   trainMs: () => number;
   onEvent: (peer: SimPeer, e: PeerEvent) => void;
@@ -60,16 +65,20 @@ export class SimPeer {
   private joined = false;
   private applying: Promise<void> = Promise.resolve();
   private heartbeat: ReturnType<typeof setInterval> | null = null;
-  /** The coordinator's presigned PUT for our update of a round (a bucket store), if any. */
-  private uploadUrl: { round: number; url: string } | null = null;
-  /** Our update said to be in the bucket and not yet accepted: sent over the socket if refused. */
-  private inBucket: { round: number; envelope: Uint8Array } | null = null;
   /** Off the network by choice (left mid-round, or stopped): no reconnecting. */
   private away = false;
   private stopped = false;
   /** Leave after this fraction of the training delay of the round given. */
   private leaveIn: { round: number; fraction: number } | null = null;
   private readonly sleep: (ms: number) => Promise<void>;
+  /** Presigned upload URLs by round (--store bucket, modelled; --store s3, a real bucket). */
+  private readonly uploadUrls = new Map<number, string>();
+  /**
+   * The update sent to the bucket and announced (`uploaded`), until the round's answer: sent
+   * over the WebSocket if the bucket intake refuses it (the modelled bucket's record, or the
+   * envelope itself for a real bucket).
+   */
+  private inBucket: { round: number; record: BucketRecord } | { round: number; envelope: Uint8Array } | null = null;
 
   constructor(private readonly o: SimPeerOptions) {
     this.index = o.index;
@@ -157,12 +166,13 @@ export class SimPeer {
           void this.train(m.round, gen);
         }
         return;
-      case 'upload-url':
-        this.uploadUrl = { round: m.round, url: m.url };
-        return;
       case 'accepted':
         if (this.inBucket?.round === m.round) this.inBucket = null;
         ctx.hold(m.round, m.hash, this.index, ctx.now());
+        return;
+      case 'upload-url':
+        for (const r of this.uploadUrls.keys()) if (r < m.round) this.uploadUrls.delete(r);
+        this.uploadUrls.set(m.round, m.url);
         return;
       case 'commit':
         this.o.onEvent(this, { type: 'commit', round: m.round, included: m.included.length, delivered: m.delivered });
@@ -170,8 +180,12 @@ export class SimPeer {
         return;
       case 'rejected':
         this.o.onEvent(this, { type: 'refused', what: m.what, reason: m.reason });
-        if (m.what.startsWith('bucket-') && this.inBucket && this.ws?.readyState === WebSocket.OPEN) this.ws.send(this.inBucket.envelope);
-        if (m.what.startsWith('bucket-')) this.inBucket = null;
+        // The bucket intake refused it: the protocol's fallback, the update over the WebSocket.
+        if (m.what.startsWith('bucket-') && this.inBucket && !this.stale(gen)) {
+          const held = this.inBucket;
+          this.inBucket = null;
+          this.ws?.send('envelope' in held ? held.envelope : ctx.bucket!.bytesOfRecord(held.record));
+        }
         return;
       default:
         return; // swarm counts, scores, stage, signal: nothing a simulated peer acts on
@@ -211,25 +225,39 @@ export class SimPeer {
     }
     // Made at the start of the delay, so that making it (all peers' on this one thread) overlaps the "training".
     const started = ctx.now();
-    const payload = this.o.generator.update(round, this.index + 1);
-    const envelope = sealEnvelope(this.o.key, { kind: 'update', run: ctx.config.run, round, stage: 0 }, payload);
+    const seed = this.index + 1;
+    const { templates } = this.o;
+    const payloadBytes = templates.sizeOf(templates.recipe(round, seed).template);
+    let envelope: Uint8Array | null = sealEnvelope(this.o.key, { kind: 'update', run: ctx.config.run, round, stage: 0 }, templates.update(round, seed));
+    const envelopeBytes = envelope.length;
+    // The signed payload hash sits just before the payload (net/envelope.ts).
+    const hashAt = envelopeBytes - payloadBytes - SIGNATURE_BYTES - HASH_BYTES;
+    const hash = toHex(envelope.subarray(hashAt, hashAt + HASH_BYTES));
+    // With the bucket only its record is kept from here on (a round's N envelopes would not fit in memory).
+    const record = ctx.bucket ? ctx.bucket.recordOf(envelope, templates.recipe(round, seed)) : null;
+    if (record) envelope = null;
     await this.sleep(trainMs - (ctx.now() - started));
     if (this.stale(gen)) return;
-    ctx.keepPayload(round, payloadHash(payload), payload, envelope.length);
-    const t = ctx.links.transfer(this.index, COORDINATOR_NODE, envelope.length, ctx.now());
+    ctx.keepPayload(round, hash, () => templates.update(round, seed), envelopeBytes);
+    const url = this.uploadUrls.get(round);
+    const key = url ? SimBucket.keyOf(url) : null;
+    const t = ctx.links.transfer(this.index, key ? BUCKET_NODE : COORDINATOR_NODE, envelopeBytes, ctx.now());
     await this.sleep(t.done - ctx.now());
     if (this.stale(gen) || this.ws?.readyState !== WebSocket.OPEN) return;
-    await this.upload(round, envelope);
+    if (key && record) {
+      ctx.bucket!.upload(key, record);
+      this.inBucket = { round, record };
+      this.send({ type: 'uploaded', round, bytes: envelopeBytes });
+    } else if (envelope && url && !ctx.bucket) await this.upload(round, url, envelope);
+    else this.ws.send(envelope ?? ctx.bucket!.bytesOfRecord(record!));
     const b = ctx.peerBytes(round, this.index);
-    b.up += envelope.length;
+    b.up += envelopeBytes;
     b.held = Math.max(b.held, 1);
   }
 
-  /** To the bucket when the coordinator gave a URL for this round (then `uploaded`), else over the socket. */
-  private async upload(round: number, envelope: Uint8Array): Promise<void> {
-    const url = this.uploadUrl?.round === round ? this.uploadUrl.url : null;
-    this.uploadUrl = null;
-    if (url) {
+  /** To a real bucket at the coordinator's presigned URL (then `uploaded`); over the socket if it refuses. */
+  private async upload(round: number, url: string, envelope: Uint8Array): Promise<void> {
+    {
       const put = await fetch(url, { method: 'PUT', body: envelope as Uint8Array<ArrayBuffer> }).then((r) => (r.ok ? null : `HTTP ${r.status}`), (e: unknown) => (e as Error).message);
       if (put === null) {
         this.inBucket = { round, envelope };
@@ -264,12 +292,12 @@ export class SimPeer {
         ctx.countSource(round, 'neighbour');
         await this.sleep(t.done - now);
       } else {
-        const envelope = await this.read(`/update/${round}/${e.sender}`, -1);
-        if (!envelope) return;
-        const t = ctx.links.transfer(COORDINATOR_NODE, this.index, envelope.length, now);
-        const { payload } = openEnvelope(envelope, { run: ctx.config.run, maxPayloadBytes: ctx.config.maxMessageBytes });
-        ctx.keepPayload(round, e.hash, payload, envelope.length);
-        mine.down += envelope.length;
+        const got = await this.readUpdate(round, e.sender);
+        if (!got) return;
+        const t = ctx.links.transfer(got.from, this.index, got.bytes, now);
+        // Made once per distinct update in the process (for its one decode), as sim-context.ts decodes once.
+        if (!ctx.hasPayload(e.hash)) ctx.keepPayload(round, e.hash, () => openEnvelope(got.envelope(), { run: ctx.config.run, maxPayloadBytes: ctx.config.maxMessageBytes }).payload, got.bytes);
+        mine.down += got.bytes;
         ctx.countSource(round, 'store');
         await this.sleep(t.done - ctx.now());
       }
@@ -283,6 +311,37 @@ export class SimPeer {
     this.o.onEvent(this, { type: 'applied', round });
     if (this.stale(gen)) return;
     this.send({ type: 'synced', round: this.held, weightsHash: this.fingerprint, stage: 0 });
+  }
+
+  /**
+   * A stored update: GET /update/<round>/<sender> from the coordinator, which sends its bytes
+   * or (with a bucket) a redirect to a presigned GET, read from the modelled bucket. Its size,
+   * where it came from (for the link model) and its bytes on demand; null once stopped.
+   */
+  private async readUpdate(round: number, sender: string): Promise<{ bytes: number; from: number; envelope: () => Uint8Array } | null> {
+    const { ctx } = this.o;
+    for (;;) {
+      if (this.stopped) return null;
+      try {
+        const r = await fetch(`${ctx.http}/update/${round}/${sender}`, { redirect: 'manual' });
+        const location = r.headers.get('location');
+        const key = location ? SimBucket.keyOf(location) : null;
+        if (r.ok) {
+          const envelope = new Uint8Array(await r.arrayBuffer());
+          return { bytes: envelope.length, from: COORDINATOR_NODE, envelope: () => envelope };
+        }
+        await r.arrayBuffer();
+        const bucket = ctx.bucket;
+        if (key && bucket) {
+          const bytes = bucket.peerRead(key);
+          if (bytes !== null) return { bytes, from: BUCKET_NODE, envelope: () => bucket.download(key) ?? new Uint8Array(0) };
+        } else if (location) throw new Error(`the coordinator redirected an update to ${location.slice(0, 80)}, not to the modelled bucket`);
+      } catch (e) {
+        if (e instanceof Error && e.message.startsWith('the coordinator redirected')) throw e;
+        // the coordinator restarting: try again
+      }
+      await this.sleep(RETRY_MS);
+    }
   }
 
   /** GET from the coordinator; retried while it restarts; null once this connection is stale (gen −1: never stale) or stopped. */

@@ -37,6 +37,17 @@ describe('LinkModel', () => {
     expect(links.upFreeAt(0)).toBe(0);
   });
 
+  it("books a server's shared link only for the bytes at its own rate: N slow uploads run side by side", () => {
+    const links = new LinkModel({ unlinkable: 0, seed: 1 });
+    links.addNode(-1, { upMbps: 10_000, downMbps: 10_000, rttMs: 1, loss: 0, shared: true });
+    for (let i = 0; i < 3; i++) links.addNode(i, PEER);
+    // 2.5 MB at 20 Mbit/s = 1 s each; the server's 10 Gbit/s downlink is held 2 ms per upload.
+    expect(links.transfer(0, -1, 2_500_000, 0)).toEqual({ start: 0, done: 1080 });
+    expect(links.transfer(1, -1, 2_500_000, 0)).toEqual({ start: 2, done: 1082 });
+    expect(links.transfer(2, -1, 2_500_000, 0)).toEqual({ start: 4, done: 1084 });
+    expect(links.upFreeAt(0)).toBe(1000); // the peer's own uplink is held for its whole upload, as before
+  });
+
   it('refuses the given fraction of pairs, the same pairs every time, either way round', () => {
     const links = new LinkModel({ unlinkable: 0.3, seed: 7 });
     let refused = 0;
