@@ -15,7 +15,7 @@ import { BIN } from './helpers.ts';
 const N = 6;
 const K = 3;
 const D = 3;
-const ROUNDS = 3;
+const ROUNDS = 2;
 /** Gather messages (have/want/refuse, ~250 B each) a peer sends a round, with a wide margin: bytes. */
 const GATHER_MESSAGE_BYTES = 16 * 1024;
 
