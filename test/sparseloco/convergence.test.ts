@@ -11,7 +11,7 @@ import type { Gpu } from '../../src/gpu/gpu.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { DILOCO, SPARSELOCO, runConvergence, type ConvergenceSetup, type MethodResult } from './convergence-run.ts';
 
-const SETUP: ConvergenceSetup = { replicas: 4, innerSteps: 4, rounds: 8, batch: 2, seqLen: 32, lr: 1e-2, warmup: 2, seed: 1, evalCount: 8, evalEvery: 4 };
+const SETUP: ConvergenceSetup = { replicas: 4, innerSteps: 4, rounds: 6, batch: 2, seqLen: 32, lr: 1e-2, warmup: 2, seed: 1, evalCount: 8, evalEvery: 3 };
 const INITIAL_LOSS = Math.log(256); // uniform over bytes: where every method starts
 
 describe('SparseLoCo convergence (R = 4 replicas of tiny)', () => {

@@ -129,7 +129,7 @@ class FakeMember {
 describe('validator and rewards', () => {
   it('honest earns; copier and lazy get nothing; the ledger persists; forged/replayed requests are refused', async () => {
     await cryptoReady();
-    const config = readRunFile(undefined, { run: 'rewards', innerSteps: 4, batch: 1, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 10, minMembers: 4, roundSeconds: 60, epochRounds: 3, emissionPerEpoch: 300 });
+    const config = readRunFile(undefined, { run: 'rewards', innerSteps: 2, batch: 1, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 10, minMembers: 4, roundSeconds: 60, epochRounds: 3, emissionPerEpoch: 300 });
     const stateDir = join(work, 'coordinator');
     // Unpaced: the scores themselves are under test here, so every round evaluates all four
     // (paced, a loaded machine samples one or none of them a round: test/coordinator/validator-queue.test.ts).

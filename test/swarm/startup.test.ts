@@ -38,7 +38,7 @@ describe('tessera swarm start-up under CPU contention', () => {
     }
     const out = join(work, 'out');
     // Human output (not --json) streams each peer's start-up; the summary is read from --out.
-    const child = spawn(process.execPath, [BIN, 'swarm', '--peers', '3', '--rounds', '2', '--no-validate', '--run', join(work, 'run.json'), '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'swarm', '--peers', '3', '--rounds', '1', '--no-validate', '--run', join(work, 'run.json'), '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let startedUpAt: number | null = null;
@@ -64,11 +64,11 @@ describe('tessera swarm start-up under CPU contention', () => {
     expect(s.peersDetail).toHaveLength(3); // nobody replaced
     for (const p of s.peersDetail) {
       expect(p.kernelsCompiled).toBeGreaterThan(10); // compiled ahead, and said so
-      expect(p.roundsCompleted).toBe(2);
+      expect(p.roundsCompleted).toBe(1);
       expect(Object.values(p.rejected).reduce((a, b) => a + b, 0)).toBe(0);
     }
     // Exactly the rounds asked for, each with every contributor's update.
-    expect(s.lossPerRound.map((x) => [x.round, x.included])).toEqual([[0, 3], [1, 3]]);
+    expect(s.lossPerRound.map((x) => [x.round, x.included])).toEqual([[0, 3]]);
     expect(s.weightsIdentical).toBe(true);
     // The final weights stay, as parameters only, where the summary says.
     expect(s.out.weights).toEqual([join(out, 'weights.ckpt')]);

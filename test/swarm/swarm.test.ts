@@ -25,7 +25,7 @@ function swarm(args: string[]): SwarmSummary {
 const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
 describe('tessera swarm', () => {
-  it("the README's demo, run as written: 3 contributors train tiny for exactly 5 rounds, the loss falls, every replica holds identical weights after each outer step, and it ends with a short summary and the weights kept", () => {
+  it("the README's demo, run as written: 3 contributors train tiny for exactly 3 rounds, the loss falls, every replica holds identical weights after each outer step, and it ends with a short summary and the weights kept", () => {
     // The README's run command is `npm install && <demo>`; the suite runs in a checkout that
     // this same `npm install` set up, so only the demo itself is run here, verbatim.
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -40,20 +40,20 @@ describe('tessera swarm', () => {
       console.log(r.stdout.slice(r.stdout.indexOf('done:')));
       // A person reads the end: no JSON, a few lines.
       const summaryText = r.stdout.slice(r.stdout.indexOf('done:'));
-      expect(summaryText).toMatch(/^done: 5 of 5 rounds of tiny with 3 contributors/);
+      expect(summaryText).toMatch(/^done: 3 of 3 rounds of tiny with 3 contributors/);
       expect(summaryText.trim().split('\n').length).toBeLessThanOrEqual(12);
       expect(r.stdout.split('\n').some((l) => l.startsWith('{'))).toBe(false);
       expect(statSync(join(ROOT, weights)).size).toBeGreaterThan(0);
       const s = JSON.parse(readFileSync(join(outDir, 'summary.json'), 'utf8')) as SwarmSummary;
-      expect(s.lossPerRound.map((x) => x.round)).toEqual([0, 1, 2, 3, 4]);
+      expect(s.lossPerRound.map((x) => x.round)).toEqual([0, 1, 2]);
       for (const x of s.lossPerRound) expect(x.included).toBe(3);
-      expect(s.lossPerRound[4].loss!).toBeLessThan(s.lossPerRound[0].loss! - 0.2);
+      expect(s.lossPerRound[2].loss!).toBeLessThan(s.lossPerRound[0].loss! - 0.2);
       for (const p of s.peersDetail) {
-        expect(p.roundsCompleted).toBe(5);
+        expect(p.roundsCompleted).toBe(3);
         expect(p.share!).toBeGreaterThan(0); // all honest: the validator pays each of them
       }
       // After each commit, every peer's θ_start fingerprint is the same.
-      for (let round = 0; round < 5; round++) {
+      for (let round = 0; round < 3; round++) {
         const hashes = Object.values(s.weightsHashes[round]);
         expect(hashes).toHaveLength(3);
         expect(new Set(hashes).size).toBe(1);
