@@ -1,5 +1,6 @@
 // HTTP for the contributor in Node: Node 20's fetch, bodies as Uint8Array, bounded waits.
 import type { HttpClient } from '../protocol/http.ts';
+import { fetchPut, fetchRange } from '../net/fetch-http.ts';
 
 export function nodeHttpClient(timeoutMs = 120_000): HttpClient {
   return {
@@ -25,19 +26,7 @@ export function nodeHttpClient(timeoutMs = 120_000): HttpClient {
       }
       return body;
     },
-    async getRange(url, start, end) {
-      const r = await fetch(url, { headers: { range: `bytes=${start}-${end - 1}` }, signal: AbortSignal.timeout(timeoutMs) });
-      if (r.status === 404) return null;
-      if (!r.ok) throw new Error(`GET ${url} (bytes ${start}-${end - 1}): HTTP ${r.status} ${await r.text()}`);
-      const body = new Uint8Array(await r.arrayBuffer());
-      // 206: the range itself; 200: a server that ignores Range sent the whole body.
-      const part = r.status === 206 ? body : body.subarray(start, end);
-      if (part.length !== end - start) throw new Error(`GET ${url} (bytes ${start}-${end - 1}): ${part.length} bytes came back`);
-      return part;
-    },
-    async put(url, body, headers = {}) {
-      const r = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream', ...headers }, signal: AbortSignal.timeout(timeoutMs) });
-      return { status: r.status, text: await r.text() };
-    },
+    getRange: (url, start, end) => fetchRange(url, start, end, timeoutMs),
+    put: (url, body, headers = {}) => fetchPut(url, body, headers, timeoutMs),
   };
 }
