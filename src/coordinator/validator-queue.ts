@@ -16,9 +16,9 @@
 // Every plan also carries that share of time as a budget the engine keeps to (it starts no
 // trial that would not end within it, the first one's time guessed from the base
 // evaluations'): so the first round, before anything is measured, is cut by the time its
-// first trials take — its
-// expected close interval being the round's own duration (start to close: the next round
-// needs at least as long) — and a machine slower than measured is caught in the round itself.
+// first trials take — its expected close interval being the round's own duration (start to
+// close: the next round needs at least as long) — and a machine slower than measured is
+// caught in the round itself.
 // A sample smaller than the configured one comes with a note saying so. A round scored blind
 // whose budget let no trial start leaves nothing measured, and the next would be as blind
 // (a slow first base evaluation — kernels compiling — did this to every round of a small
