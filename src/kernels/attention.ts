@@ -48,6 +48,13 @@ export interface AttentionTiles {
 
 
 const SIZES = [64, 32, 16, 8, 4, 2];
+/**
+ * Tile edge cap on a software adapter (a CPU Vulkan such as SwiftShader). There workgroup
+ * memory is ordinary cache, so big tiles buy no reuse, while compile time grows with the
+ * workgroup: a tiny model's three attention kernels took 56 s to compile at 64×32 and 18 s at
+ * 16×16 on SwiftShader (loaded 2-core machine), paid by every process that trains.
+ */
+const SOFTWARE_MAX_TILE = 16;
 
 /** Threads per tile row for head size D: enough that each owns at most MAX_DPT4 vec4 columns. */
 function threadsPerRow(D: number): number {
@@ -89,15 +96,16 @@ function tileProblem(gpu: Gpu, kernel: Kernel, D: number, t: TileShape): string 
 /**
  * The largest tiles that fit this GPU's workgroup memory and invocation limits for head size
  * D: most scores per tile first (fewest global reloads), then more threads up to 256, then
- * taller query tiles.
+ * taller query tiles. On a software adapter, no edge over SOFTWARE_MAX_TILE.
  */
 export function attentionTiles(gpu: Gpu, D: number): AttentionTiles {
   const TPR = threadsPerRow(D);
+  const sizes = gpu.info?.isSoftware ? SIZES.filter((s) => s <= SOFTWARE_MAX_TILE) : SIZES;
   const pick = (kernel: Kernel): TileShape => {
     let best: TileShape | null = null;
     let bestKey: number[] = [];
-    for (const BR of SIZES) {
-      for (const BC of SIZES) {
+    for (const BR of sizes) {
+      for (const BC of sizes) {
         const t = { BR, BC, TPR };
         if (tileProblem(gpu, kernel, D, t)) continue;
         const threads = (kernel === 'dkdv' ? BC : BR) * TPR;
