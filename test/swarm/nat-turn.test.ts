@@ -232,6 +232,7 @@ describe.skipIf(unavailable !== null)(`NAT traversal through coturn${unavailable
     for (const p of s.peersDetail) expect(p.gathered).toMatchObject({ fromPeers: 0, fromStore: 1 });
     expect(existsSync(join(out, 'summary.json'))).toBe(true);
   }, 560_000);
+
   it(`every link of the first case, relayed ones included, is still up (${LINK_AGE_MS / 1000} s or more after it opened): keepalives crossed each, and 1 MB crosses each relayed kind of pair`, async () => {
     if (!linked) throw new Error('the links case did not leave its links up (see its failure)');
     const { peers } = linked;
