@@ -3,7 +3,7 @@
 // signaling data goes through the coordinator. A link that drops is redialled while the peer
 // is still listed. Received messages reach the caller with the link's remote address: an
 // envelope signed by anyone else than the peer it arrived from is the caller's to refuse.
-import { PeerLink, type PeerLinkOptions } from './peer-link.ts';
+import { PeerLink, type PeerLinkOptions, type PeerLinkStats } from './peer-link.ts';
 import type { IceServer } from '../protocol/run-config.ts';
 import type { LinkRoute } from './link-path.ts';
 
@@ -104,6 +104,12 @@ export class PeerMesh {
   /** Each open link's route (direct or relayed; null when its stats did not say). */
   routes(): Map<string, LinkRoute | null> {
     return new Map([...this.links].filter(([, l]) => l.connected).map(([a, l]) => [a, l.route]));
+  }
+
+  /** The open link to `addr`'s counts (bytes, messages, keepalives each way), or null when none is open. */
+  linkStats(addr: string): PeerLinkStats | null {
+    const link = this.links.get(addr);
+    return link?.connected ? link.stats : null;
   }
 
   /** Peers with an open link. */

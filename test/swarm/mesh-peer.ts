@@ -6,6 +6,7 @@
 import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import { PeerMesh } from '../../src/net/mesh.ts';
+import type { PeerLinkStats } from '../../src/net/peer-link.ts';
 import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.ts';
 import type { IceServer } from '../../src/protocol/run-config.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
@@ -23,6 +24,8 @@ export type ToMeshPeer =
   | { type: 'binary'; bytes: Uint8Array }
   /** Bytes to one peer over its WebRTC link; answered by 'sent' with the same id. */
   | { type: 'peer'; id: number; to: string; bytes: Uint8Array }
+  /** Each open link's counts; answered by 'linkStats' with the same id. */
+  | { type: 'linkStats'; id: number }
   | { type: 'close' };
 
 /** Peer → test. */
@@ -34,6 +37,7 @@ export type FromMeshPeer =
   /** `path`: direct or relayed (TURN), once up; `route`: the candidate types, local/remote. */
   | { type: 'link'; peer: string; up: boolean; reason: string; path?: string; route?: string }
   | { type: 'sent'; id: number; ok: boolean }
+  | { type: 'linkStats'; id: number; links: Record<string, PeerLinkStats> }
   /** Links and socket closed, and libwebrtc's threads ended (`left`: those still running); it exits next. */
   | { type: 'closed'; left: string[] }
   | { type: 'error'; message: string };
@@ -81,6 +85,14 @@ function main(): void {
           return void client?.sendBinary(m.bytes);
         case 'peer':
           return tell({ type: 'sent', id: m.id, ok: (await mesh?.send(m.to, m.bytes)) ?? false });
+        case 'linkStats': {
+          const links: Record<string, PeerLinkStats> = {};
+          for (const peer of mesh?.connectedPeers ?? []) {
+            const stats = mesh!.linkStats(peer);
+            if (stats) links[peer] = stats;
+          }
+          return tell({ type: 'linkStats', id: m.id, links });
+        }
         case 'close':
           clearInterval(heartbeat);
           mesh?.close();

@@ -8,6 +8,12 @@
 // each destination sees another public port (endpoint-dependent mapping) and STUN's answer is
 // useless to the peer. Both filter by conntrack: only replies to flows sent out get in.
 // Nothing leaves the machine: every address is on veth links and a bridge made here.
+// The public namespace and the routers route everything else to an "internet" namespace on
+// the bridge (10.77.0.254) that forwards nothing, so a packet to a private address that is
+// not on the bridge vanishes as it would on the internet. Without that default route such a
+// send failed at once (ENETUNREACH), and coturn closes a whole allocation when its relay
+// socket gets a send error — every Node peer's allocation died a second after ICE tried the
+// remote's private host candidate through it (issue 18).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 
 export type NatKind = 'cone' | 'symmetric';
@@ -16,6 +22,9 @@ const PREFIX = 'tn';
 export const PUBLIC_NS = `${PREFIX}pub`;
 export const PUBLIC_ADDR = '10.77.0.1';
 const BRIDGE = 'tnbr';
+const INTERNET_NS = `${PREFIX}inet`;
+/** The default gateway of the public namespace and the routers: the "internet", which drops what it gets. */
+const INTERNET_ADDR = '10.77.0.254';
 /** Most NATs a topology may have (addresses 10.77.0.11… and 192.168.11… leave room). */
 const MAX_NATS = 8;
 
@@ -40,6 +49,7 @@ export function removeNatNet(): void {
     quiet('ip', ['netns', 'del', hostNs(k)]);
     quiet('ip', ['netns', 'del', routerNs(k)]);
   }
+  quiet('ip', ['netns', 'del', INTERNET_NS]);
   quiet('ip', ['netns', 'del', PUBLIC_NS]);
 }
 
@@ -69,6 +79,18 @@ export function createNatNet(nats: readonly NatKind[]): void {
   inNs(PUBLIC_NS, 'ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
   inNs(PUBLIC_NS, 'ip', ['addr', 'add', `${PUBLIC_ADDR}/24`, 'dev', BRIDGE]);
   inNs(PUBLIC_NS, 'ip', ['link', 'set', BRIDGE, 'up']);
+  // The internet: on the bridge, forwarding off (a new namespace's default), so it silently
+  // drops whatever is routed to it rather than answering "unreachable".
+  run('ip', ['netns', 'add', INTERNET_NS]);
+  inNs(INTERNET_NS, 'ip', ['link', 'set', 'lo', 'up']);
+  inNs(INTERNET_NS, 'ip', ['link', 'add', 'wan', 'type', 'veth', 'peer', 'name', 'tnwi']);
+  inNs(INTERNET_NS, 'ip', ['link', 'set', 'tnwi', 'netns', PUBLIC_NS]);
+  inNs(PUBLIC_NS, 'ip', ['link', 'set', 'tnwi', 'master', BRIDGE]);
+  inNs(PUBLIC_NS, 'ip', ['link', 'set', 'tnwi', 'up']);
+  inNs(INTERNET_NS, 'ip', ['addr', 'add', `${INTERNET_ADDR}/24`, 'dev', 'wan']);
+  inNs(INTERNET_NS, 'ip', ['link', 'set', 'wan', 'up']);
+  inNs(INTERNET_NS, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=0']);
+  inNs(PUBLIC_NS, 'ip', ['route', 'add', 'default', 'via', INTERNET_ADDR]);
   nats.forEach((kind, k) => {
     const r = routerNs(k), h = hostNs(k);
     run('ip', ['netns', 'add', r]);
@@ -89,6 +111,7 @@ export function createNatNet(nats: readonly NatKind[]): void {
     inNs(h, 'ip', ['addr', 'add', `${lanNet(k)}.2/24`, 'dev', 'eth0']);
     inNs(h, 'ip', ['link', 'set', 'eth0', 'up']);
     inNs(h, 'ip', ['route', 'add', 'default', 'via', `${lanNet(k)}.1`]);
+    inNs(r, 'ip', ['route', 'add', 'default', 'via', INTERNET_ADDR]);
     inNs(r, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
     const masquerade = ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-s', `${lanNet(k)}.0/24`, '-j', 'MASQUERADE'];
     inNs(r, 'iptables', kind === 'symmetric' ? [...masquerade, '--random-fully'] : masquerade);
@@ -139,6 +162,10 @@ export function coturnConfig(secret: string, pidFile: string): string {
     'no-dtls',
     'no-cli',
     'no-multicast-peers',
+    // As the README's deployment: no relaying to private addresses (a peer's LAN host
+    // candidates), except 10.x, which this little internet uses as its public addresses.
+    'denied-peer-ip=172.16.0.0-172.31.255.255',
+    'denied-peer-ip=192.168.0.0-192.168.255.255',
     'log-file=stdout',
     `pidfile=${pidFile}`,
     '',

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.ts';
 import { Hotkey } from '../../src/wallet/keys.ts';
 import type { FromMeshPeer, ToMeshPeer } from './mesh-peer.ts';
+import type { PeerLinkStats } from '../../src/net/peer-link.ts';
 
 const REGISTER = fileURLToPath(new URL('../../bin/register.mjs', import.meta.url));
 const MESH_PEER = fileURLToPath(new URL('./mesh-peer.ts', import.meta.url));
@@ -23,11 +24,12 @@ export class RemotePeer {
   private readonly serverListeners: ((m: ServerMessage) => void)[] = [];
   private readonly peerListeners: ((from: string, bytes: Uint8Array) => void)[] = [];
   private readonly pendingSends = new Map<number, (ok: boolean) => void>();
+  private readonly pendingStats = new Map<number, (links: Record<string, PeerLinkStats>) => void>();
   private onClosed: ((left: string[]) => void) | null = null;
   private nextId = 0;
 
   /** Each linked peer's path (direct or relayed) and candidate types, as its link came up. */
-  readonly routes = new Map<string, { path?: string; route?: string }>();
+  readonly routes = new Map<string, { path?: string; route?: string; upAt: number }>();
   /** Links that went down: to whom, why, when (Date.now()). */
   readonly drops: { peer: string; reason: string; at: number }[] = [];
 
@@ -45,6 +47,8 @@ export class RemotePeer {
     void this.exited.then(() => {
       for (const done of this.pendingSends.values()) done(false);
       this.pendingSends.clear();
+      for (const done of this.pendingStats.values()) done({});
+      this.pendingStats.clear();
     });
     this.joined = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`peer ${key.address} did not join within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
@@ -93,6 +97,16 @@ export class RemotePeer {
     });
   }
 
+  /** Each open link's counts (bytes, messages, keepalives each way), by peer address; empty once exited. */
+  linkStats(): Promise<Record<string, PeerLinkStats>> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve({});
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pendingStats.set(id, resolve);
+      this.tell({ type: 'linkStats', id });
+    });
+  }
+
   /**
    * Closes the links and the socket, lets the process end libwebrtc and exit; a process that
    * does not (or cannot end libwebrtc's threads) is killed, which runs no exit-time cleanup.
@@ -132,11 +146,15 @@ export class RemotePeer {
           this.links.delete(m.peer);
           this.drops.push({ peer: m.peer, reason: m.reason, at: Date.now() });
         }
-        if (m.up) this.routes.set(m.peer, { path: m.path, route: m.route });
+        if (m.up) this.routes.set(m.peer, { path: m.path, route: m.route, upAt: Date.now() });
         break;
       case 'sent':
         this.pendingSends.get(m.id)?.(m.ok);
         this.pendingSends.delete(m.id);
+        break;
+      case 'linkStats':
+        this.pendingStats.get(m.id)?.(m.links);
+        this.pendingStats.delete(m.id);
         break;
       case 'closed':
         this.onClosed?.(m.left);
