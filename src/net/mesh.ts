@@ -112,6 +112,12 @@ export class PeerMesh {
     return link?.connected ? link.stats : null;
   }
 
+  /** The link's route to `addr` as its stats say now (null without an open link). */
+  async linkRoute(addr: string): Promise<LinkRoute | null> {
+    const link = this.links.get(addr);
+    return link?.connected ? link.refreshRoute() : null;
+  }
+
   /** Peers with an open link. */
   get connectedPeers(): string[] {
     return [...this.links].filter(([, l]) => l.connected).map(([a]) => a);

@@ -261,6 +261,16 @@ export class PeerLink {
     });
   }
 
+  /**
+   * Reads the route again: ICE may nominate a relayed pair first (the first to answer, under
+   * load) and move to a direct one once its checks succeed. Null once closed.
+   */
+  async refreshRoute(): Promise<LinkRoute | null> {
+    if (!this.connected) return null;
+    await this.#probeRoute();
+    return this.#route;
+  }
+
   /** Reads the selected candidate pair from the stats (bounded: a stats call that hangs is given up). */
   #probeRoute(): Promise<void> {
     return new Promise((resolve) => {

@@ -7,6 +7,7 @@ import wrtc from '@roamhq/wrtc';
 import WebSocket from 'ws';
 import { PeerMesh } from '../../src/net/mesh.ts';
 import type { PeerLinkStats } from '../../src/net/peer-link.ts';
+import type { LinkRoute } from '../../src/net/link-path.ts';
 import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.ts';
 import type { IceServer } from '../../src/protocol/run-config.ts';
 import { CoordinatorClient, type SocketLike } from '../../src/net/signaling.ts';
@@ -26,6 +27,8 @@ export type ToMeshPeer =
   | { type: 'peer'; id: number; to: string; bytes: Uint8Array }
   /** Each open link's counts; answered by 'linkStats' with the same id. */
   | { type: 'linkStats'; id: number }
+  /** Each open link's path (direct or relayed) as its stats say now; answered by 'paths'. */
+  | { type: 'paths'; id: number }
   | { type: 'close' };
 
 /** Peer → test. */
@@ -38,6 +41,7 @@ export type FromMeshPeer =
   | { type: 'link'; peer: string; up: boolean; reason: string; path?: string; route?: string }
   | { type: 'sent'; id: number; ok: boolean }
   | { type: 'linkStats'; id: number; links: Record<string, PeerLinkStats> }
+  | { type: 'paths'; id: number; paths: Record<string, LinkRoute> }
   /** Links and socket closed, and libwebrtc's threads ended (`left`: those still running); it exits next. */
   | { type: 'closed'; left: string[] }
   | { type: 'error'; message: string };
@@ -92,6 +96,14 @@ function main(): void {
             if (stats) links[peer] = stats;
           }
           return tell({ type: 'linkStats', id: m.id, links });
+        }
+        case 'paths': {
+          const paths: Record<string, LinkRoute> = {};
+          for (const peer of mesh?.connectedPeers ?? []) {
+            const route = await mesh!.linkRoute(peer);
+            if (route) paths[peer] = route;
+          }
+          return tell({ type: 'paths', id: m.id, paths });
         }
         case 'close':
           clearInterval(heartbeat);

@@ -31,6 +31,8 @@ const TURN_URL = `turn:${PUBLIC_ADDR}:3478?transport=udp`;
 const NO_TURN_PORT = 3400;
 const NO_TURN_URL = `turn:${PUBLIC_ADDR}:${NO_TURN_PORT}?transport=udp`;
 const LINKS_TIMEOUT_MS = 90_000;
+/** How long the cone pair may take to move from a first-nominated relayed pair to its direct one. */
+const CONE_SETTLE_MS = 30_000;
 /** How old every link must at least be when checked again: past PeerLink's 30 s silence limit, so a link that carries nothing has closed by then. */
 const LINK_AGE_MS = 40_000;
 /** The message each relayed kind of pair carries at that age. */
@@ -144,8 +146,13 @@ describe.skipIf(unavailable !== null)(`NAT traversal through coturn${unavailable
     expect(coordinator.log()).not.toContain(SECRET);
     const path = (a: number, b: number) => peers[a].routes.get(peers[b].key.address)!;
     console.log(pairs.map(([a, b]) => `${NATS[a]}#${a}–${NATS[b]}#${b}: ${path(a, b).path} (${path(a, b).route})`).join('\n'));
-    expect(path(0, 1).path).toBe('direct');
-    expect(path(0, 1).route).toMatch(/srflx|prflx/); // not host: the peers sit behind different NATs
+    // Under load ICE may nominate the relayed pair first (the first to answer) and move to the
+    // direct one once its checks succeed: the cone pair's path as its stats read now, settled.
+    const coneRoute = async () => (await peers[0].paths())[peers[1].key.address];
+    for (const until = Date.now() + CONE_SETTLE_MS; (await coneRoute())?.path !== 'direct' && Date.now() < until; ) await new Promise((r) => setTimeout(r, 500));
+    const cone = await coneRoute();
+    expect(cone?.path).toBe('direct');
+    expect(`${cone?.local}/${cone?.remote}`).toMatch(/srflx|prflx/); // not host: the peers sit behind different NATs
     expect(path(2, 3).path).toBe('relayed');
     for (const [a, b] of [[0, 2], [0, 3], [1, 2], [1, 3]]) expect(path(a, b).path).toBe('relayed');
     // Bytes cross the relayed link: received, not only handed to the data channel.

@@ -7,6 +7,7 @@ import type { ClientMessage, ServerMessage } from '../../src/protocol/messages.t
 import { Hotkey } from '../../src/wallet/keys.ts';
 import type { FromMeshPeer, ToMeshPeer } from './mesh-peer.ts';
 import type { PeerLinkStats } from '../../src/net/peer-link.ts';
+import type { LinkRoute } from '../../src/net/link-path.ts';
 
 const REGISTER = fileURLToPath(new URL('../../bin/register.mjs', import.meta.url));
 const MESH_PEER = fileURLToPath(new URL('./mesh-peer.ts', import.meta.url));
@@ -25,6 +26,7 @@ export class RemotePeer {
   private readonly peerListeners: ((from: string, bytes: Uint8Array) => void)[] = [];
   private readonly pendingSends = new Map<number, (ok: boolean) => void>();
   private readonly pendingStats = new Map<number, (links: Record<string, PeerLinkStats>) => void>();
+  private readonly pendingPaths = new Map<number, (paths: Record<string, LinkRoute>) => void>();
   private onClosed: ((left: string[]) => void) | null = null;
   private nextId = 0;
 
@@ -49,6 +51,8 @@ export class RemotePeer {
       this.pendingSends.clear();
       for (const done of this.pendingStats.values()) done({});
       this.pendingStats.clear();
+      for (const done of this.pendingPaths.values()) done({});
+      this.pendingPaths.clear();
     });
     this.joined = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`peer ${key.address} did not join within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
@@ -107,6 +111,16 @@ export class RemotePeer {
     });
   }
 
+  /** Each open link's path (direct or relayed) as its stats say now, by peer address; empty once exited. */
+  paths(): Promise<Record<string, LinkRoute>> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve({});
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pendingPaths.set(id, resolve);
+      this.tell({ type: 'paths', id });
+    });
+  }
+
   /**
    * Closes the links and the socket, lets the process end libwebrtc and exit; a process that
    * does not (or cannot end libwebrtc's threads) is killed, which runs no exit-time cleanup.
@@ -155,6 +169,10 @@ export class RemotePeer {
       case 'linkStats':
         this.pendingStats.get(m.id)?.(m.links);
         this.pendingStats.delete(m.id);
+        break;
+      case 'paths':
+        this.pendingPaths.get(m.id)?.(m.paths);
+        this.pendingPaths.delete(m.id);
         break;
       case 'closed':
         this.onClosed?.(m.left);
