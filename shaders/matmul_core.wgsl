@@ -45,6 +45,9 @@ override A_VEC4: bool = false;
 override B_VEC4: bool = false;
 override C_VEC4: bool = false;
 override SPLIT: bool = false;
+// A is stored M×2K with rows [gate | up] and op(A) = silu(gate)·up elementwise: the SwiGLU
+// forward as the down projection's A prologue (m is never stored). Not with TRANS_A.
+override A_SWIGLU: bool = false;
 // Threads along N (x) and M (y); outputs per thread along M (RM) and N (RN), 4 or 8.
 override WX: u32 = 16u;
 override WY: u32 = 16u;
@@ -75,13 +78,36 @@ fn strideAs() -> u32 { return WY * RM / 4u + 1u; }
 fn strideBs() -> u32 { return WX * RN / 4u + 1u; }
 fn threads() -> u32 { return WX * WY; }
 
-// A quad of A as stored (rows × cols, row-major): elements (r, col..col+3), zeros outside.
+// σ(g) from exp(−|g|) (no overflow), as shaders/swiglu.wgsl computes it: the same bits.
+fn sigmoid(g: f32) -> f32 {
+  let e = exp(-abs(g));
+  let r = 1.0 / (1.0 + e);
+  return select(e * r, r, g >= 0.0);
+}
+
+// A quad of op(A)'s storage (rows × cols): with A_SWIGLU, silu(gate)·up of the quads `cols`
+// apart in a row of 2·cols; zeros outside.
 fn quadA(base: u32, r: u32, col: u32, rows: u32, cols: u32) -> vec4f {
+  if (A_SWIGLU) {
+    let g = quadStoredA(base, r, col, rows, cols, 2u * cols, 0u);
+    let u = quadStoredA(base, r, col, rows, cols, 2u * cols, cols);
+    var v = vec4f(0.0);
+    for (var j = 0u; j < 4u; j++) {
+      v[j] = g[j] * sigmoid(g[j]) * u[j];
+    }
+    return v;
+  }
+  return quadStoredA(base, r, col, rows, cols, cols, 0u);
+}
+
+// A quad of A as stored (rows of rowLen, row-major): elements (r, shift + col..col+3) for
+// col < cols, zeros outside.
+fn quadStoredA(base: u32, r: u32, col: u32, rows: u32, cols: u32, rowLen: u32, shift: u32) -> vec4f {
   var v = vec4f(0.0);
   if (r >= rows) {
     return v;
   }
-  let e = base + r * cols + col;
+  let e = base + r * rowLen + shift + col;
   if (A_VEC4) {
     if (col < cols) {
       v = a[e >> 2u];
