@@ -53,7 +53,6 @@
 // guard every method.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { adamwStep } from '../kernels/adamw.ts';
 import { globalGradNorm } from '../kernels/gradnorm.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { LayerSlice } from '../model/slice.ts';
@@ -394,7 +393,9 @@ export class PipelineStage {
   async gradNormSquared(): Promise<number> {
     this.assertDone('gradNormSquared');
     if (this.tiedMine) throw new Error('PipelineStage: tiedGradient() was read but addTiedGradient() not called');
-    const grads = this.slice.layout.filter((s) => !s.tiedCopy).map((s) => this.slice.grads.get(s.name)!);
+    // the optimizer's flat runs (a few dispatches) unless a tied copy must be left out
+    const tied = this.slice.layout.some((s) => s.tiedCopy);
+    const grads = tied ? this.slice.layout.filter((s) => !s.tiedCopy).map((s) => this.slice.grads.get(s.name)!) : this.optimizer.normGradients;
     globalGradNorm(this.gpu, grads, this.normOut, { maxNorm: 1 }); // only the norm is used
     const norm = (await this.gpu.readF32(this.normOut))[0];
     return norm * norm;
@@ -407,22 +408,9 @@ export class PipelineStage {
   applyStep(lr: number, globalNorm: number): void {
     this.assertDone('applyStep');
     if (!(globalNorm >= 0) || !Number.isFinite(globalNorm)) throw new RangeError(`global gradient norm must be finite and ≥ 0, got ${globalNorm}`);
-    const { beta1, beta2, eps, weightDecay, clipNorm } = this.optimizer.settings;
-    const clip = this.optimizer.gradNorm;
-    this.gpu.write(clip, new Float32Array([globalNorm, Math.min(1, clipNorm / (globalNorm + 1e-6))]));
-    const step = this.optimizer.step + 1;
-    for (const spec of this.slice.layout) {
-      adamwStep(
-        this.gpu,
-        this.slice.params.get(spec.name)!,
-        this.slice.grads.get(spec.name)!,
-        this.optimizer.m.get(spec.name)!,
-        this.optimizer.v.get(spec.name)!,
-        { lr, beta1, beta2, eps, weightDecay: spec.weightDecay ? weightDecay : 0, step },
-        clip,
-      );
-    }
-    this.optimizer.step = step;
+    const { clipNorm } = this.optimizer.settings;
+    this.gpu.write(this.optimizer.gradNorm, new Float32Array([globalNorm, Math.min(1, clipNorm / (globalNorm + 1e-6))]));
+    this.optimizer.applyUpdate(lr); // over the arenas' flat runs: one AdamW dispatch per run
     this.phase = 'idle';
     this.resetStep();
   }
