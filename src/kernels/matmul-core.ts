@@ -34,6 +34,8 @@ export interface CoreCall {
   cVec4: boolean;
   /** A is [M, 2K] rows [gate | up] and op(A) = silu(gate)·up (not with transA). */
   aSwiglu?: boolean;
+  /** The SwiGLU backward as the epilogue (matmul_swiglu_backward): c is dgate|dup; unsplit only. */
+  swigluBackward?: { gu: Tensor; m: Tensor };
   /** With split-K: leave the reduction to this group (matmul-split-group.ts). */
   group?: SplitKGroup;
 }
@@ -71,6 +73,12 @@ export function matmulCore(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, call: Core
   const params = new Params()
     .u32(M).u32(N).u32(K).u32(call.strideA).u32(call.strideB).u32(call.strideC)
     .f32(call.alpha).f32(call.beta).u32(plan.kSplit).u32(splits);
+  const epilogue = call.swigluBackward;
+  if (epilogue) {
+    if (split) throw new KernelInputError(KERNEL, 'the SwiGLU-backward epilogue runs unsplit only (swigluBackwardFusable)');
+    gpu.dispatch(gpu.pipeline(SHADER, 'matmul_swiglu_backward', constants), params, [a, b, c, epilogue.gu, epilogue.m], workgroups);
+    return;
+  }
   const pipeline = gpu.pipeline(SHADER, 'matmul', constants);
   if (!split) {
     gpu.dispatch(pipeline, params, [a, b, c], workgroups);

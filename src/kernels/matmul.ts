@@ -249,6 +249,45 @@ function checkOperand(
   return stride;
 }
 
+export interface SwigluBackwardDims {
+  /** Rows (tokens). */
+  rows: number;
+  /** The down projection's output width (model dim). */
+  C: number;
+  /** MLP width. */
+  F: number;
+}
+
+/** Whether matmulSwigluBackward runs on this adapter for these sizes: variant 2, F % 4 = 0, unsplit. */
+export function swigluBackwardFusable(gpu: Gpu, d: SwigluBackwardDims): boolean {
+  return matmulVariant(gpu, {}) === 2 && d.F % 4 === 0 && matmulCorePlan(gpu, d.rows, d.F, d.C).splits === 1;
+}
+
+/**
+ * dm = dy·wDown ([rows, C]·[C, F]) with the SwiGLU backward as its epilogue: dm is never
+ * stored; dgu [rows, 2F] gets d(gate) | d(up) and m [rows, F] = silu(gate)·up, from gu
+ * [rows, 2F] (gate | up rows), as swigluPackedBackward computes them from dm.
+ */
+export function matmulSwigluBackward(gpu: Gpu, dy: Tensor, wDown: Tensor, gu: Tensor, dgu: Tensor, m: Tensor, d: SwigluBackwardDims): void {
+  const K = 'matmulSwigluBackward';
+  for (const k of ['rows', 'C', 'F'] as const) expectPositiveInt(K, k, d[k]);
+  if (!swigluBackwardFusable(gpu, d)) {
+    throw new KernelInputError(K, `needs matmul variant 2, F % 4 = 0 and an unsplit plan for ${d.rows}×${d.F}×${d.C}; use matmul then swigluPackedBackward`);
+  }
+  const { rows, C, F } = d;
+  const named: [string, Tensor, number][] = [['dy', dy, rows * C], ['wDown', wDown, C * F], ['gu', gu, rows * 2 * F], ['dgu', dgu, rows * 2 * F], ['m', m, rows * F]];
+  for (const [name, t, size] of named) {
+    if (t.dtype !== 'f32' || t.size !== size) throw new KernelInputError(K, `${name} must be f32 of ${size} elements, got ${t} (${t.size})`);
+  }
+  if (new Set(named.map(([, t]) => t.buffer)).size !== named.length) throw new KernelInputError(K, 'dy, wDown, gu, dgu and m must be different buffers');
+  const plan = matmulCorePlan(gpu, rows, F, C);
+  const call = {
+    M: rows, N: F, K: C, batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0,
+    aVec4: C % 4 === 0, bVec4: true, cVec4: true, swigluBackward: { gu, m },
+  };
+  matmulCore(gpu, dy, wDown, dgu, call, plan);
+}
+
 /** Float64 reference with matmul's semantics; returns the whole of C (c0's size, or dense). */
 export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, c0: ArrayLike<number> | null, opts: MatmulOptions): Float64Array {
   const { M, N, K } = opts;

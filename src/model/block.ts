@@ -23,12 +23,13 @@
 // SwiGLU backward recomputes m itself. 21 → 12 matmuls and 4 → 2 ropes per block, 3 → 2
 // SwiGLU passes; results equal the split path's within float rounding (the input gradient
 // sums over 2F or C + 2·Hkv·D in one matmul instead of two or three). On matmul variant 2
-// (GPUs) the forward's SwiGLU is the down projection's A prologue (`aSwiglu`: the same bits
-// as the separate pass), and split weight gradients reduce in the caller's SplitKGroup.
+// (GPUs) the forward's SwiGLU is the down projection's A prologue (`aSwiglu`) and the
+// backward's is the epilogue of the dm matmul (matmulSwigluBackward), each computing what
+// the separate pass would; split weight gradients reduce in the caller's SplitKGroup.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { DType, Tensor } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../kernels/attention.ts';
-import { matmul, matmulSplitElements, matmulVariant } from '../kernels/matmul.ts';
+import { matmul, matmulSplitElements, matmulSwigluBackward, matmulVariant, swigluBackwardFusable } from '../kernels/matmul.ts';
 import type { SplitKGroup } from '../kernels/matmul-split-group.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
 import { ropeBackward, ropeForward, ropeQkvBackward, ropeQkvForward } from '../kernels/rope.ts';
@@ -303,8 +304,12 @@ function blockBackwardPacked(
   const dX = (dy: Tensor, wt: Tensor, out: Tensor, o: number, i: number) => matmul(gpu, dy, wt, out, { M: N, N: i, K: o });
 
   // MLP branch: y = xMid + m·wDownᵀ, m = silu(g)·u
-  dX(dx, w.wDown, s.f2, C, F); //                                        dm
-  swigluPackedBackward(gpu, a.gu!, s.f2, s.dgu!, s.f1, { N, F }); //     dg | du, and m → f1
+  if (swigluBackwardFusable(gpu, { rows: N, C, F })) {
+    matmulSwigluBackward(gpu, dx, w.wDown, a.gu!, s.dgu!, s.f1, { rows: N, C, F }); // dm → dg | du, and m → f1
+  } else {
+    dX(dx, w.wDown, s.f2, C, F); //                                      dm
+    swigluPackedBackward(gpu, a.gu!, s.f2, s.dgu!, s.f1, { N, F }); //   dg | du, and m → f1
+  }
   dW(dx, s.f1, g.wDown, C, F);
   dW(s.dgu!, a.n2, gp.gu, 2 * F, C); //                                   d[wGate; wUp]
   dX(s.dgu!, wp.gu, s.dn, 2 * F, C); //                                   d(n2)

@@ -3,11 +3,13 @@
 // adapter classes. Tiny shapes: SwiftShader runs these on the CPU.
 import { describe, expect, it } from 'vitest';
 import { KernelInputError } from '../../src/gpu/errors.ts';
-import type { Gpu } from '../../src/gpu/gpu.ts';
-import { matmul, matmulCorePlan, matmulRef, matmulVariant, type MatmulOptions } from '../../src/kernels/matmul.ts';
+import {
+  matmul, matmulCorePlan, matmulRef, matmulSwigluBackward, matmulVariant, swigluBackwardFusable, type MatmulOptions,
+} from '../../src/kernels/matmul.ts';
+import { Gpu } from '../../src/gpu/gpu.ts';
 import { MIN_K_PER_SPLIT, WORKGROUP_TARGET, corePlan, type CoreTileName } from '../../src/kernels/matmul-plan.ts';
 import { SplitKGroup, splitKSlot } from '../../src/kernels/matmul-split-group.ts';
-import { swigluPackedForward } from '../../src/kernels/swiglu.ts';
+import { swigluBackwardRef, swigluForwardRef, swigluPackedBackward, swigluPackedForward } from '../../src/kernels/swiglu.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
 import { expectClose, poisoned, randn, testGpu } from '../helpers/gpu.ts';
 
@@ -161,6 +163,45 @@ describe('matmul variant 2 (core)', () => {
       m.release();
     }
     expect(() => matmul(gpu, gpu.tensor([8]), gpu.tensor([4]), gpu.tensor([4]), { M: 2, N: 2, K: 2, transA: true, variant: 2, aSwiglu: true })).toThrow(/aSwiglu needs variant 2, batch 1 and A not transposed/);
+  });
+
+  it('matmulSwigluBackward: the SwiGLU backward as the dm matmul epilogue, against the reference and the two-pass path', async () => {
+    // The same device described as discrete (variant 2 chosen by 'auto', as on a GPU).
+    const disc = new Gpu(gpu.device, gpu.adapter, { ...gpu.info, vendor: 'test-discrete', isSoftware: false }, gpu.features);
+    const [rows, C, F] = [37, 36, 44]; // rows past the tile edge; K = C not a multiple of the slab
+    expect(swigluBackwardFusable(disc, { rows, C, F })).toBe(true);
+    const dyData = randn(rows * C, seed++);
+    const wData = randn(C * F, seed++);
+    const guData = randn(rows * 2 * F, seed++);
+    const dy = disc.tensor([rows, C], 'f32', 'dy', dyData);
+    const w = disc.tensor([C, F], 'f32', 'wDown', wData);
+    const gu = disc.tensor([rows, 2 * F], 'f32', 'gate|up', guData);
+    const [dgu, m, dgu2, m2, dm] = [[rows, 2 * F], [rows, F], [rows, 2 * F], [rows, F], [rows, F]].map((sh) => poisoned(disc, sh, 'out'));
+    matmulSwigluBackward(disc, dy, w, gu, dgu, m, { rows, C, F });
+    matmul(disc, dy, w, dm, { M: rows, N: F, K: C }); // the two-pass path
+    swigluPackedBackward(disc, gu, dm, dgu2, m2, { N: rows, F });
+    const [gotDgu, gotM, twoDgu, twoM] = [await disc.readF32(dgu), await disc.readF32(m), await disc.readF32(dgu2), await disc.readF32(m2)];
+    const dmRef = matmulRef(dyData, wData, null, { M: rows, N: F, K: C });
+    const gate = new Float64Array(rows * F);
+    const up = new Float64Array(rows * F);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < F; j++) {
+        gate[r * F + j] = guData[r * 2 * F + j];
+        up[r * F + j] = guData[r * 2 * F + F + j];
+      }
+    }
+    const { dgate, dup } = swigluBackwardRef(gate, up, dmRef);
+    const dguRef = new Float64Array(rows * 2 * F);
+    for (let r = 0; r < rows; r++) {
+      dguRef.set(dgate.subarray(r * F, (r + 1) * F), r * 2 * F);
+      dguRef.set(dup.subarray(r * F, (r + 1) * F), r * 2 * F + F);
+    }
+    expectClose('swiglu-backward epilogue dgate|dup', gotDgu, dguRef, 1e-5);
+    expectClose('swiglu-backward epilogue m', gotM, swigluForwardRef(gate, up), 1e-5);
+    expect(Buffer.from(gotDgu.buffer).equals(Buffer.from(twoDgu.buffer))).toBe(true);
+    expect(Buffer.from(gotM.buffer).equals(Buffer.from(twoM.buffer))).toBe(true);
+    for (const t of [dy, w, gu, dgu, m, dgu2, m2, dm]) t.release();
+    expect(swigluBackwardFusable(gpu, { rows, C, F })).toBe(false); // the software adapter keeps two passes
   });
 
   it('plans: tiles and splits from the shape and the adapter class', () => {
