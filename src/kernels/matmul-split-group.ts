@@ -64,6 +64,11 @@ export class SplitKGroup {
     this.capacity = Math.min(capacity, Math.floor(gpu.maxBindingBytes / 4 / ALIGN_ELEMENTS) * ALIGN_ELEMENTS);
   }
 
+  /** Bytes of the arena (allocated on first use, kept until destroy). */
+  get bytes(): number {
+    return 4 * this.capacity;
+  }
+
   /** Room for `elements` partial sums, or null when the arena has none left (the caller then reduces on its own). */
   reserve(elements: number): Tensor | null {
     const size = splitKSlot(elements);

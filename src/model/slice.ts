@@ -439,7 +439,8 @@ export class LayerSlice {
     // plus the upload buffers: tokens, targets and the embedding index (N + 2·min(N, V) + 1 i32)
     const activations = this.sets.acts.bytes + this.sets.inputs.bytes;
     // transients of the kernels: rmsnorm dweight partials [ceil(N/32), C], attention D_i [B, H, T]
-    const transient = 4 * Math.max(Math.ceil(N / 32) * C, B * H * T);
+    // plus the split-K groups' arenas (0 on a software adapter: its matmul never splits)
+    const transient = 4 * Math.max(Math.ceil(N / 32) * C, B * H * T) + (this.splitK ? this.splitK.head.bytes + this.splitK.weights.bytes : 0);
     const scratch = this.sets.scratch.bytes + transient;
     return { parameters, gradients, activations, scratch, total: parameters + gradients + activations + scratch };
   }
