@@ -14,6 +14,9 @@ struct Params {
   wd: f32,
   rbc1: f32, // 1 / (1 − β1^t)
   rbc2: f32, // 1 / (1 − β2^t)
+  // Elements [0, decayEnd) take weight decay, the rest none: one dispatch updates a span of
+  // decayed tensors followed by undecayed ones (norms, embeddings).
+  decayEnd: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -35,7 +38,8 @@ fn update(i: u32, scale: f32) {
   let mhat = mi * p.rbc1;
   let vhat = vi * p.rbc2;
   let theta = param[i];
-  param[i] = theta - p.lr * (p.wd * theta + mhat / (sqrt(vhat) + p.eps));
+  let wd = select(0.0, p.wd, i < p.decayEnd);
+  param[i] = theta - p.lr * (wd * theta + mhat / (sqrt(vhat) + p.eps));
 }
 
 @compute @workgroup_size(WG)

@@ -45,6 +45,9 @@ override A_VEC4: bool = false;
 override B_VEC4: bool = false;
 override C_VEC4: bool = false;
 override SPLIT: bool = false;
+// A is stored M×2K with rows [gate | up] and op(A) = silu(gate)·up elementwise: the SwiGLU
+// forward as the down projection's A prologue (m is never stored). Not with TRANS_A.
+override A_SWIGLU: bool = false;
 // Threads along N (x) and M (y); outputs per thread along M (RM) and N (RN), 4 or 8.
 override WX: u32 = 16u;
 override WY: u32 = 16u;
@@ -75,13 +78,36 @@ fn strideAs() -> u32 { return WY * RM / 4u + 1u; }
 fn strideBs() -> u32 { return WX * RN / 4u + 1u; }
 fn threads() -> u32 { return WX * WY; }
 
-// A quad of A as stored (rows × cols, row-major): elements (r, col..col+3), zeros outside.
+// σ(g) from exp(−|g|) (no overflow), as shaders/swiglu.wgsl computes it: the same bits.
+fn sigmoid(g: f32) -> f32 {
+  let e = exp(-abs(g));
+  let r = 1.0 / (1.0 + e);
+  return select(e * r, r, g >= 0.0);
+}
+
+// A quad of op(A)'s storage (rows × cols): with A_SWIGLU, silu(gate)·up of the quads `cols`
+// apart in a row of 2·cols; zeros outside.
 fn quadA(base: u32, r: u32, col: u32, rows: u32, cols: u32) -> vec4f {
+  if (A_SWIGLU) {
+    let g = quadStoredA(base, r, col, rows, cols, 2u * cols, 0u);
+    let u = quadStoredA(base, r, col, rows, cols, 2u * cols, cols);
+    var v = vec4f(0.0);
+    for (var j = 0u; j < 4u; j++) {
+      v[j] = g[j] * sigmoid(g[j]) * u[j];
+    }
+    return v;
+  }
+  return quadStoredA(base, r, col, rows, cols, cols, 0u);
+}
+
+// A quad of A as stored (rows of rowLen, row-major): elements (r, shift + col..col+3) for
+// col < cols, zeros outside.
+fn quadStoredA(base: u32, r: u32, col: u32, rows: u32, cols: u32, rowLen: u32, shift: u32) -> vec4f {
   var v = vec4f(0.0);
   if (r >= rows) {
     return v;
   }
-  let e = base + r * cols + col;
+  let e = base + r * rowLen + shift + col;
   if (A_VEC4) {
     if (col < cols) {
       v = a[e >> 2u];
@@ -244,8 +270,8 @@ fn writeQuad(e: u32, col: u32, v: vec4f) {
   }
 }
 
-@compute @workgroup_size(WX, WY)
-fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) l: u32) {
+// The product of this workgroup's tile (its split of K) into acc.
+fn accumulate(wid: vec3u, lid: vec3u, l: u32) {
   let tx = lid.x;
   let ty = lid.y;
   let m0 = wid.y * rowsA();
@@ -275,7 +301,16 @@ fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: 
     }
     workgroupBarrier();
   }
+}
 
+@compute @workgroup_size(WX, WY)
+fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) l: u32) {
+  accumulate(wid, lid, l);
+  let tx = lid.x;
+  let ty = lid.y;
+  let m0 = wid.y * rowsA();
+  let n0 = wid.x * colsB();
+  let z = wid.z / p.splits;
   // With SPLIT, c is the scratch: slice wid.z (batch z, split s) is a dense M×N matrix.
   var baseC = z * p.strideC;
   if (SPLIT) {
@@ -288,6 +323,51 @@ fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: 
         for (var h = 0u; h < RN / 4u; h++) {
           let col = n0 + h * WX * 4u + tx * 4u;
           writeQuad(baseC + r * p.N + col, col, acc[(4u * g + i) * (RN / 4u) + h]);
+        }
+      }
+    }
+  }
+}
+
+// matmul_swiglu_backward: the SwiGLU backward as the epilogue of dm = dy·wDown, an [M, N]
+// product (N = F) that is never stored. From the gate|up rows of e_gu ([M, 2N]) it writes
+// dgate | dup into c ([M, 2N]) and m = silu(gate)·up into e_m ([M, N]), with
+// swiglu_packed_backward's arithmetic (shaders/swiglu.wgsl). The host runs it unsplit, batch
+// 1, alpha 1, beta 0, N % 4 = 0 (C_VEC4), so each output quad is whole or absent.
+@group(0) @binding(4) var<storage, read> e_gu: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> e_m: array<vec4f>;
+
+@compute @workgroup_size(WX, WY)
+fn matmul_swiglu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) l: u32) {
+  accumulate(wid, lid, l);
+  let m0 = wid.y * rowsA();
+  let n0 = wid.x * colsB();
+  let half = p.N >> 2u; // quads from a row's gate to its up
+  for (var g = 0u; g < RM / 4u; g++) {
+    for (var i = 0u; i < 4u; i++) {
+      let r = m0 + g * WY * 4u + lid.y * 4u + i;
+      if (r < p.M) {
+        for (var h = 0u; h < RN / 4u; h++) {
+          let col = n0 + h * WX * 4u + lid.x * 4u;
+          if (col < p.N) {
+            let dm = acc[(4u * g + i) * (RN / 4u) + h];
+            let q = (r * 2u * p.N + col) >> 2u;
+            let gate = e_gu[q];
+            let up = e_gu[q + half];
+            var dg = vec4f(0.0);
+            var du = vec4f(0.0);
+            var m = vec4f(0.0);
+            for (var j = 0u; j < 4u; j++) {
+              let x = gate[j];
+              let s = sigmoid(x);
+              dg[j] = dm[j] * up[j] * s * (1.0 + x * (1.0 - s));
+              du[j] = dm[j] * x * s;
+              m[j] = x * s * up[j];
+            }
+            c[q] = dg;
+            c[q + half] = du;
+            e_m[(r * p.N + col) >> 2u] = m;
+          }
         }
       }
     }

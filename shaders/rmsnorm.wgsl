@@ -2,10 +2,11 @@
 //
 // rmsnorm_forward       TPR threads per row, WG/TPR rows per workgroup; threads stride over
 //                       C, then a shared-memory tree sum within the row's segment.
-// rmsnorm_backward_dx   the same layout; the row's Σ dy·w·x by the same tree sum.
-// rmsnorm_dw_partial    dweight, stage 1: workgroup (row block, column block) sums
-//                       dy·x·rstd over its ROWS rows in row order, one thread per column
-//                       (coalesced), into partial[rowBlock, C].
+// rmsnorm_backward      dx and dweight stage 1 in one pass: workgroup = one block of ROWS
+//                       rows. First each row's Σ dy·w·x (WG/TPR rows at a time, TPR threads a
+//                       row, the same tree as the forward), kept in shared memory; then one
+//                       thread per column walks the block's rows in order, writing dx and
+//                       summing dy·x·rstd into partial[rowBlock, C] (coalesced).
 // rmsnorm_dw_reduce     dweight, stage 2: one thread per column sums the row blocks in order;
 //                       p.count norms at once (partials [count, rowBlocks, C], dweight n at
 //                       element n·dwStride), so a slice reduces all its norms in one dispatch.
@@ -32,18 +33,13 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> f_y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> f_rstd: array<f32>;
 
-// rmsnorm_backward_dx
+// rmsnorm_backward
 @group(0) @binding(1) var<storage, read> b_x: array<f32>;
 @group(0) @binding(2) var<storage, read> b_w: array<f32>;
 @group(0) @binding(3) var<storage, read> b_rstd: array<f32>;
 @group(0) @binding(4) var<storage, read> b_dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> b_dx: array<f32>;
-
-// rmsnorm_dw_partial
-@group(0) @binding(1) var<storage, read> w_x: array<f32>;
-@group(0) @binding(2) var<storage, read> w_rstd: array<f32>;
-@group(0) @binding(3) var<storage, read> w_dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> w_partial: array<f32>;
+@group(0) @binding(6) var<storage, read_write> b_partial: array<f32>;
 
 // rmsnorm_dw_reduce
 @group(0) @binding(1) var<storage, read> r_partial: array<f32>;
@@ -54,6 +50,8 @@ const WG: u32 = 256u;
 const ROWS: u32 = 32u;
 
 var<workgroup> red: array<f32, WG>;
+// rmsnorm_backward: r³/C · Σ dy·w·x of each row of the block.
+var<workgroup> row_k: array<f32, ROWS>;
 
 // Threads per row in rmsnorm_forward / rmsnorm_backward_dx: a power of two ≤ WG chosen on
 // the host from C (about 8 columns per thread), so a workgroup holds WG / TPR rows and
@@ -109,56 +107,54 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
 }
 
 @compute @workgroup_size(WG)
-fn rmsnorm_backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-                       @builtin(local_invocation_index) lid: u32) {
-  let row = linear_wg(wid, nwg) * (WG / TPR) + lid / TPR;
-  let lane = lid % TPR;
-  let live = row < p.N;
-  let base = row * p.C;
-  var dot = 0.0;
-  if (live) {
-    for (var c = lane; c < p.C; c += TPR) {
-      dot += b_dy[base + c] * b_w[c] * b_x[base + c];
-    }
-  }
-  let total = row_sum(lid, dot);
-  if (!live) {
-    return;
-  }
-  let r = b_rstd[row];
-  // dx = r·w·dy − x · r³/C · Σ dy·w·x
-  let k = r * r * r * total / f32(p.C);
-  let acc = (p.flags & 1u) != 0u;
-  for (var c = lane; c < p.C; c += TPR) {
-    let g = r * b_w[c] * b_dy[base + c] - k * b_x[base + c];
-    if (acc) {
-      b_dx[base + c] = b_dx[base + c] + g;
-    } else {
-      b_dx[base + c] = g;
-    }
-  }
-}
-
-@compute @workgroup_size(WG)
-fn rmsnorm_dw_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-                      @builtin(local_invocation_index) lid: u32) {
-  let g = linear_wg(wid, nwg);
-  if (g >= p.rowBlocks * p.colBlocks) {
-    return;
-  }
-  let cb = g % p.colBlocks;
-  let rb = g / p.colBlocks;
-  let c = cb * WG + lid;
-  if (c >= p.C) {
-    return;
+fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                    @builtin(local_invocation_index) lid: u32) {
+  let rb = linear_wg(wid, nwg);
+  if (rb >= p.rowBlocks) {
+    return; // uniform: the whole workgroup leaves
   }
   let r0 = rb * ROWS;
   let r1 = min(p.N, r0 + ROWS);
-  var s = 0.0;
-  for (var n = r0; n < r1; n++) {
-    s += w_dy[n * p.C + c] * w_x[n * p.C + c] * w_rstd[n];
+  let lane = lid % TPR;
+  // pass 1: each row's Σ dy·w·x, WG / TPR rows at a time
+  for (var g = 0u; g < ROWS; g += WG / TPR) {
+    let row = r0 + g + lid / TPR;
+    let live = row < r1; // rows past the block still take part in the barriers
+    let base = row * p.C;
+    var dot = 0.0;
+    if (live) {
+      for (var c = lane; c < p.C; c += TPR) {
+        dot += b_dy[base + c] * b_w[c] * b_x[base + c];
+      }
+    }
+    let total = row_sum(lid, dot);
+    if (live && lane == 0u) {
+      let r = b_rstd[row];
+      row_k[g + lid / TPR] = r * r * r * total / f32(p.C);
+    }
   }
-  w_partial[rb * p.C + c] = s;
+  workgroupBarrier();
+  // pass 2: one thread per column, the block's rows in order
+  let acc = (p.flags & 1u) != 0u;
+  for (var c = lid; c < p.C; c += WG) {
+    let wc = b_w[c];
+    var s = 0.0;
+    for (var n = r0; n < r1; n++) {
+      let i = n * p.C + c;
+      let r = b_rstd[n];
+      let dy = b_dy[i];
+      let x = b_x[i];
+      // dx = r·w·dy − x · r³/C · Σ dy·w·x
+      let g = r * wc * dy - row_k[n - r0] * x;
+      if (acc) {
+        b_dx[i] = b_dx[i] + g;
+      } else {
+        b_dx[i] = g;
+      }
+      s += dy * x * r;
+    }
+    b_partial[rb * p.C + c] = s;
+  }
 }
 
 @compute @workgroup_size(WG)

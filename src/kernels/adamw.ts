@@ -22,6 +22,8 @@ export interface AdamwOptions {
   weightDecay: number;
   /** 1-based step number (for the bias corrections). */
   step: number;
+  /** Only elements [0, decayEnd) take weight decay (default: all); a decayed span then an undecayed one in one call. */
+  decayEnd?: number;
 }
 
 interface Resolved {
@@ -64,6 +66,8 @@ export function adamwStep(gpu: Gpu, param: Tensor, grad: Tensor, m: Tensor, v: T
       if (named[i][1].buffer === named[j][1].buffer) throw new KernelInputError(K, `${named[i][0]} and ${named[j][0]} must be different buffers`);
     }
   }
+  const decayEnd = options.decayEnd ?? n;
+  if (!Number.isInteger(decayEnd) || decayEnd < 0 || decayEnd > n) throw new KernelInputError(K, `decayEnd must be an integer in [0, ${n}], got ${decayEnd}`);
   const params = new Params()
     .u32(n)
     .f32(o.lr)
@@ -72,7 +76,8 @@ export function adamwStep(gpu: Gpu, param: Tensor, grad: Tensor, m: Tensor, v: T
     .f32(o.eps)
     .f32(o.weightDecay)
     .f32(1 / (1 - Math.pow(o.beta1, o.step)))
-    .f32(1 / (1 - Math.pow(o.beta2, o.step)));
+    .f32(1 / (1 - Math.pow(o.beta2, o.step)))
+    .u32(decayEnd);
   const buffers = clip ? [param, grad, m, v, clip] : [param, grad, m, v];
   gpu.dispatch(gpu.pipeline(SHADER, clip ? 'adamw_clip' : 'adamw'), params, buffers, grid(gpu, ceilDiv(n, WG)));
 }
@@ -86,8 +91,9 @@ export function adamwRef(
   options: AdamwOptions,
   clipScale = 1,
 ): { param: Float64Array; m: Float64Array; v: Float64Array } {
-  const { lr, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay, step } = options;
+  const { lr, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, step } = options;
   const n = param.length;
+  const decayEnd = options.decayEnd ?? n;
   const outP = new Float64Array(n);
   const outM = new Float64Array(n);
   const outV = new Float64Array(n);
@@ -98,6 +104,7 @@ export function adamwRef(
     outM[i] = beta1 * m[i] + (1 - beta1) * g;
     outV[i] = beta2 * v[i] + (1 - beta2) * g * g;
     const update = outM[i] / bc1 / (Math.sqrt(outV[i] / bc2) + eps);
+    const weightDecay = i < decayEnd ? options.weightDecay : 0;
     outP[i] = param[i] - lr * weightDecay * param[i] - lr * update;
   }
   return { param: outP, m: outM, v: outV };

@@ -9,6 +9,7 @@ import { Params } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { ceilDiv, grid } from './common.ts';
 import type { CorePlan } from './matmul-plan.ts';
+import type { SplitKGroup } from './matmul-split-group.ts';
 
 const SHADER = { name: 'matmul_core', code };
 const REDUCE = { name: 'matmul_reduce', code: reduceCode };
@@ -31,6 +32,12 @@ export interface CoreCall {
   aVec4: boolean;
   bVec4: boolean;
   cVec4: boolean;
+  /** A is [M, 2K] rows [gate | up] and op(A) = silu(gate)·up (not with transA). */
+  aSwiglu?: boolean;
+  /** The SwiGLU backward as the epilogue (matmul_swiglu_backward): c is dgate|dup; unsplit only. */
+  swigluBackward?: { gu: Tensor; m: Tensor };
+  /** With split-K: leave the reduction to this group (matmul-split-group.ts). */
+  group?: SplitKGroup;
 }
 
 export function matmulCore(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, call: CoreCall, plan: CorePlan): void {
@@ -56,6 +63,7 @@ export function matmulCore(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, call: Core
     // The scratch slices are dense M×N: quads are aligned when N is a multiple of 4.
     C_VEC4: (split ? N % 4 === 0 : call.cVec4) ? 1 : 0,
     SPLIT: split ? 1 : 0,
+    A_SWIGLU: call.aSwiglu ? 1 : 0,
     WX: tile.wx,
     WY: tile.wy,
     RM: tile.rm,
@@ -65,12 +73,26 @@ export function matmulCore(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, call: Core
   const params = new Params()
     .u32(M).u32(N).u32(K).u32(call.strideA).u32(call.strideB).u32(call.strideC)
     .f32(call.alpha).f32(call.beta).u32(plan.kSplit).u32(splits);
+  const epilogue = call.swigluBackward;
+  if (epilogue) {
+    if (split) throw new KernelInputError(KERNEL, 'the SwiGLU-backward epilogue runs unsplit only (swigluBackwardFusable)');
+    gpu.dispatch(gpu.pipeline(SHADER, 'matmul_swiglu_backward', constants), params, [a, b, c, epilogue.gu, epilogue.m], workgroups);
+    return;
+  }
   const pipeline = gpu.pipeline(SHADER, 'matmul', constants);
   if (!split) {
     gpu.dispatch(pipeline, params, [a, b, c], workgroups);
     return;
   }
   const elements = batch * splits * M * N;
+  const slice = call.group?.reserve(elements);
+  if (slice) {
+    gpu.dispatch(pipeline, params, [a, b, slice], workgroups);
+    const { strideC, alpha, beta } = call;
+    call.group!.add({ partials: slice, c, M, N, batch, splits, strideC, alpha, beta });
+    return;
+  }
+  call.group?.beforeOwnReduce(c, (batch - 1) * call.strideC + M * N);
   const partials = gpu.tensor([elements], 'f32', 'matmul split-K partials');
   try {
     gpu.dispatch(pipeline, params, [a, b, partials], workgroups);

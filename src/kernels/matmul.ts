@@ -9,6 +9,7 @@ import { Params } from '../gpu/params.ts';
 import { BYTES_PER_ELEMENT, type Tensor } from '../gpu/tensor.ts';
 import { ceilDiv, expectPositiveInt } from './common.ts';
 import { matmulCore } from './matmul-core.ts';
+import { splitKSlot, type SplitKGroup } from './matmul-split-group.ts';
 import { WORKGROUP_TARGET, adapterClass, corePlan, type CoreTileName, type CorePlan } from './matmul-plan.ts';
 
 const SHADER = { name: 'matmul', code };
@@ -47,6 +48,16 @@ export interface MatmulOptions {
   coreTile?: CoreTileName;
   /** Variant 2 K splits override (tests, benchmarks); split-K partials are reduced in order. */
   split?: number;
+  /**
+   * Variant 2 only (batch 1, not transA): A is [M, 2K] with rows [gate | up] and the product
+   * uses op(A) = silu(gate)·up — the SwiGLU forward folded into the down projection.
+   */
+  aSwiglu?: boolean;
+  /**
+   * Variant 2 with split-K: reduce in this group's finish() together with other matmuls
+   * (one dispatch), not in a dispatch of this call's own; C is valid only after finish().
+   */
+  splitGroup?: SplitKGroup;
 }
 
 /** A tile shape: WG×WG threads, each computing 4×4 outputs, over K slabs TK deep. */
@@ -115,6 +126,13 @@ export function matmulCorePlan(gpu: Gpu, M: number, N: number, K: number, batch 
   return corePlan(gpu, M, N, K, batch, WORKGROUP_TARGET[adapterClass(gpu)], { tile: opts.coreTile, splits: opts.split });
 }
 
+/** Arena elements a SplitKGroup needs for this product: 0 unless variant 2 splits its K. */
+export function matmulSplitElements(gpu: Gpu, M: number, N: number, K: number, batch = 1): number {
+  if (matmulVariant(gpu, {}) !== 2) return 0;
+  const { splits } = matmulCorePlan(gpu, M, N, K, batch);
+  return splits > 1 ? splitKSlot(batch * splits * M * N) : 0;
+}
+
 /**
  * Records C ← alpha·op(A)·op(B) + beta·C for every batch index. Everything is checked first:
  * a bad call throws KernelInputError and records nothing.
@@ -138,9 +156,13 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOp
     throw new KernelInputError(KERNEL, "dtype 'f16' needs the shader-f16 feature, which this GPU (or device) does not have; use f32");
   }
 
-  const shapeA = transA ? `${K}×${M}` : `${M}×${K}`;
+  const aSwiglu = opts.aSwiglu ?? false;
+  if (aSwiglu && (transA || batch !== 1 || matmulVariant(gpu, opts) !== 2)) {
+    throw new KernelInputError(KERNEL, `aSwiglu needs variant 2, batch 1 and A not transposed (got transA ${transA}, batch ${batch}, variant ${matmulVariant(gpu, opts)}); use swigluPackedForward then matmul`);
+  }
+  const shapeA = aSwiglu ? `${M}×${2 * K} [gate | up]` : transA ? `${K}×${M}` : `${M}×${K}`;
   const shapeB = transB ? `${N}×${K}` : `${K}×${N}`;
-  const strideA = checkOperand(gpu, 'A', shapeA, a, dtype, M * K, batch, opts.strideA);
+  const strideA = checkOperand(gpu, 'A', shapeA, a, dtype, aSwiglu ? 2 * M * K : M * K, batch, opts.strideA);
   const strideB = checkOperand(gpu, 'B', shapeB, b, dtype, K * N, batch, opts.strideB);
   const strideC = checkOperand(gpu, 'C', `${M}×${N}`, c, dtype, M * N, batch, opts.strideC);
   if (batch > 1 && strideC < M * N) {
@@ -158,7 +180,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, opts: MatmulOp
   const [sA, sB, sC] = batch > 1 ? [strideA, strideB, strideC] : [0, 0, 0];
   if (matmulVariant(gpu, opts) === 2) {
     const plan = matmulCorePlan(gpu, M, N, K, batch, opts);
-    const call = { M, N, K, batch, transA, transB, strideA: sA, strideB: sB, strideC: sC, alpha, beta, aVec4, bVec4, cVec4 };
+    const call = { M, N, K, batch, transA, transB, strideA: sA, strideB: sB, strideC: sC, alpha, beta, aVec4, bVec4, cVec4, aSwiglu, group: opts.splitGroup };
     matmulCore(gpu, a, b, c, call, plan);
     return;
   }
@@ -227,6 +249,45 @@ function checkOperand(
   return stride;
 }
 
+export interface SwigluBackwardDims {
+  /** Rows (tokens). */
+  rows: number;
+  /** The down projection's output width (model dim). */
+  C: number;
+  /** MLP width. */
+  F: number;
+}
+
+/** Whether matmulSwigluBackward runs on this adapter for these sizes: variant 2, F % 4 = 0, unsplit. */
+export function swigluBackwardFusable(gpu: Gpu, d: SwigluBackwardDims): boolean {
+  return matmulVariant(gpu, {}) === 2 && d.F % 4 === 0 && matmulCorePlan(gpu, d.rows, d.F, d.C).splits === 1;
+}
+
+/**
+ * dm = dy·wDown ([rows, C]·[C, F]) with the SwiGLU backward as its epilogue: dm is never
+ * stored; dgu [rows, 2F] gets d(gate) | d(up) and m [rows, F] = silu(gate)·up, from gu
+ * [rows, 2F] (gate | up rows), as swigluPackedBackward computes them from dm.
+ */
+export function matmulSwigluBackward(gpu: Gpu, dy: Tensor, wDown: Tensor, gu: Tensor, dgu: Tensor, m: Tensor, d: SwigluBackwardDims): void {
+  const K = 'matmulSwigluBackward';
+  for (const k of ['rows', 'C', 'F'] as const) expectPositiveInt(K, k, d[k]);
+  if (!swigluBackwardFusable(gpu, d)) {
+    throw new KernelInputError(K, `needs matmul variant 2, F % 4 = 0 and an unsplit plan for ${d.rows}×${d.F}×${d.C}; use matmul then swigluPackedBackward`);
+  }
+  const { rows, C, F } = d;
+  const named: [string, Tensor, number][] = [['dy', dy, rows * C], ['wDown', wDown, C * F], ['gu', gu, rows * 2 * F], ['dgu', dgu, rows * 2 * F], ['m', m, rows * F]];
+  for (const [name, t, size] of named) {
+    if (t.dtype !== 'f32' || t.size !== size) throw new KernelInputError(K, `${name} must be f32 of ${size} elements, got ${t} (${t.size})`);
+  }
+  if (new Set(named.map(([, t]) => t.buffer)).size !== named.length) throw new KernelInputError(K, 'dy, wDown, gu, dgu and m must be different buffers');
+  const plan = matmulCorePlan(gpu, rows, F, C);
+  const call = {
+    M: rows, N: F, K: C, batch: 1, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0,
+    aVec4: C % 4 === 0, bVec4: true, cVec4: true, swigluBackward: { gu, m },
+  };
+  matmulCore(gpu, dy, wDown, dgu, call, plan);
+}
+
 /** Float64 reference with matmul's semantics; returns the whole of C (c0's size, or dense). */
 export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, c0: ArrayLike<number> | null, opts: MatmulOptions): Float64Array {
   const { M, N, K } = opts;
@@ -243,7 +304,9 @@ export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, c0: ArrayL
       for (let j = 0; j < N; j++) {
         let sum = 0;
         for (let k = 0; k < K; k++) {
-          const av = a[z * sA + (opts.transA ? k * M + i : i * K + k)];
+          const av = opts.aSwiglu
+            ? siluTimes(a[z * sA + i * 2 * K + k], a[z * sA + i * 2 * K + K + k])
+            : a[z * sA + (opts.transA ? k * M + i : i * K + k)];
           const bv = b[z * sB + (opts.transB ? j * K + k : k * N + j)];
           sum += av * bv;
         }
@@ -253,4 +316,9 @@ export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, c0: ArrayL
     }
   }
   return out;
+}
+
+/** silu(g)·u = g·σ(g)·u in float64. */
+function siluTimes(g: number, u: number): number {
+  return (g / (1 + Math.exp(-g))) * u;
 }

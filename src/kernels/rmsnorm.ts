@@ -1,9 +1,10 @@
 // RMSNorm over activations [N, C] with a weight [C]:
 //   y = x · rstd · w,  rstd = 1 / sqrt(mean(x²) + eps), saved per row [N] for the backward.
-// Backward: dx = rstd·w·dy − x · rstd³/C · Σ_c dy·w·x (one workgroup per row), and
-// dweight = Σ_n dy·x·rstd, reduced deterministically in two stages without atomics:
-// per (32-row block, 256-column block) partial sums into a scratch [rowBlocks, C], then one
-// thread per column sums the row blocks in order. Same inputs → same bits, every run.
+// Backward: dx = rstd·w·dy − x · rstd³/C · Σ_c dy·w·x, and dweight = Σ_n dy·x·rstd,
+// reduced deterministically in two stages without atomics: one dispatch (a workgroup per
+// 32-row block) writes dx and the block's partial sums into a scratch [rowBlocks, C], then
+// one thread per column sums the row blocks in order (or the caller reduces several norms at
+// once: rmsnormDweightReduce). Same inputs → same bits, every run.
 import code from '../../shaders/rmsnorm.wgsl';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
@@ -125,13 +126,13 @@ export function rmsnormBackward(
   const params = new Params().u32(N).u32(C).f32(0).u32(flags).u32(rowBlocks).u32(colBlocks).u32(1).u32(C);
   if (options.partials) {
     expectTensor(K, 'partials', options.partials, rowBlocks * C);
-    distinct(K, { x, rstd, dy, partials: options.partials });
+    distinct(K, { x, weight, rstd, dy, dx, partials: options.partials });
   }
 
   const tpr = threadsPerRow(C, WG);
-  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_backward_dx', { TPR: tpr }), params, [x, weight, rstd, dy, dx], grid(gpu, ceilDiv(N, WG / tpr)));
   const partial = options.partials ?? gpu.tensor([rowBlocks, C], 'f32', 'rmsnorm dweight partials');
-  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_partial'), params, [x, rstd, dy, partial], grid(gpu, rowBlocks * colBlocks));
+  // dx and the dweight partial sums in one pass (a workgroup per row block)
+  gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_backward', { TPR: tpr }), params, [x, weight, rstd, dy, dx, partial], grid(gpu, rowBlocks));
   if (options.partials) return;
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_dw_reduce'), params, [partial, dweight], grid(gpu, colBlocks));
   partial.release(); // reusable only after this submit (BufferPool)

@@ -22,11 +22,15 @@
 // and dg | du so each pair or triple of weight- and input-gradient matmuls is one, and the
 // SwiGLU backward recomputes m itself. 21 → 12 matmuls and 4 → 2 ropes per block, 3 → 2
 // SwiGLU passes; results equal the split path's within float rounding (the input gradient
-// sums over 2F or C + 2·Hkv·D in one matmul instead of two or three).
+// sums over 2F or C + 2·Hkv·D in one matmul instead of two or three). On matmul variant 2
+// (GPUs) the forward's SwiGLU is the down projection's A prologue (`aSwiglu`) and the
+// backward's is the epilogue of the dm matmul (matmulSwigluBackward), each computing what
+// the separate pass would; split weight gradients reduce in the caller's SplitKGroup.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { DType, Tensor } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../kernels/attention.ts';
-import { matmul } from '../kernels/matmul.ts';
+import { matmul, matmulSplitElements, matmulSwigluBackward, matmulVariant, swigluBackwardFusable } from '../kernels/matmul.ts';
+import type { SplitKGroup } from '../kernels/matmul-split-group.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
 import { ropeBackward, ropeForward, ropeQkvBackward, ropeQkvForward } from '../kernels/rope.ts';
 import { swigluBackward, swigluForward, swigluPackedBackward, swigluPackedForward } from '../kernels/swiglu.ts';
@@ -191,9 +195,14 @@ export function blockForward(
     lin(a.ao, w.wo, a.xMid, C, C, 1);
     rmsnormForward(gpu, a.xMid, w.mlpNorm, a.n2, a.rstd2, { N, C, eps });
     lin(a.n2, wp.gu, a.gu!, 2 * F, C); //                             rows [g | u]
-    swigluPackedForward(gpu, a.gu!, s.f1, { N, F });
     gpu.copy(a.xMid, y, a.xMid.byteLength);
-    lin(s.f1, w.wDown, y, C, F, 1);
+    if (matmulVariant(gpu, {}) === 2) {
+      // y += silu(g)·u · wDownᵀ with SwiGLU in the matmul's A prologue: m is never stored
+      matmul(gpu, a.gu!, w.wDown, y, { M: N, N: C, K: F, transB: true, beta: 1, aSwiglu: true });
+    } else {
+      swigluPackedForward(gpu, a.gu!, s.f1, { N, F });
+      lin(s.f1, w.wDown, y, C, F, 1);
+    }
     return;
   }
 
@@ -217,27 +226,43 @@ export function blockForward(
   lin(s.f1, w.wDown, y, C, F, 1);
 }
 
+/** [out, in] of every weight gradient blockBackward computes (dW [out, in] = dYᵀ·X over N rows). */
+export function blockWeightGradShapes(d: BlockDims, packed: boolean): [number, number][] {
+  const { C, F } = d;
+  const KV = d.Hkv * d.D;
+  return packed
+    ? [[C, F], [2 * F, C], [C, C], [C + 2 * KV, C]]
+    : [[C, F], [F, C], [F, C], [C, C], [C, C], [KV, C], [KV, C]];
+}
+
+/** Split-K arena elements of one block's weight gradients (a SplitKGroup's share for the block). */
+export function blockSplitKElements(gpu: Gpu, d: BlockDims, packed: boolean): number {
+  return blockWeightGradShapes(d, packed).reduce((sum, [o, i]) => sum + matmulSplitElements(gpu, o, i, d.N), 0);
+}
+
 /**
  * Backward of one block. `dx` holds dy = ∂loss/∂y on entry and ∂loss/∂x on return (updated
  * in place along the residual stream). Weight gradients go into `g`: overwritten, or added
- * to when `accumulate`. `packed`: the packed views of `w` and `g` (as in blockForward), or null.
+ * to when `accumulate`; with `splitK`, split weight gradients are complete only after the
+ * caller's splitK.finish(). `packed`: the packed views of `w` and `g` (as in blockForward), or null.
  */
 export function blockBackward(
   gpu: Gpu, d: BlockDims, w: BlockTensors, g: BlockTensors, packed: { w: PackedTensors; g: PackedTensors } | null,
   x: Tensor, a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean, norms: NormPartials | null = null,
+  splitK: SplitKGroup | null = null,
 ): void {
   const { B, T, N, C, H, Hkv, D, F, eps } = d;
   const KV = Hkv * D;
   const beta = accumulate ? 1 : 0;
-  // dW [out, in] (+)= dYᵀ·X with dY [N, out], X [N, in]
+  // dW [out, in] (+)= dYᵀ·X with dY [N, out], X [N, in]; a split-K reduction goes to splitK
   const dW = (dy: Tensor, inp: Tensor, dw: Tensor, o: number, i: number) =>
-    matmul(gpu, dy, inp, dw, { M: o, N: i, K: N, transA: true, beta });
+    matmul(gpu, dy, inp, dw, { M: o, N: i, K: N, transA: true, beta, splitGroup: splitK ?? undefined });
   // dX [N, in] (+)= dY·W with W [out, in]
   const dX = (dy: Tensor, wt: Tensor, out: Tensor, o: number, i: number, b = 0) =>
     matmul(gpu, dy, wt, out, { M: N, N: i, K: o, beta: b });
 
   if (packed) {
-    blockBackwardPacked(gpu, d, w, g, packed.w, packed.g, x, a, s, dx, accumulate, norms);
+    blockBackwardPacked(gpu, d, w, g, packed.w, packed.g, x, a, s, dx, accumulate, norms, splitK);
     return;
   }
   // MLP branch: y = xMid + m·wDownᵀ
@@ -269,18 +294,22 @@ export function blockBackward(
 /** blockBackward's fused path: packed projections (see the header). */
 function blockBackwardPacked(
   gpu: Gpu, d: BlockDims, w: BlockTensors, g: BlockTensors, wp: PackedTensors, gp: PackedTensors, x: Tensor,
-  a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean, norms: NormPartials | null,
+  a: BlockActivations, s: BlockScratch, dx: Tensor, accumulate: boolean, norms: NormPartials | null, splitK: SplitKGroup | null,
 ): void {
   const { B, T, N, C, H, Hkv, D, F, eps } = d;
   const QKV = C + 2 * Hkv * D;
   const beta = accumulate ? 1 : 0;
   const dW = (dy: Tensor, inp: Tensor, dw: Tensor, o: number, i: number) =>
-    matmul(gpu, dy, inp, dw, { M: o, N: i, K: N, transA: true, beta });
+    matmul(gpu, dy, inp, dw, { M: o, N: i, K: N, transA: true, beta, splitGroup: splitK ?? undefined });
   const dX = (dy: Tensor, wt: Tensor, out: Tensor, o: number, i: number) => matmul(gpu, dy, wt, out, { M: N, N: i, K: o });
 
   // MLP branch: y = xMid + m·wDownᵀ, m = silu(g)·u
-  dX(dx, w.wDown, s.f2, C, F); //                                        dm
-  swigluPackedBackward(gpu, a.gu!, s.f2, s.dgu!, s.f1, { N, F }); //     dg | du, and m → f1
+  if (swigluBackwardFusable(gpu, { rows: N, C, F })) {
+    matmulSwigluBackward(gpu, dx, w.wDown, a.gu!, s.dgu!, s.f1, { rows: N, C, F }); // dm → dg | du, and m → f1
+  } else {
+    dX(dx, w.wDown, s.f2, C, F); //                                      dm
+    swigluPackedBackward(gpu, a.gu!, s.f2, s.dgu!, s.f1, { N, F }); //   dg | du, and m → f1
+  }
   dW(dx, s.f1, g.wDown, C, F);
   dW(s.dgu!, a.n2, gp.gu, 2 * F, C); //                                   d[wGate; wUp]
   dX(s.dgu!, wp.gu, s.dn, 2 * F, C); //                                   d(n2)

@@ -21,7 +21,8 @@ import type { Gpu } from '../gpu/gpu.ts';
 import { KernelInputError } from '../gpu/errors.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { crossEntropyChunk, crossEntropyMean } from '../kernels/crossentropy.ts';
-import { matmul } from '../kernels/matmul.ts';
+import { matmul, matmulSplitElements } from '../kernels/matmul.ts';
+import type { SplitKGroup } from '../kernels/matmul-split-group.ts';
 import type { TensorSet } from './block.ts';
 
 /** The head's matmuls see the vocabulary padded to a multiple of this (vec4-aligned rows and columns). */
@@ -57,6 +58,24 @@ function paddedView(t: Tensor, Vp: number): Tensor {
   return new Tensor(t.gpu, t.buffer, [Vp, C], 'f32', `${t.label} (padded to ${Vp})`, t.offset, true);
 }
 
+/**
+ * Split-K groups (matmul-split-group.ts) for the backward: `head` gets the input gradient's
+ * chunks and is finished here; `weights` gets the head's weight gradient, finished by the
+ * caller after the rest of the backward's weight gradients.
+ */
+export interface HeadSplitGroups {
+  head: SplitKGroup;
+  weights: SplitKGroup;
+}
+
+interface TrainTargets {
+  headGrad: Tensor;
+  dn: Tensor;
+  scale: number;
+  beta: number;
+  splitK: HeadSplitGroups | null;
+}
+
 export interface HeadDims {
   N: number;
   C: number;
@@ -87,6 +106,18 @@ export class FusedHead {
     this.lossMean = set.make([1], 'loss');
   }
 
+  /** Split-K arena elements of the backward's matmuls: the head's weight gradient and its input gradient, over every chunk. */
+  splitKElements(): { weights: number; head: number } {
+    const { N, C } = this.d;
+    const out = { weights: 0, head: 0 };
+    for (let r0 = 0; r0 < N; r0 += this.rows) {
+      const rows = Math.min(this.rows, N - r0);
+      out.weights += matmulSplitElements(this.gpu, this.Vp, C, rows);
+      out.head += matmulSplitElements(this.gpu, rows, C, this.Vp);
+    }
+    return out;
+  }
+
   /** Losses and their mean only (a forward without backward). */
   recordLoss(head: Tensor, targets: Tensor): void {
     this.record(head, targets, null);
@@ -96,11 +127,13 @@ export class FusedHead {
    * Losses, mean and gradients: d(head) (+)= (beta = 1 adds to what `headGrad` holds), and
    * dn [N, C] = ∂loss/∂xf. `scale` multiplies d(logits) (1/valid targets × the loss scale).
    */
-  recordTrain(head: Tensor, headGrad: Tensor, targets: Tensor, dn: Tensor, scale: number, beta: number): void {
-    this.record(head, targets, { headGrad, dn, scale, beta });
+  recordTrain(
+    head: Tensor, headGrad: Tensor, targets: Tensor, dn: Tensor, scale: number, beta: number, splitK: HeadSplitGroups | null = null,
+  ): void {
+    this.record(head, targets, { headGrad, dn, scale, beta, splitK });
   }
 
-  private record(head: Tensor, targets: Tensor, grad: { headGrad: Tensor; dn: Tensor; scale: number; beta: number } | null): void {
+  private record(head: Tensor, targets: Tensor, grad: TrainTargets | null): void {
     const { N, C, V } = this.d;
     const { Vp, gpu } = this;
     const w = paddedView(head, Vp);
@@ -112,10 +145,12 @@ export class FusedHead {
       matmul(gpu, xf, w, logits, { M: rows, N: Vp, K: C, transB: true });
       crossEntropyChunk(gpu, logits, targets, this.losses, { rows, V, stride: Vp, rowOffset: r0, scale: grad ? grad.scale : null });
       if (grad && g) {
-        matmul(gpu, logits, xf, g, { M: Vp, N: C, K: rows, transA: true, beta: r0 > 0 ? 1 : grad.beta });
-        matmul(gpu, logits, w, rowsView(grad.dn, r0, rows, C, 'dn rows'), { M: rows, N: C, K: Vp });
+        const groups = grad.splitK;
+        matmul(gpu, logits, xf, g, { M: Vp, N: C, K: rows, transA: true, beta: r0 > 0 ? 1 : grad.beta, splitGroup: groups?.weights });
+        matmul(gpu, logits, w, rowsView(grad.dn, r0, rows, C, 'dn rows'), { M: rows, N: C, K: Vp, splitGroup: groups?.head });
       }
     }
+    grad?.splitK?.head.finish(); // dn whole before anything reads it
     crossEntropyMean(gpu, this.losses, targets, this.lossMean, { N, V });
   }
 }

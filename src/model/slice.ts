@@ -42,9 +42,10 @@ import {
   uploadEmbeddingIndex, uploadTokens,
 } from '../kernels/embedding.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
+import { SplitKGroup } from '../kernels/matmul-split-group.ts';
 import {
   type BlockActivations, type BlockDims, type BlockScratch, type BlockTensors, TensorSet,
-  allocBlockActivations, allocBlockScratch, blockBackward, blockForward, type NormPartials, type PackedTensors,
+  allocBlockActivations, allocBlockScratch, blockBackward, blockForward, blockSplitKElements, type NormPartials, type PackedTensors,
 } from './block.ts';
 import {
   BLOCK_TENSORS, ConfigError, type ModelConfig, type ParamSpec, blockParamName, initParameters, parameterLayout,
@@ -141,6 +142,12 @@ export class LayerSlice {
   private readonly packed: { w: PackedTensors; g: PackedTensors }[] = [];
   private readonly scratch: BlockScratch;
   private readonly head: FusedHead | null = null;
+  /**
+   * Split-K reductions of a backward, one dispatch per group (matmul-split-group.ts): the
+   * head's input gradient chunks (reduced before the final norm reads them), and every weight
+   * gradient (reduced after the last block, before the embedding adds onto a tied head).
+   */
+  private splitK: { head: SplitKGroup; weights: SplitKGroup } | null = null;
   /** The last forward's head (logits, losses) is not recorded yet: backward or the loss getter records it. */
   private headPending = false;
   /** The residual-stream gradient: dy of the block being differentiated; inputGrad when from > 0. */
@@ -194,6 +201,11 @@ export class LayerSlice {
         this.head = new FusedHead(gpu, { N, C, V }, a, shape.headChunkRows);
       }
       this.scratch = allocBlockScratch(this.sets.scratch, this.dims, fused);
+      const headSplits = this.head?.splitKElements() ?? { weights: 0, head: 0 };
+      this.splitK = {
+        head: new SplitKGroup(gpu, 'head input-gradient split-K partials', headSplits.head),
+        weights: new SplitKGroup(gpu, 'weight-gradient split-K partials', (to - from) * blockSplitKElements(gpu, this.dims, fused) + headSplits.weights),
+      };
       if (shape.fused !== false) {
         const norms = new Map(this.layout.filter((p) => /(^|\.)(attnNorm|mlpNorm|finalNorm)$/.test(p.name)).map((p) => [p.name, this.gradMap.get(p.name)!]));
         this.normReduce = NormReduce.plan(norms, N, C, this.sets.scratch);
@@ -385,7 +397,7 @@ export class LayerSlice {
       const h = this.head;
       const scale = lossScale * crossEntropyScale(this.targetsCpu!);
       // losses, lossMean; d(head) [V, C] (+)= d(logits)ᵀ·xf; dn [N, C] = d(xf) = d(logits)·head, by row chunks
-      h.recordTrain(this.paramMap.get(this.headName)!, this.gradMap.get(this.headName)!, this.targets!, this.scratch.dn, scale, beta);
+      h.recordTrain(this.paramMap.get(this.headName)!, this.gradMap.get(this.headName)!, this.targets!, this.scratch.dn, scale, beta, this.splitK!);
       this.headPending = false;
       // dRes [N, C] = ∂loss/∂x; d(finalNorm) [C] (+)=
       rmsnormBackward(
@@ -401,9 +413,11 @@ export class LayerSlice {
       const l = this.from + i;
       blockBackward(
         gpu, this.dims, this.blockTensors(this.paramMap, l), this.blockTensors(this.gradMap, l), this.packed[i] ?? null,
-        this.res[i], this.acts[i], this.scratch, this.dRes, accumulate, this.normPartials(l),
+        this.res[i], this.acts[i], this.scratch, this.dRes, accumulate, this.normPartials(l), this.splitK!.weights,
       );
     }
+    // every split weight gradient (+)= its partial sums (head's included), in one dispatch
+    this.splitK!.weights.finish();
     // every norm's d(weight) (+)= its partial sums, in one dispatch
     this.normReduce?.record(gpu, accumulate);
 
@@ -425,7 +439,8 @@ export class LayerSlice {
     // plus the upload buffers: tokens, targets and the embedding index (N + 2·min(N, V) + 1 i32)
     const activations = this.sets.acts.bytes + this.sets.inputs.bytes;
     // transients of the kernels: rmsnorm dweight partials [ceil(N/32), C], attention D_i [B, H, T]
-    const transient = 4 * Math.max(Math.ceil(N / 32) * C, B * H * T);
+    // plus the split-K groups' arenas (0 on a software adapter: its matmul never splits)
+    const transient = 4 * Math.max(Math.ceil(N / 32) * C, B * H * T) + (this.splitK ? this.splitK.head.bytes + this.splitK.weights.bytes : 0);
     const scratch = this.sets.scratch.bytes + transient;
     return { parameters, gradients, activations, scratch, total: parameters + gradients + activations + scratch };
   }
@@ -442,6 +457,8 @@ export class LayerSlice {
     for (const s of Object.values(this.sets)) s.release();
     this.paramArena?.release();
     this.gradArena?.release();
+    this.splitK?.head.destroy();
+    this.splitK?.weights.destroy();
   }
 
   /** Forgets the last forward's inputs (their buffers are the slice's own, released with it). */

@@ -8,6 +8,13 @@
 //   last stage:     forwardMicro(activations message | data) → { loss }
 //   every stage:    backwardMicro(micro, grads message)       → grads message (null at stage 0);
 //                   the last stage takes no message: its gradient starts at the loss (× 1/M)
+//
+// The last stage records its whole backward with its forward: the head and cross-entropy run
+// once per micro-batch, fused with their gradient (src/model/head.ts), and the loss comes out
+// of that pass; reading the loss first and recording the head again in the backward would
+// compute the logits twice. So its gradients are accumulated when forwardMicro resolves, it
+// keeps the input gradient for backwardMicro (instead of the input: it never recomputes), and
+// dropMicro refuses its micro-batches (their gradient is already in).
 //   then, once all M micro-batches are back on every stage:
 //     tiedGradient() / addTiedGradient()   (tied embeddings split across stages only)
 //     gradNormSquared() on every stage → global norm = √Σ → applyStep(lr, norm) on every stage
@@ -46,7 +53,6 @@
 // guard every method.
 import type { Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { adamwStep } from '../kernels/adamw.ts';
 import { globalGradNorm } from '../kernels/gradnorm.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { LayerSlice } from '../model/slice.ts';
@@ -114,6 +120,10 @@ export class PipelineStage {
   private holds: number | null = null;
   private busy = false;
   private losses: number[] = [];
+  /** Last stage: micro-batches whose backward was recorded with their forward (see the header). */
+  private accumulated = 0;
+  /** Last stage: each forwarded micro-batch's input gradient, read with its loss (null on stage 0). */
+  private readonly inputGrads = new Map<number, Float32Array | null>();
   private tiedMine: Float32Array | null = null;
   private destroyed = false;
 
@@ -201,6 +211,9 @@ export class PipelineStage {
    * vanished and nobody else took it): its input is dropped, nothing was accumulated for it.
    */
   dropMicro(micro: number): boolean {
+    if (this.isLast && this.saved.has(micro)) {
+      throw new Error(`PipelineStage: the last stage accumulated micro-batch ${micro}'s gradient with its forward; backwardMicro it instead of dropping it`);
+    }
     return this.saved.delete(micro);
   }
 
@@ -264,14 +277,23 @@ export class PipelineStage {
         saved = { x: msg.data, targets: msg.targets! };
       }
       this.record(saved); // throws (KernelInputError) before recording on bad tokens
-      this.saved.set(micro, saved);
-      this.forwarded.add(micro);
-      this.holds = micro;
       if (this.isLast) {
-        const loss = (await this.gpu.readF32(this.slice.loss!))[0];
+        // the backward now, so the head runs once: the loss comes out of its fused gradient pass
+        this.slice.backward({ accumulate: this.accumulated > 0, lossScale: this.lossScale });
+        this.accumulated++;
+        this.saved.set(micro, { targets: saved.targets });
+        this.forwarded.add(micro);
+        this.holds = micro;
+        const grad = this.slice.inputGrad;
+        const [lossOut, inputGrad] = await Promise.all([this.gpu.readF32(this.slice.loss!), grad ? this.gpu.readF32(grad) : null]);
+        this.inputGrads.set(micro, inputGrad);
+        const loss = lossOut[0];
         this.losses[micro] = loss;
         return { kind: 'loss', micro, loss };
       }
+      this.saved.set(micro, saved);
+      this.forwarded.add(micro);
+      this.holds = micro;
       const data = await this.gpu.readF32(this.slice.output!);
       const bytes = encodeActivations({
         mode: this.mode, kind: 'activations', round: this.round, step: this.stepNo, micro, B, T, C, data, targets: saved.targets,
@@ -308,16 +330,18 @@ export class PipelineStage {
       } else if (grad !== undefined) {
         throw new Error('PipelineStage: the last stage starts its backward at the loss and takes no message');
       }
-      if (this.holds !== micro) {
-        this.record(saved);
-        this.recomputes++;
-      }
-      const accumulate = this.backwards > 0;
-      if (dOut) {
-        this.gpu.write(this.dOut!, dOut);
-        this.slice.backward({ dOut: this.dOut!, accumulate });
+      let data: Float32Array | null;
+      if (this.isLast) {
+        data = this.inputGrads.get(micro) ?? null; // recorded and read with its forward
+        this.inputGrads.delete(micro);
       } else {
-        this.slice.backward({ accumulate, lossScale: this.lossScale });
+        if (this.holds !== micro) {
+          this.record(saved);
+          this.recomputes++;
+        }
+        this.gpu.write(this.dOut!, dOut!);
+        this.slice.backward({ dOut: this.dOut!, accumulate: this.backwards > 0 });
+        data = null;
       }
       this.holds = null;
       this.saved.delete(micro);
@@ -327,7 +351,7 @@ export class PipelineStage {
         this.gpu.flush();
         return null;
       }
-      const data = await this.gpu.readF32(this.slice.inputGrad!);
+      data ??= await this.gpu.readF32(this.slice.inputGrad!);
       return encodeActivations({ mode: this.mode, kind: 'grads', round: this.round, step: this.stepNo, micro, B, T, C, data });
     } finally {
       this.busy = false;
@@ -369,7 +393,9 @@ export class PipelineStage {
   async gradNormSquared(): Promise<number> {
     this.assertDone('gradNormSquared');
     if (this.tiedMine) throw new Error('PipelineStage: tiedGradient() was read but addTiedGradient() not called');
-    const grads = this.slice.layout.filter((s) => !s.tiedCopy).map((s) => this.slice.grads.get(s.name)!);
+    // the optimizer's flat runs (a few dispatches) unless a tied copy must be left out
+    const tied = this.slice.layout.some((s) => s.tiedCopy);
+    const grads = tied ? this.slice.layout.filter((s) => !s.tiedCopy).map((s) => this.slice.grads.get(s.name)!) : this.optimizer.normGradients;
     globalGradNorm(this.gpu, grads, this.normOut, { maxNorm: 1 }); // only the norm is used
     const norm = (await this.gpu.readF32(this.normOut))[0];
     return norm * norm;
@@ -382,22 +408,9 @@ export class PipelineStage {
   applyStep(lr: number, globalNorm: number): void {
     this.assertDone('applyStep');
     if (!(globalNorm >= 0) || !Number.isFinite(globalNorm)) throw new RangeError(`global gradient norm must be finite and ≥ 0, got ${globalNorm}`);
-    const { beta1, beta2, eps, weightDecay, clipNorm } = this.optimizer.settings;
-    const clip = this.optimizer.gradNorm;
-    this.gpu.write(clip, new Float32Array([globalNorm, Math.min(1, clipNorm / (globalNorm + 1e-6))]));
-    const step = this.optimizer.step + 1;
-    for (const spec of this.slice.layout) {
-      adamwStep(
-        this.gpu,
-        this.slice.params.get(spec.name)!,
-        this.slice.grads.get(spec.name)!,
-        this.optimizer.m.get(spec.name)!,
-        this.optimizer.v.get(spec.name)!,
-        { lr, beta1, beta2, eps, weightDecay: spec.weightDecay ? weightDecay : 0, step },
-        clip,
-      );
-    }
-    this.optimizer.step = step;
+    const { clipNorm } = this.optimizer.settings;
+    this.gpu.write(this.optimizer.gradNorm, new Float32Array([globalNorm, Math.min(1, clipNorm / (globalNorm + 1e-6))]));
+    this.optimizer.applyUpdate(lr); // over the arenas' flat runs: one AdamW dispatch per run
     this.phase = 'idle';
     this.resetStep();
   }
@@ -448,6 +461,8 @@ export class PipelineStage {
     this.backwards = 0;
     this.holds = null;
     this.losses = [];
+    this.accumulated = 0;
+    this.inputGrads.clear();
     this.tiedMine = null;
   }
 

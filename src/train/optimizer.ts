@@ -6,7 +6,7 @@
 // dispatches per step (one per chunk and weight-decay group) instead of one per tensor.
 import { TensorArena, arenaOf } from '../gpu/arena.ts';
 import type { Gpu } from '../gpu/gpu.ts';
-import type { Tensor } from '../gpu/tensor.ts';
+import { Tensor } from '../gpu/tensor.ts';
 import { adamwStep } from '../kernels/adamw.ts';
 import { fill } from '../kernels/elementwise.ts';
 import { globalGradNorm } from '../kernels/gradnorm.ts';
@@ -30,7 +30,7 @@ export class AdamW {
   readonly v = new Map<string, Tensor>();
   private readonly arenas: { m: TensorArena; v: TensorArena };
   /** Parameter, gradient and moment spans that line up, when the parameters and gradients are arena views. */
-  private readonly spans: { param: Tensor; grad: Tensor; m: Tensor; v: Tensor; weightDecay: boolean }[] | null;
+  private readonly spans: FlatRun[] | null;
   /** [‖g‖, clip scale] of the last step, on the GPU. */
   readonly gradNorm: Tensor;
   /** Steps taken (the next step is step + 1). */
@@ -67,15 +67,27 @@ export class AdamW {
     return this.spans !== null;
   }
 
+  /** The gradients the norm runs over: the arenas' flat runs (gaps are zero), or every tensor. */
+  get normGradients(): Tensor[] {
+    return this.spans ? this.spans.map((s) => s.grad) : this.layout.map((s) => this.grads.get(s.name)!);
+  }
+
   /** Records clipping and one AdamW update of every parameter at learning rate `lr`. */
   update(lr: number): void {
-    const grads = this.spans ? this.spans.map((s) => s.grad) : this.layout.map((s) => this.grads.get(s.name)!);
-    globalGradNorm(this.gpu, grads, this.gradNorm, { maxNorm: this.settings.clipNorm });
+    globalGradNorm(this.gpu, this.normGradients, this.gradNorm, { maxNorm: this.settings.clipNorm });
+    this.applyUpdate(lr);
+  }
+
+  /**
+   * Records one AdamW update at `lr` (step count + 1) clipped by the scale gradNorm[1] already
+   * holds (update() computes it; a pipeline stage writes the pipeline's).
+   */
+  applyUpdate(lr: number): void {
     this.step++;
     const { beta1, beta2, eps, weightDecay } = this.settings;
     if (this.spans) {
       for (const s of this.spans) {
-        const options = { lr, beta1, beta2, eps, weightDecay: s.weightDecay ? weightDecay : 0, step: this.step };
+        const options = { lr, beta1, beta2, eps, weightDecay, decayEnd: s.decayEnd, step: this.step };
         adamwStep(this.gpu, s.param, s.grad, s.m, s.v, options, this.gradNorm);
       }
       return;
@@ -144,8 +156,34 @@ export class AdamW {
     if (pa.tensors.size !== layout.length || !layout.every((s) => pa.holds(s.name, params.get(s.name)!) && ga.holds(s.name, grads.get(s.name)!))) {
       return null;
     }
-    return pa.spans.map((s, i) => ({
-      param: s.tensor, grad: ga.spans[i].tensor, m: m.spans[i].tensor, v: v.spans[i].tensor, weightDecay: s.group === 0,
-    }));
+    // A decayed span and the undecayed span right after it in the same chunk are one run (the
+    // gap between them is zero in every arena, so AdamW and the norm leave it zero).
+    const runs: FlatRun[] = [];
+    const arenas = [pa, ga, m, v];
+    pa.spans.forEach((s, i) => {
+      const last = runs[runs.length - 1];
+      const decayed = s.group === 0;
+      if (last && !decayed && last.decayEnd === last.param.size && last.param.buffer === s.tensor.buffer) {
+        const size = (s.tensor.offset + s.tensor.byteLength - last.param.offset) / 4;
+        const [param, grad, mm, vv] = arenas.map((a, k) => {
+          const first = [last.param, last.grad, last.m, last.v][k];
+          return new Tensor(this.gpu, a.spans[i].tensor.buffer, [size], 'f32', `${first.label} + undecayed`, first.offset, true);
+        });
+        runs[runs.length - 1] = { param, grad, m: mm, v: vv, decayEnd: last.decayEnd };
+        return;
+      }
+      const t = arenas.map((a) => a.spans[i].tensor);
+      runs.push({ param: t[0], grad: t[1], m: t[2], v: t[3], decayEnd: decayed ? s.tensor.size : 0 });
+    });
+    return runs;
   }
+}
+
+/** Parameter, gradient and moment views of one contiguous run: elements [0, decayEnd) take weight decay. */
+interface FlatRun {
+  param: Tensor;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+  decayEnd: number;
 }

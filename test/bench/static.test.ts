@@ -36,9 +36,15 @@ describe('bench static', () => {
     const N = r.B * r.T;
     const matmulFlops = r.classes.filter((c) => c.kernel.startsWith('matmul')).reduce((s, c) => s + c.flops, 0);
     expect(matmulFlops).toBe(6 * N * matmulWeights(name));
-    // AdamW and the norm's partial sums run over the arenas' two spans (with / without weight decay).
+    // AdamW and the norm's partial sums run over the arenas' one run (decayed span, then undecayed).
     const disp = (k: string) => r.classes.find((c) => c.kernel === k)?.dispatches;
-    expect([disp('adamw.adamw_clip'), disp('gradnorm.gn_partial'), disp('gradnorm.gn_final')]).toEqual([2, 2, 1]);
+    expect([disp('adamw.adamw_clip'), disp('gradnorm.gn_partial'), disp('gradnorm.gn_final')]).toEqual([1, 1, 1]);
+    // Dispatches per steady step: the issue's bar is ≤ 121 at small (3× under the 365 it
+    // started from), not reached; these ceilings hold what was (RESULTS.md, issue 20 host
+    // overhead): one norm-backward pass, split-K reductions grouped (2 per step at small),
+    // SwiGLU in the down projection's prologue and the dm matmul's epilogue.
+    expect(steady.dispatches).toBeLessThanOrEqual(name === 'small' ? 151 : 62);
+    if (name === 'small') expect(disp('matmul_reduce.reduce_segments')).toBe(2);
     // Matmul variant 2 with split-K: no matmul under 2 workgroups per SM of a 128-SM GPU where
     // 32×32 tiles and the allowed splits could reach it (at small: none under at all).
     expect(r.matmulsUnder2PerSm128.underWhereShapeAllows).toBe(0);

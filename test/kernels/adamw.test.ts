@@ -22,7 +22,10 @@ describe('adamw', () => {
     const gpu = await testGpu();
     const seed = n * 3 + mode.length;
     const p0 = randn(n, seed);
-    const opts = (step: number): AdamwOptions => ({ lr: 0.05, weightDecay: 0.1, step });
+    // Larger cases decay only a prefix (a decayed span then an undecayed one, as the
+    // optimizer's flat runs do).
+    const decayEnd = n > 500 ? Math.floor(0.6 * n) : undefined;
+    const opts = (step: number): AdamwOptions => ({ lr: 0.05, weightDecay: 0.1, step, decayEnd });
     const param = gpu.tensor([n], 'f32', 'param', p0);
     // One gradient tensor (and clip tensor) per step: writeBuffer runs before the next
     // submit, so reusing one tensor would let every recorded step see the last upload.
@@ -73,6 +76,7 @@ describe('adamw', () => {
     rejects(gpu, () => adamwStep(gpu, p, gpu.tensor([9]), m, v, o), /grad must hold 8/);
     rejects(gpu, () => adamwStep(gpu, p, g, m, gpu.tensor([8], 'i32'), o), /v must be f32/);
     rejects(gpu, () => adamwStep(gpu, p, g, m, m, o), /m and v must be different buffers/);
+    rejects(gpu, () => adamwStep(gpu, p, g, m, v, { ...o, decayEnd: 9 }), /decayEnd must be an integer in \[0, 8\]/);
     rejects(gpu, () => adamwStep(gpu, p, g, m, v, { ...o, step: 0 }), /step must be an integer/);
     rejects(gpu, () => adamwStep(gpu, p, g, m, v, { ...o, beta2: 1 }), /beta2 must be in/);
     rejects(gpu, () => adamwStep(gpu, p, g, m, v, o, gpu.tensor([3])), /clip must hold 2/);

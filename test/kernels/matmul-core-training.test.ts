@@ -32,8 +32,22 @@ describe('training path on matmul variant 2', () => {
     const targets = randInts(B * T, cfg.vocabSize, 62);
     const slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: B, seqLen: T });
     slice.setParameters(p);
-    slice.forward({ tokens, targets });
-    slice.backward();
+    // Split-K reductions: every weight gradient's in one dispatch (the slice's SplitKGroup).
+    const reduces = { single: 0, grouped: 0 };
+    const dispatch = gpu.dispatch.bind(gpu);
+    gpu.dispatch = (pipeline, params, buffers, workgroups) => {
+      if (pipeline.label.startsWith('matmul_reduce|reduce_segments')) reduces.grouped++;
+      else if (pipeline.label.startsWith('matmul_reduce|reduce|')) reduces.single++;
+      dispatch(pipeline, params, buffers, workgroups);
+    };
+    try {
+      slice.forward({ tokens, targets });
+      slice.backward();
+    } finally {
+      gpu.dispatch = dispatch;
+    }
+    console.log(`split-K reductions: ${reduces.grouped} grouped, ${reduces.single} single`);
+    expect(reduces.grouped).toBeGreaterThan(0);
     const loss = (await gpu.readF32(slice.loss!))[0];
     const ref = referenceBackward(cfg, p, tokens, targets, B, T);
     expect(Math.abs(loss - ref.loss) / ref.loss).toBeLessThan(BOUND);

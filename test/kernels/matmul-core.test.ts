@@ -3,9 +3,14 @@
 // adapter classes. Tiny shapes: SwiftShader runs these on the CPU.
 import { describe, expect, it } from 'vitest';
 import { KernelInputError } from '../../src/gpu/errors.ts';
-import type { Gpu } from '../../src/gpu/gpu.ts';
-import { matmul, matmulCorePlan, matmulRef, matmulVariant, type MatmulOptions } from '../../src/kernels/matmul.ts';
+import {
+  matmul, matmulCorePlan, matmulRef, matmulSwigluBackward, matmulVariant, swigluBackwardFusable, type MatmulOptions,
+} from '../../src/kernels/matmul.ts';
+import { Gpu } from '../../src/gpu/gpu.ts';
 import { MIN_K_PER_SPLIT, WORKGROUP_TARGET, corePlan, type CoreTileName } from '../../src/kernels/matmul-plan.ts';
+import { SplitKGroup, splitKSlot } from '../../src/kernels/matmul-split-group.ts';
+import { swigluBackwardRef, swigluForwardRef, swigluPackedBackward, swigluPackedForward } from '../../src/kernels/swiglu.ts';
+import { Tensor } from '../../src/gpu/tensor.ts';
 import { expectClose, poisoned, randn, testGpu } from '../helpers/gpu.ts';
 
 const gpu = await testGpu();
@@ -84,6 +89,119 @@ describe('matmul variant 2 (core)', () => {
     const first = await run(opts, aData, bData, null);
     const second = await run(opts, aData, bData, null);
     expect(Buffer.from(second.buffer).equals(Buffer.from(first.buffer))).toBe(true);
+  });
+
+  it('grouped split-K reductions (one dispatch): the same bits as one reduction each, overlapping C kept in order', async () => {
+    // Three products into views of one output buffer (as weight gradients in the gradient
+    // arena), the third accumulating into the first's C (alpha −0.5, beta 2): its reduction
+    // must follow the first's. A group with room for all three, twice over (the arena is
+    // reused), and one with room for two (the third reduces on its own).
+    const shapes: MatmulOptions[] = [
+      { M: 9, N: 12, K: 70, transA: true, variant: 2, coreTile: '32x32', split: 3 },
+      { M: 16, N: 8, K: 64, variant: 2, coreTile: '32x32', split: 4, batch: 2 },
+      { M: 9, N: 12, K: 40, transA: true, variant: 2, coreTile: '32x32', split: 2, alpha: -0.5, beta: 2 },
+    ];
+    const inputs = shapes.map((o) => {
+      const batch = o.batch ?? 1;
+      return [randn(batch * o.M * o.K, seed++), randn(batch * o.K * o.N, seed++)];
+    });
+    const at = [0, 256, 0]; // the third writes the first's C
+    const c0 = randn(256 + 2 * 16 * 8, seed++);
+    const outBytes = 4 * c0.length;
+    const runAll = async (group: SplitKGroup | undefined): Promise<Float32Array> => {
+      const out = gpu.tensor([c0.length], 'f32', 'C arena', c0);
+      const made = shapes.map((o, i) => {
+        const a = gpu.tensor([inputs[i][0].length], 'f32', 'A', inputs[i][0]);
+        const b = gpu.tensor([inputs[i][1].length], 'f32', 'B', inputs[i][1]);
+        const c = new Tensor(gpu, out.buffer, [(o.batch ?? 1) * o.M * o.N], 'f32', `C${i}`, 4 * at[i], true);
+        matmul(gpu, a, b, c, { ...o, splitGroup: group });
+        return [a, b];
+      });
+      group?.finish();
+      const got = await gpu.readF32(out);
+      for (const t of [...made.flat(), out]) t.release();
+      expect(got.length * 4).toBe(outBytes);
+      return got;
+    };
+    const alone = await runAll(undefined);
+    // float64 reference of the same sequence
+    const ref = Float64Array.from(c0);
+    shapes.forEach((o, i) => {
+      const size = (o.batch ?? 1) * o.M * o.N;
+      const r = matmulRef(inputs[i][0], inputs[i][1], ref.subarray(at[i], at[i] + size), o);
+      ref.set(r, at[i]);
+    });
+    expectClose('split-K, three products in one buffer', alone, ref, 1e-5);
+    const slots = shapes.map((o) => splitKSlot((o.batch ?? 1) * o.split! * o.M * o.N));
+    const group = new SplitKGroup(gpu, 'test split-K group', slots[0] + slots[1] + slots[2]);
+    const grouped = await runAll(group);
+    const again = await runAll(group);
+    console.log(`grouped split-K: ${group.dispatches} reduce dispatches over 2 passes of 3 split products (one flush for the overlap)`);
+    expect(group.dispatches).toBe(4); // per pass: [0, 1] together, then [2] after its overlap with 0
+    const short = new SplitKGroup(gpu, 'test split-K group, short', slots[0] + slots[1]);
+    const partly = await runAll(short);
+    expect(short.dispatches).toBe(1); // [0, 1]; the third found no room and reduced alone
+    for (const got of [grouped, again, partly]) expect(Buffer.from(got.buffer).equals(Buffer.from(alone.buffer))).toBe(true);
+    group.destroy();
+    short.destroy();
+  });
+
+  it('aSwiglu: SwiGLU in the A prologue against the reference, and bit for bit against swigluPackedForward then matmul', async () => {
+    for (const [M, N, K] of [[37, 35, 28]]) { // rows, columns and slabs past the tile edges; vec4 loads (F % 4 = 0 in every preset)
+      const opts: MatmulOptions = { M, N, K, transB: true, beta: 1, variant: 2, coreTile: '32x32', aSwiglu: true };
+      const guData = randn(M * 2 * K, seed++);
+      const bData = randn(N * K, seed++);
+      const c0 = randn(M * N, seed++);
+      const fused = await run(opts, guData, bData, c0);
+      expectClose(`aSwiglu M=${M} N=${N} K=${K}`, fused, matmulRef(guData, bData, c0, opts), 1e-5);
+      const gu = gpu.tensor([M, 2 * K], 'f32', 'gate|up', guData);
+      const m = gpu.tensor([M, K], 'f32', 'm');
+      swigluPackedForward(gpu, gu, m, { N: M, F: K });
+      const unfused = await run({ ...opts, aSwiglu: false }, await gpu.readF32(m), bData, c0);
+      expect(Buffer.from(fused.buffer).equals(Buffer.from(unfused.buffer))).toBe(true);
+      gu.release();
+      m.release();
+    }
+    expect(() => matmul(gpu, gpu.tensor([8]), gpu.tensor([4]), gpu.tensor([4]), { M: 2, N: 2, K: 2, transA: true, variant: 2, aSwiglu: true })).toThrow(/aSwiglu needs variant 2, batch 1 and A not transposed/);
+  });
+
+  it('matmulSwigluBackward: the SwiGLU backward as the dm matmul epilogue, against the reference and the two-pass path', async () => {
+    // The same device described as discrete (variant 2 chosen by 'auto', as on a GPU).
+    const disc = new Gpu(gpu.device, gpu.adapter, { ...gpu.info, vendor: 'test-discrete', isSoftware: false }, gpu.features);
+    const [rows, C, F] = [37, 36, 44]; // rows past the tile edge; K = C not a multiple of the slab
+    expect(swigluBackwardFusable(disc, { rows, C, F })).toBe(true);
+    const dyData = randn(rows * C, seed++);
+    const wData = randn(C * F, seed++);
+    const guData = randn(rows * 2 * F, seed++);
+    const dy = disc.tensor([rows, C], 'f32', 'dy', dyData);
+    const w = disc.tensor([C, F], 'f32', 'wDown', wData);
+    const gu = disc.tensor([rows, 2 * F], 'f32', 'gate|up', guData);
+    const [dgu, m, dgu2, m2, dm] = [[rows, 2 * F], [rows, F], [rows, 2 * F], [rows, F], [rows, F]].map((sh) => poisoned(disc, sh, 'out'));
+    matmulSwigluBackward(disc, dy, w, gu, dgu, m, { rows, C, F });
+    matmul(disc, dy, w, dm, { M: rows, N: F, K: C }); // the two-pass path
+    swigluPackedBackward(disc, gu, dm, dgu2, m2, { N: rows, F });
+    const [gotDgu, gotM, twoDgu, twoM] = [await disc.readF32(dgu), await disc.readF32(m), await disc.readF32(dgu2), await disc.readF32(m2)];
+    const dmRef = matmulRef(dyData, wData, null, { M: rows, N: F, K: C });
+    const gate = new Float64Array(rows * F);
+    const up = new Float64Array(rows * F);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < F; j++) {
+        gate[r * F + j] = guData[r * 2 * F + j];
+        up[r * F + j] = guData[r * 2 * F + F + j];
+      }
+    }
+    const { dgate, dup } = swigluBackwardRef(gate, up, dmRef);
+    const dguRef = new Float64Array(rows * 2 * F);
+    for (let r = 0; r < rows; r++) {
+      dguRef.set(dgate.subarray(r * F, (r + 1) * F), r * 2 * F);
+      dguRef.set(dup.subarray(r * F, (r + 1) * F), r * 2 * F + F);
+    }
+    expectClose('swiglu-backward epilogue dgate|dup', gotDgu, dguRef, 1e-5);
+    expectClose('swiglu-backward epilogue m', gotM, swigluForwardRef(gate, up), 1e-5);
+    expect(Buffer.from(gotDgu.buffer).equals(Buffer.from(twoDgu.buffer))).toBe(true);
+    expect(Buffer.from(gotM.buffer).equals(Buffer.from(twoM.buffer))).toBe(true);
+    for (const t of [dy, w, gu, dgu, m, dgu2, m2, dm]) t.release();
+    expect(swigluBackwardFusable(gpu, { rows, C, F })).toBe(false); // the software adapter keeps two passes
   });
 
   it('plans: tiles and splits from the shape and the adapter class', () => {

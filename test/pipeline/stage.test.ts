@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { type ModelConfig, initParameters, parameterLayout } from '../../src/model/config.ts';
 import { LayerSlice } from '../../src/model/slice.ts';
+import { Tensor } from '../../src/gpu/tensor.ts';
 import { ActivationError, decodeActivations, encodeActivations } from '../../src/pipeline/activation-codec.ts';
 import { loopbackPair, type StageLink } from '../support/pipeline/link.ts';
 import { StageRunner, runPipelineStep } from '../support/pipeline/runner.ts';
@@ -85,6 +86,48 @@ describe('PipelineStage', () => {
     await s1.forwardMicro(a1.bytes);
     await s0.backwardMicro(1, (await s1.backwardMicro(1))!);
     expect(s0.recomputes).toBe(2);
+    for (const s of stages) s.destroy();
+  });
+
+  it('the last stage runs the head and cross-entropy once per micro-batch (loss and gradient from one pass)', async () => {
+    const gpu = await testGpu();
+    const init = initParameters(cfg, parameterLayout(cfg), 4);
+    const { stages } = makeStages(gpu, [0, 2, 4], init);
+    const [s0, s1] = stages;
+    for (const s of stages) s.beginStep(1, 2);
+    // Head dispatches: every dispatch that binds the head's logits chunk (head.ts: the logits
+    // matmul, ce_chunk, the head's weight and input gradients: 4 per chunk, one chunk here).
+    const counts = { head: 0, ce: 0 };
+    const dispatch = gpu.dispatch.bind(gpu);
+    gpu.dispatch = (pipeline, params, buffers, workgroups) => {
+      if (buffers.some((b) => b instanceof Tensor && b.label.startsWith('logits'))) counts.head++;
+      if (pipeline.label.includes('ce_chunk')) counts.ce++;
+      dispatch(pipeline, params, buffers, workgroups);
+    };
+    try {
+      for (const micro of [0, 1]) {
+        const a = await s0.forwardMicro(data(1)(micro));
+        if (a.kind !== 'activations') throw new Error('expected activations');
+        counts.head = counts.ce = 0;
+        const out = await s1.forwardMicro(a.bytes);
+        if (out.kind !== 'loss') throw new Error('expected the loss');
+        const g = await s1.backwardMicro(micro);
+        console.log(`last stage, micro-batch ${micro}: ${counts.head} head dispatches, ${counts.ce} ce_chunk, loss ${out.loss.toFixed(6)}`);
+        expect(counts).toEqual({ head: 4, ce: 1 });
+        await s0.backwardMicro(micro, g!);
+      }
+    } finally {
+      gpu.dispatch = dispatch;
+    }
+    expect(s1.recomputes).toBe(0);
+    // a forwarded micro-batch's gradient is already in on the last stage: dropping it is refused
+    s0.abortStep();
+    s1.abortStep();
+    for (const s of stages) s.beginStep(2, 1);
+    const a = await s0.forwardMicro(data(2)(0));
+    if (a.kind !== 'activations') throw new Error('expected activations');
+    await s1.forwardMicro(a.bytes);
+    expect(() => s1.dropMicro(0)).toThrow(/backwardMicro it instead/);
     for (const s of stages) s.destroy();
   });
 
