@@ -26,17 +26,31 @@ interface Case extends AttentionDims {
   name: string;
 }
 
+// Variant 2 (attention_fa2.wgsl) runs wherever D is a multiple of 4 up to 64; variant 1
+// (attention.wgsl) takes the rest (D = 33, 128 here) and forced variant 1 tiles. Each distinct
+// (D, tile) compiles its own pipelines, which is most of this file's time on SwiftShader, so
+// the cases reuse a few shapes.
 const CASES: Case[] = [
-  { name: 'T=1 MHA', B: 1, T: 1, H: 2, Hkv: 2, D: 8 },
-  { name: 'T=7 GQA', B: 2, T: 7, H: 4, Hkv: 2, D: 16 },
-  { name: 'T=33 MQA D=33', B: 1, T: 33, H: 4, Hkv: 1, D: 33 },
-  { name: 'T=65 MHA D=64', B: 2, T: 65, H: 2, Hkv: 2, D: 64 },
-  { name: 'T=65 GQA D=8', B: 1, T: 65, H: 4, Hkv: 2, D: 8 },
-  { name: 'T=300 MQA D=16 (several default blocks)', B: 1, T: 300, H: 4, Hkv: 1, D: 16 },
-  { name: 'T=20 D=128', B: 1, T: 20, H: 2, Hkv: 1, D: 128 },
-  // Small forced tiles: many query and key blocks, partial last blocks in both.
+  { name: 'v2 T=1 MHA', B: 1, T: 1, H: 2, Hkv: 2, D: 8 },
+  { name: 'v2 T=7 GQA', B: 2, T: 7, H: 4, Hkv: 2, D: 16 },
+  { name: 'v2 T=65 MHA D=64', B: 2, T: 65, H: 2, Hkv: 2, D: 64 },
+  { name: 'v2 T=65 GQA D=8', B: 1, T: 65, H: 4, Hkv: 2, D: 8 },
+  { name: 'v2 T=300 MQA D=16 (several default blocks)', B: 1, T: 300, H: 4, Hkv: 1, D: 16 },
+  // Small forced shapes: many query and key tiles, partial last tiles, rows that skip tiles.
   {
-    name: 'T=65 GQA D=33, tiles 8×4',
+    name: 'v2 T=37 GQA D=12, 8 threads × 4-row tiles, scale 0.3',
+    B: 2,
+    T: 37,
+    H: 4,
+    Hkv: 2,
+    D: 12,
+    scale: 0.3,
+    fa2Tiles: { forward: { threads: 8, tile: 4 }, dq: { threads: 8, tile: 4 }, dkdv: { threads: 4, tile: 8 } },
+  },
+  { name: 'v1 T=33 MQA D=33', B: 1, T: 33, H: 4, Hkv: 1, D: 33 },
+  { name: 'v1 T=20 D=128', B: 1, T: 20, H: 2, Hkv: 1, D: 128 },
+  {
+    name: 'v1 T=65 GQA D=33, tiles 8×4',
     B: 2,
     T: 65,
     H: 4,
@@ -45,7 +59,7 @@ const CASES: Case[] = [
     tiles: { forward: { BR: 8, BC: 4 }, dq: { BR: 8, BC: 4 }, dkdv: { BR: 4, BC: 8 } },
   },
   {
-    name: 'T=33 MHA D=8, tiles 4×8, scale 0.3',
+    name: 'v1 T=33 MHA D=8, tiles 4×8, scale 0.3',
     B: 2,
     T: 33,
     H: 2,
