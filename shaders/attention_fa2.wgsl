@@ -16,9 +16,10 @@
 //   bwd_dq    one thread per query row: q, dout and dq in registers; D_i = dout·out is
 //             computed here from the thread's own rows and written to drow for bwd_dkdv
 //             (so the backward needs no separate rowdot pass).
-//   bwd_dkdv  one thread per key row, BK keys per workgroup: k, v, dk and dv in registers;
-//             Q, dout, lse and drow tiles of BQ queries from the key block's first query to
-//             T, for each query head of the group (summed in registers: no atomics).
+//   bwd_dkdv  two threads per key row, BC keys per workgroup: one holds k, v and dk, the
+//             other k and dv, in registers; Q, dout, lse and drow tiles of BQ queries from
+//             the key block's first query to T, for each query head of the group (summed in
+//             registers: no atomics).
 //
 // Two barriers per tile: after the tile is loaded, and before it is overwritten. Scores are
 // base 2 (q pre-multiplied by scale·log2 e). Masked scores are a large finite negative, and
@@ -36,7 +37,7 @@ struct Params {
 }
 
 override BQ: u32 = 64u; // query rows per tile (forward / bwd_dq: threads per workgroup)
-override BC: u32 = 32u; // key rows per tile (bwd_dkdv: threads per workgroup)
+override BC: u32 = 32u; // key rows per tile (bwd_dkdv: keys per workgroup, two threads each)
 override DK4: u32 = 16u; // D / 4
 override KT: u32 = BC * DK4; // a key-side tile, vec4s
 override QT: u32 = BQ * DK4; // a query-side tile, vec4s
@@ -237,9 +238,13 @@ fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 }
 
 // ---------------------------------------------------------------------------------------
-// backward: dk and dv. Here a thread owns a key row; the tiles hold BQ query rows.
+// backward: dk and dv. Here threads own key rows, two per key: thread j < BC accumulates dk
+// of key k0 + j, thread BC + j its dv, so each holds k (and v for dk) and one accumulator:
+// 3·D registers of rows, as bwd_dq, instead of 4·D (past 255 registers at D = 64). Both
+// compute the key's scores (a quarter more FMAs); with BC a multiple of the warp width the
+// role branch is uniform per warp. The tiles hold BQ query rows.
 
-@compute @workgroup_size(BC)
+@compute @workgroup_size(2 * BC)
 fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   let kb = wg % p.nblocks; // the first key blocks see the most queries and go first
@@ -249,23 +254,23 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let hk = bhk % p.HKV;
   let group = p.H / p.HKV;
   let k0 = kb * BC;
-  let key = k0 + lid;
+  let key = k0 + lid % BC;
+  let for_dk = lid < BC;
+  let nthreads = 2u * BC;
 
   var kr: array<vec4f, MAX_DK4>;
   var vr: array<vec4f, MAX_DK4>;
-  var adk: array<vec4f, MAX_DK4>;
-  var adv: array<vec4f, MAX_DK4>;
+  var acc: array<vec4f, MAX_DK4>; // dk (·scale·log2 e) or dv
   for (var c = 0u; c < DK4; c++) {
     kr[c] = vec4f(0.0);
     vr[c] = vec4f(0.0);
-    adk[c] = vec4f(0.0);
-    adv[c] = vec4f(0.0);
+    acc[c] = vec4f(0.0);
   }
   if (key < p.T) {
     let at = kv_row(b, key, hk);
-    for (var c = 0u; c < DK4; c++) {
-      kr[c] = k[at + c];
-      vr[c] = v[at + c];
+    for (var c = 0u; c < DK4; c++) { kr[c] = k[at + c]; }
+    if (for_dk) {
+      for (var c = 0u; c < DK4; c++) { vr[c] = v[at + c]; }
     }
   }
 
@@ -276,7 +281,7 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
     let h = hk * group + g;
     for (var qb = qb0; qb < nqb; qb++) {
       let q0 = qb * BQ;
-      for (var i = lid; i < QT; i += BC) {
+      for (var i = lid; i < QT; i += nthreads) {
         let t = q0 + i / DK4;
         var x = vec4f(0.0);
         var y = vec4f(0.0);
@@ -288,7 +293,7 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
         qs[i] = x;
         os[i] = y;
       }
-      for (var i = lid; i < BQ; i += BC) {
+      for (var i = lid; i < BQ; i += nthreads) {
         let t = q0 + i;
         var a = 0.0;
         var e = 0.0;
@@ -304,17 +309,16 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
       if (key < q0 + BQ) {
         for (var i = 0u; i < BQ; i++) {
           var x = 0.0;
-          var y = 0.0;
-          for (var c = 0u; c < DK4; c++) {
-            x += dot(qs[i * DK4 + c], kr[c]);
-            y += dot(os[i * DK4 + c], vr[c]);
-          }
+          for (var c = 0u; c < DK4; c++) { x += dot(qs[i * DK4 + c], kr[c]); }
           let tq = q0 + i;
           let pr = select(exp2(x - row_lse[i]), 0.0, key > tq || tq >= p.T);
-          let w = pr * (y - row_d[i]);
-          for (var c = 0u; c < DK4; c++) {
-            adv[c] += pr * os[i * DK4 + c];
-            adk[c] += w * qs[i * DK4 + c];
+          if (for_dk) {
+            var y = 0.0;
+            for (var c = 0u; c < DK4; c++) { y += dot(os[i * DK4 + c], vr[c]); }
+            let w = pr * (y - row_d[i]);
+            for (var c = 0u; c < DK4; c++) { acc[c] += w * qs[i * DK4 + c]; }
+          } else {
+            for (var c = 0u; c < DK4; c++) { acc[c] += pr * os[i * DK4 + c]; }
           }
         }
       }
@@ -324,10 +328,11 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 
   if (key < p.T) {
     let at = kv_row(b, key, hk);
-    for (var c = 0u; c < DK4; c++) {
+    if (for_dk) {
       // qs held q·scale·log2(e): dk = scale·Σ dS q = ln2 · Σ dS (q·scale·log2 e).
-      dk[at + c] = adk[c] * LN2;
-      dv[at + c] = adv[c];
+      for (var c = 0u; c < DK4; c++) { dk[at + c] = acc[c] * LN2; }
+    } else {
+      for (var c = 0u; c < DK4; c++) { dv[at + c] = acc[c]; }
     }
   }
 }

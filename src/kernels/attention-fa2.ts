@@ -18,22 +18,28 @@ export const FA2_MAX_D = 64;
 const MAX_KEY_TILE = 64; // MAX_BC in the shader: forward's per-thread scores
 /**
  * Workgroup memory a variant 2 tile aims at: 16 KiB lets 6 workgroups share a 100 KiB SM
- * (RTX 3080/4090), about what the register file allows at D = 64 (each thread holds 2–4
+ * (RTX 3080/4090), about what the register file allows at D = 64 (each thread holds 2–3
  * rows of D floats), so shared memory is not the tighter limit.
  */
 export const FA2_TILE_BYTES = 16 * 1024;
-const THREADS = [64, 32];
+const ROWS = [64, 32];
 const TILE_ROWS = [64, 32, 16];
 
 export type Fa2Kernel = 'forward' | 'dq' | 'dkdv';
 
 /**
- * One kernel's shape: `threads` rows owned one per thread (query rows in forward / dq, key
- * rows in dkdv) and `tile` rows of the other side per workgroup-memory tile.
+ * One kernel's shape: `rows` rows owned by the workgroup's threads (query rows in forward /
+ * dq, one thread each; key rows in dkdv, two threads each) and `tile` rows of the other side
+ * per workgroup-memory tile.
  */
 export interface Fa2Shape {
-  threads: number;
+  rows: number;
   tile: number;
+}
+
+/** Threads per workgroup of a variant 2 kernel. */
+export function fa2Threads(kernel: Fa2Kernel, s: Fa2Shape): number {
+  return kernel === 'dkdv' ? 2 * s.rows : s.rows;
 }
 
 export type Fa2Tiles = Record<Fa2Kernel, Fa2Shape>;
@@ -51,9 +57,10 @@ export function fa2Problem(D: number): string | null {
 }
 
 function shapeProblem(gpu: Gpu, kernel: Fa2Kernel, D: number, s: Fa2Shape): string | null {
-  if (![s.threads, s.tile].every((x) => Number.isInteger(x) && x > 0)) return 'threads and tile must be positive integers';
-  if (s.threads > gpu.limits.maxComputeInvocationsPerWorkgroup || s.threads > gpu.limits.maxComputeWorkgroupSizeX) {
-    return `${s.threads} threads per workgroup exceed this GPU's limit`;
+  if (![s.rows, s.tile].every((x) => Number.isInteger(x) && x > 0)) return 'rows and tile must be positive integers';
+  const threads = fa2Threads(kernel, s);
+  if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup || threads > gpu.limits.maxComputeWorkgroupSizeX) {
+    return `${threads} threads per workgroup exceed this GPU's limit`;
   }
   if (kernel !== 'dkdv' && s.tile > MAX_KEY_TILE) return `a key tile holds at most ${MAX_KEY_TILE} rows`;
   const bytes = fa2TileBytes(kernel, D, s);
@@ -71,9 +78,9 @@ function shapeProblem(gpu: Gpu, kernel: Fa2Kernel, D: number, s: Fa2Shape): stri
 export function fa2Tiles(gpu: Gpu, dims: Pick<AttentionDims, 'B' | 'T' | 'H' | 'Hkv' | 'D'>): Fa2Tiles {
   const target = WORKGROUP_TARGET[adapterClass(gpu)];
   const pick = (kernel: Fa2Kernel, heads: number): Fa2Shape => {
-    const threads = THREADS.find((n) => dims.B * heads * ceilDiv(dims.T, n) >= target) ?? THREADS[THREADS.length - 1];
+    const rows = ROWS.find((n) => dims.B * heads * ceilDiv(dims.T, n) >= target) ?? ROWS[ROWS.length - 1];
     for (const tile of TILE_ROWS) {
-      const s = { threads, tile };
+      const s = { rows, tile };
       if (fa2TileBytes(kernel, dims.D, s) <= FA2_TILE_BYTES && !shapeProblem(gpu, kernel, dims.D, s)) return s;
     }
     throw new KernelInputError('attention', `no variant 2 tile for D = ${dims.D} fits this GPU's workgroup limits`);
@@ -88,16 +95,16 @@ function tilesFor(gpu: Gpu, kernel: string, dims: AttentionDims): Fa2Tiles {
   for (const k of ['forward', 'dq', 'dkdv'] as const) {
     const f = forced[k];
     if (!f) continue;
-    tiles[k] = { threads: f.threads, tile: f.tile };
+    tiles[k] = { rows: f.rows, tile: f.tile };
     const problem = shapeProblem(gpu, k, dims.D, tiles[k]);
     if (problem) throw new KernelInputError(kernel, `fa2Tiles.${k} ${JSON.stringify(tiles[k])}: ${problem}`);
   }
   return tiles;
 }
 
-// forward / dq: BQ threads over BC-key tiles; dkdv: BC threads over BQ-query tiles.
+// forward / dq: BQ query rows over BC-key tiles; dkdv: BC key rows over BQ-query tiles.
 function constants(kernel: Fa2Kernel, D: number, s: Fa2Shape): Record<string, number> {
-  const rows = kernel === 'dkdv' ? { BC: s.threads, BQ: s.tile } : { BQ: s.threads, BC: s.tile };
+  const rows = kernel === 'dkdv' ? { BC: s.rows, BQ: s.tile } : { BQ: s.rows, BC: s.tile };
   return { ...rows, DK4: D / 4 };
 }
 
@@ -108,7 +115,7 @@ function params(dims: AttentionDims, scale: number, nblocks: number): Params {
 /** Records variant 2's forward for tensors attention.ts has checked. */
 export function recordFa2Forward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims, scale: number): void {
   const s = tilesFor(gpu, 'attentionForward', dims).forward;
-  const nqb = ceilDiv(dims.T, s.threads);
+  const nqb = ceilDiv(dims.T, s.rows);
   const pipeline = gpu.pipeline(SHADER, 'forward', constants('forward', dims.D, s));
   gpu.dispatch(pipeline, params(dims, scale, nqb), [q, k, v, out, lse], grid(gpu, dims.B * dims.H * nqb));
 }
@@ -125,8 +132,8 @@ export function recordFa2Backward(
 ): void {
   const tiles = tilesFor(gpu, 'attentionBackward', dims);
   const { B, T, H, Hkv, D } = dims;
-  const nqb = ceilDiv(T, tiles.dq.threads);
-  const nkb = ceilDiv(T, tiles.dkdv.threads);
+  const nqb = ceilDiv(T, tiles.dq.rows);
+  const nkb = ceilDiv(T, tiles.dkdv.rows);
   const pDq = gpu.pipeline(SHADER, 'bwd_dq', constants('dq', D, tiles.dq));
   const pDkdv = gpu.pipeline(SHADER, 'bwd_dkdv', constants('dkdv', D, tiles.dkdv));
   const drow = gpu.tensor([B, H, T], 'f32', 'attention.drow');

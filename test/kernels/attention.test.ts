@@ -38,14 +38,14 @@ const CASES: Case[] = [
   { name: 'v2 T=300 MQA D=16 (several default blocks)', B: 1, T: 300, H: 4, Hkv: 1, D: 16 },
   // Small forced shapes: many query and key tiles, partial last tiles, rows that skip tiles.
   {
-    name: 'v2 T=37 GQA D=12, 8 threads × 4-row tiles, scale 0.3',
+    name: 'v2 T=37 GQA D=12, 8 rows × 4-row tiles, scale 0.3',
     B: 2,
     T: 37,
     H: 4,
     Hkv: 2,
     D: 12,
     scale: 0.3,
-    fa2Tiles: { forward: { threads: 8, tile: 4 }, dq: { threads: 8, tile: 4 }, dkdv: { threads: 4, tile: 8 } },
+    fa2Tiles: { forward: { rows: 8, tile: 4 }, dq: { rows: 8, tile: 4 }, dkdv: { rows: 4, tile: 8 } },
   },
   { name: 'v1 T=33 MQA D=33', B: 1, T: 33, H: 4, Hkv: 1, D: 33 },
   { name: 'v1 T=20 D=128', B: 1, T: 20, H: 2, Hkv: 1, D: 128 },
