@@ -5,9 +5,11 @@ import {
   attentionForward,
   attentionForwardRef,
   attentionTiles,
+  attentionVariant,
   tileBytes,
   type AttentionDims,
 } from '../../src/kernels/attention.ts';
+import { FA2_TILE_BYTES, fa2Threads, fa2TileBytes, fa2Tiles } from '../../src/kernels/attention-fa2.ts';
 import {
   attentionNaiveBackward,
   attentionNaiveForward,
@@ -125,6 +127,35 @@ describe('attention (flash)', () => {
     }
   });
 
+  it('runs variant 2 where D is a multiple of 4 up to 64 (every preset), variant 1 elsewhere or when its tiles are asked for', () => {
+    const d = { B: 1, T: 8, H: 2, Hkv: 1 };
+    for (const D of [4, 16, 64]) expect(attentionVariant('t', { ...d, D }), `D=${D}`).toBe(2);
+    for (const D of [2, 33, 68, 128]) expect(attentionVariant('t', { ...d, D }), `D=${D}`).toBe(1);
+    expect(attentionVariant('t', { ...d, D: 16, tiles: { forward: { BR: 4, BC: 4 } } })).toBe(1);
+    expect(attentionVariant('t', { ...d, D: 16, variant: 1 })).toBe(1);
+    expect(attentionVariant('t', { ...d, D: 16, fa2Tiles: { forward: { rows: 8, tile: 4 } } })).toBe(2);
+    expect(() => attentionVariant('t', { ...d, D: 33, variant: 2 })).toThrow(/variant 2: head size D = 33 is not a multiple of 4/);
+    expect(() => attentionVariant('t', { ...d, D: 128, variant: 2 })).toThrow(/over variant 2's maximum of 64/);
+  });
+
+  it('picks variant 2 shapes within 16 KiB of workgroup memory and 256 invocations, 64 rows where the grid still has 256 workgroups', () => {
+    const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 };
+    const small = { limits, info: { isSoftware: false, vendor: 'nvidia', architecture: '', description: '' } } as unknown as Gpu;
+    for (const D of [4, 16, 64]) {
+      for (const [B, T, rows] of [[1, 64, 32], [8, 4096, 64]]) {
+        const t = fa2Tiles(small, { B, T, H: 4, Hkv: 2, D });
+        for (const k of ['forward', 'dq', 'dkdv'] as const) {
+          expect(fa2TileBytes(k, D, t[k]), `${k} D=${D}`).toBeLessThanOrEqual(FA2_TILE_BYTES);
+          expect(fa2Threads(k, t[k])).toBeLessThanOrEqual(256);
+        }
+        expect(t.forward.rows, `B=${B} T=${T}`).toBe(rows);
+      }
+    }
+    // D = 64: a 32-key tile of k and v is 16 KiB; D = 16 takes 64 keys.
+    expect(fa2Tiles(small, { B: 1, T: 64, H: 1, Hkv: 1, D: 64 }).forward.tile).toBe(32);
+    expect(fa2Tiles(small, { B: 1, T: 64, H: 1, Hkv: 1, D: 16 }).forward.tile).toBe(64);
+  });
+
   it.each(CASES.map((c, i) => [c.name, c, i] as const))('forward and backward, %s', async (_name, c, i) => {
     const gpu = await testGpu();
     await check(gpu, c.name, c, 100 + 10 * i, attentionForward, attentionBackward);
@@ -204,6 +235,11 @@ describe('attention input checks', () => {
       ['out aliases q', () => attentionForward(gpu, q, k, v, q, lse, d), /out and q must be different/],
       ['bad scale', () => attentionForward(gpu, q, k, v, out, lse, { ...d, scale: Number.NaN }), /scale/],
       ['bad tiles', () => attentionForward(gpu, q, k, v, out, lse, { ...d, tiles: { forward: { BR: 4096, BC: 64 } } }), /tiles\.forward/],
+      ['bad variant', () => attentionForward(gpu, q, k, v, out, lse, { ...d, variant: 3 as 1 }), /variant must be/],
+      ['variant 1 with fa2Tiles', () => attentionForward(gpu, q, k, v, out, lse, { ...d, variant: 1, fa2Tiles: { forward: { rows: 8, tile: 8 } } }), /fa2Tiles are variant 2/],
+      ['both tile kinds', () => attentionForward(gpu, q, k, v, out, lse, { ...d, tiles: { forward: { BR: 4, BC: 4 } }, fa2Tiles: { forward: { rows: 8, tile: 8 } } }), /not both/],
+      ['bad fa2Tiles', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 8, tile: 128 } } }), /fa2Tiles\.forward.*at most 64/],
+      ['fa2Tiles over the invocations', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 4096, tile: 8 } } }), /threads per workgroup/],
       ['naive D > 128', () => attentionNaiveForward(gpu, q, k, v, out, lse, { ...d, D: 200 }), /maximum/],
       ['naive wrong v', () => attentionNaiveForward(gpu, q, k, q, out, lse, d), /v must hold/],
     ];
@@ -213,6 +249,7 @@ describe('attention input checks', () => {
       ['wrong dv size', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dq, d), /dv must hold/],
       ['H % Hkv', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, H: 5 }), /multiple of Hkv/],
       ['D not integer', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, D: 7.5 }), /D must be/],
+      ['bad fa2Tiles.dkdv', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, fa2Tiles: { dkdv: { rows: 0, tile: 8 } } }), /fa2Tiles\.dkdv.*positive integers/],
       ['naive dtype', () => attentionNaiveBackward(gpu, q, k, v, out, lse, qi, dq, dk, dv, d), /dout must be f32/],
     ];
     for (const [name, call, message] of [...fwdCases, ...bwdCases]) {
