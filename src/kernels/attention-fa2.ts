@@ -17,7 +17,7 @@ const SHADER = { name: 'attention_fa2', code };
 export const FA2_MAX_D = 64;
 const MAX_KEY_TILE = 64; // MAX_BC in the shader: forward's per-thread scores
 /**
- * Workgroup memory a variant 2 tile aims at: 16 KiB lets 6 workgroups share a 100 KiB SM
+ * Workgroup memory a variant 2 tile's two row tiles aim at: 16 KiB lets 6 workgroups share a 100 KiB SM
  * (RTX 3080/4090), about what the register file allows at D = 64 (each thread holds 2–3
  * rows of D floats), so shared memory is not the tighter limit.
  */
@@ -81,7 +81,8 @@ export function fa2Tiles(gpu: Gpu, dims: Pick<AttentionDims, 'B' | 'T' | 'H' | '
     const rows = ROWS.find((n) => dims.B * heads * ceilDiv(dims.T, n) >= target) ?? ROWS[ROWS.length - 1];
     for (const tile of TILE_ROWS) {
       const s = { rows, tile };
-      if (fa2TileBytes(kernel, dims.D, s) <= FA2_TILE_BYTES && !shapeProblem(gpu, kernel, dims.D, s)) return s;
+      // The budget is for the two row tiles; dkdv's row statistics (8 bytes a row) come on top.
+      if (2 * tile * dims.D * 4 <= FA2_TILE_BYTES && !shapeProblem(gpu, kernel, dims.D, s)) return s;
     }
     throw new KernelInputError('attention', `no variant 2 tile for D = ${dims.D} fits this GPU's workgroup limits`);
   };

@@ -181,7 +181,7 @@ export async function runStaticBench(argv: string[]): Promise<number> {
     printTable(`${name}: attention kernels, variant 1 vs 2 (registers estimated; resident and waves on a 128-SM RTX 4090 by threads, workgroup memory and registers)`, r.attention.map((a) => ({
       variant: a.variant, kernel: a.kernel, tile: a.tile, threads: a.threads, 'shared B': a.sharedBytes, 'barriers/tile': a.barriersPerTile,
       'barriers/1k rows': a.barriersPer1kRows, 'passes/FMA': a.passesPerFma, registers: a.registers, 'resident/SM': a.residentPerSm,
-      workgroups: a.workgroups, 'waves 128 SMs': a.waves128,
+      workgroups: a.workgroups, 'waves 128 SMs': a.waves128, 'threads/SM 1st wave': a.threadsPerSm128,
     })));
   }
   const bank = bankModels();

@@ -145,7 +145,8 @@ describe('attention (flash)', () => {
       for (const [B, T, rows] of [[1, 64, 32], [8, 4096, 64]]) {
         const t = fa2Tiles(small, { B, T, H: 4, Hkv: 2, D });
         for (const k of ['forward', 'dq', 'dkdv'] as const) {
-          expect(fa2TileBytes(k, D, t[k]), `${k} D=${D}`).toBeLessThanOrEqual(FA2_TILE_BYTES);
+          expect(fa2TileBytes(k, D, t[k]), `${k} D=${D}`).toBeLessThanOrEqual(16384);
+          expect(2 * t[k].tile * D * 4, `${k} D=${D} row tiles`).toBeLessThanOrEqual(FA2_TILE_BYTES);
           expect(fa2Threads(k, t[k])).toBeLessThanOrEqual(256);
         }
         expect(t.forward.rows, `B=${B} T=${T}`).toBe(rows);

@@ -40,6 +40,8 @@ export interface AttentionKernelModel {
   workgroups: number;
   /** Workgroups over (128 SMs × resident). */
   waves128: number;
+  /** Threads in flight per SM in the first wave: min(resident, workgroups / 128) × threads. */
+  threadsPerSm128: number;
 }
 
 /** Passes per FMA of a loop whose every warp instruction reads one vec4 at the same address in all lanes (variant 2's broadcast tiles). */
@@ -55,13 +57,14 @@ function residency(threads: number, sharedBytes: number, registers: number): num
   return Math.min(residentWorkgroups(GPU_128, threads, sharedBytes), byRegisters);
 }
 
-function row(m: Omit<AttentionKernelModel, 'residentPerSm' | 'waves128' | 'barriersPer1kRows'>, tileRows: number): AttentionKernelModel {
+function row(m: Omit<AttentionKernelModel, 'residentPerSm' | 'waves128' | 'barriersPer1kRows' | 'threadsPerSm128'>, tileRows: number): AttentionKernelModel {
   const residentPerSm = residency(m.threads, m.sharedBytes, m.registers);
   return {
     ...m,
     barriersPer1kRows: (m.barriersPerTile * 1024) / tileRows,
     residentPerSm,
     waves128: m.workgroups / (GPU_128.sms * Math.max(1, residentPerSm)),
+    threadsPerSm128: Math.min(residentPerSm, m.workgroups / GPU_128.sms) * m.threads,
   };
 }
 
