@@ -12,8 +12,10 @@
 //   forward   one thread per query row, BQ rows per workgroup: q (scaled) and the output
 //             accumulator in registers; K and V tiles of BC keys; online softmax per tile;
 //             tiles past the block's last query are never loaded (causal block skipping),
-//             and a thread whose row precedes a whole tile skips its arithmetic.
-//   bwd_dq    one thread per query row: q, dout and dq in registers; D_i = dout·out is
+//             and a thread whose row precedes a whole tile skips its arithmetic. Where rows
+//             are few, KS threads share a row, each taking KC = BC / KS keys of every tile,
+//             and their partial results are merged at the end (one more barrier).
+//   bwd_dq    as forward (rows, KS): q, dout and dq in registers; D_i = dout·out is
 //             computed here from the thread's own rows and written to drow for bwd_dkdv
 //             (so the backward needs no separate rowdot pass).
 //   bwd_dkdv  two threads per key row, BC keys per workgroup: one holds k, v and dk, the
@@ -38,6 +40,8 @@ struct Params {
 
 override BQ: u32 = 64u; // query rows per tile (forward / bwd_dq: threads per workgroup)
 override BC: u32 = 32u; // key rows per tile (bwd_dkdv: keys per workgroup, two threads each)
+override KS: u32 = 1u; // forward / bwd_dq: threads per query row, each taking KC keys of a tile
+override KC: u32 = BC / KS;
 override DK4: u32 = 16u; // D / 4
 override KT: u32 = BC * DK4; // a key-side tile, vec4s
 override QT: u32 = BQ * DK4; // a query-side tile, vec4s
@@ -105,7 +109,12 @@ fn load_kv_tile(b: u32, hk: u32, k0: u32, lid: u32, nthreads: u32) {
 // ---------------------------------------------------------------------------------------
 // forward
 
-@compute @workgroup_size(BQ)
+// Thread lid of forward / bwd_dq: query row lid % BQ of the block, key part lid / BQ (whole
+// warps share a part when BQ is a multiple of the warp width, so reads stay broadcasts).
+// With KS > 1 the parts' partial results meet through ks and vs after the last tile (the
+// host keeps (KS − 1)·BQ ≤ BC so they fit).
+
+@compute @workgroup_size(BQ * KS)
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   // The longest query blocks (most key tiles) are dispatched first.
@@ -115,8 +124,10 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let b = bh / p.H;
   let h = bh % p.H;
   let hk = h / (p.H / p.HKV);
+  let r = lid % BQ;
+  let part = lid / BQ;
   let q0 = qb * BQ;
-  let tq = q0 + lid;
+  let tq = q0 + r;
   let live = tq < p.T;
 
   var qr: array<vec4f, MAX_DK4>;
@@ -137,14 +148,16 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let kend = min(p.T, q0 + BQ);
   let ntiles = (kend + BC - 1u) / BC;
   for (var kb = 0u; kb < ntiles; kb++) {
-    let k0 = kb * BC;
-    load_kv_tile(b, hk, k0, lid, BQ);
+    let k0 = kb * BC + part * KC; // this part's first key of the tile
+    load_kv_tile(b, hk, kb * BC, lid, BQ * KS);
     workgroupBarrier(); // the tile is loaded
+    // The part's first key is at or before the row, so the running max is finite from here.
     if (k0 <= tq) {
       var mt = m;
-      for (var j = 0u; j < BC; j++) {
+      for (var j = 0u; j < KC; j++) {
+        let jj = part * KC + j;
         var x = 0.0;
-        for (var c = 0u; c < DK4; c++) { x += dot(qr[c], ks[j * DK4 + c]); }
+        for (var c = 0u; c < DK4; c++) { x += dot(qr[c], ks[jj * DK4 + c]); }
         x = select(x, NEG, k0 + j > tq);
         s[j] = x;
         mt = max(mt, x);
@@ -152,17 +165,40 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
       let alpha = exp2(m - mt);
       l *= alpha;
       for (var c = 0u; c < DK4; c++) { acc[c] *= alpha; }
-      for (var j = 0u; j < BC; j++) {
+      for (var j = 0u; j < KC; j++) {
+        let jj = part * KC + j;
         let pj = exp2(s[j] - mt);
         l += pj;
-        for (var c = 0u; c < DK4; c++) { acc[c] += pj * vs[j * DK4 + c]; }
+        for (var c = 0u; c < DK4; c++) { acc[c] += pj * vs[jj * DK4 + c]; }
       }
       m = mt;
     }
     workgroupBarrier(); // every thread is done with the tile
   }
 
-  if (live) {
+  if (KS > 1u) {
+    // Parts 1.. hand (m, l, acc) to part 0, which rescales them to the common max.
+    if (part > 0u) {
+      let slot = (part - 1u) * BQ + r;
+      vs[slot] = vec4f(m, l, 0.0, 0.0);
+      for (var c = 0u; c < DK4; c++) { ks[slot * DK4 + c] = acc[c]; }
+    }
+    workgroupBarrier();
+    if (part == 0u) {
+      for (var o = 1u; o < KS; o++) {
+        let slot = (o - 1u) * BQ + r;
+        let ml = vs[slot];
+        let mt = max(m, ml.x);
+        let a0 = exp2(m - mt);
+        let a1 = exp2(ml.x - mt);
+        l = l * a0 + ml.y * a1;
+        for (var c = 0u; c < DK4; c++) { acc[c] = acc[c] * a0 + ks[slot * DK4 + c] * a1; }
+        m = mt;
+      }
+    }
+  }
+
+  if (live && part == 0u) {
     let inv = 1.0 / l;
     let at = q_row(b, tq, h);
     for (var c = 0u; c < DK4; c++) { out[at + c] = acc[c] * inv; }
@@ -173,7 +209,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 // ---------------------------------------------------------------------------------------
 // backward: dq (and drow)
 
-@compute @workgroup_size(BQ)
+@compute @workgroup_size(BQ * KS)
 fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   let qb = p.nblocks - 1u - wg % p.nblocks;
@@ -182,8 +218,10 @@ fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   let b = bh / p.H;
   let h = bh % p.H;
   let hk = h / (p.H / p.HKV);
+  let r = lid % BQ;
+  let part = lid / BQ;
   let q0 = qb * BQ;
-  let tq = q0 + lid;
+  let tq = q0 + r;
   let live = tq < p.T;
 
   var qr: array<vec4f, MAX_DK4>;
@@ -206,32 +244,47 @@ fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     }
     let row = (b * p.H + h) * p.T + tq;
     lse2 = dq_lse[row] * LOG2E;
-    drow_w[row] = di;
+    if (part == 0u) { drow_w[row] = di; }
   }
 
   let kend = min(p.T, q0 + BQ);
   let ntiles = (kend + BC - 1u) / BC;
   for (var kb = 0u; kb < ntiles; kb++) {
-    let k0 = kb * BC;
-    load_kv_tile(b, hk, k0, lid, BQ);
+    let k0 = kb * BC + part * KC;
+    load_kv_tile(b, hk, kb * BC, lid, BQ * KS);
     workgroupBarrier();
     if (k0 <= tq) {
-      for (var j = 0u; j < BC; j++) {
+      for (var j = 0u; j < KC; j++) {
+        let jj = part * KC + j;
         var x = 0.0;
         var y = 0.0;
         for (var c = 0u; c < DK4; c++) {
-          x += dot(qr[c], ks[j * DK4 + c]);
-          y += dot(dor[c], vs[j * DK4 + c]);
+          x += dot(qr[c], ks[jj * DK4 + c]);
+          y += dot(dor[c], vs[jj * DK4 + c]);
         }
         let pr = select(exp2(x - lse2), 0.0, k0 + j > tq);
         let w = pr * (y - di);
-        for (var c = 0u; c < DK4; c++) { acc[c] += w * ks[j * DK4 + c]; }
+        for (var c = 0u; c < DK4; c++) { acc[c] += w * ks[jj * DK4 + c]; }
       }
     }
     workgroupBarrier();
   }
 
-  if (live) {
+  if (KS > 1u) {
+    if (part > 0u) {
+      let slot = (part - 1u) * BQ + r;
+      for (var c = 0u; c < DK4; c++) { ks[slot * DK4 + c] = acc[c]; }
+    }
+    workgroupBarrier();
+    if (part == 0u) {
+      for (var o = 1u; o < KS; o++) {
+        let slot = (o - 1u) * BQ + r;
+        for (var c = 0u; c < DK4; c++) { acc[c] += ks[slot * DK4 + c]; }
+      }
+    }
+  }
+
+  if (live && part == 0u) {
     let at = q_row(b, tq, h);
     for (var c = 0u; c < DK4; c++) { dq[at + c] = acc[c] * p.scale; }
   }

@@ -35,12 +35,22 @@ export type Fa2Kernel = 'forward' | 'dq' | 'dkdv';
 export interface Fa2Shape {
   rows: number;
   tile: number;
+  /** forward / dq: threads per query row, each taking tile / split keys of every tile (1 when left out). */
+  split?: number;
 }
 
 /** Threads per workgroup of a variant 2 kernel. */
 export function fa2Threads(kernel: Fa2Kernel, s: Fa2Shape): number {
-  return kernel === 'dkdv' ? 2 * s.rows : s.rows;
+  return kernel === 'dkdv' ? 2 * s.rows : s.rows * (s.split ?? 1);
 }
+
+/**
+ * Query rows under which forward and dq split each row's keys between 2 threads on a
+ * hardware adapter: a 128-SM GPU holds ~384 threads per SM at variant 2's ~200 registers
+ * (64 Ki registers per SM), 49,152 in all; fewer rows than that leave it part idle. At the
+ * presets' step shapes: small (8·4·256 = 8,192 rows) splits, base and 1b do not.
+ */
+export const FA2_SPLIT_BELOW_ROWS = 128 * 384;
 
 export type Fa2Tiles = Record<Fa2Kernel, Fa2Shape>;
 
@@ -57,7 +67,11 @@ export function fa2Problem(D: number): string | null {
 }
 
 function shapeProblem(gpu: Gpu, kernel: Fa2Kernel, D: number, s: Fa2Shape): string | null {
-  if (![s.rows, s.tile].every((x) => Number.isInteger(x) && x > 0)) return 'rows and tile must be positive integers';
+  const split = s.split ?? 1;
+  if (![s.rows, s.tile, split].every((x) => Number.isInteger(x) && x > 0)) return 'rows, tile and split must be positive integers';
+  if (kernel === 'dkdv' && split !== 1) return 'dkdv does not split (it runs two threads per key already)';
+  if (s.tile % split !== 0) return `split ${split} must divide the tile's ${s.tile} keys`;
+  if ((split - 1) * s.rows > s.tile) return `a split's partial rows ((split − 1)·rows = ${(split - 1) * s.rows}) must fit the ${s.tile}-row tiles they are merged through`;
   const threads = fa2Threads(kernel, s);
   if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup || threads > gpu.limits.maxComputeWorkgroupSizeX) {
     return `${threads} threads per workgroup exceed this GPU's limit`;
@@ -73,16 +87,21 @@ function shapeProblem(gpu: Gpu, kernel: Fa2Kernel, D: number, s: Fa2Shape): stri
 /**
  * Variant 2's shapes for these sizes: 64 rows per workgroup when that still gives the
  * adapter class's workgroup target (2 per SM of a 128-SM GPU), else 32 (short sequences,
- * few heads); tiles as tall as fit FA2_TILE_BYTES (and the device), at most 64 rows.
+ * few heads); tiles as tall as fit FA2_TILE_BYTES (and the device), at most 64 rows; on a
+ * hardware adapter, forward and dq split each row's keys between 2 threads under
+ * FA2_SPLIT_BELOW_ROWS query rows.
  */
 export function fa2Tiles(gpu: Gpu, dims: Pick<AttentionDims, 'B' | 'T' | 'H' | 'Hkv' | 'D'>): Fa2Tiles {
   const target = WORKGROUP_TARGET[adapterClass(gpu)];
   const pick = (kernel: Fa2Kernel, heads: number): Fa2Shape => {
     const rows = ROWS.find((n) => dims.B * heads * ceilDiv(dims.T, n) >= target) ?? ROWS[ROWS.length - 1];
+    const fewRows = kernel !== 'dkdv' && !gpu.info.isSoftware && dims.B * dims.H * dims.T < FA2_SPLIT_BELOW_ROWS;
     for (const tile of TILE_ROWS) {
-      const s = { rows, tile };
       // The budget is for the two row tiles; dkdv's row statistics (8 bytes a row) come on top.
-      if (2 * tile * dims.D * 4 <= FA2_TILE_BYTES && !shapeProblem(gpu, kernel, dims.D, s)) return s;
+      if (2 * tile * dims.D * 4 > FA2_TILE_BYTES) continue;
+      for (const s of fewRows ? [{ rows, tile, split: 2 }, { rows, tile }] : [{ rows, tile }]) {
+        if (!shapeProblem(gpu, kernel, dims.D, s)) return s;
+      }
     }
     throw new KernelInputError('attention', `no variant 2 tile for D = ${dims.D} fits this GPU's workgroup limits`);
   };
@@ -96,7 +115,7 @@ function tilesFor(gpu: Gpu, kernel: string, dims: AttentionDims): Fa2Tiles {
   for (const k of ['forward', 'dq', 'dkdv'] as const) {
     const f = forced[k];
     if (!f) continue;
-    tiles[k] = { rows: f.rows, tile: f.tile };
+    tiles[k] = f.split === undefined ? { rows: f.rows, tile: f.tile } : { rows: f.rows, tile: f.tile, split: f.split };
     const problem = shapeProblem(gpu, k, dims.D, tiles[k]);
     if (problem) throw new KernelInputError(kernel, `fa2Tiles.${k} ${JSON.stringify(tiles[k])}: ${problem}`);
   }
@@ -105,7 +124,7 @@ function tilesFor(gpu: Gpu, kernel: string, dims: AttentionDims): Fa2Tiles {
 
 // forward / dq: BQ query rows over BC-key tiles; dkdv: BC key rows over BQ-query tiles.
 function constants(kernel: Fa2Kernel, D: number, s: Fa2Shape): Record<string, number> {
-  const rows = kernel === 'dkdv' ? { BC: s.rows, BQ: s.tile } : { BQ: s.rows, BC: s.tile };
+  const rows: Record<string, number> = kernel === 'dkdv' ? { BC: s.rows, BQ: s.tile } : { BQ: s.rows, BC: s.tile, KS: s.split ?? 1 };
   return { ...rows, DK4: D / 4 };
 }
 

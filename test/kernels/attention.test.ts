@@ -49,6 +49,15 @@ const CASES: Case[] = [
     scale: 0.3,
     fa2Tiles: { forward: { rows: 8, tile: 4 }, dq: { rows: 8, tile: 4 }, dkdv: { rows: 4, tile: 8 } },
   },
+  {
+    name: 'v2 T=37 GQA D=12, 4 rows × 8-key tiles, keys split 2 ways',
+    B: 1,
+    T: 37,
+    H: 4,
+    Hkv: 2,
+    D: 12,
+    fa2Tiles: { forward: { rows: 4, tile: 8, split: 2 }, dq: { rows: 4, tile: 8, split: 2 }, dkdv: { rows: 4, tile: 8 } },
+  },
   { name: 'v1 T=33 MQA D=33', B: 1, T: 33, H: 4, Hkv: 1, D: 33 },
   { name: 'v1 T=20 D=128', B: 1, T: 20, H: 2, Hkv: 1, D: 128 },
   {
@@ -150,6 +159,8 @@ describe('attention (flash)', () => {
           expect(fa2Threads(k, t[k])).toBeLessThanOrEqual(256);
         }
         expect(t.forward.rows, `B=${B} T=${T}`).toBe(rows);
+        // Few rows (4·64 here) on a hardware adapter: 2 threads per query row in forward and dq.
+        expect([t.forward.split, t.dq.split, t.dkdv.split], `B=${B} T=${T}`).toEqual(T === 64 ? [2, 2, undefined] : [undefined, undefined, undefined]);
       }
     }
     // D = 64: a 32-key tile of k and v is 16 KiB; D = 16 takes 64 keys.
@@ -240,6 +251,8 @@ describe('attention input checks', () => {
       ['variant 1 with fa2Tiles', () => attentionForward(gpu, q, k, v, out, lse, { ...d, variant: 1, fa2Tiles: { forward: { rows: 8, tile: 8 } } }), /fa2Tiles are variant 2/],
       ['both tile kinds', () => attentionForward(gpu, q, k, v, out, lse, { ...d, tiles: { forward: { BR: 4, BC: 4 } }, fa2Tiles: { forward: { rows: 8, tile: 8 } } }), /not both/],
       ['bad fa2Tiles', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 8, tile: 128 } } }), /fa2Tiles\.forward.*at most 64/],
+      ['split past the tile', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 8, tile: 8, split: 3 } } }), /split 3 must divide/],
+      ['split partials too many', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 8, tile: 4, split: 2 } } }), /must fit/],
       ['fa2Tiles over the invocations', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 4096, tile: 8 } } }), /threads per workgroup/],
       ['naive D > 128', () => attentionNaiveForward(gpu, q, k, v, out, lse, { ...d, D: 200 }), /maximum/],
       ['naive wrong v', () => attentionNaiveForward(gpu, q, k, q, out, lse, d), /v must hold/],

@@ -94,17 +94,18 @@ export function attentionModels(gpu: Gpu, dims: AttentionDims): AttentionKernelM
     barriersPerTile: 2, passesPerFma: attentionForwardBankModel(k1.BC, k1.BR, k1.TPR, dk4).passesPerFma,
     registers: 2 * dpt + SCALAR_REGISTERS, workgroups: B * Hkv * Math.ceil(T / k1.BC),
   }, k1.BR));
-  // Variant 2: two barriers per tile in every kernel; every inner-loop read is a broadcast.
+  // Variant 2: two barriers per tile in every kernel (a key split adds one at the end); every
+  // inner-loop read is a broadcast. A split's threads each hold the row's registers.
   const v2 = fa2Tiles(gpu, dims);
   const bcast = broadcastPassesPerFma();
   const f2 = v2.forward;
   out.push(row({
-    variant: 2, kernel: 'forward', tile: `${f2.rows}×${f2.tile}`, threads: fa2Threads('forward', f2), sharedBytes: fa2TileBytes('forward', D, f2),
+    variant: 2, kernel: 'forward', tile: `${f2.rows}×${f2.tile}${f2.split ? ` keys ÷${f2.split}` : ''}`, threads: fa2Threads('forward', f2), sharedBytes: fa2TileBytes('forward', D, f2),
     barriersPerTile: 2, passesPerFma: bcast, registers: 2 * D + f2.tile + SCALAR_REGISTERS, workgroups: B * H * Math.ceil(T / f2.rows),
   }, f2.tile));
   const q2 = v2.dq;
   out.push(row({
-    variant: 2, kernel: 'bwd_dq', tile: `${q2.rows}×${q2.tile}`, threads: fa2Threads('dq', q2), sharedBytes: fa2TileBytes('dq', D, q2),
+    variant: 2, kernel: 'bwd_dq', tile: `${q2.rows}×${q2.tile}${q2.split ? ` keys ÷${q2.split}` : ''}`, threads: fa2Threads('dq', q2), sharedBytes: fa2TileBytes('dq', D, q2),
     barriersPerTile: 2, passesPerFma: bcast, registers: 3 * D + SCALAR_REGISTERS, workgroups: B * H * Math.ceil(T / q2.rows),
   }, q2.tile));
   const k2 = v2.dkdv;
