@@ -17,9 +17,9 @@ const SHADER = { name: 'attention_fa2', code };
 export const FA2_MAX_D = 64;
 const MAX_KEY_TILE = 64; // MAX_BC in the shader: forward's per-thread scores
 /**
- * Workgroup memory a variant 2 tile's two row tiles aim at: 16 KiB lets 6 workgroups share a 100 KiB SM
- * (RTX 3080/4090), about what the register file allows at D = 64 (each thread holds 2–3
- * rows of D floats), so shared memory is not the tighter limit.
+ * Workgroup memory a variant 2 kernel's two row tiles aim at: 16 KiB lets 6 workgroups share
+ * a 100 KiB SM (RTX 3080/4090), about what the register file allows at D = 64 (each thread
+ * holds 2–3 rows of D floats), so shared memory is not the tighter limit.
  */
 export const FA2_TILE_BYTES = 16 * 1024;
 const ROWS = [64, 32];
