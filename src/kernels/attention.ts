@@ -1,6 +1,9 @@
 // Causal multi-head attention with grouped-query heads, FlashAttention style (forward and
-// backward never store the T×T scores), and float64 CPU references for both directions. The
-// naive materialising version, the benchmark's baseline, is attention-naive.ts.
+// backward never store the T×T scores), and float64 CPU references for both directions. Two
+// variants: 1 is shaders/attention.wgsl (any D up to 128; a tile row shared by TPR threads),
+// 2 is attention-fa2.ts (one thread per row, registers and broadcast tiles; D a multiple of 4
+// up to 64), the default where the shape allows. The naive materialising version, the
+// benchmark's baseline, is attention-naive.ts.
 //
 // Layouts: q [B, T, H, D], k and v [B, T, Hkv, D], out [B, T, H, D], lse [B, H, T].
 // Query head h uses key/value head floor(h / (H / Hkv)). Scale defaults to 1/sqrt(D).
@@ -9,6 +12,7 @@ import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
+import { fa2Problem, recordFa2Backward, recordFa2Forward, type Fa2Kernel, type Fa2Shape } from './attention-fa2.ts';
 import { ceilDiv, expectPositiveInt, expectTensor, grid } from './common.ts';
 
 const SHADER = { name: 'attention', code };
@@ -29,8 +33,12 @@ export interface AttentionDims {
   D: number;
   /** Score scale; 1/sqrt(D) when left out. */
   scale?: number;
-  /** Forces tile sizes (tests use small ones to get many blocks from a small T). */
+  /** Forces variant 1's tile sizes (tests use small ones to get many blocks from a small T); implies variant 1. */
   tiles?: Partial<Record<Kernel, { BR: number; BC: number }>>;
+  /** 1: attention.wgsl; 2: attention_fa2.wgsl; 'auto' (default): see attentionVariant. */
+  variant?: 'auto' | 1 | 2;
+  /** Forces variant 2's shapes (tests, benchmarks); implies variant 2. */
+  fa2Tiles?: Partial<Record<Fa2Kernel, Fa2Shape>>;
 }
 
 /** Tile sizes of one kernel: BR query rows, BC key rows, TPR threads per tile row. */
@@ -199,6 +207,28 @@ export function checkAll(
   checkDistinct(kernel, outputs, inputs);
 }
 
+/**
+ * The variant these sizes run: variant 2 wherever its shape check passes (D a multiple of 4,
+ * at most 64: every preset's head size), else variant 1, which takes any D up to 128.
+ * Asking for variant 1's tiles means variant 1, for variant 2's shapes variant 2.
+ */
+export function attentionVariant(kernel: string, dims: AttentionDims): 1 | 2 {
+  const v = dims.variant ?? (dims.fa2Tiles ? 2 : dims.tiles ? 1 : 'auto');
+  if (v !== 'auto' && v !== 1 && v !== 2) throw new KernelInputError(kernel, `variant must be 'auto', 1 or 2, got ${String(v)}`);
+  if (v === 1) {
+    if (dims.fa2Tiles) throw new KernelInputError(kernel, 'fa2Tiles are variant 2 shapes; leave variant out or set it to 2');
+    return 1;
+  }
+  if (dims.tiles && dims.fa2Tiles) throw new KernelInputError(kernel, 'give tiles (variant 1) or fa2Tiles (variant 2), not both');
+  const problem = fa2Problem(dims.D);
+  if (v === 2) {
+    if (problem) throw new KernelInputError(kernel, `variant 2: ${problem}; use variant 1 (or 'auto')`);
+    if (dims.tiles) throw new KernelInputError(kernel, 'tiles are variant 1 shapes; use fa2Tiles with variant 2');
+    return 2;
+  }
+  return problem || dims.tiles ? 1 : 2;
+}
+
 function params(dims: AttentionDims, scale: number, nblocks: number, nrows = 0): Params {
   return new Params().u32(dims.B).u32(dims.T).u32(dims.H).u32(dims.Hkv).u32(dims.D).f32(scale).u32(nblocks).u32(nrows);
 }
@@ -208,6 +238,7 @@ export function attentionForward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out:
   const kernel = 'attentionForward';
   checkAll(kernel, dims, [['q', q], ['k', k], ['v', v]], [['out', out], ['lse', lse]]);
   const scale = scaleOf(kernel, dims);
+  if (attentionVariant(kernel, dims) === 2) return recordFa2Forward(gpu, q, k, v, out, lse, dims, scale);
   const t = tilesFor(gpu, kernel, dims).forward;
   const nqb = ceilDiv(dims.T, t.BR);
   const g = grid(gpu, dims.B * dims.H * nqb);
@@ -216,8 +247,9 @@ export function attentionForward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out:
 }
 
 /**
- * Causal attention backward: dq, dk, dv from the forward's out and lse. Records rowdot
- * (D_i = rowsum(dout ∘ out), into a temporary [B, H, T]), then bwd_dq and bwd_dkdv.
+ * Causal attention backward: dq, dk, dv from the forward's out and lse. Variant 1 records
+ * rowdot (D_i = rowsum(dout ∘ out), into a temporary [B, H, T]), then bwd_dq and bwd_dkdv;
+ * variant 2 computes D_i inside its bwd_dq.
  */
 export function attentionBackward(
   gpu: Gpu,
@@ -240,6 +272,7 @@ export function attentionBackward(
     [['dq', dq], ['dk', dk], ['dv', dv]],
   );
   const scale = scaleOf(kernel, dims);
+  if (attentionVariant(kernel, dims) === 2) return recordFa2Backward(gpu, { q, k, v, out, lse, dout, dq, dk, dv }, dims, scale);
   const tiles = tilesFor(gpu, kernel, dims);
   const { B, T, H, Hkv, D } = dims;
   const nrows = B * T * H;

@@ -1,5 +1,6 @@
-// Causal attention benchmark: flash kernels (attention.wgsl) against the naive version that
-// materialises the [B, H, T, T] scores (attention_naive.wgsl), on the same device. Times are
+// Causal attention benchmark: flash kernels (attention_fa2.wgsl where it applies, else
+// attention.wgsl) against the naive version that materialises the [B, H, T, T] scores
+// (attention_naive.wgsl), on the same device. Times are
 // medians of timeGpu (record, submit, wait); memory is the intermediates each needs beyond
 // q, k, v, out and their gradients.
 import type { Gpu } from '../../src/gpu/gpu.ts';
@@ -9,8 +10,10 @@ import {
   attentionExtraBytes,
   attentionForward,
   attentionTiles,
+  attentionVariant,
   type AttentionDims,
 } from '../../src/kernels/attention.ts';
+import { fa2Tiles } from '../../src/kernels/attention-fa2.ts';
 import {
   attentionNaiveBackward,
   attentionNaiveExtraBytes,
@@ -31,6 +34,16 @@ function randomData(n: number, seed: number): Float32Array {
   return out;
 }
 
+/** The tiles the flash kernels run: variant 2's rows × tile where it applies, else variant 1's BR × BC (forward/dq/dkdv). */
+function tilesText(gpu: Gpu, dims: AttentionDims): string {
+  if (attentionVariant('bench', dims) === 2) {
+    const t = fa2Tiles(gpu, dims);
+    return `v2 ${t.forward.rows}×${t.forward.tile}/${t.dq.rows}×${t.dq.tile}/${t.dkdv.rows}×${t.dkdv.tile}`;
+  }
+  const t = attentionTiles(gpu, dims.D);
+  return `v1 ${t.forward.BR}×${t.forward.BC}/${t.dq.BR}×${t.dq.BC}/${t.dkdv.BR}×${t.dkdv.BC}`;
+}
+
 export async function benchAttention(
   gpu: Gpu,
   opts: { Ts: number[]; reps: number; B?: number; H?: number; D?: number },
@@ -39,11 +52,10 @@ export async function benchAttention(
   const H = opts.H ?? 8;
   const D = opts.D ?? 64;
   const Hkv = H;
-  const tiles = attentionTiles(gpu, D);
-  const tileText = `${tiles.forward.BR}×${tiles.forward.BC}/${tiles.dq.BR}×${tiles.dq.BC}/${tiles.dkdv.BR}×${tiles.dkdv.BC}`;
   const rows: BenchRow[] = [];
   for (const T of opts.Ts) {
     const dims: AttentionDims = { B, T, H, Hkv, D };
+    const tileText = tilesText(gpu, dims);
     const made: Tensor[] = [];
     const t = (shape: number[], label: string, seed?: number) => {
       const size = shape.reduce((a, b) => a * b, 1);

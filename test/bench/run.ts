@@ -17,6 +17,7 @@ import { runTurnBench } from './turn.ts';
 import { runVerdictsBench } from './verdicts.ts';
 import { runNormDriftBench } from './norm-drift.ts';
 import { runMatmulCoreBench } from './matmul-core.ts';
+import { runAttentionFa2Bench } from './attention-fa2.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -37,6 +38,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   verdicts: runVerdictsBench,
   'norm-drift': runNormDriftBench,
   'matmul-core': runMatmulCoreBench,
+  'attention-fa2': runAttentionFa2Bench,
 };
 
 export async function main(argv: string[]): Promise<number> {

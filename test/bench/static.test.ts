@@ -52,6 +52,19 @@ describe('bench static', () => {
     // The issue's bar, over small's step: 1.5× fewer bank passes per FMA than variant 1's
     // tiles gave it (0.263; RESULTS.md, issue 20 matmul core). Tiny's 32×32 tiles: 0.281 → 0.188.
     if (name === 'small') expect(r.matmulBankPassesPerFma).toBeLessThan(0.263 / 1.5);
+    // Attention runs variant 2 (the presets' D = 16 / 64): two dispatches backward (D_i in
+    // bwd_dq), ≤ 2 barriers per tile, broadcast reads, no register spill by the estimate,
+    // workgroup memory within 16 KiB of row tiles plus dkdv's row statistics (8 B a row).
+    expect(disp('attention.rowdot')).toBeUndefined();
+    expect(disp('attention_fa2.forward')).toBe(preset(name).layers);
+    for (const a of r.attention) {
+      const v1 = r.attention.find((b) => b.variant === 1 && b.kernel === a.kernel)!;
+      if (a.variant !== 2) continue;
+      expect(a.barriersPerTile, a.kernel).toBeLessThanOrEqual(2);
+      expect(a.passesPerFma, a.kernel).toBeLessThan(v1.passesPerFma);
+      expect(a.registers, a.kernel).toBeLessThanOrEqual(255);
+      expect(a.sharedBytes, a.kernel).toBeLessThanOrEqual(16 * 1024 + 8 * 64);
+    }
     // Storage buffers are sizes only: the device holds uniform shadows and nothing else.
     expect(run.deviceHostBytes).toBeLessThan(1 << 20);
   });

@@ -6,10 +6,12 @@
 // Meaningful without a GPU: it counts and models, it does not time.
 import { parseArgs } from 'node:util';
 import { attentionTiles } from '../../src/kernels/attention.ts';
+import { fa2Tiles } from '../../src/kernels/attention-fa2.ts';
+import { attentionModels, type AttentionKernelModel } from './static/attention-model.ts';
 import { LARGE_TILE, SMALL_TILE } from '../../src/kernels/matmul.ts';
 import { PRESETS, preset, type PresetName } from '../../src/model/config.ts';
 import { CORE_TILES, WORKGROUP_TARGET } from '../../src/kernels/matmul-plan.ts';
-import { attentionForwardBankModel, matmulBankModel, matmulCoreBankModel, type LoopModel } from './static/bank-model.ts';
+import { attentionFa2BankModel, attentionForwardBankModel, matmulBankModel, matmulCoreBankModel, type LoopModel } from './static/bank-model.ts';
 import { GPU_CLASSES, RECORDING_LIMITS } from './static/gpu-classes.ts';
 import { dispatchCost, finestMatmulGrid, occupancy, rooflineSeconds, type DispatchCost } from './static/kernel-model.ts';
 import { recordSteps, recordingGpu, STATIC_SHAPES, type RecordedRun } from './static/record-step.ts';
@@ -45,6 +47,8 @@ export interface StaticPresetResult {
   /** Per GPU class: the step's roofline bound (sum over dispatches), seconds. */
   stepBoundSeconds: Record<string, number>;
   deviceHostBytes: number;
+  /** Attention's kernels, variant 1 and 2, at this preset's step shape (static/attention-model.ts). */
+  attention: AttentionKernelModel[];
 }
 
 /** Reads the steady (last) step of a recorded run. */
@@ -83,6 +87,7 @@ export function analyse(run: RecordedRun): StaticPresetResult {
       matmuls.set(key, e);
     }
   }
+  const cfg = preset(run.preset);
   return {
     preset: run.preset, B: run.B, T: run.T,
     hostFirstStep: run.steps[0].host, hostSteadyStep: steady.host, hostPerStep: run.steps.map((s) => s.host),
@@ -101,6 +106,7 @@ export function analyse(run: RecordedRun): StaticPresetResult {
     classes: [...classes.values()].sort((a, b) => b.flops - a.flops || b.bytes - a.bytes),
     matmuls: [...matmuls.values()].sort((a, b) => b.flops - a.flops),
     stepBoundSeconds, deviceHostBytes: run.deviceHostBytes,
+    attention: attentionModels(run.gpu, { B: run.B, T: run.T, H: cfg.heads, Hkv: cfg.kvHeads, D: cfg.dim / cfg.heads }),
   };
 }
 
@@ -120,7 +126,9 @@ export function bankModels(): Record<string, LoopModel> {
   const { gpu } = recordingGpu();
   for (const D of new Set(Object.values(PRESETS).map((p) => p.dim / p.heads))) {
     const t = attentionTiles(gpu, D).forward;
-    out[`attention fwd D=${D} ${t.BR}×${t.BC} TPR ${t.TPR}`] = attentionForwardBankModel(t.BR, t.BC, t.TPR, Math.ceil(D / 4));
+    out[`attention v1 fwd D=${D} ${t.BR}×${t.BC} TPR ${t.TPR}`] = attentionForwardBankModel(t.BR, t.BC, t.TPR, Math.ceil(D / 4));
+    const f = fa2Tiles(gpu, { B: 1, T: 1024, H: 1, Hkv: 1, D }).forward;
+    out[`attention v2 fwd D=${D} ${f.rows}×${f.tile}`] = attentionFa2BankModel(f.rows, f.tile, D / 4);
   }
   return out;
 }
@@ -170,6 +178,11 @@ export async function runStaticBench(argv: string[]): Promise<number> {
         `(${u.underWhereShapeAllows} of them where 32×32 tiles and K splits could reach it; plan target ${WORKGROUP_TARGET.discrete})`,
     );
     console.log(`${name}: matmul shared-memory passes per FMA (bank model), weighted by FLOPs: ${r.matmulBankPassesPerFma.toFixed(3)}`);
+    printTable(`${name}: attention kernels, variant 1 vs 2 (registers estimated; resident and waves on a 128-SM RTX 4090 by threads, workgroup memory and registers)`, r.attention.map((a) => ({
+      variant: a.variant, kernel: a.kernel, tile: a.tile, threads: a.threads, 'shared B': a.sharedBytes, 'barriers/tile': a.barriersPerTile,
+      'barriers/1k rows': a.barriersPer1kRows, 'passes/FMA': a.passesPerFma, registers: a.registers, 'resident/SM': a.residentPerSm,
+      workgroups: a.workgroups, 'waves 128 SMs': a.waves128, 'threads/SM 1st wave': a.threadsPerSm128,
+    })));
   }
   const bank = bankModels();
   printTable('shared-memory bank model (per warp; passes per FMA a thread does; conflict = passes / conflict-free passes)', Object.entries(bank).map(([loop, m]) => ({

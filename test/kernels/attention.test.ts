@@ -5,9 +5,11 @@ import {
   attentionForward,
   attentionForwardRef,
   attentionTiles,
+  attentionVariant,
   tileBytes,
   type AttentionDims,
 } from '../../src/kernels/attention.ts';
+import { FA2_TILE_BYTES, fa2Threads, fa2TileBytes, fa2Tiles } from '../../src/kernels/attention-fa2.ts';
 import {
   attentionNaiveBackward,
   attentionNaiveForward,
@@ -28,17 +30,40 @@ interface Case extends AttentionDims {
   hardwareTiles?: boolean;
 }
 
+// Variant 2 (attention_fa2.wgsl) runs wherever D is a multiple of 4 up to 64; variant 1
+// (attention.wgsl) takes the rest (D = 33, 128 here) and forced variant 1 tiles. Each distinct
+// (D, tile) compiles its own pipelines, which is most of this file's time on SwiftShader, so
+// the cases reuse a few shapes.
 const CASES: Case[] = [
-  { name: 'T=1 MHA', B: 1, T: 1, H: 2, Hkv: 2, D: 8 },
-  { name: 'T=7 GQA', B: 2, T: 7, H: 4, Hkv: 2, D: 16 },
-  { name: 'T=33 MQA D=33', B: 1, T: 33, H: 4, Hkv: 1, D: 33 },
-  { name: 'T=65 MHA D=64', B: 2, T: 65, H: 2, Hkv: 2, D: 64 },
-  { name: 'T=65 GQA D=8', B: 1, T: 65, H: 4, Hkv: 2, D: 8 },
-  { name: 'T=300 MQA D=16, the tiles a hardware adapter picks (several blocks)', B: 1, T: 300, H: 4, Hkv: 1, D: 16, hardwareTiles: true },
-  { name: 'T=20 D=128', B: 1, T: 20, H: 2, Hkv: 1, D: 128 },
-  // Small forced tiles: many query and key blocks, partial last blocks in both.
+  { name: 'v2 T=1 MHA', B: 1, T: 1, H: 2, Hkv: 2, D: 8 },
+  { name: 'v2 T=7 GQA', B: 2, T: 7, H: 4, Hkv: 2, D: 16 },
+  { name: 'v2 T=65 MHA D=64', B: 2, T: 65, H: 2, Hkv: 2, D: 64 },
+  { name: 'v2 T=65 GQA D=8', B: 1, T: 65, H: 4, Hkv: 2, D: 8 },
+  { name: 'v2 T=300 MQA D=16 (several default blocks)', B: 1, T: 300, H: 4, Hkv: 1, D: 16 },
+  // Small forced shapes: many query and key tiles, partial last tiles, rows that skip tiles.
   {
-    name: 'T=65 GQA D=33, tiles 8×4',
+    name: 'v2 T=37 GQA D=12, 8 rows × 4-row tiles, scale 0.3',
+    B: 2,
+    T: 37,
+    H: 4,
+    Hkv: 2,
+    D: 12,
+    scale: 0.3,
+    fa2Tiles: { forward: { rows: 8, tile: 4 }, dq: { rows: 8, tile: 4 }, dkdv: { rows: 4, tile: 8 } },
+  },
+  {
+    name: 'v2 T=37 GQA D=12, 4 rows × 8-key tiles, keys split 2 ways',
+    B: 1,
+    T: 37,
+    H: 4,
+    Hkv: 2,
+    D: 12,
+    fa2Tiles: { forward: { rows: 4, tile: 8, split: 2 }, dq: { rows: 4, tile: 8, split: 2 }, dkdv: { rows: 4, tile: 8 } },
+  },
+  { name: 'v1 T=33 MQA D=33, the tiles a hardware adapter picks', B: 1, T: 33, H: 4, Hkv: 1, D: 33, hardwareTiles: true },
+  { name: 'v1 T=20 D=128', B: 1, T: 20, H: 2, Hkv: 1, D: 128 },
+  {
+    name: 'v1 T=65 GQA D=33, tiles 8×4',
     B: 2,
     T: 65,
     H: 4,
@@ -47,7 +72,7 @@ const CASES: Case[] = [
     tiles: { forward: { BR: 8, BC: 4 }, dq: { BR: 8, BC: 4 }, dkdv: { BR: 4, BC: 8 } },
   },
   {
-    name: 'T=33 MHA D=8, tiles 4×8, scale 0.3',
+    name: 'v1 T=33 MHA D=8, tiles 4×8, scale 0.3',
     B: 2,
     T: 33,
     H: 2,
@@ -112,6 +137,38 @@ describe('attention (flash)', () => {
         expect(tileBytes(kernel, D, t[kernel]), `${kernel} D=${D}`).toBeLessThanOrEqual(16384);
       }
     }
+  });
+
+  it('runs variant 2 where D is a multiple of 4 up to 64 (every preset), variant 1 elsewhere or when its tiles are asked for', () => {
+    const d = { B: 1, T: 8, H: 2, Hkv: 1 };
+    for (const D of [4, 16, 64]) expect(attentionVariant('t', { ...d, D }), `D=${D}`).toBe(2);
+    for (const D of [2, 33, 68, 128]) expect(attentionVariant('t', { ...d, D }), `D=${D}`).toBe(1);
+    expect(attentionVariant('t', { ...d, D: 16, tiles: { forward: { BR: 4, BC: 4 } } })).toBe(1);
+    expect(attentionVariant('t', { ...d, D: 16, variant: 1 })).toBe(1);
+    expect(attentionVariant('t', { ...d, D: 16, fa2Tiles: { forward: { rows: 8, tile: 4 } } })).toBe(2);
+    expect(() => attentionVariant('t', { ...d, D: 33, variant: 2 })).toThrow(/variant 2: head size D = 33 is not a multiple of 4/);
+    expect(() => attentionVariant('t', { ...d, D: 128, variant: 2 })).toThrow(/over variant 2's maximum of 64/);
+  });
+
+  it('picks variant 2 shapes within 16 KiB of workgroup memory and 256 invocations, 64 rows where the grid still has 256 workgroups', () => {
+    const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 };
+    const small = { limits, info: { isSoftware: false, vendor: 'nvidia', architecture: '', description: '' } } as unknown as Gpu;
+    for (const D of [4, 16, 64]) {
+      for (const [B, T, rows] of [[1, 64, 32], [8, 4096, 64]]) {
+        const t = fa2Tiles(small, { B, T, H: 4, Hkv: 2, D });
+        for (const k of ['forward', 'dq', 'dkdv'] as const) {
+          expect(fa2TileBytes(k, D, t[k]), `${k} D=${D}`).toBeLessThanOrEqual(16384);
+          expect(2 * t[k].tile * D * 4, `${k} D=${D} row tiles`).toBeLessThanOrEqual(FA2_TILE_BYTES);
+          expect(fa2Threads(k, t[k])).toBeLessThanOrEqual(256);
+        }
+        expect(t.forward.rows, `B=${B} T=${T}`).toBe(rows);
+        // Few rows (4·64 here) on a hardware adapter: 2 threads per query row in forward and dq.
+        expect([t.forward.split, t.dq.split, t.dkdv.split], `B=${B} T=${T}`).toEqual(T === 64 ? [2, 2, undefined] : [undefined, undefined, undefined]);
+      }
+    }
+    // D = 64: a 32-key tile of k and v is 16 KiB; D = 16 takes 64 keys.
+    expect(fa2Tiles(small, { B: 1, T: 64, H: 1, Hkv: 1, D: 64 }).forward.tile).toBe(32);
+    expect(fa2Tiles(small, { B: 1, T: 64, H: 1, Hkv: 1, D: 16 }).forward.tile).toBe(64);
   });
 
   it.each(CASES.map((c, i) => [c.name, c, i] as const))('forward and backward, %s', async (_name, c, i) => {
@@ -194,6 +251,13 @@ describe('attention input checks', () => {
       ['out aliases q', () => attentionForward(gpu, q, k, v, q, lse, d), /out and q must be different/],
       ['bad scale', () => attentionForward(gpu, q, k, v, out, lse, { ...d, scale: Number.NaN }), /scale/],
       ['bad tiles', () => attentionForward(gpu, q, k, v, out, lse, { ...d, tiles: { forward: { BR: 4096, BC: 64 } } }), /tiles\.forward/],
+      ['bad variant', () => attentionForward(gpu, q, k, v, out, lse, { ...d, variant: 3 as 1 }), /variant must be/],
+      ['variant 1 with fa2Tiles', () => attentionForward(gpu, q, k, v, out, lse, { ...d, variant: 1, fa2Tiles: { forward: { rows: 8, tile: 8 } } }), /fa2Tiles are variant 2/],
+      ['both tile kinds', () => attentionForward(gpu, q, k, v, out, lse, { ...d, tiles: { forward: { BR: 4, BC: 4 } }, fa2Tiles: { forward: { rows: 8, tile: 8 } } }), /not both/],
+      ['bad fa2Tiles', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 8, tile: 128 } } }), /fa2Tiles\.forward.*at most 64/],
+      ['split past the tile', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 8, tile: 8, split: 3 } } }), /split 3 must divide/],
+      ['split partials too many', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 8, tile: 4, split: 2 } } }), /must fit/],
+      ['fa2Tiles over the invocations', () => attentionForward(gpu, q, k, v, out, lse, { ...d, fa2Tiles: { forward: { rows: 4096, tile: 8 } } }), /threads per workgroup/],
       ['naive D > 128', () => attentionNaiveForward(gpu, q, k, v, out, lse, { ...d, D: 200 }), /maximum/],
       ['naive wrong v', () => attentionNaiveForward(gpu, q, k, q, out, lse, d), /v must hold/],
     ];
@@ -203,6 +267,7 @@ describe('attention input checks', () => {
       ['wrong dv size', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dq, d), /dv must hold/],
       ['H % Hkv', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, H: 5 }), /multiple of Hkv/],
       ['D not integer', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, D: 7.5 }), /D must be/],
+      ['bad fa2Tiles.dkdv', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, fa2Tiles: { dkdv: { rows: 0, tile: 8 } } }), /fa2Tiles\.dkdv.*positive integers/],
       ['naive dtype', () => attentionNaiveBackward(gpu, q, k, v, out, lse, qi, dq, dk, dv, d), /dout must be f32/],
     ];
     for (const [name, call, message] of [...fwdCases, ...bwdCases]) {

@@ -209,3 +209,31 @@ export function attentionForwardBankModel(BR: number, BC: number, TPR: number, D
     },
   };
 }
+
+/**
+ * shaders/attention_fa2.wgsl forward (variant 2): thread = query row (lane l owns row l), q
+ * and the output in registers; every warp instruction of the score loop reads
+ * ks[j·DK4 + c] and of the P·V loop vs[j·DK4 + c], the same vec4 in all lanes: a broadcast.
+ */
+export function attentionFa2BankModel(BQ: number, BC: number, DK4: number): LoopModel {
+  const lanes = Math.min(WARP, BQ);
+  const score: AccessCost = { passes: 0, ideal: 0 };
+  const pv: AccessCost = { passes: 0, ideal: 0 };
+  for (let j = 0; j < BC; j++) {
+    for (let c = 0; c < DK4; c++) {
+      add(score, warpPasses(Array.from({ length: lanes }, () => vec4At(j * DK4 + c))));
+      add(pv, warpPasses(Array.from({ length: lanes }, () => vec4At(j * DK4 + c))));
+    }
+  }
+  const fmas = 2 * BC * DK4 * 4;
+  return {
+    passesPerFma: (score.passes + pv.passes) / fmas,
+    conflictDegree: (score.passes + pv.passes) / (score.ideal + pv.ideal),
+    detail: {
+      'score passes/FMA': score.passes / (BC * DK4 * 4),
+      'score conflict': score.passes / score.ideal,
+      'P·V passes/FMA': pv.passes / (BC * DK4 * 4),
+      'P·V conflict': pv.passes / pv.ideal,
+    },
+  };
+}

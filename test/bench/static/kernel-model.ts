@@ -97,8 +97,8 @@ export function dispatchCost(d: RecordedDispatch): DispatchCost {
       matmul: { M, N, K, batch: z, transA: c.TRANS_A === 1, transB: c.TRANS_B === 1, vec4, tile: `v1 ${4 * c.WG}×${4 * c.WG}×${c.TK}`, bankPassesPerFma: bankPassesPerFma(d) },
     };
   }
-  if (d.shader === 'attention' && d.entryPoint !== 'rowdot') {
-    // Params: B, T, H, HKV, D, … Causal: B·H·T(T+1)/2 scores, each a D-long dot product (2D
+  if ((d.shader === 'attention' || d.shader === 'attention_fa2') && d.entryPoint !== 'rowdot') {
+    // Both variants. Params: B, T, H, HKV, D, … Causal: B·H·T(T+1)/2 scores, each a D-long dot product (2D
     // FLOPs) per matrix product: forward S and P·V (2), dq S, dP, dS·K (3), dkdv S, dP, Pᵀ·dO, dSᵀ·Q (4).
     const [B, T, H, , D] = [u32(d, 0), u32(d, 1), u32(d, 2), u32(d, 3), u32(d, 4)];
     const products = d.entryPoint === 'forward' ? 2 : d.entryPoint === 'bwd_dq' ? 3 : 4;

@@ -1,0 +1,163 @@
+// Variant 2 of causal attention (shaders/attention_fa2.wgsl): one thread per row with the
+// row's operands and accumulators in registers, the other side's rows in workgroup-memory
+// tiles read as broadcasts. attention.ts checks the tensors, picks the variant (this one
+// where `fa2Problem` finds nothing wrong with the shape) and calls the recorders here.
+import code from '../../shaders/attention_fa2.wgsl';
+import { KernelInputError } from '../gpu/errors.ts';
+import type { Gpu } from '../gpu/gpu.ts';
+import { Params } from '../gpu/params.ts';
+import type { Tensor } from '../gpu/tensor.ts';
+import type { AttentionDims } from './attention.ts';
+import { ceilDiv, grid } from './common.ts';
+import { WORKGROUP_TARGET, adapterClass } from './matmul-plan.ts';
+
+const SHADER = { name: 'attention_fa2', code };
+
+/** Largest head size variant 2 takes: q, the output and their partners fit the shader's register arrays (MAX_DK4 = 16). */
+export const FA2_MAX_D = 64;
+const MAX_KEY_TILE = 64; // MAX_BC in the shader: forward's per-thread scores
+/**
+ * Workgroup memory a variant 2 kernel's two row tiles aim at: 16 KiB lets 6 workgroups share
+ * a 100 KiB SM (RTX 3080/4090), about what the register file allows at D = 64 (each thread
+ * holds 2–3 rows of D floats), so shared memory is not the tighter limit.
+ */
+export const FA2_TILE_BYTES = 16 * 1024;
+const ROWS = [64, 32];
+const TILE_ROWS = [64, 32, 16];
+
+export type Fa2Kernel = 'forward' | 'dq' | 'dkdv';
+
+/**
+ * One kernel's shape: `rows` rows owned by the workgroup's threads (query rows in forward /
+ * dq, one thread each; key rows in dkdv, two threads each) and `tile` rows of the other side
+ * per workgroup-memory tile.
+ */
+export interface Fa2Shape {
+  rows: number;
+  tile: number;
+  /** forward / dq: threads per query row, each taking tile / split keys of every tile (1 when left out). */
+  split?: number;
+}
+
+/** Threads per workgroup of a variant 2 kernel. */
+export function fa2Threads(kernel: Fa2Kernel, s: Fa2Shape): number {
+  return kernel === 'dkdv' ? 2 * s.rows : s.rows * (s.split ?? 1);
+}
+
+/**
+ * Query rows under which forward and dq split each row's keys between 2 threads on a
+ * hardware adapter: a 128-SM GPU holds ~384 threads per SM at variant 2's ~200 registers
+ * (64 Ki registers per SM), 49,152 in all; fewer rows than that leave it part idle. At the
+ * presets' step shapes: small (8·4·256 = 8,192 rows) splits, base and 1b do not.
+ */
+export const FA2_SPLIT_BELOW_ROWS = 128 * 384;
+
+export type Fa2Tiles = Record<Fa2Kernel, Fa2Shape>;
+
+/** Workgroup memory, bytes, of a variant 2 kernel: two tiles of `tile` rows (+ row statistics in dkdv). */
+export function fa2TileBytes(kernel: Fa2Kernel, D: number, s: Fa2Shape): number {
+  return 2 * s.tile * D * 4 + (kernel === 'dkdv' ? 2 * s.tile * 4 : 0);
+}
+
+/** Why variant 2 cannot run head size D (null: it can). */
+export function fa2Problem(D: number): string | null {
+  if (D % 4 !== 0) return `head size D = ${D} is not a multiple of 4 (variant 2 reads rows as vec4)`;
+  if (D > FA2_MAX_D) return `head size D = ${D} is over variant 2's maximum of ${FA2_MAX_D}`;
+  return null;
+}
+
+function shapeProblem(gpu: Gpu, kernel: Fa2Kernel, D: number, s: Fa2Shape): string | null {
+  const split = s.split ?? 1;
+  if (![s.rows, s.tile, split].every((x) => Number.isInteger(x) && x > 0)) return 'rows, tile and split must be positive integers';
+  if (kernel === 'dkdv' && split !== 1) return 'dkdv does not split (it runs two threads per key already)';
+  if (s.tile % split !== 0) return `split ${split} must divide the tile's ${s.tile} keys`;
+  if ((split - 1) * s.rows > s.tile) return `a split's partial rows ((split − 1)·rows = ${(split - 1) * s.rows}) must fit the ${s.tile}-row tiles they are merged through`;
+  const threads = fa2Threads(kernel, s);
+  if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup || threads > gpu.limits.maxComputeWorkgroupSizeX) {
+    return `${threads} threads per workgroup exceed this GPU's limit`;
+  }
+  if (kernel !== 'dkdv' && s.tile > MAX_KEY_TILE) return `a key tile holds at most ${MAX_KEY_TILE} rows`;
+  const bytes = fa2TileBytes(kernel, D, s);
+  if (bytes > gpu.limits.maxComputeWorkgroupStorageSize) {
+    return `${bytes} bytes of workgroup memory exceed this GPU's ${gpu.limits.maxComputeWorkgroupStorageSize}`;
+  }
+  return null;
+}
+
+/**
+ * Variant 2's shapes for these sizes: 64 rows per workgroup when that still gives the
+ * adapter class's workgroup target (2 per SM of a 128-SM GPU), else 32 (short sequences,
+ * few heads); tiles as tall as fit FA2_TILE_BYTES (and the device), at most 64 rows; on a
+ * hardware adapter, forward and dq split each row's keys between 2 threads under
+ * FA2_SPLIT_BELOW_ROWS query rows.
+ */
+export function fa2Tiles(gpu: Gpu, dims: Pick<AttentionDims, 'B' | 'T' | 'H' | 'Hkv' | 'D'>): Fa2Tiles {
+  const target = WORKGROUP_TARGET[adapterClass(gpu)];
+  const pick = (kernel: Fa2Kernel, heads: number): Fa2Shape => {
+    const rows = ROWS.find((n) => dims.B * heads * ceilDiv(dims.T, n) >= target) ?? ROWS[ROWS.length - 1];
+    const fewRows = kernel !== 'dkdv' && !gpu.info.isSoftware && dims.B * dims.H * dims.T < FA2_SPLIT_BELOW_ROWS;
+    for (const tile of TILE_ROWS) {
+      // The budget is for the two row tiles; dkdv's row statistics (8 bytes a row) come on top.
+      if (2 * tile * dims.D * 4 > FA2_TILE_BYTES) continue;
+      for (const s of fewRows ? [{ rows, tile, split: 2 }, { rows, tile }] : [{ rows, tile }]) {
+        if (!shapeProblem(gpu, kernel, dims.D, s)) return s;
+      }
+    }
+    throw new KernelInputError('attention', `no variant 2 tile for D = ${dims.D} fits this GPU's workgroup limits`);
+  };
+  return { forward: pick('forward', dims.H), dq: pick('dq', dims.H), dkdv: pick('dkdv', dims.Hkv) };
+}
+
+function tilesFor(gpu: Gpu, kernel: string, dims: AttentionDims): Fa2Tiles {
+  const tiles = fa2Tiles(gpu, dims);
+  const forced = dims.fa2Tiles;
+  if (!forced) return tiles;
+  for (const k of ['forward', 'dq', 'dkdv'] as const) {
+    const f = forced[k];
+    if (!f) continue;
+    tiles[k] = f.split === undefined ? { rows: f.rows, tile: f.tile } : { rows: f.rows, tile: f.tile, split: f.split };
+    const problem = shapeProblem(gpu, k, dims.D, tiles[k]);
+    if (problem) throw new KernelInputError(kernel, `fa2Tiles.${k} ${JSON.stringify(tiles[k])}: ${problem}`);
+  }
+  return tiles;
+}
+
+// forward / dq: BQ query rows over BC-key tiles; dkdv: BC key rows over BQ-query tiles.
+function constants(kernel: Fa2Kernel, D: number, s: Fa2Shape): Record<string, number> {
+  const rows: Record<string, number> = kernel === 'dkdv' ? { BC: s.rows, BQ: s.tile } : { BQ: s.rows, BC: s.tile, KS: s.split ?? 1 };
+  return { ...rows, DK4: D / 4 };
+}
+
+function params(dims: AttentionDims, scale: number, nblocks: number): Params {
+  return new Params().u32(dims.B).u32(dims.T).u32(dims.H).u32(dims.Hkv).u32(dims.D).f32(scale).u32(nblocks).u32(0);
+}
+
+/** Records variant 2's forward for tensors attention.ts has checked. */
+export function recordFa2Forward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims, scale: number): void {
+  const s = tilesFor(gpu, 'attentionForward', dims).forward;
+  const nqb = ceilDiv(dims.T, s.rows);
+  const pipeline = gpu.pipeline(SHADER, 'forward', constants('forward', dims.D, s));
+  gpu.dispatch(pipeline, params(dims, scale, nqb), [q, k, v, out, lse], grid(gpu, dims.B * dims.H * nqb));
+}
+
+/**
+ * Records variant 2's backward for tensors attention.ts has checked: bwd_dq (which also
+ * writes D_i = rowsum(dout ∘ out) into a temporary [B, H, T]), then bwd_dkdv.
+ */
+export function recordFa2Backward(
+  gpu: Gpu,
+  t: { q: Tensor; k: Tensor; v: Tensor; out: Tensor; lse: Tensor; dout: Tensor; dq: Tensor; dk: Tensor; dv: Tensor },
+  dims: AttentionDims,
+  scale: number,
+): void {
+  const tiles = tilesFor(gpu, 'attentionBackward', dims);
+  const { B, T, H, Hkv, D } = dims;
+  const nqb = ceilDiv(T, tiles.dq.rows);
+  const nkb = ceilDiv(T, tiles.dkdv.rows);
+  const pDq = gpu.pipeline(SHADER, 'bwd_dq', constants('dq', D, tiles.dq));
+  const pDkdv = gpu.pipeline(SHADER, 'bwd_dkdv', constants('dkdv', D, tiles.dkdv));
+  const drow = gpu.tensor([B, H, T], 'f32', 'attention.drow');
+  gpu.dispatch(pDq, params(dims, scale, nqb), [t.q, t.k, t.v, t.out, t.dout, t.lse, drow, t.dq], grid(gpu, B * H * nqb));
+  gpu.dispatch(pDkdv, params(dims, scale, nkb), [t.q, t.k, t.v, t.dout, t.lse, drow, t.dk, t.dv], grid(gpu, B * Hkv * nkb));
+  drow.release();
+}
