@@ -17,7 +17,8 @@
 //                   far over the round's or a tensor far under the run's recent helpful ones
 //                   among them: scoring.ts), being out of sync: the round's score is 0.
 // An update whose trial makes the loss worse (harmful), invalid or copied bars its sender:
-// the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter).
+// the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter),
+// and not before its term has run: 1 round, doubling with each offence (bar-terms.ts).
 // The bars and the copy history's sketches are kept in the ledger with the round's rows, so a
 // restart forgets neither (Ledger.recordRound; the engine gets its sketches back first).
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
@@ -40,7 +41,8 @@ import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing, StoredSketch } from './ledger.ts';
-import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, barReason, barredAfter, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { barVerdicts } from './bar-terms.ts';
 import { CopyHistory, HISTORY_ROUNDS, type HistorySketches, type RestoredHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
@@ -195,17 +197,13 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
     emission: config.emissionPerEpoch / config.epochRounds,
   });
   const epoch = Math.floor(c.round / config.epochRounds);
-  // A verdict bars (with why) or lifts a bar; a round that says nothing of a member leaves its bar as it was.
-  const bars = new Map<string, string | null>();
-  for (const r of rows) {
-    const barred = barredAfter(r);
-    if (barred !== undefined) bars.set(r.address, barred ? barReason(r) : null);
-  }
+  // A verdict bars (for a term that doubles with each offence) or, once the term has run, lifts a bar.
+  const { bars, offences } = barVerdicts(rows, c.round, (address) => ledger.offenceRecord(address));
   const sketches = e.sketches && { seed: e.sketches.seed, entries: e.sketches.entries, keepFrom: c.round + 1 - HISTORY_ROUNDS };
   // The reference is what evaluated updates that helped measured (a held average is no evidence; a tiny update helps too little).
   const helpful = new Set(rows.filter((r) => r.sampled && r.score > 0).map((r) => r.address));
   const norms = e.norms && { entries: e.norms.filter(([s]) => helpful.has(s)), keepFrom: c.round + 1 - NORM_REFERENCE_ROUNDS };
-  ledger.recordRound(c.round, epoch, rows, { bars, sketches, norms });
+  ledger.recordRound(c.round, epoch, rows, { bars, offences, sketches, norms });
   if (trials.size < c.included.length) o.log(`validator: round ${c.round} evaluated a sample of ${trials.size} of ${c.included.length} updates`);
   for (const r of rows) o.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
   const standings = new Map<string, Standing>();

@@ -1,4 +1,4 @@
-// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink]] [--label NAME] [--software]`:
+// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink,alternate]] [--shrink-by 0.001] [--label NAME] [--software]`:
 // issue 19's "the model" measured. One attacker among honest `tiny` replicas, all in this
 // process (test/coordinator/adversary-swarm.ts: the coordinator's frame check, gather-K with the
 // validator's bars, every replica's outer step, the real validator and ledger; its verdict on a
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openNodeGpu } from '../../src/node/dawn.ts';
-import { ATTACKS, BENCH_ONLY_ATTACKS, runAdversarySwarm, type Attack, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
+import { ATTACKS, BENCH_ONLY_ATTACKS, alternateAttacks, runAdversarySwarm, type Attack, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
 import { printTable, writeResults, type BenchRow } from './table.ts';
 
 export async function runAdversaryBench(argv: string[]): Promise<number> {
@@ -27,10 +27,12 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
       seq: { type: 'string', default: '32' },
       attacks: { type: 'string', default: ATTACKS.join(',') },
       label: { type: 'string' },
+      'shrink-by': { type: 'string' },
       software: { type: 'boolean' },
     },
   });
-  const setup: SwarmSetup = { honest: Number(values.honest), rounds: Number(values.rounds), innerSteps: Number(values['inner-steps']), batch: Number(values.batch), seq: Number(values.seq), lr: 1e-2, evalBatches: 8, seed: 3 };
+  const setup: SwarmSetup = { honest: Number(values.honest), rounds: Number(values.rounds), innerSteps: Number(values['inner-steps']), batch: Number(values.batch), seq: Number(values.seq), lr: 1e-2, evalBatches: 8, seed: 3, ...(values['shrink-by'] ? { shrinkBy: Number(values['shrink-by']) } : {}) };
+  if (setup.shrinkBy !== undefined && !(setup.shrinkBy > 0)) throw new RangeError(`--shrink-by: a positive factor, got '${values['shrink-by']}'`);
   const attacks = values.attacks!.split(',').filter(Boolean) as Exclude<Attack, 'none'>[];
   const known = [...ATTACKS, ...BENCH_ONLY_ATTACKS];
   for (const a of attacks) if (!known.includes(a)) throw new RangeError(`--attacks: unknown attack '${a}' (known: ${known.join(', ')})`);
@@ -57,6 +59,8 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
         'attacker share %': a ? Number((100 * a.share).toFixed(2)) : null,
         'share after r0 %': a ? Number((100 * a.shareAfterFirst).toFixed(2)) : null,
         committed: a ? `[${a.committed.join(',')}]` : '–',
+        // Committed rounds in which it attacked (the alternating attacker sends honest work in odd rounds).
+        'attacks applied': a && a.attack !== 'none' ? a.committed.filter((round) => a.attack !== 'alternate' || alternateAttacks(round)).length : null,
         refused: a ? `[${a.refused.join(',')}]` : '–',
         'max |w|': Number(r.maxAbsWeight.toFixed(3)),
         unscored: r.unscored.length,

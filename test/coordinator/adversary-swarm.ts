@@ -28,7 +28,7 @@ import { UPDATE_HEADER_BYTES, UpdateError, decodeUpdate } from '../../src/sparse
 import { evalBatches, splitShard } from '../../src/train/sampler.ts';
 
 /** What the attacker does to its own (honestly trained) update before sending it. */
-export type Attack = 'none' | 'scale1000' | 'signflip' | 'stale' | 'hugetable' | 'shrink';
+export type Attack = 'none' | 'scale1000' | 'signflip' | 'stale' | 'hugetable' | 'shrink' | 'alternate';
 
 export const ATTACKS: readonly Exclude<Attack, 'none'>[] = ['scale1000', 'signflip', 'stale', 'hugetable'];
 /**
@@ -36,8 +36,14 @@ export const ATTACKS: readonly Exclude<Attack, 'none'>[] = ['scale1000', 'signfl
  * SHRINK_BY, so beside one honest update (a two-update commit, whose clip bound is the smaller
  * norm) it shrinks the honest one to its own size — a known weakness (test/bench/RESULTS.md).
  */
-export const BENCH_ONLY_ATTACKS: readonly Exclude<Attack, 'none'>[] = ['shrink'];
+export const BENCH_ONLY_ATTACKS: readonly Exclude<Attack, 'none'>[] = ['shrink', 'alternate'];
+/** The shrink attack's factor (the bench's --shrink-by sets it: 1e-3 by default; 1/9 is just over the undersize bar). */
 export const SHRINK_BY = 1e-3;
+/**
+ * 'alternate' sign-flips its update in even rounds and sends honest work in odd ones: a bar
+ * that lifts after one clean evaluation lets every attack after the first be applied.
+ */
+export const alternateAttacks = (round: number) => round % 2 === 0;
 
 /** The attacker's address for an attack (several attackers may share a run, one attack each). */
 export const attackerOf = (attack: Attack) => `attacker-${attack}`;
@@ -51,6 +57,8 @@ export interface SwarmSetup {
   lr: number;
   evalBatches: number;
   seed: number;
+  /** The shrink attack's factor (SHRINK_BY when absent). */
+  shrinkBy?: number;
 }
 
 export interface AttackerResult {
@@ -180,7 +188,8 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
         else if (attack === 'signflip') bytes = scaleTables(bytes, -1);
         else if (attack === 'stale') bytes = asRound(firstUpdate.get(m)!, round);
         else if (attack === 'hugetable') bytes = hugeTable(bytes);
-        else if (attack === 'shrink') bytes = scaleTables(bytes, SHRINK_BY);
+        else if (attack === 'shrink') bytes = scaleTables(bytes, s.shrinkBy ?? SHRINK_BY);
+        else if (attack === 'alternate' && alternateAttacks(round)) bytes = scaleTables(bytes, -1);
         sent.set(m, bytes);
       }
       // The coordinator: the frame check (RoundClock.offer), then gather-K.
