@@ -253,6 +253,16 @@ export function normReference(pool: readonly (readonly number[])[]): number[] {
   });
 }
 
+/**
+ * The clip floor a commit of fewer than three updates carries (aggregate.ts): the reference
+ * itself, so an update just over the undersize bar cannot shrink the other one to its size,
+ * and a huge one is clipped to a recent helpful norm; undefined while there is no reference.
+ */
+export function clipFloorOf(pool: readonly (readonly number[])[]): number[] | undefined {
+  const reference = normReference(pool);
+  return reference.some((x) => x > 0) ? reference : undefined;
+}
+
 /** The senders with a tensor whose norm is under reference / UNDERSIZE_FACTOR (none for a tensor without a reference). */
 export function undersizedUpdates(norms: ReadonlyMap<string, readonly number[]>, reference: readonly number[]): string[] {
   return [...norms].filter(([, n]) => n.some((x, t) => (reference[t] ?? 0) > 0 && !(x >= reference[t] / UNDERSIZE_FACTOR))).map(([s]) => s);

@@ -67,6 +67,8 @@ export interface ClosedRound {
   reportedHashes: Record<string, string>;
   /** When the round started (the validator's queue paces its first round by the round's duration). */
   startedAt?: number;
+  /** The commit's clip floor (aggregate.ts), applied with its payloads as every replica does. */
+  clipFloor?: number[];
 }
 
 /**
@@ -140,8 +142,8 @@ export interface ValidatorEngine {
   warmUp(): Promise<number>;
   /** θ_start ← the checkpoint, or the seed (round 0) without one; the round it holds. */
   loadStart(checkpoint: StartWeights | null): Promise<number>;
-  /** Applies the commit of the round held (its payloads in commit order): it then holds the next. */
-  apply(round: number, payloads: Uint8Array[]): Promise<void>;
+  /** Applies the commit of the round held (its payloads in commit order, its clip floor): it then holds the next. */
+  apply(round: number, payloads: Uint8Array[], clipFloor?: number[]): Promise<void>;
   /**
    * Evaluates `evaluate` of the round's updates (a prefix of evaluationOrder), checks all
    * delivered for copies, then applies the round's commit. The round must be the one held.
@@ -162,14 +164,14 @@ export interface ValidatorEngine {
  * Brings the engine to θ_start(round): from the checkpoint (or the seed), then the stored
  * commits. False, logged, when a commit in between is gone.
  */
-export async function syncValidator(engine: ValidatorEngine, round: number, checkpoint: StartWeights | null, commitPayloads: (r: number) => Uint8Array[] | null, log: (line: string) => void): Promise<boolean> {
+export async function syncValidator(engine: ValidatorEngine, round: number, checkpoint: StartWeights | null, commitPayloads: (r: number) => Uint8Array[] | null, log: (line: string) => void, clipFloorOf: (r: number) => number[] | undefined = () => undefined): Promise<boolean> {
   for (let at = await engine.loadStart(checkpoint && checkpoint.round <= round ? checkpoint : null); at < round; at++) {
     const payloads = commitPayloads(at);
     if (!payloads) {
       log(`validator: the commit of round ${at} is gone; scoring resumes after a checkpoint catches up`);
       return false;
     }
-    await engine.apply(at, payloads);
+    await engine.apply(at, payloads, clipFloorOf(at));
   }
   return true;
 }
@@ -257,9 +259,9 @@ export class Validator implements ValidatorEngine {
     return (this.held = round);
   }
 
-  async apply(round: number, payloads: Uint8Array[]): Promise<void> {
+  async apply(round: number, payloads: Uint8Array[], clipFloor?: number[]): Promise<void> {
     if (this.held !== round) throw new Error(`validator holds round ${this.held}, asked to apply the commit of round ${round}`);
-    this.replica.apply(payloads, round);
+    this.replica.apply(payloads, round, clipFloor);
     this.held = round + 1;
   }
 
@@ -362,7 +364,7 @@ export class Validator implements ValidatorEngine {
       copied.add(sender);
       this.log(`validator: round ${c.round}: the update of ${sender} repeats ${earlier.sender}'s of round ${earlier.round} (overlap ≈ ${earlier.overlap.toFixed(2)}): a copy`);
     }
-    this.replica.apply(c.included.map((u) => u.payload), c.round);
+    this.replica.apply(c.included.map((u) => u.payload), c.round, c.clipFloor);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
     const timing = { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length, outOfTime };

@@ -16,7 +16,8 @@ import { blake2AsU8a } from '@polkadot/util-crypto';
 import { toHex } from '../../src/base/hex.ts';
 import { gatherK } from '../../src/coordinator/gather.ts';
 import { Ledger, type Standing } from '../../src/coordinator/ledger.ts';
-import { samplingOptions } from '../../src/coordinator/scoring.ts';
+import { clipFloorOf, samplingOptions } from '../../src/coordinator/scoring.ts';
+import { FLOORED_BELOW } from '../../src/sparseloco/aggregate.ts';
 import { Validator, recordScores, type ClosedRound } from '../../src/coordinator/validator.ts';
 import { parameterLayout } from '../../src/model/config.ts';
 import { configHash } from '../../src/model/identity.ts';
@@ -211,7 +212,9 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
       for (const e of included) of.get(e.sender)?.committed.push(round);
       result.commits.push(included.map((e) => e.sender));
       const payloads = included.map((e) => sent.get(e.sender)!);
-      for (const replica of replicas.values()) replica.apply(payloads, round);
+      // The commit's clip floor, as RoundClock sets it from the validator's ledger (a commit of fewer than three).
+      const clipFloor = included.length < FLOORED_BELOW ? clipFloorOf(ledger.helpfulNorms()) : undefined;
+      for (const replica of replicas.values()) replica.apply(payloads, round, clipFloor);
       // The validator scores the round and its verdict reaches the coordinator.
       const inSet = new Set(included.map((e) => e.sender));
       const closed: ClosedRound = {
@@ -222,6 +225,7 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
         missing: [],
         invalid,
         reportedHashes,
+        ...(clipFloor ? { clipFloor } : {}),
       };
       try {
         const evaluation = await validator.evaluate(closed, members.length);
