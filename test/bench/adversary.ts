@@ -1,4 +1,4 @@
-// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink,alternate]] [--shrink-by 0.001] [--label NAME] [--software]`:
+// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink,alternate]] [--shrink-by 0.001] [--alone-from FILE] [--reference-from FILE] [--label NAME] [--software]`:
 // issue 19's "the model" measured. One attacker among honest `tiny` replicas, all in this
 // process (test/coordinator/adversary-swarm.ts: the coordinator's frame check, gather-K with the
 // validator's bars, every replica's outer step, the real validator and ledger; its verdict on a
@@ -8,7 +8,7 @@
 // attacker's lost contribution), and the attacker's share of the rewards (goal: 0; the stale
 // attack's first round is honest work, so its share after round 0 is shown too). Writes
 // results/adversary.json (adversary-NAME.json with --label). Minutes on SwiftShader: one run per attack plus two references.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,6 +28,8 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
       attacks: { type: 'string', default: ATTACKS.join(',') },
       label: { type: 'string' },
       'shrink-by': { type: 'string' },
+      'alone-from': { type: 'string' },
+      'reference-from': { type: 'string' },
       software: { type: 'boolean' },
     },
   });
@@ -46,8 +48,20 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
       console.log(`${label}: held-out ${r.curve.map((x) => x.toFixed(4)).join(' ')} (${r.seconds.toFixed(0)} s)`);
       return r;
     };
-    const alone = await run('honest alone', []);
-    const reference = await run('attacker honest', ['none']);
+    // A reference run taken from an earlier results file (same setup; the code change must not touch it: say why where it is recorded).
+    const reuse = (file: string, label: string, list: Attack[]): SwarmResult => {
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { setup: SwarmSetup; runs: SwarmResult[] };
+      const { shrinkBy: _a, ...ours } = setup;
+      const { shrinkBy: _b, ...theirs } = saved.setup;
+      if (JSON.stringify(ours) !== JSON.stringify(theirs)) throw new RangeError(`${file}: its setup ${JSON.stringify(saved.setup)} is not this run's ${JSON.stringify(setup)}`);
+      const r = saved.runs.find((x) => JSON.stringify(x.attacks) === JSON.stringify(list));
+      if (!r) throw new RangeError(`${file} has no '${label}' run`);
+      runs.push(r);
+      console.log(`${label} (from ${file}): held-out ${r.curve.map((x) => x.toFixed(4)).join(' ')}`);
+      return r;
+    };
+    const alone = values['alone-from'] ? reuse(values['alone-from'], 'honest alone', []) : await run('honest alone', []);
+    const reference = values['reference-from'] ? reuse(values['reference-from'], 'attacker honest', ['none']) : await run('attacker honest', ['none']);
     const rows: BenchRow[] = [];
     const row = (label: string, r: SwarmResult): BenchRow => {
       const a = r.attackers.find((x) => x.attack !== 'none') ?? r.attackers[0];
