@@ -41,7 +41,7 @@ import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing, StoredSketch } from './ledger.ts';
-import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, referenceSenders, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
 import { barVerdicts } from './bar-terms.ts';
 import { CopyHistory, HISTORY_ROUNDS, type HistorySketches, type RestoredHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
@@ -203,7 +203,7 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
   const { bars, offences } = barVerdicts(rows, c.round, (address) => ledger.offenceRecord(address));
   const sketches = e.sketches && { seed: e.sketches.seed, entries: e.sketches.entries, keepFrom: c.round + 1 - HISTORY_ROUNDS };
   // The reference is what evaluated updates that helped measured (a held average is no evidence; a tiny update helps too little).
-  const helpful = new Set(rows.filter((r) => r.sampled && r.score > 0).map((r) => r.address));
+  const helpful = referenceSenders(rows);
   const norms = e.norms && { entries: e.norms.filter(([s]) => helpful.has(s)), keepFrom: c.round + 1 - NORM_REFERENCE_ROUNDS };
   ledger.recordRound(c.round, epoch, rows, { bars, offences, sketches, norms });
   if (trials.size < c.included.length) o.log(`validator: round ${c.round} evaluated a sample of ${trials.size} of ${c.included.length} updates`);

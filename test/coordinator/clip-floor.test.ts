@@ -4,9 +4,12 @@
 // the same), and a malformed floor makes the commit malformed. Fake clock, no GPU.
 import { beforeAll, afterEach, describe, expect, it } from 'vitest';
 import { commitView } from '../../src/coordinator/run-record.ts';
-import { clipFloorOf } from '../../src/coordinator/scoring.ts';
+import { Ledger } from '../../src/coordinator/ledger.ts';
+import { clipFloorOf, type Trial } from '../../src/coordinator/scoring.ts';
+import { recordScores } from '../../src/coordinator/validator.ts';
 import { parseCommitView, parseServerMessage } from '../../src/protocol/messages.ts';
-import { devKeys, joinAll, makeCoordinator, removeTempDirs, signedUpdate, testConfig, type Keys } from './helpers.ts';
+import { join } from 'node:path';
+import { devKeys, joinAll, makeCoordinator, removeTempDirs, signedUpdate, tempDir, testConfig, type Keys } from './helpers.ts';
 
 let k: Keys;
 beforeAll(async () => {
@@ -47,5 +50,23 @@ describe("the commit's clip floor (issue 19)", () => {
     expect(clipFloorOf([])).toBeUndefined();
     expect(clipFloorOf([[0, 0]])).toBeUndefined();
     expect(clipFloorOf([[1, 4], [2, 3], [3, 2]])).toEqual([2, 3]);
+  });
+
+  it('an update scaled ×1/9 beside one honest update stays out of the reference (it scores ~1/9 as much), so the floor is the honest norm', () => {
+    const ledger = new Ledger(join(tempDir(), 'ledger.sqlite'));
+    const config = testConfig();
+    const honest: Trial = { gradient: 0.09, assigned: 0.09, control: 0.01 };
+    const shrunk: Trial = { gradient: 0.01, assigned: 0.01, control: 0.001 };
+    for (let round = 0; round < 3; round++) {
+      const pair = ['honest', 'shrink'];
+      const closed = { round, members: pair, missing: [], invalid: {}, others: [], reportedHashes: { honest: 'h', shrink: 'h' }, included: pair.map((sender, i) => ({ sender, payload: new Uint8Array(0), deliveredAt: i })) };
+      const evaluation = { round, trials: [['honest', honest], ['shrink', shrunk]] as [string, Trial][], copied: [], undecodable: [], weightsHash: 'h', timing: { fixedMs: 0, perUpdateMs: 0, evaluated: 2, outOfTime: 0 }, norms: [['honest', [0.9, 2.7]], ['shrink', [0.1, 0.3]]] as [string, number[]][] };
+      const rows = recordScores(closed, evaluation, { config, ledger, closedRounds: round + 1, log: () => {} });
+      // Scored (it helps, above the noise floor), not barred (over 1/10 of the reference): only the floor stops its shrink.
+      expect(rows.get('shrink')!.barred).toBe(false);
+    }
+    // Before, every update that scored joined: the lower median of {0.9, 0.1, …} was the shrunk norm.
+    expect(clipFloorOf(ledger.helpfulNorms())).toEqual([0.9, 2.7]);
+    ledger.close();
   });
 });
