@@ -24,7 +24,7 @@ import { loadOrBuildShard } from '../node/corpus.ts';
 import { ChainConfigError, parseChainOptions, type ChainOptions } from '../coordinator/chain-weights.ts';
 import { ChainError, connectSubtensor } from '../coordinator/chain.ts';
 import { EpochWeights } from '../coordinator/chain-epochs.ts';
-import { samplingOptions, type SamplingOptions } from '../coordinator/scoring.ts';
+import { clipFloorOf, samplingOptions, type SamplingOptions } from '../coordinator/scoring.ts';
 import { loadHotkeyFile } from '../node/hotkey-file.ts';
 import { CommandUsageError, parseCommandArgs } from './args.ts';
 import { STORE_USAGE, StoreSettingsError, bucketFromFlags } from './store-settings.ts';
@@ -109,7 +109,7 @@ export async function startCoordinator(
   const validation = o.validate === false || config.stages > 1 ? null : await startValidation(config, shard.tokens, stateDir, o);
   // Gather-K ranks by the ledger's averages and leaves out its bars (both kept across restarts); unscored peers are newcomers.
   const standing = validation ? (address: string) => validation.ledger.averages(address)?.ema : undefined;
-  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, barred: validation ? (address) => validation.ledger.bar(address) !== null : undefined, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs, bucket: o.bucket, turn: o.turn ?? undefined });
+  const coordinator = new Coordinator(config, store, { log: o.log, onRoundClosed: (c) => validation?.enqueue(c), scoring: validation ? () => validation.progress() : undefined, standing, barred: validation ? (address) => validation.ledger.bar(address) !== null : undefined, clipFloor: validation ? () => clipFloorOf(validation.ledger.helpfulNorms()) : undefined, roundLimit: o.roundLimit, syncGraceMs: o.syncGraceMs, bucket: o.bucket, turn: o.turn ?? undefined });
   validation?.attach(coordinator);
   const server = await serveCoordinator(coordinator, { port: o.port, host: o.host, shard: encodeShard(shard.tokens, shard.meta), log: o.log, rewards: validation?.rewards });
   coordinator.start();
@@ -231,7 +231,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     // A round not held in memory (the queue was full when it closed, or it closed before this start) is read back from the state.
     const c = held ? { ok: true as const, closed: held } : coordinator.closedRound(round);
     const unscoreable = !c.ok ? c.reason
-      : engine.round !== round && !(await syncValidator(engine, round, await startFor(round), (r) => coordinator.commitPayloads(r), o.log)) ? `the validator could not rebuild θ_start of round ${round} (a commit before it is gone)`
+      : engine.round !== round && !(await syncValidator(engine, round, await startFor(round), (r) => coordinator.commitPayloads(r), o.log, (r) => coordinator.commit(r)?.clipFloor)) ? `the validator could not rebuild θ_start of round ${round} (a commit before it is gone)`
       : null;
     if (!c.ok || unscoreable) {
       skip(round, unscoreable!);
@@ -296,7 +296,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
       const round = c.round;
       // Not synced here, the first round scored rebuilds θ_start itself (score → syncValidator).
       ready = ready
-        .then(async () => syncValidator(engine, round, await startFor(round), (r) => c.commitPayloads(r), o.log))
+        .then(async () => syncValidator(engine, round, await startFor(round), (r) => c.commitPayloads(r), o.log, (r) => c.commit(r)?.clipFloor))
         .then(() => {}, (e: Error) => o.log(`validator: θ_start of round ${round} not loaded yet (${e.message}); the first round scored rebuilds it`));
       inHand = ready;
     },

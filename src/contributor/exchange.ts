@@ -133,7 +133,7 @@ export class Exchange {
 
   commitHeard(m: HeardCommit): void {
     this.coordRound = m.round + 1;
-    if (m.round >= this.held) this.commits.set(m.round, { round: m.round, included: m.included, checkpointBy: m.checkpointBy, delivered: m.delivered });
+    if (m.round >= this.held) this.commits.set(m.round, { round: m.round, included: m.included, checkpointBy: m.checkpointBy, delivered: m.delivered, ...(m.clipFloor ? { clipFloor: m.clipFloor } : {}) });
   }
 
   /** The coordinator (the run's store) holds our update of `round`: offer it to our neighbours. */
@@ -251,7 +251,7 @@ export class Exchange {
     const commit = { ...all, included: all.included.filter((e) => (e.stage ?? 0) === stage) };
     const { payloads, fromPeers, fromStore } = await this.gather.collect(r, commit.included);
     const replica = this.replica;
-    const report = await this.h.exclusive(() => replica.apply(payloads, r));
+    const report = await this.h.exclusive(() => replica.apply(payloads, r, all.clipFloor));
     for (const x of report.rejected) this.h.refusals.count('update-' + x.reason, commit.included[x.index]?.sender ?? '?', x.message);
     if (report.notApplied) this.h.refusals.count('aggregate-nonfinite', 'the commit', report.notApplied); // every replica skips it alike
     this.held = r + 1;

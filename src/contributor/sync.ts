@@ -27,6 +27,8 @@ export interface CommitInfo {
   round: number;
   included: CommitEntry[];
   checkpointBy: string | null;
+  /** The commit's clip floor (aggregate.ts): applied with its payloads, as every replica does. */
+  clipFloor?: number[];
 }
 
 /** The contributor cannot get the run's weights; the message says why and what to do. */
@@ -142,7 +144,7 @@ async function replay(c: SyncContext, from: number): Promise<number | null> {
       if (header.sender !== e.sender || header.round !== r || toHex(header.payloadHash) !== e.hash) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not match its commit`);
       payloads.push(payload);
     }
-    await c.exclusive(() => c.replica.apply(payloads, r));
+    await c.exclusive(() => c.replica.apply(payloads, r, commit.clipFloor));
     r++;
   }
   return r;
@@ -159,5 +161,5 @@ async function fetchCommit(c: SyncContext, round: number): Promise<CommitInfo | 
   // The replica's view (the committed entries and counts, O(K)), not the operator's full record.
   const view = parseCommitView(new TextDecoder().decode(bytes), round);
   if (!view) throw new SyncError(`the coordinator's commit of round ${round} is malformed`);
-  return { round, included: view.included, checkpointBy: null };
+  return { round, included: view.included, checkpointBy: null, ...(view.clipFloor ? { clipFloor: view.clipFloor } : {}) };
 }

@@ -59,6 +59,8 @@ export interface CoordinatorOptions extends Pick<ControlPlaneContext, 'turn'> {
   standing?: (address: string) => number | undefined;
   /** Whether the validator bars a sender from commits (its ledger, kept across restarts). Default: the bars sendScores carried. */
   barred?: (address: string) => boolean;
+  /** The clip floor a commit of fewer than three updates carries (the validator's reference norms: scoring.ts normReference); absent: none. */
+  clipFloor?: () => number[] | undefined;
   /** The validator's progress, for the status and standings; absent when nobody validates. */
   scoring?: () => ScoringProgress;
   /** Start no round numbered this or higher (`tessera swarm --rounds R` runs exactly R). */
@@ -127,6 +129,7 @@ export class Coordinator {
       onRoundClosed: (round) => this.roundClosed(round),
       standing: options.standing ?? ((address) => this.standings.get(address)?.ema),
       barred: options.barred ?? ((address) => this.standings.get(address)?.barred ?? false),
+      clipFloor: options.clipFloor,
       onPhase: () => this.control.countsChanged(),
       onAnnounced: (address, round, deadline) => this.bucket?.announced(address, round, deadline),
       save: () => this.record.save(),

@@ -3,13 +3,15 @@
 // in one transaction per round so a crash never leaves half a round. It is the source of
 // truth for rewards when no chain is configured, and survives coordinator restarts.
 // The same transaction keeps what the validator must not forget at a restart: its bars (a
-// sender whose last evaluated update was harmful, invalid or a copy stays out of commits until
-// an evaluation clears it; bars do not expire) and the copy check's sketches of the last
+// sender whose evaluated update was harmful, invalid or a copy stays out of commits until a
+// clean evaluation after its term clears it; bars do not expire) and the copy check's sketches of the last
 // rounds (copy-history.ts), so a restart neither lets a barred attacker back in nor forgets
-// what an update could be a replay of; and the norms the undersize check judges by (scoring.ts
+// what an update could be a replay of; each sender's offences, which set how long its next bar
+// lasts (bar-terms.ts), kept after the bar lifts; and the norms the undersize check judges by (scoring.ts
 // normReference). All move in step with the scored rounds.
 import Database from 'better-sqlite3';
 import type { Standing } from '../protocol/messages.ts';
+import type { OffenceRecord } from './bar-terms.ts';
 
 export type { Standing };
 
@@ -51,6 +53,8 @@ export interface StoredSketch {
 export interface RoundVerdicts {
   /** A reason bars the sender (kept since its first round), null lifts its bar; absent senders keep theirs. */
   bars?: ReadonlyMap<string, string | null>;
+  /** Senders whose offence record this round changes (an offence in it): the record replaces theirs. */
+  offences?: ReadonlyMap<string, OffenceRecord>;
   /** The round's sketches, the hashes' seed, and the oldest round whose sketches stay kept. */
   sketches?: { seed: number; entries: readonly StoredSketch[]; keepFrom: number };
   /** Per-tensor norms of the round's helpful updates (the undersize check's reference), and the oldest round kept. */
@@ -60,6 +64,7 @@ export interface RoundVerdicts {
 export class Ledger {
   private readonly db: Database.Database;
   private readonly barOf: Database.Statement;
+  private readonly offencesOf: Database.Statement;
 
   constructor(readonly file: string) {
     try {
@@ -71,6 +76,7 @@ export class Ledger {
       throw new Error(`the reward ledger ${file} cannot be opened (${(e as Error).message}): move it away to start a new ledger (its rewards, standings and bars are then forgotten)`, { cause: e });
     }
     this.barOf = this.db.prepare(`SELECT since_round AS since, last_round AS last, reason FROM bars WHERE address = ?`);
+    this.offencesOf = this.db.prepare(`SELECT offences, last_offence AS lastOffence FROM offences WHERE address = ?`);
   }
 
   private createTables(): void {
@@ -89,6 +95,8 @@ export class Ledger {
       INSERT OR IGNORE INTO round_outcomes SELECT DISTINCT round, 'scored', '' FROM round_scores;
       CREATE TABLE IF NOT EXISTS bars (
         address TEXT PRIMARY KEY, since_round INTEGER NOT NULL, last_round INTEGER NOT NULL, reason TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS offences (
+        address TEXT PRIMARY KEY, offences INTEGER NOT NULL, last_offence INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS copy_sketches (
         round INTEGER NOT NULL, sender TEXT NOT NULL, seed INTEGER NOT NULL, elements INTEGER NOT NULL, sketch BLOB NOT NULL,
         PRIMARY KEY (round, sender));
@@ -100,6 +108,11 @@ export class Ledger {
   /** Why the validator bars `address` from commits, or null when it does not. */
   bar(address: string): Bar | null {
     return (this.barOf.get(address) as Bar | undefined) ?? null;
+  }
+
+  /** A sender's offences so far (they set its next bar's term: bar-terms.ts), or null for none. */
+  offenceRecord(address: string): OffenceRecord | null {
+    return (this.offencesOf.get(address) as OffenceRecord | undefined) ?? null;
   }
 
   /** Every sender barred now, by address. */
@@ -178,7 +191,7 @@ export class Ledger {
     })();
   }
 
-  /** Inside recordRound's transaction: bars set and lifted, this round's sketches in, those too old out. */
+  /** Inside recordRound's transaction: bars set and lifted, offences counted, this round's sketches in, those too old out. */
   private keepVerdicts(round: number, v: RoundVerdicts): void {
     const setBar = this.db.prepare(`INSERT INTO bars VALUES (?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET last_round = excluded.last_round, reason = excluded.reason`);
     const lift = this.db.prepare(`DELETE FROM bars WHERE address = ?`);
@@ -186,6 +199,8 @@ export class Ledger {
       if (reason === null) lift.run(address);
       else setBar.run(address, round, round, reason);
     }
+    const setOffences = this.db.prepare(`INSERT OR REPLACE INTO offences VALUES (?, ?, ?)`);
+    for (const [address, o] of v.offences ?? []) setOffences.run(address, o.offences, o.lastOffence);
     if (v.norms) {
       this.db.prepare(`DELETE FROM helpful_norms WHERE round >= ? OR round < ?`).run(round, v.norms.keepFrom);
       const add = this.db.prepare(`INSERT OR REPLACE INTO helpful_norms VALUES (?, ?, ?)`);

@@ -24,6 +24,7 @@ import { toHex } from '../base/hex.ts';
 import type { CommitEntry, RunState, ServerMessage } from '../protocol/messages.ts';
 import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
 import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
+import { FLOORED_BELOW } from '../sparseloco/aggregate.ts';
 import { configHash } from '../model/identity.ts';
 import { gatherK } from './gather.ts';
 import type { StageBalancer } from './stages.ts';
@@ -64,6 +65,8 @@ export interface RoundClockContext {
   readonly standing: (address: string) => number | undefined;
   /** Whether the validator bars the sender from commits (its last evaluated update was harmful, invalid or a copy). */
   readonly barred?: (address: string) => boolean;
+  /** The commit's clip floor (the validator's reference norm per tensor: aggregate.ts), or undefined for none. */
+  readonly clipFloor?: () => number[] | undefined;
   /** The waiting counts changed (a round started or closed): the coordinator tells the swarm. */
   readonly onPhase?: () => void;
   /** Round `round` was announced to a member (a bucket store hands it an upload URL). */
@@ -306,6 +309,9 @@ export class RoundClock {
     const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), startedAt: this.startedAt, closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };
     const asks = checkpointAsks(config, round, included);
     if (asks) record.checkpointBy = asks;
+    // Only a commit of fewer than three updates per tensor uses it (aggregate.ts FLOORED_BELOW); one stage's tensors.
+    const clipFloor = config.stages === 1 && included.length < FLOORED_BELOW ? this.ctx.clipFloor?.() : undefined;
+    if (clipFloor?.length) record.clipFloor = clipFloor;
     state.commits.push(record);
     // Tokens trained count what replicas apply: the committed updates.
     state.tokensTrained = (state.tokensTrained ?? 0) + tokensOfCommit(config, included);
@@ -318,7 +324,7 @@ export class RoundClock {
     this.refused = new Set();
     this.phase = 'waiting';
     this.waitingSince = this.ctx.now();
-    this.ctx.peers.broadcast({ type: 'commit', round, included, delivered: delivered.length, checkpointBy });
+    this.ctx.peers.broadcast({ type: 'commit', round, included, delivered: delivered.length, checkpointBy, ...(record.clipFloor ? { clipFloor: record.clipFloor } : {}) });
     this.ctx.onRoundClosed?.(round);
     this.ctx.onPhase?.();
     this.maybeStart();

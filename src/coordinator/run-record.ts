@@ -95,7 +95,7 @@ export class RunRecord {
     const others = (c.delivered ?? []).filter((e) => !committed.has(e.sender)).map((e, i) => ({ sender: e.sender, deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + c.included.length + i }));
     const reports = this.state.reports[round] ?? {};
     const reportedHashes = Object.fromEntries(c.members.map((a) => [a, reports[a]?.weightsHash ?? '']));
-    return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes, startedAt: c.startedAt } };
+    return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes, startedAt: c.startedAt, ...(c.clipFloor ? { clipFloor: c.clipFloor } : {}) } };
   }
 
   /** A stored update's payload (committed or not), or null when it is not stored. */
@@ -127,5 +127,5 @@ export class RunRecord {
 /** A commit record as replicas get it: the committed entries and counts, not the member list and delivery times (O(K), not O(N)). */
 export function commitView(c: CommitRecord): CommitView {
   // The checkpoint's trust anchors (who was asked, the consensus fingerprint) are O(stages): a late joiner needs them.
-  return { round: c.round, included: c.included, members: c.members.length, delivered: c.delivered?.length ?? c.included.length, missing: c.missing.length, ...(c.checkpointBy ? { checkpointBy: c.checkpointBy } : {}), ...(c.weightsAfter ? { weightsAfter: c.weightsAfter } : {}) };
+  return { round: c.round, included: c.included, members: c.members.length, delivered: c.delivered?.length ?? c.included.length, missing: c.missing.length, ...(c.checkpointBy ? { checkpointBy: c.checkpointBy } : {}), ...(c.weightsAfter ? { weightsAfter: c.weightsAfter } : {}), ...(c.clipFloor ? { clipFloor: c.clipFloor } : {}) };
 }

@@ -242,8 +242,25 @@ export const UNDERSIZE_FACTOR = 10;
 export const NORM_REFERENCE_ROUNDS = 4;
 
 /**
- * Per tensor, the lower median of the norms of the recent updates that scored above 0 (a tiny
- * update helps too little to: it never enters), or 0 where none has a positive norm.
+ * An update's norms join the reference only if it scored at least this share of the round's
+ * median positive score. A trial step's gain grows with the update's size, so an update scaled
+ * down (×1/9, just over the undersize bar) scores about that share of an honest one and stays
+ * out; beside one honest update it would otherwise be half the pool, and the lower median its
+ * norm (the clip floor made from it would not hold: bench adversary --attacks shrink).
+ */
+export const REFERENCE_SCORE_SHARE = 0.5;
+
+/** The evaluated members whose norms join the reference this round (see REFERENCE_SCORE_SHARE). */
+export function referenceSenders(rows: readonly Pick<ScoredRow, 'address' | 'sampled' | 'score'>[]): Set<string> {
+  const scores = rows.filter((r) => r.sampled && r.score > 0).map((r) => r.score).sort((a, b) => a - b);
+  // The upper median, as the noise floor takes it: of two, the larger.
+  const bar = scores.length ? REFERENCE_SCORE_SHARE * scores[scores.length >> 1] : Infinity;
+  return new Set(rows.filter((r) => r.sampled && r.score > 0 && r.score >= bar).map((r) => r.address));
+}
+
+/**
+ * Per tensor, the lower median of the norms of the recent updates that scored well (a tiny
+ * update helps too little to: it never enters, referenceSenders), or 0 where none has a positive norm.
  */
 export function normReference(pool: readonly (readonly number[])[]): number[] {
   const tensors = Math.max(0, ...pool.map((p) => p.length));
@@ -251,6 +268,16 @@ export function normReference(pool: readonly (readonly number[])[]): number[] {
     const xs = pool.map((p) => p[t]).filter((x) => Number.isFinite(x) && x > 0).sort((a, b) => a - b);
     return xs.length ? xs[(xs.length - 1) >> 1] : 0;
   });
+}
+
+/**
+ * The clip floor a commit of fewer than three updates carries (aggregate.ts): the reference
+ * itself, so an update just over the undersize bar cannot shrink the other one to its size,
+ * and a huge one is clipped to a recent helpful norm; undefined while there is no reference.
+ */
+export function clipFloorOf(pool: readonly (readonly number[])[]): number[] | undefined {
+  const reference = normReference(pool);
+  return reference.some((x) => x > 0) ? reference : undefined;
 }
 
 /** The senders with a tensor whose norm is under reference / UNDERSIZE_FACTOR (none for a tensor without a reference). */

@@ -39,6 +39,8 @@ export interface CommitRecord {
   checkpointBy?: Record<string, string>;
   /** The consensus weights fingerprint after this commit: what a majority of its members reported holding. */
   weightsAfter?: string;
+  /** Per tensor, the least clip bound when fewer than three updates are committed (aggregate.ts): every replica applies it. */
+  clipFloor?: number[];
 }
 
 export interface MemberReport {

@@ -93,9 +93,9 @@ export class ValidatorThread implements ValidatorEngine {
     return (this.held = await this.call<number>('loadStart', [checkpoint]));
   }
 
-  async apply(round: number, payloads: Uint8Array[]): Promise<void> {
+  async apply(round: number, payloads: Uint8Array[], clipFloor?: number[]): Promise<void> {
     const moved = payloads.map(own);
-    await this.call('apply', [round, moved], moved.map((p) => p.buffer as ArrayBuffer));
+    await this.call('apply', [round, moved, clipFloor], moved.map((p) => p.buffer as ArrayBuffer));
     this.held = round + 1;
   }
 

@@ -17,7 +17,8 @@
 //                   far over the round's or a tensor far under the run's recent helpful ones
 //                   among them: scoring.ts), being out of sync: the round's score is 0.
 // An update whose trial makes the loss worse (harmful), invalid or copied bars its sender:
-// the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter).
+// the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter),
+// and not before its term has run: 1 round, doubling with each offence (bar-terms.ts).
 // The bars and the copy history's sketches are kept in the ledger with the round's rows, so a
 // restart forgets neither (Ledger.recordRound; the engine gets its sketches back first).
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
@@ -40,7 +41,8 @@ import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing, StoredSketch } from './ledger.ts';
-import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, barReason, barredAfter, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, referenceSenders, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { barVerdicts } from './bar-terms.ts';
 import { CopyHistory, HISTORY_ROUNDS, type HistorySketches, type RestoredHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
@@ -65,6 +67,8 @@ export interface ClosedRound {
   reportedHashes: Record<string, string>;
   /** When the round started (the validator's queue paces its first round by the round's duration). */
   startedAt?: number;
+  /** The commit's clip floor (aggregate.ts), applied with its payloads as every replica does. */
+  clipFloor?: number[];
 }
 
 /**
@@ -138,8 +142,8 @@ export interface ValidatorEngine {
   warmUp(): Promise<number>;
   /** θ_start ← the checkpoint, or the seed (round 0) without one; the round it holds. */
   loadStart(checkpoint: StartWeights | null): Promise<number>;
-  /** Applies the commit of the round held (its payloads in commit order): it then holds the next. */
-  apply(round: number, payloads: Uint8Array[]): Promise<void>;
+  /** Applies the commit of the round held (its payloads in commit order, its clip floor): it then holds the next. */
+  apply(round: number, payloads: Uint8Array[], clipFloor?: number[]): Promise<void>;
   /**
    * Evaluates `evaluate` of the round's updates (a prefix of evaluationOrder), checks all
    * delivered for copies, then applies the round's commit. The round must be the one held.
@@ -160,14 +164,14 @@ export interface ValidatorEngine {
  * Brings the engine to θ_start(round): from the checkpoint (or the seed), then the stored
  * commits. False, logged, when a commit in between is gone.
  */
-export async function syncValidator(engine: ValidatorEngine, round: number, checkpoint: StartWeights | null, commitPayloads: (r: number) => Uint8Array[] | null, log: (line: string) => void): Promise<boolean> {
+export async function syncValidator(engine: ValidatorEngine, round: number, checkpoint: StartWeights | null, commitPayloads: (r: number) => Uint8Array[] | null, log: (line: string) => void, clipFloorOf: (r: number) => number[] | undefined = () => undefined): Promise<boolean> {
   for (let at = await engine.loadStart(checkpoint && checkpoint.round <= round ? checkpoint : null); at < round; at++) {
     const payloads = commitPayloads(at);
     if (!payloads) {
       log(`validator: the commit of round ${at} is gone; scoring resumes after a checkpoint catches up`);
       return false;
     }
-    await engine.apply(at, payloads);
+    await engine.apply(at, payloads, clipFloorOf(at));
   }
   return true;
 }
@@ -195,17 +199,13 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
     emission: config.emissionPerEpoch / config.epochRounds,
   });
   const epoch = Math.floor(c.round / config.epochRounds);
-  // A verdict bars (with why) or lifts a bar; a round that says nothing of a member leaves its bar as it was.
-  const bars = new Map<string, string | null>();
-  for (const r of rows) {
-    const barred = barredAfter(r);
-    if (barred !== undefined) bars.set(r.address, barred ? barReason(r) : null);
-  }
+  // A verdict bars (for a term that doubles with each offence) or, once the term has run, lifts a bar.
+  const { bars, offences } = barVerdicts(rows, c.round, (address) => ledger.offenceRecord(address));
   const sketches = e.sketches && { seed: e.sketches.seed, entries: e.sketches.entries, keepFrom: c.round + 1 - HISTORY_ROUNDS };
   // The reference is what evaluated updates that helped measured (a held average is no evidence; a tiny update helps too little).
-  const helpful = new Set(rows.filter((r) => r.sampled && r.score > 0).map((r) => r.address));
+  const helpful = referenceSenders(rows);
   const norms = e.norms && { entries: e.norms.filter(([s]) => helpful.has(s)), keepFrom: c.round + 1 - NORM_REFERENCE_ROUNDS };
-  ledger.recordRound(c.round, epoch, rows, { bars, sketches, norms });
+  ledger.recordRound(c.round, epoch, rows, { bars, offences, sketches, norms });
   if (trials.size < c.included.length) o.log(`validator: round ${c.round} evaluated a sample of ${trials.size} of ${c.included.length} updates`);
   for (const r of rows) o.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
   const standings = new Map<string, Standing>();
@@ -259,9 +259,9 @@ export class Validator implements ValidatorEngine {
     return (this.held = round);
   }
 
-  async apply(round: number, payloads: Uint8Array[]): Promise<void> {
+  async apply(round: number, payloads: Uint8Array[], clipFloor?: number[]): Promise<void> {
     if (this.held !== round) throw new Error(`validator holds round ${this.held}, asked to apply the commit of round ${round}`);
-    this.replica.apply(payloads, round);
+    this.replica.apply(payloads, round, clipFloor);
     this.held = round + 1;
   }
 
@@ -364,7 +364,7 @@ export class Validator implements ValidatorEngine {
       copied.add(sender);
       this.log(`validator: round ${c.round}: the update of ${sender} repeats ${earlier.sender}'s of round ${earlier.round} (overlap ≈ ${earlier.overlap.toFixed(2)}): a copy`);
     }
-    this.replica.apply(c.included.map((u) => u.payload), c.round);
+    this.replica.apply(c.included.map((u) => u.payload), c.round, c.clipFloor);
     this.held = c.round + 1;
     const totalMs = performance.now() - started;
     const timing = { fixedMs: totalMs - updatesMs, perUpdateMs: trials.length ? updatesMs / trials.length : 0, evaluated: trials.length, outOfTime };

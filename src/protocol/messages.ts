@@ -120,7 +120,7 @@ export type ServerMessage =
       tokensTrained: number;
     }
   /** `included`: the ≤ gatherK updates to apply, sorted by sender; `delivered`: how many were stored. */
-  | { type: 'commit'; round: number; included: CommitEntry[]; delivered: number; checkpointBy: string | null }
+  | { type: 'commit'; round: number; included: CommitEntry[]; delivered: number; checkpointBy: string | null; clipFloor?: number[] }
   | { type: 'rejected'; what: string; reason: string }
   | { type: 'accepted'; round: number; hash: string }
   /** A presigned PUT URL for this member's update of `round` (a bucket store), valid for `validMs` from when it is sent. */
@@ -238,6 +238,8 @@ export interface CommitView {
   /** Per stage, the member asked to upload θ_start after this commit, and the consensus weights fingerprint after it (checkpoint-fetch.ts). */
   checkpointBy?: Record<string, string>;
   weightsAfter?: string;
+  /** Per tensor, the least clip bound of a commit of fewer than three updates (aggregate.ts); absent: none. */
+  clipFloor?: number[];
 }
 
 /** A CommitView of `round` as served, or null when malformed. */
@@ -245,7 +247,15 @@ export function parseCommitView(text: string, round: number): CommitView | null 
   const m = parseJson(text);
   if (!m || m.round !== round || !Array.isArray(m.included) || m.included.length > MAX_LISTED_PEERS || !m.included.every(isCommitEntry)) return null;
   if (!isCount(m.members) || !isCount(m.delivered) || !isCount(m.missing)) return null;
-  return { round, included: m.included, members: m.members, delivered: m.delivered, missing: m.missing };
+  if (m.clipFloor !== undefined && !isClipFloor(m.clipFloor)) return null;
+  return { round, included: m.included, members: m.members, delivered: m.delivered, missing: m.missing, ...(m.clipFloor !== undefined ? { clipFloor: m.clipFloor } : {}) };
+}
+
+/** Most tensors a commit's clip floor may name (a model's parameter tensors number in the hundreds). */
+const MAX_CLIP_FLOOR_TENSORS = 65536;
+/** A commit's clip floor: per tensor, a finite norm ≥ 0. */
+export function isClipFloor(x: unknown): x is number[] {
+  return Array.isArray(x) && x.length <= MAX_CLIP_FLOOR_TENSORS && x.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0);
 }
 
 /** An entry of a commit: its sender, payload hash, stage, and (optional) piece root. */
@@ -296,7 +306,8 @@ export function parseServerMessage(text: string): ServerMessage | null {
       const inc = m.included;
       if (!isRound(m.round) || !Array.isArray(inc) || inc.length > MAX_LISTED_PEERS || !inc.every(isCommitEntry)) return null;
       if (!(m.checkpointBy === null || isStr(m.checkpointBy, 64)) || !isCount(m.delivered)) return null;
-      return { type: 'commit', round: m.round, included: inc as CommitEntry[], delivered: m.delivered, checkpointBy: m.checkpointBy as string | null };
+      if (m.clipFloor !== undefined && !isClipFloor(m.clipFloor)) return null;
+      return { type: 'commit', round: m.round, included: inc as CommitEntry[], delivered: m.delivered, checkpointBy: m.checkpointBy as string | null, ...(m.clipFloor !== undefined ? { clipFloor: m.clipFloor as number[] } : {}) };
     }
     case 'rejected':
       return isStr(m.what, 256) && isStr(m.reason, 1024) ? { type: 'rejected', what: m.what, reason: m.reason } : null;

@@ -144,9 +144,9 @@ export class ModelReplica {
     return this.sparse.compress(round);
   }
 
-  /** Aggregates the committed updates (TSLC payloads, in commit order) into θ_start; θ_now ← θ_start. */
-  apply(payloads: readonly Uint8Array[], round: number): ApplyReport {
-    return this.sparse.applyUpdates(payloads, round, this.config.maxMessageBytes);
+  /** Aggregates the committed updates (TSLC payloads, in commit order; the commit's clip floor) into θ_start; θ_now ← θ_start. */
+  apply(payloads: readonly Uint8Array[], round: number, clipFloor?: readonly number[]): ApplyReport {
+    return this.sparse.applyUpdates(payloads, round, this.config.maxMessageBytes, clipFloor);
   }
 
   /** Why a peer's update payload cannot be applied (decoded and checked in full), or null. */

@@ -3,8 +3,12 @@
 //      (the smaller middle value of an even count), so an attacker cannot move it: with two
 //      updates it is the smaller norm, and in general more than half the updates must be
 //      large for the bound to be large. (The mean of the middle two let one attacker beside
-//      one honest peer pass at ~×500.) The bound depends on the commit alone, never on the
-//      receiver's own update, so every replica applies the same bits;
+//      one honest peer pass at ~×500.) With fewer than FLOORED_BELOW updates the bound is at
+//      least the commit's clip floor (the validator's reference norm of recent helpful
+//      updates, carried in the commit), so an update just over the validator's undersize bar
+//      cannot shrink the other one of a two-update commit, and a huge one is still clipped to
+//      a recent honest size. The bound depends on the commit alone, never on the receiver's
+//      own update, so every replica applies the same bits;
 //   2. each peer's values scaled by min(1, bound / norm) (a zero norm is left alone);
 //   3. for each index, the average over the peers that sent it (sum / number of senders).
 // The result has sorted unique indices. A non-finite result (impossible from decoded
@@ -45,9 +49,13 @@ export function lowerMedian(xs: readonly number[]): number {
   return s[(s.length - 1) >> 1];
 }
 
-/** The per-tensor norm every peer's values are clipped to (see the top of the file). */
-export function clipBound(norms: readonly number[]): number {
-  return lowerMedian(norms);
+/** Below this many updates in a tensor the clip bound is raised to the commit's floor (with more, a majority decides the lower median). */
+export const FLOORED_BELOW = 3;
+
+/** The per-tensor norm every peer's values are clipped to (see the top of the file); `floor`: the commit's clip floor for the tensor. */
+export function clipBound(norms: readonly number[], floor = 0): number {
+  const median = lowerMedian(norms);
+  return norms.length < FLOORED_BELOW && floor > median ? floor : median;
 }
 
 /** L2 norm of the values (float64, in order). */
@@ -59,11 +67,11 @@ export function l2norm(values: ArrayLike<number>): number {
 
 /**
  * Averages the peers' sparse updates tensor by tensor. `updates[p]` holds peer p's tensors
- * in `layout` order; within a peer, a tensor's indices must be unique (decodeUpdate
+ * in `layout` order; `clipFloor[t]`: the commit's clip floor of tensor t (none: 0); within a peer, a tensor's indices must be unique (decodeUpdate
  * guarantees it). Throws RangeError on a missing or misnamed tensor or an index outside the
  * tensor, NonFiniteAggregate on an average that is not a finite f32.
  */
-export function aggregate(updates: readonly (readonly SparseTensor[])[], layout: readonly AggregateLayout[]): SparseTensor[] {
+export function aggregate(updates: readonly (readonly SparseTensor[])[], layout: readonly AggregateLayout[], clipFloor: readonly number[] = []): SparseTensor[] {
   updates.forEach((u, p) => {
     if (u.length !== layout.length) throw new RangeError(`aggregate: peer ${p} sent ${u.length} tensors, the layout has ${layout.length}`);
   });
@@ -76,7 +84,7 @@ export function aggregate(updates: readonly (readonly SparseTensor[])[], layout:
       return x;
     });
     const norms = peers.map((x) => l2norm(x.values));
-    const bound = clipBound(norms);
+    const bound = clipBound(norms, clipFloor[t] ?? 0);
     let total = 0;
     for (const x of peers) total += x.indices.length;
     let keys = new Uint32Array(total);

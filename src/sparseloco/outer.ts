@@ -101,9 +101,10 @@ export class SparseLoCoOuter {
 
   /**
    * Decodes every message (this replica's own among them), drops the invalid ones, aggregates
-   * the rest and applies the outer step; the replica then continues from the new θ_start.
+   * the rest (clipped with the commit's clip floor: aggregate.ts) and applies the outer step;
+   * the replica then continues from the new θ_start.
    */
-  applyUpdates(messages: readonly Uint8Array[], round: number, maxBytes?: number): ApplyReport {
+  applyUpdates(messages: readonly Uint8Array[], round: number, maxBytes?: number, clipFloor?: readonly number[]): ApplyReport {
     const layout = this.layout.map((s) => ({ name: s.name, shape: s.shape }));
     const decoded: SparseTensor[][] = [];
     const rejected: ApplyReport['rejected'] = [];
@@ -118,7 +119,7 @@ export class SparseLoCoOuter {
     let notApplied: string | undefined;
     if (decoded.length > 0) {
       try {
-        applySparse(this.gpu, this.start.theta, aggregate(decoded, layout), -this.settings.alpha);
+        applySparse(this.gpu, this.start.theta, aggregate(decoded, layout, clipFloor), -this.settings.alpha);
       } catch (e) {
         if (!(e instanceof NonFiniteAggregate)) throw e;
         notApplied = e.message; // another peer's bytes never end this process nor poison θ

@@ -1,4 +1,4 @@
-// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink]] [--label NAME] [--software]`:
+// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink,alternate]] [--shrink-by 0.001] [--alone-from FILE] [--reference-from FILE] [--label NAME] [--software]`:
 // issue 19's "the model" measured. One attacker among honest `tiny` replicas, all in this
 // process (test/coordinator/adversary-swarm.ts: the coordinator's frame check, gather-K with the
 // validator's bars, every replica's outer step, the real validator and ledger; its verdict on a
@@ -8,12 +8,12 @@
 // attacker's lost contribution), and the attacker's share of the rewards (goal: 0; the stale
 // attack's first round is honest work, so its share after round 0 is shown too). Writes
 // results/adversary.json (adversary-NAME.json with --label). Minutes on SwiftShader: one run per attack plus two references.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openNodeGpu } from '../../src/node/dawn.ts';
-import { ATTACKS, BENCH_ONLY_ATTACKS, runAdversarySwarm, type Attack, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
+import { ATTACKS, BENCH_ONLY_ATTACKS, alternateAttacks, runAdversarySwarm, type Attack, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
 import { printTable, writeResults, type BenchRow } from './table.ts';
 
 export async function runAdversaryBench(argv: string[]): Promise<number> {
@@ -27,10 +27,14 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
       seq: { type: 'string', default: '32' },
       attacks: { type: 'string', default: ATTACKS.join(',') },
       label: { type: 'string' },
+      'shrink-by': { type: 'string' },
+      'alone-from': { type: 'string' },
+      'reference-from': { type: 'string' },
       software: { type: 'boolean' },
     },
   });
-  const setup: SwarmSetup = { honest: Number(values.honest), rounds: Number(values.rounds), innerSteps: Number(values['inner-steps']), batch: Number(values.batch), seq: Number(values.seq), lr: 1e-2, evalBatches: 8, seed: 3 };
+  const setup: SwarmSetup = { honest: Number(values.honest), rounds: Number(values.rounds), innerSteps: Number(values['inner-steps']), batch: Number(values.batch), seq: Number(values.seq), lr: 1e-2, evalBatches: 8, seed: 3, ...(values['shrink-by'] ? { shrinkBy: Number(values['shrink-by']) } : {}) };
+  if (setup.shrinkBy !== undefined && !(setup.shrinkBy > 0)) throw new RangeError(`--shrink-by: a positive factor, got '${values['shrink-by']}'`);
   const attacks = values.attacks!.split(',').filter(Boolean) as Exclude<Attack, 'none'>[];
   const known = [...ATTACKS, ...BENCH_ONLY_ATTACKS];
   for (const a of attacks) if (!known.includes(a)) throw new RangeError(`--attacks: unknown attack '${a}' (known: ${known.join(', ')})`);
@@ -44,8 +48,20 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
       console.log(`${label}: held-out ${r.curve.map((x) => x.toFixed(4)).join(' ')} (${r.seconds.toFixed(0)} s)`);
       return r;
     };
-    const alone = await run('honest alone', []);
-    const reference = await run('attacker honest', ['none']);
+    // A reference run taken from an earlier results file (same setup; the code change must not touch it: say why where it is recorded).
+    const reuse = (file: string, label: string, list: Attack[]): SwarmResult => {
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { setup: SwarmSetup; runs: SwarmResult[] };
+      const { shrinkBy: _a, ...ours } = setup;
+      const { shrinkBy: _b, ...theirs } = saved.setup;
+      if (JSON.stringify(ours) !== JSON.stringify(theirs)) throw new RangeError(`${file}: its setup ${JSON.stringify(saved.setup)} is not this run's ${JSON.stringify(setup)}`);
+      const r = saved.runs.find((x) => JSON.stringify(x.attacks) === JSON.stringify(list));
+      if (!r) throw new RangeError(`${file} has no '${label}' run`);
+      runs.push(r);
+      console.log(`${label} (from ${file}): held-out ${r.curve.map((x) => x.toFixed(4)).join(' ')}`);
+      return r;
+    };
+    const alone = values['alone-from'] ? reuse(values['alone-from'], 'honest alone', []) : await run('honest alone', []);
+    const reference = values['reference-from'] ? reuse(values['reference-from'], 'attacker honest', ['none']) : await run('attacker honest', ['none']);
     const rows: BenchRow[] = [];
     const row = (label: string, r: SwarmResult): BenchRow => {
       const a = r.attackers.find((x) => x.attack !== 'none') ?? r.attackers[0];
@@ -57,6 +73,8 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
         'attacker share %': a ? Number((100 * a.share).toFixed(2)) : null,
         'share after r0 %': a ? Number((100 * a.shareAfterFirst).toFixed(2)) : null,
         committed: a ? `[${a.committed.join(',')}]` : '–',
+        // Committed rounds in which it attacked (the alternating attacker sends honest work in odd rounds).
+        'attacks applied': a && a.attack !== 'none' ? a.committed.filter((round) => a.attack !== 'alternate' || alternateAttacks(round)).length : null,
         refused: a ? `[${a.refused.join(',')}]` : '–',
         'max |w|': Number(r.maxAbsWeight.toFixed(3)),
         unscored: r.unscored.length,

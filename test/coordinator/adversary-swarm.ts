@@ -16,7 +16,8 @@ import { blake2AsU8a } from '@polkadot/util-crypto';
 import { toHex } from '../../src/base/hex.ts';
 import { gatherK } from '../../src/coordinator/gather.ts';
 import { Ledger, type Standing } from '../../src/coordinator/ledger.ts';
-import { samplingOptions } from '../../src/coordinator/scoring.ts';
+import { clipFloorOf, samplingOptions } from '../../src/coordinator/scoring.ts';
+import { FLOORED_BELOW } from '../../src/sparseloco/aggregate.ts';
 import { Validator, recordScores, type ClosedRound } from '../../src/coordinator/validator.ts';
 import { parameterLayout } from '../../src/model/config.ts';
 import { configHash } from '../../src/model/identity.ts';
@@ -28,7 +29,7 @@ import { UPDATE_HEADER_BYTES, UpdateError, decodeUpdate } from '../../src/sparse
 import { evalBatches, splitShard } from '../../src/train/sampler.ts';
 
 /** What the attacker does to its own (honestly trained) update before sending it. */
-export type Attack = 'none' | 'scale1000' | 'signflip' | 'stale' | 'hugetable' | 'shrink';
+export type Attack = 'none' | 'scale1000' | 'signflip' | 'stale' | 'hugetable' | 'shrink' | 'alternate';
 
 export const ATTACKS: readonly Exclude<Attack, 'none'>[] = ['scale1000', 'signflip', 'stale', 'hugetable'];
 /**
@@ -36,8 +37,14 @@ export const ATTACKS: readonly Exclude<Attack, 'none'>[] = ['scale1000', 'signfl
  * SHRINK_BY, so beside one honest update (a two-update commit, whose clip bound is the smaller
  * norm) it shrinks the honest one to its own size — a known weakness (test/bench/RESULTS.md).
  */
-export const BENCH_ONLY_ATTACKS: readonly Exclude<Attack, 'none'>[] = ['shrink'];
+export const BENCH_ONLY_ATTACKS: readonly Exclude<Attack, 'none'>[] = ['shrink', 'alternate'];
+/** The shrink attack's factor (the bench's --shrink-by sets it: 1e-3 by default; 1/9 is just over the undersize bar). */
 export const SHRINK_BY = 1e-3;
+/**
+ * 'alternate' sign-flips its update in even rounds and sends honest work in odd ones: a bar
+ * that lifts after one clean evaluation lets every attack after the first be applied.
+ */
+export const alternateAttacks = (round: number) => round % 2 === 0;
 
 /** The attacker's address for an attack (several attackers may share a run, one attack each). */
 export const attackerOf = (attack: Attack) => `attacker-${attack}`;
@@ -51,6 +58,8 @@ export interface SwarmSetup {
   lr: number;
   evalBatches: number;
   seed: number;
+  /** The shrink attack's factor (SHRINK_BY when absent). */
+  shrinkBy?: number;
 }
 
 export interface AttackerResult {
@@ -180,7 +189,8 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
         else if (attack === 'signflip') bytes = scaleTables(bytes, -1);
         else if (attack === 'stale') bytes = asRound(firstUpdate.get(m)!, round);
         else if (attack === 'hugetable') bytes = hugeTable(bytes);
-        else if (attack === 'shrink') bytes = scaleTables(bytes, SHRINK_BY);
+        else if (attack === 'shrink') bytes = scaleTables(bytes, s.shrinkBy ?? SHRINK_BY);
+        else if (attack === 'alternate' && alternateAttacks(round)) bytes = scaleTables(bytes, -1);
         sent.set(m, bytes);
       }
       // The coordinator: the frame check (RoundClock.offer), then gather-K.
@@ -202,7 +212,9 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
       for (const e of included) of.get(e.sender)?.committed.push(round);
       result.commits.push(included.map((e) => e.sender));
       const payloads = included.map((e) => sent.get(e.sender)!);
-      for (const replica of replicas.values()) replica.apply(payloads, round);
+      // The commit's clip floor, as RoundClock sets it from the validator's ledger (a commit of fewer than three).
+      const clipFloor = included.length < FLOORED_BELOW ? clipFloorOf(ledger.helpfulNorms()) : undefined;
+      for (const replica of replicas.values()) replica.apply(payloads, round, clipFloor);
       // The validator scores the round and its verdict reaches the coordinator.
       const inSet = new Set(included.map((e) => e.sender));
       const closed: ClosedRound = {
@@ -213,6 +225,7 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
         missing: [],
         invalid,
         reportedHashes,
+        ...(clipFloor ? { clipFloor } : {}),
       };
       try {
         const evaluation = await validator.evaluate(closed, members.length);

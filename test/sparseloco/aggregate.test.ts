@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NonFiniteAggregate, aggregate, lowerMedian, median } from '../../src/sparseloco/aggregate.ts';
+import { FLOORED_BELOW, NonFiniteAggregate, aggregate, clipBound, lowerMedian, median } from '../../src/sparseloco/aggregate.ts';
 import type { SparseTensor } from '../../src/sparseloco/selection.ts';
 import { rng } from '../helpers/rng.ts';
 
@@ -135,6 +135,31 @@ describe('aggregate', () => {
     const bound = lowerMedian([honest, h2, h3].map((x) => norm(x.values)).concat(norm(attack.values)));
     expect(bound).toBeLessThan(2 * norm(honest.values));
     expect(norm(out3.values)).toBeLessThan(2 * bound);
+  });
+
+  it("the commit's clip floor: an update just over the undersize bar (×1/9) no longer shrinks the other of two; ×1000 is still clipped, to the floor (issue 19)", () => {
+    const spec = layout[1];
+    const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+    const honest = randomSparse(spec, 400, 60_000, 21);
+    const h = norm(honest.values);
+    // The validator's reference of recent helpful norms: about the honest size.
+    const floor = [1.2 * h];
+    const shrink: SparseTensor = { ...honest, indices: randomSparse(spec, 400, 60_000, 22).indices, values: honest.values.map((v) => v / 9) };
+    // Without the floor the bound is the smaller norm: the honest update is scaled to h/9.
+    const [bare] = aggregate([[honest], [shrink]], [spec]);
+    const [floored] = aggregate([[honest], [shrink]], [spec], floor);
+    const honestPart = (out: SparseTensor) => norm(Array.from(out.indices).flatMap((i, j) => (honest.indices.includes(i) && !shrink.indices.includes(i) ? [out.values[j]] : [])));
+    expect(honestPart(bare)).toBeLessThan(0.12 * h);
+    expect(honestPart(floored)).toBeGreaterThan(0.9 * h);
+    // ×1000 beside it: clipped to the floor (an honest size), not let through.
+    const attack = randomSparse(spec, 400, 60_000, 23, 1000);
+    const [withAttack] = aggregate([[honest], [attack]], [spec], floor);
+    expect(norm(withAttack.values)).toBeLessThanOrEqual(Math.hypot(h, floor[0]) * 1.0001);
+    // The floor only raises the bound of fewer than FLOORED_BELOW updates; with more, a majority decides.
+    expect(clipBound([1, 9], 5)).toBe(5);
+    expect(clipBound([1], 5)).toBe(5);
+    expect(clipBound([6, 9], 5)).toBe(6);
+    expect(clipBound(Array.from({ length: FLOORED_BELOW }, (_, i) => i + 1), 50)).toBe(2);
   });
 
   it('refuses an average that is not a finite f32 (nothing is applied from it)', () => {
