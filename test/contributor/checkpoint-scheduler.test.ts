@@ -2,8 +2,13 @@
 // whom it asks which pieces they hold, which piece it fetches from whom range by range, what a
 // bad piece, a bad range, a silent, busy, spent or vanished neighbour costs, and that the store
 // is asked for exactly what no neighbour can give. Pure: the "hash check" is the test's
-// comparison of the bytes with the file's.
+// comparison of the bytes with the file's. Then the serving side's bounds, on a mesh double.
 import { describe, expect, it } from 'vitest';
+import { CHECKPOINT_SERVES, CheckpointPeers, MAX_CONCURRENT_CHECKPOINT_SENDS } from '../../src/contributor/checkpoint-peers.ts';
+import { Changes } from '../../src/contributor/waiting.ts';
+import { openEnvelope } from '../../src/net/envelope.ts';
+import { MAX_CHECKPOINT_RANGE_BYTES, decodeRange, encodeCheckpointPeerMessage, parseCheckpointPeerMessage } from '../../src/protocol/checkpoint-peer-messages.ts';
+import { devKeys, testConfig } from '../coordinator/helpers.ts';
 import { BUSY_BACKOFF_MS, CheckpointScheduler, RANGE_TIMEOUT_MS, STALL_MS, STORE_AT_ONCE, type CheckpointAction } from '../../src/contributor/checkpoint-scheduler.ts';
 
 const PIECE = 1000;
@@ -131,5 +136,64 @@ describe('checkpoint scheduler (fake clock)', () => {
     back.sched.onRefuse('bob', 'p0', 0, 'spent');
     back.sched.onRefuse('carol', 'p1', 0, 'missing');
     expect(back.wants(back.sched.plan(['bob', 'carol']))).toEqual(['carol:0@0']);
+  });
+});
+
+describe('checkpoint serving bounds (a peer holding the checkpoint)', () => {
+  it('sends at most MAX_CONCURRENT_CHECKPOINT_SENDS ranges at once (busy beyond), each asker at most one checkpoint’s worth, everyone at most CHECKPOINT_SERVES (spent beyond)', async () => {
+    const keys = await devKeys();
+    const config = testConfig();
+    const sent: { to: string; kind: string; body: unknown; done: () => void }[] = [];
+    const mesh = {
+      connectedPeers: [] as string[],
+      isConnected: () => true,
+      send: (to: string, bytes: Uint8Array) => {
+        const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: 8 << 20 });
+        const body = header.kind === 'checkpoint' ? parseCheckpointPeerMessage(payload) : decodeRange(payload)!.data.length;
+        return new Promise<boolean>((resolve) => sent.push({ to, kind: header.kind, body, done: () => resolve(true) }));
+      },
+    };
+    const clock = { now: () => 0, sleep: async () => {} };
+    const server = new CheckpointPeers({ key: keys.alice, clock, changes: new Changes(clock, () => false), config: () => config, stage: () => 0, mesh: () => mesh, refused: () => {} });
+    const piece = { hash: 'a'.repeat(64), bytes: new Uint8Array(3 * MAX_CHECKPOINT_RANGE_BYTES) };
+    expect(server.keep(7, 0, [piece])).toBe(true);
+    const want = (from: string, start: number) => server.admit(from, encodeCheckpointPeerMessage({ type: 'want', round: 7, stage: 0, hash: piece.hash, start, end: start + MAX_CHECKPOINT_RANGE_BYTES }));
+    const reasons = () => sent.filter((s) => s.kind === 'checkpoint').map((s) => `${s.to}:${(s.body as { reason: string }).reason}`);
+    expect(MAX_CONCURRENT_CHECKPOINT_SENDS).toBe(2);
+    for (const from of ['bob', 'carol', 'dave']) want(from, 0);
+    expect(sent.filter((s) => s.kind === 'checkpoint-range').map((s) => s.to)).toEqual(['bob', 'carol']);
+    expect(reasons()).toEqual(['dave:busy']);
+    // Sends done: Bob takes the rest of the checkpoint and one range more (a retry's worth); the next is refused 'spent'.
+    const flush = async () => {
+      for (const s of sent.splice(0)) s.done();
+      await new Promise((r) => setTimeout(r, 0));
+    };
+    await flush();
+    for (const start of [1, 2, 0, 1]) {
+      want('bob', start * MAX_CHECKPOINT_RANGE_BYTES);
+      await flush();
+    }
+    want('bob', 2 * MAX_CHECKPOINT_RANGE_BYTES);
+    expect(reasons()).toEqual(['bob:spent']);
+    expect(server.serving).toEqual({ ranges: 5, bytes: 5 * MAX_CHECKPOINT_RANGE_BYTES, refused: 3 });
+    // Everyone together: CHECKPOINT_SERVES checkpoints' worth (4 × 3 ranges), then spent for all.
+    sent.length = 0;
+    for (const from of ['carol', 'erin', 'frank', 'gina']) {
+      for (const start of [0, 1, 2]) {
+        want(from, start * MAX_CHECKPOINT_RANGE_BYTES);
+        await flush();
+      }
+    }
+    expect(CHECKPOINT_SERVES * 3).toBe(12);
+    expect(server.serving.ranges).toBe(12);
+    expect(sent).toEqual([]);
+    want('hal', 0);
+    expect(reasons()).toEqual(['hal:spent']);
+    // Another round's or another stage's checkpoint is not held: 'missing'; which answers [] for it.
+    sent.length = 0;
+    server.admit('ian', encodeCheckpointPeerMessage({ type: 'which', round: 8, stage: 0 }));
+    server.admit('ian', encodeCheckpointPeerMessage({ type: 'want', round: 8, stage: 0, hash: piece.hash, start: 0, end: 10 }));
+    expect(sent.map((s) => s.body)).toEqual([{ type: 'holds', round: 8, stage: 0, pieces: [] }, expect.objectContaining({ type: 'refuse', reason: 'missing' })]);
+    expect(server.admit('ian', new TextEncoder().encode('{"type":"want"}'))).toMatchObject({ reason: 'checkpoint-malformed' });
   });
 });
