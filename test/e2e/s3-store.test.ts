@@ -210,7 +210,16 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     const PIECE = 64 * 1024; // 'tiny' in several pieces
     const config = testConfig({ minMembers: 3, checkpointPieceBytes: PIECE });
     const bucket = open(settings(CHECKPOINT_BUCKET));
-    const s = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], tempDir(), bucket);
+    // The coordinator's reads from the bucket, counted: one read-back of the checkpoint, not two.
+    let readFromBucket = 0;
+    const counting = Object.assign(Object.create(bucket) as S3ObjectStore, {
+      get: async (key: string, maxBytes: number) => {
+        const got = await bucket.get(key, maxBytes);
+        readFromBucket += got?.length ?? 0;
+        return got;
+      },
+    });
+    const s = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], tempDir(), counting);
     swarms.push(s);
     const pieces = await splitPieces(s.weights.parts, PIECE);
     const pieceKey = (hash: string) => `checkpoints/${config.run}/pieces/${hash}.bin`;
@@ -239,8 +248,11 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(await bucket.head(pieceKey(pieces[0].hash))).toBeNull();
 
     // The honest upload, then two late joiners: every piece went through the bucket, none through the coordinator.
+    const readBefore = readFromBucket;
     const t = await checkpointTraffic(s, 2);
-    console.log(`checkpoint of ${t.checkpointBytes} bytes in ${t.pieces} pieces through the bucket: the coordinator received ${t.uploadReceived} bytes during the upload, sent ${t.fetchSent} for ${t.joiners} late joiners' fetches`);
+    const readBack = readFromBucket - readBefore;
+    console.log(`checkpoint of ${t.checkpointBytes} bytes in ${t.pieces} pieces through the bucket: the coordinator received ${t.uploadReceived} bytes during the upload, read ${readBack} back from the bucket, sent ${t.fetchSent} for ${t.joiners} late joiners' fetches`);
+    expect(readBack).toBe(t.checkpointBytes);
     for (const p of pieces) expect(await bucket.head(pieceKey(p.hash))).toMatchObject({ bytes: p.bytes.length });
     expect(await bucket.head(`checkpoints/${config.run}/manifest-0.json`)).not.toBeNull();
     expect(existsSync(join(s.h.store.dir, 'checkpoint-pieces'))).toBe(false);
