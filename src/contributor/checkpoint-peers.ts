@@ -66,6 +66,8 @@ interface Fetching {
   stage: number;
   sched: CheckpointScheduler;
   version: number;
+  /** A piece is in (from a neighbour or the store): its bytes. */
+  progress(bytes: number): void;
 }
 
 /** What a fetch took from where. */
@@ -77,6 +79,8 @@ export interface CheckpointFetched {
 export class CheckpointPeers {
   private held: Held | null = null;
   private fetching: Fetching | null = null;
+  /** The checkpoint fetched last: a neighbour's late answer about it is no fault. */
+  private lastFetched: { round: number; stage: number } | null = null;
   private sending = 0;
   /** Ranges sent and refused 'busy' or 'spent' (for the report). */
   readonly serving = { ranges: 0, bytes: 0, refused: 0 };
@@ -116,15 +120,16 @@ export class CheckpointPeers {
     const buffer = new Uint8Array(m.totalBytes);
     const clock = this.h.clock;
     const sched = new CheckpointScheduler({ now: () => clock.now(), pieces: m.pieces, pieceBytes: m.pieceBytes, buffer, rangeBytes: MAX_CHECKPOINT_RANGE_BYTES });
-    const f: Fetching = { round: m.round, stage: m.stage, sched, version: 0 };
-    this.fetching = f;
-    let failure: unknown = null;
     let done = 0;
+    const progress = (bytes: number) => onProgress?.((done += bytes), m.totalBytes);
+    const f: Fetching = { round: m.round, stage: m.stage, sched, version: 0, progress };
+    this.fetching = f;
+    this.lastFetched = { round: m.round, stage: m.stage };
+    let failure: unknown = null;
     const changed = () => {
       f.version++;
       this.h.changes.notify();
     };
-    const progress = (bytes: number) => onProgress?.((done += bytes), m.totalBytes);
     const perform = (a: CheckpointAction) => {
       if (a.type === 'which') return void this.send(a.peer, { type: 'which', round: m.round, stage: m.stage });
       if (a.type === 'want') return void this.send(a.peer, { type: 'want', round: m.round, stage: m.stage, hash: a.hash, start: a.start, end: a.end });
@@ -183,7 +188,7 @@ export class CheckpointPeers {
       case 'holds':
       case 'refuse': {
         const f = this.fetching;
-        if (!f || f.round !== m.round || f.stage !== m.stage) return { reason: 'unasked', message: `a checkpoint '${m.type}' for round ${m.round}, which we are not fetching` };
+        if (!f || f.round !== m.round || f.stage !== m.stage) return this.late(m.round, m.stage) ? null : { reason: 'unasked', message: `a checkpoint '${m.type}' for round ${m.round}, which we are not fetching` };
         const refusal = m.type === 'holds' ? f.sched.onHolds(from, m.pieces) : f.sched.onRefuse(from, m.hash, m.start, m.reason);
         f.version++;
         this.h.changes.notify();
@@ -197,7 +202,7 @@ export class CheckpointPeers {
     const r = decodeRange(payload);
     if (!r) return { reason: 'checkpoint-malformed', message: `a checkpoint range of ${payload.length} bytes, shorter than its header` };
     const f = this.fetching;
-    if (!f || f.round !== header.round) return { reason: 'unasked', message: `a checkpoint range of round ${header.round}, which we are not fetching` };
+    if (!f || f.round !== header.round) return this.late(header.round, f?.stage ?? this.lastFetched?.stage ?? -1) ? null : { reason: 'unasked', message: `a checkpoint range of round ${header.round}, which we are not fetching` };
     const got = f.sched.onRange(from, r.hash, r.start, r.data);
     f.version++;
     this.h.changes.notify();
@@ -206,10 +211,16 @@ export class CheckpointPeers {
     void pieceHash(bytes).then((hash) => {
       const refusal = f.sched.checked(got.whole, hash === r.hash);
       if (refusal) this.h.refused(refusal, from);
+      else f.progress(bytes.length);
       f.version++;
       this.h.changes.notify();
     });
     return null;
+  }
+
+  /** An answer about the checkpoint we fetched last, arriving after the fetch ended. */
+  private late(round: number, stage: number): boolean {
+    return !this.fetching && this.lastFetched?.round === round && this.lastFetched.stage === stage;
   }
 
   // ---- serving ----
