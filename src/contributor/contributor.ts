@@ -389,9 +389,12 @@ export class Contributor {
     const keep = commit.checkpointBy !== null && maxCheckpointBytes(this.config, this.stage) <= this.checkpointPeers.keepBytes;
     if (upload || keep) {
       const round = this.exchange.held;
-      const pieces = await splitPieces(await this.replicaWork.run(() => this.replica!.encodeWeights(round)), this.config.checkpointPieceBytes);
-      if (keep) this.checkpointPeers.keep(round, this.stage, pieces);
-      if (upload) await uploadCheckpoint({
+      const pieces = await this.replicaWork
+        .run(() => this.replica!.encodeWeights(round))
+        .then((file) => splitPieces(file, this.config.checkpointPieceBytes))
+        .catch((e: Error) => void this.o.onEvent({ event: 'warning', text: `could not encode the checkpoint of round ${round}: ${e.message}` }));
+      if (pieces && keep) this.checkpointPeers.keep(round, this.stage, pieces);
+      if (pieces && upload) await uploadCheckpoint({
         key: this.o.key, http: this.o.http, httpBase: this.httpBase, run: this.config.run, stage: this.stage, round, pieceBytes: this.config.checkpointPieceBytes,
         pieces, weights: async () => pieces.map((p) => p.bytes),
         fingerprint: () => this.replicaWork.run(() => this.replica!.weightsHash()),
