@@ -99,6 +99,7 @@ async function one(model: string): Promise<BenchRow> {
         if (viaPeers!.sources.piecesFromStore !== 0 || viaPeers!.round !== ROUND) throw new Error(`the from-peers fetch took ${viaPeers!.sources.piecesFromStore} pieces from the store`);
       } finally {
         net.close();
+        for (const p of net.peers) p.ckpt.drop(); // neither end's copy stays through the store's fetch
       }
       pieces.length = 0;
       const bytes = w.bytes;
