@@ -3,8 +3,11 @@
 // weights fingerprint that commit records (GET /commit/<round − 1>: checkpointBy,
 // weightsAfter); every piece is checked against its hash as it arrives, fetched in ranges so
 // a cut-off transfer resumes where it stopped; the caller checks the decoded weights'
-// fingerprint before loading them (sync.ts). Environment-free.
-import { manifestProblem, pieceHash, pieceLength, type SignedManifest } from '../protocol/checkpoint-manifest.ts';
+// fingerprint before loading them (sync.ts). With `peers` (checkpoint-peers.ts) the pieces come
+// from the neighbours that hold them and only the rest from the store, each hashed alike.
+// Environment-free.
+import { manifestProblem, pieceHash, pieceLength, type CheckpointManifest, type SignedManifest } from '../protocol/checkpoint-manifest.ts';
+import type { CheckpointSources } from './checkpoint-scheduler.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 
@@ -24,6 +27,16 @@ export interface CheckpointFetch {
   config: RunConfig;
   stage: number;
   onProgress?(done: number, total: number): void;
+  /** Neighbours to fetch pieces from before the store (checkpoint-peers.ts), if any. */
+  peers?: { fetch(m: CheckpointManifest, fromStore: (hash: string, length: number) => Promise<Uint8Array>, onProgress?: (done: number, total: number) => void): Promise<{ bytes: Uint8Array; sources: CheckpointSources }> };
+}
+
+/** The fetched checkpoint and where its pieces came from. */
+export interface FetchedCheckpoint {
+  round: number;
+  bytes: Uint8Array;
+  weights: string;
+  sources: CheckpointSources;
 }
 
 /** The commit fields a checkpoint is checked against. */
@@ -33,7 +46,7 @@ export interface CommitTrust {
 }
 
 /** The stage's checkpoint file, verified, with the fingerprint its weights must have; null when the coordinator has none. */
-export async function fetchCheckpoint(f: CheckpointFetch): Promise<{ round: number; bytes: Uint8Array; weights: string } | null> {
+export async function fetchCheckpoint(f: CheckpointFetch): Promise<FetchedCheckpoint | null> {
   const raw = await f.http.get(`${f.httpBase}/checkpoint/manifest${f.config.stages > 1 ? `?stage=${f.stage}` : ''}`);
   if (!raw) return null;
   let signed: SignedManifest;
@@ -51,16 +64,20 @@ export async function fetchCheckpoint(f: CheckpointFetch): Promise<{ round: numb
   const commit = JSON.parse(new TextDecoder().decode(commitBytes)) as CommitTrust;
   if (commit.checkpointBy?.[f.stage] !== m.uploader) throw new CheckpointFetchError(`the checkpoint of round ${m.round} comes from ${m.uploader}, who was not the uploader the coordinator asked`);
   if (commit.weightsAfter !== m.weights) throw new CheckpointFetchError(`the checkpoint of round ${m.round} names weights ${m.weights.slice(0, 12)}…, the commit names ${String(commit.weightsAfter).slice(0, 12)}…`);
+  if (f.peers) {
+    const got = await f.peers.fetch(m, (hash, length) => fetchPiece(f, hash, length, () => {}), f.onProgress);
+    return { round: m.round, bytes: got.bytes, weights: m.weights, sources: got.sources };
+  }
   const bytes = new Uint8Array(m.totalBytes);
   for (const [i, hash] of m.pieces.entries()) {
     const at = i * m.pieceBytes;
     bytes.set(await fetchPiece(f, hash, pieceLength(m, i), (done) => f.onProgress?.(at + done, m.totalBytes)), at);
   }
-  return { round: m.round, bytes, weights: m.weights };
+  return { round: m.round, bytes, weights: m.weights, sources: { piecesFromPeers: 0, piecesFromStore: m.pieces.length, bytesFromPeers: 0, bytesFromStore: m.totalBytes, byPeer: {} } };
 }
 
-/** One piece, in ranges with resume when the client can, checked against its hash. */
-async function fetchPiece(f: CheckpointFetch, hash: string, length: number, progress: (done: number) => void): Promise<Uint8Array> {
+/** One piece from the store, in ranges with resume when the client can, checked against its hash. */
+export async function fetchPiece(f: Pick<CheckpointFetch, 'http' | 'httpBase'>, hash: string, length: number, progress: (done: number) => void): Promise<Uint8Array> {
   const url = `${f.httpBase}/checkpoint/piece/${hash}`;
   for (let attempt = 0; attempt < TRIES; attempt++) {
     let piece: Uint8Array;

@@ -37,6 +37,8 @@ export interface CheckpointUpload {
   /** θ_start of `round`, as a checkpoint file (or its parts: encodeCheckpointParts). */
   round: number;
   weights(): Promise<Uint8Array | Uint8Array[]>;
+  /** The file already cut into pieces (the contributor keeps them to serve): weights() is then not called. */
+  pieces?: { hash: string; bytes: Uint8Array }[];
   /** The weights fingerprint of θ_start (what this member reported in `synced`). */
   fingerprint(): Promise<string>;
   traffic: Traffic;
@@ -47,7 +49,7 @@ export interface CheckpointUpload {
 /** Signs and uploads the checkpoint; a refusal or a failed request is a warning: the run goes on without this one. */
 export async function uploadCheckpoint(u: CheckpointUpload): Promise<void> {
   try {
-    const pieces = await splitPieces(await u.weights(), u.pieceBytes);
+    const pieces = u.pieces ?? (await splitPieces(await u.weights(), u.pieceBytes));
     const totalBytes = pieces.reduce((n, p) => n + p.bytes.length, 0);
     const manifest: CheckpointManifest = {
       run: u.run, round: u.round, stage: u.stage, uploader: u.key.address, weights: await u.fingerprint(),

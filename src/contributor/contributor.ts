@@ -29,6 +29,8 @@ import { Exchange, type SwarmCounts } from './exchange.ts';
 import { Handoffs } from './handoff.ts';
 import { Inbox, Refusals } from './inbox.ts';
 import { PeerWeights } from './peer-weights.ts';
+import { CheckpointPeers } from './checkpoint-peers.ts';
+import { maxCheckpointBytes, splitPieces } from '../protocol/checkpoint-manifest.ts';
 import { StallWatch, mib, throttled, type ProgressPhase } from './progress.ts';
 import { SyncError, localCheckpointName, syncWeights, type CommitInfo } from './sync.ts';
 import { Traffic } from './traffic.ts';
@@ -75,6 +77,8 @@ export interface ContributorOptions {
    * by a short calibration it is reported on joining, so a pipelined run can place us in a stage.
    */
   memoryBytes?: number;
+  /** The largest run checkpoint kept in memory to serve its pieces to late joiners (default DEFAULT_KEEP_CHECKPOINT_BYTES, 1 GiB). */
+  keepCheckpointBytes?: number;
 }
 
 export class Contributor {
@@ -105,6 +109,8 @@ export class Contributor {
   private readonly handoffs: Handoffs;
   private readonly inbox: Inbox;
   private readonly weights: PeerWeights;
+  /** The run's checkpoint pieces to and from neighbours (checkpoint-peers.ts). */
+  private readonly checkpointPeers: CheckpointPeers;
   /** Replica work, one piece at a time (a peer's weights request reads θ_start meanwhile). */
   private readonly replicaWork = new Serial();
   /** This process's responsiveness: while it runs no timer it sends no heartbeat. */
@@ -150,6 +156,14 @@ export class Contributor {
       encodeHeld: () => this.replicaWork.run(async () => ({ round: this.exchange.held, bytes: await this.replica!.encodeWeights(this.exchange.held) })),
       until: (ready, timeoutMs) => this.changes.until(ready, timeoutMs),
     });
+    this.checkpointPeers = new CheckpointPeers({
+      key: o.key, clock: this.clock, changes: this.changes,
+      config: () => this.config,
+      stage: () => this.stage,
+      mesh: () => this.mesh,
+      refused: (r, from) => this.refusals.count(r.reason, from, r.message),
+      keepBytes: o.keepCheckpointBytes,
+    });
     this.inbox = new Inbox({
       config: () => this.config,
       peers: () => this.peers,
@@ -158,6 +172,8 @@ export class Contributor {
       handoff: (from, header, kind, payload) => this.handoffs.admit(from, header, kind, payload),
       weightsRequest: (from, stage) => void this.weights.serve(from, stage).catch((e) => this.o.onEvent({ event: 'warning', text: `could not send weights to ${from}: ${(e as Error).message}` })),
       weights: (from, round, payload) => this.weights.answer(from, round, payload),
+      checkpoint: (from, payload) => this.checkpointPeers.admit(from, payload),
+      checkpointRange: (from, header, payload) => this.checkpointPeers.admitRange(from, header, payload),
     }, this.refusals);
   }
 
@@ -222,6 +238,7 @@ export class Contributor {
         if (!up) {
           this.handoffs.peerDown(peer);
           this.exchange.gather.linkDown(peer);
+          this.checkpointPeers.linkDown(peer);
         } else this.exchange.gather.linkUp(peer);
         this.o.onEvent({ event: 'link', peer, up, reason, ...(route ? { path: route.path, route: `${route.local}/${route.remote}` } : {}) });
       },
@@ -348,6 +365,7 @@ export class Contributor {
       stage: this.stage,
       stages: this.config.stages,
       askPeers: (timeoutMs) => this.weights.ask(timeoutMs),
+      checkpointPeers: this.checkpointPeers,
       peerTimeoutMs: this.o.peerSyncTimeoutMs ?? PEER_SYNC_TIMEOUT_MS,
       commitFor: (r) => this.exchange.commitFor(r),
       currentRound: () => this.exchange.coordRound,
@@ -361,13 +379,24 @@ export class Contributor {
     this.o.onEvent({ event: 'synced', round: result.round, source: result.source, weightsHash });
   }
 
-  /** After each commit: the run's checkpoint if ours to upload, and our own state. */
+  /**
+   * After each commit: at a checkpoint round, θ_start as the run's checkpoint file, cut into its
+   * pieces and kept to serve to late joiners (when it fits keepCheckpointBytes) and uploaded if
+   * ours to upload; then our own state.
+   */
   private async committed(commit: CommitInfo, ours: readonly CommitEntry[]): Promise<void> {
-    if (checkpointUploader(commit, ours, this.stage, this.config.stages) === this.address) {
+    const upload = checkpointUploader(commit, ours, this.stage, this.config.stages) === this.address;
+    const keep = commit.checkpointBy !== null && maxCheckpointBytes(this.config, this.stage) <= this.checkpointPeers.keepBytes;
+    if (upload || keep) {
       const round = this.exchange.held;
-      await uploadCheckpoint({
+      const pieces = await this.replicaWork
+        .run(() => this.replica!.encodeWeights(round))
+        .then((file) => splitPieces(file, this.config.checkpointPieceBytes))
+        .catch((e: Error) => void this.o.onEvent({ event: 'warning', text: `could not encode the checkpoint of round ${round}: ${e.message}` }));
+      if (pieces && keep) this.checkpointPeers.keep(round, this.stage, pieces);
+      if (pieces && upload) await uploadCheckpoint({
         key: this.o.key, http: this.o.http, httpBase: this.httpBase, run: this.config.run, stage: this.stage, round, pieceBytes: this.config.checkpointPieceBytes,
-        weights: () => this.replicaWork.run(() => this.replica!.encodeWeights(round)),
+        pieces, weights: async () => pieces.map((p) => p.bytes),
         fingerprint: () => this.replicaWork.run(() => this.replica!.weightsHash()),
         traffic: this.traffic, onEvent: this.o.onEvent,
       });

@@ -51,6 +51,9 @@ export interface InboxRoutes {
   gather(from: string, payload: Uint8Array): Refusal | null;
   handoff(from: string, header: EnvelopeHeader, kind: HandoffKind, payload: Uint8Array): Refusal | null;
   weightsRequest(from: string, stage: number): void;
+  /** A neighbour's which/holds/want/refuse about the run's checkpoint, and a range of one of its pieces (checkpoint-peers.ts). */
+  checkpoint(from: string, payload: Uint8Array): Refusal | null;
+  checkpointRange(from: string, header: EnvelopeHeader, payload: Uint8Array): Refusal | null;
   /** False: weights nobody asked for. */
   weights(from: string, round: number, payload: Uint8Array): boolean;
 }
@@ -90,6 +93,10 @@ export class Inbox {
         return this.routes.piece(from, header, payload);
       case 'gather':
         return this.routes.gather(from, payload);
+      case 'checkpoint':
+        return this.routes.checkpoint(from, payload);
+      case 'checkpoint-range':
+        return this.routes.checkpointRange(from, header, payload);
       case 'weights-request':
         this.routes.weightsRequest(from, header.stage);
         return null;

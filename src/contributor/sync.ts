@@ -3,15 +3,16 @@
 //   1. its own saved state, if the coordinator still has every commit since (replayed);
 //   2. round 0 with nothing committed yet: the seeded initialisation, like everyone;
 //   3. θ_start from a peer over WebRTC, if its fingerprint is the one the run's commit names;
-//   4. the coordinator's latest checkpoint (checkpoint-fetch.ts: pieces checked, uploader and
-//      fingerprint checked against the commit);
+//   4. the run's latest checkpoint (checkpoint-fetch.ts: manifest from the coordinator, uploader
+//      and fingerprint checked against the commit; pieces from the neighbours that hold them,
+//      checkpoint-peers.ts, the rest from the store, each checked against the manifest);
 //   5. the seeded initialisation, if the coordinator still has every commit since round 0.
 // then it replays the commits between what it got and the round in progress.
 import type { CheckpointStore } from '../train/checkpoint.ts';
 import { openEnvelope } from '../net/envelope.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { weightsFingerprint } from '../train/weights-fingerprint.ts';
-import { CheckpointFetchError, fetchCheckpoint, type CommitTrust } from './checkpoint-fetch.ts';
+import { CheckpointFetchError, fetchCheckpoint, type CheckpointFetch, type CommitTrust } from './checkpoint-fetch.ts';
 import { toHex } from '../base/hex.ts';
 import { parseCommitView, type CommitEntry, type RunState } from '../protocol/messages.ts';
 import type { ModelReplica } from '../round/replica.ts';
@@ -51,6 +52,8 @@ export interface SyncContext {
   stage: number;
   stages: number;
   askPeers(timeoutMs: number): Promise<{ from: string; round: number; bytes: Uint8Array } | null>;
+  /** Neighbours to fetch the checkpoint's pieces from before the store (checkpoint-peers.ts). */
+  checkpointPeers?: CheckpointFetch['peers'];
   peerTimeoutMs: number;
   /** A commit already heard live, if any. */
   commitFor(round: number): CommitInfo | null;
@@ -104,7 +107,7 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
   let checkpoint: Awaited<ReturnType<typeof fetchCheckpoint>> = null;
   try {
     checkpoint = await fetchCheckpoint({
-      http: c.http, httpBase: c.httpBase, config: c.config, stage: c.stage,
+      http: c.http, httpBase: c.httpBase, config: c.config, stage: c.stage, peers: c.checkpointPeers,
       onProgress: throttled((done, total) => c.onProgress?.(done, total, `fetching the run’s checkpoint: ${mib(done)}${total ? ` of ${mib(total)}` : ''} MiB`)),
     });
   } catch (e) {
@@ -118,7 +121,8 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
     if (held !== checkpoint.weights) throw new SyncError(`the coordinator's checkpoint holds weights ${held.slice(0, 12)}…, not the ${checkpoint.weights.slice(0, 12)}… its commit names`);
     await c.exclusive(() => replica.loadStart(weights));
     const replayed = await replay(c, round);
-    if (replayed !== null) return { round: replayed, source: 'coordinator checkpoint' };
+    const { piecesFromPeers: peers, piecesFromStore: store } = checkpoint.sources;
+    if (replayed !== null) return { round: replayed, source: peers > 0 ? `checkpoint: ${peers} piece(s) from peers, ${store} from the store` : 'coordinator checkpoint' };
   }
   if (state.oldestCommit === 0) {
     await c.exclusive(() => replica.initializeFromSeed());

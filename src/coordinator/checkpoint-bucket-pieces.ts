@@ -4,24 +4,31 @@
 //   accepted manifest, piece p missing → uploadUrl(p): a presigned PUT on a key unique to this
 //                                        upload (checkpoint-uploads/<run>/<p>-<nonce>.bin)
 //   the uploader PUTs p there, then PUT /checkpoint/uploaded/<p> (signed, empty) → takeIn(p):
-//     HEAD (missing, wrong size → refused), GET of exactly that version, SHA-256 = p, then a
-//     server-side copy of that version (checked by its ETag) to checkpoints/<run>/pieces/<p>.bin,
-//     which only the coordinator writes: a piece there is always the bytes its name hashes to
+//     HEAD (missing, wrong size → refused), then a server-side copy of exactly that version
+//     (checked by its ETag) to checkpoints/<run>/pieces/<p>.bin, which only the coordinator
+//     writes. Not read here: the piece is *unchecked* until the checkpoint's one read-back
+//     (checkpoint-verify.ts) hashes it with everything else; an unchecked piece is never
+//     served (only an accepted checkpoint's are), is asked for again by a later manifest, and
+//     a piece that fails its hash fails the checkpoint, which removes it.
 //   GET /checkpoint/piece/<p>            → 307 to a presigned GET of that key (Range requests
 //                                          pass through: the bucket answers 206)
 //   an accepted manifest                 → also checkpoints/<run>/manifest-<stage>.json, and
 //                                          GET /checkpoint/manifest redirects there
 //
-// The coordinator reads each piece from the bucket to check it (and once more, with the whole
-// checkpoint, in checkpoint-verify.ts); it sends none. An uploader whose PUT the bucket refuses
-// sends the piece to the coordinator as with the disk store (put), which writes it to the bucket.
-// Which pieces the bucket holds is known from the pieces taken in and the accepted manifests
-// in the saved state (they were all checked when accepted), so `has` needs no request.
+// So the coordinator reads each checkpoint's bytes from the bucket once, and sends none. An
+// uploader whose PUT the bucket refuses sends the piece to the coordinator as with the disk
+// store (put: hashed as it arrives, then written to the bucket). Which pieces the bucket holds
+// is known from the pieces taken in and the accepted manifests in the saved state (all checked
+// when accepted), so `has` needs no request. A run that had its checkpoint on the disk and now
+// has a bucket (a coordinator restarted with the bucket settings on its state folder) has it
+// moved at start (adoptDiskPieces, checkpoint-move.ts).
 import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import type { SignedManifest } from '../protocol/checkpoint-manifest.ts';
 import { pieceLength } from '../protocol/checkpoint-manifest.ts';
 import type { CheckpointPieces, PutResult } from './checkpoint-pieces.ts';
 import { ObjectStoreError, type ObjectStore } from './object-store.ts';
+import { moveDiskPieces } from './checkpoint-move.ts';
 
 /** An upload URL's life: long enough for a 64 MiB piece over a slow home uplink. */
 export const PIECE_UPLOAD_EXPIRES_S = 3600;
@@ -38,14 +45,37 @@ export class BucketPieceStore implements CheckpointPieces {
   private readonly uploads = new Map<string, string>();
   /** The round of each stage's manifest copy in the bucket. */
   private readonly manifests = new Map<number, number>();
+  /** Pieces copied in from an upload key and not yet hashed (the checkpoint's read-back does). */
+  private readonly uncheckedPieces = new Set<string>();
+
+  /** Resolves once the pieces a run without a bucket left on the disk are in the bucket (the GETs wait for it). */
+  readonly ready: Promise<void>;
 
   constructor(
     private readonly store: ObjectStore,
     private readonly run: string,
     accepted: readonly SignedManifest[],
     private readonly log: (line: string) => void,
+    /** The state folder: a checkpoint accepted before the run had a bucket is moved from there. */
+    stateDir?: string,
   ) {
     for (const { manifest: m } of accepted) m.pieces.forEach((h, i) => this.held.set(h, pieceLength(m, i)));
+    this.ready = stateDir && accepted.length > 0 ? this.adoptDisk(accepted, join(stateDir, 'checkpoint-pieces')) : Promise.resolve();
+  }
+
+  /** Moves the accepted checkpoints' pieces the bucket lacks from the disk (checkpoint-move.ts); a piece found nowhere is not held, so its checkpoint is not served. */
+  private async adoptDisk(accepted: readonly SignedManifest[], diskDir: string): Promise<void> {
+    try {
+      const r = await moveDiskPieces({ store: this.store, key: (h) => this.key(h), log: this.log }, accepted, diskDir);
+      for (const h of r.lost) this.held.delete(h);
+      if (r.moved > 0) this.log(`moved ${r.moved} checkpoint piece(s), ${r.movedBytes} bytes, from ${diskDir} to the bucket (each hashed, and checked by its ETag); the disk copies may be deleted`);
+      for (const s of accepted) {
+        if (s.manifest.pieces.every((h) => this.held.has(h))) await this.keepManifest(s.manifest.stage, s);
+        else this.log(`the checkpoint of round ${s.manifest.round} (stage ${s.manifest.stage}) lost pieces in the move to the bucket: it is not served (late joiners sync from peers, or wait for the next checkpoint)`);
+      }
+    } catch (e) {
+      this.log(`could not move the checkpoint from ${diskDir} to the bucket: ${(e as Error).message}; restart the coordinator once the bucket answers`);
+    }
   }
 
   private key(hash: string): string {
@@ -55,6 +85,14 @@ export class BucketPieceStore implements CheckpointPieces {
 
   has(hash: string): boolean {
     return this.held.has(hash);
+  }
+
+  unchecked(hash: string): boolean {
+    return this.uncheckedPieces.has(hash);
+  }
+
+  markChecked(hashes: readonly string[]): void {
+    for (const h of hashes) this.uncheckedPieces.delete(h);
   }
 
   size(hash: string): number | null {
@@ -75,12 +113,14 @@ export class BucketPieceStore implements CheckpointPieces {
     return this.bucketCall(async () => {
       await this.store.put(this.key(hash), bytes);
       this.held.set(hash, length);
+      this.uncheckedPieces.delete(hash);
       return { ok: true };
     });
   }
 
   /** One GET of the whole piece (≤ 64 MiB); a range of it is cut from that (only the coordinator's own reads come here). */
   async *read(hash: string, start = 0, end?: number): AsyncIterable<Uint8Array> {
+    await this.ready;
     const length = this.held.get(hash);
     const bytes = length === undefined ? null : await this.store.get(this.key(hash), length);
     if (!bytes) throw new ObjectStoreError('refused', `checkpoint piece ${hash.slice(0, 12)}… is not in the bucket`);
@@ -94,6 +134,7 @@ export class BucketPieceStore implements CheckpointPieces {
   remove(hash: string): void {
     const keys = [...(this.held.delete(hash) ? [this.key(hash)] : []), ...(this.uploads.has(hash) ? [this.uploads.get(hash)!] : [])];
     this.uploads.delete(hash);
+    this.uncheckedPieces.delete(hash);
     if (keys.length) this.store.delete(keys).catch((e: unknown) => this.log(`could not delete checkpoint piece ${hash.slice(0, 12)}… from the bucket: ${(e as Error).message}`));
   }
 
@@ -106,26 +147,26 @@ export class BucketPieceStore implements CheckpointPieces {
     return this.store.presignPut(key, PIECE_UPLOAD_EXPIRES_S);
   }
 
+  /** HEAD (is it there, of the manifest's length), then a copy of that version to the piece's key: unchecked until the read-back. */
   async takeIn(hash: string, length: number): Promise<PutResult> {
     const key = this.uploads.get(hash);
     if (!key) return { ok: false, status: 409, reason: `no upload URL was given for piece ${hash.slice(0, 12)}…: PUT the manifest first`, what: 'checkpoint-bucket-no-slot' };
     return this.bucketCall(async () => {
       const found = await this.store.head(key);
       if (!found) return { ok: false, status: 409, reason: `nothing at the upload URL of piece ${hash.slice(0, 12)}… (the PUT failed or the URL expired): PUT it to /checkpoint/piece/${hash} instead`, what: 'checkpoint-bucket-missing' };
-      const bytes = found.bytes === length ? await this.store.get(key, length) : null;
-      const checked = bytes ? check(hash, length, bytes) : { ok: false as const, status: 400, reason: `piece ${hash.slice(0, 12)}… is ${found.bytes} bytes in the bucket, its manifest gives ${length}`, what: 'checkpoint-piece-size' };
-      if (!checked.ok) {
+      if (found.bytes !== length) {
         this.remove(hash);
-        return checked;
+        return { ok: false, status: 400, reason: `piece ${hash.slice(0, 12)}… is ${found.bytes} bytes in the bucket, its manifest gives ${length}`, what: 'checkpoint-piece-size' };
       }
       try {
         await this.store.copy(key, this.key(hash), found.etag);
       } catch (e) {
-        // Overwritten since it was read (the URL is still valid): the bytes checked are the ones kept.
+        // Overwritten between the HEAD and the copy (the URL is still valid): nothing is kept.
         if (!(e instanceof ObjectStoreError && e.reason === 'changed')) throw e;
-        await this.store.put(this.key(hash), bytes!);
+        return { ok: false, status: 409, reason: `piece ${hash.slice(0, 12)}… changed at its upload URL while it was taken in: PUT it to /checkpoint/piece/${hash} instead`, what: 'checkpoint-bucket-changed' };
       }
       this.held.set(hash, length);
+      this.uncheckedPieces.add(hash);
       this.uploads.delete(hash);
       await this.store.delete([key]);
       return { ok: true };

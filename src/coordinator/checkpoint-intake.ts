@@ -6,14 +6,15 @@
 // signed, checked before any body is read) — to the coordinator, or with a bucket store to
 // presigned URLs the manifest's answer names (checkpoint-bucket-pieces.ts). Once every piece is stored and the commit's
 // consensus fingerprint is known (a strict majority of the commit's members reported holding
-// it in `synced`), the pieces are read back and checked (checkpoint-verify.ts): only a
+// it in `synced`), the pieces are read back once and checked (checkpoint-verify.ts; a bucket
+// piece's SHA-256 too, which its take-in did not read): only a
 // checkpoint whose weights fingerprint is the manifest's and the commit's replaces the
 // stage's checkpoint. Anything else is refused, counted, and its pieces removed.
 import { manifestProblem, pieceLength, type CheckpointManifest, type SignedManifest } from '../protocol/checkpoint-manifest.ts';
 import type { CommitEntry } from '../protocol/messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { CheckpointPieces, PutResult } from './checkpoint-pieces.ts';
-import { verifyCheckpointPieces } from './checkpoint-verify.ts';
+import { verifyCheckpointPieces, type VerifyResult } from './checkpoint-verify.ts';
 import type { CommitRecord, PersistedState } from './state-store.ts';
 
 /** Checkpoint uploads the coordinator reads at once; more are told to retry (503) unread. */
@@ -79,6 +80,11 @@ export class CheckpointIntake {
     return null;
   }
 
+  /** Stored and known to be the bytes its name hashes to (an unchecked bucket piece may be sent again). */
+  stored(hash: string): boolean {
+    return this.d.pieces.has(hash) && !this.d.pieces.unchecked(hash);
+  }
+
   /** A slot to read one upload's body; false: too many at once (answer 503, read nothing). */
   beginUpload(): boolean {
     if (this.uploads >= MAX_CONCURRENT_CHECKPOINT_UPLOADS) return false;
@@ -105,7 +111,7 @@ export class CheckpointIntake {
     const consensus = ask.commit.weightsAfter;
     if (consensus && consensus !== m.weights) return this.refused(refuse(409, 'checkpoint-weights', `the manifest names weights ${m.weights.slice(0, 12)}…, the commit of round ${ask.commit.round} names ${consensus.slice(0, 12)}…`));
     this.pending.set(stage, s);
-    const missing = [...new Set(m.pieces.filter((h) => !this.d.pieces.has(h)))];
+    const missing = [...new Set(m.pieces.filter((h) => !this.stored(h)))];
     void this.tryFinish(stage);
     const urls = await Promise.all(missing.map((h) => this.d.pieces.uploadUrl(h).catch(() => null)));
     const uploadUrls = Object.fromEntries(missing.flatMap((h, i) => (urls[i] ? [[h, urls[i]]] : [])));
@@ -123,7 +129,7 @@ export class CheckpointIntake {
   async acceptPiece(stage: number, hash: string, body: AsyncIterable<Uint8Array>): Promise<IntakeResult> {
     const length = this.pieceLengthOf(stage, hash);
     if (length === null) return this.refused(refuse(409, 'checkpoint-piece-unknown', `piece ${hash.slice(0, 12)}… is not in your pending manifest: PUT the manifest first`));
-    if (!this.d.pieces.has(hash)) {
+    if (!this.stored(hash)) {
       const r: PutResult = await this.d.pieces.put(hash, length, body);
       if (!r.ok) return this.refused(refuse(r.status, r.what, r.reason));
     }
@@ -135,7 +141,7 @@ export class CheckpointIntake {
   async acceptUploaded(stage: number, hash: string): Promise<IntakeResult> {
     const length = this.pieceLengthOf(stage, hash);
     if (length === null) return this.refused(refuse(409, 'checkpoint-piece-unknown', `piece ${hash.slice(0, 12)}… is not in your pending manifest: PUT the manifest first`));
-    if (!this.d.pieces.has(hash)) {
+    if (!this.stored(hash)) {
       const r = await this.d.pieces.takeIn(hash, length);
       if (!r.ok) return this.refused(refuse(r.status, r.what, r.reason));
     }
@@ -181,9 +187,10 @@ export class CheckpointIntake {
       };
       if (consensus !== m.weights) return fail('checkpoint-weights', `its manifest names weights ${m.weights.slice(0, 12)}…, the commit names ${consensus.slice(0, 12)}…`);
       // A bucket that fails the read-back refuses this upload (the asked uploader may send it again).
-      const v = await verifyCheckpointPieces(this.d.pieces, m, this.d.config).catch((e: unknown) => ({ ok: false as const, reason: `its pieces could not be read back: ${(e as Error).message}` }));
+      const v: VerifyResult = await verifyCheckpointPieces(this.d.pieces, m, this.d.config).catch((e: unknown) => ({ ok: false as const, reason: `its pieces could not be read back: ${(e as Error).message}` }));
       if (this.pending.get(stage) !== s) return; // replaced meanwhile
-      if (!v.ok) return fail('checkpoint-invalid', v.reason);
+      if (!v.ok) return fail(v.what ?? 'checkpoint-invalid', v.reason);
+      this.d.pieces.markChecked(m.pieces);
       if (v.fingerprint !== consensus) return fail('checkpoint-weights', `its pieces hold weights ${v.fingerprint.slice(0, 12)}…, the commit names ${consensus.slice(0, 12)}…`);
       this.pending.delete(stage);
       this.d.state.checkpointManifests = { ...this.d.state.checkpointManifests, [stage]: s };
@@ -198,10 +205,11 @@ export class CheckpointIntake {
     }
   }
 
-  /** A stage's accepted checkpoint (its signed manifest), or null. */
+  /** A stage's accepted checkpoint (its signed manifest), or null; null too when the store lost a piece of it (a move to a bucket that found it nowhere). */
   manifest(stage: number): SignedManifest | null {
     if (!Number.isInteger(stage) || stage < 0 || stage >= this.d.config.stages || this.roundOf(stage) < 0) return null;
-    return this.d.state.checkpointManifests?.[stage] ?? null;
+    const s = this.d.state.checkpointManifests?.[stage] ?? null;
+    return s && s.manifest.pieces.every((h) => this.d.pieces.has(h)) ? s : null;
   }
 
   /** Whether `hash` is a piece of an accepted checkpoint (only those are served). */

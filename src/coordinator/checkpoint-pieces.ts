@@ -18,7 +18,13 @@ export type PutResult = { ok: true } | { ok: false; status: number; reason: stri
 export interface CheckpointPieces {
   /** 'disk' or 's3' (the bucket's pieces are uploaded and fetched with presigned URLs). */
   readonly kind: 'disk' | 's3';
+  /** Resolves once the store can serve its pieces (a bucket: after moving a disk checkpoint in, checkpoint-move.ts). */
+  readonly ready: Promise<void>;
   has(hash: string): boolean;
+  /** Stored but not yet hashed (a bucket's piece copied in from its upload key): the checkpoint's read-back hashes it. */
+  unchecked(hash: string): boolean;
+  /** The read-back hashed these: they are the bytes their names hash to. */
+  markChecked(hashes: readonly string[]): void;
   /** Bytes of a stored piece, or null. */
   size(hash: string): number | null;
   /** Stores `body` as `hash` only if it is exactly `length` bytes with that SHA-256. */
@@ -41,6 +47,7 @@ export interface CheckpointPieces {
 
 export class PieceStore implements CheckpointPieces {
   readonly kind = 'disk';
+  readonly ready = Promise.resolve();
   readonly dir: string;
 
   constructor(stateDir: string) {
@@ -63,6 +70,13 @@ export class PieceStore implements CheckpointPieces {
   size(hash: string): number | null {
     return this.has(hash) ? statSync(this.file(hash)).size : null;
   }
+
+  /** Never: put() hashes every piece as it arrives. */
+  unchecked(): boolean {
+    return false;
+  }
+
+  markChecked(): void {}
 
   /**
    * Streams `body` to disk, hashing as it goes; kept under `hash` only if it is exactly

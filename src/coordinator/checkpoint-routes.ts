@@ -35,6 +35,7 @@ export async function checkpointRoute(req: IncomingMessage, res: ServerResponse,
   const path = url.pathname;
   if (path !== '/checkpoint' && !path.startsWith('/checkpoint/')) return false;
   if (req.method === 'GET') {
+    await d.pieces.ready;
     if (path === '/checkpoint' || path === '/checkpoint/manifest') {
       const stage = Number(url.searchParams.get('stage') ?? 0);
       const m = d.intake.manifest(stage);
@@ -85,7 +86,7 @@ export async function checkpointRoute(req: IncomingMessage, res: ServerResponse,
   const limit = path === '/checkpoint/manifest' ? MAX_MANIFEST_BYTES : piece ? d.intake.pieceLengthOf(stage, piece[1]) : null;
   if (limit === null) return close(piece ? 409 : 404, 'checkpoint-piece-unknown', piece ? 'that piece is not in your pending manifest: PUT /checkpoint/manifest first' : `no PUT ${path} here: upload /checkpoint/manifest, then /checkpoint/piece/<sha256>`);
   if (piece ? length !== limit : length > limit) return close(413, 'checkpoint-size', `${length} bytes: ${piece ? `this piece is ${limit}` : `at most ${limit}`}`);
-  if (piece && d.pieces.has(piece[1])) {
+  if (piece && d.intake.stored(piece[1])) {
     res.setHeader('connection', 'close');
     res.on('finish', () => req.destroy());
     return answer(res, await d.intake.acceptPiece(stage, piece[1], (async function* () {})()), d), true;

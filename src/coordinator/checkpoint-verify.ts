@@ -2,7 +2,9 @@
 // store one at a time (never the whole file in memory): the TCKP header (checksum, this
 // run's model and the stage's layers, the round the manifest names, exactly the stage's
 // parameters in layout order), the data checksum, and the weights fingerprint of the
-// parameters — which must be the manifest's and the commit's.
+// parameters — which must be the manifest's and the commit's. A piece the store has not
+// hashed yet (a bucket's, copied in unread: checkpoint-bucket-pieces.ts) is hashed in the same
+// pass, so the coordinator reads a checkpoint's bytes once.
 import { createHash, type Hash } from 'node:crypto';
 import { crc32 } from '../base/crc32.ts';
 import { parameterLayout } from '../model/config.ts';
@@ -24,7 +26,7 @@ interface Region {
   sha: Hash;
 }
 
-export type VerifyResult = { ok: true; fingerprint: string } | { ok: false; reason: string };
+export type VerifyResult = { ok: true; fingerprint: string } | { ok: false; reason: string; what?: string };
 
 /** Reads the pieces of `m` in order and checks what they hold (see above). */
 export async function verifyCheckpointPieces(pieces: CheckpointPieces, m: CheckpointManifest, config: RunConfig): Promise<VerifyResult> {
@@ -37,7 +39,17 @@ export async function verifyCheckpointPieces(pieces: CheckpointPieces, m: Checkp
   let at = 0;
   for (const [i, hash] of m.pieces.entries()) {
     if (pieces.size(hash) !== pieceLength(m, i)) return { ok: false, reason: `piece ${i} is missing or of the wrong size` };
-    for await (const bytes of pieces.read(hash)) {
+    let chunks: AsyncIterable<Uint8Array> | Uint8Array[] = pieces.read(hash);
+    if (pieces.unchecked(hash)) {
+      // Hashed before anything in it is believed (≤ one piece in memory).
+      const whole: Uint8Array[] = [];
+      const sha = createHash('sha256');
+      for await (const bytes of chunks) sha.update(whole[whole.push(bytes) - 1]);
+      const got = sha.digest('hex');
+      if (got !== hash) return { ok: false, reason: `piece ${i} hashes to ${got.slice(0, 12)}…, not ${hash.slice(0, 12)}… (the bytes at its upload URL were not the piece its manifest names)`, what: 'checkpoint-piece-hash' };
+      chunks = whole;
+    }
+    for await (const bytes of chunks) {
       if (!regions) {
         head = concat(head, bytes);
         const parsed = parseHead(head, m, config);

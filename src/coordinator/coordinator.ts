@@ -111,7 +111,7 @@ export class Coordinator {
     this.stages = new StageBalancer(ranges, ranges.map((_, i) => stageMemoryBytes(config, i)));
     this.record = new RunRecord(config, store, () => this.options.scoring?.(), this.log);
     this.state = this.record.state;
-    this.checkpointPieces = options.bucket ? new BucketPieceStore(options.bucket, config.run, Object.values(this.state.checkpointManifests ?? {}), this.log) : new PieceStore(store.dir);
+    this.checkpointPieces = options.bucket ? new BucketPieceStore(options.bucket, config.run, Object.values(this.state.checkpointManifests ?? {}), this.log, store.dir) : new PieceStore(store.dir);
     this.checkpoints = new CheckpointIntake({
       config, state: this.state, pieces: this.checkpointPieces, save: () => this.record.save(), log: this.log,
       count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),

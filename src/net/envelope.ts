@@ -32,12 +32,15 @@ export const MAX_STRING_BYTES = 255;
 export const MAX_HEADER_BYTES = 4 + 2 + 1 + (1 + MAX_STRING_BYTES) + 4 + 2 + (1 + MAX_STRING_BYTES) + 4 + HASH_BYTES;
 export { SIGNATURE_BYTES };
 
-/** 'gather': a neighbour's have/want/refuse (src/protocol/peer-messages.ts) in the gather exchange; 'piece': one piece of an update it serves (src/net/pieces.ts). */
-export type MessageKind = 'update' | 'weights-request' | 'weights' | 'activations' | 'activation-grads' | 'control' | 'gather' | 'piece';
+/**
+ * 'gather': a neighbour's have/want/refuse (src/protocol/peer-messages.ts) in the gather exchange; 'piece': one piece of an update it serves (src/net/pieces.ts);
+ * 'checkpoint': which/holds/want/refuse about the run's checkpoint pieces (src/protocol/checkpoint-peer-messages.ts); 'checkpoint-range': a byte range of one of them.
+ */
+export type MessageKind = 'update' | 'weights-request' | 'weights' | 'activations' | 'activation-grads' | 'control' | 'gather' | 'piece' | 'checkpoint' | 'checkpoint-range';
 
 /** Type byte of each kind. Codes are never reused: a new kind takes a new code. */
 export const KIND_CODES: Readonly<Record<MessageKind, number>> = {
-  update: 1, 'weights-request': 2, weights: 3, activations: 4, 'activation-grads': 5, control: 6, gather: 7, piece: 8,
+  update: 1, 'weights-request': 2, weights: 3, activations: 4, 'activation-grads': 5, control: 6, gather: 7, piece: 8, checkpoint: 9, 'checkpoint-range': 10,
 };
 const KIND_BY_CODE = new Map<number, MessageKind>(Object.entries(KIND_CODES).map(([k, c]) => [c, k as MessageKind]));
 

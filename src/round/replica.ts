@@ -200,7 +200,10 @@ export class ModelReplica {
   async encodeWeights(round: number): Promise<Uint8Array> {
     const tensors = new Map<string, Float32Array>();
     for (const [name, data] of await this.readStart()) tensors.set(`param/${name}`, data);
-    return encodeCheckpoint(this.checkpointOf(round, tensors));
+    // The run's checkpoint file is a pure function of (weights, round): no step, no address, so
+    // every replica of the stage encodes the uploader's bytes and can serve its pieces by their
+    // hashes (src/contributor/checkpoint-peers.ts).
+    return encodeCheckpoint({ ...this.checkpointOf(round, tensors), step: 0, meta: { run: this.config.run } });
   }
 
   /** Reads weights sent by a peer or the coordinator: a checkpoint of this run's model. */

@@ -1,5 +1,7 @@
 // `npm run bench -- checkpoint-sync [--models base,1b]`: a late joiner entering a run after
-// round 25 from the coordinator's store, at real model sizes.
+// round 25, at real model sizes: from a neighbour that holds the checkpoint (its pieces over a
+// real WebRTC link on loopback, @roamhq/wrtc, each hashed against the manifest; the manifest
+// from the coordinator), and from the coordinator's store.
 //
 // What is constructed, not trained: the run's state at round 26 (commits of rounds 6–25, as
 // the store keeps 20, so replay from the seed is impossible; commit 25 asks an uploader and
@@ -9,7 +11,9 @@
 // over HTTP (streamed to disk, hashed), the coordinator's check of the pieces against the
 // commit's fingerprint, and the late joiner's fetch (Range requests, each piece hashed), the
 // decode of the checkpoint and its fingerprint check — everything a joiner does but upload
-// the weights to its GPU.
+// the weights to its GPU. The from-peers fetch runs first (the neighbour's pieces are views
+// into the synthetic weights, so one process holds them and the joiner's copy: 2× the
+// checkpoint), then the store's, as before.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +21,10 @@ import { Coordinator } from '../../src/coordinator/coordinator.ts';
 import { serveCoordinator } from '../../src/coordinator/server.ts';
 import { CoordinatorStore, type CommitRecord } from '../../src/coordinator/state-store.ts';
 import { fetchCheckpoint } from '../../src/contributor/checkpoint-fetch.ts';
+import { splitPieces } from '../../src/protocol/checkpoint-manifest.ts';
+import { checkpointPeers } from '../support/checkpoint-peer.ts';
+import { releaseWebRtc } from '../helpers/webrtc-release.ts';
+import { loadavg } from 'node:os';
 import { uploadCheckpoint } from '../../src/contributor/checkpoint-upload.ts';
 import { nodeHttpClient } from '../../src/node/http-client.ts';
 import { parseRunConfig } from '../../src/protocol/run-config.ts';
@@ -31,7 +39,7 @@ const ROUND = 26;
 
 async function one(model: string): Promise<BenchRow> {
   await cryptoReady();
-  const keys = ['//Alice', '//Bob', '//Carol'].map((p) => Hotkey.fromMnemonic(DEV, p));
+  const keys = ['//Alice', '//Bob', '//Carol', '//Dave'].map((p) => Hotkey.fromMnemonic(DEV, p));
   const uploader = keys[0];
   const config = parseRunConfig({ run: `bench-${model}`, model, minMembers: 3, checkpointEvery: 1 });
   const dir = mkdtempSync(join(tmpdir(), 'tessera-ckptbench-'));
@@ -43,7 +51,7 @@ async function one(model: string): Promise<BenchRow> {
     const w = await syntheticWeights(config, ROUND, 1, model === 'base' ? undefined : 0.01);
     const makeMs = performance.now() - t;
     // The run's state at round 26, as the store keeps it.
-    const members = keys.map((k) => k.address).sort();
+    const members = keys.slice(0, 3).map((k) => k.address).sort();
     const commits: CommitRecord[] = [];
     for (let r = ROUND - 20; r < ROUND; r++) {
       const included = members.map((sender, i) => ({ sender, stage: 0, hash: (r * 3 + i).toString(16).padStart(64, '0') }));
@@ -71,6 +79,29 @@ async function one(model: string): Promise<BenchRow> {
         await new Promise((r) => setTimeout(r, 20));
       }
       const verifyMs = performance.now() - t;
+      // From a neighbour: Bob holds the checkpoint (as every replica at the checkpoint round
+      // does), Dave joins; the coordinator sends the manifest and the commit only.
+      const load1 = loadavg()[0];
+      const pieces = await splitPieces(w.parts, config.checkpointPieceBytes);
+      const net = checkpointPeers(config, [keys[3], keys[1]], 8 * 1024 ** 3);
+      let peersMs: number;
+      let fromPeers: number;
+      let peerSent: number;
+      try {
+        await net.linked();
+        net.peers[1].ckpt.keep(ROUND, 0, pieces);
+        const sent0 = server.traffic().sent;
+        t = performance.now();
+        const viaPeers = await fetchCheckpoint({ http: nodeHttpClient(600_000), httpBase: http, config, stage: 0, peers: net.peers[0].ckpt });
+        peersMs = performance.now() - t;
+        peerSent = server.traffic().sent - sent0;
+        fromPeers = viaPeers!.sources.piecesFromPeers;
+        if (viaPeers!.sources.piecesFromStore !== 0 || viaPeers!.round !== ROUND) throw new Error(`the from-peers fetch took ${viaPeers!.sources.piecesFromStore} pieces from the store`);
+      } finally {
+        net.close();
+        for (const p of net.peers) p.ckpt.drop(); // neither end's copy stays through the store's fetch
+      }
+      pieces.length = 0;
       const bytes = w.bytes;
       w.parts.length = 0;
       w.tensors.clear();
@@ -89,7 +120,9 @@ async function one(model: string): Promise<BenchRow> {
       return {
         model, MB: Number((bytes / 1e6).toFixed(1)), pieces: Math.ceil(bytes / config.checkpointPieceBytes), 'build s': s(makeMs),
         'upload s': s(uploadMs), 'coordinator check s': s(verifyMs), 'joiner fetch+verify s': s(fetchMs), 'decode s': s(decodeMs), 'fingerprint s': s(fingerprintMs),
-        'joiner total s': s(fetchMs + decodeMs + fingerprintMs), 'fetch MB/s': Math.round(bytes / 1e6 / (fetchMs / 1000)), 'peak RSS MiB': Math.round(peakRss),
+        'joiner total s': s(fetchMs + decodeMs + fingerprintMs), 'fetch MB/s': Math.round(bytes / 1e6 / (fetchMs / 1000)),
+        'from peers: fetch+verify s': s(peersMs), 'from peers MB/s': Math.round(bytes / 1e6 / (peersMs / 1000)), 'pieces from peers': fromPeers, 'coordinator sent (peers) KB': Math.round(peerSent / 1000),
+        'load (1 min)': Number(load1.toFixed(1)), 'peak RSS MiB': Math.round(peakRss),
       };
     } finally {
       await server.close();
@@ -109,6 +142,8 @@ export async function runCheckpointSyncBench(argv: string[]): Promise<number> {
     rows.push(await one(m));
     printTable('checkpoint sync from the store (late joiner after round 25)', rows);
   }
-  console.log(`results: ${writeResults(`checkpoint-sync-${models.join('-')}`, { rows, note: 'state and weights constructed (not trained); loopback HTTP; 32 MiB pieces' })}`);
+  console.log(`results: ${writeResults(`checkpoint-sync-${models.join('-')}`, { rows, note: 'state and weights constructed (not trained); loopback HTTP and one loopback WebRTC link (@roamhq/wrtc); 32 MiB pieces, 4 MiB ranges' })}`);
+  const left = await releaseWebRtc();
+  if (left.length) console.warn(`libwebrtc threads still running: ${left.join(', ')}`);
   return 0;
 }

@@ -267,6 +267,8 @@ export function makeExchange(me: Hotkey, overrides: Record<string, unknown> = {}
     handoff: () => ({ reason: 'unexpected-kind', message: 'no pipeline here' }),
     weightsRequest: () => {},
     weights: () => false,
+    checkpoint: () => ({ reason: 'unexpected-kind', message: 'no checkpoint fetch here' }),
+    checkpointRange: () => ({ reason: 'unexpected-kind', message: 'no checkpoint fetch here' }),
   }, refusals);
   return {
     exchange, inbox, clock, replica, mesh, link, http, refusals, events, committed, config, peers, state,

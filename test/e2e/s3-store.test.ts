@@ -12,7 +12,8 @@ import { openEnvelope } from '../../src/net/envelope.ts';
 import { nodeHttpClient } from '../../src/node/http-client.ts';
 import { cephUnavailable, startCephS3, type CephS3 } from '../support/ceph-s3.ts';
 import { startBucketSwarm, swarmRound, type BucketSwarm } from '../support/bucket-swarm.ts';
-import { devKeys, removeTempDirs, signedUpdate, tempDir, testConfig, type Keys } from '../coordinator/helpers.ts';
+import { devKeys, makeCoordinator, removeTempDirs, signedUpdate, tempDir, testConfig, type Keys } from '../coordinator/helpers.ts';
+import { serveCoordinator } from '../../src/coordinator/server.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -209,31 +210,49 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     const PIECE = 64 * 1024; // 'tiny' in several pieces
     const config = testConfig({ minMembers: 3, checkpointPieceBytes: PIECE });
     const bucket = open(settings(CHECKPOINT_BUCKET));
-    const s = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], tempDir(), bucket);
+    // The coordinator's reads from the bucket, counted: one read-back of the checkpoint, not two.
+    let readFromBucket = 0;
+    const counting = Object.assign(Object.create(bucket) as S3ObjectStore, {
+      get: async (key: string, maxBytes: number) => {
+        const got = await bucket.get(key, maxBytes);
+        readFromBucket += got?.length ?? 0;
+        return got;
+      },
+    });
+    const s = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], tempDir(), counting);
     swarms.push(s);
     const pieces = await splitPieces(s.weights.parts, PIECE);
     const pieceKey = (hash: string) => `checkpoints/${config.run}/pieces/${hash}.bin`;
     const signedPut = (path: string, body: Uint8Array) => fetch(`${s.http}${path}`, { method: 'PUT', body, headers: signRequest(s.asked, config.run, 'PUT', path, body.length) });
 
-    // The asked uploader's manifest is answered with a presigned PUT per piece; a piece that
-    // does not hash to its name, and one never put there, are refused when it says they are up.
+    // The asked uploader's manifest is answered with a presigned PUT per piece. A piece never
+    // put there is refused when it says it is up; one that does not hash to its name is taken
+    // in unread (a HEAD and a server-side copy) and refused by the checkpoint's one read-back,
+    // which removes it: nothing replaced the run's checkpoint.
     const manifest = { run: config.run, round: 1, stage: 0, uploader: s.asked.address, weights: s.weights.fingerprint, totalBytes: s.weights.bytes, pieceBytes: PIECE, pieces: pieces.map((p) => p.hash) };
     const answer = (await (await signedPut('/checkpoint/manifest', new TextEncoder().encode(JSON.stringify(signManifest(s.asked, manifest))))).json()) as { missing: string[]; uploadUrls: Record<string, string> };
     expect(answer.missing).toHaveLength(pieces.length);
     expect(Object.keys(answer.uploadUrls).sort()).toEqual([...answer.missing].sort());
-    const tampered = pieces[0].bytes.slice();
-    tampered[10] ^= 0xff;
-    expect((await fetch(answer.uploadUrls[pieces[0].hash], { method: 'PUT', body: tampered })).status).toBe(200);
-    const wrongHash = await signedPut(`/checkpoint/uploaded/${pieces[0].hash}`, new Uint8Array(0));
-    expect([wrongHash.status, ((await wrongHash.json()) as { error: string }).error]).toEqual([400, expect.stringMatching(/piece bytes hash to/)]);
     const neverPut = await signedPut(`/checkpoint/uploaded/${pieces[1].hash}`, new Uint8Array(0));
     expect([neverPut.status, ((await neverPut.json()) as { error: string }).error]).toEqual([409, expect.stringMatching(/nothing at the upload URL/)]);
+    const tampered = pieces[0].bytes.slice();
+    tampered[10] ^= 0xff;
+    for (const p of pieces) {
+      expect((await fetch(answer.uploadUrls[p.hash], { method: 'PUT', body: p === pieces[0] ? tampered : p.bytes })).status).toBe(200);
+      expect((await signedPut(`/checkpoint/uploaded/${p.hash}`, new Uint8Array(0))).status).toBe(200);
+    }
+    await until('the tampered checkpoint to be refused', () => s.h.coordinator.rejected['checkpoint-piece-hash'] === 1, 30_000);
     expect(s.h.coordinator.rejected).toEqual({ 'checkpoint-piece-hash': 1, 'checkpoint-bucket-missing': 1 });
+    expect(s.h.log.join('\n')).toMatch(/refused: piece 0 hashes to [0-9a-f]{12}…, not/);
+    expect(s.h.coordinator.status().checkpointRound).toBe(-1);
     expect(await bucket.head(pieceKey(pieces[0].hash))).toBeNull();
 
     // The honest upload, then two late joiners: every piece went through the bucket, none through the coordinator.
+    const readBefore = readFromBucket;
     const t = await checkpointTraffic(s, 2);
-    console.log(`checkpoint of ${t.checkpointBytes} bytes in ${t.pieces} pieces through the bucket: the coordinator received ${t.uploadReceived} bytes during the upload, sent ${t.fetchSent} for ${t.joiners} late joiners' fetches`);
+    const readBack = readFromBucket - readBefore;
+    console.log(`checkpoint of ${t.checkpointBytes} bytes in ${t.pieces} pieces through the bucket: the coordinator received ${t.uploadReceived} bytes during the upload, read ${readBack} back from the bucket, sent ${t.fetchSent} for ${t.joiners} late joiners' fetches`);
+    expect(readBack).toBe(t.checkpointBytes);
     for (const p of pieces) expect(await bucket.head(pieceKey(p.hash))).toMatchObject({ bytes: p.bytes.length });
     expect(await bucket.head(`checkpoints/${config.run}/manifest-0.json`)).not.toBeNull();
     expect(existsSync(join(s.h.store.dir, 'checkpoint-pieces'))).toBe(false);
@@ -277,6 +296,35 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     for (const p of await splitPieces(s.weights.parts, config.checkpointPieceBytes)) expect(await bucket.head(`checkpoints/refused-put/pieces/${p.hash}.bin`)).toMatchObject({ bytes: p.bytes.length });
     await lateJoinerFetch(s);
     expect(s.h.coordinator.rejected).toEqual({});
+  });
+
+  it('a run that switches its store from the disk to the bucket has its checkpoint moved there at start, checked, and late joiners sync from the bucket', async () => {
+    const config = testConfig({ run: 'moved', minMembers: 3, checkpointPieceBytes: 64 * 1024 });
+    const dir = tempDir();
+    const onDisk = await checkpointAsked(config, [keys.alice, keys.bob, keys.carol], dir);
+    await uploadAsked(onDisk);
+    await onDisk.stop();
+    const pieces = await splitPieces(onDisk.weights.parts, config.checkpointPieceBytes);
+    // The same state folder, now with a bucket (as `tessera coordinator --store s3` restarted on it).
+    const bucket = open(settings(CHECKPOINT_BUCKET));
+    const h = makeCoordinator(config, { dir, bucket });
+    const server = await serveCoordinator(h.coordinator, { port: 0, shard: new Uint8Array(16) });
+    let stopped = false;
+    const s: StoreCheckpoint = { ...onDisk, h, server, http: `http://127.0.0.1:${server.port}`, stop: async () => void (stopped || ((stopped = true), h.coordinator.stop(), await server.close())) };
+    swarms.push(s);
+    await h.coordinator.checkpointPieces.ready;
+    expect(h.log.join('\n')).toMatch(new RegExp(`moved ${pieces.length} checkpoint piece\\(s\\), ${onDisk.weights.bytes} bytes, from .* to the bucket`));
+    for (const p of pieces) expect(await bucket.head(`checkpoints/moved/pieces/${p.hash}.bin`)).toMatchObject({ bytes: p.bytes.length });
+    const before = server.traffic();
+    await lateJoinerFetch(s);
+    expect(server.traffic().sent - before.sent).toBeLessThan(onDisk.weights.bytes / 10); // redirects: the bytes came from the bucket
+    expect((await fetch(`${s.http}/checkpoint/piece/${pieces[0].hash}`, { redirect: 'manual' })).status).toBe(307);
+    // A second restart finds every piece there and moves nothing.
+    await s.stop();
+    const again = makeCoordinator(config, { dir, bucket });
+    await again.coordinator.checkpointPieces.ready;
+    expect(again.log.join('\n')).not.toMatch(/moved \d+ checkpoint piece/);
+    again.coordinator.stop();
   });
 
   // Opt-in (TESSERA_S3_PROCESS_TEST=1): two SwiftShader contributors took 175 s here, past
