@@ -64,6 +64,14 @@ export interface SyncContext {
   exclusive<T>(fn: () => Promise<T> | T): Promise<T>;
 }
 
+/** Room for a weights file's header and names beside its f32 values: bytes. */
+const WEIGHTS_FILE_ROOM_BYTES = 1 << 20;
+
+/** θ_start's f32 values: bytes. */
+function weightsBytes(replica: ModelReplica): number {
+  return replica.layout.reduce((sum, p) => sum + 4 * p.size, 0);
+}
+
 export async function syncWeights(c: SyncContext): Promise<{ round: number; source: string }> {
   const { state, replica } = c;
   if (c.held >= 0 && c.held <= state.round && c.held >= state.oldestCommit) {
@@ -86,8 +94,12 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
     await c.exclusive(() => replica.initializeFromSeed());
     return { round: 0, source: 'seed' };
   }
-  c.onProgress?.(0, 0, 'asking peers for the current weights');
-  const fromPeer = await c.askPeers(c.peerTimeoutMs);
+  // θ_start whole in one peer message only where it fits the run's message limit: a base or
+  // 1b model's does not (494 MB, 4 GB), and asking would only wait out the peers' timeouts
+  // before the checkpoint, whose pieces come from peers too.
+  const wholeFits = weightsBytes(replica) + WEIGHTS_FILE_ROOM_BYTES <= c.config.maxMessageBytes;
+  if (wholeFits) c.onProgress?.(0, 0, 'asking peers for the current weights');
+  const fromPeer = wholeFits ? await c.askPeers(c.peerTimeoutMs) : null;
   if (fromPeer) {
     try {
       const { round, weights } = replica.decodeWeights(fromPeer.bytes, `weights from ${fromPeer.from}`);
