@@ -37,6 +37,8 @@ import { PieceStore, type CheckpointPieces } from './checkpoint-pieces.ts';
 import { BucketPieceStore } from './checkpoint-bucket-pieces.ts';
 import { Sessions, type Connection, type Session } from './sessions.ts';
 import { BucketUpdates } from './bucket-updates.ts';
+import { ValidatorReads } from './validator-reads.ts';
+import type { EnvelopeHeader } from '../net/envelope.ts';
 import type { ObjectStore } from './object-store.ts';
 
 export type { ScoringProgress } from './run-record.ts';
@@ -95,6 +97,8 @@ export class Coordinator {
   readonly checkpointPieces: CheckpointPieces;
   /** Updates through a bucket (presigned URLs: GET /update redirects there), when the run has one. */
   readonly bucket: BucketUpdates | null;
+  /** With a bucket: the validator's reads of what it scores (validator-reads.ts). */
+  readonly validatorReads: ValidatorReads | null;
 
   constructor(
     config: RunConfig,
@@ -114,7 +118,9 @@ export class Coordinator {
       config, state: this.state, pieces: this.checkpointPieces, save: () => this.record.save(), log: this.log,
       count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),
     });
-    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sessions.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, bytes) => !!this.sessions.member(a) && this.onBinary(this.sessions.member(a)!, bytes) }) : null;
+    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sessions.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, header) => !!this.sessions.member(a) && this.onHeader(this.sessions.member(a)!, header) }) : null;
+    const bucket = this.bucket;
+    this.validatorReads = bucket ? new ValidatorReads({ config, disk: store, read: (r, sender) => bucket.read(r, sender), log: this.log }) : null;
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -183,11 +189,16 @@ export class Coordinator {
 
   /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store). */
   private roundClosed(round: number): void {
-    void this.bucket?.prune(this.state.round, (r, sender) => this.store.hasUpdate(r, sender));
+    void this.bucket?.prune(this.state.round, (r, sender) => this.updateKept(r, sender));
+    this.validatorReads?.dropBefore(this.runState().oldestCommit);
     if (!this.options.onRoundClosed) return;
-    const c = this.record.closedRound(round);
-    if (c.ok) this.options.onRoundClosed(c.closed);
-    else this.log(`validator: round ${round} cannot be handed over: ${c.reason}`);
+    const handOver = (c: ReturnType<RunRecord['closedRound']>) => {
+      if (c.ok) this.options.onRoundClosed!(c.closed);
+      else this.log(`validator: round ${round} cannot be handed over: ${c.reason}`);
+    };
+    // With a bucket the committed bodies are read from there first (K of them, not N).
+    if (!this.validatorReads) return handOver(this.record.closedRound(round));
+    this.readClosedRound(round).then(handOver, (e: Error) => this.log(`validator: round ${round} cannot be handed over: ${e.message}`));
   }
 
   /**
@@ -195,7 +206,30 @@ export class Coordinator {
    * restart, or when it fell behind): or why that is no longer possible.
    */
   closedRound(round: number): { ok: true; closed: ClosedRound } | { ok: false; reason: string } {
-    return this.record.closedRound(round);
+    return this.record.closedRound(round, this.validatorReads?.unreadableIn(round));
+  }
+
+  /**
+   * closedRound, after reading the round's committed updates from the bucket when there is
+   * one (validator-reads.ts: each checked against its signed hash; a forged one scores invalid).
+   */
+  async readClosedRound(round: number): Promise<ReturnType<RunRecord['closedRound']>> {
+    const c = this.record.commit(round);
+    if (c && this.validatorReads) await this.validatorReads.fetch(round, c.included);
+    return this.closedRound(round);
+  }
+
+  /**
+   * Reads the updates of `senders` in `round` from the bucket into the state folder for the
+   * validator (its secret sample: validator-reads.ts), when there is a bucket; those found
+   * forged are counted invalid in the closed round's record.
+   */
+  async readForValidator(closed: ClosedRound, senders: readonly string[]): Promise<void> {
+    const c = this.record.commit(closed.round);
+    if (!c || !this.validatorReads) return;
+    const hashes = new Map([...(c.delivered ?? []), ...c.included].map((e) => [e.sender, e.hash]));
+    const bad = await this.validatorReads.fetch(closed.round, senders.filter((s) => hashes.has(s)).map((sender) => ({ sender, hash: hashes.get(sender)! })));
+    for (const [sender, why] of bad) if (why === 'forged' && !closed.included.some((u) => u.sender === sender)) closed.invalid[sender] = Math.max(1, closed.invalid[sender] ?? 0);
   }
 
   /** Tokens trained in the committed updates so far (all rounds before the current one). */
@@ -345,6 +379,26 @@ export class Coordinator {
     return offered.ok;
   }
 
+  /** A member's update taken in from the bucket by its signed header alone (bucket-updates.ts): the round's checks; true when accepted. */
+  private onHeader(s: Session, header: EnvelopeHeader): boolean {
+    if (!this.sessions.isOpen(s) || !s.address) return false;
+    s.lastSeen = this.now();
+    const offered = header.kind !== 'update' ? { ok: false as const, what: 'unexpected-kind', reason: `'${header.kind}' is not sent to the coordinator` }
+      : header.sender !== s.address ? { ok: false as const, what: 'wrong-sender', reason: `signed by ${header.sender}, not by this connection's hotkey` }
+      : this.rounds.offerHeader(s.address, header);
+    if (offered.ok) this.send(s, { type: 'accepted', round: header.round, hash: offered.hash });
+    else this.refuse(s, offered.what, offered.reason);
+    this.rounds.maybeClose();
+    return offered.ok;
+  }
+
+  /** Whether the update of (round, sender) is kept: accepted in the round in progress, or named by a kept commit record (state-store.ts retention). */
+  updateKept(round: number, sender: string): boolean {
+    if (this.rounds.isInProgress(round)) return this.rounds.hasDelivered(sender);
+    const c = this.record.commit(round);
+    return !!c && (c.included.some((e) => e.sender === sender) || !!c.delivered?.some((e) => e.sender === sender));
+  }
+
   /**
    * A stored update (as its sender signed it) of a recent round, committed or not (the round
    * in progress too: it was accepted, so its sender already offers it to neighbours).
@@ -368,7 +422,14 @@ export class Coordinator {
 
   /** Committed payloads of a round in commit order, or null when not all are stored. */
   commitPayloads(round: number): Uint8Array[] | null {
-    return this.record.commitPayloads(round);
+    return this.record.commitPayloads(round, this.validatorReads?.unreadableIn(round));
+  }
+
+  /** commitPayloads, after reading them from the bucket when there is one. */
+  async readCommitPayloads(round: number): Promise<Uint8Array[] | null> {
+    const c = this.record.commit(round);
+    if (c && this.validatorReads) await this.validatorReads.fetch(round, c.included);
+    return this.commitPayloads(round);
   }
 
   commit(round: number): CommitRecord | null {
