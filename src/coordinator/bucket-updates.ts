@@ -130,11 +130,16 @@ export class BucketUpdates {
 
   /**
    * A presigned GET of a stored update, or null when the bucket does not hold it (the
-   * coordinator serves its own copy). `kept` is the coordinator's word that it is stored (its
-   * record, which a restart keeps: the key is a function of round and sender).
+   * coordinator serves its own copy: one sent over the WebSocket). `kept`: the coordinator's
+   * record still names it. Taken in since this start, the answer is in memory; before it (a
+   * restart), a HEAD of its final key says whether it came through the bucket.
    */
   async downloadUrl(round: number, sender: string, kept: boolean): Promise<string | null> {
-    const key = this.stored.get(slotOf(round, sender)) ?? (kept ? finalKey(this.run, round, sender) : null);
+    let key = this.stored.get(slotOf(round, sender)) ?? null;
+    if (!key && kept && !this.uploads.has(slotOf(round, sender))) {
+      const final = finalKey(this.run, round, sender);
+      if (await this.store.head(final)) key = final;
+    }
     return key ? this.store.presignGet(key, DOWNLOAD_EXPIRES_S) : null;
   }
 

@@ -129,6 +129,9 @@ describe('bucket intake by the signed header', () => {
     for (const [i, p] of [wrongSize, oversize, missing].entries()) p.binary(good[i + 1]);
     expect(s.coordinator.commit(0)?.invalid).toEqual({ [badSig.address]: 1 });
     expect(s.coordinator.commit(0)?.included.map((e) => e.sender).sort()).toEqual([wrongSize, oversize, missing].map((p) => p.address).sort());
+    // Those came over the socket: GET /update serves the coordinator's own copy, not a URL on the bucket.
+    expect(s.coordinator.updateKept(0, missing.address)).toBe(true);
+    expect(await s.coordinator.bucket!.downloadUrl(0, missing.address, true)).toBeNull();
   });
 
   it('the validator reads what it scores from the bucket, checked against the signed hash: a body that does not match scores invalid and is applied as nothing', async () => {
