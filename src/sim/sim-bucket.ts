@@ -159,6 +159,14 @@ export class SimBucket implements ObjectStore {
     this.counters.coordinatorReadBytes += end - start;
     const made = r.made;
     if (made && end <= made.head.length) return made.head.slice(start, end);
+    // The header and the payload's first bytes (the intake reads MAX_HEADER_BYTES): from the template, nothing regenerated.
+    const prefix = made && start < made.head.length && end <= r.bytes - SIGNATURE_BYTES ? this.o.templates.prefix(made.recipe, end - made.head.length) : null;
+    if (made && prefix) {
+      const out = new Uint8Array(end);
+      out.set(made.head, 0);
+      out.set(prefix, made.head.length);
+      return out.slice(start, end);
+    }
     if (made && start >= r.bytes - SIGNATURE_BYTES) return made.signature.slice(start - (r.bytes - SIGNATURE_BYTES), end - (r.bytes - SIGNATURE_BYTES));
     return this.bytesOf(key, r).slice(start, end);
   }
