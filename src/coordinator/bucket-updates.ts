@@ -8,11 +8,11 @@
 //   m PUTs its envelope there, then uploaded {round, bytes} →
 //     HEAD (missing, wrong size, over the run's bound → refused, counted), two ranged GETs of
 //     that version: the envelope's header (≤ MAX_HEADER_BYTES) and its signature (the last
-//     64 bytes) — structure, exact length, run, signature (it covers the payload's hash;
-//     a bad one counts as an invalid update) — a server-side copy of that version (checked by
-//     its ETag) to updates/<run>/<r>/<m>.bin, which nobody else can write, then the round's
-//     checks (sender, round, stage, duplicate: RoundClock.offerHeader); refused, the copy is
-//     deleted
+//     64 bytes), a server-side copy of that version (checked by its ETag) to
+//     updates/<run>/<r>/<m>.bin, which nobody else can write, then the coordinator's checks:
+//     structure, exact length, run, signature (it covers the payload's hash; a bad one counts
+//     as an invalid update: coordinator.ts onSignedEnds), sender, round, stage, duplicate
+//     (RoundClock.offerHeader); refused, the copy is deleted
 //   GET /update/<r>/<m>              → 307 to a presigned GET of that copy (DOWNLOAD_EXPIRES_S)
 //
 // The body (18.6 MB at 1b) is not read, hashed or written by the coordinator at intake: ~330
@@ -26,7 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerMessage } from '../protocol/messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
-import { EnvelopeError, MAX_HEADER_BYTES, SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelopeHeader, type EnvelopeHeader } from '../net/envelope.ts';
+import { MAX_HEADER_BYTES, SIGNATURE_BYTES, maxEnvelopeBytes } from '../net/envelope.ts';
 import { ObjectStoreError, type ObjectStore } from './object-store.ts';
 
 /** After the round's deadline an upload URL stays valid this long (a slow link's PUT may still finish). */
@@ -40,10 +40,21 @@ export interface BucketUpdatesContext {
   now(): number;
   log(line: string): void;
   sendTo(address: string, m: ServerMessage): void;
-  /** The member's update by its signed header (checked: run, size, signature): the round's checks; true when accepted (else refused and counted there). */
-  accept(address: string, header: EnvelopeHeader): boolean;
-  /** Refuses and counts (the coordinator's `rejected`; `envelope-…` also as an invalid update). */
+  /**
+   * The member's update by the two ends of its envelope (`bytes` long, HEAD's Content-Length):
+   * the header's checks (structure, length, run, signature: openEnvelopeHeader) and the
+   * round's; true when accepted (else refused and counted there).
+   */
+  accept(address: string, ends: SignedEnds): boolean;
+  /** Refuses and counts (the coordinator's `rejected`). */
   refuse(address: string, what: string, reason: string): void;
+}
+
+/** An envelope's first bytes (its header), its signature and its length: what the intake reads of it. */
+export interface SignedEnds {
+  head: Uint8Array;
+  signature: Uint8Array;
+  bytes: number;
 }
 
 const slotOf = (round: number, address: string) => `${round}/${address}`;
@@ -59,9 +70,8 @@ export class BucketUpdates {
   private readonly busy = new Set<string>();
 
   private readonly run: string;
-  /** The largest update envelope the run accepts, and its payload. */
+  /** The largest update envelope the run accepts. */
   private readonly maxEnvelopeBytes: number;
-  private readonly maxPayloadBytes: number;
 
   constructor(
     private readonly store: ObjectStore,
@@ -70,7 +80,6 @@ export class BucketUpdates {
   ) {
     this.run = config.run;
     this.maxEnvelopeBytes = maxEnvelopeBytes(config.maxMessageBytes);
-    this.maxPayloadBytes = config.maxMessageBytes;
   }
 
   /** Round `round` was announced to `address`: presign its upload URL and send it. */
@@ -106,18 +115,11 @@ export class BucketUpdates {
       const head = await this.store.getRange(key, 0, Math.min(MAX_HEADER_BYTES, found.bytes - SIGNATURE_BYTES), found.etag);
       const signature = await this.store.getRange(key, found.bytes - SIGNATURE_BYTES, found.bytes, found.etag);
       if (!head || !signature) return refuse('bucket-missing', `your upload for round ${round} vanished before it was read`);
-      let header: EnvelopeHeader;
-      try {
-        header = openEnvelopeHeader(head, signature, found.bytes, { run: this.run, maxPayloadBytes: this.maxPayloadBytes });
-      } catch (e) {
-        if (!(e instanceof EnvelopeError)) throw e;
-        return refuse(`envelope-${e.reason}`, e.message); // counted as an invalid update, as over the WebSocket
-      }
       // Copied where only the coordinator writes before it is accepted, so that the commit it
       // may close names an update already there; the copy is of the version whose header was read.
       const final = finalKey(this.run, round, address);
       await this.store.copy(key, final, found.etag);
-      if (!this.ctx.accept(address, header)) return void (await this.store.delete([final, key]));
+      if (!this.ctx.accept(address, { head, signature, bytes: found.bytes })) return void (await this.store.delete([final, key]));
       this.stored.set(slot, final);
       await this.store.delete([key]);
     } catch (e) {

@@ -36,9 +36,9 @@ import { CheckpointIntake } from './checkpoint-intake.ts';
 import { PieceStore, type CheckpointPieces } from './checkpoint-pieces.ts';
 import { BucketPieceStore } from './checkpoint-bucket-pieces.ts';
 import { Sessions, type Connection, type Session } from './sessions.ts';
-import { BucketUpdates } from './bucket-updates.ts';
+import { BucketUpdates, type SignedEnds } from './bucket-updates.ts';
 import { ValidatorReads } from './validator-reads.ts';
-import type { EnvelopeHeader } from '../net/envelope.ts';
+import { EnvelopeError, openEnvelopeHeader, type EnvelopeHeader } from '../net/envelope.ts';
 import type { ObjectStore } from './object-store.ts';
 
 export type { ScoringProgress } from './run-record.ts';
@@ -118,7 +118,7 @@ export class Coordinator {
       config, state: this.state, pieces: this.checkpointPieces, save: () => this.record.save(), log: this.log,
       count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),
     });
-    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sessions.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, header) => !!this.sessions.member(a) && this.onHeader(this.sessions.member(a)!, header) }) : null;
+    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sessions.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, ends) => !!this.sessions.member(a) && this.onSignedEnds(this.sessions.member(a)!, ends) }) : null;
     const bucket = this.bucket;
     this.validatorReads = bucket ? new ValidatorReads({ config, disk: store, read: (r, sender) => bucket.read(r, sender), log: this.log }) : null;
     this.rounds = new RoundClock({
@@ -379,10 +379,19 @@ export class Coordinator {
     return offered.ok;
   }
 
-  /** A member's update taken in from the bucket by its signed header alone (bucket-updates.ts): the round's checks; true when accepted. */
-  private onHeader(s: Session, header: EnvelopeHeader): boolean {
+  /** A member's update taken in from the bucket by the two ends of its envelope alone (bucket-updates.ts): its signed header's checks, then the round's; true when accepted. */
+  private onSignedEnds(s: Session, ends: SignedEnds): boolean {
     if (!this.sessions.isOpen(s) || !s.address) return false;
     s.lastSeen = this.now();
+    let header: EnvelopeHeader;
+    try {
+      header = openEnvelopeHeader(ends.head, ends.signature, ends.bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes });
+    } catch (e) {
+      if (!(e instanceof EnvelopeError)) throw e;
+      this.refuse(s, `envelope-${e.reason}`, `${e.message}; send the update over the WebSocket instead`); // counted as an invalid update, as over the WebSocket
+      this.rounds.maybeClose();
+      return false;
+    }
     const offered = header.kind !== 'update' ? { ok: false as const, what: 'unexpected-kind', reason: `'${header.kind}' is not sent to the coordinator` }
       : header.sender !== s.address ? { ok: false as const, what: 'wrong-sender', reason: `signed by ${header.sender}, not by this connection's hotkey` }
       : this.rounds.offerHeader(s.address, header);
