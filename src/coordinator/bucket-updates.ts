@@ -15,10 +15,11 @@
 //     (RoundClock.offerHeader); refused, the copy is deleted
 //   GET /update/<r>/<m>              → 307 to a presigned GET of that copy (DOWNLOAD_EXPIRES_S)
 //
-// The body (18.6 MB at 1b) is not read, hashed or written by the coordinator at intake: ~330
-// bytes per update, whatever the model. Who reads it checks it against the signed hash: every
-// replica before applying (store-read.ts; a body that does not match is skipped by all alike,
-// counted) and the validator before scoring (validator-reads.ts: a mismatch scores invalid).
+// The body (18.6 MB at 1b) is not read, hashed or written by the coordinator at intake: 625
+// bytes per update (the header's bound and the signature), whatever the model. Who reads it
+// checks it against the signed hash: every replica before applying (store-read.ts; a body
+// that does not match is applied as nothing by all alike, counted) and the validator before
+// scoring (validator-reads.ts: a mismatch scores invalid).
 // The frame checks the WebSocket path makes (checksum, config, layout) are the decoders'
 // then: an undecodable committed update is skipped by every replica and scored invalid.
 // Every failure is a `rejected` to the member (what: bucket-…), counted; the member then sends
