@@ -99,6 +99,8 @@ export class Coordinator {
   readonly bucket: BucketUpdates | null;
   /** With a bucket: the validator's reads of what it scores (validator-reads.ts). */
   readonly validatorReads: ValidatorReads | null;
+  /** Closed rounds on their way to the validator (with a bucket, after their committed updates are read). */
+  private handovers: Promise<void> = Promise.resolve();
 
   constructor(
     config: RunConfig,
@@ -198,7 +200,8 @@ export class Coordinator {
     };
     // With a bucket the committed bodies are read from there first (K of them, not N).
     if (!this.validatorReads) return handOver(this.record.closedRound(round));
-    this.readClosedRound(round).then(handOver, (e: Error) => this.log(`validator: round ${round} cannot be handed over: ${e.message}`));
+    // Chained: rounds reach the validator in the order they closed, however long each one's reads take.
+    this.handovers = this.handovers.then(() => this.readClosedRound(round)).then(handOver, (e: Error) => this.log(`validator: round ${round} cannot be handed over: ${e.message}`));
   }
 
   /**
