@@ -38,7 +38,6 @@ import { BucketPieceStore } from './checkpoint-bucket-pieces.ts';
 import { Sessions, type Connection, type Session } from './sessions.ts';
 import { BucketUpdates, type SignedEnds } from './bucket-updates.ts';
 import { ValidatorReads } from './validator-reads.ts';
-import { EnvelopeError, openEnvelopeHeader, type EnvelopeHeader } from '../net/envelope.ts';
 import type { ObjectStore } from './object-store.ts';
 
 export type { ScoringProgress } from './run-record.ts';
@@ -97,10 +96,8 @@ export class Coordinator {
   readonly checkpointPieces: CheckpointPieces;
   /** Updates through a bucket (presigned URLs: GET /update redirects there), when the run has one. */
   readonly bucket: BucketUpdates | null;
-  /** With a bucket: the validator's reads of what it scores (validator-reads.ts). */
-  readonly validatorReads: ValidatorReads | null;
-  /** Closed rounds on their way to the validator (with a bucket, after their committed updates are read). */
-  private handovers: Promise<void> = Promise.resolve();
+  /** What the validator scores, from the record (and with a bucket read from there: validator-reads.ts). */
+  readonly validatorInput: ValidatorReads;
 
   constructor(
     config: RunConfig,
@@ -121,8 +118,7 @@ export class Coordinator {
       count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),
     });
     this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sessions.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, ends) => !!this.sessions.member(a) && this.onSignedEnds(this.sessions.member(a)!, ends) }) : null;
-    const bucket = this.bucket;
-    this.validatorReads = bucket ? new ValidatorReads({ config, disk: store, read: (r, sender) => bucket.read(r, sender), log: this.log }) : null;
+    this.validatorInput = new ValidatorReads({ config, record: this.record, disk: store, read: this.bucket ? (r, sender) => this.bucket!.read(r, sender) : null, log: this.log });
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -189,50 +185,11 @@ export class Coordinator {
     return { round: this.state.round, phase: this.rounds.currentPhase, memberCount: this.rounds.memberCount, checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
   }
 
-  /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store). */
+  /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store, or from the bucket: validator-reads.ts). */
   private roundClosed(round: number): void {
     void this.bucket?.prune(this.state.round, (r, sender) => this.updateKept(r, sender));
-    this.validatorReads?.dropBefore(this.runState().oldestCommit);
-    if (!this.options.onRoundClosed) return;
-    const handOver = (c: ReturnType<RunRecord['closedRound']>) => {
-      if (c.ok) this.options.onRoundClosed!(c.closed);
-      else this.log(`validator: round ${round} cannot be handed over: ${c.reason}`);
-    };
-    // With a bucket the committed bodies are read from there first (K of them, not N).
-    if (!this.validatorReads) return handOver(this.record.closedRound(round));
-    // Chained: rounds reach the validator in the order they closed, however long each one's reads take.
-    this.handovers = this.handovers.then(() => this.readClosedRound(round)).then(handOver, (e: Error) => this.log(`validator: round ${round} cannot be handed over: ${e.message}`));
-  }
-
-  /**
-   * What the validator needs to score a closed round, rebuilt from the saved state (after a
-   * restart, or when it fell behind): or why that is no longer possible.
-   */
-  closedRound(round: number): { ok: true; closed: ClosedRound } | { ok: false; reason: string } {
-    return this.record.closedRound(round, this.validatorReads?.unreadableIn(round));
-  }
-
-  /**
-   * closedRound, after reading the round's committed updates from the bucket when there is
-   * one (validator-reads.ts: each checked against its signed hash; a forged one scores invalid).
-   */
-  async readClosedRound(round: number): Promise<ReturnType<RunRecord['closedRound']>> {
-    const c = this.record.commit(round);
-    if (c && this.validatorReads) await this.validatorReads.fetch(round, c.included);
-    return this.closedRound(round);
-  }
-
-  /**
-   * Reads the updates of `senders` in `round` from the bucket into the state folder for the
-   * validator (its secret sample: validator-reads.ts), when there is a bucket; those found
-   * forged are counted invalid in the closed round's record.
-   */
-  async readForValidator(closed: ClosedRound, senders: readonly string[]): Promise<void> {
-    const c = this.record.commit(closed.round);
-    if (!c || !this.validatorReads) return;
-    const hashes = new Map([...(c.delivered ?? []), ...c.included].map((e) => [e.sender, e.hash]));
-    const bad = await this.validatorReads.fetch(closed.round, senders.filter((s) => hashes.has(s)).map((sender) => ({ sender, hash: hashes.get(sender)! })));
-    for (const [sender, why] of bad) if (why === 'forged' && !closed.included.some((u) => u.sender === sender)) closed.invalid[sender] = Math.max(1, closed.invalid[sender] ?? 0);
+    this.validatorInput.dropBefore(this.runState().oldestCommit);
+    if (this.options.onRoundClosed) this.validatorInput.handOver(round, this.options.onRoundClosed);
   }
 
   /** Tokens trained in the committed updates so far (all rounds before the current one). */
@@ -370,45 +327,30 @@ export class Coordinator {
 
   // ---- updates (the validator's copy) ----
 
-  /** A member's update envelope (over the WebSocket, or read from the bucket), checked by the round (its round, sender, stage): true when accepted. */
+  /** A member's update envelope over the WebSocket, checked by the round (its round, sender, stage): true when accepted. */
   private onBinary(s: Session, bytes: Uint8Array): boolean {
+    return this.onOffer(s, (address) => this.rounds.offerEnvelope(address, bytes));
+  }
+
+  /** A member's update taken in from the bucket by the two ends of its envelope alone (bucket-updates.ts), checked by the round: true when accepted. */
+  private onSignedEnds(s: Session, ends: SignedEnds): boolean {
+    return this.onOffer(s, (address) => this.rounds.offerSignedEnds(address, ends));
+  }
+
+  private onOffer(s: Session, offer: (address: string) => ReturnType<RoundClock['offerEnvelope']>): boolean {
     if (!this.sessions.isOpen(s)) return false;
     s.lastSeen = this.now();
     if (!s.address) return (this.refuse(s, 'unknown-member', 'an update before joining'), false);
-    const offered = this.rounds.offerEnvelope(s.address!, bytes);
+    const offered = offer(s.address);
     if (offered.ok) this.send(s, { type: 'accepted', round: offered.round, hash: offered.hash });
     else this.refuse(s, offered.what, offered.reason); // a member refused is done, as one delivered
     this.rounds.maybeClose();
     return offered.ok;
   }
 
-  /** A member's update taken in from the bucket by the two ends of its envelope alone (bucket-updates.ts): its signed header's checks, then the round's; true when accepted. */
-  private onSignedEnds(s: Session, ends: SignedEnds): boolean {
-    if (!this.sessions.isOpen(s) || !s.address) return false;
-    s.lastSeen = this.now();
-    let header: EnvelopeHeader;
-    try {
-      header = openEnvelopeHeader(ends.head, ends.signature, ends.bytes, { run: this.config.run, maxPayloadBytes: this.config.maxMessageBytes });
-    } catch (e) {
-      if (!(e instanceof EnvelopeError)) throw e;
-      this.refuse(s, `envelope-${e.reason}`, `${e.message}; send the update over the WebSocket instead`); // counted as an invalid update, as over the WebSocket
-      this.rounds.maybeClose();
-      return false;
-    }
-    const offered = header.kind !== 'update' ? { ok: false as const, what: 'unexpected-kind', reason: `'${header.kind}' is not sent to the coordinator` }
-      : header.sender !== s.address ? { ok: false as const, what: 'wrong-sender', reason: `signed by ${header.sender}, not by this connection's hotkey` }
-      : this.rounds.offerHeader(s.address, header);
-    if (offered.ok) this.send(s, { type: 'accepted', round: header.round, hash: offered.hash });
-    else this.refuse(s, offered.what, offered.reason);
-    this.rounds.maybeClose();
-    return offered.ok;
-  }
-
   /** Whether the update of (round, sender) is kept: accepted in the round in progress, or named by a kept commit record (state-store.ts retention). */
   updateKept(round: number, sender: string): boolean {
-    if (this.rounds.isInProgress(round)) return this.rounds.hasDelivered(sender);
-    const c = this.record.commit(round);
-    return !!c && (c.included.some((e) => e.sender === sender) || !!c.delivered?.some((e) => e.sender === sender));
+    return this.rounds.isInProgress(round) ? this.rounds.hasDelivered(sender) : this.record.keepsUpdate(round, sender);
   }
 
   /**
@@ -430,18 +372,6 @@ export class Coordinator {
       this.standings.set(address, { ema: standing.ema, barred: standing.barred ?? this.standings.get(address)?.barred ?? false });
       this.sessions.sendTo(address, { type: 'scores', round, standing });
     }
-  }
-
-  /** Committed payloads of a round in commit order, or null when not all are stored. */
-  commitPayloads(round: number): Uint8Array[] | null {
-    return this.record.commitPayloads(round, this.validatorReads?.unreadableIn(round));
-  }
-
-  /** commitPayloads, after reading them from the bucket when there is one. */
-  async readCommitPayloads(round: number): Promise<Uint8Array[] | null> {
-    const c = this.record.commit(round);
-    if (c && this.validatorReads) await this.validatorReads.fetch(round, c.included);
-    return this.commitPayloads(round);
   }
 
   commit(round: number): CommitRecord | null {

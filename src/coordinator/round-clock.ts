@@ -18,7 +18,7 @@
 // store at once (one taken in from a bucket stays there, unread: offerHeader) and only its
 // hash, arrival time and stage are kept here: nothing holds all N updates.
 import { parameterLayout } from '../model/config.ts';
-import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { EnvelopeError, openEnvelope, openEnvelopeHeader, type EnvelopeHeader } from '../net/envelope.ts';
 import { envelopeRoot } from '../net/pieces.ts';
 import { toHex } from '../base/hex.ts';
 import type { CommitEntry, RunState, ServerMessage } from '../protocol/messages.ts';
@@ -225,6 +225,21 @@ export class RoundClock {
     this.ctx.store.saveUpdate(header.round, sender, envelope);
     // The piece root is one more blake2b pass over the envelope: ~27 ms for a 1b update here, as much as openEnvelope's payload hash.
     return this.keep(sender, header, envelopeRoot(envelope));
+  }
+
+  /** A bucket's update by the two ends of its envelope (bucket-updates.ts): its signed header's checks (openEnvelopeHeader: structure, length, run, signature), its kind and signer, then offerHeader; the caller calls maybeClose. */
+  offerSignedEnds(sender: string, ends: { head: Uint8Array; signature: Uint8Array; bytes: number }): { ok: true; round: number; hash: string } | ({ ok: false } & Refusal) {
+    let header: EnvelopeHeader;
+    try {
+      header = openEnvelopeHeader(ends.head, ends.signature, ends.bytes, { run: this.ctx.config.run, maxPayloadBytes: this.ctx.config.maxMessageBytes });
+    } catch (e) {
+      if (e instanceof EnvelopeError) return { ok: false, what: `envelope-${e.reason}`, reason: `${e.message}; send the update over the WebSocket instead` };
+      throw e;
+    }
+    if (header.kind !== 'update') return { ok: false, what: 'unexpected-kind', reason: `'${header.kind}' is not sent to the coordinator` };
+    if (header.sender !== sender) return { ok: false, what: 'wrong-sender', reason: `signed by ${header.sender}, not by this connection's hotkey` };
+    const offered = this.offerHeader(sender, header);
+    return offered.ok ? { ok: true, round: header.round, hash: offered.hash } : offered;
   }
 
   /**

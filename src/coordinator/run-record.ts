@@ -108,6 +108,12 @@ export class RunRecord {
     return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid, reportedHashes, startedAt: c.startedAt } };
   }
 
+  /** Whether a closed round's record still names the update of `sender` (committed, or delivered and not yet pruned: state-store.ts). */
+  keepsUpdate(round: number, sender: string): boolean {
+    const c = this.commit(round);
+    return !!c && (c.included.some((e) => e.sender === sender) || !!c.delivered?.some((e) => e.sender === sender));
+  }
+
   /** A stored update's payload (committed or not), or null when it is not stored. */
   storedPayload(round: number, sender: string): Uint8Array | null {
     return storedPayloads(this.store, this.config)(round, sender);

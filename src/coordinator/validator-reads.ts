@@ -5,6 +5,8 @@
 // keeps the good ones in the state folder where the (disk-reading) engine finds them. That is
 // K + sample per round, not N.
 //
+// Without a bucket every update is on disk already and these are the record's own answers.
+//
 // An object whose body does not match its signed hash (or whose envelope does not open) is
 // the author's doing (only the coordinator writes the final key, by a copy of the version
 // whose signed header it read): it is not kept, and the caller scores it invalid (0, counted),
@@ -13,15 +15,18 @@ import { EnvelopeError, openEnvelope } from '../net/envelope.ts';
 import { toHex } from '../base/hex.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { CoordinatorStore } from './state-store.ts';
+import type { RunRecord } from './run-record.ts';
+import type { ClosedRound } from './validator.ts';
 
 /** Why an update could not be read for the validator. */
 export type UnreadableReason = 'forged' | 'missing';
 
-/** What the reads need: the bucket's whole read of a stored update, and the disk the engine reads. */
+/** What the reads need: the run's record, the disk the engine reads, and the bucket's whole read of a stored update (null: no bucket, the disk holds every update). */
 export interface ValidatorReadsHost {
   readonly config: Pick<RunConfig, 'run' | 'maxMessageBytes'>;
+  readonly record: Pick<RunRecord, 'commit' | 'closedRound' | 'commitPayloads'>;
   readonly disk: Pick<CoordinatorStore, 'hasUpdate' | 'saveUpdate'>;
-  read(round: number, sender: string): Promise<Uint8Array | null>;
+  readonly read: ((round: number, sender: string) => Promise<Uint8Array | null>) | null;
   log(line: string): void;
 }
 
@@ -44,7 +49,7 @@ export class ValidatorReads {
    * Reads the updates of `entries` (sender and committed payload hash) of `round` that the
    * state folder does not hold yet; returns those that could not be read, with why.
    */
-  async fetch(round: number, entries: readonly { sender: string; hash: string }[]): Promise<Map<string, UnreadableReason>> {
+  private async fetch(round: number, entries: readonly { sender: string; hash: string }[]): Promise<Map<string, UnreadableReason>> {
     const bad = this.unreadable.get(round) ?? new Map<string, UnreadableReason>();
     for (const e of entries) {
       if (bad.has(e.sender) || this.h.disk.hasUpdate(round, e.sender)) continue;
@@ -53,6 +58,56 @@ export class ValidatorReads {
     }
     if (bad.size > 0) this.unreadable.set(round, bad);
     return new Map(bad);
+  }
+
+  /** Closed rounds on their way to the validator (after their committed updates are read). */
+  private handovers: Promise<void> = Promise.resolve();
+
+  /**
+   * What the validator needs to score a closed round, rebuilt from the saved state (after a
+   * restart, or when it fell behind): or why that is no longer possible.
+   */
+  closedRound(round: number): ReturnType<RunRecord['closedRound']> {
+    return this.h.record.closedRound(round, this.unreadableIn(round));
+  }
+
+  /** Committed payloads of a round in commit order (a forged one as FORGED_PAYLOAD), or null when not all are stored. */
+  commitPayloads(round: number): Uint8Array[] | null {
+    return this.h.record.commitPayloads(round, this.unreadableIn(round));
+  }
+
+  /** closedRound, after reading the round's committed updates from the bucket (when there is one). */
+  async readClosedRound(round: number): Promise<ReturnType<RunRecord['closedRound']>> {
+    await this.committed(round);
+    return this.closedRound(round);
+  }
+
+  /** commitPayloads, after reading them from the bucket (when there is one). */
+  async readCommitPayloads(round: number): Promise<Uint8Array[] | null> {
+    await this.committed(round);
+    return this.commitPayloads(round);
+  }
+
+  /** A round closed: hands it to the validator once read, in the order rounds closed however long each one's reads take. */
+  handOver(round: number, deliver: (c: ClosedRound) => void): void {
+    const done = (c: ReturnType<RunRecord['closedRound']>) => (c.ok ? deliver(c.closed) : this.h.log(`validator: round ${round} cannot be handed over: ${c.reason}`));
+    if (!this.h.read) return done(this.closedRound(round));
+    this.handovers = this.handovers.then(() => this.readClosedRound(round)).then(done, (e: Error) => this.h.log(`validator: round ${round} cannot be handed over: ${e.message}`));
+  }
+
+  /** Reads the committed updates of a round not yet in the state folder. */
+  private async committed(round: number): Promise<void> {
+    const c = this.h.record.commit(round);
+    if (c && this.h.read) await this.fetch(round, c.included);
+  }
+
+  /** Reads `senders` of a closed round from the bucket (the validator's sample); a forged one is counted invalid in `closed` (a committed one already is: RunRecord.closedRound). */
+  async sample(closed: ClosedRound, senders: readonly string[]): Promise<void> {
+    const c = this.h.record.commit(closed.round);
+    if (!c || !this.h.read) return;
+    const hashes = new Map([...(c.delivered ?? []), ...c.included].map((e) => [e.sender, e.hash]));
+    const bad = await this.fetch(c.round, senders.filter((s) => hashes.has(s)).map((sender) => ({ sender, hash: hashes.get(sender)! })));
+    for (const [sender, why] of bad) if (why === 'forged' && !closed.included.some((u) => u.sender === sender)) closed.invalid[sender] = Math.max(1, closed.invalid[sender] ?? 0);
   }
 
   /** What was found unreadable in `round` so far. */
@@ -66,7 +121,7 @@ export class ValidatorReads {
   }
 
   private async readOne(round: number, sender: string, hash: string): Promise<UnreadableReason | null> {
-    const bytes = await this.h.read(round, sender);
+    const bytes = await this.h.read!(round, sender);
     if (!bytes) {
       this.counts.missing++;
       this.h.log(`validator: the update of ${sender} in round ${round} is not in the bucket`);

@@ -149,7 +149,7 @@ describe('bucket intake by the signed header', () => {
     expect(s.peers.map((p) => p.last('accepted')?.round)).toEqual([0, 0, 0]); // intake cannot tell
     const record = s.coordinator.commit(0)!;
     const committed = new Set(record.included.map((e) => e.sender));
-    const c = await s.coordinator.readClosedRound(0);
+    const c = await s.coordinator.validatorInput.readClosedRound(0);
     expect(c.ok).toBe(true);
     if (!c.ok) return;
     // Committed: read whole from the bucket, the forged applied as nothing and counted invalid.
@@ -159,16 +159,16 @@ describe('bucket intake by the signed header', () => {
       else expect(u.payload).toBe(FORGED_PAYLOAD);
     }
     expect(s.bucket.wholeReads).toBe(committed.size);
-    expect(s.coordinator.commitPayloads(0)!.filter((p) => p === FORGED_PAYLOAD)).toHaveLength([...committed].filter((a) => a !== s.peers[1].address).length);
+    expect(s.coordinator.validatorInput.commitPayloads(0)!.filter((p) => p === FORGED_PAYLOAD)).toHaveLength([...committed].filter((a) => a !== s.peers[1].address).length);
     // The one not committed (the validator's sample): read when asked for, counted invalid when forged.
-    await s.coordinator.readForValidator(c.closed, s.peers.map((p) => p.address));
+    await s.coordinator.validatorInput.sample(c.closed, s.peers.map((p) => p.address));
     expect(s.bucket.wholeReads).toBe(3);
     expect(c.closed.invalid).toEqual({ [s.peers[0].address]: 1, [s.peers[2].address]: 1 });
-    expect(s.coordinator.validatorReads!.counts).toMatchObject({ read: 3, forged: 2, missing: 0 });
+    expect(s.coordinator.validatorInput.counts).toMatchObject({ read: 3, forged: 2, missing: 0 });
     // The good one is kept for the engine (it reads the state folder); a second ask reads nothing again.
     expect(s.store.hasUpdate(0, s.peers[1].address)).toBe(true);
     expect(s.store.hasUpdate(0, s.peers[0].address)).toBe(false);
-    await s.coordinator.readForValidator(c.closed, s.peers.map((p) => p.address));
+    await s.coordinator.validatorInput.sample(c.closed, s.peers.map((p) => p.address));
     expect(s.bucket.wholeReads).toBe(3);
     expect(s.log.filter((l) => /does not match its signed hash.*scored invalid/.test(l))).toHaveLength(2);
   });

@@ -186,7 +186,7 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(commit.included.map((e) => e.sender).sort()).toEqual([missing, wrongSize, wrongHash].map((c) => c.key.address).sort());
     expect(s.coordinator.commit(0)?.invalid).toEqual({ [badSignature.key.address]: 1 });
     // The validator's read of the committed from the bucket: the tampered body applied as nothing, scored invalid.
-    const closed = await s.coordinator.readClosedRound(0);
+    const closed = await s.coordinator.validatorInput.readClosedRound(0);
     expect(closed.ok && closed.closed.invalid).toEqual({ [badSignature.key.address]: 1, [wrongHash.key.address]: 1 });
     expect(closed.ok && closed.closed.included.find((u) => u.sender === wrongHash.key.address)?.payload.length).toBe(0);
   });
