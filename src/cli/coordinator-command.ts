@@ -229,16 +229,16 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
     await ready;
     if (round <= ledger.lastRound) return q.done(round);
     // A round not held in memory (the queue was full when it closed, or it closed before this start) is read back from the state.
-    const c = held ? { ok: true as const, closed: held } : coordinator.closedRound(round);
+    const c = held ? { ok: true as const, closed: held } : await coordinator.validatorInput.readClosedRound(round);
     const unscoreable = !c.ok ? c.reason
-      : engine.round !== round && !(await syncValidator(engine, round, await startFor(round), (r) => coordinator.commitPayloads(r), o.log, (r) => coordinator.commit(r)?.clipFloor)) ? `the validator could not rebuild θ_start of round ${round} (a commit before it is gone)`
+      : engine.round !== round && !(await syncValidator(engine, round, await startFor(round), (r) => coordinator.validatorInput.readCommitPayloads(r), o.log, (r) => coordinator.commit(r)?.clipFloor)) ? `the validator could not rebuild θ_start of round ${round} (a commit before it is gone)`
       : null;
     if (!c.ok || unscoreable) {
       skip(round, unscoreable!);
       return q.done(round);
     }
-    const plan = q.plan(evaluationOrder(c.closed, sampling).length);
-    const evaluation = await engine.evaluate(c.closed, plan.evaluate, plan.budgetMs);
+    const plan = q.plan(evaluationOrder(c.closed, sampling).length); // with a bucket, what it evaluates is read from there first: validator-reads.ts
+    const evaluation = await coordinator.validatorInput.sample(c.closed, evaluationOrder(c.closed, sampling).slice(0, plan.evaluate)).then(() => engine.evaluate(c.closed, plan.evaluate, plan.budgetMs));
     const standings = recordScores(c.closed, evaluation, { config, ledger, closedRounds: coordinator.round, log: o.log });
     const note = q.noteFor(plan, evaluation.timing);
     if (note) o.log(`validator: ${note}`);
@@ -296,7 +296,7 @@ async function startValidation(config: RunConfig, tokens: ArrayLike<number>, sta
       const round = c.round;
       // Not synced here, the first round scored rebuilds θ_start itself (score → syncValidator).
       ready = ready
-        .then(async () => syncValidator(engine, round, await startFor(round), (r) => c.commitPayloads(r), o.log, (r) => c.commit(r)?.clipFloor))
+        .then(async () => syncValidator(engine, round, await startFor(round), (r) => c.validatorInput.readCommitPayloads(r), o.log, (r) => c.commit(r)?.clipFloor))
         .then(() => {}, (e: Error) => o.log(`validator: θ_start of round ${round} not loaded yet (${e.message}); the first round scored rebuilds it`));
       inHand = ready;
     },

@@ -18,7 +18,7 @@ import { peekEnvelope, sealEnvelope } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
 import type { CoordinatorClient } from '../net/signaling.ts';
 import { toHex } from '../base/hex.ts';
-import type { CommitEntry, ServerMessage } from '../protocol/messages.ts';
+import { FORGED_PAYLOAD, type CommitEntry, type ServerMessage } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { ModelReplica } from '../round/replica.ts';
@@ -252,7 +252,10 @@ export class Exchange {
     const { payloads, fromPeers, fromStore } = await this.gather.collect(r, commit.included);
     const replica = this.replica;
     const report = await this.h.exclusive(() => replica.apply(payloads, r, all.clipFloor));
-    for (const x of report.rejected) this.h.refusals.count('update-' + x.reason, commit.included[x.index]?.sender ?? '?', x.message);
+    for (const x of report.rejected) {
+      const forged = payloads[x.index] === FORGED_PAYLOAD; // its body in the store does not match its signed hash (gather.ts)
+      this.h.refusals.count(forged ? 'update-forged' : 'update-' + x.reason, commit.included[x.index]?.sender ?? '?', forged ? 'its body in the store does not match its signed hash: applied as nothing, as on every replica' : x.message);
+    }
     if (report.notApplied) this.h.refusals.count('aggregate-nonfinite', 'the commit', report.notApplied); // every replica skips it alike
     this.held = r + 1;
     if (commit.included.some((e) => e.sender === this.address)) this.tokensContributed += config.innerSteps * config.batch * config.seq;

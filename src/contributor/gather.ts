@@ -17,11 +17,11 @@
 //   another, and an update no neighbour can give takes the store after STALL_MS.
 // Bad bytes from a neighbour are refused and counted (Refusals), never fatal.
 // Environment-free; a state machine on the host's clock (test/contributor/gather.test.ts).
-import { SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { EnvelopeError, SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
 import { decodePiece, encodePiece, listPieces, pieceRange, type PieceList } from '../net/pieces.ts';
 import { toHex } from '../base/hex.ts';
-import type { CommitEntry } from '../protocol/messages.ts';
+import { FORGED_PAYLOAD, type CommitEntry } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { encodePeerMessage, parsePeerMessage, MAX_HAVE_HASHES, type PeerMessage, type RefuseReason } from '../protocol/peer-messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
@@ -215,7 +215,7 @@ export class Gather {
       for (const [hash, e] of pending) {
         const bytes = sched.assembled(hash);
         if (!bytes) continue;
-        if (!this.keepAssembled(r, g, e, bytes)) {
+        if (!this.keepAssembled(r, g, e, bytes, sched.sources(hash).peers === 0)) {
           // Every piece matched a list that hashed to the commit's root, yet the whole does not
           // open as committed: only a wrong root does that. The store's copy, whole, once.
           if (sched.sources(hash).peers === 0) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not open as its commit says`);
@@ -227,7 +227,7 @@ export class Gather {
         else fromPeers++;
         sched.finish(hash);
         pending.delete(hash);
-        this.announce(r, hash);
+        if (g.held.get(hash)!.payload !== FORGED_PAYLOAD) this.announce(r, hash);
       }
       if (pending.size === 0) break;
       const seen = g.version;
@@ -244,16 +244,26 @@ export class Gather {
     return { payloads: entries.map((e) => g.held.get(e.hash)!.payload), fromPeers, fromStore };
   }
 
-  /** The assembled envelope of entry `e`, opened whole and checked against the commit: kept, or false. */
-  private keepAssembled(r: number, g: RoundGather, e: CommitEntry, bytes: Uint8Array): boolean {
+  /**
+   * The assembled envelope of entry `e`, opened whole and checked against the commit: kept, or
+   * false. `fromStore`: it came whole from the store, whose copy every replica reads alike — a
+   * body there that does not match its author's signed hash is kept as FORGED_PAYLOAD (applied
+   * as nothing by every replica, counted 'update-forged' by exchange.ts), not an error that would stop every replica's round.
+   */
+  private keepAssembled(r: number, g: RoundGather, e: CommitEntry, bytes: Uint8Array, fromStore: boolean): boolean {
     const config = this.h.config();
+    const matches = (header: EnvelopeHeader) => header.kind === 'update' && header.round === r && toHex(header.payloadHash) === e.hash && header.stage === this.h.stage();
     try {
       const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
-      if (header.kind !== 'update' || header.round !== r || toHex(header.payloadHash) !== e.hash || header.stage !== this.h.stage()) return false;
+      if (!matches(header)) return false;
       g.held.set(e.hash, { sender: header.sender, envelope: bytes, payload });
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      if (!fromStore || !(err instanceof EnvelopeError && err.reason === 'hash')) return false;
+      const header = peekEnvelope(bytes);
+      if (!matches(header) || header.sender !== e.sender) return false;
+      g.held.set(e.hash, { sender: header.sender, envelope: bytes, payload: FORGED_PAYLOAD });
+      return true;
     }
   }
 

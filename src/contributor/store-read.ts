@@ -3,9 +3,11 @@
 // missing pieces are read, one ranged read per run of consecutive pieces, and each is checked
 // against its hash like a neighbour's; without one, the whole envelope is read and checked
 // against the commit (author, round, payload hash, piece root). The store's bytes that do not
-// match are a SyncError: the coordinator's copy is broken, no neighbour is to blame.
+// match are a SyncError: the coordinator's copy is broken, no neighbour is to blame — except a
+// body that does not match its author's signed header (a bucket's intake reads only headers):
+// that is handed on, and the gather applies it as nothing (FORGED_PAYLOAD), as all replicas do.
 // Environment-free.
-import { openEnvelope } from '../net/envelope.ts';
+import { EnvelopeError, openEnvelope, peekEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import { listPieces, pieceRange, pieceRoot } from '../net/pieces.ts';
 import { toHex } from '../base/hex.ts';
 import type { CommitEntry } from '../protocol/messages.ts';
@@ -44,7 +46,16 @@ export async function readFromStore(h: StoreHost, r: number, sched: PieceSchedul
   if (!bytes) throw new SyncError(`the coordinator no longer has ${e.sender}'s update of round ${r}`);
   h.traffic.received(bytes.length);
   const config = h.config();
-  const { header } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
+  let header: EnvelopeHeader;
+  try {
+    ({ header } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes }));
+  } catch (err) {
+    // Signed by its author but a body that does not match the signed hash: the author's
+    // forgery (a bucket's intake reads only the header), not a broken store. The gather skips
+    // it alike on every replica (gather.ts keepAssembled); anything else is the store's fault.
+    if (!(err instanceof EnvelopeError && err.reason === 'hash')) throw err;
+    header = peekEnvelope(bytes);
+  }
   const whole = listPieces(bytes);
   if (header.sender !== e.sender || header.round !== r || toHex(header.payloadHash) !== e.hash || (e.pieces !== undefined && pieceRoot(whole) !== e.pieces)) {
     throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not match its commit`);

@@ -1,25 +1,33 @@
 // Updates through an S3-compatible bucket (object-store.ts): members upload their signed
 // update straight to the bucket and peers fetch committed ones from it, so the coordinator
-// never carries those bytes to anyone.
+// never carries those bytes to anyone — nor reads them.
 //
 //   round r announced to member m  → upload-url {round, url, validMs}: a presigned PUT on a
 //                                    key unique to (r, m, a random nonce), valid until the
 //                                    round's deadline plus UPLOAD_GRACE_S
 //   m PUTs its envelope there, then uploaded {round, bytes} →
-//     HEAD (missing, wrong size → refused, counted), GET of exactly that version, a server-side
-//     copy of that version (checked by its ETag) to updates/<run>/<r>/<m>.bin, which nobody
-//     else can write, then the same checks as an update sent over the WebSocket (signature,
-//     sender, round, frame: coordinator.ts onBinary); refused, the copy is deleted
+//     HEAD (missing, wrong size, over the run's bound → refused, counted), two ranged GETs of
+//     that version: the envelope's header (≤ MAX_HEADER_BYTES) and its signature (the last
+//     64 bytes), a server-side copy of that version (checked by its ETag) to
+//     updates/<run>/<r>/<m>.bin, which nobody else can write, then the coordinator's checks:
+//     structure, exact length, run, signature (it covers the payload's hash; a bad one counts
+//     as an invalid update: coordinator.ts onSignedEnds), sender, round, stage, duplicate
+//     (RoundClock.offerHeader); refused, the copy is deleted
 //   GET /update/<r>/<m>              → 307 to a presigned GET of that copy (DOWNLOAD_EXPIRES_S)
 //
-// The coordinator reads each update once (it keeps a disk copy for its validator, as with the
-// disk store); it sends none. Every failure is a `rejected` to the member (what: bucket-…),
-// counted; the member then sends its update over the WebSocket instead and the round goes on.
-// Whoever fetches checks the bytes against the signed commit's hash before applying them.
+// The body (18.6 MB at 1b) is not read, hashed or written by the coordinator at intake: 625
+// bytes per update (the header's bound and the signature), whatever the model. Who reads it
+// checks it against the signed hash: every replica before applying (store-read.ts; a body
+// that does not match is applied as nothing by all alike, counted) and the validator before
+// scoring (validator-reads.ts: a mismatch scores invalid).
+// The frame checks the WebSocket path makes (checksum, config, layout) are the decoders'
+// then: an undecodable committed update is skipped by every replica and scored invalid.
+// Every failure is a `rejected` to the member (what: bucket-…), counted; the member then sends
+// its update over the WebSocket instead and the round goes on.
 import { randomBytes } from 'node:crypto';
 import type { ServerMessage } from '../protocol/messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
-import { maxEnvelopeBytes } from '../net/envelope.ts';
+import { MAX_HEADER_BYTES, SIGNATURE_BYTES, maxEnvelopeBytes } from '../net/envelope.ts';
 import { ObjectStoreError, type ObjectStore } from './object-store.ts';
 
 /** After the round's deadline an upload URL stays valid this long (a slow link's PUT may still finish). */
@@ -33,13 +41,26 @@ export interface BucketUpdatesContext {
   now(): number;
   log(line: string): void;
   sendTo(address: string, m: ServerMessage): void;
-  /** The member's update as fetched: the same checks as one sent over the WebSocket; true when accepted (else refused and counted there). */
-  accept(address: string, envelope: Uint8Array): boolean;
+  /**
+   * The member's update by the two ends of its envelope (`bytes` long, HEAD's Content-Length):
+   * the header's checks (structure, length, run, signature: openEnvelopeHeader) and the
+   * round's; true when accepted (else refused and counted there).
+   */
+  accept(address: string, ends: SignedEnds): boolean;
   /** Refuses and counts (the coordinator's `rejected`). */
   refuse(address: string, what: string, reason: string): void;
 }
 
+/** An envelope's first bytes (its header), its signature and its length: what the intake reads of it. */
+export interface SignedEnds {
+  head: Uint8Array;
+  signature: Uint8Array;
+  bytes: number;
+}
+
 const slotOf = (round: number, address: string) => `${round}/${address}`;
+/** Where an accepted update stays (only the coordinator writes there). */
+const finalKey = (run: string, round: number, address: string) => `updates/${run}/${round}/${address}.bin`;
 
 export class BucketUpdates {
   /** Upload keys handed out, by "round/address". */
@@ -89,19 +110,17 @@ export class BucketUpdates {
       if (!found) return refuse('bucket-missing', `nothing at your upload URL for round ${round} (the PUT failed or the URL expired)`);
       if (found.bytes !== bytes) return refuse('bucket-size', `the object at your upload URL is ${found.bytes} bytes, you said ${bytes}`);
       if (found.bytes > this.maxEnvelopeBytes) return refuse('bucket-size', `an update of ${found.bytes} bytes is over the run's ${this.maxEnvelopeBytes}`);
-      const envelope = await this.store.get(key, this.maxEnvelopeBytes);
-      if (!envelope) return refuse('bucket-missing', `your upload for round ${round} vanished before it was read`);
+      if (found.bytes <= SIGNATURE_BYTES) return refuse('bucket-size', `an object of ${found.bytes} bytes is no update envelope`);
+      // The header and the signature only, both of that version: the signature covers the
+      // payload through its hash, and whoever reads the payload checks it against that hash.
+      const head = await this.store.getRange(key, 0, Math.min(MAX_HEADER_BYTES, found.bytes - SIGNATURE_BYTES), found.etag);
+      const signature = await this.store.getRange(key, found.bytes - SIGNATURE_BYTES, found.bytes, found.etag);
+      if (!head || !signature) return refuse('bucket-missing', `your upload for round ${round} vanished before it was read`);
       // Copied where only the coordinator writes before it is accepted, so that the commit it
-      // may close names an update already there.
-      const final = `updates/${this.run}/${round}/${address}.bin`;
-      try {
-        await this.store.copy(key, final, found.etag);
-      } catch (e) {
-        // Overwritten since it was read (the URL is still valid): the bytes read are the ones kept.
-        if (!(e instanceof ObjectStoreError && e.reason === 'changed')) throw e;
-        await this.store.put(final, envelope);
-      }
-      if (!this.ctx.accept(address, envelope)) return void (await this.store.delete([final, key]));
+      // may close names an update already there; the copy is of the version whose header was read.
+      const final = finalKey(this.run, round, address);
+      await this.store.copy(key, final, found.etag);
+      if (!this.ctx.accept(address, { head, signature, bytes: found.bytes })) return void (await this.store.delete([final, key]));
       this.stored.set(slot, final);
       await this.store.delete([key]);
     } catch (e) {
@@ -112,10 +131,24 @@ export class BucketUpdates {
     }
   }
 
-  /** A presigned GET of a stored update, or null when the bucket does not hold it (the coordinator serves its own copy). */
-  async downloadUrl(round: number, sender: string): Promise<string | null> {
-    const key = this.stored.get(slotOf(round, sender));
+  /**
+   * A presigned GET of a stored update, or null when the bucket does not hold it (the
+   * coordinator serves its own copy: one sent over the WebSocket). `kept`: the coordinator's
+   * record still names it. Taken in since this start, the answer is in memory; before it (a
+   * restart), a HEAD of its final key says whether it came through the bucket.
+   */
+  async downloadUrl(round: number, sender: string, kept: boolean): Promise<string | null> {
+    let key = this.stored.get(slotOf(round, sender)) ?? null;
+    if (!key && kept && !this.uploads.has(slotOf(round, sender))) {
+      const final = finalKey(this.run, round, sender);
+      if (await this.store.head(final)) key = final;
+    }
     return key ? this.store.presignGet(key, DOWNLOAD_EXPIRES_S) : null;
+  }
+
+  /** The stored update of (round, sender) read whole from the bucket (the validator's reads: validator-reads.ts), or null. */
+  async read(round: number, sender: string): Promise<Uint8Array | null> {
+    return this.store.get(finalKey(this.run, round, sender), this.maxEnvelopeBytes);
   }
 
   /**

@@ -36,7 +36,8 @@ import { CheckpointIntake } from './checkpoint-intake.ts';
 import { PieceStore, type CheckpointPieces } from './checkpoint-pieces.ts';
 import { BucketPieceStore } from './checkpoint-bucket-pieces.ts';
 import { Sessions, type Connection, type Session } from './sessions.ts';
-import { BucketUpdates } from './bucket-updates.ts';
+import { BucketUpdates, type SignedEnds } from './bucket-updates.ts';
+import { ValidatorReads } from './validator-reads.ts';
 import type { ObjectStore } from './object-store.ts';
 
 export type { ScoringProgress } from './run-record.ts';
@@ -97,6 +98,8 @@ export class Coordinator {
   readonly checkpointPieces: CheckpointPieces;
   /** Updates through a bucket (presigned URLs: GET /update redirects there), when the run has one. */
   readonly bucket: BucketUpdates | null;
+  /** What the validator scores, from the record (and with a bucket read from there: validator-reads.ts). */
+  readonly validatorInput: ValidatorReads;
 
   constructor(
     config: RunConfig,
@@ -116,7 +119,8 @@ export class Coordinator {
       config, state: this.state, pieces: this.checkpointPieces, save: () => this.record.save(), log: this.log,
       count: (what) => void (this.rejected[what] = (this.rejected[what] ?? 0) + 1),
     });
-    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sessions.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, bytes) => !!this.sessions.member(a) && this.onBinary(this.sessions.member(a)!, bytes) }) : null;
+    this.bucket = options.bucket ? new BucketUpdates(options.bucket, config, { now: this.now, log: this.log, sendTo: (a, m) => this.sessions.sendTo(a, m), refuse: (a, what, why) => this.refuse(this.sessions.member(a) ?? null, what, why), accept: (a, ends) => !!this.sessions.member(a) && this.onSignedEnds(this.sessions.member(a)!, ends) }) : null;
+    this.validatorInput = new ValidatorReads({ config, record: this.record, disk: store, read: this.bucket ? (r, sender) => this.bucket!.read(r, sender) : null, log: this.log });
     this.rounds = new RoundClock({
       config,
       state: this.state,
@@ -184,21 +188,11 @@ export class Coordinator {
     return { round: this.state.round, phase: this.rounds.currentPhase, memberCount: this.rounds.memberCount, checkpointRound: this.state.checkpointRound, oldestCommit: oldest };
   }
 
-  /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store). */
+  /** A round closed: the validator gets it as the saved state has it (the committed payloads read back from the store, or from the bucket: validator-reads.ts). */
   private roundClosed(round: number): void {
-    void this.bucket?.prune(this.state.round, (r, sender) => this.store.hasUpdate(r, sender));
-    if (!this.options.onRoundClosed) return;
-    const c = this.record.closedRound(round);
-    if (c.ok) this.options.onRoundClosed(c.closed);
-    else this.log(`validator: round ${round} cannot be handed over: ${c.reason}`);
-  }
-
-  /**
-   * What the validator needs to score a closed round, rebuilt from the saved state (after a
-   * restart, or when it fell behind): or why that is no longer possible.
-   */
-  closedRound(round: number): { ok: true; closed: ClosedRound } | { ok: false; reason: string } {
-    return this.record.closedRound(round);
+    void this.bucket?.prune(this.state.round, (r, sender) => this.updateKept(r, sender));
+    this.validatorInput.dropBefore(this.runState().oldestCommit);
+    if (this.options.onRoundClosed) this.validatorInput.handOver(round, this.options.onRoundClosed);
   }
 
   /** Tokens trained in the committed updates so far (all rounds before the current one). */
@@ -336,16 +330,30 @@ export class Coordinator {
 
   // ---- updates (the validator's copy) ----
 
-  /** A member's update envelope (over the WebSocket, or read from the bucket), checked by the round (its round, sender, stage): true when accepted. */
+  /** A member's update envelope over the WebSocket, checked by the round (its round, sender, stage): true when accepted. */
   private onBinary(s: Session, bytes: Uint8Array): boolean {
+    return this.onOffer(s, (address) => this.rounds.offerEnvelope(address, bytes));
+  }
+
+  /** A member's update taken in from the bucket by the two ends of its envelope alone (bucket-updates.ts), checked by the round: true when accepted. */
+  private onSignedEnds(s: Session, ends: SignedEnds): boolean {
+    return this.onOffer(s, (address) => this.rounds.offerSignedEnds(address, ends));
+  }
+
+  private onOffer(s: Session, offer: (address: string) => ReturnType<RoundClock['offerEnvelope']>): boolean {
     if (!this.sessions.isOpen(s)) return false;
     s.lastSeen = this.now();
     if (!s.address) return (this.refuse(s, 'unknown-member', 'an update before joining'), false);
-    const offered = this.rounds.offerEnvelope(s.address!, bytes);
+    const offered = offer(s.address);
     if (offered.ok) this.send(s, { type: 'accepted', round: offered.round, hash: offered.hash });
     else this.refuse(s, offered.what, offered.reason); // a member refused is done, as one delivered
     this.rounds.maybeClose();
     return offered.ok;
+  }
+
+  /** Whether the update of (round, sender) is kept: accepted in the round in progress, or named by a kept commit record (state-store.ts retention). */
+  updateKept(round: number, sender: string): boolean {
+    return this.rounds.isInProgress(round) ? this.rounds.hasDelivered(sender) : this.record.keepsUpdate(round, sender);
   }
 
   /**
@@ -367,11 +375,6 @@ export class Coordinator {
       this.standings.set(address, { ema: standing.ema, barred: standing.barred ?? this.standings.get(address)?.barred ?? false });
       this.sessions.sendTo(address, { type: 'scores', round, standing });
     }
-  }
-
-  /** Committed payloads of a round in commit order, or null when not all are stored. */
-  commitPayloads(round: number): Uint8Array[] | null {
-    return this.record.commitPayloads(round);
   }
 
   commit(round: number): CommitRecord | null {

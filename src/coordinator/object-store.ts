@@ -9,7 +9,7 @@
 // The S3 client is the AWS SDK's (signing and presigning are its job, never ours). Checksums
 // are computed only where an operation requires them: the SDK's default would put a CRC32 of
 // an empty body into presigned PUT URLs, which real AWS S3 then checks against the upload.
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { CopyObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutBucketCorsCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -30,6 +30,11 @@ export interface ObjectStore {
   /** The object, or null when there is none; throws ObjectStoreError when it exceeds maxBytes or the backend refuses. */
   get(key: string, maxBytes: number): Promise<Uint8Array | null>;
   head(key: string): Promise<StoredObject | null>;
+  /**
+   * Bytes [start, end) of the object, only if it still has `etag` (else ObjectStoreError
+   * 'changed'), or null when there is none: a ranged read, so a header costs its own bytes only.
+   */
+  getRange(key: string, start: number, end: number, etag: string): Promise<Uint8Array | null>;
   /** Copies `from` to `to` inside the store, only if `from` still has `etag` (else ObjectStoreError 'changed'). */
   copy(from: string, to: string, etag: string): Promise<void>;
   delete(keys: readonly string[]): Promise<void>;
@@ -58,6 +63,11 @@ const KEY = /^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*)(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)
 function checkKey(key: string): string {
   if (!KEY.test(key) || key.length > 900) throw new ObjectStoreError('key', `object key '${key.slice(0, 80)}' is not a path of [A-Za-z0-9._-] segments`);
   return key;
+}
+
+/** Throws ObjectStoreError 'key' unless [start, end) is a non-empty range inside an object of `bytes`. */
+export function checkRange(key: string, start: number, end: number, bytes: number): void {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end <= start || end > bytes) throw new ObjectStoreError('key', `bytes ${start}–${end} are not a range of object ${key} (${bytes} bytes)`);
 }
 
 /** The coordinator's own disk: objects are files under `dir`, written atomically. */
@@ -89,6 +99,21 @@ export class DiskObjectStore implements ObjectStore {
     if (!found) return null;
     if (found.bytes > maxBytes) throw new ObjectStoreError('too-large', `object ${key} is ${found.bytes} bytes, over the ${maxBytes} allowed`);
     return new Uint8Array(readFileSync(this.file(key)));
+  }
+
+  async getRange(key: string, start: number, end: number, etag: string): Promise<Uint8Array | null> {
+    const found = await this.head(key);
+    if (!found) return null;
+    if (found.etag !== etag) throw new ObjectStoreError('changed', `object ${key} changed before it was read`);
+    checkRange(key, start, end, found.bytes);
+    const out = new Uint8Array(end - start);
+    const fd = openSync(this.file(key), 'r');
+    try {
+      if (readSync(fd, out, 0, out.length, start) !== out.length) throw new ObjectStoreError('changed', `object ${key} shrank while it was read`);
+    } finally {
+      closeSync(fd);
+    }
+    return out;
   }
 
   async head(key: string): Promise<StoredObject | null> {
@@ -199,6 +224,22 @@ export class S3ObjectStore implements ObjectStore {
       } catch (e) {
         if (S3ObjectStore.isNotFound(e)) return null;
         if (e instanceof S3ServiceException && e.$metadata.httpStatusCode === 412) throw new ObjectStoreError('changed', `object ${key} changed while it was read`);
+        throw e;
+      }
+    });
+  }
+
+  async getRange(key: string, start: number, end: number, etag: string): Promise<Uint8Array | null> {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end <= start) throw new ObjectStoreError('key', `bytes ${start}–${end} are not a range of object ${key}`);
+    return this.call(`GET ${key} bytes ${start}–${end}`, async () => {
+      try {
+        const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key), Range: `bytes=${start}-${end - 1}`, IfMatch: etag }));
+        const bytes = await r.Body!.transformToByteArray();
+        if (bytes.length !== end - start) throw new ObjectStoreError('changed', `object ${key} sent ${bytes.length} bytes for a range of ${end - start}`);
+        return bytes;
+      } catch (e) {
+        if (S3ObjectStore.isNotFound(e)) return null;
+        if (e instanceof S3ServiceException && e.$metadata.httpStatusCode === 412) throw new ObjectStoreError('changed', `object ${key} changed before it was read`);
         throw e;
       }
     });

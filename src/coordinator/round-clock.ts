@@ -15,10 +15,10 @@
 // What it sends stays bounded per peer: `round` only to the round's members (a late member
 // gets its own; nobody else hears of it), with a member count (the member list only in a
 // pipelined run); `commit` with ≤ gatherK entries. Each accepted update is written to the
-// store at once and only its hash, arrival time and stage are kept here: nothing holds all
-// N updates.
+// store at once (one taken in from a bucket stays there, unread: offerHeader) and only its
+// hash, arrival time and stage are kept here: nothing holds all N updates.
 import { parameterLayout } from '../model/config.ts';
-import { EnvelopeError, openEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { EnvelopeError, openEnvelope, openEnvelopeHeader, type EnvelopeHeader } from '../net/envelope.ts';
 import { envelopeRoot } from '../net/pieces.ts';
 import { toHex } from '../base/hex.ts';
 import type { CommitEntry, RunState, ServerMessage } from '../protocol/messages.ts';
@@ -80,8 +80,12 @@ interface Delivery {
   hash: string;
   at: number;
   stage: number;
-  /** Root of the envelope's piece hashes (src/net/pieces.ts): committed with it, so neighbours' pieces can be checked one by one. */
-  pieces: string;
+  /**
+   * Root of the envelope's piece hashes (src/net/pieces.ts): committed with it, so neighbours'
+   * pieces can be checked one by one; undefined for an update taken in from a bucket by its
+   * header alone (nobody here read the envelope to compute it): replicas read it whole.
+   */
+  pieces: string | undefined;
 }
 
 /** An update refused: the reason's key (counted) and a sentence for the sender. */
@@ -209,6 +213,50 @@ export class RoundClock {
    * round in progress and the sender's stage, then keeps it; the caller calls maybeClose.
    */
   offer(sender: string, header: EnvelopeHeader, envelope: Uint8Array, payload: Uint8Array): { ok: true; hash: string } | ({ ok: false } & Refusal) {
+    const refused = this.admit(sender, header);
+    if (refused) return refused;
+    try {
+      // The frame only (checksum, config, round, layout): a full decode costs ~60× more and
+      // every replica and the validator decode what they use (an undecodable body is refused
+      // there alike, and the validator counts it as invalid).
+      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layouts[header.stage], maxBytes: this.ctx.config.maxMessageBytes, structureOnly: true });
+    } catch (e) {
+      if (e instanceof UpdateError) return this.turnEnded(sender, { what: `update-${e.reason}`, reason: e.message });
+      throw e;
+    }
+    // Stored at once: the round keeps a hash per sender, not N updates.
+    this.ctx.store.saveUpdate(header.round, sender, envelope);
+    // The piece root is one more blake2b pass over the envelope: ~27 ms for a 1b update here, as much as openEnvelope's payload hash.
+    return this.keep(sender, header, envelopeRoot(envelope));
+  }
+
+  /** A bucket's update by the two ends of its envelope (bucket-updates.ts): its signed header's checks (openEnvelopeHeader: structure, length, run, signature), its kind and signer, then offerHeader; the caller calls maybeClose. */
+  offerSignedEnds(sender: string, ends: { head: Uint8Array; signature: Uint8Array; bytes: number }): { ok: true; round: number; hash: string } | ({ ok: false } & Refusal) {
+    let header: EnvelopeHeader;
+    try {
+      header = openEnvelopeHeader(ends.head, ends.signature, ends.bytes, { run: this.ctx.config.run, maxPayloadBytes: this.ctx.config.maxMessageBytes });
+    } catch (e) {
+      if (e instanceof EnvelopeError) return { ok: false, what: `envelope-${e.reason}`, reason: `${e.message}; send the update over the WebSocket instead` };
+      throw e;
+    }
+    if (header.kind !== 'update') return { ok: false, what: 'unexpected-kind', reason: `'${header.kind}' is not sent to the coordinator` };
+    if (header.sender !== sender) return { ok: false, what: 'wrong-sender', reason: `signed by ${header.sender}, not by this connection's hotkey` };
+    const offered = this.offerHeader(sender, header);
+    return offered.ok ? { ok: true, round: header.round, hash: offered.hash } : offered;
+  }
+
+  /**
+   * An update the coordinator has not read, only its signed header (a bucket's intake:
+   * bucket-updates.ts): the same checks of round, membership and stage, then kept by its
+   * payload hash with no piece root — replicas read it whole from the bucket and check it
+   * against that hash; one whose bytes do not match is skipped by all alike (store-read.ts).
+   */
+  offerHeader(sender: string, header: EnvelopeHeader): { ok: true; hash: string } | ({ ok: false } & Refusal) {
+    return this.admit(sender, header) ?? this.keep(sender, header, undefined);
+  }
+
+  /** Why the round in progress refuses `sender`'s update with this header, or null. */
+  private admit(sender: string, header: EnvelopeHeader): ({ ok: false } & Refusal) | null {
     const round = this.ctx.state.round;
     // A member's update for another round: its round r−1 update would have arrived before it
     // synced θ_start(r) (one ordered socket), so this is a replay, not a slow peer.
@@ -217,21 +265,18 @@ export class RoundClock {
     if (this.delivered.has(sender)) return { ok: false, what: 'duplicate', reason: `a second update for round ${header.round}` };
     const stage = this.ctx.stages.stageOf(sender) ?? 0;
     if (header.stage !== stage) return this.turnEnded(sender, { what: 'wrong-stage', reason: `an update of stage ${header.stage} from a peer of stage ${stage}` });
-    try {
-      // The frame only (checksum, config, round, layout): a full decode costs ~60× more and
-      // every replica and the validator decode what they use (an undecodable body is refused
-      // there alike, and the validator counts it as invalid).
-      decodeUpdate(payload, { configHash: this.hash, round: header.round, layout: this.layouts[stage], maxBytes: this.ctx.config.maxMessageBytes, structureOnly: true });
-    } catch (e) {
-      if (e instanceof UpdateError) return this.turnEnded(sender, { what: `update-${e.reason}`, reason: e.message });
-      throw e;
-    }
+    return null;
+  }
+
+  private keep(sender: string, header: EnvelopeHeader, pieces: string | undefined): { ok: true; hash: string } {
     const hash = toHex(header.payloadHash);
-    // Stored at once: the round keeps a hash per sender, not N updates.
-    this.ctx.store.saveUpdate(round, sender, envelope);
-    // The piece root is one more blake2b pass over the envelope: ~27 ms for a 1b update here, as much as openEnvelope's payload hash.
-    this.delivered.set(sender, { hash, at: this.ctx.now(), stage, pieces: envelopeRoot(envelope) });
+    this.delivered.set(sender, { hash, at: this.ctx.now(), stage: header.stage, pieces });
     return { ok: true, hash };
+  }
+
+  /** Whether the round in progress accepted an update from `sender`. */
+  hasDelivered(sender: string): boolean {
+    return this.phase === 'training' && this.delivered.has(sender);
   }
 
   /** One beat of the clock: close a round past its deadline, or start one if it can. */
@@ -303,7 +348,10 @@ export class RoundClock {
     const round = state.round;
     const delivered: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
     // The piece roots go to the committed entries only (what replicas gather), not to the whole delivered list.
-    const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, barred: this.ctx.barred, seed: config.seed, round }).map((e) => ({ ...e, pieces: this.delivered.get(e.sender)!.pieces }));
+    const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, barred: this.ctx.barred, seed: config.seed, round }).map((e) => {
+      const pieces = this.delivered.get(e.sender)!.pieces;
+      return pieces === undefined ? e : { ...e, pieces };
+    });
     const members = [...this.members].sort();
     const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));
     const record: CommitRecord = { round, members, included, delivered, missing: members.filter((a) => !this.delivered.has(a)), startedAt: this.startedAt, closedAt: this.ctx.now(), deliveredAt, invalid: { ...this.invalid } };

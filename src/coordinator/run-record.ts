@@ -8,6 +8,8 @@ import type { CommitView } from '../protocol/messages.ts';
 import { tokensOfCommit } from './round-clock.ts';
 import type { CommitRecord, CoordinatorStore, MemberReport, PersistedState } from './state-store.ts';
 import type { ClosedRound } from './validator.ts';
+import { FORGED_PAYLOAD } from '../protocol/messages.ts';
+import type { UnreadableReason } from './validator-reads.ts';
 
 /** How far the validator got through the closed rounds. */
 export interface ScoringProgress {
@@ -80,22 +82,36 @@ export class RunRecord {
    * What the validator needs to score a closed round, rebuilt from the saved state (after a
    * restart, or when it fell behind): or why that is no longer possible.
    */
-  closedRound(round: number): { ok: true; closed: ClosedRound } | { ok: false; reason: string } {
+  closedRound(round: number, unreadable: ReadonlyMap<string, UnreadableReason> = new Map()): { ok: true; closed: ClosedRound } | { ok: false; reason: string } {
     const c = this.commit(round);
     if (!c) return { ok: false, reason: `the commit of round ${round} is no longer kept (the state keeps ${this.store.keepRounds} rounds and those the validator has not scored)` };
     const included: ClosedRound['included'] = [];
+    const invalid = { ...(c.invalid ?? {}) };
+    for (const [sender, why] of unreadable) if (why === 'forged') invalid[sender] = Math.max(1, invalid[sender] ?? 0);
     for (const [i, e] of c.included.entries()) {
+      const deliveredAt = c.deliveredAt?.[e.sender] ?? c.closedAt + i;
+      // A body that does not match its signed hash is applied as nothing, as every replica does (store-read.ts), and scored invalid.
+      if (unreadable.get(e.sender) === 'forged') {
+        included.push({ sender: e.sender, payload: FORGED_PAYLOAD, deliveredAt });
+        continue;
+      }
       const bytes = this.store.loadUpdate(round, e.sender);
       if (!bytes) return { ok: false, reason: `the update of ${e.sender} in round ${round} is gone from ${this.store.dir}` };
       // A state saved before delivery times were kept: commit order (by sender) stands in.
-      included.push({ sender: e.sender, payload: this.payloadOf(bytes), deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + i });
+      included.push({ sender: e.sender, payload: this.payloadOf(bytes), deliveredAt });
     }
     // The delivered updates not committed: named here, read from the store when the validator needs them.
     const committed = new Set(c.included.map((e) => e.sender));
     const others = (c.delivered ?? []).filter((e) => !committed.has(e.sender)).map((e, i) => ({ sender: e.sender, deliveredAt: c.deliveredAt?.[e.sender] ?? c.closedAt + c.included.length + i }));
     const reports = this.state.reports[round] ?? {};
     const reportedHashes = Object.fromEntries(c.members.map((a) => [a, reports[a]?.weightsHash ?? '']));
-    return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid: c.invalid ?? {}, reportedHashes, startedAt: c.startedAt, ...(c.clipFloor ? { clipFloor: c.clipFloor } : {}) } };
+    return { ok: true, closed: { round, members: c.members, included, others, missing: c.missing, invalid, reportedHashes, startedAt: c.startedAt, ...(c.clipFloor ? { clipFloor: c.clipFloor } : {}) } };
+  }
+
+  /** Whether a closed round's record still names the update of `sender` (committed, or delivered and not yet pruned: state-store.ts). */
+  keepsUpdate(round: number, sender: string): boolean {
+    const c = this.commit(round);
+    return !!c && (c.included.some((e) => e.sender === sender) || !!c.delivered?.some((e) => e.sender === sender));
   }
 
   /** A stored update's payload (committed or not), or null when it is not stored. */
@@ -104,11 +120,15 @@ export class RunRecord {
   }
 
   /** Committed payloads of a round in commit order, or null when not all are stored. */
-  commitPayloads(round: number): Uint8Array[] | null {
+  commitPayloads(round: number, unreadable: ReadonlyMap<string, UnreadableReason> = new Map()): Uint8Array[] | null {
     const c = this.commit(round);
     if (!c) return null;
     const out: Uint8Array[] = [];
     for (const e of c.included) {
+      if (unreadable.get(e.sender) === 'forged') {
+        out.push(FORGED_PAYLOAD);
+        continue;
+      }
       const bytes = this.store.loadUpdate(round, e.sender);
       if (!bytes) return null;
       out.push(this.payloadOf(bytes));

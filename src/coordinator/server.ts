@@ -82,7 +82,7 @@ export async function serveCoordinator(coordinator: Coordinator, options: ServeO
       const update = /^\/update\/(\d+)\/([1-9A-HJ-NP-Za-km-z]{40,60})$/.exec(path);
       if (req.method === 'GET' && update) {
         // With a bucket the bytes come from there (a presigned GET), never through here.
-        const url = await coordinator.bucket?.downloadUrl(Number(update[1]), update[2]);
+        const url = await coordinator.bucket?.downloadUrl(Number(update[1]), update[2], coordinator.updateKept(Number(update[1]), update[2]));
         if (url) return reply(res, 307, '', 'text/plain', { location: url });
         const u = coordinator.storedUpdate(Number(update[1]), update[2]);
         if (!u) return json(res, 404, { error: 'no such update stored (kept: the committed ones since the last checkpoint, the others for a few rounds)' });

@@ -164,9 +164,9 @@ export interface ValidatorEngine {
  * Brings the engine to θ_start(round): from the checkpoint (or the seed), then the stored
  * commits. False, logged, when a commit in between is gone.
  */
-export async function syncValidator(engine: ValidatorEngine, round: number, checkpoint: StartWeights | null, commitPayloads: (r: number) => Uint8Array[] | null, log: (line: string) => void, clipFloorOf: (r: number) => number[] | undefined = () => undefined): Promise<boolean> {
+export async function syncValidator(engine: ValidatorEngine, round: number, checkpoint: StartWeights | null, commitPayloads: (r: number) => Uint8Array[] | null | Promise<Uint8Array[] | null>, log: (line: string) => void, clipFloorOf: (r: number) => number[] | undefined = () => undefined): Promise<boolean> {
   for (let at = await engine.loadStart(checkpoint && checkpoint.round <= round ? checkpoint : null); at < round; at++) {
-    const payloads = commitPayloads(at);
+    const payloads = await commitPayloads(at);
     if (!payloads) {
       log(`validator: the commit of round ${at} is gone; scoring resumes after a checkpoint catches up`);
       return false;

@@ -129,9 +129,8 @@ function readString(r: ByteReader, what: string): string {
 }
 
 /** Magic through exact length; `maxPayloadBytes` is checked against the declared length before anything is hashed. */
-function parse(bytes: Uint8Array, maxPayloadBytes: number): Parsed {
+function parse(bytes: Uint8Array, maxPayloadBytes: number, len = bytes instanceof Uint8Array ? bytes.length : 0): Parsed {
   if (!(bytes instanceof Uint8Array)) throw new EnvelopeError('truncated', 'envelope: not a byte array');
-  const len = bytes.length;
   const r = new ByteReader(bytes, ENVELOPE_FORMAT);
   r.magic(ENVELOPE_MAGIC, (found) => new EnvelopeError('magic', `not a Tessera message (magic '${found}', expected '${ENVELOPE_MAGIC}')`));
   r.need(4, 'its version and type'); // before the version: a short envelope is 'truncated'
@@ -159,6 +158,24 @@ function parse(bytes: Uint8Array, maxPayloadBytes: number): Parsed {
 /** The header of an envelope, checked for structure and length only: nothing is hashed or verified. */
 export function peekEnvelope(bytes: Uint8Array): EnvelopeHeader {
   return parse(bytes, 0xffffffff).header;
+}
+
+/**
+ * Checks what an envelope of `totalBytes` says about itself without its payload: `head`, its
+ * first bytes (MAX_HEADER_BYTES, or all before the signature when it is shorter), and
+ * `signature`, its last SIGNATURE_BYTES — size limit, structure, exact length, run id and the
+ * signature over the header (which covers the payload through its hash). The payload is not
+ * read: whoever reads it checks it against header.payloadHash (openEnvelope does). A bucket's
+ * intake reads only these two ranges of an 18.6 MB update (bucket-updates.ts).
+ */
+export function openEnvelopeHeader(head: Uint8Array, signature: Uint8Array, totalBytes: number, expect: { run: string; maxPayloadBytes: number }): EnvelopeHeader {
+  if (totalBytes > maxEnvelopeBytes(expect.maxPayloadBytes)) throw new EnvelopeError('size', `envelope of ${totalBytes} bytes exceeds the limit for a ${expect.maxPayloadBytes}-byte payload`);
+  const { header, headerLen } = parse(head, expect.maxPayloadBytes, totalBytes);
+  if (header.run !== expect.run) throw new EnvelopeError('run', `message for run '${header.run}', this peer is in run '${expect.run}'`);
+  if (signature.length !== SIGNATURE_BYTES || !verifySignature(head.subarray(0, headerLen), signature, header.sender)) {
+    throw new EnvelopeError('signature', `bad signature: the message was not signed by its sender ${header.sender}`);
+  }
+  return header;
 }
 
 /**

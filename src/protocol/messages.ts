@@ -23,7 +23,8 @@
 //                                       ←    upload-url {round, url, validMs}: with a bucket store
 //                                            (S3), a presigned PUT for this member's update
 //   uploaded {round, bytes}             →    "my update is at that URL": the coordinator reads
-//                                            it from the bucket and checks it as if sent here
+//                                            its signed header from the bucket (two small ranged
+//                                            reads, not the body) and checks it as if sent here
 //                                       ←    accepted {round, hash}: only then does the sender
 //                                            offer it to neighbours, so a copier who re-signs it
 //                                            always delivers after the original
@@ -66,10 +67,19 @@ export interface CommitEntry {
   /**
    * Hex root of the stored envelope's piece hashes (src/net/pieces.ts): what a neighbour's
    * piece list is checked against, so pieces can be checked one by one as they arrive.
-   * Absent in commits saved before pieces: such an update is fetched whole from the store.
+   * Absent in commits saved before pieces, and for an update a bucket's intake took in by
+   * its signed header alone (nobody read it to compute a root): fetched whole from the store.
    */
   pieces?: string;
 }
+
+/**
+ * What a committed update whose stored body does not match its signed payload hash is applied
+ * as: nothing (an empty payload, which no decoder accepts: every replica and the validator
+ * reject it alike, counted, and apply the rest). The store's copy is the one only the
+ * coordinator wrote, so every reader sees the same body and decides the same.
+ */
+export const FORGED_PAYLOAD: Uint8Array = new Uint8Array(0);
 
 export interface RunState {
   /** The round in progress (or about to start). */

@@ -64,12 +64,15 @@ export class RoundLog {
       timed(() => (s = connect(conn)))();
       return { onText: timed(s.onText), onBinary: s.onBinary, onClose: timed(s.onClose) };
     };
-    // An update's intake (envelope, frame, disk copy) is onBinary, whether it came over the
-    // WebSocket or was read from the bucket after `uploaded` (bucket-updates.ts, after its
-    // awaits): timed on the instance so both ways count, once.
-    const inner = c as unknown as { onBinary: (s: unknown, bytes: Uint8Array) => boolean };
+    // An update's intake is onBinary over the WebSocket (envelope, frame, disk copy) and
+    // onSignedEnds from the bucket after `uploaded` (bucket-updates.ts, after its awaits: the
+    // header's checks and signature): timed on the instance so both ways count, once.
+    const inner = c as unknown as { onBinary: (s: unknown, bytes: Uint8Array) => boolean; onSignedEnds: (s: unknown, ends: unknown) => boolean };
     const onBinary = inner.onBinary.bind(c);
     inner.onBinary = (session, bytes) => read(() => onBinary(session, bytes));
+    // A bucket's intake by the envelope's two ends (its signature verified, the round's checks): timed alike.
+    const onSignedEnds = inner.onSignedEnds.bind(c);
+    inner.onSignedEnds = (session, ends) => read(() => onSignedEnds(session, ends));
     c.tick = timed(c.tick.bind(c));
     // What the HTTP side asks of it: stored updates and commits, checkpoints.
     const storedUpdate = c.storedUpdate.bind(c);

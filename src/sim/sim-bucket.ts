@@ -14,7 +14,7 @@
 // fallback when a copy fails) is kept as bytes.
 import { createHash } from 'node:crypto';
 import { SIGNATURE_BYTES } from '../net/envelope.ts';
-import { ObjectStoreError, type ObjectStore, type StoredObject } from '../coordinator/object-store.ts';
+import { ObjectStoreError, checkRange, type ObjectStore, type StoredObject } from '../coordinator/object-store.ts';
 import type { LinkModel } from './link-model.ts';
 import type { UpdateRecipe, UpdateTemplates } from './update-templates.ts';
 
@@ -37,6 +37,8 @@ export interface BucketCounters {
   uploadBytes: number;
   /** Reads: by the coordinator (get) and by peers (download), and their bytes. */
   coordinatorReads: number;
+  /** Ranged reads by the coordinator (an update's header and signature at intake); their bytes are in coordinatorReadBytes. */
+  coordinatorRangeReads: number;
   coordinatorReadBytes: number;
   peerReads: number;
   peerReadBytes: number;
@@ -63,7 +65,7 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 export class SimBucket implements ObjectStore {
   readonly kind = 'modelled';
   readonly description = 'modelled bucket (tessera simulate: objects kept as recipes and regenerated on read, src/sim/sim-bucket.ts)';
-  readonly counters: BucketCounters = { uploads: 0, uploadBytes: 0, coordinatorReads: 0, coordinatorReadBytes: 0, peerReads: 0, peerReadBytes: 0, regenerated: 0, regenerateMs: 0, copies: 0, deletes: 0, held: 0, peakHeld: 0 };
+  readonly counters: BucketCounters = { uploads: 0, uploadBytes: 0, coordinatorReads: 0, coordinatorRangeReads: 0, coordinatorReadBytes: 0, peerReads: 0, peerReadBytes: 0, regenerated: 0, regenerateMs: 0, copies: 0, deletes: 0, held: 0, peakHeld: 0 };
   private readonly objects = new Map<string, BucketRecord>();
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -140,6 +142,33 @@ export class SimBucket implements ObjectStore {
     this.counters.coordinatorReads++;
     this.counters.coordinatorReadBytes += r.bytes;
     return this.bytesOf(key, r);
+  }
+
+  /** A ranged read by the coordinator (its intake reads an update's header and signature): from the record when the range lies there, else regenerated. */
+  async getRange(key: string, start: number, end: number, etag: string): Promise<Uint8Array | null> {
+    const r = this.objects.get(key);
+    if (!r) return null;
+    if (this.etagOf.get(r) !== etag) throw new ObjectStoreError('changed', `object ${key} changed before it was read`);
+    checkRange(key, start, end, r.bytes);
+    if (this.o.links) {
+      const t = this.o.links.model.transfer(BUCKET_NODE, this.o.links.coordinator, end - start, this.now());
+      await this.sleep(t.done - this.now());
+    }
+    if (this.objects.get(key) !== r) throw new ObjectStoreError('changed', `object ${key} changed while it was read`);
+    this.counters.coordinatorRangeReads++;
+    this.counters.coordinatorReadBytes += end - start;
+    const made = r.made;
+    if (made && end <= made.head.length) return made.head.slice(start, end);
+    // The header and the payload's first bytes (the intake reads MAX_HEADER_BYTES): from the template, nothing regenerated.
+    const prefix = made && start < made.head.length && end <= r.bytes - SIGNATURE_BYTES ? this.o.templates.prefix(made.recipe, end - made.head.length) : null;
+    if (made && prefix) {
+      const out = new Uint8Array(end);
+      out.set(made.head, 0);
+      out.set(prefix, made.head.length);
+      return out.slice(start, end);
+    }
+    if (made && start >= r.bytes - SIGNATURE_BYTES) return made.signature.slice(start - (r.bytes - SIGNATURE_BYTES), end - (r.bytes - SIGNATURE_BYTES));
+    return this.bytesOf(key, r).slice(start, end);
   }
 
   async head(key: string): Promise<StoredObject | null> {

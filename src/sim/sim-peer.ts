@@ -281,7 +281,8 @@ export class SimPeer {
       const e = included[(start + i) % included.length];
       if (e.sender === this.address) continue;
       const now = ctx.now();
-      const from = ctx.source(round, e.hash, this.index, neighbours, now);
+      // As gather.ts: an entry without a piece root (a bucket's header-only intake) comes whole from the store, never from neighbours.
+      const from = e.pieces === undefined ? null : ctx.source(round, e.hash, this.index, neighbours, now);
       if (from !== null) {
         const size = ctx.envelopeBytes(e.hash);
         const t = ctx.links.transfer(from, this.index, size, now);

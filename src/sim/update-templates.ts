@@ -92,6 +92,21 @@ export class UpdateTemplates {
     return out;
   }
 
+  /**
+   * The first `length` bytes of the update of `r` without making the rest (a ranged read of an
+   * envelope's start: its header and the frame's first bytes), or null when rewritten codes
+   * begin before `length` (the caller then makes it whole).
+   */
+  prefix(r: UpdateRecipe, length: number): Uint8Array | null {
+    const t = this.templates[r.template];
+    // Past the first codes (or into the trailing CRC) the bytes are the peer's own: made whole.
+    if (t.pieces.some((p) => p.kind === 'codes' && p.start < length) || length > t.bytes.length - CRC_BYTES) return null;
+    const out = t.bytes.slice(0, length);
+    if (ROUND_AT + 4 <= length) new DataView(out.buffer).setUint32(ROUND_AT, r.round, true);
+    else if (ROUND_AT < length) return null;
+    return out;
+  }
+
   /** Writes the update of `r` into `out` at `offset` (a store regenerating an envelope's payload in place). */
   write(r: UpdateRecipe, out: Uint8Array, offset: number): void {
     const size = this.sizeOf(r.template);

@@ -95,7 +95,9 @@ export class FakeReplica implements ExchangeReplica {
 
   apply(payloads: readonly Uint8Array[], round: number) {
     this.applied.push({ round, payloads: [...payloads] });
-    return { accepted: payloads.length, rejected: [] };
+    // An empty payload (FORGED_PAYLOAD) is refused, as the real decoder refuses it ('truncated').
+    const rejected = payloads.flatMap((p, index) => (p.length === 0 ? [{ index, reason: 'truncated', message: 'an empty update' }] : []));
+    return { accepted: payloads.length - rejected.length, rejected };
   }
 
   async weightsHash(): Promise<string> {

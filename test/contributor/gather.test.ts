@@ -8,6 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { blake2AsU8a } from '@polkadot/util-crypto';
 import { toHex } from '../../src/base/hex.ts';
+import { FORGED_PAYLOAD } from '../../src/protocol/messages.ts';
 import { openEnvelope } from '../../src/net/envelope.ts';
 import { PIECE_BYTES, listPieces } from '../../src/net/pieces.ts';
 import { MAX_CONCURRENT_SERVES, servingCap } from '../../src/contributor/gather.ts';
@@ -162,6 +163,28 @@ describe('gather exchange (fake clock)', () => {
     expect(h.of('commit')[0]).toMatchObject({ fromPeers: 0, fetched: 2 });
     // Down this round: one piece from Bob, two from the store, Carol's whole update.
     expect(h.of('commit')[0].roundBytesDown).toBe(bob.length - PIECE_BYTES + carol.length);
+    await stop(h, done);
+  });
+
+  it("applies as nothing, counted, a committed update whose store copy does not match its signed hash (a bucket's intake reads only headers); an honest one without a piece root comes whole from the store", async () => {
+    const { h, done, mine } = await trained(4);
+    const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));
+    const carol = envelope(k.carol, 0, updatePayload(0, 0xc0));
+    // Carol's object in the store: her signed header and signature, a payload byte changed after signing.
+    const forged = carol.slice();
+    forged[forged.length - 64 - 1] ^= 0xff;
+    h.http.updates.set(`0/${k.bob.address}`, bob);
+    h.http.updates.set(`0/${k.carol.address}`, forged);
+    // Taken in by the header alone: no piece root in the commit.
+    const { pieces: _bobRoot, ...bobEntry } = entry(k.bob, bob);
+    const { pieces: _carolRoot, ...carolEntry } = entry(k.carol, carol);
+    h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), bobEntry, carolEntry], delivered: 3, checkpointBy: null });
+    await settle();
+    expect(h.replica.applied).toHaveLength(1);
+    const applied = h.replica.applied[0].payloads;
+    expect(digest([{ round: 0, payloads: applied.slice(0, 2) }])).toEqual(digest([{ round: 0, payloads: [updatePayload(0, 0xa1), updatePayload(0, 0xb0)] }]));
+    expect(applied[2]).toBe(FORGED_PAYLOAD);
+    expect(h.refusals.byReason).toEqual({ 'update-forged': 1 });
     await stop(h, done);
   });
 

@@ -59,7 +59,7 @@ describe('bars and copy history across a coordinator restart (issue 19)', () => 
     const peers = joinAll(before.coordinator, [k.alice, k.bob]);
     for (const [i, p] of peers.entries()) p.binary(signedUpdate(p.key!, config, 0, i + 1));
     expect(peers[0].last('commit')!.included).toHaveLength(2);
-    const closed = before.coordinator.closedRound(0);
+    const closed = before.coordinator.validatorInput.closedRound(0);
     if (!closed.ok) throw new Error(closed.reason);
     // The validator finds alice's round-0 update harmful: barred, and she hears so.
     const standings = recordScores(closed.closed, evaluation(0, { [k.alice.address]: harmful, [k.bob.address]: helpful }), { config, ledger, closedRounds: 1, log });
@@ -86,7 +86,7 @@ describe('bars and copy history across a coordinator restart (issue 19)', () => 
     expect(fresh[1].last('commit')!.included).toHaveLength(2);
 
     // A later round that says nothing of her keeps the bar (since round 0); a clean evaluation lifts it.
-    const c1 = after.coordinator.closedRound(1);
+    const c1 = after.coordinator.validatorInput.closedRound(1);
     if (!c1.ok) throw new Error(c1.reason);
     const unsampled = recordScores(c1.closed, evaluation(1, { [k.bob.address]: helpful }), { config, ledger, closedRounds: 2, log });
     expect(unsampled.get(k.alice.address)!.barred).toBe(true);
@@ -94,7 +94,7 @@ describe('bars and copy history across a coordinator restart (issue 19)', () => 
     for (const p of again) p.synced(2);
     for (const [i, p] of again.entries()) p.binary(signedUpdate(p.key!, config, 2, i + 21));
     expect(again[1].last('commit')).toMatchObject({ round: 2, included: [{ sender: k.bob.address }] });
-    const c2 = after.coordinator.closedRound(2);
+    const c2 = after.coordinator.validatorInput.closedRound(2);
     if (!c2.ok) throw new Error(c2.reason);
     const cleared = recordScores(c2.closed, evaluation(2, { [k.alice.address]: helpful, [k.bob.address]: helpful }), { config, ledger, closedRounds: 3, log });
     expect(cleared.get(k.alice.address)!.barred).toBe(false);

@@ -29,7 +29,7 @@ describe("the commit's clip floor (issue 19)", () => {
     expect(record.clipFloor).toEqual(floor);
     const view = parseCommitView(JSON.stringify(commitView(record)), 0);
     expect(view?.clipFloor).toEqual(floor);
-    const closed = two.coordinator.closedRound(0);
+    const closed = two.coordinator.validatorInput.closedRound(0);
     expect(closed.ok && closed.closed.clipFloor).toEqual(floor);
     two.coordinator.stop();
 

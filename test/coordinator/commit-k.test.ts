@@ -43,14 +43,14 @@ describe('coordinator: gather-K commits', () => {
     expect(h.coordinator.tokensTrained).toBe(2 * config.innerSteps * config.batch * config.seq);
     expect(h.coordinator.status().commits[0]).toMatchObject({ included: senders, delivered: 4 });
     // The validator gets the committed with payloads and names the rest.
-    const closed = h.coordinator.closedRound(0);
+    const closed = h.coordinator.validatorInput.closedRound(0);
     expect(closed.ok).toBe(true);
     if (!closed.ok) return;
     expect(closed.closed.included.map((u) => u.sender)).toEqual(senders);
     expect(closed.closed.others.map((u) => u.sender)).toEqual(keys.map((x) => x.address).filter((a) => !senders.includes(a)).sort());
     for (const o of closed.closed.others) expect(h.coordinator.storedPayload(0, o.sender)).not.toBeNull();
     // Replay (late joiners, the validator's sync) applies the committed only.
-    expect(h.coordinator.commitPayloads(0)).toHaveLength(2);
+    expect(h.coordinator.validatorInput.commitPayloads(0)).toHaveLength(2);
   });
 
   it('commits everything when at most K were delivered', () => {

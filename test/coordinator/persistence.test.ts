@@ -146,12 +146,12 @@ describe('coordinator: rounds the validator has not scored', () => {
     const h = makeCoordinator(config, { dir, onRoundClosed: (c) => closed.push(c) });
     runRounds(h, 2);
     // Exactly what the coordinator handed the validator when round 1 closed, live and after a restart.
-    expect(h.coordinator.closedRound(1)).toEqual({ ok: true, closed: closed[1] });
+    expect(h.coordinator.validatorInput.closedRound(1)).toEqual({ ok: true, closed: closed[1] });
     const again = makeCoordinator(config, { dir });
-    expect(again.coordinator.closedRound(1)).toEqual({ ok: true, closed: closed[1] });
+    expect(again.coordinator.validatorInput.closedRound(1)).toEqual({ ok: true, closed: closed[1] });
     expect(closed[1].reportedHashes[k.alice.address]).not.toBe('');
-    expect(again.coordinator.closedRound(7)).toEqual({ ok: false, reason: expect.stringMatching(/commit of round 7 is no longer kept/) });
+    expect(again.coordinator.validatorInput.closedRound(7)).toEqual({ ok: false, reason: expect.stringMatching(/commit of round 7 is no longer kept/) });
     rmSync(join(dir, 'updates', '1', `${k.bob.address}.bin`));
-    expect(again.coordinator.closedRound(1)).toEqual({ ok: false, reason: expect.stringMatching(new RegExp(`update of ${k.bob.address} in round 1 is gone`)) });
+    expect(again.coordinator.validatorInput.closedRound(1)).toEqual({ ok: false, reason: expect.stringMatching(new RegExp(`update of ${k.bob.address} in round 1 is gone`)) });
   });
 });

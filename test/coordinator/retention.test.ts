@@ -45,7 +45,7 @@ describe('update store retention', () => {
     expect(Object.keys(coordinator.commit(4)!.deliveredAt!)).toHaveLength(1);
     expect(coordinator.commit(5)?.delivered).toHaveLength(3);
     // What replays needs is still there.
-    expect(coordinator.commitPayloads(2)).toHaveLength(1);
+    expect(coordinator.validatorInput.commitPayloads(2)).toHaveLength(1);
   });
 
   it('keeps the commits since the latest checkpoint past keepRounds, and the one that names it (late joiners replay them)', () => {
@@ -57,7 +57,7 @@ describe('update store retention', () => {
     // Commit 0 names the checkpoint's uploader and weights fingerprint: kept with it.
     expect(coordinator.runState().oldestCommit).toBe(0);
     expect(files(0)).toBe(1);
-    for (let r = 0; r < 7; r++) expect(coordinator.commitPayloads(r), `round ${r}`).toHaveLength(1);
+    for (let r = 0; r < 7; r++) expect(coordinator.validatorInput.commitPayloads(r), `round ${r}`).toHaveLength(1);
   });
 
   it('keeps everything of the rounds the validator has not scored', () => {
@@ -74,7 +74,7 @@ describe('update store retention', () => {
     expect(coordinator.runState().oldestCommit).toBe(3);
     for (let r = 0; r < 3; r++) expect(files(r), `round ${r}`).toBe(0);
     for (let r = 3; r < 6; r++) {
-      expect(coordinator.commitPayloads(r), `round ${r}`).toHaveLength(1);
+      expect(coordinator.validatorInput.commitPayloads(r), `round ${r}`).toHaveLength(1);
       expect(files(r), `round ${r}`).toBe(1); // decided: only what replicas apply
     }
     for (let r = 6; r < 10; r++) expect(files(r), `round ${r}`).toBe(3); // not decided: everything

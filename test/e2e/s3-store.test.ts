@@ -1,10 +1,11 @@
 // The update store on a real S3-compatible server: Ceph's radosgw, started here in a temporary
 // folder (test/support/ceph-s3.ts; ~12 s on 2 cores) — never a mock. What is shown: the SDK
 // backend's operations and presigned URLs against radosgw; rounds whose updates go up to and
-// come down from the bucket with the coordinator sending none of those bytes; and each kind of
-// bad input (missing object, wrong size, wrong hash, expired URL, a refusing bucket, an object
-// overwritten after it was taken in) is refused with a clear reason, counted, and the round
-// still closes with the update.
+// come down from the bucket with the coordinator sending none of those bytes (and reading only
+// each update's header and signature); each kind of bad input (missing object, wrong size, bad
+// signature, expired URL, a refusing bucket, an object overwritten after it was taken in) is
+// refused with a clear reason, counted, and the round still closes with the update; a body
+// that does not match its signed hash is taken in and refused by whoever reads it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore, ObjectStoreError, type S3Settings } from '../../src/coordinator/object-store.ts';
 import { toHex } from '../../src/base/hex.ts';
@@ -149,11 +150,11 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(s3.coordinator.rejected).toEqual({});
   });
 
-  it('refuses a missing, wrong-size or wrong-hash upload with a clear reason, counts it, and the round closes with the update sent over the socket', async () => {
-    const config = testConfig({ minMembers: 3, gatherK: 3, roundSeconds: 120 });
-    const s = await startBucketSwarm(config, [keys.alice, keys.bob, keys.carol], tempDir(), open(settings()));
+  it('refuses a missing, wrong-size or badly signed upload with a clear reason, counts it, and the round closes with the update sent over the socket; a body not matching its signed hash is taken in by its header and applied by nobody', async () => {
+    const config = testConfig({ minMembers: 4, gatherK: 4, roundSeconds: 120 });
+    const s = await startBucketSwarm(config, [keys.alice, keys.bob, keys.carol, keys.dave], tempDir(), open(settings()));
     swarms.push(s);
-    const [missing, wrongSize, wrongHash] = s.clients;
+    const [missing, wrongSize, badSignature, wrongHash] = s.clients;
     for (const c of s.clients) c.send({ type: 'synced', round: 0, weightsHash: 'w'.repeat(64), stage: 0 });
     const urls = await Promise.all(s.clients.map((c) => c.next('upload-url', (m) => m.round === 0)));
     const envelopes = s.clients.map((c, i) => signedUpdate(c.key, config, 0, i + 1));
@@ -162,22 +163,33 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     // Wrong size: the object is not the length it says.
     expect((await fetch(urls[1].url, { method: 'PUT', body: envelopes[1] })).status).toBe(200);
     wrongSize.send({ type: 'uploaded', round: 0, bytes: envelopes[1].length + 1 });
-    // Wrong hash: one payload byte changed after signing.
-    const tampered = envelopes[2].slice();
-    tampered[tampered.length - 100] ^= 0xff;
-    expect((await fetch(urls[2].url, { method: 'PUT', body: tampered })).status).toBe(200);
-    wrongHash.send({ type: 'uploaded', round: 0, bytes: tampered.length });
-    const refusals = await Promise.all(s.clients.map((c) => c.next('rejected')));
-    expect(refusals.map((r) => r.what)).toEqual(['bucket-missing', 'bucket-size', 'envelope-hash']);
+    // Bad signature: its last byte changed.
+    const badSig = envelopes[2].slice();
+    badSig[badSig.length - 1] ^= 0xff;
+    expect((await fetch(urls[2].url, { method: 'PUT', body: badSig })).status).toBe(200);
+    badSignature.send({ type: 'uploaded', round: 0, bytes: badSig.length });
+    const refusals = await Promise.all(s.clients.slice(0, 3).map((c) => c.next('rejected')));
+    expect(refusals.map((r) => r.what)).toEqual(['bucket-missing', 'bucket-size', 'envelope-signature']);
     expect(refusals[0].reason).toMatch(/nothing at your upload URL.*send the update over the WebSocket instead/);
     expect(refusals[1].reason).toMatch(/is \d+ bytes, you said \d+/);
-    expect(s.coordinator.rejected).toEqual({ 'bucket-missing': 1, 'bucket-size': 1, 'envelope-hash': 1 });
+    expect(s.coordinator.rejected).toEqual({ 'bucket-missing': 1, 'bucket-size': 1, 'envelope-signature': 1 });
+    // Wrong hash: one payload byte changed after signing. The intake reads the header and the
+    // signature only (two ranged GETs on radosgw), so it is taken in; whoever reads the body refuses it.
+    const tampered = envelopes[3].slice();
+    tampered[tampered.length - 100] ^= 0xff;
+    expect((await fetch(urls[3].url, { method: 'PUT', body: tampered })).status).toBe(200);
+    wrongHash.send({ type: 'uploaded', round: 0, bytes: tampered.length });
+    await wrongHash.next('accepted', (m) => m.round === 0);
     // The round goes on: the two the bucket refused send their update over the socket, as they
-    // are told; the invalid one ended its sender's turn (as any refused update does, round-clock.ts).
+    // are told; the badly signed one ended its sender's turn (as any refused update does, round-clock.ts).
     [missing, wrongSize].forEach((c, i) => c.ws.send(envelopes[i]));
     const commit = await missing.next('commit', (m) => m.round === 0);
-    expect(commit.included.map((e) => e.sender).sort()).toEqual([missing, wrongSize].map((c) => c.key.address).sort());
-    expect(s.coordinator.commit(0)?.invalid).toEqual({ [wrongHash.key.address]: 1 });
+    expect(commit.included.map((e) => e.sender).sort()).toEqual([missing, wrongSize, wrongHash].map((c) => c.key.address).sort());
+    expect(s.coordinator.commit(0)?.invalid).toEqual({ [badSignature.key.address]: 1 });
+    // The validator's read of the committed from the bucket: the tampered body applied as nothing, scored invalid.
+    const closed = await s.coordinator.validatorInput.readClosedRound(0);
+    expect(closed.ok && closed.closed.invalid).toEqual({ [badSignature.key.address]: 1, [wrongHash.key.address]: 1 });
+    expect(closed.ok && closed.closed.included.find((u) => u.sender === wrongHash.key.address)?.payload.length).toBe(0);
   });
 
   it('an expired upload URL and a bucket that refuses are counted by the contributor, which sends over the socket; the round closes', async () => {
@@ -364,7 +376,7 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     }
   });
 
-  it('deletes from the bucket the updates the coordinator no longer keeps (its disk retention decides)', async () => {
+  it('deletes from the bucket the updates the coordinator no longer keeps (its record decides; it keeps no disk copy)', async () => {
     // K = 2 of 3: one update per round is delivered but not committed; those are kept 3 rounds.
     const config = testConfig({ minMembers: 3, gatherK: 2, roundSeconds: 120 });
     const s = await startBucketSwarm(config, [keys.alice, keys.bob, keys.carol], tempDir(), open(settings()));
@@ -383,7 +395,7 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
       for (const e of c.included) expect(await inBucket(c.round, e.sender), `round ${c.round} committed`).toBe(true);
       // Rounds 0 and 1 are past DELIVERED_KEEP_ROUNDS: their uncommitted update is gone from the disk and the bucket.
       expect(await inBucket(c.round, dropped[0]), `round ${c.round} uncommitted`).toBe(c.round >= 2);
-      expect(s.store.hasUpdate(c.round, dropped[0])).toBe(c.round >= 2);
+      for (const m of c.members) expect(s.store.hasUpdate(c.round, m), `round ${c.round}: no disk copy`).toBe(false);
     }
   });
 

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import * as utilCrypto from '@polkadot/util-crypto';
 import {
-  ENVELOPE_VERSION, EnvelopeError, HASH_BYTES, KIND_CODES, MAX_HEADER_BYTES, SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, peekEnvelope, sealEnvelope,
+  ENVELOPE_VERSION, EnvelopeError, HASH_BYTES, KIND_CODES, MAX_HEADER_BYTES, SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, openEnvelopeHeader, peekEnvelope, sealEnvelope,
   type EnvelopeReason, type MessageKind,
 } from '../../src/net/envelope.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
@@ -192,5 +192,30 @@ describe('envelope', () => {
       expect(reasonOf(() => openEnvelope(b, expect_))).not.toBe('ok');
       expect(reasonOf(() => peekEnvelope(b))).not.toBe('ok');
     }
+  });
+});
+
+describe('openEnvelopeHeader (a bucket intake reads only the header and the signature)', () => {
+  const parts = (env: Uint8Array, total = env.length) => [env.subarray(0, Math.min(MAX_HEADER_BYTES, total - SIGNATURE_BYTES)), env.subarray(env.length - SIGNATURE_BYTES), total] as const;
+
+  it('accepts a good envelope from its two ends without hashing the payload; refuses a bad signature, a wrong length, another run, an oversize one', () => {
+    const payload = randomBytes(100_000);
+    const env = sealEnvelope(alice, { kind: 'update', run: RUN, round: 3, stage: 0 }, payload);
+    const hashed = vi.mocked(utilCrypto.blake2AsU8a).mock.calls.length;
+    const header = openEnvelopeHeader(...parts(env), expect_);
+    expect(header).toMatchObject({ kind: 'update', run: RUN, round: 3, sender: alice.address, payloadLength: payload.length });
+    expect(vi.mocked(utilCrypto.blake2AsU8a).mock.calls.length).toBe(hashed); // the payload is not read
+    const badSig = env.slice();
+    badSig[badSig.length - 1] ^= 1;
+    expect(reasonOf(() => openEnvelopeHeader(...parts(badSig), expect_))).toBe('signature');
+    // The object is longer or shorter than the header declares.
+    expect(reasonOf(() => openEnvelopeHeader(parts(env)[0], parts(env)[1], env.length + 10, expect_))).toBe('trailing');
+    expect(reasonOf(() => openEnvelopeHeader(parts(env)[0], parts(env)[1], env.length - 10, expect_))).toBe('truncated');
+    expect(reasonOf(() => openEnvelopeHeader(...parts(env), { ...expect_, run: 'other' }))).toBe('run');
+    expect(reasonOf(() => openEnvelopeHeader(...parts(env), { ...expect_, maxPayloadBytes: 1000 }))).toBe('size');
+    // A signature from someone else over the same header.
+    const forged = env.slice();
+    forged.set(bob.sign(env.subarray(0, env.length - payload.length - SIGNATURE_BYTES)), env.length - SIGNATURE_BYTES);
+    expect(reasonOf(() => openEnvelopeHeader(...parts(forged), expect_))).toBe('signature');
   });
 });

@@ -52,9 +52,14 @@ describe('tessera simulate', () => {
     expect(report.summary.fingerprintsEqual).toBe(true);
     expect(report.refused).toEqual({});
     expect(delivered).toBe(2 * peers);
-    // Each update uploaded once, read once by the coordinator (regenerated, hash-checked), copied to its final key.
-    expect(b).toMatchObject({ uploads: delivered, coordinatorReads: delivered, copies: delivered });
-    expect(b.regenerated).toBeGreaterThanOrEqual(delivered);
+    // Each update uploaded once, taken in by its header and signature alone (two ranged reads,
+    // nothing regenerated for it), copied to its final key; only the validator reads bodies
+    // whole: what it scores (the committed and its sample), each regenerated and hash-checked.
+    expect(b).toMatchObject({ uploads: delivered, coordinatorRangeReads: 2 * delivered, copies: delivered });
+    const committed0 = report.rows[0].committed;
+    expect(b.coordinatorReads).toBeGreaterThanOrEqual(committed0);
+    expect(b.coordinatorReads).toBeLessThanOrEqual(delivered);
+    expect(b.coordinatorReadBytes).toBeLessThanOrEqual(b.coordinatorReads * report.envelopeBytes * SIZE_SLACK + 2 * delivered * 400);
     // Peers' store fetches were redirected to the bucket.
     expect(b.peerReads).toBe(report.rows.reduce((n, r) => n + r.fromStore, 0));
     expect(report.updates).toMatchObject({ store: 'bucket', templates: 2 });

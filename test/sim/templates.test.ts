@@ -14,7 +14,7 @@ import { parseRunConfig } from '../../src/protocol/run-config.ts';
 import { decodeUpdate, UpdateError } from '../../src/sparseloco/wire.ts';
 import { parameterLayout, preset } from '../../src/model/config.ts';
 import { configHash } from '../../src/model/identity.ts';
-import { openEnvelope, sealEnvelope } from '../../src/net/envelope.ts';
+import { MAX_HEADER_BYTES, SIGNATURE_BYTES, openEnvelope, sealEnvelope } from '../../src/net/envelope.ts';
 import { ObjectStoreError } from '../../src/coordinator/object-store.ts';
 import { Hotkey, cryptoReady } from '../../src/wallet/keys.ts';
 
@@ -94,6 +94,12 @@ describe('SimBucket (the modelled bucket)', () => {
     expect(bucket.peerRead(k)).toBe(envelope.length);
     expect(bucket.download(k)).toEqual(envelope);
     expect(bucket.counters).toMatchObject({ uploads: 1, coordinatorReads: 1, peerReads: 2, regenerated: 2 });
+    // The intake's ranged reads (the header with the frame's first bytes, the signature): the same bytes, nothing regenerated.
+    const etag = (await bucket.head(k))!.etag;
+    const headEnd = Math.min(MAX_HEADER_BYTES, envelope.length - SIGNATURE_BYTES);
+    expect(await bucket.getRange(k, 0, headEnd, etag)).toEqual(envelope.subarray(0, headEnd));
+    expect(await bucket.getRange(k, envelope.length - SIGNATURE_BYTES, envelope.length, etag)).toEqual(envelope.subarray(envelope.length - SIGNATURE_BYTES));
+    expect(bucket.counters).toMatchObject({ coordinatorRangeReads: 2, regenerated: 2 });
     expect(SimBucket.keyOf('https://elsewhere.example/x')).toBeNull();
   });
 
