@@ -356,10 +356,7 @@ export class Coordinator {
     return this.rounds.isInProgress(round) ? this.rounds.hasDelivered(sender) : this.record.keepsUpdate(round, sender);
   }
 
-  /**
-   * A stored update (as its sender signed it) of a recent round, committed or not (the round
-   * in progress too: it was accepted, so its sender already offers it to neighbours).
-   */
+  /** A stored update as signed, of a recent round, committed or not (the round in progress too: its sender already offers it). */
   storedUpdate(round: number, sender: string): Uint8Array | null {
     return this.store.loadUpdate(round, sender);
   }
