@@ -4,14 +4,12 @@
 // a shared machine hits both alike; the two variants' outputs must agree first. On a
 // software adapter these are CPU numbers: a ratio there says little about a GPU, where
 // variant 2's registers and broadcast tiles are what matter (`bench static` models those).
-import { parseArgs } from 'node:util';
-import { adapterName } from '../../src/gpu/device.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import type { Tensor } from '../../src/gpu/tensor.ts';
 import { attentionBackward, attentionForward, attentionTiles, type AttentionDims } from '../../src/kernels/attention.ts';
 import { fa2Tiles } from '../../src/kernels/attention-fa2.ts';
-import { openNodeGpu } from '../../src/node/dawn.ts';
-import { printTable, writeResults, type BenchRow } from './table.ts';
+import type { BenchRow } from './table.ts';
+import { runVariantBench, seededUniform } from './variant-bench.ts';
 
 /** tiny's heads (D = 16, GQA 4/2), small's (D = 64, GQA 4/2) and base's (D = 64, 12 heads), at CPU-sized T. */
 const DEFAULT_SHAPES = '4x64x4x2x16,1x256x4x2x64,1x128x12x12x64';
@@ -22,15 +20,6 @@ function parseShape(s: string): AttentionDims {
   return { B: +m[1], T: +m[2], H: +m[3], Hkv: +m[4], D: +m[5] };
 }
 
-function fill(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function maxRelDiff(xs: Float32Array[], ys: Float32Array[]): number {
   let worst = 0;
@@ -55,7 +44,7 @@ export async function benchAttentionFa2(gpu: Gpu, shapes: AttentionDims[], reps:
     const made: Tensor[] = [];
     const t = (shape: number[], label: string, seed?: number) => {
       const n = shape.reduce((a, b) => a * b, 1);
-      const x = gpu.tensor(shape, 'f32', label, seed === undefined ? undefined : fill(n, seed));
+      const x = gpu.tensor(shape, 'f32', label, seed === undefined ? undefined : seededUniform(n, seed));
       made.push(x);
       return x;
     };
@@ -111,22 +100,6 @@ export async function benchAttentionFa2(gpu: Gpu, shapes: AttentionDims[], reps:
   return rows;
 }
 
-export async function runAttentionFa2Bench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { shapes: { type: 'string', default: DEFAULT_SHAPES }, reps: { type: 'string', default: '7' }, software: { type: 'boolean', default: false } },
-  });
-  const shapes = values.shapes!.split(',').map(parseShape);
-  const reps = Number(values.reps);
-  if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive integer, got ${values.reps}`);
-  const gpu = await openNodeGpu({ adapter: values.software ? 'software' : 'auto' });
-  try {
-    console.log(`adapter: ${adapterName(gpu.info)}`);
-    const rows = await benchAttentionFa2(gpu, shapes, reps);
-    printTable('attention variant 1 vs variant 2, interleaved rep by rep (median ms per submit)', rows);
-    console.log(`\nwrote ${writeResults('attention-fa2', { adapter: adapterName(gpu.info), info: gpu.info, reps, rows })}`);
-  } finally {
-    gpu.destroy();
-  }
-  return 0;
+export function runAttentionFa2Bench(argv: string[]): Promise<number> {
+  return runVariantBench(argv, { defaultShapes: DEFAULT_SHAPES, parseShape, bench: benchAttentionFa2, title: 'attention variant 1 vs variant 2, interleaved rep by rep (median ms per submit)', name: 'attention-fa2' });
 }

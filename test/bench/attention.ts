@@ -21,18 +21,10 @@ import {
 } from '../../src/kernels/attention-naive.ts';
 import type { BenchRow } from './table.ts';
 import { timeGpu } from './timing.ts';
+import { seededUniform } from './variant-bench.ts';
 
 const MiB = 1 << 20;
 
-function randomData(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** The tiles the flash kernels run: variant 2's rows × tile where it applies, else variant 1's BR × BC (forward/dq/dkdv). */
 function tilesText(gpu: Gpu, dims: AttentionDims): string {
@@ -59,7 +51,7 @@ export async function benchAttention(
     const made: Tensor[] = [];
     const t = (shape: number[], label: string, seed?: number) => {
       const size = shape.reduce((a, b) => a * b, 1);
-      const x = gpu.tensor(shape, 'f32', label, seed === undefined ? undefined : randomData(size, seed));
+      const x = gpu.tensor(shape, 'f32', label, seed === undefined ? undefined : seededUniform(size, seed));
       made.push(x);
       return x;
     };

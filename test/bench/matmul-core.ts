@@ -3,12 +3,10 @@
 // adapter gets) on training-like shapes, interleaved rep by rep (v1, v2, v1, v2, …) so a load
 // change on a shared machine hits both alike; the two outputs must agree first. On a software
 // adapter these are CPU numbers: they can show a kernel is not slower here, not GPU speed.
-import { parseArgs } from 'node:util';
-import { adapterName } from '../../src/gpu/device.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { matmul, matmulCorePlan, matmulTile, type MatmulOptions } from '../../src/kernels/matmul.ts';
-import { openNodeGpu } from '../../src/node/dawn.ts';
-import { printTable, writeResults, type BenchRow } from './table.ts';
+import type { BenchRow } from './table.ts';
+import { runVariantBench, seededUniform } from './variant-bench.ts';
 
 /** Training layouts at CPU-sized scale: forward (A·Bᵀ), input gradient (A·B), weight gradient (Aᵀ·B). */
 const DEFAULT_SHAPES = '512x512x512:NN,1024x256x256:NT,1024x256x256:NN,256x256x1024:TN,512x688x256:NT,256x688x1024:TN';
@@ -19,15 +17,6 @@ function parseShape(s: string): MatmulOptions {
   return { M: +m[1], N: +m[2], K: +m[3], transA: m[4] === 'T', transB: m[5] === 'T' };
 }
 
-function fill(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function relDiff(x: Float32Array, y: Float32Array): number {
   let num = 0;
@@ -45,8 +34,8 @@ export async function benchMatmulCore(gpu: Gpu, shapes: MatmulOptions[], reps: n
   const rows: BenchRow[] = [];
   for (const shape of shapes) {
     const { M, N, K } = shape;
-    const a = gpu.tensor([M * K], 'f32', 'A', fill(M * K, 1));
-    const b = gpu.tensor([K * N], 'f32', 'B', fill(K * N, 2));
+    const a = gpu.tensor([M * K], 'f32', 'A', seededUniform(M * K, 1));
+    const b = gpu.tensor([K * N], 'f32', 'B', seededUniform(K * N, 2));
     const c1 = gpu.tensor([M * N], 'f32', 'C1');
     const c2 = gpu.tensor([M * N], 'f32', 'C2');
     const run = async (variant: 1 | 2, c: typeof c1) => {
@@ -87,22 +76,6 @@ export async function benchMatmulCore(gpu: Gpu, shapes: MatmulOptions[], reps: n
   return rows;
 }
 
-export async function runMatmulCoreBench(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { shapes: { type: 'string', default: DEFAULT_SHAPES }, reps: { type: 'string', default: '7' }, software: { type: 'boolean', default: false } },
-  });
-  const shapes = values.shapes!.split(',').map(parseShape);
-  const reps = Number(values.reps);
-  if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive integer, got ${values.reps}`);
-  const gpu = await openNodeGpu({ adapter: values.software ? 'software' : 'auto' });
-  try {
-    console.log(`adapter: ${adapterName(gpu.info)}`);
-    const rows = await benchMatmulCore(gpu, shapes, reps);
-    printTable('matmul variant 1 vs variant 2, interleaved rep by rep (median ms; one product per submit)', rows);
-    console.log(`\nwrote ${writeResults('matmul-core', { adapter: adapterName(gpu.info), info: gpu.info, reps, rows })}`);
-  } finally {
-    gpu.destroy();
-  }
-  return 0;
+export function runMatmulCoreBench(argv: string[]): Promise<number> {
+  return runVariantBench(argv, { defaultShapes: DEFAULT_SHAPES, parseShape, bench: benchMatmulCore, title: 'matmul variant 1 vs variant 2, interleaved rep by rep (median ms; one product per submit)', name: 'matmul-core' });
 }

@@ -8,6 +8,7 @@ import { matmul, matmulCorePlan, matmulTile, matmulVariant } from '../../src/ker
 import type { BenchRow } from './table.ts';
 import { finishTfjs, releaseTfjs, tfjsBackendOn } from './tfjs-webgpu.ts';
 import { timeAsync, timeGpu } from './timing.ts';
+import { seededUniform } from './variant-bench.ts';
 
 /** Products per timed submit: enough work that submit overhead does not dominate on a real GPU. */
 function innerReps(gpu: Gpu, n: number): number {
@@ -22,8 +23,8 @@ export async function benchMatmul(gpu: Gpu, opts: { sizes: number[]; reps: numbe
     for (const n of opts.sizes) {
       const inner = innerReps(gpu, n);
       const flops = 2 * n ** 3 * inner;
-      const aData = randomData(n * n, 1);
-      const bData = randomData(n * n, 2);
+      const aData = seededUniform(n * n, 1);
+      const bData = seededUniform(n * n, 2);
 
       const a = gpu.tensor([n, n], 'f32', 'A', aData);
       const b = gpu.tensor([n, n], 'f32', 'B', bData);
@@ -94,12 +95,3 @@ function relDiff(x: Float32Array, y: Float32Array): number {
   return Math.sqrt(num / den);
 }
 
-function randomData(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
