@@ -42,8 +42,9 @@ describe('bench static', () => {
     // Dispatches per steady step: the issue's bar is ≤ 121 at small (3× under the 365 it
     // started from), not reached; these ceilings hold what was (RESULTS.md, issue 20 host
     // overhead): one norm-backward pass, split-K reductions grouped (2 per step at small),
-    // SwiGLU in the down projection's prologue and the dm matmul's epilogue.
-    expect(steady.dispatches).toBeLessThanOrEqual(name === 'small' ? 151 : 62);
+    // SwiGLU in the down projection's prologue and the dm matmul's epilogue, attention's row
+    // sums inside its dQ pass (variant 2).
+    expect(steady.dispatches).toBeLessThanOrEqual(name === 'small' ? 145 : 60);
     if (name === 'small') expect(disp('matmul_reduce.reduce_segments')).toBe(2);
     // Matmul variant 2 with split-K: no matmul under 2 workgroups per SM of a 128-SM GPU where
     // 32×32 tiles and the allowed splits could reach it (at small: none under at all).
