@@ -285,6 +285,9 @@ export class Contributor {
     } finally {
       clearInterval(heartbeat as never);
       const saved = await this.saveLocal().catch(() => false);
+      // A neighbour never linked (its link still trying, say while no TURN server answers) is
+      // told as a link down too: how that pair exchanged updates is the store.
+      for (const peer of this.mesh.neverLinked()) this.o.onEvent({ event: 'link', peer, up: false, reason: 'never linked' });
       this.o.onEvent({ event: 'stopped', round: this.exchange.held, saved, longestStallMs: Math.round(this.stalls.longestMs) });
       this.mesh.close();
       this.client.close();

@@ -26,6 +26,8 @@ export class PeerMesh {
   private readonly links = new Map<string, PeerLink>();
   private wanted = new Set<string>();
   private readonly waiters = new Map<string, (() => void)[]>();
+  /** Peers a link of this mesh has been up with at some time. */
+  private readonly everLinked = new Set<string>();
   private closed = false;
   /** Totals of links that have closed (live links add their own). */
   private retired = { bytesSent: 0, bytesReceived: 0, dropped: 0 };
@@ -70,6 +72,7 @@ export class PeerMesh {
     const link = new PeerLink(remote, opts, (data) => this.options.sendSignal(remote, data));
     this.links.set(remote, link);
     link.onConnect(() => {
+      this.everLinked.add(remote);
       this.options.onLink?.(remote, true, 'connected', link.route);
       for (const w of this.waiters.get(remote) ?? []) w();
       this.waiters.delete(remote);
@@ -116,6 +119,11 @@ export class PeerMesh {
   async linkRoute(addr: string): Promise<LinkRoute | null> {
     const link = this.links.get(addr);
     return link?.connected ? link.refreshRoute() : null;
+  }
+
+  /** The peers listed now that no link has ever come up with: pairs that could not link, whose updates went through the store. */
+  neverLinked(): string[] {
+    return [...this.wanted].filter((a) => !this.everLinked.has(a));
   }
 
   /** Peers with an open link. */
