@@ -20,6 +20,7 @@
 import { blake2AsU8a } from '@polkadot/util-crypto';
 import { fromHex, toHex } from '../base/hex.ts';
 import { MAX_PIECES } from '../protocol/peer-messages.ts';
+import { HASHED_CHUNK_HEADER_BYTES, decodeHashedChunk, encodeHashedChunk } from '../protocol/hashed-chunk.ts';
 
 export { MAX_PIECES };
 
@@ -33,7 +34,7 @@ export const PIECE_BYTES = 1 << 20;
 /** Smallest piece size a list may declare (a list of tiny pieces would be mostly hashes). */
 export const MIN_PIECE_BYTES = 1024;
 /** Bytes before a piece's data in a 'piece' envelope's payload: the update's hash, the index. */
-export const PIECE_HEADER_BYTES = 32 + 4;
+export const PIECE_HEADER_BYTES = HASHED_CHUNK_HEADER_BYTES;
 
 const DOMAIN = new TextEncoder().encode('tessera-pieces');
 
@@ -107,16 +108,11 @@ export function pieceMatches(list: PieceList, index: number, data: Uint8Array): 
 
 /** A 'piece' envelope's payload: which update (its payload hash, hex), which piece, the bytes. */
 export function encodePiece(hash: string, index: number, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(PIECE_HEADER_BYTES + data.length);
-  out.set(fromHex(hash)!);
-  new DataView(out.buffer).setUint32(32, index, true);
-  out.set(data, PIECE_HEADER_BYTES);
-  return out;
+  return encodeHashedChunk(hash, index, data);
 }
 
 /** A 'piece' envelope's payload read back (`data` a view, not a copy), or null when it is too short. */
 export function decodePiece(payload: Uint8Array): { hash: string; index: number; data: Uint8Array } | null {
-  if (payload.length < PIECE_HEADER_BYTES) return null;
-  const index = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(32, true);
-  return { hash: toHex(payload.subarray(0, 32)), index, data: payload.subarray(PIECE_HEADER_BYTES) };
+  const c = decodeHashedChunk(payload);
+  return c && { hash: c.hash, index: c.at, data: c.data };
 }

@@ -16,8 +16,8 @@
 // parseCheckpointPeerMessage returns null for anything malformed (the caller counts it).
 // Environment-free.
 import { exactUtf8 } from '../base/format.ts';
-import { fromHex, toHex } from '../base/hex.ts';
-import type { RefuseReason } from './peer-messages.ts';
+import { HASHED_CHUNK_HEADER_BYTES, decodeHashedChunk, encodeHashedChunk } from './hashed-chunk.ts';
+import { REFUSE_REASONS, isHash, type RefuseReason } from './peer-messages.ts';
 import { MAX_CHECKPOINT_PIECE_BYTES } from './run-config.ts';
 
 /** Largest range asked at once: a vanished neighbour costs at most this much again of a piece. */
@@ -27,7 +27,7 @@ export const MAX_HOLDS_PIECES = 4096;
 /** Largest checkpoint message: a holds of MAX_HOLDS_PIECES hashes (67 bytes each as JSON) and its fields. */
 export const MAX_CHECKPOINT_MESSAGE_BYTES = MAX_HOLDS_PIECES * 67 + 1024;
 /** Bytes before the data in a 'checkpoint-range' payload: the piece's SHA-256, the u32 start. */
-export const RANGE_HEADER_BYTES = 32 + 4;
+export const RANGE_HEADER_BYTES = HASHED_CHUNK_HEADER_BYTES;
 
 export type CheckpointPeerMessage =
   | { type: 'which'; round: number; stage: number }
@@ -41,8 +41,6 @@ export function encodeCheckpointPeerMessage(m: CheckpointPeerMessage): Uint8Arra
 
 const isU32 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
 const isStage = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 256;
-const isSha = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
-const REASONS: readonly unknown[] = ['busy', 'spent', 'missing'] satisfies RefuseReason[];
 
 /** A neighbour's checkpoint message, or null when malformed. */
 export function parseCheckpointPeerMessage(bytes: Uint8Array): CheckpointPeerMessage | null {
@@ -61,13 +59,13 @@ export function parseCheckpointPeerMessage(bytes: Uint8Array): CheckpointPeerMes
     case 'which':
       return { type: 'which', round, stage };
     case 'holds':
-      return Array.isArray(o.pieces) && o.pieces.length <= MAX_HOLDS_PIECES && o.pieces.every(isSha) ? { type: 'holds', round, stage, pieces: [...o.pieces] } : null;
+      return Array.isArray(o.pieces) && o.pieces.length <= MAX_HOLDS_PIECES && o.pieces.every(isHash) ? { type: 'holds', round, stage, pieces: [...o.pieces] } : null;
     case 'want':
-      return isSha(o.hash) && isU32(o.start) && isU32(o.end) && o.end > o.start && o.end - o.start <= MAX_CHECKPOINT_RANGE_BYTES && o.end <= MAX_CHECKPOINT_PIECE_BYTES
+      return isHash(o.hash) && isU32(o.start) && isU32(o.end) && o.end > o.start && o.end - o.start <= MAX_CHECKPOINT_RANGE_BYTES && o.end <= MAX_CHECKPOINT_PIECE_BYTES
         ? { type: 'want', round, stage, hash: o.hash, start: o.start, end: o.end }
         : null;
     case 'refuse':
-      return isSha(o.hash) && isU32(o.start) && REASONS.includes(o.reason) ? { type: 'refuse', round, stage, hash: o.hash, start: o.start, reason: o.reason as RefuseReason } : null;
+      return isHash(o.hash) && isU32(o.start) && REFUSE_REASONS.includes(o.reason) ? { type: 'refuse', round, stage, hash: o.hash, start: o.start, reason: o.reason as RefuseReason } : null;
     default:
       return null;
   }
@@ -75,16 +73,11 @@ export function parseCheckpointPeerMessage(bytes: Uint8Array): CheckpointPeerMes
 
 /** A 'checkpoint-range' payload: which piece (its SHA-256), where in it, the bytes. */
 export function encodeRange(hash: string, start: number, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(RANGE_HEADER_BYTES + data.length);
-  out.set(fromHex(hash)!);
-  new DataView(out.buffer).setUint32(32, start, true);
-  out.set(data, RANGE_HEADER_BYTES);
-  return out;
+  return encodeHashedChunk(hash, start, data);
 }
 
 /** A 'checkpoint-range' payload read back (`data` a view), or null when it is too short. */
 export function decodeRange(payload: Uint8Array): { hash: string; start: number; data: Uint8Array } | null {
-  if (payload.length < RANGE_HEADER_BYTES) return null;
-  const start = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(32, true);
-  return { hash: toHex(payload.subarray(0, 32)), start, data: payload.subarray(RANGE_HEADER_BYTES) };
+  const c = decodeHashedChunk(payload);
+  return c && { hash: c.hash, start: c.at, data: c.data };
 }

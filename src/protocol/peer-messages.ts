@@ -49,9 +49,9 @@ export function encodePeerMessage(m: PeerMessage): Uint8Array {
 const isRound = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
 const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < MAX_PIECES;
 const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 2 ** 32;
-/** A payload hash as the commit writes it: 64 lowercase hex digits (blake2b-256). */
-const isHash = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
-const REFUSE_REASONS: readonly unknown[] = ['busy', 'spent', 'missing'] satisfies RefuseReason[];
+/** A hash as messages write it: 64 lowercase hex digits (a payload's blake2b-256, a checkpoint piece's SHA-256). */
+export const isHash = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+export const REFUSE_REASONS: readonly unknown[] = ['busy', 'spent', 'missing'] satisfies RefuseReason[];
 
 /** A neighbour's gather message (a 'gather' envelope's payload), or null when malformed. */
 export function parsePeerMessage(bytes: Uint8Array): PeerMessage | null {
