@@ -16,6 +16,7 @@ import { CheckpointFetchError, fetchCheckpoint, type CheckpointFetch, type Commi
 import { toHex } from '../base/hex.ts';
 import { parseCommitView, type CommitEntry, type RunState } from '../protocol/messages.ts';
 import type { ModelReplica } from '../round/replica.ts';
+import { layoutElements } from '../model/config.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { mib, throttled } from './progress.ts';
 
@@ -69,7 +70,7 @@ const WEIGHTS_FILE_ROOM_BYTES = 1 << 20;
 
 /** θ_start's f32 values: bytes. */
 function weightsBytes(replica: ModelReplica): number {
-  return replica.layout.reduce((sum, p) => sum + 4 * p.size, 0);
+  return 4 * layoutElements(replica.layout);
 }
 
 export async function syncWeights(c: SyncContext): Promise<{ round: number; source: string }> {

@@ -235,7 +235,12 @@ export function parameterLayout(cfg: ModelConfig, from = 0, to = cfg.layers): Pa
 
 /** Distinct trainable parameters of the whole model (a tied matrix counts once). */
 export function parameterCount(cfg: ModelConfig): number {
-  return parameterLayout(cfg, 0, cfg.layers).reduce((s, p) => s + p.size, 0);
+  return layoutElements(parameterLayout(cfg, 0, cfg.layers));
+}
+
+/** The elements of every tensor of a layout, summed (× 4 for f32 bytes). */
+export function layoutElements(layout: readonly ParamSpec[]): number {
+  return layout.reduce((n, p) => n + p.size, 0);
 }
 
 // ---- deterministic initialisation ----

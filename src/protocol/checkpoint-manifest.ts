@@ -10,7 +10,7 @@
 // Environment-free.
 import { sha256 } from '../wallet/sha256.ts';
 import { fromHex, toHex } from '../base/hex.ts';
-import { parameterLayout } from '../model/config.ts';
+import { layoutElements, parameterLayout } from '../model/config.ts';
 import { FINGERPRINT_HEX } from '../train/weights-fingerprint.ts';
 import { isValidAddress, verifySignature, type Hotkey } from '../wallet/keys.ts';
 import { runModel, stageBounds, type RunConfig } from './run-config.ts';
@@ -105,7 +105,7 @@ export function maxCheckpointBytes(config: RunConfig, stage: number): number {
   const r = stageBounds(config)[stage];
   if (!r) return 0;
   const layout = parameterLayout(runModel(config), r.from, r.to);
-  const params = layout.reduce((n, s) => n + s.size, 0);
+  const params = layoutElements(layout);
   return 4 * params + 64 * layout.length + 256 * layout.length + 64 * 1024;
 }
 

@@ -6,7 +6,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { axpby } from '../kernels/elementwise.ts';
-import type { ParamSpec } from '../model/config.ts';
+import { layoutElements, type ParamSpec } from '../model/config.ts';
 import { NonFiniteAggregate, aggregate } from './aggregate.ts';
 import { ErrorFeedback, applySparse } from './feedback.ts';
 import type { SparseTensor } from './selection.ts';
@@ -182,7 +182,7 @@ export class DilocoOuter {
 
   /** Bytes each replica sends per round: its dense f32 Δ. */
   get bytesPerReplica(): number {
-    return this.layout.reduce((n, s) => n + 4 * s.size, 0);
+    return 4 * layoutElements(this.layout);
   }
 
   destroy(): void {

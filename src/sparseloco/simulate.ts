@@ -3,7 +3,7 @@
 // This is the round of DESIGN.md without the network — for `tessera train --replicas` and for
 // comparing outer methods.
 import type { Gpu } from '../gpu/gpu.ts';
-import type { ModelConfig } from '../model/config.ts';
+import { layoutElements, type ModelConfig } from '../model/config.ts';
 import { LayerSlice } from '../model/slice.ts';
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.ts';
 import { sampleBatch, type Batch } from '../train/sampler.ts';
@@ -71,7 +71,7 @@ export async function* simulate(gpu: Gpu, trainTokens: ArrayLike<number>, s: Sim
     replicas.push({ slice, optimizer, trainer: new LocalTrainer(gpu, slice, optimizer, source, s.schedule, accumulation) });
   }
   const layout = replicas[0].slice.layout;
-  const denseBytes = layout.reduce((n, p) => n + 4 * p.size, 0);
+  const denseBytes = 4 * layoutElements(layout);
   const hash = configHash(cfg);
   const sparse = method === 'sparseloco' ? replicas.map((rep) => new SparseLoCoOuter(gpu, layout, rep.slice.params, s.sparseloco ?? DEFAULT_SPARSELOCO, hash)) : [];
   const dense = method === 'diloco' ? new DilocoOuter(gpu, layout, replicas[0].slice.params, s.diloco ?? DEFAULT_DILOCO) : null;
