@@ -24,6 +24,14 @@ const MAX_KEY_TILE = 64; // MAX_BC in the shader: forward's per-thread scores
 export const FA2_TILE_BYTES = 16 * 1024;
 const ROWS = [64, 32];
 const TILE_ROWS = [64, 32, 16];
+/**
+ * Rows and tile rows on a software adapter (a CPU Vulkan such as SwiftShader), as variant 1's
+ * SOFTWARE_MAX_TILE: workgroup memory is ordinary cache there, so taller tiles buy no reuse,
+ * while compile time grows with the workgroup. A tiny round's three kernels at 16/16 took
+ * 2.3 CPU-s to compile instead of 7.1 (64/32 tiles), and 5 training steps 3.2 CPU-s instead of
+ * 4.7 (SwiftShader, this 2-core machine) — paid by every process that trains.
+ */
+const SOFTWARE_ROWS = [16];
 
 export type Fa2Kernel = 'forward' | 'dq' | 'dkdv';
 
@@ -89,14 +97,15 @@ function shapeProblem(gpu: Gpu, kernel: Fa2Kernel, D: number, s: Fa2Shape): stri
  * adapter class's workgroup target (2 per SM of a 128-SM GPU), else 32 (short sequences,
  * few heads); tiles as tall as fit FA2_TILE_BYTES (and the device), at most 64 rows; on a
  * hardware adapter, forward and dq split each row's keys between 2 threads under
- * FA2_SPLIT_BELOW_ROWS query rows.
+ * FA2_SPLIT_BELOW_ROWS query rows. A software adapter takes 16 rows and 16-row tiles.
  */
 export function fa2Tiles(gpu: Gpu, dims: Pick<AttentionDims, 'B' | 'T' | 'H' | 'Hkv' | 'D'>): Fa2Tiles {
   const target = WORKGROUP_TARGET[adapterClass(gpu)];
+  const [rowChoices, tileChoices] = gpu.info.isSoftware ? [SOFTWARE_ROWS, SOFTWARE_ROWS] : [ROWS, TILE_ROWS];
   const pick = (kernel: Fa2Kernel, heads: number): Fa2Shape => {
-    const rows = ROWS.find((n) => dims.B * heads * ceilDiv(dims.T, n) >= target) ?? ROWS[ROWS.length - 1];
+    const rows = rowChoices.find((n) => dims.B * heads * ceilDiv(dims.T, n) >= target) ?? rowChoices[rowChoices.length - 1];
     const fewRows = kernel !== 'dkdv' && !gpu.info.isSoftware && dims.B * dims.H * dims.T < FA2_SPLIT_BELOW_ROWS;
-    for (const tile of TILE_ROWS) {
+    for (const tile of tileChoices) {
       // The budget is for the two row tiles; dkdv's row statistics (8 bytes a row) come on top.
       if (2 * tile * dims.D * 4 > FA2_TILE_BYTES) continue;
       for (const s of fewRows ? [{ rows, tile, split: 2 }, { rows, tile }] : [{ rows, tile }]) {

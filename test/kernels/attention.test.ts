@@ -169,6 +169,12 @@ describe('attention (flash)', () => {
     // D = 64: a 32-key tile of k and v is 16 KiB; D = 16 takes 64 keys.
     expect(fa2Tiles(small, { B: 1, T: 64, H: 1, Hkv: 1, D: 64 }).forward.tile).toBe(32);
     expect(fa2Tiles(small, { B: 1, T: 64, H: 1, Hkv: 1, D: 16 }).forward.tile).toBe(64);
+    // A software adapter (a CPU) takes 16 rows and 16-row tiles at any size, never split.
+    const cpu = { limits, info: { ...small.info, isSoftware: true } } as unknown as Gpu;
+    for (const [B, T] of [[1, 64], [8, 4096]]) {
+      const t = fa2Tiles(cpu, { B, T, H: 4, Hkv: 2, D: 64 });
+      expect([t.forward, t.dq, t.dkdv]).toEqual([{ rows: 16, tile: 16 }, { rows: 16, tile: 16 }, { rows: 16, tile: 16 }]);
+    }
   });
 
   it.each(CASES.map((c, i) => [c.name, c, i] as const))('forward and backward, %s', async (_name, c, i) => {
