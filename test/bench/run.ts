@@ -9,6 +9,7 @@ import { runCopyCheckBench } from './copy-check.ts';
 import { runValidatorLoopBench } from './validator-loop.ts';
 import { runSimulateBench } from './simulate.ts';
 import { runSurfaceBench } from './surface.ts';
+import { runSurfaceHttpBench } from './surface-http.ts';
 import { runStaticBench } from './static.ts';
 import { runAdversaryBench } from './adversary.ts';
 import { runCheckpointSyncBench } from './checkpoint-sync.ts';
@@ -30,6 +31,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   'validator-loop': runValidatorLoopBench,
   simulate: runSimulateBench,
   surface: runSurfaceBench,
+  'surface-http': runSurfaceHttpBench,
   static: runStaticBench,
   adversary: runAdversaryBench,
   'checkpoint-sync': runCheckpointSyncBench,
