@@ -95,6 +95,9 @@ export function historySlice(c: SliceContext) {
           if (linkState.get(e.peer) !== (e.up ? 'up' : e.reason)) log(e.up ? 'info' : 'warn', `peer ${e.peer} ${e.up ? `linked${e.path ? `, ${PATH_WORDS[e.path]}` : ''}` : `unlinked: ${e.reason}`}`);
           linkState.set(e.peer, e.up ? 'up' : e.reason);
           break;
+        case 'path':
+          log('info', `peer ${e.peer}: the link now goes ${PATH_WORDS[e.path]}`);
+          break;
         default:
           break;
       }

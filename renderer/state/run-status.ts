@@ -164,6 +164,9 @@ export function foldEvent(s: RunStatus, e: EngineEvent): RunStatus {
       else delete paths[e.peer];
       return { ...s, linked, blocked, paths };
     }
+    case 'path':
+      // The path an open link uses now (ICE moved to another candidate pair).
+      return s.linked.includes(e.peer) ? { ...s, paths: { ...s.paths, [e.peer]: e.path } } : s;
     case 'reward':
       return { ...s, standing: e.standing };
     case 'paused':

@@ -79,6 +79,8 @@ export function formatEvent(e: ContributorEvent, ctx: OutputContext): string[] {
     }
     case 'link':
       return [e.up ? `linked with peer ${e.peer}${e.path ? `, ${PATH_WORDS[e.path]}${e.route ? ` (${e.route})` : ''}` : ''}` : `link with peer ${e.peer} closed: ${e.reason}`];
+    case 'path':
+      return [`the link with peer ${e.peer} now goes ${PATH_WORDS[e.path]} (${e.route})`];
     case 'rejected':
       return [`refused a message from ${e.from}: ${e.reason} (${e.message})`];
     case 'warning':

@@ -171,6 +171,10 @@ export async function swarmCommand(args: string[]): Promise<number> {
     // How each link travels is told once, by the peer that dialled (the smaller address).
     const dialled = e.event === 'link' && e.up && e.path !== undefined && peer.address < e.peer;
     if (e.event === 'link' && (plan.verbose || !e.up || dialled)) say(`${peer.name}: ${e.up ? 'linked with' : 'link closed with'} ${nameOf(e.peer)}${e.up ? (e.path ? `, ${PATH_WORDS[e.path]}${e.route ? ` (${e.route})` : ''}` : '') : `: ${e.reason}`}`);
+    if (e.event === 'path') {
+      links.notePath(peer.address, e);
+      if (plan.verbose || peer.address < e.peer) say(`${peer.name}: the link with ${nameOf(e.peer)} now goes ${PATH_WORDS[e.path]} (${e.route})`);
+    }
     if (e.event === 'reward') {
       peer.standing = e.standing;
       say(`${peer.name}: round ${e.round + 1} scored: ${e.standing.totalReward.toFixed(2)} ${config.rewardUnit} in all (share ${(100 * e.standing.share).toFixed(1)}%, rank ${e.standing.rank} of ${e.standing.of})`);

@@ -1,7 +1,9 @@
 // How each pair of neighbours in `tessera swarm` exchanged updates, from the contributors'
-// `link` events: over a direct WebRTC link (own or STUN-found addresses), through the TURN
-// relay, or — a pair that tried and never linked — via the coordinator's store. A pair is
-// counted once, by its latest link that came up.
+// `link` and `path` events: over a direct WebRTC link (own or STUN-found addresses), through
+// the TURN relay, or — a pair that tried and never linked — via the coordinator's store. A pair
+// is counted once, by its latest link that came up, with the path that link last reported
+// (a `path` event: ICE moved to another candidate pair; each contributor reads its links'
+// paths again before it stops, so the summary has them as they stood at the end).
 import { PATH_WORDS, type PeerPath } from '../net/link-path.ts';
 
 export interface LinkTally {
@@ -25,6 +27,13 @@ export class LinkBook {
     const known = this.#pairs.get(key);
     if (e.up) this.#pairs.set(key, { path: e.path ?? 'direct', route: e.route });
     else if (!known) this.#pairs.set(key, { path: 'store' });
+  }
+
+  /** `self` reported that its open link to `peer` now travels `path` (a pair not known linked is left alone). */
+  notePath(self: string, e: { peer: string; path: 'direct' | 'relayed'; route: string }): void {
+    const key = self < e.peer ? `${self} ${e.peer}` : `${e.peer} ${self}`;
+    const known = this.#pairs.get(key);
+    if (known && known.path !== 'store') this.#pairs.set(key, { path: e.path, route: e.route });
   }
 
   /** The counts, with each pair named by `nameOf`. */

@@ -8,12 +8,15 @@
 // `keepBytes` (DEFAULT_KEEP_CHECKPOINT_BYTES: a base checkpoint, 494 MB, is kept; a 1b one,
 // 4.02 GB, only where the contributor allows that much memory).
 //
-// Serving, bounded per peer: at most MAX_CONCURRENT_CHECKPOINT_SENDS ranges on the wire at once
-// (more are refused 'busy' at once), each asker at most one checkpoint's worth and everyone
+// Serving, bounded per peer: at most MAX_CONCURRENT_CHECKPOINT_SENDS ranges sealed and queued
+// or on the wire at once, to everyone together, and RANGES_IN_FLIGHT_PER_PEER to one asker
+// (more are refused 'busy' at once: a joiner asks at most that many of one neighbour, so only
+// a crowd of joiners meets it), each asker at most one checkpoint's worth and everyone
 // together at most CHECKPOINT_SERVES checkpoints' worth per checkpoint held ('spent' beyond).
 //
 // Fetching: the joiner, holding a manifest checked against the commit, asks its neighbours
-// which pieces they hold and takes each from one of them, hashed whole against the manifest
+// which pieces they hold and takes each from one of them (several ranges asked at once of
+// each: checkpoint-scheduler.ts), hashed whole against the manifest
 // before it is kept; what no neighbour gives comes from the store (`fromStore`: HTTP ranges
 // with resume, hashed too). A bad piece or range is refused, counted and blamed on its sender
 // alone, which is not asked again for this checkpoint. Environment-free.
@@ -28,12 +31,12 @@ import type { RefuseReason } from '../protocol/peer-messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import { CheckpointFetchError } from './checkpoint-fetch.ts';
-import { CheckpointScheduler, type CheckpointAction, type CheckpointSources } from './checkpoint-scheduler.ts';
+import { CheckpointScheduler, RANGES_IN_FLIGHT_PER_PEER, type CheckpointAction, type CheckpointSources } from './checkpoint-scheduler.ts';
 import type { Refusal } from './inbox.ts';
 import type { Changes, Clock } from './waiting.ts';
 
-/** Ranges a peer sends at once, to everyone together. */
-export const MAX_CONCURRENT_CHECKPOINT_SENDS = 2;
+/** Ranges a peer has sealed and queued or on the wire at once, to everyone together (8 × 4 MiB: 32 MiB of envelopes); to one asker, RANGES_IN_FLIGHT_PER_PEER. */
+export const MAX_CONCURRENT_CHECKPOINT_SENDS = 8;
 /** Checkpoints' worth a peer serves, everyone together, per checkpoint it holds. */
 export const CHECKPOINT_SERVES = 4;
 /** The largest checkpoint a contributor keeps to serve, unless told otherwise. */
@@ -82,6 +85,8 @@ export class CheckpointPeers {
   /** The checkpoint fetched last: a neighbour's late answer about it is no fault. */
   private lastFetched: { round: number; stage: number } | null = null;
   private sending = 0;
+  /** Ranges being sent, per asker. */
+  private readonly sendingTo = new Map<string, number>();
   /** Ranges sent and refused 'busy' or 'spent' (for the report). */
   readonly serving = { ranges: 0, bytes: 0, refused: 0 };
 
@@ -236,7 +241,8 @@ export class CheckpointPeers {
       this.serving.refused++;
       return void refuse('spent');
     }
-    if (this.sending >= MAX_CONCURRENT_CHECKPOINT_SENDS) {
+    const toNow = this.sendingTo.get(to) ?? 0;
+    if (this.sending >= MAX_CONCURRENT_CHECKPOINT_SENDS || toNow >= RANGES_IN_FLIGHT_PER_PEER) {
       this.serving.refused++;
       return void refuse('busy');
     }
@@ -245,8 +251,14 @@ export class CheckpointPeers {
     this.serving.ranges++;
     this.serving.bytes += length;
     this.sending++;
+    this.sendingTo.set(to, toNow + 1);
     const envelope = sealEnvelope(this.h.key, { kind: 'checkpoint-range', run: this.h.config().run, round: m.round, stage: this.h.stage() }, encodeRange(m.hash, m.start, piece.subarray(m.start, m.end)));
-    void this.h.mesh().send(to, envelope).finally(() => this.sending--);
+    void this.h.mesh().send(to, envelope).finally(() => {
+      this.sending--;
+      const left = (this.sendingTo.get(to) ?? 1) - 1;
+      if (left > 0) this.sendingTo.set(to, left);
+      else this.sendingTo.delete(to);
+    });
   }
 
   private send(to: string, m: CheckpointPeerMessage): boolean {

@@ -242,6 +242,7 @@ export class Contributor {
         } else this.exchange.gather.linkUp(peer);
         this.o.onEvent({ event: 'link', peer, up, reason, ...(route ? { path: route.path, route: `${route.local}/${route.remote}` } : {}) });
       },
+      onRoute: (peer, route) => this.o.onEvent({ event: 'path', peer, path: route.path, route: `${route.local}/${route.remote}` }),
     });
     // The neighbours (and a quick peer's first offer) can arrive with the welcome, before the
     // mesh existed: hand them over now.
@@ -285,6 +286,8 @@ export class Contributor {
     } finally {
       clearInterval(heartbeat as never);
       const saved = await this.saveLocal().catch(() => false);
+      // Each link's path as it stands at the end, for the summaries built from these events.
+      await this.mesh.refreshRoutes();
       // A neighbour never linked (its link still trying, say while no TURN server answers) is
       // told as a link down too: how that pair exchanged updates is the store.
       for (const peer of this.mesh.neverLinked()) this.o.onEvent({ event: 'link', peer, up: false, reason: 'never linked' });

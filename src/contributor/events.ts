@@ -35,6 +35,8 @@ export type ContributorEvent =
   | { event: 'rejected'; from: string; reason: string; message: string }
   /** A link came up or went down; once up, `path` says whether it is direct or relayed (TURN), `route` the candidate types (local/remote, e.g. srflx/srflx). */
   | { event: 'link'; peer: string; up: boolean; reason: string; path?: LinkPath; route?: string }
+  /** An open link's path as it stands now, when it differs from what was told (ICE moved to another candidate pair): read a few seconds after link-up, then every 30 s and before stopping. */
+  | { event: 'path'; peer: string; path: LinkPath; route: string }
   | { event: 'reward'; round: number; standing: Standing }
   | { event: 'warning'; text: string }
   /** `longestStallMs`: the longest this process went without running a timer (heartbeats stop meanwhile). */

@@ -3,9 +3,12 @@
 // signaling data goes through the coordinator. A link that drops is redialled while the peer
 // is still listed. Received messages reach the caller with the link's remote address: an
 // envelope signed by anyone else than the peer it arrived from is the caller's to refuse.
+// With `onRoute`, each open link's route is read again at bounded times (route-watch.ts) and a
+// change is reported: the path a link uses as it is now, not only as it was at link-up.
 import { PeerLink, type PeerLinkOptions, type PeerLinkStats } from './peer-link.ts';
 import type { IceServer } from '../protocol/run-config.ts';
 import type { LinkRoute } from './link-path.ts';
+import { RouteWatch } from './route-watch.ts';
 
 export interface MeshOptions {
   wrtc?: unknown;
@@ -20,6 +23,8 @@ export interface MeshOptions {
   onMessage(from: string, message: Uint8Array): void;
   /** A link came up (with its route: direct or relayed, null when the stats did not say) or went down. */
   onLink?(peer: string, up: boolean, reason: string, route?: LinkRoute | null): void;
+  /** An open link's route changed since onLink or the last onRoute told it (ICE moved to another candidate pair); read ROUTE_SETTLE_MS after link-up, then every ROUTE_REFRESH_MS, and on refreshRoutes(). */
+  onRoute?(peer: string, route: LinkRoute): void;
 }
 
 export class PeerMesh {
@@ -31,11 +36,17 @@ export class PeerMesh {
   private closed = false;
   /** Totals of links that have closed (live links add their own). */
   private retired = { bytesSent: 0, bytesReceived: 0, dropped: 0 };
+  /** The open links' routes, read again now and then (only with options.onRoute). */
+  private readonly routeWatch: RouteWatch | null;
+  private routeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly self: string,
     private readonly options: MeshOptions,
-  ) {}
+  ) {
+    const onRoute = options.onRoute;
+    this.routeWatch = onRoute ? new RouteWatch({ now: () => performance.now(), read: (p) => this.linkRoute(p), onChange: (p, r) => onRoute(p, r) }) : null;
+  }
 
   /** The peers of the run (self may be among them): dial the new ones, drop the gone ones. */
   setPeers(peers: readonly string[]): void {
@@ -73,6 +84,8 @@ export class PeerMesh {
     this.links.set(remote, link);
     link.onConnect(() => {
       this.everLinked.add(remote);
+      this.routeWatch?.up(remote, link.route);
+      this.scheduleRoutes();
       this.options.onLink?.(remote, true, 'connected', link.route);
       for (const w of this.waiters.get(remote) ?? []) w();
       this.waiters.delete(remote);
@@ -93,6 +106,7 @@ export class PeerMesh {
 
   private retire(addr: string, link: PeerLink): void {
     this.links.delete(addr);
+    this.routeWatch?.down(addr);
     const s = link.stats;
     this.retired.bytesSent += s.bytesSent;
     this.retired.bytesReceived += s.bytesReceived;
@@ -119,6 +133,21 @@ export class PeerMesh {
   async linkRoute(addr: string): Promise<LinkRoute | null> {
     const link = this.links.get(addr);
     return link?.connected ? link.refreshRoute() : null;
+  }
+
+  /** Reads every open link's route now and reports the changed ones through onRoute (before a summary is told: bounded, each read ≤ 2 s). */
+  async refreshRoutes(): Promise<void> {
+    await this.routeWatch?.refresh(true);
+  }
+
+  /** One timer for the route reads the watch has due next. */
+  private scheduleRoutes(): void {
+    const watch = this.routeWatch;
+    if (!watch || this.closed) return;
+    clearTimeout(this.routeTimer);
+    const at = watch.wakeAt();
+    if (at === null) return;
+    this.routeTimer = setTimeout(() => void watch.refresh().finally(() => this.scheduleRoutes()), Math.max(0, at - performance.now()));
   }
 
   /** The peers listed now that no link has ever come up with: pairs that could not link, whose updates went through the store. */
@@ -177,6 +206,7 @@ export class PeerMesh {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.routeTimer);
     for (const [a, l] of this.links) this.retire(a, l);
   }
 }

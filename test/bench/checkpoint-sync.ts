@@ -85,6 +85,7 @@ async function one(model: string): Promise<BenchRow> {
       const pieces = await splitPieces(w.parts, config.checkpointPieceBytes);
       const net = checkpointPeers(config, [keys[3], keys[1]], 8 * 1024 ** 3);
       let peersMs: number;
+      let peersCpuS: number;
       let fromPeers: number;
       let peerSent: number;
       try {
@@ -92,8 +93,11 @@ async function one(model: string): Promise<BenchRow> {
         net.peers[1].ckpt.keep(ROUND, 0, pieces);
         const sent0 = server.traffic().sent;
         t = performance.now();
+        const cpu0 = process.cpuUsage();
         const viaPeers = await fetchCheckpoint({ http: nodeHttpClient(600_000), httpBase: http, config, stage: 0, peers: net.peers[0].ckpt });
         peersMs = performance.now() - t;
+        const cpu = process.cpuUsage(cpu0);
+        peersCpuS = (cpu.user + cpu.system) / 1e6;
         peerSent = server.traffic().sent - sent0;
         fromPeers = viaPeers!.sources.piecesFromPeers;
         if (viaPeers!.sources.piecesFromStore !== 0 || viaPeers!.round !== ROUND) throw new Error(`the from-peers fetch took ${viaPeers!.sources.piecesFromStore} pieces from the store`);
@@ -107,8 +111,10 @@ async function one(model: string): Promise<BenchRow> {
       w.tensors.clear();
       // The late joiner.
       t = performance.now();
+      const storeCpu0 = process.cpuUsage();
       const got = await fetchCheckpoint({ http: nodeHttpClient(600_000), httpBase: http, config, stage: 0 });
       const fetchMs = performance.now() - t;
+      const storeCpu = process.cpuUsage(storeCpu0);
       t = performance.now();
       const c = decodeCheckpoint(got!.bytes, 'the coordinator’s checkpoint');
       const decodeMs = performance.now() - t;
@@ -120,8 +126,8 @@ async function one(model: string): Promise<BenchRow> {
       return {
         model, MB: Number((bytes / 1e6).toFixed(1)), pieces: Math.ceil(bytes / config.checkpointPieceBytes), 'build s': s(makeMs),
         'upload s': s(uploadMs), 'coordinator check s': s(verifyMs), 'joiner fetch+verify s': s(fetchMs), 'decode s': s(decodeMs), 'fingerprint s': s(fingerprintMs),
-        'joiner total s': s(fetchMs + decodeMs + fingerprintMs), 'fetch MB/s': Math.round(bytes / 1e6 / (fetchMs / 1000)),
-        'from peers: fetch+verify s': s(peersMs), 'from peers MB/s': Math.round(bytes / 1e6 / (peersMs / 1000)), 'pieces from peers': fromPeers, 'coordinator sent (peers) KB': Math.round(peerSent / 1000),
+        'joiner total s': s(fetchMs + decodeMs + fingerprintMs), 'fetch MB/s': Math.round(bytes / 1e6 / (fetchMs / 1000)), 'fetch CPU s (both ends)': s((storeCpu.user + storeCpu.system) / 1000),
+        'from peers: fetch+verify s': s(peersMs), 'from peers MB/s': Math.round(bytes / 1e6 / (peersMs / 1000)), 'from peers CPU s (both ends)': s(peersCpuS * 1000), 'pieces from peers': fromPeers, 'coordinator sent (peers) KB': Math.round(peerSent / 1000),
         'load (1 min)': Number(load1.toFixed(1)), 'peak RSS MiB': Math.round(peakRss),
       };
     } finally {
@@ -142,7 +148,7 @@ export async function runCheckpointSyncBench(argv: string[]): Promise<number> {
     rows.push(await one(m));
     printTable('checkpoint sync from the store (late joiner after round 25)', rows);
   }
-  console.log(`results: ${writeResults(`checkpoint-sync-${models.join('-')}`, { rows, note: 'state and weights constructed (not trained); loopback HTTP and one loopback WebRTC link (@roamhq/wrtc); 32 MiB pieces, 4 MiB ranges' })}`);
+  console.log(`results: ${writeResults(`checkpoint-sync-${models.join('-')}`, { rows, note: 'state and weights constructed (not trained); loopback HTTP and one loopback WebRTC link (@roamhq/wrtc); 32 MiB pieces, 4 MiB ranges, up to 4 in flight per neighbour; CPU s: user + system of this one process (both ends)' })}`);
   const left = await releaseWebRtc();
   if (left.length) console.warn(`libwebrtc threads still running: ${left.join(', ')}`);
   return 0;

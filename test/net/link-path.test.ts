@@ -60,6 +60,18 @@ describe('the swarm tally of pairs by path', () => {
     expect(linksLine(t)).toBe('links between neighbours: 1 direct, 1 through the relay, 1 via the store (never linked)');
     expect(linksLine(new LinkBook().tally((x) => x))).toBeNull();
   });
+
+  it('counts a pair by the path its link reported last: a path event (ICE moved) replaces the one told at link-up; a pair never linked stays via the store', () => {
+    const book = new LinkBook();
+    book.note('a', { peer: 'b', up: true, path: 'relayed', route: 'relay/srflx' }); // first nominated under load
+    book.note('b', { peer: 'a', up: true, path: 'relayed', route: 'srflx/relay' });
+    book.notePath('a', { peer: 'b', path: 'direct', route: 'srflx/srflx' });
+    book.note('a', { peer: 'c', up: false });
+    book.notePath('c', { peer: 'a', path: 'direct', route: 'host/host' }); // no link known: ignored
+    const t = book.tally((x) => x.toUpperCase());
+    expect(t).toMatchObject({ direct: 1, relayed: 0, store: 1 });
+    expect(t.pairs).toEqual([{ peers: ['A', 'B'], path: 'direct', route: 'srflx/srflx' }, { peers: ['A', 'C'], path: 'store' }]);
+  });
 });
 
 describe('TURN flags', () => {

@@ -39,6 +39,8 @@ export type FromMeshPeer =
   | { type: 'peer'; from: string; bytes: Uint8Array }
   /** `path`: direct or relayed (TURN), once up; `route`: the candidate types, local/remote. */
   | { type: 'link'; peer: string; up: boolean; reason: string; path?: string; route?: string }
+  /** An open link's route as the mesh read it again, when it changed since it was told (ICE moved to another pair). */
+  | { type: 'path'; peer: string; path: string; route: string }
   | { type: 'sent'; id: number; ok: boolean }
   | { type: 'linkStats'; id: number; links: Record<string, PeerLinkStats> }
   | { type: 'paths'; id: number; paths: Record<string, LinkRoute> }
@@ -66,6 +68,7 @@ function main(): void {
       sendSignal: (to, data) => c.send({ type: 'signal', to, data }),
       onMessage: (from, bytes) => tell({ type: 'peer', from, bytes }),
       onLink: (peer, up, reason, route) => tell({ type: 'link', peer, up, reason, ...(route ? { path: route.path, route: `${route.local}/${route.remote}` } : {}) }),
+      onRoute: (peer, route) => tell({ type: 'path', peer, path: route.path, route: `${route.local}/${route.remote}` }),
     }));
     c.onMessage((s: ServerMessage) => {
       if (s.type === 'ice') ice = s.servers;

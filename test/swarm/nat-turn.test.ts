@@ -248,6 +248,10 @@ describe.skipIf(unavailable !== null)(`NAT traversal through coturn${unavailable
     const age = Math.round((Date.now() - opened) / 1000);
     const drops = peers.flatMap((p, k) => p.drops.map((d) => `#${k}: ${d.reason}`));
     expect(drops, 'links that went down').toEqual([]);
+    // The path each link reported — at link-up, then as its mesh read it again (RouteWatch: after
+    // 5 s, then every 30 s) — is the one it uses now: the cone pair direct (even when ICE first
+    // nominated its relayed pair), every pair with a symmetric NAT relayed.
+    for (const [a, b] of pairs) for (const [x, y] of [[a, b], [b, a]]) expect(peers[x].routes.get(peers[y].key.address)?.path, `${NATS[x]}#${x} → ${NATS[y]}#${y}`).toBe(a === 0 && b === 1 ? 'direct' : 'relayed');
     const stats = await Promise.all(peers.map((p) => p.linkStats()));
     for (const [a, b] of pairs) {
       for (const [from, to] of [[a, b], [b, a]]) {

@@ -162,6 +162,11 @@ export class RemotePeer {
         }
         if (m.up) this.routes.set(m.peer, { path: m.path, route: m.route, upAt: Date.now() });
         break;
+      case 'path': {
+        const known = this.routes.get(m.peer);
+        if (known) this.routes.set(m.peer, { ...known, path: m.path, route: m.route });
+        break;
+      }
       case 'sent':
         this.pendingSends.get(m.id)?.(m.ok);
         this.pendingSends.delete(m.id);

@@ -24,4 +24,12 @@ describe('link paths in the page', () => {
     expect(linkPathsText(IDLE.paths, IDLE.blocked)).toBe('no links yet');
     expect(blockedPeerNotice(C, 'ICE failed').text).toMatch(/TURN server .*tessera coordinator --turn.*via the store/);
   });
+
+  it("shows a link's path as it stands: a path event (ICE moved to another pair) replaces the one told at link-up; none for a peer not linked", () => {
+    const up = foldEvent({ ...IDLE, activity: 'training' as const }, { event: 'link', peer: A, up: true, reason: 'connected', path: 'relayed', route: 'relay/srflx' });
+    expect(linkPathsText(up.paths, up.blocked)).toBe('5Grwva…utQY through the relay');
+    const moved = foldEvent(up, { event: 'path', peer: A, path: 'direct', route: 'srflx/srflx' });
+    expect(linkPathsText(moved.paths, moved.blocked)).toBe('5Grwva…utQY direct');
+    expect(foldEvent(moved, { event: 'path', peer: B, path: 'direct', route: 'host/host' }).paths).toEqual({ [A]: 'direct' });
+  });
 });
