@@ -5,13 +5,17 @@
 // takes the pay of an attacker's honest-looking rounds before its attack is caught: a stale
 // replayer's first round (an honest update, replayed from the next round on: a copy), rounds of
 // an update shrunk just over the undersize bar, paid before the run had a reference norm.
-// Only invalid and copied forfeit: an honest member sends neither, whereas a harmful trial can be
-// noise (an honest update late in the schedule, when the held-out loss has stopped falling), so
-// a harmful round costs that round, and the rounds the bar then keeps the member out
-// (scoring.ts: a barred round earns nothing), not its escrow. Pure: the clock is the round
-// number of the scored rounds; the ledger keeps the escrow (Ledger.recordRound), so a restart
-// keeps it.
-import type { ScoredRow } from './scoring.ts';
+// Only invalid and copied forfeit all: an honest member sends neither, whereas a harmful trial
+// can be noise (an honest update late in the schedule, when the held-out loss has stopped
+// falling). A round the member is barred from (an earlier verdict) is held on probation: any
+// offence, harmful included, forfeits what it holds of such rounds, and they are earned only
+// once the bar has lifted and W rounds have passed since the last of them. An attacker
+// alternating harmful and honest rounds, or honest while barred and harmful when let back in,
+// loses its honest rounds to its next attack; an honest member judged harmful once by noise
+// loses that round only, and earns its barred round W rounds after the bar lifts.
+// Pure: the clock is the round number of the scored rounds; the ledger keeps the escrow
+// (Ledger.recordRound), so a restart keeps it.
+import { barredAfter, type ScoredRow } from './scoring.ts';
 
 /** What one scored round decides of escrow. */
 export interface EscrowVerdict {
@@ -19,6 +23,10 @@ export interface EscrowVerdict {
   rounds: number;
   /** Members whose escrow this round forfeits (an offence that forfeits: forfeitsEscrow). */
   forfeit: ReadonlySet<string>;
+  /** Members whose rounds on probation (barred) this round forfeits: any offence (scoring.ts barredAfter). */
+  forfeitProbation: ReadonlySet<string>;
+  /** Members barred in this round by an earlier verdict: their reward of the round is held on probation. */
+  probation: ReadonlySet<string>;
 }
 
 /** Whether a round's verdict forfeits the member's escrow: an invalid or copied update (never noise). */
@@ -27,8 +35,9 @@ export function forfeitsEscrow(r: Pick<ScoredRow, 'invalid' | 'copied'>): boolea
 }
 
 /** The escrow verdict of a scored round's rows, with the run's window. */
-export function escrowVerdict(rows: readonly Pick<ScoredRow, 'address' | 'invalid' | 'copied'>[], rounds: number): EscrowVerdict {
-  return { rounds, forfeit: new Set(rows.filter(forfeitsEscrow).map((r) => r.address)) };
+export function escrowVerdict(rows: readonly ScoredRow[], rounds: number): EscrowVerdict {
+  const of = (keep: (r: ScoredRow) => boolean) => new Set(rows.filter(keep).map((r) => r.address));
+  return { rounds, forfeit: of(forfeitsEscrow), forfeitProbation: of((r) => barredAfter(r) === true), probation: of((r) => r.barred) };
 }
 
 /** The last round whose escrow is earned once `round` is scored (negative: none yet). */

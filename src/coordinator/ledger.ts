@@ -110,7 +110,7 @@ export class Ledger {
         PRIMARY KEY (round, sender));
       CREATE TABLE IF NOT EXISTS reward_escrow (
         round INTEGER NOT NULL, address TEXT NOT NULL, reward REAL NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'earned', 'forfeited')), settled_round INTEGER,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'earned', 'forfeited')), settled_round INTEGER, probation INTEGER NOT NULL,
         PRIMARY KEY (round, address));
       CREATE INDEX IF NOT EXISTS reward_escrow_pending ON reward_escrow (state, round);
       CREATE TABLE IF NOT EXISTS helpful_norms (
@@ -193,31 +193,46 @@ export class Ledger {
   recordRound(round: number, epoch: number, rows: (RoundScore & { ema: number; assignedEma: number; share: number; reward: number })[], verdicts: RoundVerdicts = {}): void {
     const insertScore = this.db.prepare(`INSERT OR REPLACE INTO round_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const upsertAvg = this.db.prepare(`INSERT INTO averages VALUES (?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET ema = excluded.ema, assigned_ema = excluded.assigned_ema, last_round = excluded.last_round`);
-    const hold = this.db.prepare(`INSERT OR IGNORE INTO reward_escrow VALUES (?, ?, ?, 'pending', NULL)`);
+    const hold = this.db.prepare(`INSERT OR IGNORE INTO reward_escrow VALUES (?, ?, ?, 'pending', NULL, ?)`);
+    const escrow = verdicts.escrow ?? { rounds: 0, forfeit: new Set<string>(), forfeitProbation: new Set<string>(), probation: new Set<string>() };
     const setMeta = this.db.prepare(`INSERT OR REPLACE INTO meta VALUES ('last_round', ?)`);
     const setOutcome = this.db.prepare(`INSERT OR REPLACE INTO round_outcomes VALUES (?, 'scored', '')`);
     this.db.transaction(() => {
       for (const r of rows) {
         insertScore.run(round, r.address, r.gradient, r.assigned, +r.copied, +r.missing, +r.invalid, +r.synced, r.score, r.ema, r.share, r.reward);
         upsertAvg.run(r.address, r.ema, r.assignedEma, round);
-        if (r.reward > 0) hold.run(round, r.address, r.reward);
+        if (r.reward > 0) hold.run(round, r.address, r.reward, +escrow.probation.has(r.address));
       }
-      this.settleEscrow(round, epoch, verdicts.escrow ?? { rounds: 0, forfeit: new Set() });
       setMeta.run(String(round));
       setOutcome.run(round);
       this.keepVerdicts(round, verdicts);
+      // After the bars: rounds on probation wait for their bar to lift.
+      this.settleEscrow(round, epoch, escrow);
     })();
   }
 
-  /** Inside recordRound's transaction: the escrow of who offended forfeited, then what has waited its window earned in `epoch`. */
+  /**
+   * Inside recordRound's transaction, after the bars: the escrow of who offended forfeited (all
+   * of it, or its rounds on probation), then earned in `epoch`: rounds W old, and a member's
+   * rounds on probation once it is not barred and the last of them is W old (escrow.ts).
+   */
   private settleEscrow(round: number, epoch: number, e: EscrowVerdict): void {
-    const forfeit = this.db.prepare(`UPDATE reward_escrow SET state = 'forfeited', settled_round = ? WHERE address = ? AND state = 'pending'`);
-    for (const address of e.forfeit) forfeit.run(round, address);
+    const forfeit = this.db.prepare(`UPDATE reward_escrow SET state = 'forfeited', settled_round = ? WHERE address = ? AND state = 'pending' AND probation >= ?`);
+    for (const address of e.forfeit) forfeit.run(round, address, 0);
+    for (const address of e.forfeitProbation) forfeit.run(round, address, 1);
     const through = earnedThrough(round, e.rounds);
-    const due = this.db.prepare(`SELECT address, SUM(reward) AS reward FROM reward_escrow WHERE state = 'pending' AND round <= ? GROUP BY address ORDER BY address`).all(through) as { address: string; reward: number }[];
+    const due = this.db.prepare(`
+      SELECT round, address, reward FROM reward_escrow WHERE state = 'pending' AND probation = 0 AND round <= ?
+      UNION ALL
+      SELECT round, address, reward FROM reward_escrow WHERE state = 'pending' AND probation = 1 AND address IN (
+        SELECT address FROM reward_escrow WHERE state = 'pending' AND probation = 1 AND address NOT IN (SELECT address FROM bars) GROUP BY address HAVING MAX(round) <= ?)
+      ORDER BY address, round`).all(through, through) as { round: number; address: string; reward: number }[];
     const addReward = this.db.prepare(`INSERT INTO rewards VALUES (?, ?, ?) ON CONFLICT(epoch, address) DO UPDATE SET reward = reward + excluded.reward`);
-    for (const d of due) addReward.run(epoch, d.address, d.reward);
-    this.db.prepare(`UPDATE reward_escrow SET state = 'earned', settled_round = ? WHERE state = 'pending' AND round <= ?`).run(round, through);
+    const earn = this.db.prepare(`UPDATE reward_escrow SET state = 'earned', settled_round = ? WHERE round = ? AND address = ?`);
+    for (const d of due) {
+      addReward.run(epoch, d.address, d.reward);
+      earn.run(round, d.round, d.address);
+    }
   }
 
   /** Inside recordRound's transaction: bars set and lifted, offences counted, this round's sketches in, those too old out. */

@@ -210,7 +210,7 @@ export type ScoredRow = RoundScore & {
   sampled: boolean;
   /** Its trial step made the validator's held-out loss worse: it must not be applied. */
   harmful: boolean;
-  /** A bar from an earlier round's verdict kept it out of this round: it earns nothing for the round. */
+  /** A bar from an earlier round's verdict kept it out of this round: its reward is held on probation (escrow.ts). */
   barred: boolean;
 };
 
@@ -329,7 +329,8 @@ export interface RoundInput {
  * Each member's row (what a round credits: the ledger holds it in escrow, escrow.ts). Evaluated: score = max(0, gradient) × assignedFactor(assigned-data
  * average), unless penalised or under the noise floor. Missing, invalid, copied or out of sync: 0,
  * sampled or not (none of these needs an evaluation); harmful (trial loss worse), invalid
- * (a non-finite trial among them), copied or barred by an earlier verdict: no share of this round's reward either. Delivered, clean but not sampled: its
+ * (a non-finite trial among them) or copied: no share of this round's reward either (barred by an
+ * earlier verdict: a share, held on probation, escrow.ts). Delivered, clean but not sampled: its
  * averages hold (the round's score is taken as its average), so it is neither paid for work
  * nobody checked nor penalised for not being checked.
  */
@@ -358,11 +359,8 @@ export function scoreRound(input: RoundInput): ScoredRow[] {
     return { ...base, score, ema: EMA_KEEP * prev.ema + (1 - EMA_KEEP) * score, assignedEma, sampled: !!t };
   });
   // A round whose update was harmful, invalid or a copy pays nothing, whatever the average
-  // earned before (a stale replayer lived on its first honest round's average: 12.6% of rewards);
-  // nor does a round the member is barred from (an attacker alternating harmful and honest
-  // rounds was paid for the honest ones, evaluated while barred). Its score still moves its
-  // average, and a clean evaluation can lift the bar.
-  const paid = (r: ScoredRow) => !(r.harmful || r.invalid || r.copied || r.barred);
+  // earned before (a stale replayer lived on its first honest round's average: 12.6% of rewards).
+  const paid = (r: ScoredRow) => !(r.harmful || r.invalid || r.copied);
   const total = rows.filter(paid).reduce((s, r) => s + r.ema, 0);
   for (const r of rows) {
     r.share = total > 0 && paid(r) ? r.ema / total : 0;

@@ -24,9 +24,10 @@
 // round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
-// Round scores → moving average → shares among the round's members (a barred one gets none) →
-// each round pays emissionPerEpoch / epochRounds by share, held in escrow (escrow.ts) for
-// rewardEscrowRounds rounds and forfeited by an invalid or copied update in them; the ledger keeps it all.
+// Round scores → moving average → shares among the round's members → each round pays
+// emissionPerEpoch / epochRounds by share, held in escrow (escrow.ts) for rewardEscrowRounds
+// rounds and forfeited by an invalid or copied update in them (a barred round's, by any
+// offence before its bar lifts and the window passes); the ledger keeps it all.
 // What it evaluates: every committed update (they are what replicas apply) and its secret
 // sample of all delivered (evaluationOrder); the committed arrive with their payloads, the
 // others are read from the update store one at a time (a StoredPayloads reader), so nothing
@@ -198,7 +199,7 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
     synced: (address) => c.reportedHashes[address] === e.weightsHash,
     previous: (address) => ledger.averages(address),
     emission: config.emissionPerEpoch / config.epochRounds,
-    // The bars of earlier verdicts (this round's are recorded below): a barred round earns nothing.
+    // The bars of earlier verdicts (this round's are recorded below): a barred round's reward is held on probation.
     barred: (address) => ledger.bar(address) !== null,
   });
   const epoch = Math.floor(c.round / config.epochRounds);

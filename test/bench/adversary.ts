@@ -77,6 +77,7 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
         'vs attacker honest %': Number((100 * (r.final / reference.final - 1)).toFixed(2)),
         'vs honest alone %': Number((100 * (r.final / alone.final - 1)).toFixed(2)),
         'attacker share %': a ? Number((100 * a.share).toFixed(2)) : null,
+        'on probation %': a?.shareOnProbation !== undefined ? Number((100 * a.shareOnProbation).toFixed(2)) : null,
         'before escrow %': a?.shareBeforeEscrow !== undefined ? Number((100 * a.shareBeforeEscrow).toFixed(2)) : null,
         'share after r0 %': a ? Number((100 * a.shareAfterFirst).toFixed(2)) : null,
         committed: a ? `[${a.committed.join(',')}]` : '–',

@@ -67,7 +67,9 @@ export interface AttackerResult {
   attack: Attack;
   /** Share of all rewards credited (earned or still in escrow, not forfeited) that went to the attacker. */
   share: number;
-  /** The same under the rule before escrow and unpaid bars (recomputed from the same run's rows: the reward rule does not change training). */
+  /** Of `share`, what is still held on probation at the end (barred rounds: forfeited by its next offence). */
+  shareOnProbation: number;
+  /** The same under the rule before escrow (recomputed from the same run's rows: the reward rule does not change training). */
   shareBeforeEscrow: number;
   /** Its share of the rewards of the rounds after its first (the rounds it attacked; the stale attack's first is honest). */
   shareAfterFirst: number;
@@ -86,8 +88,10 @@ export interface MemberPay {
   address: string;
   earned: number;
   pending: number;
+  /** Of `pending`, rounds it was barred from (earned only once the bar lifts and the window passes). */
+  onProbation: number;
   forfeited: number;
-  /** Paid under the rule before escrow and unpaid bars, in the same run. */
+  /** Paid under the rule before escrow, in the same run. */
   beforeEscrow: number;
 }
 
@@ -159,12 +163,13 @@ export function hugeTable(update: Uint8Array): Uint8Array {
 }
 
 /**
- * What each member would have been paid under the rule before escrow and unpaid bars: each
+ * What each member would have been paid under the rule before escrow (and what it holds on
+ * probation at the end: pending rounds it was barred from): each
  * round by average among the members whose update was not harmful (gradient < 0), invalid or a
  * copy, at once. From the ledger's rows of the same run: the reward rule changes neither the
  * averages nor the bars, so the training, the verdicts and these rows are the same either way.
  */
-function payBeforeEscrow(file: string, emission: number): Map<string, number> {
+function payBeforeEscrow(file: string, emission: number): { before: Map<string, number>; onProbation: Map<string, number> } {
   const db = new Database(file, { readonly: true });
   try {
     const rows = db.prepare(`SELECT round, address, ema, gradient, invalid, copied FROM round_scores ORDER BY round, address`).all() as { round: number; address: string; ema: number; gradient: number; invalid: number; copied: number }[];
@@ -174,7 +179,8 @@ function payBeforeEscrow(file: string, emission: number): Map<string, number> {
       const total = paid.reduce((n, r) => n + r.ema, 0);
       for (const r of paid) if (total > 0) pay.set(r.address, (pay.get(r.address) ?? 0) + (emission * r.ema) / total);
     }
-    return pay;
+    const held = db.prepare(`SELECT address, SUM(reward) AS reward FROM reward_escrow WHERE state = 'pending' AND probation = 1 GROUP BY address`).all() as { address: string; reward: number }[];
+    return { before: pay, onProbation: new Map(held.map((h) => [h.address, h.reward])) };
   } finally {
     db.close();
   }
@@ -209,7 +215,7 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
   const cfg = runModel(config);
   const layout = parameterLayout(cfg).map((p) => ({ name: p.name, shape: p.shape }));
   const result: SwarmResult = { attacks: [...attacks], curve: [], final: NaN, maxAbsWeight: 0, attackers: [], commits: [], unscored: [], diverged: 0, seconds: 0 };
-  const of = new Map(attacks.map((attack) => [attackerOf(attack), { attack, share: 0, shareBeforeEscrow: 0, shareAfterFirst: 0, committed: [] as number[], refused: [] as number[], barred: [] as number[], offences: [] as string[] }]));
+  const of = new Map(attacks.map((attack) => [attackerOf(attack), { attack, share: 0, shareOnProbation: 0, shareBeforeEscrow: 0, shareAfterFirst: 0, committed: [] as number[], refused: [] as number[], barred: [] as number[], offences: [] as string[] }]));
   const firstUpdate = new Map<string, Uint8Array>();
   try {
     for (const r of replicas.values()) r.initializeFromSeed();
@@ -288,17 +294,18 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
     const paid = (a: string, from = 0) => ledger.history(a).filter((h) => h.round >= from && h.paid !== 'forfeited').reduce((n, h) => n + h.reward, 0);
     const total = members.reduce((n, m) => n + paid(m), 0);
     const totalAfterFirst = members.reduce((n, m) => n + paid(m, 1), 0);
-    const before = payBeforeEscrow(join(dir, 'ledger.sqlite'), config.emissionPerEpoch / config.epochRounds);
+    const { before, onProbation } = payBeforeEscrow(join(dir, 'ledger.sqlite'), config.emissionPerEpoch / config.epochRounds);
     const totalBefore = [...before.values()].reduce((n, x) => n + x, 0);
     for (const [address, a] of of) {
       a.share = total > 0 ? paid(address) / total : 0;
+      a.shareOnProbation = total > 0 ? (onProbation.get(address) ?? 0) / total : 0;
       a.shareBeforeEscrow = totalBefore > 0 ? (before.get(address) ?? 0) / totalBefore : 0;
       a.shareAfterFirst = totalAfterFirst > 0 ? paid(address, 1) / totalAfterFirst : 0;
       result.attackers.push(a);
     }
     result.pay = members.map((address) => {
       const sum = (state: string) => ledger.history(address).filter((h) => h.paid === state).reduce((n, h) => n + h.reward, 0);
-      return { address, earned: sum('earned'), pending: sum('pending'), forfeited: sum('forfeited'), beforeEscrow: before.get(address) ?? 0 };
+      return { address, earned: sum('earned'), pending: sum('pending'), onProbation: onProbation.get(address) ?? 0, forfeited: sum('forfeited'), beforeEscrow: before.get(address) ?? 0 };
     });
   } finally {
     for (const r of replicas.values()) r.destroy();

@@ -1,8 +1,9 @@
-// Rewards in escrow and unpaid bars (issue 19): the attacker's share goes to 0 for the patterns
-// that kept some — a stale replayer paid for its honest first round, an attacker alternating
-// harmful and honest rounds paid for the honest ones it sent while barred, an update shrunk just
-// over the undersize bar paid for the rounds before the run had a reference — while an honest
-// member earns all it was credited once the window has passed, and a restart keeps the escrow.
+// Rewards in escrow, barred rounds on probation (issue 19): the attacker's share goes to 0 for the
+// patterns that kept some — a stale replayer paid for its honest first round, an attacker
+// alternating harmful and honest rounds paid for the honest ones it sent while barred, an update
+// shrunk just over the undersize bar paid for the rounds before the run had a reference — while
+// an honest member earns all it was credited once the window has passed (its barred round after
+// a noisy harmful verdict included), and a restart keeps the escrow.
 // The clock is the round: each round the validator's bookkeeping (recordScores, a real ledger on a
 // temporary SQLite file) scores it, as bar-escalation.test.ts does. No GPU.
 import { join } from 'node:path';
@@ -96,18 +97,36 @@ describe('rewards in escrow, unpaid bars (issue 19)', () => {
     expect(m.standing.forfeitedReward).toBeCloseTo(m.history[0].reward, 9);
   });
 
-  it('an attacker alternating harmful and honest rounds is paid nothing: its honest rounds all fall while it is barred', () => {
+  it('an attacker alternating harmful and honest rounds is paid nothing: its honest rounds fall while it is barred, and each attack forfeits them', () => {
     const file = join(tempDir(), 'ledger.sqlite');
     run(file, ROUNDS, (round) => ({ trial: round % 2 === 0 ? harmful : helpful }));
     const m = pay(file, 'mallory');
-    expect(m.credited).toBe(0);
-    // Its honest rounds were evaluated and scored (its average moved), but paid no share.
+    // Its honest rounds were credited on probation (before: paid, 6.8% of the bench's rewards) and forfeited by the next attack.
     const honestRounds = m.history.filter((h) => h.round % 2 === 1);
-    expect(honestRounds.every((h) => h.score > 0 && h.share === 0)).toBe(true);
-    // The round's emission went to the honest two.
-    const b = pay(file, 'bob');
-    const c = pay(file, 'carol');
-    expect(b.credited + c.credited).toBeCloseTo(ROUNDS * perRound, 6);
+    expect(honestRounds.every((h) => h.reward > 0)).toBe(true);
+    expect(honestRounds.slice(0, -1).every((h) => h.paid === 'forfeited')).toBe(true);
+    // The last (round 11) is still on probation: barred (term 32 rounds), it earns nothing before the bar lifts and W rounds pass.
+    expect(m.earned).toBe(0);
+    expect(m.history.filter((h) => h.paid === 'pending').map((h) => h.round)).toEqual([ROUNDS - 1]);
+  });
+
+  it('an attacker honest while barred and harmful whenever let back in earns nothing: its rounds on probation wait for the bar to lift', () => {
+    const file = join(tempDir(), 'ledger.sqlite');
+    const config = testConfig({ minMembers: 1, gatherK: MEMBERS.length });
+    const ledger = new Ledger(file);
+    const attacks: number[] = [];
+    for (let round = 0; round < 40; round++) {
+      const letIn = ledger.bar('mallory') === null;
+      if (letIn) attacks.push(round);
+      recordScores(closedRound(round), evaluation(round, { trial: letIn ? harmful : helpful }), { config, ledger, closedRounds: round + 1, log: () => {} });
+    }
+    ledger.close();
+    expect(attacks).toEqual([0, 2, 5, 10, 19, 36]);
+    const m = pay(file, 'mallory');
+    expect(m.earned).toBe(0);
+    // Everything before its last attack forfeited; its rounds barred since (37–39) still on probation.
+    expect(m.history.filter((h) => h.round < 36 && h.reward > 0).every((h) => h.paid === 'forfeited')).toBe(true);
+    expect(m.history.filter((h) => h.paid === 'pending').map((h) => h.round)).toEqual([37, 38, 39]);
   });
 
   it('an update shrunk just over the undersize bar forfeits the rounds paid before the reference caught it', () => {
@@ -172,12 +191,18 @@ describe('rewards in escrow, unpaid bars (issue 19)', () => {
     expect(b.forfeited).toBe(0);
   });
 
-  it('an honest update judged harmful by noise costs that round and the barred one, not its escrow', () => {
+  it('an honest update judged harmful once by noise costs that round only: its barred round is earned after the window', () => {
     const file = join(tempDir(), 'ledger.sqlite');
     run(file, ROUNDS, () => ({ trial: helpful }), { carol: (round) => (round === 6 ? { gradient: -1e-4, assigned: 0.01, control: 0.01 } : helpful) });
     const c = pay(file, 'carol');
     expect(c.forfeited).toBe(0);
-    // Unpaid: round 6 (harmful) and round 7 (barred); every other round credited.
-    expect(c.history.filter((h) => h.reward === 0).map((h) => h.round)).toEqual([6, 7]);
+    // Round 6 (harmful) pays nothing, as before escrow; round 7 (barred) was held on probation and earned by round 11.
+    expect(c.history.filter((h) => h.reward === 0).map((h) => h.round)).toEqual([6]);
+    expect(c.history[7].paid).toBe('earned');
+    // A second offence while its barred round is on probation forfeits that round (and nothing else).
+    const twice = join(tempDir(), 'ledger.sqlite');
+    run(twice, ROUNDS, () => ({ trial: helpful }), { carol: (round) => (round === 6 || round === 8 ? { gradient: -1e-4, assigned: 0.01, control: 0.01 } : helpful) });
+    const c2 = pay(twice, 'carol');
+    expect(c2.history.filter((h) => h.paid === 'forfeited').map((h) => h.round)).toEqual([7]);
   });
 });
