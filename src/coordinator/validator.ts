@@ -25,9 +25,8 @@
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
 // Round scores → moving average → shares among the round's members → each round pays
-// emissionPerEpoch / epochRounds by share, held in escrow (escrow.ts) for rewardEscrowRounds
-// rounds and forfeited by an invalid or copied update in them (a barred round's, by any
-// offence before its bar lifts and the window passes); the ledger keeps it all.
+// emissionPerEpoch / epochRounds by share, held in escrow for rewardEscrowRounds rounds
+// (escrow.ts: what forfeits it, barred rounds on probation); the ledger keeps it all.
 // What it evaluates: every committed update (they are what replicas apply) and its secret
 // sample of all delivered (evaluationOrder); the committed arrive with their payloads, the
 // others are read from the update store one at a time (a StoredPayloads reader), so nothing
