@@ -87,7 +87,8 @@ export interface RunConfig {
   /**
    * Rounds a round's reward is held in escrow before it is earned: an invalid or copied update
    * from the member within them forfeits what it holds (a stale replayer's honest first round,
-   * rounds paid before an undersized update was caught). 0: earned at once (coordinator/escrow.ts).
+   * rounds paid before an undersized update was caught). 0: earned at once (a round the member
+   * was barred from: once the bar lifts; coordinator/escrow.ts).
    */
   rewardEscrowRounds: number;
   /** The unit rewards are counted in, shown beside every reward ('points'). */
