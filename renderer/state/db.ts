@@ -108,8 +108,12 @@ export interface RewardPoint {
   of: number;
   share: number;
   epoch: number;
+  /** Earned: rounds whose escrow window has passed. */
   epochReward: number;
   totalReward: number;
+  /** Held in escrow, and lost from it to an invalid or copied update (absent: a coordinator without escrow). */
+  pendingReward?: number;
+  forfeitedReward?: number;
   /** Closed rounds the validator had not scored yet at this standing (absent: the coordinator did not say). */
   pendingRounds?: number;
 }

@@ -36,9 +36,10 @@ export function logLineOf(ev: EngineEvent, rewardUnit: string): { level: LogLeve
   }
 }
 
-/** A standing as a point of the reward history (with the rounds not yet scored, when the coordinator says). */
+/** A standing as a point of the reward history (with the rounds not yet scored and the escrow, when the coordinator says). */
 export function rewardPointOf(round: number, st: Standing): RewardPoint {
   const pending = (st as { pendingRounds?: unknown }).pendingRounds;
   const point: RewardPoint = { round, score: st.ema, rank: st.rank, of: st.of, share: st.share, epoch: st.epoch, epochReward: st.epochReward, totalReward: st.totalReward };
+  for (const k of ['pendingReward', 'forfeitedReward'] as const) if (typeof st[k] === 'number' && Number.isFinite(st[k])) point[k] = st[k];
   return typeof pending === 'number' && Number.isInteger(pending) && pending >= 0 ? { ...point, pendingRounds: pending } : point;
 }

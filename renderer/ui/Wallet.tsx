@@ -46,8 +46,17 @@ export function WalletPanel() {
         <dd>{latest ? `${(latest.share * 100).toFixed(1)}%` : '—'}</dd>
         <dt>This epoch</dt>
         <dd data-testid="epoch-reward">{latest ? `${rewardText(latest.epochReward, unit)} (epoch ${latest.epoch})` : '—'}</dd>
-        <dt>Total</dt>
+        <dt>Total earned</dt>
         <dd data-testid="total-reward">{latest ? rewardText(latest.totalReward, unit) : '—'}</dd>
+        {latest?.pendingReward !== undefined && (
+          <>
+            <dt>Pending</dt>
+            <dd data-testid="pending-reward" title="Rewards of the last rounds, held in escrow: earned once a few more rounds pass without an invalid or copied update from you">
+              {rewardText(latest.pendingReward, unit)} in escrow
+              {latest.forfeitedReward ? `; ${rewardText(latest.forfeitedReward, unit)} forfeited (an invalid or copied update)` : ''}
+            </dd>
+          </>
+        )}
         <dt>Rounds scored</dt>
         <dd data-testid="scored-rounds">
           {rewards.length}

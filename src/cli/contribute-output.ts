@@ -5,6 +5,7 @@
 // the start and the end of each phase, not a line per kernel or per chunk).
 import type { ContributorEvent } from '../contributor/contributor.ts';
 import { PATH_WORDS } from '../net/link-path.ts';
+import type { Standing } from '../protocol/messages.ts';
 
 /** What earlier events told that later lines need. */
 export interface OutputContext {
@@ -75,7 +76,7 @@ export function formatEvent(e: ContributorEvent, ctx: OutputContext): string[] {
       const s = e.standing;
       const unit = ctx.rewardUnit;
       const pending = s.pendingRounds > 0 ? ` · ${plural(s.pendingRounds, 'round')} not scored yet` : '';
-      return [`round ${e.round + 1} scored: reward ${s.epochReward.toFixed(2)} ${unit} this epoch (epoch ${s.epoch}), ${s.totalReward.toFixed(2)} ${unit} in all · rank ${s.rank} of ${s.of}, share ${(100 * s.share).toFixed(1)}%${pending}`];
+      return [`round ${e.round + 1} scored: reward ${s.epochReward.toFixed(2)} ${unit} this epoch (epoch ${s.epoch}), ${s.totalReward.toFixed(2)} ${unit} in all${heldText(s, unit)} · rank ${s.rank} of ${s.of}, share ${(100 * s.share).toFixed(1)}%${pending}`];
     }
     case 'link':
       return [e.up ? `linked with peer ${e.peer}${e.path ? `, ${PATH_WORDS[e.path]}${e.route ? ` (${e.route})` : ''}` : ''}` : `link with peer ${e.peer} closed: ${e.reason}`];
@@ -89,6 +90,16 @@ export function formatEvent(e: ContributorEvent, ctx: OutputContext): string[] {
       if (e.round < 0) return ['stopped before getting the weights'];
       return [`stopped, holding the weights after ${plural(e.round, 'round')}${e.saved ? '; progress saved' : ''}`];
   }
+}
+
+/**
+ * What a standing holds besides the earned: rewards in escrow (earned once the run's escrow
+ * rounds pass without an invalid or copied update) and those forfeited; '' when neither.
+ */
+export function heldText(s: Pick<Standing, 'pendingReward' | 'forfeitedReward'>, unit: string): string {
+  const pending = s.pendingReward ? `, ${s.pendingReward.toFixed(2)} ${unit} pending (held in escrow for a few rounds)` : '';
+  const lost = s.forfeitedReward ? `, ${s.forfeitedReward.toFixed(2)} ${unit} forfeited (an invalid or copied update)` : '';
+  return pending + lost;
 }
 
 type Progress = Extract<ContributorEvent, { event: 'progress' }>;

@@ -23,6 +23,7 @@ import { parseSwarmArgs } from './swarm-args.ts';
 import { humanSummary, memoryVerdict, peakRss } from './swarm-report.ts';
 import { LinkBook, linksLine } from './swarm-links.ts';
 import { PATH_WORDS } from '../net/link-path.ts';
+import { heldText } from './contribute-output.ts';
 import { keepFinalWeights, newGatherCounts, summarize, type PeerProcess, type RoundRecord } from './swarm-summary.ts';
 
 export { SWARM_USAGE, SwarmUsageError } from './swarm-args.ts';
@@ -177,7 +178,7 @@ export async function swarmCommand(args: string[]): Promise<number> {
     }
     if (e.event === 'reward') {
       peer.standing = e.standing;
-      say(`${peer.name}: round ${e.round + 1} scored: ${e.standing.totalReward.toFixed(2)} ${config.rewardUnit} in all (share ${(100 * e.standing.share).toFixed(1)}%, rank ${e.standing.rank} of ${e.standing.of})`);
+      say(`${peer.name}: round ${e.round + 1} scored: ${e.standing.totalReward.toFixed(2)} ${config.rewardUnit} in all${heldText(e.standing, config.rewardUnit)} (share ${(100 * e.standing.share).toFixed(1)}%, rank ${e.standing.rank} of ${e.standing.of})`);
     }
     if (e.event === 'warning') say(`${peer.name}: warning: ${e.text}`);
     if (e.event === 'rejected') say(`${peer.name}: dropped a message from ${e.from}: ${e.reason}`);

@@ -54,6 +54,8 @@ export interface ReportPeer {
   name: string;
   roundsCompleted: number;
   reward?: number;
+  /** Still held in escrow when the swarm ended (earned once the run's escrow rounds pass). */
+  pendingReward?: number;
   share?: number;
   bytesUp: number;
   bytesDown: number;
@@ -98,7 +100,8 @@ export function humanSummary(r: ReportInput): string {
   } else lines.push('  no round was trained');
   const width = Math.max(...r.peersDetail.map((p) => p.name.length));
   for (const p of r.peersDetail) {
-    const reward = p.reward !== undefined ? ` · reward ${p.reward.toFixed(2)} ${r.rewardUnit}${p.share !== undefined ? ` (share ${(100 * p.share).toFixed(1)}%)` : ''}` : '';
+    const held = p.pendingReward ? ` + ${p.pendingReward.toFixed(2)} pending` : '';
+    const reward = p.reward !== undefined ? ` · reward ${p.reward.toFixed(2)} ${r.rewardUnit}${held}${p.share !== undefined ? ` (share ${(100 * p.share).toFixed(1)}%)` : ''}` : '';
     const rss = p.peakRssBytes ? ` · memory ${(p.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : '';
     const g = p.gathered;
     const gathered = g ? ` · updates ${g.fromPeers} from peers, ${g.fromStore} from the store, ${g.served} served` : '';

@@ -70,7 +70,7 @@ export interface SwarmSummary {
   weightsIdentical: boolean;
   weightsHashes: Record<number, Record<string, string>>;
   stages: number;
-  peersDetail: { name: string; address: string; stage: number; busyFraction: number | null; rerouted: number; droppedMicroBatches: number; roundsCompleted: number; bytesUp: number; bytesDown: number; gathered: GatherCounts; rejected: Record<string, number>; killed: boolean; syncedFrom?: string; share?: number; reward?: number; peakRssBytes: number | null; longestStallMs: number | null; kernelsCompiled: number }[];
+  peersDetail: { name: string; address: string; stage: number; busyFraction: number | null; rerouted: number; droppedMicroBatches: number; roundsCompleted: number; bytesUp: number; bytesDown: number; gathered: GatherCounts; rejected: Record<string, number>; killed: boolean; syncedFrom?: string; share?: number; reward?: number; pendingReward?: number; peakRssBytes: number | null; longestStallMs: number | null; kernelsCompiled: number }[];
   /** Contributors the coordinator dropped for missing heartbeats. */
   heartbeatDrops: number;
   rewardUnit: string;
@@ -129,7 +129,7 @@ export function summarize(s: SummaryInput): SwarmSummary {
       return [...byStage.values()].every((set) => set.size === 1);
     }),
     weightsHashes: hashes,
-    peersDetail: peers.map((p) => ({ name: p.name, address: p.address, stage: p.stage, busyFraction: p.busy.length ? p.busy.reduce((a, b) => a + b, 0) / p.busy.length : null, rerouted: p.rerouted, droppedMicroBatches: p.dropped, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, gathered: p.gathered, rejected: p.rejected, killed: p.killed, syncedFrom: p.source, share: p.standing?.share, reward: p.standing?.totalReward, peakRssBytes: p.peakRssBytes, longestStallMs: p.longestStallMs, kernelsCompiled: p.kernelsCompiled })),
+    peersDetail: peers.map((p) => ({ name: p.name, address: p.address, stage: p.stage, busyFraction: p.busy.length ? p.busy.reduce((a, b) => a + b, 0) / p.busy.length : null, rerouted: p.rerouted, droppedMicroBatches: p.dropped, roundsCompleted: p.rounds.length, bytesUp: p.bytesUp, bytesDown: p.bytesDown, gathered: p.gathered, rejected: p.rejected, killed: p.killed, syncedFrom: p.source, share: p.standing?.share, reward: p.standing?.totalReward, pendingReward: p.standing?.pendingReward, peakRssBytes: p.peakRssBytes, longestStallMs: p.longestStallMs, kernelsCompiled: p.kernelsCompiled })),
     heartbeatDrops: status.heartbeatDrops,
     rewardUnit: config.rewardUnit,
     out: s.out,

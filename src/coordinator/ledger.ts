@@ -8,10 +8,13 @@
 // rounds (copy-history.ts), so a restart neither lets a barred attacker back in nor forgets
 // what an update could be a replay of; each sender's offences, which set how long its next bar
 // lasts (bar-terms.ts), kept after the bar lifts; and the norms the undersize check judges by (scoring.ts
-// normReference). All move in step with the scored rounds.
+// normReference). All move in step with the scored rounds. A round's reward is held in escrow
+// (reward_escrow: pending, then earned or forfeited; escrow.ts) and reaches `rewards`, the
+// earned total by epoch that chain weights are set from, only once its window has passed.
 import Database from 'better-sqlite3';
 import type { Standing } from '../protocol/messages.ts';
 import type { OffenceRecord } from './bar-terms.ts';
+import { earnedThrough, type EscrowVerdict } from './escrow.ts';
 
 export type { Standing };
 
@@ -59,7 +62,12 @@ export interface RoundVerdicts {
   sketches?: { seed: number; entries: readonly StoredSketch[]; keepFrom: number };
   /** Per-tensor norms of the round's helpful updates (the undersize check's reference), and the oldest round kept. */
   norms?: { entries: readonly (readonly [string, readonly number[]])[]; keepFrom: number };
+  /** The escrow window and whose escrow the round forfeits (absent: every reward is earned at once). */
+  escrow?: EscrowVerdict;
 }
+
+/** What became of a round's reward: held in escrow, earned, or forfeited (an invalid or copied update in the window). */
+export type RewardState = 'pending' | 'earned' | 'forfeited';
 
 export class Ledger {
   private readonly db: Database.Database;
@@ -100,6 +108,11 @@ export class Ledger {
       CREATE TABLE IF NOT EXISTS copy_sketches (
         round INTEGER NOT NULL, sender TEXT NOT NULL, seed INTEGER NOT NULL, elements INTEGER NOT NULL, sketch BLOB NOT NULL,
         PRIMARY KEY (round, sender));
+      CREATE TABLE IF NOT EXISTS reward_escrow (
+        round INTEGER NOT NULL, address TEXT NOT NULL, reward REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'earned', 'forfeited')), settled_round INTEGER, probation INTEGER NOT NULL,
+        PRIMARY KEY (round, address));
+      CREATE INDEX IF NOT EXISTS reward_escrow_pending ON reward_escrow (state, round);
       CREATE TABLE IF NOT EXISTS helpful_norms (
         round INTEGER NOT NULL, sender TEXT NOT NULL, norms TEXT NOT NULL, PRIMARY KEY (round, sender));
     `);
@@ -172,23 +185,54 @@ export class Ledger {
     return row ? { ema: row.ema, assignedEma: row.assigned_ema } : null;
   }
 
-  /** Records a scored round: scores, new averages, the round's slice of the epoch's emission, and its verdicts (bars, copy sketches). */
+  /**
+   * Records a scored round: scores, new averages, the round's slice of the epoch's emission (into
+   * escrow), and its verdicts (bars, copy sketches, escrow forfeited); the escrow whose window
+   * has passed is earned, in `epoch`.
+   */
   recordRound(round: number, epoch: number, rows: (RoundScore & { ema: number; assignedEma: number; share: number; reward: number })[], verdicts: RoundVerdicts = {}): void {
     const insertScore = this.db.prepare(`INSERT OR REPLACE INTO round_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const upsertAvg = this.db.prepare(`INSERT INTO averages VALUES (?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET ema = excluded.ema, assigned_ema = excluded.assigned_ema, last_round = excluded.last_round`);
-    const addReward = this.db.prepare(`INSERT INTO rewards VALUES (?, ?, ?) ON CONFLICT(epoch, address) DO UPDATE SET reward = reward + excluded.reward`);
+    const hold = this.db.prepare(`INSERT OR IGNORE INTO reward_escrow VALUES (?, ?, ?, 'pending', NULL, ?)`);
+    const escrow = verdicts.escrow ?? { rounds: 0, forfeit: new Set<string>(), forfeitProbation: new Set<string>(), probation: new Set<string>() };
     const setMeta = this.db.prepare(`INSERT OR REPLACE INTO meta VALUES ('last_round', ?)`);
     const setOutcome = this.db.prepare(`INSERT OR REPLACE INTO round_outcomes VALUES (?, 'scored', '')`);
     this.db.transaction(() => {
       for (const r of rows) {
         insertScore.run(round, r.address, r.gradient, r.assigned, +r.copied, +r.missing, +r.invalid, +r.synced, r.score, r.ema, r.share, r.reward);
         upsertAvg.run(r.address, r.ema, r.assignedEma, round);
-        if (r.reward > 0) addReward.run(epoch, r.address, r.reward);
+        if (r.reward > 0) hold.run(round, r.address, r.reward, +escrow.probation.has(r.address));
       }
       setMeta.run(String(round));
       setOutcome.run(round);
       this.keepVerdicts(round, verdicts);
+      // After the bars: rounds on probation wait for their bar to lift.
+      this.settleEscrow(round, epoch, escrow);
     })();
+  }
+
+  /**
+   * Inside recordRound's transaction, after the bars: the escrow of who offended forfeited (all
+   * of it, or its rounds on probation), then earned in `epoch`: rounds W old, and a member's
+   * rounds on probation once it is not barred and the last of them is W old (escrow.ts).
+   */
+  private settleEscrow(round: number, epoch: number, e: EscrowVerdict): void {
+    const forfeit = this.db.prepare(`UPDATE reward_escrow SET state = 'forfeited', settled_round = ? WHERE address = ? AND state = 'pending' AND probation >= ?`);
+    for (const address of e.forfeit) forfeit.run(round, address, 0);
+    for (const address of e.forfeitProbation) forfeit.run(round, address, 1);
+    const through = earnedThrough(round, e.rounds);
+    const due = this.db.prepare(`
+      SELECT round, address, reward FROM reward_escrow WHERE state = 'pending' AND probation = 0 AND round <= ?
+      UNION ALL
+      SELECT round, address, reward FROM reward_escrow WHERE state = 'pending' AND probation = 1 AND address IN (
+        SELECT address FROM reward_escrow WHERE state = 'pending' AND probation = 1 AND address NOT IN (SELECT address FROM bars) GROUP BY address HAVING MAX(round) <= ?)
+      ORDER BY address, round`).all(through, through) as { round: number; address: string; reward: number }[];
+    const addReward = this.db.prepare(`INSERT INTO rewards VALUES (?, ?, ?) ON CONFLICT(epoch, address) DO UPDATE SET reward = reward + excluded.reward`);
+    const earn = this.db.prepare(`UPDATE reward_escrow SET state = 'earned', settled_round = ? WHERE round = ? AND address = ?`);
+    for (const d of due) {
+      addReward.run(epoch, d.address, d.reward);
+      earn.run(round, d.round, d.address);
+    }
   }
 
   /** Inside recordRound's transaction: bars set and lifted, offences counted, this round's sketches in, those too old out. */
@@ -227,12 +271,17 @@ export class Ledger {
     const avg = this.averages(address) ?? { ema: 0, assignedEma: 0 };
     const epochReward = (this.db.prepare(`SELECT reward FROM rewards WHERE epoch = ? AND address = ?`).get(epoch, address) as { reward: number } | undefined)?.reward ?? 0;
     const totalReward = (this.db.prepare(`SELECT COALESCE(SUM(reward), 0) AS total FROM rewards WHERE address = ?`).get(address) as { total: number }).total;
-    return { address, ema: avg.ema, assignedEma: avg.assignedEma, rank: me + 1, of: peers.length, share: peers[me].share, epoch, epochReward, totalReward, lastRound: round, pendingRounds };
+    const held = (state: RewardState) => (this.db.prepare(`SELECT COALESCE(SUM(reward), 0) AS total FROM reward_escrow WHERE address = ? AND state = ?`).get(address, state) as { total: number }).total;
+    return { address, ema: avg.ema, assignedEma: avg.assignedEma, rank: me + 1, of: peers.length, share: peers[me].share, epoch, epochReward, totalReward, pendingReward: held('pending'), forfeitedReward: held('forfeited'), lastRound: round, pendingRounds };
   }
 
-  /** Per-round history of one contributor, newest last. */
-  history(address: string, limit = 200): { round: number; score: number; ema: number; share: number; reward: number }[] {
-    return (this.db.prepare(`SELECT round, score, ema, share, reward FROM round_scores WHERE address = ? ORDER BY round DESC LIMIT ?`).all(address, limit) as { round: number; score: number; ema: number; share: number; reward: number }[]).reverse();
+  /**
+   * Per-round history of one contributor, newest last: `reward` is what the round credited,
+   * `paid` what became of it (null: nothing credited; a round from before escrow was earned at once).
+   */
+  history(address: string, limit = 200): { round: number; score: number; ema: number; share: number; reward: number; paid: RewardState | null }[] {
+    const rows = this.db.prepare(`SELECT s.round, s.score, s.ema, s.share, s.reward, e.state AS paid FROM round_scores s LEFT JOIN reward_escrow e ON e.round = s.round AND e.address = s.address WHERE s.address = ? ORDER BY s.round DESC LIMIT ?`).all(address, limit) as { round: number; score: number; ema: number; share: number; reward: number; paid: RewardState | null }[];
+    return rows.map((r) => ({ ...r, paid: r.paid ?? (r.reward > 0 ? 'earned' : null) })).reverse();
   }
 
   /** Rewards of one epoch, by address. */

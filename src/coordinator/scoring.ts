@@ -210,6 +210,8 @@ export type ScoredRow = RoundScore & {
   sampled: boolean;
   /** Its trial step made the validator's held-out loss worse: it must not be applied. */
   harmful: boolean;
+  /** A bar from an earlier round's verdict kept it out of this round: its reward is held on probation (escrow.ts). */
+  barred: boolean;
 };
 
 /**
@@ -319,13 +321,16 @@ export interface RoundInput {
   previous: (address: string) => { ema: number; assignedEma: number } | null;
   /** What the round pays out in all. */
   emission: number;
+  /** Whether a bar from an earlier round's verdict keeps the member out of this round (none when absent). */
+  barred?: (address: string) => boolean;
 }
 
 /**
- * Each member's row. Evaluated: score = max(0, gradient) × assignedFactor(assigned-data
+ * Each member's row (what a round credits: the ledger holds it in escrow, escrow.ts). Evaluated: score = max(0, gradient) × assignedFactor(assigned-data
  * average), unless penalised or under the noise floor. Missing, invalid, copied or out of sync: 0,
  * sampled or not (none of these needs an evaluation); harmful (trial loss worse), invalid
- * (a non-finite trial among them) or copied: no share of this round's reward either. Delivered, clean but not sampled: its
+ * (a non-finite trial among them) or copied: no share of this round's reward either (barred by an
+ * earlier verdict: a share, held on probation, escrow.ts). Delivered, clean but not sampled: its
  * averages hold (the round's score is taken as its average), so it is neither paid for work
  * nobody checked nor penalised for not being checked.
  */
@@ -344,7 +349,8 @@ export function scoreRound(input: RoundInput): ScoredRow[] {
     const copied = input.copied.has(address);
     const penalised = missing || invalid || copied || !synced;
     const harmful = t !== undefined && t.gradient < 0;
-    const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, harmful, share: 0, reward: 0 };
+    const barred = input.barred?.(address) ?? false;
+    const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, harmful, barred, share: 0, reward: 0 };
     if (!t && !penalised) return { ...base, score: prev.ema, ema: prev.ema, assignedEma: prev.assignedEma, sampled: false };
     const assignedEma = t ? ASSIGNED_KEEP * prev.assignedEma + (1 - ASSIGNED_KEEP) * (t.assigned > t.control ? 1 : -1) : prev.assignedEma;
     // The assigned-data evidence scales the gradient score: work on other data than one was

@@ -25,7 +25,8 @@
 // penalised or under a tenth of the round's median gradient score (noise). The factor starts
 // at 1 and falls only when the peer keeps failing the check (scoring.ts).
 // Round scores → moving average → shares among the round's members → each round pays
-// emissionPerEpoch / epochRounds by share; the ledger keeps it all.
+// emissionPerEpoch / epochRounds by share, held in escrow for rewardEscrowRounds rounds
+// (escrow.ts: what forfeits it, barred rounds on probation); the ledger keeps it all.
 // What it evaluates: every committed update (they are what replicas apply) and its secret
 // sample of all delivered (evaluationOrder); the committed arrive with their payloads, the
 // others are read from the update store one at a time (a StoredPayloads reader), so nothing
@@ -43,6 +44,7 @@ import { sampleBatch } from '../train/sampler.ts';
 import type { Ledger, Standing, StoredSketch } from './ledger.ts';
 import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, referenceSenders, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
 import { barVerdicts } from './bar-terms.ts';
+import { escrowVerdict } from './escrow.ts';
 import { CopyHistory, HISTORY_ROUNDS, type HistorySketches, type RestoredHistory } from './copy-history.ts';
 import type { ScoringTiming } from './validator-queue.ts';
 
@@ -77,7 +79,7 @@ export interface ClosedRound {
  * the round's total (so "round score 0" beside "share 27%" reads as one bad round, not a bug).
  */
 export function describeRow(r: ScoredRow, t: Trial | undefined): string {
-  const flags = [r.copied && 'COPY', r.missing && 'MISSING', r.invalid && 'INVALID', r.harmful && 'HARMFUL', !r.synced && 'UNSYNCED'].filter(Boolean).join(' ');
+  const flags = [r.copied && 'COPY', r.missing && 'MISSING', r.invalid && 'INVALID', r.harmful && 'HARMFUL', !r.synced && 'UNSYNCED', r.barred && 'BARRED'].filter(Boolean).join(' ');
   const check = t
     ? `gradient ${r.gradient.toFixed(4)}, assigned ${r.assigned.toFixed(4)} vs control ${t.control.toFixed(4)} (assigned avg ${r.assignedEma.toFixed(2)}, factor ${assignedFactor(r.assignedEma).toFixed(2)})`
     : r.missing ? 'no update' : flags ? 'not evaluated' : 'not sampled (averages held)';
@@ -88,7 +90,6 @@ export function describeRow(r: ScoredRow, t: Trial | undefined): string {
 function indexSets(tensors: SparseTensor[]): Uint32Array[] {
   return tensors.map((t) => Uint32Array.from(t.indices).sort());
 }
-
 
 /** How many of `count` delivered updates the configuration evaluates (sampleForRound's size). */
 export function configuredSample(count: number, s: Pick<SamplingOptions, 'scoreAllUpTo' | 'sampleSize'>): number {
@@ -197,6 +198,8 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
     synced: (address) => c.reportedHashes[address] === e.weightsHash,
     previous: (address) => ledger.averages(address),
     emission: config.emissionPerEpoch / config.epochRounds,
+    // The bars of earlier verdicts (this round's are recorded below): a barred round's reward is held on probation.
+    barred: (address) => ledger.bar(address) !== null,
   });
   const epoch = Math.floor(c.round / config.epochRounds);
   // A verdict bars (for a term that doubles with each offence) or, once the term has run, lifts a bar.
@@ -205,7 +208,7 @@ export function recordScores(c: ClosedRound, e: RoundEvaluation, o: { config: Ru
   // The reference is what evaluated updates that helped measured (a held average is no evidence; a tiny update helps too little).
   const helpful = referenceSenders(rows);
   const norms = e.norms && { entries: e.norms.filter(([s]) => helpful.has(s)), keepFrom: c.round + 1 - NORM_REFERENCE_ROUNDS };
-  ledger.recordRound(c.round, epoch, rows, { bars, offences, sketches, norms });
+  ledger.recordRound(c.round, epoch, rows, { bars, offences, sketches, norms, escrow: escrowVerdict(rows, config.rewardEscrowRounds) });
   if (trials.size < c.included.length) o.log(`validator: round ${c.round} evaluated a sample of ${trials.size} of ${c.included.length} updates`);
   for (const r of rows) o.log(`validator: round ${c.round} ${describeRow(r, trials.get(r.address))}`);
   const standings = new Map<string, Standing>();

@@ -155,8 +155,13 @@ export interface Standing {
   of: number;
   share: number;
   epoch: number;
+  /** Earned in `epoch` and in all: rounds whose escrow window has passed (held rewards are not in these). */
   epochReward: number;
   totalReward: number;
+  /** Rewards of recent rounds held in escrow, earned once the run's `rewardEscrowRounds` pass without an invalid or copied update (absent: an older coordinator, no escrow). */
+  pendingReward?: number;
+  /** Rewards lost from escrow to an invalid or copied update, in all. */
+  forfeitedReward?: number;
   lastRound: number;
   /** Closed rounds the validator had not scored yet when this standing was made (they count later). */
   pendingRounds: number;
@@ -330,6 +335,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
       if (!isRound(m.round) || !isObj(st) || !isStr(st.address, 64)) return null;
       const nums = ['ema', 'assignedEma', 'rank', 'of', 'share', 'epoch', 'epochReward', 'totalReward', 'lastRound'] as const;
       if (!nums.every((k) => isNum(st[k])) || !isCount(st.pendingRounds) || !(st.barred === undefined || typeof st.barred === 'boolean')) return null;
+      if (!(['pendingReward', 'forfeitedReward'] as const).every((k) => st[k] === undefined || isNum(st[k]))) return null;
       return { type: 'scores', round: m.round, standing: st as unknown as Standing };
     }
     case 'error':

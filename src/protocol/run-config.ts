@@ -84,6 +84,13 @@ export interface RunConfig {
   /** Rewards: rounds per epoch, and what an epoch pays out in all (shared by score). */
   epochRounds: number;
   emissionPerEpoch: number;
+  /**
+   * Rounds a round's reward is held in escrow before it is earned: an invalid or copied update
+   * from the member within them forfeits what it holds (a stale replayer's honest first round,
+   * rounds paid before an undersized update was caught). 0: earned at once (a round the member
+   * was barred from: once the bar lifts; coordinator/escrow.ts).
+   */
+  rewardEscrowRounds: number;
   /** The unit rewards are counted in, shown beside every reward ('points'). */
   rewardUnit: string;
   /** What the unit is worth or maps to, in words (on a chain run: which subnet's weights). */
@@ -99,6 +106,9 @@ export const MAX_CHECKPOINT_PIECE_BYTES = 64 * 1024 * 1024;
 /** Bounds of gatherK and neighbours: what one replica fetches and links per round stays small. */
 export const MAX_GATHER_K = 4096;
 export const MAX_NEIGHBOURS = 256;
+
+/** The longest escrow a run may set: past it a member waits most of a long run for its rewards. */
+export const MAX_ESCROW_ROUNDS = 1000;
 
 export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   run: 'local',
@@ -137,6 +147,8 @@ export const DEFAULT_RUN: Readonly<RunConfig> = Object.freeze({
   maxMessageBytes: 64 * 1024 * 1024,
   epochRounds: 10,
   emissionPerEpoch: 1000,
+  // The copy check looks back 4 rounds (copy-history.ts): a replay of round r is caught by round r + 4.
+  rewardEscrowRounds: 4,
   rewardUnit: 'points',
   rewardNote: "Points of this run: a record of each contributor's share of the work, not money.",
 });
@@ -221,6 +233,7 @@ export function parseRunConfig(input: unknown): RunConfig {
   int('maxMessageBytes', c.maxMessageBytes, 1024, 2 ** 31);
   int('epochRounds', c.epochRounds, 1, 1_000_000);
   if (typeof c.emissionPerEpoch !== 'number' || !Number.isFinite(c.emissionPerEpoch) || c.emissionPerEpoch < 0) throw new RunConfigError('emissionPerEpoch', `must be a number ≥ 0, got ${JSON.stringify(c.emissionPerEpoch)}`);
+  int('rewardEscrowRounds', c.rewardEscrowRounds, 0, MAX_ESCROW_ROUNDS);
   text('name', c.name, 1, 80);
   text('description', c.description, 0, 1000);
   text('owner', c.owner, 0, 120);

@@ -6,14 +6,16 @@
 // held-out loss after the last round against the same run with the attacker honest (the issue's
 // goal: within 1%) and against the honest members alone (the attack's own damage, without the
 // attacker's lost contribution), and the attacker's share of the rewards (goal: 0; the stale
-// attack's first round is honest work, so its share after round 0 is shown too). Writes
+// attack's first round is honest work, so its share after round 0 is shown too), credited (earned
+// or still in escrow at the end, not forfeited) and under the rule before escrow in the same run;
+// the honest members' pay, credited against that rule (the cost of escrow and unpaid bars). Writes
 // results/adversary.json (adversary-NAME.json with --label). Minutes on SwiftShader: one run per attack plus two references.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openNodeGpu } from '../../src/node/dawn.ts';
-import { ATTACKS, BENCH_ONLY_ATTACKS, alternateAttacks, runAdversarySwarm, type Attack, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
+import { ATTACKS, BENCH_ONLY_ATTACKS, alternateAttacks, runAdversarySwarm, type Attack, type MemberPay, type SwarmResult, type SwarmSetup } from '../coordinator/adversary-swarm.ts';
 import { printTable, writeResults, type BenchRow } from './table.ts';
 
 export async function runAdversaryBench(argv: string[]): Promise<number> {
@@ -65,17 +67,27 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
     const rows: BenchRow[] = [];
     const row = (label: string, r: SwarmResult): BenchRow => {
       const a = r.attackers.find((x) => x.attack !== 'none') ?? r.attackers[0];
+      // The honest members' pay (credited, not forfeited) against the rule before escrow in the same run; the worst member's change.
+      const honestPay = r.pay?.filter((p) => p.address.startsWith('honest-'));
+      const credited = (p: MemberPay) => p.earned + p.pending;
+      const sum = (f: (p: MemberPay) => number) => (honestPay ? Number(honestPay.reduce((n, p) => n + f(p), 0).toFixed(2)) : null);
       return {
         run: label,
         'held-out': Number(r.final.toFixed(4)),
         'vs attacker honest %': Number((100 * (r.final / reference.final - 1)).toFixed(2)),
         'vs honest alone %': Number((100 * (r.final / alone.final - 1)).toFixed(2)),
         'attacker share %': a ? Number((100 * a.share).toFixed(2)) : null,
+        'on probation %': a?.shareOnProbation !== undefined ? Number((100 * a.shareOnProbation).toFixed(2)) : null,
+        'before escrow %': a?.shareBeforeEscrow !== undefined ? Number((100 * a.shareBeforeEscrow).toFixed(2)) : null,
         'share after r0 %': a ? Number((100 * a.shareAfterFirst).toFixed(2)) : null,
         committed: a ? `[${a.committed.join(',')}]` : '–',
         // Committed rounds in which it attacked (the alternating attacker sends honest work in odd rounds).
         'attacks applied': a && a.attack !== 'none' ? a.committed.filter((round) => a.attack !== 'alternate' || alternateAttacks(round)).length : null,
         refused: a ? `[${a.refused.join(',')}]` : '–',
+        'honest paid': sum(credited),
+        'honest before': sum((p) => p.beforeEscrow),
+        'honest forfeited': sum((p) => p.forfeited),
+        'worst honest vs before %': honestPay?.length ? Number(Math.min(...honestPay.map((p) => 100 * (credited(p) / p.beforeEscrow - 1))).toFixed(2)) : null,
         'max |w|': Number(r.maxAbsWeight.toFixed(3)),
         unscored: r.unscored.length,
         s: Math.round(r.seconds),

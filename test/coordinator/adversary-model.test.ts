@@ -51,6 +51,8 @@ describe('one attacker per attack among honest replicas (issue 19)', () => {
     expect(by.stale.committed).toEqual([0, 1]);
     expect(by.stale.barred).toEqual([1, 2]);
     for (const a of r.attackers) expect(a.shareAfterFirst, a.attack).toBe(0);
+    // Nor overall: the stale replay's honest round 0 was held in escrow and forfeited by its copy in round 1.
+    for (const a of r.attackers) expect(a.share, a.attack).toBe(0);
     // The swarm learned, and no weight was blown up.
     for (const x of r.curve) expect(Number.isFinite(x)).toBe(true);
     expect(r.final).toBeLessThan(UNIFORM_LOSS);

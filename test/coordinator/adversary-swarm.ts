@@ -8,6 +8,7 @@
 // the validator keeping up, as it does at this size. Same seeds, same data: a run with the
 // attacker honest ('none') is the reference the others are measured against.
 import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../../src/gpu/gpu.ts';
@@ -64,8 +65,12 @@ export interface SwarmSetup {
 
 export interface AttackerResult {
   attack: Attack;
-  /** Share of all rewards paid that went to the attacker. */
+  /** Share of all rewards credited (earned or still in escrow, not forfeited) that went to the attacker. */
   share: number;
+  /** Of `share`, what is still held on probation at the end (barred rounds: forfeited by its next offence). */
+  shareOnProbation: number;
+  /** The same under the rule before escrow (recomputed from the same run's rows: the reward rule does not change training). */
+  shareBeforeEscrow: number;
   /** Its share of the rewards of the rounds after its first (the rounds it attacked; the stale attack's first is honest). */
   shareAfterFirst: number;
   /** Rounds whose commit included its update. */
@@ -74,6 +79,20 @@ export interface AttackerResult {
   refused: number[];
   /** Rounds after which the validator barred it. */
   barred: number[];
+  /** The verdicts that barred it: 'round: reason'. */
+  offences: string[];
+}
+
+/** What one member was credited over the run (escrow.ts), and what the rule before escrow would have paid it. */
+export interface MemberPay {
+  address: string;
+  earned: number;
+  pending: number;
+  /** Of `pending`, rounds it was barred from (earned only once the bar lifts and the window passes). */
+  onProbation: number;
+  forfeited: number;
+  /** Paid under the rule before escrow, in the same run. */
+  beforeEscrow: number;
 }
 
 export interface SwarmResult {
@@ -90,6 +109,8 @@ export interface SwarmResult {
   unscored: number[];
   /** Replicas that ended with different weights (must be 0: everyone applies the same commits). */
   diverged: number;
+  /** Every member's pay (absent from result files written before escrow). */
+  pay?: MemberPay[];
   seconds: number;
 }
 
@@ -141,6 +162,30 @@ export function hugeTable(update: Uint8Array): Uint8Array {
   return withCrc(out);
 }
 
+/**
+ * What each member would have been paid under the rule before escrow (and what it holds on
+ * probation at the end: pending rounds it was barred from): each
+ * round by average among the members whose update was not harmful (gradient < 0), invalid or a
+ * copy, at once. From the ledger's rows of the same run: the reward rule changes neither the
+ * averages nor the bars, so the training, the verdicts and these rows are the same either way.
+ */
+function payBeforeEscrow(file: string, emission: number): { before: Map<string, number>; onProbation: Map<string, number> } {
+  const db = new Database(file, { readonly: true });
+  try {
+    const rows = db.prepare(`SELECT round, address, ema, gradient, invalid, copied FROM round_scores ORDER BY round, address`).all() as { round: number; address: string; ema: number; gradient: number; invalid: number; copied: number }[];
+    const pay = new Map<string, number>();
+    for (const round of new Set(rows.map((r) => r.round))) {
+      const paid = rows.filter((r) => r.round === round && !(r.gradient < 0 || r.invalid || r.copied));
+      const total = paid.reduce((n, r) => n + r.ema, 0);
+      for (const r of paid) if (total > 0) pay.set(r.address, (pay.get(r.address) ?? 0) + (emission * r.ema) / total);
+    }
+    const held = db.prepare(`SELECT address, SUM(reward) AS reward FROM reward_escrow WHERE state = 'pending' AND probation = 1 GROUP BY address`).all() as { address: string; reward: number }[];
+    return { before: pay, onProbation: new Map(held.map((h) => [h.address, h.reward])) };
+  } finally {
+    db.close();
+  }
+}
+
 /** The run: gather-K takes every update (the bars alone decide who is left out). */
 export function swarmConfig(s: SwarmSetup, members: number): RunConfig {
   return parseRunConfig({ run: 'adversary-swarm', model: 'tiny', innerSteps: s.innerSteps, batch: s.batch, seq: s.seq, lr: s.lr, warmup: 2, plannedRounds: s.rounds, minMembers: 1, gatherK: members, seed: s.seed, maxMessageBytes: 1 << 20 });
@@ -170,7 +215,7 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
   const cfg = runModel(config);
   const layout = parameterLayout(cfg).map((p) => ({ name: p.name, shape: p.shape }));
   const result: SwarmResult = { attacks: [...attacks], curve: [], final: NaN, maxAbsWeight: 0, attackers: [], commits: [], unscored: [], diverged: 0, seconds: 0 };
-  const of = new Map(attacks.map((attack) => [attackerOf(attack), { attack, share: 0, shareAfterFirst: 0, committed: [] as number[], refused: [] as number[], barred: [] as number[] }]));
+  const of = new Map(attacks.map((attack) => [attackerOf(attack), { attack, share: 0, shareOnProbation: 0, shareBeforeEscrow: 0, shareAfterFirst: 0, committed: [] as number[], refused: [] as number[], barred: [] as number[], offences: [] as string[] }]));
   const firstUpdate = new Map<string, Uint8Array>();
   try {
     for (const r of replicas.values()) r.initializeFromSeed();
@@ -232,6 +277,7 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
         const verdicts = recordScores(closed, evaluation, { config, ledger, closedRounds: round + 1, log });
         for (const [address, st] of verdicts as Map<string, Standing>) standings.set(address, { ema: st.ema, barred: st.barred ?? standings.get(address)?.barred ?? false });
         for (const [address, a] of of) if (standings.get(address)?.barred) a.barred.push(round);
+        for (const [address, a] of of) if (ledger.bar(address)?.last === round) a.offences.push(`${round}: ${ledger.bar(address)!.reason}`);
       } catch (e) {
         result.unscored.push(round);
         log(`round ${round} not scored: ${(e as Error).message}`);
@@ -244,14 +290,23 @@ export async function runAdversarySwarm(gpu: Gpu, s: SwarmSetup, attacks: readon
     const hashes = new Set(await Promise.all([...replicas.values()].map((r) => r.weightsHash())));
     result.diverged = hashes.size - 1;
     for (const w of (await replicas.get(honest[0])!.readStart()).values()) for (const v of w) result.maxAbsWeight = Math.max(result.maxAbsWeight, Math.abs(v));
-    const paid = (a: string, from = 0) => ledger.history(a).filter((h) => h.round >= from).reduce((n, h) => n + h.reward, 0);
+    // Credited and not forfeited: earned, or still in escrow at the end (what it gets if it offends no more).
+    const paid = (a: string, from = 0) => ledger.history(a).filter((h) => h.round >= from && h.paid !== 'forfeited').reduce((n, h) => n + h.reward, 0);
     const total = members.reduce((n, m) => n + paid(m), 0);
     const totalAfterFirst = members.reduce((n, m) => n + paid(m, 1), 0);
+    const { before, onProbation } = payBeforeEscrow(join(dir, 'ledger.sqlite'), config.emissionPerEpoch / config.epochRounds);
+    const totalBefore = [...before.values()].reduce((n, x) => n + x, 0);
     for (const [address, a] of of) {
       a.share = total > 0 ? paid(address) / total : 0;
+      a.shareOnProbation = total > 0 ? (onProbation.get(address) ?? 0) / total : 0;
+      a.shareBeforeEscrow = totalBefore > 0 ? (before.get(address) ?? 0) / totalBefore : 0;
       a.shareAfterFirst = totalAfterFirst > 0 ? paid(address, 1) / totalAfterFirst : 0;
       result.attackers.push(a);
     }
+    result.pay = members.map((address) => {
+      const sum = (state: string) => ledger.history(address).filter((h) => h.paid === state).reduce((n, h) => n + h.reward, 0);
+      return { address, earned: sum('earned'), pending: sum('pending'), onProbation: onProbation.get(address) ?? 0, forfeited: sum('forfeited'), beforeEscrow: before.get(address) ?? 0 };
+    });
   } finally {
     for (const r of replicas.values()) r.destroy();
     await validator.destroy();

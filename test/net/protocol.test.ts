@@ -98,6 +98,7 @@ describe('parseServerMessage', () => {
     { type: 'scores', round: 3, standing },
     { type: 'scores', round: 3, standing: { ...standing, pendingRounds: 151 } },
     { type: 'scores', round: 3, standing: { ...standing, barred: true } },
+    { type: 'scores', round: 3, standing: { ...standing, pendingReward: 40, forfeitedReward: 2.5 } },
     { type: 'error', message: 'protocol version 2 is not supported' },
   ];
   for (const m of valid) {
@@ -141,6 +142,8 @@ describe('parseServerMessage', () => {
     ['scores with negative pendingRounds', { type: 'scores', round: 3, standing: { ...standing, pendingRounds: -1 } }],
     ['scores without share', { type: 'scores', round: 3, standing: { ...standing, share: undefined } }],
     ['scores with a bar that is not a boolean', { type: 'scores', round: 3, standing: { ...standing, barred: 'yes' } }],
+    ['scores with a pending reward that is not a number', { type: 'scores', round: 3, standing: { ...standing, pendingReward: '40' } }],
+    ['scores with a forfeited reward that is not finite', { type: 'scores', round: 3, standing: { ...standing, forfeitedReward: null } }],
     ['rejected without reason', { type: 'rejected', what: 'x' }], ['error with a 4097-character message', { type: 'error', message: 'e'.repeat(4097) }],
   ];
   for (const [name, m] of malformed) {

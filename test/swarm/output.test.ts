@@ -74,6 +74,7 @@ describe('tessera contribute output', () => {
       { event: 'commit', round: 2, trained: true, loss: 3.95, included: 3, fromPeers: 2, fetched: 0, bytesUp: 20480, bytesDown: 40960, peers: 2, rejected: {}, weightsHash: 'ab', tokensContributed: 640 },
       { event: 'checkpoint', round: 3, bytes: 500 * 1024 },
       { event: 'reward', round: 2, standing: { address: '5Fabc', ema: 1, assignedEma: 1, rank: 1, of: 3, share: 0.4, epoch: 0, epochReward: 12.3, totalReward: 40.5, lastRound: 2, pendingRounds: 1 } },
+      { event: 'reward', round: 3, standing: { address: '5Fabc', ema: 1, assignedEma: 1, rank: 1, of: 3, share: 0.4, epoch: 0, epochReward: 12.3, totalReward: 40.5, pendingReward: 20, forfeitedReward: 5, lastRound: 3, pendingRounds: 0 } },
     ]);
     expect(out).toContain("joined 'Tiny demo' (run demo-7, model tiny) as 5Fabc");
     expect(out).toContain('  Trains a tiny model on this machine.');
@@ -84,6 +85,8 @@ describe('tessera contribute output', () => {
     expect(out).toContain('round 3 of 5 done: loss 3.9500 · speed: 1,500 tokens/s · your tokens: 640');
     expect(out).toContain("uploaded the run's checkpoint, the weights after 3 rounds (500 KiB)");
     expect(out).toContain('round 3 scored: reward 12.30 credits this epoch (epoch 0), 40.50 credits in all · rank 1 of 3, share 40.0% · 1 round not scored yet');
+    // Held in escrow and forfeited, apart from the earned.
+    expect(out).toContain('round 4 scored: reward 12.30 credits this epoch (epoch 0), 40.50 credits in all, 20.00 credits pending (held in escrow for a few rounds), 5.00 credits forfeited (an invalid or copied update) · rank 1 of 3, share 40.0%');
   });
 });
 

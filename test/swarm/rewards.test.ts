@@ -129,7 +129,7 @@ class FakeMember {
 describe('validator and rewards', () => {
   it('honest earns; copier and lazy get nothing; the ledger persists; forged/replayed requests are refused', async () => {
     await cryptoReady();
-    const config = readRunFile(undefined, { run: 'rewards', innerSteps: 2, batch: 1, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 10, minMembers: 4, roundSeconds: 60, epochRounds: 3, emissionPerEpoch: 300 });
+    const config = readRunFile(undefined, { run: 'rewards', innerSteps: 2, batch: 1, seq: 32, lr: 1e-2, warmup: 2, plannedRounds: 10, minMembers: 4, roundSeconds: 60, epochRounds: 3, emissionPerEpoch: 300, rewardEscrowRounds: 1 });
     const stateDir = join(work, 'coordinator');
     // Unpaced: the scores themselves are under test here, so every round evaluates all four
     // (paced, a loaded machine samples one or none of them a round: test/coordinator/validator-queue.test.ts).
@@ -168,6 +168,10 @@ describe('validator and rewards', () => {
     expect(l.totalReward).toBe(0);
     expect(cp.totalReward).toBe(0);
     expect(h.totalReward).toBeGreaterThan(0);
+    // A one-round escrow here (the default is 4: longer than this test): the honest member's last round is held, nothing lost.
+    expect(h.pendingReward).toBeGreaterThan(0);
+    expect(h.forfeitedReward).toBe(0);
+    expect([l.pendingReward, cp.pendingReward]).toEqual([0, 0]);
     // The honest contributor was told its standing live, after every scored round.
     expect(honestEvents.filter((e) => e.event === 'reward').length).toBeGreaterThanOrEqual(ROUNDS - 1);
 

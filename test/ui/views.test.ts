@@ -133,6 +133,13 @@ describe('main view', () => {
     expect(screen.getByText('1 of 2')).toBeTruthy();
     expect(screen.getByText('60.0%')).toBeTruthy();
     expect(screen.getByTestId('reward-chart').getAttribute('data-points')).toBe('2');
+    // Rewards held in escrow are shown apart from the earned, and what was forfeited with them.
+    expect(screen.queryByTestId('pending-reward')).toBeNull();
+    await act(async () => engine.emit({ event: 'reward', round: 2, standing: { ...standing(2, 130), pendingReward: 40, forfeitedReward: 0 } }));
+    expect(screen.getByTestId('total-reward').textContent).toBe('130.000 points');
+    expect(screen.getByTestId('pending-reward').textContent).toBe('40.000 points in escrow');
+    await act(async () => engine.emit({ event: 'reward', round: 3, standing: { ...standing(3, 130), pendingReward: 0, forfeitedReward: 40 } }));
+    expect(screen.getByTestId('pending-reward').textContent).toBe('0.000 points in escrow; 40.000 points forfeited (an invalid or copied update)');
 
     let copied = '';
     Object.defineProperty(navigator, 'clipboard', { value: { writeText: async (t: string) => void (copied = t) }, configurable: true });
