@@ -53,6 +53,11 @@ export function ropeTable(T: number, D: number, base = 10000, posOffset = 0): Fl
   return out;
 }
 
+/** The (cos, sin) table [T, D/2, 2] for these sizes on this GPU (uploaded once, cached; not to be released by the caller). */
+export function ropeTableTensor(gpu: Gpu, T: number, D: number, base = 10000, posOffset = 0): Tensor {
+  return table(gpu, T, D, base, posOffset);
+}
+
 function table(gpu: Gpu, T: number, D: number, base: number, posOffset: number): Tensor {
   let cache = tables.get(gpu);
   if (!cache) tables.set(gpu, (cache = new Map()));

@@ -18,6 +18,7 @@ import { runVerdictsBench } from './verdicts.ts';
 import { runNormDriftBench } from './norm-drift.ts';
 import { runMatmulCoreBench } from './matmul-core.ts';
 import { runAttentionFa2Bench } from './attention-fa2.ts';
+import { runCompileBench } from './compile.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -39,6 +40,7 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   'norm-drift': runNormDriftBench,
   'matmul-core': runMatmulCoreBench,
   'attention-fa2': runAttentionFa2Bench,
+  compile: runCompileBench,
 };
 
 export async function main(argv: string[]): Promise<number> {
