@@ -118,65 +118,43 @@ fn dq_row(b: u32, t: u32, h: u32) -> u32 {
   return p.dq_off + (b * p.T + t) * p.dq_stride + h * DK4;
 }
 
-// RoPE of one pair of quads: x1 holds elements 4c..4c+3 of a row, x2 the same of its second
-// half; sign 1 rotates by θ (rope.wgsl's forward), −1 by −θ (its backward).
-struct Pair {
-  x1: vec4f,
-  x2: vec4f,
-}
-fn rotate(t: u32, c: u32, x1: vec4f, x2: vec4f, sign: f32) -> Pair {
-  // rope_tab row t holds D/2 (cos, sin) pairs: DK4 vec4s, quad c's four pairs in two
-  let e = rope_tab[t * DK4 + 2u * c];
-  let f = rope_tab[t * DK4 + 2u * c + 1u];
-  let cs = vec4f(e.x, e.z, f.x, f.z);
-  let sn = sign * vec4f(e.y, e.w, f.y, f.w);
-  return Pair(x1 * cs - x2 * sn, x1 * sn + x2 * cs);
+// RoPE of quad c of a row at position t: x holds its elements, y the quad D/2 away (its
+// rotate-half partner). sign 1 rotates by θ (rope.wgsl's forward), −1 by −θ (its backward):
+// x·cos − y·sin in the first half, x·cos + y·sin in the second (sin negated for −θ).
+fn rope_quad(t: u32, c: u32, x: vec4f, y: vec4f, sign: f32) -> vec4f {
+  let first = c < RH;
+  let cc = select(c - RH, c, first);
+  // rope_tab row t holds D/2 (cos, sin) pairs: DK4 vec4s, quad cc's four pairs in two
+  let e = rope_tab[t * DK4 + 2u * cc];
+  let f = rope_tab[t * DK4 + 2u * cc + 1u];
+  let sn = select(sign, -sign, first) * vec4f(e.y, e.w, f.y, f.w);
+  return x * vec4f(e.x, e.z, f.x, f.z) + y * sn;
 }
 
-// A row of q or k from src at `at` (position t) into r, rotated with ROPE, times mul.
-fn load_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4>>) {
+// Quad c of the q or k row at `at` (position t) in src, rotated with ROPE.
+fn qk_quad(at: u32, t: u32, c: u32) -> vec4f {
+  let x = src[at + c];
   if (ROPE) {
-    for (var c = 0u; c < RH; c++) {
-      let y = rotate(t, c, src[at + c], src[at + c + RH], 1.0);
-      (*r)[c] = y.x1 * mul;
-      (*r)[c + RH] = y.x2 * mul;
-    }
-  } else {
-    for (var c = 0u; c < DK4; c++) { (*r)[c] = src[at + c] * mul; }
+    return rope_quad(t, c, x, src[select(at + c - RH, at + c + RH, c < RH)], 1.0);
   }
+  return x;
+}
+
+// A row of q or k from src at `at` (position t) into r, times mul.
+fn load_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4>>) {
+  for (var c = 0u; c < DK4; c++) { (*r)[c] = qk_quad(at, t, c) * mul; }
 }
 
 // K and V rows k0 .. k0 + BC − 1 into ks and vs (zero past T); consecutive threads take
-// consecutive vec4s of a row (with ROPE: of its first half, and the partner quads D/2
-// further), so the global reads are coalesced and the stores conflict-free.
+// consecutive vec4s of a row, so the global reads are coalesced and the stores conflict-free.
 fn load_kv_tile(b: u32, hk: u32, k0: u32, lid: u32, nthreads: u32) {
-  if (ROPE) {
-    for (var i = lid; i < KT / 2u; i += nthreads) {
-      let j = i / RH;
-      let c = i % RH;
-      let t = k0 + j;
-      var x = Pair(vec4f(0.0), vec4f(0.0));
-      var y = x;
-      if (t < p.T) {
-        let at = k_row(b, t, hk) + c;
-        x = rotate(t, c, src[at], src[at + RH], 1.0);
-        let vt = v_row(b, t, hk) + c;
-        y = Pair(src[vt], src[vt + RH]);
-      }
-      ks[j * DK4 + c] = x.x1;
-      ks[j * DK4 + c + RH] = x.x2;
-      vs[j * DK4 + c] = y.x1;
-      vs[j * DK4 + c + RH] = y.x2;
-    }
-    return;
-  }
   for (var i = lid; i < KT; i += nthreads) {
     let t = k0 + i / DK4;
     var x = vec4f(0.0);
     var y = vec4f(0.0);
     if (t < p.T) {
       let c = i % DK4;
-      x = src[k_row(b, t, hk) + c];
+      x = qk_quad(k_row(b, t, hk), t, c);
       y = src[v_row(b, t, hk) + c];
     }
     ks[i] = x;
@@ -283,14 +261,12 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 
 // dq's row (acc·mul) at `at` in dq, rotated back by −θ with ROPE.
 fn store_dq_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4>>) {
-  if (ROPE) {
-    for (var c = 0u; c < RH; c++) {
-      let y = rotate(t, c, (*r)[c] * mul, (*r)[c + RH] * mul, -1.0);
-      dq[at + c] = y.x1;
-      dq[at + c + RH] = y.x2;
+  for (var c = 0u; c < DK4; c++) {
+    var x = (*r)[c] * mul;
+    if (ROPE) {
+      x = rope_quad(t, c, x, (*r)[select(c - RH, c + RH, c < RH)] * mul, -1.0);
     }
-  } else {
-    for (var c = 0u; c < DK4; c++) { dq[at + c] = (*r)[c] * mul; }
+    dq[at + c] = x;
   }
 }
 
@@ -387,33 +363,13 @@ fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 // Query rows q0 .. q0 + BQ − 1 of head h into qs (times mul, rotated with ROPE) and their
 // dout rows into os, zero past T; coalesced as load_kv_tile.
 fn load_q_tile(b: u32, h: u32, q0: u32, lid: u32, nthreads: u32, mul: f32) {
-  if (ROPE) {
-    for (var i = lid; i < QT / 2u; i += nthreads) {
-      let j = i / RH;
-      let c = i % RH;
-      let t = q0 + j;
-      var x = Pair(vec4f(0.0), vec4f(0.0));
-      var y = x;
-      if (t < p.T) {
-        let at = q_row(b, t, h) + c;
-        x = rotate(t, c, src[at], src[at + RH], 1.0);
-        let ot = o_row(b, t, h) + c;
-        y = Pair(dout[ot], dout[ot + RH]);
-      }
-      qs[j * DK4 + c] = x.x1 * mul;
-      qs[j * DK4 + c + RH] = x.x2 * mul;
-      os[j * DK4 + c] = y.x1;
-      os[j * DK4 + c + RH] = y.x2;
-    }
-    return;
-  }
   for (var i = lid; i < QT; i += nthreads) {
     let t = q0 + i / DK4;
     var x = vec4f(0.0);
     var y = vec4f(0.0);
     if (t < p.T) {
       let c = i % DK4;
-      x = src[q_row(b, t, h) + c] * mul;
+      x = qk_quad(q_row(b, t, h), t, c) * mul;
       y = dout[o_row(b, t, h) + c];
     }
     qs[i] = x;
@@ -423,14 +379,12 @@ fn load_q_tile(b: u32, h: u32, q0: u32, lid: u32, nthreads: u32, mul: f32) {
 
 // dk's row (acc·mul) at `at` in dkv, rotated back by −θ with ROPE.
 fn store_dk_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4>>) {
-  if (ROPE) {
-    for (var c = 0u; c < RH; c++) {
-      let y = rotate(t, c, (*r)[c] * mul, (*r)[c + RH] * mul, -1.0);
-      dkv[at + c] = y.x1;
-      dkv[at + c + RH] = y.x2;
+  for (var c = 0u; c < DK4; c++) {
+    var x = (*r)[c] * mul;
+    if (ROPE) {
+      x = rope_quad(t, c, x, (*r)[select(c - RH, c + RH, c < RH)] * mul, -1.0);
     }
-  } else {
-    for (var c = 0u; c < DK4; c++) { dkv[at + c] = (*r)[c] * mul; }
+    dkv[at + c] = x;
   }
 }
 

@@ -27,6 +27,18 @@ export function attentionQkvProblem(D: number): string | null {
   return null;
 }
 
+/**
+ * Whether the fused block path runs attention off the projection with RoPE inside
+ * (attentionQkvForward/Backward) on this adapter: where attentionQkvProblem allows, on
+ * hardware adapters. A software adapter (SwiftShader) keeps the two RoPE passes: there a
+ * dispatch costs little, while the rotation code made each training process compile its
+ * attention kernels ~0.5 s longer (test/bench/RESULTS.md, issue 20: RoPE in attention), and
+ * every CI training process pays that.
+ */
+export function attentionQkvChosen(gpu: Gpu, D: number): boolean {
+  return !gpu.info.isSoftware && attentionQkvProblem(D) === null;
+}
+
 function layout(gpu: Gpu, kernel: string, qkv: Tensor, dims: AttentionQkvDims): Fa2Layout {
   const { B, T, H, Hkv, D } = dims;
   checkAll(kernel, dims, [], []);

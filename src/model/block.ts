@@ -26,7 +26,7 @@
 // variant 2 takes the head size with RoPE on load (D a multiple of 8: every preset;
 // attention-qkv.ts), the projection's rows [q | k | v] are saved as they are and attention
 // reads them, rotating q and k on load, and writes the packed dq | dk | dv itself: no RoPE
-// dispatch either way (2 → 0 per block). On matmul variant 2
+// dispatch either way (2 → 0 per block; hardware adapters: attentionQkvChosen). On matmul variant 2
 // (GPUs) the forward's SwiGLU is the down projection's A prologue (`aSwiglu`) and the
 // backward's is the epilogue of the dm matmul (matmulSwigluBackward), and each RMSNorm the
 // prologue of the projection after it (matmulRmsnorm, which also saves n and rstd), each
@@ -34,7 +34,7 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { DType, Tensor } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../kernels/attention.ts';
-import { attentionQkvBackward, attentionQkvForward, attentionQkvProblem } from '../kernels/attention-qkv.ts';
+import { attentionQkvBackward, attentionQkvChosen, attentionQkvForward } from '../kernels/attention-qkv.ts';
 import {
   matmul, matmulRmsnorm, matmulSplitElements, matmulSwigluBackward, matmulVariant, rmsnormMatmulFusable, swigluBackwardFusable,
 } from '../kernels/matmul.ts';
@@ -79,7 +79,7 @@ export interface NormPartials {
 /** A set of tensors allocated together and released together. */
 export class TensorSet {
   readonly all: Tensor[] = [];
-  constructor(private readonly gpu: Gpu) {}
+  constructor(readonly gpu: Gpu) {}
 
   make(shape: number[], label: string, dtype: DType = 'f32'): Tensor {
     const t = this.gpu.tensor(shape, dtype, label);
@@ -121,14 +121,14 @@ export interface BlockActivations {
 }
 
 /** True when the packed path hands attention the projection's rows and RoPE runs inside it (attention-qkv.ts). */
-export function ropeInAttention(d: BlockDims, packed: boolean): boolean {
-  return packed && attentionQkvProblem(d.D) === null;
+export function ropeInAttention(gpu: Gpu, d: BlockDims, packed: boolean): boolean {
+  return packed && attentionQkvChosen(gpu, d.D);
 }
 
 export function allocBlockActivations(set: TensorSet, d: BlockDims, layer: number, packed = false): BlockActivations {
   const { B, T, N, C, H, Hkv, D, F } = d;
   const name = (s: string) => `blocks.${layer}.${s}`;
-  const qkv = ropeInAttention(d, packed)
+  const qkv = ropeInAttention(set.gpu, d, packed)
     ? { qkv: set.make([N, C + 2 * Hkv * D], name('q|k|v')) }
     : { q: set.make([B, T, H, D], name('q')), k: set.make([B, T, Hkv, D], name('k')), v: set.make([B, T, Hkv, D], name('v')) };
   return {
@@ -186,7 +186,7 @@ export function allocBlockScratch(set: TensorSet, d: BlockDims, packed = false):
     dv: set.make([N, Hkv * D], 'scratch.dv'),
   });
   return {
-    ...(ropeInAttention(d, packed) ? {} : unfusedRope()),
+    ...(ropeInAttention(set.gpu, d, packed) ? {} : unfusedRope()),
     qb: set.make([N, C], 'scratch.qb'),
     f1: set.make([N, F], 'scratch.f1'),
     f2: set.make([N, F], 'scratch.f2'),
