@@ -17,13 +17,15 @@ export interface AttentionQkvDims extends AttentionDims {
   ropeBase?: number;
   /** Position of the first time step; default 0. */
   posOffset?: number;
+  /** false: q and k in the rows are rotated already, and the gradient comes out unrotated (ropeQkvPacked either side); default true. */
+  rope?: boolean;
 }
 
-/** Why attention cannot run off the packed projection with RoPE at head size D (null: it can). */
-export function attentionQkvProblem(D: number): string | null {
+/** Why attention cannot run off the packed projection (with RoPE on load) at head size D (null: it can). */
+export function attentionQkvProblem(D: number, rope = true): string | null {
   const problem = fa2Problem(D);
   if (problem) return problem;
-  if (D % 8 !== 0) return `head size D = ${D} is not a multiple of 8 (RoPE pairs quads D/2 apart)`;
+  if (rope && D % 8 !== 0) return `head size D = ${D} is not a multiple of 8 (RoPE pairs quads D/2 apart)`;
   return null;
 }
 
@@ -42,7 +44,8 @@ export function attentionQkvChosen(gpu: Gpu, D: number): boolean {
 function layout(gpu: Gpu, kernel: string, qkv: Tensor, dims: AttentionQkvDims): Fa2Layout {
   const { B, T, H, Hkv, D } = dims;
   checkAll(kernel, dims, [], []);
-  const problem = attentionQkvProblem(D);
+  const rope = dims.rope ?? true;
+  const problem = attentionQkvProblem(D, rope);
   if (problem) throw new KernelInputError(kernel, `${problem}; use ropeQkvForward/Backward with attentionForward/Backward`);
   if (dims.variant === 1 || dims.tiles) throw new KernelInputError(kernel, 'runs variant 2 only (leave variant and tiles out)');
   attentionVariant(kernel, dims);
@@ -55,7 +58,7 @@ function layout(gpu: Gpu, kernel: string, qkv: Tensor, dims: AttentionQkvDims): 
   const stride = (H + 2 * Hkv) * dk4;
   return {
     src: qkv, qOff: 0, qStride: stride, kOff: H * dk4, vOff: (H + Hkv) * dk4, kvStride: stride,
-    rope: ropeTableTensor(gpu, T, D, base, posOffset),
+    rope: rope ? ropeTableTensor(gpu, T, D, base, posOffset) : null,
   };
 }
 
@@ -78,7 +81,7 @@ export function attentionQkvForward(gpu: Gpu, qkv: Tensor, out: Tensor, lse: Ten
   recordFa2Forward(gpu, io, out, lse, dims, scaleOf(kernel, dims));
 }
 
-/** dqkv [B·T, (H + 2·Hkv)·D] = [RoPE⁻¹(dq) | RoPE⁻¹(dk) | dv]: the fused projection's output gradient. */
+/** dqkv [B·T, (H + 2·Hkv)·D] = [RoPE⁻¹(dq) | RoPE⁻¹(dk) | dv]: the fused projection's output gradient (with `rope: false`, [dq | dk | dv]). */
 export function attentionQkvBackward(gpu: Gpu, qkv: Tensor, out: Tensor, lse: Tensor, dout: Tensor, dqkv: Tensor, dims: AttentionQkvDims): void {
   const kernel = 'attentionQkvBackward';
   const io = layout(gpu, kernel, qkv, dims);

@@ -140,6 +140,25 @@ export function ropeQkvBackward(g: Gpu, dq: Tensor, dk: Tensor, dv: Tensor, dqkv
   g.dispatch(g.pipeline(SHADER, 'rope_qkv_backward'), packedParams(pairs, dims, -1), [tab, dq, dk, dv, dqkv], grid(g, ceilDiv(pairs, WG)));
 }
 
+/**
+ * dst = the packed rows of src [N, (H + 2·Hkv)·D] with the q and k heads rotated by θ (sign 1)
+ * or back by −θ (sign −1) and the v heads copied: RoPE either side of attention off the
+ * packed rows (attention-qkv.ts with `rope: false`), no unpacking.
+ */
+export function ropeQkvPacked(g: Gpu, src: Tensor, dst: Tensor, dims: RopeQkvDims, sign: 1 | -1): void {
+  const kernel = 'ropeQkvPacked';
+  const { base } = checkDims(kernel, dims);
+  expectPositiveInt(kernel, 'Hkv', dims.Hkv);
+  const { B, T, H, Hkv, D } = dims;
+  const size = B * T * (H + 2 * Hkv) * D;
+  expectTensor(kernel, 'src', src, size);
+  expectTensor(kernel, 'dst', dst, size);
+  if (src.buffer === dst.buffer) throw new KernelInputError(kernel, 'src and dst must be different buffers (no in-place rotation)');
+  const tab = table(g, T, D, base, dims.posOffset ?? 0);
+  const pairs = size / 2;
+  g.dispatch(g.pipeline(SHADER, 'rope_packed'), packedParams(pairs, dims, sign), [tab, src, dst], grid(g, ceilDiv(pairs, WG)));
+}
+
 // ---- float64 reference ----
 
 /** Forward (sign = 1) or backward (sign = −1) rotation in float64. */

@@ -10,7 +10,8 @@
 // heads, D = C/H head size (so H·D = C), F MLP width. Activations are [N, C] row-major.
 //
 // Saved per block (BlockActivations): rstd1, n1, q, k (after RoPE), v (or the packed path's
-// unrotated q|k|v rows), ao, lse, xMid, rstd2, n2, g, u. The block input x and output y live in the slice's residual-stream buffers.
+// q|k|v rows: unrotated with RoPE in attention, else rotated), ao, lse, xMid, rstd2, n2, g,
+// u. The block input x and output y live in the slice's residual-stream buffers.
 // m = silu(g)·u is not saved: the backward recomputes it (one cheap elementwise pass) to
 // keep N·F floats per layer off the GPU. Shared by all blocks (BlockScratch): the pre-RoPE
 // q and k of the forward, and every gradient temporary of the backward.
@@ -26,7 +27,9 @@
 // variant 2 takes the head size with RoPE on load (D a multiple of 8: every preset;
 // attention-qkv.ts), the projection's rows [q | k | v] are saved as they are and attention
 // reads them, rotating q and k on load, and writes the packed dq | dk | dv itself: no RoPE
-// dispatch either way (2 → 0 per block; hardware adapters: attentionQkvChosen). On matmul variant 2
+// dispatch either way (2 → 0 per block; hardware adapters: attentionQkvChosen). A software
+// adapter hands attention the packed rows too, rotated by one ropeQkvPacked pass either side.
+// On matmul variant 2
 // (GPUs) the forward's SwiGLU is the down projection's A prologue (`aSwiglu`) and the
 // backward's is the epilogue of the dm matmul (matmulSwigluBackward), and each RMSNorm the
 // prologue of the projection after it (matmulRmsnorm, which also saves n and rstd), each
@@ -34,13 +37,13 @@
 import type { Gpu } from '../gpu/gpu.ts';
 import type { DType, Tensor } from '../gpu/tensor.ts';
 import { attentionBackward, attentionForward } from '../kernels/attention.ts';
-import { attentionQkvBackward, attentionQkvChosen, attentionQkvForward } from '../kernels/attention-qkv.ts';
+import { attentionQkvBackward, attentionQkvChosen, attentionQkvForward, attentionQkvProblem } from '../kernels/attention-qkv.ts';
 import {
   matmul, matmulRmsnorm, matmulSplitElements, matmulSwigluBackward, matmulVariant, rmsnormMatmulFusable, swigluBackwardFusable,
 } from '../kernels/matmul.ts';
 import type { SplitKGroup } from '../kernels/matmul-split-group.ts';
 import { rmsnormBackward, rmsnormForward } from '../kernels/rmsnorm.ts';
-import { ropeBackward, ropeForward, ropeQkvBackward, ropeQkvForward } from '../kernels/rope.ts';
+import { ropeBackward, ropeForward, ropeQkvBackward, ropeQkvForward, ropeQkvPacked } from '../kernels/rope.ts';
 import { swigluBackward, swigluForward, swigluPackedBackward, swigluPackedForward } from '../kernels/swiglu.ts';
 import type { BlockTensor } from './config.ts';
 
@@ -106,7 +109,7 @@ export interface BlockActivations {
   q?: Tensor; //    [B, T, H, D]
   k?: Tensor; //    [B, T, Hkv, D]
   v?: Tensor; //    [B, T, Hkv, D]
-  /** Packed path with RoPE in attention (ropeInAttention): the projection's rows [q | k | v], unrotated. */
+  /** Packed path where attention reads the rows (qkvInAttention): [q | k | v], unrotated with RoPE in attention, else rotated. */
   qkv?: Tensor; //  [N, H·D + 2·Hkv·D]
   ao: Tensor; //    [B, T, H, D]   attention output
   lse: Tensor; //   [B, H, T]      attention row logsumexp
@@ -125,10 +128,15 @@ export function ropeInAttention(gpu: Gpu, d: BlockDims, packed: boolean): boolea
   return packed && attentionQkvChosen(gpu, d.D);
 }
 
+/** True when the packed path hands attention the q|k|v rows (attention-qkv.ts), with RoPE inside it or in a pass either side. */
+export function qkvInAttention(d: BlockDims, packed: boolean): boolean {
+  return packed && d.D % 2 === 0 && attentionQkvProblem(d.D, false) === null;
+}
+
 export function allocBlockActivations(set: TensorSet, d: BlockDims, layer: number, packed = false): BlockActivations {
   const { B, T, N, C, H, Hkv, D, F } = d;
   const name = (s: string) => `blocks.${layer}.${s}`;
-  const qkv = ropeInAttention(set.gpu, d, packed)
+  const qkv = qkvInAttention(d, packed)
     ? { qkv: set.make([N, C + 2 * Hkv * D], name('q|k|v')) }
     : { q: set.make([B, T, H, D], name('q')), k: set.make([B, T, Hkv, D], name('k')), v: set.make([B, T, Hkv, D], name('v')) };
   return {
@@ -186,7 +194,7 @@ export function allocBlockScratch(set: TensorSet, d: BlockDims, packed = false):
     dv: set.make([N, Hkv * D], 'scratch.dv'),
   });
   return {
-    ...(ropeInAttention(set.gpu, d, packed) ? {} : unfusedRope()),
+    ...(qkvInAttention(d, packed) ? {} : unfusedRope()),
     qb: set.make([N, C], 'scratch.qb'),
     f1: set.make([N, F], 'scratch.f1'),
     f2: set.make([N, F], 'scratch.f2'),
@@ -216,9 +224,13 @@ export function blockForward(
         lin(n, wt, out, o, C);
       }
     };
-    if (a.qkv) {
+    if (a.qkv && ropeInAttention(gpu, d, true)) {
       normLin(x, w.attnNorm, wp.qkv, a.qkv, C + 2 * KV, a.n1, a.rstd1); // rows [q | k | v], kept
       attentionQkvForward(gpu, a.qkv, a.ao, a.lse, { B, T, H, Hkv, D, ropeBase: d.ropeBase }); // RoPE on load
+    } else if (a.qkv) {
+      normLin(x, w.attnNorm, wp.qkv, s.qkv!, C + 2 * KV, a.n1, a.rstd1); //  rows [q | k | v]
+      ropeQkvPacked(gpu, s.qkv!, a.qkv, { B, T, H, Hkv, D, base: d.ropeBase }, 1); // rotated rows, kept
+      attentionQkvForward(gpu, a.qkv, a.ao, a.lse, { B, T, H, Hkv, D, rope: false });
     } else {
       normLin(x, w.attnNorm, wp.qkv, s.qkv!, C + 2 * KV, a.n1, a.rstd1); // rows [q | k | v]
       ropeQkvForward(gpu, s.qkv!, a.q!, a.k!, a.v!, { B, T, H, Hkv, D, base: d.ropeBase });
@@ -350,8 +362,13 @@ function blockBackwardPacked(
   // attention branch: xMid = x + ao·woᵀ
   dW(dx, a.ao, g.wo, C, C);
   dX(dx, w.wo, s.qb, C, C); //                                           d(ao)
-  if (a.qkv) {
+  if (a.qkv && ropeInAttention(gpu, d, true)) {
     attentionQkvBackward(gpu, a.qkv, a.ao, a.lse, s.qb, s.qkv!, { B, T, H, Hkv, D, ropeBase: d.ropeBase }); // dq | dk | dv, RoPE⁻¹ inside
+  } else if (a.qkv) {
+    const rotated = gpu.tensor([N, QKV], 'f32', 'scratch.dqkv rotated'); // pooled: reused after this submit
+    attentionQkvBackward(gpu, a.qkv, a.ao, a.lse, s.qb, rotated, { B, T, H, Hkv, D, rope: false });
+    ropeQkvPacked(gpu, rotated, s.qkv!, { B, T, H, Hkv, D, base: d.ropeBase }, -1); //     dq | dk | dv
+    rotated.release();
   } else {
     attentionBackward(gpu, a.q!, a.k!, a.v!, a.ao, a.lse, s.qb, s.qa!, s.ka!, s.dv!, { B, T, H, Hkv, D });
     ropeQkvBackward(gpu, s.qa!, s.ka!, s.dv!, s.qkv!, { B, T, H, Hkv, D, base: d.ropeBase }); // dq | dk | dv
