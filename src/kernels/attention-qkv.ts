@@ -3,7 +3,8 @@
 // with RoPE applied to q and k as they are loaded; the backward writes the projection's
 // packed gradient [RoPE⁻¹(dq) | RoPE⁻¹(dk) | dv] directly. This replaces rope.ts's
 // ropeQkvForward + attentionForward and attentionBackward + ropeQkvBackward: two dispatches
-// fewer per layer, and q, k, v are never stored apart from the projection's output.
+// fewer per layer, and q, k, v are never stored apart from the projection's output. With
+// `rope: false` the rows come rotated already (a software adapter's ropeQkvPacked pass).
 import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import type { Tensor } from '../gpu/tensor.ts';
@@ -32,10 +33,10 @@ export function attentionQkvProblem(D: number, rope = true): string | null {
 /**
  * Whether the fused block path runs attention off the projection with RoPE inside
  * (attentionQkvForward/Backward) on this adapter: where attentionQkvProblem allows, on
- * hardware adapters. A software adapter (SwiftShader) keeps the two RoPE passes: there a
- * dispatch costs little, while the rotation code made each training process compile its
- * attention kernels ~0.5 s longer (test/bench/RESULTS.md, issue 20: RoPE in attention), and
- * every CI training process pays that.
+ * hardware adapters. A software adapter (SwiftShader) runs RoPE as a pass either side
+ * (ropeQkvPacked, `rope: false` here): there a dispatch costs little, while the rotation code
+ * made each training process compile its attention kernels ~0.5 s longer
+ * (test/bench/RESULTS.md, issue 20: ≤ 121 dispatches), and every CI training process pays that.
  */
 export function attentionQkvChosen(gpu: Gpu, D: number): boolean {
   return !gpu.info.isSoftware && attentionQkvProblem(D) === null;
