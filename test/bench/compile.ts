@@ -1,4 +1,4 @@
-// `npm run bench -- compile [--batch 4] [--seq 32] [--software]`: what each kernel of a
+// `npm run bench -- compile [--batch 4] [--seq 32] [--only SHADER] [--software]`: what each kernel of a
 // tiny round (ModelReplica's trace: forward, backward, AdamW, the outer step) costs to
 // compile, one pipeline at a time in one process, the way every training process pays it
 // before its first round (Gpu.precompile). CPU seconds of the process (Dawn compiles on
@@ -18,6 +18,8 @@ export async function runCompileBench(argv: string[]): Promise<number> {
       batch: { type: 'string', default: '4' },
       seq: { type: 'string', default: '32' },
       software: { type: 'boolean', default: false },
+      // Compile only this shader's pipelines (e.g. attention_fa2): shorter runs to alternate.
+      only: { type: 'string' },
     },
   });
   const gpu = await openNodeGpu({ adapter: values.software ? 'software' : 'auto' });
@@ -26,7 +28,7 @@ export async function runCompileBench(argv: string[]): Promise<number> {
   const replica = new ModelReplica(gpu, config, tokens, 'compile-bench');
   // The round's trace without compiling (what warmUp hands Gpu.precompile), then one pipeline at a time.
   const traced = replica as unknown as { traceRound(train: boolean): void };
-  const requests = gpu.pipelines.record(() => traced.traceRound(true));
+  const requests = gpu.pipelines.record(() => traced.traceRound(true)).filter((r) => !values.only || r.shader.name === values.only);
   const rows: BenchRow[] = [];
   let [wall, cpu] = [0, 0];
   for (const r of requests) {
