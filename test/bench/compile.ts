@@ -47,7 +47,7 @@ export async function runCompileBench(argv: string[]): Promise<number> {
   rows.push({ kernel: `all ${requests.length}`, constants: '', 'cpu s': +cpu.toFixed(2), 'wall s': +wall.toFixed(2) });
   const adapter = gpu.info.isSoftware ? 'software adapter' : 'hardware adapter';
   printTable(`compile, one pipeline at a time: a tiny round (${values.batch}×${values.seq}), ${adapter}`, rows);
-  console.log(`wrote ${writeResults('compile', { batch: values.batch, seq: values.seq, adapter: gpu.info, rows })}`);
+  console.log(`wrote ${writeResults(values.only ? `compile-${values.only}` : 'compile', { batch: values.batch, seq: values.seq, adapter: gpu.info, rows })}`);
   gpu.destroy();
   return 0;
 }
