@@ -4,9 +4,17 @@
 // the same address (a broadcast: one shared-memory pass per vec4, no bank conflicts).
 // Variant 1 (attention.wgsl) stays the fallback for shapes this file does not take.
 //
-// Layouts as attention.wgsl: q [B, T, H, D], k and v [B, T, HKV, D], out [B, T, H, D],
-// lse and drow [B, H, T]; here D is a multiple of 4 (rows are read as vec4) and at most
-// 4 · MAX_DK4, so a row fits the register arrays below.
+// Layouts: q, k and v are read from one buffer `src` and dq, dk, dv written at offsets
+// and row strides the params give (vec4 units; a row is one token b·T + t, heads D apart in
+// it): separate tensors [B, T, H, D] / [B, T, HKV, D] copied back to back, or the fused
+// projection's rows [q | k | v] as they are. out [B, T, H, D], lse and drow [B, H, T].
+// D is a multiple of 4 (rows are read as vec4) and at most 4 · MAX_DK4, so a row fits the
+// register arrays below.
+//
+// ROPE (D a multiple of 8): q and k are rotated as they are loaded (rotate-half pairs
+// (d, d + D/2), (cos, sin) of each position from `rope_tab`, rope.wgsl's table) and dq, dk
+// rotated back (by −θ) before they are written: the fused projection's output goes into
+// attention unrotated and its gradient comes out packed, with no RoPE pass either side.
 //
 // Entry points:
 //   forward   one thread per query row, BQ rows per workgroup: q (scaled) and the output
@@ -35,7 +43,18 @@ struct Params {
   D: u32,
   scale: f32,
   nblocks: u32, // query blocks per (b, h) for forward / bwd_dq, key blocks per (b, hk) for bwd_dkdv
-  nrows: u32, // unused here (attention.wgsl's rowdot)
+  // vec4 offsets of q's, k's and v's first row in src, and their row strides
+  q_off: u32,
+  q_stride: u32,
+  k_off: u32,
+  v_off: u32,
+  kv_stride: u32,
+  // likewise for dq (in dq) and dk, dv (in dkv)
+  dq_off: u32,
+  dq_stride: u32,
+  dk_off: u32,
+  dv_off: u32,
+  dkv_stride: u32,
 }
 
 override BQ: u32 = 64u; // query rows per tile (forward / bwd_dq: threads per workgroup)
@@ -45,6 +64,8 @@ override KC: u32 = BC / KS;
 override DK4: u32 = 16u; // D / 4
 override KT: u32 = BC * DK4; // a key-side tile, vec4s
 override QT: u32 = BQ * DK4; // a query-side tile, vec4s
+override ROPE: bool = false;
+override RH: u32 = DK4 / 2u; // vec4s from a rotate-half pair's first element to its second
 
 const MAX_DK4: u32 = 16u; // D ≤ 64
 const MAX_BC: u32 = 64u;
@@ -53,24 +74,23 @@ const LN2: f32 = 0.6931471805599453;
 const NEG: f32 = -1.0e30;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4f>;
-@group(0) @binding(2) var<storage, read> k: array<vec4f>;
-@group(0) @binding(3) var<storage, read> v: array<vec4f>;
+@group(0) @binding(1) var<storage, read> src: array<vec4f>; // q, k, v
+// (cos, sin) pairs [T, D/2] (read only with ROPE; the host binds src here without it)
+@group(0) @binding(2) var<storage, read> rope_tab: array<vec4f>;
 // forward
-@group(0) @binding(4) var<storage, read_write> out: array<vec4f>;
-@group(0) @binding(5) var<storage, read_write> lse_w: array<f32>;
-// bwd_dq: q, k, v, out, dout, lse → drow, dq
-@group(0) @binding(4) var<storage, read> fwd_out: array<vec4f>;
-@group(0) @binding(5) var<storage, read> dq_dout: array<vec4f>;
-@group(0) @binding(6) var<storage, read> dq_lse: array<f32>;
-@group(0) @binding(7) var<storage, read_write> drow_w: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dq: array<vec4f>;
-// bwd_dkdv: q, k, v, dout, lse, drow → dk, dv
-@group(0) @binding(4) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(5) var<storage, read> lse: array<f32>;
-@group(0) @binding(6) var<storage, read> drow: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dk: array<vec4f>;
-@group(0) @binding(8) var<storage, read_write> dv: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> lse_w: array<f32>;
+// bwd_dq: src, out, dout, lse → drow, dq
+@group(0) @binding(3) var<storage, read> fwd_out: array<vec4f>;
+@group(0) @binding(4) var<storage, read> dq_dout: array<vec4f>;
+@group(0) @binding(5) var<storage, read> dq_lse: array<f32>;
+@group(0) @binding(6) var<storage, read_write> drow_w: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dq: array<vec4f>;
+// bwd_dkdv: src, dout, lse, drow → dk, dv (both in dkv)
+@group(0) @binding(3) var<storage, read> dout: array<vec4f>;
+@group(0) @binding(4) var<storage, read> lse: array<f32>;
+@group(0) @binding(5) var<storage, read> drow: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;
 
 // forward / bwd_dq: the K and V tiles. bwd_dkdv: the Q and dout tiles (qs, os) and the query
 // rows' statistics.
@@ -81,12 +101,48 @@ var<workgroup> os: array<vec4f, QT>;
 var<workgroup> row_lse: array<f32, BQ>;
 var<workgroup> row_d: array<f32, BQ>;
 
-// vec4 index of row t of query head h / key-value head hk.
-fn q_row(b: u32, t: u32, h: u32) -> u32 {
+// vec4 index of row t of query head h in out, dout (and of q, k, v in src, dq and dkv).
+fn o_row(b: u32, t: u32, h: u32) -> u32 {
   return ((b * p.T + t) * p.H + h) * DK4;
 }
-fn kv_row(b: u32, t: u32, hk: u32) -> u32 {
-  return ((b * p.T + t) * p.HKV + hk) * DK4;
+fn q_row(b: u32, t: u32, h: u32) -> u32 {
+  return p.q_off + (b * p.T + t) * p.q_stride + h * DK4;
+}
+fn k_row(b: u32, t: u32, hk: u32) -> u32 {
+  return p.k_off + (b * p.T + t) * p.kv_stride + hk * DK4;
+}
+fn v_row(b: u32, t: u32, hk: u32) -> u32 {
+  return p.v_off + (b * p.T + t) * p.kv_stride + hk * DK4;
+}
+fn dq_row(b: u32, t: u32, h: u32) -> u32 {
+  return p.dq_off + (b * p.T + t) * p.dq_stride + h * DK4;
+}
+
+// RoPE of quad c of a row at position t: x holds its elements, y the quad D/2 away (its
+// rotate-half partner). sign 1 rotates by θ (rope.wgsl's forward), −1 by −θ (its backward):
+// x·cos − y·sin in the first half, x·cos + y·sin in the second (sin negated for −θ).
+fn rope_quad(t: u32, c: u32, x: vec4f, y: vec4f, sign: f32) -> vec4f {
+  let first = c < RH;
+  let cc = select(c - RH, c, first);
+  // rope_tab row t holds D/2 (cos, sin) pairs: DK4 vec4s, quad cc's four pairs in two
+  let e = rope_tab[t * DK4 + 2u * cc];
+  let f = rope_tab[t * DK4 + 2u * cc + 1u];
+  let sn = select(sign, -sign, first) * vec4f(e.y, e.w, f.y, f.w);
+  return x * vec4f(e.x, e.z, f.x, f.z) + y * sn;
+}
+
+// Quad c of the q or k row at `at` (position t) in src, rotated with ROPE.
+fn qk_quad(at: u32, t: u32, c: u32) -> vec4f {
+  let x = src[at + c];
+  if (ROPE) {
+    return rope_quad(t, c, x, src[select(at + c - RH, at + c + RH, c < RH)], 1.0);
+  }
+  return x;
+}
+
+// A row of q or k from src at `at` (position t) into r, times mul.
+fn load_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4>>) {
+  for (var c = 0u; c < DK4; c++) { (*r)[c] = qk_quad(at, t, c) * mul; }
 }
 
 // K and V rows k0 .. k0 + BC − 1 into ks and vs (zero past T); consecutive threads take
@@ -97,9 +153,9 @@ fn load_kv_tile(b: u32, hk: u32, k0: u32, lid: u32, nthreads: u32) {
     var x = vec4f(0.0);
     var y = vec4f(0.0);
     if (t < p.T) {
-      let at = kv_row(b, t, hk) + i % DK4;
-      x = k[at];
-      y = v[at];
+      let c = i % DK4;
+      x = qk_quad(k_row(b, t, hk), t, c);
+      y = src[v_row(b, t, hk) + c];
     }
     ks[i] = x;
     vs[i] = y;
@@ -137,10 +193,7 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
     qr[c] = vec4f(0.0);
     acc[c] = vec4f(0.0);
   }
-  if (live) {
-    let at = q_row(b, tq, h);
-    for (var c = 0u; c < DK4; c++) { qr[c] = q[at + c] * mul; }
-  }
+  if (live) { load_row(q_row(b, tq, h), tq, mul, &qr); }
 
   var m = NEG;
   var l = 0.0;
@@ -200,9 +253,20 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 
   if (live && part == 0u) {
     let inv = 1.0 / l;
-    let at = q_row(b, tq, h);
+    let at = o_row(b, tq, h);
     for (var c = 0u; c < DK4; c++) { out[at + c] = acc[c] * inv; }
     lse_w[(b * p.H + h) * p.T + tq] = (m + log2(l)) * LN2;
+  }
+}
+
+// dq's row (acc·mul) at `at` in dq, rotated back by −θ with ROPE.
+fn store_dq_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4>>) {
+  for (var c = 0u; c < DK4; c++) {
+    var x = (*r)[c] * mul;
+    if (ROPE) {
+      x = rope_quad(t, c, x, (*r)[select(c - RH, c + RH, c < RH)] * mul, -1.0);
+    }
+    dq[at + c] = x;
   }
 }
 
@@ -235,10 +299,9 @@ fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   var lse2 = 0.0;
   var di = 0.0;
   if (live) {
-    let at = q_row(b, tq, h);
-    let mul = p.scale * LOG2E;
+    load_row(q_row(b, tq, h), tq, p.scale * LOG2E, &qr);
+    let at = o_row(b, tq, h);
     for (var c = 0u; c < DK4; c++) {
-      qr[c] = q[at + c] * mul;
       dor[c] = dq_dout[at + c];
       di += dot(dor[c], fwd_out[at + c]);
     }
@@ -285,8 +348,8 @@ fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
   }
 
   if (live && part == 0u) {
-    let at = q_row(b, tq, h);
-    for (var c = 0u; c < DK4; c++) { dq[at + c] = acc[c] * p.scale; }
+    let at = dq_row(b, tq, h);
+    store_dq_row(at, tq, p.scale, &acc);
   }
 }
 
@@ -296,6 +359,34 @@ fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 // 3·D registers of rows, as bwd_dq, instead of 4·D (past 255 registers at D = 64). Both
 // compute the key's scores (a quarter more FMAs); with BC a multiple of the warp width the
 // role branch is uniform per warp. The tiles hold BQ query rows.
+
+// Query rows q0 .. q0 + BQ − 1 of head h into qs (times mul, rotated with ROPE) and their
+// dout rows into os, zero past T; coalesced as load_kv_tile.
+fn load_q_tile(b: u32, h: u32, q0: u32, lid: u32, nthreads: u32, mul: f32) {
+  for (var i = lid; i < QT; i += nthreads) {
+    let t = q0 + i / DK4;
+    var x = vec4f(0.0);
+    var y = vec4f(0.0);
+    if (t < p.T) {
+      let c = i % DK4;
+      x = qk_quad(q_row(b, t, h), t, c) * mul;
+      y = dout[o_row(b, t, h) + c];
+    }
+    qs[i] = x;
+    os[i] = y;
+  }
+}
+
+// dk's row (acc·mul) at `at` in dkv, rotated back by −θ with ROPE.
+fn store_dk_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4>>) {
+  for (var c = 0u; c < DK4; c++) {
+    var x = (*r)[c] * mul;
+    if (ROPE) {
+      x = rope_quad(t, c, x, (*r)[select(c - RH, c + RH, c < RH)] * mul, -1.0);
+    }
+    dkv[at + c] = x;
+  }
+}
 
 @compute @workgroup_size(2 * BC)
 fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -320,10 +411,10 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
     acc[c] = vec4f(0.0);
   }
   if (key < p.T) {
-    let at = kv_row(b, key, hk);
-    for (var c = 0u; c < DK4; c++) { kr[c] = k[at + c]; }
+    load_row(k_row(b, key, hk), key, 1.0, &kr);
     if (for_dk) {
-      for (var c = 0u; c < DK4; c++) { vr[c] = v[at + c]; }
+      let at = v_row(b, key, hk);
+      for (var c = 0u; c < DK4; c++) { vr[c] = src[at + c]; }
     }
   }
 
@@ -334,18 +425,7 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
     let h = hk * group + g;
     for (var qb = qb0; qb < nqb; qb++) {
       let q0 = qb * BQ;
-      for (var i = lid; i < QT; i += nthreads) {
-        let t = q0 + i / DK4;
-        var x = vec4f(0.0);
-        var y = vec4f(0.0);
-        if (t < p.T) {
-          let at = q_row(b, t, h) + i % DK4;
-          x = q[at] * mul;
-          y = dout[at];
-        }
-        qs[i] = x;
-        os[i] = y;
-      }
+      load_q_tile(b, h, q0, lid, nthreads, mul);
       for (var i = lid; i < BQ; i += nthreads) {
         let t = q0 + i;
         var a = 0.0;
@@ -380,12 +460,12 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   }
 
   if (key < p.T) {
-    let at = kv_row(b, key, hk);
+    let row = (b * p.T + key) * p.dkv_stride + hk * DK4;
     if (for_dk) {
       // qs held q·scale·log2(e): dk = scale·Σ dS q = ln2 · Σ dS (q·scale·log2 e).
-      for (var c = 0u; c < DK4; c++) { dk[at + c] = acc[c] * LN2; }
+      store_dk_row(p.dk_off + row, key, LN2, &acc);
     } else {
-      for (var c = 0u; c < DK4; c++) { dv[at + c] = acc[c]; }
+      for (var c = 0u; c < DK4; c++) { dkv[p.dv_off + row + c] = acc[c]; }
     }
   }
 }

@@ -19,6 +19,11 @@
 //   a scratch buffer of batch·splits dense M×N slices; matmul_reduce.wgsl adds the slices in
 //   split order (deterministic) and applies alpha and beta.
 //
+// - RMSNorm in the prologue (A_NORM, entry matmul_rmsnorm): C = rmsnorm(A)·g · op(B) with the
+//   norm's row scale applied at the end: A's quads are scaled by g on load, the threads that
+//   load a row's quads sum its squares as they go, and the epilogue multiplies each output
+//   row by rstd = 1/sqrt(Σx²/K + eps). Unsplit, batch 1, A row-major and vec4-aligned.
+//
 // Storage is viewed as vec4 arrays; scalar access is a[i >> 2][i & 3] (buffers come from the
 // pool in multiples of 256 bytes, so every element lies inside the vec4 view).
 
@@ -34,6 +39,7 @@ struct Params {
   // K per split (a multiple of TK; K itself when not split) and the number of splits.
   kSplit: u32,
   splits: u32,
+  eps: f32, // A_NORM only
 }
 
 override TRANS_A: bool = false;
@@ -48,6 +54,9 @@ override SPLIT: bool = false;
 // A is stored M×2K with rows [gate | up] and op(A) = silu(gate)·up elementwise: the SwiGLU
 // forward as the down projection's A prologue (m is never stored). Not with TRANS_A.
 override A_SWIGLU: bool = false;
+// op(A) = A·g per column (g: norm_g), and the squares of each row of A summed on load
+// (matmul_rmsnorm). Not with TRANS_A, A_SWIGLU or SPLIT; A_VEC4 with K % 4 = 0.
+override A_NORM: bool = false;
 // Threads along N (x) and M (y); outputs per thread along M (RM) and N (RN), 4 or 8.
 override WX: u32 = 16u;
 override WY: u32 = 16u;
@@ -60,6 +69,9 @@ override TK: u32 = 8u;
 @group(0) @binding(1) var<storage, read> a: array<vec4f>;
 @group(0) @binding(2) var<storage, read> b: array<vec4f>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4f>;
+// The RMSNorm weight g [K] (read only with A_NORM; the host binds B here without it: every
+// entry point loads slabs through fetchSlabs, so every one declares it).
+@group(0) @binding(4) var<storage, read> norm_g: array<vec4f>;
 
 // Two slabs each, k-major, rows padded by one vec4: As[buf·TK·(WY·RM/4 + 1) + k·(WY·RM/4 + 1) + i]
 // holds op(A) rows 4i..4i+3 at depth k (Bs likewise for op(B) columns).
@@ -71,6 +83,8 @@ var<private> acc: array<vec4f, 16>;
 // The next slab's quads, at most 4 per thread for A and for B.
 var<private> nextA: array<vec4f, 4>;
 var<private> nextB: array<vec4f, 4>;
+// A_NORM: Σx² of the row of each A quad this thread loads (the same rows every slab).
+var<private> ssq: array<f32, 4>;
 
 fn rowsA() -> u32 { return WY * RM; }
 fn colsB() -> u32 { return WX * RN; }
@@ -155,7 +169,15 @@ fn fetchSlabs(l: u32, m0: u32, n0: u32, k0: u32, baseA: u32, baseB: u32) {
       if (TRANS_A) {
         nextA[i] = quadA(baseA, k0 + q / (rowsA() / 4u), m0 + (q % (rowsA() / 4u)) * 4u, p.K, p.M);
       } else {
-        nextA[i] = quadA(baseA, m0 + q / (TK / 4u), k0 + (q % (TK / 4u)) * 4u, p.M, p.K);
+        let k = k0 + (q % (TK / 4u)) * 4u;
+        var v = quadA(baseA, m0 + q / (TK / 4u), k, p.M, p.K);
+        if (A_NORM) {
+          ssq[i] += dot(v, v);
+          if (k < p.K) {
+            v *= norm_g[k >> 2u];
+          }
+        }
+        nextA[i] = v;
       }
     }
   }
@@ -283,6 +305,9 @@ fn accumulate(wid: vec3u, lid: vec3u, l: u32) {
   for (var i = 0u; i < 16u; i++) {
     acc[i] = vec4f(0.0);
   }
+  for (var i = 0u; i < 4u; i++) {
+    ssq[i] = 0.0;
+  }
 
   let kBegin = split * p.kSplit;
   let kEnd = min(p.K, kBegin + p.kSplit);
@@ -334,8 +359,8 @@ fn matmul(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: 
 // dgate | dup into c ([M, 2N]) and m = silu(gate)·up into e_m ([M, N]), with
 // swiglu_packed_backward's arithmetic (shaders/swiglu.wgsl). The host runs it unsplit, batch
 // 1, alpha 1, beta 0, N % 4 = 0 (C_VEC4), so each output quad is whole or absent.
-@group(0) @binding(4) var<storage, read> e_gu: array<vec4f>;
-@group(0) @binding(5) var<storage, read_write> e_m: array<vec4f>;
+@group(0) @binding(5) var<storage, read> e_gu: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> e_m: array<vec4f>;
 
 @compute @workgroup_size(WX, WY)
 fn matmul_swiglu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) l: u32) {
@@ -367,6 +392,55 @@ fn matmul_swiglu_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invo
             c[q] = dg;
             c[q + half] = du;
             e_m[(r * p.N + col) >> 2u] = m;
+          }
+        }
+      }
+    }
+  }
+}
+
+// matmul_rmsnorm (A_NORM): C = rmsnorm(A)·g · op(B), rmsnorm(x) = x·rstd, rstd = 1/sqrt(mean(x²)
+// + eps) per row of A ([M, K]); also writes what the backward needs, n = x·rstd·g ([M, K],
+// each workgroup the columns of its own tile below K: the host runs it with N ≥ K) and rstd
+// ([M], the first column of workgroups) — what rmsnorm_forward writes, so the separate
+// pass is gone. Unsplit, batch 1.
+@group(0) @binding(5) var<storage, read_write> norm_n: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> norm_rstd: array<f32>;
+
+@compute @workgroup_size(WX, WY)
+fn matmul_rmsnorm(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) l: u32) {
+  accumulate(wid, lid, l); // ends on a barrier: As is free
+  // A row's TK/4 loader quads (q = row·TK/4 + j) each summed part of its squares; they meet in As.
+  let quadsA = rowsA() * TK / 4u;
+  for (var i = 0u; i < (quadsA + threads() - 1u) / threads(); i++) {
+    let q = l + i * threads();
+    if (q < quadsA) {
+      As[q >> 2u][q & 3u] = ssq[i];
+    }
+  }
+  workgroupBarrier();
+  let m0 = wid.y * rowsA();
+  let n0 = wid.x * colsB();
+  for (var g = 0u; g < RM / 4u; g++) {
+    for (var i = 0u; i < 4u; i++) {
+      let lr = g * WY * 4u + lid.y * 4u + i;
+      let r = m0 + lr;
+      if (r < p.M) {
+        var ss = 0.0;
+        for (var j = 0u; j < TK / 4u; j++) {
+          let q = lr * (TK / 4u) + j;
+          ss += As[q >> 2u][q & 3u];
+        }
+        let rstd = inverseSqrt(ss / f32(p.K) + p.eps);
+        if (wid.x == 0u && lid.x == 0u) {
+          norm_rstd[r] = rstd;
+        }
+        for (var h = 0u; h < RN / 4u; h++) {
+          let col = n0 + h * WX * 4u + lid.x * 4u;
+          writeQuad(r * p.N + col, col, acc[(4u * g + i) * (RN / 4u) + h] * rstd);
+          if (col < p.K) {
+            let e = (r * p.K + col) >> 2u;
+            norm_n[e] = a[e] * rstd * norm_g[col >> 2u];
           }
         }
       }

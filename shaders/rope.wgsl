@@ -153,3 +153,29 @@ fn rope_qkv_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
   bq_qkv[r.packed] = x1 * c - x2 * s;
   bq_qkv[r.packed + pq.half] = x1 * s + x2 * c;
 }
+
+// rope_packed: packed rows in, packed rows out: the q and k heads of src rotated (sign 1) or
+// rotated back (sign −1) into dst, the v heads copied. The packed path of a software adapter
+// runs attention straight off the rows (attention-qkv.ts) with RoPE as this pass either side.
+@group(0) @binding(2) var<storage, read> pk_src: array<f32>;
+@group(0) @binding(3) var<storage, read_write> pk_dst: array<f32>;
+
+@compute @workgroup_size(WG)
+fn rope_packed(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+               @builtin(local_invocation_index) lid: u32) {
+  let r = packed_pair((wid.x + wid.y * nwg.x) * WG + lid);
+  if (!r.valid) {
+    return;
+  }
+  let x1 = pk_src[r.packed];
+  let x2 = pk_src[r.packed + pq.half];
+  if (r.part == 2u) {
+    pk_dst[r.packed] = x1;
+    pk_dst[r.packed + pq.half] = x2;
+    return;
+  }
+  let c = r.cs.x;
+  let s = r.cs.y;
+  pk_dst[r.packed] = x1 * c - x2 * s;
+  pk_dst[r.packed + pq.half] = x1 * s + x2 * c;
+}

@@ -137,16 +137,51 @@ function constants(kernel: Fa2Kernel, D: number, s: Fa2Shape): Record<string, nu
   return { ...rows, DK4: D / 4 };
 }
 
-function params(dims: AttentionDims, scale: number, nblocks: number): Params {
-  return new Params().u32(dims.B).u32(dims.T).u32(dims.H).u32(dims.Hkv).u32(dims.D).f32(scale).u32(nblocks).u32(0);
+/**
+ * Where variant 2 finds its rows, in vec4s: q, k and v in one buffer `src` at offsets with row
+ * strides (a row is one token; heads D apart in it), and the same for the gradients (dq in
+ * one buffer, dk and dv in another). `rope`: the (cos, sin) table rope.ts uploads, to rotate
+ * q and k on load and dq, dk back on the way out (D a multiple of 8), or null.
+ */
+export interface Fa2Layout {
+  src: Tensor;
+  qOff: number;
+  qStride: number;
+  kOff: number;
+  vOff: number;
+  kvStride: number;
+  rope: Tensor | null;
+}
+
+/** Where bwd_dq writes dq and bwd_dkdv dk and dv (vec4 offsets and row strides). */
+export interface Fa2GradLayout {
+  dq: Tensor;
+  dqOff: number;
+  dqStride: number;
+  dkv: Tensor;
+  dkOff: number;
+  dvOff: number;
+  dkvStride: number;
+}
+
+function params(dims: AttentionDims, scale: number, nblocks: number, io: Fa2Layout, g?: Fa2GradLayout): Params {
+  return new Params()
+    .u32(dims.B).u32(dims.T).u32(dims.H).u32(dims.Hkv).u32(dims.D).f32(scale).u32(nblocks)
+    .u32(io.qOff).u32(io.qStride).u32(io.kOff).u32(io.vOff).u32(io.kvStride)
+    .u32(g?.dqOff ?? 0).u32(g?.dqStride ?? 0).u32(g?.dkOff ?? 0).u32(g?.dvOff ?? 0).u32(g?.dkvStride ?? 0);
+}
+
+function pipelineFor(gpu: Gpu, entry: string, kernel: Fa2Kernel, D: number, s: Fa2Shape, io: Fa2Layout): GPUComputePipeline {
+  return gpu.pipeline(SHADER, entry, { ...constants(kernel, D, s), ...(io.rope ? { ROPE: 1 } : {}) });
 }
 
 /** Records variant 2's forward for tensors attention.ts has checked. */
-export function recordFa2Forward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims, scale: number): void {
+export function recordFa2Forward(gpu: Gpu, io: Fa2Layout, out: Tensor, lse: Tensor, dims: AttentionDims, scale: number): void {
   const s = tilesFor(gpu, 'attentionForward', dims).forward;
   const nqb = ceilDiv(dims.T, s.rows);
-  const pipeline = gpu.pipeline(SHADER, 'forward', constants('forward', dims.D, s));
-  gpu.dispatch(pipeline, params(dims, scale, nqb), [q, k, v, out, lse], grid(gpu, dims.B * dims.H * nqb));
+  const pipeline = pipelineFor(gpu, 'forward', 'forward', dims.D, s, io);
+  // Without RoPE the table binding is never read; src stands in for it.
+  gpu.dispatch(pipeline, params(dims, scale, nqb, io), [io.src, io.rope ?? io.src, out, lse], grid(gpu, dims.B * dims.H * nqb));
 }
 
 /**
@@ -155,7 +190,9 @@ export function recordFa2Forward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out:
  */
 export function recordFa2Backward(
   gpu: Gpu,
-  t: { q: Tensor; k: Tensor; v: Tensor; out: Tensor; lse: Tensor; dout: Tensor; dq: Tensor; dk: Tensor; dv: Tensor },
+  io: Fa2Layout,
+  t: { out: Tensor; lse: Tensor; dout: Tensor },
+  g: Fa2GradLayout,
   dims: AttentionDims,
   scale: number,
 ): void {
@@ -163,10 +200,56 @@ export function recordFa2Backward(
   const { B, T, H, Hkv, D } = dims;
   const nqb = ceilDiv(T, tiles.dq.rows);
   const nkb = ceilDiv(T, tiles.dkdv.rows);
-  const pDq = gpu.pipeline(SHADER, 'bwd_dq', constants('dq', D, tiles.dq));
-  const pDkdv = gpu.pipeline(SHADER, 'bwd_dkdv', constants('dkdv', D, tiles.dkdv));
+  const pDq = pipelineFor(gpu, 'bwd_dq', 'dq', D, tiles.dq, io);
+  const pDkdv = pipelineFor(gpu, 'bwd_dkdv', 'dkdv', D, tiles.dkdv, io);
   const drow = gpu.tensor([B, H, T], 'f32', 'attention.drow');
-  gpu.dispatch(pDq, params(dims, scale, nqb), [t.q, t.k, t.v, t.out, t.dout, t.lse, drow, t.dq], grid(gpu, B * H * nqb));
-  gpu.dispatch(pDkdv, params(dims, scale, nkb), [t.q, t.k, t.v, t.dout, t.lse, drow, t.dk, t.dv], grid(gpu, B * Hkv * nkb));
+  const tab = io.rope ?? io.src;
+  gpu.dispatch(pDq, params(dims, scale, nqb, io, g), [io.src, tab, t.out, t.dout, t.lse, drow, g.dq], grid(gpu, B * H * nqb));
+  gpu.dispatch(pDkdv, params(dims, scale, nkb, io, g), [io.src, tab, t.dout, t.lse, drow, g.dkv], grid(gpu, B * Hkv * nkb));
   drow.release();
+}
+
+/**
+ * Separate q [B, T, H, D], k and v [B, T, Hkv, D] (attentionForward / attentionBackward):
+ * variant 2 reads the three from one buffer, so they are copied back to back into a
+ * temporary (copies, not dispatches; the fused block path hands its projection's rows over
+ * as they are: attention-qkv.ts).
+ */
+function separateLayout(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, dims: AttentionDims): Fa2Layout {
+  const { B, T, H, Hkv, D } = dims;
+  const nq = B * T * H * D;
+  const nk = B * T * Hkv * D;
+  const src = gpu.tensor([nq + 2 * nk], 'f32', 'attention.qkv');
+  gpu.copy(q, src, 4 * nq);
+  gpu.copy(k, src, 4 * nk, 0, 4 * nq);
+  gpu.copy(v, src, 4 * nk, 0, 4 * (nq + nk));
+  const dk4 = D / 4;
+  return { src, qOff: 0, qStride: H * dk4, kOff: nq / 4, vOff: (nq + nk) / 4, kvStride: Hkv * dk4, rope: null };
+}
+
+/** Variant 2's forward over separate q, k, v. */
+export function recordFa2ForwardSeparate(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dims: AttentionDims, scale: number): void {
+  const io = separateLayout(gpu, q, k, v, dims);
+  recordFa2Forward(gpu, io, out, lse, dims, scale);
+  io.src.release(); // reused only after this submit (BufferPool)
+}
+
+/** Variant 2's backward over separate tensors: dk and dv come out of one temporary, copied to theirs. */
+export function recordFa2BackwardSeparate(
+  gpu: Gpu,
+  t: { q: Tensor; k: Tensor; v: Tensor; out: Tensor; lse: Tensor; dout: Tensor; dq: Tensor; dk: Tensor; dv: Tensor },
+  dims: AttentionDims,
+  scale: number,
+): void {
+  const { B, T, H, Hkv, D } = dims;
+  const nk = B * T * Hkv * D;
+  const io = separateLayout(gpu, t.q, t.k, t.v, dims);
+  const dkv = gpu.tensor([2 * nk], 'f32', 'attention.dkv');
+  const dk4 = D / 4;
+  const g: Fa2GradLayout = { dq: t.dq, dqOff: 0, dqStride: H * dk4, dkv, dkOff: 0, dvOff: nk / 4, dkvStride: Hkv * dk4 };
+  recordFa2Backward(gpu, io, t, g, dims, scale);
+  gpu.copy(dkv, t.dk, 4 * nk);
+  gpu.copy(dkv, t.dv, 4 * nk, 4 * nk);
+  io.src.release();
+  dkv.release();
 }

@@ -12,7 +12,7 @@ import { KernelInputError } from '../gpu/errors.ts';
 import type { Gpu } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import { fa2Problem, recordFa2Backward, recordFa2Forward, type Fa2Kernel, type Fa2Shape } from './attention-fa2.ts';
+import { fa2Problem, recordFa2BackwardSeparate, recordFa2ForwardSeparate, type Fa2Kernel, type Fa2Shape } from './attention-fa2.ts';
 import { ceilDiv, expectPositiveInt, expectTensor, grid } from './common.ts';
 
 const SHADER = { name: 'attention', code };
@@ -238,7 +238,7 @@ export function attentionForward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out:
   const kernel = 'attentionForward';
   checkAll(kernel, dims, [['q', q], ['k', k], ['v', v]], [['out', out], ['lse', lse]]);
   const scale = scaleOf(kernel, dims);
-  if (attentionVariant(kernel, dims) === 2) return recordFa2Forward(gpu, q, k, v, out, lse, dims, scale);
+  if (attentionVariant(kernel, dims) === 2) return recordFa2ForwardSeparate(gpu, q, k, v, out, lse, dims, scale);
   const t = tilesFor(gpu, kernel, dims).forward;
   const nqb = ceilDiv(dims.T, t.BR);
   const g = grid(gpu, dims.B * dims.H * nqb);
@@ -272,7 +272,7 @@ export function attentionBackward(
     [['dq', dq], ['dk', dk], ['dv', dv]],
   );
   const scale = scaleOf(kernel, dims);
-  if (attentionVariant(kernel, dims) === 2) return recordFa2Backward(gpu, { q, k, v, out, lse, dout, dq, dk, dv }, dims, scale);
+  if (attentionVariant(kernel, dims) === 2) return recordFa2BackwardSeparate(gpu, { q, k, v, out, lse, dout, dq, dk, dv }, dims, scale);
   const tiles = tilesFor(gpu, kernel, dims);
   const { B, T, H, Hkv, D } = dims;
   const nrows = B * T * H;

@@ -36,6 +36,8 @@ export interface CoreCall {
   aSwiglu?: boolean;
   /** The SwiGLU backward as the epilogue (matmul_swiglu_backward): c is dgate|dup; unsplit only. */
   swigluBackward?: { gu: Tensor; m: Tensor };
+  /** RMSNorm in the prologue (matmul_rmsnorm): C = rmsnorm(A)·g·op(B), and n = A·rstd·g, rstd written; unsplit only. */
+  rmsnorm?: { g: Tensor; n: Tensor; rstd: Tensor; eps: number };
   /** With split-K: leave the reduction to this group (matmul-split-group.ts). */
   group?: SplitKGroup;
 }
@@ -64,6 +66,7 @@ export function matmulCore(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, call: Core
     C_VEC4: (split ? N % 4 === 0 : call.cVec4) ? 1 : 0,
     SPLIT: split ? 1 : 0,
     A_SWIGLU: call.aSwiglu ? 1 : 0,
+    A_NORM: call.rmsnorm ? 1 : 0,
     WX: tile.wx,
     WY: tile.wy,
     RM: tile.rm,
@@ -72,22 +75,29 @@ export function matmulCore(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, call: Core
   };
   const params = new Params()
     .u32(M).u32(N).u32(K).u32(call.strideA).u32(call.strideB).u32(call.strideC)
-    .f32(call.alpha).f32(call.beta).u32(plan.kSplit).u32(splits);
+    .f32(call.alpha).f32(call.beta).u32(plan.kSplit).u32(splits).f32(call.rmsnorm?.eps ?? 0);
+  // Binding 4 is the RMSNorm weight, read only by matmul_rmsnorm; B stands in elsewhere.
   const epilogue = call.swigluBackward;
   if (epilogue) {
     if (split) throw new KernelInputError(KERNEL, 'the SwiGLU-backward epilogue runs unsplit only (swigluBackwardFusable)');
-    gpu.dispatch(gpu.pipeline(SHADER, 'matmul_swiglu_backward', constants), params, [a, b, c, epilogue.gu, epilogue.m], workgroups);
+    gpu.dispatch(gpu.pipeline(SHADER, 'matmul_swiglu_backward', constants), params, [a, b, c, b, epilogue.gu, epilogue.m], workgroups);
+    return;
+  }
+  const norm = call.rmsnorm;
+  if (norm) {
+    if (split || batch !== 1) throw new KernelInputError(KERNEL, 'the RMSNorm prologue runs unsplit, batch 1 only (rmsnormMatmulFusable)');
+    gpu.dispatch(gpu.pipeline(SHADER, 'matmul_rmsnorm', constants), params, [a, b, c, norm.g, norm.n, norm.rstd], workgroups);
     return;
   }
   const pipeline = gpu.pipeline(SHADER, 'matmul', constants);
   if (!split) {
-    gpu.dispatch(pipeline, params, [a, b, c], workgroups);
+    gpu.dispatch(pipeline, params, [a, b, c, b], workgroups);
     return;
   }
   const elements = batch * splits * M * N;
   const slice = call.group?.reserve(elements);
   if (slice) {
-    gpu.dispatch(pipeline, params, [a, b, slice], workgroups);
+    gpu.dispatch(pipeline, params, [a, b, slice, b], workgroups);
     const { strideC, alpha, beta } = call;
     call.group!.add({ partials: slice, c, M, N, batch, splits, strideC, alpha, beta });
     return;
@@ -95,7 +105,7 @@ export function matmulCore(gpu: Gpu, a: Tensor, b: Tensor, c: Tensor, call: Core
   call.group?.beforeOwnReduce(c, (batch - 1) * call.strideC + M * N);
   const partials = gpu.tensor([elements], 'f32', 'matmul split-K partials');
   try {
-    gpu.dispatch(pipeline, params, [a, b, partials], workgroups);
+    gpu.dispatch(pipeline, params, [a, b, partials, b], workgroups);
     const reduceParams = new Params().u32(M).u32(N).u32(batch).u32(splits).u32(call.strideC).f32(call.alpha).f32(call.beta);
     gpu.dispatch(gpu.pipeline(REDUCE, 'reduce'), reduceParams, [partials, c], grid(gpu, ceilDiv(batch * M * N, REDUCE_WORKGROUP)));
   } finally {

@@ -288,6 +288,50 @@ export function matmulSwigluBackward(gpu: Gpu, dy: Tensor, wDown: Tensor, gu: Te
   matmulCore(gpu, dy, wDown, dgu, call, plan);
 }
 
+export interface RmsnormMatmulDims {
+  /** Rows (tokens). */
+  rows: number;
+  /** The norm's width, K of the product. */
+  C: number;
+  /** Output columns (the projection's width); at least C. */
+  out: number;
+  eps: number;
+}
+
+/** Whether matmulRmsnorm runs on this adapter for these sizes: variant 2, C % 4 = 0, out ≥ C, unsplit. */
+export function rmsnormMatmulFusable(gpu: Gpu, d: Omit<RmsnormMatmulDims, 'eps'>): boolean {
+  return matmulVariant(gpu, {}) === 2 && d.C % 4 === 0 && d.out >= d.C && matmulCorePlan(gpu, d.rows, d.out, d.C).splits === 1;
+}
+
+/**
+ * y = rmsnorm(x)·g · wᵀ ([rows, C] by w [out, C]) with the norm in the matmul's prologue
+ * (matmul_rmsnorm): also writes n = x·rstd·g [rows, C] and rstd [rows], what rmsnormForward
+ * writes for the backward, so that pass is not recorded.
+ */
+export function matmulRmsnorm(gpu: Gpu, x: Tensor, g: Tensor, w: Tensor, y: Tensor, n: Tensor, rstd: Tensor, d: RmsnormMatmulDims): void {
+  const K = 'matmulRmsnorm';
+  for (const k of ['rows', 'C', 'out'] as const) expectPositiveInt(K, k, d[k]);
+  if (!(d.eps >= 0) || !Number.isFinite(d.eps)) throw new KernelInputError(K, `eps must be a finite number ≥ 0, got ${d.eps}`);
+  if (!rmsnormMatmulFusable(gpu, d)) {
+    throw new KernelInputError(K, `needs matmul variant 2, C % 4 = 0, out ≥ C and an unsplit plan for ${d.rows}×${d.out}×${d.C}; use rmsnormForward then matmul`);
+  }
+  const { rows, C, out } = d;
+  const named: [string, Tensor, number][] = [['x', x, rows * C], ['g', g, C], ['w', w, out * C], ['y', y, rows * out], ['n', n, rows * C], ['rstd', rstd, rows]];
+  for (const [name, t, size] of named) {
+    if (t.dtype !== 'f32' || t.size !== size) throw new KernelInputError(K, `${name} must be f32 of ${size} elements, got ${t} (${t.size})`);
+  }
+  // The inputs may share a buffer (g and w are views of the parameter arena); each output needs its own.
+  for (const [name, t] of named.slice(3)) {
+    if (named.some(([other, u]) => other !== name && u.buffer === t.buffer)) throw new KernelInputError(K, `${name} must not share a buffer with x, g, w or the other outputs`);
+  }
+  const plan = matmulCorePlan(gpu, rows, out, C);
+  const call = {
+    M: rows, N: out, K: C, batch: 1, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0,
+    aVec4: true, bVec4: true, cVec4: out % 4 === 0, rmsnorm: { g, n, rstd, eps: d.eps },
+  };
+  matmulCore(gpu, x, w, y, call, plan);
+}
+
 /** Float64 reference with matmul's semantics; returns the whole of C (c0's size, or dense). */
 export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, c0: ArrayLike<number> | null, opts: MatmulOptions): Float64Array {
   const { M, N, K } = opts;

@@ -53,6 +53,11 @@ export function ropeTable(T: number, D: number, base = 10000, posOffset = 0): Fl
   return out;
 }
 
+/** The (cos, sin) table [T, D/2, 2] for these sizes on this GPU (uploaded once, cached; not to be released by the caller). */
+export function ropeTableTensor(gpu: Gpu, T: number, D: number, base = 10000, posOffset = 0): Tensor {
+  return table(gpu, T, D, base, posOffset);
+}
+
 function table(gpu: Gpu, T: number, D: number, base: number, posOffset: number): Tensor {
   let cache = tables.get(gpu);
   if (!cache) tables.set(gpu, (cache = new Map()));
@@ -133,6 +138,25 @@ export function ropeQkvForward(g: Gpu, qkv: Tensor, q: Tensor, k: Tensor, v: Ten
 export function ropeQkvBackward(g: Gpu, dq: Tensor, dk: Tensor, dv: Tensor, dqkv: Tensor, dims: RopeQkvDims): void {
   const { pairs, tab } = packedChecks('ropeQkvBackward', g, dims, dqkv, dq, dk, dv);
   g.dispatch(g.pipeline(SHADER, 'rope_qkv_backward'), packedParams(pairs, dims, -1), [tab, dq, dk, dv, dqkv], grid(g, ceilDiv(pairs, WG)));
+}
+
+/**
+ * dst = the packed rows of src [N, (H + 2·Hkv)·D] with the q and k heads rotated by θ (sign 1)
+ * or back by −θ (sign −1) and the v heads copied: RoPE either side of attention off the
+ * packed rows (attention-qkv.ts with `rope: false`), no unpacking.
+ */
+export function ropeQkvPacked(g: Gpu, src: Tensor, dst: Tensor, dims: RopeQkvDims, sign: 1 | -1): void {
+  const kernel = 'ropeQkvPacked';
+  const { base } = checkDims(kernel, dims);
+  expectPositiveInt(kernel, 'Hkv', dims.Hkv);
+  const { B, T, H, Hkv, D } = dims;
+  const size = B * T * (H + 2 * Hkv) * D;
+  expectTensor(kernel, 'src', src, size);
+  expectTensor(kernel, 'dst', dst, size);
+  if (src.buffer === dst.buffer) throw new KernelInputError(kernel, 'src and dst must be different buffers (no in-place rotation)');
+  const tab = table(g, T, D, base, dims.posOffset ?? 0);
+  const pairs = size / 2;
+  g.dispatch(g.pipeline(SHADER, 'rope_packed'), packedParams(pairs, dims, sign), [tab, src, dst], grid(g, ceilDiv(pairs, WG)));
 }
 
 // ---- float64 reference ----

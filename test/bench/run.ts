@@ -19,6 +19,8 @@ import { runVerdictsBench } from './verdicts.ts';
 import { runNormDriftBench } from './norm-drift.ts';
 import { runMatmulCoreBench } from './matmul-core.ts';
 import { runAttentionFa2Bench } from './attention-fa2.ts';
+import { runCompileBench } from './compile.ts';
+import { runAttentionRopeBench } from './attention-rope.ts';
 
 const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   kernels: runKernelsBench,
@@ -41,6 +43,8 @@ const BENCHMARKS: Record<string, (argv: string[]) => Promise<number>> = {
   'norm-drift': runNormDriftBench,
   'matmul-core': runMatmulCoreBench,
   'attention-fa2': runAttentionFa2Bench,
+  compile: runCompileBench,
+  'attention-rope': runAttentionRopeBench,
 };
 
 export async function main(argv: string[]): Promise<number> {

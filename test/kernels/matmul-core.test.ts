@@ -4,8 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { KernelInputError } from '../../src/gpu/errors.ts';
 import {
-  matmul, matmulCorePlan, matmulRef, matmulSwigluBackward, matmulVariant, swigluBackwardFusable, type MatmulOptions,
+  matmul, matmulCorePlan, matmulRef, matmulRmsnorm, matmulSwigluBackward, matmulVariant, rmsnormMatmulFusable, swigluBackwardFusable,
+  type MatmulOptions,
 } from '../../src/kernels/matmul.ts';
+import { rmsnormForwardRef } from '../../src/kernels/rmsnorm.ts';
 import { Gpu } from '../../src/gpu/gpu.ts';
 import { MIN_K_PER_SPLIT, WORKGROUP_TARGET, corePlan, type CoreTileName } from '../../src/kernels/matmul-plan.ts';
 import { SplitKGroup, splitKSlot } from '../../src/kernels/matmul-split-group.ts';
@@ -202,6 +204,30 @@ describe('matmul variant 2 (core)', () => {
     expect(Buffer.from(gotM.buffer).equals(Buffer.from(twoM.buffer))).toBe(true);
     for (const t of [dy, w, gu, dgu, m, dgu2, m2, dm]) t.release();
     expect(swigluBackwardFusable(gpu, { rows, C, F })).toBe(false); // the software adapter keeps two passes
+  });
+
+  it('matmulRmsnorm: RMSNorm in the prologue, against the reference (y, n, rstd)', async () => {
+    const disc = new Gpu(gpu.device, gpu.adapter, { ...gpu.info, vendor: 'test-discrete', isSoftware: false }, gpu.features);
+    // rows past the tile edge, K = C not a multiple of the slab, out not a multiple of 4 (scalar C stores)
+    const [rows, C, out, eps] = [37, 36, 45, 1e-5];
+    expect(rmsnormMatmulFusable(disc, { rows, C, out })).toBe(true);
+    const xData = randn(rows * C, seed++, 3);
+    const gData = randn(C, seed++);
+    const wData = randn(out * C, seed++);
+    const x = disc.tensor([rows, C], 'f32', 'x', xData);
+    const g = disc.tensor([C], 'f32', 'g', gData);
+    const w = disc.tensor([out, C], 'f32', 'w', wData);
+    const [y, n, rstd] = [[rows, out], [rows, C], [rows]].map((sh) => poisoned(disc, sh, 'out'));
+    matmulRmsnorm(disc, x, g, w, y, n, rstd, { rows, C, out, eps });
+    const ref = rmsnormForwardRef(xData, gData, { N: rows, C, eps });
+    const yRef = matmulRef(ref.y, wData, null, { M: rows, N: out, K: C, transB: true });
+    expectClose('rmsnorm prologue y', await disc.readF32(y), yRef, 1e-5);
+    expectClose('rmsnorm prologue n', await disc.readF32(n), ref.y, 1e-6);
+    expectClose('rmsnorm prologue rstd', await disc.readF32(rstd), ref.rstd, 1e-6);
+    for (const t of [x, g, w, y, n, rstd]) t.release();
+    expect(rmsnormMatmulFusable(gpu, { rows, C, out })).toBe(false); // the software adapter keeps two passes
+    expect(rmsnormMatmulFusable(disc, { rows, C: 34, out })).toBe(false); // C % 4
+    expect(rmsnormMatmulFusable(disc, { rows, C, out: C - 1 })).toBe(false); // n's columns need out ≥ C
   });
 
   it('plans: tiles and splits from the shape and the adapter class', () => {

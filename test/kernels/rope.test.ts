@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ropeBackward, ropeForward, ropeQkvBackward, ropeQkvForward, ropeRef } from '../../src/kernels/rope.ts';
+import { ropeBackward, ropeForward, ropeQkvBackward, ropeQkvForward, ropeQkvPacked, ropeRef } from '../../src/kernels/rope.ts';
 import { expectClose, finiteDiff, poisoned, randn, rejects, testGpu, tooSmall } from '../helpers/gpu.ts';
 
 describe('rope', () => {
@@ -83,6 +83,35 @@ describe('rope', () => {
     rejects(gpu, () => ropeQkvForward(gpu, qkv, q, k, v, { ...dims, Hkv: Hkv + 1 }), /qkv must hold/);
     rejects(gpu, () => ropeQkvBackward(gpu, dq, dk, dv, q, dims), /qkv must hold/);
     for (const t of [qkv, q, k, v, qAlone, qRot, dq, dk, dv, dqkv]) t.release();
+  });
+
+  it('packed rows in and out (ropeQkvPacked), both directions: the reference, and the same bits as ropeQkvForward', async () => {
+    const gpu = await testGpu();
+    const [B, T, H, Hkv, D, posOffset] = [2, 7, 4, 2, 8, 3];
+    const N = B * T;
+    const W = (H + 2 * Hkv) * D;
+    const dims = { B, T, H, Hkv, D, posOffset, base: 10000 };
+    const data = randn(N * W, 17);
+    const [qIn, kIn, vIn] = unpack(data, N, [H * D, Hkv * D, Hkv * D]);
+    const src = gpu.tensor([N, W], 'f32', 'qkv', data);
+    const fwd = poisoned(gpu, [N, W], 'rotated');
+    const bwd = poisoned(gpu, [N, W], 'rotated back');
+    ropeQkvPacked(gpu, src, fwd, dims, 1);
+    ropeQkvPacked(gpu, src, bwd, dims, -1);
+    for (const [sign, t] of [[1, fwd], [-1, bwd]] as const) {
+      const [q, k, v] = unpack(await gpu.readF32(t), N, [H * D, Hkv * D, Hkv * D]);
+      expectClose(`packed rope q sign ${sign}`, q, ropeRef(qIn, { B, T, H, D, posOffset }, sign), 1e-5);
+      expectClose(`packed rope k sign ${sign}`, k, ropeRef(kIn, { B, T, H: Hkv, D, posOffset }, sign), 1e-5);
+      expect(Array.from(v)).toEqual(Array.from(vIn));
+    }
+    const [q, k, v] = [poisoned(gpu, [N, H * D], 'q'), poisoned(gpu, [N, Hkv * D], 'k'), poisoned(gpu, [N, Hkv * D], 'v')];
+    ropeQkvForward(gpu, src, q, k, v, dims);
+    const [fq, fk] = unpack(await gpu.readF32(fwd), N, [H * D, Hkv * D, Hkv * D]);
+    expect(Array.from(fq)).toEqual(Array.from(await gpu.readF32(q)));
+    expect(Array.from(fk)).toEqual(Array.from(await gpu.readF32(k)));
+    rejects(gpu, () => ropeQkvPacked(gpu, src, src, dims, 1), /different buffers/);
+    rejects(gpu, () => ropeQkvPacked(gpu, src, q, dims, 1), /dst must hold/);
+    for (const t of [src, fwd, bwd, q, k, v]) t.release();
   });
 
   it('reference backward matches finite differences', () => {

@@ -72,10 +72,12 @@ export function dispatchCost(d: RecordedDispatch): DispatchCost {
     const c = d.constants;
     const vec4 = `${c.A_VEC4 ? 'A' : '-'}${c.B_VEC4 ? 'B' : '-'}${c.C_VEC4 ? 'C' : '-'}`;
     const out = splits > 1 ? splits * M * N : M * N * (beta !== 0 ? 2 : 1);
+    // matmul_rmsnorm also writes n [M, K] and rstd [M] for the backward (and reads g [K]).
+    const norm = d.entryPoint === 'matmul_rmsnorm' ? M * K + M + K : 0;
     return {
       ...base,
       flops: 2 * M * N * K * batch,
-      bytes: 4 * batch * (M * K + K * N + out),
+      bytes: 4 * batch * (M * K + K * N + out + norm),
       matmul: {
         M, N, K, batch, transA: c.TRANS_A === 1, transB: c.TRANS_B === 1, vec4,
         tile: `v2 ${c.WY * c.RM}×${c.WX * c.RN}×${c.TK}${splits > 1 ? ` split ${splits}` : ''}`,
