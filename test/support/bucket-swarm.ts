@@ -54,6 +54,7 @@ export class SwarmClient {
       for (const w of this.waiters.splice(0)) w();
     });
     this.uploads = new UpdateUploads({
+      key,
       http: nodeHttpClient(30_000),
       clock: systemClock,
       refusals: this.refusals,
