@@ -188,6 +188,66 @@ describe('gather exchange (fake clock)', () => {
     await stop(h, done);
   });
 
+  it("a committed root that is not the store's envelope's (an author's lie, with a bucket): every replica applies the signed payload alike — from a neighbour, whole from the store, or after the store's pieces fail the list — counts it and does not serve the store's copy", async () => {
+    // Bob signs the same payload twice (sr25519 signatures are randomised): the store holds
+    // one envelope, the commit names the root of the other, which he serves to neighbours.
+    const payload = bigPayload(0, 0xb0);
+    const inStore = envelope(k.bob, 0, payload);
+    const rooted = envelope(k.bob, 0, payload);
+    expect(toHex(inStore)).not.toBe(toHex(rooted)); // the last piece (the signature) differs
+    const lying = entry(k.bob, rooted);
+    expect(lying.hash).toBe(entry(k.bob, inStore).hash);
+    const expected = digest([{ round: 0, payloads: [updatePayload(0, 0xa1), payload] }]);
+    const commit = (h: Harness, mine: Uint8Array) => {
+      h.http.updates.set(`0/${k.bob.address}`, inStore);
+      h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), lying], delivered: 2, checkpointBy: null });
+    };
+
+    // 1. From a neighbour holding the rooted copy: its pieces check against the root; nothing from the store.
+    const a = await trained(4);
+    a.h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [lying.hash] });
+    commit(a.h, a.mine);
+    await settle();
+    while ((await a.h.serve(k.bob, rooted)) > 0) await settle();
+    await settle();
+    expect(a.h.http.gets).toEqual([]);
+    expect(digest(a.h.replica.applied)).toEqual(expected);
+    await stop(a.h, a.done);
+
+    // 2. Nobody announced it: the store's envelope, whole; root mismatch counted, the payload applied.
+    const b = await trained(4);
+    commit(b.h, b.mine);
+    await b.h.clock.advance(STALL_MS);
+    await settle();
+    expect(b.h.http.gets).toEqual([`http://coordinator.test/update/0/${k.bob.address}`]);
+    expect(digest(b.h.replica.applied)).toEqual(expected);
+    expect(b.h.refusals.byReason).toEqual({ 'update-root-mismatch': 1 });
+    // Its list would not check against the commit's root: refused as not held, not served.
+    b.h.gatherFrom(k.carol, { type: 'want-list', round: 0, hash: lying.hash });
+    await settle();
+    expect(b.h.mesh.gathers.at(-1)).toEqual({ to: k.carol.address, gather: { type: 'refuse', round: 0, hash: lying.hash, reason: 'missing' } });
+
+    // 3. The rooted list and piece 0 from Bob, who vanishes: the store's pieces 1–2 fail the list (the signature differs), so the whole is read.
+    const c = await trained(4);
+    c.h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [lying.hash] });
+    commit(c.h, c.mine);
+    await settle();
+    const list = listPieces(rooted);
+    c.h.gatherFrom(k.bob, { type: 'list', round: 0, hash: lying.hash, bytes: list.bytes, pieceBytes: list.pieceBytes, pieces: list.hashes });
+    await settle();
+    c.h.fromPeer(k.bob, pieceEnvelope(k.bob, 0, rooted, 0));
+    c.h.mesh.linked.delete(k.bob.address);
+    c.h.exchange.gather.linkDown(k.bob.address);
+    await c.h.clock.advance(STALL_MS);
+    await settle();
+    const base = `http://coordinator.test/update/0/${k.bob.address}`;
+    expect(c.h.http.gets).toEqual([`${base} bytes=${PIECE_BYTES}-${inStore.length}`, base]);
+    expect(digest(c.h.replica.applied)).toEqual(expected);
+    expect(c.h.refusals.byReason).toEqual({ 'update-root-mismatch': 1 });
+    await stop(b.h, b.done);
+    await stop(c.h, c.done);
+  });
+
   it('counts what neighbours send out of turn and moves on when one refuses', async () => {
     const { h, done, mine } = await trained(4);
     const bob = envelope(k.bob, 0, updatePayload(0, 0xb0));

@@ -4,11 +4,19 @@
 // ranged reads (header, signature) with no whole read and nothing written to the state
 // folder; a bad signature, a wrong size, an oversize claim and a missing object are refused
 // with a clear reason and counted; the validator reads what it scores from the bucket
-// (validator-reads.ts) and scores a body that does not match its signed hash invalid.
+// (validator-reads.ts) and scores a body that does not match its signed hash invalid. With the
+// author's signed piece root (src/net/signed-root.ts) the commit carries the root, from the
+// same two ranged reads; a root not signed by the sender for this envelope is refused as an
+// invalid update; a signed root that is not the body's is accepted (the intake cannot tell),
+// applied by its payload and scored invalid by the validator.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DiskObjectStore, type ObjectStore } from '../../src/coordinator/object-store.ts';
 import { FORGED_PAYLOAD } from '../../src/protocol/messages.ts';
 import { MAX_HEADER_BYTES, SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope } from '../../src/net/envelope.ts';
+import { envelopeRoot } from '../../src/net/pieces.ts';
+import { pieceRootStatement, signPieceRoot, type SignedRoot } from '../../src/net/signed-root.ts';
+import { peekEnvelope } from '../../src/net/envelope.ts';
+import { toHex } from '../../src/base/hex.ts';
 import { devKeys, joinAll, makeCoordinator, removeTempDirs, signedUpdate, tempDir, testConfig, type Keys, type Peer } from './helpers.ts';
 
 let k: Keys;
@@ -75,16 +83,16 @@ async function setup(n: number, overrides: Record<string, unknown> = {}) {
     if (!url) throw new Error(`no upload URL for ${p.address}: ${JSON.stringify(p.conn.sent)}`);
     return url.url.slice(ORIGIN.length);
   };
-  const upload = async (p: Peer, bytes: Uint8Array, said = bytes.length) => {
+  const upload = async (p: Peer, bytes: Uint8Array, said = bytes.length, root?: SignedRoot) => {
     await bucket.put(keyOf(p), bytes);
-    p.text({ type: 'uploaded', round: 0, bytes: said });
+    p.text({ type: 'uploaded', round: 0, bytes: said, ...root });
     await settle();
   };
   return { ...h, bucket, peers, upload, keyOf };
 }
 
 describe('bucket intake by the signed header', () => {
-  it('accepts a good object from two small ranged reads: no whole read, nothing in the state folder, no piece root in the commit', async () => {
+  it('accepts a good object from two small ranged reads: no whole read, nothing in the state folder; announced without a piece root, none in the commit', async () => {
     const s = await setup(2);
     const envelopes = s.peers.map((p, i) => signedUpdate(p.key!, s.config, 0, i + 1));
     await s.upload(s.peers[0], envelopes[0]);
@@ -171,5 +179,44 @@ describe('bucket intake by the signed header', () => {
     await s.coordinator.validatorInput.sample(c.closed, s.peers.map((p) => p.address));
     expect(s.bucket.wholeReads).toBe(3);
     expect(s.log.filter((l) => /does not match its signed hash.*scored invalid/.test(l))).toHaveLength(2);
+  });
+
+  it("commits the author's signed piece root from the same two ranged reads; refuses a forged root or another's signature as an invalid update; a root that is not the body's is applied by its payload and scored invalid", async () => {
+    const s = await setup(4);
+    const [honest, forgedRoot, wrongSigner, lying] = s.peers;
+    const env = s.peers.map((p, i) => signedUpdate(p.key!, s.config, 0, i + 1));
+    // Honest: the root of what it uploaded, signed.
+    await s.upload(honest, env[0], env[0].length, signPieceRoot(honest.key!, env[0]));
+    expect(honest.last('accepted')).toMatchObject({ round: 0 });
+    expect(s.bucket.wholeReads).toBe(0);
+    expect(s.bucket.rangeBytes).toBe(MAX_HEADER_BYTES + SIGNATURE_BYTES); // the root costs no read
+    // A root changed after signing.
+    const signed = signPieceRoot(forgedRoot.key!, env[1]);
+    await s.upload(forgedRoot, env[1], env[1].length, { ...signed, pieces: envelopeRoot(env[0]) });
+    // The right root, signed by another key (Alice's, for Carol's envelope).
+    const root2 = envelopeRoot(env[2]);
+    await s.upload(wrongSigner, env[2], env[2].length, { pieces: root2, piecesSignature: toHex(honest.key!.sign(pieceRootStatement(peekEnvelope(env[2]), env[2].length, root2))) });
+    expect([forgedRoot, wrongSigner].map((p) => p.last('rejected')?.what)).toEqual(['envelope-root-signature', 'envelope-root-signature']);
+    expect(wrongSigner.last('rejected')!.reason).toMatch(/not signed by .* for this envelope/);
+    // Lying: its signed root is that of another envelope of the same payload (re-signed), not the body's.
+    const resigned = signedUpdate(lying.key!, s.config, 0, 4);
+    expect(toHex(resigned)).not.toBe(toHex(env[3]));
+    await s.upload(lying, env[3], env[3].length, signPieceRoot(lying.key!, resigned));
+    expect(lying.last('accepted')).toMatchObject({ round: 0 });
+    const record = s.coordinator.commit(0)!;
+    // The refused two ended their turns, invalid (as a bad envelope signature does).
+    expect(record.invalid).toEqual({ [forgedRoot.address]: 1, [wrongSigner.address]: 1 });
+    expect(Object.fromEntries(record.included.map((e) => [e.sender, e.pieces]))).toEqual({ [honest.address]: envelopeRoot(env[0]), [lying.address]: envelopeRoot(resigned) });
+    expect(s.coordinator.rejected).toEqual({ 'envelope-root-signature': 2 });
+    // The validator reads the committed two: the liar's payload is applied (the one its signed hash names, as replicas apply it) and scored invalid.
+    const c = await s.coordinator.validatorInput.readClosedRound(0);
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    const payloadOf = (e: Uint8Array) => openEnvelope(e, { run: s.config.run, maxPayloadBytes: s.config.maxMessageBytes }).payload;
+    expect(Object.fromEntries(c.closed.included.map((u) => [u.sender, toHex(u.payload)]))).toEqual({ [honest.address]: toHex(payloadOf(env[0])), [lying.address]: toHex(payloadOf(env[3])) });
+    expect(c.closed.invalid).toEqual({ [forgedRoot.address]: 1, [wrongSigner.address]: 1, [lying.address]: 1 });
+    expect(s.coordinator.validatorInput.counts).toMatchObject({ read: 2, forged: 0, badRoots: 1 });
+    expect(s.coordinator.validatorInput.commitPayloads(0)!.every((p) => p !== FORGED_PAYLOAD)).toBe(true);
+    expect(s.log.filter((l) => /does not have the piece root its author signed/.test(l))).toHaveLength(1);
   });
 });
