@@ -21,6 +21,7 @@ import { EnvelopeError, SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, peekEnv
 import type { PeerMesh } from '../net/mesh.ts';
 import { decodePiece, encodePiece, listPieces, pieceRange, type PieceList } from '../net/pieces.ts';
 import { toHex } from '../base/hex.ts';
+import { md5Hex } from '../base/md5.ts';
 import { FORGED_PAYLOAD, type CommitEntry } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { encodePeerMessage, parsePeerMessage, MAX_HAVE_HASHES, type PeerMessage, type RefuseReason } from '../protocol/peer-messages.ts';
@@ -231,6 +232,15 @@ export class Gather {
         const bytes = sched.assembled(hash);
         if (!bytes) continue;
         const whole = sched.wholeFromStore(hash);
+        // With a bucket, the commit names the bucket's MD5 of the body: pieces that match the
+        // author's root but make other bytes (it signed the root of another copy) give way to
+        // the bucket's envelope, so every replica applies the same one.
+        if (!whole && e.bodyMd5 !== undefined && md5Hex(bytes) !== e.bodyMd5) {
+          badRoots.add(hash);
+          sched.toStoreWhole(hash);
+          perform({ type: 'store', hash, pieces: null });
+          continue;
+        }
         if (!this.keepAssembled(r, g, e, bytes, whole)) {
           // Every piece matched a list that hashed to the commit's root, yet the whole does not
           // open as committed: only a wrong root (or a forged body) does that. The store's

@@ -61,6 +61,14 @@ export interface SignedEnds {
   signature: Uint8Array;
   bytes: number;
   root?: SignedRoot;
+  /** The object's ETag when it is an MD5 of the body (an S3 PUT of one part), lowercase hex; else undefined. */
+  md5?: string;
+}
+
+/** An ETag that is the MD5 of the object's bytes (a single-part upload's, unencrypted): 32 hex digits, quotes aside. */
+export function md5OfEtag(etag: string): string | undefined {
+  const bare = etag.replace(/^"|"$/g, '').toLowerCase();
+  return /^[0-9a-f]{32}$/.test(bare) ? bare : undefined;
 }
 
 type Uploaded = Extract<ClientMessage, { type: 'uploaded' }>;
@@ -129,7 +137,8 @@ export class BucketUpdates {
       // may close names an update already there; the copy is of the version whose header was read.
       const final = finalKey(this.run, round, address);
       await this.store.copy(key, final, found.etag);
-      if (!this.ctx.accept(address, { head, signature, bytes: found.bytes, root })) return void (await this.store.delete([final, key]));
+      // The ETag is the server's MD5 of the body (what a neighbour's copy is compared with: gather.ts); the copy keeps it.
+      if (!this.ctx.accept(address, { head, signature, bytes: found.bytes, root, md5: md5OfEtag(found.etag) })) return void (await this.store.delete([final, key]));
       this.stored.set(slot, final);
       await this.store.delete([key]);
     } catch (e) {

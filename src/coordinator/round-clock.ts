@@ -89,6 +89,8 @@ interface Delivery {
    * update announced without one: replicas read it whole.
    */
   pieces: string | undefined;
+  /** With a bucket's root: the bucket's MD5 of the body (update-intake.ts), committed beside it. */
+  bodyMd5?: string;
 }
 
 export type { Refusal };
@@ -223,7 +225,7 @@ export class RoundClock {
     const opened = openSignedEnds(this.ctx.config, sender, ends);
     if (!opened.ok) return opened;
     const refused = this.admit(sender, opened.header);
-    return refused ?? { ...this.keep(sender, opened.header, opened.pieces), round: opened.header.round };
+    return refused ?? { ...this.keep(sender, opened.header, opened.pieces, opened.bodyMd5), round: opened.header.round };
   }
 
   /** Why the round in progress refuses `sender`'s update with this header, or null. */
@@ -239,9 +241,9 @@ export class RoundClock {
     return null;
   }
 
-  private keep(sender: string, header: EnvelopeHeader, pieces: string | undefined): { ok: true; hash: string } {
+  private keep(sender: string, header: EnvelopeHeader, pieces: string | undefined, bodyMd5?: string): { ok: true; hash: string } {
     const hash = toHex(header.payloadHash);
-    this.delivered.set(sender, { hash, at: this.ctx.now(), stage: header.stage, pieces });
+    this.delivered.set(sender, { hash, at: this.ctx.now(), stage: header.stage, pieces, ...(bodyMd5 ? { bodyMd5 } : {}) });
     return { ok: true, hash };
   }
 
@@ -320,8 +322,8 @@ export class RoundClock {
     const delivered: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
     // The piece roots go to the committed entries only (what replicas gather), not to the whole delivered list.
     const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, barred: this.ctx.barred, seed: config.seed, round }).map((e) => {
-      const pieces = this.delivered.get(e.sender)!.pieces;
-      return pieces === undefined ? e : { ...e, pieces };
+      const { pieces, bodyMd5 } = this.delivered.get(e.sender)!;
+      return pieces === undefined ? e : { ...e, pieces, ...(bodyMd5 ? { bodyMd5 } : {}) };
     });
     const members = [...this.members].sort();
     const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));

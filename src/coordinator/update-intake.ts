@@ -12,6 +12,15 @@
 // member's invalid update (`envelope-root-signature`, counted, its turn ends), as a bad
 // envelope signature is; an upload announced without a root is taken in without one
 // (replicas then read it whole from the bucket).
+//
+// The root is the author's word, unchecked against the body here. What binds it: the bucket's
+// ETag of the object, the MD5 of its body computed by the storage server (an S3 PUT of one
+// part), committed beside it (`bodyMd5`). A replica that assembles the update from
+// neighbours' pieces compares their MD5 with it: the same bytes as the bucket's, or it reads
+// the bucket's (gather.ts). So every replica applies the bucket's envelope, whichever path it
+// took, and an author cannot serve one copy to neighbours and leave another in the bucket. A
+// store whose ETags are not MD5s (multipart, some encryption) gets no root committed: the old
+// path, whole from the bucket.
 import { EnvelopeError, openEnvelope, openEnvelopeHeader, type EnvelopeHeader } from '../net/envelope.ts';
 import { envelopeRoot } from '../net/pieces.ts';
 import { verifyPieceRoot } from '../net/signed-root.ts';
@@ -48,7 +57,7 @@ export function openUpdateEnvelope(config: Limits, sender: string, envelope: Uin
 }
 
 /** A bucket's update by its signed header (structure, length, run, signature), kind and signer, then its author's signed root when given. */
-export function openSignedEnds(config: Limits, sender: string, ends: SignedEnds): { ok: true; header: EnvelopeHeader; pieces: string | undefined } | Refused {
+export function openSignedEnds(config: Limits, sender: string, ends: SignedEnds): { ok: true; header: EnvelopeHeader; pieces: string | undefined; bodyMd5: string | undefined } | Refused {
   let header: EnvelopeHeader;
   try {
     header = openEnvelopeHeader(ends.head, ends.signature, ends.bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
@@ -61,5 +70,8 @@ export function openSignedEnds(config: Limits, sender: string, ends: SignedEnds)
   if (ends.root && !verifyPieceRoot(header, ends.bytes, ends.root)) {
     return { ok: false, what: 'envelope-root-signature', reason: `the piece root sent with the update is not signed by ${header.sender} for this envelope (run, round, stage, payload hash, ${ends.bytes} bytes)` };
   }
-  return { ok: true, header, pieces: ends.root?.pieces };
+  // Committed only with the bucket's MD5 of the body: without it a replica could not tell the
+  // author's neighbours' copy from the bucket's, and they might apply different things.
+  if (!ends.root || !ends.md5) return { ok: true, header, pieces: undefined, bodyMd5: undefined };
+  return { ok: true, header, pieces: ends.root.pieces, bodyMd5: ends.md5 };
 }

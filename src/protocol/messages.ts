@@ -74,6 +74,13 @@ export interface CommitEntry {
    * without a root: fetched whole from the store.
    */
   pieces?: string;
+  /**
+   * With a bucket store: the bucket's ETag of the committed envelope, the MD5 of its body as
+   * the storage server computed it (32 hex digits). A replica that assembles the update from
+   * neighbours' pieces compares it with the assembled bytes, so the copy it applies is the
+   * bucket's, whatever root the author signed (gather.ts): every replica applies the same.
+   */
+  bodyMd5?: string;
 }
 
 /**
@@ -181,6 +188,7 @@ const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v
 /** Hex digits of a blake2b-256 hash and of an sr25519 signature. */
 const HASH_HEX = 64;
 const SIGNATURE_HEX = 128;
+const MD5_HEX = 32;
 const isHex = (v: unknown, digits: number): v is string => typeof v === 'string' && v.length === digits && /^[0-9a-f]*$/.test(v);
 const isRound = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -281,7 +289,7 @@ export function isClipFloor(x: unknown): x is number[] {
 
 /** An entry of a commit: its sender, payload hash, stage, and (optional) piece root. */
 export function isCommitEntry(e: unknown): e is CommitEntry {
-  return isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage) && (e.pieces === undefined || isStr(e.pieces, 64));
+  return isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage) && (e.pieces === undefined || isStr(e.pieces, 64)) && (e.bodyMd5 === undefined || isHex(e.bodyMd5, MD5_HEX));
 }
 /** Most ICE servers an 'ice' message may list. */
 const MAX_ICE_SERVERS = 8;

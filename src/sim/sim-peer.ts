@@ -239,7 +239,7 @@ export class SimPeer {
     // in memory), and the piece root signed now, as a contributor signs it with `uploaded`
     // (update-store-client.ts): the commit then carries it and neighbours can serve the update.
     const record = ctx.bucket ? ctx.bucket.recordOf(envelope, templates.recipe(round, seed)) : null;
-    const root = this.uploadUrls.has(round) ? signPieceRoot(this.o.key, envelope) : null;
+    const root = ctx.bucket ? signPieceRoot(this.o.key, envelope) : null;
     if (record) envelope = null;
     await this.sleep(trainMs - (ctx.now() - started));
     if (this.stale(gen)) return;
@@ -253,7 +253,7 @@ export class SimPeer {
       ctx.bucket!.upload(key, record);
       this.inBucket = { round, record };
       this.send({ type: 'uploaded', round, bytes: envelopeBytes, ...root });
-    } else if (envelope && url && root && !ctx.bucket) await this.upload(round, url, envelope, root);
+    } else if (envelope && url && !ctx.bucket) await this.upload(round, url, envelope, signPieceRoot(this.o.key, envelope));
     else this.ws.send(envelope ?? ctx.bucket!.bytesOfRecord(record!));
     const b = ctx.peerBytes(round, this.index);
     b.up += envelopeBytes;
