@@ -17,6 +17,7 @@ import { envelopeRoot } from '../../src/net/pieces.ts';
 import { pieceRootStatement, signPieceRoot, type SignedRoot } from '../../src/net/signed-root.ts';
 import { peekEnvelope } from '../../src/net/envelope.ts';
 import { toHex } from '../../src/base/hex.ts';
+import { md5Hex } from '../../src/base/md5.ts';
 import { devKeys, joinAll, makeCoordinator, removeTempDirs, signedUpdate, tempDir, testConfig, type Keys, type Peer } from './helpers.ts';
 
 let k: Keys;
@@ -27,7 +28,12 @@ afterEach(removeTempDirs);
 
 const ORIGIN = 'https://bucket.test/';
 
-/** The disk store with presigned URLs that name their key (so the test can "PUT" there), counting whole and ranged reads. */
+/**
+ * The disk store with presigned URLs that name their key (so the test can "PUT" there),
+ * counting whole and ranged reads, and ETags as S3 gives them for an object PUT whole: the MD5
+ * of its bytes (the coordinator commits it beside the author's root). `md5Etags: false`: the
+ * disk's own tags (size and time), as a store whose ETags are not MD5s.
+ */
 class KeyedDiskStore implements ObjectStore {
   readonly kind = 'disk';
   readonly description = 'disk, keyed URLs (test)';
@@ -35,8 +41,17 @@ class KeyedDiskStore implements ObjectStore {
   rangeReads = 0;
   rangeBytes = 0;
   private readonly disk: DiskObjectStore;
-  constructor(dir: string) {
+  constructor(
+    dir: string,
+    private readonly md5Etags = true,
+  ) {
     this.disk = new DiskObjectStore(dir);
+  }
+  /** The disk's tag of `key` when `etag` is its current ETag (an MD5 of its bytes, or the disk's own), else a tag that fails the disk's check. */
+  private async diskTag(key: string, etag: string): Promise<string> {
+    const now = await this.head(key);
+    const disk = await this.disk.head(key);
+    return now && disk && now.etag === etag ? disk.etag : 'changed';
   }
   put(key: string, bytes: Uint8Array) {
     return this.disk.put(key, bytes);
@@ -45,16 +60,18 @@ class KeyedDiskStore implements ObjectStore {
     this.wholeReads++;
     return this.disk.get(key, maxBytes);
   }
-  getRange(key: string, start: number, end: number, etag: string) {
+  async getRange(key: string, start: number, end: number, etag: string) {
     this.rangeReads++;
     this.rangeBytes += end - start;
-    return this.disk.getRange(key, start, end, etag);
+    return this.disk.getRange(key, start, end, await this.diskTag(key, etag));
   }
-  head(key: string) {
-    return this.disk.head(key);
+  async head(key: string) {
+    const found = await this.disk.head(key);
+    if (!found || !this.md5Etags) return found;
+    return { bytes: found.bytes, etag: `"${md5Hex((await this.disk.get(key, found.bytes))!)}"` };
   }
-  copy(from: string, to: string, etag: string) {
-    return this.disk.copy(from, to, etag);
+  async copy(from: string, to: string, etag: string) {
+    return this.disk.copy(from, to, await this.diskTag(from, etag));
   }
   delete(keys: readonly string[]) {
     return this.disk.delete(keys);
@@ -72,9 +89,9 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
 }
 
-async function setup(n: number, overrides: Record<string, unknown> = {}) {
+async function setup(n: number, overrides: Record<string, unknown> = {}, md5Etags = true) {
   const config = testConfig({ minMembers: n, gatherK: n, ...overrides });
-  const bucket = new KeyedDiskStore(tempDir());
+  const bucket = new KeyedDiskStore(tempDir(), md5Etags);
   const h = makeCoordinator(config, { syncGraceMs: 0, bucket });
   const peers = joinAll(h.coordinator, [k.alice, k.bob, k.carol, k.dave].slice(0, n));
   await settle();
@@ -207,6 +224,8 @@ describe('bucket intake by the signed header', () => {
     // The refused two ended their turns, invalid (as a bad envelope signature does).
     expect(record.invalid).toEqual({ [forgedRoot.address]: 1, [wrongSigner.address]: 1 });
     expect(Object.fromEntries(record.included.map((e) => [e.sender, e.pieces]))).toEqual({ [honest.address]: envelopeRoot(env[0]), [lying.address]: envelopeRoot(resigned) });
+    // Beside each root, the bucket's MD5 of the body: what binds a neighbour's copy to the bucket's (gather.ts).
+    expect(Object.fromEntries(record.included.map((e) => [e.sender, e.bodyMd5]))).toEqual({ [honest.address]: md5Hex(env[0]), [lying.address]: md5Hex(env[3]) });
     expect(s.coordinator.rejected).toEqual({ 'envelope-root-signature': 2 });
     // The validator reads the committed two: the liar's payload is applied (the one its signed hash names, as replicas apply it) and scored invalid.
     const c = await s.coordinator.validatorInput.readClosedRound(0);
@@ -218,5 +237,17 @@ describe('bucket intake by the signed header', () => {
     expect(s.coordinator.validatorInput.counts).toMatchObject({ read: 2, forged: 0, badRoots: 1 });
     expect(s.coordinator.validatorInput.commitPayloads(0)!.every((p) => p !== FORGED_PAYLOAD)).toBe(true);
     expect(s.log.filter((l) => /does not have the piece root its author signed/.test(l))).toHaveLength(1);
+  });
+
+  it('commits no root where the store\'s ETags are not MD5s of the bodies: nothing would bind a neighbour\'s copy to the bucket\'s', async () => {
+    const s = await setup(2, {}, false);
+    for (const [i, p] of s.peers.entries()) {
+      const env = signedUpdate(p.key!, s.config, 0, i + 1);
+      await s.upload(p, env, env.length, signPieceRoot(p.key!, env));
+    }
+    const record = s.coordinator.commit(0)!;
+    expect(record.included).toHaveLength(2);
+    for (const e of record.included) expect([e.pieces, e.bodyMd5]).toEqual([undefined, undefined]);
+    expect(s.coordinator.rejected).toEqual({});
   });
 });

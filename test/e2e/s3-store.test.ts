@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore, ObjectStoreError, type S3Settings } from '../../src/coordinator/object-store.ts';
 import { toHex } from '../../src/base/hex.ts';
+import { md5Hex } from '../../src/base/md5.ts';
 import { maxEnvelopeBytes, openEnvelope } from '../../src/net/envelope.ts';
 import { envelopeRoot, listPieces, pieceRange } from '../../src/net/pieces.ts';
 import { PieceScheduler } from '../../src/contributor/piece-scheduler.ts';
@@ -441,6 +442,8 @@ async function gatherFromNeighbour(s: BucketSwarm, config: RunConfig, round: num
   for (const e of included) {
     const copy = envelopes.get(e.sender)!;
     expect(e.pieces).toBe(envelopeRoot(copy));
+    // Beside it radosgw's ETag, the MD5 of the body it stored: a neighbour's copy is the bucket's.
+    expect(e.bodyMd5).toBe(md5Hex(copy));
     const list = listPieces(copy);
     // From the neighbour (its author): list, then each piece asked, all checked against the root.
     const fromNeighbour = new PieceScheduler({ now: Date.now, maxEnvelopeBytes: maxEnvelopeBytes(config.maxMessageBytes) });
