@@ -8,11 +8,11 @@
 // with a bucket (its intake reads only the signed header, and the root is the author's word):
 // - a body that does not match its signed payload hash: handed on, and the gather applies it
 //   as nothing (FORGED_PAYLOAD), as every replica reading the store does;
-// - a body whose piece root is not the commit's: the root is only how pieces are checked in
-//   transit; what is applied is the payload the signed hash names, the same bytes whichever
-//   copy of the author's envelope a replica got (a re-signed copy's pieces differ, its payload
-//   cannot). So it is applied, reported (badRoot: counted) and not served to neighbours
-//   (its list would not match the commit's root). The validator scores its author 0.
+// - a body whose piece root is not the commit's (the author signed another copy's root): the
+//   bucket's envelope is what every replica applies (a copy from neighbours with another MD5
+//   than the bucket's gives way to it: gather.ts), so its payload is applied, reported
+//   (badRoot: counted) and not served to neighbours (its list would not match the commit's
+//   root). The validator scores its author 0.
 // Environment-free.
 import { EnvelopeError, openEnvelope, peekEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import { listPieces, pieceRange, pieceRoot } from '../net/pieces.ts';

@@ -11,8 +11,9 @@
 // pieces from neighbours, each checked against a list that hashes to this root, and the store
 // becomes the fallback. The signature makes the root the author's claim: a root that does not
 // match the body in the bucket is the author's fault (the validator scores it 0:
-// validator-reads.ts), never the coordinator's. What replicas apply does not depend on the
-// root: it is the payload the signed payload hash names (gather.ts, store-read.ts).
+// validator-reads.ts), never the coordinator's. The commit also names the bucket's ETag, the
+// MD5 of the body in the bucket (update-intake.ts), so a replica that assembled another copy
+// from neighbours takes the bucket's instead (gather.ts): every replica applies the same.
 // Environment-free.
 import { fromHex, toHex } from '../base/hex.ts';
 import { SIGNATURE_BYTES, verifySignature, type Hotkey } from '../wallet/keys.ts';
