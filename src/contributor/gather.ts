@@ -17,11 +17,9 @@
 //   another, and an update no neighbour can give takes the store after STALL_MS.
 // Bad bytes from a neighbour are refused and counted (Refusals), never fatal.
 // Environment-free; a state machine on the host's clock (test/contributor/gather.test.ts).
-import { EnvelopeError, SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { SIGNATURE_BYTES, maxEnvelopeBytes, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
 import { decodePiece, encodePiece, listPieces, pieceRange, type PieceList } from '../net/pieces.ts';
-import { toHex } from '../base/hex.ts';
-import { md5Hex } from '../base/md5.ts';
 import { FORGED_PAYLOAD, type CommitEntry } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { encodePeerMessage, parsePeerMessage, MAX_HAVE_HASHES, type PeerMessage, type RefuseReason } from '../protocol/peer-messages.ts';
@@ -29,6 +27,7 @@ import type { RunConfig } from '../protocol/run-config.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import type { Refusal } from './inbox.ts';
 import { PieceScheduler, type PieceAction } from './piece-scheduler.ts';
+import { isBucketCopy, openAssembled } from './assembled.ts';
 import { readFromStore } from './store-read.ts';
 import { SyncError } from './sync.ts';
 import type { Traffic } from './traffic.ts';
@@ -232,10 +231,7 @@ export class Gather {
         const bytes = sched.assembled(hash);
         if (!bytes) continue;
         const whole = sched.wholeFromStore(hash);
-        // With a bucket, the commit names the bucket's MD5 of the body: pieces that match the
-        // author's root but make other bytes (it signed the root of another copy) give way to
-        // the bucket's envelope, so every replica applies the same one.
-        if (!whole && e.bodyMd5 !== undefined && md5Hex(bytes) !== e.bodyMd5) {
+        if (!whole && !isBucketCopy(e, bytes)) {
           badRoots.add(hash);
           sched.toStoreWhole(hash);
           perform({ type: 'store', hash, pieces: null });
@@ -274,27 +270,11 @@ export class Gather {
     return { payloads: entries.map((e) => g.held.get(e.hash)!.payload), fromPeers, fromStore, badRoots: bad };
   }
 
-  /**
-   * The assembled envelope of entry `e`, opened whole and checked against the commit: kept, or
-   * false. `fromStore`: it came whole from the store, whose copy every replica reads alike — a
-   * body there that does not match its author's signed hash is kept as FORGED_PAYLOAD (applied
-   * as nothing by every replica, counted 'update-forged' by exchange.ts), not an error that would stop every replica's round.
-   */
+  /** The assembled envelope of entry `e`, opened whole and checked against the commit (assembled.ts): kept, or false. */
   private keepAssembled(r: number, g: RoundGather, e: CommitEntry, bytes: Uint8Array, fromStore: boolean): boolean {
-    const config = this.h.config();
-    const matches = (header: EnvelopeHeader) => header.kind === 'update' && header.round === r && toHex(header.payloadHash) === e.hash && header.stage === this.h.stage();
-    try {
-      const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
-      if (!matches(header)) return false;
-      g.held.set(e.hash, { sender: header.sender, envelope: bytes, payload });
-      return true;
-    } catch (err) {
-      if (!fromStore || !(err instanceof EnvelopeError && err.reason === 'hash')) return false;
-      const header = peekEnvelope(bytes);
-      if (!matches(header) || header.sender !== e.sender) return false;
-      g.held.set(e.hash, { sender: header.sender, envelope: bytes, payload: FORGED_PAYLOAD });
-      return true;
-    }
+    const opened = openAssembled(this.h.config(), this.h.stage(), r, e, bytes, fromStore);
+    if (opened) g.held.set(e.hash, { ...opened, envelope: bytes });
+    return opened !== null;
   }
 
   /** Tells our neighbours we hold `hash` of round r (they may ask us for it). */
