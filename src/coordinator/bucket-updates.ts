@@ -12,7 +12,7 @@
 //     updates/<run>/<r>/<m>.bin, which nobody else can write, then the coordinator's checks:
 //     structure, exact length, run, signature (it covers the payload's hash; a bad one counts
 //     as an invalid update: coordinator.ts onSignedEnds), sender, round, stage, duplicate
-//     (RoundClock.offerHeader), and the author's signed piece root (update-intake.ts: one
+//     (RoundClock.offerSignedEnds), and the author's signed piece root (update-intake.ts: one
 //     more small signature; committed with the entry so replicas gather the update's pieces
 //     from neighbours); refused, the copy is deleted
 //   GET /update/<r>/<m>              → 307 to a presigned GET of that copy (DOWNLOAD_EXPIRES_S)
