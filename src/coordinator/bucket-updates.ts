@@ -13,8 +13,9 @@
 //     structure, exact length, run, signature (it covers the payload's hash; a bad one counts
 //     as an invalid update: coordinator.ts onSignedEnds), sender, round, stage, duplicate
 //     (RoundClock.offerSignedEnds), and the author's signed piece root (update-intake.ts: one
-//     more small signature; committed with the entry so replicas gather the update's pieces
-//     from neighbours); refused, the copy is deleted
+//     more small signature; committed with the entry, beside the object's ETag — the
+//     server's MD5 of the body — so replicas gather the update's pieces from neighbours and
+//     can tell their copy is the bucket's); refused, the copy is deleted
 //   GET /update/<r>/<m>              → 307 to a presigned GET of that copy (DOWNLOAD_EXPIRES_S)
 //
 // The body (18.6 MB at 1b) is not read, hashed or written by the coordinator at intake: 625
