@@ -97,7 +97,7 @@ export class Exchange {
   readonly uploads: UpdateUploads;
 
   constructor(private readonly h: ExchangeHost) {
-    this.uploads = new UpdateUploads({ http: h.http, clock: h.clock, refusals: h.refusals, traffic: h.traffic, coordinator: () => h.coordinator() });
+    this.uploads = new UpdateUploads({ key: h.key, http: h.http, clock: h.clock, refusals: h.refusals, traffic: h.traffic, coordinator: () => h.coordinator() });
     this.gather = new Gather({
       key: h.key, clock: h.clock, changes: h.changes, http: h.http, httpBase: h.httpBase, traffic: h.traffic,
       config: () => h.config(),
@@ -236,10 +236,10 @@ export class Exchange {
     const payload = await this.h.exclusive(() => replica.compress(r));
     const envelope = sealEnvelope(this.h.key, { kind: 'update', run: config.run, round: r, stage: this.h.stage() }, payload);
     const hash = toHex(peekEnvelope(envelope).payloadHash);
-    this.gather.own(r, hash, envelope);
+    const list = this.gather.own(r, hash, envelope);
     this.sentUpdate = { round: r, hash, bytes: envelope.length };
     this.h.onEvent({ event: 'exchange', round: r, bytes: envelope.length, peers: this.h.mesh().connectedPeers.length });
-    await this.uploads.send(r, envelope);
+    await this.uploads.send(r, envelope, list);
     return loss;
   }
 
@@ -249,7 +249,9 @@ export class Exchange {
     const stage = this.h.stage();
     const all = this.commits.get(r)!;
     const commit = { ...all, included: all.included.filter((e) => (e.stage ?? 0) === stage) };
-    const { payloads, fromPeers, fromStore } = await this.gather.collect(r, commit.included);
+    const { payloads, fromPeers, fromStore, badRoots } = await this.gather.collect(r, commit.included);
+    // Its author's piece root is not its envelope in the store's: applied all the same (the payload its signed hash names), as on every replica.
+    for (const sender of badRoots) this.h.refusals.count('update-root-mismatch', sender, "its envelope in the store does not have the piece root its author signed: applied (its payload is the signed one), not served to neighbours");
     const replica = this.replica;
     const report = await this.h.exclusive(() => replica.apply(payloads, r, all.clipFloor));
     for (const x of report.rejected) {

@@ -17,10 +17,9 @@
 //   another, and an update no neighbour can give takes the store after STALL_MS.
 // Bad bytes from a neighbour are refused and counted (Refusals), never fatal.
 // Environment-free; a state machine on the host's clock (test/contributor/gather.test.ts).
-import { EnvelopeError, SIGNATURE_BYTES, maxEnvelopeBytes, openEnvelope, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
+import { SIGNATURE_BYTES, maxEnvelopeBytes, peekEnvelope, sealEnvelope, type EnvelopeHeader } from '../net/envelope.ts';
 import type { PeerMesh } from '../net/mesh.ts';
 import { decodePiece, encodePiece, listPieces, pieceRange, type PieceList } from '../net/pieces.ts';
-import { toHex } from '../base/hex.ts';
 import { FORGED_PAYLOAD, type CommitEntry } from '../protocol/messages.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import { encodePeerMessage, parsePeerMessage, MAX_HAVE_HASHES, type PeerMessage, type RefuseReason } from '../protocol/peer-messages.ts';
@@ -28,6 +27,7 @@ import type { RunConfig } from '../protocol/run-config.ts';
 import type { Hotkey } from '../wallet/keys.ts';
 import type { Refusal } from './inbox.ts';
 import { PieceScheduler, type PieceAction } from './piece-scheduler.ts';
+import { isBucketCopy, openAssembled } from './assembled.ts';
 import { readFromStore } from './store-read.ts';
 import { SyncError } from './sync.ts';
 import type { Traffic } from './traffic.ts';
@@ -69,6 +69,11 @@ interface Held {
   payload: Uint8Array;
   /** Its piece list, made when a neighbour first asks for it. */
   list?: PieceList;
+  /**
+   * Applied but not offered to neighbours: a forged body, or the store's envelope whose piece
+   * root is not the commit's (its list would not check against the root askers hold).
+   */
+  unservable?: boolean;
 }
 
 /** One round's side of the exchange. */
@@ -95,6 +100,8 @@ export interface Gathered {
   /** Updates gathered wholly from neighbours, and with at least one piece from the store. */
   fromPeers: number;
   fromStore: number;
+  /** Senders whose envelope in the store is not the one their committed piece root names (applied all the same: store-read.ts). */
+  badRoots: string[];
 }
 
 export class Gather {
@@ -135,13 +142,19 @@ export class Gather {
 
   // ---- our own update ----
 
-  /** Our update of round r, as sent to the store (its envelope); offered to neighbours once the store accepts it. */
-  own(r: number, hash: string, envelope: Uint8Array): void {
+  /**
+   * Our update of round r, as sent to the store (its envelope); offered to neighbours once the
+   * store accepts it. Returns its piece list (made now: neighbours will ask for it, and a
+   * bucket upload signs its root).
+   */
+  own(r: number, hash: string, envelope: Uint8Array): PieceList {
     this.dropBefore(r - 1); // the previous round's committed K stay a round longer: slower neighbours may still want them
     // The payload as a view into the envelope: one copy of the update in memory, not two.
     const { payloadLength } = peekEnvelope(envelope);
     const end = envelope.length - SIGNATURE_BYTES;
-    this.roundOf(r).held.set(hash, { sender: this.h.key.address, envelope, payload: envelope.subarray(end - payloadLength, end) });
+    const list = listPieces(envelope);
+    this.roundOf(r).held.set(hash, { sender: this.h.key.address, envelope, payload: envelope.subarray(end - payloadLength, end), list });
+    return list;
   }
 
   /** The store holds our update of round r: tell our neighbours; says how many were told (0 if it is not ours). */
@@ -155,7 +168,7 @@ export class Gather {
   /** A neighbour's link came up: what we hold of the current rounds, so it can ask us. */
   linkUp(peer: string): void {
     for (const [round, g] of this.rounds) {
-      const hashes = [...g.held.keys()].slice(0, MAX_HAVE_HASHES);
+      const hashes = [...g.held].filter(([, u]) => !u.unservable).map(([hash]) => hash).slice(0, MAX_HAVE_HASHES);
       if (hashes.length > 0) this.send(peer, { type: 'have', round, hashes });
     }
   }
@@ -185,11 +198,13 @@ export class Gather {
     let fromPeers = 0;
     let fromStore = 0;
     let storeError: unknown = null;
+    const badRoots = new Set<string>();
     const storeReads = new Set<Promise<void>>();
     const perform = (a: PieceAction) => {
       if (a.type === 'want-list') return void this.send(a.peer, { type: 'want-list', round: r, hash: a.hash });
       if (a.type === 'want') return void this.send(a.peer, { type: 'want', round: r, hash: a.hash, piece: a.piece });
-      const read = readFromStore(this.h, r, sched, pending.get(a.hash)!, a.pieces)
+      const e = pending.get(a.hash)!;
+      const read = readFromStore(this.h, r, sched, e, a.pieces, () => badRoots.add(a.hash))
         .catch((e: unknown) => void (storeError ??= e))
         .finally(() => {
           storeReads.delete(read);
@@ -215,10 +230,18 @@ export class Gather {
       for (const [hash, e] of pending) {
         const bytes = sched.assembled(hash);
         if (!bytes) continue;
-        if (!this.keepAssembled(r, g, e, bytes, sched.sources(hash).peers === 0)) {
+        const whole = sched.wholeFromStore(hash);
+        if (!whole && !isBucketCopy(e, bytes)) {
+          badRoots.add(hash);
+          sched.toStoreWhole(hash);
+          perform({ type: 'store', hash, pieces: null });
+          continue;
+        }
+        if (!this.keepAssembled(r, g, e, bytes, whole)) {
           // Every piece matched a list that hashed to the commit's root, yet the whole does not
-          // open as committed: only a wrong root does that. The store's copy, whole, once.
-          if (sched.sources(hash).peers === 0) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not open as its commit says`);
+          // open as committed: only a wrong root (or a forged body) does that. The store's
+          // envelope, whole, once: it decides, as on every replica that reads it.
+          if (whole) throw new SyncError(`the coordinator's copy of ${e.sender}'s round-${r} update does not open as its commit says`);
           sched.toStoreWhole(hash);
           perform({ type: 'store', hash, pieces: null });
           continue;
@@ -227,7 +250,9 @@ export class Gather {
         else fromPeers++;
         sched.finish(hash);
         pending.delete(hash);
-        if (g.held.get(hash)!.payload !== FORGED_PAYLOAD) this.announce(r, hash);
+        const kept = g.held.get(hash)!;
+        if (kept.payload === FORGED_PAYLOAD || badRoots.has(hash)) kept.unservable = true;
+        else this.announce(r, hash);
       }
       if (pending.size === 0) break;
       const seen = g.version;
@@ -241,30 +266,15 @@ export class Gather {
         await Promise.all([...storeReads]);
       }
     }
-    return { payloads: entries.map((e) => g.held.get(e.hash)!.payload), fromPeers, fromStore };
+    const bad = entries.filter((e) => badRoots.has(e.hash)).map((e) => e.sender);
+    return { payloads: entries.map((e) => g.held.get(e.hash)!.payload), fromPeers, fromStore, badRoots: bad };
   }
 
-  /**
-   * The assembled envelope of entry `e`, opened whole and checked against the commit: kept, or
-   * false. `fromStore`: it came whole from the store, whose copy every replica reads alike — a
-   * body there that does not match its author's signed hash is kept as FORGED_PAYLOAD (applied
-   * as nothing by every replica, counted 'update-forged' by exchange.ts), not an error that would stop every replica's round.
-   */
+  /** The assembled envelope of entry `e`, opened whole and checked against the commit (assembled.ts): kept, or false. */
   private keepAssembled(r: number, g: RoundGather, e: CommitEntry, bytes: Uint8Array, fromStore: boolean): boolean {
-    const config = this.h.config();
-    const matches = (header: EnvelopeHeader) => header.kind === 'update' && header.round === r && toHex(header.payloadHash) === e.hash && header.stage === this.h.stage();
-    try {
-      const { header, payload } = openEnvelope(bytes, { run: config.run, maxPayloadBytes: config.maxMessageBytes });
-      if (!matches(header)) return false;
-      g.held.set(e.hash, { sender: header.sender, envelope: bytes, payload });
-      return true;
-    } catch (err) {
-      if (!fromStore || !(err instanceof EnvelopeError && err.reason === 'hash')) return false;
-      const header = peekEnvelope(bytes);
-      if (!matches(header) || header.sender !== e.sender) return false;
-      g.held.set(e.hash, { sender: header.sender, envelope: bytes, payload: FORGED_PAYLOAD });
-      return true;
-    }
+    const opened = openAssembled(this.h.config(), this.h.stage(), r, e, bytes, fromStore);
+    if (opened) g.held.set(e.hash, { ...opened, envelope: bytes });
+    return opened !== null;
   }
 
   /** Tells our neighbours we hold `hash` of round r (they may ask us for it). */
@@ -333,7 +343,7 @@ export class Gather {
   /** Answers a want-list: the piece list of an update we hold whole (a few hundred bytes; not counted against the cap). */
   private serveList(to: string, round: number, hash: string): void {
     const u = this.rounds.get(round)?.held.get(hash);
-    if (!u) return void this.send(to, { type: 'refuse', round, hash, reason: 'missing' });
+    if (!u || u.unservable) return void this.send(to, { type: 'refuse', round, hash, reason: 'missing' });
     u.list ??= listPieces(u.envelope);
     this.send(to, { type: 'list', round, hash, bytes: u.list.bytes, pieceBytes: u.list.pieceBytes, pieces: u.list.hashes });
   }
@@ -343,7 +353,7 @@ export class Gather {
     const g = this.rounds.get(round);
     const u = g?.held.get(hash);
     const refuse = (reason: RefuseReason) => this.send(to, { type: 'refuse', round, hash, piece: index, reason });
-    if (!g || !u) return void refuse('missing');
+    if (!g || !u || u.unservable) return void refuse('missing');
     // The asker may have the list from another neighbour: ours is made on the first ask either way.
     u.list ??= listPieces(u.envelope);
     if (index >= u.list.hashes.length) return void refuse('missing');

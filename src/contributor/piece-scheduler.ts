@@ -57,6 +57,8 @@ class Transfer {
   /** Pieces taken from neighbours and from the store. */
   piecesFromPeers = 0;
   piecesFromStore = 0;
+  /** The bytes are the store's envelope read whole (storeWhole): what every replica reading the store gets. */
+  wholeFromStore = false;
 
   constructor(
     readonly hash: string,
@@ -123,12 +125,21 @@ export class PieceScheduler {
     return { peers: t?.piecesFromPeers ?? 0, store: t?.piecesFromStore ?? 0 };
   }
 
+  /** Whether the bytes of `hash` are the store's envelope read whole (storeWhole): what every replica reading the store gets. */
+  wholeFromStore(hash: string): boolean {
+    return this.transfers.get(hash)?.wholeFromStore ?? false;
+  }
+
   /** Forgets a transfer (done, or given up). */
   finish(hash: string): void {
     this.transfers.delete(hash);
   }
 
-  /** Hands the transfer to the store, whole (the caller fetches it): the assembled envelope did not open as the commit says, which only a lying root can cause. */
+  /**
+   * Hands the transfer to the store, whole (the caller fetches it): the assembled envelope did
+   * not open as the commit says, or the store's pieces do not match the list — only a root
+   * that is not the store's envelope's (an author's lie, with a bucket) or a broken store does that.
+   */
   toStoreWhole(hash: string): void {
     const t = this.transfers.get(hash);
     if (!t) return;
@@ -138,6 +149,7 @@ export class PieceScheduler {
     t.listAsk = null;
     t.fromStore = true;
     t.piecesFromPeers = 0;
+    t.wholeFromStore = false;
   }
 
   /**
@@ -282,6 +294,7 @@ export class PieceScheduler {
     t.list = list;
     t.bytes = envelope;
     t.pieces = list.hashes.map(() => 'done');
+    t.wholeFromStore = true;
   }
 
   // ---- inside ----

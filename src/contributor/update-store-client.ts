@@ -1,8 +1,11 @@
 // Our update into the run's update store. With the coordinator's own store it goes over the
 // WebSocket, as a binary frame. With a bucket store the coordinator hands each round's members
 // a presigned PUT URL (`upload-url`): we PUT the envelope there with plain HTTP (fetch, in Node
-// and in the browser alike: no S3 client here) and say `uploaded`; the coordinator reads it
-// from the bucket and checks it as if we had sent it, and answers `accepted` as usual.
+// and in the browser alike: no S3 client here) and say `uploaded`, with our envelope's piece
+// root signed by our hotkey (src/net/signed-root.ts); the coordinator reads the envelope's
+// signed header from the bucket (not its body), checks it and the root's signature, and
+// answers `accepted` as usual. The root goes into the commit, so replicas can take our
+// update's pieces from neighbours rather than all of it from the bucket.
 //
 // Whatever goes wrong on the bucket's side — an expired URL, a refusing bucket, the
 // coordinator's `rejected bucket-…` — is counted (Refusals) and the same envelope goes over the
@@ -10,7 +13,10 @@
 // GET /update/<round>/<sender>, which a bucket store answers with a redirect to a presigned
 // GET; the bytes are checked against the signed commit's hash there. Environment-free.
 import type { HttpClient } from '../protocol/http.ts';
-import type { ServerMessage } from '../protocol/messages.ts';
+import type { ClientMessage, ServerMessage } from '../protocol/messages.ts';
+import { signPieceRoot } from '../net/signed-root.ts';
+import type { PieceList } from '../net/pieces.ts';
+import type { Hotkey } from '../wallet/keys.ts';
 import type { Clock } from './waiting.ts';
 import type { Refusals } from './inbox.ts';
 import type { Traffic } from './traffic.ts';
@@ -18,12 +24,14 @@ import type { Traffic } from './traffic.ts';
 type UploadUrl = Extract<ServerMessage, { type: 'upload-url' }>;
 
 export interface UpdateUploadHost {
+  /** Our hotkey: it signed the envelope, and signs its piece root. */
+  key: Hotkey;
   http: HttpClient;
   clock: Clock;
   refusals: Refusals;
   traffic: Traffic;
   /** The coordinator's socket: a control message, or a binary frame (false when not connected). */
-  coordinator(): { send(m: { type: 'uploaded'; round: number; bytes: number }): void; sendBinary(bytes: Uint8Array): boolean };
+  coordinator(): { send(m: Extract<ClientMessage, { type: 'uploaded' }>): void; sendBinary(bytes: Uint8Array): boolean };
 }
 
 /** Where our update of a round went: the bucket (then `uploaded` was said) or the coordinator's socket. */
@@ -42,15 +50,15 @@ export class UpdateUploads {
     this.url = { ...m, expiresAt: this.h.clock.now() + m.validMs };
   }
 
-  /** Sends our signed update of round r: to the bucket when we hold a URL for r, else (or when that fails) over the socket. */
-  async send(r: number, envelope: Uint8Array): Promise<UploadPath> {
+  /** Sends our signed update of round r (its piece list, when made): to the bucket when we hold a URL for r, else (or when that fails) over the socket. */
+  async send(r: number, envelope: Uint8Array, list?: PieceList): Promise<UploadPath> {
     const url = this.url?.round === r ? this.url : null;
     this.url = null;
     if (url) {
       if (this.h.clock.now() >= url.expiresAt) this.h.refusals.count('bucket-expired', 'bucket', `the upload URL for round ${r} expired before the update was ready: sent over the WebSocket`);
       else if (await this.put(r, url.url, envelope)) {
         this.pending = { round: r, envelope };
-        this.h.coordinator().send({ type: 'uploaded', round: r, bytes: envelope.length });
+        this.h.coordinator().send({ type: 'uploaded', round: r, bytes: envelope.length, ...signPieceRoot(this.h.key, envelope, list) });
         return 'bucket';
       }
     }

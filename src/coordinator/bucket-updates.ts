@@ -5,27 +5,32 @@
 //   round r announced to member m  → upload-url {round, url, validMs}: a presigned PUT on a
 //                                    key unique to (r, m, a random nonce), valid until the
 //                                    round's deadline plus UPLOAD_GRACE_S
-//   m PUTs its envelope there, then uploaded {round, bytes} →
+//   m PUTs its envelope there, then uploaded {round, bytes, pieces, piecesSignature} →
 //     HEAD (missing, wrong size, over the run's bound → refused, counted), two ranged GETs of
 //     that version: the envelope's header (≤ MAX_HEADER_BYTES) and its signature (the last
 //     64 bytes), a server-side copy of that version (checked by its ETag) to
 //     updates/<run>/<r>/<m>.bin, which nobody else can write, then the coordinator's checks:
 //     structure, exact length, run, signature (it covers the payload's hash; a bad one counts
 //     as an invalid update: coordinator.ts onSignedEnds), sender, round, stage, duplicate
-//     (RoundClock.offerHeader); refused, the copy is deleted
+//     (RoundClock.offerSignedEnds), and the author's signed piece root (update-intake.ts: one
+//     more small signature; committed with the entry, beside the object's ETag — the
+//     server's MD5 of the body — so replicas gather the update's pieces from neighbours and
+//     can tell their copy is the bucket's); refused, the copy is deleted
 //   GET /update/<r>/<m>              → 307 to a presigned GET of that copy (DOWNLOAD_EXPIRES_S)
 //
 // The body (18.6 MB at 1b) is not read, hashed or written by the coordinator at intake: 625
 // bytes per update (the header's bound and the signature), whatever the model. Who reads it
 // checks it against the signed hash: every replica before applying (store-read.ts; a body
 // that does not match is applied as nothing by all alike, counted) and the validator before
-// scoring (validator-reads.ts: a mismatch scores invalid).
+// scoring (validator-reads.ts: a mismatch scores invalid, and so does a body whose piece
+// root is not the one its author signed — replicas still apply its payload: gather.ts).
 // The frame checks the WebSocket path makes (checksum, config, layout) are the decoders'
 // then: an undecodable committed update is skipped by every replica and scored invalid.
 // Every failure is a `rejected` to the member (what: bucket-…), counted; the member then sends
 // its update over the WebSocket instead and the round goes on.
 import { randomBytes } from 'node:crypto';
-import type { ServerMessage } from '../protocol/messages.ts';
+import type { ClientMessage, ServerMessage } from '../protocol/messages.ts';
+import type { SignedRoot } from '../net/signed-root.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { MAX_HEADER_BYTES, SIGNATURE_BYTES, maxEnvelopeBytes } from '../net/envelope.ts';
 import { ObjectStoreError, type ObjectStore } from './object-store.ts';
@@ -51,12 +56,23 @@ export interface BucketUpdatesContext {
   refuse(address: string, what: string, reason: string): void;
 }
 
-/** An envelope's first bytes (its header), its signature and its length: what the intake reads of it. */
+/** An envelope's first bytes (its header), its signature and its length: what the intake reads of it; and its author's signed piece root, when it sent one. */
 export interface SignedEnds {
   head: Uint8Array;
   signature: Uint8Array;
   bytes: number;
+  root?: SignedRoot;
+  /** The object's ETag when it is an MD5 of the body (an S3 PUT of one part), lowercase hex; else undefined. */
+  md5?: string;
 }
+
+/** An ETag that is the MD5 of the object's bytes (a single-part upload's, unencrypted): 32 hex digits, quotes aside. */
+export function md5OfEtag(etag: string): string | undefined {
+  const bare = etag.replace(/^"|"$/g, '').toLowerCase();
+  return /^[0-9a-f]{32}$/.test(bare) ? bare : undefined;
+}
+
+type Uploaded = Extract<ClientMessage, { type: 'uploaded' }>;
 
 const slotOf = (round: number, address: string) => `${round}/${address}`;
 /** Where an accepted update stays (only the coordinator writes there). */
@@ -96,8 +112,10 @@ export class BucketUpdates {
     );
   }
 
-  /** The member says its update of `round` (`bytes` long) is at its upload URL. */
-  async uploaded(address: string, round: number, bytes: number): Promise<void> {
+  /** The member says its update of `round` (`bytes` long, with its signed piece root when given) is at its upload URL. */
+  async uploaded(address: string, m: Uploaded): Promise<void> {
+    const { round, bytes } = m;
+    const root = m.pieces !== undefined && m.piecesSignature !== undefined ? { pieces: m.pieces, piecesSignature: m.piecesSignature } : undefined;
     const slot = slotOf(round, address);
     const key = this.uploads.get(slot);
     const refuse = (what: string, reason: string) => this.ctx.refuse(address, what, `${reason}; send the update over the WebSocket instead`);
@@ -120,7 +138,8 @@ export class BucketUpdates {
       // may close names an update already there; the copy is of the version whose header was read.
       const final = finalKey(this.run, round, address);
       await this.store.copy(key, final, found.etag);
-      if (!this.ctx.accept(address, { head, signature, bytes: found.bytes })) return void (await this.store.delete([final, key]));
+      // The ETag is the server's MD5 of the body (what a neighbour's copy is compared with: gather.ts); the copy keeps it.
+      if (!this.ctx.accept(address, { head, signature, bytes: found.bytes, root, md5: md5OfEtag(found.etag) })) return void (await this.store.delete([final, key]));
       this.stored.set(slot, final);
       await this.store.delete([key]);
     } catch (e) {

@@ -309,7 +309,7 @@ export class Coordinator {
       case 'report':
         return this.record.noteReport(m.round, address, { loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers });
       case 'uploaded':
-        return this.bucket ? void this.bucket.uploaded(address, m.round, m.bytes) : this.refuse(s, 'bucket-none', 'this coordinator has no bucket: send the update over the WebSocket');
+        return this.bucket ? void this.bucket.uploaded(address, m) : this.refuse(s, 'bucket-none', 'this coordinator has no bucket: send the update over the WebSocket');
       default:
         return this.refuse(s, 'malformed-control', `unexpected '${m.type}'`);
     }

@@ -15,11 +15,11 @@
 // What it sends stays bounded per peer: `round` only to the round's members (a late member
 // gets its own; nobody else hears of it), with a member count (the member list only in a
 // pipelined run); `commit` with ≤ gatherK entries. Each accepted update is written to the
-// store at once (one taken in from a bucket stays there, unread: offerHeader) and only its
-// hash, arrival time and stage are kept here: nothing holds all N updates.
+// store at once (one taken in from a bucket stays there, unread: offerSignedEnds) and only its
+// hash, piece root, arrival time and stage are kept here: nothing holds all N updates. How an
+// update is opened, and where its piece root comes from, is update-intake.ts.
 import { parameterLayout } from '../model/config.ts';
-import { EnvelopeError, openEnvelope, openEnvelopeHeader, type EnvelopeHeader } from '../net/envelope.ts';
-import { envelopeRoot } from '../net/pieces.ts';
+import type { EnvelopeHeader } from '../net/envelope.ts';
 import { toHex } from '../base/hex.ts';
 import type { CommitEntry, RunState, ServerMessage } from '../protocol/messages.ts';
 import { runModel, stageBounds, type RunConfig } from '../protocol/run-config.ts';
@@ -30,6 +30,8 @@ import { gatherK } from './gather.ts';
 import type { StageBalancer } from './stages.ts';
 import type { CommitRecord, CoordinatorStore, PersistedState } from './state-store.ts';
 import { checkpointAsks } from './checkpoint-intake.ts';
+import { openSignedEnds, openUpdateEnvelope, type Refusal } from './update-intake.ts';
+import type { SignedEnds } from './bucket-updates.ts';
 
 /** The peers as the coordinator's membership sees them. */
 export interface RoundPeers {
@@ -82,17 +84,16 @@ interface Delivery {
   stage: number;
   /**
    * Root of the envelope's piece hashes (src/net/pieces.ts): committed with it, so neighbours'
-   * pieces can be checked one by one; undefined for an update taken in from a bucket by its
-   * header alone (nobody here read the envelope to compute it): replicas read it whole.
+   * pieces can be checked one by one. Computed here for an envelope sent over the WebSocket,
+   * the author's signed root for one from a bucket (update-intake.ts); undefined for a bucket's
+   * update announced without one: replicas read it whole.
    */
   pieces: string | undefined;
+  /** With a bucket's root: the bucket's MD5 of the body (update-intake.ts), committed beside it. */
+  bodyMd5?: string;
 }
 
-/** An update refused: the reason's key (counted) and a sentence for the sender. */
-export interface Refusal {
-  what: string;
-  reason: string;
-}
+export type { Refusal };
 
 /** Tokens a commit's updates trained: innerSteps × batch × seq per stage-0 update. */
 export function tokensOfCommit(config: RunConfig, included: readonly CommitEntry[]): number {
@@ -192,27 +193,11 @@ export class RoundClock {
     return this.members.delete(address);
   }
 
-  /** Opens a member's update envelope (signature, run, size, kind, signer) and offers it; the caller calls maybeClose. */
+  /** Opens a member's update envelope (update-intake.ts) and offers it; the caller calls maybeClose. */
   offerEnvelope(sender: string, envelope: Uint8Array): { ok: true; round: number; hash: string } | ({ ok: false } & Refusal) {
-    let header: EnvelopeHeader;
-    let payload: Uint8Array;
-    try {
-      ({ header, payload } = openEnvelope(envelope, { run: this.ctx.config.run, maxPayloadBytes: this.ctx.config.maxMessageBytes }));
-    } catch (e) {
-      if (e instanceof EnvelopeError) return { ok: false, what: `envelope-${e.reason}`, reason: e.message };
-      throw e;
-    }
-    if (header.kind !== 'update') return { ok: false, what: 'unexpected-kind', reason: `'${header.kind}' is not sent to the coordinator` };
-    if (header.sender !== sender) return { ok: false, what: 'wrong-sender', reason: `signed by ${header.sender}, not by this connection's hotkey` };
-    const offered = this.offer(sender, header, envelope, payload);
-    return offered.ok ? { ok: true, round: header.round, hash: offered.hash } : offered;
-  }
-
-  /**
-   * Checks a member's update (its envelope already opened and its signer checked) against the
-   * round in progress and the sender's stage, then keeps it; the caller calls maybeClose.
-   */
-  offer(sender: string, header: EnvelopeHeader, envelope: Uint8Array, payload: Uint8Array): { ok: true; hash: string } | ({ ok: false } & Refusal) {
+    const opened = openUpdateEnvelope(this.ctx.config, sender, envelope);
+    if (!opened.ok) return opened;
+    const { header, payload } = opened;
     const refused = this.admit(sender, header);
     if (refused) return refused;
     try {
@@ -226,33 +211,21 @@ export class RoundClock {
     }
     // Stored at once: the round keeps a hash per sender, not N updates.
     this.ctx.store.saveUpdate(header.round, sender, envelope);
-    // The piece root is one more blake2b pass over the envelope: ~27 ms for a 1b update here, as much as openEnvelope's payload hash.
-    return this.keep(sender, header, envelopeRoot(envelope));
-  }
-
-  /** A bucket's update by the two ends of its envelope (bucket-updates.ts): its signed header's checks (openEnvelopeHeader: structure, length, run, signature), its kind and signer, then offerHeader; the caller calls maybeClose. */
-  offerSignedEnds(sender: string, ends: { head: Uint8Array; signature: Uint8Array; bytes: number }): { ok: true; round: number; hash: string } | ({ ok: false } & Refusal) {
-    let header: EnvelopeHeader;
-    try {
-      header = openEnvelopeHeader(ends.head, ends.signature, ends.bytes, { run: this.ctx.config.run, maxPayloadBytes: this.ctx.config.maxMessageBytes });
-    } catch (e) {
-      if (e instanceof EnvelopeError) return { ok: false, what: `envelope-${e.reason}`, reason: `${e.message}; send the update over the WebSocket instead` };
-      throw e;
-    }
-    if (header.kind !== 'update') return { ok: false, what: 'unexpected-kind', reason: `'${header.kind}' is not sent to the coordinator` };
-    if (header.sender !== sender) return { ok: false, what: 'wrong-sender', reason: `signed by ${header.sender}, not by this connection's hotkey` };
-    const offered = this.offerHeader(sender, header);
-    return offered.ok ? { ok: true, round: header.round, hash: offered.hash } : offered;
+    return { ...this.keep(sender, header, opened.pieces()), round: header.round };
   }
 
   /**
-   * An update the coordinator has not read, only its signed header (a bucket's intake:
-   * bucket-updates.ts): the same checks of round, membership and stage, then kept by its
-   * payload hash with no piece root — replicas read it whole from the bucket and check it
-   * against that hash; one whose bytes do not match is skipped by all alike (store-read.ts).
+   * A bucket's update by the two ends of its envelope and its author's signed piece root
+   * (bucket-updates.ts, update-intake.ts), not its body: the same checks of round, membership
+   * and stage, then kept by its payload hash with the author's root (none when it sent none:
+   * replicas then read it whole from the bucket). Whoever reads the body checks it against the
+   * signed hash (store-read.ts, validator-reads.ts); the caller calls maybeClose.
    */
-  offerHeader(sender: string, header: EnvelopeHeader): { ok: true; hash: string } | ({ ok: false } & Refusal) {
-    return this.admit(sender, header) ?? this.keep(sender, header, undefined);
+  offerSignedEnds(sender: string, ends: SignedEnds): { ok: true; round: number; hash: string } | ({ ok: false } & Refusal) {
+    const opened = openSignedEnds(this.ctx.config, sender, ends);
+    if (!opened.ok) return opened;
+    const refused = this.admit(sender, opened.header);
+    return refused ?? { ...this.keep(sender, opened.header, opened.pieces, opened.bodyMd5), round: opened.header.round };
   }
 
   /** Why the round in progress refuses `sender`'s update with this header, or null. */
@@ -268,9 +241,9 @@ export class RoundClock {
     return null;
   }
 
-  private keep(sender: string, header: EnvelopeHeader, pieces: string | undefined): { ok: true; hash: string } {
+  private keep(sender: string, header: EnvelopeHeader, pieces: string | undefined, bodyMd5?: string): { ok: true; hash: string } {
     const hash = toHex(header.payloadHash);
-    this.delivered.set(sender, { hash, at: this.ctx.now(), stage: header.stage, pieces });
+    this.delivered.set(sender, { hash, at: this.ctx.now(), stage: header.stage, pieces, ...(bodyMd5 ? { bodyMd5 } : {}) });
     return { ok: true, hash };
   }
 
@@ -349,8 +322,8 @@ export class RoundClock {
     const delivered: CommitEntry[] = [...this.delivered.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([sender, d]) => ({ sender, hash: d.hash, stage: d.stage }));
     // The piece roots go to the committed entries only (what replicas gather), not to the whole delivered list.
     const included = gatherK({ delivered, k: config.gatherK, standing: this.ctx.standing, barred: this.ctx.barred, seed: config.seed, round }).map((e) => {
-      const pieces = this.delivered.get(e.sender)!.pieces;
-      return pieces === undefined ? e : { ...e, pieces };
+      const { pieces, bodyMd5 } = this.delivered.get(e.sender)!;
+      return pieces === undefined ? e : { ...e, pieces, ...(bodyMd5 ? { bodyMd5 } : {}) };
     });
     const members = [...this.members].sort();
     const deliveredAt = Object.fromEntries([...this.delivered].map(([a, d]) => [a, d.at]));

@@ -87,7 +87,8 @@ export class RunRecord {
     if (!c) return { ok: false, reason: `the commit of round ${round} is no longer kept (the state keeps ${this.store.keepRounds} rounds and those the validator has not scored)` };
     const included: ClosedRound['included'] = [];
     const invalid = { ...(c.invalid ?? {}) };
-    for (const [sender, why] of unreadable) if (why === 'forged') invalid[sender] = Math.max(1, invalid[sender] ?? 0);
+    // A forged body, or a piece root its author signed that is not its body's (validator-reads.ts): invalid.
+    for (const [sender, why] of unreadable) if (why === 'forged' || why === 'root') invalid[sender] = Math.max(1, invalid[sender] ?? 0);
     for (const [i, e] of c.included.entries()) {
       const deliveredAt = c.deliveredAt?.[e.sender] ?? c.closedAt + i;
       // A body that does not match its signed hash is applied as nothing, as every replica does (store-read.ts), and scored invalid.

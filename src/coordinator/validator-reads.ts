@@ -10,16 +10,21 @@
 // An object whose body does not match its signed hash (or whose envelope does not open) is
 // the author's doing (only the coordinator writes the final key, by a copy of the version
 // whose signed header it read): it is not kept, and the caller scores it invalid (0, counted),
-// as replicas skip it (store-read.ts). An object the bucket no longer has is `missing`.
+// as replicas skip it (store-read.ts). A committed object whose piece root is not the one its
+// author signed (src/net/signed-root.ts) is the author's lie too: it is kept and applied (its
+// payload is the signed one, as replicas apply it: store-read.ts) and scored invalid (0,
+// counted `badRoots`): the lie sent every neighbour's gather of it to the bucket. An object
+// the bucket no longer has is `missing`.
 import { EnvelopeError, openEnvelope } from '../net/envelope.ts';
 import { toHex } from '../base/hex.ts';
+import { envelopeRoot } from '../net/pieces.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { CoordinatorStore } from './state-store.ts';
 import type { RunRecord } from './run-record.ts';
 import type { ClosedRound } from './validator.ts';
 
-/** Why an update could not be read for the validator. */
-export type UnreadableReason = 'forged' | 'missing';
+/** Why an update could not be read for the validator ('forged', 'missing'), or was read and is at fault ('root': applied, scored invalid). */
+export type UnreadableReason = 'forged' | 'missing' | 'root';
 
 /** What the reads need: the run's record, the disk the engine reads, and the bucket's whole read of a stored update (null: no bucket, the disk holds every update). */
 export interface ValidatorReadsHost {
@@ -36,10 +41,12 @@ export interface ValidatorReadCounts {
   bytes: number;
   forged: number;
   missing: number;
+  /** Committed updates whose body's piece root is not the one their author signed (kept, scored invalid). */
+  badRoots: number;
 }
 
 export class ValidatorReads {
-  readonly counts: ValidatorReadCounts = { read: 0, bytes: 0, forged: 0, missing: 0 };
+  readonly counts: ValidatorReadCounts = { read: 0, bytes: 0, forged: 0, missing: 0, badRoots: 0 };
   /** Updates found unreadable, by round, then sender (kept until the round is dropped). */
   private readonly unreadable = new Map<number, Map<string, UnreadableReason>>();
 
@@ -49,11 +56,11 @@ export class ValidatorReads {
    * Reads the updates of `entries` (sender and committed payload hash) of `round` that the
    * state folder does not hold yet; returns those that could not be read, with why.
    */
-  private async fetch(round: number, entries: readonly { sender: string; hash: string }[]): Promise<Map<string, UnreadableReason>> {
+  private async fetch(round: number, entries: readonly { sender: string; hash: string; pieces?: string }[]): Promise<Map<string, UnreadableReason>> {
     const bad = this.unreadable.get(round) ?? new Map<string, UnreadableReason>();
     for (const e of entries) {
       if (bad.has(e.sender) || this.h.disk.hasUpdate(round, e.sender)) continue;
-      const why = await this.readOne(round, e.sender, e.hash);
+      const why = await this.readOne(round, e.sender, e.hash, e.pieces);
       if (why) bad.set(e.sender, why);
     }
     if (bad.size > 0) this.unreadable.set(round, bad);
@@ -120,7 +127,8 @@ export class ValidatorReads {
     for (const r of [...this.unreadable.keys()]) if (r < round) this.unreadable.delete(r);
   }
 
-  private async readOne(round: number, sender: string, hash: string): Promise<UnreadableReason | null> {
+  /** Reads one update from the bucket and checks it against its signed hash and (committed) its author's piece root. */
+  private async readOne(round: number, sender: string, hash: string, pieces: string | undefined): Promise<UnreadableReason | null> {
     const bytes = await this.h.read!(round, sender);
     if (!bytes) {
       this.counts.missing++;
@@ -140,6 +148,12 @@ export class ValidatorReads {
       return 'forged';
     }
     this.h.disk.saveUpdate(round, sender, bytes);
+    // One more blake2b pass, for the committed K only (the sample's entries name no root).
+    if (pieces !== undefined && envelopeRoot(bytes) !== pieces) {
+      this.counts.badRoots++;
+      this.h.log(`validator: the update of ${sender} in round ${round} in the bucket does not have the piece root its author signed: applied, scored invalid`);
+      return 'root';
+    }
     return null;
   }
 }

@@ -22,9 +22,11 @@
 //                                            the validator and peers that fetch it
 //                                       ←    upload-url {round, url, validMs}: with a bucket store
 //                                            (S3), a presigned PUT for this member's update
-//   uploaded {round, bytes}             →    "my update is at that URL": the coordinator reads
-//                                            its signed header from the bucket (two small ranged
-//                                            reads, not the body) and checks it as if sent here
+//   uploaded {round, bytes, pieces?,    →    "my update is at that URL": the coordinator reads
+//     piecesSignature?}                      its signed header from the bucket (two small ranged
+//                                            reads, not the body) and checks it as if sent here;
+//                                            `pieces`: the envelope's piece root, signed by the
+//                                            author (src/net/signed-root.ts), for the commit
 //                                       ←    accepted {round, hash}: only then does the sender
 //                                            offer it to neighbours, so a copier who re-signs it
 //                                            always delivers after the original
@@ -67,10 +69,18 @@ export interface CommitEntry {
   /**
    * Hex root of the stored envelope's piece hashes (src/net/pieces.ts): what a neighbour's
    * piece list is checked against, so pieces can be checked one by one as they arrive.
-   * Absent in commits saved before pieces, and for an update a bucket's intake took in by
-   * its signed header alone (nobody read it to compute a root): fetched whole from the store.
+   * With a bucket store it is the author's signed root (src/net/signed-root.ts: the intake
+   * reads no body); absent in commits saved before pieces, and for a bucket's update announced
+   * without a root: fetched whole from the store.
    */
   pieces?: string;
+  /**
+   * With a bucket store: the bucket's ETag of the committed envelope, the MD5 of its body as
+   * the storage server computed it (32 hex digits). A replica that assembles the update from
+   * neighbours' pieces compares it with the assembled bytes, so the copy it applies is the
+   * bucket's, whatever root the author signed (gather.ts): every replica applies the same.
+   */
+  bodyMd5?: string;
 }
 
 /**
@@ -100,7 +110,8 @@ export type ClientMessage =
   | { type: 'heartbeat' }
   | { type: 'signal'; to: string; data: unknown }
   | { type: 'report'; round: number; loss: number; bytesUp: number; bytesDown: number; rejected: number; peers: number }
-  | { type: 'uploaded'; round: number; bytes: number };
+  /** `pieces`/`piecesSignature`: the envelope's piece root and its author's signature over it (both or neither). */
+  | { type: 'uploaded'; round: number; bytes: number; pieces?: string; piecesSignature?: string };
 
 export type ServerMessage =
   | { type: 'challenge'; run: string; nonce: string; version: number }
@@ -179,6 +190,11 @@ export function rewardsRequest(run: string, address: string, timeMs: number): Ui
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+/** Hex digits of a blake2b-256 hash and of an sr25519 signature. */
+const HASH_HEX = 64;
+const SIGNATURE_HEX = 128;
+const MD5_HEX = 32;
+const isHex = (v: unknown, digits: number): v is string => typeof v === 'string' && v.length === digits && /^[0-9a-f]*$/.test(v);
 const isRound = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 /** A whole number ≥ 0 (a count of tokens or rounds; may pass 2³²). */
@@ -224,8 +240,11 @@ export function parseClientMessage(text: string): ClientMessage | null {
       return isRound(m.round) && isNum(m.loss) && isNum(m.bytesUp) && isNum(m.bytesDown) && isNum(m.rejected) && isNum(m.peers)
         ? { type: 'report', round: m.round, loss: m.loss, bytesUp: m.bytesUp, bytesDown: m.bytesDown, rejected: m.rejected, peers: m.peers }
         : null;
-    case 'uploaded':
-      return isRound(m.round) && isCount(m.bytes) ? { type: 'uploaded', round: m.round, bytes: m.bytes } : null;
+    case 'uploaded': {
+      if (!isRound(m.round) || !isCount(m.bytes)) return null;
+      if (m.pieces === undefined && m.piecesSignature === undefined) return { type: 'uploaded', round: m.round, bytes: m.bytes };
+      return isHex(m.pieces, HASH_HEX) && isHex(m.piecesSignature, SIGNATURE_HEX) ? { type: 'uploaded', round: m.round, bytes: m.bytes, pieces: m.pieces, piecesSignature: m.piecesSignature } : null;
+    }
     default:
       return null;
   }
@@ -275,7 +294,7 @@ export function isClipFloor(x: unknown): x is number[] {
 
 /** An entry of a commit: its sender, payload hash, stage, and (optional) piece root. */
 export function isCommitEntry(e: unknown): e is CommitEntry {
-  return isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage) && (e.pieces === undefined || isStr(e.pieces, 64));
+  return isObj(e) && isStr(e.sender, 64) && isStr(e.hash, 128) && isStage(e.stage) && (e.pieces === undefined || isStr(e.pieces, 64)) && (e.bodyMd5 === undefined || isHex(e.bodyMd5, MD5_HEX));
 }
 /** Most ICE servers an 'ice' message may list. */
 const MAX_ICE_SERVERS = 8;

@@ -25,6 +25,8 @@ export const BUCKET_NODE = -2;
 export interface BucketRecord {
   bytes: number;
   sha256: string;
+  /** The MD5 of the bytes: the object's ETag, as S3 gives it for an object PUT whole (the coordinator commits it: update-intake.ts). */
+  md5: string;
   /** An envelope made by a simulated peer: its bytes before the payload, the payload's recipe, its signature. */
   made: { head: Uint8Array; recipe: UpdateRecipe; signature: Uint8Array } | null;
   /** An object written whole (put). */
@@ -61,6 +63,7 @@ export interface SimBucketOptions {
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 
 export class SimBucket implements ObjectStore {
   readonly kind = 'modelled';
@@ -69,7 +72,6 @@ export class SimBucket implements ObjectStore {
   private readonly objects = new Map<string, BucketRecord>();
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
-  private etags = 0;
   private readonly etagOf = new WeakMap<BucketRecord, string>();
 
   constructor(private readonly o: SimBucketOptions) {
@@ -91,7 +93,7 @@ export class SimBucket implements ObjectStore {
     const payloadBytes = this.o.templates.sizeOf(recipe.template);
     const headBytes = envelope.length - payloadBytes - SIGNATURE_BYTES;
     if (headBytes <= 0) throw new Error(`an envelope of ${envelope.length} bytes cannot carry template ${recipe.template}'s ${payloadBytes}-byte payload`);
-    return { bytes: envelope.length, sha256: sha256(envelope), made: { head: envelope.slice(0, headBytes), recipe, signature: envelope.slice(envelope.length - SIGNATURE_BYTES) }, raw: null };
+    return { bytes: envelope.length, sha256: sha256(envelope), md5: md5(envelope), made: { head: envelope.slice(0, headBytes), recipe, signature: envelope.slice(envelope.length - SIGNATURE_BYTES) }, raw: null };
   }
 
   /** The PUT to a presigned URL finished: the object is there. */
@@ -127,7 +129,7 @@ export class SimBucket implements ObjectStore {
   async put(key: string, bytes: Uint8Array): Promise<void> {
     this.counters.uploads++;
     this.counters.uploadBytes += bytes.length;
-    this.set(key, { bytes: bytes.length, sha256: sha256(bytes), made: null, raw: bytes.slice() });
+    this.set(key, { bytes: bytes.length, sha256: sha256(bytes), md5: md5(bytes), made: null, raw: bytes.slice() });
   }
 
   async get(key: string, maxBytes: number): Promise<Uint8Array | null> {
@@ -214,9 +216,9 @@ export class SimBucket implements ObjectStore {
 
   private set(key: string, r: BucketRecord): void {
     if (!key || key.includes('..')) throw new ObjectStoreError('key', `object key '${key.slice(0, 80)}' is not a path`);
-    // A copy shares the record (the same bytes) under a new version tag.
+    // A copy shares the record (the same bytes) and, as in S3, its ETag: the MD5 of the bytes.
     const record = this.etagOf.has(r) ? { ...r } : r;
-    this.etagOf.set(record, `m${++this.etags}`);
+    this.etagOf.set(record, `"${r.md5}"`);
     this.objects.set(key, record);
     this.counters.held = this.objects.size;
     this.counters.peakHeld = Math.max(this.counters.peakHeld, this.objects.size);

@@ -2,7 +2,8 @@
 // real coordinator, with a real sr25519 key and signed join. It "trains" for a delay, uploads
 // a valid update envelope of the preset's real size (update-templates.ts) — over the WebSocket,
 // or with --store bucket to the modelled bucket at the presigned URL the coordinator sent
-// (sim-bucket.ts) followed by `uploaded` — and applies each commit by fetching the K named
+// (sim-bucket.ts) followed by `uploaded` with its signed piece root (src/net/signed-root.ts:
+// committed, so neighbours may serve it) — and applies each commit by fetching the K named
 // updates — from a neighbour that holds one (modelled by the link model: no socket) or from
 // the store (a real HTTP GET to the coordinator, which answers with the bytes or a redirect to
 // the bucket) — and decoding them (one real decode per update in the process, each peer
@@ -20,6 +21,7 @@ import { genesisFingerprint, nextFingerprint } from './fingerprint.ts';
 import type { UpdateTemplates } from './update-templates.ts';
 import { BUCKET_NODE, SimBucket, type BucketRecord } from './sim-bucket.ts';
 import { HASH_BYTES, SIGNATURE_BYTES } from '../net/envelope.ts';
+import { signPieceRoot, type SignedRoot } from '../net/signed-root.ts';
 
 /** A peer cut off (its coordinator restarting) tries again this often, ms. */
 const RECONNECT_MS = 500;
@@ -233,8 +235,11 @@ export class SimPeer {
     // The signed payload hash sits just before the payload (net/envelope.ts).
     const hashAt = envelopeBytes - payloadBytes - SIGNATURE_BYTES - HASH_BYTES;
     const hash = toHex(envelope.subarray(hashAt, hashAt + HASH_BYTES));
-    // With the bucket only its record is kept from here on (a round's N envelopes would not fit in memory).
+    // With the bucket only its record is kept from here on (a round's N envelopes would not fit
+    // in memory), and the piece root signed now, as a contributor signs it with `uploaded`
+    // (update-store-client.ts): the commit then carries it and neighbours can serve the update.
     const record = ctx.bucket ? ctx.bucket.recordOf(envelope, templates.recipe(round, seed)) : null;
+    const root = ctx.bucket ? signPieceRoot(this.o.key, envelope) : null;
     if (record) envelope = null;
     await this.sleep(trainMs - (ctx.now() - started));
     if (this.stale(gen)) return;
@@ -247,21 +252,21 @@ export class SimPeer {
     if (key && record) {
       ctx.bucket!.upload(key, record);
       this.inBucket = { round, record };
-      this.send({ type: 'uploaded', round, bytes: envelopeBytes });
-    } else if (envelope && url && !ctx.bucket) await this.upload(round, url, envelope);
+      this.send({ type: 'uploaded', round, bytes: envelopeBytes, ...root });
+    } else if (envelope && url && !ctx.bucket) await this.upload(round, url, envelope, signPieceRoot(this.o.key, envelope));
     else this.ws.send(envelope ?? ctx.bucket!.bytesOfRecord(record!));
     const b = ctx.peerBytes(round, this.index);
     b.up += envelopeBytes;
     b.held = Math.max(b.held, 1);
   }
 
-  /** To a real bucket at the coordinator's presigned URL (then `uploaded`); over the socket if it refuses. */
-  private async upload(round: number, url: string, envelope: Uint8Array): Promise<void> {
+  /** To a real bucket at the coordinator's presigned URL (then `uploaded`, with the signed root); over the socket if it refuses. */
+  private async upload(round: number, url: string, envelope: Uint8Array, root: SignedRoot): Promise<void> {
     {
       const put = await fetch(url, { method: 'PUT', body: envelope as Uint8Array<ArrayBuffer> }).then((r) => (r.ok ? null : `HTTP ${r.status}`), (e: unknown) => (e as Error).message);
       if (put === null) {
         this.inBucket = { round, envelope };
-        return this.send({ type: 'uploaded', round, bytes: envelope.length });
+        return this.send({ type: 'uploaded', round, bytes: envelope.length, ...root });
       }
       this.o.onEvent(this, { type: 'refused', what: 'bucket-refused', reason: `the bucket refused the upload (${put}): sent over the socket` });
     }
@@ -281,7 +286,7 @@ export class SimPeer {
       const e = included[(start + i) % included.length];
       if (e.sender === this.address) continue;
       const now = ctx.now();
-      // As gather.ts: an entry without a piece root (a bucket's header-only intake) comes whole from the store, never from neighbours.
+      // As gather.ts: an entry without a piece root (an upload announced without one) comes whole from the store, never from neighbours.
       const from = e.pieces === undefined ? null : ctx.source(round, e.hash, this.index, neighbours, now);
       if (from !== null) {
         const size = ctx.envelopeBytes(e.hash);

@@ -8,7 +8,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { blake2AsU8a } from '@polkadot/util-crypto';
 import { toHex } from '../../src/base/hex.ts';
-import { FORGED_PAYLOAD } from '../../src/protocol/messages.ts';
+import { md5Hex } from '../../src/base/md5.ts';
+import { FORGED_PAYLOAD, type CommitEntry } from '../../src/protocol/messages.ts';
 import { openEnvelope } from '../../src/net/envelope.ts';
 import { PIECE_BYTES, listPieces } from '../../src/net/pieces.ts';
 import { MAX_CONCURRENT_SERVES, servingCap } from '../../src/contributor/gather.ts';
@@ -186,6 +187,95 @@ describe('gather exchange (fake clock)', () => {
     expect(applied[2]).toBe(FORGED_PAYLOAD);
     expect(h.refusals.byReason).toEqual({ 'update-forged': 1 });
     await stop(h, done);
+  });
+
+  it("with a bucket every replica applies the bucket's envelope, whatever root its author signed: a neighbour's copy with another MD5 than the bucket's gives way to the store's; a store envelope whose root is not the commit's is applied by its signed payload, counted, not served", async () => {
+    // Bob signs the same payload twice (sr25519 signatures are randomised): the bucket holds
+    // one envelope, the commit names the root of the other, which he serves to neighbours;
+    // beside it the commit names the bucket's ETag, the MD5 of the body in the bucket.
+    const payload = bigPayload(0, 0xb0);
+    const inStore = envelope(k.bob, 0, payload);
+    const rooted = envelope(k.bob, 0, payload);
+    expect(toHex(inStore)).not.toBe(toHex(rooted)); // the last piece (the signature) differs
+    const lying = { ...entry(k.bob, rooted), bodyMd5: md5Hex(inStore) };
+    expect(lying.hash).toBe(entry(k.bob, inStore).hash);
+    const expected = digest([{ round: 0, payloads: [updatePayload(0, 0xa1), payload] }]);
+    const commit = (h: Harness, mine: Uint8Array, e: CommitEntry = lying, stored = inStore) => {
+      h.http.updates.set(`0/${k.bob.address}`, stored);
+      h.hear({ type: 'commit', round: 0, included: [entry(k.alice, mine), e], delivered: 2, checkpointBy: null });
+    };
+    const base = `http://coordinator.test/update/0/${k.bob.address}`;
+
+    // 1. From a neighbour holding the rooted copy: its pieces check against the root, its MD5 is not the bucket's: the bucket's, whole.
+    const a = await trained(4);
+    a.h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [lying.hash] });
+    commit(a.h, a.mine);
+    await settle();
+    while ((await a.h.serve(k.bob, rooted)) > 0) await settle();
+    await settle();
+    expect(a.h.http.gets).toEqual([base]);
+    expect(digest(a.h.replica.applied)).toEqual(expected);
+    expect(a.h.refusals.byReason).toEqual({ 'update-root-mismatch': 1 });
+    await stop(a.h, a.done);
+
+    // 2. Nobody announced it: the store's envelope, whole; root mismatch counted, the payload applied.
+    const b = await trained(4);
+    commit(b.h, b.mine);
+    await b.h.clock.advance(STALL_MS);
+    await settle();
+    expect(b.h.http.gets).toEqual([base]);
+    expect(digest(b.h.replica.applied)).toEqual(expected);
+    expect(b.h.refusals.byReason).toEqual({ 'update-root-mismatch': 1 });
+    // Its list would not check against the commit's root: refused as not held, not served.
+    b.h.gatherFrom(k.carol, { type: 'want-list', round: 0, hash: lying.hash });
+    await settle();
+    expect(b.h.mesh.gathers.at(-1)).toEqual({ to: k.carol.address, gather: { type: 'refuse', round: 0, hash: lying.hash, reason: 'missing' } });
+    await stop(b.h, b.done);
+
+    // 3. The rooted list and piece 0 from Bob, who vanishes: the store's pieces 1–2 fail the list (the signature differs), so the whole is read.
+    const c = await trained(4);
+    c.h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [lying.hash] });
+    commit(c.h, c.mine);
+    await settle();
+    const list = listPieces(rooted);
+    c.h.gatherFrom(k.bob, { type: 'list', round: 0, hash: lying.hash, bytes: list.bytes, pieceBytes: list.pieceBytes, pieces: list.hashes });
+    await settle();
+    c.h.fromPeer(k.bob, pieceEnvelope(k.bob, 0, rooted, 0));
+    c.h.mesh.linked.delete(k.bob.address);
+    c.h.exchange.gather.linkDown(k.bob.address);
+    await c.h.clock.advance(STALL_MS);
+    await settle();
+    expect(c.h.http.gets).toEqual([`${base} bytes=${PIECE_BYTES}-${inStore.length}`, base]);
+    expect(digest(c.h.replica.applied)).toEqual(expected);
+    expect(c.h.refusals.byReason).toEqual({ 'update-root-mismatch': 1 });
+    await stop(c.h, c.done);
+
+    // 4. The bucket's body forged (its signed header kept, a payload byte changed), a valid copy served by Bob with its root: nothing, as whoever reads the bucket applies.
+    const forged = inStore.slice();
+    forged[forged.length - 64 - 1] ^= 0xff;
+    const d = await trained(4);
+    d.h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [lying.hash] });
+    commit(d.h, d.mine, { ...lying, bodyMd5: md5Hex(forged) }, forged);
+    await settle();
+    while ((await d.h.serve(k.bob, rooted)) > 0) await settle();
+    await settle();
+    expect(d.h.replica.applied).toHaveLength(1);
+    expect(d.h.replica.applied[0].payloads[1]).toBe(FORGED_PAYLOAD);
+    expect(d.h.refusals.byReason).toEqual({ 'update-root-mismatch': 1, 'update-forged': 1 });
+    await stop(d.h, d.done);
+
+    // 5. An honest author's copy (its MD5 the bucket's): all from the neighbour, nothing from the store.
+    const e = await trained(4);
+    e.h.gatherFrom(k.bob, { type: 'have', round: 0, hashes: [lying.hash] });
+    commit(e.h, e.mine, { ...entry(k.bob, inStore), bodyMd5: md5Hex(inStore) });
+    await settle();
+    while ((await e.h.serve(k.bob, inStore)) > 0) await settle();
+    await settle();
+    expect(e.h.http.gets).toEqual([]);
+    expect(digest(e.h.replica.applied)).toEqual(expected);
+    expect(e.h.refusals.byReason).toEqual({});
+    expect(e.h.of('commit')[0]).toMatchObject({ fromPeers: 1, fetched: 0 });
+    await stop(e.h, e.done);
   });
 
   it('counts what neighbours send out of turn and moves on when one refuses', async () => {

@@ -1,13 +1,24 @@
 // UpdateUploads, the contributor's side of the update store, on a hand-moved clock and a
 // recording HTTP client (the real bucket is test/e2e/s3-store.test.ts): which path an update
 // takes, what is counted, and the fallback to the socket each time the bucket's side fails.
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { UpdateUploads } from '../../src/contributor/update-store-client.ts';
 import { Refusals } from '../../src/contributor/inbox.ts';
 import { Traffic } from '../../src/contributor/traffic.ts';
 import type { HttpClient } from '../../src/protocol/http.ts';
+import { sealEnvelope, peekEnvelope, openEnvelopeHeader, MAX_HEADER_BYTES, SIGNATURE_BYTES } from '../../src/net/envelope.ts';
+import { envelopeRoot } from '../../src/net/pieces.ts';
+import { verifyPieceRoot } from '../../src/net/signed-root.ts';
+import type { Hotkey } from '../../src/wallet/keys.ts';
+import { devKeys } from '../coordinator/helpers.ts';
 
-const ENVELOPE = new Uint8Array(1000).fill(7);
+/** A signed envelope of a 1,000-byte payload: a bucket upload signs its piece root. */
+let ENVELOPE: Uint8Array;
+let key: Hotkey;
+beforeAll(async () => {
+  key = (await devKeys()).alice;
+  ENVELOPE = sealEnvelope(key, { kind: 'update', run: 'run', round: 4, stage: 0 }, new Uint8Array(1000).fill(7));
+});
 const URL_OF = (r: number) => `http://bucket.test/uploads/run/${r}/x.bin?X-Amz-Signature=abc`;
 
 function setup(answer: (url: string) => { status: number; text: string } | Error) {
@@ -27,7 +38,7 @@ function setup(answer: (url: string) => { status: number; text: string } | Error
   };
   const refusals = new Refusals(() => {});
   const traffic = new Traffic();
-  const uploads = new UpdateUploads({ http, clock, refusals, traffic, coordinator: () => ({ send: (m) => void control.push(m), sendBinary: (b) => (binary.push(b), true) }) });
+  const uploads = new UpdateUploads({ key, http, clock, refusals, traffic, coordinator: () => ({ send: (m) => void control.push(m), sendBinary: (b) => (binary.push(b), true) }) });
   return { uploads, puts, control, binary, refusals, traffic, advance: (ms: number) => (t += ms) };
 }
 
@@ -37,7 +48,7 @@ describe('UpdateUploads', () => {
     expect(await s.uploads.send(3, ENVELOPE)).toBe('coordinator');
     expect(s.binary).toEqual([ENVELOPE]);
     expect(s.puts).toEqual([]);
-    expect(s.traffic.totals({ bytesSent: 0, bytesReceived: 0 }).bytesUp).toBe(1000);
+    expect(s.traffic.totals({ bytesSent: 0, bytesReceived: 0 }).bytesUp).toBe(ENVELOPE.length);
   });
 
   it("with the round's URL it PUTs there and says uploaded; a URL of another round is not used", async () => {
@@ -45,7 +56,12 @@ describe('UpdateUploads', () => {
     s.uploads.offer({ type: 'upload-url', round: 4, url: URL_OF(4), validMs: 60_000 });
     expect(await s.uploads.send(4, ENVELOPE)).toBe('bucket');
     expect(s.puts).toEqual([URL_OF(4)]);
-    expect(s.control).toEqual([{ type: 'uploaded', round: 4, bytes: 1000 }]);
+    expect(s.control).toEqual([{ type: 'uploaded', round: 4, bytes: ENVELOPE.length, pieces: envelopeRoot(ENVELOPE), piecesSignature: expect.stringMatching(/^[0-9a-f]{128}$/) }]);
+    // The root is signed by the envelope's author, for this envelope: what the coordinator checks.
+    const said = s.control[0] as { pieces: string; piecesSignature: string };
+    const header = openEnvelopeHeader(ENVELOPE.subarray(0, Math.min(MAX_HEADER_BYTES, ENVELOPE.length - SIGNATURE_BYTES)), ENVELOPE.subarray(ENVELOPE.length - SIGNATURE_BYTES), ENVELOPE.length, { run: 'run', maxPayloadBytes: 4096 });
+    expect(verifyPieceRoot(header, ENVELOPE.length, said)).toBe(true);
+    expect(peekEnvelope(ENVELOPE).sender).toBe(key.address);
     expect(s.binary).toEqual([]);
     s.uploads.accepted(4);
     s.uploads.refused('bucket-missing'); // accepted already: nothing pending, nothing resent

@@ -2,14 +2,21 @@
 // folder (test/support/ceph-s3.ts; ~12 s on 2 cores) — never a mock. What is shown: the SDK
 // backend's operations and presigned URLs against radosgw; rounds whose updates go up to and
 // come down from the bucket with the coordinator sending none of those bytes (and reading only
-// each update's header and signature); each kind of bad input (missing object, wrong size, bad
+// each update's header and signature), their commit entries carrying the authors' signed piece
+// roots (a neighbour's copy and the bucket's ranges both check against them); each kind of bad input (missing object, wrong size, bad
 // signature, expired URL, a refusing bucket, an object overwritten after it was taken in) is
 // refused with a clear reason, counted, and the round still closes with the update; a body
 // that does not match its signed hash is taken in and refused by whoever reads it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore, ObjectStoreError, type S3Settings } from '../../src/coordinator/object-store.ts';
 import { toHex } from '../../src/base/hex.ts';
-import { openEnvelope } from '../../src/net/envelope.ts';
+import { md5Hex } from '../../src/base/md5.ts';
+import { maxEnvelopeBytes, openEnvelope } from '../../src/net/envelope.ts';
+import { envelopeRoot, listPieces, pieceRange } from '../../src/net/pieces.ts';
+import { PieceScheduler } from '../../src/contributor/piece-scheduler.ts';
+import { readFromStore } from '../../src/contributor/store-read.ts';
+import { Traffic } from '../../src/contributor/traffic.ts';
+import type { RunConfig } from '../../src/protocol/run-config.ts';
 import { nodeHttpClient } from '../../src/node/http-client.ts';
 import { cephUnavailable, startCephS3, type CephS3 } from '../support/ceph-s3.ts';
 import { startBucketSwarm, swarmRound, type BucketSwarm } from '../support/bucket-swarm.ts';
@@ -129,7 +136,7 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     await expect(wrong.put('t/x.bin', bytes)).rejects.toMatchObject({ reason: 'refused' });
   });
 
-  it('runs rounds through the bucket: members upload and fetch there, the coordinator sends none of the update bytes', async () => {
+  it("runs rounds through the bucket: members upload and fetch there, the coordinator sends none of the update bytes; each commit entry carries its author's signed piece root, so a neighbour's copy is taken piece by piece and the bucket is the fallback", async () => {
     // 'small': a 104 kB update, so bytes carried and control bytes are far apart.
     const config = testConfig({ model: 'small', minMembers: 3, gatherK: 3, roundSeconds: 120 });
     const ks = [keys.alice, keys.bob, keys.carol];
@@ -142,6 +149,7 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
       // What the coordinator sent: control messages and redirects, a few kB; the fetches alone were 6 updates.
       expect(r.coordinatorSent).toBeLessThan(r.updateBytes);
       expect(r.fetchedBytes).toBe(6 * r.updateBytes);
+      await gatherFromNeighbour(s3, config, round, r.envelopes);
     }
     // GET /update answers with a redirect to a presigned URL on the bucket, not with the bytes.
     const redirect = await fetch(`${s3.http}/update/1/${keys.bob.address}`, { redirect: 'manual' });
@@ -418,3 +426,49 @@ describe.skipIf(unavailable !== null)('update store on a real S3-compatible serv
     expect(bytes).toEqual(honest);
   });
 });
+
+/**
+ * Round `round`'s committed updates as gather.ts takes them (the same PieceScheduler and
+ * store-read.ts): each entry's root is its author's, taken in from the bucket by the signed
+ * header alone; the author's own copy, as a neighbour, gives a list and pieces the scheduler
+ * checks against that root, and the bucket's bytes (ranged reads through the coordinator's
+ * redirect, radosgw) check against the same list — the store as the fallback.
+ */
+async function gatherFromNeighbour(s: BucketSwarm, config: RunConfig, round: number, envelopes: Map<string, Uint8Array>): Promise<void> {
+  const included = s.coordinator.commit(round)!.included;
+  expect(included).toHaveLength(envelopes.size);
+  const http = nodeHttpClient(30_000);
+  const host = { http, httpBase: s.http, config: () => config, traffic: new Traffic() };
+  for (const e of included) {
+    const copy = envelopes.get(e.sender)!;
+    expect(e.pieces).toBe(envelopeRoot(copy));
+    // Beside it radosgw's ETag, the MD5 of the body it stored: a neighbour's copy is the bucket's.
+    expect(e.bodyMd5).toBe(md5Hex(copy));
+    const list = listPieces(copy);
+    // From the neighbour (its author): list, then each piece asked, all checked against the root.
+    const fromNeighbour = new PieceScheduler({ now: Date.now, maxEnvelopeBytes: maxEnvelopeBytes(config.maxMessageBytes) });
+    fromNeighbour.start(e.hash, e.pieces!);
+    expect(fromNeighbour.plan(() => [e.sender])).toEqual([{ type: 'want-list', peer: e.sender, hash: e.hash }]);
+    expect(fromNeighbour.onList(e.sender, e.hash, list)).toBeNull();
+    for (let asked = fromNeighbour.plan(() => [e.sender]); asked.length > 0; asked = fromNeighbour.plan(() => [e.sender])) {
+      for (const a of asked) {
+        if (a.type !== 'want') throw new Error(`expected a want, got ${a.type}`);
+        const at = pieceRange(list, a.piece);
+        expect(fromNeighbour.onPiece(e.sender, e.hash, a.piece, copy.subarray(at.start, at.end))).toBeNull();
+      }
+    }
+    expect(fromNeighbour.sources(e.hash)).toEqual({ peers: list.hashes.length, store: 0 });
+    expect(Buffer.from(fromNeighbour.assembled(e.hash)!).equals(Buffer.from(copy))).toBe(true);
+    // The neighbour gone after its list: the pieces from the bucket, by range, against the same list.
+    const fromStore = new PieceScheduler({ now: Date.now, maxEnvelopeBytes: maxEnvelopeBytes(config.maxMessageBytes) });
+    fromStore.start(e.hash, e.pieces!);
+    fromStore.plan(() => [e.sender]);
+    fromStore.onList(e.sender, e.hash, list);
+    let badRoot = false;
+    await readFromStore(host, round, fromStore, e, list.hashes.map((_, i) => i), () => (badRoot = true));
+    expect(badRoot).toBe(false);
+    expect(fromStore.sources(e.hash)).toEqual({ peers: 0, store: list.hashes.length });
+    expect(fromStore.wholeFromStore(e.hash)).toBe(false); // the bucket's pieces matched: no whole read
+    expect(Buffer.from(fromStore.assembled(e.hash)!).equals(Buffer.from(copy))).toBe(true);
+  }
+}

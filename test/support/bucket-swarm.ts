@@ -54,6 +54,7 @@ export class SwarmClient {
       for (const w of this.waiters.splice(0)) w();
     });
     this.uploads = new UpdateUploads({
+      key,
       http: nodeHttpClient(30_000),
       clock: systemClock,
       refusals: this.refusals,
@@ -108,6 +109,8 @@ export interface SwarmRound {
   fetched: number;
   fetchedBytes: number;
   updateBytes: number;
+  /** Each member's update envelope as it sent it (what it holds and would serve its neighbours), by address. */
+  envelopes: Map<string, Uint8Array>;
 }
 
 export interface BucketSwarm {
@@ -143,11 +146,13 @@ export async function swarmRound(s: BucketSwarm, config: RunConfig, round: numbe
   for (const c of s.clients) c.send({ type: 'synced', round, weightsHash: 'w'.repeat(64), stage: 0 });
   await Promise.all(s.clients.map((c) => c.next('round', (m) => m.round === round)));
   let updateBytes = 0;
+  const envelopes = new Map<string, Uint8Array>();
   const paths = await Promise.all(
     s.clients.map(async (c, i) => {
       if (s.coordinator.bucket) await c.next('upload-url', (m) => m.round === round);
       const envelope = signedUpdate(c.key, config, round, 1000 * round + i + 1);
       updateBytes = envelope.length;
+      envelopes.set(c.key.address, envelope);
       return c.uploads.send(round, envelope);
     }),
   );
@@ -170,5 +175,5 @@ export async function swarmRound(s: BucketSwarm, config: RunConfig, round: numbe
     }),
   );
   const after = s.server.traffic();
-  return { round, coordinatorSent: after.sent - before.sent, coordinatorReceived: after.received - before.received, paths, fetched, fetchedBytes, updateBytes };
+  return { round, coordinatorSent: after.sent - before.sent, coordinatorReceived: after.received - before.received, paths, fetched, fetchedBytes, updateBytes, envelopes };
 }
