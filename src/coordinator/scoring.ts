@@ -9,12 +9,6 @@ import { COPY_SKETCH, bandBuckets, mayBeCopy, sketchIndexSets, type SketchParams
 export const COPY_OVERLAP = 0.4;
 /** Fraction of the round's median positive gradient score below which an update scores 0. */
 export const NOISE_FLOOR = 0.1;
-/**
- * Standard errors by which a trial must make the held-out loss worse to count as harmful (and
- * bar its sender). Late in a schedule, when the loss has stopped falling, an honest trial can
- * come out a hair worse by chance; a sign flip or a blown-up update is worse on every batch.
- */
-export const HARM_Z = 2;
 const EMA_KEEP = 0.9;
 /** The assigned-data average moves faster: its ±1 signal is weak and it must settle in a few rounds. */
 const ASSIGNED_KEEP = 0.8;
@@ -202,8 +196,6 @@ export function findCopiesPairwise(updates: readonly CopyCandidate[]): Set<strin
 export interface Trial {
   /** On random held-out batches. */
   gradient: number;
-  /** The standard error of `gradient` over its batches (paired before/after; absent: not measured). */
-  gradientSE?: number;
   /** On the peer's own assigned batches. */
   assigned: number;
   /** On training-split batches nobody was given. */
@@ -295,32 +287,14 @@ export function undersizedUpdates(norms: ReadonlyMap<string, readonly number[]>,
   return [...norms].filter(([, n]) => n.some((x, t) => (reference[t] ?? 0) > 0 && !(x >= reference[t] / UNDERSIZE_FACTOR))).map(([s]) => s);
 }
 
-/**
- * The standard error of the relative improvement (before − after) / mean(before) over paired
- * per-batch losses: the spread of its per-batch terms over √n (0 for one batch).
- */
-export function improvementSE(before: readonly number[], after: readonly number[]): number {
-  const n = before.length;
-  if (n < 2 || after.length !== n) return 0;
-  const scale = before.reduce((a, b) => a + b, 0) / n;
-  const d = before.map((b, i) => (b - after[i]) / scale);
-  const m = d.reduce((a, b) => a + b, 0) / n;
-  return Math.sqrt(d.reduce((a, x) => a + (x - m) ** 2, 0) / (n - 1) / n);
-}
-
-/** Whether a trial made the held-out loss worse beyond noise (HARM_Z standard errors; any amount when none was measured). */
-export function harmfulTrial(t: Trial): boolean {
-  return t.gradient < 0 && !(t.gradientSE !== undefined && t.gradientSE > 0 && t.gradient > -HARM_Z * t.gradientSE);
-}
-
 /** Whether a trial's three numbers are all finite (a non-finite one is an invalid update). */
 export function finiteTrial(t: Trial): boolean {
-  return Number.isFinite(t.gradient) && Number.isFinite(t.assigned) && Number.isFinite(t.control) && (t.gradientSE === undefined || Number.isFinite(t.gradientSE));
+  return Number.isFinite(t.gradient) && Number.isFinite(t.assigned) && Number.isFinite(t.control);
 }
 
 /**
  * Whether the commit must leave the member out until a later evaluation clears it: its update
- * was harmful (trial loss worse beyond noise: harmfulTrial), invalid or a copy (a stale replay among them). True or false
+ * was harmful (trial loss worse), invalid or a copy (a stale replay among them). True or false
  * when this round says so; undefined when it says nothing (not evaluated, nothing penalised,
  * or only missing or out of sync): the last verdict stands.
  */
@@ -354,7 +328,7 @@ export interface RoundInput {
 /**
  * Each member's row (what a round credits: the ledger holds it in escrow, escrow.ts). Evaluated: score = max(0, gradient) × assignedFactor(assigned-data
  * average), unless penalised or under the noise floor. Missing, invalid, copied or out of sync: 0,
- * sampled or not (none of these needs an evaluation); harmful (trial loss worse beyond noise), invalid
+ * sampled or not (none of these needs an evaluation); harmful (trial loss worse), invalid
  * (a non-finite trial among them) or copied: no share of this round's reward either (barred by an
  * earlier verdict: a share, held on probation, escrow.ts). Delivered, clean but not sampled: its
  * averages hold (the round's score is taken as its average), so it is neither paid for work
@@ -374,7 +348,7 @@ export function scoreRound(input: RoundInput): ScoredRow[] {
     const synced = input.synced(address);
     const copied = input.copied.has(address);
     const penalised = missing || invalid || copied || !synced;
-    const harmful = t !== undefined && harmfulTrial(t);
+    const harmful = t !== undefined && t.gradient < 0;
     const barred = input.barred?.(address) ?? false;
     const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, harmful, barred, share: 0, reward: 0 };
     if (!t && !penalised) return { ...base, score: prev.ema, ema: prev.ema, assignedEma: prev.assignedEma, sampled: false };

@@ -16,12 +16,14 @@
 //                   the deadline, an invalid update (a trial loss that is not finite, a norm
 //                   far over the round's or a tensor far under the run's recent helpful ones
 //                   among them: scoring.ts), being out of sync: the round's score is 0.
-// An update whose trial makes the loss worse beyond noise (harmful), invalid or copied bars its sender:
+// An update whose trial makes the loss worse (harmful), invalid or copied bars its sender:
 // the coordinator's commits leave it out until an evaluation clears it (scoring.ts barredAfter),
 // and not before its term has run: 1 round, doubling with each offence (bar-terms.ts).
-// Bars and the copy history's sketches are kept in the ledger with the round's rows: a restart forgets neither.
-// round score = max(0, gradient) × assignedFactor(assigned-data average, falling only while the
-// peer keeps failing the check), unless penalised or under a tenth of the round's median (noise).
+// The bars and the copy history's sketches are kept in the ledger with the round's rows, so a
+// restart forgets neither (Ledger.recordRound; the engine gets its sketches back first).
+// round score = max(0, gradient score) × assignedFactor(assigned-data average), unless
+// penalised or under a tenth of the round's median gradient score (noise). The factor starts
+// at 1 and falls only when the peer keeps failing the check (scoring.ts).
 // Round scores → moving average → shares among the round's members → each round pays
 // emissionPerEpoch / epochRounds by share, held in escrow for rewardEscrowRounds rounds
 // (escrow.ts: what forfeits it, barred rounds on probation); the ledger keeps it all.
@@ -29,8 +31,9 @@
 // sample of all delivered (evaluationOrder); the committed arrive with their payloads, the
 // others are read from the update store one at a time (a StoredPayloads reader), so nothing
 // holds all N. The copy check still sketches every delivered update, one at a time.
-// Two halves on two threads: Validator.evaluate does the GPU work (a worker thread:
-// validator-thread.ts), recordScores the bookkeeping on the coordinator's, the ledger's writer.
+// Two halves on two threads: Validator.evaluate does the GPU work where the device is (a
+// worker thread in the coordinator: validator-thread.ts), recordScores the bookkeeping on the
+// coordinator's thread, the ledger's one writer.
 import type { Gpu } from '../gpu/gpu.ts';
 import { ModelReplica } from '../round/replica.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
@@ -38,9 +41,8 @@ import type { SparseTensor } from '../sparseloco/selection.ts';
 import { UpdateError, decodeUpdate } from '../sparseloco/wire.ts';
 import { configHash } from '../model/identity.ts';
 import { sampleBatch } from '../train/sampler.ts';
-import { meanLoss } from '../train/trainer.ts';
 import type { Ledger, Standing, StoredSketch } from './ledger.ts';
-import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, copySketchForRound, findCopies, finiteTrial, improvementSE, normReference, oversizedUpdates, rankForRound, referenceSenders, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
+import { NORM_REFERENCE_ROUNDS, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, copySketchForRound, findCopies, finiteTrial, normReference, oversizedUpdates, rankForRound, referenceSenders, sampleForRound, samplingOptions, scoreRound, undersizedUpdates, type SamplingOptions, type ScoredRow, type Trial } from './scoring.ts';
 import { barVerdicts } from './bar-terms.ts';
 import { escrowVerdict } from './escrow.ts';
 import { CopyHistory, HISTORY_ROUNDS, type HistorySketches, type RestoredHistory } from './copy-history.ts';
@@ -284,8 +286,7 @@ export class Validator implements ValidatorEngine {
     // A paced round evaluates fewer: the same secret order, cut shorter (by the plan, then by the budget).
     const order = evaluationOrder(c, this.sampling).slice(0, evaluate);
     const sampled = new Set(order);
-    const baseEach = sampled.size > 0 ? await this.replica.evaluateEach(random) : [];
-    const base = sampled.size > 0 ? meanLoss(baseEach) : NaN;
+    const base = sampled.size > 0 ? await this.replica.evaluate(random) : NaN;
     const baseControl = sampled.size > 0 ? await this.replica.evaluate(control) : NaN;
     const weightsHash = await this.replica.weightsHash();
     const trials: [string, Trial][] = [];
@@ -340,11 +341,10 @@ export class Validator implements ValidatorEngine {
       const tensors = decoded(u.sender, () => this.replica.tryUpdate(u.payload!, c.round, TRIAL_STEP));
       if (!tensors) continue;
       norms.set(u.sender, normOf(tensors));
-      const afterEach = await this.replica.evaluateEach(random);
-      const after = meanLoss(afterEach);
+      const after = await this.replica.evaluate(random);
       const afterAssigned = await this.replica.evaluate(assigned);
       const afterControl = await this.replica.evaluate(control);
-      const trial = { gradient: (base - after) / base, gradientSE: improvementSE(baseEach, afterEach), assigned: (baseAssigned - afterAssigned) / baseAssigned, control: (baseControl - afterControl) / baseControl };
+      const trial = { gradient: (base - after) / base, assigned: (baseAssigned - afterAssigned) / baseAssigned, control: (baseControl - afterControl) / baseControl };
       if (!finiteTrial(trial)) {
         // Decodes, but its trial step leaves a loss that is not finite: invalid, scored 0.
         undecodable.push(u.sender);

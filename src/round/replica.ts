@@ -165,11 +165,6 @@ export class ModelReplica {
     return this.wholeModel('evaluation').evaluate(batches);
   }
 
-  /** Each batch's loss (Trainer.evaluateEach). */
-  evaluateEach(batches: readonly Pick<Batch, 'tokens' | 'targets'>[]): Promise<number[]> {
-    return this.wholeModel('evaluation').evaluateEach(batches);
-  }
-
   /** θ_now ← θ_start − scale·α·Δ of one peer's update (a validator's trial step; discardRound undoes it). */
   tryUpdate(payload: Uint8Array, round: number, scale: number): SparseTensor[] {
     const { tensors } = decodeUpdate(payload, { configHash: configHash(this.slice.cfg), round, layout: this.layout, maxBytes: this.config.maxMessageBytes });

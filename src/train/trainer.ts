@@ -130,17 +130,12 @@ export class LocalTrainer {
 
   /** Mean loss over the given batches without updating (held-out evaluation). */
   async evaluate(batches: readonly Pick<Batch, 'tokens' | 'targets'>[]): Promise<number> {
-    return meanLoss(await this.evaluateEach(batches));
-  }
-
-  /** Each batch's loss without updating, in the order given. */
-  async evaluateEach(batches: readonly Pick<Batch, 'tokens' | 'targets'>[]): Promise<number[]> {
-    const losses: number[] = [];
+    let sum = 0;
     for (const b of batches) {
       this.slice.forward(b);
-      losses.push((await this.gpu.readF32(this.slice.loss!))[0]);
+      sum += (await this.gpu.readF32(this.slice.loss!))[0];
     }
-    return losses;
+    return sum / batches.length;
   }
 
   /** Parameters and optimiser state, named 'param/<name>', 'adam.m/<name>', 'adam.v/<name>'. */
@@ -166,11 +161,4 @@ export class LocalTrainer {
   destroy(): void {
     this.stats.release();
   }
-}
-
-/** The mean of per-batch losses, summed in order (what evaluate returns). */
-export function meanLoss(losses: readonly number[]): number {
-  let sum = 0;
-  for (const l of losses) sum += l;
-  return sum / losses.length;
 }
