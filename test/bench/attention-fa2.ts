@@ -5,20 +5,14 @@
 // software adapter these are CPU numbers: a ratio there says little about a GPU, where
 // variant 2's registers and broadcast tiles are what matter (`bench static` models those).
 import type { Gpu } from '../../src/gpu/gpu.ts';
-import type { Tensor } from '../../src/gpu/tensor.ts';
 import { attentionBackward, attentionForward, attentionTiles, type AttentionDims } from '../../src/kernels/attention.ts';
 import { fa2Tiles } from '../../src/kernels/attention-fa2.ts';
 import type { BenchRow } from './table.ts';
-import { runVariantBench, seededUniform } from './variant-bench.ts';
+import { median, parseAttentionShape, runVariantBench, tensorMaker } from './variant-bench.ts';
 
 /** tiny's heads (D = 16, GQA 4/2), small's (D = 64, GQA 4/2) and base's (D = 64, 12 heads), at CPU-sized T. */
 const DEFAULT_SHAPES = '4x64x4x2x16,1x256x4x2x64,1x128x12x12x64';
 
-function parseShape(s: string): AttentionDims {
-  const m = /^(\d+)x(\d+)x(\d+)x(\d+)x(\d+)$/.exec(s.trim());
-  if (!m) throw new Error(`--shapes: '${s}' is not BxTxHxHkvxD (e.g. 1x256x4x2x64)`);
-  return { B: +m[1], T: +m[2], H: +m[3], Hkv: +m[4], D: +m[5] };
-}
 
 
 function maxRelDiff(xs: Float32Array[], ys: Float32Array[]): number {
@@ -35,19 +29,12 @@ function maxRelDiff(xs: Float32Array[], ys: Float32Array[]): number {
   return worst;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchAttentionFa2(gpu: Gpu, shapes: AttentionDims[], reps: number): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const dims of shapes) {
     const { B, T, H, Hkv, D } = dims;
-    const made: Tensor[] = [];
-    const t = (shape: number[], label: string, seed?: number) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const x = gpu.tensor(shape, 'f32', label, seed === undefined ? undefined : seededUniform(n, seed));
-      made.push(x);
-      return x;
-    };
+    const { make: t, releaseAll } = tensorMaker(gpu);
     const [q, k, v, dout] = [t([B, T, H, D], 'q', 1), t([B, T, Hkv, D], 'k', 2), t([B, T, Hkv, D], 'v', 3), t([B, T, H, D], 'dout', 4)];
     const outs = [1, 2].map((n) => ({
       out: t([B, T, H, D], `out${n}`),
@@ -77,7 +64,7 @@ export async function benchAttentionFa2(gpu: Gpu, shapes: AttentionDims[], reps:
       times.b1.push(await run(1, true));
       times.b2.push(await run(2, true));
     }
-    for (const x of made) x.release();
+    releaseAll();
     const v1 = attentionTiles(gpu, D);
     const v2 = fa2Tiles(gpu, dims);
     const [f1, f2, b1, b2] = [median(times.f1), median(times.f2), median(times.b1), median(times.b2)];
@@ -101,5 +88,5 @@ export async function benchAttentionFa2(gpu: Gpu, shapes: AttentionDims[], reps:
 }
 
 export function runAttentionFa2Bench(argv: string[]): Promise<number> {
-  return runVariantBench(argv, { defaultShapes: DEFAULT_SHAPES, parseShape, bench: benchAttentionFa2, title: 'attention variant 1 vs variant 2, interleaved rep by rep (median ms per submit)', name: 'attention-fa2' });
+  return runVariantBench(argv, { defaultShapes: DEFAULT_SHAPES, parseShape: parseAttentionShape, bench: benchAttentionFa2, title: 'attention variant 1 vs variant 2, interleaved rep by rep (median ms per submit)', name: 'attention-fa2' });
 }

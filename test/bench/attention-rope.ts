@@ -6,33 +6,17 @@
 // which variant 2 copies into one buffer first (copies, not dispatches). On a software
 // adapter these are CPU numbers.
 import type { Gpu } from '../../src/gpu/gpu.ts';
-import type { Tensor } from '../../src/gpu/tensor.ts';
 import { attentionBackward, attentionForward, type AttentionDims } from '../../src/kernels/attention.ts';
 import { attentionQkvBackward, attentionQkvForward } from '../../src/kernels/attention-qkv.ts';
 import { ropeQkvBackward, ropeQkvForward } from '../../src/kernels/rope.ts';
 import type { BenchRow } from './table.ts';
-import { runVariantBench, seededUniform } from './variant-bench.ts';
+import { median, parseAttentionShape, relDiff, runVariantBench, tensorMaker } from './variant-bench.ts';
 
 /** tiny's heads (D = 16), small's (D = 64, GQA 4/2) and base's (D = 64, 12 heads), at CPU-sized T. */
 const DEFAULT_SHAPES = '4x64x4x2x16,1x256x4x2x64,1x128x12x12x64';
 
-function parseShape(s: string): AttentionDims {
-  const m = /^(\d+)x(\d+)x(\d+)x(\d+)x(\d+)$/.exec(s.trim());
-  if (!m) throw new Error(`--shapes: '${s}' is not BxTxHxHkvxD (e.g. 1x256x4x2x64)`);
-  return { B: +m[1], T: +m[2], H: +m[3], Hkv: +m[4], D: +m[5] };
-}
 
-function relDiff(x: Float32Array, y: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < x.length; i++) {
-    num += (x[i] - y[i]) ** 2;
-    den += y[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchAttentionRope(gpu: Gpu, shapes: AttentionDims[], reps: number): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
@@ -40,13 +24,7 @@ export async function benchAttentionRope(gpu: Gpu, shapes: AttentionDims[], reps
     const { B, T, H, Hkv, D } = dims;
     const N = B * T;
     const W = (H + 2 * Hkv) * D;
-    const made: Tensor[] = [];
-    const t = (shape: number[], label: string, seed?: number) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const x = gpu.tensor(shape, 'f32', label, seed === undefined ? undefined : seededUniform(n, seed));
-      made.push(x);
-      return x;
-    };
+    const { make: t, releaseAll } = tensorMaker(gpu);
     const [qkv, dout] = [t([N, W], 'qkv', 1), t([N, H * D], 'dout', 2)];
     const [q, k, v, dq, dk, dv] = [t([N, H * D], 'q'), t([N, Hkv * D], 'k'), t([N, Hkv * D], 'v'), t([N, H * D], 'dq'), t([N, Hkv * D], 'dk'), t([N, Hkv * D], 'dv')];
     const outs = [0, 1].map((n) => ({ out: t([N, H * D], `out${n}`), lse: t([B, H, T], `lse${n}`), dqkv: t([N, W], `dqkv${n}`) }));
@@ -79,7 +57,7 @@ export async function benchAttentionRope(gpu: Gpu, shapes: AttentionDims[], reps
       times.bp.push(await run(false, true));
       times.bf.push(await run(true, true));
     }
-    for (const x of made) x.release();
+    releaseAll();
     const [fp, ff, bp, bf] = [median(times.fp), median(times.ff), median(times.bp), median(times.bf)];
     rows.push({
       'B×T×H/Hkv×D': `${B}×${T}×${H}/${Hkv}×${D}`,
@@ -98,7 +76,7 @@ export async function benchAttentionRope(gpu: Gpu, shapes: AttentionDims[], reps
 
 export function runAttentionRopeBench(argv: string[]): Promise<number> {
   return runVariantBench(argv, {
-    defaultShapes: DEFAULT_SHAPES, parseShape, bench: benchAttentionRope,
+    defaultShapes: DEFAULT_SHAPES, parseShape: parseAttentionShape, bench: benchAttentionRope,
     title: 'attention with RoPE on load vs RoPE passes + attention (variant 2), interleaved rep by rep (median ms per submit)', name: 'attention-rope',
   });
 }

@@ -6,7 +6,7 @@
 import type { Gpu } from '../../src/gpu/gpu.ts';
 import { matmul, matmulCorePlan, matmulTile, type MatmulOptions } from '../../src/kernels/matmul.ts';
 import type { BenchRow } from './table.ts';
-import { runVariantBench, seededUniform } from './variant-bench.ts';
+import { median, relDiff, runVariantBench, seededUniform } from './variant-bench.ts';
 
 /** Training layouts at CPU-sized scale: forward (A·Bᵀ), input gradient (A·B), weight gradient (Aᵀ·B). */
 const DEFAULT_SHAPES = '512x512x512:NN,1024x256x256:NT,1024x256x256:NN,256x256x1024:TN,512x688x256:NT,256x688x1024:TN';
@@ -18,17 +18,7 @@ function parseShape(s: string): MatmulOptions {
 }
 
 
-function relDiff(x: Float32Array, y: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < x.length; i++) {
-    num += (x[i] - y[i]) ** 2;
-    den += y[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchMatmulCore(gpu: Gpu, shapes: MatmulOptions[], reps: number): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];

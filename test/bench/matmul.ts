@@ -8,7 +8,7 @@ import { matmul, matmulCorePlan, matmulTile, matmulVariant } from '../../src/ker
 import type { BenchRow } from './table.ts';
 import { finishTfjs, releaseTfjs, tfjsBackendOn } from './tfjs-webgpu.ts';
 import { timeAsync, timeGpu } from './timing.ts';
-import { seededUniform } from './variant-bench.ts';
+import { relDiff, seededUniform } from './variant-bench.ts';
 
 /** Products per timed submit: enough work that submit overhead does not dominate on a real GPU. */
 function innerReps(gpu: Gpu, n: number): number {
@@ -85,13 +85,4 @@ export async function benchMatmul(gpu: Gpu, opts: { sizes: number[]; reps: numbe
   return rows;
 }
 
-function relDiff(x: Float32Array, y: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < x.length; i++) {
-    num += (x[i] - y[i]) ** 2;
-    den += y[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
