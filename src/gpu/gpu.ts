@@ -4,6 +4,7 @@ import { GpuLostError, GpuValidationError, KernelInputError } from './errors.ts'
 import type { Params } from './params.ts';
 import { PipelineCache, type CompileProgress, type PipelineConstants, type ShaderSource } from './pipelines.ts';
 import { BYTES_PER_ELEMENT, Tensor, shapeSize, type DType } from './tensor.ts';
+import type { KernelTimer } from './kernel-timer.ts';
 
 export interface AdapterSummary {
   vendor: string;
@@ -54,6 +55,8 @@ export class Gpu {
   pendingDispatches = 0;
   /** Submits made so far. */
   submits = 0;
+  /** While set (benchmarks), each dispatch runs in a pass of its own, stamped for GPU time per kernel class. */
+  timer: KernelTimer | null = null;
 
   constructor(
     readonly device: GPUDevice,
@@ -166,10 +169,13 @@ export class Gpu {
     if (x === 0 || y === 0 || z === 0 || this.pipelines.recording) return;
     const uniform = params ? this.uniforms.stage(params) : null;
     const bindGroup = this.bindGroups.get(pipeline, uniform, buffers.map(bindingOf));
-    const pass = this.computePass();
+    const stamps = this.timer?.passTimestamps(pipeline.label);
+    if (stamps) this.endPass();
+    const pass = stamps ? (this.pass = this.commandEncoder().beginComputePass({ timestampWrites: stamps })) : this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (stamps) this.endPass();
     this.pendingDispatches++;
   }
 
@@ -198,6 +204,7 @@ export class Gpu {
     if (!this.encoder) return;
     this.endPass();
     this.uniforms.flush();
+    this.timer?.beforeSubmit(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.pendingDispatches = 0;

@@ -1,9 +1,12 @@
 // `npm run bench -- train`: our training step (forward, backward, clip + AdamW; one submit)
 // against the same model's training step in tfjs-backend-webgpu on the same device, in the
-// same process. Tokens/s, the step split into forward / backward / optimiser, and memory.
+// same process. Tokens/s, the step split into forward / backward / optimiser, and memory; where
+// the adapter has timestamp-query, GPU time per kernel class over a few more steps (KernelTimer:
+// a pass per dispatch, so those steps are not the ones timed for tokens/s).
 import { parseArgs } from 'node:util';
 import { adapterName } from '../../src/gpu/device.ts';
 import type { Gpu } from '../../src/gpu/gpu.ts';
+import { KernelTimer, type KernelClassTime } from '../../src/gpu/kernel-timer.ts';
 import { parameterCount, preset, PRESETS, type PresetName } from '../../src/model/config.ts';
 import { LayerSlice } from '../../src/model/slice.ts';
 import { openNodeGpu } from '../../src/node/dawn.ts';
@@ -21,7 +24,7 @@ const SHAPES: Record<'software' | 'gpu', Partial<Record<PresetName, { B: number;
 
 const MiB = 1 << 20;
 
-async function benchOurs(gpu: Gpu, name: PresetName, B: number, T: number, steps: number): Promise<BenchRow> {
+async function benchOurs(gpu: Gpu, name: PresetName, B: number, T: number, steps: number, kernels: BenchRow[]): Promise<BenchRow> {
   const cfg = preset(name);
   const slice = LayerSlice.create(gpu, cfg, 0, cfg.layers, { batch: B, seqLen: T });
   slice.initialize(1);
@@ -50,6 +53,9 @@ async function benchOurs(gpu: Gpu, name: PresetName, B: number, T: number, steps
       await gpu.sync();
       phase.opt += performance.now() - t;
     }
+    for (const k of await kernelTimes(gpu, () => trainer.trainStep(), steps)) {
+      kernels.push({ model: name, kernel: k.kernel, 'dispatches/step': k.dispatches / steps, 'GPU ms/step': k.ms / steps });
+    }
     const model = slice.memory().total + optimizer.bytes;
     return {
       model: name,
@@ -71,6 +77,20 @@ async function benchOurs(gpu: Gpu, name: PresetName, B: number, T: number, steps
   }
 }
 
+/** GPU time per kernel class over `steps` more steps (none without timestamp-query). */
+async function kernelTimes(gpu: Gpu, step: () => Promise<unknown>, steps: number): Promise<KernelClassTime[]> {
+  const timer = new KernelTimer(gpu);
+  if (!timer.available) return [];
+  gpu.timer = timer;
+  try {
+    for (let i = 0; i < steps; i++) await step();
+    return await timer.collect();
+  } finally {
+    gpu.timer = null;
+    timer.destroy();
+  }
+}
+
 export async function runTrainBench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -85,9 +105,10 @@ export async function runTrainBench(argv: string[]): Promise<number> {
     console.log(`adapter: ${adapterName(gpu.info)}`);
     if (kind === 'software') console.log('software adapter: these are CPU numbers, not GPU numbers.');
     const rows: BenchRow[] = [];
+    const kernels: BenchRow[] = [];
     for (const name of models) {
       const { B, T } = SHAPES[kind][name] ?? SHAPES.gpu[name] ?? { B: 4, T: 256 };
-      const ours = await benchOurs(gpu, name, B, T, steps);
+      const ours = await benchOurs(gpu, name, B, T, steps, kernels);
       let peer: BenchRow = { 'tfjs step ms': null, 'tfjs tok/s': null, ratio: null };
       if (!values['no-tfjs']) {
         const tfjs = await benchTfjsTrainStep(gpu, preset(name), { B, T, steps, warmup: 1 });
@@ -98,7 +119,9 @@ export async function runTrainBench(argv: string[]): Promise<number> {
       printTable(`training step (${name})`, [rows[rows.length - 1]]);
     }
     printTable('training step: ours vs tfjs-backend-webgpu (same device, same process)', rows);
-    const where = writeResults('train', { date: new Date().toISOString(), adapter: adapterName(gpu.info), software: kind === 'software', steps, rows });
+    if (kernels.length) printTable('GPU time per kernel class and step (timestamp-query, a pass per dispatch)', kernels);
+    else console.log('no timestamp-query on this adapter: no GPU time per kernel class');
+    const where = writeResults('train', { date: new Date().toISOString(), adapter: adapterName(gpu.info), software: kind === 'software', steps, rows, kernels });
     console.log(`\nwrote ${where}`);
     return 0;
   } finally {
