@@ -56,6 +56,9 @@ export async function openGpuOnAdapter(adapter: GPUAdapter, options: OpenGpuOpti
   const requiredFeatures: GPUFeatureName[] = [];
   if (wantF16) requiredFeatures.push('shader-f16');
   if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  // Requested whenever offered: only kernels that ask for it (an `enable subgroups;` module)
+  // use it, so other shaders compile exactly as without it.
+  if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups');
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'tessera' });
@@ -65,7 +68,7 @@ export async function openGpuOnAdapter(adapter: GPUAdapter, options: OpenGpuOpti
     summarizeAdapter(adapter),
     {
       f16: wantF16,
-      subgroups: adapter.features.has('subgroups'),
+      subgroups: device.features.has('subgroups'),
       timestampQuery: requiredFeatures.includes('timestamp-query'),
     },
     options.onDestroy,

@@ -18,6 +18,7 @@ export interface AdapterSummary {
 export interface GpuFeatures {
   /** shader-f16 was requested and granted: kernels may use their f16 variants. */
   f16: boolean;
+  /** subgroups was requested and granted: kernels may choose their subgroup variants. */
   subgroups: boolean;
   timestampQuery: boolean;
 }

@@ -6,13 +6,16 @@
 // one thread per column sums the row blocks in order (or the caller reduces several norms at
 // once: rmsnormDweightReduce). Same inputs → same bits, every run.
 import code from '../../shaders/rmsnorm.wgsl';
-import type { Gpu } from '../gpu/gpu.ts';
+import subgroupCode from '../../shaders/rmsnorm_subgroups.wgsl';
+import type { AdapterSummary, Gpu, GpuFeatures } from '../gpu/gpu.ts';
 import { Params } from '../gpu/params.ts';
 import type { Tensor } from '../gpu/tensor.ts';
 import { KernelInputError } from '../gpu/errors.ts';
 import { ceilDiv, expectPositiveInt, expectTensor, grid, threadsPerRow } from './common.ts';
 
 const SHADER = { name: 'rmsnorm', code };
+/** Compiled only when the subgroup variant runs: `enable subgroups;` fails without the feature. */
+const SUBGROUP_SHADER = { name: 'rmsnorm_subgroups', code: subgroupCode };
 const WG = 256;
 /** Rows per workgroup in the dweight partial sums (ROWS in rmsnorm.wgsl). */
 const ROWS = 32;
@@ -84,7 +87,43 @@ function distinct(kernel: string, named: Record<string, Tensor>): void {
   }
 }
 
-export function rmsnormForward(gpu: Gpu, x: Tensor, weight: Tensor, y: Tensor, rstd: Tensor, dims: RmsnormDims): void {
+/** true: the subgroup variant (the device must have the feature); false: today's; 'auto': see rmsnormUsesSubgroups. */
+export type SubgroupChoice = boolean | 'auto';
+
+export interface RmsnormForwardOptions {
+  /** Which row sum the forward uses; default 'auto'. */
+  subgroups?: SubgroupChoice;
+}
+
+/**
+ * Whether rmsnormForward runs its subgroup variant. 'auto' picks it on a hardware adapter
+ * granted `subgroups`; software adapters keep the shared-memory tree, so they compile what
+ * they always did (shader compile time dominates on SwiftShader).
+ */
+export function rmsnormUsesSubgroups(
+  features: Pick<GpuFeatures, 'subgroups'>,
+  info: Pick<AdapterSummary, 'isSoftware'>,
+  choice: SubgroupChoice = 'auto',
+): boolean {
+  if (choice === 'auto') return features.subgroups && !info.isSoftware;
+  if (choice && !features.subgroups) {
+    throw new KernelInputError(
+      'rmsnormForward',
+      "subgroups: true needs a device granted the 'subgroups' feature (this adapter does not offer it); use 'auto' or false",
+    );
+  }
+  return choice;
+}
+
+export function rmsnormForward(
+  gpu: Gpu,
+  x: Tensor,
+  weight: Tensor,
+  y: Tensor,
+  rstd: Tensor,
+  dims: RmsnormDims,
+  options: RmsnormForwardOptions = {},
+): void {
   const K = 'rmsnormForward';
   const eps = checkDims(K, dims);
   const { N, C } = dims;
@@ -94,6 +133,11 @@ export function rmsnormForward(gpu: Gpu, x: Tensor, weight: Tensor, y: Tensor, r
   expectTensor(K, 'rstd', rstd, N);
   distinct(K, { x, weight, y, rstd });
   const params = new Params().u32(N).u32(C).f32(eps).u32(0).u32(0).u32(0).u32(1).u32(C);
+  if (rmsnormUsesSubgroups(gpu.features, gpu.info, options.subgroups)) {
+    // one row per workgroup
+    gpu.dispatch(gpu.pipeline(SUBGROUP_SHADER, 'rmsnorm_forward_sg'), params, [x, weight, y, rstd], grid(gpu, N));
+    return;
+  }
   const tpr = threadsPerRow(C, WG);
   gpu.dispatch(gpu.pipeline(SHADER, 'rmsnorm_forward', { TPR: tpr }), params, [x, weight, y, rstd], grid(gpu, ceilDiv(N, WG / tpr)));
 }

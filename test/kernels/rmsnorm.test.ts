@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   rmsnormBackward, rmsnormBackwardRef, rmsnormDweightReduce, rmsnormForward, rmsnormForwardRef, rmsnormRowBlocks,
+  rmsnormUsesSubgroups,
 } from '../../src/kernels/rmsnorm.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
 import { expectClose, finiteDiff, poisoned, randn, rejects, testGpu } from '../helpers/gpu.ts';
@@ -143,5 +144,59 @@ describe('rmsnormDweightReduce (several norms, one dispatch)', () => {
     // the gaps between the strided dweights are left alone
     if (stride > C) expect(got[C]).toBe(0.5);
     rejects(gpu, () => rmsnormDweightReduce(gpu, partials, dweights, { N, C, count, stride: C - 1 }), /stride/);
+  });
+});
+
+describe('rmsnormForward subgroup variant (issue 20)', () => {
+  it.each([
+    [1, 1],
+    [7, 33],
+    [65, 127],
+    [33, 1000],
+    [3, 5000],
+  ])('N=%i C=%i: forced on, matches the float64 reference', async (N, C) => {
+    const gpu = await testGpu();
+    // SwiftShader offers subgroups; a device here without them is a regression, not a skip.
+    expect(gpu.features.subgroups, `${gpu.info.description}: the device was not granted 'subgroups'`).toBe(true);
+    const seed = N * 1000 + C + 7;
+    const xData = randn(N * C, seed);
+    const wData = randn(C, seed + 1, 0.5).map((v) => v + 1);
+    const x = gpu.tensor([N, C], 'f32', 'x', xData);
+    const w = gpu.tensor([C], 'f32', 'w', wData);
+    const y = poisoned(gpu, [N, C], 'y');
+    const rstd = poisoned(gpu, [N], 'rstd');
+    const dims = { N, C, eps: 1e-5 };
+    const shaders = vi.spyOn(gpu, 'pipeline');
+    rmsnormForward(gpu, x, w, y, rstd, dims, { subgroups: true });
+    expect(shaders.mock.calls.map(([shader, entry]) => `${shader.name}:${entry}`)).toEqual(['rmsnorm_subgroups:rmsnorm_forward_sg']);
+    shaders.mockRestore();
+    const ref = rmsnormForwardRef(xData, wData, dims);
+    expectClose(`rmsnorm subgroups y N=${N} C=${C}`, await gpu.readF32(y), ref.y, 1e-5);
+    expectClose(`rmsnorm subgroups rstd N=${N} C=${C}`, await gpu.readF32(rstd), ref.rstd, 1e-5);
+    for (const t of [x, w, y, rstd]) t.release();
+  });
+
+  it("'auto' picks it on hardware granted subgroups only; true without the feature is refused", async () => {
+    expect(rmsnormUsesSubgroups({ subgroups: true }, { isSoftware: false })).toBe(true);
+    expect(rmsnormUsesSubgroups({ subgroups: true }, { isSoftware: true })).toBe(false);
+    expect(rmsnormUsesSubgroups({ subgroups: false }, { isSoftware: false })).toBe(false);
+    expect(rmsnormUsesSubgroups({ subgroups: true }, { isSoftware: false }, false)).toBe(false);
+    expect(rmsnormUsesSubgroups({ subgroups: true }, { isSoftware: true }, true)).toBe(true);
+    expect(() => rmsnormUsesSubgroups({ subgroups: false }, { isSoftware: false }, true)).toThrow(/needs a device granted the 'subgroups' feature/);
+    // this machine's software adapter: the default forward compiles today's shader
+    const gpu = await testGpu();
+    const N = 4;
+    const C = 8;
+    const x = gpu.tensor([N, C], 'f32', 'x', randn(N * C, 31));
+    const w = gpu.tensor([C], 'f32', 'w', randn(C, 32));
+    const y = gpu.tensor([N, C]);
+    const rstd = gpu.tensor([N]);
+    const shaders = vi.spyOn(gpu, 'pipeline');
+    rmsnormForward(gpu, x, w, y, rstd, { N, C });
+    const used = shaders.mock.calls.map(([shader]) => shader.name);
+    shaders.mockRestore();
+    expect(used).toEqual([gpu.info.isSoftware ? 'rmsnorm' : gpu.features.subgroups ? 'rmsnorm_subgroups' : 'rmsnorm']);
+    await gpu.readF32(y);
+    for (const t of [x, w, y, rstd]) t.release();
   });
 });
