@@ -35,6 +35,9 @@ const WG: u32 = 256u;
 // WebGPU subgroup sizes are powers of two from 4 to 128, so at most WG / 4 subgroups.
 const MAX_SUBGROUPS: u32 = WG / 4u;
 
+// Tests set this to run the lid-order fallback on a device whose subgroups are blocks.
+override LID_ORDER: bool = false;
+
 var<workgroup> per_thread: array<f32, WG>; // the fallback when subgroups are not blocks
 var<workgroup> per_subgroup: array<f32, MAX_SUBGROUPS>;
 var<workgroup> scattered: atomic<u32>;
@@ -75,7 +78,7 @@ fn rmsnorm_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups
   workgroupBarrier();
   if (lid == 0u) {
     var total = 0.0;
-    if (atomicLoad(&scattered) == 0u) {
+    if (atomicLoad(&scattered) == 0u && !LID_ORDER) {
       for (var k = 0u; k < WG / sg_size; k++) {
         total += per_subgroup[k];
       }

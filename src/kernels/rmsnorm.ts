@@ -93,6 +93,8 @@ export type SubgroupChoice = boolean | 'auto';
 export interface RmsnormForwardOptions {
   /** Which row sum the forward uses; default 'auto'. */
   subgroups?: SubgroupChoice;
+  /** Tests only: the subgroup variant sums in lid order, as when subgroups are not aligned blocks. */
+  subgroupLidOrder?: boolean;
 }
 
 /**
@@ -135,7 +137,7 @@ export function rmsnormForward(
   const params = new Params().u32(N).u32(C).f32(eps).u32(0).u32(0).u32(0).u32(1).u32(C);
   if (rmsnormUsesSubgroups(gpu.features, gpu.info, options.subgroups)) {
     // one row per workgroup
-    gpu.dispatch(gpu.pipeline(SUBGROUP_SHADER, 'rmsnorm_forward_sg'), params, [x, weight, y, rstd], grid(gpu, N));
+    gpu.dispatch(gpu.pipeline(SUBGROUP_SHADER, 'rmsnorm_forward_sg', options.subgroupLidOrder ? { LID_ORDER: 1 } : undefined), params, [x, weight, y, rstd], grid(gpu, N));
     return;
   }
   const tpr = threadsPerRow(C, WG);

@@ -158,6 +158,7 @@ describe('rmsnormForward subgroup variant (issue 20)', () => {
     const gpu = await testGpu();
     // SwiftShader offers subgroups; a device here without them is a regression, not a skip.
     expect(gpu.features.subgroups, `${gpu.info.description}: the device was not granted 'subgroups'`).toBe(true);
+    expect(gpu.device.features.has('subgroups')).toBe(true); // requested at device creation, not only offered
     const seed = N * 1000 + C + 7;
     const xData = randn(N * C, seed);
     const wData = randn(C, seed + 1, 0.5).map((v) => v + 1);
@@ -173,6 +174,24 @@ describe('rmsnormForward subgroup variant (issue 20)', () => {
     const ref = rmsnormForwardRef(xData, wData, dims);
     expectClose(`rmsnorm subgroups y N=${N} C=${C}`, await gpu.readF32(y), ref.y, 1e-5);
     expectClose(`rmsnorm subgroups rstd N=${N} C=${C}`, await gpu.readF32(rstd), ref.rstd, 1e-5);
+    for (const t of [x, w, y, rstd]) t.release();
+  });
+
+  it('the lid-order fallback (subgroups that are not aligned blocks) gives the same answer', async () => {
+    const gpu = await testGpu();
+    expect(gpu.features.subgroups, `${gpu.info.description}: the device was not granted 'subgroups'`).toBe(true);
+    const N = 9;
+    const C = 700;
+    const xData = randn(N * C, 41);
+    const wData = randn(C, 42);
+    const x = gpu.tensor([N, C], 'f32', 'x', xData);
+    const w = gpu.tensor([C], 'f32', 'w', wData);
+    const y = poisoned(gpu, [N, C], 'y');
+    const rstd = poisoned(gpu, [N], 'rstd');
+    rmsnormForward(gpu, x, w, y, rstd, { N, C }, { subgroups: true, subgroupLidOrder: true });
+    const ref = rmsnormForwardRef(xData, wData, { N, C });
+    expectClose('rmsnorm subgroups lid-order y', await gpu.readF32(y), ref.y, 1e-5);
+    expectClose('rmsnorm subgroups lid-order rstd', await gpu.readF32(rstd), ref.rstd, 1e-5);
     for (const t of [x, w, y, rstd]) t.release();
   });
 
