@@ -1,16 +1,23 @@
 // Receivers' aggregation of the peers' decoded updates (DESIGN.md, step 3): per tensor,
-//   1. each peer's L2 norm of its values; the clip bound is the LOWER median of those norms
-//      (the smaller middle value of an even count), so an attacker cannot move it: with two
-//      updates it is the smaller norm, and in general more than half the updates must be
-//      large for the bound to be large. (The mean of the middle two let one attacker beside
-//      one honest peer pass at ~×500.) With fewer than FLOORED_BELOW updates the bound is at
-//      least the commit's clip floor (the validator's reference norm of recent helpful
-//      updates, carried in the commit), so an update just over the validator's undersize bar
-//      cannot shrink the other one of a two-update commit, and a huge one is still clipped to
-//      a recent honest size. The bound depends on the commit alone, never on the receiver's
-//      own update, so every replica applies the same bits;
-//   2. each peer's values scaled by min(1, bound / norm) (a zero norm is left alone);
-//   3. for each index, the average over the peers that sent it (sum / number of senders).
+//   1. each peer's L2 norm of its values; a tensor whose values are all zero says nothing of
+//      that tensor and takes no part in it (neither the bound nor any index's average), so an
+//      all-zero update cannot halve what honest peers sent;
+//   2. the clip bound is the LOWER median of the other norms (the smaller middle value of an
+//      even count), so an attacker cannot move it: with two updates it is the smaller norm, and
+//      in general more than half the updates must be large for the bound to be large. (The
+//      mean of the middle two let one attacker beside one honest peer pass at ~×500.) With
+//      fewer than FLOORED_BELOW updates the bound is at least the commit's clip floor (the
+//      validator's reference norm of recent helpful updates, carried in the commit), so a huge
+//      one is still clipped to a recent honest size. The bound depends on the commit alone,
+//      never on the receiver's own update, so every replica applies the same bits;
+//   3. each peer's values scaled to the update size: min(bound, the largest norm) / norm, up
+//      as well as down, so every update counts as one vote of one size. Only clipping (down)
+//      let an update shrunk just over the validator's undersize bar (×1/9) halve every index it
+//      shared with an honest one (the average of h and h/9), round after round; scaled up, it
+//      weighs what its direction is worth, and an attacker could send that direction at the
+//      bound's size anyway. Never above the largest norm: a lone update, or two under a floor
+//      raised above both, keep their own size rather than a lagging reference's;
+//   4. for each index, the average over the peers that sent it (sum / number of senders).
 // The result has sorted unique indices. A non-finite result (impossible from decoded
 // updates, whose values the decoder bounds) throws, so nothing non-finite is ever applied.
 //
@@ -58,6 +65,11 @@ export function clipBound(norms: readonly number[], floor = 0): number {
   return norms.length < FLOORED_BELOW && floor > median ? floor : median;
 }
 
+/** The norm every non-zero update of a tensor is scaled to (step 3): the bound, never above the largest norm; `norms` without the zeros. */
+export function updateSize(norms: readonly number[], floor = 0): number {
+  return Math.min(clipBound(norms, floor), Math.max(0, ...norms));
+}
+
 /** L2 norm of the values (float64, in order). */
 export function l2norm(values: ArrayLike<number>): number {
   let ss = 0;
@@ -84,15 +96,17 @@ export function aggregate(updates: readonly (readonly SparseTensor[])[], layout:
       return x;
     });
     const norms = peers.map((x) => l2norm(x.values));
-    const bound = clipBound(norms, clipFloor[t] ?? 0);
+    const voting = peers.map((_, p) => p).filter((p) => norms[p] > 0);
+    const target = updateSize(voting.map((p) => norms[p]), clipFloor[t] ?? 0);
     let total = 0;
-    for (const x of peers) total += x.indices.length;
+    for (const p of voting) total += peers[p].indices.length;
     let keys = new Uint32Array(total);
     let vals = new Float64Array(total);
     let at = 0;
     let maxKey = 0;
-    peers.forEach((x, p) => {
-      const scale = norms[p] > 0 ? Math.min(1, bound / norms[p]) : 1;
+    for (const p of voting) {
+      const x = peers[p];
+      const scale = target / norms[p];
       const { indices, values } = x;
       for (let i = 0; i < indices.length; i++, at++) {
         const key = indices[i];
@@ -101,6 +115,11 @@ export function aggregate(updates: readonly (readonly SparseTensor[])[], layout:
         keys[at] = key;
         vals[at] = values[i] * scale;
       }
+    }
+    // A silent (all-zero) tensor takes no part, but its indices must still be in range.
+    peers.forEach((x, p) => {
+      if (norms[p] > 0) return;
+      for (const key of x.indices) if (key >= size) throw new RangeError(`aggregate: peer ${p}'s '${x.name}' has index ${key}, outside its ${size} elements`);
     });
     // Stable LSD radix sort of (key, value) by key.
     if (total > 1) {

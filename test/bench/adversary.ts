@@ -1,4 +1,4 @@
-// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink,alternate]] [--shrink-by 0.001] [--alone-from FILE] [--reference-from FILE] [--label NAME] [--software]`:
+// `npm run bench -- adversary [--honest 3] [--rounds 6] [--inner-steps 2] [--batch 2] [--seq 32] [--attacks scale1000,signflip,stale,hugetable[,shrink,alternate]] [--shrink-by 0.001] [--alone-from FILE] [--reference-from FILE] [--label NAME] [--log FILE] [--software]`:
 // issue 19's "the model" measured. One attacker among honest `tiny` replicas, all in this
 // process (test/coordinator/adversary-swarm.ts: the coordinator's frame check, gather-K with the
 // validator's bars, every replica's outer step, the real validator and ledger; its verdict on a
@@ -10,7 +10,7 @@
 // or still in escrow at the end, not forfeited) and under the rule before escrow in the same run;
 // the honest members' pay, credited against that rule (the cost of escrow and unpaid bars). Writes
 // results/adversary.json (adversary-NAME.json with --label). Minutes on SwiftShader: one run per attack plus two references.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +33,7 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
       'alone-from': { type: 'string' },
       'reference-from': { type: 'string' },
       software: { type: 'boolean' },
+      log: { type: 'string' },
     },
   });
   const setup: SwarmSetup = { honest: Number(values.honest), rounds: Number(values.rounds), innerSteps: Number(values['inner-steps']), batch: Number(values.batch), seq: Number(values.seq), lr: 1e-2, evalBatches: 8, seed: 3, ...(values['shrink-by'] ? { shrinkBy: Number(values['shrink-by']) } : {}) };
@@ -45,7 +46,9 @@ export async function runAdversaryBench(argv: string[]): Promise<number> {
   const runs: SwarmResult[] = [];
   try {
     const run = async (label: string, list: Attack[]) => {
-      const r = await runAdversarySwarm(gpu, setup, list, dataRoot);
+      // --log FILE: the swarm's lines (each validator verdict with its trial numbers), a run's label before each.
+      const logTo = values.log;
+      const r = await runAdversarySwarm(gpu, setup, list, dataRoot, logTo ? (line) => appendFileSync(logTo, `${label}\t${line}\n`) : undefined);
       runs.push(r);
       console.log(`${label}: held-out ${r.curve.map((x) => x.toFixed(4)).join(' ')} (${r.seconds.toFixed(0)} s)`);
       return r;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FLOORED_BELOW, NonFiniteAggregate, aggregate, clipBound, lowerMedian, median } from '../../src/sparseloco/aggregate.ts';
+import { FLOORED_BELOW, NonFiniteAggregate, aggregate, clipBound, lowerMedian, median, updateSize } from '../../src/sparseloco/aggregate.ts';
 import type { SparseTensor } from '../../src/sparseloco/selection.ts';
 import { rng } from '../helpers/rng.ts';
 
@@ -16,17 +16,18 @@ function randomSparse(spec: Spec, nnz: number, range: number, seed: number, gain
   return { name: spec.name, shape: spec.shape, indices, values };
 }
 
-/** DESIGN.md's rule written out plainly: lower-median-norm clip, then average over senders. */
+/** DESIGN.md's rule written out plainly: zero tensors out, every other scaled to min(lower median, largest norm), then the average over senders. */
 function reference(updates: SparseTensor[][], layout: Spec[]) {
   return layout.map((spec, t) => {
     const norms = updates.map((u) => Math.sqrt(Array.from(u[t].values).reduce((a, v) => a + v * v, 0)));
-    const sorted = [...norms].sort((a, b) => a - b);
+    const sorted = norms.filter((n) => n > 0).sort((a, b) => a - b);
     const m = sorted.length;
-    const med = m === 0 ? 0 : sorted[Math.floor((m - 1) / 2)];
+    const target = m === 0 ? 0 : Math.min(sorted[Math.floor((m - 1) / 2)], sorted[m - 1]);
     const sum = new Map<number, number>();
     const count = new Map<number, number>();
     updates.forEach((u, p) => {
-      const s = norms[p] === 0 ? 1 : Math.min(1, med / norms[p]);
+      if (norms[p] === 0) return;
+      const s = target / norms[p];
       u[t].indices.forEach((i, j) => {
         sum.set(i, (sum.get(i) ?? 0) + u[t].values[j] * s);
         count.set(i, (count.get(i) ?? 0) + 1);
@@ -97,24 +98,54 @@ describe('aggregate', () => {
     expect(Array.from(out.values)).toEqual([0, 4, 3, 4]);
   });
 
-  it('even peer count: the bound is the lower of the middle two; zero norms are left alone', () => {
+  it('even peer count: the bound is the lower of the middle two, and every update is scaled to it, up as well as down; an all-zero tensor takes no part', () => {
     const spec = { name: 'v', shape: [4] };
     const t = (idx: number[], vals: number[]): SparseTensor[] => [{ ...spec, indices: Uint32Array.from(idx), values: Float32Array.from(vals) }];
     // norms 1 and 3 → bound 1: the second peer is scaled by 1/3
     const out = aggregate([t([0], [1]), t([1], [3])], [spec])[0];
     expect(Array.from(out.values)).toEqual([1, 1]);
-    // norms 1, 2, 3, 4 → bound 2
+    // norms 1, 2, 3, 4 → bound 2: the first is scaled up to it, the last two down
     const four = aggregate([t([0], [1]), t([1], [2]), t([2], [3]), t([3], [4])], [spec])[0];
-    expect(Array.from(four.values)).toEqual([1, 2, 2, 2]);
+    expect(Array.from(four.values)).toEqual([2, 2, 2, 2]);
     expect(lowerMedian([4, 1, 3, 2])).toBe(2);
     expect(lowerMedian([3, 1, 2])).toBe(2);
     expect(lowerMedian([])).toBe(0);
-    // norms 0, 0, 1: median 0; the zero peers are left, the other is scaled to 0 but still counts as a sender
+    // norms 0, 0, 1: the zero peers take no part (before: the bound was 0 and the non-zero update was zeroed)
     const z = aggregate([t([0], [0]), t([0], [0]), t([0, 1], [0.6, 0.8])], [spec])[0];
     expect(Array.from(z.indices)).toEqual([0, 1]);
-    expect(Array.from(z.values)).toEqual([0, 0]);
+    expect(Array.from(z.values)).toEqual([Math.fround(0.6), Math.fround(0.8)]);
+    // A lone update keeps its size whatever the floor (never above the largest norm).
+    expect(Array.from(aggregate([t([0, 1], [0.6, 0.8])], [spec], [5])[0].values)).toEqual([Math.fround(0.6), Math.fround(0.8)]);
+    expect(updateSize([1], 5)).toBe(1);
+    expect(updateSize([1, 9], 5)).toBe(5);
+    expect(updateSize([], 5)).toBe(0);
     expect(median([4, 1, 3, 2])).toBe(2.5);
     expect(median([])).toBe(0);
+  });
+
+  it('an update shrunk just over the undersize bar (×1/9) or all zeros no longer dilutes the indices it shares with honest ones (issue 19)', () => {
+    const spec = layout[1];
+    const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+    // Honest updates agree (one direction, a little noise each), on the same indices.
+    const base = randomSparse(spec, 400, 60_000, 31);
+    const honest = [32, 33, 34].map((seed) => {
+      const u = rng(seed);
+      return { ...base, values: base.values.map((v) => v * (1 + 0.1 * (u() - 0.5))) };
+    });
+    // The attacker sends the first honest update's indices (all shared) with its values ×1/9, or zeros.
+    const shrink: SparseTensor = { ...honest[0], values: honest[0].values.map((v) => v / 9) };
+    const zeros: SparseTensor = { ...honest[0], values: new Float32Array(honest[0].values.length) };
+    const [clean] = aggregate(honest.map((h) => [h]), [spec]);
+    for (const attack of [shrink, zeros]) {
+      const [out] = aggregate([...honest.map((h) => [h]), [attack]], [spec]);
+      const at = new Map(Array.from(out.indices, (i, j) => [i, out.values[j]]));
+      // The result keeps the clean average's size (before: (3 + 1/9) / 4 of it with the ×1/9, 3/4 with zeros).
+      const shared = Array.from(base.indices);
+      expect(norm(shared.map((i) => at.get(i)!))).toBeGreaterThan(0.98 * norm(clean.values));
+    }
+    // Beside one honest update with no floor (a run's first round) an all-zero update changes nothing.
+    const [alone] = aggregate([[honest[0]], [zeros]], [spec]);
+    expect(Array.from(alone.values)).toEqual(Array.from(aggregate([[honest[0]]], [spec])[0].values));
   });
 
   it('an update scaled ×1000 beside one honest update is clipped to the honest norm (issue 19: the mean of the middle two let ×500 through)', () => {
@@ -151,10 +182,13 @@ describe('aggregate', () => {
     const honestPart = (out: SparseTensor) => norm(Array.from(out.indices).flatMap((i, j) => (honest.indices.includes(i) && !shrink.indices.includes(i) ? [out.values[j]] : [])));
     expect(honestPart(bare)).toBeLessThan(0.12 * h);
     expect(honestPart(floored)).toBeGreaterThan(0.9 * h);
+    // And the shrunk one is scaled up to the same size (the largest norm, h, under the floor): one vote of one size each.
+    const shrinkPart = (out: SparseTensor) => norm(Array.from(out.indices).flatMap((i, j) => (shrink.indices.includes(i) && !honest.indices.includes(i) ? [out.values[j]] : [])));
+    expect(shrinkPart(floored)).toBeGreaterThan(0.9 * h);
     // ×1000 beside it: clipped to the floor (an honest size), not let through.
     const attack = randomSparse(spec, 400, 60_000, 23, 1000);
     const [withAttack] = aggregate([[honest], [attack]], [spec], floor);
-    expect(norm(withAttack.values)).toBeLessThanOrEqual(Math.hypot(h, floor[0]) * 1.0001);
+    expect(norm(withAttack.values)).toBeLessThanOrEqual(Math.SQRT2 * floor[0] * 1.0001);
     // The floor only raises the bound of fewer than FLOORED_BELOW updates; with more, a majority decides.
     expect(clipBound([1, 9], 5)).toBe(5);
     expect(clipBound([1], 5)).toBe(5);
