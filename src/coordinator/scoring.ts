@@ -287,6 +287,20 @@ export function undersizedUpdates(norms: ReadonlyMap<string, readonly number[]>,
   return [...norms].filter(([, n]) => n.some((x, t) => (reference[t] ?? 0) > 0 && !(x >= reference[t] / UNDERSIZE_FACTOR))).map(([s]) => s);
 }
 
+/**
+ * Whether a trial says the update harms the model: its held-out loss is worse AND a second,
+ * independent set of batches agrees — the peer's own assigned batches (an honest update was
+ * trained on them, so it improves them) or the control batches nobody was given. The held-out
+ * number alone, over H batches, barred honest members late in the schedule when gains are as
+ * small as its noise: 9 honest rows judged harmful in 48 over three 12-round runs (bench
+ * adversary --inner-steps 4 --log), every one still improving its own assigned batches, where
+ * every sign-flipped row made them worse. A held-out loss that is worse only on held-out data
+ * scores 0 (it is not paid) but does not bar.
+ */
+export function harmfulTrial(t: Trial): boolean {
+  return t.gradient < 0 && (t.assigned < 0 || t.control < 0);
+}
+
 /** Whether a trial's three numbers are all finite (a non-finite one is an invalid update). */
 export function finiteTrial(t: Trial): boolean {
   return Number.isFinite(t.gradient) && Number.isFinite(t.assigned) && Number.isFinite(t.control);
@@ -348,7 +362,7 @@ export function scoreRound(input: RoundInput): ScoredRow[] {
     const synced = input.synced(address);
     const copied = input.copied.has(address);
     const penalised = missing || invalid || copied || !synced;
-    const harmful = t !== undefined && t.gradient < 0;
+    const harmful = t !== undefined && harmfulTrial(t);
     const barred = input.barred?.(address) ?? false;
     const base = { address, gradient: t?.gradient ?? 0, assigned: t?.assigned ?? 0, copied, missing, invalid, synced, harmful, barred, share: 0, reward: 0 };
     if (!t && !penalised) return { ...base, score: prev.ema, ema: prev.ema, assignedEma: prev.assignedEma, sampled: false };

@@ -193,7 +193,7 @@ describe('rewards in escrow, unpaid bars (issue 19)', () => {
 
   it('an honest update judged harmful once by noise costs that round only: its barred round is earned after the window', () => {
     const file = join(tempDir(), 'ledger.sqlite');
-    run(file, ROUNDS, () => ({ trial: helpful }), { carol: (round) => (round === 6 ? { gradient: -1e-4, assigned: 0.01, control: 0.01 } : helpful) });
+    run(file, ROUNDS, () => ({ trial: helpful }), { carol: (round) => (round === 6 ? { gradient: -1e-4, assigned: 0.01, control: -1e-4 } : helpful) });
     const c = pay(file, 'carol');
     expect(c.forfeited).toBe(0);
     // Round 6 (harmful) pays nothing, as before escrow; round 7 (barred) was held on probation and earned by round 11.
@@ -201,7 +201,7 @@ describe('rewards in escrow, unpaid bars (issue 19)', () => {
     expect(c.history[7].paid).toBe('earned');
     // A second offence while its barred round is on probation forfeits that round (and nothing else).
     const twice = join(tempDir(), 'ledger.sqlite');
-    run(twice, ROUNDS, () => ({ trial: helpful }), { carol: (round) => (round === 6 || round === 8 ? { gradient: -1e-4, assigned: 0.01, control: 0.01 } : helpful) });
+    run(twice, ROUNDS, () => ({ trial: helpful }), { carol: (round) => (round === 6 || round === 8 ? { gradient: -1e-4, assigned: 0.01, control: -1e-4 } : helpful) });
     const c2 = pay(twice, 'carol');
     expect(c2.history.filter((h) => h.paid === 'forfeited').map((h) => h.round)).toEqual([7]);
   });

@@ -1,7 +1,7 @@
 // The validator's bookkeeping without a GPU (src/coordinator/scoring.ts): the round's sample,
 // copies, and how trials, penalties and previous averages make scores, averages and shares.
 import { describe, expect, it } from 'vitest';
-import { ASSIGNED_FULL, ASSIGNED_PRIOR, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, barredAfter, findCopies, normReference, oversizedUpdates, undersizedUpdates, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
+import { ASSIGNED_FULL, ASSIGNED_PRIOR, OVERSIZE_FACTOR, UNDERSIZE_FACTOR, assignedFactor, barredAfter, findCopies, harmfulTrial, normReference, oversizedUpdates, undersizedUpdates, indexOverlap, sampleForRound, samplingOptions, scoreRound, type RoundInput, type ScoredRow, type Trial } from '../../src/coordinator/scoring.ts';
 import { describeRow } from '../../src/coordinator/validator.ts';
 import { copySketchForRound, detectCopies, findCopiesPairwise } from '../../src/coordinator/scoring.ts';
 import { COPY_SKETCH, hashElement } from '../../src/coordinator/copy-sketch.ts';
@@ -210,7 +210,7 @@ describe('scoreRound', () => {
   });
 
   it('an update whose trial makes the loss worse is harmful and bars its sender; a clean evaluation clears it', () => {
-    const rows = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)], ['b', trial(-0.02)]]), copied: new Set(['c']), previous: () => ({ ema: 0.05, assignedEma: 1 }) })));
+    const rows = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)], ['b', { gradient: -0.02, assigned: -0.01, control: 0.01 }]]), copied: new Set(['c']), previous: () => ({ ema: 0.05, assignedEma: 1 }) })));
     expect(rows.b).toMatchObject({ harmful: true, score: 0 });
     expect(barredAfter(rows.b)).toBe(true);
     expect(barredAfter(rows.c)).toBe(true); // a copy (a stale replay among them)
@@ -221,6 +221,34 @@ describe('scoreRound', () => {
     // Not evaluated, nothing penalised: no verdict (the last one stands).
     const held = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)]]) })));
     expect(barredAfter(held.b)).toBeUndefined();
+  });
+
+  it('harmful needs a worse held-out loss and a second set of batches that agrees: late-schedule noise does not bar, a sign flip does (issue 19)', () => {
+    // Rows logged by bench adversary --inner-steps 4 (three honest tiny replicas, rounds 5–10):
+    // honest updates whose held-out trial came out worse by noise, all still better on their own assigned batches.
+    const honestNoise: Trial[] = [
+      { gradient: -0.0007, assigned: 0.0023, control: 0.0016 },
+      { gradient: -0.0005, assigned: 0.0029, control: 0.0011 },
+      { gradient: -0.0003, assigned: 0.0009, control: 0.0001 },
+      { gradient: -0.0008, assigned: 0.0031, control: 0.002 },
+      { gradient: -0.0002, assigned: 0.0052, control: 0.0033 },
+    ];
+    // Sign-flipped updates in the same runs, as late: worse on their own assigned batches too.
+    const signFlips: Trial[] = [
+      { gradient: -0.0023, assigned: -0.005, control: -0.003 },
+      { gradient: -0.0013, assigned: -0.0018, control: -0.0022 },
+      { gradient: -0.0026, assigned: -0.0036, control: -0.0031 },
+    ];
+    for (const t of honestNoise) expect(harmfulTrial(t)).toBe(false);
+    for (const t of signFlips) expect(harmfulTrial(t)).toBe(true);
+    // Better on its assigned batches but worse on held-out AND control data (general harm, e.g. a poisoned objective): harmful.
+    expect(harmfulTrial({ gradient: -0.01, assigned: 0.02, control: -0.005 })).toBe(true);
+    // A better held-out loss is never harmful.
+    expect(harmfulTrial({ gradient: 0.001, assigned: -0.01, control: -0.01 })).toBe(false);
+    // Not harmful, but a worse held-out loss still scores 0 and is not paid for the round.
+    const rows = byAddress(scoreRound(input({ trials: new Map([['a', trial(0.1)], ['b', honestNoise[0]]]), previous: () => ({ ema: 0.05, assignedEma: 1 }) })));
+    expect(rows.b).toMatchObject({ harmful: false, score: 0 });
+    expect(barredAfter(rows.b)).toBe(false);
   });
 
   it('starts a newcomer at full credit: one lost assigned-data check does not cut its score', () => {
@@ -344,9 +372,9 @@ describe('the validator log line', () => {
       '5Fine000 gradient 0.0500, assigned 0.0200 vs control 0.0100 (assigned avg 1.00, factor 1.00): round score 0.0500, average 0.0140, share 60.9%',
     );
     const [harmful] = scoreRound({
-      members: ['5Harmful00'], delivered: new Set(['5Harmful00']), trials: new Map([['5Harmful00', { gradient: -0.05, assigned: 0.02, control: 0.01 }]]),
+      members: ['5Harmful00'], delivered: new Set(['5Harmful00']), trials: new Map([['5Harmful00', { gradient: -0.05, assigned: 0.02, control: -0.01 }]]),
       copied: new Set(), invalid: {}, synced: () => true, previous: () => ({ ema: 0.01, assignedEma: 1 }), emission: 10,
     });
-    expect(describeRow(harmful, { gradient: -0.05, assigned: 0.02, control: 0.01 })).toMatch(/HARMFUL: round score 0\.0000, average 0\.0090, share 0\.0%$/);
+    expect(describeRow(harmful, { gradient: -0.05, assigned: 0.02, control: -0.01 })).toMatch(/HARMFUL: round score 0\.0000, average 0\.0090, share 0\.0%$/);
   });
 });
