@@ -66,9 +66,9 @@ export const FA2_SPLIT_BELOW_ROWS = 128 * 384;
 
 /**
  * Most workgroups a dkdv key block splits into (query ranges). Each split adds a partial
- * [dK | dV] written by bwd_dkdv and read back by bwd_dq's sum; 4 bounds that traffic at
- * 4× the output's, and below 4 the shortest key block (the last, one query tile per head)
- * still gives most splits a tile.
+ * [dK | dV] written by bwd_dkdv and read back by bwd_dq's sum, so 4 bounds that traffic at
+ * 4× the output's; more would also leave the last key blocks (a query tile or two per head)
+ * with empty splits.
  */
 export const FA2_DKDV_MAX_SPLIT = 4;
 
