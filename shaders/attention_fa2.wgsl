@@ -31,6 +31,13 @@
 //             the key block's first query to T, for each query head of the group (summed in
 //             registers: no atomics).
 //
+// Query split (p.qsplits = S > 1, where key blocks are too few to fill the GPU): S bwd_dkdv
+// workgroups share a key block, each taking a contiguous 1/S of its (head, query tile)
+// steps and writing partial dk, dv to a scratch buffer (S slices of [dk | dv]); bwd_dkdv
+// then runs first, computing D_i from dout and out itself, and bwd_dq, the dispatch after
+// it, sums the S partials in order (deterministic, no atomics) into dk and dv beside dq (one
+// buffer). With S = 1 both kernels run as before: bwd_dq first, drow handed to bwd_dkdv.
+//
 // Two barriers per tile: after the tile is loaded, and before it is overwritten. Scores are
 // base 2 (q pre-multiplied by scale·log2 e). Masked scores are a large finite negative, and
 // every row sees key 0 in its first tile, so the running max is finite.
@@ -55,6 +62,8 @@ struct Params {
   dk_off: u32,
   dv_off: u32,
   dkv_stride: u32,
+  qsplits: u32, // bwd_dkdv workgroups per key block (1: no split)
+  part_stride: u32, // bwd_dkdv: vec4s between consecutive splits' partials in dkv
 }
 
 override BQ: u32 = 64u; // query rows per tile (forward / bwd_dq: threads per workgroup)
@@ -86,11 +95,15 @@ const NEG: f32 = -1.0e30;
 @group(0) @binding(5) var<storage, read> dq_lse: array<f32>;
 @group(0) @binding(6) var<storage, read_write> drow_w: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dq: array<vec4f>;
+// bwd_dq with qsplits > 1: bwd_dkdv's partial [dk | dv] slices, summed into dk and dv in dq
+@group(0) @binding(8) var<storage, read> dkv_parts: array<vec4f>;
 // bwd_dkdv: src, dout, lse, drow → dk, dv (both in dkv)
 @group(0) @binding(3) var<storage, read> dout: array<vec4f>;
 @group(0) @binding(4) var<storage, read> lse: array<f32>;
 @group(0) @binding(5) var<storage, read> drow: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;
+// with qsplits > 1: the forward's output, for D_i (drow is not written yet)
+@group(0) @binding(7) var<storage, read> dkdv_fwd_out: array<vec4f>;
 
 // forward / bwd_dq: the K and V tiles. bwd_dkdv: the Q and dout tiles (qs, os) and the query
 // rows' statistics.
@@ -273,12 +286,32 @@ fn store_dq_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4
 // ---------------------------------------------------------------------------------------
 // backward: dq (and drow)
 
+// bwd_dq's workgroup wg (of B·H·nblocks) sums its share of bwd_dkdv's partials, split 0
+// first, into dk and dv (in dq, at dk_off / dv_off with row stride dkv_stride). A partial
+// slice is [dk | dv], each [B·T, HKV·DK4] vec4s: split s's at s · 2 · n4.
+fn sum_dkv_parts(wg: u32, lid: u32) {
+  let row4 = p.HKV * DK4;
+  let n4 = p.B * p.T * row4;
+  let total = 2u * n4;
+  let nwg = p.B * p.H * p.nblocks;
+  let per = (total + nwg - 1u) / nwg;
+  let end = min(total, (wg + 1u) * per);
+  for (var e = wg * per + lid; e < end; e += BQ * KS) {
+    var x = dkv_parts[e];
+    for (var s = 1u; s < p.qsplits; s++) { x += dkv_parts[s * total + e]; }
+    let r = e % n4;
+    let base = select(p.dk_off, p.dv_off, e >= n4);
+    dq[base + (r / row4) * p.dkv_stride + r % row4] = x;
+  }
+}
+
 @compute @workgroup_size(BQ * KS)
 fn bwd_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
   let qb = p.nblocks - 1u - wg % p.nblocks;
   let bh = wg / p.nblocks;
   if (bh >= p.B * p.H) { return; }
+  if (p.qsplits > 1u) { sum_dkv_parts(wg, lid); }
   let b = bh / p.H;
   let h = bh % p.H;
   let hk = h / (p.H / p.HKV);
@@ -391,8 +424,9 @@ fn store_dk_row(at: u32, t: u32, mul: f32, r: ptr<function, array<vec4f, MAX_DK4
 @compute @workgroup_size(2 * BC)
 fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * nwg.x;
-  let kb = wg % p.nblocks; // the first key blocks see the most queries and go first
-  let bhk = wg / p.nblocks;
+  let split = wg % p.qsplits;
+  let kb = (wg / p.qsplits) % p.nblocks; // the first key blocks see the most queries and go first
+  let bhk = wg / (p.qsplits * p.nblocks);
   if (bhk >= p.B * p.HKV) { return; }
   let b = bhk / p.HKV;
   let hk = bhk % p.HKV;
@@ -421,46 +455,57 @@ fn bwd_dkdv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let mul = p.scale * LOG2E;
   let qb0 = k0 / BQ; // the first query tile holding a query ≥ k0
   let nqb = (p.T + BQ - 1u) / BQ;
-  for (var g = 0u; g < group; g++) {
-    let h = hk * group + g;
-    for (var qb = qb0; qb < nqb; qb++) {
-      let q0 = qb * BQ;
-      load_q_tile(b, h, q0, lid, nthreads, mul);
-      for (var i = lid; i < BQ; i += nthreads) {
-        let t = q0 + i;
-        var a = 0.0;
-        var e = 0.0;
-        if (t < p.T) {
-          a = lse[(b * p.H + h) * p.T + t] * LOG2E;
-          e = drow[(b * p.H + h) * p.T + t];
-        }
-        row_lse[i] = a;
-        row_d[i] = e;
-      }
-      workgroupBarrier(); // the tile is loaded
-      // A key after the tile's last query has nothing to add from it.
-      if (key < q0 + BQ) {
-        for (var i = 0u; i < BQ; i++) {
-          var x = 0.0;
-          for (var c = 0u; c < DK4; c++) { x += dot(qs[i * DK4 + c], kr[c]); }
-          let tq = q0 + i;
-          let pr = select(exp2(x - row_lse[i]), 0.0, key > tq || tq >= p.T);
-          if (for_dk) {
-            var y = 0.0;
-            for (var c = 0u; c < DK4; c++) { y += dot(os[i * DK4 + c], vr[c]); }
-            let w = pr * (y - row_d[i]);
-            for (var c = 0u; c < DK4; c++) { acc[c] += w * qs[i * DK4 + c]; }
-          } else {
-            for (var c = 0u; c < DK4; c++) { acc[c] += pr * os[i * DK4 + c]; }
-          }
+  // The block's steps are (head g, query tile qb), g-major; this split takes steps
+  // [n·split / S, n·(split + 1) / S) of n (all of them without a split).
+  let ntiles = nqb - qb0;
+  let nsteps = group * ntiles;
+  let qstep_end = (nsteps * (split + 1u)) / p.qsplits;
+  for (var qstep = (nsteps * split) / p.qsplits; qstep < qstep_end; qstep++) {
+    let h = hk * group + qstep / ntiles;
+    let qb = qb0 + qstep % ntiles;
+    let q0 = qb * BQ;
+    load_q_tile(b, h, q0, lid, nthreads, mul);
+    for (var i = lid; i < BQ; i += nthreads) {
+      let t = q0 + i;
+      var a = 0.0;
+      var e = 0.0;
+      if (t < p.T) {
+        let row = (b * p.H + h) * p.T + t;
+        a = lse[row] * LOG2E;
+        if (p.qsplits > 1u) {
+          // D_i = dout_i · out_i, summed as bwd_dq sums it.
+          let at = o_row(b, t, h);
+          for (var c = 0u; c < DK4; c++) { e += dot(dout[at + c], dkdv_fwd_out[at + c]); }
+        } else {
+          e = drow[row];
         }
       }
-      workgroupBarrier(); // every thread is done with the tile
+      row_lse[i] = a;
+      row_d[i] = e;
     }
+    workgroupBarrier(); // the tile is loaded
+    // A key after the tile's last query has nothing to add from it.
+    if (key < q0 + BQ) {
+      for (var i = 0u; i < BQ; i++) {
+        var x = 0.0;
+        for (var c = 0u; c < DK4; c++) { x += dot(qs[i * DK4 + c], kr[c]); }
+        let tq = q0 + i;
+        let pr = select(exp2(x - row_lse[i]), 0.0, key > tq || tq >= p.T);
+        if (for_dk) {
+          var y = 0.0;
+          for (var c = 0u; c < DK4; c++) { y += dot(os[i * DK4 + c], vr[c]); }
+          let w = pr * (y - row_d[i]);
+          for (var c = 0u; c < DK4; c++) { acc[c] += w * qs[i * DK4 + c]; }
+        } else {
+          for (var c = 0u; c < DK4; c++) { acc[c] += pr * os[i * DK4 + c]; }
+        }
+      }
+    }
+    workgroupBarrier(); // every thread is done with the tile
   }
 
   if (key < p.T) {
-    let row = (b * p.T + key) * p.dkv_stride + hk * DK4;
+    let row = split * p.part_stride + (b * p.T + key) * p.dkv_stride + hk * DK4;
     if (for_dk) {
       // qs held q·scale·log2(e): dk = scale·Σ dS q = ln2 · Σ dS (q·scale·log2 e).
       store_dk_row(p.dk_off + row, key, LN2, &acc);

@@ -43,7 +43,11 @@ export type Fa2Kernel = 'forward' | 'dq' | 'dkdv';
 export interface Fa2Shape {
   rows: number;
   tile: number;
-  /** forward / dq: threads per query row, each taking tile / split keys of every tile (1 when left out). */
+  /**
+   * forward / dq: threads per query row, each taking tile / split keys of every tile. dkdv:
+   * workgroups per key block, each taking 1/split of its queries; their partial dK/dV are
+   * summed in order by bwd_dq, which then runs after bwd_dkdv. 1 when left out.
+   */
   split?: number;
 }
 
@@ -59,6 +63,14 @@ export function fa2Threads(kernel: Fa2Kernel, s: Fa2Shape): number {
  * presets' step shapes: small (8·4·256 = 8,192 rows) splits, base and 1b do not.
  */
 export const FA2_SPLIT_BELOW_ROWS = 128 * 384;
+
+/**
+ * Most workgroups a dkdv key block splits into (query ranges). Each split adds a partial
+ * [dK | dV] written by bwd_dkdv and read back by bwd_dq's sum, so 4 bounds that traffic at
+ * 4× the output's; more would also leave the last key blocks (a query tile or two per head)
+ * with empty splits.
+ */
+export const FA2_DKDV_MAX_SPLIT = 4;
 
 export type Fa2Tiles = Record<Fa2Kernel, Fa2Shape>;
 
@@ -77,9 +89,12 @@ export function fa2Problem(D: number): string | null {
 function shapeProblem(gpu: Gpu, kernel: Fa2Kernel, D: number, s: Fa2Shape): string | null {
   const split = s.split ?? 1;
   if (![s.rows, s.tile, split].every((x) => Number.isInteger(x) && x > 0)) return 'rows, tile and split must be positive integers';
-  if (kernel === 'dkdv' && split !== 1) return 'dkdv does not split (it runs two threads per key already)';
-  if (s.tile % split !== 0) return `split ${split} must divide the tile's ${s.tile} keys`;
-  if ((split - 1) * s.rows > s.tile) return `a split's partial rows ((split − 1)·rows = ${(split - 1) * s.rows}) must fit the ${s.tile}-row tiles they are merged through`;
+  if (kernel === 'dkdv') {
+    if (split > FA2_DKDV_MAX_SPLIT) return `dkdv splits a key block's queries at most ${FA2_DKDV_MAX_SPLIT} ways`;
+  } else {
+    if (s.tile % split !== 0) return `split ${split} must divide the tile's ${s.tile} keys`;
+    if ((split - 1) * s.rows > s.tile) return `a split's partial rows ((split − 1)·rows = ${(split - 1) * s.rows}) must fit the ${s.tile}-row tiles they are merged through`;
+  }
   const threads = fa2Threads(kernel, s);
   if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup || threads > gpu.limits.maxComputeWorkgroupSizeX) {
     return `${threads} threads per workgroup exceed this GPU's limit`;
@@ -97,7 +112,9 @@ function shapeProblem(gpu: Gpu, kernel: Fa2Kernel, D: number, s: Fa2Shape): stri
  * adapter class's workgroup target (2 per SM of a 128-SM GPU), else 32 (short sequences,
  * few heads); tiles as tall as fit FA2_TILE_BYTES (and the device), at most 64 rows; on a
  * hardware adapter, forward and dq split each row's keys between 2 threads under
- * FA2_SPLIT_BELOW_ROWS query rows. A software adapter takes 16 rows and 16-row tiles.
+ * FA2_SPLIT_BELOW_ROWS query rows, and dkdv splits each key block's queries over as many
+ * workgroups (≤ FA2_DKDV_MAX_SPLIT) as reach the workgroup target. A software adapter takes
+ * 16 rows and 16-row tiles and never splits (no extra dispatch work to compile or run).
  */
 export function fa2Tiles(gpu: Gpu, dims: Pick<AttentionDims, 'B' | 'T' | 'H' | 'Hkv' | 'D'>): Fa2Tiles {
   const target = WORKGROUP_TARGET[adapterClass(gpu)];
@@ -114,7 +131,13 @@ export function fa2Tiles(gpu: Gpu, dims: Pick<AttentionDims, 'B' | 'T' | 'H' | '
     }
     throw new KernelInputError('attention', `no variant 2 tile for D = ${dims.D} fits this GPU's workgroup limits`);
   };
-  return { forward: pick('forward', dims.H), dq: pick('dq', dims.H), dkdv: pick('dkdv', dims.Hkv) };
+  const dkdv = pick('dkdv', dims.Hkv);
+  if (!gpu.info.isSoftware) {
+    // Key blocks too few for the target (small: 8·2·8 = 128 on a 128-SM GPU): split their queries.
+    const split = Math.min(FA2_DKDV_MAX_SPLIT, ceilDiv(target, dims.B * dims.Hkv * ceilDiv(dims.T, dkdv.rows)));
+    if (split > 1) dkdv.split = split;
+  }
+  return { forward: pick('forward', dims.H), dq: pick('dq', dims.H), dkdv };
 }
 
 function tilesFor(gpu: Gpu, kernel: string, dims: AttentionDims): Fa2Tiles {
@@ -164,11 +187,19 @@ export interface Fa2GradLayout {
   dkvStride: number;
 }
 
-function params(dims: AttentionDims, scale: number, nblocks: number, io: Fa2Layout, g?: Fa2GradLayout): Params {
+/** dkdv's query split: `splits` workgroups per key block, their partials `partStride` vec4s apart (1 and 0: none). */
+interface QuerySplit {
+  splits: number;
+  partStride: number;
+}
+const NO_SPLIT: QuerySplit = { splits: 1, partStride: 0 };
+
+function params(dims: AttentionDims, scale: number, nblocks: number, io: Fa2Layout, g?: Fa2GradLayout, qs: QuerySplit = NO_SPLIT): Params {
   return new Params()
     .u32(dims.B).u32(dims.T).u32(dims.H).u32(dims.Hkv).u32(dims.D).f32(scale).u32(nblocks)
     .u32(io.qOff).u32(io.qStride).u32(io.kOff).u32(io.vOff).u32(io.kvStride)
-    .u32(g?.dqOff ?? 0).u32(g?.dqStride ?? 0).u32(g?.dkOff ?? 0).u32(g?.dvOff ?? 0).u32(g?.dkvStride ?? 0);
+    .u32(g?.dqOff ?? 0).u32(g?.dqStride ?? 0).u32(g?.dkOff ?? 0).u32(g?.dvOff ?? 0).u32(g?.dkvStride ?? 0)
+    .u32(qs.splits).u32(qs.partStride);
 }
 
 function pipelineFor(gpu: Gpu, entry: string, kernel: Fa2Kernel, D: number, s: Fa2Shape, io: Fa2Layout): GPUComputePipeline {
@@ -186,7 +217,10 @@ export function recordFa2Forward(gpu: Gpu, io: Fa2Layout, out: Tensor, lse: Tens
 
 /**
  * Records variant 2's backward for tensors attention.ts has checked: bwd_dq (which also
- * writes D_i = rowsum(dout ∘ out) into a temporary [B, H, T]), then bwd_dkdv.
+ * writes D_i = rowsum(dout ∘ out) into a temporary [B, H, T]), then bwd_dkdv. With dkdv's
+ * query split (S > 1) the order turns: bwd_dkdv writes S partial [dk | dv] slices into a
+ * temporary (computing D_i itself), then bwd_dq sums them into dk and dv, which must
+ * therefore share dq's buffer.
  */
 export function recordFa2Backward(
   gpu: Gpu,
@@ -204,9 +238,27 @@ export function recordFa2Backward(
   const pDkdv = pipelineFor(gpu, 'bwd_dkdv', 'dkdv', D, tiles.dkdv, io);
   const drow = gpu.tensor([B, H, T], 'f32', 'attention.drow');
   const tab = io.rope ?? io.src;
-  gpu.dispatch(pDq, params(dims, scale, nqb, io, g), [io.src, tab, t.out, t.dout, t.lse, drow, g.dq], grid(gpu, B * H * nqb));
-  gpu.dispatch(pDkdv, params(dims, scale, nkb, io, g), [io.src, tab, t.dout, t.lse, drow, g.dkv], grid(gpu, B * Hkv * nkb));
+  const splits = tiles.dkdv.split ?? 1;
+  const dqGrid = grid(gpu, B * H * nqb);
+  const dkdvGrid = grid(gpu, B * Hkv * nkb * splits);
+  // Bindings an entry point declares but this path never reads (without a split: bwd_dq's
+  // partials, bwd_dkdv's forward output) are bound to src, as the RoPE table is without RoPE.
+  if (splits === 1) {
+    gpu.dispatch(pDq, params(dims, scale, nqb, io, g), [io.src, tab, t.out, t.dout, t.lse, drow, g.dq, io.src], dqGrid);
+    gpu.dispatch(pDkdv, params(dims, scale, nkb, io, g), [io.src, tab, t.dout, t.lse, drow, g.dkv, io.src], dkdvGrid);
+    drow.release();
+    return;
+  }
+  if (g.dq.buffer !== g.dkv.buffer) throw new Error('attention_fa2: a dkdv query split needs dq, dk and dv in one buffer');
+  const row4 = Hkv * (D / 4); // a token's dk (or dv) row, vec4s
+  const n4 = B * T * row4;
+  const parts = gpu.tensor([splits * 2 * n4 * 4], 'f32', 'attention.dkv_parts');
+  const partLayout: Fa2GradLayout = { ...g, dkv: parts, dkOff: 0, dvOff: n4, dkvStride: row4 };
+  const split = { splits, partStride: 2 * n4 };
+  gpu.dispatch(pDkdv, params(dims, scale, nkb, io, partLayout, split), [io.src, tab, t.dout, t.lse, drow, parts, t.out], dkdvGrid);
+  gpu.dispatch(pDq, params(dims, scale, nqb, io, g, split), [io.src, tab, t.out, t.dout, t.lse, drow, g.dq, parts], dqGrid);
   drow.release();
+  parts.release();
 }
 
 /**
@@ -234,7 +286,10 @@ export function recordFa2ForwardSeparate(gpu: Gpu, q: Tensor, k: Tensor, v: Tens
   io.src.release(); // reused only after this submit (BufferPool)
 }
 
-/** Variant 2's backward over separate tensors: dk and dv come out of one temporary, copied to theirs. */
+/**
+ * Variant 2's backward over separate tensors: dk and dv come out of one temporary, copied to
+ * theirs; with dkdv's query split dq comes out of it too (bwd_dq writes all three).
+ */
 export function recordFa2BackwardSeparate(
   gpu: Gpu,
   t: { q: Tensor; k: Tensor; v: Tensor; out: Tensor; lse: Tensor; dout: Tensor; dq: Tensor; dk: Tensor; dv: Tensor },
@@ -242,14 +297,21 @@ export function recordFa2BackwardSeparate(
   scale: number,
 ): void {
   const { B, T, H, Hkv, D } = dims;
+  const nq = B * T * H * D;
   const nk = B * T * Hkv * D;
+  const withDq = (tilesFor(gpu, 'attentionBackward', dims).dkdv.split ?? 1) > 1;
   const io = separateLayout(gpu, t.q, t.k, t.v, dims);
-  const dkv = gpu.tensor([2 * nk], 'f32', 'attention.dkv');
+  const dq0 = withDq ? nq : 0; // floats before dk in the temporary
+  const grads = gpu.tensor([dq0 + 2 * nk], 'f32', withDq ? 'attention.dqkv' : 'attention.dkv');
   const dk4 = D / 4;
-  const g: Fa2GradLayout = { dq: t.dq, dqOff: 0, dqStride: H * dk4, dkv, dkOff: 0, dvOff: nk / 4, dkvStride: Hkv * dk4 };
+  const g: Fa2GradLayout = {
+    dq: withDq ? grads : t.dq, dqOff: 0, dqStride: H * dk4,
+    dkv: grads, dkOff: dq0 / 4, dvOff: (dq0 + nk) / 4, dkvStride: Hkv * dk4,
+  };
   recordFa2Backward(gpu, io, t, g, dims, scale);
-  gpu.copy(dkv, t.dk, 4 * nk);
-  gpu.copy(dkv, t.dv, 4 * nk, 4 * nk);
+  if (withDq) gpu.copy(grads, t.dq, 4 * nq);
+  gpu.copy(grads, t.dk, 4 * nk, 4 * dq0);
+  gpu.copy(grads, t.dv, 4 * nk, 4 * (dq0 + nk));
   io.src.release();
-  dkv.release();
+  grads.release();
 }

@@ -49,7 +49,15 @@ describe('attention off the packed q|k|v projection, RoPE on load', () => {
     expectClose('qkv dq (RoPE⁻¹)', columns(d, N, W, 0, H * D), ropeRef(g.dq, { ...rope, H }, -1), BOUND);
     expectClose('qkv dk (RoPE⁻¹)', columns(d, N, W, H * D, Hkv * D), ropeRef(g.dk, { ...rope, H: Hkv }, -1), BOUND);
     expectClose('qkv dv', columns(d, N, W, (H + Hkv) * D, Hkv * D), g.dv, BOUND);
-    for (const t of [qkv, dout, out, lse, dqkv]) t.release();
+    // dK/dV split over queries 3 ways (same pipelines; the split is a uniform): bwd_dkdv's
+    // partials, RoPE⁻¹ on each, summed by bwd_dq into the packed gradient.
+    const dqkv3 = poisoned(gpu, [N, W], 'dqkv split');
+    attentionQkvBackward(gpu, qkv, out, lse, dout, dqkv3, { ...dims, fa2Tiles: { ...dims.fa2Tiles, dkdv: { rows: 8, tile: 8, split: 3 } } });
+    const d3 = await gpu.readF32(dqkv3);
+    expectClose('qkv split dq (RoPE⁻¹)', columns(d3, N, W, 0, H * D), ropeRef(g.dq, { ...rope, H }, -1), BOUND);
+    expectClose('qkv split dk (RoPE⁻¹)', columns(d3, N, W, H * D, Hkv * D), ropeRef(g.dk, { ...rope, H: Hkv }, -1), BOUND);
+    expectClose('qkv split dv', columns(d3, N, W, (H + Hkv) * D, Hkv * D), g.dv, BOUND);
+    for (const t of [qkv, dout, out, lse, dqkv, dqkv3]) t.release();
   });
 
   it('rejects head sizes, variants and tensors it cannot take, before dispatch', async () => {

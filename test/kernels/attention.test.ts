@@ -81,6 +81,28 @@ const CASES: Case[] = [
     scale: 0.3,
     tiles: { forward: { BR: 4, BC: 8 }, dq: { BR: 4, BC: 8 }, dkdv: { BR: 8, BC: 4 } },
   },
+  // dK/dV split over queries (a hardware adapter's choice where key blocks are few), forced
+  // here on the pipelines of the cases above (the split is a uniform): bwd_dkdv writes
+  // partials, bwd_dq sums them. 3 ways over 2 heads × 1 tile leaves the last key block's
+  // first split empty; 4 ways over the software tiles.
+  {
+    name: 'v2 T=37 GQA D=12, 4 rows × 8-key tiles, dK/dV queries split 3 ways',
+    B: 1,
+    T: 37,
+    H: 4,
+    Hkv: 2,
+    D: 12,
+    fa2Tiles: { forward: { rows: 4, tile: 8, split: 2 }, dq: { rows: 4, tile: 8, split: 2 }, dkdv: { rows: 4, tile: 8, split: 3 } },
+  },
+  {
+    name: 'v2 T=65 GQA D=8, dK/dV queries split 4 ways',
+    B: 2,
+    T: 65,
+    H: 4,
+    Hkv: 2,
+    D: 8,
+    fa2Tiles: { forward: { rows: 16, tile: 16 }, dq: { rows: 16, tile: 16 }, dkdv: { rows: 16, tile: 16, split: 4 } },
+  },
 ];
 
 function inputs(d: AttentionDims, seed: number) {
@@ -162,8 +184,9 @@ describe('attention (flash)', () => {
           expect(fa2Threads(k, t[k])).toBeLessThanOrEqual(256);
         }
         expect(t.forward.rows, `B=${B} T=${T}`).toBe(rows);
-        // Few rows (4·64 here) on a hardware adapter: 2 threads per query row in forward and dq.
-        expect([t.forward.split, t.dq.split, t.dkdv.split], `B=${B} T=${T}`).toEqual(T === 64 ? [2, 2, undefined] : [undefined, undefined, undefined]);
+        // Few rows (4·64 here) on a hardware adapter: 2 threads per query row in forward and
+        // dq; dkdv's 4 key blocks (under the 256-workgroup target) split their queries 4 ways.
+        expect([t.forward.split, t.dq.split, t.dkdv.split], `B=${B} T=${T}`).toEqual(T === 64 ? [2, 2, 4] : [undefined, undefined, undefined]);
       }
     }
     // D = 64: a 32-key tile of k and v is 16 KiB; D = 16 takes 64 keys.
@@ -274,6 +297,7 @@ describe('attention input checks', () => {
       ['H % Hkv', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, H: 5 }), /multiple of Hkv/],
       ['D not integer', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, D: 7.5 }), /D must be/],
       ['bad fa2Tiles.dkdv', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, fa2Tiles: { dkdv: { rows: 0, tile: 8 } } }), /fa2Tiles\.dkdv.*positive integers/],
+      ['dkdv split too many', () => attentionBackward(gpu, q, k, v, out, lse, dout, dq, dk, dv, { ...d, fa2Tiles: { dkdv: { rows: 4, tile: 8, split: 5 } } }), /at most 4 ways/],
       ['naive dtype', () => attentionNaiveBackward(gpu, q, k, v, out, lse, qi, dq, dk, dv, d), /dout must be f32/],
     ];
     for (const [name, call, message] of [...fwdCases, ...bwdCases]) {

@@ -37,6 +37,8 @@ describe('training path on matmul variant 2', () => {
     // RMSNorm in the projections' prologue (the final norm stays a pass: the head reads n), RoPE in attention.
     const fused = { normPrologue: 0, normPass: 0, rope: 0 };
     let normSubgroups = 0;
+    // Attention's backward: T = 128 gives 16 dK/dV key blocks, so their queries split and bwd_dkdv runs before bwd_dq.
+    const attentionBackward: string[] = [];
     const dispatch = gpu.dispatch.bind(gpu);
     gpu.dispatch = (pipeline, params, buffers, workgroups) => {
       if (pipeline.label.startsWith('matmul_reduce|reduce_segments')) reduces.grouped++;
@@ -46,6 +48,7 @@ describe('training path on matmul variant 2', () => {
       if (pipeline.label.startsWith('rmsnorm|rmsnorm_forward|') || pipeline.label.startsWith('rmsnorm_subgroups|rmsnorm_forward_sg|')) fused.normPass++;
       if (pipeline.label.startsWith('rmsnorm_subgroups|')) normSubgroups++;
       if (pipeline.label.startsWith('rope|')) fused.rope++;
+      if (pipeline.label.startsWith('attention_fa2|bwd_')) attentionBackward.push(pipeline.label.split('|')[1]);
       dispatch(pipeline, params, buffers, workgroups);
     };
     try {
@@ -58,6 +61,7 @@ describe('training path on matmul variant 2', () => {
     expect(reduces.grouped).toBeGreaterThan(0);
     expect(fused).toEqual({ normPrologue: 2 * cfg.layers, normPass: 1, rope: 0 });
     expect(normSubgroups).toBe(gpu.features.subgroups ? 1 : 0);
+    expect(attentionBackward).toEqual(['bwd_dkdv', 'bwd_dq']);
     const loss = (await gpu.readF32(slice.loss!))[0];
     const ref = referenceBackward(cfg, p, tokens, targets, B, T);
     expect(Math.abs(loss - ref.loss) / ref.loss).toBeLessThan(BOUND);

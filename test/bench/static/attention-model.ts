@@ -110,8 +110,8 @@ export function attentionModels(gpu: Gpu, dims: AttentionDims): AttentionKernelM
   }, q2.tile));
   const k2 = v2.dkdv;
   out.push(row({
-    variant: 2, kernel: 'bwd_dkdv', tile: `${k2.rows}×${k2.tile} (2 threads/key)`, threads: fa2Threads('dkdv', k2), sharedBytes: fa2TileBytes('dkdv', D, k2),
-    barriersPerTile: 2, passesPerFma: bcast, registers: 3 * D + SCALAR_REGISTERS, workgroups: B * Hkv * Math.ceil(T / k2.rows),
+    variant: 2, kernel: 'bwd_dkdv', tile: `${k2.rows}×${k2.tile} (2 threads/key)${k2.split ? ` queries ÷${k2.split}` : ''}`, threads: fa2Threads('dkdv', k2), sharedBytes: fa2TileBytes('dkdv', D, k2),
+    barriersPerTile: 2, passesPerFma: bcast, registers: 3 * D + SCALAR_REGISTERS, workgroups: B * Hkv * Math.ceil(T / k2.rows) * (k2.split ?? 1),
   }, k2.tile));
   return out;
 }

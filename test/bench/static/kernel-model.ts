@@ -55,8 +55,11 @@ function f32(d: RecordedDispatch, field: number): number {
 }
 
 /** Storage bindings' bytes: every buffer the kernel binds, touched once. */
+/** Bytes of the storage bindings; a range bound twice (a stand-in for a binding the path never reads) counts once. */
 function storageBytes(d: RecordedDispatch): number {
-  return d.bindings.filter((b) => !(b.usage & 0x40)).reduce((n, b) => n + b.size, 0);
+  const ranges = new Map<string, number>();
+  for (const b of d.bindings) if (!(b.usage & 0x40)) ranges.set(`${b.bufferId}:${b.offset}:${b.size}`, b.size);
+  return [...ranges.values()].reduce((n, size) => n + size, 0);
 }
 
 export function dispatchCost(d: RecordedDispatch): DispatchCost {
