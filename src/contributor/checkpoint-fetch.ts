@@ -10,6 +10,7 @@ import { manifestProblem, pieceHash, pieceLength, type CheckpointManifest, type 
 import type { CheckpointSources } from './checkpoint-scheduler.ts';
 import type { HttpClient } from '../protocol/http.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
+import { weightsNamed } from '../protocol/messages.ts';
 
 /** Bytes per range request: a dropped connection costs at most this much again. */
 export const RANGE_BYTES = 4 * 1024 * 1024;
@@ -43,6 +44,7 @@ export interface FetchedCheckpoint {
 export interface CommitTrust {
   checkpointBy?: Record<string, string>;
   weightsAfter?: string;
+  stageWeightsAfter?: Record<string, string>;
 }
 
 /** The stage's checkpoint file, verified, with the fingerprint its weights must have; null when the coordinator has none. */
@@ -63,7 +65,8 @@ export async function fetchCheckpoint(f: CheckpointFetch): Promise<FetchedCheckp
   if (!commitBytes) throw new CheckpointFetchError(`the commit of round ${m.round - 1}, which names the checkpoint's uploader and weights, is not served`);
   const commit = JSON.parse(new TextDecoder().decode(commitBytes)) as CommitTrust;
   if (commit.checkpointBy?.[f.stage] !== m.uploader) throw new CheckpointFetchError(`the checkpoint of round ${m.round} comes from ${m.uploader}, who was not the uploader the coordinator asked`);
-  if (commit.weightsAfter !== m.weights) throw new CheckpointFetchError(`the checkpoint of round ${m.round} names weights ${m.weights.slice(0, 12)}…, the commit names ${String(commit.weightsAfter).slice(0, 12)}…`);
+  const named = weightsNamed(commit, f.stage, f.config.stages);
+  if (named !== m.weights) throw new CheckpointFetchError(`the checkpoint of round ${m.round} names weights ${m.weights.slice(0, 12)}…, the commit names ${String(named).slice(0, 12)}…`);
   if (f.peers) {
     const got = await f.peers.fetch(m, (hash, length) => fetchPiece(f, hash, length, () => {}), f.onProgress);
     return { round: m.round, bytes: got.bytes, weights: m.weights, sources: got.sources };

@@ -261,11 +261,13 @@ export class Contributor {
           await this.sync(state);
           await this.exchange.run();
           if (this.movedTo && this.stopMode === null && !this.disconnected) {
-            // The coordinator moved us to a starved stage: that stage's layers and weights.
+            // The coordinator moved us to a starved stage: that stage's layers and weights. The
+            // state held is saved under the stage it is of first (saved after the switch, it was
+            // the old stage's layers under the new stage's name, and loading it ended the process).
+            await this.saveLocal().catch(() => false);
             this.stage = this.movedTo.stage;
             this.o.onEvent({ event: 'stage', stage: this.stage, reason: this.movedTo.reason });
             this.movedTo = null;
-            await this.saveLocal().catch(() => false);
             await this.buildReplica();
             this.exchange.hold(-1);
             state = { ...state, round: this.exchange.coordRound };

@@ -8,13 +8,13 @@
 //      checkpoint-peers.ts, the rest from the store, each checked against the manifest);
 //   5. the seeded initialisation, if the coordinator still has every commit since round 0.
 // then it replays the commits between what it got and the round in progress.
-import type { CheckpointStore } from '../train/checkpoint.ts';
+import { CheckpointError, type CheckpointStore } from '../train/checkpoint.ts';
 import { openEnvelope } from '../net/envelope.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import { weightsFingerprint } from '../train/weights-fingerprint.ts';
 import { CheckpointFetchError, fetchCheckpoint, type CheckpointFetch, type CommitTrust } from './checkpoint-fetch.ts';
 import { toHex } from '../base/hex.ts';
-import { parseCommitView, type CommitEntry, type RunState } from '../protocol/messages.ts';
+import { parseCommitView, weightsNamed, type CommitEntry, type RunState } from '../protocol/messages.ts';
 import type { ModelReplica } from '../round/replica.ts';
 import { layoutElements } from '../model/config.ts';
 import type { HttpClient } from '../protocol/http.ts';
@@ -83,8 +83,14 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
     c.onWarning(`ignoring the saved state: ${e.message}`);
     return null;
   });
-  if (local) {
-    const round = await c.exclusive(() => replica.restoreState(local));
+  // A saved state that is not this replica's (another stage's layers, another model) is
+  // ignored like an unreadable one: the weights come from peers, the checkpoint or the seed.
+  const round = local ? await c.exclusive(() => replica.restoreState(local)).catch((e: Error) => {
+    if (!(e instanceof CheckpointError)) throw e;
+    c.onWarning(`ignoring the saved state: ${e.message}`);
+    return null;
+  }) : null;
+  if (round !== null) {
     if (round <= state.round && round >= state.oldestCommit) {
       const replayed = await replay(c, round);
       if (replayed !== null) return { round: replayed, source: round === replayed ? 'local' : `local+${replayed - round} commits` };
@@ -106,7 +112,8 @@ export async function syncWeights(c: SyncContext): Promise<{ round: number; sour
       const { round, weights } = replica.decodeWeights(fromPeer.bytes, `weights from ${fromPeer.from}`);
       if (round !== fromPeer.round) throw new SyncError(`weights labelled round ${fromPeer.round} hold round ${round}`);
       // Trusted only if they are the weights the run's commit names.
-      const named = round > 0 ? (await fetchCommitTrust(c, round - 1))?.weightsAfter : undefined;
+      const trust = round > 0 ? await fetchCommitTrust(c, round - 1) : null;
+      const named = trust ? weightsNamed(trust, c.stage, c.config.stages) : undefined;
       const held = await weightsFingerprint(weights);
       if (held !== named) throw new SyncError(`they hold weights ${held.slice(0, 12)}…, the commit of round ${round - 1} names ${named ? `${named.slice(0, 12)}…` : 'none yet'}`);
       await c.exclusive(() => replica.loadStart(weights));

@@ -11,7 +11,7 @@
 // checkpoint whose weights fingerprint is the manifest's and the commit's replaces the
 // stage's checkpoint. Anything else is refused, counted, and its pieces removed.
 import { manifestProblem, pieceLength, type CheckpointManifest, type SignedManifest } from '../protocol/checkpoint-manifest.ts';
-import type { CommitEntry } from '../protocol/messages.ts';
+import { weightsNamed, type CommitEntry } from '../protocol/messages.ts';
 import type { RunConfig } from '../protocol/run-config.ts';
 import type { CheckpointPieces, PutResult } from './checkpoint-pieces.ts';
 import { verifyCheckpointPieces, type VerifyResult } from './checkpoint-verify.ts';
@@ -108,7 +108,7 @@ export class CheckpointIntake {
     const ask = this.asked(stage);
     if (!ask || m.uploader !== signer || ask.by !== signer || m.stage !== stage) return this.refused(refuse(403, 'checkpoint-not-asked', `${m.uploader} was not asked to upload stage ${m.stage}'s checkpoint`));
     if (m.round !== ask.round) return this.refused(refuse(409, 'checkpoint-round', `asked for θ_start of round ${ask.round}, not ${m.round}`));
-    const consensus = ask.commit.weightsAfter;
+    const consensus = weightsNamed(ask.commit, stage, this.d.config.stages);
     if (consensus && consensus !== m.weights) return this.refused(refuse(409, 'checkpoint-weights', `the manifest names weights ${m.weights.slice(0, 12)}…, the commit of round ${ask.commit.round} names ${consensus.slice(0, 12)}…`));
     this.pending.set(stage, s);
     const missing = [...new Set(m.pieces.filter((h) => !this.stored(h)))];
@@ -149,24 +149,47 @@ export class CheckpointIntake {
     return { ok: true, status: 200, body: { stored: hash } };
   }
 
-  /** A member reported holding θ_start(round): the commit before it may now have its consensus. */
+  /**
+   * A member reported holding θ_start(round): the commit before it may now have its consensus,
+   * what a majority of its members reported; in a pipelined run, per stage, of the stage's
+   * replicas that delivered in it (the stages hold different weights).
+   */
   noteSynced(round: number): void {
     const c = this.d.state.commits.find((x) => x.round === round - 1);
-    if (!c || c.weightsAfter) return;
-    const votes = new Map<string, number>();
+    if (!c) return;
     const reports = this.d.state.reports[round] ?? {};
-    for (const a of c.members) {
-      const h = reports[a]?.weightsHash;
-      if (h) votes.set(h, (votes.get(h) ?? 0) + 1);
-    }
-    for (const [h, n] of votes) {
-      if (2 * n > c.members.length) {
+    const majority = (voters: readonly string[], of: number): string | undefined => {
+      const votes = new Map<string, number>();
+      for (const a of voters) {
+        const h = reports[a]?.weightsHash;
+        if (h) votes.set(h, (votes.get(h) ?? 0) + 1);
+      }
+      for (const [h, n] of votes) if (2 * n > of) return h;
+      return undefined;
+    };
+    let found = false;
+    if (this.d.config.stages === 1) {
+      if (c.weightsAfter) return;
+      const h = majority(c.members, c.members.length);
+      if (h) {
         c.weightsAfter = h;
-        this.d.save();
-        for (const stage of this.pending.keys()) void this.tryFinish(stage);
-        return;
+        found = true;
+      }
+    } else {
+      for (let stage = 0; stage < this.d.config.stages; stage++) {
+        if (c.stageWeightsAfter?.[stage]) continue;
+        // An older record without the delivered list: its committed entries.
+        const replicas = (c.delivered ?? c.included).filter((e) => e.stage === stage).map((e) => e.sender);
+        const h = majority(replicas.filter((a) => reports[a]?.stage === stage), replicas.length);
+        if (h) {
+          (c.stageWeightsAfter ??= {})[stage] = h;
+          found = true;
+        }
       }
     }
+    if (!found) return;
+    this.d.save();
+    for (const stage of this.pending.keys()) void this.tryFinish(stage);
   }
 
   /** Checks and installs a stage's pending checkpoint once all its pieces and the consensus are in. */
@@ -175,7 +198,7 @@ export class CheckpointIntake {
     if (!s || this.finishing.has(stage)) return;
     const m = s.manifest;
     const ask = this.asked(stage);
-    const consensus = ask?.round === m.round ? ask.commit.weightsAfter : undefined;
+    const consensus = ask?.round === m.round ? weightsNamed(ask.commit, stage, this.d.config.stages) : undefined;
     if (!consensus || !m.pieces.every((h) => this.d.pieces.has(h))) return;
     this.finishing.add(stage);
     try {

@@ -302,7 +302,7 @@ export class Coordinator {
       case 'synced':
         s.synced = m.round;
         s.syncedStage = m.stage;
-        this.record.noteReport(m.round, address, { weightsHash: m.weightsHash });
+        this.record.noteReport(m.round, address, { weightsHash: m.weightsHash, stage: m.stage });
         this.checkpoints.noteSynced(m.round);
         this.rounds.peerSynced(address, m.round);
         return this.control.countsChanged();

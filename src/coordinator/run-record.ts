@@ -148,5 +148,5 @@ export class RunRecord {
 /** A commit record as replicas get it: the committed entries and counts, not the member list and delivery times (O(K), not O(N)). */
 export function commitView(c: CommitRecord): CommitView {
   // The checkpoint's trust anchors (who was asked, the consensus fingerprint) are O(stages): a late joiner needs them.
-  return { round: c.round, included: c.included, members: c.members.length, delivered: c.delivered?.length ?? c.included.length, missing: c.missing.length, ...(c.checkpointBy ? { checkpointBy: c.checkpointBy } : {}), ...(c.weightsAfter ? { weightsAfter: c.weightsAfter } : {}), ...(c.clipFloor ? { clipFloor: c.clipFloor } : {}) };
+  return { round: c.round, included: c.included, members: c.members.length, delivered: c.delivered?.length ?? c.included.length, missing: c.missing.length, ...(c.checkpointBy ? { checkpointBy: c.checkpointBy } : {}), ...(c.weightsAfter ? { weightsAfter: c.weightsAfter } : {}), ...(c.stageWeightsAfter ? { stageWeightsAfter: c.stageWeightsAfter } : {}), ...(c.clipFloor ? { clipFloor: c.clipFloor } : {}) };
 }

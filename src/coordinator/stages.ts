@@ -3,7 +3,10 @@
 // On join a contributor reports its capacity: memory it can give the model and its measured
 // speed (tokens/s of the whole model on a short calibration). It goes to the stage it fits
 // (memory ≥ the stage's need) whose throughput is lowest for its work: Σ speed of the stage's
-// peers ÷ the stage's layers — a stage nobody holds first. A contributor that fits no stage is
+// peers ÷ the stage's layers — a stage nobody holds first, and a stage under
+// MIN_STAGE_REPLICAS before any other (a stage held by one peer stalls every pipeline when
+// that peer leaves; calibrations taken while other peers compile swing by several times, and
+// placed four peers 3 + 1, so the one stage-1 peer's exit emptied its stage). A contributor that fits no stage is
 // placed in the smallest one (with a warning: it may run out of memory).
 //
 // Before a round starts, a stage with no ready peer would stall every pipeline: if another
@@ -24,6 +27,9 @@ interface Placed {
   stage: number;
   capacity: Capacity;
 }
+
+/** Replicas a stage gets before throughput decides: one may leave without stalling the pipelines. */
+export const MIN_STAGE_REPLICAS = 2;
 
 export class StageBalancer {
   private readonly placed = new Map<string, Placed>();
@@ -62,6 +68,9 @@ export class StageBalancer {
       candidates = [smallest];
       warning = `${address} reports ${mib(capacity.memoryBytes)} MiB; the smallest stage needs ${mib(this.memoryNeed[smallest])} MiB — placed there anyway`;
     }
+    const counts = this.counts();
+    const thin = candidates.filter((s) => counts[s] < MIN_STAGE_REPLICAS);
+    if (thin.length > 0) candidates = thin;
     const stage = candidates.reduce((best, s) => (this.load(s) < this.load(best) ? s : best), candidates[0]);
     this.placed.set(address, { stage, capacity });
     return { stage, warning };

@@ -39,6 +39,8 @@ export interface CommitRecord {
   checkpointBy?: Record<string, string>;
   /** The consensus weights fingerprint after this commit: what a majority of its members reported holding. */
   weightsAfter?: string;
+  /** A pipelined run's consensus per stage: what a majority of the stage's replicas that delivered reported holding. */
+  stageWeightsAfter?: Record<string, string>;
   /** Per tensor, the least clip bound when fewer than three updates are committed (aggregate.ts): every replica applies it. */
   clipFloor?: number[];
 }
@@ -50,6 +52,8 @@ export interface MemberReport {
   rejected: number;
   peers: number;
   weightsHash?: string;
+  /** The stage whose weights weightsHash is (pipelined runs). */
+  stage?: number;
 }
 
 export interface PersistedState {

@@ -272,8 +272,19 @@ export interface CommitView {
   /** Per stage, the member asked to upload θ_start after this commit, and the consensus weights fingerprint after it (checkpoint-fetch.ts). */
   checkpointBy?: Record<string, string>;
   weightsAfter?: string;
+  /** A pipelined run's consensus fingerprints, per stage (each stage's replicas hold other weights). */
+  stageWeightsAfter?: Record<string, string>;
   /** Per tensor, the least clip bound of a commit of fewer than three updates (aggregate.ts); absent: none. */
   clipFloor?: number[];
+}
+
+/**
+ * The weights fingerprint a commit names for the replicas of `stage`: the whole model's in a
+ * run of one stage, the stage's own in a pipelined run (its stages hold different weights, so
+ * one fingerprint for all would name one stage's and refuse every other's).
+ */
+export function weightsNamed(c: Pick<CommitView, 'weightsAfter' | 'stageWeightsAfter'>, stage: number, stages: number): string | undefined {
+  return stages > 1 ? c.stageWeightsAfter?.[stage] : c.weightsAfter;
 }
 
 /** A CommitView of `round` as served, or null when malformed. */

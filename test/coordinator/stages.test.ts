@@ -17,15 +17,18 @@ const ranges = [{ from: 0, to: 1 }, { from: 1, to: 3 }];
 const MiB = 2 ** 20;
 
 describe('StageBalancer', () => {
-  it('places each newcomer in the stage with the least throughput per layer, a stage nobody holds first', () => {
+  it('places each newcomer in the stage with the least throughput per layer, a stage nobody holds first, every stage two replicas before a third', () => {
     const b = new StageBalancer(ranges, [100 * MiB, 200 * MiB]);
     expect(b.assign('a', { memoryBytes: 0, tokensPerSecond: 1000 }).stage).toBe(0); // both empty: the lower
     expect(b.assign('b', { memoryBytes: 0, tokensPerSecond: 1000 }).stage).toBe(1); // stage 1 is empty
     // stage 0: 1000 tok/s over 1 layer; stage 1: 1000 over 2 layers → stage 1 is hungrier
     expect(b.assign('c', { memoryBytes: 0, tokensPerSecond: 500 }).stage).toBe(1);
-    // now stage 1 has 1500/2 = 750 < 1000: still stage 1
-    expect(b.assign('d', { memoryBytes: 0, tokensPerSecond: 100 }).stage).toBe(1);
-    expect(b.counts()).toEqual([1, 3]);
+    // now stage 1 has 1500/2 = 750 < 1000, but stage 0 has one replica (before: 3 + 1, and the one could leave)
+    expect(b.assign('d', { memoryBytes: 0, tokensPerSecond: 100 }).stage).toBe(0);
+    expect(b.counts()).toEqual([2, 2]);
+    // with MIN_STAGE_REPLICAS everywhere, throughput decides again: stage 1 (1500/2) < stage 0 (1100/1)
+    expect(b.assign('e', { memoryBytes: 0, tokensPerSecond: 100 }).stage).toBe(1);
+    expect(b.counts()).toEqual([2, 3]);
     expect(b.assign('a', { memoryBytes: 0, tokensPerSecond: 5 }).stage).toBe(0); // a reconnect keeps its stage
   });
 

@@ -7,6 +7,7 @@
 // the coordinator in the stage that lost it.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { SwarmSummary } from '../../src/cli/swarm-command.ts';
 
@@ -14,11 +15,13 @@ const BIN = fileURLToPath(new URL('../../bin/tessera.mjs', import.meta.url));
 
 describe('tessera swarm --stages 2 (2 × 2 replicas)', () => {
   it('loss falls; a stage-1 peer killed mid-round is routed around; the new peer is placed in the stage that lost it', () => {
-    const args = ['swarm', '--peers', '4', '--stages', '2', '--rounds', '3', '--inner-steps', '3', '--batch', '2', '--seq', '32', '--kill-stage', '1@0', '--json'];
-    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 600_000 });
-    const line = r.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"summary"'));
-    if (r.status !== 0 || !line) throw new Error(`tessera swarm exited ${r.status}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
-    const s = JSON.parse(line) as SwarmSummary;
+    // Not --json: the run's log lines (coordinator and every peer) are what a failure shows
+    // (a CI run once ended at the timeout with nothing to read); the summary is read from its file.
+    const args = ['swarm', '--peers', '4', '--stages', '2', '--rounds', '3', '--inner-steps', '3', '--batch', '2', '--seq', '32', '--kill-stage', '1@0'];
+    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 600_000, maxBuffer: 64 << 20 });
+    const file = /all the numbers: (\S+summary\.json)/.exec(r.stdout)?.[1];
+    if (r.status !== 0 || !file) throw new Error(`tessera swarm exited ${r.status ?? r.signal}${r.error ? ` (${r.error.message})` : ''}:\n${r.stdout.slice(-12_000)}\n${r.stderr.slice(-3000)}`);
+    const s = JSON.parse(readFileSync(file, 'utf8')) as SwarmSummary;
     console.log(`losses ${s.lossPerRound.map((x) => `${x.round}: ${x.loss?.toFixed(4)} (${x.included}/${x.members})`).join(' → ')}; ${s.seconds.toFixed(0)} s`);
     for (const p of s.peersDetail) console.log(`${p.name}: stage ${p.stage}, ${p.roundsCompleted} rounds, busy ${p.busyFraction?.toFixed(2)}, re-routed ${p.rerouted}, dropped ${p.droppedMicroBatches}${p.killed ? ', killed' : ''}`);
     expect(s.stages).toBe(2);
