@@ -103,7 +103,7 @@ describe('coordinator: starting a round', () => {
     a.join();
     a.synced(0, 'cd'.repeat(16));
     a.text({ type: 'report', round: 0, loss: 2.5, bytesUp: 10, bytesDown: 20, rejected: 1, peers: 3 });
-    expect(h.coordinator.status().reports['0'][k.alice.address]).toEqual({ weightsHash: 'cd'.repeat(16), loss: 2.5, bytesUp: 10, bytesDown: 20, rejected: 1, peers: 3 });
+    expect(h.coordinator.status().reports['0'][k.alice.address]).toEqual({ weightsHash: 'cd'.repeat(16), stage: 0, loss: 2.5, bytesUp: 10, bytesDown: 20, rejected: 1, peers: 3 });
     a.text({ type: 'report', round: 99, loss: 1, bytesUp: 0, bytesDown: 0, rejected: 0, peers: 0 }); // far future: ignored
     expect(Object.keys(h.coordinator.status().reports)).toEqual(['0']);
   });
