@@ -93,6 +93,8 @@ export function aggregate(updates: readonly (readonly SparseTensor[])[], layout:
       const x = u[t];
       if (x.name !== spec.name) throw new RangeError(`aggregate: peer ${p}'s tensor ${t} is '${x.name}', expected '${spec.name}'`);
       if (x.indices.length !== x.values.length) throw new RangeError(`aggregate: peer ${p}'s '${x.name}' has ${x.indices.length} indices and ${x.values.length} values`);
+      // Checked for every peer, an all-zero tensor too (it takes no part below).
+      for (const key of x.indices) if (key >= size) throw new RangeError(`aggregate: peer ${p}'s '${x.name}' has index ${key}, outside its ${size} elements`);
       return x;
     });
     const norms = peers.map((x) => l2norm(x.values));
@@ -110,17 +112,11 @@ export function aggregate(updates: readonly (readonly SparseTensor[])[], layout:
       const { indices, values } = x;
       for (let i = 0; i < indices.length; i++, at++) {
         const key = indices[i];
-        if (key >= size) throw new RangeError(`aggregate: peer ${p}'s '${x.name}' has index ${key}, outside its ${size} elements`);
         if (key > maxKey) maxKey = key;
         keys[at] = key;
         vals[at] = values[i] * scale;
       }
     }
-    // A silent (all-zero) tensor takes no part, but its indices must still be in range.
-    peers.forEach((x, p) => {
-      if (norms[p] > 0) return;
-      for (const key of x.indices) if (key >= size) throw new RangeError(`aggregate: peer ${p}'s '${x.name}' has index ${key}, outside its ${size} elements`);
-    });
     // Stable LSD radix sort of (key, value) by key.
     if (total > 1) {
       let keys2 = new Uint32Array(total);
