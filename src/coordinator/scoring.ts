@@ -292,9 +292,9 @@ export function undersizedUpdates(norms: ReadonlyMap<string, readonly number[]>,
  * independent set of batches agrees — the peer's own assigned batches (an honest update was
  * trained on them, so it improves them) or the control batches nobody was given. The held-out
  * number alone, over H batches, barred honest members late in the schedule when gains are as
- * small as its noise: 9 honest rows judged harmful in 48 over three 12-round runs (bench
- * adversary --inner-steps 4 --log), every one still improving its own assigned batches, where
- * every sign-flipped row made them worse. A held-out loss that is worse only on held-out data
+ * small as its noise: 11 of 198 honest rows judged harmful over five 12-round runs (bench
+ * adversary --inner-steps 4 --log; 5 with this rule), 9 of them still improving their own
+ * assigned batches, where every sign-flipped row it caught made them worse. A held-out loss that is worse only on held-out data
  * scores 0 (it is not paid) but does not bar.
  */
 export function harmfulTrial(t: Trial): boolean {

@@ -6,8 +6,8 @@
 // peers ÷ the stage's layers — a stage nobody holds first, and a stage under
 // MIN_STAGE_REPLICAS before any other (a stage held by one peer stalls every pipeline when
 // that peer leaves; calibrations taken while other peers compile swing by several times, and
-// placed four peers 3 + 1, so the one stage-1 peer's exit emptied its stage). A contributor that fits no stage is
-// placed in the smallest one (with a warning: it may run out of memory).
+// placed four peers 3 + 1, so the one stage-1 peer's exit emptied its stage). A contributor
+// that fits no stage is placed in the smallest one (with a warning: it may run out of memory).
 //
 // Before a round starts, a stage with no ready peer would stall every pipeline: if another
 // stage has two or more peers, its fastest peer that fits moves to the starved stage (a
